@@ -341,7 +341,17 @@ def cmd_same(args):
           "base %s vs helm %s" % (sorted(o["kind"] for o in base), sorted(o["kind"] for o in helm)))
     hs = {key(o) for o in nh}
     for o, raw in zip(nb, sorted(base, key=lambda o: key(normalise(o)))):
-        check(key(o) in hs, "base %s has an equal Helm object" % name_of(raw))
+        detail = ""
+        if key(o) not in hs:
+            import difflib
+            peers = [h for h in nh if h["kind"] == o["kind"] and h["metadata"] == o["metadata"]] or \
+                    [h for h in nh if h["kind"] == o["kind"]]
+            if peers:
+                a = json.dumps(o, indent=1, sort_keys=True).splitlines()
+                b = json.dumps(peers[0], indent=1, sort_keys=True).splitlines()
+                detail = "closest Helm object differs:\n" + "\n".join(
+                    list(difflib.unified_diff(a, b, "base", "helm", lineterm="", n=1))[2:30])
+        check(key(o) in hs, "base %s has an equal Helm object" % name_of(raw), detail)
 
 
 def cmd_observability(args):

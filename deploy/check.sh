@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# CI check of everything under deploy/ (called from .ci/run; also fine to run by hand).
+#
+# Real tools, none written here: kubectl v1.35 and helm v4 (via .ci/install-kube-tools.sh), the
+# JSON schemas of the PyPI package kubernetes-validate (offline, newest Kubernetes version it
+# ships, strict mode), Lua 5.4 (Debian package lua5.4) for the Argo CD health script.
+#
+#   1. drift: generated copies equal their source (CRD, dashboard, alert rules; deploy/sync.sh)
+#   2. kubectl kustomize: base, namespaced overlay, observability
+#   3. helm lint --strict and helm template: default values, ci/full-values.yaml, upstream-style
+#      names with a single replica
+#   4. schema validation of every rendered object (SealedSecret examples against the CRD)
+#   5. policy: names, ports, args, probes, security context, RBAC of the rendered installs
+#   6. base == default Helm render (same objects), full values reach the objects
+#   7. dashboard and alerts use only the controller's metric names
+#   8. validators reject broken input (each check can fail)
+#   9. Argo CD health.lua on sample SealedSecrets; docs/argocd.md embeds the same script
+#  10. Dockerfile builds the workspace's real package names; flags exist in the controller's
+#      --help when a built controller binary is present (skipped, and said so, otherwise)
+#
+# Prints one line per check and ends with "deploy checks: N passed, M failed"; exit 1 if M > 0.
+set -uo pipefail
+deploy=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$deploy")
+chart=$deploy/helm/sealed-secrets
+out=$root/target/deploy-check
+mkdir -p "$out"
+passed=0
+failed=0
+start=$(date +%s)
+
+# step NAME CMD...: runs CMD, output to $out/log/NAME.log; on failure prints the log.
+mkdir -p "$out/log"
+step() {
+  local name=$1
+  shift
+  local log=$out/log/$(echo "$name" | tr -c 'a-zA-Z0-9._-' '_').log
+  if "$@" >"$log" 2>&1; then
+    passed=$((passed + 1))
+    printf 'ok    %s\n' "$name"
+  else
+    failed=$((failed + 1))
+    printf 'FAIL  %s\n' "$name"
+    sed 's/^/      | /' "$log" | grep -v '^      | ok ' | tail -40
+  fi
+}
+
+# ---- tools -------------------------------------------------------------------------------
+bin=$("$root/.ci/install-kube-tools.sh") || { echo "FAIL  installing kubectl/helm"; echo "deploy checks: 0 passed, 1 failed"; exit 1; }
+export PATH=$bin:$PATH
+if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate >&2
+fi
+lua=$(command -v lua5.4 || true)
+if [ -z "$lua" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  { apt-get install -y -q lua5.4 || { apt-get update -q && apt-get install -y -q lua5.4; }; } >"$out/log/apt-lua.log" 2>&1
+  lua=$(command -v lua5.4 || true)
+fi
+echo "tools: $(kubectl version --client 2>/dev/null | head -1), helm $(helm version --template '{{.Version}}'), $(python3 -c 'import kubernetes_validate as k; print("kubernetes-validate", k.__version__)' 2>/dev/null), ${lua:-no lua}"
+
+# ---- 1. drift ----------------------------------------------------------------------------
+if [ -f "$root/crds/sealedsecrets.bitnami.com.yaml" ]; then
+  echo "CRD source: crds/sealedsecrets.bitnami.com.yaml (generated)"
+else
+  echo "CRD source: crds/sealedsecrets.bitnami.com.yaml does not exist yet; comparing the deploy copies"
+  echo "            with the PROVISIONAL hand-written deploy/crd-provisional.yaml instead"
+fi
+step "drift: copies equal their sources (deploy/sync.sh --check)" "$deploy/sync.sh" --check
+
+# ---- 2./3. render ------------------------------------------------------------------------
+step "kubectl kustomize deploy/base" sh -c "kubectl kustomize '$deploy/base' > '$out/base.yaml'"
+step "kubectl kustomize deploy/overlays/namespaced (+ network-policy component)" \
+  sh -c "kubectl kustomize '$deploy/overlays/namespaced' > '$out/namespaced.yaml'"
+step "kubectl kustomize deploy/observability" sh -c "kubectl kustomize '$deploy/observability' > '$out/observability.yaml'"
+step "helm lint --strict (default values)" helm lint --strict "$chart"
+step "helm lint --strict (ci/full-values.yaml)" helm lint --strict "$chart" -f "$chart/ci/full-values.yaml"
+step "helm template (default values)" \
+  sh -c "helm template sealed-secrets '$chart' --namespace kube-system --include-crds > '$out/helm-default.yaml'"
+step "helm template (ci/full-values.yaml)" \
+  sh -c "helm template sealed-secrets '$chart' --namespace kube-system --include-crds -f '$chart/ci/full-values.yaml' > '$out/helm-full.yaml'"
+step "helm template (upstream-style names, 1 replica, no leader election, no cert ConfigMap)" \
+  sh -c "helm template ss '$chart' --namespace sealed-secrets --set fullnameOverride= --set replicaCount=1 --set leaderElection.enabled=false --set certConfigMap= --set pdb.create=false > '$out/helm-upstream-style.yaml'"
+step "helm template refuses replicaCount>1 without leader election" \
+  sh -c "! helm template x '$chart' --set replicaCount=2 --set leaderElection.enabled=false >/dev/null 2>&1"
+step "helm template refuses an invalid value (values.schema.json)" \
+  sh -c "! helm template x '$chart' --set logFormat=xml >/dev/null 2>&1"
+
+# ---- 4.-8. validate ----------------------------------------------------------------------
+v="python3 $deploy/validate.py"
+# Schema validation must need no network (kubernetes-validate ships its schemas): run it in a
+# network namespace without interfaces when the kernel allows it.
+offline="" offline_note="network on: no user namespaces here"
+if unshare -rn true 2>/dev/null; then offline="unshare -rn" offline_note="network off"; fi
+step "schema: every rendered object (strict, newest k8s in kubernetes-validate, $offline_note)" \
+  $offline $v schema base="$out/base.yaml" namespaced="$out/namespaced.yaml" observability="$out/observability.yaml" \
+  helm-default="$out/helm-default.yaml" helm-full="$out/helm-full.yaml" \
+  helm-upstream-style="$out/helm-upstream-style.yaml" examples="$deploy/examples/sealedsecret.yaml"
+step "policy: base, namespaced overlay, default Helm render" \
+  $v policy base="$out/base.yaml" namespaced="$out/namespaced.yaml" helm-default="$out/helm-default.yaml"
+step "same objects: kustomize base vs default Helm render" $v same "$out/base.yaml" "$out/helm-default.yaml"
+step "full values reach the rendered objects" $v values "$out/helm-full.yaml"
+step "observability: dashboard and alerts use known metrics" $v observability "$deploy/observability"
+step "validators reject broken objects" $v negative "$out/base.yaml"
+echo "      schemas: Kubernetes v$(python3 -c 'from kubernetes_validate import utils; print(utils.latest_version())') (per-object list in ${out#"$root"/}/log/)"
+
+# ---- 9. Argo CD --------------------------------------------------------------------------
+if [ -n "$lua" ]; then
+  step "argocd health.lua on sample SealedSecrets (lua5.4)" python3 "$deploy/argocd/test-health.py" "$lua"
+else
+  failed=$((failed + 1))
+  echo "FAIL  argocd health.lua: no lua5.4 interpreter (apt-get install lua5.4)"
+fi
+step "docs/argocd.md embeds deploy/argocd/health.lua verbatim" \
+  python3 -c "import sys; sys.exit(open('$deploy/argocd/health.lua').read() not in open('$root/docs/argocd.md').read())"
+
+# ---- 10. image and flags -----------------------------------------------------------------
+dockerfile_ok() {
+  local f=$root/Dockerfile
+  grep -q -- '--locked' "$f" && grep -q '^USER 1001' "$f" && grep -q '^EXPOSE 8080 8081' "$f" &&
+    grep -q '^ENTRYPOINT \["/usr/local/bin/sealed-secrets-controller"\]' "$f" &&
+    grep -q -- '-p sealed-secrets-controller -p kubeseal' "$f" &&
+    grep -q '^name = "sealed-secrets-controller"' "$root/controller/Cargo.toml" &&
+    grep -q '^name = "kubeseal"' "$root/cli/Cargo.toml"
+}
+step "Dockerfile: --locked build of the real packages, USER 1001, EXPOSE 8080 8081, ENTRYPOINT" dockerfile_ok
+
+controller_bin=""
+for c in "$root/target/release/sealed-secrets-controller" "$root/target/debug/sealed-secrets-controller"; do
+  if [ -x "$c" ]; then controller_bin=$c; break; fi
+done
+flags_known() {
+  local help
+  help=$("$controller_bin" --help) || return 1
+  local missing=0
+  for f in $(cat "$out/base.yaml" "$out/helm-default.yaml" "$out/helm-full.yaml" "$out/namespaced.yaml" |
+    grep -oE '^ *- "?--[a-z0-9-]+' | grep -oE -- '--[a-z0-9-]+' | sort -u); do
+    if grep -q -- "$f" <<<"$help"; then echo "ok $f"; else echo "missing from --help: $f"; missing=1; fi
+  done
+  return $missing
+}
+if [ -n "$controller_bin" ]; then
+  step "every controller flag in the manifests is in '${controller_bin#"$root"/} --help'" flags_known
+else
+  echo "SKIP  controller flags vs --help: no built target/{release,debug}/sealed-secrets-controller"
+fi
+
+echo "deploy checks: $passed passed, $failed failed ($(($(date +%s) - start))s; renders in ${out#"$root"/})"
+[ "$failed" -eq 0 ]
