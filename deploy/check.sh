@@ -80,6 +80,19 @@ step "helm template (ci/full-values.yaml)" \
   sh -c "helm template sealed-secrets '$chart' --namespace kube-system --include-crds -f '$chart/ci/full-values.yaml' > '$out/helm-full.yaml'"
 step "helm template (upstream-style names, 1 replica, no leader election, no cert ConfigMap)" \
   sh -c "helm template ss '$chart' --namespace sealed-secrets --set fullnameOverride= --set replicaCount=1 --set leaderElection.enabled=false --set certConfigMap= --set pdb.create=false > '$out/helm-upstream-style.yaml'"
+edge_renders() {
+  local i=0 s
+  for s in "createController=false" "rbac.create=false,serviceAccount.create=false" \
+    "rbac.clusterRole=false" "additionalNamespaces={a,b}" \
+    "rbac.serviceProxier.bind=false,rbac.certReader.create=false" \
+    "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"; do
+    i=$((i + 1))
+    echo "== --set $s"
+    helm template ss "$chart" --namespace kube-system --set "$s" > "$out/helm-edge-$i.yaml" || return 1
+    python3 "$deploy/validate.py" schema "edge-$i=$out/helm-edge-$i.yaml" || return 1
+  done
+}
+step "helm template + schema for 6 edge value sets (no controller, no RBAC, digest, ...)" edge_renders
 step "helm template refuses replicaCount>1 without leader election" \
   sh -c "! helm template x '$chart' --set replicaCount=2 --set leaderElection.enabled=false >/dev/null 2>&1"
 step "helm template refuses an invalid value (values.schema.json)" \
