@@ -1,0 +1,300 @@
+//! Error types, one per operation. Messages name the document or object and the item, never
+//! a secret value (values are not even reachable from these types).
+
+use sealed_secrets_crypto::{OpenError, SealError as CryptoSealError};
+
+use crate::template::TemplateError;
+use crate::types::ObjectRef;
+
+/// Reading a YAML/JSON manifest stream failed. `index` is the 1-based document number.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The input is not UTF-8.
+    #[error("input is not valid UTF-8")]
+    NotUtf8,
+    /// JSON syntax error (the message carries the position, not the content).
+    #[error("failed to parse JSON document {index}: {message}")]
+    Json {
+        /// Document number.
+        index: usize,
+        /// serde_json's syntax message (category and line/column).
+        message: String,
+    },
+    /// YAML syntax error.
+    #[error("failed to parse YAML: {message}")]
+    Yaml {
+        /// serde-saphyr's message, without source snippet.
+        message: String,
+    },
+    /// A document that is not a mapping.
+    #[error("document {index} is not an object")]
+    NotAnObject {
+        /// Document number.
+        index: usize,
+    },
+    /// A document of another kind (upstream silently accepts any kind; we refuse).
+    #[error("document {index} is a {found}, expected kind `{expected}`")]
+    WrongKind {
+        /// Document number.
+        index: usize,
+        /// `kind` found (or "document without `kind`").
+        found: String,
+        /// The kind wanted.
+        expected: &'static str,
+    },
+    /// A field has the wrong shape.
+    #[error("document {index}: invalid `{field}`: {reason}")]
+    InvalidField {
+        /// Document number.
+        index: usize,
+        /// Field path, e.g. `metadata` or `stringData.password`.
+        field: String,
+        /// What is wrong (never the value itself).
+        reason: String,
+    },
+    /// A `data` value of an input Secret is not base64.
+    #[error("document {index}: `data.{key}` is not valid base64")]
+    InvalidBase64 {
+        /// Document number.
+        index: usize,
+        /// Item name.
+        key: String,
+    },
+}
+
+/// Sealing failed. Messages start like upstream's where it has one (§6.4).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealingError {
+    /// The manifest could not be read.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// Input had no document.
+    #[error("no secrets found. Ensure the input is valid and UTF-8 encoded")]
+    NoSecrets,
+    /// No data and `allow_empty_data` not set.
+    #[error(
+        "secret.data is empty in input Secret, assuming this is an error and aborting. To work with empty data, --allow-empty-data can be used"
+    )]
+    EmptyData,
+    /// No name (and no `--name`).
+    #[error("missing metadata.name in input Secret")]
+    MissingName,
+    /// The Secret's namespace differs from an explicit `--namespace`.
+    #[error(
+        "namespace mismatch: the Secret declares namespace `{secret}` but --namespace is `{flag}`"
+    )]
+    NamespaceMismatch {
+        /// Namespace in the manifest.
+        secret: String,
+        /// Namespace asked for.
+        flag: String,
+    },
+    /// Non-cluster-wide Secret without namespace.
+    #[error("secret must declare a namespace")]
+    MissingNamespace,
+    /// `--raw` strict/namespace-wide without namespace.
+    #[error("must provide the --namespace flag with --raw and --scope strict|namespace-wide")]
+    RawNeedsNamespace,
+    /// `--raw` strict without name.
+    #[error("must provide the --name flag with --raw and --scope strict")]
+    RawNeedsName,
+    /// No public key given.
+    #[error("no public key to seal with")]
+    NoRecipient,
+    /// Encrypting one item failed.
+    #[error("failed to seal item `{item}` of Secret `{object}`")]
+    Encrypt {
+        /// Item name.
+        item: String,
+        /// `namespace/name`.
+        object: ObjectRef,
+        /// Crypto failure.
+        #[source]
+        source: CryptoSealError,
+    },
+    /// Encrypting a raw value failed.
+    #[error("failed to seal value")]
+    EncryptRaw(#[source] CryptoSealError),
+    /// A merge target that has no name/namespace.
+    #[error("the SealedSecret to merge into has no metadata.name")]
+    TargetWithoutName,
+}
+
+/// One item of a SealedSecret that could not be unsealed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ItemError {
+    /// The value is not base64.
+    #[error("failed to decode item `{item}` of SealedSecret `{object}`: invalid base64")]
+    Base64 {
+        /// Item name.
+        item: String,
+        /// `namespace/name`.
+        object: ObjectRef,
+    },
+    /// No key decrypted the value, or it is structurally broken.
+    #[error("failed to decrypt item `{item}` of SealedSecret `{object}`")]
+    Decrypt {
+        /// Item name.
+        item: String,
+        /// `namespace/name`.
+        object: ObjectRef,
+        /// Uniform crypto error ("no key could decrypt secret") or a structural one.
+        #[source]
+        source: OpenError,
+    },
+    /// The value is not a string in the stored object (upstream #505).
+    #[error("item `{item}` of SealedSecret `{object}` is not a string")]
+    NotAString {
+        /// Item name.
+        item: String,
+        /// `namespace/name`.
+        object: ObjectRef,
+    },
+    /// A `template.data` entry failed to parse or execute.
+    #[error("failed to render template item `{item}` of SealedSecret `{object}`: {source}")]
+    Template {
+        /// Item name.
+        item: String,
+        /// `namespace/name`.
+        object: ObjectRef,
+        /// Parse or execution error (mentions template positions, not values).
+        source: TemplateError,
+    },
+}
+
+impl ItemError {
+    /// Name of the failing item.
+    pub fn item(&self) -> &str {
+        match self {
+            ItemError::Base64 { item, .. }
+            | ItemError::Decrypt { item, .. }
+            | ItemError::NotAString { item, .. }
+            | ItemError::Template { item, .. } => item,
+        }
+    }
+}
+
+/// Unsealing, verifying or decrypting a SealedSecret failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnsealError {
+    /// Both `spec.data` and `spec.encryptedData` are set (upstream refuses too).
+    #[error(
+        "SealedSecret `{object}` sets both deprecated 'data' and 'encryptedData'; only one may be used"
+    )]
+    BothFields {
+        /// `namespace/name`.
+        object: ObjectRef,
+    },
+    /// Legacy `spec.data` while not accepted (upstream's message).
+    #[error(
+        "SealedSecret `{object}` is using deprecated 'data' field, use 'encryptedData' or flip the feature flag"
+    )]
+    DeprecatedData {
+        /// `namespace/name`.
+        object: ObjectRef,
+    },
+    /// Legacy `spec.data` that does not open.
+    #[error("failed to decrypt deprecated 'data' of SealedSecret `{object}`")]
+    LegacyDecrypt {
+        /// `namespace/name`.
+        object: ObjectRef,
+        /// Crypto or base64 failure.
+        #[source]
+        source: OpenError,
+    },
+    /// Legacy `spec.data` opened but is not a JSON Secret.
+    #[error("deprecated 'data' of SealedSecret `{object}` does not hold a valid Secret")]
+    LegacyFormat {
+        /// `namespace/name`.
+        object: ObjectRef,
+    },
+    /// `encryptedData` was not a map at all.
+    #[error("spec.encryptedData of SealedSecret `{object}` is not a map of strings")]
+    EncryptedDataNotAMap {
+        /// `namespace/name`.
+        object: ObjectRef,
+    },
+    /// One or more items failed (each names itself). All failures are collected, as upstream.
+    #[error("{}", join_items(.0))]
+    Items(Vec<ItemError>),
+}
+
+impl UnsealError {
+    /// Stable category for metrics labels, log fields and Event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            UnsealError::BothFields { .. }
+            | UnsealError::DeprecatedData { .. }
+            | UnsealError::LegacyFormat { .. }
+            | UnsealError::EncryptedDataNotAMap { .. } => "invalid",
+            UnsealError::LegacyDecrypt { .. } => "decrypt",
+            UnsealError::Items(items) => {
+                if items.iter().any(|e| matches!(e, ItemError::Decrypt { .. })) {
+                    "decrypt"
+                } else if items
+                    .iter()
+                    .any(|e| matches!(e, ItemError::Template { .. }))
+                {
+                    "template"
+                } else {
+                    "invalid"
+                }
+            }
+        }
+    }
+
+    /// True when the only problems are that no key opened some values (the controller may
+    /// retry after loading new keys).
+    pub fn is_no_key(&self) -> bool {
+        match self {
+            UnsealError::LegacyDecrypt { source, .. } => *source == OpenError::NoKey,
+            UnsealError::Items(items) => items.iter().all(|e| {
+                matches!(
+                    e,
+                    ItemError::Decrypt {
+                        source: OpenError::NoKey,
+                        ..
+                    }
+                )
+            }),
+            _ => false,
+        }
+    }
+}
+
+fn join_items(items: &[ItemError]) -> String {
+    use std::error::Error as _;
+    let mut out = String::new();
+    for (i, e) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(&e.to_string());
+        if let ItemError::Decrypt { .. } = e {
+            if let Some(src) = e.source() {
+                out.push_str(": ");
+                out.push_str(&src.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Writing JSON or YAML failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputError {
+    /// Output format not `json`/`yaml` (upstream's message).
+    #[error("unsupported output format: {0}")]
+    UnsupportedFormat(String),
+    /// YAML serialisation failed.
+    #[error("failed to write YAML")]
+    Yaml(#[source] serde_saphyr::SerializeError),
+    /// JSON serialisation failed.
+    #[error("failed to write JSON")]
+    Json(#[source] serde_json::Error),
+}

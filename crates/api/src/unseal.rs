@@ -1,0 +1,398 @@
+//! Unsealing: what the controller does to a SealedSecret (§2.4, §2.5), and the
+//! template-free [`verify`] and [`decrypt_items`] the verify and rotate paths must use: running
+//! attacker-supplied templates there made upstream a decryption oracle (§9.3).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use sealed_secrets_crypto::{Fingerprint, KeyRing, Plaintext, Scope, decode_base64};
+use zeroize::Zeroize;
+
+use crate::annotations;
+use crate::error::{ItemError, UnsealError};
+use crate::template;
+use crate::types::{API_VERSION, KIND, ObjectRef, SealedSecret, SecretTemplateSpec};
+
+/// Controller switches that change unsealing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnsealOptions {
+    /// Accept the deprecated whole-Secret `spec.data` (controller flag
+    /// `--accept-deprecated-v1-data`, default true there; false here as in upstream's library
+    /// and `kubeseal --recovery-unseal`).
+    pub accept_deprecated_v1_data: bool,
+}
+
+/// Fingerprints listed in our `sealing-key` hint annotation (unparsable entries are ignored:
+/// the hint only orders the keys tried, it is never trusted).
+pub fn sealing_key_hints(meta: &ObjectMeta) -> Vec<Fingerprint> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::SEALING_KEY))
+        .map(|v| {
+            v.split(',')
+                .filter_map(|s| s.trim().parse::<Fingerprint>().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Decrypted item values, with the key that opened each. Never rendered through templates.
+#[derive(Clone, Default)]
+pub struct DecryptedItems {
+    items: BTreeMap<String, Plaintext>,
+    opened_by: BTreeMap<String, Fingerprint>,
+    legacy_template: Option<SecretTemplateSpec>,
+}
+
+impl DecryptedItems {
+    /// Items in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Plaintext)> {
+        self.items.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    /// One item.
+    pub fn get(&self, item: &str) -> Option<&Plaintext> {
+        self.items.get(item)
+    }
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+    /// No items.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+    /// Item -> fingerprint of the key that opened it (legacy `spec.data` items all map to the
+    /// key that opened the blob).
+    pub fn opened_by(&self) -> &BTreeMap<String, Fingerprint> {
+        &self.opened_by
+    }
+    /// How many values each key opened (for `key_values_opened_total`).
+    pub fn key_usage(&self) -> BTreeMap<Fingerprint, u64> {
+        count_keys(&self.opened_by)
+    }
+    /// For a legacy `spec.data` object: the template equivalent of the decrypted Secret's
+    /// metadata/type, used by [`crate::reseal`] to convert it to `encryptedData`.
+    pub fn legacy_template(&self) -> Option<&SecretTemplateSpec> {
+        self.legacy_template.as_ref()
+    }
+    /// Builds items by hand (e.g. from `--recovery-unseal` output being re-encrypted).
+    pub fn from_plaintexts(items: BTreeMap<String, Plaintext>) -> Self {
+        Self {
+            items,
+            ..Self::default()
+        }
+    }
+}
+
+impl fmt::Debug for DecryptedItems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecryptedItems")
+            .field("items", &self.items.keys().collect::<Vec<_>>())
+            .field("opened_by", &self.opened_by)
+            .finish_non_exhaustive()
+    }
+}
+
+fn count_keys(opened_by: &BTreeMap<String, Fingerprint>) -> BTreeMap<Fingerprint, u64> {
+    let mut out = BTreeMap::new();
+    for fp in opened_by.values() {
+        *out.entry(fp.clone()).or_insert(0) += 1;
+    }
+    out
+}
+
+/// The Secret produced by [`unseal`]. `Debug` redacts the data, and the data is zeroized on
+/// drop unless moved out with [`UnsealedSecret::into_secret`].
+pub struct UnsealedSecret {
+    secret: Secret,
+    opened_by: BTreeMap<String, Fingerprint>,
+}
+
+impl UnsealedSecret {
+    /// The Secret to create or update.
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+    /// Takes the Secret out (the caller becomes responsible for its data).
+    pub fn into_secret(mut self) -> Secret {
+        std::mem::take(&mut self.secret)
+    }
+    /// One data value of the produced Secret.
+    pub fn value(&self, key: &str) -> Option<&[u8]> {
+        self.secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|b| b.0.as_slice())
+    }
+    /// Encrypted item -> fingerprint of the key that opened it.
+    pub fn opened_by(&self) -> &BTreeMap<String, Fingerprint> {
+        &self.opened_by
+    }
+    /// How many values each key opened (for `key_values_opened_total`).
+    pub fn key_usage(&self) -> BTreeMap<Fingerprint, u64> {
+        count_keys(&self.opened_by)
+    }
+}
+
+impl fmt::Debug for UnsealedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<&String> = self.secret.data.iter().flat_map(|d| d.keys()).collect();
+        f.debug_struct("UnsealedSecret")
+            .field("metadata", &self.secret.metadata)
+            .field("type", &self.secret.type_)
+            .field("data", &format_args!("{keys:?} [REDACTED]"))
+            .field("opened_by", &self.opened_by)
+            .finish()
+    }
+}
+
+impl Drop for UnsealedSecret {
+    fn drop(&mut self) {
+        if let Some(data) = self.secret.data.as_mut() {
+            for v in data.values_mut() {
+                v.0.zeroize();
+            }
+        }
+    }
+}
+
+/// Decrypts every value without rendering any template. Checks the same structure as
+/// [`unseal`] (both fields set, legacy gate, invalid items) so verify answers like unseal.
+pub fn decrypt_items(
+    sealed: &SealedSecret,
+    keys: &KeyRing,
+    opts: &UnsealOptions,
+) -> Result<DecryptedItems, UnsealError> {
+    let object = sealed.object_ref();
+    let spec = &sealed.spec;
+    let has_legacy = spec.data.as_deref().is_some_and(|d| !d.is_empty());
+    if has_legacy && !spec.encrypted_data.is_empty() {
+        return Err(UnsealError::BothFields { object });
+    }
+    if spec.encrypted_data.was_not_a_map() {
+        return Err(UnsealError::EncryptedDataNotAMap { object });
+    }
+    let scope = Scope::from_annotations(sealed.metadata.annotations.as_ref());
+    let label = scope.label(&object.namespace, &object.name);
+    let hints = sealing_key_hints(&sealed.metadata);
+
+    if has_legacy && spec.encrypted_data.is_empty() {
+        if !opts.accept_deprecated_v1_data {
+            return Err(UnsealError::DeprecatedData { object });
+        }
+        return decrypt_legacy(
+            spec.data.as_deref().unwrap_or(""),
+            keys,
+            &label,
+            &hints,
+            object,
+        );
+    }
+
+    let mut errors: Vec<ItemError> = spec
+        .encrypted_data
+        .invalid_keys()
+        .map(|item| ItemError::NotAString {
+            item: item.to_owned(),
+            object: object.clone(),
+        })
+        .collect();
+    let mut out = DecryptedItems::default();
+    for (item, value) in spec.encrypted_data.iter() {
+        let Ok(ct) = decode_base64(value) else {
+            errors.push(ItemError::Base64 {
+                item: item.to_owned(),
+                object: object.clone(),
+            });
+            continue;
+        };
+        match keys.open(&label, &ct, &hints) {
+            Ok(opened) => {
+                out.opened_by.insert(item.to_owned(), opened.key);
+                out.items.insert(item.to_owned(), opened.plaintext);
+            }
+            Err(source) => errors.push(ItemError::Decrypt {
+                item: item.to_owned(),
+                object: object.clone(),
+                source,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        errors.sort_by(|a, b| a.item().cmp(b.item()));
+        Err(UnsealError::Items(errors))
+    }
+}
+
+fn decrypt_legacy(
+    data: &str,
+    keys: &KeyRing,
+    label: &[u8],
+    hints: &[Fingerprint],
+    object: ObjectRef,
+) -> Result<DecryptedItems, UnsealError> {
+    let ct = decode_base64(data).map_err(|_| UnsealError::LegacyFormat {
+        object: object.clone(),
+    })?;
+    let opened = keys
+        .open(label, &ct, hints)
+        .map_err(|source| UnsealError::LegacyDecrypt {
+            object: object.clone(),
+            source,
+        })?;
+    // The error of a failed parse is dropped on purpose: it could quote decrypted content.
+    let mut secret: Secret = serde_json::from_slice(opened.plaintext.as_bytes())
+        .map_err(|_| UnsealError::LegacyFormat { object })?;
+    let mut out = DecryptedItems::default();
+    for (k, v) in secret.data.take().unwrap_or_default() {
+        out.items.insert(k, Plaintext::new(v.0));
+    }
+    for (k, v) in secret.string_data.take().unwrap_or_default() {
+        out.items.insert(k, Plaintext::new(v.into_bytes()));
+    }
+    for k in out.items.keys() {
+        out.opened_by.insert(k.clone(), opened.key.clone());
+    }
+    out.legacy_template = Some(SecretTemplateSpec {
+        metadata: Some(secret.metadata),
+        type_: secret.type_,
+        immutable: secret.immutable,
+        data: None,
+    });
+    Ok(out)
+}
+
+/// Checks that every value decrypts, with no template rendering at all (§9.3). Returns which
+/// key opened each item.
+pub fn verify(
+    sealed: &SealedSecret,
+    keys: &KeyRing,
+    opts: &UnsealOptions,
+) -> Result<BTreeMap<String, Fingerprint>, UnsealError> {
+    decrypt_items(sealed, keys, opts).map(|d| d.opened_by)
+}
+
+/// Produces the Secret for a SealedSecret (§2.4): decrypts every item with the label from the
+/// SealedSecret's top-level metadata, renders `spec.template.data`, copies the template's
+/// metadata/type/immutable, forces namespace and name, and sets the ownerReference unless the
+/// template says `skip-set-owner-references`.
+pub fn unseal(
+    sealed: &SealedSecret,
+    keys: &KeyRing,
+    opts: &UnsealOptions,
+) -> Result<UnsealedSecret, UnsealError> {
+    let object = sealed.object_ref();
+    let decrypted = decrypt_items(sealed, keys, opts)?;
+    let template = match &decrypted.legacy_template {
+        // v1 path: upstream ignores spec.template entirely.
+        Some(t) => t.clone(),
+        None => sealed.spec.template.clone(),
+    };
+    let mut data: BTreeMap<String, ByteString> = decrypted
+        .iter()
+        .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+        .collect();
+
+    if decrypted.legacy_template.is_none() {
+        if let Some(tdata) = &template.data {
+            let dot = DotMap::new(&decrypted);
+            let mut errors = Vec::new();
+            for (key, text) in tdata {
+                match template::render(text, &dot.0) {
+                    Ok(rendered) => {
+                        data.insert(key.clone(), ByteString(rendered.into_bytes()));
+                    }
+                    Err(source) => errors.push(ItemError::Template {
+                        item: key.clone(),
+                        object: object.clone(),
+                        source,
+                    }),
+                }
+            }
+            if !errors.is_empty() {
+                for v in data.values_mut() {
+                    v.0.zeroize();
+                }
+                return Err(UnsealError::Items(errors));
+            }
+        }
+    }
+
+    let mut metadata = template.metadata.clone().unwrap_or_default();
+    metadata.name = sealed.metadata.name.clone();
+    metadata.namespace = sealed.metadata.namespace.clone();
+    let skip_owner = annotations::is_true(
+        sealed
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref()),
+        annotations::SKIP_SET_OWNER_REFERENCES,
+    ) || annotations::is_true(
+        metadata.annotations.as_ref(),
+        annotations::SKIP_SET_OWNER_REFERENCES,
+    );
+    if !skip_owner {
+        metadata.owner_references = Some(vec![owner_reference(sealed)]);
+    }
+    let secret = Secret {
+        metadata,
+        data: Some(data),
+        immutable: template.immutable,
+        type_: template.type_.clone(),
+        string_data: None,
+    };
+    Ok(UnsealedSecret {
+        secret,
+        opened_by: decrypted.opened_by.clone(),
+    })
+}
+
+/// The single ownerReference upstream sets (no `blockOwnerDeletion`).
+pub fn owner_reference(sealed: &SealedSecret) -> OwnerReference {
+    OwnerReference {
+        api_version: API_VERSION.to_owned(),
+        kind: KIND.to_owned(),
+        name: sealed.metadata.name.clone().unwrap_or_default(),
+        uid: sealed.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    }
+}
+
+/// The template dot (`map[string]string` of decrypted values), zeroized on drop.
+///
+/// Go strings are byte strings; ours are UTF-8, so a non-UTF-8 value is seen by templates
+/// with replacement characters (values that are not templated pass through untouched).
+struct DotMap(BTreeMap<String, String>);
+
+impl DotMap {
+    fn new(items: &DecryptedItems) -> Self {
+        Self(
+            items
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for DotMap {
+    fn drop(&mut self) {
+        for v in self.0.values_mut() {
+            v.zeroize();
+        }
+    }
+}
