@@ -1,0 +1,428 @@
+//! The hybrid RSA-OAEP + AES-256-GCM value format: upstream's (§1.1) and our opt-in
+//! multi-recipient one (see `FORMAT.md`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256;
+use base64::Engine as _;
+use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
+use zeroize::Zeroizing;
+
+use crate::error::{DecodeError, OpenError, SealError};
+use crate::keys::{Fingerprint, Plaintext, PrivateKey, PublicKey};
+
+const SESSION_KEY_LEN: usize = 32;
+const TAG_LEN: usize = 16;
+/// First two bytes of a multi-recipient value. Upstream reads them as the RSA ciphertext
+/// length, and an RSA ciphertext is never empty, so no upstream value starts this way.
+pub const MULTI_MARKER: [u8; 2] = [0x00, 0x00];
+/// Magic after the marker, so a stray zero prefix is not mistaken for our format.
+pub const MULTI_MAGIC: [u8; 4] = *b"ssrs";
+/// Version byte of the multi-recipient format described in `FORMAT.md`.
+pub const MULTI_VERSION: u8 = 1;
+const MULTI_FIXED_HEADER: usize = 2 + 4 + 1 + 1;
+const DIGEST_LEN: usize = 32;
+
+/// Go's `base64.StdEncoding`: standard alphabet, padding required, lenient trailing bits.
+const GO_STD: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
+
+/// Encodes a sealed value as upstream stores it in `spec.encryptedData`.
+pub fn encode_base64(bytes: &[u8]) -> String {
+    GO_STD.encode(bytes)
+}
+
+/// Decodes a `spec.encryptedData` value; embedded `\r` and `\n` are ignored as Go does.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, DecodeError> {
+    let cleaned: Zeroizing<Vec<u8>> = Zeroizing::new(
+        text.bytes()
+            .filter(|b| *b != b'\r' && *b != b'\n')
+            .collect(),
+    );
+    GO_STD
+        .decode(cleaned.as_slice())
+        .map_err(|e| DecodeError(e.to_string()))
+}
+
+fn session_key() -> Result<Zeroizing<[u8; SESSION_KEY_LEN]>, SealError> {
+    let mut key = Zeroizing::new([0u8; SESSION_KEY_LEN]);
+    aws_lc_rs::rand::fill(key.as_mut()).map_err(|_| SealError::Encrypt)?;
+    Ok(key)
+}
+
+/// AES-256-GCM with the all-zero nonce. Safe only because every session key encrypts exactly
+/// one message; this is upstream's construction and must stay for wire compatibility.
+fn gcm(key: &[u8; SESSION_KEY_LEN]) -> Option<LessSafeKey> {
+    UnboundKey::new(&AES_256_GCM, key)
+        .ok()
+        .map(LessSafeKey::new)
+}
+
+fn zero_nonce() -> Nonce {
+    Nonce::assume_unique_for_key([0u8; NONCE_LEN])
+}
+
+fn rsa_wrap(key: &PublicKey, label: &[u8], session: &[u8]) -> Result<Vec<u8>, SealError> {
+    let oaep = key.oaep();
+    let mut out = vec![0u8; oaep.ciphertext_size()];
+    let written = oaep
+        .encrypt(&OAEP_SHA256_MGF1SHA256, session, &mut out, Some(label))
+        .map_err(|_| SealError::Encrypt)?
+        .len();
+    out.truncate(written);
+    Ok(out)
+}
+
+/// Seals one value in upstream's format (§1.1):
+/// `u16be(len) ‖ RSA-OAEP-SHA256(session key, label) ‖ AES-256-GCM(plaintext)`.
+/// A fresh 32-byte session key is drawn for every call.
+pub fn seal(key: &PublicKey, label: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+    let session = session_key()?;
+    let wrapped = rsa_wrap(key, label, session.as_ref())?;
+    let len = u16::try_from(wrapped.len()).map_err(|_| SealError::Encrypt)?;
+    let mut out = Vec::with_capacity(2 + wrapped.len() + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&wrapped);
+    let body_start = out.len();
+    out.extend_from_slice(plaintext);
+    let cipher = gcm(&session).ok_or(SealError::Encrypt)?;
+    let mut body = out.split_off(body_start);
+    cipher
+        .seal_in_place_append_tag(zero_nonce(), Aad::empty(), &mut body)
+        .map_err(|_| SealError::Encrypt)?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Seals one value for several keys at once (our multi-recipient format, `FORMAT.md`): one
+/// AES-GCM body, the session key wrapped for each key and tagged with its fingerprint, the
+/// whole header authenticated as AAD. Any one of the keys opens it.
+pub fn seal_multi(
+    keys: &[&PublicKey],
+    label: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let mut distinct: Vec<&PublicKey> = Vec::with_capacity(keys.len());
+    for key in keys {
+        if !distinct
+            .iter()
+            .any(|k| k.fingerprint() == key.fingerprint())
+        {
+            distinct.push(key);
+        }
+    }
+    let count = u8::try_from(distinct.len())
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or(SealError::Recipients(distinct.len()))?;
+    let session = session_key()?;
+    let mut out = Vec::new();
+    out.extend_from_slice(&MULTI_MARKER);
+    out.extend_from_slice(&MULTI_MAGIC);
+    out.push(MULTI_VERSION);
+    out.push(count);
+    for key in distinct {
+        let wrapped = rsa_wrap(key, label, session.as_ref())?;
+        let len = u16::try_from(wrapped.len()).map_err(|_| SealError::Encrypt)?;
+        out.extend_from_slice(&key.fingerprint().digest());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&wrapped);
+    }
+    let cipher = gcm(&session).ok_or(SealError::Encrypt)?;
+    let mut body = plaintext.to_vec();
+    cipher
+        .seal_in_place_append_tag(zero_nonce(), Aad::from(out.as_slice()), &mut body)
+        .map_err(|_| SealError::Encrypt)?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// The structure of a sealed value, readable without any key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Envelope {
+    /// Upstream's format, with the RSA ciphertext length from the prefix (the sealing key's
+    /// modulus size in bytes).
+    Upstream {
+        /// Length prefix.
+        rsa_len: usize,
+    },
+    /// Our multi-recipient format.
+    Multi {
+        /// Fingerprints of the keys that can open it, in header order.
+        recipients: Vec<Fingerprint>,
+    },
+}
+
+struct Wrap<'a> {
+    digest: &'a [u8],
+    rsa: &'a [u8],
+}
+
+struct ParsedMulti<'a> {
+    header: &'a [u8],
+    wraps: Vec<Wrap<'a>>,
+    body: &'a [u8],
+}
+
+fn parse_multi(ct: &[u8]) -> Result<ParsedMulti<'_>, OpenError> {
+    if ct.len() < MULTI_FIXED_HEADER {
+        return Err(OpenError::TooShort);
+    }
+    if ct[2..6] != MULTI_MAGIC {
+        return Err(OpenError::MalformedHeader("unknown magic"));
+    }
+    if ct[6] != MULTI_VERSION {
+        return Err(OpenError::MalformedHeader("unsupported version"));
+    }
+    let count = usize::from(ct[7]);
+    if count == 0 {
+        return Err(OpenError::MalformedHeader("no recipients"));
+    }
+    let mut pos = MULTI_FIXED_HEADER;
+    let mut wraps = Vec::with_capacity(count);
+    for _ in 0..count {
+        let fixed = ct
+            .get(pos..pos + DIGEST_LEN + 2)
+            .ok_or(OpenError::TooShort)?;
+        let rsa_len = usize::from(u16::from_be_bytes([
+            fixed[DIGEST_LEN],
+            fixed[DIGEST_LEN + 1],
+        ]));
+        if rsa_len == 0 {
+            return Err(OpenError::MalformedHeader("empty key wrap"));
+        }
+        let start = pos + DIGEST_LEN + 2;
+        let rsa = ct.get(start..start + rsa_len).ok_or(OpenError::TooShort)?;
+        wraps.push(Wrap {
+            digest: &fixed[..DIGEST_LEN],
+            rsa,
+        });
+        pos = start + rsa_len;
+    }
+    if ct.len() < pos + TAG_LEN {
+        return Err(OpenError::TooShort);
+    }
+    Ok(ParsedMulti {
+        header: &ct[..pos],
+        wraps,
+        body: &ct[pos..],
+    })
+}
+
+fn parse_upstream(ct: &[u8]) -> Result<(&[u8], &[u8]), OpenError> {
+    let prefix = ct.get(..2).ok_or(OpenError::TooShort)?;
+    let rsa_len = usize::from(u16::from_be_bytes([prefix[0], prefix[1]]));
+    let rsa = ct.get(2..2 + rsa_len).ok_or(OpenError::TooShort)?;
+    Ok((rsa, &ct[2 + rsa_len..]))
+}
+
+/// Reads the structure of a sealed value without decrypting it (for offline validation and
+/// for finding which keys a multi-recipient value was sealed to).
+pub fn envelope(ciphertext: &[u8]) -> Result<Envelope, OpenError> {
+    if ciphertext.starts_with(&MULTI_MARKER) {
+        let parsed = parse_multi(ciphertext)?;
+        return Ok(Envelope::Multi {
+            recipients: parsed
+                .wraps
+                .iter()
+                .map(|w| Fingerprint::from_digest(w.digest))
+                .collect(),
+        });
+    }
+    let (rsa, _) = parse_upstream(ciphertext)?;
+    Ok(Envelope::Upstream { rsa_len: rsa.len() })
+}
+
+/// A successfully opened value and the key that opened it.
+#[derive(Debug)]
+pub struct Opened {
+    /// The decrypted bytes.
+    pub plaintext: Plaintext,
+    /// Fingerprint of the key that opened it (for per-key usage metrics).
+    pub key: Fingerprint,
+}
+
+/// The private keys a controller or `--recovery-unseal` holds, indexed by fingerprint.
+///
+/// Opening tries hinted keys first, so a value sealed by our CLI (which records the key) costs
+/// one RSA operation whatever the number of keys; a multi-recipient value names its keys and
+/// costs one too. Values from upstream's kubeseal carry no hint and may need one RSA
+/// operation per key, as upstream.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    keys: Vec<PrivateKey>,
+    index: HashMap<Fingerprint, usize>,
+    rsa_operations: AtomicU64,
+}
+
+impl Clone for KeyRing {
+    fn clone(&self) -> Self {
+        KeyRing {
+            keys: self.keys.clone(),
+            index: self.index.clone(),
+            rsa_operations: AtomicU64::new(0),
+        }
+    }
+}
+
+impl KeyRing {
+    /// An empty ring.
+    pub fn new() -> KeyRing {
+        KeyRing::default()
+    }
+
+    /// Adds a key; a key already present (same fingerprint) is kept once. Returns whether
+    /// the key was new.
+    pub fn insert(&mut self, key: PrivateKey) -> bool {
+        if self.index.contains_key(key.fingerprint()) {
+            return false;
+        }
+        self.index
+            .insert(key.fingerprint().clone(), self.keys.len());
+        self.keys.push(key);
+        true
+    }
+
+    /// Removes a key; returns it when it was present.
+    pub fn remove(&mut self, fingerprint: &Fingerprint) -> Option<PrivateKey> {
+        let pos = self.index.remove(fingerprint)?;
+        let key = self.keys.remove(pos);
+        for idx in self.index.values_mut() {
+            if *idx > pos {
+                *idx -= 1;
+            }
+        }
+        Some(key)
+    }
+
+    /// The key with this fingerprint.
+    pub fn get(&self, fingerprint: &Fingerprint) -> Option<&PrivateKey> {
+        self.index.get(fingerprint).map(|i| &self.keys[*i])
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the ring holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Fingerprints in insertion order.
+    pub fn fingerprints(&self) -> impl Iterator<Item = &Fingerprint> {
+        self.keys.iter().map(PrivateKey::fingerprint)
+    }
+
+    /// Keys in insertion order.
+    pub fn keys(&self) -> impl Iterator<Item = &PrivateKey> {
+        self.keys.iter()
+    }
+
+    /// RSA private-key operations performed by `open` since the ring was created; a measure
+    /// of unseal cost for metrics and benchmarks.
+    pub fn rsa_operations(&self) -> u64 {
+        self.rsa_operations.load(Ordering::Relaxed)
+    }
+
+    fn unwrap_session(
+        &self,
+        key: &PrivateKey,
+        label: &[u8],
+        rsa: &[u8],
+    ) -> Option<Zeroizing<[u8; SESSION_KEY_LEN]>> {
+        self.rsa_operations.fetch_add(1, Ordering::Relaxed);
+        let oaep = key.oaep();
+        let mut buf = Zeroizing::new(vec![0u8; oaep.min_output_size()]);
+        let session = oaep
+            .decrypt(&OAEP_SHA256_MGF1SHA256, rsa, &mut buf, Some(label))
+            .ok()?;
+        let session: [u8; SESSION_KEY_LEN] = (&*session).try_into().ok()?;
+        Some(Zeroizing::new(session))
+    }
+
+    /// Opens one sealed value under `label`. `hints` name keys to try first (our CLI records
+    /// the sealing key); unknown hints are ignored. Every cryptographic failure is
+    /// [`OpenError::NoKey`].
+    pub fn open(
+        &self,
+        label: &[u8],
+        ciphertext: &[u8],
+        hints: &[Fingerprint],
+    ) -> Result<Opened, OpenError> {
+        if ciphertext.starts_with(&MULTI_MARKER) {
+            return self.open_multi(label, ciphertext);
+        }
+        let (rsa, body) = parse_upstream(ciphertext)?;
+        let hinted = hints.iter().filter_map(|fp| self.index.get(fp).copied());
+        let mut order: Vec<usize> = Vec::with_capacity(self.keys.len());
+        for idx in hinted.chain(0..self.keys.len()) {
+            if !order.contains(&idx) {
+                order.push(idx);
+            }
+        }
+        for idx in order {
+            let key = &self.keys[idx];
+            let Some(session) = self.unwrap_session(key, label, rsa) else {
+                continue;
+            };
+            if let Some(plaintext) = open_body(&session, Aad::from(&[][..]), body) {
+                return Ok(Opened {
+                    plaintext,
+                    key: key.fingerprint().clone(),
+                });
+            }
+        }
+        Err(OpenError::NoKey)
+    }
+
+    fn open_multi(&self, label: &[u8], ciphertext: &[u8]) -> Result<Opened, OpenError> {
+        let parsed = parse_multi(ciphertext)?;
+        for wrap in &parsed.wraps {
+            let fingerprint = Fingerprint::from_digest(wrap.digest);
+            let Some(key) = self.get(&fingerprint) else {
+                continue;
+            };
+            let Some(session) = self.unwrap_session(key, label, wrap.rsa) else {
+                continue;
+            };
+            if let Some(plaintext) = open_body(&session, Aad::from(parsed.header), parsed.body) {
+                return Ok(Opened {
+                    plaintext,
+                    key: fingerprint,
+                });
+            }
+        }
+        Err(OpenError::NoKey)
+    }
+}
+
+fn open_body(session: &[u8; SESSION_KEY_LEN], aad: Aad<&[u8]>, body: &[u8]) -> Option<Plaintext> {
+    let cipher = gcm(session)?;
+    let mut buf = body.to_vec();
+    let len = cipher
+        .open_in_place(zero_nonce(), aad, &mut buf)
+        .ok()?
+        .len();
+    buf.truncate(len);
+    Some(Plaintext::new(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_go_compat() {
+        assert_eq!(encode_base64(b"ab"), "YWI=");
+        assert_eq!(decode_base64("YW\nI=\r\n").unwrap(), b"ab");
+        assert!(decode_base64("YWI").is_err());
+        assert!(decode_base64("!!!!").is_err());
+    }
+}
