@@ -1,6 +1,9 @@
 //! Known-answer vectors sealed by upstream Sealed Secrets v0.36.6's own Go code
 //! (`tests/fixtures/upstream-vectors`, copied from the project's shared fixtures).
 
+// Test code: a failed unwrap is a failed test, which is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use sealed_secrets_crypto::{
