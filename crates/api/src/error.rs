@@ -274,11 +274,11 @@ fn join_items(items: &[ItemError]) -> String {
             out.push_str("; ");
         }
         out.push_str(&e.to_string());
-        if let ItemError::Decrypt { .. } = e {
-            if let Some(src) = e.source() {
-                out.push_str(": ");
-                out.push_str(&src.to_string());
-            }
+        if let ItemError::Decrypt { .. } = e
+            && let Some(src) = e.source()
+        {
+            out.push_str(": ");
+            out.push_str(&src.to_string());
         }
     }
     out

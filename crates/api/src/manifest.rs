@@ -73,10 +73,10 @@ fn flatten_lists(docs: Vec<Value>) -> Vec<(usize, Value)> {
         let is_list = doc.get("kind").and_then(Value::as_str) == Some("List")
             && doc.get("items").is_some_and(Value::is_array);
         if is_list {
-            if let Value::Object(mut m) = doc {
-                if let Some(Value::Array(items)) = m.remove("items") {
-                    out.extend(items.into_iter().map(|item| (i + 1, item)));
-                }
+            if let Value::Object(mut m) = doc
+                && let Some(Value::Array(items)) = m.remove("items")
+            {
+                out.extend(items.into_iter().map(|item| (i + 1, item)));
             }
         } else {
             out.push((i + 1, doc));

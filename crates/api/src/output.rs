@@ -84,6 +84,59 @@ fn go_json<T: Serialize>(v: &T) -> Result<String, serde_json::Error> {
     Ok(String::from_utf8(buf).unwrap_or_default())
 }
 
+/// Compact JSON like Go's `json.Marshal` (sprig `toJson`; `html_safe: false` is `toRawJson`).
+pub(crate) fn go_json_compact(value: &Value, html_safe: bool) -> String {
+    let mut buf = Vec::new();
+    let result = if html_safe {
+        let mut ser = serde_json::Serializer::with_formatter(&mut buf, GoCompact);
+        value.serialize(&mut ser)
+    } else {
+        value.serialize(&mut serde_json::Serializer::new(&mut buf))
+    };
+    match result {
+        Ok(()) => String::from_utf8(buf).unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Indented JSON like Go's `json.MarshalIndent(v, "", "  ")` (sprig `toPrettyJson`).
+pub(crate) fn go_json_pretty(value: &Value) -> String {
+    let mut s = go_json(value).unwrap_or_default();
+    s.pop();
+    s
+}
+
+/// Compact formatter with Go's HTML-safe escaping.
+struct GoCompact;
+
+impl Formatter for GoCompact {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        write_go_fragment(writer, fragment)
+    }
+}
+
+fn write_go_fragment<W: ?Sized + io::Write>(writer: &mut W, fragment: &str) -> io::Result<()> {
+    let mut start = 0;
+    for (i, c) in fragment.char_indices() {
+        let esc = match c {
+            '<' => "\\u003c",
+            '>' => "\\u003e",
+            '&' => "\\u0026",
+            '\u{2028}' => "\\u2028",
+            '\u{2029}' => "\\u2029",
+            _ => continue,
+        };
+        writer.write_all(&fragment.as_bytes()[start..i])?;
+        writer.write_all(esc.as_bytes())?;
+        start = i + c.len_utf8();
+    }
+    writer.write_all(&fragment.as_bytes()[start..])
+}
+
 /// Any JSON value as `---`-prefixed YAML with sorted keys.
 pub fn value_to_yaml(value: &Value) -> Result<String, OutputError> {
     let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
@@ -129,21 +182,7 @@ impl Formatter for GoFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            let esc = match c {
-                '<' => "\\u003c",
-                '>' => "\\u003e",
-                '&' => "\\u0026",
-                '\u{2028}' => "\\u2028",
-                '\u{2029}' => "\\u2029",
-                _ => continue,
-            };
-            writer.write_all(&fragment.as_bytes()[start..i])?;
-            writer.write_all(esc.as_bytes())?;
-            start = i + c.len_utf8();
-        }
-        writer.write_all(&fragment.as_bytes()[start..])
+        write_go_fragment(writer, fragment)
     }
     fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.0.begin_array(w)

@@ -384,10 +384,10 @@ pub fn reseal(
         encrypted.insert(item, ct);
     }
     out.spec.encrypted_data = encrypted;
-    if out.spec.data.take().is_some() {
-        if let Some(t) = items.legacy_template() {
-            out.spec.template = t.clone();
-        }
+    if out.spec.data.take().is_some()
+        && let Some(t) = items.legacy_template()
+    {
+        out.spec.template = t.clone();
     }
     if let Some(a) = out.metadata.annotations.as_mut() {
         a.remove(annotations::SEALING_KEY);

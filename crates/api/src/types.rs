@@ -26,10 +26,13 @@ pub const CRD_NAME: &str = "sealedsecrets.bitnami.com";
 /// The only condition type upstream ever writes (§2.3).
 pub const CONDITION_SYNCED: &str = "Synced";
 
-/// Specification of a SealedSecret: the encrypted values plus the (unencrypted) template of the
-/// Secret to produce.
-///
-/// Field order matches upstream's Go struct so that JSON output has the same key order (§2.6).
+/// SealedSecretSpec is the specification of a SealedSecret.
+// The encrypted values plus the (unencrypted) template of the Secret to produce. Field order
+// matches upstream's Go struct so that JSON output has the same key order (§2.6).
+#[allow(
+    clippy::duplicated_attributes,
+    reason = "each printcolumn(...) legitimately repeats `type_ = \"string\"`"
+)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "bitnami.com",
@@ -60,32 +63,32 @@ pub const CONDITION_SYNCED: &str = "Synced";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SealedSecretSpec {
-    /// Template defines the structure of the Secret that will be created from this sealed
-    /// secret.
+    /// Template defines the structure of the Secret that will be created from this sealed secret.
     #[serde(default)]
     pub template: SecretTemplateSpec,
 
     /// Data is deprecated and will be removed eventually. Use per-value EncryptedData instead.
-    ///
-    /// Kept as the raw base64 text (not decoded bytes) so that a malformed value cannot make
-    /// the whole object undeserialisable; it is decoded when unsealing.
+    // Kept as the raw base64 text (not decoded bytes) so that a malformed value cannot make the
+    // whole object undeserialisable; it is decoded when unsealing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::legacy_data")]
     pub data: Option<String>,
 
-    /// Per-item encrypted values (standard base64 with padding, §1.2).
+    // Per-item encrypted values (standard base64 with padding, §1.2). Upstream's schema has no
+    // description here.
     #[serde(default)]
     #[schemars(schema_with = "schema::encrypted_data")]
     pub encrypted_data: EncryptedData,
 }
 
-/// SecretTemplateSpec describes the structure a Secret should have when created from a
-/// template. Not covered by any cryptographic binding: only namespace, name and scope are (§9.2).
+/// SecretTemplateSpec describes the structure a Secret should have when created from a template.
+// Not covered by any cryptographic binding: only namespace, name and scope are (§9.2).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretTemplateSpec {
-    /// Standard object's metadata. The full ObjectMeta is kept (the CRD preserves unknown
-    /// fields here), and copied into the produced Secret.
+    /// Standard object's metadata.
+    // The full ObjectMeta is kept (the CRD preserves unknown fields here) and copied into the
+    // produced Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::template_metadata")]
     pub metadata: Option<ObjectMeta>,
@@ -94,12 +97,12 @@ pub struct SecretTemplateSpec {
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<String>,
 
-    /// Immutable, if set to true, ensures that data stored in the Secret cannot be updated
-    /// (only object metadata can be modified).
+    /// Immutable, if set to true, ensures that data stored in the Secret cannot be updated (only object metadata can be modified). If not set to true, the field can be modified at any time. Defaulted to nil.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immutable: Option<bool>,
 
-    /// Keys that should be templated using decrypted data (Go text/template, §2.5).
+    /// Keys that should be templated using decrypted data.
+    // Go text/template, §2.5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::template_data")]
     pub data: Option<BTreeMap<String, String>>,
@@ -113,8 +116,7 @@ pub struct SealedSecretStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<SealedSecretCondition>,
 
-    /// ObservedGeneration reflects the generation most recently observed by the sealed-secrets
-    /// controller.
+    /// ObservedGeneration reflects the generation most recently observed by the sealed-secrets controller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
@@ -127,8 +129,7 @@ pub struct SealedSecretCondition {
     #[serde(rename = "type")]
     pub type_: String,
 
-    /// Status of the condition for a sealed secret. Valid values for "Synced": "True",
-    /// "False", or "Unknown".
+    /// Status of the condition for a sealed secret. Valid values for "Synced": "True", "False", or "Unknown".
     pub status: String,
 
     /// The last time this condition was updated.

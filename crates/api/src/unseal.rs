@@ -299,8 +299,10 @@ pub fn unseal(
         .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
         .collect();
 
-    if decrypted.legacy_template.is_none() {
-        if let Some(tdata) = &template.data {
+    if decrypted.legacy_template.is_none()
+        && let Some(tdata) = &template.data
+    {
+        {
             let dot = DotMap::new(&decrypted);
             let mut errors = Vec::new();
             for (key, text) in tdata {

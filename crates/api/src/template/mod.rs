@@ -1,10 +1,29 @@
 //! A Go `text/template` interpreter for `spec.template.data` (§2.5), with sprig's generic
 //! functions minus `env`, `expandenv` and `getHostByName`.
+//!
+//! Why not the `gtmpl` crate: it is only passively maintained (last release 2021, on
+//! thiserror 1 and lazy_static), `unwrap`s on input in its lexer, and lacks most of sprig.
+//! Templates here are attacker-supplied text executed inside the controller, so this small
+//! interpreter is written to never panic and to bound work: nesting depth, loop iterations
+//! and output size are capped.
+//!
+//! Supported: text and actions, `{{-`/`-}}` trimming, comments, pipelines, parenthesised
+//! pipelines, variables (`$x :=`, `$x =`, `$`), `.field` chains, `if`/`else if`/`else`,
+//! `range` (lists, maps, integers; `$i, $v :=`; `break`/`continue`), `with`/`else with`, the
+//! Go builtins, and the sprig functions listed in `funcs.rs`. Not supported: `define`,
+//! `template`, `block`, method calls, and sprig's random, time, regex, crypto-generation and
+//! network functions.
 
 use std::collections::BTreeMap;
 
-/// A template failed to parse or execute. The message names the template position and the
-/// construct, never a decrypted value.
+mod exec;
+mod funcs;
+mod parse;
+mod printf;
+mod value;
+
+/// A template failed to parse or execute. The message names the line and the construct,
+/// never a decrypted value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct TemplateError {
@@ -19,8 +38,14 @@ impl TemplateError {
     }
 }
 
-/// Renders `text` with `.` bound to `data` (`map[string]string` in Go).
+/// Renders `text` with `.` bound to `data` (`map[string]string` in Go), as upstream renders
+/// each `spec.template.data` entry. Never panics; bounded in time and output size.
 pub fn render(text: &str, data: &BTreeMap<String, String>) -> Result<String, TemplateError> {
-    let _ = (text, data);
-    Err(TemplateError::new("template engine not written yet"))
+    let nodes = parse::parse(text)?;
+    exec::Exec::run(&nodes, exec::dot_from(data))
+}
+
+/// Parses without executing, to report syntax errors early (e.g. offline validation).
+pub fn check(text: &str) -> Result<(), TemplateError> {
+    parse::parse(text).map(|_| ())
 }
