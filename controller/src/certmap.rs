@@ -1,0 +1,103 @@
+//! Publishes the certificates to a ConfigMap in the controller namespace (contracts.md:
+//! `cert.pem` = newest, `certs.pem` = all active, newest first), so that `kubeseal
+//! --cert-from-configmap` needs only `get configmaps` instead of the service proxy, which
+//! breaks on private GKE and firewalled control planes (§9.1, upstream #368).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, PostParams};
+
+use crate::keys::{KeySnapshot, Keys};
+
+/// Data key of the newest certificate.
+pub const CERT_KEY: &str = "cert.pem";
+/// Data key of every active certificate, newest first.
+pub const CERTS_KEY: &str = "certs.pem";
+
+/// The ConfigMap data for a key snapshot; `None` when there is no key yet. Pure.
+pub fn configmap_data(snap: &KeySnapshot) -> Option<BTreeMap<String, String>> {
+    let newest = snap.newest()?;
+    let mut all = String::new();
+    for c in snap.certs_newest_first() {
+        all.push_str(c.pem());
+        if !all.ends_with('\n') {
+            all.push('\n');
+        }
+    }
+    Some(BTreeMap::from([
+        (CERT_KEY.to_owned(), newest.cert.pem().to_owned()),
+        (CERTS_KEY.to_owned(), all),
+    ]))
+}
+
+async fn publish_once(
+    api: &Api<ConfigMap>,
+    name: &str,
+    data: BTreeMap<String, String>,
+) -> Result<bool, kube::Error> {
+    match api.get_opt(name).await? {
+        None => {
+            let cm = ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(name.to_owned()),
+                    labels: Some(BTreeMap::from([(
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        "sealed-secrets-controller".to_owned(),
+                    )])),
+                    ..Default::default()
+                },
+                data: Some(data),
+                ..Default::default()
+            };
+            api.create(&PostParams::default(), &cm).await?;
+            Ok(true)
+        }
+        Some(mut cm) => {
+            if cm.data.as_ref() == Some(&data) {
+                return Ok(false);
+            }
+            cm.data = Some(data);
+            api.replace(name, &PostParams::default(), &cm).await?;
+            Ok(true)
+        }
+    }
+}
+
+/// Keeps the ConfigMap in step with the keys (runs on the leader only).
+pub async fn run(client: kube::Client, namespace: String, name: String, keys: Arc<Keys>) {
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let mut changed = keys.subscribe();
+    let mut backoff = Duration::from_secs(2);
+    loop {
+        if let Some(data) = configmap_data(&keys.snapshot()) {
+            match publish_once(&api, &name, data).await {
+                Ok(written) => {
+                    backoff = Duration::from_secs(2);
+                    if written {
+                        tracing::info!(configmap = %format!("{namespace}/{name}"), "published certificates");
+                    }
+                }
+                Err(e) => {
+                    if matches!(&e, kube::Error::Api(s) if s.code == 403) {
+                        tracing::error!(error = %e,
+                            "cannot publish the certificate ConfigMap `{name}` in namespace `{namespace}`: the controller needs get, \
+                             create and update on that ConfigMap; grant them (deploy/base/rbac-controller.yaml does) or disable \
+                             publication with --cert-configmap=\"\"");
+                    } else {
+                        tracing::warn!(error = %e, "failed to publish the certificate ConfigMap; retrying");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    continue;
+                }
+            }
+        }
+        if changed.changed().await.is_err() {
+            return;
+        }
+    }
+}
