@@ -49,7 +49,9 @@ pub fn parse_documents(input: &[u8]) -> Result<Vec<Value>, ManifestError> {
             docs
         }
         Some(_) => {
-            let options = serde_saphyr::options! { with_snippet: false };
+            // YAML 1.2 booleans only: `name: n` or `value: yes` stay strings instead of turning
+            // into booleans that then fail as "not a string".
+            let options = serde_saphyr::options! { with_snippet: false, strict_booleans: true };
             serde_saphyr::from_multiple_with_options::<Value>(text, options).map_err(|e| {
                 ManifestError::Yaml {
                     message: e.to_string(),
