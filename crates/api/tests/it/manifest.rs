@@ -63,3 +63,14 @@ proptest! {
         let _ = parse_sealed_secrets(text.as_bytes());
     }
 }
+
+#[test]
+fn hostile_yaml_is_refused_without_crashing() {
+    let deep = "a: ".to_owned() + &"[".repeat(100_000);
+    assert!(parse_documents(deep.as_bytes()).is_err());
+    let deep_json = "[".repeat(100_000);
+    assert!(parse_documents(deep_json.as_bytes()).is_err());
+    let laughs = "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: [*g,*g,*g,*g,*g,*g,*g,*g,*g,*g]\n";
+    // Either refused by the alias budget or parsed; it must simply return.
+    let _ = parse_documents(laughs.as_bytes());
+}
