@@ -1,0 +1,135 @@
+//! `kubeseal audit --key K DIR...`: compromise tracing. Lists every SealedSecret in the trees
+//! that was sealed with key K, found by our `sealing-key` hint annotation, by the
+//! multi-recipient header, or (when K is a private key) by actually decrypting it, which also
+//! finds SealedSecrets sealed by upstream kubeseal (no hint). Exit 1 when any is found (like
+//! `scan`: something needs attention), 0 when none.
+
+use std::path::Path;
+
+use sealed_secrets_api::{UnsealOptions, decrypt_items, sealing_key_hints};
+use sealed_secrets_crypto::{Certificate, Envelope, Fingerprint, KeyRing, decode_base64, envelope};
+
+use crate::cli::AuditArgs;
+use crate::error::{CliError, Result};
+use crate::{Outcome, docs, io, keyfiles};
+
+/// What the `--key` argument turned out to be.
+#[derive(Debug)]
+enum Target {
+    Fingerprint(Fingerprint),
+    Private(KeyRing, Fingerprint),
+}
+
+impl Target {
+    fn fingerprint(&self) -> &Fingerprint {
+        match self {
+            Target::Fingerprint(f) | Target::Private(_, f) => f,
+        }
+    }
+}
+
+fn parse_target(arg: &str) -> Result<Target> {
+    if arg.starts_with("SHA256:") {
+        return arg
+            .parse::<Fingerprint>()
+            .map(Target::Fingerprint)
+            .map_err(|e| CliError::Usage(e.to_string()));
+    }
+    let path = Path::new(arg);
+    let bytes = io::read_file(path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    if text.contains("BEGIN CERTIFICATE") && !text.contains("PRIVATE KEY") {
+        let cert = Certificate::from_pem(&bytes).map_err(|source| CliError::Cert {
+            context: format!("cannot read certificate `{arg}`"),
+            source,
+        })?;
+        return Ok(Target::Fingerprint(cert.public_key().fingerprint().clone()));
+    }
+    let keys = keyfiles::parse_keys(&bytes, path)?;
+    if keys.len() != 1 {
+        return Err(CliError::Usage(format!(
+            "`{arg}` holds {} private keys; audit one key at a time",
+            keys.len()
+        )));
+    }
+    let mut ring = KeyRing::new();
+    let mut fp = None;
+    for k in keys {
+        fp = Some(k.fingerprint().clone());
+        ring.insert(k);
+    }
+    let fp = fp.ok_or_else(|| CliError::Internal("no key".to_owned()))?;
+    Ok(Target::Private(ring, fp))
+}
+
+/// Runs the audit.
+pub fn run(args: &AuditArgs) -> Result<Outcome> {
+    let target = parse_target(&args.key)?;
+    let fp = target.fingerprint().clone();
+    let mut found = 0usize;
+    let mut unknown = 0usize;
+    let mut out = String::new();
+    for (path, text) in docs::sealed_files(&args.dirs)? {
+        let mut errors = Vec::new();
+        for (doc, ss) in docs::sealed_secrets(&text, &mut errors) {
+            let how = if sealing_key_hints(&ss.metadata).contains(&fp) {
+                Some("sealing-key annotation")
+            } else if ss
+                .spec
+                .encrypted_data
+                .iter()
+                .any(|(_, v)| names_recipient(v, &fp))
+            {
+                Some("multi-recipient header")
+            } else if let Target::Private(ring, _) = &target {
+                let opts = UnsealOptions {
+                    accept_deprecated_v1_data: true,
+                };
+                match decrypt_items(&ss, ring, &opts) {
+                    Ok(_) => Some("decrypts with the key"),
+                    Err(e) if !e.is_no_key() && e.category() == "decrypt" => {
+                        // Some items open, some do not: still sealed (partly) with the key.
+                        Some("some items decrypt with the key")
+                    }
+                    Err(_) => None,
+                }
+            } else {
+                if sealing_key_hints(&ss.metadata).is_empty() {
+                    unknown += 1;
+                }
+                None
+            };
+            if let Some(how) = how {
+                found += 1;
+                out.push_str(&format!(
+                    "{}:{}: SealedSecret `{}` ({how})\n",
+                    path.display(),
+                    doc.line,
+                    ss.object_ref()
+                ));
+            }
+        }
+        for e in errors {
+            eprintln!("note: {}: {e}", path.display());
+        }
+    }
+    io::write_stdout(out.as_bytes())?;
+    if unknown > 0 {
+        eprintln!(
+            "note: {unknown} SealedSecret(s) carry no sealing-key annotation (sealed by upstream kubeseal?): pass the private key as --key to check them by decryption"
+        );
+    }
+    eprintln!("{found} SealedSecret(s) sealed with {fp}");
+    Ok(if found > 0 {
+        Outcome::Findings
+    } else {
+        Outcome::Success
+    })
+}
+
+fn names_recipient(value: &str, fp: &Fingerprint) -> bool {
+    decode_base64(value)
+        .ok()
+        .and_then(|ct| envelope(&ct).ok())
+        .is_some_and(|e| matches!(e, Envelope::Multi { recipients } if recipients.contains(fp)))
+}

@@ -1,0 +1,208 @@
+//! Backup files of the controller's keys: a `v1.List` of key Secrets (the shape upstream's
+//! docs recommend, usable as `--recovery-private-key` once decrypted), encrypted with age
+//! (<https://age-encryption.org>): a passphrase (scrypt) by default, or X25519 recipients
+//! (`age1...`). ASCII-armored so the file can be pasted into a password manager.
+//! Plaintext only with `--insecure-plaintext`.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::Path;
+
+use age::secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use crate::cli::BackupCryptArgs;
+use crate::env;
+use crate::error::{CliError, Result};
+
+/// Start of an armored age file.
+const ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
+/// Start of a binary age file.
+const BINARY_BEGIN: &[u8] = b"age-encryption.org/v1";
+
+/// True when `data` is an age file (armored or binary).
+pub fn is_encrypted(data: &[u8]) -> bool {
+    let start = data
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    let data = &data[start..];
+    data.starts_with(ARMOR_BEGIN.as_bytes()) || data.starts_with(BINARY_BEGIN)
+}
+
+/// Encrypts a backup for the recipients of `args`, else a passphrase.
+pub fn encrypt(plaintext: &[u8], args: &BackupCryptArgs) -> Result<Vec<u8>> {
+    let fail =
+        |e: &dyn std::fmt::Display| CliError::Backup(format!("cannot encrypt the backup: {e}"));
+    let encryptor = if args.recipient.is_empty() {
+        let pass = passphrase(args, true)?;
+        age::Encryptor::with_user_passphrase(pass)
+    } else {
+        let mut recipients = Vec::new();
+        for r in &args.recipient {
+            let parsed: age::x25519::Recipient = r
+                .parse()
+                .map_err(|e: &str| CliError::Usage(format!("invalid --recipient `{r}`: {e}")))?;
+            recipients.push(parsed);
+        }
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| fail(&e))?
+    };
+    let mut out = Vec::new();
+    let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+        .map_err(|e| fail(&e))?;
+    let mut w = encryptor.wrap_output(armor).map_err(|e| fail(&e))?;
+    w.write_all(plaintext).map_err(|e| fail(&e))?;
+    w.finish().and_then(|a| a.finish()).map_err(|e| fail(&e))?;
+    Ok(out)
+}
+
+/// Opens a backup file's contents (plaintext backups are returned as they are).
+pub fn decrypt(data: &[u8], args: &BackupCryptArgs, path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    if !is_encrypted(data) {
+        return Ok(Zeroizing::new(data.to_vec()));
+    }
+    let fail = |e: &dyn std::fmt::Display| {
+        CliError::Backup(format!("cannot decrypt backup `{}`: {e}", path.display()))
+    };
+    let decryptor =
+        age::Decryptor::new(age::armor::ArmoredReader::new(data)).map_err(|e| fail(&e))?;
+    let mut reader = if decryptor.is_scrypt() {
+        let pass = passphrase(args, false)?;
+        let id = age::scrypt::Identity::new(pass);
+        decryptor
+            .decrypt(std::iter::once(&id as &dyn age::Identity))
+            .map_err(|e| fail(&e))?
+    } else {
+        if args.identity.is_empty() {
+            return Err(fail(&"it is encrypted to age recipients")
+                .with_hint("pass the matching identity file with --identity FILE"));
+        }
+        let mut ids: Vec<Box<dyn age::Identity>> = Vec::new();
+        for f in &args.identity {
+            let file = age::IdentityFile::from_file(f.display().to_string())
+                .map_err(|e| CliError::io("failed to read identity", f, e))?;
+            ids.extend(file.into_identities().map_err(|e| fail(&e))?);
+        }
+        decryptor
+            .decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
+            .map_err(|e| fail(&e))?
+    };
+    let mut out = Zeroizing::new(Vec::new());
+    reader.read_to_end(&mut out).map_err(|e| fail(&e))?;
+    Ok(out)
+}
+
+/// The passphrase: `--passphrase-file`, else `$SEALED_SECRETS_BACKUP_PASSPHRASE`, else a
+/// prompt on the terminal (twice when creating a backup).
+fn passphrase(args: &BackupCryptArgs, confirm: bool) -> Result<SecretString> {
+    if let Some(f) = &args.passphrase_file {
+        let data = Zeroizing::new(
+            std::fs::read(f).map_err(|e| CliError::io("failed to read passphrase", f, e))?,
+        );
+        let first = data.split(|b| *b == b'\n').next().unwrap_or(&[]);
+        let text = String::from_utf8(first.strip_suffix(b"\r").unwrap_or(first).to_vec())
+            .map_err(|_| CliError::Usage("the passphrase file is not UTF-8".to_owned()))?;
+        return non_empty(text);
+    }
+    if let Ok(p) = std::env::var(env::BACKUP_PASSPHRASE) {
+        return non_empty(p);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage("a passphrase is needed for the backup".to_owned())
+            .with_hint(format!(
+                "use --passphrase-file FILE or ${}, --recipient age1... for a key instead, or run on a terminal",
+                env::BACKUP_PASSPHRASE
+            )));
+    }
+    let first = prompt("Passphrase: ")?;
+    if confirm {
+        let again = prompt("Confirm passphrase: ")?;
+        if *again != *first {
+            return Err(CliError::Usage("the passphrases do not match".to_owned()));
+        }
+    }
+    non_empty(first.to_string())
+}
+
+fn non_empty(p: String) -> Result<SecretString> {
+    if p.is_empty() {
+        return Err(CliError::Usage("the backup passphrase is empty".to_owned()));
+    }
+    Ok(SecretString::from(p))
+}
+
+/// Reads a line from the terminal without echo (`stty -echo` on /dev/tty; no libc binding
+/// needed for this one prompt).
+fn prompt(label: &str) -> Result<Zeroizing<String>> {
+    let tty = Path::new("/dev/tty");
+    let stty = |arg: &str| {
+        std::fs::File::open(tty).ok().and_then(|f| {
+            std::process::Command::new("stty")
+                .arg(arg)
+                .stdin(f)
+                .status()
+                .ok()
+        })
+    };
+    eprint!("{label}");
+    let _ = std::io::stderr().flush();
+    stty("-echo");
+    let mut line = Zeroizing::new(String::new());
+    let read = std::fs::File::open(tty)
+        .map(std::io::BufReader::new)
+        .and_then(|mut r| r.read_line(&mut line));
+    stty("echo");
+    eprintln!();
+    read.map_err(|e| CliError::io("failed to read", tty, e))?;
+    while line.ends_with('\n') || line.ends_with('\r') {
+        line.pop();
+    }
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipient_round_trip() {
+        let id = age::x25519::Identity::generate();
+        let args = BackupCryptArgs {
+            recipient: vec![id.to_public().to_string()],
+            ..BackupCryptArgs::default()
+        };
+        let ct = encrypt(b"keys", &args);
+        assert!(ct.is_ok());
+        let ct = ct.unwrap_or_default();
+        assert!(is_encrypted(&ct));
+        assert!(!ct.windows(4).any(|w| w == b"keys"));
+        let dir = tempfile::tempdir().unwrap();
+        let idf = dir.path().join("id.txt");
+        std::fs::write(
+            &idf,
+            age::secrecy::ExposeSecret::expose_secret(&id.to_string()),
+        )
+        .unwrap();
+        let args = BackupCryptArgs {
+            identity: vec![idf],
+            ..BackupCryptArgs::default()
+        };
+        let pt = decrypt(&ct, &args, Path::new("b")).unwrap();
+        assert_eq!(&pt[..], b"keys");
+    }
+
+    #[test]
+    fn passphrase_file_round_trip_and_wrong_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let pf = dir.path().join("p");
+        std::fs::write(&pf, "correct horse\n").unwrap();
+        let args = BackupCryptArgs {
+            passphrase_file: Some(pf.clone()),
+            ..BackupCryptArgs::default()
+        };
+        let ct = encrypt(b"keys", &args).unwrap();
+        assert_eq!(&decrypt(&ct, &args, Path::new("b")).unwrap()[..], b"keys");
+        std::fs::write(&pf, "wrong\n").unwrap();
+        assert!(decrypt(&ct, &args, Path::new("b")).is_err());
+    }
+}

@@ -1,0 +1,186 @@
+//! Where the sealing certificate comes from: `--cert` (file, directory, `file://`,
+//! `http(s)://`), the cert ConfigMap, or the controller through the service proxy (§6.1, §6.2).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use sealed_secrets_crypto::Certificate;
+
+use crate::error::{CliError, Result};
+use crate::{cluster, http};
+
+/// A `--cert` value, classified like upstream's `OpenCert`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// A local path (no scheme, or a single-letter "scheme" = Windows drive).
+    File(PathBuf),
+    /// `http://` or `https://`.
+    Url(String),
+}
+
+impl CertSource {
+    /// Classifies a `--cert` string.
+    pub fn parse(s: &str) -> Result<CertSource> {
+        match s.split_once("://") {
+            Some((scheme, rest)) if scheme.len() > 1 => {
+                match scheme.to_ascii_lowercase().as_str() {
+                    "file" => Ok(CertSource::File(PathBuf::from(rest))),
+                    "http" | "https" => Ok(CertSource::Url(s.to_owned())),
+                    other => Err(CliError::Usage(format!(
+                        "unsupported URL scheme `{other}` in --cert (use a file, file://, http:// or https://)"
+                    ))),
+                }
+            }
+            _ => Ok(CertSource::File(PathBuf::from(s))),
+        }
+    }
+}
+
+/// Reads the bytes of one `--cert` source as received (for `--fetch-cert`).
+pub fn read_source(source: &CertSource) -> Result<Vec<u8>> {
+    match source {
+        CertSource::File(p) => {
+            fs::read(p).map_err(|e| CliError::io("failed to read certificate", p, e))
+        }
+        CertSource::Url(url) => http::get(url),
+    }
+}
+
+/// Parses a PEM certificate (the first CERTIFICATE block, like upstream) and refuses expired
+/// ones (upstream §1.7 message).
+pub fn parse_cert(pem: &[u8], what: &str) -> Result<Certificate> {
+    let cert = Certificate::from_pem(pem).map_err(|source| CliError::Cert {
+        context: format!("cannot use certificate from {what}"),
+        source,
+    })?;
+    cert.check_not_expired(SystemTime::now())
+        .map_err(|source| CliError::Cert {
+            context: format!("cannot use certificate from {what}"),
+            source,
+        })?;
+    Ok(cert)
+}
+
+/// Loads every `--cert` value: files, URLs, or directories of `.pem`/`.crt`/`.cer` files
+/// (one certificate per file). Several certificates mean a multi-recipient SealedSecret.
+pub fn load_all(values: &[String]) -> Result<Vec<Certificate>> {
+    let mut out = Vec::new();
+    for v in values {
+        let source = CertSource::parse(v)?;
+        if let CertSource::File(p) = &source
+            && p.is_dir()
+        {
+            let files = cert_files(p)?;
+            if files.is_empty() {
+                return Err(CliError::Usage(format!(
+                    "no .pem, .crt or .cer file in certificate directory `{}`",
+                    p.display()
+                )));
+            }
+            for f in files {
+                let bytes = read_source(&CertSource::File(f.clone()))?;
+                out.push(parse_cert(&bytes, &format!("`{}`", f.display()))?);
+            }
+            continue;
+        }
+        let bytes = read_source(&source)?;
+        out.push(parse_cert(&bytes, &format!("`{v}`"))?);
+    }
+    // The same cert given twice must not produce a 2-recipient value.
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|c| seen.insert(c.public_key().fingerprint().clone()));
+    Ok(out)
+}
+
+fn cert_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| CliError::io("failed to read directory", dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("pem" | "crt" | "cer")
+                )
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The certificate bytes as `--fetch-cert` prints them: the (single) `--cert` source, else the
+/// ConfigMap, else the controller's `/v1/cert.pem`.
+pub fn fetch_raw(args: &crate::cli::CertArgs, kube: &crate::cli::KubeArgs) -> Result<Vec<u8>> {
+    match args.cert.as_slice() {
+        [] => cluster::fetch_cert(args, kube),
+        [one] => {
+            let source = CertSource::parse(one)?;
+            if let CertSource::File(p) = &source
+                && p.is_dir()
+            {
+                let certs = load_all(&args.cert)?;
+                return Ok(certs
+                    .iter()
+                    .map(|c| c.pem())
+                    .collect::<String>()
+                    .into_bytes());
+            }
+            read_source(&source)
+        }
+        _ => {
+            let certs = load_all(&args.cert)?;
+            Ok(certs
+                .iter()
+                .map(|c| c.pem())
+                .collect::<String>()
+                .into_bytes())
+        }
+    }
+}
+
+/// The certificates to seal with: `--cert` values, or the controller's (one).
+pub fn recipients(
+    args: &crate::cli::CertArgs,
+    kube: &crate::cli::KubeArgs,
+) -> Result<Vec<Certificate>> {
+    if !args.cert.is_empty() {
+        return load_all(&args.cert);
+    }
+    let pem = cluster::fetch_cert(args, kube)?;
+    let what = if args.cert_from_configmap {
+        format!(
+            "ConfigMap `{}/{}`",
+            args.controller_namespace, args.cert_configmap
+        )
+    } else {
+        "the controller".to_owned()
+    };
+    Ok(vec![parse_cert(&pem, &what)?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_like_upstream() {
+        assert_eq!(
+            CertSource::parse("cert.pem").ok(),
+            Some(CertSource::File("cert.pem".into()))
+        );
+        assert_eq!(
+            CertSource::parse("c://x/cert.pem").ok(),
+            Some(CertSource::File("c://x/cert.pem".into()))
+        );
+        assert_eq!(
+            CertSource::parse("file:///tmp/c.pem").ok(),
+            Some(CertSource::File("/tmp/c.pem".into()))
+        );
+        assert_eq!(
+            CertSource::parse("https://x/v1/cert.pem").ok(),
+            Some(CertSource::Url("https://x/v1/cert.pem".into()))
+        );
+        assert!(CertSource::parse("ftp://x/c.pem").is_err());
+    }
+}

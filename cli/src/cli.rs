@@ -1,0 +1,397 @@
+//! The command line, as clap derive types. Doc comments are the help text.
+//!
+//! The top-level flags are upstream kubeseal's (§6.1), with the same names, shorthands,
+//! defaults and `SEALED_SECRETS_*` variables (named in [`crate::env`]); our additions are the
+//! subcommands (`keys`, `audit`, `scan`, `reencrypt`, `completion`, `man`) and a few flags
+//! marked "(ours)".
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::env;
+
+/// Version string shared by `--version` (upstream prints `kubeseal version: <v>`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// kubeseal: encrypt a Kubernetes Secret into a SealedSecret only the controller can decrypt.
+///
+/// Reads a Secret (JSON or YAML, several documents allowed) from stdin or -f and writes the
+/// SealedSecret to stdout or -w. Without --cert the certificate is fetched from the controller
+/// through the API server's service proxy.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubeseal",
+    version = VERSION,
+    disable_version_flag = true,
+    after_help = "Environment: every flag can also be set as SEALED_SECRETS_<FLAG> (e.g. SEALED_SECRETS_CERT); the flag wins."
+)]
+pub struct Cli {
+    /// Print the version and exit.
+    #[arg(long, action = clap::ArgAction::SetTrue)]
+    pub version: bool,
+
+    #[command(flatten)]
+    pub seal: SealArgs,
+
+    #[command(flatten)]
+    pub cert: CertArgs,
+
+    #[command(flatten)]
+    pub kube: KubeArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The upstream modes and their inputs and outputs.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sealing")]
+pub struct SealArgs {
+    /// Output format for sealed secret: json or yaml (case-insensitive) [default: json;
+    /// with --merge-into, the target file's format].
+    #[arg(short = 'o', long = "format", env = env::FORMAT, value_name = "FORMAT")]
+    pub format: Option<String>,
+
+    /// Sealed-secret (output) file; written atomically and only on success. A .yaml/.yml
+    /// extension selects YAML.
+    #[arg(short = 'w', long = "sealed-secret-file", env = env::SEALED_SECRET_FILE, value_name = "FILE")]
+    pub sealed_secret_file: Option<PathBuf>,
+
+    /// Secret (input) file; stdin when absent or `-`.
+    #[arg(short = 'f', long = "secret-file", env = env::SECRET_FILE, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Allow a Secret with no data (and no stringData).
+    #[arg(long, env = env::ALLOW_EMPTY_DATA)]
+    pub allow_empty_data: bool,
+
+    /// Scope of the sealed secret: strict, namespace-wide or cluster-wide. Strict keeps the
+    /// input's scope annotations; the others rewrite them.
+    #[arg(long, env = env::SCOPE, default_value = "strict", value_name = "SCOPE")]
+    pub scope: String,
+
+    /// Name of the secret (--raw); in normal sealing it overrides metadata.name of every input.
+    #[arg(long, env = env::NAME, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Encrypt one raw value (from --from-file or stdin) and print bare base64.
+    #[arg(long, env = env::RAW)]
+    pub raw: bool,
+
+    /// (only with --raw) File holding the value; `key=path` is accepted, the key is ignored.
+    #[arg(long = "from-file", env = env::FROM_FILE, value_name = "[KEY=]PATH")]
+    pub from_file: Vec<String>,
+
+    /// Seal the Secret on stdin and merge its items into this SealedSecret file, in place
+    /// (the target's namespace, name and scope are kept).
+    #[arg(long = "merge-into", env = env::MERGE_INTO, value_name = "FILE")]
+    pub merge_into: Option<PathBuf>,
+
+    /// Check that the SealedSecret(s) can be decrypted by the controller; with --cert, check
+    /// their structure offline instead (ours).
+    #[arg(long, env = env::VALIDATE)]
+    pub validate: bool,
+
+    /// Re-encrypt the given SealedSecret(s) with the controller's newest key (server side).
+    #[arg(long = "re-encrypt", visible_alias = "rotate", env = env::RE_ENCRYPT)]
+    pub re_encrypt: bool,
+
+    /// Decrypt a SealedSecret offline with --recovery-private-key and print the Secret.
+    #[arg(long = "recovery-unseal", env = env::RECOVERY_UNSEAL)]
+    pub recovery_unseal: bool,
+
+    /// Private key file(s) for --recovery-unseal: PEM, or Secret(s) / a v1.List of Secrets
+    /// with data["tls.key"]; comma list or repeated.
+    #[arg(long = "recovery-private-key", env = env::RECOVERY_PRIVATE_KEY, value_delimiter = ',', value_name = "FILE")]
+    pub recovery_private_key: Vec<String>,
+}
+
+/// Where the sealing certificate comes from.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Certificate")]
+pub struct CertArgs {
+    /// Certificate / public key file or URL (http://, https://, file://). Repeat it, or name a
+    /// directory of .pem/.crt files, to seal for several clusters at once (ours).
+    #[arg(long, env = env::CERT, value_name = "FILE|URL")]
+    pub cert: Vec<String>,
+
+    /// Print the certificate (from the controller, or from --cert) and exit.
+    #[arg(long = "fetch-cert", env = env::FETCH_CERT)]
+    pub fetch_cert: bool,
+
+    /// Read the certificate from the controller's cert ConfigMap instead of the service proxy
+    /// (ours; needs only `get configmaps`).
+    #[arg(long = "cert-from-configmap", env = env::CERT_FROM_CONFIGMAP)]
+    pub cert_from_configmap: bool,
+
+    /// Name of the controller's cert ConfigMap (ours).
+    #[arg(long = "cert-configmap", env = env::CERT_CONFIGMAP, default_value = "sealed-secrets-cert", value_name = "NAME")]
+    pub cert_configmap: String,
+
+    /// Name of the sealed-secrets controller Service.
+    #[arg(long = "controller-name", env = env::CONTROLLER_NAME, default_value = "sealed-secrets-controller", value_name = "NAME")]
+    pub controller_name: String,
+
+    /// Namespace of the sealed-secrets controller.
+    #[arg(long = "controller-namespace", env = env::CONTROLLER_NAMESPACE, default_value = "kube-system", value_name = "NAMESPACE")]
+    pub controller_namespace: String,
+}
+
+/// kubectl-style connection flags (client-go's `RecommendedConfigOverrideFlags("")`).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Cluster connection")]
+pub struct KubeArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, env = env::KUBECONFIG, value_name = "FILE", global = true)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// If present, the namespace scope for this request.
+    #[arg(short = 'n', long, env = env::NAMESPACE, value_name = "NAMESPACE", global = true)]
+    pub namespace: Option<String>,
+
+    /// The name of the kubeconfig context to use.
+    #[arg(long, env = env::CONTEXT, value_name = "NAME", global = true)]
+    pub context: Option<String>,
+
+    /// The name of the kubeconfig cluster to use.
+    #[arg(long, env = env::CLUSTER, value_name = "NAME", global = true)]
+    pub cluster: Option<String>,
+
+    /// The name of the kubeconfig user to use.
+    #[arg(long, env = env::USER, value_name = "NAME", global = true)]
+    pub user: Option<String>,
+
+    /// The address and port of the Kubernetes API server.
+    #[arg(short = 's', long, env = env::SERVER, value_name = "URL", global = true)]
+    pub server: Option<String>,
+
+    /// Path to a cert file for the certificate authority.
+    #[arg(long = "certificate-authority", env = env::CERTIFICATE_AUTHORITY, value_name = "FILE", global = true)]
+    pub certificate_authority: Option<PathBuf>,
+
+    /// If true, the server's certificate will not be checked for validity (insecure).
+    #[arg(long = "insecure-skip-tls-verify", env = env::INSECURE_SKIP_TLS_VERIFY, global = true)]
+    pub insecure_skip_tls_verify: bool,
+
+    /// Server name to use for server certificate validation.
+    #[arg(long = "tls-server-name", env = env::TLS_SERVER_NAME, value_name = "NAME", global = true)]
+    pub tls_server_name: Option<String>,
+
+    /// Path to a client certificate file for TLS.
+    #[arg(long = "client-certificate", env = env::CLIENT_CERTIFICATE, value_name = "FILE", global = true)]
+    pub client_certificate: Option<PathBuf>,
+
+    /// Path to a client key file for TLS.
+    #[arg(long = "client-key", env = env::CLIENT_KEY, value_name = "FILE", global = true)]
+    pub client_key: Option<PathBuf>,
+
+    /// Bearer token for authentication to the API server.
+    #[arg(long, env = env::TOKEN, value_name = "TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+
+    /// Username to impersonate for the operation.
+    #[arg(long = "as", env = env::AS, value_name = "USER", global = true)]
+    pub as_user: Option<String>,
+
+    /// Group to impersonate for the operation (repeatable).
+    #[arg(long = "as-group", env = env::AS_GROUP, value_name = "GROUP", global = true)]
+    pub as_group: Vec<String>,
+
+    /// UID to impersonate for the operation.
+    #[arg(long = "as-uid", env = env::AS_UID, value_name = "UID", global = true)]
+    pub as_uid: Option<String>,
+
+    /// Username for basic authentication to the API server.
+    #[arg(long, env = env::USERNAME, value_name = "USER", global = true)]
+    pub username: Option<String>,
+
+    /// Password for basic authentication to the API server.
+    #[arg(long, env = env::PASSWORD, value_name = "PASSWORD", hide_env_values = true, global = true)]
+    pub password: Option<String>,
+
+    /// How long to wait for a single server request, e.g. 30s, 1m, 500ms ("0" = no timeout).
+    #[arg(long = "request-timeout", env = env::REQUEST_TIMEOUT, default_value = "0", value_name = "DURATION", global = true)]
+    pub request_timeout: String,
+
+    /// Proxy URL to reach the API server.
+    #[arg(long = "proxy-url", env = env::PROXY_URL, value_name = "URL", global = true)]
+    pub proxy_url: Option<String>,
+
+    /// Disable response compression for requests to the server.
+    #[arg(long = "disable-compression", env = env::DISABLE_COMPRESSION, global = true)]
+    pub disable_compression: bool,
+}
+
+/// Subcommands (all ours).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Operate on the controller's sealing keys (list, rotate, backup, restore, verify-backup).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// List SealedSecrets in the given trees that were sealed with a key (compromise
+    /// tracing). Exits 1 when any is found, 0 when none.
+    Audit(AuditArgs),
+    /// Find unsealed Secret manifests (YAML or JSON) in files and trees; exits 1 when any is
+    /// found. Meant for pre-commit hooks and CI.
+    Scan(ScanArgs),
+    /// Re-seal every SealedSecret in the given trees for a new certificate, offline, in place.
+    Reencrypt(ReencryptArgs),
+    /// Print a shell completion script.
+    Completion {
+        /// Target shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// Controller connection for the `keys` subcommands.
+#[derive(Debug, Args, Clone)]
+pub struct ControllerArgs {
+    /// Name of the sealed-secrets controller Service.
+    #[arg(long = "controller-name", env = env::CONTROLLER_NAME, default_value = "sealed-secrets-controller", value_name = "NAME")]
+    pub controller_name: String,
+
+    /// Namespace of the sealed-secrets controller (where the key Secrets live).
+    #[arg(long = "controller-namespace", env = env::CONTROLLER_NAMESPACE, default_value = "kube-system", value_name = "NAMESPACE")]
+    pub controller_namespace: String,
+}
+
+/// How a backup file is protected (age: a passphrase by default, or X25519 recipients).
+#[derive(Debug, Args, Clone, Default)]
+pub struct BackupCryptArgs {
+    /// Read the passphrase from this file (first line) instead of
+    /// $SEALED_SECRETS_BACKUP_PASSPHRASE or a prompt on the terminal.
+    #[arg(long = "passphrase-file", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// (backup) Encrypt to this age recipient (age1...) instead of a passphrase; repeatable.
+    #[arg(long = "recipient", short = 'r', value_name = "AGE_RECIPIENT")]
+    pub recipient: Vec<String>,
+    /// (restore, verify-backup) age identity file (AGE-SECRET-KEY-1...) for a backup made
+    /// with --recipient.
+    #[arg(long = "identity", short = 'i', value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+/// `kubeseal keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the controller's keys: fingerprint, created, not-after, active, values opened.
+    List {
+        #[command(flatten)]
+        controller: ControllerArgs,
+    },
+    /// Ask the controller for a new sealing key now, and wait until it exists.
+    Rotate {
+        #[command(flatten)]
+        controller: ControllerArgs,
+        /// How long to wait for the new key, in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Save every key Secret to a file, encrypted with a passphrase unless
+    /// --insecure-plaintext (the file is created owner-only, atomically).
+    Backup {
+        #[command(flatten)]
+        controller: ControllerArgs,
+        /// Output file (never overwritten unless --force).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Write the keys unencrypted (a v1.List of Secrets, usable as --recovery-private-key).
+        #[arg(long = "insecure-plaintext")]
+        insecure_plaintext: bool,
+        /// Replace an existing output file.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        crypt: BackupCryptArgs,
+    },
+    /// Recreate the key Secrets of a backup; keys already present are left alone, and a
+    /// Secret of the same name holding a different key is never overwritten.
+    Restore {
+        #[command(flatten)]
+        controller: ControllerArgs,
+        /// Backup file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        crypt: BackupCryptArgs,
+    },
+    /// Prove a backup opens every SealedSecret in the given trees (offline).
+    VerifyBackup {
+        /// Backup file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Files or directories holding SealedSecrets.
+        #[arg(value_name = "DIR", required = true)]
+        dirs: Vec<PathBuf>,
+        #[command(flatten)]
+        crypt: BackupCryptArgs,
+    },
+}
+
+/// `kubeseal audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The key: a fingerprint (SHA256:...), a certificate file, or a private key file (then
+    /// every value is also trial-decrypted, which finds SealedSecrets without our hint).
+    #[arg(long, value_name = "FINGERPRINT|CERT|PRIVATE_KEY")]
+    pub key: String,
+    /// Files or directories to search.
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+}
+
+/// `kubeseal scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files or directories to scan.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// `kubeseal reencrypt`.
+#[derive(Debug, Args)]
+pub struct ReencryptArgs {
+    /// Private key(s) that open the current SealedSecrets (same formats as
+    /// --recovery-private-key; comma list or repeated).
+    #[arg(long = "recovery-private-key", env = env::RECOVERY_PRIVATE_KEY, value_delimiter = ',', required = true, value_name = "FILE")]
+    pub recovery_private_key: Vec<String>,
+    /// New certificate(s) to seal for (file, URL or directory; repeat for several clusters).
+    #[arg(long, required = true, value_name = "FILE|URL")]
+    pub cert: Vec<String>,
+    /// Report what would change without writing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Files or directories holding SealedSecrets.
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Builds the clap command (for completions, the man page and tests).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn env_names_follow_upstream_rule() {
+        for var in crate::env::ALL {
+            let flag = var.trim_start_matches("SEALED_SECRETS_");
+            assert!(
+                flag.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{var}"
+            );
+        }
+    }
+}

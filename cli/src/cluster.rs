@@ -1,0 +1,412 @@
+//! Everything that talks to the cluster: building a kube-rs client from the kubeconfig plus
+//! kubectl-style overrides, and reaching the controller through the API server's service proxy
+//! exactly as upstream does (§6.2), or its cert ConfigMap (ours).
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::cli::{CertArgs, KubeArgs};
+use crate::error::{CliError, Result};
+
+/// Hint for every failure to reach the controller.
+const OFFLINE_HINT: &str = "seal offline with --cert FILE|URL (get the certificate once with `kubeseal --fetch-cert > cert.pem`), or use --cert-from-configmap";
+
+/// The namespace Secrets without one are sealed for: `-n`, else the kubeconfig context's,
+/// else `default`. Never fails: like client-go, a missing or broken kubeconfig means
+/// `default` (offline sealing must work without any kubeconfig).
+pub fn default_namespace(args: &KubeArgs) -> String {
+    if let Some(ns) = args.namespace.as_ref().filter(|n| !n.is_empty()) {
+        return ns.clone();
+    }
+    let kc = match &args.kubeconfig {
+        Some(p) => Kubeconfig::read_from(p).ok(),
+        None => Kubeconfig::read().ok(),
+    };
+    kc.and_then(|kc| {
+        let ctx_name = args.context.clone().or(kc.current_context.clone())?;
+        kc.contexts
+            .into_iter()
+            .find(|c| c.name == ctx_name)
+            .and_then(|c| c.context)
+            .and_then(|c| c.namespace)
+    })
+    .filter(|n| !n.is_empty())
+    .unwrap_or_else(|| "default".to_owned())
+}
+
+/// Parses `--request-timeout` like kubectl: a bare number is seconds, else a Go duration
+/// made of `h`, `m`, `s`, `ms` parts; `0` means none.
+pub fn parse_timeout(s: &str) -> Result<Option<Duration>> {
+    let bad = || {
+        CliError::Usage(format!(
+            "invalid --request-timeout `{s}`: expected e.g. 30s, 1m, 500ms, or a number of seconds"
+        ))
+    };
+    let s = s.trim();
+    if s.is_empty() || s == "0" {
+        return Ok(None);
+    }
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Some(Duration::from_secs(secs)));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(digits);
+        let value: f64 = num.parse().map_err(|_| bad())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let secs = match unit {
+            "h" => value * 3600.0,
+            "m" => value * 60.0,
+            "s" => value,
+            "ms" => value / 1000.0,
+            _ => return Err(bad()),
+        };
+        total += Duration::from_secs_f64(secs);
+        rest = next;
+    }
+    Ok((!total.is_zero()).then_some(total))
+}
+
+/// Builds the kube-rs config: the kubeconfig (`--kubeconfig`, else `$KUBECONFIG`, else
+/// `~/.kube/config`, else in-cluster) with `--context/--cluster/--user`, then the kubectl
+/// override flags on top. Exec plugins and tokens are kube-rs's own handling.
+pub async fn config(args: &KubeArgs) -> Result<kube::Config> {
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        cluster: args.cluster.clone(),
+        user: args.user.clone(),
+    };
+    let kubeconfig =
+        match &args.kubeconfig {
+            Some(p) => Some(Kubeconfig::read_from(p).map_err(|e| {
+                CliError::kube(format!("cannot load kubeconfig `{}`", p.display()), e)
+            })?),
+            None => Kubeconfig::read().ok(),
+        };
+    let mut config = match (kubeconfig, &args.server) {
+        (Some(kc), _) => kube::Config::from_custom_kubeconfig(kc, &options)
+            .await
+            .map_err(|e| CliError::kube("cannot load kubeconfig", e))?,
+        (None, Some(server)) => kube::Config::new(parse_uri(server, "--server")?),
+        (None, None) => kube::Config::incluster().map_err(|e| {
+            CliError::kube("no kubeconfig found and not running in a cluster", e)
+                .with_hint("set KUBECONFIG or --kubeconfig, or seal offline with --cert")
+        })?,
+    };
+    if let Some(server) = &args.server {
+        config.cluster_url = parse_uri(server, "--server")?;
+    }
+    if let Some(ns) = args.namespace.as_ref().filter(|n| !n.is_empty()) {
+        config.default_namespace = ns.clone();
+    }
+    if let Some(ca) = &args.certificate_authority {
+        config.root_cert_file = Some(ca.clone());
+        config.root_cert = None;
+    }
+    if args.insecure_skip_tls_verify {
+        config.accept_invalid_certs = true;
+    }
+    if let Some(name) = &args.tls_server_name {
+        config.tls_server_name = Some(name.clone());
+    }
+    if let Some(p) = &args.proxy_url {
+        config.proxy_url = Some(parse_uri(p, "--proxy-url")?);
+    }
+    if args.disable_compression {
+        config.disable_compression = true;
+    }
+    if let Some(t) = parse_timeout(&args.request_timeout)? {
+        config.read_timeout = Some(t);
+        config.write_timeout = Some(t);
+        config.connect_timeout = Some(t);
+    }
+    apply_auth_overrides(&mut config.auth_info, args)?;
+    Ok(config)
+}
+
+fn parse_uri(s: &str, flag: &str) -> Result<http::Uri> {
+    s.parse()
+        .map_err(|e| CliError::Usage(format!("invalid {flag} `{s}`: {e}")))
+}
+
+/// The user-related overrides. kube-rs keeps secrets in `SecretString`; building the
+/// overriding `AuthInfo` through serde avoids depending on `secrecy` directly.
+fn apply_auth_overrides(auth: &mut kube::config::AuthInfo, args: &KubeArgs) -> Result<()> {
+    let mut o = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        o.insert(k.to_owned(), v);
+    };
+    if let Some(t) = &args.token {
+        put("token", t.clone().into());
+    }
+    if let Some(u) = &args.username {
+        put("username", u.clone().into());
+    }
+    if let Some(p) = &args.password {
+        put("password", p.clone().into());
+    }
+    if let Some(c) = &args.client_certificate {
+        put("client-certificate", c.display().to_string().into());
+    }
+    if let Some(k) = &args.client_key {
+        put("client-key", k.display().to_string().into());
+    }
+    if let Some(a) = &args.as_user {
+        put("as", a.clone().into());
+    }
+    if let Some(a) = &args.as_uid {
+        put("as-uid", a.clone().into());
+    }
+    if !args.as_group.is_empty() {
+        put("as-groups", args.as_group.clone().into());
+    }
+    if o.is_empty() {
+        return Ok(());
+    }
+    let over: kube::config::AuthInfo = serde_json::from_value(serde_json::Value::Object(o))
+        .map_err(|e| CliError::Internal(format!("cannot apply credential flags: {e}")))?;
+    if over.token.is_some() {
+        // A token flag replaces whatever the kubeconfig authenticates with.
+        auth.token = over.token;
+        auth.token_file = None;
+        auth.exec = None;
+        auth.auth_provider = None;
+    }
+    if over.username.is_some() {
+        auth.username = over.username;
+    }
+    if over.password.is_some() {
+        auth.password = over.password;
+    }
+    if over.client_certificate.is_some() {
+        auth.client_certificate = over.client_certificate;
+        auth.client_certificate_data = None;
+    }
+    if over.client_key.is_some() {
+        auth.client_key = over.client_key;
+        auth.client_key_data = None;
+    }
+    if over.impersonate.is_some() {
+        auth.impersonate = over.impersonate;
+    }
+    if over.impersonate_uid.is_some() {
+        auth.impersonate_uid = over.impersonate_uid;
+    }
+    if over.impersonate_groups.is_some() {
+        auth.impersonate_groups = over.impersonate_groups;
+    }
+    Ok(())
+}
+
+/// A kube client for the given flags.
+pub async fn client(args: &KubeArgs) -> Result<kube::Client> {
+    let config = config(args).await?;
+    kube::Client::try_from(config).map_err(|e| CliError::kube("cannot create Kubernetes client", e))
+}
+
+/// The controller's Service, reached through the API server proxy (§6.2).
+#[derive(Clone)]
+pub struct Controller {
+    client: kube::Client,
+    namespace: String,
+    name: String,
+    port: String,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response from the controller: status and body.
+#[derive(Debug)]
+pub struct ProxyResponse {
+    /// HTTP status as seen through the proxy.
+    pub status: http::StatusCode,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Controller {
+    /// Looks up the Service and its first port's name, as upstream does.
+    pub async fn connect(kube: &KubeArgs, namespace: &str, name: &str) -> Result<Controller> {
+        let client = client(kube).await?;
+        Self::with_client(client, namespace, name).await
+    }
+
+    /// Same, with an existing client.
+    pub async fn with_client(
+        client: kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Controller> {
+        let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+        let svc = services.get(name).await.map_err(|e| {
+            CliError::kube(
+                format!(
+                    "cannot get sealed secret service: {}. Please, use the flag --controller-name and --controller-namespace to set up the name and namespace of the sealed secrets controller",
+                    kube_message(&e)
+                ),
+                e,
+            )
+            .with_hint(OFFLINE_HINT)
+        })?;
+        let port = svc
+            .spec
+            .and_then(|s| s.ports)
+            .and_then(|p| p.into_iter().next())
+            .and_then(|p| p.name)
+            .unwrap_or_default();
+        Ok(Controller {
+            client,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            port,
+        })
+    }
+
+    /// `/api/v1/namespaces/<ns>/services/http:<name>:<port>/proxy<path>`.
+    pub fn proxy_path(&self, path: &str) -> String {
+        format!(
+            "/api/v1/namespaces/{}/services/http:{}:{}/proxy{}",
+            self.namespace, self.name, self.port, path
+        )
+    }
+
+    /// One request through the proxy; any status is returned (callers map 409 etc.).
+    pub async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<ProxyResponse> {
+        call_path(&self.client, method, &self.proxy_path(path), body).await
+    }
+}
+
+/// A raw request to the API server; any status is returned.
+pub async fn call_path(
+    client: &kube::Client,
+    method: http::Method,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<ProxyResponse> {
+    let mut req = http::Request::builder().method(method.clone()).uri(path);
+    if method == http::Method::GET {
+        req = req.header(http::header::ACCEPT, "application/x-pem-file, */*");
+    } else {
+        req = req.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    let req = req
+        .body(kube::client::Body::from(body))
+        .map_err(|e| CliError::Internal(format!("cannot build request: {e}")))?;
+    let resp = client
+        .send(req)
+        .await
+        .map_err(|e| CliError::kube(format!("cannot reach {path}"), e).with_hint(OFFLINE_HINT))?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect_bytes()
+        .await
+        .map_err(|e| CliError::kube(format!("cannot read the answer of {path}"), e))?;
+    Ok(ProxyResponse {
+        status,
+        body: body.to_vec(),
+    })
+}
+
+/// kube's error without its Debug noise.
+pub fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The controller's certificate: from the ConfigMap (`--cert-from-configmap`) or
+/// `GET /v1/cert.pem` through the service proxy.
+pub fn fetch_cert(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
+    crate::block_on(fetch_cert_async(cert, kube))?
+}
+
+async fn fetch_cert_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
+    if cert.cert_from_configmap {
+        let client = client(kube).await?;
+        let api: Api<ConfigMap> = Api::namespaced(client, &cert.controller_namespace);
+        let cm = api.get(&cert.cert_configmap).await.map_err(|e| {
+            CliError::kube(
+                format!(
+                    "cannot get ConfigMap `{}/{}`: {}",
+                    cert.controller_namespace,
+                    cert.cert_configmap,
+                    kube_message(&e)
+                ),
+                e,
+            )
+            .with_hint(
+                "check --controller-namespace and --cert-configmap, or drop --cert-from-configmap",
+            )
+        })?;
+        return cm
+            .data
+            .and_then(|mut d| d.remove("cert.pem"))
+            .map(String::into_bytes)
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "ConfigMap `{}/{}` has no `cert.pem`",
+                    cert.controller_namespace, cert.cert_configmap
+                ))
+            });
+    }
+    let controller =
+        Controller::connect(kube, &cert.controller_namespace, &cert.controller_name).await?;
+    let resp = controller
+        .call(http::Method::GET, "/v1/cert.pem", Vec::new())
+        .await?;
+    if !resp.status.is_success() {
+        return Err(CliError::Usage(format!(
+            "cannot fetch certificate: the controller answered {}: {}",
+            resp.status,
+            String::from_utf8_lossy(&resp.body).trim()
+        ))
+        .with_hint(OFFLINE_HINT));
+    }
+    Ok(resp.body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_timeout_parses_like_kubectl() {
+        assert_eq!(parse_timeout("0").ok(), Some(None));
+        assert_eq!(parse_timeout("5").ok(), Some(Some(Duration::from_secs(5))));
+        assert_eq!(
+            parse_timeout("1m30s").ok(),
+            Some(Some(Duration::from_secs(90)))
+        );
+        assert_eq!(
+            parse_timeout("500ms").ok(),
+            Some(Some(Duration::from_millis(500)))
+        );
+        assert!(parse_timeout("soon").is_err());
+        assert!(parse_timeout("5d").is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! Files and streams: `-` means stdin/stdout, output files are written atomically (temp file
+//! in the same directory + rename) so a failure leaves nothing behind (§6.1 `-w`).
+
+use std::fs;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{CliError, Result};
+
+/// Upstream's hint when stdin is a terminal (§6.4).
+pub const TTY_HINT: &str = "(tty detected: expecting json/yaml k8s resource in stdin)";
+
+/// Reads `path`, or stdin when `None` or `-`. On a terminal, prints upstream's hint first so a
+/// user who forgot the redirection is not left waiting.
+pub fn read_input(path: Option<&Path>) -> Result<Vec<u8>> {
+    match path {
+        Some(p) if p.as_os_str() != "-" => read_file(p),
+        _ => read_stdin(),
+    }
+}
+
+/// Reads all of stdin (with the TTY hint).
+pub fn read_stdin() -> Result<Vec<u8>> {
+    let stdin = io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("{TTY_HINT}");
+    }
+    let mut buf = Vec::new();
+    stdin
+        .lock()
+        .read_to_end(&mut buf)
+        .map_err(|e| CliError::io("failed to read", Path::new("-"), e))?;
+    Ok(buf)
+}
+
+/// Reads a file.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| CliError::io("failed to read", path, e))
+}
+
+/// Writes data to stdout and flushes (a closed pipe surfaces as a broken-pipe error that
+/// `main` turns into a quiet exit).
+pub fn write_stdout(data: &[u8]) -> Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(data)
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::io("failed to write", Path::new("-"), e))
+}
+
+/// Permissions of a new file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileMode {
+    /// 0644 for a new file; an existing file keeps its mode.
+    Public,
+    /// 0600 (key material), whatever existed before.
+    OwnerOnly,
+}
+
+/// Writes `data` to `path` atomically: a temporary file in the same directory, synced, then
+/// renamed over the target.
+pub fn write_atomic(path: &Path, data: &[u8], mode: FileMode) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let err = |e| CliError::io("failed to write", path, e);
+    // NamedTempFile is created 0600 on Unix, so key material is never readable by others,
+    // not even briefly.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".kubeseal-")
+        .tempfile_in(&dir)
+        .map_err(err)?;
+    tmp.write_all(data).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    set_mode(tmp.path(), path, mode).map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(tmp: &Path, target: &Path, mode: FileMode) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let bits = match mode {
+        FileMode::OwnerOnly => 0o600,
+        FileMode::Public => match fs::metadata(target) {
+            Ok(m) => m.permissions().mode() & 0o7777,
+            Err(_) => 0o644,
+        },
+    };
+    fs::set_permissions(tmp, fs::Permissions::from_mode(bits))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_tmp: &Path, _target: &Path, _mode: FileMode) -> io::Result<()> {
+    Ok(())
+}
+
+/// Creates `path` exclusively with mode 0600 (fails if it exists), writing atomically.
+pub fn create_private_file(path: &Path, data: &[u8], overwrite: bool) -> Result<()> {
+    if !overwrite && path.exists() {
+        return Err(
+            CliError::Usage(format!("refusing to overwrite `{}`", path.display()))
+                .with_hint("pass --force to replace it, or choose another -o"),
+        );
+    }
+    write_atomic(path, data, FileMode::OwnerOnly)
+}
+
+/// True when stderr is a terminal and colour is not disabled by `NO_COLOR`.
+pub fn color_stderr() -> bool {
+    let no_color = std::env::var_os(crate::env::NO_COLOR).is_some_and(|v| !v.is_empty());
+    !no_color && io::stderr().is_terminal()
+}
+
+/// Every regular file under `paths` (files given directly are kept), sorted, skipping hidden
+/// directories such as `.git`.
+pub fn walk(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = fs::metadata(p).map_err(|e| CliError::io("failed to read", p, e))?;
+        if meta.is_dir() {
+            walk_dir(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| CliError::io("failed to read directory", dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        let Ok(meta) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if !hidden {
+                walk_dir(&p, out)?;
+            }
+        } else if meta.is_file() {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Manifest-looking files: `.yaml`, `.yml`, `.json`.
+pub fn is_manifest(path: &Path) -> bool {
+    matches!(
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("yaml" | "yml" | "json")
+    )
+}

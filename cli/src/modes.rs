@@ -1,0 +1,344 @@
+//! The upstream modes (§6.3): seal, `--raw`, `--merge-into`, `--recovery-unseal`,
+//! `--re-encrypt`, `--validate`, `--fetch-cert`.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use sealed_secrets_api::manifest::{parse_documents, sealed_secret_from_value};
+use sealed_secrets_api::output::{self, OutputFormat};
+use sealed_secrets_api::{
+    SealOptions, SealedSecret, UnsealOptions, merge_into, parse_sealed_secrets, parse_secrets,
+    seal_manifests, seal_raw, unseal,
+};
+use sealed_secrets_crypto::{Certificate, PublicKey, Scope};
+
+use crate::cli::{CertArgs, KubeArgs, SealArgs};
+use crate::cluster::{self, Controller};
+use crate::error::{CliError, Result};
+use crate::io::{self, FileMode};
+use crate::{certs, keyfiles, validate};
+
+/// Dispatches the flag-selected mode, in upstream's order.
+pub fn run_upstream(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
+    if !seal.from_file.is_empty() && !seal.raw {
+        return Err(CliError::Usage("--from-file requires --raw".to_owned()));
+    }
+    if !seal.recovery_private_key.is_empty() && !seal.recovery_unseal {
+        eprintln!(
+            "warning: --recovery-private-key is only used with --recovery-unseal; ignoring it"
+        );
+    }
+    // Validate -o up front so a typo fails before any work (upstream's message).
+    output_format(seal, None)?;
+    if cert.fetch_cert {
+        let pem = certs::fetch_raw(cert, kube)?;
+        return write_output(seal.sealed_secret_file.as_deref(), &pem);
+    }
+    if seal.validate {
+        return validate_mode(seal, cert, kube);
+    }
+    if seal.re_encrypt {
+        return re_encrypt(seal, cert, kube);
+    }
+    if seal.recovery_unseal {
+        return recovery_unseal(seal);
+    }
+    if seal.raw {
+        return raw(seal, cert, kube);
+    }
+    if let Some(target) = &seal.merge_into {
+        return merge(seal, cert, kube, target);
+    }
+    seal_mode(seal, cert, kube)
+}
+
+/// The output format: `-w`'s `.yaml`/`.yml` extension wins (upstream), then `-o`, then
+/// `fallback` (merge-into: the target's own format), then JSON.
+fn output_format(seal: &SealArgs, fallback: Option<OutputFormat>) -> Result<OutputFormat> {
+    let by_flag = seal
+        .format
+        .as_deref()
+        .map(OutputFormat::from_str)
+        .transpose()?;
+    let by_ext = seal.sealed_secret_file.as_deref().and_then(yaml_extension);
+    Ok(by_ext.or(by_flag).or(fallback).unwrap_or_default())
+}
+
+fn yaml_extension(p: &Path) -> Option<OutputFormat> {
+    match p.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml") => {
+            Some(OutputFormat::Yaml)
+        }
+        _ => None,
+    }
+}
+
+/// stdout, or `-w` written atomically.
+fn write_output(path: Option<&Path>, data: &[u8]) -> Result<()> {
+    match path {
+        Some(p) if p.as_os_str() != "-" => io::write_atomic(p, data, FileMode::Public),
+        _ => io::write_stdout(data),
+    }
+}
+
+fn render_all(list: &[SealedSecret], format: OutputFormat) -> Result<String> {
+    let mut out = String::new();
+    for ss in list {
+        out.push_str(&output::sealed_secret(ss, format)?);
+    }
+    Ok(out)
+}
+
+fn parse_scope(s: &str) -> Result<Scope> {
+    Scope::from_str(s).map_err(|e| CliError::Usage(e.to_string()))
+}
+
+fn public_keys(certs: &[Certificate]) -> Vec<&PublicKey> {
+    certs.iter().map(Certificate::public_key).collect()
+}
+
+/// Default mode: seal every Secret of the input.
+fn seal_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
+    let format = output_format(seal, None)?;
+    let scope = parse_scope(&seal.scope)?;
+    // Upstream opens the certificate before reading the input.
+    let certs = certs::recipients(cert, kube)?;
+    let input = io::read_input(seal.secret_file.as_deref())?;
+    let opts = SealOptions {
+        scope,
+        name: seal.name.clone().filter(|n| !n.is_empty()),
+        explicit_namespace: kube.namespace.clone().filter(|n| !n.is_empty()),
+        default_namespace: cluster::default_namespace(kube),
+        allow_empty_data: seal.allow_empty_data,
+    };
+    let sealed = seal_manifests(&input, &public_keys(&certs), &opts)?;
+    let text = render_all(&sealed, format)?;
+    write_output(seal.sealed_secret_file.as_deref(), text.as_bytes())
+}
+
+/// `--raw`: one value, bare base64, no newline.
+fn raw(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
+    if seal.from_file.len() > 1 {
+        return Err(CliError::Usage(
+            "must provide only one --from-file when encrypting a single item with --raw".to_owned(),
+        ));
+    }
+    let scope = parse_scope(&seal.scope)?;
+    let namespace = cluster::default_namespace(kube);
+    let name = seal.name.clone().unwrap_or_default();
+    // Check the flags before fetching anything (same messages as seal_raw).
+    if scope != Scope::ClusterWide && namespace.is_empty() {
+        return Err(sealed_secrets_api::SealingError::RawNeedsNamespace.into());
+    }
+    if scope == Scope::Strict && name.is_empty() {
+        return Err(sealed_secrets_api::SealingError::RawNeedsName.into());
+    }
+    let certs = certs::recipients(cert, kube)?;
+    let value = match seal.from_file.first() {
+        Some(spec) => {
+            let path = spec.split_once('=').map_or(spec.as_str(), |(_, p)| p);
+            io::read_file(Path::new(path))?
+        }
+        None => io::read_stdin()?,
+    };
+    let out = seal_raw(
+        &value,
+        &public_keys(&certs),
+        scope,
+        Some(&namespace),
+        Some(&name),
+    )?;
+    write_output(seal.sealed_secret_file.as_deref(), out.as_bytes())
+}
+
+/// Reads one SealedSecret file (exactly one object).
+pub fn read_one_sealed(path: &Path) -> Result<(SealedSecret, OutputFormat)> {
+    let bytes = io::read_file(path)?;
+    let format = detect_format(&bytes);
+    let mut list = parse_sealed_secrets(&bytes).map_err(|source| CliError::Manifest {
+        context: format!("cannot read SealedSecret from `{}`", path.display()),
+        source,
+    })?;
+    match list.len() {
+        1 => Ok((list.remove(0), format)),
+        n => Err(CliError::Usage(format!(
+            "`{}` must hold exactly one SealedSecret, found {n}",
+            path.display()
+        ))),
+    }
+}
+
+/// JSON when the first non-blank byte opens an object, else YAML.
+pub fn detect_format(bytes: &[u8]) -> OutputFormat {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | Some(b'[') => OutputFormat::Json,
+        _ => OutputFormat::Yaml,
+    }
+}
+
+/// `--merge-into F`: seal stdin's Secret(s) for F's namespace/name/scope and rewrite F.
+fn merge(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs, target: &Path) -> Result<()> {
+    let (mut sealed, file_format) = read_one_sealed(target)?;
+    let format = match &seal.format {
+        Some(f) => OutputFormat::from_str(f)?,
+        None => file_format,
+    };
+    let certs = certs::recipients(cert, kube)?;
+    let input = io::read_input(seal.secret_file.as_deref())?;
+    let secrets = parse_secrets(&input).map_err(|source| CliError::Manifest {
+        context: "cannot read the Secret to merge".to_owned(),
+        source,
+    })?;
+    if secrets.is_empty() {
+        return Err(sealed_secrets_api::SealingError::NoSecrets.into());
+    }
+    merge_into(&mut sealed, secrets, &public_keys(&certs))?;
+    let text = output::sealed_secret(&sealed, format)?;
+    io::write_atomic(target, text.as_bytes(), FileMode::Public)
+}
+
+/// `--recovery-unseal`: decrypt offline with the given private keys and print the Secret(s).
+fn recovery_unseal(seal: &SealArgs) -> Result<()> {
+    let format = output_format(seal, None)?;
+    let ring = keyfiles::load_ring(&seal.recovery_private_key)?;
+    let input = io::read_input(seal.secret_file.as_deref())?;
+    let list = parse_sealed_secrets(&input).map_err(|source| CliError::Manifest {
+        context: "cannot read the SealedSecret to unseal".to_owned(),
+        source,
+    })?;
+    if list.is_empty() {
+        return Err(CliError::Usage(
+            "no SealedSecret found in the input. Ensure the input is valid and UTF-8 encoded"
+                .to_owned(),
+        ));
+    }
+    let mut out = String::new();
+    for ss in &list {
+        let secret = unseal(ss, &ring, &UnsealOptions::default())?;
+        out.push_str(&output::secret(secret.secret(), format)?);
+    }
+    write_output(seal.sealed_secret_file.as_deref(), out.as_bytes())
+}
+
+/// Splits the input into SealedSecrets, keeping each document as JSON for the controller.
+fn read_sealed_docs(seal: &SealArgs) -> Result<Vec<SealedSecret>> {
+    let input = io::read_input(seal.secret_file.as_deref())?;
+    let docs = parse_documents(&input).map_err(|source| CliError::Manifest {
+        context: "cannot read the SealedSecret input".to_owned(),
+        source,
+    })?;
+    let list = parse_sealed_secrets(&input).map_err(|source| CliError::Manifest {
+        context: "cannot read the SealedSecret input".to_owned(),
+        source,
+    })?;
+    if docs.is_empty() || list.is_empty() {
+        return Err(CliError::Usage(
+            "no SealedSecret found in the input. Ensure the input is valid and UTF-8 encoded"
+                .to_owned(),
+        ));
+    }
+    Ok(list)
+}
+
+/// `--validate`: through the controller's `/v1/verify`, or offline with `--cert` (ours).
+fn validate_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
+    if !cert.cert.is_empty() {
+        let certs = certs::load_all(&cert.cert)?;
+        let list = read_sealed_docs(seal)?;
+        return validate::offline(&list, &certs);
+    }
+    let list = read_sealed_docs(seal)?;
+    crate::block_on(async {
+        let controller =
+            Controller::connect(kube, &cert.controller_namespace, &cert.controller_name).await?;
+        for ss in &list {
+            let body = output::to_json(ss).into_bytes();
+            let resp = controller
+                .call(http::Method::POST, "/v1/verify", body)
+                .await?;
+            match resp.status.as_u16() {
+                200..=299 => {}
+                409 => {
+                    return Err(CliError::Usage(format!(
+                        "unable to decrypt sealed secret: {}",
+                        ss.metadata.name.as_deref().unwrap_or("")
+                    )));
+                }
+                _ => {
+                    return Err(CliError::Usage(format!(
+                        "cannot validate sealed secret: the controller answered {}: {}",
+                        resp.status,
+                        String::from_utf8_lossy(&resp.body).trim()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    })?
+}
+
+/// `--re-encrypt`: one `/v1/rotate` call per document. With only `-f`, the input file is
+/// rewritten (upstream #405).
+fn re_encrypt(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
+    let list = read_sealed_docs(seal)?;
+    let out_path: Option<PathBuf> = seal
+        .sealed_secret_file
+        .clone()
+        .or_else(|| seal.secret_file.clone().filter(|p| p.as_os_str() != "-"));
+    let fallback = seal
+        .secret_file
+        .as_deref()
+        .filter(|_| seal.sealed_secret_file.is_none())
+        .and_then(yaml_extension);
+    let format = output_format(seal, fallback)?;
+    let rotated = crate::block_on(async {
+        let controller =
+            Controller::connect(kube, &cert.controller_namespace, &cert.controller_name).await?;
+        let mut out = Vec::new();
+        for ss in &list {
+            let body = output::to_json(ss).into_bytes();
+            let resp = controller
+                .call(http::Method::POST, "/v1/rotate", body)
+                .await?;
+            match resp.status.as_u16() {
+                200..=299 => out.push(parse_rotated(&resp.body)?),
+                409 => return Err(CliError::Usage("unable to rotate secret".to_owned())),
+                _ => {
+                    return Err(CliError::Usage(format!(
+                        "cannot re-encrypt secret: the controller answered {}: {}",
+                        resp.status,
+                        String::from_utf8_lossy(&resp.body).trim()
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    })??;
+    let text = render_all(&rotated, format)?;
+    write_output(out_path.as_deref(), text.as_bytes())
+}
+
+/// The rotate answer has no apiVersion/kind (upstream quirk): add them, then clear the
+/// server fields upstream clears.
+fn parse_rotated(body: &[u8]) -> Result<SealedSecret> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot re-encrypt secret: invalid answer from the controller: {e}"
+        ))
+    })?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("apiVersion")
+            .or_insert_with(|| sealed_secrets_api::API_VERSION.into());
+        obj.entry("kind")
+            .or_insert_with(|| sealed_secrets_api::KIND.into());
+    }
+    let mut ss = sealed_secret_from_value(1, value).map_err(|source| CliError::Manifest {
+        context: "cannot re-encrypt secret: invalid answer from the controller".to_owned(),
+        source,
+    })?;
+    ss.metadata.creation_timestamp = None;
+    ss.metadata.deletion_timestamp = None;
+    ss.metadata.generation = None;
+    ss.status = None;
+    Ok(ss)
+}

@@ -1,0 +1,150 @@
+//! Offline `--validate --cert` (ours; upstream refuses offline validation, §9.4): structural
+//! checks that need only the public certificate. They cannot prove a value decrypts (that
+//! needs the private key), but they catch what breaks in practice: values that are not
+//! base64, values sealed for another key (RSA length prefix != the cert's modulus size, or a
+//! multi-recipient header that does not name the cert), and scope annotations that disagree
+//! between the top-level metadata (what the controller uses) and the template.
+
+use sealed_secrets_api::{SealedSecret, annotations, sealing_key_hints};
+use sealed_secrets_crypto::{Certificate, Envelope, Scope, decode_base64, envelope};
+
+use crate::error::{CliError, Result};
+
+/// Smallest sealed value: 2-byte prefix + RSA block + 16-byte GCM tag.
+const GCM_TAG: usize = 16;
+
+/// Checks every SealedSecret; reports all problems on stderr and fails if there is any.
+pub fn offline(list: &[SealedSecret], certs: &[Certificate]) -> Result<()> {
+    let mut problems = Vec::new();
+    for ss in list {
+        for p in check(ss, certs) {
+            problems.push(format!("SealedSecret `{}`: {p}", ss.object_ref()));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for p in &problems[..problems.len() - 1] {
+        eprintln!("{p}");
+    }
+    Err(CliError::Usage(format!(
+        "unable to validate sealed secret offline: {}",
+        problems[problems.len() - 1]
+    ))
+    .with_hint("re-seal the Secret with this certificate (kubeseal --cert ...), or validate against the cluster without --cert"))
+}
+
+/// The problems of one SealedSecret (empty when it looks fine).
+pub fn check(ss: &SealedSecret, certs: &[Certificate]) -> Vec<String> {
+    let mut out = Vec::new();
+    let name = ss.metadata.name.clone().unwrap_or_default();
+    let namespace = ss.metadata.namespace.clone().unwrap_or_default();
+    let top_scope = Scope::from_annotations(ss.metadata.annotations.as_ref());
+    if name.is_empty() {
+        out.push("metadata.name is missing".to_owned());
+    }
+    if top_scope != Scope::ClusterWide && namespace.is_empty() {
+        out.push(format!(
+            "metadata.namespace is missing but the scope is {top_scope} (the label needs it)"
+        ));
+    }
+    if let Some(tmeta) = &ss.spec.template.metadata {
+        let t = tmeta.annotations.as_ref();
+        let has_scope_annotation = t.is_some_and(|a| {
+            a.contains_key(annotations::CLUSTER_WIDE) || a.contains_key(annotations::NAMESPACE_WIDE)
+        });
+        let t_scope = Scope::from_annotations(t);
+        if has_scope_annotation && t_scope != top_scope {
+            out.push(format!(
+                "scope annotations disagree: metadata says {top_scope}, spec.template.metadata says {t_scope} (the controller uses metadata)"
+            ));
+        }
+        if let Some(tn) = tmeta.namespace.as_deref().filter(|n| !n.is_empty())
+            && top_scope != Scope::ClusterWide
+            && tn != namespace
+        {
+            out.push(format!(
+                    "spec.template.metadata.namespace `{tn}` differs from metadata.namespace `{namespace}`"
+                ));
+        }
+    }
+    let has_legacy = ss.spec.data.as_deref().is_some_and(|d| !d.is_empty());
+    if has_legacy && !ss.spec.encrypted_data.is_empty() {
+        out.push("sets both deprecated spec.data and spec.encryptedData".to_owned());
+    }
+    for item in ss.spec.encrypted_data.invalid_keys() {
+        out.push(format!("encryptedData `{item}` is not a string"));
+    }
+    let hints = sealing_key_hints(&ss.metadata);
+    if !hints.is_empty()
+        && !certs
+            .iter()
+            .any(|c| hints.contains(c.public_key().fingerprint()))
+    {
+        out.push(format!(
+            "annotation {} names other key(s): {}",
+            annotations::SEALING_KEY,
+            hints
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
+    for (item, value) in ss.spec.encrypted_data.iter() {
+        if let Some(p) = check_value(value, certs) {
+            out.push(format!("encryptedData `{item}`: {p}"));
+        }
+    }
+    if let Some(data) = ss.spec.data.as_deref().filter(|d| !d.is_empty())
+        && let Some(p) = check_value(data, certs)
+    {
+        out.push(format!("spec.data: {p}"));
+    }
+    out
+}
+
+/// Why one value cannot have been sealed for any of `certs`, if it cannot.
+fn check_value(value: &str, certs: &[Certificate]) -> Option<String> {
+    let Ok(ct) = decode_base64(value) else {
+        return Some("not valid base64".to_owned());
+    };
+    match envelope(&ct) {
+        Err(e) => Some(e.to_string()),
+        Ok(Envelope::Upstream { rsa_len }) => {
+            let sizes: Vec<usize> = certs.iter().map(|c| c.public_key().modulus_len()).collect();
+            if !sizes.contains(&rsa_len) {
+                Some(format!(
+                    "length prefix {rsa_len} does not match the certificate's modulus size ({} bytes): sealed for another key",
+                    sizes
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            } else if ct.len() < 2 + rsa_len + GCM_TAG {
+                Some("SealedSecret data is too short".to_owned())
+            } else {
+                None
+            }
+        }
+        Ok(Envelope::Multi { recipients }) => {
+            if certs
+                .iter()
+                .any(|c| recipients.contains(c.public_key().fingerprint()))
+            {
+                None
+            } else {
+                Some(format!(
+                    "multi-recipient value not sealed for this certificate (recipients: {})",
+                    recipients
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
+        Ok(_) => None,
+    }
+}

@@ -1,0 +1,732 @@
+//! Golden tests of the kubeseal binary: every offline mode, --help, and bad input. Outputs
+//! are insta snapshots (ciphertexts normalised); round trips check the values themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{SECRET_YAML, SECRETS_JSON, fixture, run};
+use insta::assert_snapshot;
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn cert_a() -> String {
+    p(&fixture("cert-a.pem"))
+}
+fn cert_b() -> String {
+    p(&fixture("cert-b.pem"))
+}
+fn key_a() -> String {
+    p(&fixture("key-a.pem"))
+}
+fn key_b() -> String {
+    p(&fixture("key-b.pem"))
+}
+
+/// Seals `input` with `args` (+ --cert cert-a unless a --cert is given) and returns stdout.
+fn seal(dir: &Path, args: &[&str], input: &str) -> String {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    if !args.contains(&"--cert") {
+        all.push("--cert".into());
+        all.push(cert_a());
+    }
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let r = run(dir, &refs, input.as_bytes());
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    r.stdout
+}
+
+fn unseal_with(dir: &Path, keys: &str, sealed: &str, extra: &[&str]) -> common::Run {
+    let mut args = vec!["--recovery-unseal", "--recovery-private-key", keys];
+    args.extend_from_slice(extra);
+    run(dir, &args, sealed.as_bytes())
+}
+
+#[test]
+fn help_and_version() {
+    let d = tmp();
+    for (name, args) in [
+        ("help", vec!["--help"]),
+        ("help_keys", vec!["keys", "--help"]),
+        ("help_keys_backup", vec!["keys", "backup", "--help"]),
+        ("help_audit", vec!["audit", "--help"]),
+        ("help_scan", vec!["scan", "--help"]),
+        ("help_reencrypt", vec!["reencrypt", "--help"]),
+        ("version", vec!["--version"]),
+    ] {
+        let r = run(d.path(), &args, b"");
+        assert_snapshot!(name, r.snapshot(d.path()));
+    }
+    let r = run(d.path(), &["--version"], b"");
+    assert_eq!(
+        r.stdout,
+        format!("kubeseal version: {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn seal_yaml_to_json_and_recover() {
+    let d = tmp();
+    let out = seal(d.path(), &[], SECRET_YAML);
+    assert_snapshot!("seal_yaml_default_json", common::normalize(&out, d.path()));
+    assert!(
+        !out.contains("leak"),
+        "last-applied annotation must be stripped"
+    );
+    assert!(out.contains("sealed-secrets-rs.dev/sealing-key"));
+    let r = unseal_with(d.path(), &key_a(), &out, &["-o", "yaml"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_snapshot!("recovery_unseal_yaml", r.snapshot(d.path()));
+    assert!(r.stdout.contains("password: czNjcjN0")); // base64("s3cr3t")
+}
+
+#[test]
+fn seal_json_stream_yaml_output_and_default_namespace() {
+    let d = tmp();
+    let out = seal(d.path(), &["-o", "yaml"], SECRETS_JSON);
+    assert_snapshot!("seal_json_stream_yaml", common::normalize(&out, d.path()));
+    assert_eq!(out.matches("---\n").count(), 2);
+    assert!(out.contains("namespace: default"));
+    let r = unseal_with(d.path(), &key_a(), &out, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("\"b\": \"Mg==\""));
+}
+
+#[test]
+fn write_file_atomically_with_format_from_extension() {
+    let d = tmp();
+    let target = d.path().join("out.yml");
+    let r = run(
+        d.path(),
+        &["--cert", &cert_a(), "-f", "-", "-w", &p(&target)],
+        SECRET_YAML.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+    let written = fs::read_to_string(&target).unwrap();
+    assert!(written.starts_with("---\n"), "{written}");
+    // Leftover temporary files would show up here.
+    assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn scopes_name_and_namespace_rules() {
+    let d = tmp();
+    let cw = seal(
+        d.path(),
+        &["--scope", "cluster-wide", "--name", "renamed"],
+        SECRET_YAML,
+    );
+    assert_snapshot!(
+        "seal_cluster_wide_renamed",
+        common::normalize(&cw, d.path())
+    );
+    let nw = seal(d.path(), &["--scope", "namespace-wide"], SECRET_YAML);
+    assert!(nw.contains("sealedsecrets.bitnami.com/namespace-wide"));
+    // Cluster-wide values open under another name.
+    let moved = cw.replace("\"name\": \"renamed\"", "\"name\": \"elsewhere\"");
+    let r = unseal_with(d.path(), &key_a(), &moved, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // -n given explicitly and different: upstream's mismatch error.
+    let r = run(
+        d.path(),
+        &["--cert", &cert_a(), "-n", "other"],
+        SECRET_YAML.as_bytes(),
+    );
+    assert_eq!(r.code, 1);
+    assert_snapshot!("namespace_mismatch", r.snapshot(d.path()));
+    // -n fills in a missing namespace.
+    let out = seal(
+        d.path(),
+        &["-n", "given"],
+        "kind: Secret\nmetadata: {name: x}\nstringData: {a: b}\n",
+    );
+    assert!(out.contains("\"namespace\": \"given\""));
+}
+
+#[test]
+fn empty_data_needs_flag() {
+    let d = tmp();
+    let input = "apiVersion: v1\nkind: Secret\nmetadata: {name: e, namespace: nsx}\n";
+    let r = run(d.path(), &["--cert", &cert_a()], input.as_bytes());
+    assert_eq!(r.code, 1);
+    assert_snapshot!("empty_data", r.snapshot(d.path()));
+    let out = seal(d.path(), &["--allow-empty-data"], input);
+    assert!(out.contains("\"encryptedData\": {}"), "{out}");
+}
+
+#[test]
+fn raw_mode() {
+    let d = tmp();
+    let value = d.path().join("v.txt");
+    fs::write(&value, "raw-value").unwrap();
+    let r = run(
+        d.path(),
+        &[
+            "--raw",
+            "--cert",
+            &cert_a(),
+            "-n",
+            "team-a",
+            "--name",
+            "db",
+            "--from-file",
+            &format!("k={}", p(&value)),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("Ag") && !r.stdout.ends_with('\n'),
+        "{}",
+        r.stdout
+    );
+    // The value opens with the strict label team-a/db.
+    let ss = format!(
+        "{{\"apiVersion\":\"bitnami.com/v1alpha1\",\"kind\":\"SealedSecret\",\"metadata\":{{\"name\":\"db\",\"namespace\":\"team-a\"}},\"spec\":{{\"encryptedData\":{{\"k\":\"{}\"}}}}}}",
+        r.stdout
+    );
+    let u = unseal_with(d.path(), &key_a(), &ss, &[]);
+    assert_eq!(u.code, 0, "{}", u.stderr);
+    assert!(u.stdout.contains("cmF3LXZhbHVl")); // base64("raw-value")
+    // stdin, cluster-wide: no name or namespace needed.
+    let r = run(
+        d.path(),
+        &["--raw", "--cert", &cert_a(), "--scope", "cluster-wide"],
+        b"v",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for (name, args) in [
+        (
+            "raw_without_name",
+            vec!["--raw", "--cert", cert_a().leak() as &str, "-n", "x"],
+        ),
+        (
+            "from_file_without_raw",
+            vec!["--from-file", "x", "--cert", cert_a().leak()],
+        ),
+        (
+            "raw_two_from_files",
+            vec![
+                "--raw",
+                "--from-file",
+                "a",
+                "--from-file",
+                "b",
+                "--cert",
+                cert_a().leak(),
+                "-n",
+                "x",
+                "--name",
+                "y",
+            ],
+        ),
+    ] {
+        let r = run(d.path(), &args, b"v");
+        assert_eq!(r.code, 1, "{name}");
+        assert_snapshot!(name, r.snapshot(d.path()));
+    }
+}
+
+#[test]
+fn multi_recipient_by_repeated_cert_and_directory() {
+    let d = tmp();
+    let out = seal(
+        d.path(),
+        &["--cert", &cert_a(), "--cert", &cert_b()],
+        SECRET_YAML,
+    );
+    assert!(out.contains(','), "hint lists both keys");
+    for key in [key_a(), key_b()] {
+        let r = unseal_with(d.path(), &key, &out, &[]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let certs = d.path().join("certs");
+    fs::create_dir(&certs).unwrap();
+    fs::copy(fixture("cert-a.pem"), certs.join("a.pem")).unwrap();
+    fs::copy(fixture("cert-b.pem"), certs.join("b.crt")).unwrap();
+    let out = seal(d.path(), &["--cert", &p(&certs)], SECRET_YAML);
+    let r = unseal_with(d.path(), &key_b(), &out, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A single cert stays in upstream's format (readable by upstream controllers).
+    let single = seal(d.path(), &[], SECRET_YAML);
+    assert!(single.contains("\"password\": \"Ag"));
+}
+
+#[test]
+fn cert_as_file_url_and_fetch_cert() {
+    let d = tmp();
+    let url = format!("file://{}", cert_a());
+    let out = seal(d.path(), &["--cert", &url], SECRET_YAML);
+    assert_eq!(unseal_with(d.path(), &key_a(), &out, &[]).code, 0);
+    let r = run(d.path(), &["--fetch-cert", "--cert", &url], b"");
+    assert_eq!(r.code, 0);
+    assert_eq!(r.raw_stdout, fs::read(fixture("cert-a.pem")).unwrap());
+}
+
+#[test]
+fn merge_into_keeps_target_scope_and_format() {
+    let d = tmp();
+    let target = d.path().join("sealed.yaml");
+    let sealed = seal(
+        d.path(),
+        &["-o", "yaml", "--scope", "namespace-wide"],
+        SECRET_YAML,
+    );
+    fs::write(&target, &sealed).unwrap();
+    let update = "apiVersion: v1\nkind: Secret\nmetadata: {name: ignored, namespace: ignored, labels: {tier: x}}\nstringData: {extra: more}\n";
+    let r = run(
+        d.path(),
+        &["--cert", &cert_a(), "--merge-into", &p(&target)],
+        update.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let merged = fs::read_to_string(&target).unwrap();
+    assert_snapshot!("merge_into_yaml", common::normalize(&merged, d.path()));
+    let u = unseal_with(d.path(), &key_a(), &merged, &[]);
+    assert_eq!(u.code, 0, "{}", u.stderr);
+    assert!(u.stdout.contains("\"extra\": \"bW9yZQ==\""));
+}
+
+#[test]
+fn recovery_unseal_key_formats() {
+    let d = tmp();
+    let out_b = seal(d.path(), &["--cert", &cert_b()], SECRET_YAML);
+    // v1.List backup with both keys.
+    let r = unseal_with(d.path(), &p(&fixture("key-backup-list.yaml")), &out_b, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Comma list and repeated flags.
+    let both = format!("{},{}", key_a(), key_b());
+    assert_eq!(unseal_with(d.path(), &both, &out_b, &[]).code, 0);
+    let r = run(
+        d.path(),
+        &[
+            "--recovery-unseal",
+            "--recovery-private-key",
+            &key_a(),
+            "--recovery-private-key",
+            &key_b(),
+        ],
+        out_b.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A Secret (JSON) holding tls.key.
+    let secret = d.path().join("key.json");
+    let pem = fs::read(fixture("key-b.pem")).unwrap();
+    fs::write(
+        &secret,
+        format!(
+            "{{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{{\"name\":\"k\"}},\"data\":{{\"tls.key\":\"{}\"}}}}",
+            sealed_secrets_crypto::encode_base64(&pem)
+        ),
+    )
+    .unwrap();
+    assert_eq!(unseal_with(d.path(), &p(&secret), &out_b, &[]).code, 0);
+    // Wrong key.
+    let r = unseal_with(d.path(), &key_a(), &out_b, &[]);
+    assert_eq!(r.code, 1);
+    assert_snapshot!("recovery_unseal_wrong_key", r.snapshot(d.path()));
+}
+
+#[test]
+fn recovery_unseal_opens_upstream_sealed_vectors() {
+    let d = tmp();
+    let cases: serde_json::Value =
+        serde_json::from_slice(&fs::read(fixture("upstream-sealed.json")).unwrap()).unwrap();
+    for case in cases.as_array().unwrap() {
+        let sealed = case["sealed"].to_string();
+        let r = unseal_with(d.path(), &p(&fixture("key-backup-list.yaml")), &sealed, &[]);
+        assert_eq!(r.code, 0, "{}: {}", case["scope"], r.stderr);
+        let secret: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        for (item, plain) in case["plaintexts"].as_object().unwrap() {
+            let got = secret["data"]
+                .get(item)
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            assert_eq!(got, plain.as_str().unwrap(), "{} {item}", case["scope"]);
+        }
+    }
+}
+
+#[test]
+fn offline_validate() {
+    let d = tmp();
+    let out = seal(d.path(), &[], SECRET_YAML);
+    let ok = run(
+        d.path(),
+        &["--validate", "--cert", &cert_a()],
+        out.as_bytes(),
+    );
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!(ok.stdout, "");
+    // Another cert of the same size: caught by the key hint.
+    let r = run(
+        d.path(),
+        &["--validate", "--cert", &cert_b()],
+        out.as_bytes(),
+    );
+    assert_eq!(r.code, 1);
+    assert_snapshot!("validate_other_cert", r.snapshot(d.path()));
+    // Without a hint (sealed by upstream), broken base64 and inconsistent scope.
+    let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["metadata"]["annotations"] = serde_json::json!({});
+    v["spec"]["encryptedData"]["username"] = "not base64!".into();
+    v["spec"]["template"]["metadata"]["annotations"] =
+        serde_json::json!({"sealedsecrets.bitnami.com/cluster-wide": "true"});
+    let r = run(
+        d.path(),
+        &["--validate", "--cert", &cert_a()],
+        v.to_string().as_bytes(),
+    );
+    assert_eq!(r.code, 1);
+    assert_snapshot!("validate_broken", r.snapshot(d.path()));
+    // Upstream-sealed values (no hint) with the right cert pass.
+    let cases: serde_json::Value =
+        serde_json::from_slice(&fs::read(fixture("upstream-sealed.json")).unwrap()).unwrap();
+    let first = cases[0]["sealed"].to_string();
+    assert_eq!(
+        run(
+            d.path(),
+            &["--validate", "--cert", &cert_a()],
+            first.as_bytes()
+        )
+        .code,
+        0
+    );
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_writes_nothing() {
+    let d = tmp();
+    let out = d.path().join("out.json");
+    let expired = d.path().join("expired.pem");
+    {
+        use sealed_secrets_crypto::{CertParams, PrivateKey};
+        use std::time::{Duration, SystemTime};
+        let key = PrivateKey::generate(2048).unwrap();
+        let cert = key
+            .self_signed_certificate(&CertParams {
+                common_name: String::new(),
+                not_before: SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000),
+                validity: Duration::from_secs(86_400),
+            })
+            .unwrap();
+        fs::write(&expired, cert.pem()).unwrap();
+    }
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        ("bad_not_yaml", vec![], "{not: [valid"),
+        (
+            "bad_not_a_secret",
+            vec![],
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n",
+        ),
+        (
+            "bad_missing_name",
+            vec![],
+            "apiVersion: v1\nkind: Secret\nmetadata: {namespace: n}\nstringData: {a: b}\n",
+        ),
+        ("bad_no_documents", vec![], ""),
+        (
+            "bad_expired_cert",
+            vec!["--cert".into(), p(&expired)],
+            SECRET_YAML,
+        ),
+        (
+            "bad_missing_cert_file",
+            vec!["--cert".into(), p(&d.path().join("nope.pem"))],
+            SECRET_YAML,
+        ),
+        (
+            "bad_unreadable_input",
+            vec!["-f".into(), p(&d.path().join("missing.yaml"))],
+            "",
+        ),
+        (
+            "bad_output_format",
+            vec!["-o".into(), "xml".into()],
+            SECRET_YAML,
+        ),
+        (
+            "bad_scope",
+            vec!["--scope".into(), "galaxy-wide".into()],
+            SECRET_YAML,
+        ),
+        (
+            "bad_cert_not_pem",
+            vec!["--cert".into(), key_a()],
+            SECRET_YAML,
+        ),
+    ];
+    for (name, extra, input) in cases {
+        let mut args: Vec<String> = vec!["-w".into(), p(&out)];
+        if !extra.iter().any(|a| a == "--cert") {
+            args.push("--cert".into());
+            args.push(cert_a());
+        }
+        args.extend(extra);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(d.path(), &refs, input.as_bytes());
+        assert_eq!(r.code, 1, "{name}: {}", r.stderr);
+        assert!(r.stderr.starts_with("error: "), "{name}: {}", r.stderr);
+        assert!(!out.exists(), "{name} wrote an output file");
+        assert_snapshot!(name, r.snapshot(d.path()));
+    }
+}
+
+#[test]
+fn no_cert_and_no_cluster_explains_what_to_do() {
+    let d = tmp();
+    let r = run(d.path(), &[], SECRET_YAML.as_bytes());
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("hint:"), "{}", r.stderr);
+}
+
+#[test]
+fn env_fallbacks() {
+    let d = tmp();
+    let r = common::run_cmd(
+        common::cmd(d.path())
+            .env("SEALED_SECRETS_CERT", cert_a())
+            .env("SEALED_SECRETS_FORMAT", "yaml")
+            .env("SEALED_SECRETS_SCOPE", "cluster-wide"),
+        SECRET_YAML.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("---\n"));
+    assert!(r.stdout.contains("sealedsecrets.bitnami.com/cluster-wide"));
+    // The flag wins over the variable.
+    let r = common::run_cmd(
+        common::cmd(d.path())
+            .env("SEALED_SECRETS_CERT", cert_a())
+            .env("SEALED_SECRETS_FORMAT", "yaml")
+            .args(["-o", "json"]),
+        SECRET_YAML.as_bytes(),
+    );
+    assert!(r.stdout.starts_with('{'));
+}
+
+#[test]
+fn broken_pipe_is_quiet() {
+    let d = tmp();
+    let big: String = (0..200)
+        .map(|i| format!("---\nkind: Secret\nmetadata: {{name: s{i}, namespace: nsx}}\nstringData: {{a: b}}\n"))
+        .collect();
+    let mut child = common::cmd(d.path())
+        .args(["--cert", &cert_a()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(big.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdout.take()); // reader goes away
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn scan_finds_plaintext_secrets() {
+    let d = tmp();
+    let repo = d.path().join("repo");
+    fs::create_dir_all(repo.join("apps/db")).unwrap();
+    fs::create_dir_all(repo.join("chart/templates")).unwrap();
+    fs::write(repo.join("chart/Chart.yaml"), "name: c\n").unwrap();
+    fs::write(
+        repo.join("chart/templates/secret.yaml"),
+        "kind: Secret\nstringData:\n  a: {{ .Values.a }}\n",
+    )
+    .unwrap();
+    fs::write(
+        repo.join("apps/db/all.yaml"),
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n---\n{SECRET_YAML}"),
+    )
+    .unwrap();
+    fs::write(repo.join("apps/db/list.json"), SECRETS_JSON).unwrap();
+    let sealed = seal(d.path(), &["-o", "yaml"], SECRET_YAML);
+    fs::write(repo.join("apps/db/sealed.yaml"), sealed).unwrap();
+    let r = run(d.path(), &["scan", &p(&repo)], b"");
+    assert_eq!(r.code, 1);
+    assert_snapshot!("scan_findings", r.snapshot(d.path()));
+    let r = run(
+        d.path(),
+        &["scan", &p(&repo.join("apps/db/sealed.yaml"))],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+#[test]
+fn audit_by_fingerprint_cert_and_private_key() {
+    let d = tmp();
+    let tree = d.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::write(
+        tree.join("a.yaml"),
+        seal(d.path(), &["-o", "yaml"], SECRET_YAML),
+    )
+    .unwrap();
+    fs::write(
+        tree.join("b.json"),
+        seal(d.path(), &["--cert", &cert_b()], SECRETS_JSON),
+    )
+    .unwrap();
+    let cases: serde_json::Value =
+        serde_json::from_slice(&fs::read(fixture("upstream-sealed.json")).unwrap()).unwrap();
+    // Sealed by upstream (no hint) with key-a.
+    fs::write(tree.join("upstream.json"), cases[0]["sealed"].to_string()).unwrap();
+    let r = run(d.path(), &["audit", "--key", &cert_a(), &p(&tree)], b"");
+    assert_eq!(r.code, 1);
+    assert_snapshot!("audit_by_cert", r.snapshot(d.path()));
+    let r = run(d.path(), &["audit", "--key", &key_a(), &p(&tree)], b"");
+    assert_eq!(r.code, 1);
+    assert_snapshot!("audit_by_private_key", r.snapshot(d.path()));
+    let r = run(
+        d.path(),
+        &[
+            "audit",
+            "--key",
+            "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            &p(&tree),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn reencrypt_tree_in_place() {
+    let d = tmp();
+    let tree = d.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    let cm = "# config\napiVersion: v1\nkind: ConfigMap\nmetadata:   {name: keep-me-exactly}\n";
+    let sealed = seal(
+        d.path(),
+        &["-o", "yaml", "--scope", "namespace-wide"],
+        SECRET_YAML,
+    );
+    let file = tree.join("app.yaml");
+    fs::write(&file, format!("{cm}{sealed}")).unwrap();
+    let json_file = tree.join("two.json");
+    fs::write(&json_file, seal(d.path(), &[], SECRETS_JSON)).unwrap();
+    let untouched = tree.join("other.yaml");
+    fs::write(&untouched, cm).unwrap();
+    let r = run(
+        d.path(),
+        &[
+            "reencrypt",
+            "--recovery-private-key",
+            &key_a(),
+            "--cert",
+            &cert_b(),
+            &p(&tree),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_snapshot!("reencrypt_report", r.snapshot(d.path()));
+    let new = fs::read_to_string(&file).unwrap();
+    assert!(new.starts_with(cm), "{new}");
+    assert!(new.contains("sealedsecrets.bitnami.com/namespace-wide"));
+    assert_eq!(fs::read_to_string(&untouched).unwrap(), cm);
+    // Now only key-b opens them.
+    let sealed_part = &new[cm.len()..];
+    assert_eq!(unseal_with(d.path(), &key_a(), sealed_part, &[]).code, 1);
+    assert_eq!(unseal_with(d.path(), &key_b(), sealed_part, &[]).code, 0);
+    let json = fs::read_to_string(&json_file).unwrap();
+    assert_eq!(unseal_with(d.path(), &key_b(), &json, &[]).code, 0);
+    // Second run: nothing to do.
+    let r = run(
+        d.path(),
+        &[
+            "reencrypt",
+            "--recovery-private-key",
+            &key_a(),
+            "--cert",
+            &cert_b(),
+            &p(&tree),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("0 SealedSecret(s) re-encrypted"),
+        "{}",
+        r.stderr
+    );
+    // Wrong key: error, file untouched.
+    let before = fs::read_to_string(&file).unwrap();
+    let r = run(
+        d.path(),
+        &[
+            "reencrypt",
+            "--recovery-private-key",
+            &key_a(),
+            "--cert",
+            &cert_a(),
+            &p(&file),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(fs::read_to_string(&file).unwrap(), before);
+}
+
+#[test]
+fn verify_backup_offline_with_plaintext_and_encrypted_backups() {
+    let d = tmp();
+    let tree = d.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("a.json"), seal(d.path(), &[], SECRET_YAML)).unwrap();
+    fs::write(
+        tree.join("b.json"),
+        seal(d.path(), &["--cert", &cert_b()], SECRET_YAML),
+    )
+    .unwrap();
+    let list = p(&fixture("key-backup-list.yaml"));
+    let r = run(d.path(), &["keys", "verify-backup", &list, &p(&tree)], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A backup with only key-a misses b.json.
+    let only_a = d.path().join("only-a.pem");
+    fs::copy(fixture("key-a.pem"), &only_a).unwrap();
+    let r = run(
+        d.path(),
+        &["keys", "verify-backup", &p(&only_a), &p(&tree)],
+        b"",
+    );
+    assert_eq!(r.code, 1);
+    assert_snapshot!("verify_backup_missing_key", r.snapshot(d.path()));
+}
+
+#[test]
+fn completion_and_man() {
+    let d = tmp();
+    let r = run(d.path(), &["completion", "bash"], b"");
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("--recovery-private-key"));
+    let r = run(d.path(), &["completion", "zsh"], b"");
+    assert_eq!(r.code, 0);
+    let r = run(d.path(), &["man"], b"");
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.starts_with(".ie") || r.stdout.contains(".TH"),
+        "{}",
+        &r.stdout[..100.min(r.stdout.len())]
+    );
+}
