@@ -59,12 +59,6 @@ fi
 echo "tools: $(kubectl version --client 2>/dev/null | head -1), helm $(helm version --template '{{.Version}}'), $(python3 -c 'import kubernetes_validate as k; print("kubernetes-validate", k.__version__)' 2>/dev/null), ${lua:-no lua}"
 
 # ---- 1. drift ----------------------------------------------------------------------------
-if [ -f "$root/crds/sealedsecrets.bitnami.com.yaml" ]; then
-  echo "CRD source: crds/sealedsecrets.bitnami.com.yaml (generated)"
-else
-  echo "CRD source: crds/sealedsecrets.bitnami.com.yaml does not exist yet; comparing the deploy copies"
-  echo "            with the PROVISIONAL hand-written deploy/crd-provisional.yaml instead"
-fi
 step "drift: copies equal their sources (deploy/sync.sh --check)" "$deploy/sync.sh" --check
 
 # ---- 2./3. render ------------------------------------------------------------------------

@@ -4,7 +4,6 @@
 #
 #   CRD        crds/sealedsecrets.bitnami.com.yaml (generated from the Rust types, issue #3)
 #              -> deploy/base/crd.yaml, deploy/helm/sealed-secrets/crds/sealedsecrets.bitnami.com.yaml
-#              (until crds/ holds it, the source is deploy/crd-provisional.yaml)
 #   dashboard  deploy/observability/grafana-dashboard.json -> deploy/helm/sealed-secrets/files/
 #   alerts     deploy/observability/prometheus-rules.yaml  -> deploy/helm/sealed-secrets/files/
 #
@@ -18,8 +17,8 @@ mode=${1:-write}
 
 crd_src=$root/crds/sealedsecrets.bitnami.com.yaml
 if [ ! -f "$crd_src" ]; then
-  echo "note: $crd_src does not exist yet; using the provisional deploy/crd-provisional.yaml as CRD source" >&2
-  crd_src=$deploy/crd-provisional.yaml
+  echo "error: $crd_src is missing; regenerate it: cargo run -p sealed-secrets-api --bin crdgen > crds/sealedsecrets.bitnami.com.yaml" >&2
+  exit 1
 fi
 
 pairs=(
