@@ -1,0 +1,419 @@
+//! End-to-end tests against the kube stand-in (or a real cluster with
+//! SEALED_SECRETS_E2E_KUBECONFIG): `--fetch-cert`, sealing without `--cert`,
+//! `--cert-from-configmap`, `--validate`, `--re-encrypt` through the API server's service
+//! proxy, and `keys list/backup/restore/verify-backup` on key Secrets.
+//!
+//! The controller behind the proxy is a small in-test HTTP server speaking upstream's
+//! `/v1/cert.pem`, `/v1/verify` and `/v1/rotate` with the fixture keys, so these tests check
+//! the CLI's side of the protocol independently of the controller's implementation.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServicePort, ServiceSpec};
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use sealed_secrets_api::{UnsealOptions, decrypt_items, parse_sealed_secrets, reseal, verify};
+use sealed_secrets_crypto::{Certificate, KeyRing, PrivateKey};
+use sealed_secrets_e2e::harness::Cluster;
+
+use common::{SECRET_YAML, fixture, run_cmd};
+
+const CTRL_NS: &str = "kube-system";
+const CTRL_NAME: &str = "sealed-secrets-controller";
+
+fn ring(keys: &[&str]) -> KeyRing {
+    let mut r = KeyRing::new();
+    for k in keys {
+        r.insert(PrivateKey::from_pem(&std::fs::read(fixture(k)).unwrap()).unwrap());
+    }
+    r
+}
+
+/// A fake controller: cert-a is the newest cert, key-a opens, rotate re-seals for cert-b.
+fn fake_controller() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .to_owned();
+            let (status, resp) = handle(&path, &body);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                resp.len()
+            );
+            let _ = stream.write_all(&resp);
+        }
+    });
+    addr
+}
+
+fn handle(path: &str, body: &[u8]) -> (&'static str, Vec<u8>) {
+    let opts = UnsealOptions::default();
+    match path {
+        "/v1/cert.pem" => ("200 OK", std::fs::read(fixture("cert-a.pem")).unwrap()),
+        "/v1/verify" => match parse_sealed_secrets(body) {
+            Ok(list) if list.len() == 1 => match verify(&list[0], &ring(&["key-a.pem"]), &opts) {
+                Ok(_) => ("200 OK", Vec::new()),
+                Err(_) => ("409 Conflict", Vec::new()),
+            },
+            _ => ("500 Internal Server Error", b"bad request body".to_vec()),
+        },
+        "/v1/rotate" => {
+            let Ok(list) = parse_sealed_secrets(body) else {
+                return ("500 Internal Server Error", Vec::new());
+            };
+            let Ok(items) = decrypt_items(&list[0], &ring(&["key-a.pem", "key-b.pem"]), &opts)
+            else {
+                return ("500 Internal Server Error", Vec::new());
+            };
+            let cert =
+                Certificate::from_pem(&std::fs::read(fixture("cert-b.pem")).unwrap()).unwrap();
+            let new = reseal(&list[0], &items, &[cert.public_key()]).unwrap();
+            // Upstream's answer has no apiVersion/kind.
+            let mut v: serde_json::Value =
+                serde_json::from_str(&sealed_secrets_api::output::to_json(&new)).unwrap();
+            let obj = v.as_object_mut().unwrap();
+            obj.remove("apiVersion");
+            obj.remove("kind");
+            obj.get_mut("metadata").unwrap()["creationTimestamp"] = "2020-01-01T00:00:00Z".into();
+            ("200 OK", v.to_string().into_bytes())
+        }
+        _ => ("404 Not Found", b"404 page not found".to_vec()),
+    }
+}
+
+async fn cluster_with_controller() -> Cluster {
+    let cluster = Cluster::standin(Default::default()).unwrap();
+    let addr = fake_controller();
+    let client = cluster.client().await.unwrap();
+    let svc = Service {
+        metadata: ObjectMeta {
+            name: Some(CTRL_NAME.into()),
+            namespace: Some(CTRL_NS.into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: 8080,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Api::<Service>::namespaced(client, CTRL_NS)
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
+    cluster
+        .register_endpoint(CTRL_NS, CTRL_NAME, &addr)
+        .unwrap();
+    cluster
+}
+
+fn kubeseal(cluster: &Cluster, dir: &Path, args: &[&str], stdin: &[u8]) -> common::Run {
+    let mut c = common::cmd(dir);
+    c.env("KUBECONFIG", cluster.kubeconfig()).args(args);
+    run_cmd(&mut c, stdin)
+}
+
+fn recover(dir: &Path, key: &str, sealed: &str) -> common::Run {
+    let k = fixture(key).display().to_string();
+    common::run(
+        dir,
+        &["--recovery-unseal", "--recovery-private-key", &k],
+        sealed.as_bytes(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_cert_and_seal_through_the_service_proxy() {
+    let cluster = cluster_with_controller().await;
+    let d = tempfile::tempdir().unwrap();
+    let r = kubeseal(&cluster, d.path(), &["--fetch-cert"], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.raw_stdout, std::fs::read(fixture("cert-a.pem")).unwrap());
+    let r = kubeseal(&cluster, d.path(), &[], SECRET_YAML.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(recover(d.path(), "key-a.pem", &r.stdout).code, 0);
+    // A controller that is not there: upstream's message plus our hint.
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["--controller-name", "nope"],
+        SECRET_YAML.as_bytes(),
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("cannot get sealed secret service"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("hint:"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cert_from_configmap() {
+    let cluster = Cluster::standin(Default::default()).unwrap();
+    let client = cluster.client().await.unwrap();
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("sealed-secrets-cert".into()),
+            namespace: Some(CTRL_NS.into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "cert.pem".to_owned(),
+            std::fs::read_to_string(fixture("cert-b.pem")).unwrap(),
+        )])),
+        ..Default::default()
+    };
+    Api::<ConfigMap>::namespaced(client, CTRL_NS)
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["--cert-from-configmap"],
+        SECRET_YAML.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(recover(d.path(), "key-b.pem", &r.stdout).code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_and_re_encrypt_through_the_controller() {
+    let cluster = cluster_with_controller().await;
+    let d = tempfile::tempdir().unwrap();
+    let cert_a = fixture("cert-a.pem").display().to_string();
+    let cert_b = fixture("cert-b.pem").display().to_string();
+    let sealed_a = common::run(d.path(), &["--cert", &cert_a], SECRET_YAML.as_bytes()).stdout;
+    let sealed_b = common::run(d.path(), &["--cert", &cert_b], SECRET_YAML.as_bytes()).stdout;
+    let r = kubeseal(&cluster, d.path(), &["--validate"], sealed_a.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = kubeseal(&cluster, d.path(), &["--validate"], sealed_b.as_bytes());
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        "error: unable to decrypt sealed secret: db-creds\n"
+    );
+    // Re-encrypt: the answer (no apiVersion/kind) is completed and server fields cleared.
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["--re-encrypt", "-o", "yaml"],
+        sealed_a.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("kind: SealedSecret"), "{}", r.stdout);
+    assert!(!r.stdout.contains("creationTimestamp"), "{}", r.stdout);
+    assert_eq!(recover(d.path(), "key-b.pem", &r.stdout).code, 0);
+    // With only -f, the input file is rewritten (upstream #405).
+    let f = d.path().join("s.json");
+    std::fs::write(&f, &sealed_a).unwrap();
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["--re-encrypt", "-f", &f.display().to_string()],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rewritten = std::fs::read_to_string(&f).unwrap();
+    assert_eq!(recover(d.path(), "key-b.pem", &rewritten).code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_backup_restore_list_verify() {
+    let cluster = Cluster::standin(Default::default()).unwrap();
+    let client = cluster.client().await.unwrap();
+    let api: Api<Secret> = Api::namespaced(client, CTRL_NS);
+    let list: serde_json::Value = sealed_secrets_api::manifest::parse_documents(
+        &std::fs::read(fixture("key-backup-list.yaml")).unwrap(),
+    )
+    .unwrap()
+    .remove(0);
+    let mut names = Vec::new();
+    for item in list["items"].as_array().unwrap() {
+        let mut s: Secret = serde_json::from_value(item.clone()).unwrap();
+        s.metadata.resource_version = None;
+        names.push(s.metadata.name.clone().unwrap());
+        api.create(&PostParams::default(), &s).await.unwrap();
+    }
+    let d = tempfile::tempdir().unwrap();
+    let pass = d.path().join("pass");
+    std::fs::write(&pass, "correct horse battery\n").unwrap();
+    let pass = pass.display().to_string();
+    let backup = d.path().join("keys.age");
+    let backup_s = backup.display().to_string();
+
+    let r = kubeseal(&cluster, d.path(), &["keys", "list"], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let key_a = PrivateKey::from_pem(&std::fs::read(fixture("key-a.pem")).unwrap()).unwrap();
+    assert!(
+        r.stdout.contains(key_a.fingerprint().as_str()),
+        "{}",
+        r.stdout
+    );
+
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &[
+            "keys",
+            "backup",
+            "-o",
+            &backup_s,
+            "--passphrase-file",
+            &pass,
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let data = std::fs::read(&backup).unwrap();
+    assert!(data.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // Never overwritten without --force.
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &[
+            "keys",
+            "backup",
+            "-o",
+            &backup_s,
+            "--passphrase-file",
+            &pass,
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 1);
+
+    // The encrypted backup opens SealedSecrets of both keys.
+    let tree = d.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    for (f, cert) in [("a.json", "cert-a.pem"), ("b.json", "cert-b.pem")] {
+        let c = fixture(cert).display().to_string();
+        let out = common::run(d.path(), &["--cert", &c], SECRET_YAML.as_bytes()).stdout;
+        std::fs::write(tree.join(f), out).unwrap();
+    }
+    let tree_s = tree.display().to_string();
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &[
+            "keys",
+            "verify-backup",
+            &backup_s,
+            &tree_s,
+            "--passphrase-file",
+            &pass,
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // Restore into an emptied namespace, then again (idempotent).
+    for n in &names {
+        api.delete(n, &DeleteParams::default()).await.unwrap();
+    }
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["keys", "restore", &backup_s, "--passphrase-file", &pass],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for n in &names {
+        assert!(api.get_opt(n).await.unwrap().is_some(), "{n} restored");
+    }
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["keys", "restore", &backup_s, "--passphrase-file", &pass],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("0 key(s) restored, 2 already present"),
+        "{}",
+        r.stderr
+    );
+
+    // A Secret of the same name holding another key is never overwritten.
+    api.delete(&names[0], &DeleteParams::default())
+        .await
+        .unwrap();
+    let other = PrivateKey::generate(2048).unwrap();
+    let clash = Secret {
+        metadata: ObjectMeta {
+            name: Some(names[0].clone()),
+            namespace: Some(CTRL_NS.into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([(
+            "tls.key".to_owned(),
+            ByteString(other.to_pkcs1_pem().as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &clash).await.unwrap();
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["keys", "restore", &backup_s, "--passphrase-file", &pass],
+        b"",
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("refusing to overwrite"), "{}", r.stderr);
+
+    // Wrong passphrase.
+    std::fs::write(&pass, "wrong\n").unwrap();
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["keys", "restore", &backup_s, "--passphrase-file", &pass],
+        b"",
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("cannot decrypt backup"), "{}", r.stderr);
+}
