@@ -1,0 +1,619 @@
+//! The e2e harness: one [`Cluster`] per test (a fresh in-process stand-in, or a real cluster
+//! when `SEALED_SECRETS_E2E_KUBECONFIG` names a kubeconfig), a random [`TestNamespace`] that
+//! dumps its state if the test panics, kubectl, and the project's binaries as [`Process`]es.
+//!
+//! The same test runs in both modes; only [`Cluster::register_endpoint`] (service proxy to a
+//! local process) and the stand-in's fault knobs ([`Cluster::standin`]) are stand-in only, and
+//! tests that need them check [`Cluster::is_standin`] first.
+//!
+//! Binaries of other packages (`sealed-secrets-controller`, `kubeseal`) cannot be found with
+//! `env!("CARGO_BIN_EXE_...")` from here; [`binary_path`] looks in the target directory of
+//! the running test (then `CARGO_TARGET_DIR`, then `<workspace>/target`) and says how to build
+//! a missing one.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use sealed_secrets_e2e::harness::{Cluster, binary_path};
+//!
+//! let cluster = Cluster::start()?;                 // stand-in unless SEALED_SECRETS_E2E_KUBECONFIG
+//! let ns = cluster.namespace("seal").await?;       // e.g. "seal-k3x9qz", dumped on panic
+//! let client = cluster.client().await?;            // kube::Client for kube::Api
+//! let port = sealed_secrets_e2e::harness::free_port()?;
+//! let controller = cluster.spawn(
+//!     &binary_path("sealed-secrets-controller")?,
+//!     &["--listen-addr", &format!("127.0.0.1:{port}")],
+//! )?;                                              // KUBECONFIG set; killed on drop, log kept
+//! cluster.register_endpoint("kube-system", "sealed-secrets-controller", &format!("127.0.0.1:{port}"))?;
+//! let out = cluster.kubectl_run(&["get", "secrets", "-n", ns.name(), "-o", "json"], None)?;
+//! # let _ = (client, controller, out); Ok(()) }
+//! ```
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, PostParams};
+use rand::Rng as _;
+
+use crate::standin::{self, StandIn};
+
+/// Opt-in: run against the real cluster this kubeconfig points at instead of a stand-in.
+pub const KUBECONFIG_ENV: &str = "SEALED_SECRETS_E2E_KUBECONFIG";
+/// Path of the kubectl binary to use (default: `target/kube-tools/bin/kubectl`, then `PATH`).
+pub const KUBECTL_ENV: &str = "KUBECTL";
+
+/// What went wrong setting up or driving an e2e test.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("failed to start the kube stand-in")]
+    StandIn(#[from] standin::StandInError),
+    #[error("failed to create a temporary directory")]
+    TempDir(#[source] std::io::Error),
+    #[error("failed to load the kubeconfig `{path}`")]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("failed to create namespace `{name}`")]
+    Namespace {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "binary `{name}` not found (looked in {searched}); build it first: cargo build -p {package}"
+    )]
+    BinaryMissing {
+        name: String,
+        package: String,
+        searched: String,
+    },
+    #[error(
+        "kubectl not found (set {KUBECTL_ENV}, or run .ci/install-kube-tools.sh which installs it in {default})"
+    )]
+    KubectlMissing { default: String },
+    #[error("failed to run `{what}`")]
+    Spawn {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{what}` failed with {status}: {stderr}")]
+    CommandFailed {
+        what: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error(
+        "registering service proxy endpoints needs the stand-in; a real cluster routes to its own pods"
+    )]
+    RealCluster,
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, String),
+}
+
+/// The workspace root (parent of this package's directory).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest.to_path_buf())
+}
+
+/// Where the running test's profile directory is (`target/debug` when run by cargo test).
+fn target_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        // target/<profile>/deps/<test-binary>
+        if let Some(profile_dir) = exe.parent().and_then(Path::parent) {
+            dirs.push(profile_dir.to_path_buf());
+        }
+    }
+    let profile = std::env::var("SEALED_SECRETS_E2E_PROFILE").unwrap_or_else(|_| "debug".into());
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        dirs.push(PathBuf::from(t).join(&profile));
+    }
+    dirs.push(workspace_root().join("target").join(&profile));
+    dirs.dedup();
+    dirs
+}
+
+/// The package that builds each project binary, for the "build it first" hint.
+fn package_of(binary: &str) -> &str {
+    match binary {
+        "sealed-secrets-controller" => "sealed-secrets-controller",
+        "kubeseal" => "kubeseal",
+        "kube-standin" => "sealed-secrets-e2e",
+        other => other,
+    }
+}
+
+/// Path of a project binary in the target directory, or an error saying how to build it.
+pub fn binary_path(name: &str) -> Result<PathBuf, HarnessError> {
+    let dirs = target_dirs();
+    for d in &dirs {
+        let p = d.join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(HarnessError::BinaryMissing {
+        name: name.to_owned(),
+        package: package_of(name).to_owned(),
+        searched: dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// The kubectl to use: `$KUBECTL`, else the one `.ci/install-kube-tools.sh` installs, else
+/// `kubectl` on `PATH`.
+pub fn find_kubectl() -> Result<PathBuf, HarnessError> {
+    if let Some(k) = std::env::var_os(KUBECTL_ENV).filter(|k| !k.is_empty()) {
+        return Ok(PathBuf::from(k));
+    }
+    let default = workspace_root().join("target/kube-tools/bin/kubectl");
+    if default.is_file() {
+        return Ok(default);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join("kubectl");
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(HarnessError::KubectlMissing {
+        default: default.display().to_string(),
+    })
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; a race with other processes is possible
+/// but unlikely on a test machine).
+pub fn free_port() -> Result<u16, HarnessError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| HarnessError::Spawn {
+        what: "bind 127.0.0.1:0".into(),
+        source,
+    })?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|source| HarnessError::Spawn {
+            what: "bind 127.0.0.1:0".into(),
+            source,
+        })
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub fn wait_for_port(addr: &str, timeout: Duration) -> Result<(), HarnessError> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(HarnessError::Timeout(
+        timeout,
+        format!("a listener on {addr}"),
+    ))
+}
+
+/// A random lowercase suffix for names.
+pub fn random_suffix(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+/// A cluster for one test: a stand-in of its own, or the real cluster of
+/// `SEALED_SECRETS_E2E_KUBECONFIG`.
+#[derive(Debug)]
+pub struct Cluster {
+    standin: Option<StandIn>,
+    kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// A real cluster if `SEALED_SECRETS_E2E_KUBECONFIG` is set, else a fresh stand-in.
+    pub fn start() -> Result<Self, HarnessError> {
+        match std::env::var_os(KUBECONFIG_ENV).filter(|v| !v.is_empty()) {
+            Some(path) => Self::real(PathBuf::from(path)),
+            None => Self::standin(standin::Config::default()),
+        }
+    }
+
+    /// Always a stand-in, configured by `config` (for tests of stand-in features).
+    pub fn standin(config: standin::Config) -> Result<Self, HarnessError> {
+        let dir = tempfile::tempdir().map_err(HarnessError::TempDir)?;
+        let standin = StandIn::start(config)?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        standin.write_kubeconfig(&kubeconfig)?;
+        Ok(Self {
+            standin: Some(standin),
+            kubeconfig,
+            dir,
+        })
+    }
+
+    /// The real cluster the kubeconfig at `path` points at.
+    pub fn real(path: PathBuf) -> Result<Self, HarnessError> {
+        let dir = tempfile::tempdir().map_err(HarnessError::TempDir)?;
+        Ok(Self {
+            standin: None,
+            kubeconfig: path,
+            dir,
+        })
+    }
+
+    /// Whether this is a stand-in (service proxy registration, faults, dumps available).
+    pub fn is_standin(&self) -> bool {
+        self.standin.is_some()
+    }
+
+    /// The stand-in's handle (faults, compaction, endpoints), if this is one.
+    pub fn standin_handle(&self) -> Option<&standin::Handle> {
+        self.standin.as_ref().map(StandIn::handle)
+    }
+
+    /// The kubeconfig file for processes (`KUBECONFIG`, `--kubeconfig`).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// A scratch directory removed with the cluster.
+    pub fn temp_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A kube-rs client for this cluster.
+    pub async fn client(&self) -> Result<kube::Client, HarnessError> {
+        let err = |source: Box<dyn std::error::Error + Send + Sync>| HarnessError::Kubeconfig {
+            path: self.kubeconfig.clone(),
+            source,
+        };
+        let kc =
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|e| err(Box::new(e)))?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| err(Box::new(e)))?;
+        kube::Client::try_from(config).map_err(|e| err(Box::new(e)))
+    }
+
+    /// Routes the service proxy for `namespace/name` to `address` (`HOST:PORT`), as a
+    /// Service's endpoints would. Stand-in only.
+    pub fn register_endpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+        address: &str,
+    ) -> Result<(), HarnessError> {
+        let s = self.standin.as_ref().ok_or(HarnessError::RealCluster)?;
+        s.register_endpoint(namespace, name, address);
+        Ok(())
+    }
+
+    /// Creates a namespace `<prefix>-<random>`; its contents are dumped to stderr if the test
+    /// panics while it is alive, and it is deleted when dropped.
+    pub async fn namespace(&self, prefix: &str) -> Result<TestNamespace, HarnessError> {
+        let mut prefix: String = prefix.chars().take(50).collect();
+        if prefix.is_empty() {
+            prefix = "e2e".into();
+        }
+        let name = format!("{prefix}-{}", random_suffix(6));
+        let client = self.client().await?;
+        let api: Api<Namespace> = Api::all(client.clone());
+        let ns = Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        api.create(&PostParams::default(), &ns)
+            .await
+            .map_err(|source| HarnessError::Namespace {
+                name: name.clone(),
+                source,
+            })?;
+        Ok(TestNamespace {
+            name,
+            standin: self.standin_handle().cloned(),
+            kubeconfig: self.kubeconfig.clone(),
+            cache_dir: self.dir.path().join("kube-cache"),
+            client,
+        })
+    }
+
+    /// A kubectl command with `--kubeconfig` and a per-cluster `--cache-dir` already set.
+    pub fn kubectl(&self) -> Result<Command, HarnessError> {
+        let mut cmd = Command::new(find_kubectl()?);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"));
+        Ok(cmd)
+    }
+
+    /// Runs kubectl with `args` (and `stdin` if given); returns stdout, or an error with stderr.
+    pub fn kubectl_run(&self, args: &[&str], stdin: Option<&str>) -> Result<String, HarnessError> {
+        let mut cmd = self.kubectl()?;
+        cmd.args(args);
+        run_command(cmd, &format!("kubectl {}", args.join(" ")), stdin)
+    }
+
+    /// Everything in the cluster (stand-in: every object as JSON; real cluster: the
+    /// interesting kinds via kubectl), for failure reports.
+    pub fn dump(&self, namespace: Option<&str>) -> String {
+        dump_state(
+            self.standin_handle(),
+            &self.kubeconfig,
+            &self.dir.path().join("kube-cache"),
+            namespace,
+        )
+    }
+
+    /// Spawns `program` with `args`, `KUBECONFIG` pointing at this cluster, output captured
+    /// in a log file; the process is stopped when the [`Process`] is dropped.
+    pub fn spawn(&self, program: &Path, args: &[&str]) -> Result<Process, HarnessError> {
+        let mut cmd = Command::new(program);
+        cmd.args(args).env("KUBECONFIG", &self.kubeconfig);
+        Process::spawn(cmd, self.dir.path())
+    }
+}
+
+fn run_command(mut cmd: Command, what: &str, stdin: Option<&str>) -> Result<String, HarnessError> {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let spawn_err = |source| HarnessError::Spawn {
+        what: what.to_owned(),
+        source,
+    };
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).map_err(spawn_err)?;
+    }
+    let out = child.wait_with_output().map_err(spawn_err)?;
+    if !out.status.success() {
+        return Err(HarnessError::CommandFailed {
+            what: what.to_owned(),
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn dump_state(
+    standin: Option<&standin::Handle>,
+    kubeconfig: &Path,
+    cache: &Path,
+    namespace: Option<&str>,
+) -> String {
+    if let Some(s) = standin {
+        let mut dump = s.dump();
+        if let (Some(ns), Some(objects)) = (namespace, dump["objects"].as_object_mut()) {
+            for items in objects.values_mut() {
+                if let Some(a) = items.as_array_mut() {
+                    a.retain(|o| o["metadata"]["namespace"].as_str().is_none_or(|n| n == ns));
+                }
+            }
+        }
+        return serde_json::to_string_pretty(&dump).unwrap_or_default();
+    }
+    let Ok(kubectl) = find_kubectl() else {
+        return "(no kubectl to dump a real cluster)".into();
+    };
+    let mut cmd = Command::new(kubectl);
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache);
+    cmd.args([
+        "get",
+        "secrets,configmaps,services,events,leases,sealedsecrets",
+        "-o",
+        "yaml",
+    ]);
+    match namespace {
+        Some(ns) => cmd.args(["-n", ns]),
+        None => cmd.arg("-A"),
+    };
+    run_command(cmd, "kubectl get (dump)", None).unwrap_or_else(|e| format!("dump failed: {e}"))
+}
+
+/// A namespace created for one test. Dropped during a panic, it prints the namespace's
+/// objects to stderr; dropped, it is deleted (in the background on a real cluster).
+pub struct TestNamespace {
+    name: String,
+    standin: Option<standin::Handle>,
+    kubeconfig: PathBuf,
+    cache_dir: PathBuf,
+    client: kube::Client,
+}
+
+impl std::fmt::Debug for TestNamespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestNamespace")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestNamespace {
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The namespace's objects, as [`Cluster::dump`] formats them.
+    pub fn dump(&self) -> String {
+        dump_state(
+            self.standin.as_ref(),
+            &self.kubeconfig,
+            &self.cache_dir,
+            Some(&self.name),
+        )
+    }
+
+    /// Deletes the namespace now and waits for the API to accept the deletion.
+    pub async fn delete(self) -> Result<(), kube::Error> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        api.delete(&self.name, &DeleteParams::default())
+            .await
+            .map(|_| ())
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "==== state of namespace {} at failure ====\n{}\n==== end of state ====",
+                self.name,
+                self.dump()
+            );
+        }
+        // On a stand-in the whole server goes away with the test; on a real cluster ask
+        // kubectl to delete without waiting (no async in Drop).
+        if self.standin.is_none()
+            && let Ok(kubectl) = find_kubectl()
+        {
+            let _ = Command::new(kubectl)
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args([
+                    "delete",
+                    "namespace",
+                    &self.name,
+                    "--wait=false",
+                    "--ignore-not-found",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A child process with its output in a log file. Dropping it stops it (SIGTERM, then
+/// SIGKILL after 5 seconds) and, during a panic, prints its log to stderr.
+#[derive(Debug)]
+pub struct Process {
+    child: Option<Child>,
+    name: String,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Spawns `cmd` with stdout and stderr appended to a log file in `log_dir`.
+    pub fn spawn(mut cmd: Command, log_dir: &Path) -> Result<Self, HarnessError> {
+        let name = Path::new(cmd.get_program())
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "process".into());
+        let log = log_dir.join(format!("{name}-{}.log", random_suffix(4)));
+        let err = |source| HarnessError::Spawn {
+            what: name.clone(),
+            source,
+        };
+        let file = std::fs::File::create(&log).map_err(err)?;
+        let file2 = file.try_clone().map_err(err)?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(file2)
+            .spawn()
+            .map_err(err)?;
+        Ok(Self {
+            child: Some(child),
+            name,
+            log,
+        })
+    }
+
+    /// The OS process id.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Everything the process wrote so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return Ok(());
+            }
+            if !self.is_running() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(HarnessError::Timeout(
+            timeout,
+            format!("{needle:?} in the log of {}:\n{}", self.name, self.log()),
+        ))
+    }
+
+    /// Stops the process: SIGTERM, then SIGKILL if it is still running after 5 seconds.
+    /// Returns its exit status if it was collected.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "==== log of {} ====\n{}\n==== end of log ====",
+                self.name,
+                self.log()
+            );
+        }
+    }
+}

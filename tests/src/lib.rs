@@ -1,0 +1,11 @@
+//! Kubernetes API stand-in and end-to-end harness for sealed-secrets-rs.
+//!
+//! - [`standin`]: an in-memory Kubernetes API server on loopback, faithful enough for kube-rs
+//!   and kubectl (also the `kube-standin` binary).
+//! - [`harness`]: what e2e tests use: a cluster (stand-in or a real one), namespaces,
+//!   project binaries as processes, state dumps on failure.
+//! - [`kubeconfig`]: kubeconfig files for the stand-in.
+
+pub mod harness;
+pub mod kubeconfig;
+pub mod standin;

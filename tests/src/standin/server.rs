@@ -1,0 +1,963 @@
+//! HTTP front of the stand-in: routing of the Kubernetes REST paths, discovery, watch
+//! streams, the service proxy, fault injection, bearer token auth and the admin API.
+//!
+//! Knowing differences from kube-apiserver: plain HTTP/1.1 on loopback (no TLS, no HTTP/2,
+//! no protobuf: JSON only); no aggregated discovery (kubectl and client-go fall back to the
+//! legacy per-group-version documents when `/api` and `/apis` answer plain JSON); no OpenAPI
+//! documents (404, so kubectl skips client-side schema validation); `Table` output has only
+//! Name and Age columns; `fieldValidation` and `fieldManager` are accepted and ignored;
+//! watches by `kubectl get -w` in table form are served as plain objects.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse as _, Response};
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::SinkExt as _;
+use http::{HeaderMap, Method, StatusCode, header};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, broadcast};
+
+use super::error::ApiError;
+use super::faults::{FaultState, Faults, Injected};
+use super::patch::PatchKind;
+use super::resources::ResourceType;
+use super::select::{FieldSelector, LabelSelector};
+use super::store::{Change, ChangeKind, DeleteOpts, Store};
+
+/// Annotation on a Service naming the `HOST:PORT` its proxy requests go to: the alternative
+/// to `--endpoint NS/NAME=HOST:PORT` when the address is known where the Service is created.
+pub const ENDPOINT_ANNOTATION: &str = "sealed-secrets-rs.dev/standin-endpoint";
+
+/// State shared by all requests.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub store: Mutex<Store>,
+    pub faults: Mutex<FaultState>,
+    pub endpoints: Mutex<HashMap<(String, String), String>>,
+    pub token: Option<String>,
+    pub gc: Notify,
+    pub bookmark_interval: Duration,
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Watch streams started, for tests checking that clients reconnect.
+    pub watches: std::sync::atomic::AtomicU64,
+}
+
+/// Locks a mutex, recovering from poisoning: a panicking request must not wedge the server.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn json_response(code: u16, body: &Value) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let mut resp = json_response(e.code, &e.to_status());
+    if e.code == 429 {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// Percent-decodes a query component (`+` is a space).
+fn decode_component(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    q.unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode_component(k), decode_component(v))
+        })
+        .collect()
+}
+
+pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    if let Some(token) = &shared.token {
+        let expected = format!("Bearer {token}");
+        let ok = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == expected);
+        if !ok {
+            return error_response(&ApiError::new(401, "Unauthorized", "Unauthorized"));
+        }
+    }
+    let body = match axum::body::to_bytes(body, 64 << 20).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&ApiError::bad_request(format!("reading the body: {e}"))),
+    };
+    let path = parts.uri.path().to_owned();
+    let query = parse_query(parts.uri.query());
+    if let Some(admin) = path.strip_prefix("/standin/v1/") {
+        return admin_request(&shared, &parts.method, admin, &body);
+    }
+    let latency = lock(&shared.faults).faults.latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let ctx = Ctx {
+        shared: &shared,
+        method: &parts.method,
+        headers: &parts.headers,
+        query: &query,
+        body: &body,
+    };
+    let result = match segs.as_slice() {
+        [] => Ok(json_response(
+            200,
+            &json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"]}),
+        )),
+        ["version"] => Ok(json_response(200, &version())),
+        ["healthz" | "readyz" | "livez"] => Ok((StatusCode::OK, "ok").into_response()),
+        ["api"] => Ok(json_response(
+            200,
+            &json!({
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1")}],
+            }),
+        )),
+        ["api", "v1"] => Ok(json_response(200, &resource_list(&shared, "", "v1"))),
+        ["apis"] => Ok(json_response(200, &group_list(&shared))),
+        ["apis", g] => group(&shared, g).map(|v| json_response(200, &v)),
+        ["apis", g, v] => {
+            let list = resource_list(&shared, g, v);
+            if list["resources"].as_array().is_some_and(|r| r.is_empty()) {
+                Err(ApiError::not_found_path())
+            } else {
+                Ok(json_response(200, &list))
+            }
+        }
+        ["api", "v1", "namespaces", ns, "services", svc, "proxy", ..] => {
+            let prefix = format!("/api/v1/namespaces/{ns}/services/{svc}/proxy");
+            let rest = path
+                .get(prefix.len()..)
+                .filter(|r| !r.is_empty())
+                .unwrap_or("/");
+            proxy(&ctx, ns, svc, rest, parts.uri.query()).await
+        }
+        ["api", "v1", rest @ ..] => resource_request(&ctx, "", "v1", rest).await,
+        ["apis", g, v, rest @ ..] => resource_request(&ctx, g, v, rest).await,
+        _ => Err(ApiError::not_found_path()),
+    };
+    result.unwrap_or_else(|e| error_response(&e))
+}
+
+struct Ctx<'a> {
+    shared: &'a Arc<Shared>,
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    query: &'a HashMap<String, String>,
+    body: &'a Bytes,
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "emulationMajor": "1",
+        "emulationMinor": "33",
+        "gitVersion": "v1.33.0-kube-standin",
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2025-01-01T00:00:00Z",
+        "goVersion": "go1.24.0",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
+fn resource_list(shared: &Shared, group: &str, version: &str) -> Value {
+    let store = lock(&shared.store);
+    let resources: Vec<Value> = store
+        .types()
+        .filter(|t| t.group == group && t.versions.iter().any(|v| v == version))
+        .flat_map(ResourceType::discovery_entries)
+        .collect();
+    let gv = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
+}
+
+fn group_json(group: &str, versions: &[String]) -> Value {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
+}
+
+fn groups(shared: &Shared) -> Vec<(String, Vec<String>)> {
+    let store = lock(&shared.store);
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for t in store.types().filter(|t| !t.group.is_empty()) {
+        match out.iter_mut().find(|(g, _)| *g == t.group) {
+            Some((_, vs)) => {
+                for v in &t.versions {
+                    if !vs.contains(v) {
+                        vs.push(v.clone());
+                    }
+                }
+            }
+            None => out.push((t.group.clone(), t.versions.clone())),
+        }
+    }
+    out
+}
+
+fn group_list(shared: &Shared) -> Value {
+    let gs: Vec<Value> = groups(shared)
+        .iter()
+        .map(|(g, vs)| group_json(g, vs))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": gs})
+}
+
+fn group(shared: &Shared, name: &str) -> Result<Value, ApiError> {
+    let (g, vs) = groups(shared)
+        .into_iter()
+        .find(|(g, _)| g == name)
+        .ok_or_else(ApiError::not_found_path)?;
+    let mut v = group_json(&g, &vs);
+    v["kind"] = json!("APIGroup");
+    v["apiVersion"] = json!("v1");
+    Ok(v)
+}
+
+/// The object as served at `version` (one stored representation, see store.rs).
+fn render(mut obj: Value, rt: &ResourceType, version: &str) -> Value {
+    obj["apiVersion"] = json!(rt.api_version(version));
+    obj
+}
+
+fn is_true(q: &HashMap<String, String>, k: &str) -> bool {
+    q.get(k).is_some_and(|v| v == "true" || v == "1")
+}
+
+fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split(',').next())
+        .is_some_and(|first| first.contains("as=Table"))
+}
+
+fn age(created: &str) -> String {
+    let Ok(t) = created.parse::<jiff::Timestamp>() else {
+        return "<unknown>".to_owned();
+    };
+    let secs = jiff::Timestamp::now()
+        .as_second()
+        .saturating_sub(t.as_second())
+        .max(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+fn table(items: &[Value], rv: &str) -> Value {
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            let name = o["metadata"]["name"].clone();
+            let created = o["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or_default();
+            json!({"cells": [name, age(created)], "object": o})
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv},
+        "columnDefinitions": [
+            {"name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0},
+            {"name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0},
+        ],
+        "rows": rows,
+    })
+}
+
+async fn resource_request(
+    ctx: &Ctx<'_>,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> Result<Response, ApiError> {
+    // Which shape: /namespaces/{ns}/{plural}[/{name}[/{sub}]] or /{plural}[/{name}[/{sub}]].
+    let (rt, ns, name, sub) = {
+        let store = lock(&ctx.shared.store);
+        match rest {
+            ["namespaces", ns, plural, tail @ ..]
+                if store
+                    .resource(group, version, plural)
+                    .is_ok_and(|t| t.namespaced) =>
+            {
+                let rt = store.resource(group, version, plural)?;
+                (
+                    rt,
+                    Some((*ns).to_owned()),
+                    tail.first().copied(),
+                    tail.get(1).copied(),
+                )
+            }
+            [plural, tail @ ..] => {
+                let rt = store.resource(group, version, plural)?;
+                (rt, None, tail.first().copied(), tail.get(1).copied())
+            }
+            [] => return Err(ApiError::not_found_path()),
+        }
+    };
+    if rest.len() > 5 || (ns.is_none() && rest.len() > 3) {
+        return Err(ApiError::not_found_path());
+    }
+    if rt.namespaced && ns.is_none() && name.is_some() {
+        return Err(ApiError::not_found_path());
+    }
+    match sub {
+        None => {}
+        Some("status") if rt.status_subresource => {}
+        Some(_) => return Err(ApiError::not_found_path()),
+    }
+    let status_only = sub.is_some();
+    let is_update = matches!(*ctx.method, Method::PUT | Method::PATCH);
+    let injected = lock(&ctx.shared.faults).roll(is_update);
+    match injected {
+        Injected::None => {}
+        Injected::Error500 => {
+            return Err(ApiError::new(
+                500,
+                "InternalError",
+                "Internal error occurred: injected by kube-standin fault injection",
+            ));
+        }
+        Injected::Error429 => {
+            let mut e = ApiError::new(
+                429,
+                "TooManyRequests",
+                "the server has received too many requests and has asked us to try again later (injected by kube-standin)",
+            );
+            e.details = Some(json!({"retryAfterSeconds": 1}));
+            return Err(e);
+        }
+        Injected::Conflict => {
+            return Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                name.unwrap_or_default(),
+            ));
+        }
+    }
+    let ns_str = ns.clone().unwrap_or_default();
+    let dry_run = ctx.query.get("dryRun").is_some_and(|v| v == "All");
+    let shared = ctx.shared;
+    let parse_body = || -> Result<Value, ApiError> {
+        serde_json::from_slice(ctx.body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
+        })
+    };
+    let method = ctx.method.clone();
+    match (method, name) {
+        (Method::GET, None) if is_true(ctx.query, "watch") => {
+            watch(ctx, &rt, version, ns.as_deref())
+        }
+        (Method::GET, None) => list(ctx, &rt, version, ns.as_deref()),
+        (Method::GET, Some(name)) => {
+            let obj = lock(&shared.store).get(&rt, &ns_str, name)?;
+            if wants_table(ctx.headers) {
+                let rv = obj["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                return Ok(json_response(
+                    200,
+                    &table(&[render(obj, &rt, version)], &rv),
+                ));
+            }
+            Ok(json_response(200, &render(obj, &rt, version)))
+        }
+        (Method::POST, None) => {
+            if rt.namespaced && ns.is_none() {
+                return Err(ApiError::method_not_allowed(format!(
+                    "the server does not allow this method on the requested resource: create of {} needs a namespace",
+                    rt.plural
+                )));
+            }
+            let body = parse_body()?;
+            let obj = lock(&shared.store).create(&rt.key(), &ns_str, body, dry_run)?;
+            Ok(json_response(201, &render(obj, &rt, version)))
+        }
+        (Method::PUT, Some(name)) => {
+            let body = parse_body()?;
+            let obj = lock(&shared.store).update(&rt, &ns_str, name, body, status_only, dry_run)?;
+            shared.gc.notify_one();
+            Ok(json_response(200, &render(obj, &rt, version)))
+        }
+        (Method::PATCH, Some(name)) => {
+            let ct = ctx
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let kind = PatchKind::from_content_type(ct).ok_or_else(|| {
+                ApiError::unsupported_media_type(format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {ct:?})"))
+            })?;
+            let obj = lock(&shared.store).patch(
+                &rt,
+                &ns_str,
+                name,
+                kind,
+                ctx.body,
+                status_only,
+                dry_run,
+            )?;
+            shared.gc.notify_one();
+            Ok(json_response(200, &render(obj, &rt, version)))
+        }
+        (Method::DELETE, Some(name)) if !status_only => {
+            let opts = if ctx.body.is_empty() {
+                DeleteOpts::default()
+            } else {
+                DeleteOpts::from_body(&parse_body()?)
+            };
+            let mut opts = opts;
+            if let Some(p) = ctx.query.get("propagationPolicy") {
+                opts.propagation = Some(p.clone());
+            }
+            let (obj, gone) = lock(&shared.store).delete(&rt, &ns_str, name, &opts, dry_run)?;
+            shared.gc.notify_one();
+            if !gone {
+                return Ok(json_response(202, &render(obj, &rt, version)));
+            }
+            if rt.custom {
+                // apiextensions-apiserver returns the deleted object (ReturnDeletedObject).
+                return Ok(json_response(200, &render(obj, &rt, version)));
+            }
+            Ok(json_response(
+                200,
+                &json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                    "details": {"name": name, "group": rt.group, "kind": rt.plural, "uid": obj["metadata"]["uid"]},
+                }),
+            ))
+        }
+        (Method::DELETE, None) => {
+            let labels = LabelSelector::parse(
+                ctx.query
+                    .get("labelSelector")
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            )?;
+            let fields = FieldSelector::parse(
+                ctx.query
+                    .get("fieldSelector")
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            )?;
+            let mut store = lock(&shared.store);
+            let (items, _) = store.list(&rt, ns.as_deref());
+            let mut deleted = Vec::new();
+            for item in items
+                .iter()
+                .filter(|o| labels.matches(o) && fields.matches(o))
+            {
+                let (ins, iname) = (
+                    item["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    item["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+                if let Ok((obj, _)) =
+                    store.delete(&rt, &ins, &iname, &DeleteOpts::default(), dry_run)
+                {
+                    deleted.push(render(obj, &rt, version));
+                }
+            }
+            let rv = store.current_rv().to_string();
+            drop(store);
+            shared.gc.notify_one();
+            Ok(json_response(
+                200,
+                &json!({"kind": rt.list_kind, "apiVersion": rt.api_version(version), "metadata": {"resourceVersion": rv}, "items": deleted}),
+            ))
+        }
+        _ => Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    ns: String,
+    name: String,
+}
+
+fn list(
+    ctx: &Ctx<'_>,
+    rt: &ResourceType,
+    version: &str,
+    ns: Option<&str>,
+) -> Result<Response, ApiError> {
+    let labels = LabelSelector::parse(
+        ctx.query
+            .get("labelSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )?;
+    let fields = FieldSelector::parse(
+        ctx.query
+            .get("fieldSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )?;
+    let (items, rv) = lock(&ctx.shared.store).list(rt, ns);
+    let mut items: Vec<Value> = items
+        .into_iter()
+        .filter(|o| labels.matches(o) && fields.matches(o))
+        .collect();
+    if let Some(token) = ctx.query.get("continue").filter(|t| !t.is_empty()) {
+        let start: ContinueToken = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
+        items.retain(|o| {
+            let k = (
+                o["metadata"]["namespace"].as_str().unwrap_or_default(),
+                o["metadata"]["name"].as_str().unwrap_or_default(),
+            );
+            k > (start.ns.as_str(), start.name.as_str())
+        });
+    }
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(limit) = ctx
+        .query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        && items.len() > limit
+    {
+        let remaining = items.len() - limit;
+        items.truncate(limit);
+        if let Some(last) = items.last() {
+            let token = ContinueToken {
+                ns: last["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                name: last["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            };
+            let raw = serde_json::to_vec(&token).unwrap_or_default();
+            meta["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
+            meta["remainingItemCount"] = json!(remaining);
+        }
+    }
+    let items: Vec<Value> = items.into_iter().map(|o| render(o, rt, version)).collect();
+    if wants_table(ctx.headers) {
+        let mut t = table(&items, &rv.to_string());
+        t["metadata"] = meta;
+        return Ok(json_response(200, &t));
+    }
+    Ok(json_response(
+        200,
+        &json!({
+            "kind": rt.list_kind,
+            "apiVersion": rt.api_version(version),
+            "metadata": meta,
+            "items": items,
+        }),
+    ))
+}
+
+struct WatchFilter {
+    ns: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl WatchFilter {
+    fn matches(&self, obj: &Value) -> bool {
+        self.ns
+            .as_deref()
+            .is_none_or(|ns| obj["metadata"]["namespace"].as_str() == Some(ns))
+            && self.labels.matches(obj)
+            && self.fields.matches(obj)
+    }
+
+    /// The event a watcher with this filter sees for `change`, if any.
+    fn classify<'c>(&self, change: &'c Change) -> Option<(&'static str, &'c Value)> {
+        let now = self.matches(&change.object);
+        match change.kind {
+            ChangeKind::Added => now.then_some(("ADDED", &change.object)),
+            ChangeKind::Deleted => now.then_some(("DELETED", &change.object)),
+            ChangeKind::Modified => {
+                let before = change.old.as_ref().is_some_and(|o| self.matches(o));
+                match (before, now) {
+                    (true, true) => Some(("MODIFIED", &change.object)),
+                    (false, true) => Some(("ADDED", &change.object)),
+                    (true, false) => Some(("DELETED", &change.object)),
+                    (false, false) => None,
+                }
+            }
+        }
+    }
+}
+
+fn event_line(kind: &str, obj: Value) -> Bytes {
+    let mut line = json!({"type": kind, "object": obj}).to_string();
+    line.push('\n');
+    Bytes::from(line)
+}
+
+fn watch(
+    ctx: &Ctx<'_>,
+    rt: &ResourceType,
+    version: &str,
+    ns: Option<&str>,
+) -> Result<Response, ApiError> {
+    let q = ctx.query;
+    let filter = WatchFilter {
+        ns: ns.filter(|_| rt.namespaced).map(str::to_owned),
+        labels: LabelSelector::parse(
+            q.get("labelSelector")
+                .map(String::as_str)
+                .unwrap_or_default(),
+        )?,
+        fields: FieldSelector::parse(
+            q.get("fieldSelector")
+                .map(String::as_str)
+                .unwrap_or_default(),
+        )?,
+    };
+    let from = match q.get("resourceVersion").map(String::as_str) {
+        None | Some("" | "0") => None,
+        Some(rv) => Some(
+            rv.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?,
+        ),
+    };
+    let bookmarks = is_true(q, "allowWatchBookmarks");
+    let send_initial = is_true(q, "sendInitialEvents");
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|t| *t > 0);
+    let cut = lock(&ctx.shared.faults).faults.watch_cut_seconds;
+    let lifetime = [timeout, (cut > 0).then_some(cut)]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(Duration::from_secs)
+        // kube-apiserver's default is a random 30-60 minutes; we pick the low end.
+        .unwrap_or(Duration::from_secs(1800));
+    ctx.shared
+        .watches
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    let start = lock(&ctx.shared.store).watch(
+        rt,
+        ns.filter(|_| rt.namespaced),
+        if send_initial { None } else { from },
+    );
+    let rt = rt.clone();
+    let version = version.to_owned();
+    let interval = ctx.shared.bookmark_interval;
+    let mut shutdown = ctx.shared.shutdown.subscribe();
+    tokio::spawn(async move {
+        let mut tx = tx;
+        let bookmark = |rv: u64, initial_end: bool| {
+            let mut meta = json!({"resourceVersion": rv.to_string()});
+            if initial_end {
+                meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            }
+            event_line(
+                "BOOKMARK",
+                json!({"kind": rt.kind, "apiVersion": rt.api_version(&version), "metadata": meta}),
+            )
+        };
+        let start = match start {
+            Ok(s) => s,
+            Err(e) => {
+                // kube-apiserver answers 200 and sends the error as an ERROR event.
+                let _ = tx.send(Ok(event_line("ERROR", e.to_status()))).await;
+                return;
+            }
+        };
+        let mut last_rv = start.last_rv;
+        for change in &start.initial {
+            if let Some((kind, obj)) = filter.classify(change)
+                && tx
+                    .send(Ok(event_line(kind, render(obj.clone(), &rt, &version))))
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+        }
+        if send_initial && bookmarks && tx.send(Ok(bookmark(last_rv, true))).await.is_err() {
+            return;
+        }
+        let mut events = start.rx;
+        let deadline = tokio::time::sleep(lifetime);
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Ok(change) => {
+                        last_rv = change.rv;
+                        if change.res != rt.key() {
+                            continue;
+                        }
+                        if let Some((kind, obj)) = filter.classify(&change)
+                            && tx.send(Ok(event_line(kind, render(obj.clone(), &rt, &version)))).await.is_err() {
+                                return;
+                            }
+                    }
+                    // A watcher too slow for the broadcast buffer is cut, like an apiserver
+                    // dropping a blocked watcher; the client resumes from its last version.
+                    Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => return,
+                },
+                _ = ticker.tick(), if bookmarks => {
+                    if tx.send(Ok(bookmark(last_rv, false))).await.is_err() {
+                        return;
+                    }
+                }
+                () = &mut deadline => return,
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+    let body = Body::from_stream(rx);
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+async fn proxy(
+    ctx: &Ctx<'_>,
+    ns: &str,
+    svc: &str,
+    rest: &str,
+    query: Option<&str>,
+) -> Result<Response, ApiError> {
+    // `name`, `name:port` or `scheme:name:port`; the scheme is ignored (plain HTTP).
+    let parts: Vec<&str> = svc.split(':').collect();
+    let name = match parts.as_slice() {
+        [name] | [name, _] | [_, name, _] => *name,
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "invalid service request {svc:?}"
+            )));
+        }
+    };
+    let registered = lock(&ctx.shared.endpoints)
+        .get(&(ns.to_owned(), name.to_owned()))
+        .cloned();
+    let addr = match registered {
+        Some(a) => a,
+        None => {
+            let store = lock(&ctx.shared.store);
+            let rt = store.resource("", "v1", "services")?;
+            let service = store.get(&rt, ns, name)?;
+            service["metadata"]["annotations"][ENDPOINT_ANNOTATION]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        503,
+                        "ServiceUnavailable",
+                        format!("no endpoints available for service \"{name}\""),
+                    )
+                })?
+        }
+    };
+    let unavailable = |e: &dyn std::fmt::Display| {
+        ApiError::new(
+            503,
+            "ServiceUnavailable",
+            format!("error trying to reach service: {e}"),
+        )
+    };
+    let stream = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(&addr),
+    )
+    .await
+    .map_err(|e| unavailable(&e))?
+    .map_err(|e| unavailable(&e))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| unavailable(&e))?;
+    tokio::spawn(conn);
+    let uri = match query {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_owned(),
+    };
+    let mut builder = http::Request::builder().method(ctx.method.clone()).uri(uri);
+    for (k, v) in ctx.headers {
+        // The user's credentials are for the API server, not for the service behind it.
+        if k == header::HOST
+            || k == header::AUTHORIZATION
+            || k == header::CONNECTION
+            || k == header::TRANSFER_ENCODING
+        {
+            continue;
+        }
+        builder = builder.header(k, v);
+    }
+    let req = builder
+        .header(header::HOST, addr.as_str())
+        .body(http_body_util::Full::new(ctx.body.clone()))
+        .map_err(|e| ApiError::bad_request(format!("invalid proxied request: {e}")))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let (parts, body) = resp.into_parts();
+    let mut out = Response::new(Body::new(body));
+    *out.status_mut() = parts.status;
+    for (k, v) in &parts.headers {
+        if k != header::CONNECTION && k != header::TRANSFER_ENCODING {
+            out.headers_mut().append(k, v.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn admin_request(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> Response {
+    let parse = || {
+        serde_json::from_slice::<Value>(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+    };
+    let result: Result<Value, ApiError> = match (method, path) {
+        (&Method::GET, "dump") => {
+            let mut d = lock(&shared.store).dump();
+            d["endpoints"] = json!(
+                lock(&shared.endpoints)
+                    .iter()
+                    .map(|((ns, n), a)| (format!("{ns}/{n}"), a.clone()))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            );
+            d["faults"] = json!(lock(&shared.faults).faults);
+            Ok(d)
+        }
+        (&Method::POST, "compact") => {
+            let mut s = lock(&shared.store);
+            s.compact();
+            Ok(json!({"compactedResourceVersion": s.current_rv().to_string()}))
+        }
+        (&Method::GET, "faults") => Ok(json!(lock(&shared.faults).faults)),
+        (&Method::PUT, "faults") => parse().and_then(|v| {
+            let f: Faults =
+                serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            lock(&shared.faults).faults = f.clone();
+            Ok(json!(f))
+        }),
+        (&Method::POST, "endpoints") => parse().and_then(|v| {
+            let (Some(ns), Some(name), Some(addr)) = (
+                v["namespace"].as_str(),
+                v["name"].as_str(),
+                v["address"].as_str(),
+            ) else {
+                return Err(ApiError::bad_request(
+                    "expected {\"namespace\", \"name\", \"address\"}",
+                ));
+            };
+            lock(&shared.endpoints).insert((ns.to_owned(), name.to_owned()), addr.to_owned());
+            Ok(v)
+        }),
+        _ => Err(ApiError::not_found_path()),
+    };
+    match result {
+        Ok(v) => json_response(200, &v),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The background loop doing what kube-controller-manager's garbage collector and
+/// namespace controller do.
+pub(crate) async fn gc_loop(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            () = shared.gc.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = shutdown.changed() => return,
+        }
+        // A small delay, as a real controller reacts asynchronously to the delete.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut store = lock(&shared.store);
+        for _ in 0..16 {
+            if store.gc_pass() == 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// The address a `SocketAddr` answers on, for kubeconfig `server:` URLs.
+pub(crate) fn url_of(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}

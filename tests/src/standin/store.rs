@@ -1,0 +1,1024 @@
+//! The in-memory object store: one global, monotonically increasing resourceVersion, a
+//! bounded history of changes for watches, and the write semantics of kube-apiserver's
+//! generic registry (preconditions, generation, status subresource, finalizers).
+//!
+//! Knowing differences from a real API server, all deliberate to keep the stand-in small:
+//! - no admission, no schema validation, pruning or defaulting of custom resources; objects
+//!   are stored as sent (after the metadata rules below);
+//! - one stored representation per resource: every served version of a CRD returns the same
+//!   object with `apiVersion` rewritten (no conversion);
+//! - core `v1` Events and `events.k8s.io/v1` Events are separate collections (kube-apiserver
+//!   stores them once and converts);
+//! - reads (`get`, `list`) always answer the latest state whatever `resourceVersion` or
+//!   `resourceVersionMatch` ask, and list pages are not a consistent snapshot;
+//! - `managedFields` are never written and server-side apply is refused with 415;
+//! - deleting a CRD removes its custom resources at once, ignoring their finalizers;
+//! - garbage collection looks owners up by uid across all namespaces, and foreground
+//!   deletion deletes dependents in the background before releasing the owner.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use rand::Rng as _;
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+
+use super::error::ApiError;
+use super::patch::{self, PatchKind};
+use super::resources::{self, ResKey, ResourceType};
+
+/// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
+pub type ObjKey = (String, String);
+
+/// What a watch event says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One committed write, kept in the history and broadcast to watchers.
+#[derive(Debug)]
+pub struct Change {
+    pub rv: u64,
+    pub res: ResKey,
+    pub kind: ChangeKind,
+    pub object: Value,
+    /// The previous state for modifications, so that selector watches can turn an object
+    /// leaving the selection into `DELETED` and entering it into `ADDED` like kube-apiserver.
+    pub old: Option<Value>,
+}
+
+/// `DeleteOptions` fields the stand-in honours.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOpts {
+    pub propagation: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+}
+
+impl DeleteOpts {
+    pub fn from_body(body: &Value) -> Self {
+        let s = |v: &Value| v.as_str().map(str::to_owned);
+        let mut opts = Self {
+            propagation: s(&body["propagationPolicy"]),
+            precondition_uid: s(&body["preconditions"]["uid"]),
+            precondition_rv: s(&body["preconditions"]["resourceVersion"]),
+        };
+        if opts.propagation.is_none() && body["orphanDependents"].as_bool() == Some(true) {
+            opts.propagation = Some("Orphan".to_owned());
+        }
+        opts
+    }
+}
+
+/// Where a watch starts: either synthetic `ADDED` events for the current state or the history
+/// after a resourceVersion, plus the receiver for what follows.
+#[derive(Debug)]
+pub struct WatchStart {
+    pub initial: Vec<Arc<Change>>,
+    /// The resourceVersion the stream is consistent with once `initial` is sent.
+    pub last_rv: u64,
+    pub rx: broadcast::Receiver<Arc<Change>>,
+}
+
+/// The state behind the stand-in's mutex.
+#[derive(Debug)]
+pub struct Store {
+    rv: u64,
+    types: BTreeMap<ResKey, ResourceType>,
+    objects: HashMap<ResKey, BTreeMap<ObjKey, Value>>,
+    history: VecDeque<Arc<Change>>,
+    history_limit: usize,
+    /// Watches starting before this resourceVersion get 410 Gone.
+    compacted_rv: u64,
+    events: broadcast::Sender<Arc<Change>>,
+    service_ip: u32,
+}
+
+const NAMESPACES: (&str, &str) = ("", "namespaces");
+const CRDS: (&str, &str) = ("apiextensions.k8s.io", "customresourcedefinitions");
+
+fn key(k: (&str, &str)) -> ResKey {
+    (k.0.to_owned(), k.1.to_owned())
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn new_uid() -> String {
+    let b: [u8; 16] = rand::rng().random();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+fn random_suffix() -> String {
+    // kube-apiserver's alphabet for generateName (no vowels, no confusable characters).
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+fn str_of<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(*p)?;
+    }
+    cur.as_str()
+}
+
+fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.is_object() {
+        *obj = json!({});
+    }
+    if !obj["metadata"].is_object() {
+        obj["metadata"] = json!({});
+    }
+    match &mut obj["metadata"] {
+        Value::Object(m) => m,
+        // Both levels were made objects just above.
+        _ => unreachable!("metadata was just made an object"),
+    }
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_terminating(obj: &Value) -> bool {
+    obj["metadata"]["deletionTimestamp"].is_string()
+}
+
+fn owner_uids(obj: &Value) -> Vec<String> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["uid"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The object without the parts that do not count as a spec change.
+fn spec_part(obj: &Value, ignore_status: bool) -> Value {
+    let mut v = obj.clone();
+    if let Value::Object(o) = &mut v {
+        o.remove("metadata");
+        o.remove("apiVersion");
+        o.remove("kind");
+        if ignore_status {
+            o.remove("status");
+        }
+    }
+    v
+}
+
+/// Equal apart from resourceVersion and managedFields: such an update is a no-op that
+/// kube-apiserver answers without a new resourceVersion or watch event.
+fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            m.remove("managedFields");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+impl Store {
+    pub fn new(history_limit: usize) -> Self {
+        let (events, _) = broadcast::channel(4096);
+        let mut store = Self {
+            rv: 0,
+            types: BTreeMap::new(),
+            objects: HashMap::new(),
+            history: VecDeque::new(),
+            history_limit: history_limit.max(1),
+            compacted_rv: 0,
+            events,
+            service_ip: 0,
+        };
+        for t in resources::builtins() {
+            store.objects.entry(t.key()).or_default();
+            store.types.insert(t.key(), t);
+        }
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let ns_obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            // Creating the well-known namespaces in an empty store cannot fail.
+            let _ = store.create(&key(NAMESPACES), "", ns_obj, false);
+        }
+        store
+    }
+
+    pub fn current_rv(&self) -> u64 {
+        self.rv
+    }
+
+    pub fn types(&self) -> impl Iterator<Item = &ResourceType> {
+        self.types.values()
+    }
+
+    /// The resource served at `group/version/plural`, or 404 as for an unknown path.
+    pub fn resource(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Result<ResourceType, ApiError> {
+        self.types
+            .get(&(group.to_owned(), plural.to_owned()))
+            .filter(|t| t.versions.iter().any(|v| v == version))
+            .cloned()
+            .ok_or_else(ApiError::not_found_path)
+    }
+
+    fn okey(rt: &ResourceType, ns: &str, name: &str) -> ObjKey {
+        if rt.namespaced {
+            (ns.to_owned(), name.to_owned())
+        } else {
+            (String::new(), name.to_owned())
+        }
+    }
+
+    fn lookup(&self, rt: &ResourceType, okey: &ObjKey) -> Result<Value, ApiError> {
+        self.objects
+            .get(&rt.key())
+            .and_then(|m| m.get(okey))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, &okey.1))
+    }
+
+    pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
+        self.lookup(rt, &Self::okey(rt, ns, name))
+    }
+
+    /// All objects of a resource (in one namespace when `ns` is given), sorted by
+    /// namespace and name, and the resourceVersion of the list.
+    pub fn list(&self, rt: &ResourceType, ns: Option<&str>) -> (Vec<Value>, u64) {
+        let items = self
+            .objects
+            .get(&rt.key())
+            .map(|m| {
+                m.iter()
+                    .filter(|((ons, _), _)| ns.is_none_or(|ns| !rt.namespaced || ns == ons))
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (items, self.rv)
+    }
+
+    /// Every object, for state dumps.
+    pub fn dump(&self) -> Value {
+        let mut out = Map::new();
+        for (k, objs) in &self.objects {
+            if objs.is_empty() {
+                continue;
+            }
+            let name = if k.0.is_empty() {
+                k.1.clone()
+            } else {
+                format!("{}.{}", k.1, k.0)
+            };
+            out.insert(name, Value::Array(objs.values().cloned().collect()));
+        }
+        json!({"resourceVersion": self.rv.to_string(), "objects": out})
+    }
+
+    /// Drops the whole watch history: watches from any earlier resourceVersion get 410.
+    pub fn compact(&mut self) {
+        self.history.clear();
+        self.compacted_rv = self.rv;
+    }
+
+    fn commit(
+        &mut self,
+        res: &ResKey,
+        okey: ObjKey,
+        kind: ChangeKind,
+        mut obj: Value,
+        old: Option<Value>,
+    ) -> Value {
+        self.rv += 1;
+        meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
+        let objs = self.objects.entry(res.clone()).or_default();
+        if kind == ChangeKind::Deleted {
+            objs.remove(&okey);
+        } else {
+            objs.insert(okey, obj.clone());
+        }
+        let change = Arc::new(Change {
+            rv: self.rv,
+            res: res.clone(),
+            kind,
+            object: obj.clone(),
+            old,
+        });
+        self.history.push_back(change.clone());
+        while self.history.len() > self.history_limit {
+            if let Some(dropped) = self.history.pop_front() {
+                self.compacted_rv = dropped.rv;
+            }
+        }
+        // No receiver is fine: nobody is watching.
+        let _ = self.events.send(change);
+        obj
+    }
+
+    fn check_namespace(&self, rt: &ResourceType, ns: &str) -> Result<(), ApiError> {
+        if !rt.namespaced {
+            return Ok(());
+        }
+        match self
+            .objects
+            .get(&key(NAMESPACES))
+            .and_then(|m| m.get(&(String::new(), ns.to_owned())))
+        {
+            None => Err(ApiError::not_found("", "namespaces", ns)),
+            Some(n) if is_terminating(n) => Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    rt.plural
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Type-specific normalisation done by kube-apiserver's registry strategies.
+    fn normalize(
+        &mut self,
+        rt: &ResourceType,
+        obj: &mut Value,
+        creating: bool,
+    ) -> Result<(), ApiError> {
+        let name = str_of(obj, &["metadata", "name"])
+            .unwrap_or_default()
+            .to_owned();
+        match (rt.group.as_str(), rt.plural.as_str()) {
+            ("", "secrets") => {
+                let Some(o) = obj.as_object_mut() else {
+                    return Ok(());
+                };
+                if let Some(Value::Object(sd)) = o.remove("stringData") {
+                    let data = o.entry("data").or_insert_with(|| json!({}));
+                    if !data.is_object() {
+                        *data = json!({});
+                    }
+                    for (k, v) in sd {
+                        let s = v.as_str().unwrap_or_default();
+                        data[k.as_str()] =
+                            json!(base64::engine::general_purpose::STANDARD.encode(s));
+                    }
+                }
+                for (k, v) in o
+                    .get("data")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
+                    let ok = v.as_str().is_some_and(|s| {
+                        base64::engine::general_purpose::STANDARD.decode(s).is_ok()
+                    });
+                    if !ok {
+                        return Err(ApiError::bad_request(format!(
+                            "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data in data[{k:?}]"
+                        )));
+                    }
+                }
+                o.entry("type").or_insert_with(|| json!("Opaque"));
+            }
+            ("", "namespaces") if !is_terminating(obj) => {
+                obj["status"] = json!({"phase": "Active"});
+            }
+            ("", "services") if creating => {
+                self.service_ip += 1;
+                let spec = &mut obj["spec"];
+                if !spec.is_object() {
+                    *spec = json!({});
+                }
+                if spec["type"].is_null() {
+                    spec["type"] = json!("ClusterIP");
+                }
+                if spec["clusterIP"].is_null() {
+                    let n = self.service_ip;
+                    spec["clusterIP"] = json!(format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff));
+                }
+            }
+            ("apiextensions.k8s.io", "customresourcedefinitions") => {
+                let t = resources::from_crd(obj)?;
+                let clash = self
+                    .types
+                    .get(&t.key())
+                    .is_some_and(|existing| !existing.custom);
+                if clash {
+                    return Err(ApiError::invalid(
+                        "CustomResourceDefinition",
+                        &name,
+                        "spec.names.plural: resource is served by a built-in API",
+                    ));
+                }
+                let now = now_rfc3339();
+                obj["status"] = json!({
+                    "acceptedNames": obj["spec"]["names"].clone(),
+                    "storedVersions": [t.storage_version()],
+                    "conditions": [
+                        {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                         "message": "no conflicts found", "lastTransitionTime": now},
+                        {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                         "message": "the initial names have been accepted", "lastTransitionTime": now},
+                    ],
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn after_write(&mut self, rt: &ResourceType, obj: &Value) {
+        if rt.key() == key(CRDS)
+            && let Ok(t) = resources::from_crd(obj)
+        {
+            self.objects.entry(t.key()).or_default();
+            self.types.insert(t.key(), t);
+        }
+    }
+
+    pub fn create(
+        &mut self,
+        rt_key: &ResKey,
+        ns: &str,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let rt = self
+            .types
+            .get(rt_key)
+            .cloned()
+            .ok_or_else(ApiError::not_found_path)?;
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
+        }
+        let api_version = rt.api_version(rt.storage_version());
+        if let Some(k) = obj["kind"].as_str()
+            && k != rt.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind of the provided object ({k}) does not match the resource ({})",
+                rt.kind
+            )));
+        }
+        obj["apiVersion"] = json!(api_version);
+        obj["kind"] = json!(rt.kind);
+        let meta = meta_mut(&mut obj);
+        if rt.namespaced {
+            match meta.get("namespace").and_then(Value::as_str) {
+                Some(mns) if !mns.is_empty() && mns != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {
+                    meta.insert("namespace".into(), json!(ns));
+                }
+            }
+        } else {
+            meta.remove("namespace");
+        }
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if name.is_empty() {
+            match meta.get("generateName").and_then(Value::as_str) {
+                Some(prefix) if !prefix.is_empty() => name = format!("{prefix}{}", random_suffix()),
+                _ => {
+                    return Err(ApiError::invalid(
+                        &rt.kind,
+                        "",
+                        "metadata.name: Required value: name or generateName is required",
+                    ));
+                }
+            }
+        }
+        if !valid_name(&name) {
+            return Err(ApiError::invalid(
+                &rt.kind,
+                &name,
+                format!(
+                    "metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+                ),
+            ));
+        }
+        meta.insert("name".into(), json!(name));
+        meta.insert("uid".into(), json!(new_uid()));
+        meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        meta.remove("deletionTimestamp");
+        meta.remove("deletionGracePeriodSeconds");
+        meta.remove("managedFields");
+        meta.remove("resourceVersion");
+        meta.remove("selfLink");
+        if rt.has_generation {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
+        if rt.status_subresource
+            && rt.custom
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.remove("status");
+        }
+        self.check_namespace(&rt, ns)?;
+        let okey = Self::okey(&rt, ns, &name);
+        if self
+            .objects
+            .get(rt_key)
+            .is_some_and(|m| m.contains_key(&okey))
+        {
+            return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
+        }
+        self.normalize(&rt, &mut obj, true)?;
+        if dry_run {
+            return Ok(obj);
+        }
+        let out = self.commit(rt_key, okey, ChangeKind::Added, obj, None);
+        self.after_write(&rt, &out);
+        Ok(out)
+    }
+
+    /// PUT: `new` replaces the object (or only its status when `status_only`).
+    pub fn update(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        new: Value,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let okey = Self::okey(rt, ns, name);
+        let old = self.lookup(rt, &okey)?;
+        if let Some(bname) = str_of(&new, &["metadata", "name"])
+            && bname != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({bname}) does not match the name on the URL ({name})"
+            )));
+        }
+        match str_of(&new, &["metadata", "resourceVersion"]).filter(|s| !s.is_empty()) {
+            Some(rv) if Some(rv) != str_of(&old, &["metadata", "resourceVersion"]) => {
+                return Err(ApiError::conflict(&rt.group, &rt.plural, name));
+            }
+            None if rt.custom => {
+                return Err(ApiError::invalid(
+                    &rt.kind,
+                    name,
+                    "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                ));
+            }
+            _ => {}
+        }
+        self.replace(rt, okey, old, new, status_only, dry_run)
+    }
+
+    /// PATCH: the patch is applied to the stored object; a resourceVersion the patch sets is a
+    /// precondition, as in kube-apiserver.
+    #[allow(clippy::too_many_arguments)] // mirrors the PATCH request's parts one to one
+    pub fn patch(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        kind: PatchKind,
+        body: &[u8],
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        if kind == PatchKind::Strategic && rt.custom {
+            return Err(ApiError::unsupported_media_type(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+            ));
+        }
+        let okey = Self::okey(rt, ns, name);
+        let old = self.lookup(rt, &okey)?;
+        let mut new = old.clone();
+        patch::apply(&mut new, kind, body)?;
+        if str_of(&new, &["metadata", "resourceVersion"])
+            != str_of(&old, &["metadata", "resourceVersion"])
+        {
+            return Err(ApiError::conflict(&rt.group, &rt.plural, name));
+        }
+        self.replace(rt, okey, old, new, status_only, dry_run)
+    }
+
+    fn replace(
+        &mut self,
+        rt: &ResourceType,
+        okey: ObjKey,
+        old: Value,
+        mut new: Value,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        if !new.is_object() {
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
+        }
+        let name = okey.1.clone();
+        if status_only {
+            let status = new.get("status").cloned();
+            new = old.clone();
+            match status {
+                Some(s) => new["status"] = s,
+                None => {
+                    if let Some(o) = new.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
+        } else if rt.status_subresource {
+            match old.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Some(o) = new.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
+        }
+        new["apiVersion"] = old["apiVersion"].clone();
+        new["kind"] = old["kind"].clone();
+        let old_meta = old["metadata"].clone();
+        let meta = meta_mut(&mut new);
+        for f in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "resourceVersion",
+        ] {
+            match old_meta.get(f) {
+                Some(v) => meta.insert(f.into(), v.clone()),
+                None => meta.remove(f),
+            };
+        }
+        meta.remove("managedFields");
+        if is_terminating(&old) {
+            let before: HashSet<String> = finalizers(&old).into_iter().collect();
+            if let Some(added) = finalizers(&new).into_iter().find(|f| !before.contains(f)) {
+                return Err(ApiError::invalid(
+                    &rt.kind,
+                    &name,
+                    format!(
+                        "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{\"{added}\"}}"
+                    ),
+                ));
+            }
+        }
+        self.normalize(rt, &mut new, false)?;
+        if rt.has_generation {
+            let ignore_status = rt.status_subresource;
+            if spec_part(&old, ignore_status) != spec_part(&new, ignore_status) {
+                let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+                meta_mut(&mut new).insert("generation".into(), json!(g));
+            }
+        }
+        if same_content(&old, &new) {
+            return Ok(old);
+        }
+        if dry_run {
+            return Ok(new);
+        }
+        if is_terminating(&new) && finalizers(&new).is_empty() && rt.key() != key(NAMESPACES) {
+            return Ok(self.remove(rt, okey, new, Some(old)));
+        }
+        let out = self.commit(&rt.key(), okey, ChangeKind::Modified, new, Some(old));
+        self.after_write(rt, &out);
+        Ok(out)
+    }
+
+    fn remove(&mut self, rt: &ResourceType, okey: ObjKey, obj: Value, old: Option<Value>) -> Value {
+        let out = self.commit(&rt.key(), okey, ChangeKind::Deleted, obj, old);
+        if rt.key() == key(CRDS)
+            && let Ok(t) = resources::from_crd(&out)
+        {
+            let objs: Vec<(ObjKey, Value)> = self
+                .objects
+                .get(&t.key())
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            for (k, v) in objs {
+                self.commit(&t.key(), k, ChangeKind::Deleted, v, None);
+            }
+            self.types.remove(&t.key());
+            self.objects.remove(&t.key());
+        }
+        out
+    }
+
+    /// DELETE. Returns the object and whether it is gone (`false`: finalizers pending).
+    pub fn delete(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOpts,
+        dry_run: bool,
+    ) -> Result<(Value, bool), ApiError> {
+        let okey = Self::okey(rt, ns, name);
+        let old = self.lookup(rt, &okey)?;
+        if let Some(uid) = &opts.precondition_uid {
+            let actual = str_of(&old, &["metadata", "uid"]).unwrap_or_default();
+            if uid != actual {
+                return Err(ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}", super::error::qualified(&rt.group, &rt.plural))).with_details(&rt.group, &rt.plural, name));
+            }
+        }
+        if let Some(rv) = &opts.precondition_rv {
+            let actual = str_of(&old, &["metadata", "resourceVersion"]).unwrap_or_default();
+            if rv != actual {
+                return Err(ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}", super::error::qualified(&rt.group, &rt.plural))).with_details(&rt.group, &rt.plural, name));
+            }
+        }
+        if is_terminating(&old) {
+            return Ok((old, false));
+        }
+        let mut fins = finalizers(&old);
+        match opts.propagation.as_deref() {
+            Some("Orphan") => fins.push("orphan".to_owned()),
+            Some("Foreground") => fins.push("foregroundDeletion".to_owned()),
+            _ => {}
+        }
+        let namespace = rt.key() == key(NAMESPACES);
+        if fins.is_empty() && !namespace {
+            if dry_run {
+                return Ok((old, true));
+            }
+            let out = self.remove(rt, okey, old.clone(), Some(old));
+            return Ok((out, true));
+        }
+        let mut new = old.clone();
+        let meta = meta_mut(&mut new);
+        meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+        if fins.is_empty() {
+            meta.remove("finalizers");
+        } else {
+            meta.insert("finalizers".into(), json!(fins));
+        }
+        if namespace {
+            new["status"] = json!({"phase": "Terminating"});
+        }
+        if dry_run {
+            return Ok((new, false));
+        }
+        let out = self.commit(&rt.key(), okey, ChangeKind::Modified, new, Some(old));
+        Ok((out, false))
+    }
+
+    /// One pass of the garbage collector and namespace controller (what
+    /// kube-controller-manager does). Returns how many writes it made.
+    pub fn gc_pass(&mut self) -> usize {
+        enum Action {
+            Delete(ResKey, ObjKey),
+            DropOwners(ResKey, ObjKey, HashSet<String>),
+            DropFinalizer(ResKey, ObjKey, &'static str),
+            RemoveNamespace(String),
+        }
+        let mut live: HashMap<String, Value> = HashMap::new();
+        let mut dependents: HashMap<String, Vec<(ResKey, ObjKey, bool)>> = HashMap::new();
+        let mut ns_content: HashMap<String, Vec<(ResKey, ObjKey, bool)>> = HashMap::new();
+        for (res, objs) in &self.objects {
+            for (okey, obj) in objs {
+                if let Some(uid) = str_of(obj, &["metadata", "uid"]) {
+                    live.insert(uid.to_owned(), obj.clone());
+                }
+                for o in owner_uids(obj) {
+                    dependents.entry(o).or_default().push((
+                        res.clone(),
+                        okey.clone(),
+                        is_terminating(obj),
+                    ));
+                }
+                if !okey.0.is_empty() {
+                    ns_content.entry(okey.0.clone()).or_default().push((
+                        res.clone(),
+                        okey.clone(),
+                        is_terminating(obj),
+                    ));
+                }
+            }
+        }
+        let mut actions = Vec::new();
+        for (res, objs) in &self.objects {
+            for (okey, obj) in objs {
+                let owners = owner_uids(obj);
+                if !owners.is_empty() {
+                    let dangling: HashSet<String> = owners
+                        .iter()
+                        .filter(|u| !live.contains_key(*u))
+                        .cloned()
+                        .collect();
+                    if dangling.len() == owners.len() {
+                        if !is_terminating(obj) {
+                            actions.push(Action::Delete(res.clone(), okey.clone()));
+                        }
+                    } else if !dangling.is_empty() {
+                        actions.push(Action::DropOwners(res.clone(), okey.clone(), dangling));
+                    }
+                }
+                if !is_terminating(obj) {
+                    continue;
+                }
+                let uid = str_of(obj, &["metadata", "uid"])
+                    .unwrap_or_default()
+                    .to_owned();
+                let deps = dependents.get(&uid).cloned().unwrap_or_default();
+                let fins = finalizers(obj);
+                if fins.iter().any(|f| f == "orphan") {
+                    for (dres, dkey, _) in &deps {
+                        actions.push(Action::DropOwners(
+                            dres.clone(),
+                            dkey.clone(),
+                            HashSet::from([uid.clone()]),
+                        ));
+                    }
+                    actions.push(Action::DropFinalizer(res.clone(), okey.clone(), "orphan"));
+                }
+                if fins.iter().any(|f| f == "foregroundDeletion") {
+                    if deps.is_empty() {
+                        actions.push(Action::DropFinalizer(
+                            res.clone(),
+                            okey.clone(),
+                            "foregroundDeletion",
+                        ));
+                    } else {
+                        for (dres, dkey, terminating) in &deps {
+                            if !terminating {
+                                actions.push(Action::Delete(dres.clone(), dkey.clone()));
+                            }
+                        }
+                    }
+                }
+                if *res == key(NAMESPACES) {
+                    let content = ns_content.get(&okey.1).cloned().unwrap_or_default();
+                    if content.is_empty() {
+                        if fins.is_empty() {
+                            actions.push(Action::RemoveNamespace(okey.1.clone()));
+                        }
+                    } else {
+                        for (cres, ckey, terminating) in content {
+                            if !terminating {
+                                actions.push(Action::Delete(cres, ckey));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut writes = 0;
+        for action in actions {
+            match action {
+                Action::Delete(res, okey) => {
+                    if let Some(rt) = self.types.get(&res).cloned()
+                        && self
+                            .delete(&rt, &okey.0, &okey.1, &DeleteOpts::default(), false)
+                            .is_ok()
+                    {
+                        writes += 1;
+                    }
+                }
+                Action::DropOwners(res, okey, uids) => {
+                    let Some(rt) = self.types.get(&res).cloned() else {
+                        continue;
+                    };
+                    let Ok(old) = self.lookup(&rt, &okey) else {
+                        continue;
+                    };
+                    let mut new = old.clone();
+                    if let Some(refs) = new["metadata"]["ownerReferences"].as_array_mut() {
+                        refs.retain(|r| !r["uid"].as_str().is_some_and(|u| uids.contains(u)));
+                    }
+                    if self.replace(&rt, okey, old, new, false, false).is_ok() {
+                        writes += 1;
+                    }
+                }
+                Action::DropFinalizer(res, okey, fin) => {
+                    let Some(rt) = self.types.get(&res).cloned() else {
+                        continue;
+                    };
+                    let Ok(old) = self.lookup(&rt, &okey) else {
+                        continue;
+                    };
+                    let mut new = old.clone();
+                    if let Some(f) = new["metadata"]["finalizers"].as_array_mut() {
+                        f.retain(|x| x.as_str() != Some(fin));
+                    }
+                    if self.replace(&rt, okey, old, new, false, false).is_ok() {
+                        writes += 1;
+                    }
+                }
+                Action::RemoveNamespace(name) => {
+                    let Some(rt) = self.types.get(&key(NAMESPACES)).cloned() else {
+                        continue;
+                    };
+                    let okey = (String::new(), name);
+                    if let Ok(obj) = self.lookup(&rt, &okey) {
+                        self.remove(&rt, okey, obj.clone(), Some(obj));
+                        writes += 1;
+                    }
+                }
+            }
+        }
+        writes
+    }
+
+    /// Starts a watch on `rt` (in `ns` if given). `from`: `None` for "from the current state"
+    /// (synthetic ADDED events first, as for `resourceVersion` unset or `0`), `Some(rv)` to
+    /// replay the history after `rv`; 410 Gone when that part of the history is compacted.
+    pub fn watch(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        from: Option<u64>,
+    ) -> Result<WatchStart, ApiError> {
+        let rx = self.events.subscribe();
+        let initial = match from {
+            None => {
+                let (items, _) = self.list(rt, ns);
+                items
+                    .into_iter()
+                    .map(|object| {
+                        Arc::new(Change {
+                            rv: self.rv,
+                            res: rt.key(),
+                            kind: ChangeKind::Added,
+                            object,
+                            old: None,
+                        })
+                    })
+                    .collect()
+            }
+            Some(rv) if rv < self.compacted_rv => {
+                return Err(ApiError::gone(format!(
+                    "too old resource version: {rv} ({})",
+                    self.compacted_rv
+                )));
+            }
+            Some(rv) => self
+                .history
+                .iter()
+                .filter(|c| c.rv > rv && c.res == rt.key())
+                .cloned()
+                .collect(),
+        };
+        Ok(WatchStart {
+            initial,
+            last_rv: self.rv.max(from.unwrap_or(0)),
+            rx,
+        })
+    }
+}

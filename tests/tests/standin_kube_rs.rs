@@ -1,0 +1,931 @@
+//! Conformance of the stand-in against kube-rs: `Api`, `watcher` and a reflector, written by
+//! people who target kube-apiserver, not the stand-in.
+
+// Test helpers outside #[test] fns fail loudly on purpose; clippy.toml's test allowance
+// only covers the test functions themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use kube::runtime::{WatchStreamExt as _, reflector, watcher};
+use kube::{Client, CustomResource, ResourceExt as _};
+use sealed_secrets_e2e::harness::{Cluster, TestNamespace};
+use sealed_secrets_e2e::standin::{Config, Faults};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "bitnami.com",
+    version = "v1alpha1",
+    kind = "SealedSecret",
+    namespaced,
+    status = "SealedSecretStatus",
+    schema = "disabled"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedSecretSpec {
+    #[serde(default)]
+    encrypted_data: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct SealedSecretStatus {
+    #[serde(default)]
+    conditions: Vec<serde_json::Value>,
+}
+
+const CRD_YAML: &str = include_str!("../fixtures/sealedsecret-crd.yaml");
+
+async fn setup(config: Config) -> (Cluster, Client, TestNamespace) {
+    let cluster = Cluster::standin(config).unwrap();
+    let client = cluster.client().await.unwrap();
+    let ns = cluster.namespace("conf").await.unwrap();
+    (cluster, client, ns)
+}
+
+async fn install_crd(client: &Client) {
+    let crd: CustomResourceDefinition = serde_saphyr::from_str(CRD_YAML).unwrap();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let created = api.create(&PostParams::default(), &crd).await.unwrap();
+    let conditions = created.status.unwrap().conditions.unwrap();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+    );
+}
+
+fn no_retry_client(cluster: &Cluster) -> Client {
+    let kc = kube::config::Kubeconfig::read_from(cluster.kubeconfig()).unwrap();
+    let mut config = futures::executor::block_on(kube::Config::from_custom_kubeconfig(
+        kc,
+        &kube::config::KubeConfigOptions::default(),
+    ))
+    .unwrap();
+    config.default_retry = false;
+    Client::try_from(config).unwrap()
+}
+
+fn api_error(e: kube::Error) -> (u16, String) {
+    match e {
+        kube::Error::Api(s) => (s.code, s.reason),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn ss(name: &str, value: &str) -> SealedSecret {
+    let mut s = SealedSecret::new(
+        name,
+        SealedSecretSpec {
+            encrypted_data: BTreeMap::from([("k".into(), value.into())]),
+        },
+    );
+    s.metadata.labels = Some(BTreeMap::from([("app".into(), "demo".into())]));
+    s
+}
+
+fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
+    ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect(),
+            ),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([("x".into(), name.into())])),
+        ..Default::default()
+    }
+}
+
+async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn discovery_serves_builtin_groups_and_crds_once_created() {
+    let (_cluster, client, _ns) = setup(Config::default()).await;
+    let version = client.apiserver_version().await.unwrap();
+    assert_eq!(version.major, "1");
+    let core = client.list_core_api_resources("v1").await.unwrap();
+    for r in ["namespaces", "secrets", "services", "configmaps", "events"] {
+        assert!(core.resources.iter().any(|x| x.name == r), "{r} missing");
+    }
+    let groups = client.list_api_groups().await.unwrap();
+    let names: Vec<_> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+    assert!(names.contains(&"coordination.k8s.io") && names.contains(&"events.k8s.io"));
+    assert!(!names.contains(&"bitnami.com"));
+    install_crd(&client).await;
+    let res = client
+        .list_api_group_resources("bitnami.com/v1alpha1")
+        .await
+        .unwrap();
+    let names: Vec<_> = res.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["sealedsecrets", "sealedsecrets/status"]);
+    let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
+    assert!(discovery.has_group("bitnami.com"));
+}
+
+#[tokio::test]
+async fn sealedsecret_crud_generation_and_status_subresource() {
+    let (_cluster, client, ns) = setup(Config::default()).await;
+    install_crd(&client).await;
+    let api: Api<SealedSecret> = Api::namespaced(client.clone(), ns.name());
+    let created = api
+        .create(&PostParams::default(), &ss("a", "v1"))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    assert!(created.metadata.uid.is_some() && created.metadata.creation_timestamp.is_some());
+    let (code, reason) = api_error(
+        api.create(&PostParams::default(), &ss("a", "v1"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
+
+    // Metadata-only change: no new generation.
+    let p = Patch::Merge(json!({"metadata": {"labels": {"extra": "1"}}}));
+    let labelled = api.patch("a", &PatchParams::default(), &p).await.unwrap();
+    assert_eq!(labelled.metadata.generation, Some(1));
+    assert_ne!(labelled.resource_version(), created.resource_version());
+
+    // Spec change bumps generation; status sent to the main endpoint is ignored.
+    let p = Patch::Merge(
+        json!({"spec": {"encryptedData": {"k": "v2"}}, "status": {"conditions": [{"type": "Synced"}]}}),
+    );
+    let changed = api.patch("a", &PatchParams::default(), &p).await.unwrap();
+    assert_eq!(changed.metadata.generation, Some(2));
+    assert_eq!(changed.status, None);
+
+    // Status only through /status, which does not bump generation nor touch spec.
+    let p = Patch::Merge(
+        json!({"spec": {"encryptedData": {"k": "ignored"}}, "status": {"conditions": [{"type": "Synced", "status": "True"}]}}),
+    );
+    let st = api
+        .patch_status("a", &PatchParams::default(), &p)
+        .await
+        .unwrap();
+    assert_eq!(st.metadata.generation, Some(2));
+    assert_eq!(st.spec.encrypted_data["k"], "v2");
+    assert_eq!(st.status.unwrap().conditions[0]["status"], "True");
+
+    // A no-op update keeps the resourceVersion.
+    let current = api.get("a").await.unwrap();
+    let same = api
+        .replace("a", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    assert_eq!(same.resource_version(), current.resource_version());
+
+    let listed = api
+        .list(&ListParams::default().labels("app=demo"))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let deleted = api.delete("a", &DeleteParams::default()).await.unwrap();
+    assert!(
+        deleted.is_left(),
+        "custom resources answer DELETE with the object"
+    );
+    let (code, _) = api_error(api.get("a").await.unwrap_err());
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn update_with_stale_resource_version_conflicts() {
+    let (_cluster, client, ns) = setup(Config::default()).await;
+    let api: Api<ConfigMap> = Api::namespaced(client, ns.name());
+    let v1 = api
+        .create(&PostParams::default(), &cm("c", &[]))
+        .await
+        .unwrap();
+    let mut v2 = v1.clone();
+    v2.data = Some(BTreeMap::from([("x".into(), "2".into())]));
+    api.replace("c", &PostParams::default(), &v2).await.unwrap();
+    let (code, reason) = api_error(
+        api.replace("c", &PostParams::default(), &v2)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    // A patch carrying a stale resourceVersion is a precondition too.
+    let p = Patch::Merge(
+        json!({"metadata": {"resourceVersion": v1.resource_version()}, "data": {"x": "3"}}),
+    );
+    let (code, _) = api_error(
+        api.patch("c", &PatchParams::default(), &p)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 409);
+    // JSON patch works and is checked by `test` operations.
+    // (kube pins json-patch 4, so let inference pick its Patch type.)
+    let p = serde_json::from_value(json!([{"op": "test", "path": "/data/x", "value": "2"}, {"op": "replace", "path": "/data/x", "value": "4"}])).unwrap();
+    let got = api
+        .patch("c", &PatchParams::default(), &Patch::<()>::Json(p))
+        .await
+        .unwrap();
+    assert_eq!(got.data.unwrap()["x"], "4");
+    // Server-side apply is refused honestly rather than approximated.
+    let (code, reason) = api_error(
+        api.patch(
+            "c",
+            &PatchParams::apply("test"),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap"})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (415, "UnsupportedMediaType"));
+}
+
+#[tokio::test]
+async fn generate_name_secret_string_data_and_namespace_checks() {
+    let (_cluster, client, ns) = setup(Config::default()).await;
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns.name());
+    let s: Secret = serde_json::from_value(json!({
+        "metadata": {"generateName": "gen-"},
+        "stringData": {"password": "hunter2"},
+    }))
+    .unwrap();
+    let a = api.create(&PostParams::default(), &s).await.unwrap();
+    let b = api.create(&PostParams::default(), &s).await.unwrap();
+    assert!(a.name_any().starts_with("gen-") && a.name_any().len() == 9);
+    assert_ne!(a.name_any(), b.name_any());
+    assert_eq!(a.data.unwrap()["password"].0, b"hunter2");
+    assert_eq!(a.type_.as_deref(), Some("Opaque"));
+    let missing: Api<Secret> = Api::namespaced(client, "does-not-exist");
+    let (code, _) = api_error(
+        missing
+            .create(&PostParams::default(), &s)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 404);
+    let bad: Secret = serde_json::from_value(json!({"metadata": {"name": "Not_Valid"}})).unwrap();
+    let (code, reason) = api_error(api.create(&PostParams::default(), &bad).await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+}
+
+#[tokio::test]
+async fn list_with_label_and_field_selectors_and_pages() {
+    let (_cluster, client, ns) = setup(Config::default()).await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns.name());
+    for (name, tier) in [
+        ("a", "db"),
+        ("b", "web"),
+        ("c", "db"),
+        ("d", "cache"),
+        ("e", "web"),
+    ] {
+        api.create(
+            &PostParams::default(),
+            &cm(name, &[("tier", tier), ("app", "x")]),
+        )
+        .await
+        .unwrap();
+    }
+    let names = |l: kube::core::ObjectList<ConfigMap>| {
+        l.items.iter().map(|c| c.name_any()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().labels("tier=db"))
+                .await
+                .unwrap()
+        ),
+        ["a", "c"]
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().labels("tier in (web,cache),app"))
+                .await
+                .unwrap()
+        ),
+        ["b", "d", "e"]
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().labels("tier!=db,!missing"))
+                .await
+                .unwrap()
+        ),
+        ["b", "d", "e"]
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().fields("metadata.name=c"))
+                .await
+                .unwrap()
+        ),
+        ["c"]
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().fields("metadata.name!=c"))
+                .await
+                .unwrap()
+        )
+        .len(),
+        4
+    );
+    let all: Api<ConfigMap> = Api::all(client);
+    let by_ns = all
+        .list(&ListParams::default().fields(&format!("metadata.namespace={}", ns.name())))
+        .await
+        .unwrap();
+    assert_eq!(by_ns.items.len(), 5);
+    let page = api.list(&ListParams::default().limit(2)).await.unwrap();
+    assert_eq!(names(page.clone()), ["a", "b"]);
+    let token = page.metadata.continue_.clone().unwrap();
+    let page2 = api
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(names(page2), ["c", "d"]);
+    // kube-runtime's paged initial list reads everything.
+    let stream = watcher(api, watcher::Config::default().page_size(2)).default_backoff();
+    let mut seen = 0;
+    futures::pin_mut!(stream);
+    while let Some(ev) = stream.try_next().await.unwrap() {
+        match ev {
+            watcher::Event::InitApply(_) => seen += 1,
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(seen, 5);
+}
+
+#[tokio::test]
+async fn raw_watch_events_selectors_and_410_gone() {
+    let (cluster, client, ns) = setup(Config::default()).await;
+    let api: Api<ConfigMap> = Api::namespaced(client, ns.name());
+    let first = api
+        .create(&PostParams::default(), &cm("w1", &[("sel", "yes")]))
+        .await
+        .unwrap();
+    let from = first.resource_version().unwrap();
+    let stream = api
+        .watch(&WatchParams::default().labels("sel=yes").timeout(3), &from)
+        .await
+        .unwrap();
+    futures::pin_mut!(stream);
+    api.create(&PostParams::default(), &cm("w2", &[("sel", "yes")]))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &cm("other", &[("sel", "no")]))
+        .await
+        .unwrap();
+    // Leaving the selection is a DELETED event for this watcher.
+    api.patch(
+        "w1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"sel": "no"}}})),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match stream.try_next().await.unwrap().unwrap() {
+            WatchEvent::Added(o) => got.push(format!("ADDED {}", o.name_any())),
+            WatchEvent::Deleted(o) => got.push(format!("DELETED {}", o.name_any())),
+            WatchEvent::Modified(o) => got.push(format!("MODIFIED {}", o.name_any())),
+            WatchEvent::Bookmark(_) => {}
+            WatchEvent::Error(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(got, ["ADDED w2", "DELETED w1"]);
+
+    let handle = cluster.standin_handle().unwrap();
+    api.create(&PostParams::default(), &cm("w3", &[]))
+        .await
+        .unwrap();
+    handle.compact();
+    let stream = api
+        .watch(&WatchParams::default().timeout(2), &from)
+        .await
+        .unwrap();
+    futures::pin_mut!(stream);
+    match stream.try_next().await.unwrap().unwrap() {
+        WatchEvent::Error(e) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+    // timeoutSeconds ends the stream.
+    let started = Instant::now();
+    let stream = api
+        .watch(
+            &WatchParams::default().timeout(1).disable_bookmarks(),
+            &handle.resource_version().to_string(),
+        )
+        .await
+        .unwrap();
+    let rest: Vec<_> = stream.collect().await;
+    assert!(rest.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// A reflector over `api` running in the background, counting its (re)lists.
+struct Reflector {
+    store: reflector::Store<ConfigMap>,
+    inits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Reflector {
+    async fn start(api: Api<ConfigMap>) -> Self {
+        let (store, writer) = reflector::store();
+        let inits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = inits.clone();
+        let stream = reflector(writer, watcher(api, watcher::Config::default()))
+            .inspect_ok(move |ev| {
+                if matches!(ev, watcher::Event::Init) {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+            .default_backoff()
+            .for_each(|_| async {});
+        let task = tokio::spawn(stream);
+        store.wait_until_ready().await.unwrap();
+        Self { store, inits, task }
+    }
+
+    fn inits(&self) -> usize {
+        self.inits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<_> = self.store.state().iter().map(|c| c.name_any()).collect();
+        names.sort();
+        names
+    }
+
+    async fn wait_for(&self, what: &str, f: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !f(self) {
+            assert!(
+                Instant::now() < deadline,
+                "reflector: timed out waiting for {what}; store has {:?}, {} lists",
+                self.names(),
+                self.inits()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Reflector {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn reflector_resumes_after_cut_streams_without_relisting() {
+    let config = Config {
+        faults: Faults {
+            watch_cut_seconds: 1,
+            ..Faults::default()
+        },
+        ..Config::default()
+    };
+    let (cluster, client, ns) = setup(config).await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns.name());
+    let handle = cluster.standin_handle().unwrap().clone();
+    let before = handle.watches_started();
+    let r = Reflector::start(api.clone()).await;
+    for i in 0..6 {
+        api.create(&PostParams::default(), &cm(&format!("r{i}"), &[]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    api.delete("r0", &DeleteParams::default()).await.unwrap();
+    r.wait_for("all changes", |r| {
+        r.names() == ["r1", "r2", "r3", "r4", "r5"]
+    })
+    .await;
+    assert!(
+        handle.watches_started() - before >= 3,
+        "the stream should have been cut and resumed"
+    );
+    assert_eq!(
+        r.inits(),
+        1,
+        "resuming from the last resourceVersion must not relist"
+    );
+}
+
+#[tokio::test]
+async fn reflector_relists_after_410_gone() {
+    // No bookmarks during the test, so the watcher's resourceVersion stays at its list.
+    let config = Config {
+        faults: Faults {
+            watch_cut_seconds: 1,
+            ..Faults::default()
+        },
+        bookmark_interval: Duration::from_secs(3600),
+        ..Config::default()
+    };
+    let (cluster, client, ns) = setup(config).await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns.name());
+    api.create(&PostParams::default(), &cm("before", &[]))
+        .await
+        .unwrap();
+    let handle = cluster.standin_handle().unwrap().clone();
+    let r = Reflector::start(api.clone()).await;
+    assert_eq!(r.inits(), 1);
+    // A change the watcher sees (perhaps), then one it does not see (another namespace), then
+    // compaction past both: whatever it saw, its next watch asks for a compacted version.
+    api.create(&PostParams::default(), &cm("after", &[]))
+        .await
+        .unwrap();
+    let elsewhere: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    elsewhere
+        .create(&PostParams::default(), &cm("noise", &[]))
+        .await
+        .unwrap();
+    handle.compact();
+    r.wait_for("a relist", |r| {
+        r.inits() >= 2 && r.names() == ["after", "before"]
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn finalizers_and_garbage_collection() {
+    let (_cluster, client, ns) = setup(Config::default()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns.name());
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns.name());
+    let mut owner = cm("owner", &[]);
+    owner.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    let owner = cms.create(&PostParams::default(), &owner).await.unwrap();
+    let owned = |name: &str, owner: &ConfigMap| -> Secret {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "ownerReferences": [{
+                "apiVersion": "v1", "kind": "ConfigMap", "name": owner.name_any(), "uid": owner.uid().unwrap(),
+            }]},
+            "data": {"k": "dg=="},
+        }))
+        .unwrap()
+    };
+    secrets
+        .create(&PostParams::default(), &owned("dep", &owner))
+        .await
+        .unwrap();
+
+    // Finalizer pending: DELETE answers 202 with the object, which stays with a deletionTimestamp.
+    let pending = cms.delete("owner", &DeleteParams::default()).await.unwrap();
+    let pending = pending.left().expect("object while finalizers are pending");
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        secrets.get("dep").await.is_ok(),
+        "owner still exists, dependent stays"
+    );
+    // Adding finalizers to a terminating object is refused.
+    let p =
+        Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold", "example.com/new"]}}));
+    assert_eq!(
+        api_error(
+            cms.patch("owner", &PatchParams::default(), &p)
+                .await
+                .unwrap_err()
+        )
+        .0,
+        422
+    );
+    // Removing the last finalizer completes the deletion, then the GC removes the dependent.
+    cms.patch(
+        "owner",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(api_error(cms.get("owner").await.unwrap_err()).0, 404);
+    eventually("GC of the dependent", Duration::from_secs(5), || async {
+        secrets.get_opt("dep").await.unwrap().is_none()
+    })
+    .await;
+
+    // Orphan propagation keeps the dependent and drops its ownerReference.
+    let owner2 = cms
+        .create(&PostParams::default(), &cm("owner2", &[]))
+        .await
+        .unwrap();
+    secrets
+        .create(&PostParams::default(), &owned("orphan", &owner2))
+        .await
+        .unwrap();
+    cms.delete("owner2", &DeleteParams::orphan()).await.unwrap();
+    eventually("orphaned owner removed", Duration::from_secs(5), || async {
+        cms.get_opt("owner2").await.unwrap().is_none()
+    })
+    .await;
+    let orphan = secrets.get("orphan").await.unwrap();
+    assert!(
+        orphan
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+
+    // Foreground: the owner disappears only after its dependents.
+    let owner3 = cms
+        .create(&PostParams::default(), &cm("owner3", &[]))
+        .await
+        .unwrap();
+    secrets
+        .create(&PostParams::default(), &owned("fg", &owner3))
+        .await
+        .unwrap();
+    cms.delete("owner3", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    eventually("foreground deletion", Duration::from_secs(5), || async {
+        cms.get_opt("owner3").await.unwrap().is_none()
+            && secrets.get_opt("fg").await.unwrap().is_none()
+    })
+    .await;
+
+    // Deleting a namespace deletes its content, then the namespace.
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.delete(ns.name(), &DeleteParams::default())
+        .await
+        .unwrap();
+    let terminating = nss.get(ns.name()).await;
+    if let Ok(t) = terminating {
+        assert_eq!(t.status.unwrap().phase.as_deref(), Some("Terminating"));
+    }
+    eventually("namespace deletion", Duration::from_secs(5), || async {
+        nss.get_opt(ns.name()).await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        secrets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+/// A one-shot HTTP server answering every request with the request line it got.
+async fn echo_server() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let line = req.lines().next().unwrap_or_default().to_owned();
+                let auth = req.to_ascii_lowercase().contains("authorization:");
+                let body = format!("{line} auth={auth}");
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn service_proxy_forwards_to_registered_endpoints() {
+    let (cluster, client, ns) = setup(Config {
+        token: Some("tok".into()),
+        ..Config::default()
+    })
+    .await;
+    let addr = echo_server().await;
+    cluster
+        .register_endpoint(
+            "kube-system",
+            "sealed-secrets-controller",
+            &addr.to_string(),
+        )
+        .unwrap();
+    // kubeseal's path, with the empty port upstream uses.
+    let req = http::Request::get("/api/v1/namespaces/kube-system/services/http:sealed-secrets-controller:/proxy/v1/cert.pem?x=1").body(vec![]).unwrap();
+    let text = client.request_text(req).await.unwrap();
+    assert_eq!(text, "GET /v1/cert.pem?x=1 HTTP/1.1 auth=false");
+    let req = http::Request::post(
+        "/api/v1/namespaces/kube-system/services/sealed-secrets-controller:8080/proxy/v1/verify",
+    )
+    .body(b"data".to_vec())
+    .unwrap();
+    assert_eq!(
+        client.request_text(req).await.unwrap(),
+        "POST /v1/verify HTTP/1.1 auth=false"
+    );
+
+    // The annotation alternative.
+    let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), ns.name());
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+        "metadata": {"name": "annotated", "annotations": {sealed_secrets_e2e::standin::ENDPOINT_ANNOTATION: addr.to_string()}},
+        "spec": {"ports": [{"name": "http", "port": 8080}]},
+    }))
+    .unwrap();
+    svcs.create(&PostParams::default(), &svc).await.unwrap();
+    let req = http::Request::get(format!(
+        "/api/v1/namespaces/{}/services/annotated:http/proxy/",
+        ns.name()
+    ))
+    .body(vec![])
+    .unwrap();
+    assert_eq!(
+        client.request_text(req).await.unwrap(),
+        "GET / HTTP/1.1 auth=false"
+    );
+
+    // No endpoints: 503 ServiceUnavailable; no service: 404 (without retries to see them).
+    let raw = no_retry_client(&cluster);
+    svcs.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "plain"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let req = http::Request::get(format!(
+        "/api/v1/namespaces/{}/services/plain:80/proxy/",
+        ns.name()
+    ))
+    .body(vec![])
+    .unwrap();
+    assert_eq!(
+        api_error(raw.request_text(req).await.unwrap_err()),
+        (503, "ServiceUnavailable".into())
+    );
+    let req = http::Request::get(format!(
+        "/api/v1/namespaces/{}/services/missing:80/proxy/",
+        ns.name()
+    ))
+    .body(vec![])
+    .unwrap();
+    assert_eq!(api_error(raw.request_text(req).await.unwrap_err()).0, 404);
+}
+
+#[tokio::test]
+async fn bearer_token_is_required_when_configured() {
+    let (cluster, client, _ns) = setup(Config {
+        token: Some("s3cret".into()),
+        ..Config::default()
+    })
+    .await;
+    let ok: Api<Namespace> = Api::all(client);
+    assert!(ok.get("default").await.is_ok());
+    let kc = kube::config::Kubeconfig::read_from(cluster.kubeconfig()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    config.auth_info.token = Some("wrong".to_owned().into());
+    let bad: Api<Namespace> = Api::all(Client::try_from(config).unwrap());
+    let (code, reason) = api_error(bad.get("default").await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (401, "Unauthorized"));
+}
+
+#[tokio::test]
+async fn fault_injection_knobs() {
+    let (cluster, client, ns) = setup(Config {
+        fault_seed: Some(7),
+        ..Config::default()
+    })
+    .await;
+    let handle = cluster.standin_handle().unwrap().clone();
+    let raw: Api<ConfigMap> = Api::namespaced(no_retry_client(&cluster), ns.name());
+    let api: Api<ConfigMap> = Api::namespaced(client, ns.name());
+    api.create(&PostParams::default(), &cm("f", &[]))
+        .await
+        .unwrap();
+
+    handle.set_faults(Faults {
+        error500_fraction: 1.0,
+        ..Faults::default()
+    });
+    assert_eq!(
+        api_error(raw.get("f").await.unwrap_err()),
+        (500, "InternalError".into())
+    );
+    // Discovery is spared so that clients can still find resources.
+    assert!(raw.clone().into_client().apiserver_version().await.is_ok());
+
+    handle.set_faults(Faults {
+        error429_fraction: 1.0,
+        ..Faults::default()
+    });
+    assert_eq!(
+        api_error(raw.get("f").await.unwrap_err()),
+        (429, "TooManyRequests".into())
+    );
+    // kube-rs' default client retries 429s (honouring Retry-After); with half of the requests
+    // failing it gets through.
+    handle.set_faults(Faults {
+        error429_fraction: 0.5,
+        ..Faults::default()
+    });
+    for _ in 0..3 {
+        api.get("f").await.unwrap();
+    }
+
+    handle.set_faults(Faults {
+        error500_fraction: 0.5,
+        ..Faults::default()
+    });
+    let mut failures = 0;
+    for _ in 0..200 {
+        if raw.get("f").await.is_err() {
+            failures += 1;
+        }
+    }
+    assert!(
+        (60..=140).contains(&failures),
+        "{failures} of 200 failed at fraction 0.5"
+    );
+
+    handle.set_faults(Faults {
+        conflict_fraction: 1.0,
+        ..Faults::default()
+    });
+    let current = raw.get("f").await.unwrap();
+    assert_eq!(
+        api_error(
+            raw.replace("f", &PostParams::default(), &current)
+                .await
+                .unwrap_err()
+        )
+        .0,
+        409
+    );
+    let p = Patch::Merge(json!({"data": {"y": "1"}}));
+    assert_eq!(
+        api_error(
+            raw.patch("f", &PatchParams::default(), &p)
+                .await
+                .unwrap_err()
+        )
+        .0,
+        409
+    );
+    raw.create(&PostParams::default(), &cm("g", &[]))
+        .await
+        .unwrap();
+
+    handle.set_faults(Faults {
+        latency_ms: 300,
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    raw.get("f").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    handle.set_faults(Faults {
+        watch_cut_seconds: 1,
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    let stream = raw
+        .watch(&WatchParams::default().timeout(60).disable_bookmarks(), "0")
+        .await
+        .unwrap();
+    let events: Vec<_> = stream.collect().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the stream was not cut"
+    );
+    assert_eq!(events.len(), 2, "initial ADDED events for f and g");
+    handle.set_faults(Faults::default());
+}
