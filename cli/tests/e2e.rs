@@ -417,3 +417,204 @@ async fn keys_backup_restore_list_verify() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("cannot decrypt backup"), "{}", r.stderr);
 }
+
+/// `keys rotate`: the CLI annotates the newest key Secret and waits for a new one. The
+/// controller's side (a new key on that annotation) is simulated here by a task that reacts to
+/// the annotation, so the CLI's half of the protocol is pinned independently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_requests_a_key_and_waits_for_it() {
+    let cluster = Cluster::standin(Default::default()).unwrap();
+    let client = cluster.client().await.unwrap();
+    let api: Api<Secret> = Api::namespaced(client, CTRL_NS);
+    let key_secret = |name: &str, key: &PrivateKey| Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(CTRL_NS.into()),
+            labels: Some(BTreeMap::from([(
+                "sealedsecrets.bitnami.com/sealed-secrets-key".to_owned(),
+                "active".to_owned(),
+            )])),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([(
+            "tls.key".to_owned(),
+            ByteString(key.to_pkcs1_pem().as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    };
+    let first = PrivateKey::from_pem(&std::fs::read(fixture("key-a.pem")).unwrap()).unwrap();
+    api.create(
+        &PostParams::default(),
+        &key_secret("sealed-secrets-keyfirst", &first),
+    )
+    .await
+    .unwrap();
+    let d = tempfile::tempdir().unwrap();
+
+    // Nobody answers: a clear timeout error.
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["keys", "rotate", "--timeout", "1"],
+        b"",
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("created no new key"), "{}", r.stderr);
+    let annotated = api.get("sealed-secrets-keyfirst").await.unwrap();
+    assert!(
+        annotated
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(kubeseal::keys::ROTATE_REQUEST_ANNOTATION)
+    );
+
+    // A "controller" that reacts to the annotation.
+    let new_key = PrivateKey::from_pem(&std::fs::read(fixture("key-b.pem")).unwrap()).unwrap();
+    let expected = new_key.fingerprint().to_string();
+    let api2 = api.clone();
+    let secret = key_secret("sealed-secrets-keysecond", &new_key);
+    let reactor = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        api2.create(&PostParams::default(), &secret).await.unwrap();
+    });
+    let dir = d.path().to_owned();
+    let kubeconfig = cluster.kubeconfig().to_owned();
+    let r = tokio::task::spawn_blocking(move || {
+        let mut c = common::cmd(&dir);
+        c.env("KUBECONFIG", kubeconfig)
+            .args(["keys", "rotate", "--timeout", "30"]);
+        run_cmd(&mut c, b"")
+    })
+    .await
+    .unwrap();
+    reactor.await.unwrap();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, format!("{expected}\n"));
+}
+
+/// The real controller binary (built by `cargo build --workspace --bins`, as CI does) behind
+/// the stand-in's service proxy: the whole online path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_real_controller() {
+    use sealed_secrets_e2e::harness::{Process, binary_path, free_port, wait_for_port};
+    let controller_bin = binary_path("sealed-secrets-controller")
+        .expect("build it first: cargo build -p sealed-secrets-controller");
+    let cluster = Cluster::standin(Default::default()).unwrap();
+    let port = free_port().unwrap();
+    let metrics = free_port().unwrap();
+    let mut cmd = std::process::Command::new(controller_bin);
+    cmd.env("KUBECONFIG", cluster.kubeconfig())
+        .env("POD_NAMESPACE", CTRL_NS)
+        .env("POD_NAME", "sealed-secrets-controller-0")
+        .args([
+            "--listen-addr",
+            &format!("127.0.0.1:{port}"),
+            "--listen-metrics-addr",
+            &format!("127.0.0.1:{metrics}"),
+            "--key-size",
+            "2048",
+            "--leader-election=false",
+        ]);
+    let mut proc = Process::spawn(cmd, cluster.temp_dir()).unwrap();
+    wait_for_port(
+        &format!("127.0.0.1:{port}"),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {}", proc.log()));
+    let client = cluster.client().await.unwrap();
+    let svc = Service {
+        metadata: ObjectMeta {
+            name: Some(CTRL_NAME.into()),
+            namespace: Some(CTRL_NS.into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: 8080,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Api::<Service>::namespaced(client, CTRL_NS)
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
+    cluster
+        .register_endpoint(CTRL_NS, CTRL_NAME, &format!("127.0.0.1:{port}"))
+        .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    // The first key may still be in the making.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let cert = loop {
+        let r = kubeseal(&cluster, d.path(), &["--fetch-cert"], b"");
+        if r.code == 0 && r.stdout.contains("BEGIN CERTIFICATE") {
+            break r.stdout;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no cert: {}\n{}",
+            r.stderr,
+            proc.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    let cert_file = d.path().join("cert.pem");
+    std::fs::write(&cert_file, &cert).unwrap();
+    let sealed = kubeseal(&cluster, d.path(), &[], SECRET_YAML.as_bytes());
+    assert_eq!(sealed.code, 0, "{}", sealed.stderr);
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["--validate"],
+        sealed.stdout.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, proc.log());
+    let foreign = common::run(
+        d.path(),
+        &["--cert", &fixture("cert-a.pem").display().to_string()],
+        SECRET_YAML.as_bytes(),
+    );
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["--validate"],
+        foreign.stdout.as_bytes(),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("unable to decrypt sealed secret: db-creds"),
+        "{}",
+        r.stderr
+    );
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["--re-encrypt"],
+        sealed.stdout.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, proc.log());
+    let r2 = kubeseal(&cluster, d.path(), &["--validate"], r.stdout.as_bytes());
+    assert_eq!(r2.code, 0, "{}", r2.stderr);
+    let r = kubeseal(&cluster, d.path(), &["keys", "list"], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = Certificate::from_pem(cert.as_bytes()).unwrap();
+    assert!(
+        r.stdout.contains(c.public_key().fingerprint().as_str()),
+        "{}",
+        r.stdout
+    );
+    // Offline validation against the served cert agrees.
+    let r = common::run(
+        d.path(),
+        &["--validate", "--cert", &cert_file.display().to_string()],
+        sealed.stdout.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    proc.stop();
+}
