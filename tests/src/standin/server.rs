@@ -168,6 +168,11 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
                 Ok(json_response(200, &list))
             }
         }
+        ["openapi", "v3"] => Ok(json_response(200, &openapi_root(&shared))),
+        ["openapi", "v3", "api", v] => openapi_gv(&shared, "", v).map(|d| json_response(200, &d)),
+        ["openapi", "v3", "apis", g, v] => {
+            openapi_gv(&shared, g, v).map(|d| json_response(200, &d))
+        }
         ["api", "v1", "namespaces", ns, "services", svc, "proxy", ..] => {
             let prefix = format!("/api/v1/namespaces/{ns}/services/{svc}/proxy");
             let rest = path
@@ -265,6 +270,76 @@ fn group(shared: &Shared, name: &str) -> Result<Value, ApiError> {
     v["kind"] = json!("APIGroup");
     v["apiVersion"] = json!("v1");
     Ok(v)
+}
+
+/// `/openapi/v3`: one entry per served group-version.
+///
+/// Knowing difference: the documents carry no schemas, only each resource's PATCH operation
+/// with its `x-kubernetes-group-version-kind` and the `fieldValidation` parameter. That is what
+/// kubectl reads to learn that the server validates fields itself (so it skips client-side
+/// schema validation, which would need the OpenAPI v2 document we do not serve). Unknown fields
+/// are not actually rejected; `kubectl explain` has nothing to explain.
+fn openapi_root(shared: &Shared) -> Value {
+    let store = lock(&shared.store);
+    let mut paths = serde_json::Map::new();
+    for t in store.types() {
+        for v in &t.versions {
+            let key = if t.group.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{}/{v}", t.group)
+            };
+            let doc = openapi_doc(store.types(), &t.group, v).to_string();
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(&doc, &mut h);
+            let hash = format!("{:016X}", std::hash::Hasher::finish(&h));
+            paths.insert(
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}),
+            );
+        }
+    }
+    json!({"paths": paths})
+}
+
+fn openapi_doc<'a>(
+    types: impl Iterator<Item = &'a ResourceType>,
+    group: &str,
+    version: &str,
+) -> Value {
+    let mut paths = serde_json::Map::new();
+    for t in types.filter(|t| t.group == group && t.versions.iter().any(|v| v == version)) {
+        let prefix = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let path = if t.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", t.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", t.plural)
+        };
+        paths.insert(path, json!({
+            "patch": {
+                "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": t.kind},
+                "parameters": [
+                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                    {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                ],
+                "responses": {"200": {"description": "OK"}},
+            }
+        }));
+    }
+    json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0-kube-standin"}, "paths": paths})
+}
+
+fn openapi_gv(shared: &Shared, group: &str, version: &str) -> Result<Value, ApiError> {
+    let store = lock(&shared.store);
+    let doc = openapi_doc(store.types(), group, version);
+    if doc["paths"].as_object().is_some_and(|p| p.is_empty()) {
+        return Err(ApiError::not_found_path());
+    }
+    Ok(doc)
 }
 
 /// The object as served at `version` (one stored representation, see store.rs).
@@ -397,6 +472,19 @@ async fn resource_request(
     let ns_str = ns.clone().unwrap_or_default();
     let dry_run = ctx.query.get("dryRun").is_some_and(|v| v == "All");
     let shared = ctx.shared;
+    let content_type = ctx
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if matches!(*ctx.method, Method::POST | Method::PUT)
+        && (content_type.contains("protobuf") || content_type.contains("cbor"))
+    {
+        // JSON only: client-go falls back to JSON when a binary encoding is refused with 415.
+        return Err(ApiError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?})"
+        )));
+    }
     let parse_body = || -> Result<Value, ApiError> {
         serde_json::from_slice(ctx.body).map_err(|e| {
             ApiError::bad_request(format!(

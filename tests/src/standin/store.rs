@@ -771,6 +771,14 @@ impl Store {
     ) -> Result<(Value, bool), ApiError> {
         let okey = Self::okey(rt, ns, name);
         let old = self.lookup(rt, &okey)?;
+        if rt.key() == key(NAMESPACES) && ["default", "kube-system", "kube-public"].contains(&name)
+        {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            ));
+        }
         if let Some(uid) = &opts.precondition_uid {
             let actual = str_of(&old, &["metadata", "uid"]).unwrap_or_default();
             if uid != actual {
