@@ -201,7 +201,12 @@ pub fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
 /// The controller that unseals SealedSecrets into Secrets, serves its certificate and
 /// verifies/rotates SealedSecrets over HTTP.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "sealed-secrets-controller", disable_version_flag = true)]
+// pflag lets a later flag override an earlier one; so does `args_override_self`.
+#[command(
+    name = "sealed-secrets-controller",
+    disable_version_flag = true,
+    args_override_self = true
+)]
 pub struct Config {
     /// Prefix used to name keys (generateName of new key Secrets, and name of the legacy key Secret).
     #[arg(long, env = env::KEY_PREFIX, default_value = "sealed-secrets-key")]
@@ -500,6 +505,18 @@ mod tests {
             "--skip-recreate",
         ]);
         assert!(!c.update_status && !c.leader_election && c.skip_recreate);
+    }
+
+    #[test]
+    fn repeated_flags_last_wins_like_pflag() {
+        let c = parse(&[
+            "--leader-election=false",
+            "--leader-election=true",
+            "--key-size=2048",
+            "--key-size=3072",
+        ]);
+        assert!(c.leader_election);
+        assert_eq!(c.key_size, 3072);
     }
 
     #[test]

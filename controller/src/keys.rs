@@ -188,18 +188,29 @@ pub fn pick_newest(times: &[SystemTime]) -> Option<usize> {
 struct Registry {
     /// Registration order.
     entries: Vec<LoadedKey>,
+    /// Registration sequence number per Secret name, so that a relist that started before
+    /// a key was registered does not remove it.
+    registered: std::collections::HashMap<String, u64>,
+    seq: u64,
 }
 
 impl Registry {
     /// Adds a key; a Secret already registered is replaced only if it now holds another key.
+    /// `generated` (a key this process just wrote) also moves an entry the watcher may have
+    /// registered first to the later ordering time, as upstream orders its own keys by "now".
     /// Returns whether anything changed.
-    fn upsert(&mut self, k: LoadedKey) -> bool {
+    fn upsert(&mut self, k: LoadedKey, generated: bool) -> bool {
         if let Some(pos) = self
             .entries
             .iter()
             .position(|e| e.secret_name == k.secret_name)
         {
             if self.entries[pos].key.fingerprint() == k.key.fingerprint() {
+                if generated && self.entries[pos].order_time < k.order_time {
+                    self.entries[pos].order_time = k.order_time;
+                    self.mark(&k.secret_name);
+                    return true;
+                }
                 return false;
             }
             self.entries.remove(pos);
@@ -211,12 +222,19 @@ impl Registry {
             // The same key in two Secrets (e.g. a restored backup): keep the first.
             return false;
         }
+        self.mark(&k.secret_name);
         self.entries.push(k);
         true
     }
 
+    fn mark(&mut self, name: &str) {
+        self.seq += 1;
+        self.registered.insert(name.to_owned(), self.seq);
+    }
+
     fn remove_secret(&mut self, name: &str) -> bool {
         let before = self.entries.len();
+        self.registered.remove(name);
         self.entries.retain(|e| e.secret_name != name);
         before != self.entries.len()
     }
@@ -329,12 +347,23 @@ impl Keys {
         self.changed.send_modify(|v| *v += 1);
     }
 
+    fn seq(&self) -> u64 {
+        match self.registry.read() {
+            Ok(g) => g.seq,
+            Err(p) => p.into_inner().seq,
+        }
+    }
+
     /// Registers a loaded key (no-op if already registered).
     pub fn register(&self, k: LoadedKey) {
+        self.register_inner(k, false);
+    }
+
+    fn register_inner(&self, k: LoadedKey, generated: bool) {
         let (name, fp) = (k.secret_name.clone(), k.key.fingerprint().clone());
         let mut added = false;
         self.modify(|r| {
-            added = r.upsert(k);
+            added = r.upsert(k, generated);
             added
         });
         if added {
@@ -358,11 +387,16 @@ impl Keys {
     }
 
     /// Keeps only keys whose Secret is in `names` (after a full relist), plus `keep`.
-    fn retain(&self, names: &BTreeSet<String>, keep: &str) {
+    fn retain(&self, names: &BTreeSet<String>, keep: &str, since: u64) {
         let mut removed = Vec::new();
         self.modify(|r| {
             for e in &r.entries {
-                if !names.contains(&e.secret_name) && e.secret_name != keep {
+                let registered = r
+                    .registered
+                    .get(&e.secret_name)
+                    .copied()
+                    .unwrap_or_default();
+                if !names.contains(&e.secret_name) && e.secret_name != keep && registered <= since {
                     removed.push(e.secret_name.clone());
                 }
             }
@@ -430,6 +464,7 @@ impl Keys {
         let api: Api<Secret> = Api::namespaced(client, &self.settings.namespace);
         let cfg = watcher::Config::default().labels(&active_selector());
         let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut init_seq = 0;
         let mut stream = watcher(api, cfg).boxed();
         let mut backoff = Duration::from_millis(500);
         loop {
@@ -437,14 +472,19 @@ impl Keys {
                 Ok(Some(ev)) => {
                     backoff = Duration::from_millis(500);
                     match ev {
-                        watcher::Event::Init => seen.clear(),
+                        watcher::Event::Init => {
+                            seen.clear();
+                            init_seq = self.seq();
+                        }
                         watcher::Event::InitApply(s) => {
                             if let Some(n) = &s.metadata.name {
                                 seen.insert(n.clone());
                             }
                             self.load_and_register(&s);
                         }
-                        watcher::Event::InitDone => self.retain(&seen, &self.settings.prefix),
+                        watcher::Event::InitDone => {
+                            self.retain(&seen, &self.settings.prefix, init_seq)
+                        }
                         watcher::Event::Apply(s) => self.load_and_register(&s),
                         watcher::Event::Delete(s) => {
                             if let Some(n) = &s.metadata.name {

@@ -1,0 +1,12 @@
+//! End-to-end tests: the real `sealed-secrets-controller` binary against the API stand-in
+//! (or the real cluster named by `SEALED_SECRETS_E2E_KUBECONFIG`), covering upstream's
+//! controller integration scenarios (§8.1) and the project's additions.
+
+// Helpers outside #[test] functions fail loudly on purpose (clippy.toml's test allowance
+// only covers the test functions themselves).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod http_endpoints;
+mod keys;
+mod scenarios;
