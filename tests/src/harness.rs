@@ -214,13 +214,66 @@ pub fn random_suffix(len: usize) -> String {
         .collect()
 }
 
-/// A cluster for one test: a stand-in of its own, or the real cluster of
-/// `SEALED_SECRETS_E2E_KUBECONFIG`.
+/// A cluster for one test: a stand-in of its own (in-process or the `kube-standin` binary),
+/// or the real cluster of `SEALED_SECRETS_E2E_KUBECONFIG`.
 #[derive(Debug)]
 pub struct Cluster {
     standin: Option<StandIn>,
+    /// The `kube-standin` process and its address, in binary mode.
+    binary: Option<(Process, String, Option<String>)>,
     kubeconfig: PathBuf,
     dir: tempfile::TempDir,
+}
+
+/// Where failure dumps come from.
+#[derive(Debug, Clone)]
+enum DumpSource {
+    Handle(standin::Handle),
+    Admin { addr: String, token: Option<String> },
+    Kubectl,
+}
+
+/// A request to the stand-in's admin API (`/standin/v1/...`) with a plain blocking HTTP/1.1
+/// exchange, so that the binary mode needs no async client.
+fn admin_request(
+    addr: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<String, HarnessError> {
+    use std::io::Read as _;
+    let what = format!("{method} http://{addr}/standin/v1/{path}");
+    let err = |source| HarnessError::Spawn {
+        what: what.clone(),
+        source,
+    };
+    let mut s = std::net::TcpStream::connect(addr).map_err(err)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(err)?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} /standin/v1/{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(err)?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(err)?;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((resp.as_str(), ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(HarnessError::Spawn {
+            what,
+            source: std::io::Error::other(format!(
+                "{}: {body}",
+                head.lines().next().unwrap_or_default()
+            )),
+        });
+    }
+    Ok(body.to_owned())
 }
 
 impl Cluster {
@@ -240,9 +293,66 @@ impl Cluster {
         standin.write_kubeconfig(&kubeconfig)?;
         Ok(Self {
             standin: Some(standin),
+            binary: None,
             kubeconfig,
             dir,
         })
+    }
+
+    /// A stand-in run as the `kube-standin` binary (from the target directory) with
+    /// `extra_args` (e.g. `--fault-500 0.1`, `--token T`, `--endpoint NS/NAME=HOST:PORT`).
+    /// Waits until it has written its kubeconfig; the process is stopped with the cluster.
+    pub fn standin_binary(extra_args: &[&str]) -> Result<Self, HarnessError> {
+        let dir = tempfile::tempdir().map_err(HarnessError::TempDir)?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut cmd = Command::new(binary_path("kube-standin")?);
+        cmd.args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
+            .arg(&kubeconfig)
+            .args(extra_args);
+        let mut process = Process::spawn(cmd, dir.path())?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !kubeconfig.is_file() {
+            if Instant::now() > deadline || !process.is_running() {
+                return Err(HarnessError::Timeout(
+                    Duration::from_secs(30),
+                    format!("kube-standin's kubeconfig; its log:\n{}", process.log()),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let text = std::fs::read_to_string(&kubeconfig).map_err(|source| HarnessError::Spawn {
+            what: "read kubeconfig".into(),
+            source,
+        })?;
+        let addr = text
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        let token = extra_args
+            .iter()
+            .position(|a| *a == "--token")
+            .and_then(|i| extra_args.get(i + 1))
+            .map(|t| (*t).to_owned())
+            .or_else(|| std::env::var("KUBE_STANDIN_TOKEN").ok());
+        Ok(Self {
+            standin: None,
+            binary: Some((process, addr, token)),
+            kubeconfig,
+            dir,
+        })
+    }
+
+    fn dump_source(&self) -> DumpSource {
+        match (&self.standin, &self.binary) {
+            (Some(s), _) => DumpSource::Handle(s.handle().clone()),
+            (None, Some((_, addr, token))) => DumpSource::Admin {
+                addr: addr.clone(),
+                token: token.clone(),
+            },
+            (None, None) => DumpSource::Kubectl,
+        }
     }
 
     /// The real cluster the kubeconfig at `path` points at.
@@ -250,6 +360,7 @@ impl Cluster {
         let dir = tempfile::tempdir().map_err(HarnessError::TempDir)?;
         Ok(Self {
             standin: None,
+            binary: None,
             kubeconfig: path,
             dir,
         })
@@ -257,10 +368,10 @@ impl Cluster {
 
     /// Whether this is a stand-in (service proxy registration, faults, dumps available).
     pub fn is_standin(&self) -> bool {
-        self.standin.is_some()
+        self.standin.is_some() || self.binary.is_some()
     }
 
-    /// The stand-in's handle (faults, compaction, endpoints), if this is one.
+    /// The in-process stand-in's handle (faults, compaction, endpoints), if this is one.
     pub fn standin_handle(&self) -> Option<&standin::Handle> {
         self.standin.as_ref().map(StandIn::handle)
     }
@@ -298,9 +409,25 @@ impl Cluster {
         name: &str,
         address: &str,
     ) -> Result<(), HarnessError> {
-        let s = self.standin.as_ref().ok_or(HarnessError::RealCluster)?;
-        s.register_endpoint(namespace, name, address);
-        Ok(())
+        match (&self.standin, &self.binary) {
+            (Some(s), _) => {
+                s.register_endpoint(namespace, name, address);
+                Ok(())
+            }
+            (None, Some((_, addr, token))) => {
+                let body =
+                    serde_json::json!({"namespace": namespace, "name": name, "address": address});
+                admin_request(
+                    addr,
+                    token.as_deref(),
+                    "POST",
+                    "endpoints",
+                    &body.to_string(),
+                )
+                .map(|_| ())
+            }
+            (None, None) => Err(HarnessError::RealCluster),
+        }
     }
 
     /// Creates a namespace `<prefix>-<random>`; its contents are dumped to stderr if the test
@@ -328,7 +455,7 @@ impl Cluster {
             })?;
         Ok(TestNamespace {
             name,
-            standin: self.standin_handle().cloned(),
+            source: self.dump_source(),
             kubeconfig: self.kubeconfig.clone(),
             cache_dir: self.dir.path().join("kube-cache"),
             client,
@@ -356,7 +483,7 @@ impl Cluster {
     /// interesting kinds via kubectl), for failure reports.
     pub fn dump(&self, namespace: Option<&str>) -> String {
         dump_state(
-            self.standin_handle(),
+            &self.dump_source(),
             &self.kubeconfig,
             &self.dir.path().join("kube-cache"),
             namespace,
@@ -400,13 +527,22 @@ fn run_command(mut cmd: Command, what: &str, stdin: Option<&str>) -> Result<Stri
 }
 
 fn dump_state(
-    standin: Option<&standin::Handle>,
+    source: &DumpSource,
     kubeconfig: &Path,
     cache: &Path,
     namespace: Option<&str>,
 ) -> String {
-    if let Some(s) = standin {
-        let mut dump = s.dump();
+    let dump = match source {
+        DumpSource::Handle(h) => Some(h.dump()),
+        DumpSource::Admin { addr, token } => Some(
+            admin_request(addr, token.as_deref(), "GET", "dump", "")
+                .ok()
+                .and_then(|b| serde_json::from_str(&b).ok())
+                .unwrap_or_default(),
+        ),
+        DumpSource::Kubectl => None,
+    };
+    if let Some(mut dump) = dump {
         if let (Some(ns), Some(objects)) = (namespace, dump["objects"].as_object_mut()) {
             for items in objects.values_mut() {
                 if let Some(a) = items.as_array_mut() {
@@ -441,7 +577,7 @@ fn dump_state(
 /// objects to stderr; dropped, it is deleted (in the background on a real cluster).
 pub struct TestNamespace {
     name: String,
-    standin: Option<standin::Handle>,
+    source: DumpSource,
     kubeconfig: PathBuf,
     cache_dir: PathBuf,
     client: kube::Client,
@@ -464,7 +600,7 @@ impl TestNamespace {
     /// The namespace's objects, as [`Cluster::dump`] formats them.
     pub fn dump(&self) -> String {
         dump_state(
-            self.standin.as_ref(),
+            &self.source,
             &self.kubeconfig,
             &self.cache_dir,
             Some(&self.name),
@@ -491,7 +627,7 @@ impl Drop for TestNamespace {
         }
         // On a stand-in the whole server goes away with the test; on a real cluster ask
         // kubectl to delete without waiting (no async in Drop).
-        if self.standin.is_none()
+        if matches!(self.source, DumpSource::Kubectl)
             && let Ok(kubectl) = find_kubectl()
         {
             let _ = Command::new(kubectl)
