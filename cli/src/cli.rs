@@ -31,6 +31,17 @@ pub struct Cli {
     #[arg(long, action = clap::ArgAction::SetTrue)]
     pub version: bool,
 
+    /// klog's `-v LEVEL` of upstream kubeseal, accepted so existing scripts keep working;
+    /// kubeseal logs nothing more at higher levels.
+    #[arg(
+        short = 'v',
+        long = "v",
+        hide = true,
+        global = true,
+        value_name = "LEVEL"
+    )]
+    pub klog_verbosity: Option<String>,
+
     #[command(flatten)]
     pub seal: SealArgs,
 

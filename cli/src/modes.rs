@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use sealed_secrets_api::manifest::{parse_documents, sealed_secret_from_value};
+use sealed_secrets_api::manifest::sealed_secret_from_value;
 use sealed_secrets_api::output::{self, OutputFormat};
 use sealed_secrets_api::{
     SealOptions, SealedSecret, UnsealOptions, merge_into, parse_sealed_secrets, parse_secrets,
@@ -220,18 +220,14 @@ fn recovery_unseal(seal: &SealArgs) -> Result<()> {
     write_output(seal.sealed_secret_file.as_deref(), out.as_bytes())
 }
 
-/// Splits the input into SealedSecrets, keeping each document as JSON for the controller.
+/// The SealedSecrets of the input (`-f` or stdin); none is an error.
 fn read_sealed_docs(seal: &SealArgs) -> Result<Vec<SealedSecret>> {
     let input = io::read_input(seal.secret_file.as_deref())?;
-    let docs = parse_documents(&input).map_err(|source| CliError::Manifest {
-        context: "cannot read the SealedSecret input".to_owned(),
-        source,
-    })?;
     let list = parse_sealed_secrets(&input).map_err(|source| CliError::Manifest {
         context: "cannot read the SealedSecret input".to_owned(),
         source,
     })?;
-    if docs.is_empty() || list.is_empty() {
+    if list.is_empty() {
         return Err(CliError::Usage(
             "no SealedSecret found in the input. Ensure the input is valid and UTF-8 encoded"
                 .to_owned(),

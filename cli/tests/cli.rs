@@ -70,6 +70,9 @@ fn help_and_version() {
         r.stdout,
         format!("kubeseal version: {}\n", env!("CARGO_PKG_VERSION"))
     );
+    // klog's -v of upstream is accepted.
+    let r = run(d.path(), &["-v", "10", "--version"], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
 #[test]
