@@ -227,16 +227,19 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         renew_deadline: Duration::from_secs(10).min(cfg.leader_election_lease_duration.0),
         retry_period: Duration::from_secs(2),
     };
-    if cfg.leader_election {
+    // Without election the sender is kept here so that `changed()` below never fails.
+    let _leader_tx = if cfg.leader_election {
         background.spawn(leader::run(
             client.clone(),
             election.clone(),
             leader_tx,
             metrics.clone(),
         ));
+        None
     } else {
         metrics.leader.set(1);
-    }
+        Some(leader_tx)
+    };
 
     let ctx = Context::new(
         client.clone(),
@@ -276,8 +279,9 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         tokio::select! {
             r = leader_rx.changed() => {
                 if r.is_err() {
-                    // The elector ended (it never does); keep the current state.
-                    std::future::pending::<()>().await;
+                    // The elector ended (it never does): stop rather than run unled.
+                    tracing::error!("leader election stopped");
+                    break;
                 }
             }
             _ = term.recv() => break,

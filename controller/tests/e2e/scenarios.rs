@@ -649,7 +649,8 @@ async fn restart_does_not_decrypt_again() {
             .await,
         10.0
     );
-    c.process.stop();
+    let status = c.process.stop().unwrap();
+    assert!(status.success(), "SIGTERM exits cleanly: {status:?}");
 
     let c2 = env.start_controller(&[]).await;
     eventually(
