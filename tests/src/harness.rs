@@ -43,6 +43,8 @@ use crate::standin::{self, StandIn};
 pub const KUBECONFIG_ENV: &str = "SEALED_SECRETS_E2E_KUBECONFIG";
 /// Path of the kubectl binary to use (default: `target/kube-tools/bin/kubectl`, then `PATH`).
 pub const KUBECTL_ENV: &str = "KUBECTL";
+/// Path of the helm binary to use (default: `target/kube-tools/bin/helm`, then `PATH`).
+pub const HELM_ENV: &str = "HELM";
 
 /// What went wrong setting up or driving an e2e test.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,10 @@ pub enum HarnessError {
         "kubectl not found (set {KUBECTL_ENV}, or run .ci/install-kube-tools.sh which installs it in {default})"
     )]
     KubectlMissing { default: String },
+    #[error(
+        "helm not found (set {HELM_ENV}, or run .ci/install-kube-tools.sh which installs it in {default})"
+    )]
+    HelmMissing { default: String },
     #[error("failed to run `{what}`")]
     Spawn {
         what: String,
@@ -155,24 +161,51 @@ pub fn binary_path(name: &str) -> Result<PathBuf, HarnessError> {
 /// The kubectl to use: `$KUBECTL`, else the one `.ci/install-kube-tools.sh` installs, else
 /// `kubectl` on `PATH`.
 pub fn find_kubectl() -> Result<PathBuf, HarnessError> {
-    if let Some(k) = std::env::var_os(KUBECTL_ENV).filter(|k| !k.is_empty()) {
+    find_tool("kubectl", KUBECTL_ENV).map_err(|default| HarnessError::KubectlMissing {
+        default: default.display().to_string(),
+    })
+}
+
+/// The helm to use: `$HELM`, else the one `.ci/install-kube-tools.sh` installs, else `helm`
+/// on `PATH`.
+pub fn find_helm() -> Result<PathBuf, HarnessError> {
+    find_tool("helm", HELM_ENV).map_err(|default| HarnessError::HelmMissing {
+        default: default.display().to_string(),
+    })
+}
+
+/// `$env`, else `target/kube-tools/bin/<name>`, else `<name>` on `PATH`; the error is the
+/// default location, for the hint.
+fn find_tool(name: &str, env: &str) -> Result<PathBuf, PathBuf> {
+    if let Some(k) = std::env::var_os(env).filter(|k| !k.is_empty()) {
         return Ok(PathBuf::from(k));
     }
-    let default = workspace_root().join("target/kube-tools/bin/kubectl");
+    let default = workspace_root().join("target/kube-tools/bin").join(name);
     if default.is_file() {
         return Ok(default);
     }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
-            let p = dir.join("kubectl");
+            let p = dir.join(name);
             if p.is_file() {
                 return Ok(p);
             }
         }
     }
-    Err(HarnessError::KubectlMissing {
-        default: default.display().to_string(),
-    })
+    Err(default)
+}
+
+/// Runs `program` with `args` (no stdin) and returns its stdout, or an error with its stderr.
+/// For tools other than kubectl against a cluster, e.g. `helm template` or
+/// `kubectl kustomize`.
+pub fn run_tool(program: &Path, args: &[&str]) -> Result<String, HarnessError> {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    run_command(cmd, &format!("{name} {}", args.join(" ")), None)
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; a race with other processes is possible

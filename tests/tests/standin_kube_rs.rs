@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
@@ -212,6 +214,85 @@ async fn sealedsecret_crud_generation_and_status_subresource() {
     );
     let (code, _) = api_error(api.get("a").await.unwrap_err());
     assert_eq!(code, 404);
+}
+
+/// Issue #7's storage-only built-ins through kube-rs' typed API: a Deployment's CRUD round
+/// trip with generation and the status subresource, and a cluster-scoped ClusterRole.
+#[tokio::test]
+async fn deployment_crud_generation_and_status_and_cluster_scoped_rbac() {
+    let (_cluster, client, ns) = setup(Config::default()).await;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
+    let mut d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "example/web:1"}]},
+            },
+        },
+    }))
+    .unwrap();
+    d.status = Some(DeploymentStatus {
+        ready_replicas: Some(7),
+        ..Default::default()
+    });
+    let created = api.create(&PostParams::default(), &d).await.unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    assert_eq!(created.status, None, "status is reset on create");
+    assert_eq!(
+        api.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(1)
+    );
+
+    // Built-ins take strategic merge patches; a spec change bumps generation.
+    let p = Patch::Strategic(json!({"spec": {"replicas": 3}}));
+    let scaled = api.patch("web", &PatchParams::default(), &p).await.unwrap();
+    assert_eq!(scaled.metadata.generation, Some(2));
+    assert_eq!(scaled.spec.unwrap().replicas, Some(3));
+
+    // What a deployment controller would write, through /status only.
+    let p = Patch::Merge(json!({"status": {"readyReplicas": 3, "observedGeneration": 2}}));
+    let st = api
+        .patch_status("web", &PatchParams::default(), &p)
+        .await
+        .unwrap();
+    assert_eq!(st.metadata.generation, Some(2));
+    assert_eq!(st.status.unwrap().ready_replicas, Some(3));
+
+    let current = api.get("web").await.unwrap();
+    let same = api
+        .replace("web", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    assert_eq!(same.resource_version(), current.resource_version());
+    assert_eq!(
+        api.list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let deleted = api.delete("web", &DeleteParams::default()).await.unwrap();
+    assert!(deleted.is_right(), "built-ins answer DELETE with a Status");
+    let (code, _) = api_error(api.get("web").await.unwrap_err());
+    assert_eq!(code, 404);
+
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": "reader"},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}],
+    }))
+    .unwrap();
+    let created = roles.create(&PostParams::default(), &role).await.unwrap();
+    assert_eq!(created.metadata.namespace, None);
+    assert_eq!(created.rules.unwrap()[0].verbs, ["get"]);
+    roles
+        .delete("reader", &DeleteParams::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! The resource types the stand-in serves: the built-in ones listed in issue #4 and any
-//! resource defined by a CustomResourceDefinition once that definition is created.
+//! The resource types the stand-in serves: the built-in ones of `BUILTINS` (issue #4's list
+//! and the kinds of the deploy manifests) and any resource defined by a
+//! CustomResourceDefinition once that definition is created.
 
 use serde_json::{Value, json};
 
@@ -90,116 +91,237 @@ impl ResourceType {
     }
 }
 
-#[allow(clippy::too_many_arguments)] // a table of literals reads better than a builder here
-fn builtin(
-    group: &str,
-    version: &str,
-    plural: &str,
-    kind: &str,
+/// One row of the built-in resource table.
+///
+/// Every built-in resource is stored and served by the same generic machinery as custom
+/// resources (`store.rs`): the usual verbs, watches, selectors, finalizers, garbage
+/// collection, and `/status` where `status_subresource` is set. Only a handful of kinds get
+/// type-specific normalisation on top (Secret `stringData`/base64, Namespace phase, Service
+/// `clusterIP`, CRD conditions; see `Store::normalize`); every other row is plain storage.
+struct Builtin {
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    kind: &'static str,
     namespaced: bool,
-    short_names: &[&str],
-    categories: &[&str],
+    short_names: &'static [&'static str],
+    categories: &'static [&'static str],
     status_subresource: bool,
+    /// kube-apiserver's registry strategy for the kind maintains `metadata.generation`.
     has_generation: bool,
-) -> ResourceType {
-    ResourceType {
-        group: group.to_owned(),
-        versions: vec![version.to_owned()],
-        plural: plural.to_owned(),
-        singular: kind.to_lowercase(),
-        kind: kind.to_owned(),
-        list_kind: format!("{kind}List"),
-        namespaced,
-        short_names: short_names.iter().map(|s| (*s).to_owned()).collect(),
-        categories: categories.iter().map(|s| (*s).to_owned()).collect(),
-        status_subresource,
-        custom: false,
-        has_generation,
+}
+
+/// The resources served from the start.
+///
+/// The first group is issue #4's list (what the controller and CLI talk to). The second group
+/// is what the deploy manifests (`deploy/base`, the Helm chart) contain, so that they can be
+/// applied to the stand-in (issue #7). Those are stored objects only; nothing acts on them:
+/// no ReplicaSets or Pods are created for a Deployment and its status stays whatever a client
+/// writes to `/status`; Roles and bindings are not enforced (every request is allowed);
+/// PodDisruptionBudgets and NetworkPolicies have no effect. Adding a kind is adding a row.
+const BUILTINS: &[Builtin] = &[
+    // Issue #4.
+    Builtin {
+        group: "",
+        version: "v1",
+        plural: "namespaces",
+        kind: "Namespace",
+        namespaced: false,
+        short_names: &["ns"],
+        categories: &[],
+        status_subresource: true,
+        has_generation: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        kind: "Secret",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        status_subresource: false,
+        has_generation: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        plural: "services",
+        kind: "Service",
+        namespaced: true,
+        short_names: &["svc"],
+        categories: &["all"],
+        status_subresource: true,
+        has_generation: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        plural: "configmaps",
+        kind: "ConfigMap",
+        namespaced: true,
+        short_names: &["cm"],
+        categories: &[],
+        status_subresource: false,
+        has_generation: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        plural: "events",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        categories: &[],
+        status_subresource: false,
+        has_generation: false,
+    },
+    Builtin {
+        group: "events.k8s.io",
+        version: "v1",
+        plural: "events",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        categories: &[],
+        status_subresource: false,
+        has_generation: false,
+    },
+    Builtin {
+        group: "coordination.k8s.io",
+        version: "v1",
+        plural: "leases",
+        kind: "Lease",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        status_subresource: false,
+        has_generation: false,
+    },
+    Builtin {
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        plural: "customresourcedefinitions",
+        kind: "CustomResourceDefinition",
+        namespaced: false,
+        short_names: &["crd", "crds"],
+        categories: &["api-extensions"],
+        status_subresource: true,
+        has_generation: true,
+    },
+    // Issue #7: the kinds of the deploy manifests, storage only.
+    Builtin {
+        group: "",
+        version: "v1",
+        plural: "serviceaccounts",
+        kind: "ServiceAccount",
+        namespaced: true,
+        short_names: &["sa"],
+        categories: &[],
+        status_subresource: false,
+        has_generation: false,
+    },
+    Builtin {
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        kind: "Deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+        categories: &["all"],
+        status_subresource: true,
+        has_generation: true,
+    },
+    Builtin {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "roles",
+        kind: "Role",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        status_subresource: false,
+        has_generation: false,
+    },
+    Builtin {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "rolebindings",
+        kind: "RoleBinding",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        status_subresource: false,
+        has_generation: false,
+    },
+    Builtin {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "clusterroles",
+        kind: "ClusterRole",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        status_subresource: false,
+        has_generation: false,
+    },
+    Builtin {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "clusterrolebindings",
+        kind: "ClusterRoleBinding",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        status_subresource: false,
+        has_generation: false,
+    },
+    Builtin {
+        group: "policy",
+        version: "v1",
+        plural: "poddisruptionbudgets",
+        kind: "PodDisruptionBudget",
+        namespaced: true,
+        short_names: &["pdb"],
+        categories: &[],
+        status_subresource: true,
+        has_generation: true,
+    },
+    Builtin {
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "networkpolicies",
+        kind: "NetworkPolicy",
+        namespaced: true,
+        short_names: &["netpol"],
+        categories: &[],
+        status_subresource: false,
+        has_generation: true,
+    },
+];
+
+impl Builtin {
+    fn resource_type(&self) -> ResourceType {
+        ResourceType {
+            group: self.group.to_owned(),
+            versions: vec![self.version.to_owned()],
+            plural: self.plural.to_owned(),
+            singular: self.kind.to_lowercase(),
+            kind: self.kind.to_owned(),
+            list_kind: format!("{}List", self.kind),
+            namespaced: self.namespaced,
+            short_names: self.short_names.iter().map(|s| (*s).to_owned()).collect(),
+            categories: self.categories.iter().map(|s| (*s).to_owned()).collect(),
+            status_subresource: self.status_subresource,
+            custom: false,
+            has_generation: self.has_generation,
+        }
     }
 }
 
-/// The built-in resources (issue #4's list).
+/// The built-in resources (`BUILTINS`).
 pub fn builtins() -> Vec<ResourceType> {
-    vec![
-        builtin(
-            "",
-            "v1",
-            "namespaces",
-            "Namespace",
-            false,
-            &["ns"],
-            &[],
-            true,
-            false,
-        ),
-        builtin("", "v1", "secrets", "Secret", true, &[], &[], false, false),
-        builtin(
-            "",
-            "v1",
-            "services",
-            "Service",
-            true,
-            &["svc"],
-            &["all"],
-            true,
-            false,
-        ),
-        builtin(
-            "",
-            "v1",
-            "configmaps",
-            "ConfigMap",
-            true,
-            &["cm"],
-            &[],
-            false,
-            false,
-        ),
-        builtin(
-            "",
-            "v1",
-            "events",
-            "Event",
-            true,
-            &["ev"],
-            &[],
-            false,
-            false,
-        ),
-        builtin(
-            "events.k8s.io",
-            "v1",
-            "events",
-            "Event",
-            true,
-            &["ev"],
-            &[],
-            false,
-            false,
-        ),
-        builtin(
-            "coordination.k8s.io",
-            "v1",
-            "leases",
-            "Lease",
-            true,
-            &[],
-            &[],
-            false,
-            false,
-        ),
-        builtin(
-            "apiextensions.k8s.io",
-            "v1",
-            "customresourcedefinitions",
-            "CustomResourceDefinition",
-            false,
-            &["crd", "crds"],
-            &["api-extensions"],
-            true,
-            true,
-        ),
-    ]
+    BUILTINS.iter().map(Builtin::resource_type).collect()
 }
 
 /// Reads the resource a CRD defines. Errors are `Invalid` as kube-apiserver would answer.
@@ -294,4 +416,28 @@ pub fn from_crd(crd: &Value) -> Result<ResourceType, ApiError> {
         custom: true,
         has_generation: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store keys types by `(group, plural)`: a duplicate row would silently replace an
+    /// earlier one.
+    #[test]
+    fn builtin_rows_are_unique_and_consistent() {
+        let types = builtins();
+        let mut keys: Vec<ResKey> = types.iter().map(ResourceType::key).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), types.len());
+        for t in &types {
+            assert!(!t.custom, "{}", t.plural);
+            assert!(t.plural.ends_with('s'), "{}", t.plural);
+            assert_eq!(t.singular, t.kind.to_lowercase());
+            let entries = t.discovery_entries();
+            assert_eq!(entries.len(), if t.status_subresource { 2 } else { 1 });
+            assert_eq!(entries[0]["namespaced"], t.namespaced);
+        }
+    }
 }

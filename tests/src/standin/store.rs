@@ -5,6 +5,11 @@
 //! Knowing differences from a real API server, all deliberate to keep the stand-in small:
 //! - no admission, no schema validation, pruning or defaulting of custom resources; objects
 //!   are stored as sent (after the metadata rules below);
+//! - built-in kinds other than Secrets, Namespaces, Services and CRDs (ServiceAccounts,
+//!   Deployments, RBAC, PodDisruptionBudgets, NetworkPolicies, ...) are storage only: no
+//!   defaulting, no controllers (a Deployment never gets Pods), no RBAC enforcement;
+//! - a Deployment's generation follows spec changes only (kube-apiserver also bumps it when
+//!   annotations change);
 //! - one stored representation per resource: every served version of a CRD returns the same
 //!   object with `apiVersion` rewritten (no conversion);
 //! - core `v1` Events and `events.k8s.io/v1` Events are separate collections (kube-apiserver
@@ -562,8 +567,10 @@ impl Store {
         } else {
             meta.remove("generation");
         }
+        // With a status subresource, kube-apiserver's strategies reset the status on create
+        // (custom resources, Deployments, PodDisruptionBudgets, Services); Namespace and CRD
+        // status is then set by `normalize`.
         if rt.status_subresource
-            && rt.custom
             && let Some(o) = obj.as_object_mut()
         {
             o.remove("status");
