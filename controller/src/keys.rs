@@ -535,12 +535,15 @@ impl Keys {
         let fp = key.fingerprint().clone();
         let name = created.metadata.name.unwrap_or_default();
         tracing::info!(secret = %name, fingerprint = %fp, "new key written");
-        self.register(LoadedKey {
-            secret_name: name,
-            key,
-            cert,
-            order_time: SystemTime::now(),
-        });
+        self.register_inner(
+            LoadedKey {
+                secret_name: name,
+                key,
+                cert,
+                order_time: SystemTime::now(),
+            },
+            true,
+        );
         Ok(fp)
     }
 }
@@ -766,6 +769,23 @@ mod tests {
         ));
         let k = load_secret(&s, KeyOrderPriority::SecretCreationTimestamp).unwrap();
         assert_eq!(k.order_time, t(5000));
+    }
+
+    #[test]
+    fn a_generated_key_seen_first_by_the_watcher_still_becomes_newest() {
+        let (k, c) = test_key();
+        let mk = |name: &str, secs: u64| LoadedKey {
+            secret_name: name.into(),
+            key: k.clone(),
+            cert: c.clone(),
+            order_time: t(secs),
+        };
+        let mut r = Registry::default();
+        assert!(r.upsert(mk("gen", 1000), false)); // watcher: cert NotBefore
+        assert!(!r.upsert(mk("gen", 1000), false));
+        assert!(r.upsert(mk("gen", 1000_5), true)); // generate(): "now"
+        assert_eq!(r.entries[0].order_time, t(1000_5));
+        assert!(!r.upsert(mk("gen", 999), true), "never moves back");
     }
 
     #[test]

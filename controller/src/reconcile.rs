@@ -342,6 +342,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub settings: ReconcileSettings,
     retries: Mutex<HashMap<(String, String), u32>>,
+    /// Values opened per key so far: the try-order for values without a key hint.
+    usage: Mutex<HashMap<Fingerprint, u64>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -367,6 +369,7 @@ impl Context {
             recorder,
             settings,
             retries: Mutex::new(HashMap::new()),
+            usage: Mutex::new(HashMap::new()),
         })
     }
 
@@ -551,6 +554,7 @@ async fn unseal_blocking(
         accept_deprecated_v1_data: ctx.settings.accept_deprecated_v1_data,
     };
     let snap = snapshot.clone();
+    let ss = with_usage_hints(ss, &ctx.usage_order(&snapshot));
     let result = tokio::task::spawn_blocking(move || {
         sealed_secrets_api::unseal(&ss, &snap.ring, &opts).map(|u| {
             let usage = u.key_usage();
@@ -564,10 +568,63 @@ async fn unseal_blocking(
     for (fp, n) in &usage {
         ctx.metrics.values_opened(fp.as_str(), *n);
     }
+    {
+        let mut counts = lock(&ctx.usage);
+        for (fp, n) in &usage {
+            *counts.entry(fp.clone()).or_insert(0) += n;
+        }
+    }
     if secret.type_.is_none() {
         secret.type_ = Some(OPAQUE.to_owned());
     }
     Ok((secret, usage.into_keys().collect()))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl Context {
+    /// Keys of the snapshot, most-used first (values without a hint are usually sealed
+    /// with the key most others were sealed with).
+    fn usage_order(&self, snapshot: &KeySnapshot) -> Vec<Fingerprint> {
+        let counts = lock(&self.usage);
+        let mut fps: Vec<(u64, Fingerprint)> = snapshot
+            .ring
+            .fingerprints()
+            .map(|fp| (counts.get(fp).copied().unwrap_or(0), fp.clone()))
+            .collect();
+        fps.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+        fps.into_iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(_, fp)| fp)
+            .collect()
+    }
+}
+
+/// For a SealedSecret without our `sealing-key` hint (e.g. sealed by upstream's kubeseal),
+/// a copy whose hint lists `order`, so that the key that opened most values so far is
+/// tried first: with several keys this turns O(keys) RSA operations per value into about
+/// one. The hint only orders the keys tried; the label and everything else are unchanged.
+pub fn with_usage_hints(ss: Arc<SealedSecret>, order: &[Fingerprint]) -> Arc<SealedSecret> {
+    let has_hint = ss
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(annotations::SEALING_KEY));
+    if has_hint || order.is_empty() {
+        return ss;
+    }
+    let mut copy = (*ss).clone();
+    let list: Vec<&str> = order.iter().map(Fingerprint::as_str).collect();
+    copy.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(annotations::SEALING_KEY.to_owned(), list.join(","));
+    Arc::new(copy)
 }
 
 /// One reconcile of one SealedSecret (§4.6): unseal and write, then status, metrics, Events.
@@ -1145,6 +1202,25 @@ mod tests {
             None
         );
         assert_eq!(recreate_target(&mk_secret(&[], None).metadata), None);
+    }
+
+    #[test]
+    fn usage_hints_only_for_unhinted_objects() {
+        let fp: Fingerprint = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            .parse()
+            .unwrap();
+        let ss = Arc::new(mk_ss("s"));
+        let hinted = with_usage_hints(ss.clone(), std::slice::from_ref(&fp));
+        assert_eq!(
+            hinted.metadata.annotations.as_ref().unwrap()[annotations::SEALING_KEY],
+            fp.as_str()
+        );
+        assert_eq!(
+            Scope::from_annotations(hinted.metadata.annotations.as_ref()),
+            Scope::Strict
+        );
+        assert!(Arc::ptr_eq(&with_usage_hints(ss.clone(), &[]), &ss));
+        assert!(Arc::ptr_eq(&with_usage_hints(hinted.clone(), &[]), &hinted));
     }
 
     #[test]
