@@ -783,8 +783,8 @@ mod tests {
         let mut r = Registry::default();
         assert!(r.upsert(mk("gen", 1000), false)); // watcher: cert NotBefore
         assert!(!r.upsert(mk("gen", 1000), false));
-        assert!(r.upsert(mk("gen", 1000_5), true)); // generate(): "now"
-        assert_eq!(r.entries[0].order_time, t(1000_5));
+        assert!(r.upsert(mk("gen", 1005), true)); // generate(): "now"
+        assert_eq!(r.entries[0].order_time, t(1005));
         assert!(!r.upsert(mk("gen", 999), true), "never moves back");
     }
 
