@@ -201,17 +201,7 @@ fn merge(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs, target: &Path) -> Re
 fn recovery_unseal(seal: &SealArgs) -> Result<()> {
     let format = output_format(seal, None)?;
     let ring = keyfiles::load_ring(&seal.recovery_private_key)?;
-    let input = io::read_input(seal.secret_file.as_deref())?;
-    let list = parse_sealed_secrets(&input).map_err(|source| CliError::Manifest {
-        context: "cannot read the SealedSecret to unseal".to_owned(),
-        source,
-    })?;
-    if list.is_empty() {
-        return Err(CliError::Usage(
-            "no SealedSecret found in the input. Ensure the input is valid and UTF-8 encoded"
-                .to_owned(),
-        ));
-    }
+    let list = read_sealed_docs(seal)?;
     let mut out = String::new();
     for ss in &list {
         let secret = unseal(ss, &ring, &UnsealOptions::default())?;
