@@ -280,6 +280,8 @@ pub struct Keys {
     registry: RwLock<Registry>,
     current: RwLock<Arc<KeySnapshot>>,
     changed: watch::Sender<u64>,
+    /// Rotation requests seen on active key Secrets: Secret name → requested time.
+    requests: watch::Sender<BTreeMap<String, SystemTime>>,
     settings: KeySettings,
     metrics: SharedMetrics,
 }
@@ -298,10 +300,12 @@ pub enum KeyApiError {
 impl Keys {
     pub fn new(settings: KeySettings, metrics: SharedMetrics) -> Arc<Self> {
         let (changed, _) = watch::channel(0);
+        let (requests, _) = watch::channel(BTreeMap::new());
         Arc::new(Self {
             registry: RwLock::new(Registry::default()),
             current: RwLock::new(Arc::new(Registry::default().snapshot())),
             changed,
+            requests,
             settings,
             metrics,
         })
@@ -410,6 +414,45 @@ impl Keys {
         }
     }
 
+    /// Records (or clears) the rotation request carried by an active key Secret.
+    pub fn track_rotation_request(&self, secret: &Secret) {
+        let Some(name) = secret.metadata.name.clone() else {
+            return;
+        };
+        let requested = match rotation_request(&secret.metadata) {
+            Some(Ok(t)) => Some(t),
+            Some(Err(value)) => {
+                tracing::warn!(secret = %name, %value, "ignoring `{ROTATE_REQUEST_ANNOTATION}`: not an RFC 3339 timestamp");
+                None
+            }
+            None => None,
+        };
+        self.requests.send_if_modified(|m| match requested {
+            Some(t) => m.insert(name, t) != Some(t),
+            None => m.remove(&name).is_some(),
+        });
+    }
+
+    /// Forgets the rotation request of a Secret that is gone or no longer active.
+    fn forget_rotation_request(&self, secret: &str) {
+        self.requests
+            .send_if_modified(|m| m.remove(secret).is_some());
+    }
+
+    /// Keeps only the rotation requests of the Secrets in `names` (after a full relist).
+    fn retain_rotation_requests(&self, names: &BTreeSet<String>) {
+        self.requests.send_if_modified(|m| {
+            let before = m.len();
+            m.retain(|k, _| names.contains(k));
+            before != m.len()
+        });
+    }
+
+    /// The latest rotation request on any active key Secret.
+    pub fn latest_rotation_request(&self) -> Option<SystemTime> {
+        self.requests.borrow().values().max().copied()
+    }
+
     /// Loads a key Secret, reporting (never failing on) a malformed one.
     pub fn load_and_register(&self, secret: &Secret) {
         match load_secret(secret, self.settings.priority) {
@@ -444,6 +487,7 @@ impl Keys {
                 .cmp(&b.metadata.creation_timestamp)
         });
         for s in &items {
+            self.track_rotation_request(s);
             self.load_and_register(s);
         }
         match api.get_opt(&self.settings.prefix).await {
@@ -480,14 +524,20 @@ impl Keys {
                             if let Some(n) = &s.metadata.name {
                                 seen.insert(n.clone());
                             }
+                            self.track_rotation_request(&s);
                             self.load_and_register(&s);
                         }
                         watcher::Event::InitDone => {
+                            self.retain_rotation_requests(&seen);
                             self.retain(&seen, &self.settings.prefix, init_seq)
                         }
-                        watcher::Event::Apply(s) => self.load_and_register(&s),
+                        watcher::Event::Apply(s) => {
+                            self.track_rotation_request(&s);
+                            self.load_and_register(&s)
+                        }
                         watcher::Event::Delete(s) => {
                             if let Some(n) = &s.metadata.name {
+                                self.forget_rotation_request(n);
                                 self.unregister(n);
                             }
                         }
@@ -646,6 +696,81 @@ pub async fn renewal_loop(keys: Arc<Keys>, client: kube::Client, period: Duratio
     }
 }
 
+/// Annotation by which an operator asks the leader for a new key now (`kubeseal keys
+/// rotate`, requests-for-controller.md): an RFC 3339 time on an active key Secret. It goes
+/// through `patch secrets` in the controller namespace (operators only) rather than an HTTP
+/// endpoint, which anyone allowed to reach the service proxy could call.
+pub const ROTATE_REQUEST_ANNOTATION: &str = "sealed-secrets-rs.dev/rotate-requested-at";
+
+/// The rotation request on a key Secret: `None` without the annotation, `Err(value)` when it
+/// is not an RFC 3339 timestamp. Pure.
+pub fn rotation_request(meta: &ObjectMeta) -> Option<Result<SystemTime, String>> {
+    let value = meta.annotations.as_ref()?.get(ROTATE_REQUEST_ANNOTATION)?;
+    Some(
+        value
+            .trim()
+            .parse::<jiff::Timestamp>()
+            .map(SystemTime::from)
+            .map_err(|_| value.clone()),
+    )
+}
+
+/// Whether a rotation request must produce a key now. Pure.
+///
+/// Only a request later than the newest key's ordering time counts, so once a key answered
+/// it (its ordering time is after the request) the annotation, which is left in place, is
+/// inert on every replica and across restarts. `handled` (the latest request this process
+/// already answered) also stops a request stamped in the future by a skewed clock from
+/// producing a key on every evaluation. Without any key there is nothing to rotate: startup
+/// generates the first key (§4.3 step 3).
+pub fn should_rotate(
+    requested: Option<SystemTime>,
+    newest: Option<SystemTime>,
+    handled: Option<SystemTime>,
+) -> bool {
+    match (requested, newest) {
+        (Some(r), Some(n)) => r > n && handled.is_none_or(|h| r > h),
+        _ => false,
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Answers rotation requests while this replica leads: whenever a request appears or
+/// changes, generates a key exactly like a renewal tick when [`should_rotate`] says so.
+/// Failures are logged and retried; they never stop the process.
+pub async fn rotation_loop(keys: Arc<Keys>, client: kube::Client) {
+    let mut requests = keys.requests.subscribe();
+    let mut handled: Option<SystemTime> = None;
+    loop {
+        requests.borrow_and_update();
+        let requested = keys.latest_rotation_request();
+        let newest = keys.snapshot().newest().map(|k| k.order_time);
+        if should_rotate(requested, newest, handled) {
+            let at = requested.map(rfc3339).unwrap_or_default();
+            tracing::info!(requested_at = %at, "key rotation requested: generating a new key");
+            match keys.generate(&client).await {
+                Ok(fp) => {
+                    tracing::info!(fingerprint = %fp, requested_at = %at, "key rotated on request");
+                    handled = requested;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "key rotation failed; retrying in 5s");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            }
+        }
+        if requests.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -800,5 +925,73 @@ mod tests {
         assert!(keys.snapshot().newest().is_some());
         keys.unregister("k1");
         assert!(keys.snapshot().newest().is_none());
+    }
+    fn mk_meta(value: Option<&str>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("k".into()),
+            annotations: value
+                .map(|v| [(ROTATE_REQUEST_ANNOTATION.to_owned(), v.to_owned())].into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rotation_request_parsing() {
+        assert_eq!(rotation_request(&mk_meta(None)), None);
+        assert_eq!(
+            rotation_request(&mk_meta(Some("1970-01-01T00:16:40Z"))),
+            Some(Ok(t(1000)))
+        );
+        assert_eq!(
+            rotation_request(&mk_meta(Some("1970-01-01T01:16:40+01:00"))),
+            Some(Ok(t(1000)))
+        );
+        assert_eq!(
+            rotation_request(&mk_meta(Some("yesterday"))),
+            Some(Err("yesterday".into()))
+        );
+    }
+
+    #[test]
+    fn rotation_only_for_requests_after_the_newest_key() {
+        // Later than the newest key: rotate.
+        assert!(should_rotate(Some(t(100)), Some(t(50)), None));
+        // Not later (equal or older): the request was already answered, or predates the key.
+        assert!(!should_rotate(Some(t(50)), Some(t(50)), None));
+        assert!(!should_rotate(Some(t(40)), Some(t(50)), None));
+        // No request, or no key at all (startup generates the first one).
+        assert!(!should_rotate(None, Some(t(50)), None));
+        assert!(!should_rotate(Some(t(100)), None, None));
+        // A request answered by this process is never answered twice, even if stamped in
+        // the future (clock skew) so that it stays later than the key it produced...
+        assert!(!should_rotate(Some(t(100)), Some(t(60)), Some(t(100))));
+        // ...but a newer request is.
+        assert!(should_rotate(Some(t(101)), Some(t(60)), Some(t(100))));
+    }
+
+    #[test]
+    fn rotation_requests_follow_the_key_secrets() {
+        let keys = Keys::new(settings(), Arc::new(crate::metrics::Metrics::new()));
+        let mut rx = keys.requests.subscribe();
+        let mut a = mk_key_secret("a");
+        a.metadata.annotations = mk_meta(Some("1970-01-01T00:16:40Z")).annotations;
+        let mut b = mk_key_secret("b");
+        b.metadata.annotations = mk_meta(Some("1970-01-01T00:33:20Z")).annotations;
+        keys.track_rotation_request(&a);
+        keys.track_rotation_request(&b);
+        assert_eq!(keys.latest_rotation_request(), Some(t(2000)));
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        // The same value again is no change.
+        keys.track_rotation_request(&b);
+        assert!(!rx.has_changed().unwrap());
+        // The annotation removed, or the Secret gone: its request is forgotten.
+        keys.track_rotation_request(&mk_key_secret("b"));
+        assert_eq!(keys.latest_rotation_request(), Some(t(1000)));
+        keys.forget_rotation_request("a");
+        assert_eq!(keys.latest_rotation_request(), None);
+        keys.track_rotation_request(&a);
+        keys.retain_rotation_requests(&BTreeSet::from(["other".to_owned()]));
+        assert_eq!(keys.latest_rotation_request(), None);
     }
 }

@@ -10,7 +10,8 @@
 //!
 //! Startup follows upstream (§4.3): load keys, (as leader) generate one if there is none or
 //! the newest is older than the cutoff, schedule renewal, SIGUSR1 renews now, start the
-//! controllers and the HTTP servers, stop on SIGTERM.
+//! controllers and the HTTP servers, stop on SIGTERM. Beyond upstream, the leader also
+//! answers `kubeseal keys rotate` ([`keys::ROTATE_REQUEST_ANNOTATION`]).
 
 pub mod certmap;
 pub mod config;
@@ -339,6 +340,7 @@ fn start_leader_tasks(
             }
             let mut inner = JoinSet::new();
             inner.spawn(keys::renewal_loop(keys.clone(), client.clone(), period));
+            inner.spawn(keys::rotation_loop(keys.clone(), client.clone()));
             for scope in scopes {
                 tracing::info!(namespace = scope.as_deref().unwrap_or("*"), "starting SealedSecret controller");
                 inner.spawn(reconcile::run(ctx.clone(), scope));

@@ -489,3 +489,38 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// The real `kubeseal` binary (build it with `cargo build -p kubeseal`; the harness error
+/// says so when it is missing), pointed at the test cluster.
+pub fn kubeseal(env: &Env) -> Command {
+    let path =
+        sealed_secrets_e2e::harness::binary_path("kubeseal").unwrap_or_else(|e| panic!("{e}"));
+    let mut cmd = Command::new(path);
+    cmd.env("KUBECONFIG", env.cluster.kubeconfig())
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs kubeseal with `args` and `stdin` off the async runtime; returns (success, stdout,
+/// stderr).
+pub async fn run_kubeseal(env: &Env, args: &[&str], stdin: &[u8]) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut cmd = kubeseal(env);
+    cmd.args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let stdin = stdin.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(&stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}

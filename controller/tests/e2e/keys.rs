@@ -351,3 +351,112 @@ fn pem_contains_text(pem: &str, needle: &str) -> bool {
     let der = sealed_secrets_crypto::decode_base64(&b64).unwrap();
     der.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
+
+/// `kubeseal keys rotate` (the real binary) annotates the newest key Secret; the leader
+/// generates a key at once, the CLI prints its fingerprint, the ConfigMap follows, and the
+/// request left on the Secret never produces another key (not even after a restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeseal_keys_rotate_generates_a_key_once() {
+    let env = Env::new().await;
+    let mut c = env.start_controller(&["--key-renew-period=0"]).await;
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), env.ctrl());
+    let cert1 = c.cert().await.unwrap();
+    eventually("the cert ConfigMap", TIMEOUT, || async {
+        cms.get_opt("sealed-secrets-cert")
+            .await
+            .unwrap()
+            .filter(|cm| cm.data.as_ref().unwrap()["cert.pem"] == cert1)
+    })
+    .await;
+    let before = env.key_secrets().await;
+    assert_eq!(before.len(), 1);
+    // The CLI stamps whole seconds: request in a later second than the key's creation so
+    // that the request is later than the key (as it always is outside of tests).
+    let created = before[0].metadata.creation_timestamp.clone().unwrap().0;
+    eventually("two seconds after the key", TIMEOUT, || async {
+        (jiff::Timestamp::now().as_second() >= created.as_second() + 2).then_some(())
+    })
+    .await;
+
+    let (ok, stdout, stderr) = run_kubeseal(
+        &env,
+        &[
+            "keys",
+            "rotate",
+            "--controller-namespace",
+            env.ctrl(),
+            "--timeout",
+            "90",
+        ],
+        b"",
+    )
+    .await;
+    assert!(
+        ok,
+        "kubeseal keys rotate failed: {stderr}\n{}",
+        c.process.log()
+    );
+    let fp = stdout.trim().to_owned();
+    assert!(fp.starts_with("SHA256:"), "{stdout}");
+
+    let after = env.key_secrets().await;
+    assert_eq!(after.len(), 2);
+    let new = after
+        .iter()
+        .find(|s| s.metadata.name != before[0].metadata.name)
+        .unwrap();
+    let new_cert = String::from_utf8(new.data.as_ref().unwrap()["tls.crt"].0.clone()).unwrap();
+    assert_eq!(
+        Certificate::from_pem(new_cert.as_bytes())
+            .unwrap()
+            .public_key()
+            .fingerprint()
+            .to_string(),
+        fp
+    );
+    eventually("the new cert to be served", TIMEOUT, || async {
+        (c.cert().await? == new_cert).then_some(())
+    })
+    .await;
+    let cm = eventually("the ConfigMap to follow", TIMEOUT, || async {
+        cms.get_opt("sealed-secrets-cert")
+            .await
+            .unwrap()
+            .filter(|cm| cm.data.as_ref().unwrap()["cert.pem"] == new_cert)
+    })
+    .await;
+    let certs =
+        Certificate::all_from_pem(cm.data.as_ref().unwrap()["certs.pem"].as_bytes()).unwrap();
+    assert_eq!(certs.len(), 2);
+
+    // The request stays on the old key Secret (the CLI asked the newest one at the time).
+    let old = env
+        .secrets(env.ctrl())
+        .get(before[0].metadata.name.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        old.metadata
+            .annotations
+            .unwrap()
+            .contains_key("sealed-secrets-rs.dev/rotate-requested-at")
+    );
+    // Barrier: a SealedSecret unsealed after the rotation shows the leader tasks ran on.
+    let key = env.served_key(&c).await;
+    env.create_ss(&seal(env.ns(), "b1", &[("a", "1")], &key, json!({})))
+        .await;
+    env.wait_secret(env.ns(), "b1").await;
+    assert_eq!(c.process.log().matches("key rotation requested").count(), 1);
+    assert_eq!(env.key_secrets().await.len(), 2);
+
+    // A restarted controller (no memory of the request) does not answer it again.
+    c.process.stop();
+    let mut c2 = env.start_controller(&["--key-renew-period=0"]).await;
+    assert_eq!(c2.cert().await.unwrap(), new_cert);
+    env.create_ss(&seal(env.ns(), "b2", &[("a", "2")], &key, json!({})))
+        .await;
+    env.wait_secret(env.ns(), "b2").await;
+    assert!(!c2.process.log().contains("key rotation requested"));
+    assert_eq!(env.key_secrets().await.len(), 2);
+    assert!(c2.process.is_running());
+}
