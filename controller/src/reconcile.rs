@@ -876,9 +876,23 @@ fn tokio_stream_from_watch(rx: tokio::sync::watch::Receiver<u64>) -> impl Stream
     })
 }
 
+/// Whether `--old-gc-behavior` may delete `secret` for the deleted SealedSecret `ss`: it is
+/// controlled by it, or it records the source digest of exactly this SealedSecret (a
+/// Secret produced with `skip-set-owner-references`, or one whose ownerReference was
+/// removed by an orphaning delete before the controller saw the deletion). Upstream deletes
+/// the same-named Secret unconditionally; a foreign Secret is never removed here. Pure.
+pub fn old_gc_deletes(secret: &ObjectMeta, ss: &SealedSecret) -> bool {
+    let uid = ss.metadata.uid.as_deref().unwrap_or_default();
+    is_controlled_by(secret, uid)
+        || secret
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SOURCE_DIGEST))
+            .is_some_and(|d| !uid.is_empty() && digest_matches(d, ss, |_| true))
+}
+
 /// Upstream counts deletes as unseal requests and drops their condition series; with
-/// `--old-gc-behavior` it deletes the Secret itself (here only when this SealedSecret
-/// controls it, so a foreign Secret of the same name is never removed).
+/// `--old-gc-behavior` it deletes the Secret itself (see [`old_gc_deletes`]).
 fn on_sealed_secret_deleted(ctx: &Arc<Context>, ss: &SealedSecret) {
     ctx.metrics.unseal_requests.inc();
     let ns = ss.metadata.namespace.clone().unwrap_or_default();
@@ -889,12 +903,12 @@ fn on_sealed_secret_deleted(ctx: &Arc<Context>, ss: &SealedSecret) {
     if !ctx.settings.old_gc_behavior {
         return;
     }
-    let uid = ss.metadata.uid.clone().unwrap_or_default();
+    let deleted = ss.clone();
     let client = ctx.client.clone();
     tokio::spawn(async move {
         let api: Api<Secret> = Api::namespaced(client, &ns);
         match api.get_opt(&name).await {
-            Ok(Some(s)) if is_controlled_by(&s.metadata, &uid) => {
+            Ok(Some(s)) if old_gc_deletes(&s.metadata, &deleted) => {
                 let dp = DeleteParams {
                     preconditions: Some(Preconditions {
                         uid: s.metadata.uid.clone(),
@@ -1243,5 +1257,32 @@ mod tests {
         };
         assert!(e.message().contains("the target Secret is immutable"));
         assert_eq!(e.reason(), ErrorReason::Update);
+    }
+    #[test]
+    fn old_gc_deletes_only_what_this_sealed_secret_produced() {
+        let ss = mk_ss("s");
+        assert!(old_gc_deletes(&mk_secret(&[], Some(UID)).metadata, &ss));
+        assert!(!old_gc_deletes(
+            &mk_secret(&[], Some("other")).metadata,
+            &ss
+        ));
+        assert!(!old_gc_deletes(
+            &mk_secret(&[(MANAGED, "true")], None).metadata,
+            &ss
+        ));
+        // No ownerReference (orphaned, or skip-set-owner-references) but our digest.
+        let d = source_digest(&ss, &BTreeSet::new());
+        assert!(old_gc_deletes(
+            &mk_secret(&[(SOURCE_DIGEST, &d)], None).metadata,
+            &ss
+        ));
+        // The digest of another object (same name, another uid) is not ours.
+        let mut other = ss.clone();
+        other.metadata.uid = Some("uid-2".into());
+        let d2 = source_digest(&other, &BTreeSet::new());
+        assert!(!old_gc_deletes(
+            &mk_secret(&[(SOURCE_DIGEST, &d2)], None).metadata,
+            &ss
+        ));
     }
 }

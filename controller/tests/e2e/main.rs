@@ -8,6 +8,7 @@
 
 mod cold_start;
 mod common;
+mod flags;
 mod http_endpoints;
 mod keys;
 mod scenarios;
