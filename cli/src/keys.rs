@@ -285,6 +285,19 @@ async fn rotate(
         .iter()
         .filter_map(|s| s.metadata.name.clone())
         .collect();
+    // The controller orders keys by certificate NotBefore, in whole seconds, and acts on a
+    // request stamped strictly later than its newest key. So stamp whole seconds, in a second
+    // after every existing key Secret was created: the request is then later than all of them,
+    // and the key it causes (generated after it) is not older than it, so it is answered once.
+    let latest_key = before
+        .iter()
+        .filter_map(|s| s.metadata.creation_timestamp.as_ref())
+        .map(|t| t.0.as_second())
+        .max()
+        .unwrap_or(0);
+    while jiff::Timestamp::now().as_second() <= latest_key {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let now = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
