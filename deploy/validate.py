@@ -7,7 +7,7 @@
                                          objects against the CRD's openAPIV3Schema; Prometheus
                                          Operator objects structurally, with metric names checked
     validate.py policy   LABEL=FILE...   the project's requirements on the controller objects
-                                         (contracts.md, upstream §7): names, ports, args, probes,
+                                         (docs/design.md, upstream §7): names, ports, args, probes,
                                          security context, RBAC shape
     validate.py same     BASE HELM       base and default Helm render are the same objects
     validate.py observability DIR        dashboard JSON and alert rules use only known metrics
@@ -26,7 +26,7 @@ import yaml
 import kubernetes_validate
 from kubernetes_validate import utils as kv
 
-# Upstream §5 metric names plus ours (contracts.md), and what Prometheus itself provides.
+# Upstream §5 metric names plus ours (docs/design.md), and what Prometheus itself provides.
 METRIC_PREFIX = "sealed_secrets_controller_"
 KNOWN_METRICS = {
     METRIC_PREFIX + m

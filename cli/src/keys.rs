@@ -18,7 +18,8 @@ use crate::cli::{BackupCryptArgs, ControllerArgs, KeysCommand, KubeArgs};
 use crate::error::{CliError, Result};
 use crate::{Outcome, backup, cluster, docs, io, keyfiles};
 
-/// Annotation asking the controller for a new key (see /work/requests-for-controller.md).
+/// Annotation asking the controller for a new key; the leader answers a request stamped later
+/// than its newest key by generating one (controller/src/keys.rs, `should_rotate`).
 pub const ROTATE_REQUEST_ANNOTATION: &str = "sealed-secrets-rs.dev/rotate-requested-at";
 /// Name of upstream's legacy key Secret.
 const LEGACY_KEY_SECRET: &str = "sealed-secrets-key";

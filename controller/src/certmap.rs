@@ -1,4 +1,4 @@
-//! Publishes the certificates to a ConfigMap in the controller namespace (contracts.md:
+//! Publishes the certificates to a ConfigMap in the controller namespace (docs/design.md:
 //! `cert.pem` = newest, `certs.pem` = all active, newest first), so that `kubeseal
 //! --cert-from-configmap` needs only `get configmaps` instead of the service proxy, which
 //! breaks on private GKE and firewalled control planes (§9.1, upstream #368).

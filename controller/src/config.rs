@@ -1,5 +1,5 @@
 //! Command-line configuration: every flag of upstream's controller (§4.1) with its default,
-//! plus the project's own (contracts.md). Each flag also reads `SEALED_SECRETS_<FLAG>` (the
+//! plus the project's own (docs/design.md). Each flag also reads `SEALED_SECRETS_<FLAG>` (the
 //! flag wins), exactly like upstream's pflag/env binding; the names are all in [`env`].
 //!
 //! Booleans take pflag's forms (`--flag`, `--flag=true`, `--flag=false`, and Go's

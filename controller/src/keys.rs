@@ -697,7 +697,7 @@ pub async fn renewal_loop(keys: Arc<Keys>, client: kube::Client, period: Duratio
 }
 
 /// Annotation by which an operator asks the leader for a new key now (`kubeseal keys
-/// rotate`, requests-for-controller.md): an RFC 3339 time on an active key Secret. It goes
+/// rotate`, docs/design.md): an RFC 3339 time on an active key Secret. It goes
 /// through `patch secrets` in the controller namespace (operators only) rather than an HTTP
 /// endpoint, which anyone allowed to reach the service proxy could call.
 pub const ROTATE_REQUEST_ANNOTATION: &str = "sealed-secrets-rs.dev/rotate-requested-at";

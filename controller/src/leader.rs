@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::metrics::SharedMetrics;
 
-/// Timings (contracts.md: lease 15s, renew deadline 10s, retry 2s).
+/// Timings (docs/design.md: lease 15s, renew deadline 10s, retry 2s).
 #[derive(Clone, Debug)]
 pub struct ElectionConfig {
     pub namespace: String,

@@ -1,5 +1,5 @@
 //! Prometheus metrics: upstream's names and labels (§5), the project's key and leader
-//! metrics (contracts.md), and cheap process metrics read from `/proc` at scrape time.
+//! metrics (docs/design.md), and cheap process metrics read from `/proc` at scrape time.
 //!
 //! No label ever carries a secret value: labels are namespaces, names, fingerprints (public),
 //! paths and error categories.

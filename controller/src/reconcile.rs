@@ -197,7 +197,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The source digest (contracts.md): SHA-256 over the SealedSecret's uid, generation, scope
+/// The source digest (docs/design.md): SHA-256 over the SealedSecret's uid, generation, scope
 /// and spec, and the fingerprints of the keys that opened its values. The value is
 /// `sha256:<hex>;keys=<fp>,<fp>`: fingerprints are public, and listing them lets a restart
 /// check the digest without decrypting, and re-decrypt when one of those keys is gone.

@@ -1,5 +1,5 @@
 //! Annotation and label keys read or written by Sealed Secrets (§3), plus the ones this project
-//! adds under its own `sealed-secrets-rs.dev/` prefix (contracts.md).
+//! adds under its own `sealed-secrets-rs.dev/` prefix (docs/design.md).
 
 /// `"true"` on a SealedSecret's top-level metadata selects cluster-wide scope (label `""`).
 pub const CLUSTER_WIDE: &str = "sealedsecrets.bitnami.com/cluster-wide";
