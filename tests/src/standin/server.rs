@@ -578,18 +578,7 @@ async fn resource_request(
             ))
         }
         (Method::DELETE, None) => {
-            let labels = LabelSelector::parse(
-                ctx.query
-                    .get("labelSelector")
-                    .map(String::as_str)
-                    .unwrap_or_default(),
-            )?;
-            let fields = FieldSelector::parse(
-                ctx.query
-                    .get("fieldSelector")
-                    .map(String::as_str)
-                    .unwrap_or_default(),
-            )?;
+            let (labels, fields) = selectors(ctx.query)?;
             let mut store = lock(&shared.store);
             let (items, _) = store.list(&rt, ns.as_deref());
             let mut deleted = Vec::new();
@@ -633,24 +622,23 @@ struct ContinueToken {
     name: String,
 }
 
+/// The `labelSelector` and `fieldSelector` query parameters of list, watch and
+/// deletecollection (absent = match everything).
+fn selectors(query: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let param = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
+    Ok((
+        LabelSelector::parse(param("labelSelector"))?,
+        FieldSelector::parse(param("fieldSelector"))?,
+    ))
+}
+
 fn list(
     ctx: &Ctx<'_>,
     rt: &ResourceType,
     version: &str,
     ns: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let labels = LabelSelector::parse(
-        ctx.query
-            .get("labelSelector")
-            .map(String::as_str)
-            .unwrap_or_default(),
-    )?;
-    let fields = FieldSelector::parse(
-        ctx.query
-            .get("fieldSelector")
-            .map(String::as_str)
-            .unwrap_or_default(),
-    )?;
+    let (labels, fields) = selectors(ctx.query)?;
     let (items, rv) = lock(&ctx.shared.store).list(rt, ns);
     let mut items: Vec<Value> = items
         .into_iter()
@@ -760,18 +748,11 @@ fn watch(
     ns: Option<&str>,
 ) -> Result<Response, ApiError> {
     let q = ctx.query;
+    let (labels, fields) = selectors(q)?;
     let filter = WatchFilter {
         ns: ns.filter(|_| rt.namespaced).map(str::to_owned),
-        labels: LabelSelector::parse(
-            q.get("labelSelector")
-                .map(String::as_str)
-                .unwrap_or_default(),
-        )?,
-        fields: FieldSelector::parse(
-            q.get("fieldSelector")
-                .map(String::as_str)
-                .unwrap_or_default(),
-        )?,
+        labels,
+        fields,
     };
     let from = match q.get("resourceVersion").map(String::as_str) {
         None | Some("" | "0") => None,
