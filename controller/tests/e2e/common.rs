@@ -228,6 +228,17 @@ impl Env {
         .await
     }
 
+    /// Deletes the Secret `old` and waits until the controller has recreated it (a new uid).
+    pub async fn delete_and_wait_recreated(&self, ns: &str, old: &Secret, what: &str) -> Secret {
+        let name = old.metadata.name.clone().unwrap();
+        self.secrets(ns)
+            .delete(&name, &kube::api::DeleteParams::default())
+            .await
+            .unwrap();
+        self.wait_secret_where(ns, &name, what, |n| n.metadata.uid != old.metadata.uid)
+            .await
+    }
+
     pub async fn wait_ss_where(
         &self,
         ns: &str,

@@ -187,14 +187,7 @@ async fn label_selector_limits_sealed_secrets_and_recreation() {
     assert!(absent(&env, ns, "other").await);
     assert!(absent(&env, ns, "unlabelled").await);
     // The Secret (labelled through the template) is watched too: deleted, it is recreated.
-    env.secrets(ns)
-        .delete("mine", &DeleteParams::default())
-        .await
-        .unwrap();
-    env.wait_secret_where(ns, "mine", "recreated", |n| {
-        n.metadata.uid != s.metadata.uid
-    })
-    .await;
+    env.delete_and_wait_recreated(ns, &s, "recreated").await;
     assert!(absent(&env, ns, "other").await);
 }
 

@@ -286,14 +286,8 @@ async fn recreation_of_deleted_secrets() {
     env.create_ss(&seal(ns, "owned", &[("foo", "bar")], &key, json!({})))
         .await;
     let s = env.wait_secret(ns, "owned").await;
-    secrets
-        .delete("owned", &DeleteParams::default())
-        .await
-        .unwrap();
-    env.wait_secret_where(ns, "owned", "recreated owned Secret", |n| {
-        n.metadata.uid != s.metadata.uid
-    })
-    .await;
+    env.delete_and_wait_recreated(ns, &s, "recreated owned Secret")
+        .await;
 
     // Unowned + managed: taken over, then recreated.
     secrets
@@ -310,14 +304,8 @@ async fn recreation_of_deleted_secrets() {
     let s = env
         .wait_secret_where(ns, "managed", "taken over", |s| owned_by(s, &uid))
         .await;
-    secrets
-        .delete("managed", &DeleteParams::default())
-        .await
-        .unwrap();
-    env.wait_secret_where(ns, "managed", "recreated managed Secret", |n| {
-        n.metadata.uid != s.metadata.uid
-    })
-    .await;
+    env.delete_and_wait_recreated(ns, &s, "recreated managed Secret")
+        .await;
 
     // Patch-only: not recreated.
     secrets
@@ -350,14 +338,8 @@ async fn recreation_of_deleted_secrets() {
     env.create_ss(&seal(ns, "barrier", &[("foo", "bar")], &key, json!({})))
         .await;
     let b = env.wait_secret(ns, "barrier").await;
-    secrets
-        .delete("barrier", &DeleteParams::default())
-        .await
-        .unwrap();
-    env.wait_secret_where(ns, "barrier", "barrier recreated", |n| {
-        n.metadata.uid != b.metadata.uid
-    })
-    .await;
+    env.delete_and_wait_recreated(ns, &b, "barrier recreated")
+        .await;
     assert!(
         secrets.get_opt("patchonly").await.unwrap().is_none(),
         "patch-only Secret must not be recreated"
