@@ -98,6 +98,15 @@ step "helm template refuses an unknown top-level key (--set replicaCont=3)" \
 upstream_values=$(ls "$deploy"/helm/tests/upstream-values-*.yaml | tail -n 1)
 step "helm template with upstream's chart values (${upstream_values#"$root"/}) and our image" \
   sh -c "helm template sealed-secrets '$chart' --namespace kube-system -f '$upstream_values' --set image.registry=ghcr.io,image.repository=sealed-secrets-rs/sealed-secrets-controller,image.tag= > '$out/helm-upstream-values.yaml'"
+readme_names_values() {
+  local readme missing=0 key
+  readme=$(helm show readme "$chart") || return 1
+  for key in $(grep -oE '^[a-zA-Z]+:' "$chart/values.yaml" | tr -d :); do
+    grep -q "\`$key\`" <<<"$readme" || { echo "helm show readme does not name \`$key\`"; missing=1; }
+  done
+  return $missing
+}
+step "helm show readme: the chart README names every top-level value" readme_names_values
 step "upstream's values: every key works or is refused with why; the documented migration is safe" \
   python3 "$deploy/helm/tests/upstream_compat.py"
 
@@ -116,6 +125,8 @@ step "policy: base, namespaced overlay, default Helm render" \
   $v policy base="$out/base.yaml" namespaced="$out/namespaced.yaml" helm-default="$out/helm-default.yaml"
 step "same objects: kustomize base vs default Helm render" $v same "$out/base.yaml" "$out/helm-default.yaml"
 step "full values reach the rendered objects" $v values "$out/helm-full.yaml"
+step "docs/install.md's RBAC table names every RBAC object of base and Helm (and only those)" \
+  python3 "$deploy/helm/tests/rbac_names.py" "$out/base.yaml" "$out/helm-default.yaml"
 step "observability: dashboard and alerts use known metrics" $v observability "$deploy/observability"
 step "validators reject broken objects" $v negative "$out/base.yaml"
 echo "      schemas: Kubernetes v$(python3 -c 'from kubernetes_validate import utils; print(utils.latest_version())') (per-object list in ${out#"$root"/}/log/)"

@@ -8,8 +8,8 @@ values.yaml (bitnami-labs/sealed-secrets, Apache-2.0). Checks:
              closes every fixed-shape object, so an undeclared key would be refused)
   effects    each upstream key our chart once ignored either changes the render as upstream's
              chart does or is refused with a message that says why
-  migration  the `helm upgrade` migration command of README.md and docs/migrate-from-upstream.md,
-             run as `helm template` with upstream's values file, renders our image (never
+  migration  the `helm upgrade` migration command of README.md, docs/migrate-from-upstream.md and
+             the chart's README, run as `helm template` with upstream's values file, renders our image (never
              upstream's image with our flags); upstream's values alone are refused, naming why
   unknown    a misspelt top-level key (replicaCont) is refused
 
@@ -30,6 +30,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 CHART = os.path.join(ROOT, "deploy", "helm", "sealed-secrets")
 UPSTREAM = sorted(glob.glob(os.path.join(HERE, "upstream-values-*.yaml")))[-1]
 OUR_IMAGE = "ghcr.io/sealed-secrets-rs/sealed-secrets-controller"
+# The user docs that show the migration command.
+DOCS = ("README.md", "docs/migrate-from-upstream.md", "deploy/helm/sealed-secrets/README.md")
 
 failures = 0
 
@@ -164,7 +166,7 @@ def migration_commands():
     """The `helm upgrade ... deploy/helm/sealed-secrets ...` commands in the user docs, with
     backslash continuations joined."""
     found = []
-    for doc in ("README.md", "docs/migrate-from-upstream.md"):
+    for doc in DOCS:
         text = open(os.path.join(ROOT, doc)).read()
         for block in re.findall(r"^[ \t]*```sh\n(.*?)^[ \t]*```", text, re.S | re.M):
             joined = re.sub(r"\\\n\s*", " ", block)
@@ -182,8 +184,8 @@ def check_migration():
 
     commands = migration_commands()
     docs_with = {doc for doc, _ in commands}
-    check(docs_with == {"README.md", "docs/migrate-from-upstream.md"},
-          "README.md and docs/migrate-from-upstream.md each show the helm upgrade migration command",
+    check(docs_with == set(DOCS),
+          "%s each show the helm upgrade migration command" % ", ".join(DOCS),
           "found in: %s" % sorted(docs_with))
     for doc, line in commands:
         argv = shlex.split(line)
