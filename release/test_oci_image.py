@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOL = os.path.join(HERE, "oci_image.py")
@@ -49,8 +50,15 @@ def main():
         with open(entry, "w") as f:
             f.write("#!/bin/sh\n")
         os.chmod(entry, 0o755)
+        if os.geteuid() == 0:
+            # Files owned by someone else than root must still be root's in the layer.
+            for p in (entry, os.path.join(rootfs, "tmp")):
+                os.chown(p, 1001, 1001)
         a, b = os.path.join(d, "a.tar"), os.path.join(d, "b.tar")
-        ra, rb = build(rootfs, a), build(rootfs, b)
+        ra = build(rootfs, a)
+        time.sleep(1.1)  # a time stamp taken from the clock would now differ
+        os.utime(entry)
+        rb = build(rootfs, b)
         check(ra.returncode == 0 and rb.returncode == 0, "builds", ra.stderr + rb.stderr)
         if ra.returncode:
             return 1
