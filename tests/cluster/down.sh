@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Stops the control plane that `up.sh DIR` started: exactly the processes whose pid files are in
 # DIR (the controller manager, the API server, etcd, the watchdog), SIGTERM first, SIGKILL after
-# 10 seconds. A pid whose process is gone, or now runs something else, is left alone.
-# Logs and data stay in DIR.
+# 10 seconds, and the network namespaces listed in DIR/netns/. A pid whose process is gone, or
+# now runs something else, is left alone. Logs and data stay in DIR.
 #
 # Usage: bash tests/cluster/down.sh DIR
 set -uo pipefail
@@ -37,4 +37,11 @@ stop watchdog up.sh
 stop kube-controller-manager kube-controller-manager
 stop kube-apiserver kube-apiserver
 stop etcd etcd
+# Network namespaces the e2e harness made for service-proxy backends of this control plane
+# (recorded in DIR/netns/ before they are made); deleting one deletes its veth pair.
+for f in "$dir"/netns/ssrs-*; do
+    [ -e "$f" ] || continue
+    ip netns del "$(basename "$f")" 2>/dev/null
+    rm -f "$f"
+done
 exit 0
