@@ -8,7 +8,9 @@
 #   1. drift: generated copies equal their source (CRD, dashboard, alert rules; deploy/sync.sh)
 #   2. kubectl kustomize: base, namespaced overlay, observability
 #   3. helm lint --strict and helm template: default values, ci/full-values.yaml, upstream-style
-#      names with a single replica
+#      names with a single replica, upstream's own chart values (helm/tests/upstream_compat.py:
+#      every upstream key works or is refused with the reason; the documented migration command
+#      renders our image)
 #   4. schema validation of every rendered object (SealedSecret examples against the CRD)
 #   5. policy: names, ports, args, probes, security context, RBAC of the rendered installs
 #   6. base == default Helm render (same objects), full values reach the objects
@@ -91,6 +93,22 @@ step "helm template refuses replicaCount>1 without leader election" \
   sh -c "! helm template x '$chart' --set replicaCount=2 --set leaderElection.enabled=false >/dev/null 2>&1"
 step "helm template refuses an invalid value (values.schema.json)" \
   sh -c "! helm template x '$chart' --set logFormat=xml >/dev/null 2>&1"
+step "helm template refuses an unknown top-level key (--set replicaCont=3)" \
+  sh -c "! helm template x '$chart' --set replicaCont=3 >/dev/null 2>&1"
+upstream_values=$(ls "$deploy"/helm/tests/upstream-values-*.yaml | tail -n 1)
+step "helm template with upstream's chart values (${upstream_values#"$root"/}) and our image" \
+  sh -c "helm template sealed-secrets '$chart' --namespace kube-system -f '$upstream_values' --set image.registry=ghcr.io,image.repository=sealed-secrets-rs/sealed-secrets-controller,image.tag= > '$out/helm-upstream-values.yaml'"
+readme_names_values() {
+  local readme missing=0 key
+  readme=$(helm show readme "$chart") || return 1
+  for key in $(grep -oE '^[a-zA-Z]+:' "$chart/values.yaml" | tr -d :); do
+    grep -q "\`$key\`" <<<"$readme" || { echo "helm show readme does not name \`$key\`"; missing=1; }
+  done
+  return $missing
+}
+step "helm show readme: the chart README names every top-level value" readme_names_values
+step "upstream's values: every key works or is refused with why; the documented migration is safe" \
+  python3 "$deploy/helm/tests/upstream_compat.py"
 
 # ---- 4.-8. validate ----------------------------------------------------------------------
 v="python3 $deploy/validate.py"
@@ -101,11 +119,14 @@ if unshare -rn true 2>/dev/null; then offline="unshare -rn" offline_note="networ
 step "schema: every rendered object (strict, newest k8s in kubernetes-validate, $offline_note)" \
   $offline $v schema base="$out/base.yaml" namespaced="$out/namespaced.yaml" observability="$out/observability.yaml" \
   helm-default="$out/helm-default.yaml" helm-full="$out/helm-full.yaml" \
-  helm-upstream-style="$out/helm-upstream-style.yaml" examples="$deploy/examples/sealedsecret.yaml"
+  helm-upstream-style="$out/helm-upstream-style.yaml" helm-upstream-values="$out/helm-upstream-values.yaml" \
+  examples="$deploy/examples/sealedsecret.yaml"
 step "policy: base, namespaced overlay, default Helm render" \
   $v policy base="$out/base.yaml" namespaced="$out/namespaced.yaml" helm-default="$out/helm-default.yaml"
 step "same objects: kustomize base vs default Helm render" $v same "$out/base.yaml" "$out/helm-default.yaml"
 step "full values reach the rendered objects" $v values "$out/helm-full.yaml"
+step "docs/install.md's RBAC table names every RBAC object of base and Helm (and only those)" \
+  python3 "$deploy/helm/tests/rbac_names.py" "$out/base.yaml" "$out/helm-default.yaml"
 step "observability: dashboard and alerts use known metrics" $v observability "$deploy/observability"
 step "validators reject broken objects" $v negative "$out/base.yaml"
 echo "      schemas: Kubernetes v$(python3 -c 'from kubernetes_validate import utils; print(utils.latest_version())') (per-object list in ${out#"$root"/}/log/)"

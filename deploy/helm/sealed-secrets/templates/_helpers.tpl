@@ -108,3 +108,30 @@ own leading newline at metadata indentation, and nothing at all when both are em
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end -}}
+
+{{/*
+A port number from a value that may be an integer or a string ("8080"); refuses anything else
+so a typo cannot render an invalid Pod.
+*/}}
+{{- define "sealed-secrets.port" -}}
+{{- $p := toString . -}}
+{{- if not (regexMatch "^[0-9]{1,5}$" $p) -}}
+{{- fail (printf "port %q is not a number (containerPorts.* and hostPorts.* take 1-65535)" $p) -}}
+{{- end -}}
+{{- if or (lt (int $p) 1) (gt (int $p) 65535) -}}
+{{- fail (printf "port %s is out of range 1-65535 (containerPorts.*, hostPorts.*)" $p) -}}
+{{- end -}}
+{{- int $p -}}
+{{- end -}}
+
+{{/*
+RoleBinding subjects: a list, or a YAML string rendered with tpl as upstream's chart does
+(its values.yaml ships rbac.serviceProxier.subjects as a block string).
+*/}}
+{{- define "sealed-secrets.subjects" -}}
+{{- if kindIs "string" .subjects -}}
+{{- tpl .subjects .context -}}
+{{- else -}}
+{{- toYaml .subjects -}}
+{{- end -}}
+{{- end -}}
