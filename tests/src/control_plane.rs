@@ -116,11 +116,16 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Starts a control plane in `dir` (created if needed) and waits until it is ready.
-    pub fn start(dir: &Path) -> Result<Self, HarnessError> {
+    /// Starts a control plane in `dir` (created if needed) and waits until it is ready. With
+    /// `audit_policy` (a file), the API server writes its audit log to [`Self::audit_log`].
+    pub fn start(dir: &Path, audit_policy: Option<&Path>) -> Result<Self, HarnessError> {
         ensure_built()?;
         let started = Instant::now();
-        let out = Command::new("bash")
+        let mut cmd = Command::new("bash");
+        if let Some(p) = audit_policy {
+            cmd.env("CLUSTER_AUDIT_POLICY", p);
+        }
+        let out = cmd
             .arg(cluster_script("up.sh"))
             .arg(dir)
             .env("CLUSTER_NO_BUILD", "1")
@@ -150,6 +155,62 @@ impl ControlPlane {
     /// The cluster-admin kubeconfig.
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("kubeconfig")
+    }
+
+    /// The API server's audit log (JSON lines), when started with an audit policy.
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join("audit.log")
+    }
+
+    /// The API server's URL (`https://127.0.0.1:PORT`), from `DIR/env`.
+    pub fn server(&self) -> Result<String, HarnessError> {
+        let env = std::fs::read_to_string(self.dir.join("env"))
+            .map_err(|e| HarnessError::ControlPlane(format!("{}/env: {e}", self.dir.display())))?;
+        env.lines()
+            .find_map(|l| l.strip_prefix("KUBE_APISERVER_URL="))
+            .map(str::to_owned)
+            .ok_or_else(|| HarnessError::ControlPlane("no KUBE_APISERVER_URL in env".into()))
+    }
+
+    /// A kubeconfig for the plain user `name` in `groups` (a client certificate of the
+    /// cluster's CA, made by `tests/cluster/user.sh`): it holds only what RBAC grants it.
+    pub fn user_kubeconfig(&self, name: &str, groups: &[&str]) -> Result<PathBuf, HarnessError> {
+        let out = Command::new("bash")
+            .arg(cluster_script("user.sh"))
+            .arg(&self.dir)
+            .arg(name)
+            .args(groups)
+            .output()
+            .map_err(|e| HarnessError::ControlPlane(format!("cannot run user.sh: {e}")))?;
+        if !out.status.success() {
+            return Err(HarnessError::ControlPlane(format!(
+                "tests/cluster/user.sh failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    }
+
+    /// A kubeconfig authenticating with a bearer `token` (e.g. a ServiceAccount's, from
+    /// `kubectl create token`), written to `DIR/users/<name>.kubeconfig`.
+    pub fn token_kubeconfig(&self, name: &str, token: &str) -> Result<PathBuf, HarnessError> {
+        let q = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+        let server = self.server()?;
+        let path = self.dir.join("users").join(format!("{name}.kubeconfig"));
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {}\n    \
+             certificate-authority: {}\nusers:\n- name: {n}\n  user:\n    token: {}\ncontexts:\n- name: e2e\n  \
+             context:\n    cluster: e2e\n    user: {n}\ncurrent-context: e2e\n",
+            q(&server),
+            q(&self.dir.join("ca.crt").display().to_string()),
+            q(token),
+            n = q(name),
+        );
+        let err = |e: std::io::Error| HarnessError::ControlPlane(format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(self.dir.join("users")).map_err(err)?;
+        crate::kubeconfig::write_atomic(&path, &text)
+            .map_err(|e| HarnessError::ControlPlane(e.to_string()))?;
+        Ok(path)
     }
 
     /// Routes the service proxy of Service `namespace/name` (which must exist, without a

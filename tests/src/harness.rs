@@ -217,18 +217,27 @@ pub fn run_tool(program: &Path, args: &[&str]) -> Result<String, HarnessError> {
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; a race with other processes is possible
-/// but unlikely on a test machine).
+/// but unlikely on a test machine). Chosen at random in 10000-19999, below Linux's ephemeral
+/// range (32768-60999): a port the kernel picks for `:0` can meanwhile be handed out again as
+/// the source port of some outgoing connection (a real control plane makes many), and
+/// `tests/cluster/up.sh` uses 20000-32767.
 pub fn free_port() -> Result<u16, HarnessError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| HarnessError::Spawn {
-        what: "bind 127.0.0.1:0".into(),
-        source,
-    })?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|source| HarnessError::Spawn {
-            what: "bind 127.0.0.1:0".into(),
-            source,
-        })
+    let mut rng = rand::rng();
+    let mut last = None;
+    for _ in 0..200 {
+        let port = rng.random_range(10000..20000);
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => {
+                drop(l);
+                return Ok(port);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(HarnessError::Spawn {
+        what: "bind a free port in 127.0.0.1:10000-19999".into(),
+        source: last.unwrap_or_else(|| std::io::Error::other("no attempt")),
+    })
 }
 
 /// Waits until something accepts TCP connections on `addr`.
@@ -345,8 +354,22 @@ impl Cluster {
     /// A private real control plane (etcd, kube-apiserver, kube-controller-manager) of its
     /// own, started by `tests/cluster/up.sh` and stopped when the cluster is dropped.
     pub fn control_plane() -> Result<Self, HarnessError> {
+        Self::control_plane_audited(None)
+    }
+
+    /// A private real control plane whose API server writes an audit log
+    /// ([`ControlPlane::audit_log`]) by `audit_policy` (the policy's YAML), if given.
+    pub fn control_plane_audited(audit_policy: Option<&str>) -> Result<Self, HarnessError> {
         let dir = tempfile::tempdir().map_err(HarnessError::TempDir)?;
-        let cp = ControlPlane::start(&dir.path().join("control-plane"))?;
+        let policy = match audit_policy {
+            Some(text) => {
+                let p = dir.path().join("audit-policy.yaml");
+                std::fs::write(&p, text).map_err(HarnessError::TempDir)?;
+                Some(p)
+            }
+            None => None,
+        };
+        let cp = ControlPlane::start(&dir.path().join("control-plane"), policy.as_deref())?;
         Ok(Self {
             standin: None,
             binary: None,
