@@ -1,5 +1,7 @@
-//! End-to-end tests against the kube stand-in (or a real cluster with
-//! SEALED_SECRETS_E2E_KUBECONFIG): `--fetch-cert`, sealing without `--cert`,
+//! End-to-end tests against the kube stand-in, a private real control plane
+//! (SEALED_SECRETS_E2E_CLUSTER=real: the service proxy is the real API server's, reaching the
+//! backends through a network namespace) or a cluster named by SEALED_SECRETS_E2E_KUBECONFIG:
+//! `--fetch-cert`, sealing without `--cert`,
 //! `--cert-from-configmap`, `--validate`, `--re-encrypt` through the API server's service
 //! proxy, and `keys list/backup/restore/verify-backup` on key Secrets.
 //!
@@ -112,7 +114,7 @@ fn handle(path: &str, body: &[u8]) -> (&'static str, Vec<u8>) {
 }
 
 async fn cluster_with_controller() -> Cluster {
-    let cluster = Cluster::standin(Default::default()).unwrap();
+    let cluster = Cluster::start_private().unwrap();
     let addr = fake_controller();
     let client = cluster.client().await.unwrap();
     let svc = Service {
@@ -184,7 +186,7 @@ async fn fetch_cert_and_seal_through_the_service_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cert_from_configmap() {
-    let cluster = Cluster::standin(Default::default()).unwrap();
+    let cluster = Cluster::start_private().unwrap();
     let client = cluster.client().await.unwrap();
     let cm = ConfigMap {
         metadata: ObjectMeta {
@@ -256,7 +258,7 @@ async fn validate_and_re_encrypt_through_the_controller() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_backup_restore_list_verify() {
-    let cluster = Cluster::standin(Default::default()).unwrap();
+    let cluster = Cluster::start_private().unwrap();
     let client = cluster.client().await.unwrap();
     let api: Api<Secret> = Api::namespaced(client, CTRL_NS);
     let list: serde_json::Value = sealed_secrets_api::manifest::parse_documents(
@@ -383,6 +385,10 @@ async fn keys_backup_restore_list_verify() {
         .await
         .unwrap();
     let other = PrivateKey::generate(2048).unwrap();
+    let other_cert = other
+        .self_signed_certificate(&sealed_secrets_crypto::CertParams::default())
+        .unwrap();
+    // A real API server requires both tls.key and tls.crt in a kubernetes.io/tls Secret.
     let clash = Secret {
         metadata: ObjectMeta {
             name: Some(names[0].clone()),
@@ -390,10 +396,16 @@ async fn keys_backup_restore_list_verify() {
             ..Default::default()
         },
         type_: Some("kubernetes.io/tls".into()),
-        data: Some(BTreeMap::from([(
-            "tls.key".to_owned(),
-            ByteString(other.to_pkcs1_pem().as_bytes().to_vec()),
-        )])),
+        data: Some(BTreeMap::from([
+            (
+                "tls.key".to_owned(),
+                ByteString(other.to_pkcs1_pem().as_bytes().to_vec()),
+            ),
+            (
+                "tls.crt".to_owned(),
+                ByteString(other_cert.pem().as_bytes().to_vec()),
+            ),
+        ])),
         ..Default::default()
     };
     api.create(&PostParams::default(), &clash).await.unwrap();
@@ -423,10 +435,11 @@ async fn keys_backup_restore_list_verify() {
 /// the annotation, so the CLI's half of the protocol is pinned independently.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_requests_a_key_and_waits_for_it() {
-    let cluster = Cluster::standin(Default::default()).unwrap();
+    let cluster = Cluster::start_private().unwrap();
     let client = cluster.client().await.unwrap();
     let api: Api<Secret> = Api::namespaced(client, CTRL_NS);
-    let key_secret = |name: &str, key: &PrivateKey| Secret {
+    // A real API server requires both tls.key and tls.crt in a kubernetes.io/tls Secret.
+    let key_secret = |name: &str, key: &PrivateKey, cert: &str| Secret {
         metadata: ObjectMeta {
             name: Some(name.into()),
             namespace: Some(CTRL_NS.into()),
@@ -437,16 +450,19 @@ async fn keys_rotate_requests_a_key_and_waits_for_it() {
             ..Default::default()
         },
         type_: Some("kubernetes.io/tls".into()),
-        data: Some(BTreeMap::from([(
-            "tls.key".to_owned(),
-            ByteString(key.to_pkcs1_pem().as_bytes().to_vec()),
-        )])),
+        data: Some(BTreeMap::from([
+            (
+                "tls.key".to_owned(),
+                ByteString(key.to_pkcs1_pem().as_bytes().to_vec()),
+            ),
+            ("tls.crt".to_owned(), ByteString(std::fs::read(fixture(cert)).unwrap())),
+        ])),
         ..Default::default()
     };
     let first = PrivateKey::from_pem(&std::fs::read(fixture("key-a.pem")).unwrap()).unwrap();
     api.create(
         &PostParams::default(),
-        &key_secret("sealed-secrets-keyfirst", &first),
+        &key_secret("sealed-secrets-keyfirst", &first, "cert-a.pem"),
     )
     .await
     .unwrap();
@@ -474,7 +490,7 @@ async fn keys_rotate_requests_a_key_and_waits_for_it() {
     let new_key = PrivateKey::from_pem(&std::fs::read(fixture("key-b.pem")).unwrap()).unwrap();
     let expected = new_key.fingerprint().to_string();
     let api2 = api.clone();
-    let secret = key_secret("sealed-secrets-keysecond", &new_key);
+    let secret = key_secret("sealed-secrets-keysecond", &new_key, "cert-b.pem");
     let reactor = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         api2.create(&PostParams::default(), &secret).await.unwrap();
@@ -495,13 +511,13 @@ async fn keys_rotate_requests_a_key_and_waits_for_it() {
 }
 
 /// The real controller binary (built by `cargo build --workspace --bins`, as CI does) behind
-/// the stand-in's service proxy: the whole online path.
+/// the cluster's service proxy: the whole online path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_real_controller() {
     use sealed_secrets_e2e::harness::{Process, binary_path, free_port, wait_for_port};
     let controller_bin = binary_path("sealed-secrets-controller")
         .expect("build it first: cargo build -p sealed-secrets-controller");
-    let cluster = Cluster::standin(Default::default()).unwrap();
+    let cluster = Cluster::start_private().unwrap();
     let port = free_port().unwrap();
     let metrics = free_port().unwrap();
     let mut cmd = std::process::Command::new(controller_bin);

@@ -881,14 +881,33 @@ fn tokio_stream_from_watch(rx: tokio::sync::watch::Receiver<u64>) -> impl Stream
 /// Secret produced with `skip-set-owner-references`, or one whose ownerReference was
 /// removed by an orphaning delete before the controller saw the deletion). Upstream deletes
 /// the same-named Secret unconditionally; a foreign Secret is never removed here. Pure.
+///
+/// A delete that waits for finalizers (an orphaning delete waits for the garbage collector,
+/// which is also what strips the ownerReference) makes the API server increment
+/// `metadata.generation` as it sets `deletionTimestamp`, so the deleted object's generation
+/// is one past the one the Secret's digest recorded; that generation is tried too.
 pub fn old_gc_deletes(secret: &ObjectMeta, ss: &SealedSecret) -> bool {
     let uid = ss.metadata.uid.as_deref().unwrap_or_default();
-    is_controlled_by(secret, uid)
-        || secret
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(SOURCE_DIGEST))
-            .is_some_and(|d| !uid.is_empty() && digest_matches(d, ss, |_| true))
+    if is_controlled_by(secret, uid) {
+        return true;
+    }
+    let Some(d) = secret.annotations.as_ref().and_then(|a| a.get(SOURCE_DIGEST)) else {
+        return false;
+    };
+    if uid.is_empty() {
+        return false;
+    }
+    if digest_matches(d, ss, |_| true) {
+        return true;
+    }
+    match (&ss.metadata.deletion_timestamp, ss.metadata.generation) {
+        (Some(_), Some(g)) if g > 1 => {
+            let mut before = ss.clone();
+            before.metadata.generation = Some(g - 1);
+            digest_matches(d, &before, |_| true)
+        }
+        _ => false,
+    }
 }
 
 /// Upstream counts deletes as unseal requests and drops their condition series; with
@@ -1284,5 +1303,27 @@ mod tests {
             &mk_secret(&[(SOURCE_DIGEST, &d2)], None).metadata,
             &ss
         ));
+    }
+
+    #[test]
+    fn old_gc_deletes_after_the_generation_bump_of_a_finalizing_delete() {
+        let mut ss = mk_ss("s");
+        ss.metadata.generation = Some(1);
+        let d = source_digest(&ss, &BTreeSet::new());
+        let secret = mk_secret(&[(SOURCE_DIGEST, &d)], None);
+        // What the watch reports for an orphaning delete on a real API server.
+        let mut deleted = ss.clone();
+        deleted.metadata.generation = Some(2);
+        deleted.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        assert!(old_gc_deletes(&secret.metadata, &deleted));
+        // Without a deletion, a newer generation is another spec: not ours to delete.
+        let mut newer = ss.clone();
+        newer.metadata.generation = Some(2);
+        assert!(!old_gc_deletes(&secret.metadata, &newer));
+        // Two generations past it is not the deletion's bump either.
+        deleted.metadata.generation = Some(3);
+        assert!(!old_gc_deletes(&secret.metadata, &deleted));
     }
 }

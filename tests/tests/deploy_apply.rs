@@ -1,7 +1,8 @@
-//! Issue #7: the rendered deploy manifests apply to the stand-in.
+//! Issue #7: the rendered deploy manifests apply to the stand-in, and (issue #10, with
+//! `SEALED_SECRETS_E2E_CLUSTER=real`) to a real API server.
 //!
 //! Each case renders the manifests exactly as a user would (`kubectl kustomize`, `helm
-//! template`), applies the render with client-side `kubectl apply` to a fresh stand-in, then
+//! template`), applies the render with client-side `kubectl apply` to a fresh cluster, then
 //! checks that every rendered object is retrievable under its kind, name and namespace (and in
 //! the right scope), that a second apply changes nothing, and, where the render carries the
 //! CRD, that the CRD serves the example SealedSecret.
@@ -20,7 +21,6 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use sealed_secrets_e2e::harness::{Cluster, find_helm, find_kubectl, run_tool, workspace_root};
-use sealed_secrets_e2e::standin::Config;
 use serde_json::Value;
 
 /// Kinds of the renders that are cluster-scoped in Kubernetes; everything else is namespaced.
@@ -130,7 +130,7 @@ fn apply_and_check(what: &str, render: &str, apply_ns: Option<&str>) -> (Cluster
         expected.len() >= 5,
         "{what}: suspiciously small render:\n{render}"
     );
-    let c = Cluster::standin(Config::default()).unwrap();
+    let c = Cluster::start_private().unwrap();
     let kubectl = |args: &[&str], stdin: Option<&str>| {
         c.kubectl_run(args, stdin)
             .unwrap_or_else(|e| panic!("{what}: {e}\nstate: {}", c.dump(None)))
@@ -148,39 +148,7 @@ fn apply_and_check(what: &str, render: &str, apply_ns: Option<&str>) -> (Cluster
         "{what}: apply printed\n{out}"
     );
 
-    // Every object under its kind, name and namespace, in one `kubectl get` per namespace.
-    let namespaces: BTreeSet<Option<&String>> =
-        expected.iter().map(|e| e.namespace.as_ref()).collect();
-    let mut found = Vec::new();
-    for ns in namespaces {
-        let refs: Vec<String> = expected
-            .iter()
-            .filter(|e| e.namespace.as_ref() == ns)
-            .map(Expected::reference)
-            .collect();
-        let mut args = vec!["get", "-o", "json"];
-        if let Some(ns) = ns {
-            args.extend(["-n", ns.as_str()]);
-        }
-        args.extend(refs.iter().map(String::as_str));
-        let got: Value = serde_json::from_str(&kubectl(&args, None)).unwrap();
-        let items = match got["kind"].as_str() {
-            Some("List") => got["items"].as_array().cloned().unwrap_or_default(),
-            _ => vec![got],
-        };
-        for item in items {
-            found.push(Expected {
-                api_version: item["apiVersion"].as_str().unwrap_or_default().to_owned(),
-                kind: item["kind"].as_str().unwrap_or_default().to_owned(),
-                name: item["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                namespace: item["metadata"]["namespace"].as_str().map(str::to_owned),
-            });
-        }
-    }
-    found.sort();
+    let (found, versions_before) = get_all(&kubectl, &expected);
     assert_eq!(
         found, expected,
         "{what}: kubectl get does not find the rendered objects"
@@ -205,12 +173,66 @@ fn apply_and_check(what: &str, render: &str, apply_ns: Option<&str>) -> (Cluster
         "{what}: re-apply is not a no-op:\n{out}"
     );
     let rv_after = c.standin_handle().map(|h| h.resource_version());
-    assert!(rv_before.is_some());
     assert_eq!(
         rv_before, rv_after,
         "{what}: re-apply wrote to the server:\n{out}"
     );
+    // On any backend: no object got a new resourceVersion.
+    let (_, versions_after) = get_all(&kubectl, &expected);
+    assert_eq!(
+        versions_before, versions_after,
+        "{what}: re-apply wrote to the server:\n{out}"
+    );
     (c, expected)
+}
+
+/// Every expected object under its kind, name and namespace, in one `kubectl get` per
+/// namespace: what was found (sorted) and each found object's resourceVersion.
+fn get_all(
+    kubectl: &dyn Fn(&[&str], Option<&str>) -> String,
+    expected: &[Expected],
+) -> (Vec<Expected>, Vec<(Expected, String)>) {
+    let namespaces: BTreeSet<Option<&String>> =
+        expected.iter().map(|e| e.namespace.as_ref()).collect();
+    let mut found = Vec::new();
+    let mut versions = Vec::new();
+    for ns in namespaces {
+        let refs: Vec<String> = expected
+            .iter()
+            .filter(|e| e.namespace.as_ref() == ns)
+            .map(Expected::reference)
+            .collect();
+        let mut args = vec!["get", "-o", "json"];
+        if let Some(ns) = ns {
+            args.extend(["-n", ns.as_str()]);
+        }
+        args.extend(refs.iter().map(String::as_str));
+        let got: Value = serde_json::from_str(&kubectl(&args, None)).unwrap();
+        let items = match got["kind"].as_str() {
+            Some("List") => got["items"].as_array().cloned().unwrap_or_default(),
+            _ => vec![got],
+        };
+        for item in items {
+            let e = Expected {
+                api_version: item["apiVersion"].as_str().unwrap_or_default().to_owned(),
+                kind: item["kind"].as_str().unwrap_or_default().to_owned(),
+                name: item["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                namespace: item["metadata"]["namespace"].as_str().map(str::to_owned),
+            };
+            let rv = item["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            versions.push((e.clone(), rv));
+            found.push(e);
+        }
+    }
+    found.sort();
+    versions.sort();
+    (found, versions)
 }
 
 /// The render's CRD serves SealedSecrets: the deploy example (namespace team-a) is created

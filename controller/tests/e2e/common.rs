@@ -97,11 +97,13 @@ pub fn metric_sum(text: &str, name: &str) -> f64 {
 }
 
 /// A test environment: cluster, client, a test namespace, the controller namespace.
+/// Fields drop in order: the namespaces (dumped on a failure) before the cluster, whose
+/// control plane goes away with it.
 pub struct Env {
-    pub cluster: Cluster,
-    pub client: kube::Client,
     pub ns: TestNamespace,
     pub ctrl_ns: TestNamespace,
+    pub client: kube::Client,
+    pub cluster: Cluster,
 }
 
 pub fn controller_binary() -> PathBuf {
