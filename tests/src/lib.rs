@@ -5,7 +5,10 @@
 //! - [`harness`]: what e2e tests use: a cluster (stand-in or a real one), namespaces,
 //!   project binaries as processes, state dumps on failure.
 //! - [`kubeconfig`]: kubeconfig files for the stand-in.
+//! - [`upstream`]: upstream Sealed Secrets' own binaries and a real control plane, for the
+//!   upstream-peer tests.
 
 pub mod harness;
 pub mod kubeconfig;
 pub mod standin;
+pub mod upstream;
