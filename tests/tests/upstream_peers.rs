@@ -672,17 +672,21 @@ fn our_kubeseal_seals_for_upstream_controller() {
         message.contains("no key could decrypt secret"),
         "upstream's reason: {status}"
     );
-    let events = env.kubectl(&[
-        "get",
-        "events",
-        "-n",
-        &ns,
-        "--field-selector",
-        "involvedObject.name=multi",
-        "-o",
-        "json",
-    ]);
-    assert!(events.contains("ErrUnsealFailed"), "{events}");
+    // Events are recorded asynchronously (client-go's broadcaster): poll.
+    eventually("upstream's ErrUnsealFailed event", TIMEOUT, || {
+        let events = env.get_json(&[
+            "events",
+            "-n",
+            &ns,
+            "--field-selector",
+            "involvedObject.name=multi",
+        ])?;
+        events["items"]
+            .as_array()?
+            .iter()
+            .any(|e| e["reason"] == "ErrUnsealFailed" && e["type"] == "Warning")
+            .then_some(())
+    });
     assert!(env.get_json(&["secret", "multi", "-n", &ns]).is_none());
     assert!(theirs.process.is_running(), "upstream's controller died");
     let after = env.kubeseal(
