@@ -8,19 +8,24 @@
 //! Where it knowingly differs from kube-apiserver is written down in `store.rs` (storage and
 //! write semantics), `server.rs` (protocol), `select.rs` and `patch.rs`.
 
+mod discovery;
 mod error;
 mod faults;
+mod gc;
 mod patch;
+mod proxy;
 mod resources;
 mod select;
 mod server;
 mod store;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use discovery::GIT_VERSION;
 pub use error::ApiError;
 pub use faults::Faults;
 pub use server::ENDPOINT_ANNOTATION;
@@ -236,8 +241,11 @@ impl StandIn {
         let thread = std::thread::Builder::new()
             .name("kube-standin".into())
             .spawn(move || {
+                // The thread names let benchmarks tell the stand-in's CPU time from the
+                // test's (tests/tests/standin_scale.rs).
                 let rt = match tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
+                    .thread_name("kube-standin-rt")
                     .enable_all()
                     .build()
                 {
