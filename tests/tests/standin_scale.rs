@@ -119,7 +119,12 @@ fn ss(name: &str) -> SealedSecret {
         name,
         SealedSecretSpec {
             encrypted_data: (0..3)
-                .map(|i| (format!("k{i}"), "QWdCeTNpNE9KU1dLK1BpVHlTWVpaQQ==".repeat(20)))
+                .map(|i| {
+                    (
+                        format!("k{i}"),
+                        "QWdCeTNpNE9KU1dLK1BpVHlTWVpaQQ==".repeat(20),
+                    )
+                })
                 .collect(),
         },
     );
@@ -168,7 +173,9 @@ async fn reconcile(client: Client, ns: String, owner: SealedSecret) {
         .patch_status(
             &name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"conditions": [{"type": "Synced", "status": "True"}]}})),
+            &Patch::Merge(
+                json!({"status": {"conditions": [{"type": "Synced", "status": "True"}]}}),
+            ),
         )
         .await
         .unwrap();
@@ -293,15 +300,15 @@ async fn scale_10k_objects() {
     );
     let p = Phase::start();
     create_and_reconcile(&client, 0..objects).await;
-    p.report("seed: create + reconcile (3 writes, 1 read)", objects, "objects");
+    p.report(
+        "seed: create + reconcile (3 writes, 1 read)",
+        objects,
+        "objects",
+    );
 
     let p = Phase::start();
     create_and_reconcile(&client, objects..objects + reconciles).await;
-    p.report(
-        "at scale: create + reconcile",
-        reconciles * 4,
-        "requests",
-    );
+    p.report("at scale: create + reconcile", reconciles * 4, "requests");
     let total = objects + reconciles;
     // Every SealedSecret: ADDED then MODIFIED (status); every Secret: ADDED.
     let p = Phase::start();
@@ -340,12 +347,19 @@ async fn scale_10k_objects() {
     let p = Phase::start();
     let (initial, t3) = count_watch(all_ss.clone(), "0".into());
     wait_count("watch from 0", &initial, total).await;
-    p.report("watch from resourceVersion 0 (initial events)", total, "events");
+    p.report(
+        "watch from resourceVersion 0 (initial events)",
+        total,
+        "events",
+    );
     t3.abort();
 
     // Fan-out: status patches seen by every SealedSecret watcher.
     let updates = 1000.min(total);
-    let before: Vec<usize> = extra.iter().map(|(s, _)| s.load(Ordering::Relaxed)).collect();
+    let before: Vec<usize> = extra
+        .iter()
+        .map(|(s, _)| s.load(Ordering::Relaxed))
+        .collect();
     let p = Phase::start();
     futures::stream::iter(0..updates)
         .for_each_concurrent(CONCURRENCY, |i| {
@@ -371,7 +385,10 @@ async fn scale_10k_objects() {
         updates,
         "updates",
     );
-    for t in [t1, t2].into_iter().chain(extra.into_iter().map(|(_, t)| t)) {
+    for t in [t1, t2]
+        .into_iter()
+        .chain(extra.into_iter().map(|(_, t)| t))
+    {
         t.abort();
     }
 }

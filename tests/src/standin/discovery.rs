@@ -187,12 +187,23 @@ pub(super) fn openapi_gv(shared: &Shared, group: &str, version: &str) -> Result<
     Ok(doc)
 }
 
-/// The media type client-go asks `/openapi/v2` for (`discovery.OpenAPISchema`): the
-/// gnostic `openapi_v2.Document` protobuf message.
-pub const OPENAPI_V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// The media type of `/openapi/v2` as protobuf (the gnostic `openapi_v2.Document` message),
+/// as kube-openapi answers it. client-go asks for the older spelling with an `@`
+/// (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`), which Go's `mime` parser
+/// rejects in a response's `Content-Type`; kube-openapi accepts both and answers this one.
+pub const OPENAPI_V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
-/// `/openapi/v2` as JSON, or as protobuf when `protobuf` (the client asked for
-/// [`OPENAPI_V2_PROTOBUF`]).
+/// Whether an `Accept` header asks `/openapi/v2` for protobuf (either spelling).
+pub fn wants_openapi_v2_protobuf(accept: &str) -> bool {
+    accept.split(',').any(|a| {
+        let media = a.split(';').next().unwrap_or_default().trim();
+        media.starts_with("application/com.github.proto-openapi.spec.v2")
+            && media.ends_with("+protobuf")
+    })
+}
+
+/// `/openapi/v2` as JSON, or as protobuf when `protobuf` (see
+/// [`wants_openapi_v2_protobuf`]).
 ///
 /// kubectl needs this document only for client-side validation, which it does where the
 /// server cannot validate fields itself: for a `kind: List` (no OpenAPI v3 path carries
@@ -245,11 +256,21 @@ mod tests {
     #[test]
     fn version_is_a_1_35_release_with_all_fields() {
         let v = version();
-        assert_eq!((v["major"].as_str(), v["minor"].as_str()), (Some("1"), Some("35")));
+        assert_eq!(
+            (v["major"].as_str(), v["minor"].as_str()),
+            (Some("1"), Some("35"))
+        );
         assert_eq!(v["emulationMinor"], "35");
         assert_eq!(v["minCompatibilityMinor"], "34");
         assert!(GIT_VERSION.starts_with(&format!("v1.{KUBERNETES_MINOR}.")));
-        for f in ["gitCommit", "gitTreeState", "buildDate", "goVersion", "compiler", "platform"] {
+        for f in [
+            "gitCommit",
+            "gitTreeState",
+            "buildDate",
+            "goVersion",
+            "compiler",
+            "platform",
+        ] {
             assert!(v[f].as_str().is_some_and(|s| !s.is_empty()), "{f}");
         }
     }
@@ -268,6 +289,13 @@ mod tests {
         want.extend_from_slice(&[0x12, GIT_VERSION.len() as u8]);
         want.extend_from_slice(GIT_VERSION.as_bytes());
         assert_eq!(doc, want);
+        assert!(wants_openapi_v2_protobuf(
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+        ));
+        assert!(wants_openapi_v2_protobuf(
+            "application/json;q=0.9, application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+        ));
+        assert!(!wants_openapi_v2_protobuf("application/json"));
         let mut long = Vec::new();
         proto_varint(&mut long, 300);
         assert_eq!(long, [0xac, 0x02]);

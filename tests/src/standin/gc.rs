@@ -112,10 +112,7 @@ impl Store {
                 self.decide(&at, &obj.value, &mut actions);
             }
         }
-        actions
-            .into_iter()
-            .filter(|a| self.act(a))
-            .count()
+        actions.into_iter().filter(|a| self.act(a)).count()
     }
 
     fn decide(&self, at: &ObjRef, obj: &Value, actions: &mut Vec<Action>) {
@@ -146,7 +143,10 @@ impl Store {
             .get(&uid)
             .into_iter()
             .flatten()
-            .filter_map(|d| self.stored(d).map(|o| (d.clone(), is_terminating(&o.value))))
+            .filter_map(|d| {
+                self.stored(d)
+                    .map(|o| (d.clone(), is_terminating(&o.value)))
+            })
             .collect();
         let fins = finalizers(obj);
         if fins.iter().any(|f| f == "orphan") {
@@ -296,7 +296,12 @@ mod tests {
         let mut store = Store::new(100);
         let ns_rt = store.types_get(&key(NAMESPACES)).unwrap();
         store
-            .create(&key(NAMESPACES), "", json!({"metadata": {"name": "doomed"}}), false)
+            .create(
+                &key(NAMESPACES),
+                "",
+                json!({"metadata": {"name": "doomed"}}),
+                false,
+            )
             .unwrap();
         let obj = json!({"metadata": {"name": "held", "finalizers": ["x/y"]}});
         store.create(&secrets(), "doomed", obj, false).unwrap();

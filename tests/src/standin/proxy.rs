@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use http::header;
 use axum::body::Body;
 use axum::response::Response;
+use http::header;
 
 use super::error::ApiError;
 use super::server::{Ctx, ENDPOINT_ANNOTATION, lock};
@@ -155,7 +155,9 @@ mod tests {
     #[test]
     fn paths_decode_like_go() {
         assert_eq!(
-            decode_path("/api/v1/namespaces/kube-system/services/http%3Asealed-secrets-controller%3A/proxy/v1%2Fcert.pem"),
+            decode_path(
+                "/api/v1/namespaces/kube-system/services/http%3Asealed-secrets-controller%3A/proxy/v1%2Fcert.pem"
+            ),
             "/api/v1/namespaces/kube-system/services/http:sealed-secrets-controller:/proxy/v1/cert.pem"
         );
         assert_eq!(decode_path("/a+b/%7e/%zz/%4"), "/a+b/~/%zz/%4");
@@ -165,7 +167,10 @@ mod tests {
     #[test]
     fn proxied_paths_are_escaped_again() {
         assert_eq!(encode_path("/v1/cert.pem"), "/v1/cert.pem");
-        assert_eq!(encode_path("/a b/c?d#e/caf\u{e9}"), "/a%20b/c%3Fd%23e/caf%C3%A9");
+        assert_eq!(
+            encode_path("/a b/c?d#e/caf\u{e9}"),
+            "/a%20b/c%3Fd%23e/caf%C3%A9"
+        );
         assert_eq!(encode_path("/x:y@z+1"), "/x:y@z+1");
     }
 }

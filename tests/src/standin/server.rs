@@ -181,7 +181,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
                 .headers
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|a| a.contains(discovery::OPENAPI_V2_PROTOBUF));
+                .is_some_and(discovery::wants_openapi_v2_protobuf);
             let (doc, content_type) = discovery::openapi_v2(protobuf);
             Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], doc).into_response())
         }
@@ -215,7 +215,6 @@ pub(super) struct Ctx<'a> {
     pub query: &'a HashMap<String, String>,
     pub body: &'a Bytes,
 }
-
 
 /// The object as served at `version` (one stored representation, see store.rs).
 pub(super) fn render(mut obj: Value, rt: &ResourceType, version: &str) -> Value {
@@ -509,7 +508,9 @@ struct ContinueToken {
 
 /// The `labelSelector` and `fieldSelector` query parameters of list, watch and
 /// deletecollection (absent = match everything).
-pub(super) fn selectors(query: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
+pub(super) fn selectors(
+    query: &HashMap<String, String>,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let param = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
     Ok((
         LabelSelector::parse(param("labelSelector"))?,
@@ -538,7 +539,9 @@ fn list(
         // Items are sorted by (namespace, name): the page starts after the token's key.
         let after = |o: &Obj| {
             let k = (
-                o.value["metadata"]["namespace"].as_str().unwrap_or_default(),
+                o.value["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default(),
                 o.value["metadata"]["name"].as_str().unwrap_or_default(),
             );
             k > (start.ns.as_str(), start.name.as_str())
@@ -609,7 +612,6 @@ fn list_body(head: &Value, items: impl Iterator<Item = Bytes>) -> Bytes {
     out.extend_from_slice(b"]}");
     Bytes::from(out)
 }
-
 
 fn admin_request(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> Response {
     let parse = || {

@@ -366,7 +366,9 @@ impl Store {
         };
         let items = match ns.filter(|_| rt.namespaced) {
             None => m.values().cloned().collect(),
-            Some(ns) => Self::namespace_range(m, ns).map(|(_, v)| v.clone()).collect(),
+            Some(ns) => Self::namespace_range(m, ns)
+                .map(|(_, v)| v.clone())
+                .collect(),
         };
         (items, self.rv)
     }
@@ -847,11 +849,9 @@ impl Store {
             }
         }
         self.normalize(rt, &mut new, false)?;
-        if rt.has_generation {
-            if spec_changed(&old.value, &new, rt.status_subresource) {
-                let g = old.value["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-                meta_mut(&mut new).insert("generation".into(), json!(g));
-            }
+        if rt.has_generation && spec_changed(&old.value, &new, rt.status_subresource) {
+            let g = old.value["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            meta_mut(&mut new).insert("generation".into(), json!(g));
         }
         if same_content(&old.value, &new) {
             return Ok(old);
