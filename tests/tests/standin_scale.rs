@@ -298,8 +298,16 @@ async fn scale_10k_objects() {
         "\nkube-standin at scale: {objects} SealedSecrets in {NAMESPACES} namespaces, \
          {CONCURRENCY} concurrent clients, 2 + {EXTRA_WATCHERS} watchers"
     );
+    // The seed in steps of 1,000, to show how the cost per object grows with the store.
     let p = Phase::start();
-    create_and_reconcile(&client, 0..objects).await;
+    let mut done = 0;
+    while done < objects {
+        let step = 1000.min(objects - done);
+        let q = Phase::start();
+        create_and_reconcile(&client, done..done + step).await;
+        done += step;
+        q.report(&format!("  seed step up to {done}"), step, "objects");
+    }
     p.report(
         "seed: create + reconcile (3 writes, 1 read)",
         objects,
