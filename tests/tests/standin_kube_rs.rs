@@ -129,8 +129,22 @@ where
 #[tokio::test]
 async fn discovery_serves_builtin_groups_and_crds_once_created() {
     let (_cluster, client, _ns) = setup(Config::default()).await;
+    // The release the stand-in imitates: the kubectl of the suite and the real control plane
+    // of tests/cluster are 1.35.
     let version = client.apiserver_version().await.unwrap();
-    assert_eq!(version.major, "1");
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str()),
+        ("1", "35")
+    );
+    assert!(
+        version.git_version.starts_with("v1.35."),
+        "{}",
+        version.git_version
+    );
+    assert_eq!(
+        version.git_version,
+        sealed_secrets_e2e::standin::GIT_VERSION
+    );
     let core = client.list_core_api_resources("v1").await.unwrap();
     for r in ["namespaces", "secrets", "services", "configmaps", "events"] {
         assert!(core.resources.iter().any(|x| x.name == r), "{r} missing");
@@ -824,6 +838,27 @@ async fn service_proxy_forwards_to_registered_endpoints() {
     let req = http::Request::get("/api/v1/namespaces/kube-system/services/http:sealed-secrets-controller:/proxy/v1/cert.pem?x=1").body(vec![]).unwrap();
     let text = client.request_text(req).await.unwrap();
     assert_eq!(text, "GET /v1/cert.pem?x=1 HTTP/1.1 auth=false");
+    // The same path as the official Python client sends it (every path parameter escaped):
+    // decoded before routing, as Go's net/http does for kube-apiserver.
+    let req = http::Request::get(
+        "/api/v1/namespaces/kube-system/services/http%3Asealed-secrets-controller%3A/proxy/v1%2Fcert.pem",
+    )
+    .body(vec![])
+    .unwrap();
+    assert_eq!(
+        client.request_text(req).await.unwrap(),
+        "GET /v1/cert.pem HTTP/1.1 auth=false"
+    );
+    // What the target must see escaped is escaped again.
+    let req = http::Request::get(
+        "/api/v1/namespaces/kube-system/services/sealed-secrets-controller%3Ahttp/proxy/a%20b%3Fc",
+    )
+    .body(vec![])
+    .unwrap();
+    assert_eq!(
+        client.request_text(req).await.unwrap(),
+        "GET /a%20b%3Fc HTTP/1.1 auth=false"
+    );
     let req = http::Request::post(
         "/api/v1/namespaces/kube-system/services/sealed-secrets-controller:8080/proxy/v1/verify",
     )

@@ -429,3 +429,54 @@ async fn generated_crd_applies_and_serves_the_example() {
         "AgBy3i4OJSWK+PiTySYZZA=="
     );
 }
+
+/// `kubectl apply -f` of a `kind: List`: kubectl validates the items client-side against
+/// `/openapi/v2` (protobuf) because no OpenAPI v3 path carries `v1/List`, and failed when
+/// the stand-in answered 404 there.
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_of_a_list_and_openapi_v2() {
+    let c = cluster(Config::default());
+    kubectl_in(&c, &["apply", "-f", "-"], CRD);
+    kubectl(
+        &c,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/sealedsecrets.bitnami.com",
+            "--timeout=10s",
+        ],
+    );
+    let ns = c.namespace("list").await.unwrap();
+    let n = ns.name();
+    let example: Value = serde_saphyr::from_str(EXAMPLE).unwrap();
+    let list = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "1"}},
+            example,
+        ],
+    })
+    .to_string();
+    let out = kubectl_in(&c, &["apply", "-n", n, "-f", "-"], &list);
+    assert_eq!(
+        out.trim(),
+        "configmap/a created\nsealedsecret.bitnami.com/mysecret created"
+    );
+    let out = kubectl_in(&c, &["apply", "-n", n, "-f", "-"], &list);
+    assert_eq!(
+        out.trim(),
+        "configmap/a unchanged\nsealedsecret.bitnami.com/mysecret unchanged"
+    );
+    let doc = json(&kubectl(&c, &["get", "--raw", "/openapi/v2"]));
+    assert_eq!(doc["swagger"], "2.0");
+
+    // The server is the release kubectl expects: no version skew warning.
+    let mut cmd = c.kubectl().unwrap();
+    let out = cmd.args(["version", "-o", "json"]).output().unwrap();
+    assert!(out.status.success());
+    let v = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(v["serverVersion"]["minor"], "35");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("skew"), "{stderr}");
+}
