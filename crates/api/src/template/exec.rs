@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use super::TemplateError;
 use super::budget::{Budget, Exhausted};
 use super::funcs;
 use super::parse::{Arg, Command, Node, Pipeline};
 use super::value::Value;
+use super::{ErrorKind, EvalError, TemplateError};
 
 /// Output cap: a Secret cannot exceed 1 MiB, so neither can one rendered value.
 pub(crate) const MAX_OUTPUT: usize = 1 << 20;
@@ -24,8 +24,8 @@ pub(crate) struct Exec<'b> {
     budget: &'b mut Budget,
 }
 
-fn err(line: usize, msg: impl std::fmt::Display) -> TemplateError {
-    TemplateError::new(format!("line {line}: {msg}"))
+fn err(line: usize, e: EvalError) -> TemplateError {
+    TemplateError::at(line, ErrorKind::Eval(e))
 }
 
 fn over(line: usize, what: Exhausted) -> TemplateError {
@@ -151,12 +151,7 @@ impl<'b> Exec<'b> {
                         Value::Map(m) => Items::Map(m.into_iter()),
                         Value::Int(n) => Items::Count(0..n.max(0)),
                         Value::Nil => Items::Count(0..0),
-                        other => {
-                            return Err(err(
-                                *line,
-                                format!("range can't iterate over {}", other.type_name()),
-                            ));
-                        }
+                        _ => return Err(err(*line, EvalError::Range)),
                     }
                     .peekable();
                     if items.peek().is_none() {
@@ -210,7 +205,7 @@ impl<'b> Exec<'b> {
     /// value is copied (and charged), not the whole variable.
     fn var(&mut self, line: usize, name: &str, chain: &[String]) -> Result<Value, TemplateError> {
         let Some(pos) = self.vars.iter().rposition(|(n, _)| n == name) else {
-            return Err(err(line, format!("undefined variable: {name}")));
+            return Err(err(line, EvalError::UndefinedVariable(name.to_owned())));
         };
         let vars = std::mem::take(&mut self.vars);
         let picked = select(line, &vars[pos].1, chain).and_then(|v| match v {
@@ -248,7 +243,7 @@ impl<'b> Exec<'b> {
     ) -> Result<Value, TemplateError> {
         self.step(line)?;
         let Some(first) = cmd.args.first() else {
-            return Err(err(line, "empty command"));
+            return Err(err(line, EvalError::EmptyCommand));
         };
         if let Arg::Ident(name) = first {
             // and/or evaluate lazily, like Go 1.18+.
@@ -256,10 +251,7 @@ impl<'b> Exec<'b> {
                 let mut last = Value::Nil;
                 let n = cmd.args.len() - 1 + usize::from(piped.is_some());
                 if n == 0 {
-                    return Err(err(
-                        line,
-                        format!("wrong number of args for {name}: want at least 1 got 0"),
-                    ));
+                    return Err(err(line, EvalError::Arity(name.clone())));
                 }
                 for a in &cmd.args[1..] {
                     last = self.arg(line, a, dot)?;
@@ -282,7 +274,7 @@ impl<'b> Exec<'b> {
             return self.call(line, name, args);
         }
         if cmd.args.len() > 1 || piped.is_some() {
-            return Err(err(line, "can't give argument to non-function"));
+            return Err(err(line, EvalError::NotAFunction));
         }
         self.arg(line, first, dot)
     }
@@ -295,7 +287,15 @@ impl<'b> Exec<'b> {
         if let Some(what) = self.budget.exhausted() {
             return Err(over(line, what));
         }
-        let v = result.map_err(|m| err(line, format!("error calling {name}: {m}")))?;
+        let v = result.map_err(|reason| {
+            TemplateError::at(
+                line,
+                ErrorKind::Call {
+                    function: name.to_owned(),
+                    reason,
+                },
+            )
+        })?;
         self.budget.bytes(v.size()).map_err(|e| over(line, e))?;
         Ok(v)
     }
@@ -345,19 +345,11 @@ fn select<'v>(
                 None if i + 1 == chain.len() => return Ok(None),
                 // A missing key gives Go's invalid value; a field of it is a nil pointer.
                 None => {
-                    return Err(err(
-                        line,
-                        format!("nil pointer evaluating .{}", chain[i + 1]),
-                    ));
+                    return Err(err(line, EvalError::NilField(chain[i + 1].clone())));
                 }
             },
-            Value::Nil => return Err(err(line, format!("nil pointer evaluating .{f}"))),
-            other => {
-                return Err(err(
-                    line,
-                    format!("can't evaluate field {f} in type {}", other.type_name()),
-                ));
-            }
+            Value::Nil => return Err(err(line, EvalError::NilField(f.clone()))),
+            _ => return Err(err(line, EvalError::Field(f.clone()))),
         };
     }
     Ok(Some(v))
@@ -368,13 +360,8 @@ fn fields(line: usize, mut v: Value, chain: &[String]) -> Result<Value, Template
         v = match v {
             // A missing key gives Go's invalid value, printed as "<no value>".
             Value::Map(mut m) => m.remove(f).unwrap_or(Value::Nil),
-            Value::Nil => return Err(err(line, format!("nil pointer evaluating .{f}"))),
-            other => {
-                return Err(err(
-                    line,
-                    format!("can't evaluate field {f} in type {}", other.type_name()),
-                ));
-            }
+            Value::Nil => return Err(err(line, EvalError::NilField(f.clone()))),
+            _ => return Err(err(line, EvalError::Field(f.clone()))),
         };
     }
     Ok(v)

@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+use super::CallError;
 use super::budget::Budget;
 use super::exec::MAX_OUTPUT;
 use super::value::{SLOT, Value, fmt_float_g};
 
-type Res = Result<Value, String>;
+type Res = Result<Value, CallError>;
 
 const NAMES: &[&str] = &[
     // Go text/template builtins (and/or are evaluated lazily by the executor).
@@ -84,6 +85,7 @@ const NAMES: &[&str] = &[
     "coalesce",
     "ternary",
     "fail",
+    "required",
     // sprig: numbers
     "int",
     "int64",
@@ -178,44 +180,39 @@ fn to_f64(v: &Value) -> f64 {
     }
 }
 
-fn to_list(v: &Value) -> Result<Vec<Value>, String> {
+fn to_list(v: &Value) -> Result<Vec<Value>, CallError> {
     match v {
         Value::List(l) => Ok(l.clone()),
         Value::Nil => Ok(Vec::new()),
-        other => Err(format!("cannot use {} as a list", other.type_name())),
+        _ => Err(CallError::ArgumentType),
     }
 }
 
-fn want(name: &str, args: &[Value], n: usize) -> Result<(), String> {
+fn want(args: &[Value], n: usize) -> Result<(), CallError> {
     if args.len() == n {
         Ok(())
     } else {
-        Err(format!(
-            "wrong number of args for {name}: want {n} got {}",
-            args.len()
-        ))
+        Err(CallError::Arity)
     }
 }
 
 /// Refuses a string result over 1 MiB (no Secret value can be larger) or over the budget.
-fn cap_len(b: &mut Budget, len: usize) -> Result<(), String> {
+fn cap_len(b: &mut Budget, len: usize) -> Result<(), CallError> {
     if len > MAX_OUTPUT {
         b.output_exceeded();
-        return Err("result exceeds 1 MiB".to_owned());
+        return Err(CallError::Budget);
     }
     room(b, len)
 }
 
 /// Refuses, before allocating, a result of `len` bytes that the budget cannot pay for.
-fn room(b: &mut Budget, len: usize) -> Result<(), String> {
-    b.ensure(len)
-        .map_err(|e| format!("budget exceeded: {}", e.as_str()))
+fn room(b: &mut Budget, len: usize) -> Result<(), CallError> {
+    b.ensure(len).map_err(|_| CallError::Budget)
 }
 
 /// Charges per-element work of a list function.
-fn work(b: &mut Budget, n: usize) -> Result<(), String> {
-    b.steps(n as u64)
-        .map_err(|e| format!("budget exceeded: {}", e.as_str()))
+fn work(b: &mut Budget, n: usize) -> Result<(), CallError> {
+    b.steps(n as u64).map_err(|_| CallError::Budget)
 }
 
 /// Bytes of the strings a function will format from `a` (its `%v` text is at most about the
@@ -241,21 +238,21 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
     let sarg = |i: usize| strval(&a.get(i).cloned().unwrap_or(Value::Nil));
     match name {
         "not" => {
-            want(name, &a, 1)?;
+            want(&a, 1)?;
             Ok(Value::Bool(!arg(0).truthy()))
         }
         "len" => {
-            want(name, &a, 1)?;
+            want(&a, 1)?;
             match &a[0] {
                 Value::Str(x) => Ok(Value::Int(x.len() as i64)),
                 Value::List(l) => Ok(Value::Int(l.len() as i64)),
                 Value::Map(m) => Ok(Value::Int(m.len() as i64)),
-                other => Err(format!("len of type {}", other.type_name())),
+                _ => Err(CallError::ArgumentType),
             }
         }
         "index" => {
             let Some(mut cur) = a.first().cloned() else {
-                return Err("wrong number of args for index: want at least 1 got 0".to_owned());
+                return Err(CallError::Arity);
             };
             for key in &a[1..] {
                 cur = match (cur, key) {
@@ -270,44 +267,37 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
                     }
                     (Value::List(l), k) => {
                         let i = to_index(k)?;
-                        l.get(i)
-                            .cloned()
-                            .ok_or_else(|| format!("index out of range: {i}"))?
+                        l.get(i).cloned().ok_or(CallError::IndexOutOfRange)?
                     }
                     (Value::Str(x), k) => {
                         let i = to_index(k)?;
                         Value::Int(i64::from(
-                            *x.as_bytes()
-                                .get(i)
-                                .ok_or_else(|| format!("index out of range: {i}"))?,
+                            *x.as_bytes().get(i).ok_or(CallError::IndexOutOfRange)?,
                         ))
                     }
-                    (Value::Nil, _) => return Err("index of untyped nil".to_owned()),
-                    (other, _) => {
-                        return Err(format!("can't index item of type {}", other.type_name()));
-                    }
+                    _ => return Err(CallError::ArgumentType),
                 };
             }
             Ok(cur)
         }
         "slice" => {
             let Some(item) = a.first() else {
-                return Err("wrong number of args for slice: want at least 1 got 0".to_owned());
+                return Err(CallError::Arity);
             };
-            let idx: Result<Vec<usize>, String> = a[1..].iter().map(to_index).collect();
+            let idx: Result<Vec<usize>, CallError> = a[1..].iter().map(to_index).collect();
             let idx = idx?;
             match item {
                 Value::Str(x) => {
                     let (i, j) = bounds(&idx, x.len())?;
                     x.get(i..j)
                         .map(|t| Value::Str(t.to_owned()))
-                        .ok_or_else(|| "slice not on a character boundary".to_owned())
+                        .ok_or(CallError::IndexOutOfRange)
                 }
                 Value::List(l) => {
                     let (i, j) = bounds(&idx, l.len())?;
                     Ok(Value::List(l[i..j].to_vec()))
                 }
-                other => Err(format!("can't slice item of type {}", other.type_name())),
+                _ => Err(CallError::ArgumentType),
             }
         }
         "print" => {
@@ -321,20 +311,20 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
         }
         "printf" => {
             let Some(Value::Str(f)) = a.first() else {
-                return Err("printf needs a format string".to_owned());
+                return Err(CallError::ArgumentType);
             };
             let limit = b.remaining().min(MAX_OUTPUT);
             match super::printf::sprintf(f, &a[1..], limit) {
                 Some(out) => s(out),
                 None => {
                     cap_len(b, limit.saturating_add(1))?;
-                    Err("result exceeds 1 MiB".to_owned())
+                    Err(CallError::Budget)
                 }
             }
         }
         "eq" => {
             if a.len() < 2 {
-                return Err("missing argument for comparison".to_owned());
+                return Err(CallError::Arity);
             }
             work(b, a.len())?;
             for other in &a[1..] {
@@ -345,10 +335,10 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
             Ok(Value::Bool(false))
         }
         "ne" | "lt" | "le" | "gt" | "ge" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let ord = compare(&a[0], &a[1])?;
             if name != "ne" && !matches!(a[0], Value::Int(_) | Value::Float(_) | Value::Str(_)) {
-                return Err(format!("invalid type for comparison: {}", a[0].type_name()));
+                return Err(CallError::Incomparable);
             }
             use std::cmp::Ordering::*;
             Ok(Value::Bool(match name {
@@ -397,7 +387,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
             s(x.strip_suffix(p.as_str()).unwrap_or(&x).to_owned())
         }
         "trunc" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let n = to_i64(&a[0]);
             let x = sarg(1);
             let len = x.len() as i64;
@@ -415,7 +405,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
             s(out)
         }
         "substr" => {
-            want(name, &a, 3)?;
+            want(&a, 3)?;
             let (start, end) = (to_i64(&a[0]), to_i64(&a[1]));
             let x = sarg(2);
             let len = x.len() as i64;
@@ -429,7 +419,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
             s(out)
         }
         "repeat" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let n = to_i64(&a[0]).max(0) as usize;
             let x = sarg(1);
             let len = x.len().saturating_mul(n);
@@ -437,7 +427,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
             s(x.repeat(n))
         }
         "replace" => {
-            want(name, &a, 3)?;
+            want(&a, 3)?;
             let (old, new, x) = (sarg(0), sarg(1), sarg(2));
             // An empty `old` matches between every character.
             let hits = if old.is_empty() {
@@ -479,7 +469,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
             s(parts.join(" "))
         }
         "indent" | "nindent" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let pad = " ".repeat(to_i64(&a[0]).clamp(0, 1024) as usize);
             let x = sarg(1);
             let lines = x.matches('\n').count() + 1;
@@ -496,7 +486,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
         }
         "nospace" => s(sarg(0).chars().filter(|c| !c.is_whitespace()).collect()),
         "abbrev" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let w = to_i64(&a[0]);
             let x = sarg(1);
             if w < 4 || x.len() as i64 <= w {
@@ -506,11 +496,11 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
             }
         }
         "plural" => {
-            want(name, &a, 3)?;
+            want(&a, 3)?;
             s(if to_i64(&a[2]) == 1 { sarg(0) } else { sarg(1) })
         }
         "split" | "splitList" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let (sep, x) = (sarg(0), sarg(1));
             let count = if sep.is_empty() {
                 x.chars().count()
@@ -540,7 +530,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
             }
         }
         "splitn" => {
-            want(name, &a, 3)?;
+            want(&a, 3)?;
             let (sep, n, x) = (sarg(0), to_i64(&a[1]), sarg(2));
             let count = if sep.is_empty() {
                 x.chars().count()
@@ -563,7 +553,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
             ))
         }
         "join" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let sep = sarg(0);
             let n = match &a[1] {
                 Value::List(l) => l.len(),
@@ -642,7 +632,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
 
         "default" => {
             if a.is_empty() {
-                return Err("wrong number of args for default: want at least 1 got 0".to_owned());
+                return Err(CallError::Arity);
             }
             match a.get(1) {
                 Some(g) if !is_empty(g) => Ok(g.clone()),
@@ -656,14 +646,24 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
             .cloned()
             .unwrap_or(Value::Nil)),
         "ternary" => {
-            want(name, &a, 3)?;
+            want(&a, 3)?;
             Ok(if a[2].truthy() {
                 a[0].clone()
             } else {
                 a[1].clone()
             })
         }
-        "fail" => Err(sarg(0)),
+        // The message is the caller's text, typically built from values: never reported.
+        "fail" => Err(CallError::Failed),
+        // sprig: `required "message" value` fails on nil or "" (message withheld as for fail).
+        "required" => {
+            want(&a, 2)?;
+            match &a[1] {
+                Value::Nil => Err(CallError::Failed),
+                Value::Str(x) if x.is_empty() => Err(CallError::Failed),
+                v => Ok(v.clone()),
+            }
+        }
 
         "int" | "int64" => Ok(Value::Int(to_i64(&arg(0)))),
         "float64" => Ok(Value::Float(to_f64(&arg(0)))),
@@ -677,10 +677,10 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
             a.iter().fold(1i64, |acc, v| acc.wrapping_mul(to_i64(v))),
         )),
         "div" | "mod" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let d = to_i64(&a[1]);
             if d == 0 {
-                return Err("integer divide by zero".to_owned());
+                return Err(CallError::DivideByZero);
             }
             let n = to_i64(&a[0]);
             Ok(Value::Int(if name == "div" {
@@ -788,7 +788,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
         "until" => {
             let n = to_i64(&arg(0));
             if n.unsigned_abs() > 100_000 {
-                return Err("until: count too large".to_owned());
+                return Err(CallError::Budget);
             }
             room(b, n.unsigned_abs() as usize * SLOT)?;
             work(b, n.unsigned_abs() as usize)?;
@@ -813,28 +813,25 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
                 .get(&sarg(1))
                 .cloned()
                 .unwrap_or(Value::Str(String::new()))),
-            other => Err(format!("get: expected a dict, got {}", other.type_name())),
+            _ => Err(CallError::ArgumentType),
         },
         "set" => match arg(0) {
             Value::Map(mut m) => {
                 m.insert(sarg(1), arg(2));
                 Ok(Value::Map(m))
             }
-            other => Err(format!("set: expected a dict, got {}", other.type_name())),
+            _ => Err(CallError::ArgumentType),
         },
         "unset" => match arg(0) {
             Value::Map(mut m) => {
                 m.remove(&sarg(1));
                 Ok(Value::Map(m))
             }
-            other => Err(format!("unset: expected a dict, got {}", other.type_name())),
+            _ => Err(CallError::ArgumentType),
         },
         "hasKey" => match arg(0) {
             Value::Map(m) => Ok(Value::Bool(m.contains_key(&sarg(1)))),
-            other => Err(format!(
-                "hasKey: expected a dict, got {}",
-                other.type_name()
-            )),
+            _ => Err(CallError::ArgumentType),
         },
         "keys" => {
             room(b, text_size(&a))?;
@@ -852,10 +849,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
                 work(b, m.len())?;
                 Ok(Value::List(m.into_values().collect()))
             }
-            other => Err(format!(
-                "values: expected a dict, got {}",
-                other.type_name()
-            )),
+            _ => Err(CallError::ArgumentType),
         },
         "pick" | "omit" => match arg(0) {
             Value::Map(m) => {
@@ -868,34 +862,29 @@ pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
                         .collect(),
                 ))
             }
-            other => Err(format!(
-                "{name}: expected a dict, got {}",
-                other.type_name()
-            )),
+            _ => Err(CallError::ArgumentType),
         },
-        _ => Err(format!("function \"{name}\" not defined")),
+        _ => Err(CallError::Undefined),
     }
 }
 
-fn to_index(v: &Value) -> Result<usize, String> {
+fn to_index(v: &Value) -> Result<usize, CallError> {
     match v {
         Value::Int(n) if *n >= 0 => Ok(*n as usize),
-        Value::Int(n) => Err(format!("index out of range: {n}")),
-        other => Err(format!("cannot index with type {}", other.type_name())),
+        Value::Int(_) => Err(CallError::IndexOutOfRange),
+        _ => Err(CallError::ArgumentType),
     }
 }
 
-fn bounds(idx: &[usize], len: usize) -> Result<(usize, usize), String> {
+fn bounds(idx: &[usize], len: usize) -> Result<(usize, usize), CallError> {
     let (i, j) = match idx {
         [] => (0, len),
         [i] => (*i, len),
         [i, j] => (*i, *j),
-        _ => return Err("too many slice indexes".to_owned()),
+        _ => return Err(CallError::Arity),
     };
     if i > j || j > len {
-        return Err(format!(
-            "slice index out of range: {i}:{j} with length {len}"
-        ));
+        return Err(CallError::IndexOutOfRange);
     }
     Ok((i, j))
 }
@@ -913,28 +902,22 @@ fn byte_slice(x: &str, mut i: usize, mut j: usize) -> String {
     x[i..j].to_owned()
 }
 
-fn compare(a: &Value, b: &Value) -> Result<std::cmp::Ordering, String> {
+fn compare(a: &Value, b: &Value) -> Result<std::cmp::Ordering, CallError> {
     use std::cmp::Ordering;
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
-        (Value::Float(x), Value::Float(y)) => x
-            .partial_cmp(y)
-            .ok_or_else(|| "cannot compare NaN".to_owned()),
-        (Value::Int(x), Value::Float(y)) => (*x as f64)
-            .partial_cmp(y)
-            .ok_or_else(|| "cannot compare NaN".to_owned()),
-        (Value::Float(x), Value::Int(y)) => x
-            .partial_cmp(&(*y as f64))
-            .ok_or_else(|| "cannot compare NaN".to_owned()),
+        (Value::Float(x), Value::Float(y)) => x.partial_cmp(y).ok_or(CallError::Incomparable),
+        (Value::Int(x), Value::Float(y)) => {
+            (*x as f64).partial_cmp(y).ok_or(CallError::Incomparable)
+        }
+        (Value::Float(x), Value::Int(y)) => {
+            x.partial_cmp(&(*y as f64)).ok_or(CallError::Incomparable)
+        }
         (Value::Str(x), Value::Str(y)) => Ok(x.cmp(y)),
         (Value::Bool(x), Value::Bool(y)) => Ok(x.cmp(y)),
         (Value::Nil, Value::Nil) => Ok(Ordering::Equal),
         (Value::Nil, _) | (_, Value::Nil) => Ok(Ordering::Less),
-        _ => Err(format!(
-            "incompatible types for comparison: {} and {}",
-            a.type_name(),
-            b.type_name()
-        )),
+        _ => Err(CallError::Incomparable),
     }
 }
 
