@@ -153,14 +153,15 @@ pub enum ItemError {
         /// `namespace/name`.
         object: ObjectRef,
     },
-    /// A `template.data` entry failed to parse or execute.
-    #[error("failed to render template item `{item}` of SealedSecret `{object}`: {source}")]
+    /// A `template.data` entry failed to parse or execute. The message has the template
+    /// position and a fixed reason only (see [`TemplateError`]): never a value.
+    #[error("template error in item `{item}` of SealedSecret `{object}`: {source}")]
     Template {
         /// Item name.
         item: String,
         /// `namespace/name`.
         object: ObjectRef,
-        /// Parse or execution error (mentions template positions, not values).
+        /// Parse or execution error (template position and a fixed reason, never a value).
         source: TemplateError,
     },
 }

@@ -204,6 +204,73 @@ fn template_errors_are_reported_per_key() {
     );
 }
 
+/// Issue 11 item 4: no template error that can carry a value reaches the error text (which
+/// the controller writes to status, Events and logs). Every function that can fail on a value
+/// is tried with the plaintext, its length and its derivations as arguments.
+#[test]
+fn template_errors_never_carry_values() {
+    const PASSWORD: &str = "Tr0ub4dor&3-correct-horse-b4ttery";
+    let len = PASSWORD.len().to_string();
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: n\n  namespace: ns\nstringData:\n  password: '{PASSWORD}'\n  empty: ''\n"
+    );
+    let ss = seal_one(&manifest);
+    let templates = [
+        "{{ fail .password }}",
+        r#"{{ fail (printf "was %s" .password) }}"#,
+        "{{ fail (b64enc .password) }}",
+        "{{ fail (toJson .) }}",
+        "{{ .password | upper | fail }}",
+        "{{ required .password .empty }}",
+        "{{ index (list 1 2 3) (len .password) }}",
+        "{{ index .password (len .password) }}",
+        "{{ index .password 1000 }}",
+        "{{ index (splitList \"\" .password) 1000 }}",
+        "{{ slice .password 0 1000 }}",
+        "{{ slice .password (len .password) 0 }}",
+        "{{ slice (list 1) (len .password) }}",
+        "{{ slice .password 3 4 5 6 }}",
+        "{{ div 1 (sub (len .password) (len .password)) }}",
+        "{{ mod (len .password) 0 }}",
+        "{{ lt .password 1 }}",
+        "{{ eq (list .password) 1 }}",
+        "{{ len (len .password) }}",
+        "{{ get .password \"x\" }}",
+        "{{ first .password }}",
+        "{{ printf (len .password) }}",
+        "{{ range .password }}{{ end }}",
+        "{{ .password.field }}",
+        "{{ (len .password).field }}",
+        "{{ index (dict .password 1) 5 }}",
+        "{{ repeat 1000000 .password }}",
+    ];
+    let derived = [
+        PASSWORD.to_owned(),
+        PASSWORD.to_uppercase(),
+        encode_base64(PASSWORD.as_bytes()),
+        len.clone(),
+        // Types of values computed from the plaintext tell about it too.
+        "type string".to_owned(),
+        "type int".to_owned(),
+    ];
+    for t in templates {
+        let mut ss = ss.clone();
+        ss.spec.template.data = Some(BTreeMap::from([("out".to_owned(), t.to_owned())]));
+        let err = unseal(&ss, &ring_a(), &OPTS).expect_err(t);
+        assert_eq!(err.category(), "template", "{t}");
+        let shown = err.to_string();
+        let debug = format!("{err:?}");
+        assert!(
+            shown.starts_with("template error in item `out` of SealedSecret `ns/n`: line 1: "),
+            "{t}: {shown}"
+        );
+        for d in &derived {
+            assert!(!shown.contains(d.as_str()), "{t}: `{d}` in {shown}");
+            assert!(!debug.contains(d.as_str()), "{t}: `{d}` in {debug}");
+        }
+    }
+}
+
 #[test]
 fn verify_and_decrypt_items_never_render_templates() {
     let mut ss = seal_one(&secret_yaml("ns", "n", ""));
