@@ -270,12 +270,24 @@ async fn idle_connections_are_capped() {
         .start_controller(&["--max-connections=50", "--read-header-timeout=30s"])
         .await;
     let baseline = open_fds(c.pid());
-    let mut conns = Vec::new();
+    // All at once, each connect bounded: once the kernel's backlog is full a connect hangs in
+    // SYN retries, and such a connection is not held by the process either.
+    let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..1100 {
-        match tokio::net::TcpStream::connect(&c.http).await {
-            Ok(s) => conns.push(s),
-            Err(_) => break, // the kernel's backlog is full: also not held by the process
-        }
+        let addr = c.http.clone();
+        tasks.spawn(async move {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+        });
+    }
+    let mut conns = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        conns.extend(r.unwrap());
     }
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let held = open_fds(c.pid()).saturating_sub(baseline);
