@@ -264,9 +264,12 @@ def cmd_policy(args):
               "%s: Lease create/update in the controller namespace" % label)
         check(granted("", "configmaps", "create", in_ns) and granted("", "configmaps", "update", in_ns),
               "%s: cert ConfigMap create/update in the controller namespace" % label)
-        check(not any("configmaps" in r.get("resources", []) and set(r.get("verbs", [])) & {"get", "update"}
-                      and not r.get("resourceNames") for r, _ in rules),
-              "%s: ConfigMap get/update limited by resourceNames" % label)
+        # Item 15 of issue 11: update/patch of ConfigMaps and Leases only by name (create cannot
+        # be narrowed by name, so it stays a separate rule).
+        for res in ("configmaps", "leases"):
+            check(not any(res in r.get("resources", []) and set(r.get("verbs", [])) & {"get", "update", "patch"}
+                          and not r.get("resourceNames") for r, _ in rules),
+                  "%s: %s get/update/patch limited by resourceNames" % (label, res))
         proxier = [ro for ro in roles if any("services/proxy" in r.get("resources", []) for r in ro.get("rules", []))]
         check(len(proxier) == 1 and any(
             sorted(r.get("resourceNames", [])) == sorted(["http:%s:" % name, "http:%s:http" % name, name])

@@ -388,6 +388,60 @@ fn v1_format_accepted_only_when_allowed() {
     );
 }
 
+/// Issue 11 item 5: a legacy object's decrypted metadata (here with a last-applied annotation
+/// holding the plaintext, and server fields) never reaches the resealed output.
+#[test]
+fn reseal_of_legacy_data_strips_last_applied_and_server_fields() {
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {
+            "name": "n", "namespace": "ns", "uid": "1234", "resourceVersion": "99",
+            "creationTimestamp": "2020-01-01T00:00:00Z", "generation": 3,
+            "labels": {"l": "v"},
+            "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"foo\":\"hunter2\"}}",
+                "kubecfg.ksonnet.io/last-applied-configuration": "hunter2",
+                "keep": "me"
+            },
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u"}],
+            "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+        },
+        "type": "Opaque",
+        "data": {"foo": "aHVudGVyMg=="}
+    });
+    let ct = seal(
+        pub_a(),
+        &Scope::Strict.label("ns", "n"),
+        serde_json::to_string(&secret).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let ss: SealedSecret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": {"name": "n", "namespace": "ns", "uid": "abc", "resourceVersion": "7",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+        "spec": {"data": encode_base64(&ct), "encryptedData": {}}
+    }))
+    .unwrap();
+    let allow = UnsealOptions {
+        accept_deprecated_v1_data: true,
+    };
+    let items = decrypt_items(&ss, &ring_a(), &allow).unwrap();
+    let re = reseal(&ss, &items, &[key_b().public_key()]).unwrap();
+    let json = sealed_secrets_api::output::to_json(&re);
+    assert!(!json.contains("hunter2"), "{json}");
+    assert!(!json.contains("last-applied-configuration"), "{json}");
+    for field in ["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "ownerReferences"] {
+        assert!(!json.contains(field), "{field} in {json}");
+    }
+    let meta = re.spec.template.metadata.as_ref().unwrap();
+    assert_eq!(meta.labels.as_ref().unwrap()["l"], "v");
+    assert_eq!(meta.annotations.as_ref().unwrap()["keep"], "me");
+    assert_eq!(
+        unseal(&re, &ring_b(), &OPTS).unwrap().value("foo"),
+        Some(&b"hunter2"[..])
+    );
+}
+
 #[test]
 fn both_fields_rejected() {
     let mut ss = legacy("ns", "n");
