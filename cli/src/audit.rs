@@ -1,8 +1,8 @@
 //! `kubeseal audit --key K DIR...`: compromise tracing. Lists every SealedSecret in the trees
 //! that was sealed with key K, found by our `sealing-key` hint annotation, by the
 //! multi-recipient header, or (when K is a private key) by actually decrypting it, which also
-//! finds SealedSecrets sealed by upstream kubeseal (no hint). Exit 1 when any is found (like
-//! `scan`: something needs attention), 0 when none.
+//! finds SealedSecrets sealed by upstream kubeseal (no hint). Exit [`crate::exit::FINDINGS`] when
+//! any is found (like `scan`: something needs attention), 0 when none.
 
 use std::path::Path;
 

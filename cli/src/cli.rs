@@ -127,6 +127,11 @@ pub struct CertArgs {
     #[arg(long, env = env::CERT, value_name = "FILE|URL")]
     pub cert: Vec<String>,
 
+    /// Allow a plain http:// --cert URL (ours). Without TLS anyone on the network path can
+    /// swap the certificate, so this is refused unless asked for, and warned about each time.
+    #[arg(long = "allow-insecure-cert-url", env = env::ALLOW_INSECURE_CERT_URL)]
+    pub allow_insecure_cert_url: bool,
+
     /// Print the certificate (from the controller, or from --cert) and exit.
     #[arg(long = "fetch-cert", env = env::FETCH_CERT)]
     pub fetch_cert: bool,
@@ -241,10 +246,10 @@ pub enum Command {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// List SealedSecrets in the given trees that were sealed with a key (compromise
-    /// tracing). Exits 1 when any is found, 0 when none.
+    /// tracing). Exits 3 when any is found, 0 when none, 1 on error.
     Audit(AuditArgs),
-    /// Find unsealed Secret manifests (YAML or JSON) in files and trees; exits 1 when any is
-    /// found. Meant for pre-commit hooks and CI.
+    /// Find unsealed Secret manifests (YAML or JSON) in files and trees; exits 3 when any is
+    /// found, 0 when none, 1 on error. Meant for pre-commit hooks and CI.
     Scan(ScanArgs),
     /// Re-seal every SealedSecret in the given trees for a new certificate, offline, in place.
     Reencrypt(ReencryptArgs),
@@ -373,6 +378,9 @@ pub struct ReencryptArgs {
     /// New certificate(s) to seal for (file, URL or directory; repeat for several clusters).
     #[arg(long, required = true, value_name = "FILE|URL")]
     pub cert: Vec<String>,
+    /// Allow a plain http:// --cert URL (warned about; see the top-level flag).
+    #[arg(long = "allow-insecure-cert-url", env = env::ALLOW_INSECURE_CERT_URL)]
+    pub allow_insecure_cert_url: bool,
     /// Report what would change without writing.
     #[arg(long = "dry-run")]
     pub dry_run: bool,

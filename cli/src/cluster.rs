@@ -387,6 +387,13 @@ async fn fetch_cert_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
         ))
         .with_hint(OFFLINE_HINT));
     }
+    if resp.body.len() > crate::certs::MAX_CERT_BYTES {
+        return Err(CliError::Usage(format!(
+            "cannot fetch certificate: the controller's answer is {} bytes, over the limit of {} bytes for a certificate",
+            resp.body.len(),
+            crate::certs::MAX_CERT_BYTES
+        )));
+    }
     Ok(resp.body)
 }
 

@@ -68,9 +68,20 @@ pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
         source,
     })?;
     let mut keys = Vec::new();
-    for s in secrets {
+    for (i, s) in secrets.iter().enumerate() {
+        // Every Secret of a key file must hold a key: skipping one silently would turn a
+        // damaged backup into a later "no key could decrypt" that names no cause.
         let Some(pem) = s.data.get("tls.key") else {
-            continue;
+            return Err(CliError::Usage(format!(
+                "`{}`: Secret {}{} has no data[\"tls.key\"] (the private key)",
+                path.display(),
+                i + 1,
+                s.metadata
+                    .name
+                    .as_deref()
+                    .map(|n| format!(" (`{n}`)"))
+                    .unwrap_or_default(),
+            )));
         };
         keys.push(
             PrivateKey::from_pem(pem.as_bytes()).map_err(|source| CliError::Key {
@@ -81,7 +92,7 @@ pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
     }
     if keys.is_empty() {
         return Err(CliError::Usage(format!(
-            "no private key in `{}`: no Secret with data[\"tls.key\"]",
+            "no private key in `{}`: it holds no Secret",
             path.display()
         )));
     }

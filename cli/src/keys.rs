@@ -419,9 +419,19 @@ fn read_backup(path: &Path, crypt: &BackupCryptArgs) -> Result<Vec<Secret>> {
                     path.display()
                 ))
             })?;
-            if s.data.as_ref().is_some_and(|d| d.contains_key("tls.key")) {
-                out.push(s);
+            if !s.data.as_ref().is_some_and(|d| d.contains_key("tls.key")) {
+                return Err(CliError::Backup(format!(
+                    "backup `{}`: Secret {}{} has no data[\"tls.key\"] (the private key)",
+                    path.display(),
+                    out.len() + 1,
+                    s.metadata
+                        .name
+                        .as_deref()
+                        .map(|n| format!(" (`{n}`)"))
+                        .unwrap_or_default(),
+                )));
             }
+            out.push(s);
         }
     }
     if out.is_empty() {

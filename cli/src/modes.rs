@@ -192,6 +192,18 @@ fn merge(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs, target: &Path) -> Re
     if secrets.is_empty() {
         return Err(sealed_secrets_api::SealingError::NoSecrets.into());
     }
+    // Nothing to merge: the target is left exactly as it is (not even re-rendered), and
+    // without --allow-empty-data that is upstream's empty-data error.
+    if secrets.iter().all(|s| s.data.is_empty()) {
+        if !seal.allow_empty_data {
+            return Err(sealed_secrets_api::SealingError::EmptyData.into());
+        }
+        eprintln!(
+            "note: the input Secret has no data; `{}` is left unchanged",
+            target.display()
+        );
+        return Ok(());
+    }
     merge_into(&mut sealed, secrets, &public_keys(&certs))?;
     let text = output::sealed_secret(&sealed, format)?;
     io::write_atomic(target, text.as_bytes(), FileMode::Public)
@@ -229,7 +241,10 @@ fn read_sealed_docs(seal: &SealArgs) -> Result<Vec<SealedSecret>> {
 /// `--validate`: through the controller's `/v1/verify`, or offline with `--cert` (ours).
 fn validate_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
     if !cert.cert.is_empty() {
-        let certs = certs::load_all(&cert.cert)?;
+        let certs = certs::load_all(
+            &cert.cert,
+            certs::HttpPolicy::from_flag(cert.allow_insecure_cert_url),
+        )?;
         let list = read_sealed_docs(seal)?;
         return validate::offline(&list, &certs);
     }

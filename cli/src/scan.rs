@@ -1,6 +1,6 @@
 //! `kubeseal scan`: a plaintext guard for repositories. Finds `kind: Secret` manifests with
 //! data (YAML or JSON, multi-document, inside `List`s too) and prints `file:line` for each;
-//! exit status 1 when any is found, so it can run as a pre-commit hook or CI step.
+//! exit status 3 ([`crate::exit::FINDINGS`]) when any is found, so it can run as a pre-commit hook or CI step.
 //!
 //! Helm templates (files under a chart's `templates/`, or containing `{{`) are not valid YAML
 //! before rendering: they are skipped with a note on stderr (scan `helm template` output

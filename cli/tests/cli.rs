@@ -565,7 +565,7 @@ fn scan_finds_plaintext_secrets() {
     let sealed = seal(d.path(), &["-o", "yaml"], SECRET_YAML);
     fs::write(repo.join("apps/db/sealed.yaml"), sealed).unwrap();
     let r = run(d.path(), &["scan", &p(&repo)], b"");
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 3, "findings exit 3 (errors exit 1)");
     assert_snapshot!("scan_findings", r.snapshot(d.path()));
     let r = run(
         d.path(),
@@ -595,10 +595,10 @@ fn audit_by_fingerprint_cert_and_private_key() {
     // Sealed by upstream (no hint) with key-a.
     fs::write(tree.join("upstream.json"), cases[0]["sealed"].to_string()).unwrap();
     let r = run(d.path(), &["audit", "--key", &cert_a(), &p(&tree)], b"");
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 3, "{}", r.stderr);
     assert_snapshot!("audit_by_cert", r.snapshot(d.path()));
     let r = run(d.path(), &["audit", "--key", &key_a(), &p(&tree)], b"");
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 3, "{}", r.stderr);
     assert_snapshot!("audit_by_private_key", r.snapshot(d.path()));
     let r = run(
         d.path(),
@@ -732,4 +732,183 @@ fn completion_and_man() {
         "{}",
         &r.stdout[..100.min(r.stdout.len())]
     );
+}
+
+/// Issue 11 item 12: ambiguous or oversized input is refused with a message naming the
+/// problem (and every limit with its value), legitimate big streams are accepted, usage
+/// errors exit 1, and nothing is written on failure.
+#[test]
+fn bad_input_named_precisely_and_limits_realistic() {
+    let d = tmp();
+    let out = d.path().join("out.json");
+    let fail = |args: &[&str], input: &str| {
+        let mut all = vec!["-w", out.to_str().unwrap(), "--cert"];
+        let c = cert_a();
+        all.push(&c);
+        all.extend_from_slice(args);
+        let r = run(d.path(), &all, input.as_bytes());
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(!out.exists(), "wrote output on error: {}", r.stderr);
+        r.stderr
+    };
+    // A key repeated in JSON data: serde_json would keep the last value silently.
+    let dup = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","namespace":"n"},"data":{"a":"MQ==","a":"Mg=="}}"#;
+    let e = fail(&[], dup);
+    assert!(e.contains("duplicate key `a`"), "{e}");
+    // Two YAML documents pasted together without `---`.
+    let glued = format!("{}{}", SECRET_YAML, SECRET_YAML);
+    let e = fail(&[], &glued);
+    assert!(
+        e.contains("duplicate key `apiVersion`") && e.contains("without a `---` line"),
+        "{e}"
+    );
+    assert!(!e.contains("DuplicateKeyPolicy"), "{e}");
+    // Too deep: the limit is named with its value.
+    let deep = format!("a: {}1{}\n", "[".repeat(100), "]".repeat(100));
+    let e = fail(&[], &deep);
+    assert!(
+        e.contains("nesting depth") && e.contains("the limit is 64"),
+        "{e}"
+    );
+    // More documents than the limit: size and limit in the message.
+    let many = "a: 1\n---\n".repeat(100_001);
+    let e = fail(&[], &many);
+    assert!(
+        e.contains("number of documents is more than 100000, the limit is 100000"),
+        "{e}"
+    );
+    // Usage errors exit 1 like upstream's, not clap's 2.
+    assert!(fail(&["--no-such-flag"], SECRET_YAML).contains("--no-such-flag"));
+    assert!(fail(&["-o"], SECRET_YAML).contains("a value is required"));
+
+    // 1,100 documents (over serde-saphyr's default budget of 1,024) are sealed.
+    let big: String = (0..1100)
+        .map(|i| {
+            format!(
+                "---\nkind: Secret\nmetadata: {{name: s{i}, namespace: n}}\nstringData: {{a: b}}\n"
+            )
+        })
+        .collect();
+    let sealed = seal(d.path(), &["-o", "yaml"], &big);
+    assert_eq!(sealed.matches("kind: SealedSecret").count(), 1100);
+    // kind: List and the typed SecretList are flattened.
+    for kind in ["List", "SecretList"] {
+        let list = format!(
+            "apiVersion: v1\nkind: {kind}\nitems:\n- {{apiVersion: v1, kind: Secret, metadata: {{name: a, namespace: n}}, stringData: {{x: y}}}}\n- {{apiVersion: v1, kind: Secret, metadata: {{name: b, namespace: n}}, stringData: {{x: z}}}}\n"
+        );
+        let sealed = seal(d.path(), &["-o", "yaml"], &list);
+        assert_eq!(sealed.matches("kind: SealedSecret").count(), 2, "{kind}");
+        assert!(sealed.contains("name: b"), "{kind}");
+    }
+}
+
+/// Issue 11 item 12: `--merge-into` with an input that has no data leaves the target as it
+/// was, byte for byte.
+#[test]
+fn merge_into_with_empty_data_leaves_the_target_unchanged() {
+    let d = tmp();
+    let target = d.path().join("sealed.yaml");
+    fs::write(&target, seal(d.path(), &["-o", "yaml"], SECRET_YAML)).unwrap();
+    let before = fs::read(&target).unwrap();
+    let empty = "apiVersion: v1\nkind: Secret\nmetadata: {name: x, labels: {new: label}}\n";
+    let r = run(
+        d.path(),
+        &["--cert", &cert_b(), "--merge-into", &p(&target)],
+        empty.as_bytes(),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("secret.data is empty"), "{}", r.stderr);
+    assert_eq!(fs::read(&target).unwrap(), before);
+    let r = run(
+        d.path(),
+        &[
+            "--cert",
+            &cert_b(),
+            "--allow-empty-data",
+            "--merge-into",
+            &p(&target),
+        ],
+        empty.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(fs::read(&target).unwrap(), before);
+}
+
+/// Issue 11 item 12: a key file whose Secret lacks `tls.key` names the Secret and the field,
+/// instead of a later "no key could decrypt".
+#[test]
+fn key_backup_item_without_tls_key_is_named() {
+    let d = tmp();
+    let sealed = seal(d.path(), &[], SECRET_YAML);
+    let mut list = fs::read_to_string(fixture("key-backup-list.yaml")).unwrap();
+    list.push_str(
+        "- apiVersion: v1\n  kind: Secret\n  metadata: {name: not-a-key}\n  data: {tls.crt: eA==}\n",
+    );
+    let keys = d.path().join("keys.yaml");
+    fs::write(&keys, list).unwrap();
+    let r = unseal_with(d.path(), &p(&keys), &sealed, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Secret 3 (`not-a-key`) has no data[\"tls.key\"]"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("no key could decrypt"), "{}", r.stderr);
+}
+
+/// A loopback HTTP server answering every request with `body` (one thread, test only).
+fn serve_http(body: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(&body);
+        }
+    });
+    format!("http://{addr}/v1/cert.pem")
+}
+
+/// Issue 11 item 13: a plain-HTTP certificate URL needs --allow-insecure-cert-url and is
+/// warned about; a fetched certificate is bounded in size.
+#[test]
+fn plain_http_cert_url_needs_the_flag_and_is_bounded() {
+    let d = tmp();
+    let url = serve_http(fs::read(fixture("cert-a.pem")).unwrap());
+    let r = run(d.path(), &["--cert", &url], SECRET_YAML.as_bytes());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("plain HTTP"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--allow-insecure-cert-url"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+    let r = run(
+        d.path(),
+        &["--cert", &url, "--allow-insecure-cert-url"],
+        SECRET_YAML.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.starts_with("warning: "), "{}", r.stderr);
+    assert_eq!(unseal_with(d.path(), &key_a(), &r.stdout, &[]).code, 0);
+    // A certificate server that answers with 1 MiB is cut off at the limit.
+    let big = serve_http(vec![b'A'; 1024 * 1024]);
+    let r = run(
+        d.path(),
+        &["--fetch-cert", "--cert", &big, "--allow-insecure-cert-url"],
+        b"",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("larger than 65536 bytes"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
 }

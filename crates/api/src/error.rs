@@ -53,6 +53,16 @@ pub enum ManifestError {
         /// What is wrong (never the value itself).
         reason: String,
     },
+    /// The input exceeds one of `manifest::limits` (named with the size found and the limit).
+    #[error("input too large: the {what} is {found}, the limit is {limit}")]
+    TooLarge {
+        /// Which limit, e.g. "number of documents".
+        what: &'static str,
+        /// What the input has (or "at least ..." when parsing stopped at the limit).
+        found: String,
+        /// The limit.
+        limit: String,
+    },
     /// A `data` value of an input Secret is not base64.
     #[error("document {index}: `data.{key}` is not valid base64")]
     InvalidBase64 {

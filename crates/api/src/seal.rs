@@ -260,6 +260,9 @@ pub fn seal_raw(
 /// scope (read from its top-level metadata), so merged items always unseal. Input labels and
 /// annotations are merged into the template, except scope and last-applied annotations.
 /// The `sealing-key` hint becomes the union of the old and new fingerprints.
+///
+/// Input without any data item leaves `target` untouched (no label, annotation or hint is
+/// merged): a merge that adds nothing must not rewrite the file it was pointed at.
 pub fn merge_into(
     target: &mut SealedSecret,
     secrets: Vec<SecretInput>,
@@ -267,6 +270,9 @@ pub fn merge_into(
 ) -> Result<(), SealingError> {
     if recipients.is_empty() {
         return Err(SealingError::NoRecipient);
+    }
+    if secrets.iter().all(|s| s.data.is_empty()) {
+        return Ok(());
     }
     let name = target
         .metadata
