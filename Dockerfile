@@ -7,6 +7,8 @@
 # "cc" (glibc + libgcc, CA roots, no shell, no package manager): the binaries link glibc
 # dynamically (aws-lc-rs), so the fully static distroless image would not run them.
 # Not built in this repository's CI (no Docker engine on the CI machines): keep it this simple.
+# Without Docker or a registry, `bash release/build.sh` assembles an equivalent OCI image (same
+# binaries, glibc/libgcc from Debian 12, CA roots, USER 1001, ports, entrypoint) from the host.
 
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src

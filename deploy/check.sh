@@ -131,6 +131,9 @@ step "observability: dashboard and alerts use known metrics" $v observability "$
 step "validators reject broken objects" $v negative "$out/base.yaml"
 echo "      schemas: Kubernetes v$(python3 -c 'from kubernetes_validate import utils; print(utils.latest_version())') (per-object list in ${out#"$root"/}/log/)"
 
+step "release/oci_image.py: reproducible OCI layout, digests and config (release/test_oci_image.py)" \
+  python3 "$root/release/test_oci_image.py"
+
 # ---- 9. Argo CD --------------------------------------------------------------------------
 if [ -n "$lua" ]; then
   step "argocd health.lua on sample SealedSecrets (lua5.4)" python3 "$deploy/argocd/test-health.py" "$lua"

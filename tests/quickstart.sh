@@ -128,7 +128,7 @@ packages=(-p sealed-secrets-controller -p kubeseal)
 if [ "$no_build" = 1 ]; then
   say "--no-build: using the binaries in ${bin#"$root"/}"
 else
-  # One cargo invocation, its progress shown as it happens (a first build compiles ~300 crates,
+  # One cargo invocation, its progress shown as it happens (a first build compiles ~400 crates,
   # 10-15 minutes on 2 cores; later runs take seconds).
   say "cargo build --locked ${packages[*]}"
   cargo build --locked "${packages[@]}" || die "cargo build failed (its errors are above)"
