@@ -174,9 +174,7 @@ fn apply_and_check(what: &str, render: &str, apply_ns: Option<&str>) -> (Cluster
     assert!(
         lines.iter().all(|l| l.ends_with(" unchanged")
             || (l.starts_with("poddisruptionbudget.policy/") && l.ends_with(" configured"))
-            || (real_server
-                && l.starts_with("deployment.apps/")
-                && l.ends_with(" configured"))),
+            || (real_server && l.starts_with("deployment.apps/") && l.ends_with(" configured"))),
         "{what}: re-apply is not a no-op:\n{out}"
     );
     let rv_after = c.standin_handle().map(|h| h.resource_version());
