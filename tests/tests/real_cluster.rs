@@ -567,3 +567,352 @@ fn deploy_base_rbac_is_enough_and_every_controller_right_is_used() {
             .count()
     );
 }
+
+/// `kubectl` as the cluster admin; panics with stderr on failure.
+fn admin(c: &Cluster, args: &[&str], stdin: Option<&str>) -> String {
+    c.kubectl_run(args, stdin)
+        .unwrap_or_else(|e| panic!("kubectl {args:?}: {e}"))
+}
+
+fn get_json(c: &Cluster, args: &[&str]) -> Value {
+    let mut a = vec!["get"];
+    a.extend_from_slice(args);
+    a.extend(["-o", "json"]);
+    serde_json::from_str(&admin(c, &a, None)).unwrap()
+}
+
+fn cluster_with_crd() -> Cluster {
+    let c = Cluster::control_plane().unwrap();
+    let crds = workspace_root().join("crds/sealedsecrets.bitnami.com.yaml");
+    admin(&c, &["apply", "-f", crds.to_str().unwrap()], None);
+    admin(
+        &c,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/sealedsecrets.bitnami.com",
+            "--timeout=30s",
+        ],
+        None,
+    );
+    c
+}
+
+#[test]
+fn crd_round_trips_every_upstream_field_through_create_patch_and_status() {
+    if skip_unless_real("crd_round_trips_every_upstream_field_through_create_patch_and_status") {
+        return;
+    }
+    let c = cluster_with_crd();
+    let ns = format!("crd-{}", random_suffix(5));
+    admin(&c, &["create", "namespace", &ns], None);
+    let value = "AgBy3i4OJSWK+PiTySYZZA==";
+    // Every field upstream's CRD carries, including the legacy single-value `spec.data`, and
+    // template metadata fields the schema does not list (kept: x-kubernetes-preserve-unknown-fields).
+    let spec = json!({
+        "encryptedData": {"password": value, "user": value},
+        "data": "AAECAw==",
+        "template": {
+            "metadata": {
+                "name": "full",
+                "namespace": ns,
+                "labels": {"app": "db", "tier": "backend"},
+                "annotations": {"note": "kept", "sealedsecrets.bitnami.com/managed": "true"},
+                "finalizers": ["example.com/keep"],
+                "generateName": "full-",
+            },
+            "type": "kubernetes.io/basic-auth",
+            "immutable": true,
+            "data": {"config.yaml": "user: {{ index . \"user\" }}\npassword: {{ index . \"password\" }}\n"},
+        },
+    });
+    let obj = json!({
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": {"name": "full", "namespace": ns,
+                     "annotations": {"sealedsecrets.bitnami.com/namespace-wide": "true"},
+                     "labels": {"team": "a"}},
+        "spec": spec,
+        // Ignored on create: status is a subresource.
+        "status": {"observedGeneration": 7},
+    });
+    admin(&c, &["create", "-f", "-"], Some(&obj.to_string()));
+    let got = get_json(&c, &["sealedsecret", "-n", &ns, "full"]);
+    assert_eq!(got["spec"], spec, "spec changed on create (pruned?)");
+    assert_eq!(got["metadata"]["labels"], obj["metadata"]["labels"]);
+    assert_eq!(
+        got["metadata"]["annotations"],
+        obj["metadata"]["annotations"]
+    );
+    assert!(
+        got.get("status").is_none(),
+        "status set through the main resource: {got}"
+    );
+    assert_eq!(got["metadata"]["generation"], 1);
+
+    // Patch the spec: merged, nothing else lost, a new generation.
+    let patch = json!({"spec": {"template": {"metadata": {"labels": {"tier": "db"}},
+                                             "data": {"extra": "{{ .user }}"}}}});
+    admin(
+        &c,
+        &[
+            "patch",
+            "sealedsecret",
+            "-n",
+            &ns,
+            "full",
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ],
+        None,
+    );
+    let got = get_json(&c, &["sealedsecret", "-n", &ns, "full"]);
+    let want = {
+        let mut w = spec.clone();
+        w["template"]["metadata"]["labels"]["tier"] = "db".into();
+        w["template"]["data"]["extra"] = "{{ .user }}".into();
+        w
+    };
+    assert_eq!(got["spec"], want, "spec after a merge patch");
+    assert_eq!(got["metadata"]["generation"], 2);
+
+    // Status through the status subresource: conditions and observedGeneration kept as sent;
+    // a status in a main-resource write is ignored.
+    let status = json!({
+        "observedGeneration": 2,
+        "conditions": [{
+            "type": "Synced", "status": "False", "reason": "ErrUnsealFailed",
+            "message": "no key could decrypt secret (password, user)",
+            "lastUpdateTime": "2026-01-02T03:04:05Z",
+            "lastTransitionTime": "2026-01-02T03:04:05Z",
+        }],
+    });
+    admin(
+        &c,
+        &[
+            "patch",
+            "sealedsecret",
+            "-n",
+            &ns,
+            "full",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &json!({"status": status}).to_string(),
+        ],
+        None,
+    );
+    let got = get_json(&c, &["sealedsecret", "-n", &ns, "full"]);
+    assert_eq!(got["status"], status, "status after a status patch");
+    assert_eq!(
+        got["metadata"]["generation"], 2,
+        "a status write is no new generation"
+    );
+    admin(
+        &c,
+        &[
+            "patch",
+            "sealedsecret",
+            "-n",
+            &ns,
+            "full",
+            "--type=merge",
+            "-p",
+            &json!({"status": {"observedGeneration": 99}}).to_string(),
+        ],
+        None,
+    );
+    let got = get_json(&c, &["sealedsecret", "-n", &ns, "full"]);
+    assert_eq!(
+        got["status"], status,
+        "status must only change through /status"
+    );
+    assert_eq!(got["spec"], want);
+
+    // The printer columns read the status.
+    let table = admin(&c, &["get", "sealedsecret", "-n", &ns, "full"], None);
+    assert!(
+        table.contains("no key could decrypt") && table.contains("False"),
+        "{table}"
+    );
+
+    // kubectl explain reads the published schema.
+    let explain = admin(&c, &["explain", "sealedsecret.spec.template"], None);
+    for field in ["data", "immutable", "metadata", "type"] {
+        assert!(explain.contains(field), "explain lacks {field}:\n{explain}");
+    }
+
+    // Values that are not strings are refused by the schema, naming the field.
+    let bad = json!({
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": {"name": "bad", "namespace": ns},
+        "spec": {"encryptedData": {"x": value}, "template": {"immutable": "yes"}},
+    });
+    let err = c
+        .kubectl_run(&["create", "-f", "-"], Some(&bad.to_string()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("spec.template.immutable"), "{err}");
+}
+
+#[test]
+fn upstream_kubeseal_output_is_accepted_unchanged_and_server_side_apply_works() {
+    if skip_unless_real(
+        "upstream_kubeseal_output_is_accepted_unchanged_and_server_side_apply_works",
+    ) {
+        return;
+    }
+    let c = cluster_with_crd();
+    // Output of upstream's kubeseal (strict, namespace-wide, cluster-wide), byte for byte.
+    let fixture = workspace_root().join("cli/tests/fixtures/upstream-sealed.json");
+    let cases: Vec<Value> = serde_json::from_slice(&std::fs::read(&fixture).unwrap()).unwrap();
+    assert!(cases.len() >= 3, "{}", fixture.display());
+    let mut namespaces = BTreeSet::new();
+    for (i, case) in cases.iter().enumerate() {
+        let mut sealed = case["sealed"].clone();
+        let ns = sealed["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_owned();
+        if namespaces.insert(ns.clone()) && ns != "default" {
+            admin(&c, &["create", "namespace", &ns], None);
+        }
+        // Distinct object names, the content unchanged.
+        let name = format!("upstream-{i}");
+        sealed["metadata"]["name"] = name.clone().into();
+        admin(&c, &["create", "-f", "-"], Some(&sealed.to_string()));
+        let got = get_json(&c, &["sealedsecret", "-n", &ns, &name]);
+        assert_eq!(
+            got["spec"], case["sealed"]["spec"],
+            "case {i}: spec changed"
+        );
+    }
+
+    // Server-side apply, twice (the second is a no-op), then a change by another manager
+    // that conflicts and is refused without --force-conflicts.
+    let example =
+        std::fs::read_to_string(workspace_root().join("deploy/examples/sealedsecret.yaml"))
+            .unwrap();
+    if !namespaces.contains("team-a") {
+        admin(&c, &["create", "namespace", "team-a"], None);
+    }
+    let out = admin(&c, &["apply", "--server-side", "-f", "-"], Some(&example));
+    assert!(out.contains("serverside-applied"), "{out}");
+    let first = get_json(&c, &["sealedsecret", "-n", "team-a", "db-creds"]);
+    let out = admin(&c, &["apply", "--server-side", "-f", "-"], Some(&example));
+    assert!(out.contains("serverside-applied"), "{out}");
+    let second = get_json(
+        &c,
+        &[
+            "sealedsecret",
+            "-n",
+            "team-a",
+            "db-creds",
+            "--show-managed-fields",
+        ],
+    );
+    assert_eq!(
+        first["metadata"]["resourceVersion"], second["metadata"]["resourceVersion"],
+        "re-applying the same object wrote it again"
+    );
+    assert!(
+        second["metadata"]["managedFields"]
+            .as_array()
+            .is_some_and(|m| m
+                .iter()
+                .any(|f| f["manager"] == "kubectl" && f["operation"] == "Apply")),
+        "{second}"
+    );
+    let changed = example.replace("app: db", "app: other");
+    assert_ne!(
+        changed, example,
+        "the example has no `app: db` label to change"
+    );
+    let err = c
+        .kubectl_run(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=someone-else",
+                "-f",
+                "-",
+            ],
+            Some(&changed),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("conflict"), "{err}");
+}
+
+#[test]
+fn helm_install_and_kustomize_apply_every_object_read_back() {
+    if skip_unless_real("helm_install_and_kustomize_apply_every_object_read_back") {
+        return;
+    }
+    let helm = sealed_secrets_e2e::harness::find_helm().unwrap();
+    // helm install (whatever apply method this helm uses) of the chart into a fresh cluster.
+    let c = Cluster::control_plane().unwrap();
+    let chart = workspace_root().join("deploy/helm/sealed-secrets");
+    let (ok, out, err) = run(
+        &helm,
+        c.kubeconfig(),
+        &[
+            "install",
+            "sealed-secrets",
+            chart.to_str().unwrap(),
+            "--namespace",
+            "kube-system",
+            "--wait=false",
+        ],
+        None,
+    );
+    assert!(ok, "helm install: {err}\n{out}");
+    let (ok, manifest, err) = run(
+        &helm,
+        c.kubeconfig(),
+        &[
+            "get",
+            "manifest",
+            "sealed-secrets",
+            "--namespace",
+            "kube-system",
+        ],
+        None,
+    );
+    assert!(ok, "helm get manifest: {err}");
+    let read_back = |c: &Cluster, render: &str, default_ns: &str| -> usize {
+        let docs: Vec<Value> = serde_saphyr::from_multiple(render).unwrap();
+        let mut n = 0;
+        for d in docs.iter().filter(|d| d.is_object()) {
+            let kind = d["kind"].as_str().unwrap().to_lowercase();
+            let group = d["apiVersion"]
+                .as_str()
+                .unwrap()
+                .split_once('/')
+                .map(|(g, _)| format!(".{g}"))
+                .unwrap_or_default();
+            let name = d["metadata"]["name"].as_str().unwrap();
+            let ns = d["metadata"]["namespace"].as_str().unwrap_or(default_ns);
+            let got = get_json(c, &[&format!("{kind}{group}/{name}"), "-n", ns]);
+            assert_eq!(got["metadata"]["name"], name, "{kind}{group}/{name}");
+            n += 1;
+        }
+        n
+    };
+    let n = read_back(&c, &manifest, "kube-system");
+    assert!(n >= 10, "helm installed only {n} objects:\n{manifest}");
+    // The chart's crds/ are installed by helm install too.
+    get_json(&c, &["crd", "sealedsecrets.bitnami.com"]);
+
+    // kubectl apply -k deploy/base into another fresh cluster.
+    let c2 = Cluster::control_plane().unwrap();
+    let base = workspace_root().join("deploy/base");
+    admin(&c2, &["apply", "-k", base.to_str().unwrap()], None);
+    let render = run_tool(
+        &find_kubectl().unwrap(),
+        &["kustomize", base.to_str().unwrap()],
+    )
+    .unwrap();
+    let n = read_back(&c2, &render, "kube-system");
+    assert!(n >= 10, "deploy/base has only {n} objects");
+}
