@@ -455,7 +455,10 @@ async fn keys_rotate_requests_a_key_and_waits_for_it() {
                 "tls.key".to_owned(),
                 ByteString(key.to_pkcs1_pem().as_bytes().to_vec()),
             ),
-            ("tls.crt".to_owned(), ByteString(std::fs::read(fixture(cert)).unwrap())),
+            (
+                "tls.crt".to_owned(),
+                ByteString(std::fs::read(fixture(cert)).unwrap()),
+            ),
         ])),
         ..Default::default()
     };

@@ -952,7 +952,11 @@ pub fn old_gc_deletes(secret: &ObjectMeta, ss: &SealedSecret) -> bool {
     if is_controlled_by(secret, uid) {
         return true;
     }
-    let Some(d) = secret.annotations.as_ref().and_then(|a| a.get(SOURCE_DIGEST)) else {
+    let Some(d) = secret
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SOURCE_DIGEST))
+    else {
         return false;
     };
     if uid.is_empty() {

@@ -206,7 +206,8 @@ impl ControlPlane {
             q(token),
             n = q(name),
         );
-        let err = |e: std::io::Error| HarnessError::ControlPlane(format!("{}: {e}", path.display()));
+        let err =
+            |e: std::io::Error| HarnessError::ControlPlane(format!("{}: {e}", path.display()));
         std::fs::create_dir_all(self.dir.join("users")).map_err(err)?;
         crate::kubeconfig::write_atomic(&path, &text)
             .map_err(|e| HarnessError::ControlPlane(e.to_string()))?;
@@ -228,9 +229,7 @@ impl ControlPlane {
             .rsplit_once(':')
             .and_then(|(_, p)| p.parse().ok())
             .ok_or_else(|| {
-                HarnessError::ControlPlane(format!(
-                    "endpoint address `{address}` is not HOST:PORT"
-                ))
+                HarnessError::ControlPlane(format!("endpoint address `{address}` is not HOST:PORT"))
             })?;
         let relay = Relay::start(&self.dir, address, port)?;
         let svc: serde_json::Value = serde_json::from_str(&kubectl(
@@ -423,10 +422,11 @@ impl Relay {
         outer.wait_for_log("listening", Duration::from_secs(10))?;
         relay.outer = Some(outer);
         let mut inner = Command::new("ip");
-        inner
-            .args(["netns", "exec", &netns])
-            .arg(&relay_bin)
-            .args(["tcp-to-unix", &format!("{ns_ip}:{port}"), &sock_s]);
+        inner.args(["netns", "exec", &netns]).arg(&relay_bin).args([
+            "tcp-to-unix",
+            &format!("{ns_ip}:{port}"),
+            &sock_s,
+        ]);
         let mut inner = Process::spawn(inner, dir)?;
         inner.wait_for_log("listening", Duration::from_secs(10))?;
         relay.inner = Some(inner);
@@ -459,7 +459,10 @@ mod tests {
     #[test]
     fn cluster_values() {
         assert_eq!(choose_backend(None, None).unwrap(), Backend::StandIn);
-        assert_eq!(choose_backend(Some(""), Some("")).unwrap(), Backend::StandIn);
+        assert_eq!(
+            choose_backend(Some(""), Some("")).unwrap(),
+            Backend::StandIn
+        );
         assert_eq!(
             choose_backend(None, Some("standin")).unwrap(),
             Backend::StandIn
