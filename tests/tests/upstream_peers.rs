@@ -292,16 +292,27 @@ impl Env {
         self.kubectl_in(&["create", "-f", "-"], manifests);
     }
 
-    /// Waits for Secret `ns/name`.
-    fn wait_secret(&self, ns: &str, name: &str) -> Value {
-        eventually(&format!("Secret {ns}/{name}"), TIMEOUT, || {
-            self.get_json(&["secret", name, "-n", ns])
-        })
+    /// The objects of `kind` in `ns`, by name (one list call).
+    fn by_name(&self, kind: &str, ns: &str) -> BTreeMap<String, Value> {
+        let list = self.get_json(&[kind, "-n", ns]).unwrap_or_default();
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| {
+                (
+                    o["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    o.clone(),
+                )
+            })
+            .collect()
     }
 
-    /// What upstream's `Unseal` makes of SealedSecret `ns/name` as stored in the cluster.
-    fn upstream_unseal(&self, ns: &str, name: &str, keys: &Path) -> Value {
-        let ss = self.get_json(&["sealedsecret", name, "-n", ns]).unwrap();
+    /// What upstream's `Unseal` makes of a SealedSecret as stored in the cluster.
+    fn upstream_unseal(&self, ss: &Value, keys: &Path) -> Value {
         let out = self.kubeseal(
             &upstream_binary("kubeseal").unwrap(),
             &[
@@ -314,26 +325,6 @@ impl Env {
             &ss.to_string(),
         );
         serde_json::from_str(&out).unwrap()
-    }
-
-    /// Asserts that the controller produced exactly the Secret of `e` in `ns`: the values the
-    /// test sealed, and every field as upstream's own Unseal makes it.
-    fn assert_produced(&self, ns: &str, e: &Expect, keys: &Path) -> Value {
-        let secret = self.wait_secret(ns, &e.name);
-        assert_eq!(
-            decoded(&secret),
-            e.values,
-            "values of Secret {ns}/{}",
-            e.name
-        );
-        let expected = self.upstream_unseal(ns, &e.name, keys);
-        assert_eq!(
-            comparable(&secret),
-            comparable(&expected),
-            "Secret {ns}/{} differs from upstream's Unseal of its SealedSecret",
-            e.name
-        );
-        secret
     }
 }
 
@@ -590,11 +581,38 @@ fn seal_every_kind(env: &Env, kubeseal: &Path, cert: &str, ns: &str) -> Vec<Expe
     expects
 }
 
-/// Waits until every expected Secret exists and checks each against upstream's Unseal.
+/// Waits until every expected Secret exists in `ns`, then asserts that the controller produced
+/// exactly those Secrets: the values the test sealed, and every field as upstream's own Unseal
+/// makes it of the SealedSecret as stored.
 fn assert_all_produced(env: &Env, ns: &str, expects: &[Expect]) {
     let keys = env.keys_file();
+    let secrets = eventually(
+        &format!("{} Secrets in {ns}", expects.len()),
+        TIMEOUT,
+        || {
+            let secrets = env.by_name("secrets", ns);
+            expects
+                .iter()
+                .all(|e| secrets.contains_key(&e.name))
+                .then_some(secrets)
+        },
+    );
+    let sealed = env.by_name("sealedsecrets", ns);
     for e in expects {
-        env.assert_produced(ns, e, &keys);
+        let secret = &secrets[&e.name];
+        assert_eq!(
+            decoded(secret),
+            e.values,
+            "values of Secret {ns}/{}",
+            e.name
+        );
+        let expected = env.upstream_unseal(&sealed[&e.name], &keys);
+        assert_eq!(
+            comparable(secret),
+            comparable(&expected),
+            "Secret {ns}/{} differs from upstream's Unseal of its SealedSecret",
+            e.name
+        );
     }
 }
 
@@ -818,6 +836,9 @@ fn migration_upstream_to_ours_and_back() {
     let ns = env.namespace("migrate");
     let upstream_kubeseal = upstream_binary("kubeseal").unwrap();
 
+    let t = Instant::now();
+    let phase = |what: &str| eprintln!("migration: {what} at {:.1}s", t.elapsed().as_secs_f64());
+
     // Upstream generates its key and unseals 50 SealedSecrets.
     let mut theirs = env.start_upstream();
     let cert = theirs.cert().unwrap();
@@ -834,6 +855,7 @@ fn migration_upstream_to_ours_and_back() {
     );
     assert_all_produced(&env, &ns, &expects);
     wait_settled(&theirs, 50.0);
+    phase("upstream unsealed 50");
     let versions = secret_versions(&env, &ns);
     assert_eq!(versions.len(), 50);
     theirs.process.stop();
@@ -846,6 +868,7 @@ fn migration_upstream_to_ours_and_back() {
         "ours serves upstream's certificate"
     );
     wait_settled(&ours, 50.0);
+    phase("ours took over");
     assert_eq!(
         env.key_secrets().keys().collect::<Vec<_>>(),
         keys_before.keys().collect::<Vec<_>>(),
@@ -874,6 +897,7 @@ fn migration_upstream_to_ours_and_back() {
     let theirs = env.start_upstream();
     assert_eq!(theirs.cert().unwrap(), cert);
     wait_settled(&theirs, 51.0);
+    phase("upstream took back");
     assert_eq!(
         env.key_secrets().keys().collect::<Vec<_>>(),
         keys_before.keys().collect::<Vec<_>>(),
