@@ -993,7 +993,13 @@ fn cli_against_controller(env: &Env, kubeseal: &Path, controller: &InCluster) {
     );
 
     // --re-encrypt: a new ciphertext for every item, same metadata; the controller opens it.
-    let rotated = ok(&["--re-encrypt", "-f", &sealed_file.to_string_lossy()], "");
+    // With only -f, the result replaces the input file (upstream #405, kept by ours).
+    let out = ok(&["--re-encrypt", "-f", &sealed_file.to_string_lossy()], "");
+    assert_eq!(out, "", "--re-encrypt -f writes the file, not stdout");
+    let rotated = std::fs::read_to_string(&sealed_file).unwrap();
+    // And from stdin to stdout.
+    let piped: Value = serde_json::from_str(&ok(&["--re-encrypt"], &sealed)).unwrap();
+    assert_eq!(piped["kind"], "SealedSecret");
     let rotated_json: Value = serde_json::from_str(&rotated).unwrap();
     let before: Value = serde_json::from_str(&sealed).unwrap();
     assert_eq!(rotated_json["kind"], "SealedSecret", "{rotated}");
