@@ -24,6 +24,8 @@
 //! Skipped (with the reason printed) unless `SEALED_SECRETS_E2E_CLUSTER=real`; in that mode a
 //! missing binary or script fails the test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
