@@ -640,7 +640,7 @@ fn upstream_kubeseal_seals_for_our_controller() {
 
     let expects = seal_every_kind(&env, &upstream, &url, &ns);
     assert_all_produced(&env, &ns, &expects);
-    assert!(ours.process.log().is_empty() || !ours.process.log().contains("panicked"));
+    assert_clean_log(&ours);
 }
 
 #[test]
@@ -721,6 +721,19 @@ fn our_kubeseal_seals_for_upstream_controller() {
     );
     env.create(&after);
     assert_all_produced(&env, &ns, &[expect("after-multi", &[("k", "still-works")])]);
+    assert_clean_log(&theirs);
+}
+
+/// Asserts that a controller met no RBAC refusal (both run under exactly `deploy/base`'s
+/// RBAC, which is meant to be upstream-equivalent) and did not panic.
+fn assert_clean_log(c: &InCluster) {
+    let log = c.process.log().to_lowercase();
+    for bad in ["forbidden", "panic"] {
+        assert!(
+            !log.contains(bad),
+            "`{bad}` in the controller's log:\n{log}"
+        );
+    }
 }
 
 /// A certificate of another key (a second cluster's, for the multi-recipient case).
@@ -861,6 +874,7 @@ fn migration_upstream_to_ours_and_back() {
     let versions = secret_versions(&env, &ns);
     assert_eq!(versions.len(), 50);
     theirs.process.stop();
+    assert_clean_log(&theirs);
 
     // Ours with deploy/base's settings: same key, same certificate, nothing rewritten.
     let ours = env.start_ours();
@@ -892,6 +906,7 @@ fn migration_upstream_to_ours_and_back() {
         1,
     );
     assert_all_produced(&env, &ns, &new);
+    assert_clean_log(&ours);
     drop(ours);
 
     // Back to upstream: same key, still correct, its own Secrets not rewritten.
@@ -924,6 +939,7 @@ fn migration_upstream_to_ours_and_back() {
         1,
     );
     assert_all_produced(&env, &ns, &last);
+    assert_clean_log(&theirs);
 }
 
 /// A stand-in whose service proxy routes `kube-system/sealed-secrets-controller` (deploy/base's
@@ -1034,6 +1050,7 @@ fn upstream_kubeseal_fetch_validate_reencrypt_against_ours() {
     let env = Env::new();
     let ours = env.start_ours();
     cli_against_controller(&env, &upstream_binary("kubeseal").unwrap(), &ours);
+    assert_clean_log(&ours);
     // Our CLI reads the same certificate from our ConfigMap on the real API server.
     let from_cm = env.kubeseal(
         &binary_path("kubeseal").unwrap(),
@@ -1051,6 +1068,7 @@ fn our_kubeseal_fetch_validate_reencrypt_against_upstream() {
     let env = Env::new();
     let theirs = env.start_upstream();
     cli_against_controller(&env, &binary_path("kubeseal").unwrap(), &theirs);
+    assert_clean_log(&theirs);
 }
 
 #[test]
@@ -1134,6 +1152,7 @@ fn backup_of_upstream_keys_restored_into_a_fresh_control_plane() {
         })
         .collect();
     assert_eq!(manifests.len(), 6);
+    assert_clean_log(&theirs);
     drop(theirs);
     drop(a);
 
@@ -1174,4 +1193,5 @@ fn backup_of_upstream_keys_restored_into_a_fresh_control_plane() {
     );
     assert_all_produced(&b, &ns, &expects);
     assert_eq!(b.key_secrets().len(), 2, "no new key");
+    assert_clean_log(&ours);
 }
