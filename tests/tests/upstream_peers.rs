@@ -106,12 +106,12 @@ impl Env {
     fn new() -> Self {
         // Fail, not skip, when the real backend is selected but a binary is missing.
         for name in ["controller", "kubeseal"] {
-            upstream_binary(name).unwrap();
+            upstream_binary(name).unwrap_or_else(|e| panic!("{e}"));
         }
         for name in ["sealed-secrets-controller", "kubeseal"] {
-            binary_path(name).unwrap();
+            binary_path(name).unwrap_or_else(|e| panic!("{e}"));
         }
-        let cp = ControlPlane::start().unwrap();
+        let cp = ControlPlane::start().unwrap_or_else(|e| panic!("{e}"));
         let cluster = cp.cluster().unwrap();
         let base = workspace_root().join("deploy/base");
         cluster
