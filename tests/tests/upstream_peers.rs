@@ -404,8 +404,9 @@ fn secret_yaml(ns: Option<&str>, name: &str, extra_meta: &str, body: &str) -> St
 /// SealedSecret of every kind the issue lists into `ns`, creates them, and returns what each
 /// must become: strict, namespace-wide (renamed), cluster-wide (renamed, moved), a template
 /// (type, immutable, labels, Go-template data), a multi-document stream, `--raw` (strict and
-/// cluster-wide), and `--merge-into`.
-fn seal_every_kind(env: &Env, kubeseal: &Path, cert: &str, ns: &str) -> Vec<Expect> {
+/// cluster-wide), and `--merge-into` (also into a file `other`, the other project's kubeseal,
+/// sealed).
+fn seal_every_kind(env: &Env, kubeseal: &Path, other: &Path, cert: &str, ns: &str) -> Vec<Expect> {
     let seal = |args: &[&str], stdin: &str| {
         let mut full = vec!["--cert", cert];
         full.extend_from_slice(args);
@@ -547,38 +548,37 @@ fn seal_every_kind(env: &Env, kubeseal: &Path, cert: &str, ns: &str) -> Vec<Expe
     expects.push(expect("raw-strict", &[("token", "raw strict value")]));
     expects.push(expect("raw-cw", &[("token", "raw cluster-wide value")]));
 
-    // --merge-into: a sealed file, then items added and one replaced in place.
-    let merged_file = env.path(&format!("merged-{}.json", random_suffix(4)));
-    seal(
-        &["-w", &merged_file.to_string_lossy()],
-        &secret_yaml(Some(ns), "merged", "", "stringData:\n  a: one\n  b: two\n"),
-    );
-    let out = seal(
-        &["--merge-into", &merged_file.to_string_lossy()],
-        &secret_yaml(
-            Some(ns),
-            "merged",
-            "",
-            "stringData:\n  b: twenty\n  c: three\n",
-        ),
-    );
-    assert!(
-        out.trim().is_empty(),
-        "--merge-into writes the file only: {out}"
-    );
-    let merged = std::fs::read_to_string(&merged_file).unwrap();
-    let merged_json: Value = serde_json::from_str(&merged).unwrap();
-    let items: Vec<&String> = merged_json["spec"]["encryptedData"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .collect();
-    assert_eq!(items, ["a", "b", "c"], "{merged}");
-    env.create(&merged);
-    expects.push(expect(
-        "merged",
-        &[("a", "one"), ("b", "twenty"), ("c", "three")],
-    ));
+    // --merge-into: a sealed file, then items added and one replaced in place; once into a
+    // file this kubeseal sealed, once into a file the other project's kubeseal sealed.
+    for (first, name) in [(kubeseal, "merged"), (other, "merged-cross")] {
+        let merged_file = env.path(&format!("{name}-{}.json", random_suffix(4)));
+        env.kubeseal(
+            first,
+            &["--cert", cert, "-w", &merged_file.to_string_lossy()],
+            &secret_yaml(Some(ns), name, "", "stringData:\n  a: one\n  b: two\n"),
+        );
+        let out = seal(
+            &["--merge-into", &merged_file.to_string_lossy()],
+            &secret_yaml(Some(ns), name, "", "stringData:\n  b: twenty\n  c: three\n"),
+        );
+        assert!(
+            out.trim().is_empty(),
+            "--merge-into writes the file only: {out}"
+        );
+        let merged = std::fs::read_to_string(&merged_file).unwrap();
+        let merged_json: Value = serde_json::from_str(&merged).unwrap();
+        let items: Vec<&String> = merged_json["spec"]["encryptedData"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(items, ["a", "b", "c"], "{merged}");
+        env.create(&merged);
+        expects.push(expect(
+            name,
+            &[("a", "one"), ("b", "twenty"), ("c", "three")],
+        ));
+    }
 
     expects
 }
@@ -638,7 +638,13 @@ fn upstream_kubeseal_seals_for_our_controller() {
         .unwrap();
     assert_eq!(cm["data"]["cert.pem"].as_str(), Some(fetched.as_str()));
 
-    let expects = seal_every_kind(&env, &upstream, &url, &ns);
+    let expects = seal_every_kind(
+        &env,
+        &upstream,
+        &binary_path("kubeseal").unwrap(),
+        &url,
+        &ns,
+    );
     assert_all_produced(&env, &ns, &expects);
     assert_clean_log(&ours);
 }
@@ -657,7 +663,13 @@ fn our_kubeseal_seals_for_upstream_controller() {
     assert_eq!(fetched, theirs.cert().unwrap());
     let cert = env.write("upstream-cert.pem", &fetched);
 
-    let expects = seal_every_kind(&env, &ours, &cert.to_string_lossy(), &ns);
+    let expects = seal_every_kind(
+        &env,
+        &ours,
+        &upstream_binary("kubeseal").unwrap(),
+        &cert.to_string_lossy(),
+        &ns,
+    );
     assert_all_produced(&env, &ns, &expects);
 
     // Our multi-recipient output (--cert twice) is ours only: upstream's controller refuses
@@ -1136,6 +1148,29 @@ fn backup_of_upstream_keys_restored_into_a_fresh_control_plane() {
         ],
         "",
     );
+    // Our unencrypted backup is a v1.List of the key Secrets, which upstream's kubeseal takes
+    // as --recovery-private-key: it opens SealedSecrets of both keys.
+    let plain = keep.path().join("keys-plain.json");
+    a.kubeseal(
+        &ours_kubeseal,
+        &[
+            "keys",
+            "backup",
+            "--insecure-plaintext",
+            "-o",
+            &plain.to_string_lossy(),
+        ],
+        "",
+    );
+    let sealed = a.by_name("sealedsecrets", &ns);
+    for name in ["k1-0", "k2-0"] {
+        let opened = a.upstream_unseal(&sealed[name], &plain);
+        assert_eq!(
+            decoded(&opened)["name"],
+            name,
+            "upstream recovery with our backup"
+        );
+    }
     let listed = a.get_json(&["sealedsecrets", "-n", &ns]).unwrap();
     let manifests: Vec<String> = listed["items"]
         .as_array()
