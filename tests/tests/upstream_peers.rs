@@ -1062,7 +1062,6 @@ fn upstream_kubeseal_fetch_validate_reencrypt_against_ours() {
     let env = Env::new();
     let ours = env.start_ours();
     cli_against_controller(&env, &upstream_binary("kubeseal").unwrap(), &ours);
-    assert_clean_log(&ours);
     // Our CLI reads the same certificate from our ConfigMap on the real API server.
     let from_cm = env.kubeseal(
         &binary_path("kubeseal").unwrap(),
@@ -1070,6 +1069,20 @@ fn upstream_kubeseal_fetch_validate_reencrypt_against_ours() {
         "",
     );
     assert_eq!(from_cm, ours.cert().unwrap());
+    assert_clean_log(&ours);
+
+    // The key Secret ours generated is an ordinary upstream key: upstream's controller loads
+    // it instead of generating one, and serves the same certificate.
+    let cert = ours.cert().unwrap();
+    drop(ours);
+    let theirs = env.start_upstream();
+    assert_eq!(
+        theirs.cert().unwrap(),
+        cert,
+        "upstream loads the key ours made"
+    );
+    assert_eq!(env.key_secrets().len(), 1, "no new key");
+    assert_clean_log(&theirs);
 }
 
 #[test]
