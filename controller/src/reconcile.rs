@@ -150,6 +150,29 @@ pub fn differs(a: &Secret, b: &Secret) -> bool {
         || norm_type(&a.type_) != norm_type(&b.type_)
 }
 
+/// Whether writing `merged` over `existing` would only record our source digest on a Secret
+/// that has none: one produced by upstream's controller (or by ours before the digest). Such a
+/// Secret is left as it is. Rewriting it would change the resourceVersion of every Secret an
+/// upstream install made, on the first start after a migration, and wake everything watching
+/// them, although nothing they hold changes (issue 10: migration rewrites nothing). The cost:
+/// these Secrets are decrypted again on each restart, as upstream always does.
+pub fn only_records_digest(existing: &Secret, merged: &Secret) -> bool {
+    let has_digest = |s: &Secret| {
+        s.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(SOURCE_DIGEST))
+    };
+    if has_digest(existing) || !has_digest(merged) {
+        return false;
+    }
+    let mut without = merged.clone();
+    if let Some(a) = without.metadata.annotations.as_mut() {
+        a.remove(SOURCE_DIGEST);
+    }
+    !differs(existing, &without)
+}
+
 /// An immutable Secret's data (or type) cannot change; the API server would refuse, so the
 /// controller reports upstream's message without trying.
 pub fn violates_immutable(existing: &Secret, merged: &Secret) -> bool {
@@ -556,7 +579,7 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Written, Reconci
             let mode = write_mode(&existing.metadata, &uid)
                 .map_err(|Unmanaged| ReconcileError::Unmanaged { name: name.clone() })?;
             let merged = merge(&existing, &desired, mode);
-            if !differs(&existing, &merged) {
+            if !differs(&existing, &merged) || only_records_digest(&existing, &merged) {
                 return Ok(Written::Unchanged);
             }
             if violates_immutable(&existing, &merged) {
@@ -1138,6 +1161,33 @@ mod tests {
         assert_eq!(m.metadata.annotations, None);
         assert_eq!(m.metadata.owner_references.as_ref().unwrap()[0].uid, UID);
         assert!(differs(&existing, &m));
+    }
+
+    #[test]
+    fn a_secret_without_digest_is_not_rewritten_only_to_record_one() {
+        // As upstream's controller leaves it: owned, same data and metadata, no digest.
+        let mut existing = mk_secret(&[], Some(UID));
+        let desired = finish_desired(mk_desired(), "sha256:ab;keys=k");
+        existing.data = desired.data.clone();
+        existing.metadata.labels = desired.metadata.labels.clone();
+        let merged = merge(&existing, &desired, WriteMode::Overwrite);
+        assert!(differs(&existing, &merged));
+        assert!(only_records_digest(&existing, &merged));
+        // Any other change is still written, digest included.
+        let mut stale = existing.clone();
+        stale.data = Some(bytes_map(&[("a", b"old")]));
+        assert!(!only_records_digest(
+            &stale,
+            &merge(&stale, &desired, WriteMode::Overwrite)
+        ));
+        // A Secret that already records a digest gets the new one.
+        let mut ours = existing.clone();
+        ours.metadata.annotations =
+            Some([(SOURCE_DIGEST.to_owned(), "sha256:old".to_owned())].into());
+        assert!(!only_records_digest(
+            &ours,
+            &merge(&ours, &desired, WriteMode::Overwrite)
+        ));
     }
 
     #[test]

@@ -24,6 +24,8 @@
 //! Skipped (with the reason printed) unless `SEALED_SECRETS_E2E_CLUSTER=real`; in that mode a
 //! missing binary or script fails the test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -104,12 +106,12 @@ impl Env {
     fn new() -> Self {
         // Fail, not skip, when the real backend is selected but a binary is missing.
         for name in ["controller", "kubeseal"] {
-            upstream_binary(name).unwrap();
+            upstream_binary(name).unwrap_or_else(|e| panic!("{e}"));
         }
         for name in ["sealed-secrets-controller", "kubeseal"] {
-            binary_path(name).unwrap();
+            binary_path(name).unwrap_or_else(|e| panic!("{e}"));
         }
-        let cp = ControlPlane::start().unwrap();
+        let cp = ControlPlane::start().unwrap_or_else(|e| panic!("{e}"));
         let cluster = cp.cluster().unwrap();
         let base = workspace_root().join("deploy/base");
         cluster
@@ -292,16 +294,27 @@ impl Env {
         self.kubectl_in(&["create", "-f", "-"], manifests);
     }
 
-    /// Waits for Secret `ns/name`.
-    fn wait_secret(&self, ns: &str, name: &str) -> Value {
-        eventually(&format!("Secret {ns}/{name}"), TIMEOUT, || {
-            self.get_json(&["secret", name, "-n", ns])
-        })
+    /// The objects of `kind` in `ns`, by name (one list call).
+    fn by_name(&self, kind: &str, ns: &str) -> BTreeMap<String, Value> {
+        let list = self.get_json(&[kind, "-n", ns]).unwrap_or_default();
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| {
+                (
+                    o["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    o.clone(),
+                )
+            })
+            .collect()
     }
 
-    /// What upstream's `Unseal` makes of SealedSecret `ns/name` as stored in the cluster.
-    fn upstream_unseal(&self, ns: &str, name: &str, keys: &Path) -> Value {
-        let ss = self.get_json(&["sealedsecret", name, "-n", ns]).unwrap();
+    /// What upstream's `Unseal` makes of a SealedSecret as stored in the cluster.
+    fn upstream_unseal(&self, ss: &Value, keys: &Path) -> Value {
         let out = self.kubeseal(
             &upstream_binary("kubeseal").unwrap(),
             &[
@@ -314,26 +327,6 @@ impl Env {
             &ss.to_string(),
         );
         serde_json::from_str(&out).unwrap()
-    }
-
-    /// Asserts that the controller produced exactly the Secret of `e` in `ns`: the values the
-    /// test sealed, and every field as upstream's own Unseal makes it.
-    fn assert_produced(&self, ns: &str, e: &Expect, keys: &Path) -> Value {
-        let secret = self.wait_secret(ns, &e.name);
-        assert_eq!(
-            decoded(&secret),
-            e.values,
-            "values of Secret {ns}/{}",
-            e.name
-        );
-        let expected = self.upstream_unseal(ns, &e.name, keys);
-        assert_eq!(
-            comparable(&secret),
-            comparable(&expected),
-            "Secret {ns}/{} differs from upstream's Unseal of its SealedSecret",
-            e.name
-        );
-        secret
     }
 }
 
@@ -411,8 +404,9 @@ fn secret_yaml(ns: Option<&str>, name: &str, extra_meta: &str, body: &str) -> St
 /// SealedSecret of every kind the issue lists into `ns`, creates them, and returns what each
 /// must become: strict, namespace-wide (renamed), cluster-wide (renamed, moved), a template
 /// (type, immutable, labels, Go-template data), a multi-document stream, `--raw` (strict and
-/// cluster-wide), and `--merge-into`.
-fn seal_every_kind(env: &Env, kubeseal: &Path, cert: &str, ns: &str) -> Vec<Expect> {
+/// cluster-wide), and `--merge-into` (also into a file `other`, the other project's kubeseal,
+/// sealed).
+fn seal_every_kind(env: &Env, kubeseal: &Path, other: &Path, cert: &str, ns: &str) -> Vec<Expect> {
     let seal = |args: &[&str], stdin: &str| {
         let mut full = vec!["--cert", cert];
         full.extend_from_slice(args);
@@ -554,47 +548,73 @@ fn seal_every_kind(env: &Env, kubeseal: &Path, cert: &str, ns: &str) -> Vec<Expe
     expects.push(expect("raw-strict", &[("token", "raw strict value")]));
     expects.push(expect("raw-cw", &[("token", "raw cluster-wide value")]));
 
-    // --merge-into: a sealed file, then items added and one replaced in place.
-    let merged_file = env.path(&format!("merged-{}.json", random_suffix(4)));
-    seal(
-        &["-w", &merged_file.to_string_lossy()],
-        &secret_yaml(Some(ns), "merged", "", "stringData:\n  a: one\n  b: two\n"),
-    );
-    let out = seal(
-        &["--merge-into", &merged_file.to_string_lossy()],
-        &secret_yaml(
-            Some(ns),
-            "merged",
-            "",
-            "stringData:\n  b: twenty\n  c: three\n",
-        ),
-    );
-    assert!(
-        out.trim().is_empty(),
-        "--merge-into writes the file only: {out}"
-    );
-    let merged = std::fs::read_to_string(&merged_file).unwrap();
-    let merged_json: Value = serde_json::from_str(&merged).unwrap();
-    let items: Vec<&String> = merged_json["spec"]["encryptedData"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .collect();
-    assert_eq!(items, ["a", "b", "c"], "{merged}");
-    env.create(&merged);
-    expects.push(expect(
-        "merged",
-        &[("a", "one"), ("b", "twenty"), ("c", "three")],
-    ));
+    // --merge-into: a sealed file, then items added and one replaced in place; once into a
+    // file this kubeseal sealed, once into a file the other project's kubeseal sealed.
+    for (first, name) in [(kubeseal, "merged"), (other, "merged-cross")] {
+        let merged_file = env.path(&format!("{name}-{}.json", random_suffix(4)));
+        env.kubeseal(
+            first,
+            &["--cert", cert, "-w", &merged_file.to_string_lossy()],
+            &secret_yaml(Some(ns), name, "", "stringData:\n  a: one\n  b: two\n"),
+        );
+        let out = seal(
+            &["--merge-into", &merged_file.to_string_lossy()],
+            &secret_yaml(Some(ns), name, "", "stringData:\n  b: twenty\n  c: three\n"),
+        );
+        assert!(
+            out.trim().is_empty(),
+            "--merge-into writes the file only: {out}"
+        );
+        let merged = std::fs::read_to_string(&merged_file).unwrap();
+        let merged_json: Value = serde_json::from_str(&merged).unwrap();
+        let items: Vec<&String> = merged_json["spec"]["encryptedData"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(items, ["a", "b", "c"], "{merged}");
+        env.create(&merged);
+        expects.push(expect(
+            name,
+            &[("a", "one"), ("b", "twenty"), ("c", "three")],
+        ));
+    }
 
     expects
 }
 
-/// Waits until every expected Secret exists and checks each against upstream's Unseal.
+/// Waits until every expected Secret exists in `ns`, then asserts that the controller produced
+/// exactly those Secrets: the values the test sealed, and every field as upstream's own Unseal
+/// makes it of the SealedSecret as stored.
 fn assert_all_produced(env: &Env, ns: &str, expects: &[Expect]) {
     let keys = env.keys_file();
+    let secrets = eventually(
+        &format!("{} Secrets in {ns}", expects.len()),
+        TIMEOUT,
+        || {
+            let secrets = env.by_name("secrets", ns);
+            expects
+                .iter()
+                .all(|e| secrets.contains_key(&e.name))
+                .then_some(secrets)
+        },
+    );
+    let sealed = env.by_name("sealedsecrets", ns);
     for e in expects {
-        env.assert_produced(ns, e, &keys);
+        let secret = &secrets[&e.name];
+        assert_eq!(
+            decoded(secret),
+            e.values,
+            "values of Secret {ns}/{}",
+            e.name
+        );
+        let expected = env.upstream_unseal(&sealed[&e.name], &keys);
+        assert_eq!(
+            comparable(secret),
+            comparable(&expected),
+            "Secret {ns}/{} differs from upstream's Unseal of its SealedSecret",
+            e.name
+        );
     }
 }
 
@@ -618,9 +638,15 @@ fn upstream_kubeseal_seals_for_our_controller() {
         .unwrap();
     assert_eq!(cm["data"]["cert.pem"].as_str(), Some(fetched.as_str()));
 
-    let expects = seal_every_kind(&env, &upstream, &url, &ns);
+    let expects = seal_every_kind(
+        &env,
+        &upstream,
+        &binary_path("kubeseal").unwrap(),
+        &url,
+        &ns,
+    );
     assert_all_produced(&env, &ns, &expects);
-    assert!(ours.process.log().is_empty() || !ours.process.log().contains("panicked"));
+    assert_clean_log(&ours);
 }
 
 #[test]
@@ -637,7 +663,13 @@ fn our_kubeseal_seals_for_upstream_controller() {
     assert_eq!(fetched, theirs.cert().unwrap());
     let cert = env.write("upstream-cert.pem", &fetched);
 
-    let expects = seal_every_kind(&env, &ours, &cert.to_string_lossy(), &ns);
+    let expects = seal_every_kind(
+        &env,
+        &ours,
+        &upstream_binary("kubeseal").unwrap(),
+        &cert.to_string_lossy(),
+        &ns,
+    );
     assert_all_produced(&env, &ns, &expects);
 
     // Our multi-recipient output (--cert twice) is ours only: upstream's controller refuses
@@ -701,6 +733,19 @@ fn our_kubeseal_seals_for_upstream_controller() {
     );
     env.create(&after);
     assert_all_produced(&env, &ns, &[expect("after-multi", &[("k", "still-works")])]);
+    assert_clean_log(&theirs);
+}
+
+/// Asserts that a controller met no RBAC refusal (both run under exactly `deploy/base`'s
+/// RBAC, which is meant to be upstream-equivalent) and did not panic.
+fn assert_clean_log(c: &InCluster) {
+    let log = c.process.log().to_lowercase();
+    for bad in ["forbidden", "panic"] {
+        assert!(
+            !log.contains(bad),
+            "`{bad}` in the controller's log:\n{log}"
+        );
+    }
 }
 
 /// A certificate of another key (a second cluster's, for the multi-recipient case).
@@ -818,6 +863,9 @@ fn migration_upstream_to_ours_and_back() {
     let ns = env.namespace("migrate");
     let upstream_kubeseal = upstream_binary("kubeseal").unwrap();
 
+    let t = Instant::now();
+    let phase = |what: &str| eprintln!("migration: {what} at {:.1}s", t.elapsed().as_secs_f64());
+
     // Upstream generates its key and unseals 50 SealedSecrets.
     let mut theirs = env.start_upstream();
     let cert = theirs.cert().unwrap();
@@ -834,9 +882,11 @@ fn migration_upstream_to_ours_and_back() {
     );
     assert_all_produced(&env, &ns, &expects);
     wait_settled(&theirs, 50.0);
+    phase("upstream unsealed 50");
     let versions = secret_versions(&env, &ns);
     assert_eq!(versions.len(), 50);
     theirs.process.stop();
+    assert_clean_log(&theirs);
 
     // Ours with deploy/base's settings: same key, same certificate, nothing rewritten.
     let ours = env.start_ours();
@@ -846,6 +896,7 @@ fn migration_upstream_to_ours_and_back() {
         "ours serves upstream's certificate"
     );
     wait_settled(&ours, 50.0);
+    phase("ours took over");
     assert_eq!(
         env.key_secrets().keys().collect::<Vec<_>>(),
         keys_before.keys().collect::<Vec<_>>(),
@@ -867,6 +918,7 @@ fn migration_upstream_to_ours_and_back() {
         1,
     );
     assert_all_produced(&env, &ns, &new);
+    assert_clean_log(&ours);
     drop(ours);
 
     // Back to upstream: same key, still correct, its own Secrets not rewritten.
@@ -874,6 +926,7 @@ fn migration_upstream_to_ours_and_back() {
     let theirs = env.start_upstream();
     assert_eq!(theirs.cert().unwrap(), cert);
     wait_settled(&theirs, 51.0);
+    phase("upstream took back");
     assert_eq!(
         env.key_secrets().keys().collect::<Vec<_>>(),
         keys_before.keys().collect::<Vec<_>>(),
@@ -898,6 +951,7 @@ fn migration_upstream_to_ours_and_back() {
         1,
     );
     assert_all_produced(&env, &ns, &last);
+    assert_clean_log(&theirs);
 }
 
 /// A stand-in whose service proxy routes `kube-system/sealed-secrets-controller` (deploy/base's
@@ -969,7 +1023,13 @@ fn cli_against_controller(env: &Env, kubeseal: &Path, controller: &InCluster) {
     );
 
     // --re-encrypt: a new ciphertext for every item, same metadata; the controller opens it.
-    let rotated = ok(&["--re-encrypt", "-f", &sealed_file.to_string_lossy()], "");
+    // With only -f, the result replaces the input file (upstream #405, kept by ours).
+    let out = ok(&["--re-encrypt", "-f", &sealed_file.to_string_lossy()], "");
+    assert_eq!(out, "", "--re-encrypt -f writes the file, not stdout");
+    let rotated = std::fs::read_to_string(&sealed_file).unwrap();
+    // And from stdin to stdout.
+    let piped: Value = serde_json::from_str(&ok(&["--re-encrypt"], &sealed)).unwrap();
+    assert_eq!(piped["kind"], "SealedSecret");
     let rotated_json: Value = serde_json::from_str(&rotated).unwrap();
     let before: Value = serde_json::from_str(&sealed).unwrap();
     assert_eq!(rotated_json["kind"], "SealedSecret", "{rotated}");
@@ -1009,6 +1069,20 @@ fn upstream_kubeseal_fetch_validate_reencrypt_against_ours() {
         "",
     );
     assert_eq!(from_cm, ours.cert().unwrap());
+    assert_clean_log(&ours);
+
+    // The key Secret ours generated is an ordinary upstream key: upstream's controller loads
+    // it instead of generating one, and serves the same certificate.
+    let cert = ours.cert().unwrap();
+    drop(ours);
+    let theirs = env.start_upstream();
+    assert_eq!(
+        theirs.cert().unwrap(),
+        cert,
+        "upstream loads the key ours made"
+    );
+    assert_eq!(env.key_secrets().len(), 1, "no new key");
+    assert_clean_log(&theirs);
 }
 
 #[test]
@@ -1019,6 +1093,7 @@ fn our_kubeseal_fetch_validate_reencrypt_against_upstream() {
     let env = Env::new();
     let theirs = env.start_upstream();
     cli_against_controller(&env, &binary_path("kubeseal").unwrap(), &theirs);
+    assert_clean_log(&theirs);
 }
 
 #[test]
@@ -1086,6 +1161,29 @@ fn backup_of_upstream_keys_restored_into_a_fresh_control_plane() {
         ],
         "",
     );
+    // Our unencrypted backup is a v1.List of the key Secrets, which upstream's kubeseal takes
+    // as --recovery-private-key: it opens SealedSecrets of both keys.
+    let plain = keep.path().join("keys-plain.json");
+    a.kubeseal(
+        &ours_kubeseal,
+        &[
+            "keys",
+            "backup",
+            "--insecure-plaintext",
+            "-o",
+            &plain.to_string_lossy(),
+        ],
+        "",
+    );
+    let sealed = a.by_name("sealedsecrets", &ns);
+    for name in ["k1-0", "k2-0"] {
+        let opened = a.upstream_unseal(&sealed[name], &plain);
+        assert_eq!(
+            decoded(&opened)["name"],
+            name,
+            "upstream recovery with our backup"
+        );
+    }
     let listed = a.get_json(&["sealedsecrets", "-n", &ns]).unwrap();
     let manifests: Vec<String> = listed["items"]
         .as_array()
@@ -1102,6 +1200,7 @@ fn backup_of_upstream_keys_restored_into_a_fresh_control_plane() {
         })
         .collect();
     assert_eq!(manifests.len(), 6);
+    assert_clean_log(&theirs);
     drop(theirs);
     drop(a);
 
@@ -1142,4 +1241,5 @@ fn backup_of_upstream_keys_restored_into_a_fresh_control_plane() {
     );
     assert_all_produced(&b, &ns, &expects);
     assert_eq!(b.key_secrets().len(), 2, "no new key");
+    assert_clean_log(&ours);
 }
