@@ -66,13 +66,12 @@ impl Scope {
         let first = path.first().map(String::as_str);
         match first {
             Some("apiVersion" | "kind") if path.len() == 1 => return false,
-            Some("metadata") => {
+            Some("metadata")
                 if path
                     .get(1)
-                    .is_some_and(|f| STRIPPED_META.contains(&f.as_str()))
-                {
-                    return false;
-                }
+                    .is_some_and(|f| STRIPPED_META.contains(&f.as_str())) =>
+            {
+                return false;
             }
             _ => {}
         }
@@ -297,7 +296,7 @@ impl Managed {
                 v
             })
             .collect();
-        (!entries.is_empty()).then(|| Value::Array(entries))
+        (!entries.is_empty()).then_some(Value::Array(entries))
     }
 
     /// The entry of `manager` for `operation` in `scope`, created empty if missing.

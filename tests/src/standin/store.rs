@@ -762,6 +762,7 @@ impl Store {
     }
 
     /// PUT: `new` replaces the object (or only its status when `status_only`).
+    #[allow(clippy::too_many_arguments)] // mirrors the PUT request's parts one to one
     pub fn update(
         &mut self,
         rt: &ResourceType,
