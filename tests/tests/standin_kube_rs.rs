@@ -482,17 +482,23 @@ async fn update_with_stale_resource_version_conflicts() {
         .await
         .unwrap();
     assert_eq!(got.data.unwrap()["x"], "4");
-    // Server-side apply is refused honestly rather than approximated.
+    // Server-side apply of a field the updates own: a conflict (409), unless forced.
+    let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"x": "5"}});
     let (code, reason) = api_error(
-        api.patch(
+        api.patch("c", &PatchParams::apply("test"), &Patch::Apply(&config))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    let got = api
+        .patch(
             "c",
-            &PatchParams::apply("test"),
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap"})),
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&config),
         )
         .await
-        .unwrap_err(),
-    );
-    assert_eq!((code, reason.as_str()), (415, "UnsupportedMediaType"));
+        .unwrap();
+    assert_eq!(got.data.unwrap()["x"], "5");
 }
 
 #[tokio::test]

@@ -550,22 +550,28 @@ struct ContinueToken {
 }
 
 /// The field manager of a write: `fieldManager`, else the `User-Agent` up to its first `/`
-/// (kube-apiserver's fallback), else `unknown`.
+/// (printable characters, at most 128), as kube-apiserver's `managerOrUserAgent` does; so
+/// a client sending neither (kube-rs by default) is the manager `""`.
 fn manager(ctx: &Ctx<'_>, rt: &ResourceType, version: &str) -> Manager {
     let name = ctx
         .query
         .get("fieldManager")
         .filter(|m| !m.is_empty())
         .cloned()
-        .or_else(|| {
-            ctx.headers
+        .unwrap_or_else(|| {
+            let ua = ctx
+                .headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|ua| ua.split('/').next())
-                .filter(|m| !m.is_empty())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "unknown".to_owned());
+                .unwrap_or_default();
+            ua.split('/')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(128)
+                .collect()
+        });
     Manager {
         name,
         api_version: rt.api_version(version),
