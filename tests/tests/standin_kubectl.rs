@@ -480,3 +480,154 @@ async fn apply_of_a_list_and_openapi_v2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("skew"), "{stderr}");
 }
+
+fn managers(obj: &Value) -> Vec<(String, String, Value)> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (
+                        e["manager"].as_str().unwrap().to_owned(),
+                        e["operation"].as_str().unwrap().to_owned(),
+                        e["fieldsV1"].clone(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `kubectl apply --server-side`: field managers, no-op re-apply, conflicts with another
+/// manager's change, `--force-conflicts`, and fields removed when no longer applied; and a
+/// SealedSecret (a custom resource with a status subresource) applied the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_side_apply_managers_conflicts_and_force() {
+    let c = cluster(Config::default());
+    let ns = c.namespace("ssa").await.unwrap();
+    let n = ns.name();
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n  labels: {app: x}\ndata: {a: \"1\", b: \"2\"}\n";
+    let out = kubectl_in(&c, &["apply", "--server-side", "-n", n, "-f", "-"], cm);
+    assert_eq!(out.trim(), "configmap/ssa serverside-applied");
+    let get = || {
+        json(&kubectl(
+            &c,
+            &[
+                "get",
+                "cm",
+                "ssa",
+                "-n",
+                n,
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ],
+        ))
+    };
+    let first = get();
+    assert_eq!(
+        managers(&first),
+        [(
+            "kubectl".to_owned(),
+            "Apply".to_owned(),
+            serde_json::json!({"f:data": {"f:a": {}, "f:b": {}}, "f:metadata": {"f:labels": {"f:app": {}}}})
+        )]
+    );
+    kubectl_in(&c, &["apply", "--server-side", "-n", n, "-f", "-"], cm);
+    assert_eq!(
+        get()["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"],
+        "an unchanged apply writes nothing"
+    );
+
+    kubectl(
+        &c,
+        &[
+            "patch",
+            "cm",
+            "ssa",
+            "-n",
+            n,
+            "--type=merge",
+            "-p",
+            r#"{"data":{"a":"edited"}}"#,
+        ],
+    );
+    let m = managers(&get());
+    assert_eq!(m[1].0, "kubectl-patch");
+    assert_eq!(m[1].2, serde_json::json!({"f:data": {"f:a": {}}}));
+    let changed = cm.replace("a: \"1\"", "a: \"3\"");
+    let err = match c.kubectl_run(
+        &["apply", "--server-side", "-n", n, "-f", "-"],
+        Some(&changed),
+    ) {
+        Ok(out) => panic!("the apply should have conflicted: {out}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("Apply failed with 1 conflict: conflict with \"kubectl-patch\"")
+            && err.contains(".data.a"),
+        "{err}"
+    );
+    assert_eq!(get()["data"]["a"], "edited");
+    // Applying the other manager's value co-owns the field without a conflict.
+    kubectl_in(
+        &c,
+        &["apply", "--server-side", "-n", n, "-f", "-"],
+        &cm.replace("a: \"1\"", "a: \"edited\""),
+    );
+    let out = kubectl_in(
+        &c,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-n",
+            n,
+            "-f",
+            "-",
+        ],
+        &changed,
+    );
+    assert_eq!(out.trim(), "configmap/ssa serverside-applied");
+    let forced = get();
+    assert_eq!(forced["data"]["a"], "3");
+    assert_eq!(
+        managers(&forced).len(),
+        1,
+        "the patcher lost its only field"
+    );
+    // A field no longer applied, and owned by nobody else, is removed.
+    let without_b = changed.replace(", b: \"2\"", "");
+    kubectl_in(
+        &c,
+        &["apply", "--server-side", "-n", n, "-f", "-"],
+        &without_b,
+    );
+    assert_eq!(get()["data"], serde_json::json!({"a": "3"}));
+
+    kubectl_in(&c, &["apply", "--server-side", "-f", "-"], CRD);
+    kubectl(
+        &c,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/sealedsecrets.bitnami.com",
+            "--timeout=10s",
+        ],
+    );
+    let out = kubectl_in(&c, &["apply", "--server-side", "-n", n, "-f", "-"], EXAMPLE);
+    assert_eq!(
+        out.trim(),
+        "sealedsecret.bitnami.com/mysecret serverside-applied"
+    );
+    let ss = json(&kubectl(
+        &c,
+        &["get", "sealedsecret", "mysecret", "-n", n, "-o", "json"],
+    ));
+    assert_eq!(
+        ss["spec"]["encryptedData"]["password"],
+        "AgBy3i4OJSWK+PiTySYZZA=="
+    );
+    assert_eq!(ss["metadata"]["generation"], 1);
+}

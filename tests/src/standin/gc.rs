@@ -13,9 +13,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
+use super::fields::Manager;
 use super::resources::ResKey;
 use super::store::{
-    DeleteOpts, NAMESPACES, ObjKey, Store, finalizers, is_terminating, key, owner_uids, str_of,
+    DeleteOpts, NAMESPACES, ObjKey, Store, Tracking, finalizers, is_terminating, key, owner_uids,
+    str_of,
 };
 
 /// A stored object's address: its resource and its key in that resource.
@@ -216,7 +218,12 @@ impl Store {
         };
         let mut new = old.value.clone();
         change(&mut new);
-        self.replace(&rt, at.1.clone(), old, new, false, false)
+        let manager = Manager {
+            name: "kube-controller-manager".into(),
+            api_version: rt.api_version(rt.storage_version()),
+        };
+        let tracking = Tracking::Update(&manager);
+        self.replace(&rt, at.1.clone(), old, new, tracking, false, false)
             .is_ok()
     }
 }
@@ -226,6 +233,13 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn mgr() -> Manager {
+        Manager {
+            name: "test".into(),
+            api_version: "v1".into(),
+        }
+    }
 
     fn secrets() -> ResKey {
         (String::new(), "secrets".to_owned())
@@ -237,7 +251,9 @@ mod tests {
             obj["metadata"]["ownerReferences"] =
                 json!([{"apiVersion": "v1", "kind": "Secret", "name": "o", "uid": uid}]);
         }
-        let out = store.create(&secrets(), "default", obj, false).unwrap();
+        let out = store
+            .create(&secrets(), "default", obj, Tracking::Update(&mgr()), false)
+            .unwrap();
         out.value["metadata"]["uid"].as_str().unwrap().to_owned()
     }
 
@@ -282,7 +298,9 @@ mod tests {
             {"apiVersion": "v1", "kind": "Secret", "name": "live", "uid": live},
             {"apiVersion": "v1", "kind": "Secret", "name": "gone", "uid": "no-such-uid"},
         ]}});
-        store.create(&secrets(), "default", obj, false).unwrap();
+        store
+            .create(&secrets(), "default", obj, Tracking::Update(&mgr()), false)
+            .unwrap();
         assert_eq!(store.gc_pass(), 1);
         let rt = store.types_get(&secrets()).unwrap();
         let dep = store.get(&rt, "default", "dep").unwrap();
@@ -300,11 +318,14 @@ mod tests {
                 &key(NAMESPACES),
                 "",
                 json!({"metadata": {"name": "doomed"}}),
+                Tracking::Update(&mgr()),
                 false,
             )
             .unwrap();
         let obj = json!({"metadata": {"name": "held", "finalizers": ["x/y"]}});
-        store.create(&secrets(), "doomed", obj, false).unwrap();
+        store
+            .create(&secrets(), "doomed", obj, Tracking::Update(&mgr()), false)
+            .unwrap();
         store
             .delete(&ns_rt, "", "doomed", &DeleteOpts::default(), false)
             .unwrap();
@@ -317,7 +338,7 @@ mod tests {
         let mut released = held.value.clone();
         released["metadata"]["finalizers"] = json!([]);
         store
-            .update(&rt, "doomed", "held", released, false, false)
+            .update(&rt, "doomed", "held", released, &mgr(), false, false)
             .unwrap();
         while store.gc_pass() > 0 {}
         assert!(store.get(&ns_rt, "", "doomed").is_err());

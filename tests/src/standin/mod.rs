@@ -12,6 +12,7 @@
 mod discovery;
 mod error;
 mod faults;
+mod fields;
 mod gc;
 mod patch;
 mod proxy;

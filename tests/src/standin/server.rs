@@ -5,7 +5,7 @@
 //! Knowing differences from kube-apiserver: plain HTTP/1.1 on loopback (no TLS, no HTTP/2,
 //! no protobuf: JSON only); `Table` output has only Name and Age columns; `fieldValidation`
 //! is accepted and ignored; watches by `kubectl get -w` in table form are served as plain
-//! objects.
+//! objects. Field managers and server-side apply are in `fields.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,10 +23,11 @@ use tokio::sync::Notify;
 use super::discovery;
 use super::error::ApiError;
 use super::faults::{FaultState, Faults, Injected};
-use super::patch::PatchKind;
+use super::fields::Manager;
+use super::patch::{self, PatchKind};
 use super::resources::ResourceType;
 use super::select::{FieldSelector, LabelSelector};
-use super::store::{DeleteOpts, Obj, Store};
+use super::store::{DeleteOpts, Obj, Store, Tracking};
 use super::{proxy, watch};
 
 /// Annotation on a Service naming the `HOST:PORT` its proxy requests go to: the alternative
@@ -403,12 +404,23 @@ async fn resource_request(
                 )));
             }
             let body = parse_body()?;
-            let obj = lock(&shared.store).create(&rt.key(), &ns_str, body, dry_run)?;
+            let manager = manager(ctx, &rt, version);
+            let tracking = Tracking::Update(&manager);
+            let obj = lock(&shared.store).create(&rt.key(), &ns_str, body, tracking, dry_run)?;
             Ok(bytes_response(201, render_json(&obj, &rt, version)))
         }
         (Method::PUT, Some(name)) => {
             let body = parse_body()?;
-            let obj = lock(&shared.store).update(&rt, &ns_str, name, body, status_only, dry_run)?;
+            let manager = manager(ctx, &rt, version);
+            let obj = lock(&shared.store).update(
+                &rt,
+                &ns_str,
+                name,
+                body,
+                &manager,
+                status_only,
+                dry_run,
+            )?;
             shared.gc.notify_one();
             Ok(bytes_response(200, render_json(&obj, &rt, version)))
         }
@@ -421,15 +433,46 @@ async fn resource_request(
             let kind = PatchKind::from_content_type(ct).ok_or_else(|| {
                 ApiError::unsupported_media_type(format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {ct:?})"))
             })?;
-            let obj = lock(&shared.store).patch(
-                &rt,
-                &ns_str,
-                name,
-                kind,
-                ctx.body,
-                status_only,
-                dry_run,
-            )?;
+            let manager = manager(ctx, &rt, version);
+            let force = is_true(ctx.query, "force");
+            let obj = if kind == PatchKind::Apply {
+                if !ctx.query.contains_key("fieldManager") {
+                    return Err(ApiError::invalid(
+                        "PatchOptions.meta.k8s.io",
+                        "",
+                        "fieldManager: Required value: is required for apply patch",
+                    ));
+                }
+                let config = patch::parse_apply(ctx.body)?;
+                lock(&shared.store).apply(
+                    &rt,
+                    &ns_str,
+                    name,
+                    config,
+                    &manager,
+                    force,
+                    status_only,
+                    dry_run,
+                )?
+            } else {
+                if ctx.query.contains_key("force") {
+                    return Err(ApiError::invalid(
+                        "PatchOptions.meta.k8s.io",
+                        "",
+                        "force: Forbidden: may not be specified for non-apply patch",
+                    ));
+                }
+                lock(&shared.store).patch(
+                    &rt,
+                    &ns_str,
+                    name,
+                    kind,
+                    ctx.body,
+                    &manager,
+                    status_only,
+                    dry_run,
+                )?
+            };
             shared.gc.notify_one();
             Ok(bytes_response(200, render_json(&obj, &rt, version)))
         }
@@ -504,6 +547,35 @@ async fn resource_request(
 struct ContinueToken {
     ns: String,
     name: String,
+}
+
+/// The field manager of a write: `fieldManager`, else the `User-Agent` up to its first `/`
+/// (printable characters, at most 128), as kube-apiserver's `managerOrUserAgent` does; so
+/// a client sending neither (kube-rs by default) is the manager `""`.
+fn manager(ctx: &Ctx<'_>, rt: &ResourceType, version: &str) -> Manager {
+    let name = ctx
+        .query
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .unwrap_or_else(|| {
+            let ua = ctx
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            ua.split('/')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(128)
+                .collect()
+        });
+    Manager {
+        name,
+        api_version: rt.api_version(version),
+    }
 }
 
 /// The `labelSelector` and `fieldSelector` query parameters of list, watch and

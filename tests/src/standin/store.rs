@@ -16,7 +16,7 @@
 //!   stores them once and converts);
 //! - reads (`get`, `list`) always answer the latest state whatever `resourceVersion` or
 //!   `resourceVersionMatch` ask, and list pages are not a consistent snapshot;
-//! - `managedFields` are never written and server-side apply is refused with 415;
+//! - `managedFields` and server-side apply: see `fields.rs`;
 //! - deleting a CRD removes its custom resources at once, ignoring their finalizers;
 //! - garbage collection: see `gc.rs`.
 //!
@@ -38,6 +38,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use super::error::ApiError;
+use super::fields::{Managed, Manager, Scope};
 use super::gc::{GcIndex, ObjRef};
 use super::patch::{self, PatchKind};
 use super::resources::{self, ResKey, ResourceType};
@@ -70,6 +71,43 @@ impl Obj {
 
 /// Objects are immutable once stored; a write stores a new one.
 pub type Stored = Arc<Obj>;
+
+/// How a write's `managedFields` are made: recorded from the change a manager made (create,
+/// update, non-apply patch), or already computed by a server-side apply.
+#[derive(Debug)]
+pub enum Tracking<'a> {
+    Update(&'a Manager),
+    Applied(Managed),
+}
+
+impl Tracking<'_> {
+    /// The managed fields after a write from `old` (`None`: create) to `new`.
+    fn managed(self, old: Option<&Value>, new: &Value, scope: Scope) -> Managed {
+        match self {
+            Self::Applied(m) => m,
+            Self::Update(manager) => {
+                let mut m = old.map(Managed::of).unwrap_or_default();
+                m.record_update(manager, scope, old, new, &now_rfc3339());
+                m
+            }
+        }
+    }
+}
+
+/// The manager kube-apiserver's own writes are recorded under.
+fn apiserver_manager() -> Manager {
+    Manager {
+        name: "kube-apiserver".into(),
+        api_version: "v1".into(),
+    }
+}
+
+fn set_managed(obj: &mut Value, managed: &Managed) {
+    match managed.to_value() {
+        Some(v) => meta_mut(obj).insert("managedFields".into(), v),
+        None => meta_mut(obj).remove("managedFields"),
+    };
+}
 
 /// What a watch event says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,15 +307,11 @@ fn spec_changed(old: &Value, new: &Value, ignore_status: bool) -> bool {
     !equal_except(old, new, skip, None)
 }
 
-/// Equal apart from resourceVersion and managedFields: such an update is a no-op that
-/// kube-apiserver answers without a new resourceVersion or watch event.
+/// Equal apart from resourceVersion: such an update is a no-op that kube-apiserver answers
+/// without a new resourceVersion or watch event. (`managedFields` change only with the
+/// fields they describe, so an unchanged object has unchanged `managedFields`.)
 fn same_content(a: &Value, b: &Value) -> bool {
-    equal_except(
-        a,
-        b,
-        &["metadata"],
-        Some(&["resourceVersion", "managedFields"]),
-    )
+    equal_except(a, b, &["metadata"], Some(&["resourceVersion"]))
 }
 
 impl Store {
@@ -301,7 +335,14 @@ impl Store {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let ns_obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             // Creating the well-known namespaces in an empty store cannot fail.
-            let _ = store.create(&key(NAMESPACES), "", ns_obj, false);
+            let manager = apiserver_manager();
+            let _ = store.create(
+                &key(NAMESPACES),
+                "",
+                ns_obj,
+                Tracking::Update(&manager),
+                false,
+            );
         }
         store
     }
@@ -611,6 +652,7 @@ impl Store {
         rt_key: &ResKey,
         ns: &str,
         mut obj: Value,
+        tracking: Tracking<'_>,
         dry_run: bool,
     ) -> Result<Stored, ApiError> {
         let rt = self
@@ -705,6 +747,11 @@ impl Store {
         {
             return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
         }
+        let scope = Scope::Main {
+            status_subresource: rt.status_subresource,
+        };
+        let managed = tracking.managed(None, &obj, scope);
+        set_managed(&mut obj, &managed);
         self.normalize(&rt, &mut obj, true)?;
         if dry_run {
             return Ok(Arc::new(Obj::new(obj)));
@@ -715,12 +762,14 @@ impl Store {
     }
 
     /// PUT: `new` replaces the object (or only its status when `status_only`).
+    #[allow(clippy::too_many_arguments)] // mirrors the PUT request's parts one to one
     pub fn update(
         &mut self,
         rt: &ResourceType,
         ns: &str,
         name: &str,
         new: Value,
+        manager: &Manager,
         status_only: bool,
         dry_run: bool,
     ) -> Result<Stored, ApiError> {
@@ -746,7 +795,8 @@ impl Store {
             }
             _ => {}
         }
-        self.replace(rt, okey, old, new, status_only, dry_run)
+        let tracking = Tracking::Update(manager);
+        self.replace(rt, okey, old, new, tracking, status_only, dry_run)
     }
 
     /// PATCH: the patch is applied to the stored object; a resourceVersion the patch sets is a
@@ -759,6 +809,7 @@ impl Store {
         name: &str,
         kind: PatchKind,
         body: &[u8],
+        manager: &Manager,
         status_only: bool,
         dry_run: bool,
     ) -> Result<Stored, ApiError> {
@@ -776,16 +827,99 @@ impl Store {
         {
             return Err(ApiError::conflict(&rt.group, &rt.plural, name));
         }
-        self.replace(rt, okey, old, new, status_only, dry_run)
+        let tracking = Tracking::Update(manager);
+        self.replace(rt, okey, old, new, tracking, status_only, dry_run)
+    }
+
+    /// PATCH with `application/apply-patch+yaml`: server-side apply of `config` by
+    /// `manager` (see `fields.rs`); creates the object when it does not exist.
+    #[allow(clippy::too_many_arguments)] // mirrors the PATCH request's parts one to one
+    pub fn apply(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        config: Value,
+        manager: &Manager,
+        force: bool,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Stored, ApiError> {
+        if !config.is_object() {
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON or YAML object",
+            ));
+        }
+        match config["kind"].as_str() {
+            Some(k) if k == rt.kind => {}
+            Some(k) => {
+                return Err(ApiError::bad_request(format!(
+                    "the kind of the applied object ({k}) does not match the resource ({})",
+                    rt.kind
+                )));
+            }
+            None => {
+                return Err(ApiError::bad_request(
+                    "invalid object type: kind must be set",
+                ));
+            }
+        }
+        if config["apiVersion"].as_str().is_none_or(str::is_empty) {
+            return Err(ApiError::bad_request(
+                "invalid object type: apiVersion must be set",
+            ));
+        }
+        if let Some(bname) = str_of(&config, &["metadata", "name"])
+            && bname != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({bname}) does not match the name on the URL ({name})"
+            )));
+        }
+        let scope = if status_only {
+            Scope::Status
+        } else {
+            Scope::Main {
+                status_subresource: rt.status_subresource,
+            }
+        };
+        let now = now_rfc3339();
+        let okey = Self::okey(rt, ns, name);
+        let old = match self.lookup(rt, &okey) {
+            Ok(old) => old,
+            Err(e) if e.code == 404 && !status_only => {
+                let mut managed = Managed::default();
+                let mut obj = managed
+                    .apply(manager, scope, None, &config, force, &now)
+                    .map_err(|c| c.into_error())?;
+                meta_mut(&mut obj).insert("name".into(), json!(name));
+                let tracking = Tracking::Applied(managed);
+                return self.create(&rt.key(), ns, obj, tracking, dry_run);
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(rv) = str_of(&config, &["metadata", "resourceVersion"])
+            && Some(rv) != str_of(&old.value, &["metadata", "resourceVersion"])
+        {
+            return Err(ApiError::conflict(&rt.group, &rt.plural, name));
+        }
+        let mut managed = Managed::of(&old.value);
+        let merged = managed
+            .apply(manager, scope, Some(&old.value), &config, force, &now)
+            .map_err(|c| c.into_error())?;
+        let tracking = Tracking::Applied(managed);
+        self.replace(rt, okey, old, merged, tracking, status_only, dry_run)
     }
 
     /// Stores `new` in place of `old` with the metadata rules of an update.
+    #[allow(clippy::too_many_arguments)] // the parts of a write, one to one
     pub(super) fn replace(
         &mut self,
         rt: &ResourceType,
         okey: ObjKey,
         old: Stored,
         mut new: Value,
+        tracking: Tracking<'_>,
         status_only: bool,
         dry_run: bool,
     ) -> Result<Stored, ApiError> {
@@ -836,6 +970,15 @@ impl Store {
             };
         }
         meta.remove("managedFields");
+        let scope = if status_only {
+            Scope::Status
+        } else {
+            Scope::Main {
+                status_subresource: rt.status_subresource,
+            }
+        };
+        let managed = tracking.managed(Some(&old.value), &new, scope);
+        set_managed(&mut new, &managed);
         if is_terminating(&old.value) {
             let before: HashSet<String> = finalizers(&old.value).into_iter().collect();
             if let Some(added) = finalizers(&new).into_iter().find(|f| !before.contains(f)) {
