@@ -356,8 +356,23 @@ impl KeyRing {
         ciphertext: &[u8],
         hints: &[Fingerprint],
     ) -> Result<Opened, OpenError> {
+        let mut unlimited = u64::MAX;
+        self.open_within(label, ciphertext, hints, &mut unlimited)
+    }
+
+    /// [`KeyRing::open`] performing at most `rsa_budget` RSA operations, and subtracting
+    /// those it performs: a caller opening many values bounds their total cost with one
+    /// budget. When it runs out before the value opened the result is
+    /// [`OpenError::WorkLimit`].
+    pub fn open_within(
+        &self,
+        label: &[u8],
+        ciphertext: &[u8],
+        hints: &[Fingerprint],
+        rsa_budget: &mut u64,
+    ) -> Result<Opened, OpenError> {
         if ciphertext.starts_with(&MULTI_MARKER) {
-            return self.open_multi(label, ciphertext);
+            return self.open_multi(label, ciphertext, rsa_budget);
         }
         let (rsa, body) = parse_upstream(ciphertext)?;
         let hinted = hints.iter().filter_map(|fp| self.index.get(fp).copied());
@@ -369,6 +384,7 @@ impl KeyRing {
         }
         for idx in order {
             let key = &self.keys[idx];
+            spend(rsa_budget)?;
             let Some(session) = self.unwrap_session(key, label, rsa) else {
                 continue;
             };
@@ -382,13 +398,20 @@ impl KeyRing {
         Err(OpenError::NoKey)
     }
 
-    fn open_multi(&self, label: &[u8], ciphertext: &[u8]) -> Result<Opened, OpenError> {
+    fn open_multi(
+        &self,
+        label: &[u8],
+        ciphertext: &[u8],
+        rsa_budget: &mut u64,
+    ) -> Result<Opened, OpenError> {
         let parsed = parse_multi(ciphertext)?;
         for wrap in &parsed.wraps {
             let fingerprint = Fingerprint::from_digest(wrap.digest);
-            let Some(key) = self.get(&fingerprint) else {
+            let Some(&idx) = self.index.get(&fingerprint) else {
                 continue;
             };
+            let key = &self.keys[idx];
+            spend(rsa_budget)?;
             let Some(session) = self.unwrap_session(key, label, wrap.rsa) else {
                 continue;
             };
@@ -401,6 +424,12 @@ impl KeyRing {
         }
         Err(OpenError::NoKey)
     }
+}
+
+/// Takes one RSA operation from the budget.
+fn spend(rsa_budget: &mut u64) -> Result<(), OpenError> {
+    *rsa_budget = rsa_budget.checked_sub(1).ok_or(OpenError::WorkLimit)?;
+    Ok(())
 }
 
 fn open_body(session: &[u8; SESSION_KEY_LEN], aad: Aad<&[u8]>, body: &[u8]) -> Option<Plaintext> {
