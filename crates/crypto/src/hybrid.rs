@@ -405,11 +405,18 @@ impl KeyRing {
         rsa_budget: &mut u64,
     ) -> Result<Opened, OpenError> {
         let parsed = parse_multi(ciphertext)?;
+        // At most one unwrap attempt per key we hold: a sealer may name our key in all 255
+        // wraps, and a key that failed once fails again (or opens the same session key).
+        let mut tried: Vec<usize> = Vec::new();
         for wrap in &parsed.wraps {
             let fingerprint = Fingerprint::from_digest(wrap.digest);
             let Some(&idx) = self.index.get(&fingerprint) else {
                 continue;
             };
+            if tried.contains(&idx) {
+                continue;
+            }
+            tried.push(idx);
             let key = &self.keys[idx];
             spend(rsa_budget)?;
             let Some(session) = self.unwrap_session(key, label, wrap.rsa) else {
