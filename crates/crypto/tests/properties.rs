@@ -171,7 +171,7 @@ fn structural_errors() {
         OpenError::MalformedHeader("unknown magic")
     );
     assert_eq!(
-        r.open(b"", b"\0\0ssrs\x02\x01", &[]).unwrap_err(),
+        r.open(b"", b"\0\0ssrs\x03\x01", &[]).unwrap_err(),
         OpenError::MalformedHeader("unsupported version")
     );
     assert_eq!(
