@@ -1,9 +1,9 @@
 use std::collections::BTreeMap;
 
 use sealed_secrets_api::{
-    ItemError, SealOptions, SealedSecret, SealingError, UnsealError, UnsealOptions, annotations,
-    decrypt_items, manifest, merge_into, parse_secrets, reseal, seal_manifests, seal_raw, unseal,
-    verify,
+    ItemError, MAX_MESSAGE_LEN, MAX_RSA_OPERATIONS, SealOptions, SealedSecret, SealingError,
+    UnsealError, UnsealOptions, annotations, decrypt_items, manifest, merge_into, parse_secrets,
+    reseal, seal_manifests, seal_raw, unseal, verify,
 };
 use sealed_secrets_crypto::{KeyRing, Scope, decode_base64, encode_base64, seal};
 
@@ -269,6 +269,91 @@ fn template_errors_never_carry_values() {
             assert!(!debug.contains(d.as_str()), "{t}: `{d}` in {debug}");
         }
     }
+}
+
+/// Issue 11 item 2: 10,000 items with bad base64 made a 2.9 MB status message. The message
+/// is now cut after a few items, and long item names are shortened.
+#[test]
+fn item_error_messages_are_bounded() {
+    let mut ss = seal_one(&secret_yaml("ns", "n", ""));
+    for i in 0..10_000 {
+        ss.spec
+            .encrypted_data
+            .insert(format!("item-{i:05}-{}", "x".repeat(200)), "not base64!");
+    }
+    let err = unseal(&ss, &ring_a(), &OPTS).unwrap_err();
+    let UnsealError::Items(items) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(items.len(), 10_000);
+    let shown = err.to_string();
+    assert!(shown.len() <= MAX_MESSAGE_LEN, "{} bytes", shown.len());
+    assert!(
+        shown.starts_with("failed to decode item `item-00000-xxx"),
+        "{shown}"
+    );
+    assert!(shown.contains("more"), "{shown}");
+    let listed = shown.matches("failed to decode item").count();
+    assert!(
+        shown.ends_with(&format!("; ... and {} more", 10_000 - listed)),
+        "{shown}"
+    );
+    // Item names are cut to 64 characters.
+    assert!(!shown.contains(&"x".repeat(60)), "{shown}");
+
+    // A few errors are all listed, without a tail.
+    let mut ss = seal_one(&secret_yaml("ns", "n", ""));
+    ss.spec.encrypted_data.insert("a", "!");
+    ss.spec.encrypted_data.insert("b", "!");
+    let shown = unseal(&ss, &ring_a(), &OPTS).unwrap_err().to_string();
+    assert_eq!(
+        shown,
+        "failed to decode item `a` of SealedSecret `ns/n`: invalid base64; \
+         failed to decode item `b` of SealedSecret `ns/n`: invalid base64"
+    );
+}
+
+/// Issue 11 item 2: RSA work per object is capped. A value that names no key costs one RSA
+/// operation per loaded key; with two keys, 2,100 of them would cost 4,200.
+#[test]
+fn rsa_work_per_object_is_capped() {
+    let mut ss = seal_one(&secret_yaml("ns", "n", ""));
+    if let Some(a) = ss.metadata.annotations.as_mut() {
+        a.remove(annotations::SEALING_KEY);
+    }
+    // Structurally valid upstream-format values (a 256-byte RSA block) that no key opens.
+    let mut junk = 256u16.to_be_bytes().to_vec();
+    junk.extend_from_slice(&[0x5a; 256 + 32]);
+    let junk = encode_base64(&junk);
+    for i in 0..2_100 {
+        ss.spec
+            .encrypted_data
+            .insert(format!("v{i}"), junk.as_str());
+    }
+    let mut ring = ring_a();
+    ring.insert(key_b().clone());
+    let err = decrypt_items(&ss, &ring, &OPTS).unwrap_err();
+    assert!(
+        matches!(err, UnsealError::TooMuchWork { limit, .. } if limit == MAX_RSA_OPERATIONS),
+        "{err}"
+    );
+    assert_eq!(ring.rsa_operations(), MAX_RSA_OPERATIONS);
+    assert!(
+        err.to_string()
+            .contains("needs more than 4096 RSA decryptions"),
+        "{err}"
+    );
+
+    // More values than the budget: refused before any RSA work.
+    for i in 2_100..=MAX_RSA_OPERATIONS {
+        ss.spec
+            .encrypted_data
+            .insert(format!("v{i}"), junk.as_str());
+    }
+    let ring = ring_a();
+    let err = unseal(&ss, &ring, &OPTS).unwrap_err();
+    assert!(matches!(err, UnsealError::TooMuchWork { .. }), "{err}");
+    assert_eq!(ring.rsa_operations(), 0);
 }
 
 #[test]
