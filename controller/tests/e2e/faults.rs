@@ -117,7 +117,7 @@ async fn startup_survives_api_errors() {
         error500_fraction: 1.0,
         ..Default::default()
     });
-    let mut c = env.start_controller_with(&[], false).await;
+    let mut c = env.spawn_controller(&[]);
     c.process
         .wait_for_log("cannot load the keys; retrying", TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}\n{}", c.process.log()));
@@ -128,6 +128,11 @@ async fn startup_survives_api_errors() {
         c.process.log()
     );
     standin.set_faults(Faults::default());
+    // The HTTP servers start once the keys are loaded.
+    eventually("the controller to listen", TIMEOUT, || async {
+        tokio::net::TcpStream::connect(&c.http).await.ok().map(|_| ())
+    })
+    .await;
     eventually("a certificate after the API recovered", TIMEOUT, || async {
         c.cert().await
     })
