@@ -43,6 +43,7 @@ KNOWN_METRICS = {
         "key_values_opened_total",
         "key_created_timestamp_seconds",
         "keys_active",
+        "keys_foreign",
         "leader",
         "rsa_decryptions_total",
     ]
@@ -383,6 +384,7 @@ def cmd_observability(args):
     for alert, metric in [("SealedSecretsUnsealErrorHigh", "unseal_errors_total"),
                           ("SealedSecretsKeyRenewalOverdue", "key_created_timestamp_seconds"),
                           ("SealedSecretsNoLeader", "leader"),
+                          ("SealedSecretsForeignKey", "keys_foreign"),
                           ("SealedSecretsControllerDown", "up")]:
         name = metric if metric == "up" else METRIC_PREFIX + metric
         check(alert in alerts and name in promql_metrics(alerts[alert]), "alert %s reads %s" % (alert, name))

@@ -1019,7 +1019,10 @@ mod tests {
         assert_eq!(skewed.order_time, t(1000));
         assert!(!skewed.future_not_before);
         assert_eq!(ordering_not_before(t(5000), t(5000)), t(5000));
-        assert_eq!(ordering_not_before(t(5301), t(5000)), SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            ordering_not_before(t(5301), t(5000)),
+            SystemTime::UNIX_EPOCH
+        );
         // So a legitimate key stays newest against a future-dated one.
         assert_eq!(pick_newest(&[t(900), early.order_time]), Some(0));
     }
@@ -1028,7 +1031,9 @@ mod tests {
     fn certificate_of_another_key_is_refused() {
         let mut s = mk_key_secret("mixed");
         let other = PrivateKey::generate(2048).unwrap();
-        let other_cert = other.self_signed_certificate(&CertParams::default()).unwrap();
+        let other_cert = other
+            .self_signed_certificate(&CertParams::default())
+            .unwrap();
         s.data.as_mut().unwrap().insert(
             "tls.crt".into(),
             ByteString(other_cert.pem().as_bytes().to_vec()),
@@ -1060,7 +1065,11 @@ mod tests {
         keys.load_and_register(&foreign);
         assert!(keys.snapshot().keys[0].foreign);
         assert_eq!(metrics.keys_foreign.get(), 1);
-        assert!(metrics.encode().contains("sealed_secrets_controller_keys_foreign 1"));
+        assert!(
+            metrics
+                .encode()
+                .contains("sealed_secrets_controller_keys_foreign 1")
+        );
     }
 
     #[test]

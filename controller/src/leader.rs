@@ -35,7 +35,9 @@ pub struct ElectionConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Attempt {
     Leading,
-    Following { holder: String },
+    Following {
+        holder: String,
+    },
     /// The write lost a race (409): the record changed under us, or the server says so.
     /// Decided again on the next attempt.
     Conflict,
@@ -178,7 +180,10 @@ pub async fn run(
             if leading {
                 let since = last_renew.map_or(Duration::MAX, |t| t.elapsed());
                 if keeps_leading(since, cfg.renew_deadline) {
-                    tracing::debug!(conflict = error.is_none(), "lease renewal failed; retrying within the renew deadline");
+                    tracing::debug!(
+                        conflict = error.is_none(),
+                        "lease renewal failed; retrying within the renew deadline"
+                    );
                 } else {
                     tracing::warn!(lease = %cfg.lease_name, "could not renew the lease within the renew deadline; stepping down");
                     metrics.leader.set(0);

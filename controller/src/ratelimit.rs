@@ -49,11 +49,15 @@ impl IpNet {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -71,7 +75,9 @@ fn canonical(ip: IpAddr) -> IpAddr {
 impl std::str::FromStr for IpNet {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let err = || format!("invalid address or CIDR block {s:?} (e.g. 10.0.0.0/8, 192.0.2.1, fd00::/8)");
+        let err = || {
+            format!("invalid address or CIDR block {s:?} (e.g. 10.0.0.0/8, 192.0.2.1, fd00::/8)")
+        };
         let (addr, prefix) = match s.trim().split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s.trim(), None),
@@ -269,7 +275,11 @@ mod tests {
         );
         // Trusted proxy: the right-most untrusted hop; earlier entries are client claims.
         assert_eq!(
-            client_address(ip("10.0.0.2"), &["1.2.3.4, 203.0.113.1, 10.0.0.9"], &trusted),
+            client_address(
+                ip("10.0.0.2"),
+                &["1.2.3.4, 203.0.113.1, 10.0.0.9"],
+                &trusted
+            ),
             ip("203.0.113.1")
         );
         // Several headers are one list.
@@ -278,7 +288,10 @@ mod tests {
             ip("203.0.113.5")
         );
         // No header, or garbage: the proxy itself.
-        assert_eq!(client_address(ip("10.0.0.2"), &[], &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &[], &trusted),
+            ip("10.0.0.2")
+        );
         assert_eq!(
             client_address(ip("10.0.0.2"), &["garbage"], &trusted),
             ip("10.0.0.2")

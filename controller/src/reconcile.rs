@@ -1395,7 +1395,10 @@ mod tests {
         let e = ReconcileError::RefusedType {
             object: "ns/sa".into(),
         };
-        assert!(e.message().contains("--allow-service-account-token-secrets"));
+        assert!(
+            e.message()
+                .contains("--allow-service-account-token-secrets")
+        );
         assert_eq!(e.reason(), ErrorReason::Unseal);
     }
 

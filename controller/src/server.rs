@@ -142,10 +142,11 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(PeerAddr(peer));
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
+            let service =
+                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(PeerAddr(peer));
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -270,7 +271,11 @@ pub fn parse_one(body: &[u8]) -> Result<SealedSecret, BodyError> {
 /// `--http-accept-deprecated-v1-data` (issue 11 item 5): rotate would hand back the decrypted
 /// Secret's metadata, and verify would answer by whether a plaintext parses as JSON. Pure.
 pub fn refuse_legacy(ss: &SealedSecret, opts: &UnsealOptions) -> Option<String> {
-    let has_legacy = ss.spec.data.as_deref().is_some_and(|d| !d.trim().is_empty());
+    let has_legacy = ss
+        .spec
+        .data
+        .as_deref()
+        .is_some_and(|d| !d.trim().is_empty());
     (has_legacy && !opts.accept_deprecated_v1_data).then(|| {
         "spec.data (the deprecated whole-Secret v1 format) is not accepted by /v1/verify and \
          /v1/rotate on this controller (--http-accept-deprecated-v1-data=false); reseal the \
@@ -283,14 +288,16 @@ fn bad_request(e: &BodyError) -> Response {
     text(StatusCode::BAD_REQUEST, format!("{e}\n"))
 }
 
-/// The limiter's verdict for this request, as response headers, or the 429 answer.
-fn rate_limit(
+/// Runs `handle` if `limiter` allows this client another request (else 429 `limit exceeded`),
+/// and adds upstream's rate-limit headers to the answer either way.
+async fn rate_limited(
     limiter: &Mutex<Gcra>,
     state: &ServerState,
     path: &str,
     extensions: &Extensions,
     headers: &HeaderMap,
-) -> Result<Vec<(&'static str, String)>, Response> {
+    handle: impl std::future::Future<Output = Response>,
+) -> Response {
     let peer = extensions
         .get::<PeerAddr>()
         .map(|p| p.0.ip())
@@ -308,14 +315,13 @@ fn rate_limit(
         };
         limiter.check(&format!("{path}{client}"), Instant::now())
     };
-    let headers = decision.headers();
-    if decision.allowed {
-        Ok(headers)
+    let mut resp = if decision.allowed {
+        handle.await
     } else {
-        let mut resp = text(StatusCode::TOO_MANY_REQUESTS, "limit exceeded\n".to_owned());
-        add_headers(&mut resp, headers);
-        Err(resp)
-    }
+        text(StatusCode::TOO_MANY_REQUESTS, "limit exceeded\n".to_owned())
+    };
+    add_headers(&mut resp, decision.headers());
+    resp
 }
 
 fn add_headers(resp: &mut Response, headers: Vec<(&'static str, String)>) {
@@ -341,14 +347,16 @@ async fn verify(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let limit_headers = match rate_limit(&state.limiter, &state, "/v1/verify", &extensions, &headers)
-    {
-        Ok(h) => h,
-        Err(resp) => return resp,
-    };
-    let mut resp = verify_body(&state, body).await;
-    add_headers(&mut resp, limit_headers);
-    resp
+    let handle = verify_body(&state, body);
+    rate_limited(
+        &state.limiter,
+        &state,
+        "/v1/verify",
+        &extensions,
+        &headers,
+        handle,
+    )
+    .await
 }
 
 async fn verify_body(state: &Arc<ServerState>, body: Bytes) -> Response {
@@ -386,19 +394,16 @@ async fn rotate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let limit_headers = match rate_limit(
+    let handle = rotate_body(&state, body);
+    rate_limited(
         &state.rotate_limiter,
         &state,
         "/v1/rotate",
         &extensions,
         &headers,
-    ) {
-        Ok(h) => h,
-        Err(resp) => return resp,
-    };
-    let mut resp = rotate_body(&state, body).await;
-    add_headers(&mut resp, limit_headers);
-    resp
+        handle,
+    )
+    .await
 }
 
 async fn rotate_body(state: &Arc<ServerState>, body: Bytes) -> Response {
@@ -492,7 +497,11 @@ mod tests {
         };
         assert_eq!(refuse_legacy(&ss, &off), None);
         ss.spec.data = Some("AAAA".into());
-        assert!(refuse_legacy(&ss, &off).unwrap().contains("--http-accept-deprecated-v1-data"));
+        assert!(
+            refuse_legacy(&ss, &off)
+                .unwrap()
+                .contains("--http-accept-deprecated-v1-data")
+        );
         assert_eq!(refuse_legacy(&ss, &on), None);
     }
 

@@ -164,7 +164,14 @@ mod tests {
             .with_writer(move || out.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || {
-            tracing::warn!(namespace = "ns1", attempt = 3u64, ok = false, msg = "clash", "failed to {}", "unseal");
+            tracing::warn!(
+                namespace = "ns1",
+                attempt = 3u64,
+                ok = false,
+                msg = "clash",
+                "failed to {}",
+                "unseal"
+            );
         });
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
@@ -182,6 +189,9 @@ mod tests {
                 .is_ok()
         );
         let keys: Vec<&String> = line.as_object().unwrap().keys().collect();
-        assert!(!keys.iter().any(|k| *k == "timestamp" || *k == "fields"), "{keys:?}");
+        assert!(
+            !keys.iter().any(|k| *k == "timestamp" || *k == "fields"),
+            "{keys:?}"
+        );
     }
 }

@@ -74,7 +74,11 @@ async fn failed_status_writes_are_retried_until_written() {
         failed_writes > 0,
         "the fault injection did not hit a status write; the test proves nothing"
     );
-    assert!(c.metric("sealed_secrets_controller_unseal_errors_total").await >= 1.0);
+    assert!(
+        c.metric("sealed_secrets_controller_unseal_errors_total")
+            .await
+            >= 1.0
+    );
 }
 
 /// Item 9: 10% of Lease updates answered 409 do not make the leader step down: a renewal
@@ -117,7 +121,7 @@ async fn startup_survives_api_errors() {
         error500_fraction: 1.0,
         ..Default::default()
     });
-    let mut c = env.start_controller_with(&[], false).await;
+    let mut c = env.spawn_controller(&[]);
     c.process
         .wait_for_log("cannot load the keys; retrying", TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}\n{}", c.process.log()));
@@ -128,6 +132,14 @@ async fn startup_survives_api_errors() {
         c.process.log()
     );
     standin.set_faults(Faults::default());
+    // The HTTP servers start once the keys are loaded.
+    eventually("the controller to listen", TIMEOUT, || async {
+        tokio::net::TcpStream::connect(&c.http)
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
     eventually("a certificate after the API recovered", TIMEOUT, || async {
         c.cert().await
     })
@@ -139,8 +151,14 @@ async fn startup_survives_api_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn impossible_key_size_is_a_startup_error() {
     let env = Env::new().await;
-    let http = format!("127.0.0.1:{}", sealed_secrets_e2e::harness::free_port().unwrap());
-    let metrics = format!("127.0.0.1:{}", sealed_secrets_e2e::harness::free_port().unwrap());
+    let http = format!(
+        "127.0.0.1:{}",
+        sealed_secrets_e2e::harness::free_port().unwrap()
+    );
+    let metrics = format!(
+        "127.0.0.1:{}",
+        sealed_secrets_e2e::harness::free_port().unwrap()
+    );
     let mut cmd = std::process::Command::new(controller_binary());
     cmd.env("KUBECONFIG", env.cluster.kubeconfig())
         .env("POD_NAMESPACE", env.ctrl())
@@ -151,11 +169,16 @@ async fn impossible_key_size_is_a_startup_error() {
     while p.is_running() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(!p.is_running(), "still running with --key-size 1000:\n{}", p.log());
+    assert!(
+        !p.is_running(),
+        "still running with --key-size 1000:\n{}",
+        p.log()
+    );
     let status = p.stop().unwrap();
     assert!(!status.success());
     assert!(
-        p.log().contains("invalid --key-size: 1000 bits cannot be generated"),
+        p.log()
+            .contains("invalid --key-size: 1000 bits cannot be generated"),
         "{}",
         p.log()
     );

@@ -55,9 +55,19 @@ async fn health_cert_verify_rotate() {
     // A body that is not one SealedSecret is the client's mistake: 400 with the reason.
     let r = c.post("/v1/verify", b"not a sealed secret").await;
     assert_eq!(r.status, 400, "{}", r.body_text());
-    assert!(r.body_text().contains("not a SealedSecret") || r.body_text().contains("no SealedSecret"), "{}", r.body_text());
+    assert!(
+        r.body_text().contains("not a SealedSecret") || r.body_text().contains("no SealedSecret"),
+        "{}",
+        r.body_text()
+    );
     let r = c.post("/v1/verify", b"").await;
-    assert_eq!((r.status, r.body_text().as_str()), (400, "empty request body: expected one SealedSecret (JSON or YAML)\n"));
+    assert_eq!(
+        (r.status, r.body_text().as_str()),
+        (
+            400,
+            "empty request body: expected one SealedSecret (JSON or YAML)\n"
+        )
+    );
     let r = c.post("/v1/rotate", b"").await;
     assert_eq!(r.status, 400);
     let two = [body(&good), b"\n".to_vec(), body(&good)].concat();
@@ -169,12 +179,22 @@ async fn verify_is_rate_limited_with_upstream_headers() {
     let mut allowed = 0;
     for i in 0..20 {
         let xff = format!("10.1.2.{i}");
-        let r = http(&c.http, "POST", "/v1/verify", &[("X-Forwarded-For", &xff)], &good).await;
+        let r = http(
+            &c.http,
+            "POST",
+            "/v1/verify",
+            &[("X-Forwarded-For", &xff)],
+            &good,
+        )
+        .await;
         if r.status == 200 {
             allowed += 1;
         }
     }
-    assert!(allowed <= 3, "{allowed} of 20 forwarded addresses got through");
+    assert!(
+        allowed <= 3,
+        "{allowed} of 20 forwarded addresses got through"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,7 +212,14 @@ async fn forwarded_for_counts_only_from_trusted_proxies_and_rotate_is_limited() 
     // Behind a trusted proxy each forwarded client has its own budget.
     for i in 0..8 {
         let xff = format!("203.0.113.{i}");
-        let r = http(&c.http, "POST", "/v1/verify", &[("X-Forwarded-For", &xff)], &good).await;
+        let r = http(
+            &c.http,
+            "POST",
+            "/v1/verify",
+            &[("X-Forwarded-For", &xff)],
+            &good,
+        )
+        .await;
         assert_eq!(r.status, 200, "client {xff}");
     }
     // Rotate is rate-limited too (limit 1, burst 1: two at once, then 429).
@@ -252,14 +279,19 @@ async fn slow_header_senders_are_disconnected() {
     while let Some(r) = tasks.join_next().await {
         worst = worst.max(r.unwrap());
     }
-    eprintln!("50 slow-loris connections: all closed, the last after {worst:?} (total {:?})", start.elapsed());
+    eprintln!(
+        "50 slow-loris connections: all closed, the last after {worst:?} (total {:?})",
+        start.elapsed()
+    );
     assert!(worst < std::time::Duration::from_secs(5), "{worst:?}");
     // The server still answers.
     assert_eq!(c.get("/healthz").await.status, 200);
 }
 
 fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// 1,100 idle connections: at most `--max-connections` are held by the controller.
@@ -291,8 +323,14 @@ async fn idle_connections_are_capped() {
     }
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let held = open_fds(c.pid()).saturating_sub(baseline);
-    eprintln!("{} idle connections opened; the controller holds {held} more descriptors", conns.len());
-    assert!(held <= 55, "controller holds {held} descriptors for idle connections");
+    eprintln!(
+        "{} idle connections opened; the controller holds {held} more descriptors",
+        conns.len()
+    );
+    assert!(
+        held <= 55,
+        "controller holds {held} descriptors for idle connections"
+    );
     drop(conns);
     // Once they are gone the server answers again.
     let h = eventually("healthz after the idle flood", TIMEOUT, || async {

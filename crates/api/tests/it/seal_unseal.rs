@@ -515,7 +515,14 @@ fn reseal_of_legacy_data_strips_last_applied_and_server_fields() {
     let json = sealed_secrets_api::output::to_json(&re);
     assert!(!json.contains("hunter2"), "{json}");
     assert!(!json.contains("last-applied-configuration"), "{json}");
-    for field in ["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "ownerReferences"] {
+    for field in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "generation",
+        "managedFields",
+        "ownerReferences",
+    ] {
         assert!(!json.contains(field), "{field} in {json}");
     }
     let meta = re.spec.template.metadata.as_ref().unwrap();
