@@ -4,7 +4,7 @@
 //! (`age1...`). ASCII-armored so the file can be pasted into a password manager.
 //! Plaintext only with `--insecure-plaintext`.
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 
 use age::secrecy::SecretString;
@@ -107,13 +107,6 @@ fn passphrase(args: &BackupCryptArgs, confirm: bool) -> Result<SecretString> {
     if let Ok(p) = std::env::var(env::BACKUP_PASSPHRASE) {
         return non_empty(p);
     }
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::Usage("a passphrase is needed for the backup".to_owned())
-            .with_hint(format!(
-                "use --passphrase-file FILE or ${}, --recipient age1... for a key instead, or run on a terminal",
-                env::BACKUP_PASSPHRASE
-            )));
-    }
     let first = prompt("Passphrase: ")?;
     if confirm {
         let again = prompt("Confirm passphrase: ")?;
@@ -124,40 +117,29 @@ fn passphrase(args: &BackupCryptArgs, confirm: bool) -> Result<SecretString> {
     non_empty(first.to_string())
 }
 
+/// Asks on the controlling terminal without echo (rpassword opens `/dev/tty` itself, so the
+/// prompt works while stdin and stdout carry data). Without a terminal, says so and how to
+/// pass the passphrase instead.
+fn prompt(label: &str) -> Result<Zeroizing<String>> {
+    rpassword::prompt_password(label)
+        .map(Zeroizing::new)
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "a passphrase is needed, but it cannot be asked for: no terminal is available ({})",
+                crate::error::GoIoError(e)
+            ))
+            .with_hint(format!(
+                "use --passphrase-file FILE or ${}, or --identity FILE for a backup made with --recipient",
+                env::BACKUP_PASSPHRASE
+            ))
+        })
+}
+
 fn non_empty(p: String) -> Result<SecretString> {
     if p.is_empty() {
         return Err(CliError::Usage("the backup passphrase is empty".to_owned()));
     }
     Ok(SecretString::from(p))
-}
-
-/// Reads a line from the terminal without echo (`stty -echo` on /dev/tty; no libc binding
-/// needed for this one prompt).
-fn prompt(label: &str) -> Result<Zeroizing<String>> {
-    let tty = Path::new("/dev/tty");
-    let stty = |arg: &str| {
-        std::fs::File::open(tty).ok().and_then(|f| {
-            std::process::Command::new("stty")
-                .arg(arg)
-                .stdin(f)
-                .status()
-                .ok()
-        })
-    };
-    eprint!("{label}");
-    let _ = std::io::stderr().flush();
-    stty("-echo");
-    let mut line = Zeroizing::new(String::new());
-    let read = std::fs::File::open(tty)
-        .map(std::io::BufReader::new)
-        .and_then(|mut r| r.read_line(&mut line));
-    stty("echo");
-    eprintln!();
-    read.map_err(|e| CliError::io("failed to read", tty, e))?;
-    while line.ends_with('\n') || line.ends_with('\r') {
-        line.pop();
-    }
-    Ok(line)
 }
 
 #[cfg(test)]

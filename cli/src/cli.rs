@@ -366,6 +366,10 @@ pub struct ScanArgs {
     /// Files or directories to scan.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
+    /// Fail (exit 1) when any file could not be read or parsed completely (templates,
+    /// non-UTF-8 files, broken documents); they are still scanned as text either way.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `kubeseal reencrypt`.

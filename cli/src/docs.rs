@@ -56,6 +56,28 @@ fn split_json(text: &str) -> Vec<Doc> {
     out
 }
 
+/// Where a JSON stream stops parsing before its end (byte offset of the first value that
+/// does not parse), for callers that must look at the rest anyway; `None` for YAML and for
+/// JSON that parses to the end.
+pub fn json_unparsed_tail(text: &str) -> Option<usize> {
+    let trimmed = text.trim_start_matches('\u{feff}');
+    if !matches!(trimmed.trim_start().chars().next(), Some('{') | Some('[')) {
+        return None;
+    }
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    let mut prev = 0;
+    loop {
+        match stream.next() {
+            None => return None,
+            Some(Ok(_)) => prev = stream.byte_offset(),
+            Some(Err(_)) => {
+                let rest = &text[prev..];
+                return Some(prev + (rest.len() - rest.trim_start().len()));
+            }
+        }
+    }
+}
+
 /// YAML documents are separated by lines starting with `---` (optionally followed by
 /// whitespace or a comment); a `...` end marker is left inside the previous document.
 fn split_yaml(text: &str) -> Vec<Doc> {

@@ -219,7 +219,11 @@ fn recovery_unseal(seal: &SealArgs) -> Result<()> {
         let secret = unseal(ss, &ring, &UnsealOptions::default())?;
         out.push_str(&output::secret(secret.secret(), format)?);
     }
-    write_output(seal.sealed_secret_file.as_deref(), out.as_bytes())
+    // Plaintext Secrets: owner-only, like key backups, whatever the file's mode was.
+    match seal.sealed_secret_file.as_deref() {
+        Some(p) if p.as_os_str() != "-" => io::write_atomic(p, out.as_bytes(), FileMode::OwnerOnly),
+        _ => io::write_stdout(out.as_bytes()),
+    }
 }
 
 /// The SealedSecrets of the input (`-f` or stdin); none is an error.

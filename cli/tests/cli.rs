@@ -912,3 +912,145 @@ fn plain_http_cert_url_needs_the_flag_and_is_bounded() {
     assert!(r.stderr.contains("larger than 65536 bytes"), "{}", r.stderr);
     assert!(r.stdout.is_empty());
 }
+
+/// Issue 11 item 6: `--recovery-unseal -w` writes plaintext Secrets owner-only, even over an
+/// existing world-readable file.
+#[cfg(unix)]
+#[test]
+fn recovery_unseal_output_file_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tmp();
+    let sealed = seal(d.path(), &[], SECRET_YAML);
+    for existing in [false, true] {
+        let out = d.path().join(format!("plain-{existing}.yaml"));
+        if existing {
+            fs::write(&out, "old").unwrap();
+            fs::set_permissions(&out, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let r = unseal_with(d.path(), &key_a(), &sealed, &["-w", &p(&out)]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let mode = fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "existing={existing}");
+        assert!(fs::read_to_string(&out).unwrap().contains("kind: Secret"));
+    }
+}
+
+/// Issue 11 item 6: with no terminal, a passphrase prompt says so and how to pass it instead
+/// (the prompt itself goes through rpassword on /dev/tty, never echoing).
+#[cfg(unix)]
+#[test]
+fn passphrase_without_terminal_says_so() {
+    let d = tmp();
+    let pf = d.path().join("pass");
+    fs::write(&pf, "correct horse\n").unwrap();
+    let plain = fs::read(fixture("key-backup-list.yaml")).unwrap();
+    let enc = kubeseal::backup::encrypt(
+        &plain,
+        &kubeseal::cli::BackupCryptArgs {
+            passphrase_file: Some(pf),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let backup = d.path().join("keys.backup");
+    fs::write(&backup, enc).unwrap();
+    let tree = d.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("a.json"), seal(d.path(), &[], SECRET_YAML)).unwrap();
+    // setsid: no controlling terminal, whatever the test runner has.
+    let mut c = std::process::Command::new("setsid");
+    c.arg(env!("CARGO_BIN_EXE_kubeseal"))
+        .args(["keys", "verify-backup", &p(&backup), &p(&tree)])
+        .env_remove("SEALED_SECRETS_BACKUP_PASSPHRASE")
+        .env("HOME", d.path())
+        .env("NO_COLOR", "1");
+    let r = common::run_cmd(&mut c, b"");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no terminal is available"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--passphrase-file"), "{}", r.stderr);
+}
+
+/// Issue 11 item 7: what cannot be parsed is still scanned (as text) and reported; --strict
+/// fails on it; kustomize secretGenerators with values are findings.
+#[test]
+fn scan_looks_into_what_does_not_parse() {
+    let d = tmp();
+    let repo = d.path().join("repo");
+    fs::create_dir_all(&repo).unwrap();
+    // A template with a literal password next to a templated one.
+    fs::write(
+        repo.join("tpl.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-db\nstringData:\n  user: {{ .Values.user }}\n  password: hunter2\n",
+    )
+    .unwrap();
+    // Only template references: not plaintext.
+    fs::write(
+        repo.join("tpl-ok.yaml"),
+        "kind: Secret\nmetadata:\n  name: x\ndata:\n  a: {{ .Values.a | b64enc }}\n",
+    )
+    .unwrap();
+    // Not UTF-8.
+    let mut latin1 =
+        b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: latin\nstringData:\n  p: caf\xe9\n"
+            .to_vec();
+    latin1.push(b'\n');
+    fs::write(repo.join("latin1.yaml"), latin1).unwrap();
+    // One broken YAML document before a Secret.
+    fs::write(
+        repo.join("broken.yaml"),
+        "a: [unclosed\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: after-broken}\nstringData: {k: v}\n",
+    )
+    .unwrap();
+    // A JSON stream with a syntax error before a Secret.
+    fs::write(
+        repo.join("stream.json"),
+        "{\"kind\": \"ConfigMap\"}\n{\"kind\": \"ConfigMap\",,}\n{\"kind\": \"Secret\", \"metadata\": {\"name\": \"tail\"},\n \"stringData\": {\"k\": \"v\"}}\n",
+    )
+    .unwrap();
+    fs::write(
+        repo.join("kustomization.yaml"),
+        "resources: [deploy.yaml]\nsecretGenerator:\n- name: app-env\n  envs: [app.env]\n- name: creds\n  literals:\n  - password=hunter2\n- name: empty\n",
+    )
+    .unwrap();
+    let r = run(d.path(), &["scan", &p(&repo)], b"");
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    for want in [
+        "tpl.yaml:2: unsealed Secret (found as text) `{{ .Release.Name }}-db`",
+        "latin1.yaml:2: unsealed Secret (found as text) `latin`",
+        "broken.yaml:4: unsealed Secret `after-broken`",
+        "stream.json:3: unsealed Secret (found as text) `tail`",
+        "kustomization.yaml:3: kustomize secretGenerator with values `app-env (envs)`",
+        "kustomization.yaml:5: kustomize secretGenerator with values `creds (literals)`",
+    ] {
+        assert!(r.stdout.contains(want), "missing {want}:\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("tpl-ok"), "{}", r.stdout);
+    assert!(!r.stdout.contains("empty"), "{}", r.stdout);
+    assert_eq!(r.stdout.lines().count(), 6, "{}", r.stdout);
+    for skipped in [
+        "tpl.yaml",
+        "tpl-ok.yaml",
+        "latin1.yaml",
+        "broken.yaml",
+        "stream.json",
+    ] {
+        assert!(
+            r.stderr.contains(&format!("{skipped}: ")),
+            "{skipped} not reported:\n{}",
+            r.stderr
+        );
+    }
+    let r = run(d.path(), &["scan", "--strict", &p(&repo)], b"");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--strict: 5 file(s)"), "{}", r.stderr);
+    // A clean tree passes --strict.
+    let clean = d.path().join("clean");
+    fs::create_dir(&clean).unwrap();
+    fs::write(clean.join("cm.yaml"), "kind: ConfigMap\ndata: {a: b}\n").unwrap();
+    let r = run(d.path(), &["scan", "--strict", &p(&clean)], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
