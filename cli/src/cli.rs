@@ -31,16 +31,28 @@ pub struct Cli {
     #[arg(long, action = clap::ArgAction::SetTrue)]
     pub version: bool,
 
-    /// klog's `-v LEVEL` of upstream kubeseal, accepted so existing scripts keep working;
-    /// kubeseal logs nothing more at higher levels.
+    /// Log level (klog's -v of upstream): 6 or more prints every HTTP call kubeseal makes, with
+    /// its status and duration, on stderr (never headers or bodies).
+    #[arg(short = 'v', long = "v", global = true, value_name = "LEVEL")]
+    pub klog_verbosity: Option<String>,
+
+    /// Upstream's klog `--vmodule`: accepted so existing scripts keep working, and ignored
+    /// with a warning (use -v).
+    #[arg(long = "vmodule", hide = true, global = true, value_name = "PATTERN")]
+    pub klog_vmodule: Option<String>,
+
+    /// Upstream's klog `--logtostderr`: accepted and ignored with a warning (kubeseal always
+    /// logs to stderr).
     #[arg(
-        short = 'v',
-        long = "v",
+        long = "logtostderr",
         hide = true,
         global = true,
-        value_name = "LEVEL"
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
     )]
-    pub klog_verbosity: Option<String>,
+    pub klog_logtostderr: Option<String>,
 
     #[command(flatten)]
     pub seal: SealArgs,

@@ -27,7 +27,11 @@ const LEGACY_KEY_SECRET: &str = "sealed-secrets-key";
 /// Runs a `keys` subcommand.
 pub fn run(cmd: KeysCommand, kube: &KubeArgs) -> Result<Outcome> {
     match cmd {
-        KeysCommand::List { controller } => crate::block_on(list(&controller, kube))?,
+        KeysCommand::List { controller } => crate::block_on(cluster::bounded(
+            kube,
+            "cannot list keys",
+            list(&controller, kube),
+        ))?,
         KeysCommand::Rotate {
             controller,
             timeout,
@@ -52,7 +56,11 @@ pub fn run(cmd: KeysCommand, kube: &KubeArgs) -> Result<Outcome> {
                     "--insecure-plaintext and --recipient are mutually exclusive".to_owned(),
                 ));
             }
-            let secrets = crate::block_on(key_secrets(&controller, kube))??;
+            let secrets = crate::block_on(cluster::bounded(
+                kube,
+                "cannot back up keys",
+                key_secrets(&controller, kube),
+            ))??;
             let text = backup_text(&secrets)?;
             let data = if insecure_plaintext {
                 eprintln!(
@@ -82,7 +90,11 @@ pub fn run(cmd: KeysCommand, kube: &KubeArgs) -> Result<Outcome> {
             crypt,
         } => {
             let secrets = read_backup(&file, &crypt)?;
-            crate::block_on(restore(&controller, kube, secrets))?
+            crate::block_on(cluster::bounded(
+                kube,
+                "cannot restore keys",
+                restore(&controller, kube, secrets),
+            ))?
         }
         KeysCommand::VerifyBackup { file, dirs, crypt } => verify_backup(&file, &dirs, &crypt),
     }
@@ -97,26 +109,25 @@ async fn key_secrets(controller: &ControllerArgs, kube: &KubeArgs) -> Result<Vec
 async fn key_secrets_with(client: &kube::Client, ns: &str) -> Result<Vec<Secret>> {
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let fail = |e: kube::Error| {
-        CliError::kube(
-            format!(
-                "cannot list key Secrets in namespace `{ns}`: {}",
-                cluster::kube_message(&e)
+        cluster::api_error(
+            format!("cannot list key Secrets in namespace `{ns}`"),
+            &e,
+            Some(
+                "this needs `list secrets` in the controller namespace; check --controller-namespace",
             ),
-            e,
-        )
-        .with_hint(
-            "this needs `list secrets` in the controller namespace; check --controller-namespace",
         )
     };
-    let mut list = api
-        .list(&ListParams::default().labels(SEALING_KEY_LABEL))
+    let params = ListParams::default().labels(SEALING_KEY_LABEL);
+    let mut list = cluster::retrying(|| api.list(&params))
         .await
         .map_err(fail)?
         .items;
     if !list
         .iter()
         .any(|s| s.metadata.name.as_deref() == Some(LEGACY_KEY_SECRET))
-        && let Some(legacy) = api.get_opt(LEGACY_KEY_SECRET).await.map_err(fail)?
+        && let Some(legacy) = cluster::retrying(|| api.get_opt(LEGACY_KEY_SECRET))
+            .await
+            .map_err(fail)?
     {
         list.push(legacy);
     }
@@ -307,14 +318,11 @@ async fn rotate(
     api.patch(&newest_name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| {
-            CliError::kube(
-                format!(
-                    "cannot request a new key (patch Secret `{ns}/{newest_name}`): {}",
-                    cluster::kube_message(&e)
-                ),
-                e,
+            cluster::api_error(
+                format!("cannot request a new key (patch Secret `{ns}/{newest_name}`)"),
+                &e,
+                Some("this needs `patch secrets` in the controller namespace"),
             )
-            .with_hint("this needs `patch secrets` in the controller namespace")
         })?;
     eprintln!(
         "requested a new key from the controller; waiting up to {}s",
@@ -483,15 +491,12 @@ async fn restore(
             skipped += 1;
             continue;
         }
-        if let Some(current) = api.get_opt(&name).await.map_err(|e| {
-            CliError::kube(
-                format!(
-                    "cannot read Secret `{ns}/{name}`: {}",
-                    cluster::kube_message(&e)
-                ),
-                e,
-            )
-        })? {
+        if let Some(current) = cluster::retrying(|| api.get_opt(&name))
+            .await
+            .map_err(|e| {
+                cluster::api_error(format!("cannot read Secret `{ns}/{name}`"), &e, None)
+            })?
+        {
             if fingerprint_of(&current).as_ref() != Some(&fp) {
                 return Err(CliError::Usage(format!(
                     "Secret `{ns}/{name}` exists and holds a different key; refusing to overwrite it"
@@ -527,13 +532,7 @@ async fn restore(
         api.create(&PostParams::default(), &new)
             .await
             .map_err(|e| {
-                CliError::kube(
-                    format!(
-                        "cannot create Secret `{ns}/{name}`: {}",
-                        cluster::kube_message(&e)
-                    ),
-                    e,
-                )
+                cluster::api_error(format!("cannot create Secret `{ns}/{name}`"), &e, None)
             })?;
         eprintln!("restored key {fp} as `{ns}/{name}`");
         created += 1;

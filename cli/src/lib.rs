@@ -61,6 +61,16 @@ pub enum Outcome {
 
 /// Runs one invocation.
 pub fn run(cli: Cli) -> Result<Outcome> {
+    if let Some(v) = &cli.klog_verbosity {
+        cluster::set_verbosity(cluster::parse_verbosity(v)?);
+    }
+    // Upstream's klog flags: accepted (scripts pass them), but there is no klog here.
+    if cli.klog_vmodule.is_some() {
+        eprintln!("warning: --vmodule is ignored (no per-module logging here); use -v LEVEL");
+    }
+    if cli.klog_logtostderr.is_some() {
+        eprintln!("warning: --logtostderr is ignored: kubeseal always logs to stderr");
+    }
     if cli.version {
         io::write_stdout(format!("kubeseal version: {}\n", cli::VERSION).as_bytes())?;
         return Ok(Outcome::Success);

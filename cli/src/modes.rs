@@ -253,33 +253,38 @@ fn validate_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()
         return validate::offline(&list, &certs);
     }
     let list = read_sealed_docs(seal)?;
-    crate::block_on(async {
-        let controller =
-            Controller::connect(kube, &cert.controller_namespace, &cert.controller_name).await?;
-        for ss in &list {
-            let body = output::to_json(ss).into_bytes();
-            let resp = controller
-                .call(http::Method::POST, "/v1/verify", body)
-                .await?;
-            match resp.status.as_u16() {
-                200..=299 => {}
-                409 => {
-                    return Err(CliError::Usage(format!(
-                        "unable to decrypt sealed secret: {}",
-                        ss.metadata.name.as_deref().unwrap_or("")
-                    )));
-                }
-                _ => {
-                    return Err(CliError::Usage(format!(
-                        "cannot validate sealed secret: the controller answered {}: {}",
-                        resp.status,
-                        String::from_utf8_lossy(&resp.body).trim()
-                    )));
+    crate::block_on(cluster::bounded(
+        kube,
+        "cannot validate sealed secret",
+        async {
+            let controller =
+                Controller::connect(kube, &cert.controller_namespace, &cert.controller_name)
+                    .await?;
+            for ss in &list {
+                let body = output::to_json(ss).into_bytes();
+                let resp = controller
+                    .call(http::Method::POST, "/v1/verify", body)
+                    .await?;
+                match resp.status.as_u16() {
+                    200..=299 => {}
+                    409 => {
+                        return Err(CliError::Usage(format!(
+                            "unable to decrypt sealed secret: {}",
+                            ss.metadata.name.as_deref().unwrap_or("")
+                        )));
+                    }
+                    _ => {
+                        return Err(CliError::Usage(format!(
+                            "cannot validate sealed secret: {} (HTTP {})",
+                            cluster::reason_of(&resp.body),
+                            resp.status.as_u16()
+                        )));
+                    }
                 }
             }
-        }
-        Ok(())
-    })?
+            Ok(())
+        },
+    ))?
 }
 
 /// `--re-encrypt`: one `/v1/rotate` call per document. With only `-f`, the input file is
@@ -296,7 +301,7 @@ fn re_encrypt(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
         .filter(|_| seal.sealed_secret_file.is_none())
         .and_then(yaml_extension);
     let format = output_format(seal, fallback)?;
-    let rotated = crate::block_on(async {
+    let rotated = crate::block_on(cluster::bounded(kube, "cannot re-encrypt secret", async {
         let controller =
             Controller::connect(kube, &cert.controller_namespace, &cert.controller_name).await?;
         let mut out = Vec::new();
@@ -310,15 +315,15 @@ fn re_encrypt(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
                 409 => return Err(CliError::Usage("unable to rotate secret".to_owned())),
                 _ => {
                     return Err(CliError::Usage(format!(
-                        "cannot re-encrypt secret: the controller answered {}: {}",
-                        resp.status,
-                        String::from_utf8_lossy(&resp.body).trim()
+                        "cannot re-encrypt secret: {} (HTTP {})",
+                        cluster::reason_of(&resp.body),
+                        resp.status.as_u16()
                     )));
                 }
             }
         }
         Ok(out)
-    })??;
+    }))??;
     let text = render_all(&rotated, format)?;
     write_output(out_path.as_deref(), text.as_bytes())
 }

@@ -70,9 +70,29 @@ fn help_and_version() {
         r.stdout,
         format!("kubeseal version: {}\n", env!("CARGO_PKG_VERSION"))
     );
-    // klog's -v of upstream is accepted.
+    // klog's -v of upstream is accepted; --vmodule and --logtostderr too, with a warning.
     let r = run(d.path(), &["-v", "10", "--version"], b"");
     assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(
+        d.path(),
+        &["--vmodule", "x=3", "--logtostderr", "--version"],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("warning: --vmodule is ignored"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("warning: --logtostderr is ignored"),
+        "{}",
+        r.stderr
+    );
+    let r = run(d.path(), &["--logtostderr=false", "--version"], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(d.path(), &["-v", "lots", "--version"], b"");
+    assert_eq!(r.code, 1, "{}", r.stderr);
 }
 
 #[test]
@@ -1053,4 +1073,8 @@ fn scan_looks_into_what_does_not_parse() {
     fs::write(clean.join("cm.yaml"), "kind: ConfigMap\ndata: {a: b}\n").unwrap();
     let r = run(d.path(), &["scan", "--strict", &p(&clean)], b"");
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // Issue 12 item 10: "could not look" (1) is not "found something" (3).
+    let r = run(d.path(), &["scan", &p(&d.path().join("missing"))], b"");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
 }
