@@ -10,7 +10,7 @@ use std::path::Path;
 use age::secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use crate::cli::BackupCryptArgs;
+use crate::cli::{DecryptArgs, EncryptArgs};
 use crate::env;
 use crate::error::{CliError, Result};
 
@@ -30,11 +30,11 @@ pub fn is_encrypted(data: &[u8]) -> bool {
 }
 
 /// Encrypts a backup for the recipients of `args`, else a passphrase.
-pub fn encrypt(plaintext: &[u8], args: &BackupCryptArgs) -> Result<Vec<u8>> {
+pub fn encrypt(plaintext: &[u8], args: &EncryptArgs) -> Result<Vec<u8>> {
     let fail =
         |e: &dyn std::fmt::Display| CliError::Backup(format!("cannot encrypt the backup: {e}"));
     let encryptor = if args.recipient.is_empty() {
-        let pass = passphrase(args, true)?;
+        let pass = passphrase(args.passphrase_file.as_deref(), true)?;
         age::Encryptor::with_user_passphrase(pass)
     } else {
         let mut recipients = Vec::new();
@@ -57,7 +57,7 @@ pub fn encrypt(plaintext: &[u8], args: &BackupCryptArgs) -> Result<Vec<u8>> {
 }
 
 /// Opens a backup file's contents (plaintext backups are returned as they are).
-pub fn decrypt(data: &[u8], args: &BackupCryptArgs, path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+pub fn decrypt(data: &[u8], args: &DecryptArgs, path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     if !is_encrypted(data) {
         return Ok(Zeroizing::new(data.to_vec()));
     }
@@ -67,7 +67,7 @@ pub fn decrypt(data: &[u8], args: &BackupCryptArgs, path: &Path) -> Result<Zeroi
     let decryptor =
         age::Decryptor::new(age::armor::ArmoredReader::new(data)).map_err(|e| fail(&e))?;
     let mut reader = if decryptor.is_scrypt() {
-        let pass = passphrase(args, false)?;
+        let pass = passphrase(args.passphrase_file.as_deref(), false)?;
         let id = age::scrypt::Identity::new(pass);
         decryptor
             .decrypt(std::iter::once(&id as &dyn age::Identity))
@@ -94,8 +94,8 @@ pub fn decrypt(data: &[u8], args: &BackupCryptArgs, path: &Path) -> Result<Zeroi
 
 /// The passphrase: `--passphrase-file`, else `$SEALED_SECRETS_BACKUP_PASSPHRASE`, else a
 /// prompt on the terminal (twice when creating a backup).
-fn passphrase(args: &BackupCryptArgs, confirm: bool) -> Result<SecretString> {
-    if let Some(f) = &args.passphrase_file {
+fn passphrase(file: Option<&Path>, confirm: bool) -> Result<SecretString> {
+    if let Some(f) = file {
         let data = Zeroizing::new(
             std::fs::read(f).map_err(|e| CliError::io("failed to read passphrase", f, e))?,
         );
@@ -107,9 +107,9 @@ fn passphrase(args: &BackupCryptArgs, confirm: bool) -> Result<SecretString> {
     if let Ok(p) = std::env::var(env::BACKUP_PASSPHRASE) {
         return non_empty(p);
     }
-    let first = prompt("Passphrase: ")?;
+    let first = prompt("Passphrase: ", confirm)?;
     if confirm {
-        let again = prompt("Confirm passphrase: ")?;
+        let again = prompt("Confirm passphrase: ", confirm)?;
         if *again != *first {
             return Err(CliError::Usage("the passphrases do not match".to_owned()));
         }
@@ -120,16 +120,23 @@ fn passphrase(args: &BackupCryptArgs, confirm: bool) -> Result<SecretString> {
 /// Asks on the controlling terminal without echo (rpassword opens `/dev/tty` itself, so the
 /// prompt works while stdin and stdout carry data). Without a terminal, says so and how to
 /// pass the passphrase instead.
-fn prompt(label: &str) -> Result<Zeroizing<String>> {
+fn prompt(label: &str, encrypting: bool) -> Result<Zeroizing<String>> {
     rpassword::prompt_password(label)
         .map(Zeroizing::new)
         .map_err(|e| {
+            // Each side names only its own flags: --recipient when making a backup,
+            // --identity when opening one.
+            let other = if encrypting {
+                "or --recipient age1... to encrypt to a key instead"
+            } else {
+                "(a backup made with --recipient opens with --identity FILE instead)"
+            };
             CliError::Usage(format!(
                 "a passphrase is needed, but it cannot be asked for: no terminal is available ({})",
                 crate::error::GoIoError(e)
             ))
             .with_hint(format!(
-                "use --passphrase-file FILE or ${}, or --identity FILE for a backup made with --recipient",
+                "use --passphrase-file FILE or ${} {other}",
                 env::BACKUP_PASSPHRASE
             ))
         })
@@ -149,9 +156,9 @@ mod tests {
     #[test]
     fn recipient_round_trip() {
         let id = age::x25519::Identity::generate();
-        let args = BackupCryptArgs {
+        let args = EncryptArgs {
             recipient: vec![id.to_public().to_string()],
-            ..BackupCryptArgs::default()
+            ..EncryptArgs::default()
         };
         let ct = encrypt(b"keys", &args);
         assert!(ct.is_ok());
@@ -165,9 +172,9 @@ mod tests {
             age::secrecy::ExposeSecret::expose_secret(&id.to_string()),
         )
         .unwrap();
-        let args = BackupCryptArgs {
+        let args = DecryptArgs {
             identity: vec![idf],
-            ..BackupCryptArgs::default()
+            ..DecryptArgs::default()
         };
         let pt = decrypt(&ct, &args, Path::new("b")).unwrap();
         assert_eq!(&pt[..], b"keys");
@@ -178,13 +185,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pf = dir.path().join("p");
         std::fs::write(&pf, "correct horse\n").unwrap();
-        let args = BackupCryptArgs {
+        let enc = EncryptArgs {
             passphrase_file: Some(pf.clone()),
-            ..BackupCryptArgs::default()
+            ..EncryptArgs::default()
         };
-        let ct = encrypt(b"keys", &args).unwrap();
-        assert_eq!(&decrypt(&ct, &args, Path::new("b")).unwrap()[..], b"keys");
+        let dec = DecryptArgs {
+            passphrase_file: Some(pf.clone()),
+            ..DecryptArgs::default()
+        };
+        let ct = encrypt(b"keys", &enc).unwrap();
+        assert_eq!(&decrypt(&ct, &dec, Path::new("b")).unwrap()[..], b"keys");
         std::fs::write(&pf, "wrong\n").unwrap();
-        assert!(decrypt(&ct, &args, Path::new("b")).is_err());
+        assert!(decrypt(&ct, &dec, Path::new("b")).is_err());
     }
 }

@@ -124,10 +124,15 @@ pub struct SealArgs {
     #[arg(long = "recovery-unseal", env = env::RECOVERY_UNSEAL)]
     pub recovery_unseal: bool,
 
-    /// Private key file(s) for --recovery-unseal: PEM, or Secret(s) / a v1.List of Secrets
-    /// with data["tls.key"]; comma list or repeated.
+    /// Private key file(s) for --recovery-unseal: PEM, Secret(s) / a v1.List of Secrets with
+    /// data["tls.key"], or an encrypted backup from `kubeseal keys backup`; comma list or
+    /// repeated.
     #[arg(long = "recovery-private-key", env = env::RECOVERY_PRIVATE_KEY, value_delimiter = ',', value_name = "FILE")]
     pub recovery_private_key: Vec<String>,
+
+    /// Opening an encrypted key backup given as --recovery-private-key (ours).
+    #[command(flatten)]
+    pub key_backup: DecryptArgs,
 }
 
 /// Where the sealing certificate comes from.
@@ -287,19 +292,29 @@ pub struct ControllerArgs {
     pub controller_namespace: String,
 }
 
-/// How a backup file is protected (age: a passphrase by default, or X25519 recipients).
+/// How `keys backup` protects its file (age: a passphrase by default, or X25519 recipients).
 #[derive(Debug, Args, Clone, Default)]
-pub struct BackupCryptArgs {
+pub struct EncryptArgs {
     /// Read the passphrase from this file (first line) instead of
     /// $SEALED_SECRETS_BACKUP_PASSPHRASE or a prompt on the terminal.
     #[arg(long = "passphrase-file", value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
-    /// (backup) Encrypt to this age recipient (age1...) instead of a passphrase; repeatable.
+    /// Encrypt to this age recipient (age1...) instead of a passphrase; repeatable.
     #[arg(long = "recipient", short = 'r', value_name = "AGE_RECIPIENT")]
     pub recipient: Vec<String>,
-    /// (restore, verify-backup) age identity file (AGE-SECRET-KEY-1...) for a backup made
-    /// with --recipient.
-    #[arg(long = "identity", short = 'i', value_name = "FILE")]
+}
+
+/// How to open an encrypted key backup (made by `kubeseal keys backup`), wherever a private
+/// key file is read.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DecryptArgs {
+    /// Passphrase of an encrypted key backup, from this file (first line) instead of
+    /// $SEALED_SECRETS_BACKUP_PASSPHRASE or a prompt on the terminal.
+    #[arg(long = "passphrase-file", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// age identity file (AGE-SECRET-KEY-1...) for a key backup made with --recipient;
+    /// repeatable.
+    #[arg(long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
 }
 
@@ -334,7 +349,7 @@ pub enum KeysCommand {
         #[arg(long)]
         force: bool,
         #[command(flatten)]
-        crypt: BackupCryptArgs,
+        crypt: EncryptArgs,
     },
     /// Recreate the key Secrets of a backup; keys already present are left alone, and a
     /// Secret of the same name holding a different key is never overwritten.
@@ -345,7 +360,7 @@ pub enum KeysCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
         #[command(flatten)]
-        crypt: BackupCryptArgs,
+        crypt: DecryptArgs,
     },
     /// Prove a backup opens every SealedSecret in the given trees (offline).
     VerifyBackup {
@@ -356,7 +371,7 @@ pub enum KeysCommand {
         #[arg(value_name = "DIR", required = true)]
         dirs: Vec<PathBuf>,
         #[command(flatten)]
-        crypt: BackupCryptArgs,
+        crypt: DecryptArgs,
     },
 }
 
@@ -367,6 +382,8 @@ pub struct AuditArgs {
     /// every value is also trial-decrypted, which finds SealedSecrets without our hint).
     #[arg(long, value_name = "FINGERPRINT|CERT|PRIVATE_KEY")]
     pub key: String,
+    #[command(flatten)]
+    pub key_backup: DecryptArgs,
     /// Files or directories to search.
     #[arg(value_name = "DIR", required = true)]
     pub dirs: Vec<PathBuf>,
@@ -388,7 +405,7 @@ pub struct ScanArgs {
 #[derive(Debug, Args)]
 pub struct ReencryptArgs {
     /// Private key(s) that open the current SealedSecrets (same formats as
-    /// --recovery-private-key; comma list or repeated).
+    /// --recovery-private-key, encrypted key backups included; comma list or repeated).
     #[arg(long = "recovery-private-key", env = env::RECOVERY_PRIVATE_KEY, value_delimiter = ',', required = true, value_name = "FILE")]
     pub recovery_private_key: Vec<String>,
     /// New certificate(s) to seal for (file, URL or directory; repeat for several clusters).
@@ -400,6 +417,8 @@ pub struct ReencryptArgs {
     /// Report what would change without writing.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub key_backup: DecryptArgs,
     /// Files or directories holding SealedSecrets.
     #[arg(value_name = "DIR", required = true)]
     pub dirs: Vec<PathBuf>,

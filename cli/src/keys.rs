@@ -14,7 +14,7 @@ use sealed_secrets_api::annotations::{SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIV
 use sealed_secrets_api::{UnsealOptions, decrypt_items};
 use sealed_secrets_crypto::{Certificate, Fingerprint, KeyRing, PrivateKey};
 
-use crate::cli::{BackupCryptArgs, ControllerArgs, KeysCommand, KubeArgs};
+use crate::cli::{ControllerArgs, DecryptArgs, KeysCommand, KubeArgs};
 use crate::error::{CliError, Result};
 use crate::{Outcome, backup, cluster, docs, io, keyfiles};
 
@@ -401,7 +401,7 @@ fn backup_text(secrets: &[Secret]) -> Result<String> {
 }
 
 /// The key Secrets of a backup file (decrypted as needed).
-fn read_backup(path: &Path, crypt: &BackupCryptArgs) -> Result<Vec<Secret>> {
+fn read_backup(path: &Path, crypt: &DecryptArgs) -> Result<Vec<Secret>> {
     let raw = io::read_file(path)?;
     let plain = backup::decrypt(&raw, crypt, path)?;
     let docs = sealed_secrets_api::manifest::parse_documents(&plain).map_err(|source| {
@@ -544,11 +544,7 @@ async fn restore(
     Ok(Outcome::Success)
 }
 
-fn verify_backup(
-    file: &Path,
-    dirs: &[std::path::PathBuf],
-    crypt: &BackupCryptArgs,
-) -> Result<Outcome> {
+fn verify_backup(file: &Path, dirs: &[std::path::PathBuf], crypt: &DecryptArgs) -> Result<Outcome> {
     let raw = io::read_file(file)?;
     let plain = backup::decrypt(&raw, crypt, file)?;
     let mut ring = KeyRing::new();

@@ -212,7 +212,7 @@ fn merge(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs, target: &Path) -> Re
 /// `--recovery-unseal`: decrypt offline with the given private keys and print the Secret(s).
 fn recovery_unseal(seal: &SealArgs) -> Result<()> {
     let format = output_format(seal, None)?;
-    let ring = keyfiles::load_ring(&seal.recovery_private_key)?;
+    let ring = keyfiles::load_ring(&seal.recovery_private_key, &seal.key_backup)?;
     let list = read_sealed_docs(seal)?;
     let mut out = String::new();
     for ss in &list {

@@ -966,7 +966,7 @@ fn passphrase_without_terminal_says_so() {
     let plain = fs::read(fixture("key-backup-list.yaml")).unwrap();
     let enc = kubeseal::backup::encrypt(
         &plain,
-        &kubeseal::cli::BackupCryptArgs {
+        &kubeseal::cli::EncryptArgs {
             passphrase_file: Some(pf),
             ..Default::default()
         },
@@ -1077,4 +1077,113 @@ fn scan_looks_into_what_does_not_parse() {
     let r = run(d.path(), &["scan", &p(&d.path().join("missing"))], b"");
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+}
+
+/// Issue 12 item 8: the encrypted backup `kubeseal keys backup` writes is accepted wherever a
+/// private key file is: --recovery-private-key, reencrypt, audit --key (a one-key backup).
+/// Issue 12 item 9: each keys subcommand takes only its own flags.
+#[test]
+fn encrypted_backup_is_a_key_file_everywhere() {
+    let d = tmp();
+    let pf = d.path().join("pass");
+    fs::write(&pf, "correct horse\n").unwrap();
+    let enc = |plain: &[u8], name: &str| {
+        let ct = kubeseal::backup::encrypt(
+            plain,
+            &kubeseal::cli::EncryptArgs {
+                passphrase_file: Some(pf.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let f = d.path().join(name);
+        fs::write(&f, ct).unwrap();
+        p(&f)
+    };
+    let both = enc(
+        &fs::read(fixture("key-backup-list.yaml")).unwrap(),
+        "keys.backup",
+    );
+    let only_a = enc(&fs::read(fixture("key-a.pem")).unwrap(), "a.backup");
+    let sealed = seal(d.path(), &[], SECRET_YAML);
+    let r = unseal_with(d.path(), &both, &sealed, &["--passphrase-file", &p(&pf)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("\"username\": \"YWRtaW4=\""),
+        "{}",
+        r.stdout
+    );
+    // The passphrase from the variable works too.
+    let mut c = common::cmd(d.path());
+    c.env("SEALED_SECRETS_BACKUP_PASSPHRASE", "correct horse")
+        .args(["--recovery-unseal", "--recovery-private-key", &both]);
+    let r = common::run_cmd(&mut c, sealed.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A wrong passphrase is a clear error.
+    let wrong = d.path().join("wrong");
+    fs::write(&wrong, "nope\n").unwrap();
+    let r = unseal_with(d.path(), &both, &sealed, &["--passphrase-file", &p(&wrong)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot decrypt backup"), "{}", r.stderr);
+
+    let tree = d.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("a.json"), &sealed).unwrap();
+    let r = run(
+        d.path(),
+        &[
+            "reencrypt",
+            "--recovery-private-key",
+            &both,
+            "--passphrase-file",
+            &p(&pf),
+            "--cert",
+            &cert_b(),
+            &p(&tree),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let moved = fs::read_to_string(tree.join("a.json")).unwrap();
+    assert_eq!(unseal_with(d.path(), &key_b(), &moved, &[]).code, 0);
+    let r = run(
+        d.path(),
+        &[
+            "audit",
+            "--key",
+            &only_a,
+            "--passphrase-file",
+            &p(&pf),
+            &p(&tree),
+        ],
+        b"",
+    );
+    assert_eq!(
+        r.code, 0,
+        "resealed for b: nothing sealed with a any more: {}",
+        r.stderr
+    );
+
+    // Item 9: flags of another keys subcommand are refused, not ignored.
+    for args in [
+        vec!["keys", "restore", "x.backup", "--recipient", "age1xyz"],
+        vec![
+            "keys",
+            "verify-backup",
+            "x.backup",
+            "dir",
+            "--recipient",
+            "age1xyz",
+        ],
+        vec!["keys", "backup", "-o", "x.backup", "--identity", "id.txt"],
+        vec!["keys", "list", "--passphrase-file", "p"],
+    ] {
+        let r = run(d.path(), &args, b"");
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("unexpected argument"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
 }
