@@ -25,24 +25,30 @@ pub const ROTATE_REQUEST_ANNOTATION: &str = "sealed-secrets-rs.dev/rotate-reques
 const LEGACY_KEY_SECRET: &str = "sealed-secrets-key";
 
 /// Runs a `keys` subcommand.
-pub fn run(cmd: KeysCommand, kube: &KubeArgs) -> Result<Outcome> {
+pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
     match cmd {
-        KeysCommand::List { controller } => crate::block_on(cluster::bounded(
-            kube,
-            "cannot list keys",
-            list(&controller, kube),
-        ))?,
+        KeysCommand::List { controller, kube } => {
+            let kube = &kube.or(outer);
+            crate::block_on(cluster::bounded(
+                kube,
+                "cannot list keys",
+                list(&controller, kube),
+            ))?
+        }
         KeysCommand::Rotate {
             controller,
             timeout,
-        } => crate::block_on(rotate(&controller, kube, Duration::from_secs(timeout)))?,
+            kube,
+        } => crate::block_on(rotate(&controller, &kube.or(outer), timeout))?,
         KeysCommand::Backup {
             controller,
             output,
             insecure_plaintext,
             force,
             crypt,
+            kube,
         } => {
+            let kube = &kube.or(outer);
             // Refuse early, before touching the cluster.
             if output.exists() && !force {
                 return Err(CliError::Usage(format!(
@@ -88,7 +94,9 @@ pub fn run(cmd: KeysCommand, kube: &KubeArgs) -> Result<Outcome> {
             controller,
             file,
             crypt,
+            kube,
         } => {
+            let kube = &kube.or(outer);
             let secrets = read_backup(&file, &crypt)?;
             crate::block_on(cluster::bounded(
                 kube,
@@ -325,8 +333,10 @@ async fn rotate(
             )
         })?;
     eprintln!(
-        "requested a new key from the controller; waiting up to {}s",
-        timeout.as_secs()
+        "requested a new key from the controller; waiting up to {}",
+        jiff::SignedDuration::try_from(timeout)
+            .map(|d| format!("{d:#}"))
+            .unwrap_or_else(|_| format!("{}s", timeout.as_secs()))
     );
     let start = Instant::now();
     loop {
@@ -343,8 +353,10 @@ async fn rotate(
         }
         if start.elapsed() >= timeout {
             return Err(CliError::Usage(format!(
-                "the controller created no new key within {}s",
-                timeout.as_secs()
+                "the controller created no new key within {}",
+                jiff::SignedDuration::try_from(timeout)
+                    .map(|d| format!("{d:#}"))
+                    .unwrap_or_else(|_| format!("{}s", timeout.as_secs()))
             ))
             .with_hint(
                 "check the controller's logs; it must support the rotate-requested-at annotation",

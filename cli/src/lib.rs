@@ -87,15 +87,37 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             io::write_stdout(&buf)?;
             Ok(Outcome::Success)
         }
-        Some(Command::Man) => {
+        Some(Command::Man { dir }) => man(dir.as_deref()),
+    }
+}
+
+/// `kubeseal man`: the top page on stdout, or every page (one per command, named like
+/// `kubeseal-keys-list.1`, which the top page's SEE ALSO-style list refers to) into `dir`.
+fn man(dir: Option<&std::path::Path>) -> Result<Outcome> {
+    let fail = |e: std::io::Error| CliError::Internal(format!("cannot render the man page: {e}"));
+    match dir {
+        None => {
             let mut buf = Vec::new();
             clap_mangen::Man::new(cli::command())
                 .render(&mut buf)
-                .map_err(|e| CliError::Internal(format!("cannot render the man page: {e}")))?;
+                .map_err(fail)?;
             io::write_stdout(&buf)?;
-            Ok(Outcome::Success)
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CliError::io("failed to create directory", dir, e))?;
+            clap_mangen::generate_to(cli::command(), dir)
+                .map_err(|e| CliError::io("failed to write man pages into", dir, e))?;
+            let mut pages: Vec<String> = std::fs::read_dir(dir)
+                .map_err(|e| CliError::io("failed to read directory", dir, e))?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("kubeseal") && n.ends_with(".1"))
+                .collect();
+            pages.sort();
+            eprintln!("wrote {} man pages into `{}`", pages.len(), dir.display());
         }
     }
+    Ok(Outcome::Success)
 }
 
 /// Runs a future on a fresh single-threaded runtime. Only the cluster and URL paths need

@@ -103,6 +103,7 @@ fn seal_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
     let scope = parse_scope(&seal.scope)?;
     // Upstream opens the certificate before reading the input.
     let certs = certs::recipients(cert, kube)?;
+    certs::announce_format(&certs);
     let input = io::read_input(seal.secret_file.as_deref())?;
     let opts = SealOptions {
         scope,
@@ -134,6 +135,7 @@ fn raw(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
         return Err(sealed_secrets_api::SealingError::RawNeedsName.into());
     }
     let certs = certs::recipients(cert, kube)?;
+    certs::announce_format(&certs);
     let value = match seal.from_file.first() {
         Some(spec) => {
             let path = spec.split_once('=').map_or(spec.as_str(), |(_, p)| p);
@@ -184,6 +186,7 @@ fn merge(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs, target: &Path) -> Re
         None => file_format,
     };
     let certs = certs::recipients(cert, kube)?;
+    certs::announce_format(&certs);
     let input = io::read_input(seal.secret_file.as_deref())?;
     let secrets = parse_secrets(&input).map_err(|source| CliError::Manifest {
         context: "cannot read the Secret to merge".to_owned(),

@@ -34,6 +34,7 @@ pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
         &args.cert,
         certs::HttpPolicy::from_flag(args.allow_insecure_cert_url),
     )?;
+    certs::announce_format(&certs);
     let keys: Vec<&PublicKey> = certs.iter().map(Certificate::public_key).collect();
     let files = docs::sealed_files(&args.dirs)?;
     let progress = std::io::stderr().is_terminal();

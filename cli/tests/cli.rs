@@ -65,11 +65,32 @@ fn help_and_version() {
         let r = run(d.path(), &args, b"");
         assert_snapshot!(name, r.snapshot(d.path()));
     }
+    // Upstream's integration test: `^kubeseal version: (vX.Y.Z|<commit>)`.
     let r = run(d.path(), &["--version"], b"");
     assert_eq!(
         r.stdout,
-        format!("kubeseal version: {}\n", env!("CARGO_PKG_VERSION"))
+        format!("kubeseal version: v{}\n", env!("CARGO_PKG_VERSION"))
     );
+    // Issue 12 item 14: the 20 cluster flags only where a cluster is used.
+    for (args, has) in [
+        (vec!["scan", "--help"], false),
+        (vec!["man", "--help"], false),
+        (vec!["completion", "--help"], false),
+        (vec!["audit", "--help"], false),
+        (vec!["keys", "verify-backup", "--help"], false),
+        (vec!["keys", "list", "--help"], true),
+        (vec!["keys", "rotate", "--help"], true),
+        (vec!["--help"], true),
+    ] {
+        let r = run(d.path(), &args, b"");
+        assert_eq!(r.code, 0, "{args:?}");
+        assert_eq!(r.stdout.contains("--kubeconfig"), has, "{args:?}");
+        assert_eq!(r.stdout.contains("--as-group"), has, "{args:?}");
+    }
+    // keys rotate --timeout takes a duration like the other flags.
+    let r = run(d.path(), &["keys", "rotate", "--timeout", "soon"], b"");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("is not a duration"), "{}", r.stderr);
     // klog's -v of upstream is accepted; --vmodule and --logtostderr too, with a warning.
     let r = run(d.path(), &["-v", "10", "--version"], b"");
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -282,6 +303,25 @@ fn multi_recipient_by_repeated_cert_and_directory() {
     // A single cert stays in upstream's format (readable by upstream controllers).
     let single = seal(d.path(), &[], SECRET_YAML);
     assert!(single.contains("\"password\": \"Ag"));
+    // Issue 12 item 12: the multi-recipient format is announced on stderr every time.
+    let dir = p(&certs);
+    let a = cert_a();
+    for args in [
+        vec!["--cert", dir.as_str()],
+        vec!["--cert", a.as_str(), "--cert", dir.as_str(), "-o", "yaml"],
+    ] {
+        let r = run(d.path(), &args, SECRET_YAML.as_bytes());
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("multi-recipient format")
+                && r.stderr
+                    .contains("upstream Sealed Secrets controllers cannot open it"),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = run(d.path(), &["--cert", &cert_a()], SECRET_YAML.as_bytes());
+    assert_eq!(r.stderr, "", "one certificate: upstream's format, no note");
 }
 
 #[test]
@@ -751,6 +791,42 @@ fn completion_and_man() {
         r.stdout.starts_with(".ie") || r.stdout.contains(".TH"),
         "{}",
         &r.stdout[..100.min(r.stdout.len())]
+    );
+    // Issue 12 item 13: a clean NAME line, and one page per command with --dir.
+    assert!(
+        r.stdout
+            .contains(".SH NAME\nkubeseal \\- Encrypt a Kubernetes Secret"),
+        "{}",
+        &r.stdout[..400.min(r.stdout.len())]
+    );
+    assert!(
+        r.stdout.contains("kubeseal\\-keys(1)"),
+        "top page names kubeseal-keys(1)"
+    );
+    let man = d.path().join("man1");
+    let r = run(d.path(), &["man", "--dir", &p(&man)], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for page in [
+        "kubeseal.1",
+        "kubeseal-keys.1",
+        "kubeseal-keys-list.1",
+        "kubeseal-keys-rotate.1",
+        "kubeseal-keys-backup.1",
+        "kubeseal-keys-restore.1",
+        "kubeseal-keys-verify-backup.1",
+        "kubeseal-scan.1",
+        "kubeseal-audit.1",
+        "kubeseal-reencrypt.1",
+        "kubeseal-completion.1",
+        "kubeseal-man.1",
+    ] {
+        let text = fs::read_to_string(man.join(page)).unwrap_or_default();
+        assert!(text.contains(".SH NAME"), "{page} missing or without NAME");
+    }
+    let keys = fs::read_to_string(man.join("kubeseal-keys-list.1")).unwrap();
+    assert!(
+        keys.contains(".SH NAME\nkubeseal\\-keys\\-list \\- List"),
+        "{keys}"
     );
 }
 
