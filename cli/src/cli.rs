@@ -305,7 +305,7 @@ impl KubeArgs {
 pub enum Command {
     /// Operate on the controller's sealing keys (list, rotate, backup, restore, verify-backup).
     #[command(subcommand)]
-    Keys(KeysCommand),
+    Keys(Box<KeysCommand>),
     /// List SealedSecrets in the given trees that were sealed with a key (compromise
     /// tracing). Exits 3 when any is found, 0 when none, 1 on error.
     Audit(AuditArgs),

@@ -77,7 +77,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     }
     match cli.command {
         None => modes::run_upstream(&cli.seal, &cli.cert, &cli.kube).map(|()| Outcome::Success),
-        Some(Command::Keys(cmd)) => keys::run(cmd, &cli.kube),
+        Some(Command::Keys(cmd)) => keys::run(*cmd, &cli.kube),
         Some(Command::Audit(args)) => audit::run(&args),
         Some(Command::Scan(args)) => scan::run(&args),
         Some(Command::Reencrypt(args)) => reencrypt::run(&args),
