@@ -661,6 +661,7 @@ async fn cluster_failures_are_prompt_and_plain() {
         b"",
     );
     let took = started.elapsed();
+    eprintln!("no ready pod: failed after {took:?}");
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
         r.stderr.contains("no endpoints available for service"),
@@ -703,6 +704,7 @@ async fn cluster_failures_are_prompt_and_plain() {
         b"",
     );
     let took = started.elapsed();
+    eprintln!("silent controller, --request-timeout 2s: failed after {took:?}");
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("no result within 2s"), "{}", r.stderr);
     assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
