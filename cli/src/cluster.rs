@@ -630,7 +630,7 @@ async fn fetch_cert_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
                     ),
                 )
             })?;
-        return cm
+        let pem = cm
             .data
             .and_then(|mut d| d.remove("cert.pem"))
             .map(String::into_bytes)
@@ -639,7 +639,14 @@ async fn fetch_cert_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
                     "ConfigMap `{}/{}` has no `cert.pem`",
                     cert.controller_namespace, cert.cert_configmap
                 ))
-            });
+            })?;
+        return check_cert_size(
+            pem,
+            &format!(
+                "ConfigMap `{}/{}`",
+                cert.controller_namespace, cert.cert_configmap
+            ),
+        );
     }
     let controller =
         Controller::connect(kube, &cert.controller_namespace, &cert.controller_name).await?;
@@ -654,14 +661,19 @@ async fn fetch_cert_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
         ))
         .with_hint(OFFLINE_HINT));
     }
-    if resp.body.len() > crate::certs::MAX_CERT_BYTES {
+    check_cert_size(resp.body, "the controller")
+}
+
+/// Refuses a certificate over [`crate::certs::MAX_CERT_BYTES`], naming size and limit.
+fn check_cert_size(pem: Vec<u8>, from: &str) -> Result<Vec<u8>> {
+    if pem.len() > crate::certs::MAX_CERT_BYTES {
         return Err(CliError::Usage(format!(
-            "cannot fetch certificate: the controller's answer is {} bytes, over the limit of {} bytes for a certificate",
-            resp.body.len(),
+            "cannot fetch certificate: the one from {from} is {} bytes, over the limit of {} bytes for a certificate",
+            pem.len(),
             crate::certs::MAX_CERT_BYTES
         )));
     }
-    Ok(resp.body)
+    Ok(pem)
 }
 
 #[cfg(test)]
