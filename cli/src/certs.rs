@@ -143,6 +143,18 @@ pub fn load_all(values: &[String], policy: HttpPolicy) -> Result<Vec<Certificate
     Ok(out)
 }
 
+/// Says on stderr, every time, that several certificates produce our multi-recipient format,
+/// which upstream controllers cannot open (a directory given as --cert switches to it
+/// without the user naming two certificates).
+pub fn announce_format(certs: &[Certificate]) {
+    if certs.len() > 1 {
+        eprintln!(
+            "note: sealing for {} certificates in the multi-recipient format of sealed-secrets-rs: upstream Sealed Secrets controllers cannot open it (pass one --cert file for upstream's format)",
+            certs.len()
+        );
+    }
+}
+
 fn cert_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|e| CliError::io("failed to read directory", dir, e))?

@@ -33,11 +33,16 @@ async fn get_async(url: &str, max_bytes: usize) -> Result<Vec<u8>> {
         .header(http::header::ACCEPT, "application/x-pem-file, */*")
         .body(Empty::new())
         .map_err(|e| fail(e.to_string()))?;
+    let started = std::time::Instant::now();
     let resp = tokio::time::timeout(TIMEOUT, client.request(req))
         .await
         .map_err(|_| fail(format!("no answer within {}s", TIMEOUT.as_secs())))?
-        .map_err(|e| fail(error_chain(&e)))?;
+        .map_err(|e| {
+            crate::cluster::log_http(&http::Method::GET, url, "failed", started);
+            fail(error_chain(&e))
+        })?;
     let status = resp.status();
+    crate::cluster::log_http(&http::Method::GET, url, &status.to_string(), started);
     if status != http::StatusCode::OK {
         return Err(fail(format!("server answered {status}")));
     }

@@ -61,13 +61,23 @@ pub enum Outcome {
 
 /// Runs one invocation.
 pub fn run(cli: Cli) -> Result<Outcome> {
+    if let Some(v) = &cli.klog_verbosity {
+        cluster::set_verbosity(cluster::parse_verbosity(v)?);
+    }
+    // Upstream's klog flags: accepted (scripts pass them), but there is no klog here.
+    if cli.klog_vmodule.is_some() {
+        eprintln!("warning: --vmodule is ignored (no per-module logging here); use -v LEVEL");
+    }
+    if cli.klog_logtostderr.is_some() {
+        eprintln!("warning: --logtostderr is ignored: kubeseal always logs to stderr");
+    }
     if cli.version {
         io::write_stdout(format!("kubeseal version: {}\n", cli::VERSION).as_bytes())?;
         return Ok(Outcome::Success);
     }
     match cli.command {
         None => modes::run_upstream(&cli.seal, &cli.cert, &cli.kube).map(|()| Outcome::Success),
-        Some(Command::Keys(cmd)) => keys::run(cmd, &cli.kube),
+        Some(Command::Keys(cmd)) => keys::run(*cmd, &cli.kube),
         Some(Command::Audit(args)) => audit::run(&args),
         Some(Command::Scan(args)) => scan::run(&args),
         Some(Command::Reencrypt(args)) => reencrypt::run(&args),
@@ -77,15 +87,37 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             io::write_stdout(&buf)?;
             Ok(Outcome::Success)
         }
-        Some(Command::Man) => {
+        Some(Command::Man { dir }) => man(dir.as_deref()),
+    }
+}
+
+/// `kubeseal man`: the top page on stdout, or every page (one per command, named like
+/// `kubeseal-keys-list.1`, which the top page's SEE ALSO-style list refers to) into `dir`.
+fn man(dir: Option<&std::path::Path>) -> Result<Outcome> {
+    let fail = |e: std::io::Error| CliError::Internal(format!("cannot render the man page: {e}"));
+    match dir {
+        None => {
             let mut buf = Vec::new();
             clap_mangen::Man::new(cli::command())
                 .render(&mut buf)
-                .map_err(|e| CliError::Internal(format!("cannot render the man page: {e}")))?;
+                .map_err(fail)?;
             io::write_stdout(&buf)?;
-            Ok(Outcome::Success)
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CliError::io("failed to create directory", dir, e))?;
+            clap_mangen::generate_to(cli::command(), dir)
+                .map_err(|e| CliError::io("failed to write man pages into", dir, e))?;
+            let mut pages: Vec<String> = std::fs::read_dir(dir)
+                .map_err(|e| CliError::io("failed to read directory", dir, e))?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("kubeseal") && n.ends_with(".1"))
+                .collect();
+            pages.sort();
+            eprintln!("wrote {} man pages into `{}`", pages.len(), dir.display());
         }
     }
+    Ok(Outcome::Success)
 }
 
 /// Runs a future on a fresh single-threaded runtime. Only the cluster and URL paths need

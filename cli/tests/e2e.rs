@@ -637,3 +637,139 @@ async fn with_the_real_controller() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     proc.stop();
 }
+
+/// Creates a Service `name` in the controller namespace, with no endpoint unless registered.
+async fn add_service(cluster: &Cluster, name: &str) {
+    let svc = Service {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(CTRL_NS.into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: 8080,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Api::<Service>::namespaced(cluster.client().await.unwrap(), CTRL_NS)
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
+}
+
+/// Issue 12 items 3, 4, 5: no silent waits (a Service without a ready pod fails at once with
+/// the server's reason), no Rust Debug in messages, an unreachable API server named as such,
+/// --request-timeout bounding the whole operation, and -v 6 showing the HTTP calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_failures_are_prompt_and_plain() {
+    let cluster = cluster_with_controller().await;
+    let d = tempfile::tempdir().unwrap();
+
+    // Service present, no endpoint: kube-rs's default retry used to wait ~5 minutes.
+    add_service(&cluster, "no-pods").await;
+    let started = std::time::Instant::now();
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["--fetch-cert", "--controller-name", "no-pods"],
+        b"",
+    );
+    let took = started.elapsed();
+    eprintln!("no ready pod: failed after {took:?}");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no endpoints available for service"),
+        "{}",
+        r.stderr
+    );
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+
+    // 404: upstream's message, "not found" once, no Debug of the Status.
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["--fetch-cert", "--controller-name", "nope"],
+        b"",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stderr.matches("not found").count(), 1, "{}", r.stderr);
+    for debug in ["Status {", "Some(", "ListMeta", "ApiError"] {
+        assert!(!r.stderr.contains(debug), "{}", r.stderr);
+    }
+
+    // An endpoint that accepts connections and never answers: --request-timeout bounds it.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    add_service(&cluster, "silent").await;
+    cluster
+        .register_endpoint(CTRL_NS, "silent", &silent_addr)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &[
+            "--fetch-cert",
+            "--controller-name",
+            "silent",
+            "--request-timeout",
+            "2s",
+        ],
+        b"",
+    );
+    let took = started.elapsed();
+    eprintln!("silent controller, --request-timeout 2s: failed after {took:?}");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no result within 2s"), "{}", r.stderr);
+    assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+    drop(silent);
+
+    // -v 6: every HTTP call with its status.
+    let r = kubeseal(&cluster, d.path(), &["-v", "6", "--fetch-cert"], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("GET http")
+            && r.stderr.contains(
+                "/api/v1/namespaces/kube-system/services/sealed-secrets-controller 200 OK in "
+            ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("/proxy/v1/cert.pem 200 OK in "),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.raw_stdout, std::fs::read(fixture("cert-a.pem")).unwrap());
+
+    // An API server that is not there is named as such, not blamed on --controller-name.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let kubeconfig = d.path().join("unreachable.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"https://127.0.0.1:{port}\", insecure-skip-tls-verify: true}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\nusers:\n- name: u\n  user: {{token: t}}\n"
+        ),
+    )
+    .unwrap();
+    let mut c = common::cmd(d.path());
+    c.env("KUBECONFIG", &kubeconfig).args(["--fetch-cert"]);
+    let r = run_cmd(&mut c, b"");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "cannot reach the Kubernetes API server at https://127.0.0.1:{port}/"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("--controller-name"), "{}", r.stderr);
+    assert!(!r.stderr.contains("ServiceError"), "{}", r.stderr);
+}
