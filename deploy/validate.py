@@ -43,6 +43,7 @@ KNOWN_METRICS = {
         "key_values_opened_total",
         "key_created_timestamp_seconds",
         "keys_active",
+        "keys_foreign",
         "leader",
         "rsa_decryptions_total",
     ]
@@ -264,9 +265,12 @@ def cmd_policy(args):
               "%s: Lease create/update in the controller namespace" % label)
         check(granted("", "configmaps", "create", in_ns) and granted("", "configmaps", "update", in_ns),
               "%s: cert ConfigMap create/update in the controller namespace" % label)
-        check(not any("configmaps" in r.get("resources", []) and set(r.get("verbs", [])) & {"get", "update"}
-                      and not r.get("resourceNames") for r, _ in rules),
-              "%s: ConfigMap get/update limited by resourceNames" % label)
+        # Item 15 of issue 11: update/patch of ConfigMaps and Leases only by name (create cannot
+        # be narrowed by name, so it stays a separate rule).
+        for res in ("configmaps", "leases"):
+            check(not any(res in r.get("resources", []) and set(r.get("verbs", [])) & {"get", "update", "patch"}
+                          and not r.get("resourceNames") for r, _ in rules),
+                  "%s: %s get/update/patch limited by resourceNames" % (label, res))
         proxier = [ro for ro in roles if any("services/proxy" in r.get("resources", []) for r in ro.get("rules", []))]
         check(len(proxier) == 1 and any(
             sorted(r.get("resourceNames", [])) == sorted(["http:%s:" % name, "http:%s:http" % name, name])
@@ -380,6 +384,7 @@ def cmd_observability(args):
     for alert, metric in [("SealedSecretsUnsealErrorHigh", "unseal_errors_total"),
                           ("SealedSecretsKeyRenewalOverdue", "key_created_timestamp_seconds"),
                           ("SealedSecretsNoLeader", "leader"),
+                          ("SealedSecretsForeignKey", "keys_foreign"),
                           ("SealedSecretsControllerDown", "up")]:
         name = metric if metric == "up" else METRIC_PREFIX + metric
         check(alert in alerts and name in promql_metrics(alerts[alert]), "alert %s reads %s" % (alert, name))

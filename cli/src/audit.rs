@@ -1,8 +1,8 @@
 //! `kubeseal audit --key K DIR...`: compromise tracing. Lists every SealedSecret in the trees
 //! that was sealed with key K, found by our `sealing-key` hint annotation, by the
 //! multi-recipient header, or (when K is a private key) by actually decrypting it, which also
-//! finds SealedSecrets sealed by upstream kubeseal (no hint). Exit 1 when any is found (like
-//! `scan`: something needs attention), 0 when none.
+//! finds SealedSecrets sealed by upstream kubeseal (no hint). Exit [`crate::exit::FINDINGS`] when
+//! any is found (like `scan`: something needs attention), 0 when none.
 
 use std::path::Path;
 
@@ -28,7 +28,7 @@ impl Target {
     }
 }
 
-fn parse_target(arg: &str) -> Result<Target> {
+fn parse_target(arg: &str, crypt: &crate::cli::DecryptArgs) -> Result<Target> {
     if arg.starts_with("SHA256:") {
         return arg
             .parse::<Fingerprint>()
@@ -36,7 +36,7 @@ fn parse_target(arg: &str) -> Result<Target> {
             .map_err(|e| CliError::Usage(e.to_string()));
     }
     let path = Path::new(arg);
-    let bytes = io::read_file(path)?;
+    let bytes = crate::backup::decrypt(&io::read_file(path)?, crypt, path)?;
     let text = String::from_utf8_lossy(&bytes);
     if text.contains("BEGIN CERTIFICATE") && !text.contains("PRIVATE KEY") {
         let cert = Certificate::from_pem(&bytes).map_err(|source| CliError::Cert {
@@ -64,7 +64,7 @@ fn parse_target(arg: &str) -> Result<Target> {
 
 /// Runs the audit.
 pub fn run(args: &AuditArgs) -> Result<Outcome> {
-    let target = parse_target(&args.key)?;
+    let target = parse_target(&args.key, &args.key_backup)?;
     let fp = target.fingerprint().clone();
     let mut found = 0usize;
     let mut unknown = 0usize;

@@ -4,13 +4,13 @@
 //! (`age1...`). ASCII-armored so the file can be pasted into a password manager.
 //! Plaintext only with `--insecure-plaintext`.
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 
 use age::secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use crate::cli::BackupCryptArgs;
+use crate::cli::{DecryptArgs, EncryptArgs};
 use crate::env;
 use crate::error::{CliError, Result};
 
@@ -30,11 +30,11 @@ pub fn is_encrypted(data: &[u8]) -> bool {
 }
 
 /// Encrypts a backup for the recipients of `args`, else a passphrase.
-pub fn encrypt(plaintext: &[u8], args: &BackupCryptArgs) -> Result<Vec<u8>> {
+pub fn encrypt(plaintext: &[u8], args: &EncryptArgs) -> Result<Vec<u8>> {
     let fail =
         |e: &dyn std::fmt::Display| CliError::Backup(format!("cannot encrypt the backup: {e}"));
     let encryptor = if args.recipient.is_empty() {
-        let pass = passphrase(args, true)?;
+        let pass = passphrase(args.passphrase_file.as_deref(), true)?;
         age::Encryptor::with_user_passphrase(pass)
     } else {
         let mut recipients = Vec::new();
@@ -57,7 +57,7 @@ pub fn encrypt(plaintext: &[u8], args: &BackupCryptArgs) -> Result<Vec<u8>> {
 }
 
 /// Opens a backup file's contents (plaintext backups are returned as they are).
-pub fn decrypt(data: &[u8], args: &BackupCryptArgs, path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+pub fn decrypt(data: &[u8], args: &DecryptArgs, path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     if !is_encrypted(data) {
         return Ok(Zeroizing::new(data.to_vec()));
     }
@@ -67,7 +67,7 @@ pub fn decrypt(data: &[u8], args: &BackupCryptArgs, path: &Path) -> Result<Zeroi
     let decryptor =
         age::Decryptor::new(age::armor::ArmoredReader::new(data)).map_err(|e| fail(&e))?;
     let mut reader = if decryptor.is_scrypt() {
-        let pass = passphrase(args, false)?;
+        let pass = passphrase(args.passphrase_file.as_deref(), false)?;
         let id = age::scrypt::Identity::new(pass);
         decryptor
             .decrypt(std::iter::once(&id as &dyn age::Identity))
@@ -94,8 +94,8 @@ pub fn decrypt(data: &[u8], args: &BackupCryptArgs, path: &Path) -> Result<Zeroi
 
 /// The passphrase: `--passphrase-file`, else `$SEALED_SECRETS_BACKUP_PASSPHRASE`, else a
 /// prompt on the terminal (twice when creating a backup).
-fn passphrase(args: &BackupCryptArgs, confirm: bool) -> Result<SecretString> {
-    if let Some(f) = &args.passphrase_file {
+fn passphrase(file: Option<&Path>, confirm: bool) -> Result<SecretString> {
+    if let Some(f) = file {
         let data = Zeroizing::new(
             std::fs::read(f).map_err(|e| CliError::io("failed to read passphrase", f, e))?,
         );
@@ -107,21 +107,39 @@ fn passphrase(args: &BackupCryptArgs, confirm: bool) -> Result<SecretString> {
     if let Ok(p) = std::env::var(env::BACKUP_PASSPHRASE) {
         return non_empty(p);
     }
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::Usage("a passphrase is needed for the backup".to_owned())
-            .with_hint(format!(
-                "use --passphrase-file FILE or ${}, --recipient age1... for a key instead, or run on a terminal",
-                env::BACKUP_PASSPHRASE
-            )));
-    }
-    let first = prompt("Passphrase: ")?;
+    let first = prompt("Passphrase: ", confirm)?;
     if confirm {
-        let again = prompt("Confirm passphrase: ")?;
+        let again = prompt("Confirm passphrase: ", confirm)?;
         if *again != *first {
             return Err(CliError::Usage("the passphrases do not match".to_owned()));
         }
     }
     non_empty(first.to_string())
+}
+
+/// Asks on the controlling terminal without echo (rpassword opens `/dev/tty` itself, so the
+/// prompt works while stdin and stdout carry data). Without a terminal, says so and how to
+/// pass the passphrase instead.
+fn prompt(label: &str, encrypting: bool) -> Result<Zeroizing<String>> {
+    rpassword::prompt_password(label)
+        .map(Zeroizing::new)
+        .map_err(|e| {
+            // Each side names only its own flags: --recipient when making a backup,
+            // --identity when opening one.
+            let other = if encrypting {
+                "or --recipient age1... to encrypt to a key instead"
+            } else {
+                "(a backup made with --recipient opens with --identity FILE instead)"
+            };
+            CliError::Usage(format!(
+                "a passphrase is needed, but it cannot be asked for: no terminal is available ({})",
+                crate::error::GoIoError(e)
+            ))
+            .with_hint(format!(
+                "use --passphrase-file FILE or ${} {other}",
+                env::BACKUP_PASSPHRASE
+            ))
+        })
 }
 
 fn non_empty(p: String) -> Result<SecretString> {
@@ -131,35 +149,6 @@ fn non_empty(p: String) -> Result<SecretString> {
     Ok(SecretString::from(p))
 }
 
-/// Reads a line from the terminal without echo (`stty -echo` on /dev/tty; no libc binding
-/// needed for this one prompt).
-fn prompt(label: &str) -> Result<Zeroizing<String>> {
-    let tty = Path::new("/dev/tty");
-    let stty = |arg: &str| {
-        std::fs::File::open(tty).ok().and_then(|f| {
-            std::process::Command::new("stty")
-                .arg(arg)
-                .stdin(f)
-                .status()
-                .ok()
-        })
-    };
-    eprint!("{label}");
-    let _ = std::io::stderr().flush();
-    stty("-echo");
-    let mut line = Zeroizing::new(String::new());
-    let read = std::fs::File::open(tty)
-        .map(std::io::BufReader::new)
-        .and_then(|mut r| r.read_line(&mut line));
-    stty("echo");
-    eprintln!();
-    read.map_err(|e| CliError::io("failed to read", tty, e))?;
-    while line.ends_with('\n') || line.ends_with('\r') {
-        line.pop();
-    }
-    Ok(line)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,9 +156,9 @@ mod tests {
     #[test]
     fn recipient_round_trip() {
         let id = age::x25519::Identity::generate();
-        let args = BackupCryptArgs {
+        let args = EncryptArgs {
             recipient: vec![id.to_public().to_string()],
-            ..BackupCryptArgs::default()
+            ..EncryptArgs::default()
         };
         let ct = encrypt(b"keys", &args);
         assert!(ct.is_ok());
@@ -183,9 +172,9 @@ mod tests {
             age::secrecy::ExposeSecret::expose_secret(&id.to_string()),
         )
         .unwrap();
-        let args = BackupCryptArgs {
+        let args = DecryptArgs {
             identity: vec![idf],
-            ..BackupCryptArgs::default()
+            ..DecryptArgs::default()
         };
         let pt = decrypt(&ct, &args, Path::new("b")).unwrap();
         assert_eq!(&pt[..], b"keys");
@@ -196,13 +185,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pf = dir.path().join("p");
         std::fs::write(&pf, "correct horse\n").unwrap();
-        let args = BackupCryptArgs {
+        let enc = EncryptArgs {
             passphrase_file: Some(pf.clone()),
-            ..BackupCryptArgs::default()
+            ..EncryptArgs::default()
         };
-        let ct = encrypt(b"keys", &args).unwrap();
-        assert_eq!(&decrypt(&ct, &args, Path::new("b")).unwrap()[..], b"keys");
+        let dec = DecryptArgs {
+            passphrase_file: Some(pf.clone()),
+            ..DecryptArgs::default()
+        };
+        let ct = encrypt(b"keys", &enc).unwrap();
+        assert_eq!(&decrypt(&ct, &dec, Path::new("b")).unwrap()[..], b"keys");
         std::fs::write(&pf, "wrong\n").unwrap();
-        assert!(decrypt(&ct, &args, Path::new("b")).is_err());
+        assert!(decrypt(&ct, &dec, Path::new("b")).is_err());
     }
 }

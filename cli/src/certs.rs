@@ -37,13 +37,63 @@ impl CertSource {
     }
 }
 
+/// Largest certificate accepted from a URL or from the controller: a PEM certificate is ~2 KiB
+/// (RSA-4096: ~2.5 KiB); a bound keeps a hostile server from filling memory.
+pub const MAX_CERT_BYTES: usize = 64 * 1024;
+
+/// Whether a plain `http://` certificate URL may be used (`--allow-insecure-cert-url`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpPolicy {
+    /// Refuse `http://`: anyone on the network path could hand us their own certificate,
+    /// and every Secret sealed with it would be theirs to read.
+    #[default]
+    Refuse,
+    /// Allow it, with a warning on stderr each time.
+    AllowWithWarning,
+}
+
+impl HttpPolicy {
+    /// From the flag.
+    pub fn from_flag(allow: bool) -> HttpPolicy {
+        if allow {
+            HttpPolicy::AllowWithWarning
+        } else {
+            HttpPolicy::Refuse
+        }
+    }
+}
+
+/// Decides whether `url` may be fetched (pure; the warning is the caller's to print).
+pub fn check_url(url: &str, policy: HttpPolicy) -> Result<bool> {
+    let plain = url
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+    match (plain, policy) {
+        (false, _) => Ok(false),
+        (true, HttpPolicy::AllowWithWarning) => Ok(true),
+        (true, HttpPolicy::Refuse) => Err(CliError::Usage(format!(
+            "refusing to fetch the certificate over plain HTTP from `{url}`: anyone on the network path could replace it with their own"
+        ))
+        .with_hint(
+            "use https://, a local file, or pass --allow-insecure-cert-url if this network is trusted",
+        )),
+    }
+}
+
 /// Reads the bytes of one `--cert` source as received (for `--fetch-cert`).
-pub fn read_source(source: &CertSource) -> Result<Vec<u8>> {
+pub fn read_source(source: &CertSource, policy: HttpPolicy) -> Result<Vec<u8>> {
     match source {
         CertSource::File(p) => {
             fs::read(p).map_err(|e| CliError::io("failed to read certificate", p, e))
         }
-        CertSource::Url(url) => http::get(url),
+        CertSource::Url(url) => {
+            if check_url(url, policy)? {
+                eprintln!(
+                    "warning: fetching the certificate over plain HTTP from `{url}`: it is not authenticated, anyone on the network path can replace it"
+                );
+            }
+            http::get(url, MAX_CERT_BYTES)
+        }
     }
 }
 
@@ -64,7 +114,7 @@ pub fn parse_cert(pem: &[u8], what: &str) -> Result<Certificate> {
 
 /// Loads every `--cert` value: files, URLs, or directories of `.pem`/`.crt`/`.cer` files
 /// (one certificate per file). Several certificates mean a multi-recipient SealedSecret.
-pub fn load_all(values: &[String]) -> Result<Vec<Certificate>> {
+pub fn load_all(values: &[String], policy: HttpPolicy) -> Result<Vec<Certificate>> {
     let mut out = Vec::new();
     for v in values {
         let source = CertSource::parse(v)?;
@@ -79,18 +129,30 @@ pub fn load_all(values: &[String]) -> Result<Vec<Certificate>> {
                 )));
             }
             for f in files {
-                let bytes = read_source(&CertSource::File(f.clone()))?;
+                let bytes = read_source(&CertSource::File(f.clone()), policy)?;
                 out.push(parse_cert(&bytes, &format!("`{}`", f.display()))?);
             }
             continue;
         }
-        let bytes = read_source(&source)?;
+        let bytes = read_source(&source, policy)?;
         out.push(parse_cert(&bytes, &format!("`{v}`"))?);
     }
     // The same cert given twice must not produce a 2-recipient value.
     let mut seen = std::collections::BTreeSet::new();
     out.retain(|c| seen.insert(c.public_key().fingerprint().clone()));
     Ok(out)
+}
+
+/// Says on stderr, every time, that several certificates produce our multi-recipient format,
+/// which upstream controllers cannot open (a directory given as --cert switches to it
+/// without the user naming two certificates).
+pub fn announce_format(certs: &[Certificate]) {
+    if certs.len() > 1 {
+        eprintln!(
+            "note: sealing for {} certificates in the multi-recipient format of sealed-secrets-rs: upstream Sealed Secrets controllers cannot open it (pass one --cert file for upstream's format)",
+            certs.len()
+        );
+    }
 }
 
 fn cert_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -112,6 +174,7 @@ fn cert_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// The certificate bytes as `--fetch-cert` prints them: the (single) `--cert` source, else the
 /// ConfigMap, else the controller's `/v1/cert.pem`.
 pub fn fetch_raw(args: &crate::cli::CertArgs, kube: &crate::cli::KubeArgs) -> Result<Vec<u8>> {
+    let policy = HttpPolicy::from_flag(args.allow_insecure_cert_url);
     match args.cert.as_slice() {
         [] => cluster::fetch_cert(args, kube),
         [one] => {
@@ -119,17 +182,17 @@ pub fn fetch_raw(args: &crate::cli::CertArgs, kube: &crate::cli::KubeArgs) -> Re
             if let CertSource::File(p) = &source
                 && p.is_dir()
             {
-                let certs = load_all(&args.cert)?;
+                let certs = load_all(&args.cert, policy)?;
                 return Ok(certs
                     .iter()
                     .map(|c| c.pem())
                     .collect::<String>()
                     .into_bytes());
             }
-            read_source(&source)
+            read_source(&source, policy)
         }
         _ => {
-            let certs = load_all(&args.cert)?;
+            let certs = load_all(&args.cert, policy)?;
             Ok(certs
                 .iter()
                 .map(|c| c.pem())
@@ -145,7 +208,10 @@ pub fn recipients(
     kube: &crate::cli::KubeArgs,
 ) -> Result<Vec<Certificate>> {
     if !args.cert.is_empty() {
-        return load_all(&args.cert);
+        return load_all(
+            &args.cert,
+            HttpPolicy::from_flag(args.allow_insecure_cert_url),
+        );
     }
     let pem = cluster::fetch_cert(args, kube)?;
     let what = if args.cert_from_configmap {
@@ -182,5 +248,19 @@ mod tests {
             Some(CertSource::Url("https://x/v1/cert.pem".into()))
         );
         assert!(CertSource::parse("ftp://x/c.pem").is_err());
+    }
+
+    #[test]
+    fn plain_http_needs_the_flag() {
+        assert!(check_url("http://x/cert.pem", HttpPolicy::Refuse).is_err());
+        assert!(check_url("HTTP://x/cert.pem", HttpPolicy::Refuse).is_err());
+        assert_eq!(
+            check_url("http://x/cert.pem", HttpPolicy::AllowWithWarning).ok(),
+            Some(true)
+        );
+        assert_eq!(
+            check_url("https://x/cert.pem", HttpPolicy::Refuse).ok(),
+            Some(false)
+        );
     }
 }

@@ -11,10 +11,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::env;
 
-/// Version string shared by `--version` (upstream prints `kubeseal version: <v>`).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Version string shared by `--version`: upstream prints `kubeseal version: v0.27.1` (its
+/// integration test matches `^kubeseal version: (vX.Y.Z|<commit>)`), and our controller
+/// prints `controller version: v...` too.
+pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
-/// kubeseal: encrypt a Kubernetes Secret into a SealedSecret only the controller can decrypt.
+/// Encrypt a Kubernetes Secret into a SealedSecret only the controller can decrypt.
 ///
 /// Reads a Secret (JSON or YAML, several documents allowed) from stdin or -f and writes the
 /// SealedSecret to stdout or -w. Without --cert the certificate is fetched from the controller
@@ -31,16 +33,28 @@ pub struct Cli {
     #[arg(long, action = clap::ArgAction::SetTrue)]
     pub version: bool,
 
-    /// klog's `-v LEVEL` of upstream kubeseal, accepted so existing scripts keep working;
-    /// kubeseal logs nothing more at higher levels.
+    /// Log level (klog's -v of upstream): 6 or more prints every HTTP call kubeseal makes, with
+    /// its status and duration, on stderr (never headers or bodies).
+    #[arg(short = 'v', long = "v", global = true, value_name = "LEVEL")]
+    pub klog_verbosity: Option<String>,
+
+    /// Upstream's klog `--vmodule`: accepted so existing scripts keep working, and ignored
+    /// with a warning (use -v).
+    #[arg(long = "vmodule", hide = true, global = true, value_name = "PATTERN")]
+    pub klog_vmodule: Option<String>,
+
+    /// Upstream's klog `--logtostderr`: accepted and ignored with a warning (kubeseal always
+    /// logs to stderr).
     #[arg(
-        short = 'v',
-        long = "v",
+        long = "logtostderr",
         hide = true,
         global = true,
-        value_name = "LEVEL"
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
     )]
-    pub klog_verbosity: Option<String>,
+    pub klog_logtostderr: Option<String>,
 
     #[command(flatten)]
     pub seal: SealArgs,
@@ -112,10 +126,15 @@ pub struct SealArgs {
     #[arg(long = "recovery-unseal", env = env::RECOVERY_UNSEAL)]
     pub recovery_unseal: bool,
 
-    /// Private key file(s) for --recovery-unseal: PEM, or Secret(s) / a v1.List of Secrets
-    /// with data["tls.key"]; comma list or repeated.
+    /// Private key file(s) for --recovery-unseal: PEM, Secret(s) / a v1.List of Secrets with
+    /// data["tls.key"], or an encrypted backup from `kubeseal keys backup`; comma list or
+    /// repeated.
     #[arg(long = "recovery-private-key", env = env::RECOVERY_PRIVATE_KEY, value_delimiter = ',', value_name = "FILE")]
     pub recovery_private_key: Vec<String>,
+
+    /// Opening an encrypted key backup given as --recovery-private-key (ours).
+    #[command(flatten)]
+    pub key_backup: DecryptArgs,
 }
 
 /// Where the sealing certificate comes from.
@@ -126,6 +145,11 @@ pub struct CertArgs {
     /// directory of .pem/.crt files, to seal for several clusters at once (ours).
     #[arg(long, env = env::CERT, value_name = "FILE|URL")]
     pub cert: Vec<String>,
+
+    /// Allow a plain http:// --cert URL (ours). Without TLS anyone on the network path can
+    /// swap the certificate, so this is refused unless asked for, and warned about each time.
+    #[arg(long = "allow-insecure-cert-url", env = env::ALLOW_INSECURE_CERT_URL)]
+    pub allow_insecure_cert_url: bool,
 
     /// Print the certificate (from the controller, or from --cert) and exit.
     #[arg(long = "fetch-cert", env = env::FETCH_CERT)]
@@ -150,88 +174,130 @@ pub struct CertArgs {
 }
 
 /// kubectl-style connection flags (client-go's `RecommendedConfigOverrideFlags("")`).
+///
+/// Not global: only the upstream modes and the `keys` subcommands talk to a cluster, so only
+/// they list these 20 flags (they are flattened into each `keys` subcommand, and values given
+/// before the subcommand still apply, see [`KubeArgs::or`]).
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Cluster connection")]
 pub struct KubeArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
-    #[arg(long, env = env::KUBECONFIG, value_name = "FILE", global = true)]
+    #[arg(long, env = env::KUBECONFIG, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
     /// If present, the namespace scope for this request.
-    #[arg(short = 'n', long, env = env::NAMESPACE, value_name = "NAMESPACE", global = true)]
+    #[arg(short = 'n', long, env = env::NAMESPACE, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
 
     /// The name of the kubeconfig context to use.
-    #[arg(long, env = env::CONTEXT, value_name = "NAME", global = true)]
+    #[arg(long, env = env::CONTEXT, value_name = "NAME")]
     pub context: Option<String>,
 
     /// The name of the kubeconfig cluster to use.
-    #[arg(long, env = env::CLUSTER, value_name = "NAME", global = true)]
+    #[arg(long, env = env::CLUSTER, value_name = "NAME")]
     pub cluster: Option<String>,
 
     /// The name of the kubeconfig user to use.
-    #[arg(long, env = env::USER, value_name = "NAME", global = true)]
+    #[arg(long, env = env::USER, value_name = "NAME")]
     pub user: Option<String>,
 
     /// The address and port of the Kubernetes API server.
-    #[arg(short = 's', long, env = env::SERVER, value_name = "URL", global = true)]
+    #[arg(short = 's', long, env = env::SERVER, value_name = "URL")]
     pub server: Option<String>,
 
     /// Path to a cert file for the certificate authority.
-    #[arg(long = "certificate-authority", env = env::CERTIFICATE_AUTHORITY, value_name = "FILE", global = true)]
+    #[arg(long = "certificate-authority", env = env::CERTIFICATE_AUTHORITY, value_name = "FILE")]
     pub certificate_authority: Option<PathBuf>,
 
     /// If true, the server's certificate will not be checked for validity (insecure).
-    #[arg(long = "insecure-skip-tls-verify", env = env::INSECURE_SKIP_TLS_VERIFY, global = true)]
+    #[arg(long = "insecure-skip-tls-verify", env = env::INSECURE_SKIP_TLS_VERIFY)]
     pub insecure_skip_tls_verify: bool,
 
     /// Server name to use for server certificate validation.
-    #[arg(long = "tls-server-name", env = env::TLS_SERVER_NAME, value_name = "NAME", global = true)]
+    #[arg(long = "tls-server-name", env = env::TLS_SERVER_NAME, value_name = "NAME")]
     pub tls_server_name: Option<String>,
 
     /// Path to a client certificate file for TLS.
-    #[arg(long = "client-certificate", env = env::CLIENT_CERTIFICATE, value_name = "FILE", global = true)]
+    #[arg(long = "client-certificate", env = env::CLIENT_CERTIFICATE, value_name = "FILE")]
     pub client_certificate: Option<PathBuf>,
 
     /// Path to a client key file for TLS.
-    #[arg(long = "client-key", env = env::CLIENT_KEY, value_name = "FILE", global = true)]
+    #[arg(long = "client-key", env = env::CLIENT_KEY, value_name = "FILE")]
     pub client_key: Option<PathBuf>,
 
     /// Bearer token for authentication to the API server.
-    #[arg(long, env = env::TOKEN, value_name = "TOKEN", hide_env_values = true, global = true)]
+    #[arg(long, env = env::TOKEN, value_name = "TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
     /// Username to impersonate for the operation.
-    #[arg(long = "as", env = env::AS, value_name = "USER", global = true)]
+    #[arg(long = "as", env = env::AS, value_name = "USER")]
     pub as_user: Option<String>,
 
     /// Group to impersonate for the operation (repeatable).
-    #[arg(long = "as-group", env = env::AS_GROUP, value_name = "GROUP", global = true)]
+    #[arg(long = "as-group", env = env::AS_GROUP, value_name = "GROUP")]
     pub as_group: Vec<String>,
 
     /// UID to impersonate for the operation.
-    #[arg(long = "as-uid", env = env::AS_UID, value_name = "UID", global = true)]
+    #[arg(long = "as-uid", env = env::AS_UID, value_name = "UID")]
     pub as_uid: Option<String>,
 
     /// Username for basic authentication to the API server.
-    #[arg(long, env = env::USERNAME, value_name = "USER", global = true)]
+    #[arg(long, env = env::USERNAME, value_name = "USER")]
     pub username: Option<String>,
 
     /// Password for basic authentication to the API server.
-    #[arg(long, env = env::PASSWORD, value_name = "PASSWORD", hide_env_values = true, global = true)]
+    #[arg(long, env = env::PASSWORD, value_name = "PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
 
     /// How long to wait for a single server request, e.g. 30s, 1m, 500ms ("0" = no timeout).
-    #[arg(long = "request-timeout", env = env::REQUEST_TIMEOUT, default_value = "0", value_name = "DURATION", global = true)]
+    #[arg(long = "request-timeout", env = env::REQUEST_TIMEOUT, default_value = "0", value_name = "DURATION")]
     pub request_timeout: String,
 
     /// Proxy URL to reach the API server.
-    #[arg(long = "proxy-url", env = env::PROXY_URL, value_name = "URL", global = true)]
+    #[arg(long = "proxy-url", env = env::PROXY_URL, value_name = "URL")]
     pub proxy_url: Option<String>,
 
     /// Disable response compression for requests to the server.
-    #[arg(long = "disable-compression", env = env::DISABLE_COMPRESSION, global = true)]
+    #[arg(long = "disable-compression", env = env::DISABLE_COMPRESSION)]
     pub disable_compression: bool,
+}
+
+impl KubeArgs {
+    /// These flags, each falling back to `outer`'s (`kubeseal --context x keys list` and
+    /// `kubeseal keys list --context x` mean the same).
+    pub fn or(self, outer: &KubeArgs) -> KubeArgs {
+        let o = outer.clone();
+        KubeArgs {
+            kubeconfig: self.kubeconfig.or(o.kubeconfig),
+            namespace: self.namespace.or(o.namespace),
+            context: self.context.or(o.context),
+            cluster: self.cluster.or(o.cluster),
+            user: self.user.or(o.user),
+            server: self.server.or(o.server),
+            certificate_authority: self.certificate_authority.or(o.certificate_authority),
+            insecure_skip_tls_verify: self.insecure_skip_tls_verify || o.insecure_skip_tls_verify,
+            tls_server_name: self.tls_server_name.or(o.tls_server_name),
+            client_certificate: self.client_certificate.or(o.client_certificate),
+            client_key: self.client_key.or(o.client_key),
+            token: self.token.or(o.token),
+            as_user: self.as_user.or(o.as_user),
+            as_group: if self.as_group.is_empty() {
+                o.as_group
+            } else {
+                self.as_group
+            },
+            as_uid: self.as_uid.or(o.as_uid),
+            username: self.username.or(o.username),
+            password: self.password.or(o.password),
+            request_timeout: if self.request_timeout == "0" {
+                o.request_timeout
+            } else {
+                self.request_timeout
+            },
+            proxy_url: self.proxy_url.or(o.proxy_url),
+            disable_compression: self.disable_compression || o.disable_compression,
+        }
+    }
 }
 
 /// Subcommands (all ours).
@@ -239,12 +305,12 @@ pub struct KubeArgs {
 pub enum Command {
     /// Operate on the controller's sealing keys (list, rotate, backup, restore, verify-backup).
     #[command(subcommand)]
-    Keys(KeysCommand),
+    Keys(Box<KeysCommand>),
     /// List SealedSecrets in the given trees that were sealed with a key (compromise
-    /// tracing). Exits 1 when any is found, 0 when none.
+    /// tracing). Exits 3 when any is found, 0 when none, 1 on error.
     Audit(AuditArgs),
-    /// Find unsealed Secret manifests (YAML or JSON) in files and trees; exits 1 when any is
-    /// found. Meant for pre-commit hooks and CI.
+    /// Find unsealed Secret manifests (YAML or JSON) in files and trees; exits 3 when any is
+    /// found, 0 when none, 1 on error. Meant for pre-commit hooks and CI.
     Scan(ScanArgs),
     /// Re-seal every SealedSecret in the given trees for a new certificate, offline, in place.
     Reencrypt(ReencryptArgs),
@@ -254,8 +320,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man {
+        /// Write kubeseal.1, kubeseal-keys.1, kubeseal-keys-list.1, ... into this directory
+        /// instead of printing the top page.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Controller connection for the `keys` subcommands.
@@ -270,19 +341,29 @@ pub struct ControllerArgs {
     pub controller_namespace: String,
 }
 
-/// How a backup file is protected (age: a passphrase by default, or X25519 recipients).
+/// How `keys backup` protects its file (age: a passphrase by default, or X25519 recipients).
 #[derive(Debug, Args, Clone, Default)]
-pub struct BackupCryptArgs {
+pub struct EncryptArgs {
     /// Read the passphrase from this file (first line) instead of
     /// $SEALED_SECRETS_BACKUP_PASSPHRASE or a prompt on the terminal.
     #[arg(long = "passphrase-file", value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
-    /// (backup) Encrypt to this age recipient (age1...) instead of a passphrase; repeatable.
+    /// Encrypt to this age recipient (age1...) instead of a passphrase; repeatable.
     #[arg(long = "recipient", short = 'r', value_name = "AGE_RECIPIENT")]
     pub recipient: Vec<String>,
-    /// (restore, verify-backup) age identity file (AGE-SECRET-KEY-1...) for a backup made
-    /// with --recipient.
-    #[arg(long = "identity", short = 'i', value_name = "FILE")]
+}
+
+/// How to open an encrypted key backup (made by `kubeseal keys backup`), wherever a private
+/// key file is read.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DecryptArgs {
+    /// Passphrase of an encrypted key backup, from this file (first line) instead of
+    /// $SEALED_SECRETS_BACKUP_PASSPHRASE or a prompt on the terminal.
+    #[arg(long = "passphrase-file", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// age identity file (AGE-SECRET-KEY-1...) for a key backup made with --recipient;
+    /// repeatable.
+    #[arg(long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
 }
 
@@ -293,14 +374,19 @@ pub enum KeysCommand {
     List {
         #[command(flatten)]
         controller: ControllerArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
     },
     /// Ask the controller for a new sealing key now, and wait until it exists.
     Rotate {
         #[command(flatten)]
         controller: ControllerArgs,
-        /// How long to wait for the new key, in seconds.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
+        /// How long to wait for the new key: a duration like every other (30s, 2m, 1m30s; a
+        /// bare number is seconds).
+        #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+        timeout: std::time::Duration,
+        #[command(flatten)]
+        kube: KubeArgs,
     },
     /// Save every key Secret to a file, encrypted with a passphrase unless
     /// --insecure-plaintext (the file is created owner-only, atomically).
@@ -317,7 +403,9 @@ pub enum KeysCommand {
         #[arg(long)]
         force: bool,
         #[command(flatten)]
-        crypt: BackupCryptArgs,
+        crypt: EncryptArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
     },
     /// Recreate the key Secrets of a backup; keys already present are left alone, and a
     /// Secret of the same name holding a different key is never overwritten.
@@ -328,7 +416,9 @@ pub enum KeysCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
         #[command(flatten)]
-        crypt: BackupCryptArgs,
+        crypt: DecryptArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
     },
     /// Prove a backup opens every SealedSecret in the given trees (offline).
     VerifyBackup {
@@ -339,7 +429,7 @@ pub enum KeysCommand {
         #[arg(value_name = "DIR", required = true)]
         dirs: Vec<PathBuf>,
         #[command(flatten)]
-        crypt: BackupCryptArgs,
+        crypt: DecryptArgs,
     },
 }
 
@@ -350,6 +440,8 @@ pub struct AuditArgs {
     /// every value is also trial-decrypted, which finds SealedSecrets without our hint).
     #[arg(long, value_name = "FINGERPRINT|CERT|PRIVATE_KEY")]
     pub key: String,
+    #[command(flatten)]
+    pub key_backup: DecryptArgs,
     /// Files or directories to search.
     #[arg(value_name = "DIR", required = true)]
     pub dirs: Vec<PathBuf>,
@@ -361,24 +453,43 @@ pub struct ScanArgs {
     /// Files or directories to scan.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
+    /// Fail (exit 1) when any file could not be read or parsed completely (templates,
+    /// non-UTF-8 files, broken documents); they are still scanned as text either way.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `kubeseal reencrypt`.
 #[derive(Debug, Args)]
 pub struct ReencryptArgs {
     /// Private key(s) that open the current SealedSecrets (same formats as
-    /// --recovery-private-key; comma list or repeated).
+    /// --recovery-private-key, encrypted key backups included; comma list or repeated).
     #[arg(long = "recovery-private-key", env = env::RECOVERY_PRIVATE_KEY, value_delimiter = ',', required = true, value_name = "FILE")]
     pub recovery_private_key: Vec<String>,
     /// New certificate(s) to seal for (file, URL or directory; repeat for several clusters).
     #[arg(long, required = true, value_name = "FILE|URL")]
     pub cert: Vec<String>,
+    /// Allow a plain http:// --cert URL (warned about; see the top-level flag).
+    #[arg(long = "allow-insecure-cert-url", env = env::ALLOW_INSECURE_CERT_URL)]
+    pub allow_insecure_cert_url: bool,
     /// Report what would change without writing.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub key_backup: DecryptArgs,
     /// Files or directories holding SealedSecrets.
     #[arg(value_name = "DIR", required = true)]
     pub dirs: Vec<PathBuf>,
+}
+
+/// A positive duration: `30s`, `2m`, `1m30s`, `500ms`, or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    match crate::cluster::parse_timeout(s) {
+        Ok(Some(d)) => Ok(d),
+        _ => Err(format!(
+            "`{s}` is not a duration: expected e.g. 30s, 2m, 1m30s (a bare number is seconds)"
+        )),
+    }
 }
 
 /// Builds the clap command (for completions, the man page and tests).

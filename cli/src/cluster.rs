@@ -2,7 +2,12 @@
 //! kubectl-style overrides, and reaching the controller through the API server's service proxy
 //! exactly as upstream does (§6.2), or its cert ConfigMap (ours).
 
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::Api;
@@ -10,6 +15,44 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::cli::{CertArgs, KubeArgs};
 use crate::error::{CliError, Result};
+
+/// The API server this process talks to (one per run), for messages that must name it.
+static SERVER: OnceLock<String> = OnceLock::new();
+/// klog-style verbosity from `-v N`: 6 and above print every HTTP call and its status.
+static VERBOSITY: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the `-v` level (parsed once in `run`).
+pub fn set_verbosity(level: u8) {
+    VERBOSITY.store(level, Ordering::Relaxed);
+}
+
+/// The `-v` level.
+pub fn verbosity() -> u8 {
+    VERBOSITY.load(Ordering::Relaxed)
+}
+
+/// The level at which HTTP calls are printed, as kubectl's `-v=6`.
+pub const HTTP_LOG_LEVEL: u8 = 6;
+
+/// Prints one HTTP call on stderr, kubectl-style (`GET URL 200 OK in 5 milliseconds`), when
+/// `-v` is at least [`HTTP_LOG_LEVEL`]. Never prints headers or bodies (tokens, secrets).
+pub fn log_http(method: &http::Method, uri: &str, outcome: &str, started: Instant) {
+    if verbosity() >= HTTP_LOG_LEVEL {
+        eprintln!(
+            "{method} {uri} {outcome} in {} milliseconds",
+            started.elapsed().as_millis()
+        );
+    }
+}
+
+/// Parses `-v`'s value (klog takes a non-negative number).
+pub fn parse_verbosity(s: &str) -> Result<u8> {
+    s.trim().parse::<u8>().map_err(|_| {
+        CliError::Usage(format!(
+            "invalid -v `{s}`: expected a number (e.g. -v 6 shows every HTTP call)"
+        ))
+    })
+}
 
 /// Hint for every failure to reach the controller.
 const OFFLINE_HINT: &str = "seal offline with --cert FILE|URL (get the certificate once with `kubeseal --fetch-cert > cert.pem`), or use --cert-from-configmap";
@@ -209,9 +252,225 @@ fn apply_auth_overrides(auth: &mut kube::config::AuthInfo, args: &KubeArgs) -> R
 }
 
 /// A kube client for the given flags.
+///
+/// kube-rs's default retry is off: it retried a 503 from the service proxy 15 times over
+/// about five minutes, in silence, while upstream fails at once with the server's reason
+/// ("no endpoints available"). What is worth retrying is retried by [`retrying`], within the
+/// `--request-timeout` of the whole operation ([`bounded`]).
 pub async fn client(args: &KubeArgs) -> Result<kube::Client> {
-    let config = config(args).await?;
-    kube::Client::try_from(config).map_err(|e| CliError::kube("cannot create Kubernetes client", e))
+    let mut config = config(args).await?;
+    config.default_retry = false;
+    let _ = SERVER.set(config.cluster_url.to_string());
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| {
+        CliError::Usage(format!("cannot create Kubernetes client: {}", describe(&e)))
+    })?;
+    Ok(builder
+        .with_layer(&tower::layer::layer_fn(|inner| HttpLog { inner }))
+        .build())
+}
+
+/// A tower layer printing each call (see [`log_http`]).
+#[derive(Debug, Clone)]
+pub struct HttpLog<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for HttpLog<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = std::result::Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        let method = req.method().clone();
+        // The base-URI layer runs inside this one: paths are relative to the API server here.
+        let uri = match req.uri().to_string() {
+            rel if rel.starts_with('/') => format!("{}{rel}", server().trim_end_matches('/')),
+            abs => abs,
+        };
+        let started = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let res = fut.await;
+            match &res {
+                Ok(r) => log_http(&method, &uri, &r.status().to_string(), started),
+                Err(e) => log_http(&method, &uri, &format!("failed: {e}"), started),
+            }
+            res
+        })
+    }
+}
+
+/// The API server's URL, once a client was built.
+pub fn server() -> &'static str {
+    SERVER.get().map_or("(unknown)", String::as_str)
+}
+
+/// Runs a whole cluster operation within `--request-timeout` (when set): every attempt and
+/// every wait of it, not each request alone.
+pub async fn bounded<T>(
+    kube: &KubeArgs,
+    what: &str,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match parse_timeout(&kube.request_timeout)? {
+        None => fut.await,
+        Some(limit) => tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+            Err(CliError::Usage(format!(
+                "{what}: no result within {} (--request-timeout bounds the whole operation)",
+                kube.request_timeout
+            )))
+        }),
+    }
+}
+
+/// Attempts of a call that may be retried.
+const ATTEMPTS: u32 = 3;
+
+/// Whether an answer is worth asking again: the API server throttling (429) or a gateway
+/// timeout (504). A 503 from the service proxy ("no endpoints available") is not: no
+/// controller pod is ready, and waiting seconds rarely changes that; the reason is shown.
+pub fn worth_retrying(status: u16) -> bool {
+    matches!(status, 429 | 504)
+}
+
+/// Runs `op` up to [`ATTEMPTS`] times while it fails with a status [`worth_retrying`]
+/// (0.5 s, then 1 s between attempts).
+pub async fn retrying<T, F, Fut>(mut op: F) -> std::result::Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, kube::Error>>,
+{
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(kube::Error::Api(s)) if attempt < ATTEMPTS && worth_retrying(s.code) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// What a kube-rs error means for the user, in words (kube's own `Display` of an API error
+/// includes the `Debug` of the whole Status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The API server answered with an error status.
+    Api {
+        /// HTTP code.
+        code: u16,
+        /// Its reason, e.g. `NotFound`.
+        reason: String,
+        /// Its message.
+        message: String,
+    },
+    /// The API server could not be reached (connection, TLS, timeout).
+    Unreachable(String),
+    /// Anything else (credentials, configuration).
+    Other(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Api {
+                code,
+                reason,
+                message,
+            } => {
+                if reason.is_empty() {
+                    write!(f, "{message} (HTTP {code})")
+                } else {
+                    write!(f, "{message} ({reason}, HTTP {code})")
+                }
+            }
+            Failure::Unreachable(cause) => write!(
+                f,
+                "cannot reach the Kubernetes API server at {}: {cause}",
+                server()
+            ),
+            Failure::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Classifies a kube-rs error.
+pub fn describe(e: &kube::Error) -> Failure {
+    match e {
+        kube::Error::Api(s) => Failure::Api {
+            code: s.code,
+            reason: s.reason.clone(),
+            message: s.message.clone(),
+        },
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::RustlsTls(_) => {
+            Failure::Unreachable(innermost(e))
+        }
+        kube::Error::Auth(_) => Failure::Other(format!("authentication failed: {}", innermost(e))),
+        other => Failure::Other(innermost(other)),
+    }
+}
+
+/// The deepest cause of an error chain, lower-cased like Go's messages (the outer layers of
+/// kube's errors are "ServiceError: client error (Connect)" and the like).
+fn innermost(e: &dyn std::error::Error) -> String {
+    let mut last = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !t.is_empty() {
+            last = t;
+        }
+        cur = c.source();
+    }
+    let mut chars = last.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => last,
+    }
+}
+
+/// A failed API call as a [`CliError`]: `context: what the server said`, or that the server
+/// could not be reached (with a hint about the connection, not about `api_hint`).
+pub fn api_error(context: impl Into<String>, e: &kube::Error, api_hint: Option<&str>) -> CliError {
+    let failure = describe(e);
+    let err = CliError::Usage(format!("{}: {failure}", context.into()));
+    match (&failure, api_hint) {
+        (Failure::Unreachable(_), _) => err.with_hint(UNREACHABLE_HINT),
+        (_, Some(h)) => err.with_hint(h),
+        _ => err,
+    }
+}
+
+/// Hint for an API server that cannot be reached.
+const UNREACHABLE_HINT: &str = "check the cluster your kubeconfig points at (--kubeconfig, --context, --server); to seal without the cluster use --cert FILE";
+
+/// The message of an error answer: a Kubernetes `Status` (what the API server and its
+/// service proxy send) gives its `message`, anything else its text, shortened.
+pub fn reason_of(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
+        && v.get("kind").and_then(|k| k.as_str()) == Some("Status")
+        && let Some(m) = v.get("message").and_then(|m| m.as_str())
+    {
+        return m.to_owned();
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(300) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_owned(),
+    }
 }
 
 /// The controller's Service, reached through the API server proxy (§6.2).
@@ -256,15 +515,17 @@ impl Controller {
         name: &str,
     ) -> Result<Controller> {
         let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-        let svc = services.get(name).await.map_err(|e| {
-            CliError::kube(
-                format!(
-                    "cannot get sealed secret service: {}. Please, use the flag --controller-name and --controller-namespace to set up the name and namespace of the sealed secrets controller",
-                    kube_message(&e)
-                ),
-                e,
-            )
-            .with_hint(OFFLINE_HINT)
+        let svc = retrying(|| services.get(name)).await.map_err(|e| match describe(&e) {
+            // Upstream's message, for what the flags can fix.
+            Failure::Api { code: 404, message, .. } => CliError::Usage(format!(
+                "cannot get sealed secret service: {message}. Please, use the flag --controller-name and --controller-namespace to set up the name and namespace of the sealed secrets controller"
+            ))
+            .with_hint(OFFLINE_HINT),
+            _ => api_error(
+                format!("cannot get sealed secret service `{namespace}/{name}`"),
+                &e,
+                Some(OFFLINE_HINT),
+            ),
         })?;
         let port = svc
             .spec
@@ -306,64 +567,70 @@ pub async fn call_path(
     path: &str,
     body: Vec<u8>,
 ) -> Result<ProxyResponse> {
-    let mut req = http::Request::builder().method(method.clone()).uri(path);
-    if method == http::Method::GET {
-        req = req.header(http::header::ACCEPT, "application/x-pem-file, */*");
-    } else {
-        req = req.header(http::header::CONTENT_TYPE, "application/json");
-    }
-    let req = req
-        .body(kube::client::Body::from(body))
-        .map_err(|e| CliError::Internal(format!("cannot build request: {e}")))?;
-    let resp = client
-        .send(req)
-        .await
-        .map_err(|e| CliError::kube(format!("cannot reach {path}"), e).with_hint(OFFLINE_HINT))?;
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect_bytes()
-        .await
-        .map_err(|e| CliError::kube(format!("cannot read the answer of {path}"), e))?;
-    Ok(ProxyResponse {
-        status,
-        body: body.to_vec(),
-    })
-}
-
-/// kube's error without its Debug noise.
-pub fn kube_message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => s.message.clone(),
-        other => other.to_string(),
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        let mut req = http::Request::builder().method(method.clone()).uri(path);
+        if method == http::Method::GET {
+            req = req.header(http::header::ACCEPT, "application/x-pem-file, */*");
+        } else {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(kube::client::Body::from(body.clone()))
+            .map_err(|e| CliError::Internal(format!("cannot build request: {e}")))?;
+        let resp = client
+            .send(req)
+            .await
+            .map_err(|e| api_error(format!("cannot call {path}"), &e, Some(OFFLINE_HINT)))?;
+        let status = resp.status();
+        if attempt < ATTEMPTS && worth_retrying(status.as_u16()) {
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+            attempt += 1;
+            continue;
+        }
+        let body = resp
+            .into_body()
+            .collect_bytes()
+            .await
+            .map_err(|e| api_error(format!("cannot read the answer of {path}"), &e, None))?;
+        return Ok(ProxyResponse {
+            status,
+            body: body.to_vec(),
+        });
     }
 }
 
 /// The controller's certificate: from the ConfigMap (`--cert-from-configmap`) or
 /// `GET /v1/cert.pem` through the service proxy.
 pub fn fetch_cert(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
-    crate::block_on(fetch_cert_async(cert, kube))?
+    crate::block_on(bounded(
+        kube,
+        "cannot fetch certificate",
+        fetch_cert_async(cert, kube),
+    ))?
 }
 
 async fn fetch_cert_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
     if cert.cert_from_configmap {
         let client = client(kube).await?;
         let api: Api<ConfigMap> = Api::namespaced(client, &cert.controller_namespace);
-        let cm = api.get(&cert.cert_configmap).await.map_err(|e| {
-            CliError::kube(
-                format!(
-                    "cannot get ConfigMap `{}/{}`: {}",
-                    cert.controller_namespace,
-                    cert.cert_configmap,
-                    kube_message(&e)
-                ),
-                e,
-            )
-            .with_hint(
-                "check --controller-namespace and --cert-configmap, or drop --cert-from-configmap",
-            )
-        })?;
-        return cm
+        let cm = retrying(|| api.get(&cert.cert_configmap))
+            .await
+            .map_err(|e| {
+                api_error(
+                    format!(
+                        "cannot get ConfigMap `{}/{}`",
+                        cert.controller_namespace, cert.cert_configmap
+                    ),
+                    &e,
+                    Some(
+                        "check --controller-namespace and --cert-configmap, or drop --cert-from-configmap",
+                    ),
+                )
+            })?;
+        let pem = cm
             .data
             .and_then(|mut d| d.remove("cert.pem"))
             .map(String::into_bytes)
@@ -372,7 +639,14 @@ async fn fetch_cert_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
                     "ConfigMap `{}/{}` has no `cert.pem`",
                     cert.controller_namespace, cert.cert_configmap
                 ))
-            });
+            })?;
+        return check_cert_size(
+            pem,
+            &format!(
+                "ConfigMap `{}/{}`",
+                cert.controller_namespace, cert.cert_configmap
+            ),
+        );
     }
     let controller =
         Controller::connect(kube, &cert.controller_namespace, &cert.controller_name).await?;
@@ -381,18 +655,59 @@ async fn fetch_cert_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
         .await?;
     if !resp.status.is_success() {
         return Err(CliError::Usage(format!(
-            "cannot fetch certificate: the controller answered {}: {}",
-            resp.status,
-            String::from_utf8_lossy(&resp.body).trim()
+            "cannot fetch certificate: {} (HTTP {})",
+            reason_of(&resp.body),
+            resp.status.as_u16()
         ))
         .with_hint(OFFLINE_HINT));
     }
-    Ok(resp.body)
+    check_cert_size(resp.body, "the controller")
+}
+
+/// Refuses a certificate over [`crate::certs::MAX_CERT_BYTES`], naming size and limit.
+fn check_cert_size(pem: Vec<u8>, from: &str) -> Result<Vec<u8>> {
+    if pem.len() > crate::certs::MAX_CERT_BYTES {
+        return Err(CliError::Usage(format!(
+            "cannot fetch certificate: the one from {from} is {} bytes, over the limit of {} bytes for a certificate",
+            pem.len(),
+            crate::certs::MAX_CERT_BYTES
+        )));
+    }
+    Ok(pem)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_only_what_is_worth_it() {
+        assert!(worth_retrying(429));
+        assert!(worth_retrying(504));
+        for code in [400, 401, 403, 404, 409, 500, 503] {
+            assert!(!worth_retrying(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn server_reason_from_status_or_text() {
+        let status = br#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no endpoints available for service \"x\"","reason":"ServiceUnavailable","code":503}"#;
+        assert_eq!(
+            reason_of(status),
+            "no endpoints available for service \"x\""
+        );
+        assert_eq!(reason_of(b"  plain text\n"), "plain text");
+        assert!(reason_of(&[b'a'; 1000]).ends_with("..."));
+    }
+
+    #[test]
+    fn api_failures_have_no_debug_output() {
+        let e = kube::Error::Api(Box::new(
+            kube::core::Status::failure("services \"x\" not found", "NotFound").with_code(404),
+        ));
+        let text = describe(&e).to_string();
+        assert_eq!(text, "services \"x\" not found (NotFound, HTTP 404)");
+    }
 
     #[test]
     fn request_timeout_parses_like_kubectl() {

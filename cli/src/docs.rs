@@ -56,6 +56,28 @@ fn split_json(text: &str) -> Vec<Doc> {
     out
 }
 
+/// Where a JSON stream stops parsing before its end (byte offset of the first value that
+/// does not parse), for callers that must look at the rest anyway; `None` for YAML and for
+/// JSON that parses to the end.
+pub fn json_unparsed_tail(text: &str) -> Option<usize> {
+    let trimmed = text.trim_start_matches('\u{feff}');
+    if !matches!(trimmed.trim_start().chars().next(), Some('{') | Some('[')) {
+        return None;
+    }
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    let mut prev = 0;
+    loop {
+        match stream.next() {
+            None => return None,
+            Some(Ok(_)) => prev = stream.byte_offset(),
+            Some(Err(_)) => {
+                let rest = &text[prev..];
+                return Some(prev + (rest.len() - rest.trim_start().len()));
+            }
+        }
+    }
+}
+
 /// YAML documents are separated by lines starting with `---` (optionally followed by
 /// whitespace or a comment); a `...` end marker is left inside the previous document.
 fn split_yaml(text: &str) -> Vec<Doc> {
@@ -121,7 +143,18 @@ pub fn sealed_secrets(
 ) -> Vec<(Doc, sealed_secrets_api::SealedSecret)> {
     let mut out = Vec::new();
     for doc in split(text) {
-        let Some(v) = &doc.value else { continue };
+        let Some(v) = &doc.value else {
+            // Silently skipping it would let `verify-backup` or `audit` report a tree as
+            // complete while a SealedSecret in it was never looked at.
+            if text[doc.start..doc.end].contains(sealed_secrets_api::KIND) {
+                errors.push(format!(
+                    "line {}: a document mentioning {} does not parse",
+                    doc.line,
+                    sealed_secrets_api::KIND
+                ));
+            }
+            continue;
+        };
         if v.get("kind").and_then(Value::as_str) != Some(sealed_secrets_api::KIND) {
             continue;
         }
@@ -129,6 +162,15 @@ pub fn sealed_secrets(
             Ok(ss) => out.push((doc, ss)),
             Err(e) => errors.push(format!("line {}: {e}", doc.line)),
         }
+    }
+    if let Some(rest) = json_unparsed_tail(text)
+        && text[rest..].contains(sealed_secrets_api::KIND)
+    {
+        errors.push(format!(
+            "line {}: the JSON stream stops parsing here, before a {}",
+            line_of(text, rest),
+            sealed_secrets_api::KIND
+        ));
     }
     out
 }
@@ -166,6 +208,20 @@ mod tests {
         assert_eq!(with_values[1].line, 4);
         assert_eq!(&text[with_values[1].start..with_values[1].end], "b: 2\n");
         assert_eq!(with_values[2].line, 8);
+    }
+
+    #[test]
+    fn unparsable_sealed_secrets_are_reported_not_skipped() {
+        let yaml = "kind: SealedSecret\nmetadata: {name: [broken\n---\nkind: ConfigMap\n";
+        let mut errors = Vec::new();
+        assert!(sealed_secrets(yaml, &mut errors).is_empty());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("line 1:"), "{errors:?}");
+        let json = "{\"kind\": \"ConfigMap\"}\n{,}\n{\"kind\": \"SealedSecret\"}\n";
+        let mut errors = Vec::new();
+        assert!(sealed_secrets(json, &mut errors).is_empty());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("line 2:"), "{errors:?}");
     }
 
     #[test]

@@ -17,6 +17,8 @@ macro_rules! env_vars {
 env_vars! {
     /// `--cert`.
     CERT = "CERT";
+    /// `--allow-insecure-cert-url` (ours).
+    ALLOW_INSECURE_CERT_URL = "ALLOW_INSECURE_CERT_URL";
     /// `--cert-from-configmap` (ours).
     CERT_FROM_CONFIGMAP = "CERT_FROM_CONFIGMAP";
     /// `--cert-configmap` (ours): name of the cert ConfigMap.

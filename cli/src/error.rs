@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use sealed_secrets_api::{ManifestError, OutputError, SealingError, UnsealError};
 use sealed_secrets_crypto::{CertError, KeyError};
 
+use crate::exit;
+
 /// Everything kubeseal can fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -160,13 +162,13 @@ impl CliError {
         }
     }
 
-    /// 1 for user errors, 2 for unexpected ones (STYLE: fd's exit codes).
+    /// [`exit::ERROR`] for what the user can fix, [`exit::INTERNAL`] for the unexpected.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Internal(_) | CliError::Output(OutputError::Yaml(_)) => 2,
-            CliError::Output(OutputError::Json(_)) => 2,
+            CliError::Internal(_) | CliError::Output(OutputError::Yaml(_)) => exit::INTERNAL,
+            CliError::Output(OutputError::Json(_)) => exit::INTERNAL,
             CliError::Hinted { error, .. } => error.exit_code(),
-            _ => 1,
+            _ => exit::ERROR,
         }
     }
 }

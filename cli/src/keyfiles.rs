@@ -7,11 +7,14 @@ use std::path::Path;
 use sealed_secrets_api::parse_secrets;
 use sealed_secrets_crypto::{KeyRing, PrivateKey};
 
+use crate::cli::DecryptArgs;
 use crate::error::{CliError, Result};
 use crate::io::read_file;
 
 /// Reads the keys of every file (values may themselves be comma lists) into one ring.
-pub fn load_ring(files: &[String]) -> Result<KeyRing> {
+/// Encrypted backups from `kubeseal keys backup` are opened with `crypt` (passphrase file,
+/// variable or prompt; or age identities).
+pub fn load_ring(files: &[String], crypt: &DecryptArgs) -> Result<KeyRing> {
     let mut ring = KeyRing::new();
     for f in files
         .iter()
@@ -19,17 +22,18 @@ pub fn load_ring(files: &[String]) -> Result<KeyRing> {
         .map(str::trim)
         .filter(|f| !f.is_empty())
     {
-        for key in load_file(Path::new(f))? {
+        for key in load_file(Path::new(f), crypt)? {
             ring.insert(key);
         }
     }
     Ok(ring)
 }
 
-/// The keys in one file.
-pub fn load_file(path: &Path) -> Result<Vec<PrivateKey>> {
+/// The keys in one file (an encrypted backup is decrypted first).
+pub fn load_file(path: &Path, crypt: &DecryptArgs) -> Result<Vec<PrivateKey>> {
     let bytes = read_file(path)?;
-    parse_keys(&bytes, path)
+    let plain = crate::backup::decrypt(&bytes, crypt, path)?;
+    parse_keys(&plain, path)
 }
 
 /// The keys in one file's contents (PEM or Secret manifests).
@@ -68,9 +72,20 @@ pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
         source,
     })?;
     let mut keys = Vec::new();
-    for s in secrets {
+    for (i, s) in secrets.iter().enumerate() {
+        // Every Secret of a key file must hold a key: skipping one silently would turn a
+        // damaged backup into a later "no key could decrypt" that names no cause.
         let Some(pem) = s.data.get("tls.key") else {
-            continue;
+            return Err(CliError::Usage(format!(
+                "`{}`: Secret {}{} has no data[\"tls.key\"] (the private key)",
+                path.display(),
+                i + 1,
+                s.metadata
+                    .name
+                    .as_deref()
+                    .map(|n| format!(" (`{n}`)"))
+                    .unwrap_or_default(),
+            )));
         };
         keys.push(
             PrivateKey::from_pem(pem.as_bytes()).map_err(|source| CliError::Key {
@@ -81,7 +96,7 @@ pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
     }
     if keys.is_empty() {
         return Err(CliError::Usage(format!(
-            "no private key in `{}`: no Secret with data[\"tls.key\"]",
+            "no private key in `{}`: it holds no Secret",
             path.display()
         )));
     }

@@ -14,7 +14,7 @@ use sealed_secrets_api::annotations::{SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIV
 use sealed_secrets_api::{UnsealOptions, decrypt_items};
 use sealed_secrets_crypto::{Certificate, Fingerprint, KeyRing, PrivateKey};
 
-use crate::cli::{BackupCryptArgs, ControllerArgs, KeysCommand, KubeArgs};
+use crate::cli::{ControllerArgs, DecryptArgs, KeysCommand, KubeArgs};
 use crate::error::{CliError, Result};
 use crate::{Outcome, backup, cluster, docs, io, keyfiles};
 
@@ -25,20 +25,30 @@ pub const ROTATE_REQUEST_ANNOTATION: &str = "sealed-secrets-rs.dev/rotate-reques
 const LEGACY_KEY_SECRET: &str = "sealed-secrets-key";
 
 /// Runs a `keys` subcommand.
-pub fn run(cmd: KeysCommand, kube: &KubeArgs) -> Result<Outcome> {
+pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
     match cmd {
-        KeysCommand::List { controller } => crate::block_on(list(&controller, kube))?,
+        KeysCommand::List { controller, kube } => {
+            let kube = &kube.or(outer);
+            crate::block_on(cluster::bounded(
+                kube,
+                "cannot list keys",
+                list(&controller, kube),
+            ))?
+        }
         KeysCommand::Rotate {
             controller,
             timeout,
-        } => crate::block_on(rotate(&controller, kube, Duration::from_secs(timeout)))?,
+            kube,
+        } => crate::block_on(rotate(&controller, &kube.or(outer), timeout))?,
         KeysCommand::Backup {
             controller,
             output,
             insecure_plaintext,
             force,
             crypt,
+            kube,
         } => {
+            let kube = &kube.or(outer);
             // Refuse early, before touching the cluster.
             if output.exists() && !force {
                 return Err(CliError::Usage(format!(
@@ -52,7 +62,11 @@ pub fn run(cmd: KeysCommand, kube: &KubeArgs) -> Result<Outcome> {
                     "--insecure-plaintext and --recipient are mutually exclusive".to_owned(),
                 ));
             }
-            let secrets = crate::block_on(key_secrets(&controller, kube))??;
+            let secrets = crate::block_on(cluster::bounded(
+                kube,
+                "cannot back up keys",
+                key_secrets(&controller, kube),
+            ))??;
             let text = backup_text(&secrets)?;
             let data = if insecure_plaintext {
                 eprintln!(
@@ -80,9 +94,15 @@ pub fn run(cmd: KeysCommand, kube: &KubeArgs) -> Result<Outcome> {
             controller,
             file,
             crypt,
+            kube,
         } => {
+            let kube = &kube.or(outer);
             let secrets = read_backup(&file, &crypt)?;
-            crate::block_on(restore(&controller, kube, secrets))?
+            crate::block_on(cluster::bounded(
+                kube,
+                "cannot restore keys",
+                restore(&controller, kube, secrets),
+            ))?
         }
         KeysCommand::VerifyBackup { file, dirs, crypt } => verify_backup(&file, &dirs, &crypt),
     }
@@ -97,26 +117,25 @@ async fn key_secrets(controller: &ControllerArgs, kube: &KubeArgs) -> Result<Vec
 async fn key_secrets_with(client: &kube::Client, ns: &str) -> Result<Vec<Secret>> {
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let fail = |e: kube::Error| {
-        CliError::kube(
-            format!(
-                "cannot list key Secrets in namespace `{ns}`: {}",
-                cluster::kube_message(&e)
+        cluster::api_error(
+            format!("cannot list key Secrets in namespace `{ns}`"),
+            &e,
+            Some(
+                "this needs `list secrets` in the controller namespace; check --controller-namespace",
             ),
-            e,
-        )
-        .with_hint(
-            "this needs `list secrets` in the controller namespace; check --controller-namespace",
         )
     };
-    let mut list = api
-        .list(&ListParams::default().labels(SEALING_KEY_LABEL))
+    let params = ListParams::default().labels(SEALING_KEY_LABEL);
+    let mut list = cluster::retrying(|| api.list(&params))
         .await
         .map_err(fail)?
         .items;
     if !list
         .iter()
         .any(|s| s.metadata.name.as_deref() == Some(LEGACY_KEY_SECRET))
-        && let Some(legacy) = api.get_opt(LEGACY_KEY_SECRET).await.map_err(fail)?
+        && let Some(legacy) = cluster::retrying(|| api.get_opt(LEGACY_KEY_SECRET))
+            .await
+            .map_err(fail)?
     {
         list.push(legacy);
     }
@@ -307,18 +326,17 @@ async fn rotate(
     api.patch(&newest_name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| {
-            CliError::kube(
-                format!(
-                    "cannot request a new key (patch Secret `{ns}/{newest_name}`): {}",
-                    cluster::kube_message(&e)
-                ),
-                e,
+            cluster::api_error(
+                format!("cannot request a new key (patch Secret `{ns}/{newest_name}`)"),
+                &e,
+                Some("this needs `patch secrets` in the controller namespace"),
             )
-            .with_hint("this needs `patch secrets` in the controller namespace")
         })?;
     eprintln!(
-        "requested a new key from the controller; waiting up to {}s",
-        timeout.as_secs()
+        "requested a new key from the controller; waiting up to {}",
+        jiff::SignedDuration::try_from(timeout)
+            .map(|d| format!("{d:#}"))
+            .unwrap_or_else(|_| format!("{}s", timeout.as_secs()))
     );
     let start = Instant::now();
     loop {
@@ -335,8 +353,10 @@ async fn rotate(
         }
         if start.elapsed() >= timeout {
             return Err(CliError::Usage(format!(
-                "the controller created no new key within {}s",
-                timeout.as_secs()
+                "the controller created no new key within {}",
+                jiff::SignedDuration::try_from(timeout)
+                    .map(|d| format!("{d:#}"))
+                    .unwrap_or_else(|_| format!("{}s", timeout.as_secs()))
             ))
             .with_hint(
                 "check the controller's logs; it must support the rotate-requested-at annotation",
@@ -393,7 +413,7 @@ fn backup_text(secrets: &[Secret]) -> Result<String> {
 }
 
 /// The key Secrets of a backup file (decrypted as needed).
-fn read_backup(path: &Path, crypt: &BackupCryptArgs) -> Result<Vec<Secret>> {
+fn read_backup(path: &Path, crypt: &DecryptArgs) -> Result<Vec<Secret>> {
     let raw = io::read_file(path)?;
     let plain = backup::decrypt(&raw, crypt, path)?;
     let docs = sealed_secrets_api::manifest::parse_documents(&plain).map_err(|source| {
@@ -419,9 +439,19 @@ fn read_backup(path: &Path, crypt: &BackupCryptArgs) -> Result<Vec<Secret>> {
                     path.display()
                 ))
             })?;
-            if s.data.as_ref().is_some_and(|d| d.contains_key("tls.key")) {
-                out.push(s);
+            if !s.data.as_ref().is_some_and(|d| d.contains_key("tls.key")) {
+                return Err(CliError::Backup(format!(
+                    "backup `{}`: Secret {}{} has no data[\"tls.key\"] (the private key)",
+                    path.display(),
+                    out.len() + 1,
+                    s.metadata
+                        .name
+                        .as_deref()
+                        .map(|n| format!(" (`{n}`)"))
+                        .unwrap_or_default(),
+                )));
             }
+            out.push(s);
         }
     }
     if out.is_empty() {
@@ -473,15 +503,12 @@ async fn restore(
             skipped += 1;
             continue;
         }
-        if let Some(current) = api.get_opt(&name).await.map_err(|e| {
-            CliError::kube(
-                format!(
-                    "cannot read Secret `{ns}/{name}`: {}",
-                    cluster::kube_message(&e)
-                ),
-                e,
-            )
-        })? {
+        if let Some(current) = cluster::retrying(|| api.get_opt(&name))
+            .await
+            .map_err(|e| {
+                cluster::api_error(format!("cannot read Secret `{ns}/{name}`"), &e, None)
+            })?
+        {
             if fingerprint_of(&current).as_ref() != Some(&fp) {
                 return Err(CliError::Usage(format!(
                     "Secret `{ns}/{name}` exists and holds a different key; refusing to overwrite it"
@@ -517,13 +544,7 @@ async fn restore(
         api.create(&PostParams::default(), &new)
             .await
             .map_err(|e| {
-                CliError::kube(
-                    format!(
-                        "cannot create Secret `{ns}/{name}`: {}",
-                        cluster::kube_message(&e)
-                    ),
-                    e,
-                )
+                cluster::api_error(format!("cannot create Secret `{ns}/{name}`"), &e, None)
             })?;
         eprintln!("restored key {fp} as `{ns}/{name}`");
         created += 1;
@@ -535,11 +556,7 @@ async fn restore(
     Ok(Outcome::Success)
 }
 
-fn verify_backup(
-    file: &Path,
-    dirs: &[std::path::PathBuf],
-    crypt: &BackupCryptArgs,
-) -> Result<Outcome> {
+fn verify_backup(file: &Path, dirs: &[std::path::PathBuf], crypt: &DecryptArgs) -> Result<Outcome> {
     let raw = io::read_file(file)?;
     let plain = backup::decrypt(&raw, crypt, file)?;
     let mut ring = KeyRing::new();

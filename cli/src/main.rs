@@ -4,13 +4,17 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use clap::error::ErrorKind;
 use kubeseal::{Cli, CliError, Outcome};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     match kubeseal::run(cli) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
-        Ok(Outcome::Findings) => ExitCode::from(1),
+        Ok(Outcome::Findings) => ExitCode::from(kubeseal::exit::FINDINGS),
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             report(&e);
@@ -43,5 +47,16 @@ fn report(e: &CliError) {
     let _ = writeln!(err, "{red}error:{reset} {msg}");
     if let Some(hint) = e.hint() {
         let _ = writeln!(err, "{yellow}hint:{reset} {hint}");
+    }
+}
+
+/// clap's own errors: `--help` and friends print to stdout and exit 0; every usage error
+/// (unknown flag, missing value, bad value) exits 1 like upstream's (clap's default is 2,
+/// which our scheme keeps for unexpected failures, see `kubeseal::exit`).
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        _ => ExitCode::from(kubeseal::exit::ERROR),
     }
 }

@@ -103,6 +103,7 @@ fn seal_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
     let scope = parse_scope(&seal.scope)?;
     // Upstream opens the certificate before reading the input.
     let certs = certs::recipients(cert, kube)?;
+    certs::announce_format(&certs);
     let input = io::read_input(seal.secret_file.as_deref())?;
     let opts = SealOptions {
         scope,
@@ -134,6 +135,7 @@ fn raw(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
         return Err(sealed_secrets_api::SealingError::RawNeedsName.into());
     }
     let certs = certs::recipients(cert, kube)?;
+    certs::announce_format(&certs);
     let value = match seal.from_file.first() {
         Some(spec) => {
             let path = spec.split_once('=').map_or(spec.as_str(), |(_, p)| p);
@@ -184,6 +186,7 @@ fn merge(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs, target: &Path) -> Re
         None => file_format,
     };
     let certs = certs::recipients(cert, kube)?;
+    certs::announce_format(&certs);
     let input = io::read_input(seal.secret_file.as_deref())?;
     let secrets = parse_secrets(&input).map_err(|source| CliError::Manifest {
         context: "cannot read the Secret to merge".to_owned(),
@@ -191,6 +194,18 @@ fn merge(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs, target: &Path) -> Re
     })?;
     if secrets.is_empty() {
         return Err(sealed_secrets_api::SealingError::NoSecrets.into());
+    }
+    // Nothing to merge: the target is left exactly as it is (not even re-rendered), and
+    // without --allow-empty-data that is upstream's empty-data error.
+    if secrets.iter().all(|s| s.data.is_empty()) {
+        if !seal.allow_empty_data {
+            return Err(sealed_secrets_api::SealingError::EmptyData.into());
+        }
+        eprintln!(
+            "note: the input Secret has no data; `{}` is left unchanged",
+            target.display()
+        );
+        return Ok(());
     }
     merge_into(&mut sealed, secrets, &public_keys(&certs))?;
     let text = output::sealed_secret(&sealed, format)?;
@@ -200,14 +215,18 @@ fn merge(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs, target: &Path) -> Re
 /// `--recovery-unseal`: decrypt offline with the given private keys and print the Secret(s).
 fn recovery_unseal(seal: &SealArgs) -> Result<()> {
     let format = output_format(seal, None)?;
-    let ring = keyfiles::load_ring(&seal.recovery_private_key)?;
+    let ring = keyfiles::load_ring(&seal.recovery_private_key, &seal.key_backup)?;
     let list = read_sealed_docs(seal)?;
     let mut out = String::new();
     for ss in &list {
         let secret = unseal(ss, &ring, &UnsealOptions::default())?;
         out.push_str(&output::secret(secret.secret(), format)?);
     }
-    write_output(seal.sealed_secret_file.as_deref(), out.as_bytes())
+    // Plaintext Secrets: owner-only, like key backups, whatever the file's mode was.
+    match seal.sealed_secret_file.as_deref() {
+        Some(p) if p.as_os_str() != "-" => io::write_atomic(p, out.as_bytes(), FileMode::OwnerOnly),
+        _ => io::write_stdout(out.as_bytes()),
+    }
 }
 
 /// The SealedSecrets of the input (`-f` or stdin); none is an error.
@@ -229,38 +248,46 @@ fn read_sealed_docs(seal: &SealArgs) -> Result<Vec<SealedSecret>> {
 /// `--validate`: through the controller's `/v1/verify`, or offline with `--cert` (ours).
 fn validate_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
     if !cert.cert.is_empty() {
-        let certs = certs::load_all(&cert.cert)?;
+        let certs = certs::load_all(
+            &cert.cert,
+            certs::HttpPolicy::from_flag(cert.allow_insecure_cert_url),
+        )?;
         let list = read_sealed_docs(seal)?;
         return validate::offline(&list, &certs);
     }
     let list = read_sealed_docs(seal)?;
-    crate::block_on(async {
-        let controller =
-            Controller::connect(kube, &cert.controller_namespace, &cert.controller_name).await?;
-        for ss in &list {
-            let body = output::to_json(ss).into_bytes();
-            let resp = controller
-                .call(http::Method::POST, "/v1/verify", body)
-                .await?;
-            match resp.status.as_u16() {
-                200..=299 => {}
-                409 => {
-                    return Err(CliError::Usage(format!(
-                        "unable to decrypt sealed secret: {}",
-                        ss.metadata.name.as_deref().unwrap_or("")
-                    )));
-                }
-                _ => {
-                    return Err(CliError::Usage(format!(
-                        "cannot validate sealed secret: the controller answered {}: {}",
-                        resp.status,
-                        String::from_utf8_lossy(&resp.body).trim()
-                    )));
+    crate::block_on(cluster::bounded(
+        kube,
+        "cannot validate sealed secret",
+        async {
+            let controller =
+                Controller::connect(kube, &cert.controller_namespace, &cert.controller_name)
+                    .await?;
+            for ss in &list {
+                let body = output::to_json(ss).into_bytes();
+                let resp = controller
+                    .call(http::Method::POST, "/v1/verify", body)
+                    .await?;
+                match resp.status.as_u16() {
+                    200..=299 => {}
+                    409 => {
+                        return Err(CliError::Usage(format!(
+                            "unable to decrypt sealed secret: {}",
+                            ss.metadata.name.as_deref().unwrap_or("")
+                        )));
+                    }
+                    _ => {
+                        return Err(CliError::Usage(format!(
+                            "cannot validate sealed secret: {} (HTTP {})",
+                            cluster::reason_of(&resp.body),
+                            resp.status.as_u16()
+                        )));
+                    }
                 }
             }
-        }
-        Ok(())
-    })?
+            Ok(())
+        },
+    ))?
 }
 
 /// `--re-encrypt`: one `/v1/rotate` call per document. With only `-f`, the input file is
@@ -277,7 +304,7 @@ fn re_encrypt(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
         .filter(|_| seal.sealed_secret_file.is_none())
         .and_then(yaml_extension);
     let format = output_format(seal, fallback)?;
-    let rotated = crate::block_on(async {
+    let rotated = crate::block_on(cluster::bounded(kube, "cannot re-encrypt secret", async {
         let controller =
             Controller::connect(kube, &cert.controller_namespace, &cert.controller_name).await?;
         let mut out = Vec::new();
@@ -291,15 +318,15 @@ fn re_encrypt(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
                 409 => return Err(CliError::Usage("unable to rotate secret".to_owned())),
                 _ => {
                     return Err(CliError::Usage(format!(
-                        "cannot re-encrypt secret: the controller answered {}: {}",
-                        resp.status,
-                        String::from_utf8_lossy(&resp.body).trim()
+                        "cannot re-encrypt secret: {} (HTTP {})",
+                        cluster::reason_of(&resp.body),
+                        resp.status.as_u16()
                     )));
                 }
             }
         }
         Ok(out)
-    })??;
+    }))??;
     let text = render_all(&rotated, format)?;
     write_output(out_path.as_deref(), text.as_bytes())
 }

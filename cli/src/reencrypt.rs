@@ -29,8 +29,12 @@ struct Tally {
 
 /// Runs it.
 pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
-    let ring = keyfiles::load_ring(&args.recovery_private_key)?;
-    let certs = certs::load_all(&args.cert)?;
+    let ring = keyfiles::load_ring(&args.recovery_private_key, &args.key_backup)?;
+    let certs = certs::load_all(
+        &args.cert,
+        certs::HttpPolicy::from_flag(args.allow_insecure_cert_url),
+    )?;
+    certs::announce_format(&certs);
     let keys: Vec<&PublicKey> = certs.iter().map(Certificate::public_key).collect();
     let files = docs::sealed_files(&args.dirs)?;
     let progress = std::io::stderr().is_terminal();

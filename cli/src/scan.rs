@@ -1,10 +1,13 @@
 //! `kubeseal scan`: a plaintext guard for repositories. Finds `kind: Secret` manifests with
-//! data (YAML or JSON, multi-document, inside `List`s too) and prints `file:line` for each;
-//! exit status 1 when any is found, so it can run as a pre-commit hook or CI step.
+//! data (YAML or JSON, multi-document, inside `List`s too) and kustomize `secretGenerator`
+//! entries that carry values (`literals`, `envs`, `files`), and prints `file:line` for each;
+//! exit status 3 ([`crate::exit::FINDINGS`]) when any is found, so it can run as a pre-commit
+//! hook or CI step.
 //!
-//! Helm templates (files under a chart's `templates/`, or containing `{{`) are not valid YAML
-//! before rendering: they are skipped with a note on stderr (scan `helm template` output
-//! instead).
+//! What cannot be parsed is still looked at: Helm templates (`{{`), non-UTF-8 files, YAML
+//! documents that do not parse and the rest of a JSON stream after a syntax error are
+//! scanned as text for a `kind: Secret` with literal values ([`text_findings`]). Every such
+//! file is reported on stderr, and `--strict` turns any of them into a failure.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +16,7 @@ use serde_json::Value;
 use crate::Outcome;
 use crate::cli::ScanArgs;
 use crate::docs;
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::io;
 
 /// One unsealed Secret.
@@ -21,75 +24,297 @@ use crate::io;
 pub struct Finding {
     /// File.
     pub path: PathBuf,
-    /// 1-based line of its `kind: Secret`.
+    /// 1-based line of its `kind: Secret` (or of the `secretGenerator` entry).
     pub line: usize,
     /// `namespace/name` as far as known.
     pub object: String,
+    /// What was found, e.g. "unsealed Secret".
+    pub what: &'static str,
+}
+
+/// Findings and fallbacks of one file.
+#[derive(Debug, Default)]
+pub struct FileReport {
+    /// What was found.
+    pub findings: Vec<Finding>,
+    /// Why (part of) the file was only scanned as text, if it was.
+    pub fallback: Option<String>,
 }
 
 /// Runs the scan and prints findings (stdout) and notes (stderr).
 pub fn run(args: &ScanArgs) -> Result<Outcome> {
     let files = io::walk(&args.paths)?;
     let mut findings = Vec::new();
+    let mut skipped: Vec<(PathBuf, String)> = Vec::new();
     let mut scanned = 0usize;
     for f in files
         .iter()
         .filter(|f| io::is_manifest(f) || args.paths.contains(f))
     {
-        let Ok(bytes) = std::fs::read(f) else {
-            eprintln!("note: {}: unreadable, skipped", f.display());
-            continue;
+        let bytes = match std::fs::read(f) {
+            Ok(b) => b,
+            Err(e) => {
+                let why = crate::error::GoIoError(e);
+                skipped.push((f.clone(), format!("unreadable ({why}): not scanned")));
+                continue;
+            }
         };
-        let Ok(text) = String::from_utf8(bytes) else {
-            continue;
-        };
-        if is_helm_template(f, &text) {
-            eprintln!(
-                "note: {}: Helm template skipped (scan `helm template` output instead)",
-                f.display()
-            );
-            continue;
-        }
         scanned += 1;
-        findings.extend(scan_text(f, &text));
+        let report = scan_bytes(f, &bytes);
+        findings.extend(report.findings);
+        if let Some(reason) = report.fallback {
+            skipped.push((f.clone(), reason));
+        }
     }
     let mut out = String::new();
     for x in &findings {
         out.push_str(&format!(
-            "{}:{}: unsealed Secret `{}`\n",
+            "{}:{}: {} `{}`\n",
             x.path.display(),
             x.line,
+            x.what,
             x.object
         ));
     }
     io::write_stdout(out.as_bytes())?;
+    for (path, reason) in &skipped {
+        eprintln!("note: {}: {reason}", path.display());
+    }
     if findings.is_empty() {
         eprintln!("scanned {scanned} file(s): no unsealed Secret found");
-        Ok(Outcome::Success)
     } else {
         eprintln!(
             "found {} unsealed Secret(s) in {scanned} scanned file(s); seal them with kubeseal and commit the SealedSecret instead",
             findings.len()
         );
-        Ok(Outcome::Findings)
     }
+    if args.strict && !skipped.is_empty() {
+        return Err(CliError::Usage(format!(
+            "--strict: {} file(s) could not be parsed completely (listed above)",
+            skipped.len()
+        ))
+        .with_hint("fix or render them (e.g. scan `helm template` output), or drop --strict"));
+    }
+    Ok(if findings.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Findings
+    })
 }
 
-/// A chart template: under `templates/` of a directory with `Chart.yaml`, or any manifest with
-/// Go template actions.
-fn is_helm_template(path: &Path, text: &str) -> bool {
+/// Scans one file's bytes: parsed where possible, as text where not.
+pub fn scan_bytes(path: &Path, bytes: &[u8]) -> FileReport {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        let lossy = String::from_utf8_lossy(bytes);
+        return FileReport {
+            findings: text_findings(path, &lossy, 1),
+            fallback: Some("not UTF-8: scanned as text".to_owned()),
+        };
+    };
     if text.contains("{{") {
-        return true;
+        return FileReport {
+            findings: text_findings(path, text, 1),
+            fallback: Some(
+                "template (`{{`): scanned as text (scan `helm template` output for certainty)"
+                    .to_owned(),
+            ),
+        };
     }
-    let mut dir = path.parent();
-    let mut in_templates = false;
-    while let Some(d) = dir {
-        if d.file_name().is_some_and(|n| n == "templates") {
-            in_templates = true;
-        } else if in_templates && d.join("Chart.yaml").is_file() {
-            return true;
+    let mut report = FileReport {
+        findings: scan_text(path, text),
+        fallback: None,
+    };
+    let mut bad_lines = Vec::new();
+    for doc in docs::split(text) {
+        if doc.value.is_none() && !text[doc.start..doc.end].trim().is_empty() {
+            bad_lines.push(doc.line);
+            report
+                .findings
+                .extend(text_findings(path, &text[doc.start..doc.end], doc.line));
         }
-        dir = d.parent();
+    }
+    if let Some(rest) = docs::json_unparsed_tail(text) {
+        let line = text[..rest].matches('\n').count() + 1;
+        bad_lines.push(line);
+        report
+            .findings
+            .extend(text_findings(path, &text[rest..], line));
+    }
+    if !bad_lines.is_empty() {
+        report.fallback = Some(format!(
+            "{} document(s) do not parse (starting at line {}): scanned as text",
+            bad_lines.len(),
+            bad_lines
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if is_kustomization(path) {
+        report.findings.extend(secret_generators(path, text));
+    }
+    report.findings.sort_by_key(|f| f.line);
+    report
+}
+
+/// `kustomization.yaml`, `kustomization.yml` or `Kustomization`.
+fn is_kustomization(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+        matches!(
+            n,
+            "kustomization.yaml" | "kustomization.yml" | "Kustomization"
+        )
+    })
+}
+
+/// kustomize `secretGenerator` entries that put values into the repository: `literals`, or
+/// `envs`/`env`/`files` naming files beside it (kustomize reads them at build time).
+fn secret_generators(path: &Path, text: &str) -> Vec<Finding> {
+    let Ok(docs) = sealed_secrets_api::manifest::parse_documents(text.as_bytes()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for doc in docs {
+        let Some(gens) = doc.get("secretGenerator").and_then(Value::as_array) else {
+            continue;
+        };
+        for g in gens {
+            let non_empty = |k: &str| match g.get(k) {
+                Some(Value::Array(a)) => !a.is_empty(),
+                Some(Value::String(s)) => !s.is_empty(),
+                _ => false,
+            };
+            let sources: Vec<&str> = ["literals", "envs", "env", "files"]
+                .into_iter()
+                .filter(|k| non_empty(k))
+                .collect();
+            if sources.is_empty() {
+                continue;
+            }
+            let name = g.get("name").and_then(Value::as_str).unwrap_or("");
+            let name_line = text.lines().position(|l| {
+                let t = l.trim_start().trim_start_matches("- ").trim();
+                t.strip_prefix("name:")
+                    .is_some_and(|v| v.trim().trim_matches(['"', '\'']) == name)
+            });
+            let line = name_line
+                .or_else(|| text.lines().position(|l| l.starts_with("secretGenerator")))
+                .unwrap_or(0)
+                + 1;
+            out.push(Finding {
+                path: path.to_owned(),
+                line,
+                object: format!("{name} ({})", sources.join(", ")),
+                what: "kustomize secretGenerator with values",
+            });
+        }
+    }
+    out
+}
+
+/// `kind: Secret` found in text that does not parse: each `---`-separated part holding a
+/// `kind: Secret` line and a `data`/`stringData` entry with a literal value (a value that is
+/// only a template action, `{{ ... }}`, is not plaintext in the repository).
+pub fn text_findings(path: &Path, text: &str, first_line: usize) -> Vec<Finding> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("---") {
+            parts.push((start, i));
+            start = i + 1;
+        }
+    }
+    parts.push((start, lines.len()));
+    for (from, to) in parts {
+        let part = &lines[from..to];
+        let Some(kind_at) = part.iter().position(|l| is_kind_secret_line(l)) else {
+            continue;
+        };
+        if !has_literal_data(part) {
+            continue;
+        }
+        let name = part
+            .iter()
+            .find_map(|l| text_name(l.trim()))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "?".to_owned());
+        out.push(Finding {
+            path: path.to_owned(),
+            line: first_line + from + kind_at,
+            object: name,
+            what: "unsealed Secret (found as text)",
+        });
+    }
+    out
+}
+
+/// The `name` on a line: YAML `name: x`, or JSON `"name": "x"` anywhere in the line.
+fn text_name(t: &str) -> Option<String> {
+    if let Some(v) = t.strip_prefix("name:") {
+        return Some(v.trim().trim_matches(['"', '\'']).to_owned());
+    }
+    let (_, after) = t.split_once("\"name\"")?;
+    let v = after
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
+    Some(v.split('"').next()?.to_owned())
+}
+
+/// A value that is plaintext in the file: not empty, not only a template action.
+fn is_literal(v: &str) -> bool {
+    let v = v.trim().trim_matches(['"', '\'', ',']).trim();
+    !v.is_empty() && !v.starts_with("{{") && v != "{}" && v != "|" && v != ">"
+}
+
+/// Whether a part has a `data:`/`stringData:` entry (YAML or JSON text) with a literal value.
+fn has_literal_data(part: &[&str]) -> bool {
+    let mut block: Option<usize> = None;
+    for l in part {
+        let indent = l.len() - l.trim_start().len();
+        let t = l.trim();
+        if let Some(ind) = block {
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            if indent <= ind {
+                block = None;
+            } else if t.starts_with("{{") || t == "}" || t == "}," {
+                continue;
+            } else {
+                match t.split_once(':') {
+                    Some((_, v)) if is_literal(v) => return true,
+                    Some(_) => {}
+                    // A block scalar's content line: literal text.
+                    None => return true,
+                }
+            }
+        }
+        for key in ["data", "stringData"] {
+            let quoted = format!("\"{key}\":");
+            let Some(rest) = t
+                .strip_prefix(&format!("{key}:"))
+                .or_else(|| t.strip_prefix(quoted.as_str()))
+            else {
+                continue;
+            };
+            let rest = rest.trim();
+            if rest.is_empty() || rest == "{" {
+                block = Some(indent);
+            } else if let Some(inner) = rest.strip_prefix('{') {
+                let inner = inner.trim_end_matches([',', '}', ' ']);
+                if inner
+                    .split(',')
+                    .any(|kv| kv.split_once(':').is_some_and(|(_, v)| is_literal(v)))
+                {
+                    return true;
+                }
+            }
+        }
     }
     false
 }
@@ -113,6 +338,7 @@ pub fn scan_text(path: &Path, text: &str) -> Vec<Finding> {
                 path: path.to_owned(),
                 line,
                 object: s,
+                what: "unsealed Secret",
             });
             // Continue after this line for the next Secret of a List.
             search_from = offset_of_line(text, line + 1).min(doc.end);

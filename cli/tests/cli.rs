@@ -65,14 +65,55 @@ fn help_and_version() {
         let r = run(d.path(), &args, b"");
         assert_snapshot!(name, r.snapshot(d.path()));
     }
+    // Upstream's integration test: `^kubeseal version: (vX.Y.Z|<commit>)`.
     let r = run(d.path(), &["--version"], b"");
     assert_eq!(
         r.stdout,
-        format!("kubeseal version: {}\n", env!("CARGO_PKG_VERSION"))
+        format!("kubeseal version: v{}\n", env!("CARGO_PKG_VERSION"))
     );
-    // klog's -v of upstream is accepted.
+    // Issue 12 item 14: the 20 cluster flags only where a cluster is used.
+    for (args, has) in [
+        (vec!["scan", "--help"], false),
+        (vec!["man", "--help"], false),
+        (vec!["completion", "--help"], false),
+        (vec!["audit", "--help"], false),
+        (vec!["keys", "verify-backup", "--help"], false),
+        (vec!["keys", "list", "--help"], true),
+        (vec!["keys", "rotate", "--help"], true),
+        (vec!["--help"], true),
+    ] {
+        let r = run(d.path(), &args, b"");
+        assert_eq!(r.code, 0, "{args:?}");
+        assert_eq!(r.stdout.contains("--kubeconfig"), has, "{args:?}");
+        assert_eq!(r.stdout.contains("--as-group"), has, "{args:?}");
+    }
+    // keys rotate --timeout takes a duration like the other flags.
+    let r = run(d.path(), &["keys", "rotate", "--timeout", "soon"], b"");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("is not a duration"), "{}", r.stderr);
+    // klog's -v of upstream is accepted; --vmodule and --logtostderr too, with a warning.
     let r = run(d.path(), &["-v", "10", "--version"], b"");
     assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(
+        d.path(),
+        &["--vmodule", "x=3", "--logtostderr", "--version"],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("warning: --vmodule is ignored"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("warning: --logtostderr is ignored"),
+        "{}",
+        r.stderr
+    );
+    let r = run(d.path(), &["--logtostderr=false", "--version"], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(d.path(), &["-v", "lots", "--version"], b"");
+    assert_eq!(r.code, 1, "{}", r.stderr);
 }
 
 #[test]
@@ -262,6 +303,25 @@ fn multi_recipient_by_repeated_cert_and_directory() {
     // A single cert stays in upstream's format (readable by upstream controllers).
     let single = seal(d.path(), &[], SECRET_YAML);
     assert!(single.contains("\"password\": \"Ag"));
+    // Issue 12 item 12: the multi-recipient format is announced on stderr every time.
+    let dir = p(&certs);
+    let a = cert_a();
+    for args in [
+        vec!["--cert", dir.as_str()],
+        vec!["--cert", a.as_str(), "--cert", dir.as_str(), "-o", "yaml"],
+    ] {
+        let r = run(d.path(), &args, SECRET_YAML.as_bytes());
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("multi-recipient format")
+                && r.stderr
+                    .contains("upstream Sealed Secrets controllers cannot open it"),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = run(d.path(), &["--cert", &cert_a()], SECRET_YAML.as_bytes());
+    assert_eq!(r.stderr, "", "one certificate: upstream's format, no note");
 }
 
 #[test]
@@ -565,7 +625,7 @@ fn scan_finds_plaintext_secrets() {
     let sealed = seal(d.path(), &["-o", "yaml"], SECRET_YAML);
     fs::write(repo.join("apps/db/sealed.yaml"), sealed).unwrap();
     let r = run(d.path(), &["scan", &p(&repo)], b"");
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 3, "findings exit 3 (errors exit 1)");
     assert_snapshot!("scan_findings", r.snapshot(d.path()));
     let r = run(
         d.path(),
@@ -595,10 +655,10 @@ fn audit_by_fingerprint_cert_and_private_key() {
     // Sealed by upstream (no hint) with key-a.
     fs::write(tree.join("upstream.json"), cases[0]["sealed"].to_string()).unwrap();
     let r = run(d.path(), &["audit", "--key", &cert_a(), &p(&tree)], b"");
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 3, "{}", r.stderr);
     assert_snapshot!("audit_by_cert", r.snapshot(d.path()));
     let r = run(d.path(), &["audit", "--key", &key_a(), &p(&tree)], b"");
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 3, "{}", r.stderr);
     assert_snapshot!("audit_by_private_key", r.snapshot(d.path()));
     let r = run(
         d.path(),
@@ -732,4 +792,474 @@ fn completion_and_man() {
         "{}",
         &r.stdout[..100.min(r.stdout.len())]
     );
+    // Issue 12 item 13: a clean NAME line, and one page per command with --dir.
+    assert!(
+        r.stdout
+            .contains(".SH NAME\nkubeseal \\- Encrypt a Kubernetes Secret"),
+        "{}",
+        &r.stdout[..400.min(r.stdout.len())]
+    );
+    assert!(
+        r.stdout.contains("kubeseal\\-keys(1)"),
+        "top page names kubeseal-keys(1)"
+    );
+    let man = d.path().join("man1");
+    let r = run(d.path(), &["man", "--dir", &p(&man)], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for page in [
+        "kubeseal.1",
+        "kubeseal-keys.1",
+        "kubeseal-keys-list.1",
+        "kubeseal-keys-rotate.1",
+        "kubeseal-keys-backup.1",
+        "kubeseal-keys-restore.1",
+        "kubeseal-keys-verify-backup.1",
+        "kubeseal-scan.1",
+        "kubeseal-audit.1",
+        "kubeseal-reencrypt.1",
+        "kubeseal-completion.1",
+        "kubeseal-man.1",
+    ] {
+        let text = fs::read_to_string(man.join(page)).unwrap_or_default();
+        assert!(text.contains(".SH NAME"), "{page} missing or without NAME");
+    }
+    let keys = fs::read_to_string(man.join("kubeseal-keys-list.1")).unwrap();
+    assert!(
+        keys.contains(".SH NAME\nkubeseal\\-keys\\-list \\- List"),
+        "{keys}"
+    );
+}
+
+/// Issue 11 item 12: ambiguous or oversized input is refused with a message naming the
+/// problem (and every limit with its value), legitimate big streams are accepted, usage
+/// errors exit 1, and nothing is written on failure.
+#[test]
+fn bad_input_named_precisely_and_limits_realistic() {
+    let d = tmp();
+    let out = d.path().join("out.json");
+    let fail = |args: &[&str], input: &str| {
+        let mut all = vec!["-w", out.to_str().unwrap(), "--cert"];
+        let c = cert_a();
+        all.push(&c);
+        all.extend_from_slice(args);
+        let r = run(d.path(), &all, input.as_bytes());
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(!out.exists(), "wrote output on error: {}", r.stderr);
+        r.stderr
+    };
+    // A key repeated in JSON data: serde_json would keep the last value silently.
+    let dup = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","namespace":"n"},"data":{"a":"MQ==","a":"Mg=="}}"#;
+    let e = fail(&[], dup);
+    assert!(e.contains("duplicate key `a`"), "{e}");
+    // Two YAML documents pasted together without `---`.
+    let glued = format!("{}{}", SECRET_YAML, SECRET_YAML);
+    let e = fail(&[], &glued);
+    assert!(
+        e.contains("duplicate key `apiVersion`") && e.contains("without a `---` line"),
+        "{e}"
+    );
+    assert!(!e.contains("DuplicateKeyPolicy"), "{e}");
+    // Too deep: the limit is named with its value.
+    let deep = format!("a: {}1{}\n", "[".repeat(100), "]".repeat(100));
+    let e = fail(&[], &deep);
+    assert!(
+        e.contains("nesting depth") && e.contains("the limit is 64"),
+        "{e}"
+    );
+    // More documents than the limit: size and limit in the message.
+    let many = "a: 1\n---\n".repeat(100_001);
+    let e = fail(&[], &many);
+    assert!(
+        e.contains("number of documents is more than 100000, the limit is 100000"),
+        "{e}"
+    );
+    // Usage errors exit 1 like upstream's, not clap's 2.
+    assert!(fail(&["--no-such-flag"], SECRET_YAML).contains("--no-such-flag"));
+    assert!(fail(&["-o"], SECRET_YAML).contains("a value is required"));
+
+    // 1,100 documents (over serde-saphyr's default budget of 1,024) are sealed.
+    let big: String = (0..1100)
+        .map(|i| {
+            format!(
+                "---\nkind: Secret\nmetadata: {{name: s{i}, namespace: n}}\nstringData: {{a: b}}\n"
+            )
+        })
+        .collect();
+    let sealed = seal(d.path(), &["-o", "yaml"], &big);
+    assert_eq!(sealed.matches("kind: SealedSecret").count(), 1100);
+    // kind: List and the typed SecretList are flattened.
+    for kind in ["List", "SecretList"] {
+        let list = format!(
+            "apiVersion: v1\nkind: {kind}\nitems:\n- {{apiVersion: v1, kind: Secret, metadata: {{name: a, namespace: n}}, stringData: {{x: y}}}}\n- {{apiVersion: v1, kind: Secret, metadata: {{name: b, namespace: n}}, stringData: {{x: z}}}}\n"
+        );
+        let sealed = seal(d.path(), &["-o", "yaml"], &list);
+        assert_eq!(sealed.matches("kind: SealedSecret").count(), 2, "{kind}");
+        assert!(sealed.contains("name: b"), "{kind}");
+    }
+}
+
+/// Issue 11 item 12: `--merge-into` with an input that has no data leaves the target as it
+/// was, byte for byte.
+#[test]
+fn merge_into_with_empty_data_leaves_the_target_unchanged() {
+    let d = tmp();
+    let target = d.path().join("sealed.yaml");
+    fs::write(&target, seal(d.path(), &["-o", "yaml"], SECRET_YAML)).unwrap();
+    let before = fs::read(&target).unwrap();
+    let empty = "apiVersion: v1\nkind: Secret\nmetadata: {name: x, labels: {new: label}}\n";
+    let r = run(
+        d.path(),
+        &["--cert", &cert_b(), "--merge-into", &p(&target)],
+        empty.as_bytes(),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("secret.data is empty"), "{}", r.stderr);
+    assert_eq!(fs::read(&target).unwrap(), before);
+    let r = run(
+        d.path(),
+        &[
+            "--cert",
+            &cert_b(),
+            "--allow-empty-data",
+            "--merge-into",
+            &p(&target),
+        ],
+        empty.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(fs::read(&target).unwrap(), before);
+}
+
+/// Issue 11 item 12: a key file whose Secret lacks `tls.key` names the Secret and the field,
+/// instead of a later "no key could decrypt".
+#[test]
+fn key_backup_item_without_tls_key_is_named() {
+    let d = tmp();
+    let sealed = seal(d.path(), &[], SECRET_YAML);
+    let mut list = fs::read_to_string(fixture("key-backup-list.yaml")).unwrap();
+    list.push_str(
+        "- apiVersion: v1\n  kind: Secret\n  metadata: {name: not-a-key}\n  data: {tls.crt: eA==}\n",
+    );
+    let keys = d.path().join("keys.yaml");
+    fs::write(&keys, list).unwrap();
+    let r = unseal_with(d.path(), &p(&keys), &sealed, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Secret 3 (`not-a-key`) has no data[\"tls.key\"]"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("no key could decrypt"), "{}", r.stderr);
+}
+
+/// A loopback HTTP server answering every request with `body` (one thread, test only).
+fn serve_http(body: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(&body);
+        }
+    });
+    format!("http://{addr}/v1/cert.pem")
+}
+
+/// Issue 11 item 13: a plain-HTTP certificate URL needs --allow-insecure-cert-url and is
+/// warned about; a fetched certificate is bounded in size.
+#[test]
+fn plain_http_cert_url_needs_the_flag_and_is_bounded() {
+    let d = tmp();
+    let url = serve_http(fs::read(fixture("cert-a.pem")).unwrap());
+    let r = run(d.path(), &["--cert", &url], SECRET_YAML.as_bytes());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("plain HTTP"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--allow-insecure-cert-url"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+    let r = run(
+        d.path(),
+        &["--cert", &url, "--allow-insecure-cert-url"],
+        SECRET_YAML.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.starts_with("warning: "), "{}", r.stderr);
+    assert_eq!(unseal_with(d.path(), &key_a(), &r.stdout, &[]).code, 0);
+    // A certificate server that answers with 1 MiB is cut off at the limit.
+    let big = serve_http(vec![b'A'; 1024 * 1024]);
+    let r = run(
+        d.path(),
+        &["--fetch-cert", "--cert", &big, "--allow-insecure-cert-url"],
+        b"",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("larger than 65536 bytes"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+}
+
+/// Issue 11 item 6: `--recovery-unseal -w` writes plaintext Secrets owner-only, even over an
+/// existing world-readable file.
+#[cfg(unix)]
+#[test]
+fn recovery_unseal_output_file_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tmp();
+    let sealed = seal(d.path(), &[], SECRET_YAML);
+    for existing in [false, true] {
+        let out = d.path().join(format!("plain-{existing}.yaml"));
+        if existing {
+            fs::write(&out, "old").unwrap();
+            fs::set_permissions(&out, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let r = unseal_with(d.path(), &key_a(), &sealed, &["-w", &p(&out)]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let mode = fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "existing={existing}");
+        assert!(fs::read_to_string(&out).unwrap().contains("kind: Secret"));
+    }
+}
+
+/// Issue 11 item 6: with no terminal, a passphrase prompt says so and how to pass it instead
+/// (the prompt itself goes through rpassword on /dev/tty, never echoing).
+#[cfg(unix)]
+#[test]
+fn passphrase_without_terminal_says_so() {
+    let d = tmp();
+    let pf = d.path().join("pass");
+    fs::write(&pf, "correct horse\n").unwrap();
+    let plain = fs::read(fixture("key-backup-list.yaml")).unwrap();
+    let enc = kubeseal::backup::encrypt(
+        &plain,
+        &kubeseal::cli::EncryptArgs {
+            passphrase_file: Some(pf),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let backup = d.path().join("keys.backup");
+    fs::write(&backup, enc).unwrap();
+    let tree = d.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("a.json"), seal(d.path(), &[], SECRET_YAML)).unwrap();
+    // setsid: no controlling terminal, whatever the test runner has.
+    let mut c = std::process::Command::new("setsid");
+    c.arg(env!("CARGO_BIN_EXE_kubeseal"))
+        .args(["keys", "verify-backup", &p(&backup), &p(&tree)])
+        .env_remove("SEALED_SECRETS_BACKUP_PASSPHRASE")
+        .env("HOME", d.path())
+        .env("NO_COLOR", "1");
+    let r = common::run_cmd(&mut c, b"");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no terminal is available"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--passphrase-file"), "{}", r.stderr);
+}
+
+/// Issue 11 item 7: what cannot be parsed is still scanned (as text) and reported; --strict
+/// fails on it; kustomize secretGenerators with values are findings.
+#[test]
+fn scan_looks_into_what_does_not_parse() {
+    let d = tmp();
+    let repo = d.path().join("repo");
+    fs::create_dir_all(&repo).unwrap();
+    // A template with a literal password next to a templated one.
+    fs::write(
+        repo.join("tpl.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-db\nstringData:\n  user: {{ .Values.user }}\n  password: hunter2\n",
+    )
+    .unwrap();
+    // Only template references: not plaintext.
+    fs::write(
+        repo.join("tpl-ok.yaml"),
+        "kind: Secret\nmetadata:\n  name: x\ndata:\n  a: {{ .Values.a | b64enc }}\n",
+    )
+    .unwrap();
+    // Not UTF-8.
+    let mut latin1 =
+        b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: latin\nstringData:\n  p: caf\xe9\n"
+            .to_vec();
+    latin1.push(b'\n');
+    fs::write(repo.join("latin1.yaml"), latin1).unwrap();
+    // One broken YAML document before a Secret.
+    fs::write(
+        repo.join("broken.yaml"),
+        "a: [unclosed\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: after-broken}\nstringData: {k: v}\n",
+    )
+    .unwrap();
+    // A JSON stream with a syntax error before a Secret.
+    fs::write(
+        repo.join("stream.json"),
+        "{\"kind\": \"ConfigMap\"}\n{\"kind\": \"ConfigMap\",,}\n{\"kind\": \"Secret\", \"metadata\": {\"name\": \"tail\"},\n \"stringData\": {\"k\": \"v\"}}\n",
+    )
+    .unwrap();
+    fs::write(
+        repo.join("kustomization.yaml"),
+        "resources: [deploy.yaml]\nsecretGenerator:\n- name: app-env\n  envs: [app.env]\n- name: creds\n  literals:\n  - password=hunter2\n- name: empty\n",
+    )
+    .unwrap();
+    let r = run(d.path(), &["scan", &p(&repo)], b"");
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    for want in [
+        "tpl.yaml:2: unsealed Secret (found as text) `{{ .Release.Name }}-db`",
+        "latin1.yaml:2: unsealed Secret (found as text) `latin`",
+        "broken.yaml:4: unsealed Secret `after-broken`",
+        "stream.json:3: unsealed Secret (found as text) `tail`",
+        "kustomization.yaml:3: kustomize secretGenerator with values `app-env (envs)`",
+        "kustomization.yaml:5: kustomize secretGenerator with values `creds (literals)`",
+    ] {
+        assert!(r.stdout.contains(want), "missing {want}:\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("tpl-ok"), "{}", r.stdout);
+    assert!(!r.stdout.contains("empty"), "{}", r.stdout);
+    assert_eq!(r.stdout.lines().count(), 6, "{}", r.stdout);
+    for skipped in [
+        "tpl.yaml",
+        "tpl-ok.yaml",
+        "latin1.yaml",
+        "broken.yaml",
+        "stream.json",
+    ] {
+        assert!(
+            r.stderr.contains(&format!("{skipped}: ")),
+            "{skipped} not reported:\n{}",
+            r.stderr
+        );
+    }
+    let r = run(d.path(), &["scan", "--strict", &p(&repo)], b"");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--strict: 5 file(s)"), "{}", r.stderr);
+    // A clean tree passes --strict.
+    let clean = d.path().join("clean");
+    fs::create_dir(&clean).unwrap();
+    fs::write(clean.join("cm.yaml"), "kind: ConfigMap\ndata: {a: b}\n").unwrap();
+    let r = run(d.path(), &["scan", "--strict", &p(&clean)], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Issue 12 item 10: "could not look" (1) is not "found something" (3).
+    let r = run(d.path(), &["scan", &p(&d.path().join("missing"))], b"");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+}
+
+/// Issue 12 item 8: the encrypted backup `kubeseal keys backup` writes is accepted wherever a
+/// private key file is: --recovery-private-key, reencrypt, audit --key (a one-key backup).
+/// Issue 12 item 9: each keys subcommand takes only its own flags.
+#[test]
+fn encrypted_backup_is_a_key_file_everywhere() {
+    let d = tmp();
+    let pf = d.path().join("pass");
+    fs::write(&pf, "correct horse\n").unwrap();
+    let enc = |plain: &[u8], name: &str| {
+        let ct = kubeseal::backup::encrypt(
+            plain,
+            &kubeseal::cli::EncryptArgs {
+                passphrase_file: Some(pf.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let f = d.path().join(name);
+        fs::write(&f, ct).unwrap();
+        p(&f)
+    };
+    let both = enc(
+        &fs::read(fixture("key-backup-list.yaml")).unwrap(),
+        "keys.backup",
+    );
+    let only_a = enc(&fs::read(fixture("key-a.pem")).unwrap(), "a.backup");
+    let sealed = seal(d.path(), &[], SECRET_YAML);
+    let r = unseal_with(d.path(), &both, &sealed, &["--passphrase-file", &p(&pf)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("\"username\": \"YWRtaW4=\""),
+        "{}",
+        r.stdout
+    );
+    // The passphrase from the variable works too.
+    let mut c = common::cmd(d.path());
+    c.env("SEALED_SECRETS_BACKUP_PASSPHRASE", "correct horse")
+        .args(["--recovery-unseal", "--recovery-private-key", &both]);
+    let r = common::run_cmd(&mut c, sealed.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A wrong passphrase is a clear error.
+    let wrong = d.path().join("wrong");
+    fs::write(&wrong, "nope\n").unwrap();
+    let r = unseal_with(d.path(), &both, &sealed, &["--passphrase-file", &p(&wrong)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot decrypt backup"), "{}", r.stderr);
+
+    let tree = d.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("a.json"), &sealed).unwrap();
+    let r = run(
+        d.path(),
+        &[
+            "reencrypt",
+            "--recovery-private-key",
+            &both,
+            "--passphrase-file",
+            &p(&pf),
+            "--cert",
+            &cert_b(),
+            &p(&tree),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let moved = fs::read_to_string(tree.join("a.json")).unwrap();
+    assert_eq!(unseal_with(d.path(), &key_b(), &moved, &[]).code, 0);
+    let r = run(
+        d.path(),
+        &[
+            "audit",
+            "--key",
+            &only_a,
+            "--passphrase-file",
+            &p(&pf),
+            &p(&tree),
+        ],
+        b"",
+    );
+    assert_eq!(
+        r.code, 0,
+        "resealed for b: nothing sealed with a any more: {}",
+        r.stderr
+    );
+
+    // Item 9: flags of another keys subcommand are refused, not ignored.
+    for args in [
+        vec!["keys", "restore", "x.backup", "--recipient", "age1xyz"],
+        vec![
+            "keys",
+            "verify-backup",
+            "x.backup",
+            "dir",
+            "--recipient",
+            "age1xyz",
+        ],
+        vec!["keys", "backup", "-o", "x.backup", "--identity", "id.txt"],
+        vec!["keys", "list", "--passphrase-file", "p"],
+    ] {
+        let r = run(d.path(), &args, b"");
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("unexpected argument"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
 }

@@ -1,5 +1,7 @@
-//! End-to-end tests against the kube stand-in (or a real cluster with
-//! SEALED_SECRETS_E2E_KUBECONFIG): `--fetch-cert`, sealing without `--cert`,
+//! End-to-end tests against the kube stand-in, a private real control plane
+//! (SEALED_SECRETS_E2E_CLUSTER=real: the service proxy is the real API server's, reaching the
+//! backends through a network namespace) or a cluster named by SEALED_SECRETS_E2E_KUBECONFIG:
+//! `--fetch-cert`, sealing without `--cert`,
 //! `--cert-from-configmap`, `--validate`, `--re-encrypt` through the API server's service
 //! proxy, and `keys list/backup/restore/verify-backup` on key Secrets.
 //!
@@ -112,7 +114,7 @@ fn handle(path: &str, body: &[u8]) -> (&'static str, Vec<u8>) {
 }
 
 async fn cluster_with_controller() -> Cluster {
-    let cluster = Cluster::standin(Default::default()).unwrap();
+    let cluster = Cluster::start_private().unwrap();
     let addr = fake_controller();
     let client = cluster.client().await.unwrap();
     let svc = Service {
@@ -184,7 +186,7 @@ async fn fetch_cert_and_seal_through_the_service_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cert_from_configmap() {
-    let cluster = Cluster::standin(Default::default()).unwrap();
+    let cluster = Cluster::start_private().unwrap();
     let client = cluster.client().await.unwrap();
     let cm = ConfigMap {
         metadata: ObjectMeta {
@@ -256,7 +258,7 @@ async fn validate_and_re_encrypt_through_the_controller() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_backup_restore_list_verify() {
-    let cluster = Cluster::standin(Default::default()).unwrap();
+    let cluster = Cluster::start_private().unwrap();
     let client = cluster.client().await.unwrap();
     let api: Api<Secret> = Api::namespaced(client, CTRL_NS);
     let list: serde_json::Value = sealed_secrets_api::manifest::parse_documents(
@@ -383,6 +385,10 @@ async fn keys_backup_restore_list_verify() {
         .await
         .unwrap();
     let other = PrivateKey::generate(2048).unwrap();
+    let other_cert = other
+        .self_signed_certificate(&sealed_secrets_crypto::CertParams::default())
+        .unwrap();
+    // A real API server requires both tls.key and tls.crt in a kubernetes.io/tls Secret.
     let clash = Secret {
         metadata: ObjectMeta {
             name: Some(names[0].clone()),
@@ -390,10 +396,16 @@ async fn keys_backup_restore_list_verify() {
             ..Default::default()
         },
         type_: Some("kubernetes.io/tls".into()),
-        data: Some(BTreeMap::from([(
-            "tls.key".to_owned(),
-            ByteString(other.to_pkcs1_pem().as_bytes().to_vec()),
-        )])),
+        data: Some(BTreeMap::from([
+            (
+                "tls.key".to_owned(),
+                ByteString(other.to_pkcs1_pem().as_bytes().to_vec()),
+            ),
+            (
+                "tls.crt".to_owned(),
+                ByteString(other_cert.pem().as_bytes().to_vec()),
+            ),
+        ])),
         ..Default::default()
     };
     api.create(&PostParams::default(), &clash).await.unwrap();
@@ -423,10 +435,11 @@ async fn keys_backup_restore_list_verify() {
 /// the annotation, so the CLI's half of the protocol is pinned independently.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_requests_a_key_and_waits_for_it() {
-    let cluster = Cluster::standin(Default::default()).unwrap();
+    let cluster = Cluster::start_private().unwrap();
     let client = cluster.client().await.unwrap();
     let api: Api<Secret> = Api::namespaced(client, CTRL_NS);
-    let key_secret = |name: &str, key: &PrivateKey| Secret {
+    // A real API server requires both tls.key and tls.crt in a kubernetes.io/tls Secret.
+    let key_secret = |name: &str, key: &PrivateKey, cert: &str| Secret {
         metadata: ObjectMeta {
             name: Some(name.into()),
             namespace: Some(CTRL_NS.into()),
@@ -437,16 +450,22 @@ async fn keys_rotate_requests_a_key_and_waits_for_it() {
             ..Default::default()
         },
         type_: Some("kubernetes.io/tls".into()),
-        data: Some(BTreeMap::from([(
-            "tls.key".to_owned(),
-            ByteString(key.to_pkcs1_pem().as_bytes().to_vec()),
-        )])),
+        data: Some(BTreeMap::from([
+            (
+                "tls.key".to_owned(),
+                ByteString(key.to_pkcs1_pem().as_bytes().to_vec()),
+            ),
+            (
+                "tls.crt".to_owned(),
+                ByteString(std::fs::read(fixture(cert)).unwrap()),
+            ),
+        ])),
         ..Default::default()
     };
     let first = PrivateKey::from_pem(&std::fs::read(fixture("key-a.pem")).unwrap()).unwrap();
     api.create(
         &PostParams::default(),
-        &key_secret("sealed-secrets-keyfirst", &first),
+        &key_secret("sealed-secrets-keyfirst", &first, "cert-a.pem"),
     )
     .await
     .unwrap();
@@ -474,7 +493,7 @@ async fn keys_rotate_requests_a_key_and_waits_for_it() {
     let new_key = PrivateKey::from_pem(&std::fs::read(fixture("key-b.pem")).unwrap()).unwrap();
     let expected = new_key.fingerprint().to_string();
     let api2 = api.clone();
-    let secret = key_secret("sealed-secrets-keysecond", &new_key);
+    let secret = key_secret("sealed-secrets-keysecond", &new_key, "cert-b.pem");
     let reactor = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         api2.create(&PostParams::default(), &secret).await.unwrap();
@@ -495,13 +514,13 @@ async fn keys_rotate_requests_a_key_and_waits_for_it() {
 }
 
 /// The real controller binary (built by `cargo build --workspace --bins`, as CI does) behind
-/// the stand-in's service proxy: the whole online path.
+/// the cluster's service proxy: the whole online path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_real_controller() {
     use sealed_secrets_e2e::harness::{Process, binary_path, free_port, wait_for_port};
     let controller_bin = binary_path("sealed-secrets-controller")
         .expect("build it first: cargo build -p sealed-secrets-controller");
-    let cluster = Cluster::standin(Default::default()).unwrap();
+    let cluster = Cluster::start_private().unwrap();
     let port = free_port().unwrap();
     let metrics = free_port().unwrap();
     let mut cmd = std::process::Command::new(controller_bin);
@@ -617,4 +636,140 @@ async fn with_the_real_controller() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     proc.stop();
+}
+
+/// Creates a Service `name` in the controller namespace, with no endpoint unless registered.
+async fn add_service(cluster: &Cluster, name: &str) {
+    let svc = Service {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(CTRL_NS.into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: 8080,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Api::<Service>::namespaced(cluster.client().await.unwrap(), CTRL_NS)
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
+}
+
+/// Issue 12 items 3, 4, 5: no silent waits (a Service without a ready pod fails at once with
+/// the server's reason), no Rust Debug in messages, an unreachable API server named as such,
+/// --request-timeout bounding the whole operation, and -v 6 showing the HTTP calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_failures_are_prompt_and_plain() {
+    let cluster = cluster_with_controller().await;
+    let d = tempfile::tempdir().unwrap();
+
+    // Service present, no endpoint: kube-rs's default retry used to wait ~5 minutes.
+    add_service(&cluster, "no-pods").await;
+    let started = std::time::Instant::now();
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["--fetch-cert", "--controller-name", "no-pods"],
+        b"",
+    );
+    let took = started.elapsed();
+    eprintln!("no ready pod: failed after {took:?}");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no endpoints available for service"),
+        "{}",
+        r.stderr
+    );
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+
+    // 404: upstream's message, "not found" once, no Debug of the Status.
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["--fetch-cert", "--controller-name", "nope"],
+        b"",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stderr.matches("not found").count(), 1, "{}", r.stderr);
+    for debug in ["Status {", "Some(", "ListMeta", "ApiError"] {
+        assert!(!r.stderr.contains(debug), "{}", r.stderr);
+    }
+
+    // An endpoint that accepts connections and never answers: --request-timeout bounds it.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    add_service(&cluster, "silent").await;
+    cluster
+        .register_endpoint(CTRL_NS, "silent", &silent_addr)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &[
+            "--fetch-cert",
+            "--controller-name",
+            "silent",
+            "--request-timeout",
+            "2s",
+        ],
+        b"",
+    );
+    let took = started.elapsed();
+    eprintln!("silent controller, --request-timeout 2s: failed after {took:?}");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no result within 2s"), "{}", r.stderr);
+    assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+    drop(silent);
+
+    // -v 6: every HTTP call with its status.
+    let r = kubeseal(&cluster, d.path(), &["-v", "6", "--fetch-cert"], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("GET http")
+            && r.stderr.contains(
+                "/api/v1/namespaces/kube-system/services/sealed-secrets-controller 200 OK in "
+            ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("/proxy/v1/cert.pem 200 OK in "),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.raw_stdout, std::fs::read(fixture("cert-a.pem")).unwrap());
+
+    // An API server that is not there is named as such, not blamed on --controller-name.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let kubeconfig = d.path().join("unreachable.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"https://127.0.0.1:{port}\", insecure-skip-tls-verify: true}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\nusers:\n- name: u\n  user: {{token: t}}\n"
+        ),
+    )
+    .unwrap();
+    let mut c = common::cmd(d.path());
+    c.env("KUBECONFIG", &kubeconfig).args(["--fetch-cert"]);
+    let r = run_cmd(&mut c, b"");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "cannot reach the Kubernetes API server at https://127.0.0.1:{port}/"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("--controller-name"), "{}", r.stderr);
+    assert!(!r.stderr.contains("ServiceError"), "{}", r.stderr);
 }

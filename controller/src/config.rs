@@ -51,6 +51,15 @@ pub mod env {
     pub const LEADER_ELECTION_LEASE_DURATION: &str =
         "SEALED_SECRETS_LEADER_ELECTION_LEASE_DURATION";
     pub const CONCURRENCY: &str = "SEALED_SECRETS_CONCURRENCY";
+    pub const READ_HEADER_TIMEOUT: &str = "SEALED_SECRETS_READ_HEADER_TIMEOUT";
+    pub const MAX_CONNECTIONS: &str = "SEALED_SECRETS_MAX_CONNECTIONS";
+    pub const TRUSTED_PROXIES: &str = "SEALED_SECRETS_TRUSTED_PROXIES";
+    pub const ROTATE_RATE_LIMIT: &str = "SEALED_SECRETS_ROTATE_RATE_LIMIT";
+    pub const ROTATE_RATE_LIMIT_BURST: &str = "SEALED_SECRETS_ROTATE_RATE_LIMIT_BURST";
+    pub const HTTP_ACCEPT_DEPRECATED_V1_DATA: &str =
+        "SEALED_SECRETS_HTTP_ACCEPT_DEPRECATED_V1_DATA";
+    pub const ALLOW_SERVICE_ACCOUNT_TOKEN_SECRETS: &str =
+        "SEALED_SECRETS_ALLOW_SERVICE_ACCOUNT_TOKEN_SECRETS";
 
     /// The controller's namespace (key namespace, watched namespace), set by the Deployment.
     pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
@@ -224,7 +233,8 @@ pub struct Config {
     #[arg(long, env = env::MY_CN, default_value = "")]
     pub my_cn: String,
 
-    /// New key generation period (automatic rotation disabled if 0).
+    /// New key generation period (automatic rotation disabled if 0) [default: 720h0m0s]
+    // No clap default: an unset flag falls back to the deprecated --rotate-period first.
     #[arg(long, env = env::KEY_RENEW_PERIOD)]
     pub key_renew_period: Option<GoDuration>,
 
@@ -363,13 +373,56 @@ pub struct Config {
     #[arg(long, env = env::CONCURRENCY, default_value_t = 8)]
     pub concurrency: u16,
 
+    /// Time a client has to send a request's headers on the HTTP server, counted from when the
+    /// connection waits for a request; idle keep-alive connections are closed after it too.
+    #[arg(long, env = env::READ_HEADER_TIMEOUT, default_value = "10s")]
+    pub read_header_timeout: GoDuration,
+
+    /// Connections the HTTP server holds open at once; further clients wait until one closes.
+    #[arg(long, env = env::MAX_CONNECTIONS, default_value_t = 512)]
+    pub max_connections: usize,
+
+    /// Comma-separated addresses or CIDR blocks of proxies (e.g. the API servers of the
+    /// service proxy) whose X-Forwarded-For header names the client for rate limiting; from
+    /// any other peer the header is ignored.
+    #[arg(long, env = env::TRUSTED_PROXIES, default_value = "")]
+    pub trusted_proxies: crate::ratelimit::TrustedProxies,
+
+    /// Let /v1/verify and /v1/rotate accept the deprecated whole-Secret 'data' field (only
+    /// together with --accept-deprecated-v1-data). Off by default: rotate would return the
+    /// decrypted Secret's metadata and verify would reveal whether a plaintext is JSON.
+    #[arg(long, env = env::HTTP_ACCEPT_DEPRECATED_V1_DATA, default_value = "false", value_parser = parse_bool,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub http_accept_deprecated_v1_data: bool,
+
+    /// Unseal SealedSecrets whose template asks for a Secret of type
+    /// kubernetes.io/service-account-token. Off by default (unlike upstream): such a Secret
+    /// gets a long-lived token of any ServiceAccount in the namespace, so whoever may create
+    /// SealedSecrets would get tokens without any right on Secrets.
+    #[arg(long, env = env::ALLOW_SERVICE_ACCOUNT_TOKEN_SECRETS, default_value = "false", value_parser = parse_bool,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub allow_service_account_token_secrets: bool,
+
+    /// Number of allowed sustained requests per second for the rotate endpoint, per client.
+    #[arg(long, env = env::ROTATE_RATE_LIMIT, default_value_t = 10)]
+    pub rotate_rate_limit: u32,
+
+    /// Number of requests allowed to exceed the rotate rate limit per second, per client.
+    #[arg(long, env = env::ROTATE_RATE_LIMIT_BURST, default_value_t = 20)]
+    pub rotate_rate_limit_burst: u32,
+
     /// Print the version and exit.
     #[arg(long, action = ArgAction::SetTrue)]
     pub version: bool,
 }
 
-/// The version printed by `--version` and exported in `build_info`.
+/// The version printed by `--version` (`controller version: v0.1.0`, upstream's format, §4.1)
+/// and exported in `build_info{revision}`.
 pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+
+/// The git commit the binary was built from (`build.rs`; `unknown` without git), exported in
+/// `build_info{commit}` and logged at start-up.
+pub const GIT_COMMIT: &str = env!("SEALED_SECRETS_GIT_COMMIT");
 
 /// Problems in the configuration found after parsing.
 #[derive(Debug, thiserror::Error)]
@@ -424,16 +477,42 @@ impl Config {
             flag: "privatekey-annotations",
             message,
         })?;
-        if self.key_size < 1024 {
+        if !crate::keys::SUPPORTED_KEY_SIZES.contains(&self.key_size) {
+            let supported: Vec<String> = crate::keys::SUPPORTED_KEY_SIZES
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             return Err(ConfigError::Invalid {
                 flag: "key-size",
-                message: format!("{} bits is too small (minimum 1024)", self.key_size),
+                message: format!(
+                    "{} bits cannot be generated (supported: {})",
+                    self.key_size,
+                    supported.join(", ")
+                ),
             });
         }
         if self.rate_limit == 0 {
             return Err(ConfigError::Invalid {
                 flag: "rate-limit",
                 message: "must be at least 1".into(),
+            });
+        }
+        if self.rotate_rate_limit == 0 {
+            return Err(ConfigError::Invalid {
+                flag: "rotate-rate-limit",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                flag: "max-connections",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.read_header_timeout.0.is_zero() {
+            return Err(ConfigError::Invalid {
+                flag: "read-header-timeout",
+                message: "must be more than 0".into(),
             });
         }
         Ok(())
@@ -464,6 +543,18 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Config::command().debug_assert();
+    }
+
+    #[test]
+    fn key_renew_period_help_shows_its_default() {
+        let help = Config::command().render_long_help().to_string();
+        let line = help
+            .lines()
+            .skip_while(|l| !l.contains("--key-renew-period"))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(line.contains("[default: 720h0m0s]"), "{line}");
     }
 
     #[test]
@@ -576,6 +667,19 @@ mod tests {
         assert!(parse_key_values("novalue").is_err());
         assert!(parse(&["--privatekey-labels", "oops"]).validate().is_err());
         assert!(parse(&["--key-prefix", "Bad_Prefix"]).validate().is_err());
+    }
+
+    #[test]
+    fn impossible_key_sizes_are_startup_errors() {
+        for ok in ["2048", "3072", "4096", "8192"] {
+            parse(&["--key-size", ok]).validate().unwrap();
+        }
+        let e = parse(&["--key-size", "1000"]).validate().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid --key-size: 1000 bits cannot be generated (supported: 2048, 3072, 4096, 8192)"
+        );
+        assert!(parse(&["--key-size", "1024"]).validate().is_err());
     }
 
     #[test]

@@ -3,9 +3,13 @@
 //! keys; every replica serves the certificate and verify and follows keys via the watcher.
 //!
 //! The algorithm is client-go's: a candidate takes the Lease when its record has not changed
-//! for a lease duration *as observed on the candidate's own clock* (so clock skew between
-//! nodes does not matter); the leader renews every retry period and steps down when it could
-//! not renew within the renew deadline.
+//! for the lease duration *recorded in the Lease* (the holder's promise), *as observed on the
+//! candidate's own clock* (so clock skew between nodes does not matter); the leader renews
+//! every retry period and, like client-go's renew loop, a failed renewal (a conflict, an API
+//! error, a call that timed out) is retried every retry period until the renew deadline has
+//! passed since the last successful renewal; only then, or when another replica visibly holds
+//! the Lease, does it step down. Every Lease call is bounded by the renew deadline, so a hung
+//! API connection cannot keep a leader that can no longer renew.
 
 use std::time::{Duration, Instant};
 
@@ -31,7 +35,47 @@ pub struct ElectionConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Attempt {
     Leading,
-    Following { holder: String },
+    Following {
+        holder: String,
+    },
+    /// The write lost a race (409): the record changed under us, or the server says so.
+    /// Decided again on the next attempt.
+    Conflict,
+}
+
+/// A Lease call that failed.
+#[derive(Debug, thiserror::Error)]
+enum LeaseError {
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+    #[error("the Lease call took longer than the renew deadline ({0:?})")]
+    TimedOut(Duration),
+}
+
+/// Runs one Lease call, bounded by `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, LeaseError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => r.map_err(LeaseError::Api),
+        Err(_) => Err(LeaseError::TimedOut(limit)),
+    }
+}
+
+/// What the leader does after a failed renewal (a conflict or an error): keep leading while
+/// the last successful renewal is within the renew deadline, as client-go. Pure.
+pub fn keeps_leading(since_last_renew: Duration, renew_deadline: Duration) -> bool {
+    since_last_renew <= renew_deadline
+}
+
+/// How long a Lease promises its holder: its recorded `leaseDurationSeconds` (the holder's
+/// setting, which may differ from ours), else our own. Pure.
+pub fn recorded_duration(spec: Option<&LeaseSpec>, ours: Duration) -> Duration {
+    spec.and_then(|s| s.lease_duration_seconds)
+        .and_then(|s| u64::try_from(s).ok())
+        .filter(|s| *s > 0)
+        .map_or(ours, Duration::from_secs)
 }
 
 /// The parts of a Lease record whose change proves its holder alive.
@@ -92,7 +136,7 @@ pub async fn run(
     loop {
         let result = attempt(&api, &cfg, &mut observed).await;
         let leading = *tx.borrow();
-        match result {
+        let failure = match result {
             Ok(Attempt::Leading) => {
                 last_renew = Some(Instant::now());
                 if !leading {
@@ -100,33 +144,47 @@ pub async fn run(
                     metrics.leader.set(1);
                     let _ = tx.send(true);
                 }
+                None
             }
             Ok(Attempt::Following { holder }) => {
                 if leading {
-                    tracing::warn!(lease = %cfg.lease_name, %holder, "lost leadership");
+                    tracing::warn!(lease = %cfg.lease_name, %holder, "lost leadership: another replica holds the lease");
                     metrics.leader.set(0);
                     let _ = tx.send(false);
                 } else {
                     tracing::debug!(%holder, "following the leader");
                 }
+                None
             }
-            Err(e) => {
-                let forbidden = matches!(&e, kube::Error::Api(s) if s.code == 403);
-                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
-                    last_error_log = Some(Instant::now());
-                    if forbidden {
-                        tracing::error!(
-                            error = %e,
-                            "leader election is forbidden: the controller needs get, create and update on \
-                             leases.coordination.k8s.io `{}` in namespace `{}`; grant them (deploy/base/rbac-controller.yaml \
-                             does) or run a single replica with --leader-election=false",
-                            cfg.lease_name, cfg.namespace
-                        );
-                    } else {
-                        tracing::warn!(error = %e, "leader election attempt failed");
-                    }
+            Ok(Attempt::Conflict) => Some(None),
+            Err(e) => Some(Some(e)),
+        };
+        if let Some(error) = failure {
+            if let Some(e) = &error
+                && last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(30))
+            {
+                last_error_log = Some(Instant::now());
+                let forbidden = matches!(e, LeaseError::Api(kube::Error::Api(s)) if s.code == 403);
+                if forbidden {
+                    tracing::error!(
+                        error = %e,
+                        "leader election is forbidden: the controller needs get, create and update on \
+                         leases.coordination.k8s.io `{}` in namespace `{}`; grant them (deploy/base/rbac-controller.yaml \
+                         does) or run a single replica with --leader-election=false",
+                        cfg.lease_name, cfg.namespace
+                    );
+                } else {
+                    tracing::warn!(error = %e, "leader election attempt failed");
                 }
-                if leading && last_renew.is_none_or(|t| t.elapsed() > cfg.renew_deadline) {
+            }
+            if leading {
+                let since = last_renew.map_or(Duration::MAX, |t| t.elapsed());
+                if keeps_leading(since, cfg.renew_deadline) {
+                    tracing::debug!(
+                        conflict = error.is_none(),
+                        "lease renewal failed; retrying within the renew deadline"
+                    );
+                } else {
                     tracing::warn!(lease = %cfg.lease_name, "could not renew the lease within the renew deadline; stepping down");
                     metrics.leader.set(0);
                     let _ = tx.send(false);
@@ -145,9 +203,10 @@ async fn attempt(
     api: &Api<Lease>,
     cfg: &ElectionConfig,
     observed: &mut Option<(Record, Instant)>,
-) -> Result<Attempt, kube::Error> {
+) -> Result<Attempt, LeaseError> {
     let duration_secs = i32::try_from(cfg.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX);
-    let Some(mut lease) = api.get_opt(&cfg.lease_name).await? else {
+    let limit = cfg.renew_deadline;
+    let Some(mut lease) = bounded(limit, api.get_opt(&cfg.lease_name)).await? else {
         let lease = Lease {
             metadata: ObjectMeta {
                 name: Some(cfg.lease_name.clone()),
@@ -162,11 +221,9 @@ async fn attempt(
                 ..Default::default()
             }),
         };
-        return match api.create(&PostParams::default(), &lease).await {
+        return match bounded(limit, api.create(&PostParams::default(), &lease)).await {
             Ok(_) => Ok(Attempt::Leading),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::Following {
-                holder: String::new(),
-            }),
+            Err(LeaseError::Api(kube::Error::Api(s))) if s.code == 409 => Ok(Attempt::Conflict),
             Err(e) => Err(e),
         };
     };
@@ -183,7 +240,7 @@ async fn attempt(
         &record.holder,
         &cfg.identity,
         now.duration_since(since),
-        cfg.lease_duration,
+        recorded_duration(lease.spec.as_ref(), cfg.lease_duration),
     ) {
         return Ok(Attempt::Following {
             holder: record.holder,
@@ -197,17 +254,17 @@ async fn attempt(
     }
     spec.renew_time = Some(now_micro());
     spec.lease_duration_seconds = Some(duration_secs);
-    match api
-        .replace(&cfg.lease_name, &PostParams::default(), &lease)
-        .await
+    match bounded(
+        limit,
+        api.replace(&cfg.lease_name, &PostParams::default(), &lease),
+    )
+    .await
     {
         Ok(l) => {
             *observed = Some((record_of(&l), Instant::now()));
             Ok(Attempt::Leading)
         }
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::Following {
-            holder: record.holder,
-        }),
+        Err(LeaseError::Api(kube::Error::Api(s))) if s.code == 409 => Ok(Attempt::Conflict),
         Err(e) => Err(e),
     }
 }
@@ -215,7 +272,8 @@ async fn attempt(
 /// Gives the Lease up on shutdown so that another replica takes over at once.
 pub async fn release(client: kube::Client, cfg: &ElectionConfig) {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
-    let Ok(Some(mut lease)) = api.get_opt(&cfg.lease_name).await else {
+    let limit = cfg.renew_deadline;
+    let Ok(Some(mut lease)) = bounded(limit, api.get_opt(&cfg.lease_name)).await else {
         return;
     };
     let spec = lease.spec.get_or_insert_with(Default::default);
@@ -225,9 +283,11 @@ pub async fn release(client: kube::Client, cfg: &ElectionConfig) {
     spec.holder_identity = Some(String::new());
     spec.lease_duration_seconds = Some(1);
     spec.renew_time = Some(now_micro());
-    match api
-        .replace(&cfg.lease_name, &PostParams::default(), &lease)
-        .await
+    match bounded(
+        limit,
+        api.replace(&cfg.lease_name, &PostParams::default(), &lease),
+    )
+    .await
     {
         Ok(_) => tracing::info!(lease = %cfg.lease_name, "released the leader lease"),
         Err(e) => tracing::warn!(error = %e, "failed to release the leader lease"),
@@ -245,6 +305,36 @@ mod tests {
         assert!(may_acquire("me", "me", Duration::ZERO, d));
         assert!(!may_acquire("other", "me", Duration::from_secs(14), d));
         assert!(may_acquire("other", "me", Duration::from_secs(15), d));
+    }
+
+    #[test]
+    fn failed_renewals_are_retried_until_the_renew_deadline() {
+        let deadline = Duration::from_secs(10);
+        assert!(keeps_leading(Duration::from_secs(2), deadline));
+        assert!(keeps_leading(Duration::from_secs(10), deadline));
+        assert!(!keeps_leading(Duration::from_millis(10_001), deadline));
+        assert!(!keeps_leading(Duration::MAX, deadline));
+    }
+
+    #[test]
+    fn takeover_waits_for_the_recorded_duration() {
+        let ours = Duration::from_secs(15);
+        let spec = |secs: Option<i32>| LeaseSpec {
+            lease_duration_seconds: secs,
+            ..Default::default()
+        };
+        assert_eq!(
+            recorded_duration(Some(&spec(Some(60))), ours),
+            Duration::from_secs(60)
+        );
+        assert_eq!(recorded_duration(Some(&spec(None)), ours), ours);
+        assert_eq!(recorded_duration(Some(&spec(Some(0))), ours), ours);
+        assert_eq!(recorded_duration(Some(&spec(Some(-5))), ours), ours);
+        assert_eq!(recorded_duration(None, ours), ours);
+        // A holder that promised 60s is not taken over after our 15s.
+        let d = recorded_duration(Some(&spec(Some(60))), ours);
+        assert!(!may_acquire("other", "me", Duration::from_secs(20), d));
+        assert!(may_acquire("other", "me", Duration::from_secs(60), d));
     }
 
     #[test]

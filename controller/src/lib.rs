@@ -54,8 +54,6 @@ pub enum RunError {
     )]
     ClientConfig(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
-    Keys(#[from] keys::KeyApiError),
-    #[error(transparent)]
     Bind(#[from] server::BindError),
     #[error("failed to install the {0} signal handler")]
     Signal(&'static str, #[source] std::io::Error),
@@ -135,7 +133,7 @@ async fn watched_namespaces(cfg: &Config, client: &kube::Client, own: &str) -> V
 pub async fn run(cfg: Config) -> Result<(), RunError> {
     cfg.validate()?;
     let (client, namespace) = client_and_namespace(&cfg).await?;
-    tracing::info!(version = config::VERSION, %namespace, "starting sealed-secrets controller");
+    tracing::info!(version = config::VERSION, commit = config::GIT_COMMIT, %namespace, "starting sealed-secrets controller");
 
     let (priority, valid) = KeyOrderPriority::parse_lenient(&cfg.key_order_priority);
     if !valid {
@@ -153,7 +151,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         annotations: config::parse_key_values(&cfg.privatekey_annotations).unwrap_or_default(),
     };
     let keys = Keys::new(settings, metrics.clone());
-    keys.initial_load(&client).await?;
+    keys.initial_load_with_retry(&client).await;
     tracing::info!(keys = keys.snapshot().keys.len(), "loaded keys");
 
     let mut background = JoinSet::new();
@@ -185,8 +183,17 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         keys: keys.clone(),
         metrics: metrics.clone(),
         limiter: Mutex::new(ratelimit::Gcra::new(cfg.rate_limit, cfg.rate_limit_burst)),
+        rotate_limiter: Mutex::new(ratelimit::Gcra::new(
+            cfg.rotate_rate_limit,
+            cfg.rotate_rate_limit_burst,
+        )),
+        trusted_proxies: cfg.trusted_proxies.0.clone(),
+        rsa_permits: Arc::new(tokio::sync::Semaphore::new(
+            server::ServerState::default_rsa_permits(),
+        )),
         unseal: UnsealOptions {
-            accept_deprecated_v1_data: cfg.accept_deprecated_v1_data,
+            accept_deprecated_v1_data: cfg.accept_deprecated_v1_data
+                && cfg.http_accept_deprecated_v1_data,
         },
         timeout: cfg.read_timeout.0 + cfg.write_timeout.0,
     });
@@ -202,20 +209,17 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             addr: cfg.listen_metrics_addr,
             source,
         })?;
+    let limits = server::ConnLimits {
+        header_read_timeout: cfg.read_header_timeout.0,
+        max_connections: cfg.max_connections,
+    };
     for (listener, router) in [
         (main_listener, server::router(state.clone())),
         (metrics_listener, server::metrics_router(state.clone())),
     ] {
         let stop = shutdown(stop_rx.clone());
         tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP server listening");
-        background.spawn(async move {
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(stop)
-                .await
-            {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        background.spawn(server::serve(listener, router, limits, stop));
     }
 
     // Leadership.
@@ -255,6 +259,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             skip_recreate: cfg.skip_recreate,
             label_selector: cfg.label_selector.clone(),
             concurrency: cfg.concurrency.max(1),
+            allow_service_account_tokens: cfg.allow_service_account_token_secrets,
         },
     );
     let scopes = watched_namespaces(&cfg, &client, &namespace).await;

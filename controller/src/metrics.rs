@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::config::VERSION;
+use crate::config::{GIT_COMMIT, VERSION};
 
 /// A label set: static keys, owned values.
 pub type Labels = Vec<(&'static str, String)>;
@@ -66,6 +66,7 @@ pub struct Metrics {
     key_values_opened: Family<Labels, Counter>,
     key_created: Family<Labels, Gauge>,
     pub keys_active: Gauge,
+    pub keys_foreign: Gauge,
     pub leader: Gauge,
     pub rsa_decryptions: Counter,
 }
@@ -84,66 +85,76 @@ impl Metrics {
 
         let build_info = Family::<Labels, Gauge>::default();
         build_info
-            .get_or_create(&vec![("revision", VERSION.to_owned())])
+            .get_or_create(&vec![
+                ("revision", VERSION.to_owned()),
+                ("commit", GIT_COMMIT.to_owned()),
+            ])
             .set(1);
-        reg.register("build_info", "Build information.", build_info);
+        // prometheus-client appends the final period to every registered help text.
+        reg.register("build_info", "Build information", build_info);
 
         let unseal_requests = Counter::default();
         reg.register(
             "unseal_requests",
-            "Total number of sealed secret unseal requests.",
+            "Total number of sealed secret unseal requests",
             unseal_requests.clone(),
         );
         let unseal_errors = Family::<Labels, Counter>::default();
         reg.register(
             "unseal_errors",
-            "Total number of sealed secret unseal errors by reason.",
+            "Total number of sealed secret unseal errors by reason",
             unseal_errors.clone(),
         );
         let condition_info = Family::<Labels, Gauge>::default();
         reg.register(
             "condition_info",
-            "Current SealedSecret condition status. Values are -1 (false), 0 (unknown or absent), 1 (true).",
+            "Current SealedSecret condition status. Values are -1 (false), 0 (unknown or absent), 1 (true)",
             condition_info.clone(),
         );
         let http_requests = Family::<Labels, Counter>::default();
         reg.register(
             "http_requests",
-            "Total number of HTTP requests by path, code and method.",
+            "Total number of HTTP requests by path, code and method",
             http_requests.clone(),
         );
         let http_duration: Family<Labels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(duration_histogram);
         reg.register(
             "http_request_duration_seconds",
-            "Latency of HTTP requests by path and method.",
+            "Latency of HTTP requests by path and method",
             http_duration.clone(),
         );
 
         let key_values_opened = Family::<Labels, Counter>::default();
         reg.register(
             "key_values_opened",
-            "Values decrypted by each key.",
+            "Values decrypted by each key",
             key_values_opened.clone(),
         );
         let key_created = Family::<Labels, Gauge>::default();
         reg.register(
             "key_created_timestamp_seconds",
-            "Ordering time (cert NotBefore or Secret creation) of each active key.",
+            "Ordering time (cert NotBefore or Secret creation) of each active key",
             key_created.clone(),
         );
         let keys_active = Gauge::default();
-        reg.register("keys_active", "Number of active keys.", keys_active.clone());
+        reg.register("keys_active", "Number of active keys", keys_active.clone());
+        let keys_foreign = Gauge::default();
+        reg.register(
+            "keys_foreign",
+            "Number of active keys the controller did not generate (no sealed-secrets-rs.dev/key-origin annotation)",
+            keys_foreign.clone(),
+        );
         let leader = Gauge::default();
         reg.register(
             "leader",
-            "1 on the elected leader, 0 otherwise.",
+            "1 on the elected leader, 0 otherwise",
             leader.clone(),
         );
         let rsa_decryptions = Counter::default();
         reg.register(
             "rsa_decryptions",
-            "RSA private-key operations performed.",
+            "RSA private-key operations performed",
             rsa_decryptions.clone(),
         );
 
@@ -157,6 +168,7 @@ impl Metrics {
             key_values_opened,
             key_created,
             keys_active,
+            keys_foreign,
             leader,
             rsa_decryptions,
         }
@@ -376,6 +388,23 @@ mod tests {
         }
         m.remove_condition("ns1", "s1", "app");
         assert!(!m.encode().contains("condition_info{"));
+    }
+
+    #[test]
+    fn help_texts_end_in_one_period_and_build_info_names_the_commit() {
+        let text = Metrics::new().encode();
+        let helps: Vec<&str> = text.lines().filter(|l| l.starts_with("# HELP")).collect();
+        assert!(helps.len() > 10, "{text}");
+        for h in helps {
+            assert!(h.ends_with('.') && !h.ends_with(".."), "{h}");
+        }
+        assert!(
+            text.contains(&format!(
+                "sealed_secrets_controller_build_info{{revision=\"{VERSION}\",commit=\"{GIT_COMMIT}\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(!GIT_COMMIT.is_empty());
     }
 
     #[test]

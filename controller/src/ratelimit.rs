@@ -1,9 +1,11 @@
 //! GCRA rate limiting for `/v1/verify`, with the arithmetic and response headers of the
 //! `throttled` library upstream uses (§5): limit = burst + 1, tolerance = period × limit,
 //! `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` and, when refused,
-//! `Retry-After`, all in whole seconds rounded up.
+//! `Retry-After`, all in whole seconds rounded up. Unlike upstream the key is the path plus
+//! the client's address, never a header the client chooses ([`client_address`]).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Upstream's memstore size.
@@ -35,7 +37,114 @@ impl Decision {
     }
 }
 
-/// A GCRA limiter keyed by string (request path + `X-Forwarded-For`, as upstream).
+/// A CIDR block (`10.0.0.0/8`, `fd00::/8`) or a single address, for `--trusted-proxies`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is inside the block (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let err = || {
+            format!("invalid address or CIDR block {s:?} (e.g. 10.0.0.0/8, 192.0.2.1, fd00::/8)")
+        };
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr = canonical(addr.parse::<IpAddr>().map_err(|_| err())?);
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(err)?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+/// `--trusted-proxies`: comma-separated addresses or CIDR blocks, parsed once at start-up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+impl std::str::FromStr for TrustedProxies {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_trusted_proxies(s).map(Self)
+    }
+}
+
+fn parse_trusted_proxies(s: &str) -> Result<Vec<IpNet>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::parse)
+        .collect()
+}
+
+/// The client a request is accounted to. Pure.
+///
+/// A peer that is not a trusted proxy is the client, whatever `X-Forwarded-For` says (any
+/// client can write that header: upstream keys its limiter on it, so 20 made-up addresses
+/// were 20 budgets). Behind trusted proxies, the client is the right-most forwarded address
+/// that is not itself a trusted proxy: each proxy appends the address it received the request
+/// from, so entries left of the first untrusted one are the client's own claims. An
+/// unparsable entry stops the walk at the last trusted hop.
+pub fn client_address(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let peer = canonical(peer);
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = forwarded_for
+        .iter()
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect::<Vec<_>>();
+    for hop in hops.into_iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>().map(canonical) else {
+            return client;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            return ip;
+        }
+    }
+    client
+}
+
+/// A GCRA limiter keyed by string (request path + client address, see [`client_address`]).
 /// Times are integer nanoseconds since `origin`, so that the boundary cases are exact.
 #[derive(Debug)]
 pub struct Gcra {
@@ -127,5 +236,65 @@ mod tests {
         );
         // Keys are independent.
         assert!(g.check("/v1/verify10.0.0.1", t0).allowed);
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr_blocks() {
+        let n: IpNet = "10.0.0.0/8".parse().unwrap();
+        assert!(n.contains(ip("10.255.0.1")));
+        assert!(!n.contains(ip("11.0.0.1")));
+        assert!(n.contains(ip("::ffff:10.1.2.3")), "IPv4-mapped IPv6");
+        let one: IpNet = "192.0.2.1".parse().unwrap();
+        assert!(one.contains(ip("192.0.2.1")) && !one.contains(ip("192.0.2.2")));
+        let v6: IpNet = "fd00::/8".parse().unwrap();
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("203.0.113.9")));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0/8", "::/129"] {
+            assert!(bad.parse::<IpNet>().is_err(), "{bad}");
+        }
+        assert_eq!(parse_trusted_proxies(" , ").unwrap(), vec![]);
+        assert!(parse_trusted_proxies("10.0.0.0/8,bad").is_err());
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted = parse_trusted_proxies("10.0.0.0/8").unwrap();
+        // Untrusted peer: its own address, whatever it claims.
+        assert_eq!(
+            client_address(ip("192.0.2.7"), &["203.0.113.1"], &trusted),
+            ip("192.0.2.7")
+        );
+        assert_eq!(
+            client_address(ip("192.0.2.7"), &["203.0.113.1"], &[]),
+            ip("192.0.2.7")
+        );
+        // Trusted proxy: the right-most untrusted hop; earlier entries are client claims.
+        assert_eq!(
+            client_address(
+                ip("10.0.0.2"),
+                &["1.2.3.4, 203.0.113.1, 10.0.0.9"],
+                &trusted
+            ),
+            ip("203.0.113.1")
+        );
+        // Several headers are one list.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["1.2.3.4", "203.0.113.5"], &trusted),
+            ip("203.0.113.5")
+        );
+        // No header, or garbage: the proxy itself.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &[], &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["garbage"], &trusted),
+            ip("10.0.0.2")
+        );
     }
 }

@@ -150,6 +150,29 @@ pub fn differs(a: &Secret, b: &Secret) -> bool {
         || norm_type(&a.type_) != norm_type(&b.type_)
 }
 
+/// Whether writing `merged` over `existing` would only record our source digest on a Secret
+/// that has none: one produced by upstream's controller (or by ours before the digest). Such a
+/// Secret is left as it is. Rewriting it would change the resourceVersion of every Secret an
+/// upstream install made, on the first start after a migration, and wake everything watching
+/// them, although nothing they hold changes (issue 10: migration rewrites nothing). The cost:
+/// these Secrets are decrypted again on each restart, as upstream always does.
+pub fn only_records_digest(existing: &Secret, merged: &Secret) -> bool {
+    let has_digest = |s: &Secret| {
+        s.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(SOURCE_DIGEST))
+    };
+    if has_digest(existing) || !has_digest(merged) {
+        return false;
+    }
+    let mut without = merged.clone();
+    if let Some(a) = without.metadata.annotations.as_mut() {
+        a.remove(SOURCE_DIGEST);
+    }
+    !differs(existing, &without)
+}
+
 /// An immutable Secret's data (or type) cannot change; the API server would refuse, so the
 /// controller reports upstream's message without trying.
 pub fn violates_immutable(existing: &Secret, merged: &Secret) -> bool {
@@ -294,6 +317,18 @@ pub fn next_status(
     Some(status)
 }
 
+/// The Secret type that carries a ServiceAccount token (filled in by the token controller).
+pub const SERVICE_ACCOUNT_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
+
+/// Whether the controller refuses to produce `secret` (issue 11 item 15): a
+/// service-account-token Secret would give whoever may create SealedSecrets in a namespace a
+/// long-lived token of any ServiceAccount there, without any right on Secrets. Upstream
+/// produces it; here `--allow-service-account-token-secrets` must say so (docs/design.md).
+/// Pure.
+pub fn refused_type(secret: &Secret, allow_service_account_tokens: bool) -> bool {
+    !allow_service_account_tokens && secret.type_.as_deref() == Some(SERVICE_ACCOUNT_TOKEN_TYPE)
+}
+
 /// Requeue delay after the `n`th consecutive failure (exponential, 0.5s base, 5 min cap).
 pub fn retry_backoff(n: u32) -> Duration {
     let ms = 500u64.saturating_mul(1u64 << n.saturating_sub(1).min(20));
@@ -332,6 +367,8 @@ pub struct ReconcileSettings {
     pub skip_recreate: bool,
     pub label_selector: String,
     pub concurrency: u16,
+    /// `--allow-service-account-token-secrets`.
+    pub allow_service_account_tokens: bool,
 }
 
 /// Shared state of all reconciles.
@@ -342,6 +379,9 @@ pub struct Context {
     pub recorder: Recorder,
     pub settings: ReconcileSettings,
     retries: Mutex<HashMap<(String, String), u32>>,
+    /// Consecutive failed status writes per SealedSecret: such an object is requeued with
+    /// backoff until its status is written, whatever the reconcile outcome.
+    status_retries: Mutex<HashMap<(String, String), u32>>,
     /// Values opened per key so far: the try-order for values without a key hint.
     usage: Mutex<HashMap<Fingerprint, u64>>,
 }
@@ -369,6 +409,7 @@ impl Context {
             recorder,
             settings,
             retries: Mutex::new(HashMap::new()),
+            status_retries: Mutex::new(HashMap::new()),
             usage: Mutex::new(HashMap::new()),
         })
     }
@@ -378,6 +419,22 @@ impl Context {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
+    }
+
+    /// Records the outcome of a status write; returns the requeue delay when it failed.
+    fn status_written(&self, key: &(String, String), ok: bool) -> Option<Duration> {
+        let mut pending = lock(&self.status_retries);
+        if ok {
+            pending.remove(key);
+            return None;
+        }
+        let n = pending.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        Some(retry_backoff(*n))
+    }
+
+    fn status_pending(&self, key: &(String, String)) -> Option<u32> {
+        lock(&self.status_retries).get(key).copied()
     }
 }
 
@@ -411,12 +468,16 @@ pub enum ReconcileError {
     },
     #[error("unsealing task failed")]
     Join(#[source] tokio::task::JoinError),
+    #[error(
+        "SealedSecret `{object}` asks for a Secret of type {SERVICE_ACCOUNT_TOKEN_TYPE}, which this controller does not create (it would hand out ServiceAccount tokens); start the controller with --allow-service-account-token-secrets to permit it"
+    )]
+    RefusedType { object: String },
 }
 
 impl ReconcileError {
     pub fn reason(&self) -> ErrorReason {
         match self {
-            Self::Unseal(_) => ErrorReason::Unseal,
+            Self::Unseal(_) | Self::RefusedType { .. } => ErrorReason::Unseal,
             Self::Unmanaged { .. } => ErrorReason::Unmanaged,
             Self::Get { .. }
             | Self::Immutable { .. }
@@ -499,6 +560,10 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Written, Reconci
         }
     };
 
+    if refused_type(&desired, ctx.settings.allow_service_account_tokens) {
+        return Err(ReconcileError::RefusedType { object });
+    }
+
     match existing {
         None => {
             api.create(&PostParams::default(), &desired)
@@ -514,7 +579,7 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Written, Reconci
             let mode = write_mode(&existing.metadata, &uid)
                 .map_err(|Unmanaged| ReconcileError::Unmanaged { name: name.clone() })?;
             let merged = merge(&existing, &desired, mode);
-            if !differs(&existing, &merged) {
+            if !differs(&existing, &merged) || only_records_digest(&existing, &merged) {
                 return Ok(Written::Unchanged);
             }
             if violates_immutable(&existing, &merged) {
@@ -635,7 +700,10 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
     let outcome = apply(&ss, &ctx).await;
     let message = outcome.as_ref().err().map(ReconcileError::message);
 
+    let key = (ns.clone(), name.clone());
+    let retrying_status = ctx.status_pending(&key).is_some();
     let mut transitioned = false;
+    let mut status_retry = None;
     if ctx.settings.update_status {
         let now = Time(jiff::Timestamp::now());
         if let Some(status) = next_status(
@@ -651,10 +719,14 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
                 .map(|c| c.status.clone());
             transitioned =
                 before.as_deref() != Some(if message.is_none() { "True" } else { "False" });
-            if let Err(e) = write_status(&ctx.client, &ss, status).await {
-                tracing::warn!(sealed_secret = %format!("{ns}/{name}"), error = %e, "failed to update status");
+            let written = write_status(&ctx.client, &ss, status).await;
+            if let Err(e) = &written {
+                tracing::warn!(sealed_secret = %format!("{ns}/{name}"), error = %e, "failed to update status; retrying with backoff");
                 ctx.metrics.unseal_error(ErrorReason::Status, &ns);
             }
+            status_retry = ctx.status_written(&key, written.is_ok());
+        } else {
+            ctx.status_written(&key, true);
         }
     }
     let instance = instance_label(&ss);
@@ -667,8 +739,10 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
 
     match outcome {
         Ok(written) => {
-            ctx.retries().remove(&(ns.clone(), name.clone()));
-            if written != Written::Unchanged || transitioned {
+            ctx.retries().remove(&key);
+            // A pass that only retries a status write publishes no second Event.
+            let status_only = retrying_status && written == Written::Unchanged;
+            if (written != Written::Unchanged || transitioned) && !status_only {
                 ctx.recorder
                     .publish(
                         &ss,
@@ -678,14 +752,16 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
                     )
                     .await;
             }
-            Ok(Action::await_change())
+            // The Secret is right but the status is not written: come back until it is
+            // (a status-only change never triggers a reconcile by itself).
+            Ok(status_retry.map_or_else(Action::await_change, Action::requeue))
         }
         Err(e) => {
             let msg = message.unwrap_or_default();
             tracing::warn!(sealed_secret = %format!("{ns}/{name}"), reason = e.reason().as_str(), error = %msg, "reconcile failed");
             ctx.metrics.unseal_error(e.reason(), &ns);
             let (reason, text) = match &e {
-                ReconcileError::Unseal(_) => {
+                ReconcileError::Unseal(_) | ReconcileError::RefusedType { .. } => {
                     (REASON_UNSEAL_FAILED, format!("Failed to unseal: {msg}"))
                 }
                 _ => (REASON_UPDATE_FAILED, msg),
@@ -744,15 +820,23 @@ async fn write_status(
 }
 
 /// Retries with backoff up to `--max-unseal-retries`, then waits for the next change
-/// (§4.9). Immutable targets are not retried.
+/// (§4.9). Immutable targets and refused Secret types are not retried (only a change can fix
+/// them). Either way, an object whose status could not
+/// be written is requeued with backoff until it is: a given-up object still has to show
+/// `Synced=False` with its reason.
 pub fn error_policy(ss: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
     let key = (
         ss.metadata.namespace.clone().unwrap_or_default(),
         ss.metadata.name.clone().unwrap_or_default(),
     );
-    if matches!(err, ReconcileError::Immutable { .. }) {
+    let status_retry = ctx.status_pending(&key).map(retry_backoff);
+    let give_up = || status_retry.map_or_else(Action::await_change, Action::requeue);
+    if matches!(
+        err,
+        ReconcileError::Immutable { .. } | ReconcileError::RefusedType { .. }
+    ) {
         ctx.retries().remove(&key);
-        return Action::await_change();
+        return give_up();
     }
     let mut retries = ctx.retries();
     let n = retries.entry(key.clone()).or_insert(0);
@@ -760,7 +844,7 @@ pub fn error_policy(ss: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Contex
     if *n > ctx.settings.max_unseal_retries {
         retries.remove(&key);
         tracing::warn!(sealed_secret = %format!("{}/{}", key.0, key.1), "giving up after {} retries until the next change", ctx.settings.max_unseal_retries);
-        return Action::await_change();
+        return give_up();
     }
     Action::requeue(retry_backoff(*n))
 }
@@ -881,14 +965,37 @@ fn tokio_stream_from_watch(rx: tokio::sync::watch::Receiver<u64>) -> impl Stream
 /// Secret produced with `skip-set-owner-references`, or one whose ownerReference was
 /// removed by an orphaning delete before the controller saw the deletion). Upstream deletes
 /// the same-named Secret unconditionally; a foreign Secret is never removed here. Pure.
+///
+/// A delete that waits for finalizers (an orphaning delete waits for the garbage collector,
+/// which is also what strips the ownerReference) makes the API server increment
+/// `metadata.generation` as it sets `deletionTimestamp`, so the deleted object's generation
+/// is one past the one the Secret's digest recorded; that generation is tried too.
 pub fn old_gc_deletes(secret: &ObjectMeta, ss: &SealedSecret) -> bool {
     let uid = ss.metadata.uid.as_deref().unwrap_or_default();
-    is_controlled_by(secret, uid)
-        || secret
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(SOURCE_DIGEST))
-            .is_some_and(|d| !uid.is_empty() && digest_matches(d, ss, |_| true))
+    if is_controlled_by(secret, uid) {
+        return true;
+    }
+    let Some(d) = secret
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SOURCE_DIGEST))
+    else {
+        return false;
+    };
+    if uid.is_empty() {
+        return false;
+    }
+    if digest_matches(d, ss, |_| true) {
+        return true;
+    }
+    match (&ss.metadata.deletion_timestamp, ss.metadata.generation) {
+        (Some(_), Some(g)) if g > 1 => {
+            let mut before = ss.clone();
+            before.metadata.generation = Some(g - 1);
+            digest_matches(d, &before, |_| true)
+        }
+        _ => false,
+    }
 }
 
 /// Upstream counts deletes as unseal requests and drops their condition series; with
@@ -900,6 +1007,7 @@ fn on_sealed_secret_deleted(ctx: &Arc<Context>, ss: &SealedSecret) {
     ctx.metrics
         .remove_condition(&ns, &name, &instance_label(ss));
     ctx.retries().remove(&(ns.clone(), name.clone()));
+    lock(&ctx.status_retries).remove(&(ns.clone(), name.clone()));
     if !ctx.settings.old_gc_behavior {
         return;
     }
@@ -1053,6 +1161,33 @@ mod tests {
         assert_eq!(m.metadata.annotations, None);
         assert_eq!(m.metadata.owner_references.as_ref().unwrap()[0].uid, UID);
         assert!(differs(&existing, &m));
+    }
+
+    #[test]
+    fn a_secret_without_digest_is_not_rewritten_only_to_record_one() {
+        // As upstream's controller leaves it: owned, same data and metadata, no digest.
+        let mut existing = mk_secret(&[], Some(UID));
+        let desired = finish_desired(mk_desired(), "sha256:ab;keys=k");
+        existing.data = desired.data.clone();
+        existing.metadata.labels = desired.metadata.labels.clone();
+        let merged = merge(&existing, &desired, WriteMode::Overwrite);
+        assert!(differs(&existing, &merged));
+        assert!(only_records_digest(&existing, &merged));
+        // Any other change is still written, digest included.
+        let mut stale = existing.clone();
+        stale.data = Some(bytes_map(&[("a", b"old")]));
+        assert!(!only_records_digest(
+            &stale,
+            &merge(&stale, &desired, WriteMode::Overwrite)
+        ));
+        // A Secret that already records a digest gets the new one.
+        let mut ours = existing.clone();
+        ours.metadata.annotations =
+            Some([(SOURCE_DIGEST.to_owned(), "sha256:old".to_owned())].into());
+        assert!(!only_records_digest(
+            &ours,
+            &merge(&ours, &desired, WriteMode::Overwrite)
+        ));
     }
 
     #[test]
@@ -1257,6 +1392,25 @@ mod tests {
         };
         assert!(e.message().contains("the target Secret is immutable"));
         assert_eq!(e.reason(), ErrorReason::Update);
+        let e = ReconcileError::RefusedType {
+            object: "ns/sa".into(),
+        };
+        assert!(
+            e.message()
+                .contains("--allow-service-account-token-secrets")
+        );
+        assert_eq!(e.reason(), ErrorReason::Unseal);
+    }
+
+    #[test]
+    fn service_account_token_secrets_need_the_flag() {
+        let mut s = mk_desired();
+        assert!(!refused_type(&s, false));
+        s.type_ = Some(SERVICE_ACCOUNT_TOKEN_TYPE.into());
+        assert!(refused_type(&s, false));
+        assert!(!refused_type(&s, true));
+        s.type_ = Some("kubernetes.io/tls".into());
+        assert!(!refused_type(&s, false));
     }
     #[test]
     fn old_gc_deletes_only_what_this_sealed_secret_produced() {
@@ -1284,5 +1438,27 @@ mod tests {
             &mk_secret(&[(SOURCE_DIGEST, &d2)], None).metadata,
             &ss
         ));
+    }
+
+    #[test]
+    fn old_gc_deletes_after_the_generation_bump_of_a_finalizing_delete() {
+        let mut ss = mk_ss("s");
+        ss.metadata.generation = Some(1);
+        let d = source_digest(&ss, &BTreeSet::new());
+        let secret = mk_secret(&[(SOURCE_DIGEST, &d)], None);
+        // What the watch reports for an orphaning delete on a real API server.
+        let mut deleted = ss.clone();
+        deleted.metadata.generation = Some(2);
+        deleted.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        assert!(old_gc_deletes(&secret.metadata, &deleted));
+        // Without a deletion, a newer generation is another spec: not ours to delete.
+        let mut newer = ss.clone();
+        newer.metadata.generation = Some(2);
+        assert!(!old_gc_deletes(&secret.metadata, &newer));
+        // Two generations past it is not the deletion's bump either.
+        deleted.metadata.generation = Some(3);
+        assert!(!old_gc_deletes(&secret.metadata, &deleted));
     }
 }

@@ -1,38 +1,74 @@
-//! The HTTP endpoints (§5): `/healthz`, `/v1/cert.pem`, `/v1/verify` (rate-limited) and
-//! `/v1/rotate` on `--listen-addr`; `/metrics` on `--listen-metrics-addr`.
+//! The HTTP endpoints (§5): `/healthz`, `/v1/cert.pem`, `/v1/verify` and `/v1/rotate` on
+//! `--listen-addr`; `/metrics` on `--listen-metrics-addr`.
 //!
 //! Verify and rotate **never render templates** (§9.3: that made upstream a decryption
 //! oracle): they use `sealed_secrets_api::verify`/`decrypt_items`/`reseal`, and rotate takes
 //! the scope from the SealedSecret's top-level metadata only.
+//!
+//! Everything a client controls is bounded ([`serve`]): the time to send request headers
+//! (which also closes idle keep-alive connections), the number of open connections, the body
+//! size, the time a request may take, and the RSA work verify and rotate may run at once.
+//! Both are rate-limited per client (upstream limits verify only); the client is the peer
+//! address, or the `X-Forwarded-For` entry added by a configured trusted proxy
+//! ([`crate::ratelimit::client_address`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use sealed_secrets_api::{SealedSecret, UnsealOptions};
+use tokio::sync::Semaphore;
 
 use crate::keys::Keys;
 use crate::metrics::SharedMetrics;
-use crate::ratelimit::Gcra;
+use crate::ratelimit::{Gcra, IpNet, client_address};
+
+/// Largest request body accepted by verify and rotate. A SealedSecret is stored in etcd,
+/// whose object limit is 1.5 MiB; 2 MiB leaves room for YAML's extra bytes.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// State shared by the handlers.
 #[derive(Debug)]
 pub struct ServerState {
     pub keys: Arc<Keys>,
     pub metrics: SharedMetrics,
+    /// One limiter for verify and rotate, keyed by path and client, so each endpoint has its
+    /// own budget per client.
     pub limiter: Mutex<Gcra>,
+    /// Rotate's limiter (`--rotate-rate-limit`): `kubeseal --re-encrypt` sends one request
+    /// per document, so it is allowed more than verify.
+    pub rotate_limiter: Mutex<Gcra>,
+    /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`).
+    pub trusted_proxies: Vec<IpNet>,
+    /// Permits for RSA work (verify and rotate together); waiting for one counts against the
+    /// request timeout.
+    pub rsa_permits: Arc<Semaphore>,
     pub unseal: UnsealOptions,
     pub timeout: Duration,
 }
 
+impl ServerState {
+    /// RSA work at once: one task per CPU, so verify and rotate can never take every core
+    /// from the reconciler and the runtime.
+    pub fn default_rsa_permits() -> usize {
+        std::thread::available_parallelism()
+            .map(std::num::NonZeroUsize::get)
+            .unwrap_or(1)
+    }
+}
+
 const INSTRUMENTED: [&str; 3] = ["/v1/verify", "/v1/rotate", "/v1/cert.pem"];
+
+/// The peer address of a connection, set by [`serve`] on every request.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
 
 /// The main router. Methods are not restricted, as upstream's ServeMux.
 pub fn router(state: Arc<ServerState>) -> Router {
@@ -41,6 +77,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/cert.pem", any(cert))
         .route("/v1/verify", any(verify))
         .route("/v1/rotate", any(rotate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), instrument))
         .with_state(state)
 }
@@ -52,9 +89,107 @@ pub fn metrics_router(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
+/// Limits of [`serve`].
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    /// Time a client has to send a request's headers, counted from the moment the connection
+    /// waits for a request: a new connection that sends nothing and a kept-alive one that
+    /// sends no next request are both closed after it (upstream's `ReadHeaderTimeout`, which
+    /// upstream also uses as idle timeout when `IdleTimeout` is unset).
+    pub header_read_timeout: Duration,
+    /// Connections served at once. At the cap no connection is accepted until one closes
+    /// (Go's `netutil.LimitListener`): further clients wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+/// Serves `router` on `listener` under `limits` until `shutdown` resolves, then lets the
+/// open connections finish their current request.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "failed to accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let router = router.clone();
+        let mut stop = stop_rx.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let service =
+                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(PeerAddr(peer));
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "connection closed");
+                    }
+                    return;
+                }
+                _ = stop.wait_for(|v| *v) => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    let _ = stop_tx.send(true);
+    while connections.join_next().await.is_some() {}
+}
+
+/// The metric label of a method: the standard ones in lower case (as promhttp), anything
+/// else one `unknown` label so that a client cannot create a series per made-up method.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "get",
+        Method::POST => "post",
+        Method::PUT => "put",
+        Method::DELETE => "delete",
+        Method::HEAD => "head",
+        Method::OPTIONS => "options",
+        Method::PATCH => "patch",
+        Method::CONNECT => "connect",
+        Method::TRACE => "trace",
+        _ => "unknown",
+    }
+}
+
 async fn instrument(State(state): State<Arc<ServerState>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let start = Instant::now();
     let resp = match tokio::time::timeout(state.timeout, next.run(req)).await {
         Ok(r) => r,
@@ -63,7 +198,7 @@ async fn instrument(State(state): State<Arc<ServerState>>, req: Request, next: N
     if INSTRUMENTED.contains(&path.as_str()) {
         state.metrics.observe_http(
             &path,
-            &method,
+            method,
             resp.status().as_u16(),
             start.elapsed().as_secs_f64(),
         );
@@ -89,12 +224,12 @@ async fn cert(State(state): State<Arc<ServerState>>) -> Response {
             .into_response(),
         None => text(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot get certificate\n",
+            "cannot get certificate\n".to_owned(),
         ),
     }
 }
 
-fn text(code: StatusCode, body: &'static str) -> Response {
+fn text(code: StatusCode, body: String) -> Response {
     (
         code,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -103,50 +238,125 @@ fn text(code: StatusCode, body: &'static str) -> Response {
         .into_response()
 }
 
+/// Why a request body is not one SealedSecret: answered 400 (upstream says 500 for a decode
+/// error; a client mistake is not a server error).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum BodyError {
+    #[error("empty request body: expected one SealedSecret (JSON or YAML)")]
+    Empty,
+    #[error("request body is not a SealedSecret: {0}")]
+    Parse(String),
+    #[error("request body holds no SealedSecret")]
+    None,
+    #[error("request body holds {0} documents: expected exactly one SealedSecret")]
+    Several(usize),
+}
+
 /// Exactly one SealedSecret document (JSON or YAML with apiVersion/kind), as upstream's
-/// universal decoder requires.
-fn parse_one(body: &[u8]) -> Result<SealedSecret, String> {
-    let mut docs = sealed_secrets_api::parse_sealed_secrets(body).map_err(|e| e.to_string())?;
+/// universal decoder requires. Pure.
+pub fn parse_one(body: &[u8]) -> Result<SealedSecret, BodyError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(BodyError::Empty);
+    }
+    let mut docs = sealed_secrets_api::parse_sealed_secrets(body)
+        .map_err(|e| BodyError::Parse(e.to_string()))?;
     match docs.len() {
-        1 => docs
-            .pop()
-            .ok_or_else(|| "no SealedSecret in the request body".to_owned()),
-        0 => Err("no SealedSecret in the request body".to_owned()),
-        n => Err(format!("expected one SealedSecret, got {n} documents")),
+        1 => docs.pop().ok_or(BodyError::None),
+        0 => Err(BodyError::None),
+        n => Err(BodyError::Several(n)),
     }
 }
 
-fn rate_limit_key(path: &str, headers: &HeaderMap) -> String {
-    let xff = headers
-        .get("X-Forwarded-For")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    format!("{path}{xff}")
+/// Verify and rotate refuse the deprecated whole-Secret `spec.data` unless
+/// `--http-accept-deprecated-v1-data` (issue 11 item 5): rotate would hand back the decrypted
+/// Secret's metadata, and verify would answer by whether a plaintext parses as JSON. Pure.
+pub fn refuse_legacy(ss: &SealedSecret, opts: &UnsealOptions) -> Option<String> {
+    let has_legacy = ss
+        .spec
+        .data
+        .as_deref()
+        .is_some_and(|d| !d.trim().is_empty());
+    (has_legacy && !opts.accept_deprecated_v1_data).then(|| {
+        "spec.data (the deprecated whole-Secret v1 format) is not accepted by /v1/verify and \
+         /v1/rotate on this controller (--http-accept-deprecated-v1-data=false); reseal the \
+         Secret with kubeseal into spec.encryptedData\n"
+            .to_owned()
+    })
 }
 
-async fn verify(
-    State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
-    body: Bytes,
+fn bad_request(e: &BodyError) -> Response {
+    text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+}
+
+/// Runs `handle` if `limiter` allows this client another request (else 429 `limit exceeded`),
+/// and adds upstream's rate-limit headers to the answer either way.
+async fn rate_limited(
+    limiter: &Mutex<Gcra>,
+    state: &ServerState,
+    path: &str,
+    extensions: &Extensions,
+    headers: &HeaderMap,
+    handle: impl std::future::Future<Output = Response>,
 ) -> Response {
+    let peer = extensions
+        .get::<PeerAddr>()
+        .map(|p| p.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let xff: Vec<&str> = headers
+        .get_all("X-Forwarded-For")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let client = client_address(peer, &xff, &state.trusted_proxies);
     let decision = {
-        let mut limiter = match state.limiter.lock() {
+        let mut limiter = match limiter.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        limiter.check(&rate_limit_key("/v1/verify", &headers), Instant::now())
+        limiter.check(&format!("{path}{client}"), Instant::now())
     };
-    let mut resp = if !decision.allowed {
-        text(StatusCode::TOO_MANY_REQUESTS, "limit exceeded\n")
+    let mut resp = if decision.allowed {
+        handle.await
     } else {
-        verify_body(&state, body).await
+        text(StatusCode::TOO_MANY_REQUESTS, "limit exceeded\n".to_owned())
     };
-    for (k, v) in decision.headers() {
+    add_headers(&mut resp, decision.headers());
+    resp
+}
+
+fn add_headers(resp: &mut Response, headers: Vec<(&'static str, String)>) {
+    for (k, v) in headers {
         if let Ok(v) = HeaderValue::from_str(&v) {
             resp.headers_mut().insert(k, v);
         }
     }
-    resp
+}
+
+/// Runs `f` on the blocking pool once an RSA permit is free.
+async fn rsa_work<T: Send + 'static>(
+    state: &ServerState,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let _permit = state.rsa_permits.clone().acquire_owned().await.ok()?;
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+async fn verify(
+    State(state): State<Arc<ServerState>>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let handle = verify_body(&state, body);
+    rate_limited(
+        &state.limiter,
+        &state,
+        "/v1/verify",
+        &extensions,
+        &headers,
+        handle,
+    )
+    .await
 }
 
 async fn verify_body(state: &Arc<ServerState>, body: Bytes) -> Response {
@@ -154,35 +364,63 @@ async fn verify_body(state: &Arc<ServerState>, body: Bytes) -> Response {
         Ok(ss) => ss,
         Err(e) => {
             tracing::info!(error = %e, "verify: cannot decode request");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            return bad_request(&e);
         }
     };
+    if let Some(msg) = refuse_legacy(&ss, &state.unseal) {
+        return text(StatusCode::BAD_REQUEST, msg);
+    }
     let snap = state.keys.snapshot();
     let opts = state.unseal;
     let ring = snap.clone();
-    let result =
-        tokio::task::spawn_blocking(move || sealed_secrets_api::verify(&ss, &ring.ring, &opts))
-            .await;
+    let result = rsa_work(state, move || {
+        sealed_secrets_api::verify(&ss, &ring.ring, &opts)
+    })
+    .await;
     snap.report_rsa(&state.metrics);
     match result {
-        Ok(Ok(_)) => StatusCode::OK.into_response(),
-        Ok(Err(e)) => {
+        Some(Ok(_)) => StatusCode::OK.into_response(),
+        Some(Err(e)) => {
             tracing::debug!(error = %e, "verify: does not decrypt");
             StatusCode::CONFLICT.into_response()
         }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
-async fn rotate(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
+async fn rotate(
+    State(state): State<Arc<ServerState>>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let handle = rotate_body(&state, body);
+    rate_limited(
+        &state.rotate_limiter,
+        &state,
+        "/v1/rotate",
+        &extensions,
+        &headers,
+        handle,
+    )
+    .await
+}
+
+async fn rotate_body(state: &Arc<ServerState>, body: Bytes) -> Response {
     let ss = match parse_one(&body) {
         Ok(ss) => ss,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(e) => {
+            tracing::info!(error = %e, "rotate: cannot decode request");
+            return bad_request(&e);
+        }
     };
+    if let Some(msg) = refuse_legacy(&ss, &state.unseal) {
+        return text(StatusCode::BAD_REQUEST, msg);
+    }
     let snap = state.keys.snapshot();
     let opts = state.unseal;
     let ring = snap.clone();
-    let result = tokio::task::spawn_blocking(move || {
+    let result = rsa_work(state, move || {
         let newest = ring
             .newest()
             .ok_or_else(|| "no key to seal with".to_owned())?;
@@ -195,12 +433,12 @@ async fn rotate(State(state): State<Arc<ServerState>>, body: Bytes) -> Response 
     .await;
     snap.report_rsa(&state.metrics);
     match result {
-        Ok(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Ok(Err(e)) => {
+        Some(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Some(Err(e)) => {
             tracing::info!(error = %e, "rotate failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+            text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
         }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
@@ -222,4 +460,59 @@ pub struct BindError {
     pub addr: SocketAddr,
     #[source]
     pub source: std::io::Error,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_that_are_not_one_sealed_secret_are_client_errors() {
+        assert_eq!(parse_one(b"").unwrap_err(), BodyError::Empty);
+        assert_eq!(parse_one(b" \n\t").unwrap_err(), BodyError::Empty);
+        assert!(matches!(
+            parse_one(b"not a sealed secret").unwrap_err(),
+            BodyError::Parse(_) | BodyError::None
+        ));
+        let one = r#"{"apiVersion":"bitnami.com/v1alpha1","kind":"SealedSecret","metadata":{"name":"a","namespace":"n"},"spec":{"encryptedData":{}}}"#;
+        assert!(parse_one(one.as_bytes()).is_ok());
+        let two = format!("{one}\n{one}");
+        assert_eq!(
+            parse_one(two.as_bytes()).unwrap_err(),
+            BodyError::Several(2)
+        );
+    }
+
+    #[test]
+    fn legacy_data_is_refused_unless_enabled() {
+        let mut ss: SealedSecret = serde_json::from_str(
+            r#"{"apiVersion":"bitnami.com/v1alpha1","kind":"SealedSecret","metadata":{"name":"a","namespace":"n"},"spec":{"encryptedData":{}}}"#,
+        )
+        .unwrap();
+        let off = UnsealOptions {
+            accept_deprecated_v1_data: false,
+        };
+        let on = UnsealOptions {
+            accept_deprecated_v1_data: true,
+        };
+        assert_eq!(refuse_legacy(&ss, &off), None);
+        ss.spec.data = Some("AAAA".into());
+        assert!(
+            refuse_legacy(&ss, &off)
+                .unwrap()
+                .contains("--http-accept-deprecated-v1-data")
+        );
+        assert_eq!(refuse_legacy(&ss, &on), None);
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        use axum::http::Method;
+        assert_eq!(method_label(&Method::POST), "post");
+        assert_eq!(method_label(&Method::GET), "get");
+        let made_up = Method::from_bytes(b"FROBNICATE").unwrap();
+        let other = Method::from_bytes(b"XYZZY").unwrap();
+        assert_eq!(method_label(&made_up), "unknown");
+        assert_eq!(method_label(&other), "unknown");
+    }
 }

@@ -1,10 +1,92 @@
 //! Logging through `tracing`: `--log-level`, `--log-format text|json`, and upstream's
 //! `--log-info-stdout` split (INFO and below on stdout, WARN and ERROR on stderr).
 //! Nothing logs secret values or keys: plaintexts and private keys live in redacting types.
+//!
+//! JSON lines have upstream's field names (Go `slog`'s JSON handler): `time`, `level`, `msg`,
+//! then the event's own fields at the top level ([`SlogJson`]), so log queries written for
+//! upstream keep working.
 
-use tracing::Level;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::writer::MakeWriterExt as _;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The JSON line format of upstream's `--log-format json` (slog): `{"time":…,"level":"INFO",
+/// "msg":…,<fields>}`. A field named like one of those three is written with a `field.`
+/// prefix rather than overwrite it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SlogJson;
+
+impl<S, N> FormatEvent<S, N> for SlogJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        writeln!(writer, "{}", slog_line(jiff::Timestamp::now(), event))
+    }
+}
+
+/// One JSON line for `event` at `time`.
+fn slog_line(time: jiff::Timestamp, event: &Event<'_>) -> serde_json::Value {
+    let mut fields = FieldMap::default();
+    event.record(&mut fields);
+    let mut out = serde_json::Map::new();
+    out.insert("time".into(), time.to_string().into());
+    out.insert("level".into(), event.metadata().level().as_str().into());
+    let msg = fields
+        .0
+        .remove("message")
+        .unwrap_or_else(|| serde_json::Value::String(String::new()));
+    out.insert("msg".into(), msg);
+    for (k, v) in fields.0 {
+        let key = if out.contains_key(&k) {
+            format!("field.{k}")
+        } else {
+            k
+        };
+        out.insert(key, v);
+    }
+    serde_json::Value::Object(out)
+}
+
+/// Collects an event's fields as JSON values.
+#[derive(Default)]
+struct FieldMap(serde_json::Map<String, serde_json::Value>);
+
+impl Visit for FieldMap {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), format!("{value:?}").into());
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0
+            .insert(field.name().to_owned(), value.to_string().into());
+    }
+}
 
 use crate::config::LogFormat;
 
@@ -35,12 +117,15 @@ pub fn init(level: Level, format: LogFormat, info_to_stdout: bool) {
             .with_max_level(Level::WARN)
             .or_else(std::io::stdout);
         match format {
-            LogFormat::Json => builder.json().with_writer(writer).init(),
+            LogFormat::Json => builder.event_format(SlogJson).with_writer(writer).init(),
             LogFormat::Text => builder.with_writer(writer).init(),
         }
     } else {
         match format {
-            LogFormat::Json => builder.json().with_writer(std::io::stderr).init(),
+            LogFormat::Json => builder
+                .event_format(SlogJson)
+                .with_writer(std::io::stderr)
+                .init(),
             LogFormat::Text => builder.with_writer(std::io::stderr).init(),
         }
     }
@@ -55,5 +140,58 @@ mod tests {
         assert_eq!(parse_level("info").unwrap(), Level::INFO);
         assert_eq!(parse_level("WARN").unwrap(), Level::WARN);
         assert!(parse_level("loud").is_err());
+    }
+
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_lines_use_upstream_field_names() {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(SlogJson)
+            .with_writer(move || out.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(
+                namespace = "ns1",
+                attempt = 3u64,
+                ok = false,
+                msg = "clash",
+                "failed to {}",
+                "unseal"
+            );
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["msg"], "failed to unseal");
+        assert_eq!(line["namespace"], "ns1");
+        assert_eq!(line["attempt"], 3);
+        assert_eq!(line["ok"], false);
+        assert_eq!(line["field.msg"], "clash");
+        assert!(
+            line["time"]
+                .as_str()
+                .unwrap()
+                .parse::<jiff::Timestamp>()
+                .is_ok()
+        );
+        let keys: Vec<&String> = line.as_object().unwrap().keys().collect();
+        assert!(
+            !keys.iter().any(|k| *k == "timestamp" || *k == "fields"),
+            "{keys:?}"
+        );
     }
 }

@@ -37,6 +37,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 use rand::Rng as _;
 
+use crate::control_plane::{self, Backend, ControlPlane};
 use crate::standin::{self, StandIn};
 
 /// Opt-in: run against the real cluster this kubeconfig points at instead of a stand-in.
@@ -99,6 +100,13 @@ pub enum HarnessError {
     RealCluster,
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(Duration, String),
+    #[error(
+        "{env}=`{0}` is not a known backend (expected `real` or `standin`)",
+        env = crate::control_plane::CLUSTER_ENV
+    )]
+    BadBackend(String),
+    #[error("real control plane: {0}")]
+    ControlPlane(String),
 }
 
 /// The workspace root (parent of this package's directory).
@@ -133,7 +141,7 @@ fn package_of(binary: &str) -> &str {
     match binary {
         "sealed-secrets-controller" => "sealed-secrets-controller",
         "kubeseal" => "kubeseal",
-        "kube-standin" => "sealed-secrets-e2e",
+        "kube-standin" | "e2e-relay" => "sealed-secrets-e2e",
         other => other,
     }
 }
@@ -209,18 +217,27 @@ pub fn run_tool(program: &Path, args: &[&str]) -> Result<String, HarnessError> {
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; a race with other processes is possible
-/// but unlikely on a test machine).
+/// but unlikely on a test machine). Chosen at random in 10000-19999, below Linux's ephemeral
+/// range (32768-60999): a port the kernel picks for `:0` can meanwhile be handed out again as
+/// the source port of some outgoing connection (a real control plane makes many), and
+/// `tests/cluster/up.sh` uses 20000-32767.
 pub fn free_port() -> Result<u16, HarnessError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| HarnessError::Spawn {
-        what: "bind 127.0.0.1:0".into(),
-        source,
-    })?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|source| HarnessError::Spawn {
-            what: "bind 127.0.0.1:0".into(),
-            source,
-        })
+    let mut rng = rand::rng();
+    let mut last = None;
+    for _ in 0..200 {
+        let port = rng.random_range(10000..20000);
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => {
+                drop(l);
+                return Ok(port);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(HarnessError::Spawn {
+        what: "bind a free port in 127.0.0.1:10000-19999".into(),
+        source: last.unwrap_or_else(|| std::io::Error::other("no attempt")),
+    })
 }
 
 /// Waits until something accepts TCP connections on `addr`.
@@ -254,6 +271,8 @@ pub struct Cluster {
     standin: Option<StandIn>,
     /// The `kube-standin` process and its address, in binary mode.
     binary: Option<(Process, String, Option<String>)>,
+    /// The private control plane, when `SEALED_SECRETS_E2E_CLUSTER=real`.
+    control_plane: Option<ControlPlane>,
     kubeconfig: PathBuf,
     dir: tempfile::TempDir,
 }
@@ -310,12 +329,60 @@ fn admin_request(
 }
 
 impl Cluster {
-    /// A real cluster if `SEALED_SECRETS_E2E_KUBECONFIG` is set, else a fresh stand-in.
+    /// The cluster of this process's backend ([`control_plane::backend`]): the real cluster of
+    /// `SEALED_SECRETS_E2E_KUBECONFIG` if set, a private control plane of its own if
+    /// `SEALED_SECRETS_E2E_CLUSTER=real`, else a fresh stand-in.
     pub fn start() -> Result<Self, HarnessError> {
-        match std::env::var_os(KUBECONFIG_ENV).filter(|v| !v.is_empty()) {
-            Some(path) => Self::real(PathBuf::from(path)),
-            None => Self::standin(standin::Config::default()),
+        match control_plane::backend()? {
+            Backend::External(path) => Self::real(path),
+            Backend::ControlPlane => Self::control_plane(),
+            Backend::StandIn => Self::standin(standin::Config::default()),
         }
+    }
+
+    /// A cluster of its own: like [`Cluster::start`], except that with an external cluster
+    /// (`SEALED_SECRETS_E2E_KUBECONFIG`) it is a stand-in. For tests that write into
+    /// `kube-system` or route the service proxy ([`Cluster::register_endpoint`]), which a
+    /// shared cluster must not see.
+    pub fn start_private() -> Result<Self, HarnessError> {
+        match control_plane::backend()? {
+            Backend::ControlPlane => Self::control_plane(),
+            Backend::External(_) | Backend::StandIn => Self::standin(standin::Config::default()),
+        }
+    }
+
+    /// A private real control plane (etcd, kube-apiserver, kube-controller-manager) of its
+    /// own, started by `tests/cluster/up.sh` and stopped when the cluster is dropped.
+    pub fn control_plane() -> Result<Self, HarnessError> {
+        Self::control_plane_audited(None)
+    }
+
+    /// A private real control plane whose API server writes an audit log
+    /// ([`ControlPlane::audit_log`]) by `audit_policy` (the policy's YAML), if given.
+    pub fn control_plane_audited(audit_policy: Option<&str>) -> Result<Self, HarnessError> {
+        let dir = tempfile::tempdir().map_err(HarnessError::TempDir)?;
+        let policy = match audit_policy {
+            Some(text) => {
+                let p = dir.path().join("audit-policy.yaml");
+                std::fs::write(&p, text).map_err(HarnessError::TempDir)?;
+                Some(p)
+            }
+            None => None,
+        };
+        let cp = ControlPlane::start(&dir.path().join("control-plane"), policy.as_deref())?;
+        Ok(Self {
+            standin: None,
+            binary: None,
+            kubeconfig: cp.kubeconfig(),
+            control_plane: Some(cp),
+            dir,
+        })
+    }
+
+    /// The private control plane (its directory holds logs, PKI, `ca.crt`, `env`), if this is
+    /// one.
+    pub fn control_plane_handle(&self) -> Option<&ControlPlane> {
+        self.control_plane.as_ref()
     }
 
     /// Always a stand-in, configured by `config` (for tests of stand-in features).
@@ -327,6 +394,7 @@ impl Cluster {
         Ok(Self {
             standin: Some(standin),
             binary: None,
+            control_plane: None,
             kubeconfig,
             dir,
         })
@@ -372,6 +440,7 @@ impl Cluster {
         Ok(Self {
             standin: None,
             binary: Some((process, addr, token)),
+            control_plane: None,
             kubeconfig,
             dir,
         })
@@ -394,6 +463,7 @@ impl Cluster {
         Ok(Self {
             standin: None,
             binary: None,
+            control_plane: None,
             kubeconfig: path,
             dir,
         })
@@ -435,7 +505,9 @@ impl Cluster {
     }
 
     /// Routes the service proxy for `namespace/name` to `address` (`HOST:PORT`), as a
-    /// Service's endpoints would. Stand-in only.
+    /// Service's endpoints would. On a private control plane the Service must exist (without
+    /// a selector) and the backend is reached through a network namespace
+    /// ([`ControlPlane::register_endpoint`]); an external cluster routes to its own pods.
     pub fn register_endpoint(
         &self,
         namespace: &str,
@@ -459,7 +531,15 @@ impl Cluster {
                 )
                 .map(|_| ())
             }
-            (None, None) => Err(HarnessError::RealCluster),
+            (None, None) => match &self.control_plane {
+                Some(cp) => cp.register_endpoint(
+                    &|args, stdin| self.kubectl_run(args, stdin),
+                    namespace,
+                    name,
+                    address,
+                ),
+                None => Err(HarnessError::RealCluster),
+            },
         }
     }
 

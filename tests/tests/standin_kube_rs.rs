@@ -129,8 +129,22 @@ where
 #[tokio::test]
 async fn discovery_serves_builtin_groups_and_crds_once_created() {
     let (_cluster, client, _ns) = setup(Config::default()).await;
+    // The release the stand-in imitates: the kubectl of the suite and the real control plane
+    // of tests/cluster are 1.35.
     let version = client.apiserver_version().await.unwrap();
-    assert_eq!(version.major, "1");
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str()),
+        ("1", "35")
+    );
+    assert!(
+        version.git_version.starts_with("v1.35."),
+        "{}",
+        version.git_version
+    );
+    assert_eq!(
+        version.git_version,
+        sealed_secrets_e2e::standin::GIT_VERSION
+    );
     let core = client.list_core_api_resources("v1").await.unwrap();
     for r in ["namespaces", "secrets", "services", "configmaps", "events"] {
         assert!(core.resources.iter().any(|x| x.name == r), "{r} missing");
@@ -214,6 +228,144 @@ async fn sealedsecret_crud_generation_and_status_subresource() {
     );
     let (code, _) = api_error(api.get("a").await.unwrap_err());
     assert_eq!(code, 404);
+}
+
+/// Server-side apply through kube-rs: an apply creates, status is applied through /status
+/// under its own entry, a controller's status writes do not conflict with an applier of the
+/// spec, dry runs store nothing, and an apply without a field manager is refused.
+#[tokio::test]
+async fn server_side_apply_create_status_dry_run_and_field_manager() {
+    let (cluster, client, ns) = setup(Config::default()).await;
+    install_crd(&client).await;
+    let api: Api<SealedSecret> = Api::namespaced(client.clone(), ns.name());
+    let config = json!({
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": {"name": "applied", "labels": {"app": "demo"}},
+        "spec": {"encryptedData": {"k": "v1"}},
+        "status": {"conditions": [{"type": "Ignored"}]},
+    });
+    let created = api
+        .patch(
+            "applied",
+            &PatchParams::apply("gitops"),
+            &Patch::Apply(&config),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    assert_eq!(
+        created.status, None,
+        "status is not applied through the main resource"
+    );
+    let managed = created.metadata.managed_fields.clone().unwrap();
+    assert_eq!(managed.len(), 1);
+    assert_eq!(
+        (
+            managed[0].manager.as_deref(),
+            managed[0].operation.as_deref()
+        ),
+        (Some("gitops"), Some("Apply"))
+    );
+    assert_eq!(
+        managed[0].fields_v1.as_ref().unwrap().0,
+        json!({"f:metadata": {"f:labels": {"f:app": {}}}, "f:spec": {"f:encryptedData": {"f:k": {}}}})
+    );
+
+    let status = json!({
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "status": {"conditions": [{"type": "Synced", "status": "True"}]},
+    });
+    let st = api
+        .patch_status(
+            "applied",
+            &PatchParams::apply("controller"),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.status.unwrap().conditions[0]["type"], "Synced");
+    let entry = st
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .find(|e| e.manager.as_deref() == Some("controller"))
+        .unwrap();
+    assert_eq!(entry.subresource.as_deref(), Some("status"));
+
+    // A spec change by the applier: no conflict with the status writer; generation bumps.
+    let mut v2 = config.clone();
+    v2["spec"]["encryptedData"]["k"] = json!("v2");
+    let updated = api
+        .patch("applied", &PatchParams::apply("gitops"), &Patch::Apply(&v2))
+        .await
+        .unwrap();
+    assert_eq!(updated.metadata.generation, Some(2));
+    assert_eq!(updated.status.unwrap().conditions[0]["type"], "Synced");
+
+    // Another applier changing the same field conflicts (409 with causes), unless forced.
+    let mut v3 = config.clone();
+    v3["spec"]["encryptedData"]["k"] = json!("v3");
+    let raw = no_retry_client(&cluster);
+    let raw_api: Api<SealedSecret> = Api::namespaced(raw, ns.name());
+    let err = raw_api
+        .patch(
+            "applied",
+            &PatchParams::apply("intruder"),
+            &Patch::Apply(&v3),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+            assert!(
+                s.message.contains("conflict with \"gitops\""),
+                "{}",
+                s.message
+            );
+            assert!(s.message.contains(".spec.encryptedData.k"), "{}", s.message);
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let dry = api
+        .patch(
+            "applied",
+            &PatchParams::apply("intruder").force().dry_run(),
+            &Patch::Apply(&v3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dry.spec.encrypted_data["k"], "v3");
+    assert_eq!(
+        api.get("applied").await.unwrap().spec.encrypted_data["k"],
+        "v2"
+    );
+    let forced = api
+        .patch(
+            "applied",
+            &PatchParams::apply("intruder").force(),
+            &Patch::Apply(&v3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.spec.encrypted_data["k"], "v3");
+
+    // kube-apiserver requires a field manager for apply, and `force` only for apply.
+    let req = http::Request::patch(format!(
+        "/apis/bitnami.com/v1alpha1/namespaces/{}/sealedsecrets/applied",
+        ns.name()
+    ))
+    .header("content-type", "application/apply-patch+yaml")
+    .body(b"apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\n".to_vec())
+    .unwrap();
+    let (code, reason) = api_error(
+        no_retry_client(&cluster)
+            .request_text(req)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
 }
 
 /// Issue #7's storage-only built-ins through kube-rs' typed API: a Deployment's CRUD round
@@ -330,17 +482,23 @@ async fn update_with_stale_resource_version_conflicts() {
         .await
         .unwrap();
     assert_eq!(got.data.unwrap()["x"], "4");
-    // Server-side apply is refused honestly rather than approximated.
+    // Server-side apply of a field the updates own: a conflict (409), unless forced.
+    let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"x": "5"}});
     let (code, reason) = api_error(
-        api.patch(
+        api.patch("c", &PatchParams::apply("test"), &Patch::Apply(&config))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    let got = api
+        .patch(
             "c",
-            &PatchParams::apply("test"),
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap"})),
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&config),
         )
         .await
-        .unwrap_err(),
-    );
-    assert_eq!((code, reason.as_str()), (415, "UnsupportedMediaType"));
+        .unwrap();
+    assert_eq!(got.data.unwrap()["x"], "5");
 }
 
 #[tokio::test]
@@ -824,6 +982,27 @@ async fn service_proxy_forwards_to_registered_endpoints() {
     let req = http::Request::get("/api/v1/namespaces/kube-system/services/http:sealed-secrets-controller:/proxy/v1/cert.pem?x=1").body(vec![]).unwrap();
     let text = client.request_text(req).await.unwrap();
     assert_eq!(text, "GET /v1/cert.pem?x=1 HTTP/1.1 auth=false");
+    // The same path as the official Python client sends it (every path parameter escaped):
+    // decoded before routing, as Go's net/http does for kube-apiserver.
+    let req = http::Request::get(
+        "/api/v1/namespaces/kube-system/services/http%3Asealed-secrets-controller%3A/proxy/v1%2Fcert.pem",
+    )
+    .body(vec![])
+    .unwrap();
+    assert_eq!(
+        client.request_text(req).await.unwrap(),
+        "GET /v1/cert.pem HTTP/1.1 auth=false"
+    );
+    // What the target must see escaped is escaped again.
+    let req = http::Request::get(
+        "/api/v1/namespaces/kube-system/services/sealed-secrets-controller%3Ahttp/proxy/a%20b%3Fc",
+    )
+    .body(vec![])
+    .unwrap();
+    assert_eq!(
+        client.request_text(req).await.unwrap(),
+        "GET /a%20b%3Fc HTTP/1.1 auth=false"
+    );
     let req = http::Request::post(
         "/api/v1/namespaces/kube-system/services/sealed-secrets-controller:8080/proxy/v1/verify",
     )

@@ -429,3 +429,205 @@ async fn generated_crd_applies_and_serves_the_example() {
         "AgBy3i4OJSWK+PiTySYZZA=="
     );
 }
+
+/// `kubectl apply -f` of a `kind: List`: kubectl validates the items client-side against
+/// `/openapi/v2` (protobuf) because no OpenAPI v3 path carries `v1/List`, and failed when
+/// the stand-in answered 404 there.
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_of_a_list_and_openapi_v2() {
+    let c = cluster(Config::default());
+    kubectl_in(&c, &["apply", "-f", "-"], CRD);
+    kubectl(
+        &c,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/sealedsecrets.bitnami.com",
+            "--timeout=10s",
+        ],
+    );
+    let ns = c.namespace("list").await.unwrap();
+    let n = ns.name();
+    let example: Value = serde_saphyr::from_str(EXAMPLE).unwrap();
+    let list = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "1"}},
+            example,
+        ],
+    })
+    .to_string();
+    let out = kubectl_in(&c, &["apply", "-n", n, "-f", "-"], &list);
+    assert_eq!(
+        out.trim(),
+        "configmap/a created\nsealedsecret.bitnami.com/mysecret created"
+    );
+    let out = kubectl_in(&c, &["apply", "-n", n, "-f", "-"], &list);
+    assert_eq!(
+        out.trim(),
+        "configmap/a unchanged\nsealedsecret.bitnami.com/mysecret unchanged"
+    );
+    let doc = json(&kubectl(&c, &["get", "--raw", "/openapi/v2"]));
+    assert_eq!(doc["swagger"], "2.0");
+
+    // The server is the release kubectl expects: no version skew warning.
+    let mut cmd = c.kubectl().unwrap();
+    let out = cmd.args(["version", "-o", "json"]).output().unwrap();
+    assert!(out.status.success());
+    let v = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(v["serverVersion"]["minor"], "35");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("skew"), "{stderr}");
+}
+
+fn managers(obj: &Value) -> Vec<(String, String, Value)> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (
+                        e["manager"].as_str().unwrap().to_owned(),
+                        e["operation"].as_str().unwrap().to_owned(),
+                        e["fieldsV1"].clone(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `kubectl apply --server-side`: field managers, no-op re-apply, conflicts with another
+/// manager's change, `--force-conflicts`, and fields removed when no longer applied; and a
+/// SealedSecret (a custom resource with a status subresource) applied the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_side_apply_managers_conflicts_and_force() {
+    let c = cluster(Config::default());
+    let ns = c.namespace("ssa").await.unwrap();
+    let n = ns.name();
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n  labels: {app: x}\ndata: {a: \"1\", b: \"2\"}\n";
+    let out = kubectl_in(&c, &["apply", "--server-side", "-n", n, "-f", "-"], cm);
+    assert_eq!(out.trim(), "configmap/ssa serverside-applied");
+    let get = || {
+        json(&kubectl(
+            &c,
+            &[
+                "get",
+                "cm",
+                "ssa",
+                "-n",
+                n,
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ],
+        ))
+    };
+    let first = get();
+    assert_eq!(
+        managers(&first),
+        [(
+            "kubectl".to_owned(),
+            "Apply".to_owned(),
+            serde_json::json!({"f:data": {"f:a": {}, "f:b": {}}, "f:metadata": {"f:labels": {"f:app": {}}}})
+        )]
+    );
+    kubectl_in(&c, &["apply", "--server-side", "-n", n, "-f", "-"], cm);
+    assert_eq!(
+        get()["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"],
+        "an unchanged apply writes nothing"
+    );
+
+    kubectl(
+        &c,
+        &[
+            "patch",
+            "cm",
+            "ssa",
+            "-n",
+            n,
+            "--type=merge",
+            "-p",
+            r#"{"data":{"a":"edited"}}"#,
+        ],
+    );
+    let m = managers(&get());
+    assert_eq!(m[1].0, "kubectl-patch");
+    assert_eq!(m[1].2, serde_json::json!({"f:data": {"f:a": {}}}));
+    let changed = cm.replace("a: \"1\"", "a: \"3\"");
+    let err = match c.kubectl_run(
+        &["apply", "--server-side", "-n", n, "-f", "-"],
+        Some(&changed),
+    ) {
+        Ok(out) => panic!("the apply should have conflicted: {out}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("Apply failed with 1 conflict: conflict with \"kubectl-patch\"")
+            && err.contains(".data.a"),
+        "{err}"
+    );
+    assert_eq!(get()["data"]["a"], "edited");
+    // Applying the other manager's value co-owns the field without a conflict.
+    kubectl_in(
+        &c,
+        &["apply", "--server-side", "-n", n, "-f", "-"],
+        &cm.replace("a: \"1\"", "a: \"edited\""),
+    );
+    let out = kubectl_in(
+        &c,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-n",
+            n,
+            "-f",
+            "-",
+        ],
+        &changed,
+    );
+    assert_eq!(out.trim(), "configmap/ssa serverside-applied");
+    let forced = get();
+    assert_eq!(forced["data"]["a"], "3");
+    assert_eq!(
+        managers(&forced).len(),
+        1,
+        "the patcher lost its only field"
+    );
+    // A field no longer applied, and owned by nobody else, is removed.
+    let without_b = changed.replace(", b: \"2\"", "");
+    kubectl_in(
+        &c,
+        &["apply", "--server-side", "-n", n, "-f", "-"],
+        &without_b,
+    );
+    assert_eq!(get()["data"], serde_json::json!({"a": "3"}));
+
+    kubectl_in(&c, &["apply", "--server-side", "-f", "-"], CRD);
+    kubectl(
+        &c,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/sealedsecrets.bitnami.com",
+            "--timeout=10s",
+        ],
+    );
+    let out = kubectl_in(&c, &["apply", "--server-side", "-n", n, "-f", "-"], EXAMPLE);
+    assert_eq!(
+        out.trim(),
+        "sealedsecret.bitnami.com/mysecret serverside-applied"
+    );
+    let ss = json(&kubectl(
+        &c,
+        &["get", "sealedsecret", "mysecret", "-n", n, "-o", "json"],
+    ));
+    assert_eq!(
+        ss["spec"]["encryptedData"]["password"],
+        "AgBy3i4OJSWK+PiTySYZZA=="
+    );
+    assert_eq!(ss["metadata"]["generation"], 1);
+}

@@ -97,11 +97,13 @@ pub fn metric_sum(text: &str, name: &str) -> f64 {
 }
 
 /// A test environment: cluster, client, a test namespace, the controller namespace.
+/// Fields drop in order: the namespaces (dumped on a failure) before the cluster, whose
+/// control plane goes away with it.
 pub struct Env {
-    pub cluster: Cluster,
-    pub client: kube::Client,
     pub ns: TestNamespace,
     pub ctrl_ns: TestNamespace,
+    pub client: kube::Client,
+    pub cluster: Cluster,
 }
 
 pub fn controller_binary() -> PathBuf {
@@ -135,6 +137,23 @@ impl Env {
     /// logs) plus `extra` args, and waits until it serves a certificate (unless
     /// `wait_cert` is false).
     pub async fn start_controller_with(&self, extra: &[&str], wait_cert: bool) -> Controller {
+        let mut c = self.spawn_controller(extra);
+        if let Err(e) = wait_for_port(&c.http, TIMEOUT) {
+            panic!("controller did not listen: {e}\n{}", c.process.log());
+        }
+        assert!(c.process.is_running());
+        if wait_cert {
+            eventually("the controller to serve a certificate", TIMEOUT, || async {
+                c.cert().await
+            })
+            .await;
+        }
+        c
+    }
+
+    /// Starts the controller with test defaults plus `extra` args and returns at once (the
+    /// HTTP servers start only once the keys are loaded).
+    pub fn spawn_controller(&self, extra: &[&str]) -> Controller {
         let http = format!("127.0.0.1:{}", free_port().unwrap());
         let metrics = format!("127.0.0.1:{}", free_port().unwrap());
         let mut cmd = Command::new(controller_binary());
@@ -151,23 +170,12 @@ impl Env {
             ])
             .args(["--leader-election=false", "--log-info-stdout=false"])
             .args(extra);
-        let mut process = Process::spawn(cmd, self.cluster.temp_dir()).unwrap();
-        if let Err(e) = wait_for_port(&http, TIMEOUT) {
-            panic!("controller did not listen: {e}\n{}", process.log());
-        }
-        assert!(process.is_running());
-        let c = Controller {
+        let process = Process::spawn(cmd, self.cluster.temp_dir()).unwrap();
+        Controller {
             process,
             http,
             metrics,
-        };
-        if wait_cert {
-            eventually("the controller to serve a certificate", TIMEOUT, || async {
-                c.cert().await
-            })
-            .await;
         }
-        c
     }
 
     pub async fn start_controller(&self, extra: &[&str]) -> Controller {

@@ -52,10 +52,28 @@ async fn health_cert_verify_rotate() {
         409,
         "strict scope binds the name"
     );
-    assert_eq!(
-        c.post("/v1/verify", b"not a sealed secret").await.status,
-        500
+    // A body that is not one SealedSecret is the client's mistake: 400 with the reason.
+    let r = c.post("/v1/verify", b"not a sealed secret").await;
+    assert_eq!(r.status, 400, "{}", r.body_text());
+    assert!(
+        r.body_text().contains("not a SealedSecret") || r.body_text().contains("no SealedSecret"),
+        "{}",
+        r.body_text()
     );
+    let r = c.post("/v1/verify", b"").await;
+    assert_eq!(
+        (r.status, r.body_text().as_str()),
+        (
+            400,
+            "empty request body: expected one SealedSecret (JSON or YAML)\n"
+        )
+    );
+    let r = c.post("/v1/rotate", b"").await;
+    assert_eq!(r.status, 400);
+    let two = [body(&good), b"\n".to_vec(), body(&good)].concat();
+    let r = c.post("/v1/rotate", &two).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body_text().contains("2 documents"), "{}", r.body_text());
 
     // Templates are never rendered by verify or rotate: a template that cannot render
     // (unknown function) would fail if it were executed.
@@ -156,14 +174,169 @@ async fn verify_is_rate_limited_with_upstream_headers() {
     assert_eq!(limited.body_text(), "limit exceeded\n");
     assert!(limited.header("Retry-After").is_some());
     assert_eq!(statuses[0], 200);
-    // Another client (X-Forwarded-For) has its own budget.
-    let r = http(
-        &c.http,
-        "POST",
-        "/v1/verify",
-        &[("X-Forwarded-For", "10.1.2.3")],
-        &good,
-    )
+    // X-Forwarded-For from an untrusted peer is not another client: 20 made-up addresses
+    // share the peer's (exhausted) budget.
+    let mut allowed = 0;
+    for i in 0..20 {
+        let xff = format!("10.1.2.{i}");
+        let r = http(
+            &c.http,
+            "POST",
+            "/v1/verify",
+            &[("X-Forwarded-For", &xff)],
+            &good,
+        )
+        .await;
+        if r.status == 200 {
+            allowed += 1;
+        }
+    }
+    assert!(
+        allowed <= 3,
+        "{allowed} of 20 forwarded addresses got through"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_counts_only_from_trusted_proxies_and_rotate_is_limited() {
+    let env = Env::new().await;
+    let c = env
+        .start_controller(&[
+            "--trusted-proxies=127.0.0.0/8",
+            "--rotate-rate-limit=1",
+            "--rotate-rate-limit-burst=1",
+        ])
+        .await;
+    let key = env.served_key(&c).await;
+    let good = body(&seal(env.ns(), "db", &[("a", "b")], &key, json!({})));
+    // Behind a trusted proxy each forwarded client has its own budget.
+    for i in 0..8 {
+        let xff = format!("203.0.113.{i}");
+        let r = http(
+            &c.http,
+            "POST",
+            "/v1/verify",
+            &[("X-Forwarded-For", &xff)],
+            &good,
+        )
+        .await;
+        assert_eq!(r.status, 200, "client {xff}");
+    }
+    // Rotate is rate-limited too (limit 1, burst 1: two at once, then 429).
+    let statuses: Vec<u16> = futures_statuses(&c, "/v1/rotate", &good, 5).await;
+    assert_eq!(statuses[0], 200);
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // Made-up methods are one metric label.
+    for m in ["FROB1", "FROB2", "FROB3"] {
+        let _ = http(&c.http, m, "/v1/verify", &[], b"").await;
+    }
+    let text = c.metrics_text().await;
+    assert!(text.contains("method=\"unknown\""), "{text}");
+    assert!(!text.to_lowercase().contains("frob"), "{text}");
+}
+
+async fn futures_statuses(c: &Controller, path: &str, body: &[u8], n: usize) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(c.post(path, body).await.status);
+    }
+    out
+}
+
+/// Slow-loris: clients that send their headers one byte a second are cut off after the
+/// header-read timeout, not held forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_header_senders_are_disconnected() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let env = Env::new().await;
+    let c = env.start_controller(&["--read-header-timeout=2s"]).await;
+    let start = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let addr = c.http.clone();
+        tasks.spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let header = b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+            let t0 = std::time::Instant::now();
+            for b in header.iter() {
+                if s.write_all(&[*b]).await.is_err() {
+                    return t0.elapsed();
+                }
+                let mut buf = [0u8; 512];
+                // A closed connection shows as EOF (or a reset) on read.
+                match tokio::time::timeout(std::time::Duration::from_secs(1), s.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return t0.elapsed(),
+                    Ok(Ok(_)) => {
+                        // hyper answers 408 before closing; keep reading until EOF.
+                    }
+                    Err(_) => {}
+                }
+            }
+            panic!("connection still open after sending the whole header slowly");
+        });
+    }
+    let mut worst = std::time::Duration::ZERO;
+    while let Some(r) = tasks.join_next().await {
+        worst = worst.max(r.unwrap());
+    }
+    eprintln!(
+        "50 slow-loris connections: all closed, the last after {worst:?} (total {:?})",
+        start.elapsed()
+    );
+    assert!(worst < std::time::Duration::from_secs(5), "{worst:?}");
+    // The server still answers.
+    assert_eq!(c.get("/healthz").await.status, 200);
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// 1,100 idle connections: at most `--max-connections` are held by the controller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_capped() {
+    let env = Env::new().await;
+    let c = env
+        .start_controller(&["--max-connections=50", "--read-header-timeout=30s"])
+        .await;
+    let baseline = open_fds(c.pid());
+    // All at once, each connect bounded: once the kernel's backlog is full a connect hangs in
+    // SYN retries, and such a connection is not held by the process either.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..1100 {
+        let addr = c.http.clone();
+        tasks.spawn(async move {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+        });
+    }
+    let mut conns = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        conns.extend(r.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let held = open_fds(c.pid()).saturating_sub(baseline);
+    eprintln!(
+        "{} idle connections opened; the controller holds {held} more descriptors",
+        conns.len()
+    );
+    assert!(
+        held <= 55,
+        "controller holds {held} descriptors for idle connections"
+    );
+    drop(conns);
+    // Once they are gone the server answers again.
+    let h = eventually("healthz after the idle flood", TIMEOUT, || async {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(2), c.get("/healthz")).await;
+        r.ok().filter(|r| r.status == 200)
+    })
     .await;
-    assert_eq!(r.status, 200);
+    assert_eq!(h.status, 200);
 }

@@ -8,7 +8,9 @@
 
 mod cold_start;
 mod common;
+mod faults;
 mod flags;
+mod hardening;
 mod http_endpoints;
 mod keys;
 mod scenarios;

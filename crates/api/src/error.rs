@@ -53,6 +53,16 @@ pub enum ManifestError {
         /// What is wrong (never the value itself).
         reason: String,
     },
+    /// The input exceeds one of `manifest::limits` (named with the size found and the limit).
+    #[error("input too large: the {what} is {found}, the limit is {limit}")]
+    TooLarge {
+        /// Which limit, e.g. "number of documents".
+        what: &'static str,
+        /// What the input has (or "at least ..." when parsing stopped at the limit).
+        found: String,
+        /// The limit.
+        limit: String,
+    },
     /// A `data` value of an input Secret is not base64.
     #[error("document {index}: `data.{key}` is not valid base64")]
     InvalidBase64 {
@@ -127,7 +137,10 @@ pub enum SealingError {
 #[non_exhaustive]
 pub enum ItemError {
     /// The value is not base64.
-    #[error("failed to decode item `{item}` of SealedSecret `{object}`: invalid base64")]
+    #[error(
+        "failed to decode item `{}` of SealedSecret `{object}`: invalid base64",
+        Short(.item)
+    )]
     Base64 {
         /// Item name.
         item: String,
@@ -135,7 +148,7 @@ pub enum ItemError {
         object: ObjectRef,
     },
     /// No key decrypted the value, or it is structurally broken.
-    #[error("failed to decrypt item `{item}` of SealedSecret `{object}`")]
+    #[error("failed to decrypt item `{}` of SealedSecret `{object}`", Short(.item))]
     Decrypt {
         /// Item name.
         item: String,
@@ -146,21 +159,25 @@ pub enum ItemError {
         source: OpenError,
     },
     /// The value is not a string in the stored object (upstream #505).
-    #[error("item `{item}` of SealedSecret `{object}` is not a string")]
+    #[error("item `{}` of SealedSecret `{object}` is not a string", Short(.item))]
     NotAString {
         /// Item name.
         item: String,
         /// `namespace/name`.
         object: ObjectRef,
     },
-    /// A `template.data` entry failed to parse or execute.
-    #[error("failed to render template item `{item}` of SealedSecret `{object}`: {source}")]
+    /// A `template.data` entry failed to parse or execute. The message has the template
+    /// position and a fixed reason only (see [`TemplateError`]): never a value.
+    #[error(
+        "template error in item `{}` of SealedSecret `{object}`: {source}",
+        Short(.item)
+    )]
     Template {
         /// Item name.
         item: String,
         /// `namespace/name`.
         object: ObjectRef,
-        /// Parse or execution error (mentions template positions, not values).
+        /// Parse or execution error (template position and a fixed reason, never a value).
         source: TemplateError,
     },
 }
@@ -218,9 +235,59 @@ pub enum UnsealError {
         /// `namespace/name`.
         object: ObjectRef,
     },
-    /// One or more items failed (each names itself). All failures are collected, as upstream.
+    /// One or more items failed (each names itself). All failures are collected, as upstream;
+    /// the message shows the first few (see [`MAX_MESSAGE_LEN`]).
     #[error("{}", join_items(.0))]
     Items(Vec<ItemError>),
+    /// Opening the values would cost more RSA work than one object may (see
+    /// [`MAX_RSA_OPERATIONS`]). Nothing more is decrypted once the limit is reached.
+    #[error(
+        "SealedSecret `{object}` needs more than {limit} RSA decryptions to open its {items} encrypted items: refused, to bound the work one object can cause"
+    )]
+    TooMuchWork {
+        /// `namespace/name`.
+        object: ObjectRef,
+        /// [`MAX_RSA_OPERATIONS`].
+        limit: u64,
+        /// Encrypted items of the object.
+        items: usize,
+    },
+}
+
+/// Most RSA private-key operations one unseal, verify or rotate of one object may perform.
+///
+/// Each encrypted item costs one operation when its key is known (our CLI records it; the
+/// controller orders keys by use for the others) and up to one per loaded key otherwise.
+/// A SealedSecret cannot hold much more than 2,000 RSA-4096 items within the API server's
+/// object size limit, so real objects stay below; a crafted one (10,000 tiny items, or
+/// values no key opens with many keys loaded) is refused after at most this many operations,
+/// about 8 s of one core at RSA-4096, instead of costing unbounded work on every retry. An
+/// object with more items than this is refused before any decryption. Upstream has no such
+/// limit (a deliberate difference).
+pub const MAX_RSA_OPERATIONS: u64 = 4096;
+
+/// Longest message [`UnsealError`] displays, in bytes. Status conditions and Events are built
+/// from it: an events.k8s.io note may not exceed 1 KiB, and the controller prefixes a few words,
+/// so item lists are cut to stay well below ("... and N more").
+pub const MAX_MESSAGE_LEN: usize = 900;
+
+/// At most this many item errors are listed in one message.
+const MAX_ITEMS_SHOWN: usize = 10;
+
+/// Longest item name shown in a message, in characters (item names come from the object and
+/// are not otherwise bounded).
+const MAX_ITEM_NAME: usize = 64;
+
+/// An item name cut to [`MAX_ITEM_NAME`] characters for messages.
+struct Short<'a>(&'a str);
+
+impl std::fmt::Display for Short<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.char_indices().nth(MAX_ITEM_NAME) {
+            Some((cut, _)) => write!(f, "{}...", &self.0[..cut]),
+            None => f.write_str(self.0),
+        }
+    }
 }
 
 impl UnsealError {
@@ -230,7 +297,8 @@ impl UnsealError {
             UnsealError::BothFields { .. }
             | UnsealError::DeprecatedData { .. }
             | UnsealError::LegacyFormat { .. }
-            | UnsealError::EncryptedDataNotAMap { .. } => "invalid",
+            | UnsealError::EncryptedDataNotAMap { .. }
+            | UnsealError::TooMuchWork { .. } => "invalid",
             UnsealError::LegacyDecrypt { .. } => "decrypt",
             UnsealError::Items(items) => {
                 if items.iter().any(|e| matches!(e, ItemError::Decrypt { .. })) {
@@ -266,20 +334,42 @@ impl UnsealError {
     }
 }
 
+/// The item errors, `; `-separated, cut after [`MAX_ITEMS_SHOWN`] items or
+/// [`MAX_MESSAGE_LEN`] bytes with "... and N more".
 fn join_items(items: &[ItemError]) -> String {
     use std::error::Error as _;
+    // Room kept for the "; ... and N more" tail.
+    const TAIL: usize = 32;
     let mut out = String::new();
-    for (i, e) in items.iter().enumerate() {
-        if i > 0 {
-            out.push_str("; ");
-        }
-        out.push_str(&e.to_string());
+    let mut shown = 0;
+    for e in items {
+        let mut one = e.to_string();
         if let ItemError::Decrypt { .. } = e
             && let Some(src) = e.source()
         {
-            out.push_str(": ");
-            out.push_str(&src.to_string());
+            one.push_str(": ");
+            one.push_str(&src.to_string());
         }
+        let sep = if shown > 0 { "; " } else { "" };
+        let fits = out.len() + sep.len() + one.len() + TAIL <= MAX_MESSAGE_LEN;
+        if shown == MAX_ITEMS_SHOWN || (shown > 0 && !fits) {
+            break;
+        }
+        out.push_str(sep);
+        out.push_str(&one);
+        shown += 1;
+    }
+    if out.len() + TAIL > MAX_MESSAGE_LEN {
+        // A single item longer than the cap (long object name): cut it.
+        let mut cut = MAX_MESSAGE_LEN - TAIL;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("...");
+    }
+    if shown < items.len() {
+        out.push_str(&format!("; ... and {} more", items.len() - shown));
     }
     out
 }

@@ -38,7 +38,10 @@ mod types;
 pub mod unseal;
 
 pub use crd::{crd, crd_yaml};
-pub use error::{ItemError, ManifestError, OutputError, SealingError, UnsealError};
+pub use error::{
+    ItemError, MAX_MESSAGE_LEN, MAX_RSA_OPERATIONS, ManifestError, OutputError, SealingError,
+    UnsealError,
+};
 pub use manifest::{SecretInput, parse_sealed_secrets, parse_secrets};
 pub use output::OutputFormat;
 pub use seal::{SealOptions, merge_into, reseal, seal_manifests, seal_raw, seal_secret};

@@ -260,6 +260,9 @@ pub fn seal_raw(
 /// scope (read from its top-level metadata), so merged items always unseal. Input labels and
 /// annotations are merged into the template, except scope and last-applied annotations.
 /// The `sealing-key` hint becomes the union of the old and new fingerprints.
+///
+/// Input without any data item leaves `target` untouched (no label, annotation or hint is
+/// merged): a merge that adds nothing must not rewrite the file it was pointed at.
 pub fn merge_into(
     target: &mut SealedSecret,
     secrets: Vec<SecretInput>,
@@ -267,6 +270,9 @@ pub fn merge_into(
 ) -> Result<(), SealingError> {
     if recipients.is_empty() {
         return Err(SealingError::NoRecipient);
+    }
+    if secrets.iter().all(|s| s.data.is_empty()) {
+        return Ok(());
     }
     let name = target
         .metadata
@@ -389,9 +395,33 @@ pub fn reseal(
     {
         out.spec.template = t.clone();
     }
+    if let Some(meta) = out.spec.template.metadata.as_mut() {
+        strip_for_output(meta);
+    }
     if let Some(a) = out.metadata.annotations.as_mut() {
         a.remove(annotations::SEALING_KEY);
+        for key in annotations::LAST_APPLIED {
+            a.remove(key);
+        }
     }
     set_sealing_key(&mut out.metadata, recipients);
+    drop_empty_maps(&mut out.metadata);
     Ok(out)
+}
+
+/// What [`seal_secret`] leaves out of a template's metadata, applied to a resealed one: a
+/// legacy `spec.data` object's decrypted Secret carries whatever metadata it was sealed with,
+/// including `last-applied-configuration` (which can hold the plaintext data) and server
+/// fields (issue 11 item 5). Rotate answers with this, and `kubeseal reencrypt` writes it.
+fn strip_for_output(meta: &mut ObjectMeta) {
+    strip_server_fields(meta);
+    meta.managed_fields = None;
+    meta.owner_references = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        for key in annotations::LAST_APPLIED {
+            a.remove(key);
+        }
+        a.remove(annotations::SEALING_KEY);
+    }
+    drop_empty_maps(meta);
 }

@@ -8,11 +8,11 @@ use std::fmt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use sealed_secrets_crypto::{Fingerprint, KeyRing, Plaintext, Scope, decode_base64};
+use sealed_secrets_crypto::{Fingerprint, KeyRing, OpenError, Plaintext, Scope, decode_base64};
 use zeroize::Zeroize;
 
 use crate::annotations;
-use crate::error::{ItemError, UnsealError};
+use crate::error::{ItemError, MAX_RSA_OPERATIONS, UnsealError};
 use crate::template;
 use crate::types::{API_VERSION, KIND, ObjectRef, SealedSecret, SecretTemplateSpec};
 
@@ -179,6 +179,8 @@ pub fn decrypt_items(
     let scope = Scope::from_annotations(sealed.metadata.annotations.as_ref());
     let label = scope.label(&object.namespace, &object.name);
     let hints = sealing_key_hints(&sealed.metadata);
+    // One RSA budget for the whole object (issue 11 item 2).
+    let mut rsa_budget = MAX_RSA_OPERATIONS;
 
     if has_legacy && spec.encrypted_data.is_empty() {
         if !opts.accept_deprecated_v1_data {
@@ -189,6 +191,7 @@ pub fn decrypt_items(
             keys,
             &label,
             &hints,
+            &mut rsa_budget,
             object,
         );
     }
@@ -201,20 +204,34 @@ pub fn decrypt_items(
             object: object.clone(),
         })
         .collect();
-    let mut out = DecryptedItems::default();
+    let mut sealed_values = Vec::with_capacity(spec.encrypted_data.len());
     for (item, value) in spec.encrypted_data.iter() {
-        let Ok(ct) = decode_base64(value) else {
-            errors.push(ItemError::Base64 {
+        match decode_base64(value) {
+            Ok(ct) => sealed_values.push((item, ct)),
+            Err(_) => errors.push(ItemError::Base64 {
                 item: item.to_owned(),
                 object: object.clone(),
-            });
-            continue;
-        };
-        match keys.open(&label, &ct, &hints) {
+            }),
+        }
+    }
+    // Every value costs at least one RSA operation: refuse before any when they cannot fit.
+    let items = sealed_values.len();
+    let too_much_work = |object: ObjectRef| UnsealError::TooMuchWork {
+        object,
+        limit: MAX_RSA_OPERATIONS,
+        items,
+    };
+    if items as u64 > MAX_RSA_OPERATIONS {
+        return Err(too_much_work(object));
+    }
+    let mut out = DecryptedItems::default();
+    for (item, ct) in sealed_values {
+        match keys.open_within(&label, &ct, &hints, &mut rsa_budget) {
             Ok(opened) => {
                 out.opened_by.insert(item.to_owned(), opened.key);
                 out.items.insert(item.to_owned(), opened.plaintext);
             }
+            Err(OpenError::WorkLimit) => return Err(too_much_work(object)),
             Err(source) => errors.push(ItemError::Decrypt {
                 item: item.to_owned(),
                 object: object.clone(),
@@ -235,13 +252,14 @@ fn decrypt_legacy(
     keys: &KeyRing,
     label: &[u8],
     hints: &[Fingerprint],
+    rsa_budget: &mut u64,
     object: ObjectRef,
 ) -> Result<DecryptedItems, UnsealError> {
     let ct = decode_base64(data).map_err(|_| UnsealError::LegacyFormat {
         object: object.clone(),
     })?;
     let opened = keys
-        .open(label, &ct, hints)
+        .open_within(label, &ct, hints, rsa_budget)
         .map_err(|source| UnsealError::LegacyDecrypt {
             object: object.clone(),
             source,

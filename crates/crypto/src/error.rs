@@ -81,6 +81,10 @@ pub enum OpenError {
     /// A multi-recipient header that does not parse.
     #[error("malformed multi-recipient header: {0}")]
     MalformedHeader(&'static str),
+    /// [`crate::KeyRing::open_within`] ran out of its RSA budget before the value opened
+    /// (says only that the work was cut short, not how far it got).
+    #[error("RSA work limit reached before the value opened")]
+    WorkLimit,
 }
 
 /// A sealed value that is not valid standard base64.

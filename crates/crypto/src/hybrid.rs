@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use aws_lc_rs::hkdf;
 use aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256;
 use base64::Engine as _;
 use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
@@ -20,10 +22,19 @@ const TAG_LEN: usize = 16;
 pub const MULTI_MARKER: [u8; 2] = [0x00, 0x00];
 /// Magic after the marker, so a stray zero prefix is not mistaken for our format.
 pub const MULTI_MAGIC: [u8; 4] = *b"ssrs";
-/// Version byte of the multi-recipient format described in `FORMAT.md`.
-pub const MULTI_VERSION: u8 = 1;
+/// Version byte of the multi-recipient format [`seal_multi`] writes (`FORMAT.md` §2): version
+/// 2, with a key commitment.
+pub const MULTI_VERSION: u8 = 2;
+/// The first multi-recipient version, without key commitment: still read, never written.
+pub const MULTI_VERSION_V1: u8 = 1;
 const MULTI_FIXED_HEADER: usize = 2 + 4 + 1 + 1;
 const DIGEST_LEN: usize = 32;
+/// Length of the version-2 key commitment.
+const COMMITMENT_LEN: usize = 32;
+/// HKDF-SHA256 `info` strings deriving, from the session key, the commitment stored in the
+/// header and the AES-256-GCM key of the body (`FORMAT.md` §2.1).
+const COMMIT_INFO: &[u8] = b"sealed-secrets-rs multi-recipient v2 key commitment";
+const ENCRYPT_INFO: &[u8] = b"sealed-secrets-rs multi-recipient v2 encryption key";
 
 /// Go's `base64.StdEncoding`: standard alphabet, padding required, lenient trailing bits.
 const GO_STD: GeneralPurpose = GeneralPurpose::new(
@@ -62,6 +73,28 @@ fn gcm(key: &[u8; SESSION_KEY_LEN]) -> Option<LessSafeKey> {
         .map(LessSafeKey::new)
 }
 
+/// HKDF-SHA256 (no salt) of the session key, expanded with `info` to 32 bytes.
+fn derive(session: &[u8; SESSION_KEY_LEN], info: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(session);
+    let mut out = Zeroizing::new([0u8; 32]);
+    prk.expand(&[info], hkdf::HKDF_SHA256)
+        .ok()?
+        .fill(out.as_mut())
+        .ok()?;
+    Some(out)
+}
+
+/// The key commitment of version 2: a value only this session key produces (finding two keys
+/// with the same commitment means an HMAC-SHA256 collision).
+fn commitment(session: &[u8; SESSION_KEY_LEN]) -> Option<Zeroizing<[u8; 32]>> {
+    derive(session, COMMIT_INFO)
+}
+
+/// The body key of version 2, independent of the commitment.
+fn body_key(session: &[u8; SESSION_KEY_LEN]) -> Option<Zeroizing<[u8; 32]>> {
+    derive(session, ENCRYPT_INFO)
+}
+
 fn zero_nonce() -> Nonce {
     Nonce::assume_unique_for_key([0u8; NONCE_LEN])
 }
@@ -98,9 +131,10 @@ pub fn seal(key: &PublicKey, label: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, 
     Ok(out)
 }
 
-/// Seals one value for several keys at once (our multi-recipient format, `FORMAT.md`): one
-/// AES-GCM body, the session key wrapped for each key and tagged with its fingerprint, the
-/// whole header authenticated as AAD. Any one of the keys opens it.
+/// Seals one value for several keys at once (our multi-recipient format version 2,
+/// `FORMAT.md`): one AES-GCM body, the session key wrapped for each key and tagged with its
+/// fingerprint, a commitment to the session key, the whole header authenticated as AAD. Any
+/// one of the keys opens it, and all of them open it to the same plaintext.
 pub fn seal_multi(
     keys: &[&PublicKey],
     label: &[u8],
@@ -132,7 +166,9 @@ pub fn seal_multi(
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&wrapped);
     }
-    let cipher = gcm(&session).ok_or(SealError::Encrypt)?;
+    out.extend_from_slice(commitment(&session).ok_or(SealError::Encrypt)?.as_ref());
+    let body_key = body_key(&session).ok_or(SealError::Encrypt)?;
+    let cipher = gcm(&body_key).ok_or(SealError::Encrypt)?;
     let mut body = plaintext.to_vec();
     cipher
         .seal_in_place_append_tag(zero_nonce(), Aad::from(out.as_slice()), &mut body)
@@ -166,6 +202,8 @@ struct Wrap<'a> {
 struct ParsedMulti<'a> {
     header: &'a [u8],
     wraps: Vec<Wrap<'a>>,
+    /// Version 2's key commitment; `None` for version 1.
+    commitment: Option<&'a [u8]>,
     body: &'a [u8],
 }
 
@@ -176,7 +214,8 @@ fn parse_multi(ct: &[u8]) -> Result<ParsedMulti<'_>, OpenError> {
     if ct[2..6] != MULTI_MAGIC {
         return Err(OpenError::MalformedHeader("unknown magic"));
     }
-    if ct[6] != MULTI_VERSION {
+    let version = ct[6];
+    if version != MULTI_VERSION && version != MULTI_VERSION_V1 {
         return Err(OpenError::MalformedHeader("unsupported version"));
     }
     let count = usize::from(ct[7]);
@@ -204,12 +243,22 @@ fn parse_multi(ct: &[u8]) -> Result<ParsedMulti<'_>, OpenError> {
         });
         pos = start + rsa_len;
     }
+    let commitment = if version == MULTI_VERSION {
+        let c = ct
+            .get(pos..pos + COMMITMENT_LEN)
+            .ok_or(OpenError::TooShort)?;
+        pos += COMMITMENT_LEN;
+        Some(c)
+    } else {
+        None
+    };
     if ct.len() < pos + TAG_LEN {
         return Err(OpenError::TooShort);
     }
     Ok(ParsedMulti {
         header: &ct[..pos],
         wraps,
+        commitment,
         body: &ct[pos..],
     })
 }
@@ -356,8 +405,23 @@ impl KeyRing {
         ciphertext: &[u8],
         hints: &[Fingerprint],
     ) -> Result<Opened, OpenError> {
+        let mut unlimited = u64::MAX;
+        self.open_within(label, ciphertext, hints, &mut unlimited)
+    }
+
+    /// [`KeyRing::open`] performing at most `rsa_budget` RSA operations, and subtracting
+    /// those it performs: a caller opening many values bounds their total cost with one
+    /// budget. When it runs out before the value opened the result is
+    /// [`OpenError::WorkLimit`].
+    pub fn open_within(
+        &self,
+        label: &[u8],
+        ciphertext: &[u8],
+        hints: &[Fingerprint],
+        rsa_budget: &mut u64,
+    ) -> Result<Opened, OpenError> {
         if ciphertext.starts_with(&MULTI_MARKER) {
-            return self.open_multi(label, ciphertext);
+            return self.open_multi(label, ciphertext, rsa_budget);
         }
         let (rsa, body) = parse_upstream(ciphertext)?;
         let hinted = hints.iter().filter_map(|fp| self.index.get(fp).copied());
@@ -369,6 +433,7 @@ impl KeyRing {
         }
         for idx in order {
             let key = &self.keys[idx];
+            spend(rsa_budget)?;
             let Some(session) = self.unwrap_session(key, label, rsa) else {
                 continue;
             };
@@ -382,17 +447,48 @@ impl KeyRing {
         Err(OpenError::NoKey)
     }
 
-    fn open_multi(&self, label: &[u8], ciphertext: &[u8]) -> Result<Opened, OpenError> {
+    fn open_multi(
+        &self,
+        label: &[u8],
+        ciphertext: &[u8],
+        rsa_budget: &mut u64,
+    ) -> Result<Opened, OpenError> {
         let parsed = parse_multi(ciphertext)?;
+        // At most one unwrap attempt per key we hold: a sealer may name our key in all 255
+        // wraps, and a key that failed once fails again (or opens the same session key).
+        let mut tried: Vec<usize> = Vec::new();
         for wrap in &parsed.wraps {
             let fingerprint = Fingerprint::from_digest(wrap.digest);
-            let Some(key) = self.get(&fingerprint) else {
+            let Some(&idx) = self.index.get(&fingerprint) else {
                 continue;
             };
+            if tried.contains(&idx) {
+                continue;
+            }
+            tried.push(idx);
+            let key = &self.keys[idx];
+            spend(rsa_budget)?;
             let Some(session) = self.unwrap_session(key, label, wrap.rsa) else {
                 continue;
             };
-            if let Some(plaintext) = open_body(&session, Aad::from(parsed.header), parsed.body) {
+            let body_key = match parsed.commitment {
+                // Version 1: the session key is the body key, and nothing stops a sealer from
+                // giving each recipient a different one (FORMAT.md §2.1).
+                None => session,
+                Some(expected) => {
+                    let Some(actual) = commitment(&session) else {
+                        continue;
+                    };
+                    if verify_slices_are_equal(actual.as_ref(), expected).is_err() {
+                        continue;
+                    }
+                    let Some(k) = body_key(&session) else {
+                        continue;
+                    };
+                    k
+                }
+            };
+            if let Some(plaintext) = open_body(&body_key, Aad::from(parsed.header), parsed.body) {
                 return Ok(Opened {
                     plaintext,
                     key: fingerprint,
@@ -401,6 +497,12 @@ impl KeyRing {
         }
         Err(OpenError::NoKey)
     }
+}
+
+/// Takes one RSA operation from the budget.
+fn spend(rsa_budget: &mut u64) -> Result<(), OpenError> {
+    *rsa_budget = rsa_budget.checked_sub(1).ok_or(OpenError::WorkLimit)?;
+    Ok(())
 }
 
 fn open_body(session: &[u8; SESSION_KEY_LEN], aad: Aad<&[u8]>, body: &[u8]) -> Option<Plaintext> {
@@ -426,3 +528,11 @@ mod tests {
         assert!(decode_base64("!!!!").is_err());
     }
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+mod commitment_tests;

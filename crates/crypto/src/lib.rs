@@ -35,8 +35,8 @@ mod scope;
 pub use cert::{CertParams, Certificate, DEFAULT_KEY_TTL};
 pub use error::{CertError, DecodeError, KeyError, OpenError, SealError};
 pub use hybrid::{
-    Envelope, KeyRing, MULTI_MAGIC, MULTI_MARKER, MULTI_VERSION, Opened, decode_base64,
-    encode_base64, envelope, seal, seal_multi,
+    Envelope, KeyRing, MULTI_MAGIC, MULTI_MARKER, MULTI_VERSION, MULTI_VERSION_V1, Opened,
+    decode_base64, encode_base64, envelope, seal, seal_multi,
 };
 pub use keys::{Fingerprint, ParseFingerprintError, Plaintext, PrivateKey, PublicKey};
 pub use scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, ParseScopeError, Scope};

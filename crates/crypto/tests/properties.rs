@@ -171,7 +171,7 @@ fn structural_errors() {
         OpenError::MalformedHeader("unknown magic")
     );
     assert_eq!(
-        r.open(b"", b"\0\0ssrs\x02\x01", &[]).unwrap_err(),
+        r.open(b"", b"\0\0ssrs\x03\x01", &[]).unwrap_err(),
         OpenError::MalformedHeader("unsupported version")
     );
     assert_eq!(
@@ -194,6 +194,26 @@ fn hints_cost_one_rsa_operation_and_unknown_hints_are_ignored() {
         .unwrap();
     r.open(b"x", &ct, &[unknown]).unwrap();
     assert_eq!(r.rsa_operations(), 1 + 3);
+}
+
+/// Issue 11 item 3: a multi-recipient value naming our key in all 255 wraps costs one RSA
+/// operation, not 255.
+#[test]
+fn one_unwrap_attempt_per_held_key() {
+    let [a, b, _] = keys();
+    let r = ring(&[a, b]);
+    let genuine = seal_multi(&[a.public_key()], b"l", b"v").unwrap();
+    // Header of 255 wraps, all naming key A, none of them valid, then the genuine body.
+    let mut forged = genuine[..7].to_vec();
+    forged.push(255);
+    for i in 0..255u8 {
+        forged.extend_from_slice(&a.fingerprint().digest());
+        forged.extend_from_slice(&256u16.to_be_bytes());
+        forged.extend_from_slice(&[i; 256]);
+    }
+    forged.extend_from_slice(&genuine[8 + 32 + 2 + 256..]);
+    assert_eq!(r.open(b"l", &forged, &[]).unwrap_err(), OpenError::NoKey);
+    assert_eq!(r.rsa_operations(), 1);
 }
 
 #[test]

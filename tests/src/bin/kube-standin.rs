@@ -54,7 +54,7 @@ struct Args {
     #[arg(long, env = "KUBE_STANDIN_FAULT_SEED")]
     fault_seed: Option<u64>,
     /// Number of changes kept for watch resumption; older versions answer 410 Gone.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = standin::DEFAULT_HISTORY_LIMIT)]
     history_limit: usize,
     /// Interval between watch bookmarks, in milliseconds.
     #[arg(long, default_value_t = 1000)]

@@ -6,27 +6,38 @@
 //! service-proxy endpoints, faults, history compaction, state dumps.
 //!
 //! Where it knowingly differs from kube-apiserver is written down in `store.rs` (storage and
-//! write semantics), `server.rs` (protocol), `select.rs` and `patch.rs`.
+//! write semantics), `gc.rs` (garbage collection), `server.rs` (protocol), `discovery.rs`
+//! (version, discovery, OpenAPI), `proxy.rs` (service proxy), `select.rs` and `patch.rs`.
 
+mod discovery;
 mod error;
 mod faults;
+mod fields;
+mod gc;
 mod patch;
+mod proxy;
 mod resources;
 mod select;
 mod server;
 mod store;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use discovery::GIT_VERSION;
 pub use error::ApiError;
 pub use faults::Faults;
 pub use server::ENDPOINT_ANNOTATION;
 
 use crate::kubeconfig;
 use server::{Shared, lock};
+
+/// Changes kept for watch resumption by default (a 10,000-object cold start writes about
+/// three changes per object; a watcher resuming within this many changes needs no relist).
+pub const DEFAULT_HISTORY_LIMIT: usize = 10_000;
 
 /// How a stand-in behaves for one run.
 #[derive(Debug, Clone)]
@@ -39,7 +50,9 @@ pub struct Config {
     pub fault_seed: Option<u64>,
     /// Service proxy targets: `(namespace, service name, "HOST:PORT")`.
     pub endpoints: Vec<(String, String, String)>,
-    /// Watch history kept for resumption; older versions answer 410 Gone.
+    /// Watch history kept for resumption; older versions answer 410 Gone. The default,
+    /// [`DEFAULT_HISTORY_LIMIT`], is above the number of changes a watcher may fall behind
+    /// before it is cut, so that a cut watcher can always resume without a relist.
     pub history_limit: usize,
     /// How often watches that allow bookmarks receive one.
     pub bookmark_interval: Duration,
@@ -52,7 +65,7 @@ impl Default for Config {
             faults: Faults::default(),
             fault_seed: None,
             endpoints: Vec::new(),
-            history_limit: 2000,
+            history_limit: DEFAULT_HISTORY_LIMIT,
             bookmark_interval: Duration::from_secs(1),
         }
     }
@@ -236,8 +249,11 @@ impl StandIn {
         let thread = std::thread::Builder::new()
             .name("kube-standin".into())
             .spawn(move || {
+                // The thread names let benchmarks tell the stand-in's CPU time from the
+                // test's (tests/tests/standin_scale.rs).
                 let rt = match tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
+                    .thread_name("kube-standin-rt")
                     .enable_all()
                     .build()
                 {

@@ -56,11 +56,26 @@ pub fn apply(doc: &mut Value, kind: PatchKind, patch: &[u8]) -> Result<(), ApiEr
             strategic_merge(doc, &p);
             Ok(())
         }
-        PatchKind::Apply => Err(ApiError::unsupported_media_type(
-            "kube-standin does not implement server-side apply (application/apply-patch+yaml); \
-             use a JSON merge patch, a JSON patch or update",
+        // Server-side apply is not a patch of the stored object but a merge with field
+        // ownership: `Store::apply`.
+        PatchKind::Apply => Err(ApiError::bad_request(
+            "an apply patch is not applied as a patch; this is a bug in kube-standin",
         )),
     }
+}
+
+/// The body of a server-side apply: YAML (JSON is YAML too; kubectl and helm send JSON).
+pub fn parse_apply(body: &[u8]) -> Result<Value, ApiError> {
+    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+        return Ok(v);
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request(format!("the apply body is not UTF-8: {e}")))?;
+    serde_saphyr::from_str::<Value>(text).map_err(|e| {
+        ApiError::bad_request(format!(
+            "error decoding YAML of the apply configuration: {e}"
+        ))
+    })
 }
 
 fn strategic_merge(doc: &mut Value, patch: &Value) {
@@ -126,6 +141,15 @@ fn strip_directives(mut m: Map<String, Value>) -> Map<String, Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn apply_bodies_are_json_or_yaml() {
+        let want = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"}});
+        assert_eq!(parse_apply(want.to_string().as_bytes()).unwrap(), want);
+        let yaml = "apiVersion: v1\nkind: ConfigMap\ndata:\n  a: \"1\"\n";
+        assert_eq!(parse_apply(yaml.as_bytes()).unwrap(), want);
+        assert_eq!(parse_apply(b"a: [").unwrap_err().code, 400);
+    }
 
     #[test]
     fn strategic_merges_maps_and_deletes() {

@@ -1,34 +1,34 @@
-//! HTTP front of the stand-in: routing of the Kubernetes REST paths, discovery, watch
-//! streams, the service proxy, fault injection, bearer token auth and the admin API.
+//! HTTP front of the stand-in: routing of the Kubernetes REST paths, the resource verbs,
+//! fault injection, bearer token auth and the admin API. Discovery is in `discovery.rs`,
+//! watch streams in `watch.rs`, the service proxy in `proxy.rs`.
 //!
 //! Knowing differences from kube-apiserver: plain HTTP/1.1 on loopback (no TLS, no HTTP/2,
-//! no protobuf: JSON only); no aggregated discovery (kubectl and client-go fall back to the
-//! legacy per-group-version documents when `/api` and `/apis` answer plain JSON); no OpenAPI
-//! documents (404, so kubectl skips client-side schema validation); `Table` output has only
-//! Name and Age columns; `fieldValidation` and `fieldManager` are accepted and ignored;
-//! watches by `kubectl get -w` in table form are served as plain objects.
+//! no protobuf: JSON only); `Table` output has only Name and Age columns; `fieldValidation`
+//! is accepted and ignored; watches by `kubectl get -w` in table form are served as plain
+//! objects. Field managers and server-side apply are in `fields.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse as _, Response};
 use base64::Engine as _;
 use bytes::Bytes;
-use futures::SinkExt as _;
 use http::{HeaderMap, Method, StatusCode, header};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::Notify;
 
+use super::discovery;
 use super::error::ApiError;
 use super::faults::{FaultState, Faults, Injected};
-use super::patch::PatchKind;
+use super::fields::Manager;
+use super::patch::{self, PatchKind};
 use super::resources::ResourceType;
 use super::select::{FieldSelector, LabelSelector};
-use super::store::{Change, ChangeKind, DeleteOpts, Store};
+use super::store::{DeleteOpts, Obj, Store, Tracking};
+use super::{proxy, watch};
 
 /// Annotation on a Service naming the `HOST:PORT` its proxy requests go to: the alternative
 /// to `--endpoint NS/NAME=HOST:PORT` when the address is known where the Service is created.
@@ -61,6 +61,12 @@ fn json_response(code: u16, body: &Value) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// A response whose JSON body is already serialised.
+fn bytes_response(code: u16, body: Bytes) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn error_response(e: &ApiError) -> Response {
@@ -125,7 +131,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         Ok(b) => b,
         Err(e) => return error_response(&ApiError::bad_request(format!("reading the body: {e}"))),
     };
-    let path = parts.uri.path().to_owned();
+    let path = proxy::decode_path(parts.uri.path());
     let query = parse_query(parts.uri.query());
     if let Some(admin) = path.strip_prefix("/standin/v1/") {
         return admin_request(&shared, &parts.method, admin, &body);
@@ -147,7 +153,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
             200,
             &json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"]}),
         )),
-        ["version"] => Ok(json_response(200, &version())),
+        ["version"] => Ok(json_response(200, &discovery::version())),
         ["healthz" | "readyz" | "livez"] => Ok((StatusCode::OK, "ok").into_response()),
         ["api"] => Ok(json_response(
             200,
@@ -157,21 +163,35 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
                 "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1")}],
             }),
         )),
-        ["api", "v1"] => Ok(json_response(200, &resource_list(&shared, "", "v1"))),
-        ["apis"] => Ok(json_response(200, &group_list(&shared))),
-        ["apis", g] => group(&shared, g).map(|v| json_response(200, &v)),
+        ["api", "v1"] => Ok(json_response(
+            200,
+            &discovery::resource_list(&shared, "", "v1"),
+        )),
+        ["apis"] => Ok(json_response(200, &discovery::group_list(&shared))),
+        ["apis", g] => discovery::group(&shared, g).map(|v| json_response(200, &v)),
         ["apis", g, v] => {
-            let list = resource_list(&shared, g, v);
+            let list = discovery::resource_list(&shared, g, v);
             if list["resources"].as_array().is_some_and(|r| r.is_empty()) {
                 Err(ApiError::not_found_path())
             } else {
                 Ok(json_response(200, &list))
             }
         }
-        ["openapi", "v3"] => Ok(json_response(200, &openapi_root(&shared))),
-        ["openapi", "v3", "api", v] => openapi_gv(&shared, "", v).map(|d| json_response(200, &d)),
+        ["openapi", "v2"] => {
+            let protobuf = parts
+                .headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(discovery::wants_openapi_v2_protobuf);
+            let (doc, content_type) = discovery::openapi_v2(protobuf);
+            Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], doc).into_response())
+        }
+        ["openapi", "v3"] => Ok(json_response(200, &discovery::openapi_root(&shared))),
+        ["openapi", "v3", "api", v] => {
+            discovery::openapi_gv(&shared, "", v).map(|d| json_response(200, &d))
+        }
         ["openapi", "v3", "apis", g, v] => {
-            openapi_gv(&shared, g, v).map(|d| json_response(200, &d))
+            discovery::openapi_gv(&shared, g, v).map(|d| json_response(200, &d))
         }
         ["api", "v1", "namespaces", ns, "services", svc, "proxy", ..] => {
             let prefix = format!("/api/v1/namespaces/{ns}/services/{svc}/proxy");
@@ -179,7 +199,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
                 .get(prefix.len()..)
                 .filter(|r| !r.is_empty())
                 .unwrap_or("/");
-            proxy(&ctx, ns, svc, rest, parts.uri.query()).await
+            proxy::proxy(&ctx, ns, svc, rest, parts.uri.query()).await
         }
         ["api", "v1", rest @ ..] => resource_request(&ctx, "", "v1", rest).await,
         ["apis", g, v, rest @ ..] => resource_request(&ctx, g, v, rest).await,
@@ -188,167 +208,31 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
     result.unwrap_or_else(|e| error_response(&e))
 }
 
-struct Ctx<'a> {
-    shared: &'a Arc<Shared>,
-    method: &'a Method,
-    headers: &'a HeaderMap,
-    query: &'a HashMap<String, String>,
-    body: &'a Bytes,
-}
-
-fn version() -> Value {
-    json!({
-        "major": "1",
-        "minor": "33",
-        "emulationMajor": "1",
-        "emulationMinor": "33",
-        "gitVersion": "v1.33.0-kube-standin",
-        "gitCommit": "0000000000000000000000000000000000000000",
-        "gitTreeState": "clean",
-        "buildDate": "2025-01-01T00:00:00Z",
-        "goVersion": "go1.24.0",
-        "compiler": "gc",
-        "platform": "linux/amd64",
-    })
-}
-
-fn resource_list(shared: &Shared, group: &str, version: &str) -> Value {
-    let store = lock(&shared.store);
-    let resources: Vec<Value> = store
-        .types()
-        .filter(|t| t.group == group && t.versions.iter().any(|v| v == version))
-        .flat_map(ResourceType::discovery_entries)
-        .collect();
-    let gv = if group.is_empty() {
-        version.to_owned()
-    } else {
-        format!("{group}/{version}")
-    };
-    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
-}
-
-fn group_json(group: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
-        .collect();
-    json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
-}
-
-fn groups(shared: &Shared) -> Vec<(String, Vec<String>)> {
-    let store = lock(&shared.store);
-    let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for t in store.types().filter(|t| !t.group.is_empty()) {
-        match out.iter_mut().find(|(g, _)| *g == t.group) {
-            Some((_, vs)) => {
-                for v in &t.versions {
-                    if !vs.contains(v) {
-                        vs.push(v.clone());
-                    }
-                }
-            }
-            None => out.push((t.group.clone(), t.versions.clone())),
-        }
-    }
-    out
-}
-
-fn group_list(shared: &Shared) -> Value {
-    let gs: Vec<Value> = groups(shared)
-        .iter()
-        .map(|(g, vs)| group_json(g, vs))
-        .collect();
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": gs})
-}
-
-fn group(shared: &Shared, name: &str) -> Result<Value, ApiError> {
-    let (g, vs) = groups(shared)
-        .into_iter()
-        .find(|(g, _)| g == name)
-        .ok_or_else(ApiError::not_found_path)?;
-    let mut v = group_json(&g, &vs);
-    v["kind"] = json!("APIGroup");
-    v["apiVersion"] = json!("v1");
-    Ok(v)
-}
-
-/// `/openapi/v3`: one entry per served group-version.
-///
-/// Knowing difference: the documents carry no schemas, only each resource's PATCH operation
-/// with its `x-kubernetes-group-version-kind` and the `fieldValidation` parameter. That is what
-/// kubectl reads to learn that the server validates fields itself (so it skips client-side
-/// schema validation, which would need the OpenAPI v2 document we do not serve). Unknown fields
-/// are not actually rejected; `kubectl explain` has nothing to explain.
-fn openapi_root(shared: &Shared) -> Value {
-    let store = lock(&shared.store);
-    let mut paths = serde_json::Map::new();
-    for t in store.types() {
-        for v in &t.versions {
-            let key = if t.group.is_empty() {
-                format!("api/{v}")
-            } else {
-                format!("apis/{}/{v}", t.group)
-            };
-            let doc = openapi_doc(store.types(), &t.group, v).to_string();
-            let mut h = std::hash::DefaultHasher::new();
-            std::hash::Hash::hash(&doc, &mut h);
-            let hash = format!("{:016X}", std::hash::Hasher::finish(&h));
-            paths.insert(
-                key.clone(),
-                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}),
-            );
-        }
-    }
-    json!({"paths": paths})
-}
-
-fn openapi_doc<'a>(
-    types: impl Iterator<Item = &'a ResourceType>,
-    group: &str,
-    version: &str,
-) -> Value {
-    let mut paths = serde_json::Map::new();
-    for t in types.filter(|t| t.group == group && t.versions.iter().any(|v| v == version)) {
-        let prefix = if group.is_empty() {
-            format!("/api/{version}")
-        } else {
-            format!("/apis/{group}/{version}")
-        };
-        let path = if t.namespaced {
-            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", t.plural)
-        } else {
-            format!("{prefix}/{}/{{name}}", t.plural)
-        };
-        paths.insert(path, json!({
-            "patch": {
-                "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": t.kind},
-                "parameters": [
-                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
-                    {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
-                ],
-                "responses": {"200": {"description": "OK"}},
-            }
-        }));
-    }
-    json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0-kube-standin"}, "paths": paths})
-}
-
-fn openapi_gv(shared: &Shared, group: &str, version: &str) -> Result<Value, ApiError> {
-    let store = lock(&shared.store);
-    let doc = openapi_doc(store.types(), group, version);
-    if doc["paths"].as_object().is_some_and(|p| p.is_empty()) {
-        return Err(ApiError::not_found_path());
-    }
-    Ok(doc)
+/// One request's parts, for the handlers.
+pub(super) struct Ctx<'a> {
+    pub shared: &'a Arc<Shared>,
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    pub query: &'a HashMap<String, String>,
+    pub body: &'a Bytes,
 }
 
 /// The object as served at `version` (one stored representation, see store.rs).
-fn render(mut obj: Value, rt: &ResourceType, version: &str) -> Value {
+pub(super) fn render(mut obj: Value, rt: &ResourceType, version: &str) -> Value {
     obj["apiVersion"] = json!(rt.api_version(version));
     obj
 }
 
-fn is_true(q: &HashMap<String, String>, k: &str) -> bool {
+/// [`render`] serialised: the stored serialisation when `version` is the stored one (no
+/// copy), else a rewritten copy.
+pub(super) fn render_json(obj: &Obj, rt: &ResourceType, version: &str) -> Bytes {
+    if obj.value["apiVersion"].as_str() == Some(rt.api_version(version).as_str()) {
+        return obj.json();
+    }
+    Bytes::from(render(obj.value.clone(), rt, version).to_string())
+}
+
+pub(super) fn is_true(q: &HashMap<String, String>, k: &str) -> bool {
     q.get(k).is_some_and(|v| v == "true" || v == "1")
 }
 
@@ -495,22 +379,22 @@ async fn resource_request(
     let method = ctx.method.clone();
     match (method, name) {
         (Method::GET, None) if is_true(ctx.query, "watch") => {
-            watch(ctx, &rt, version, ns.as_deref())
+            watch::watch(ctx, &rt, version, ns.as_deref())
         }
         (Method::GET, None) => list(ctx, &rt, version, ns.as_deref()),
         (Method::GET, Some(name)) => {
             let obj = lock(&shared.store).get(&rt, &ns_str, name)?;
             if wants_table(ctx.headers) {
-                let rv = obj["metadata"]["resourceVersion"]
+                let rv = obj.value["metadata"]["resourceVersion"]
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
                 return Ok(json_response(
                     200,
-                    &table(&[render(obj, &rt, version)], &rv),
+                    &table(&[render(obj.value.clone(), &rt, version)], &rv),
                 ));
             }
-            Ok(json_response(200, &render(obj, &rt, version)))
+            Ok(bytes_response(200, render_json(&obj, &rt, version)))
         }
         (Method::POST, None) => {
             if rt.namespaced && ns.is_none() {
@@ -520,14 +404,25 @@ async fn resource_request(
                 )));
             }
             let body = parse_body()?;
-            let obj = lock(&shared.store).create(&rt.key(), &ns_str, body, dry_run)?;
-            Ok(json_response(201, &render(obj, &rt, version)))
+            let manager = manager(ctx, &rt, version);
+            let tracking = Tracking::Update(&manager);
+            let obj = lock(&shared.store).create(&rt.key(), &ns_str, body, tracking, dry_run)?;
+            Ok(bytes_response(201, render_json(&obj, &rt, version)))
         }
         (Method::PUT, Some(name)) => {
             let body = parse_body()?;
-            let obj = lock(&shared.store).update(&rt, &ns_str, name, body, status_only, dry_run)?;
+            let manager = manager(ctx, &rt, version);
+            let obj = lock(&shared.store).update(
+                &rt,
+                &ns_str,
+                name,
+                body,
+                &manager,
+                status_only,
+                dry_run,
+            )?;
             shared.gc.notify_one();
-            Ok(json_response(200, &render(obj, &rt, version)))
+            Ok(bytes_response(200, render_json(&obj, &rt, version)))
         }
         (Method::PATCH, Some(name)) => {
             let ct = ctx
@@ -538,17 +433,48 @@ async fn resource_request(
             let kind = PatchKind::from_content_type(ct).ok_or_else(|| {
                 ApiError::unsupported_media_type(format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {ct:?})"))
             })?;
-            let obj = lock(&shared.store).patch(
-                &rt,
-                &ns_str,
-                name,
-                kind,
-                ctx.body,
-                status_only,
-                dry_run,
-            )?;
+            let manager = manager(ctx, &rt, version);
+            let force = is_true(ctx.query, "force");
+            let obj = if kind == PatchKind::Apply {
+                if !ctx.query.contains_key("fieldManager") {
+                    return Err(ApiError::invalid(
+                        "PatchOptions.meta.k8s.io",
+                        "",
+                        "fieldManager: Required value: is required for apply patch",
+                    ));
+                }
+                let config = patch::parse_apply(ctx.body)?;
+                lock(&shared.store).apply(
+                    &rt,
+                    &ns_str,
+                    name,
+                    config,
+                    &manager,
+                    force,
+                    status_only,
+                    dry_run,
+                )?
+            } else {
+                if ctx.query.contains_key("force") {
+                    return Err(ApiError::invalid(
+                        "PatchOptions.meta.k8s.io",
+                        "",
+                        "force: Forbidden: may not be specified for non-apply patch",
+                    ));
+                }
+                lock(&shared.store).patch(
+                    &rt,
+                    &ns_str,
+                    name,
+                    kind,
+                    ctx.body,
+                    &manager,
+                    status_only,
+                    dry_run,
+                )?
+            };
             shared.gc.notify_one();
-            Ok(json_response(200, &render(obj, &rt, version)))
+            Ok(bytes_response(200, render_json(&obj, &rt, version)))
         }
         (Method::DELETE, Some(name)) if !status_only => {
             let opts = if ctx.body.is_empty() {
@@ -563,17 +489,17 @@ async fn resource_request(
             let (obj, gone) = lock(&shared.store).delete(&rt, &ns_str, name, &opts, dry_run)?;
             shared.gc.notify_one();
             if !gone {
-                return Ok(json_response(202, &render(obj, &rt, version)));
+                return Ok(bytes_response(202, render_json(&obj, &rt, version)));
             }
             if rt.custom {
                 // apiextensions-apiserver returns the deleted object (ReturnDeletedObject).
-                return Ok(json_response(200, &render(obj, &rt, version)));
+                return Ok(bytes_response(200, render_json(&obj, &rt, version)));
             }
             Ok(json_response(
                 200,
                 &json!({
                     "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                    "details": {"name": name, "group": rt.group, "kind": rt.plural, "uid": obj["metadata"]["uid"]},
+                    "details": {"name": name, "group": rt.group, "kind": rt.plural, "uid": obj.value["metadata"]["uid"]},
                 }),
             ))
         }
@@ -584,6 +510,7 @@ async fn resource_request(
             let mut deleted = Vec::new();
             for item in items
                 .iter()
+                .map(|o| &o.value)
                 .filter(|o| labels.matches(o) && fields.matches(o))
             {
                 let (ins, iname) = (
@@ -599,7 +526,7 @@ async fn resource_request(
                 if let Ok((obj, _)) =
                     store.delete(&rt, &ins, &iname, &DeleteOpts::default(), dry_run)
                 {
-                    deleted.push(render(obj, &rt, version));
+                    deleted.push(render(obj.value.clone(), &rt, version));
                 }
             }
             let rv = store.current_rv().to_string();
@@ -622,9 +549,40 @@ struct ContinueToken {
     name: String,
 }
 
+/// The field manager of a write: `fieldManager`, else the `User-Agent` up to its first `/`
+/// (printable characters, at most 128), as kube-apiserver's `managerOrUserAgent` does; so
+/// a client sending neither (kube-rs by default) is the manager `""`.
+fn manager(ctx: &Ctx<'_>, rt: &ResourceType, version: &str) -> Manager {
+    let name = ctx
+        .query
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .unwrap_or_else(|| {
+            let ua = ctx
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            ua.split('/')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(128)
+                .collect()
+        });
+    Manager {
+        name,
+        api_version: rt.api_version(version),
+    }
+}
+
 /// The `labelSelector` and `fieldSelector` query parameters of list, watch and
 /// deletecollection (absent = match everything).
-fn selectors(query: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
+pub(super) fn selectors(
+    query: &HashMap<String, String>,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let param = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
     Ok((
         LabelSelector::parse(param("labelSelector"))?,
@@ -640,9 +598,9 @@ fn list(
 ) -> Result<Response, ApiError> {
     let (labels, fields) = selectors(ctx.query)?;
     let (items, rv) = lock(&ctx.shared.store).list(rt, ns);
-    let mut items: Vec<Value> = items
+    let mut items: Vec<_> = items
         .into_iter()
-        .filter(|o| labels.matches(o) && fields.matches(o))
+        .filter(|o| labels.matches(&o.value) && fields.matches(&o.value))
         .collect();
     if let Some(token) = ctx.query.get("continue").filter(|t| !t.is_empty()) {
         let start: ContinueToken = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -650,13 +608,18 @@ fn list(
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
-        items.retain(|o| {
+        // Items are sorted by (namespace, name): the page starts after the token's key.
+        let after = |o: &Obj| {
             let k = (
-                o["metadata"]["namespace"].as_str().unwrap_or_default(),
-                o["metadata"]["name"].as_str().unwrap_or_default(),
+                o.value["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default(),
+                o.value["metadata"]["name"].as_str().unwrap_or_default(),
             );
             k > (start.ns.as_str(), start.name.as_str())
-        });
+        };
+        let first = items.partition_point(|o| !after(o));
+        items.drain(..first);
     }
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(limit) = ctx
@@ -670,11 +633,11 @@ fn list(
         items.truncate(limit);
         if let Some(last) = items.last() {
             let token = ContinueToken {
-                ns: last["metadata"]["namespace"]
+                ns: last.value["metadata"]["namespace"]
                     .as_str()
                     .unwrap_or_default()
                     .to_owned(),
-                name: last["metadata"]["name"]
+                name: last.value["metadata"]["name"]
                     .as_str()
                     .unwrap_or_default()
                     .to_owned(),
@@ -684,275 +647,42 @@ fn list(
             meta["remainingItemCount"] = json!(remaining);
         }
     }
-    let items: Vec<Value> = items.into_iter().map(|o| render(o, rt, version)).collect();
     if wants_table(ctx.headers) {
-        let mut t = table(&items, &rv.to_string());
+        let values: Vec<Value> = items
+            .iter()
+            .map(|o| render(o.value.clone(), rt, version))
+            .collect();
+        let mut t = table(&values, &rv.to_string());
         t["metadata"] = meta;
         return Ok(json_response(200, &t));
     }
-    Ok(json_response(
-        200,
-        &json!({
-            "kind": rt.list_kind,
-            "apiVersion": rt.api_version(version),
-            "metadata": meta,
-            "items": items,
-        }),
-    ))
-}
-
-struct WatchFilter {
-    ns: Option<String>,
-    labels: LabelSelector,
-    fields: FieldSelector,
-}
-
-impl WatchFilter {
-    fn matches(&self, obj: &Value) -> bool {
-        self.ns
-            .as_deref()
-            .is_none_or(|ns| obj["metadata"]["namespace"].as_str() == Some(ns))
-            && self.labels.matches(obj)
-            && self.fields.matches(obj)
-    }
-
-    /// The event a watcher with this filter sees for `change`, if any.
-    fn classify<'c>(&self, change: &'c Change) -> Option<(&'static str, &'c Value)> {
-        let now = self.matches(&change.object);
-        match change.kind {
-            ChangeKind::Added => now.then_some(("ADDED", &change.object)),
-            ChangeKind::Deleted => now.then_some(("DELETED", &change.object)),
-            ChangeKind::Modified => {
-                let before = change.old.as_ref().is_some_and(|o| self.matches(o));
-                match (before, now) {
-                    (true, true) => Some(("MODIFIED", &change.object)),
-                    (false, true) => Some(("ADDED", &change.object)),
-                    (true, false) => Some(("DELETED", &change.object)),
-                    (false, false) => None,
-                }
-            }
-        }
-    }
-}
-
-fn event_line(kind: &str, obj: Value) -> Bytes {
-    let mut line = json!({"type": kind, "object": obj}).to_string();
-    line.push('\n');
-    Bytes::from(line)
-}
-
-fn watch(
-    ctx: &Ctx<'_>,
-    rt: &ResourceType,
-    version: &str,
-    ns: Option<&str>,
-) -> Result<Response, ApiError> {
-    let q = ctx.query;
-    let (labels, fields) = selectors(q)?;
-    let filter = WatchFilter {
-        ns: ns.filter(|_| rt.namespaced).map(str::to_owned),
-        labels,
-        fields,
-    };
-    let from = match q.get("resourceVersion").map(String::as_str) {
-        None | Some("" | "0") => None,
-        Some(rv) => Some(
-            rv.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?,
-        ),
-    };
-    let bookmarks = is_true(q, "allowWatchBookmarks");
-    let send_initial = is_true(q, "sendInitialEvents");
-    let timeout = q
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .filter(|t| *t > 0);
-    let cut = lock(&ctx.shared.faults).faults.watch_cut_seconds;
-    let lifetime = [timeout, (cut > 0).then_some(cut)]
-        .into_iter()
-        .flatten()
-        .min()
-        .map(Duration::from_secs)
-        // kube-apiserver's default is a random 30-60 minutes; we pick the low end.
-        .unwrap_or(Duration::from_secs(1800));
-    ctx.shared
-        .watches
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-    let start = lock(&ctx.shared.store).watch(
-        rt,
-        ns.filter(|_| rt.namespaced),
-        if send_initial { None } else { from },
-    );
-    let rt = rt.clone();
-    let version = version.to_owned();
-    let interval = ctx.shared.bookmark_interval;
-    let mut shutdown = ctx.shared.shutdown.subscribe();
-    tokio::spawn(async move {
-        let mut tx = tx;
-        let bookmark = |rv: u64, initial_end: bool| {
-            let mut meta = json!({"resourceVersion": rv.to_string()});
-            if initial_end {
-                meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-            }
-            event_line(
-                "BOOKMARK",
-                json!({"kind": rt.kind, "apiVersion": rt.api_version(&version), "metadata": meta}),
-            )
-        };
-        let start = match start {
-            Ok(s) => s,
-            Err(e) => {
-                // kube-apiserver answers 200 and sends the error as an ERROR event.
-                let _ = tx.send(Ok(event_line("ERROR", e.to_status()))).await;
-                return;
-            }
-        };
-        let mut last_rv = start.last_rv;
-        for change in &start.initial {
-            if let Some((kind, obj)) = filter.classify(change)
-                && tx
-                    .send(Ok(event_line(kind, render(obj.clone(), &rt, &version))))
-                    .await
-                    .is_err()
-            {
-                return;
-            }
-        }
-        if send_initial && bookmarks && tx.send(Ok(bookmark(last_rv, true))).await.is_err() {
-            return;
-        }
-        let mut events = start.rx;
-        let deadline = tokio::time::sleep(lifetime);
-        tokio::pin!(deadline);
-        let mut ticker = tokio::time::interval(interval);
-        ticker.tick().await;
-        loop {
-            tokio::select! {
-                ev = events.recv() => match ev {
-                    Ok(change) => {
-                        last_rv = change.rv;
-                        if change.res != rt.key() {
-                            continue;
-                        }
-                        if let Some((kind, obj)) = filter.classify(&change)
-                            && tx.send(Ok(event_line(kind, render(obj.clone(), &rt, &version)))).await.is_err() {
-                                return;
-                            }
-                    }
-                    // A watcher too slow for the broadcast buffer is cut, like an apiserver
-                    // dropping a blocked watcher; the client resumes from its last version.
-                    Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => return,
-                },
-                _ = ticker.tick(), if bookmarks => {
-                    if tx.send(Ok(bookmark(last_rv, false))).await.is_err() {
-                        return;
-                    }
-                }
-                () = &mut deadline => return,
-                _ = shutdown.changed() => return,
-            }
-        }
+    let head = json!({
+        "kind": rt.list_kind,
+        "apiVersion": rt.api_version(version),
+        "metadata": meta,
     });
-    let body = Body::from_stream(rx);
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response())
+    let items = items.iter().map(|o| render_json(o, rt, version));
+    Ok(bytes_response(200, list_body(&head, items)))
 }
 
-async fn proxy(
-    ctx: &Ctx<'_>,
-    ns: &str,
-    svc: &str,
-    rest: &str,
-    query: Option<&str>,
-) -> Result<Response, ApiError> {
-    // `name`, `name:port` or `scheme:name:port`; the scheme is ignored (plain HTTP).
-    let parts: Vec<&str> = svc.split(':').collect();
-    let name = match parts.as_slice() {
-        [name] | [name, _] | [_, name, _] => *name,
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "invalid service request {svc:?}"
-            )));
-        }
-    };
-    let registered = lock(&ctx.shared.endpoints)
-        .get(&(ns.to_owned(), name.to_owned()))
-        .cloned();
-    let addr = match registered {
-        Some(a) => a,
-        None => {
-            let store = lock(&ctx.shared.store);
-            let rt = store.resource("", "v1", "services")?;
-            let service = store.get(&rt, ns, name)?;
-            service["metadata"]["annotations"][ENDPOINT_ANNOTATION]
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        503,
-                        "ServiceUnavailable",
-                        format!("no endpoints available for service \"{name}\""),
-                    )
-                })?
-        }
-    };
-    let unavailable = |e: &dyn std::fmt::Display| {
-        ApiError::new(
-            503,
-            "ServiceUnavailable",
-            format!("error trying to reach service: {e}"),
-        )
-    };
-    let stream = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect(&addr),
-    )
-    .await
-    .map_err(|e| unavailable(&e))?
-    .map_err(|e| unavailable(&e))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| unavailable(&e))?;
-    tokio::spawn(conn);
-    let uri = match query {
-        Some(q) => format!("{rest}?{q}"),
-        None => rest.to_owned(),
-    };
-    let mut builder = http::Request::builder().method(ctx.method.clone()).uri(uri);
-    for (k, v) in ctx.headers {
-        // The user's credentials are for the API server, not for the service behind it.
-        if k == header::HOST
-            || k == header::AUTHORIZATION
-            || k == header::CONNECTION
-            || k == header::TRANSFER_ENCODING
-        {
-            continue;
-        }
-        builder = builder.header(k, v);
+/// `head` (a JSON object) with an `items` array of already serialised objects appended:
+/// a list answer built from the stored serialisations, without copying any object tree.
+fn list_body(head: &Value, items: impl Iterator<Item = Bytes>) -> Bytes {
+    let mut out = head.to_string().into_bytes();
+    // `head` serialises as `{...}`; reopen it.
+    out.pop();
+    if out.len() > 1 {
+        out.push(b',');
     }
-    let req = builder
-        .header(header::HOST, addr.as_str())
-        .body(http_body_util::Full::new(ctx.body.clone()))
-        .map_err(|e| ApiError::bad_request(format!("invalid proxied request: {e}")))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let (parts, body) = resp.into_parts();
-    let mut out = Response::new(Body::new(body));
-    *out.status_mut() = parts.status;
-    for (k, v) in &parts.headers {
-        if k != header::CONNECTION && k != header::TRANSFER_ENCODING {
-            out.headers_mut().append(k, v.clone());
+    out.extend_from_slice(br#""items":["#);
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
+        out.extend_from_slice(&item);
     }
-    Ok(out)
+    out.extend_from_slice(b"]}");
+    Bytes::from(out)
 }
 
 fn admin_request(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> Response {

@@ -16,13 +16,21 @@
 //!   stores them once and converts);
 //! - reads (`get`, `list`) always answer the latest state whatever `resourceVersion` or
 //!   `resourceVersionMatch` ask, and list pages are not a consistent snapshot;
-//! - `managedFields` are never written and server-side apply is refused with 415;
+//! - `managedFields` and server-side apply: see `fields.rs`;
 //! - deleting a CRD removes its custom resources at once, ignoring their finalizers;
-//! - garbage collection looks owners up by uid across all namespaces, and foreground
-//!   deletion deletes dependents in the background before releasing the owner.
+//! - garbage collection: see `gc.rs`.
+//!
+//! Costs, so that the stand-in keeps up with a controller at 10,000 objects (issue 14): a
+//! write is `O(log n)` plus the size of the object (no scan of other objects; the collector's
+//! indexes are updated incrementally); objects are stored behind an `Arc` together with their
+//! serialisation, made once and shared by every get, list page and watch event that sends
+//! them; a list of one namespace reads only that namespace's range; a watch resuming from a
+//! resourceVersion finds its place in the history by binary search.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 
 use base64::Engine as _;
 use rand::Rng as _;
@@ -30,11 +38,76 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use super::error::ApiError;
+use super::fields::{Managed, Manager, Scope};
+use super::gc::{GcIndex, ObjRef};
 use super::patch::{self, PatchKind};
 use super::resources::{self, ResKey, ResourceType};
 
 /// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
 pub type ObjKey = (String, String);
+
+/// A stored object: its JSON tree and, once something sent it, its serialisation.
+#[derive(Debug)]
+pub struct Obj {
+    pub value: Value,
+    json: OnceLock<Bytes>,
+}
+
+impl Obj {
+    pub fn new(value: Value) -> Self {
+        Self {
+            value,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The object as JSON, serialised on first use and shared afterwards.
+    pub fn json(&self) -> Bytes {
+        self.json
+            .get_or_init(|| Bytes::from(self.value.to_string()))
+            .clone()
+    }
+}
+
+/// Objects are immutable once stored; a write stores a new one.
+pub type Stored = Arc<Obj>;
+
+/// How a write's `managedFields` are made: recorded from the change a manager made (create,
+/// update, non-apply patch), or already computed by a server-side apply.
+#[derive(Debug)]
+pub enum Tracking<'a> {
+    Update(&'a Manager),
+    Applied(Managed),
+}
+
+impl Tracking<'_> {
+    /// The managed fields after a write from `old` (`None`: create) to `new`.
+    fn managed(self, old: Option<&Value>, new: &Value, scope: Scope) -> Managed {
+        match self {
+            Self::Applied(m) => m,
+            Self::Update(manager) => {
+                let mut m = old.map(Managed::of).unwrap_or_default();
+                m.record_update(manager, scope, old, new, &now_rfc3339());
+                m
+            }
+        }
+    }
+}
+
+/// The manager kube-apiserver's own writes are recorded under.
+fn apiserver_manager() -> Manager {
+    Manager {
+        name: "kube-apiserver".into(),
+        api_version: "v1".into(),
+    }
+}
+
+fn set_managed(obj: &mut Value, managed: &Managed) {
+    match managed.to_value() {
+        Some(v) => meta_mut(obj).insert("managedFields".into(), v),
+        None => meta_mut(obj).remove("managedFields"),
+    };
+}
 
 /// What a watch event says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +123,10 @@ pub struct Change {
     pub rv: u64,
     pub res: ResKey,
     pub kind: ChangeKind,
-    pub object: Value,
+    pub object: Stored,
     /// The previous state for modifications, so that selector watches can turn an object
     /// leaving the selection into `DELETED` and entering it into `ADDED` like kube-apiserver.
-    pub old: Option<Value>,
+    pub old: Option<Stored>,
 }
 
 /// `DeleteOptions` fields the stand-in honours.
@@ -94,19 +167,26 @@ pub struct WatchStart {
 pub struct Store {
     rv: u64,
     types: BTreeMap<ResKey, ResourceType>,
-    objects: HashMap<ResKey, BTreeMap<ObjKey, Value>>,
+    /// Per resource, sorted by namespace then name, so one namespace is one range.
+    objects: HashMap<ResKey, BTreeMap<ObjKey, Stored>>,
+    /// Committed changes in resourceVersion order, at most `history_limit` of them.
     history: VecDeque<Arc<Change>>,
     history_limit: usize,
     /// Watches starting before this resourceVersion get 410 Gone.
     compacted_rv: u64,
     events: broadcast::Sender<Arc<Change>>,
     service_ip: u32,
+    pub(super) gc: GcIndex,
 }
 
-const NAMESPACES: (&str, &str) = ("", "namespaces");
+/// How many changes a watcher may fall behind before it is cut (it then resumes from its
+/// last resourceVersion, which the history must still hold: keep `history_limit` above this).
+const WATCH_BUFFER: usize = 4096;
+
+pub(super) const NAMESPACES: (&str, &str) = ("", "namespaces");
 const CRDS: (&str, &str) = ("apiextensions.k8s.io", "customresourcedefinitions");
 
-fn key(k: (&str, &str)) -> ResKey {
+pub(super) fn key(k: (&str, &str)) -> ResKey {
     (k.0.to_owned(), k.1.to_owned())
 }
 
@@ -148,7 +228,7 @@ fn valid_name(name: &str) -> bool {
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
-fn str_of<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+pub(super) fn str_of<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     let mut cur = v;
     for p in path {
         cur = cur.get(*p)?;
@@ -170,7 +250,7 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     }
 }
 
-fn finalizers(obj: &Value) -> Vec<String> {
+pub(super) fn finalizers(obj: &Value) -> Vec<String> {
     obj["metadata"]["finalizers"]
         .as_array()
         .map(|a| {
@@ -181,11 +261,11 @@ fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn is_terminating(obj: &Value) -> bool {
+pub(super) fn is_terminating(obj: &Value) -> bool {
     obj["metadata"]["deletionTimestamp"].is_string()
 }
 
-fn owner_uids(obj: &Value) -> Vec<String> {
+pub(super) fn owner_uids(obj: &Value) -> Vec<String> {
     obj["metadata"]["ownerReferences"]
         .as_array()
         .map(|a| {
@@ -196,37 +276,47 @@ fn owner_uids(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The object without the parts that do not count as a spec change.
-fn spec_part(obj: &Value, ignore_status: bool) -> Value {
-    let mut v = obj.clone();
-    if let Value::Object(o) = &mut v {
-        o.remove("metadata");
-        o.remove("apiVersion");
-        o.remove("kind");
-        if ignore_status {
-            o.remove("status");
-        }
+/// Whether two objects are equal in every top-level field but those in `skip`, and, when
+/// `meta_skip` is given, in their metadata but for the fields in `meta_skip` (compares in
+/// place: no copies of the objects).
+fn equal_except(a: &Value, b: &Value, skip: &[&str], meta_skip: Option<&[&str]>) -> bool {
+    fn fields<'v>(v: &'v Value, skip: &[&str]) -> Vec<(&'v String, &'v Value)> {
+        v.as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .collect()
     }
-    v
+    if fields(a, skip) != fields(b, skip) {
+        return false;
+    }
+    match meta_skip {
+        None => true,
+        Some(m) => fields(&a["metadata"], m) == fields(&b["metadata"], m),
+    }
 }
 
-/// Equal apart from resourceVersion and managedFields: such an update is a no-op that
-/// kube-apiserver answers without a new resourceVersion or watch event.
-fn same_content(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-            m.remove("managedFields");
-        }
-        v
+/// Whether the parts that count as a spec change (all but metadata, apiVersion, kind, and
+/// status when `ignore_status`) differ.
+fn spec_changed(old: &Value, new: &Value, ignore_status: bool) -> bool {
+    let skip: &[&str] = if ignore_status {
+        &["metadata", "apiVersion", "kind", "status"]
+    } else {
+        &["metadata", "apiVersion", "kind"]
     };
-    strip(a) == strip(b)
+    !equal_except(old, new, skip, None)
+}
+
+/// Equal apart from resourceVersion: such an update is a no-op that kube-apiserver answers
+/// without a new resourceVersion or watch event. (`managedFields` change only with the
+/// fields they describe, so an unchanged object has unchanged `managedFields`.)
+fn same_content(a: &Value, b: &Value) -> bool {
+    equal_except(a, b, &["metadata"], Some(&["resourceVersion"]))
 }
 
 impl Store {
     pub fn new(history_limit: usize) -> Self {
-        let (events, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(WATCH_BUFFER);
         let mut store = Self {
             rv: 0,
             types: BTreeMap::new(),
@@ -236,6 +326,7 @@ impl Store {
             compacted_rv: 0,
             events,
             service_ip: 0,
+            gc: GcIndex::default(),
         };
         for t in resources::builtins() {
             store.objects.entry(t.key()).or_default();
@@ -244,7 +335,14 @@ impl Store {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let ns_obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             // Creating the well-known namespaces in an empty store cannot fail.
-            let _ = store.create(&key(NAMESPACES), "", ns_obj, false);
+            let manager = apiserver_manager();
+            let _ = store.create(
+                &key(NAMESPACES),
+                "",
+                ns_obj,
+                Tracking::Update(&manager),
+                false,
+            );
         }
         store
     }
@@ -279,7 +377,7 @@ impl Store {
         }
     }
 
-    fn lookup(&self, rt: &ResourceType, okey: &ObjKey) -> Result<Value, ApiError> {
+    fn lookup(&self, rt: &ResourceType, okey: &ObjKey) -> Result<Stored, ApiError> {
         self.objects
             .get(&rt.key())
             .and_then(|m| m.get(okey))
@@ -287,24 +385,68 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, &okey.1))
     }
 
-    pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
+    /// The object at `at`, if stored.
+    pub(super) fn stored(&self, at: &ObjRef) -> Option<Stored> {
+        self.objects.get(&at.0).and_then(|m| m.get(&at.1)).cloned()
+    }
+
+    /// The resource type stored under `res`.
+    pub(super) fn types_get(&self, res: &ResKey) -> Option<ResourceType> {
+        self.types.get(res).cloned()
+    }
+
+    pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Stored, ApiError> {
         self.lookup(rt, &Self::okey(rt, ns, name))
     }
 
     /// All objects of a resource (in one namespace when `ns` is given), sorted by
     /// namespace and name, and the resourceVersion of the list.
-    pub fn list(&self, rt: &ResourceType, ns: Option<&str>) -> (Vec<Value>, u64) {
-        let items = self
-            .objects
-            .get(&rt.key())
-            .map(|m| {
-                m.iter()
-                    .filter(|((ons, _), _)| ns.is_none_or(|ns| !rt.namespaced || ns == ons))
-                    .map(|(_, v)| v.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+    pub fn list(&self, rt: &ResourceType, ns: Option<&str>) -> (Vec<Stored>, u64) {
+        let Some(m) = self.objects.get(&rt.key()) else {
+            return (Vec::new(), self.rv);
+        };
+        let items = match ns.filter(|_| rt.namespaced) {
+            None => m.values().cloned().collect(),
+            Some(ns) => Self::namespace_range(m, ns)
+                .map(|(_, v)| v.clone())
+                .collect(),
+        };
         (items, self.rv)
+    }
+
+    /// The objects of one namespace: a range of the `(namespace, name)`-sorted map.
+    fn namespace_range<'m>(
+        m: &'m BTreeMap<ObjKey, Stored>,
+        ns: &str,
+    ) -> impl Iterator<Item = (&'m ObjKey, &'m Stored)> {
+        m.range((ns.to_owned(), String::new())..)
+            .take_while(move |((ons, _), _)| ons == ns)
+    }
+
+    /// Every object in namespace `ns`, of every resource, and whether it is terminating.
+    pub(super) fn namespace_content(&self, ns: &str) -> Vec<(ObjRef, bool)> {
+        let mut out = Vec::new();
+        for (res, m) in &self.objects {
+            for (okey, obj) in Self::namespace_range(m, ns) {
+                out.push(((res.clone(), okey.clone()), is_terminating(&obj.value)));
+            }
+        }
+        out
+    }
+
+    /// Removes a namespace object (its content is gone); whether it wrote.
+    pub(super) fn remove_namespace(&mut self, name: &str) -> bool {
+        let Some(rt) = self.types_get(&key(NAMESPACES)) else {
+            return false;
+        };
+        let okey = (String::new(), name.to_owned());
+        match self.lookup(&rt, &okey) {
+            Ok(obj) => {
+                self.remove(&rt, okey, obj.value.clone(), Some(obj));
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Every object, for state dumps.
@@ -319,7 +461,10 @@ impl Store {
             } else {
                 format!("{}.{}", k.1, k.0)
             };
-            out.insert(name, Value::Array(objs.values().cloned().collect()));
+            out.insert(
+                name,
+                Value::Array(objs.values().map(|o| o.value.clone()).collect()),
+            );
         }
         json!({"resourceVersion": self.rv.to_string(), "objects": out})
     }
@@ -330,27 +475,44 @@ impl Store {
         self.compacted_rv = self.rv;
     }
 
+    /// Stores `obj` (or removes the object, for `Deleted`) under a new resourceVersion,
+    /// updates the collector's indexes, records the change and tells the watchers.
     fn commit(
         &mut self,
         res: &ResKey,
         okey: ObjKey,
         kind: ChangeKind,
         mut obj: Value,
-        old: Option<Value>,
-    ) -> Value {
+        old: Option<Stored>,
+    ) -> Stored {
         self.rv += 1;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
+        let stored = Arc::new(Obj::new(obj));
         let objs = self.objects.entry(res.clone()).or_default();
-        if kind == ChangeKind::Deleted {
-            objs.remove(&okey);
+        let previous = if kind == ChangeKind::Deleted {
+            objs.remove(&okey)
         } else {
-            objs.insert(okey, obj.clone());
+            objs.insert(okey.clone(), stored.clone())
+        };
+        let at = (res.clone(), okey);
+        let current = (kind != ChangeKind::Deleted).then_some(&stored.value);
+        self.gc
+            .record(&at, previous.as_ref().map(|p| &p.value), current);
+        // The namespace controller waits for a terminating namespace's content to go.
+        if !at.1.0.is_empty() {
+            let ns_at = (key(NAMESPACES), (String::new(), at.1.0.clone()));
+            if self
+                .stored(&ns_at)
+                .is_some_and(|n| is_terminating(&n.value))
+            {
+                self.gc.mark(ns_at);
+            }
         }
         let change = Arc::new(Change {
             rv: self.rv,
-            res: res.clone(),
+            res: at.0,
             kind,
-            object: obj.clone(),
+            object: stored.clone(),
             old,
         });
         self.history.push_back(change.clone());
@@ -361,7 +523,7 @@ impl Store {
         }
         // No receiver is fine: nobody is watching.
         let _ = self.events.send(change);
-        obj
+        stored
     }
 
     fn check_namespace(&self, rt: &ResourceType, ns: &str) -> Result<(), ApiError> {
@@ -374,7 +536,7 @@ impl Store {
             .and_then(|m| m.get(&(String::new(), ns.to_owned())))
         {
             None => Err(ApiError::not_found("", "namespaces", ns)),
-            Some(n) if is_terminating(n) => Err(ApiError::new(
+            Some(n) if is_terminating(&n.value) => Err(ApiError::new(
                 403,
                 "Forbidden",
                 format!(
@@ -490,8 +652,9 @@ impl Store {
         rt_key: &ResKey,
         ns: &str,
         mut obj: Value,
+        tracking: Tracking<'_>,
         dry_run: bool,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Stored, ApiError> {
         let rt = self
             .types
             .get(rt_key)
@@ -584,25 +747,32 @@ impl Store {
         {
             return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
         }
+        let scope = Scope::Main {
+            status_subresource: rt.status_subresource,
+        };
+        let managed = tracking.managed(None, &obj, scope);
+        set_managed(&mut obj, &managed);
         self.normalize(&rt, &mut obj, true)?;
         if dry_run {
-            return Ok(obj);
+            return Ok(Arc::new(Obj::new(obj)));
         }
         let out = self.commit(rt_key, okey, ChangeKind::Added, obj, None);
-        self.after_write(&rt, &out);
+        self.after_write(&rt, &out.value);
         Ok(out)
     }
 
     /// PUT: `new` replaces the object (or only its status when `status_only`).
+    #[allow(clippy::too_many_arguments)] // mirrors the PUT request's parts one to one
     pub fn update(
         &mut self,
         rt: &ResourceType,
         ns: &str,
         name: &str,
         new: Value,
+        manager: &Manager,
         status_only: bool,
         dry_run: bool,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Stored, ApiError> {
         let okey = Self::okey(rt, ns, name);
         let old = self.lookup(rt, &okey)?;
         if let Some(bname) = str_of(&new, &["metadata", "name"])
@@ -613,7 +783,7 @@ impl Store {
             )));
         }
         match str_of(&new, &["metadata", "resourceVersion"]).filter(|s| !s.is_empty()) {
-            Some(rv) if Some(rv) != str_of(&old, &["metadata", "resourceVersion"]) => {
+            Some(rv) if Some(rv) != str_of(&old.value, &["metadata", "resourceVersion"]) => {
                 return Err(ApiError::conflict(&rt.group, &rt.plural, name));
             }
             None if rt.custom => {
@@ -625,7 +795,8 @@ impl Store {
             }
             _ => {}
         }
-        self.replace(rt, okey, old, new, status_only, dry_run)
+        let tracking = Tracking::Update(manager);
+        self.replace(rt, okey, old, new, tracking, status_only, dry_run)
     }
 
     /// PATCH: the patch is applied to the stored object; a resourceVersion the patch sets is a
@@ -638,9 +809,10 @@ impl Store {
         name: &str,
         kind: PatchKind,
         body: &[u8],
+        manager: &Manager,
         status_only: bool,
         dry_run: bool,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Stored, ApiError> {
         if kind == PatchKind::Strategic && rt.custom {
             return Err(ApiError::unsupported_media_type(
                 "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
@@ -648,25 +820,109 @@ impl Store {
         }
         let okey = Self::okey(rt, ns, name);
         let old = self.lookup(rt, &okey)?;
-        let mut new = old.clone();
+        let mut new = old.value.clone();
         patch::apply(&mut new, kind, body)?;
         if str_of(&new, &["metadata", "resourceVersion"])
-            != str_of(&old, &["metadata", "resourceVersion"])
+            != str_of(&old.value, &["metadata", "resourceVersion"])
         {
             return Err(ApiError::conflict(&rt.group, &rt.plural, name));
         }
-        self.replace(rt, okey, old, new, status_only, dry_run)
+        let tracking = Tracking::Update(manager);
+        self.replace(rt, okey, old, new, tracking, status_only, dry_run)
     }
 
-    fn replace(
+    /// PATCH with `application/apply-patch+yaml`: server-side apply of `config` by
+    /// `manager` (see `fields.rs`); creates the object when it does not exist.
+    #[allow(clippy::too_many_arguments)] // mirrors the PATCH request's parts one to one
+    pub fn apply(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        config: Value,
+        manager: &Manager,
+        force: bool,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Stored, ApiError> {
+        if !config.is_object() {
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON or YAML object",
+            ));
+        }
+        match config["kind"].as_str() {
+            Some(k) if k == rt.kind => {}
+            Some(k) => {
+                return Err(ApiError::bad_request(format!(
+                    "the kind of the applied object ({k}) does not match the resource ({})",
+                    rt.kind
+                )));
+            }
+            None => {
+                return Err(ApiError::bad_request(
+                    "invalid object type: kind must be set",
+                ));
+            }
+        }
+        if config["apiVersion"].as_str().is_none_or(str::is_empty) {
+            return Err(ApiError::bad_request(
+                "invalid object type: apiVersion must be set",
+            ));
+        }
+        if let Some(bname) = str_of(&config, &["metadata", "name"])
+            && bname != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({bname}) does not match the name on the URL ({name})"
+            )));
+        }
+        let scope = if status_only {
+            Scope::Status
+        } else {
+            Scope::Main {
+                status_subresource: rt.status_subresource,
+            }
+        };
+        let now = now_rfc3339();
+        let okey = Self::okey(rt, ns, name);
+        let old = match self.lookup(rt, &okey) {
+            Ok(old) => old,
+            Err(e) if e.code == 404 && !status_only => {
+                let mut managed = Managed::default();
+                let mut obj = managed
+                    .apply(manager, scope, None, &config, force, &now)
+                    .map_err(|c| c.into_error())?;
+                meta_mut(&mut obj).insert("name".into(), json!(name));
+                let tracking = Tracking::Applied(managed);
+                return self.create(&rt.key(), ns, obj, tracking, dry_run);
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(rv) = str_of(&config, &["metadata", "resourceVersion"])
+            && Some(rv) != str_of(&old.value, &["metadata", "resourceVersion"])
+        {
+            return Err(ApiError::conflict(&rt.group, &rt.plural, name));
+        }
+        let mut managed = Managed::of(&old.value);
+        let merged = managed
+            .apply(manager, scope, Some(&old.value), &config, force, &now)
+            .map_err(|c| c.into_error())?;
+        let tracking = Tracking::Applied(managed);
+        self.replace(rt, okey, old, merged, tracking, status_only, dry_run)
+    }
+
+    /// Stores `new` in place of `old` with the metadata rules of an update.
+    #[allow(clippy::too_many_arguments)] // the parts of a write, one to one
+    pub(super) fn replace(
         &mut self,
         rt: &ResourceType,
         okey: ObjKey,
-        old: Value,
+        old: Stored,
         mut new: Value,
+        tracking: Tracking<'_>,
         status_only: bool,
         dry_run: bool,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Stored, ApiError> {
         if !new.is_object() {
             return Err(ApiError::bad_request(
                 "the body of the request must be a JSON object",
@@ -675,7 +931,7 @@ impl Store {
         let name = okey.1.clone();
         if status_only {
             let status = new.get("status").cloned();
-            new = old.clone();
+            new = old.value.clone();
             match status {
                 Some(s) => new["status"] = s,
                 None => {
@@ -685,7 +941,7 @@ impl Store {
                 }
             }
         } else if rt.status_subresource {
-            match old.get("status") {
+            match old.value.get("status") {
                 Some(s) => new["status"] = s.clone(),
                 None => {
                     if let Some(o) = new.as_object_mut() {
@@ -694,9 +950,9 @@ impl Store {
                 }
             }
         }
-        new["apiVersion"] = old["apiVersion"].clone();
-        new["kind"] = old["kind"].clone();
-        let old_meta = old["metadata"].clone();
+        new["apiVersion"] = old.value["apiVersion"].clone();
+        new["kind"] = old.value["kind"].clone();
+        let old_meta = &old.value["metadata"];
         let meta = meta_mut(&mut new);
         for f in [
             "name",
@@ -714,8 +970,17 @@ impl Store {
             };
         }
         meta.remove("managedFields");
-        if is_terminating(&old) {
-            let before: HashSet<String> = finalizers(&old).into_iter().collect();
+        let scope = if status_only {
+            Scope::Status
+        } else {
+            Scope::Main {
+                status_subresource: rt.status_subresource,
+            }
+        };
+        let managed = tracking.managed(Some(&old.value), &new, scope);
+        set_managed(&mut new, &managed);
+        if is_terminating(&old.value) {
+            let before: HashSet<String> = finalizers(&old.value).into_iter().collect();
             if let Some(added) = finalizers(&new).into_iter().find(|f| !before.contains(f)) {
                 return Err(ApiError::invalid(
                     &rt.kind,
@@ -727,39 +992,42 @@ impl Store {
             }
         }
         self.normalize(rt, &mut new, false)?;
-        if rt.has_generation {
-            let ignore_status = rt.status_subresource;
-            if spec_part(&old, ignore_status) != spec_part(&new, ignore_status) {
-                let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-                meta_mut(&mut new).insert("generation".into(), json!(g));
-            }
+        if rt.has_generation && spec_changed(&old.value, &new, rt.status_subresource) {
+            let g = old.value["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            meta_mut(&mut new).insert("generation".into(), json!(g));
         }
-        if same_content(&old, &new) {
+        if same_content(&old.value, &new) {
             return Ok(old);
         }
         if dry_run {
-            return Ok(new);
+            return Ok(Arc::new(Obj::new(new)));
         }
         if is_terminating(&new) && finalizers(&new).is_empty() && rt.key() != key(NAMESPACES) {
             return Ok(self.remove(rt, okey, new, Some(old)));
         }
         let out = self.commit(&rt.key(), okey, ChangeKind::Modified, new, Some(old));
-        self.after_write(rt, &out);
+        self.after_write(rt, &out.value);
         Ok(out)
     }
 
-    fn remove(&mut self, rt: &ResourceType, okey: ObjKey, obj: Value, old: Option<Value>) -> Value {
+    fn remove(
+        &mut self,
+        rt: &ResourceType,
+        okey: ObjKey,
+        obj: Value,
+        old: Option<Stored>,
+    ) -> Stored {
         let out = self.commit(&rt.key(), okey, ChangeKind::Deleted, obj, old);
         if rt.key() == key(CRDS)
-            && let Ok(t) = resources::from_crd(&out)
+            && let Ok(t) = resources::from_crd(&out.value)
         {
-            let objs: Vec<(ObjKey, Value)> = self
+            let objs: Vec<(ObjKey, Stored)> = self
                 .objects
                 .get(&t.key())
                 .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default();
             for (k, v) in objs {
-                self.commit(&t.key(), k, ChangeKind::Deleted, v, None);
+                self.commit(&t.key(), k, ChangeKind::Deleted, v.value.clone(), None);
             }
             self.types.remove(&t.key());
             self.objects.remove(&t.key());
@@ -775,7 +1043,7 @@ impl Store {
         name: &str,
         opts: &DeleteOpts,
         dry_run: bool,
-    ) -> Result<(Value, bool), ApiError> {
+    ) -> Result<(Stored, bool), ApiError> {
         let okey = Self::okey(rt, ns, name);
         let old = self.lookup(rt, &okey)?;
         if rt.key() == key(NAMESPACES) && ["default", "kube-system", "kube-public"].contains(&name)
@@ -787,21 +1055,21 @@ impl Store {
             ));
         }
         if let Some(uid) = &opts.precondition_uid {
-            let actual = str_of(&old, &["metadata", "uid"]).unwrap_or_default();
+            let actual = str_of(&old.value, &["metadata", "uid"]).unwrap_or_default();
             if uid != actual {
                 return Err(ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}", super::error::qualified(&rt.group, &rt.plural))).with_details(&rt.group, &rt.plural, name));
             }
         }
         if let Some(rv) = &opts.precondition_rv {
-            let actual = str_of(&old, &["metadata", "resourceVersion"]).unwrap_or_default();
+            let actual = str_of(&old.value, &["metadata", "resourceVersion"]).unwrap_or_default();
             if rv != actual {
                 return Err(ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}", super::error::qualified(&rt.group, &rt.plural))).with_details(&rt.group, &rt.plural, name));
             }
         }
-        if is_terminating(&old) {
+        if is_terminating(&old.value) {
             return Ok((old, false));
         }
-        let mut fins = finalizers(&old);
+        let mut fins = finalizers(&old.value);
         match opts.propagation.as_deref() {
             Some("Orphan") => fins.push("orphan".to_owned()),
             Some("Foreground") => fins.push("foregroundDeletion".to_owned()),
@@ -812,10 +1080,10 @@ impl Store {
             if dry_run {
                 return Ok((old, true));
             }
-            let out = self.remove(rt, okey, old.clone(), Some(old));
+            let out = self.remove(rt, okey, old.value.clone(), Some(old));
             return Ok((out, true));
         }
-        let mut new = old.clone();
+        let mut new = old.value.clone();
         let meta = meta_mut(&mut new);
         meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
         meta.insert("deletionGracePeriodSeconds".into(), json!(0));
@@ -828,167 +1096,10 @@ impl Store {
             new["status"] = json!({"phase": "Terminating"});
         }
         if dry_run {
-            return Ok((new, false));
+            return Ok((Arc::new(Obj::new(new)), false));
         }
         let out = self.commit(&rt.key(), okey, ChangeKind::Modified, new, Some(old));
         Ok((out, false))
-    }
-
-    /// One pass of the garbage collector and namespace controller (what
-    /// kube-controller-manager does). Returns how many writes it made.
-    pub fn gc_pass(&mut self) -> usize {
-        enum Action {
-            Delete(ResKey, ObjKey),
-            DropOwners(ResKey, ObjKey, HashSet<String>),
-            DropFinalizer(ResKey, ObjKey, &'static str),
-            RemoveNamespace(String),
-        }
-        let mut live: HashMap<String, Value> = HashMap::new();
-        let mut dependents: HashMap<String, Vec<(ResKey, ObjKey, bool)>> = HashMap::new();
-        let mut ns_content: HashMap<String, Vec<(ResKey, ObjKey, bool)>> = HashMap::new();
-        for (res, objs) in &self.objects {
-            for (okey, obj) in objs {
-                if let Some(uid) = str_of(obj, &["metadata", "uid"]) {
-                    live.insert(uid.to_owned(), obj.clone());
-                }
-                for o in owner_uids(obj) {
-                    dependents.entry(o).or_default().push((
-                        res.clone(),
-                        okey.clone(),
-                        is_terminating(obj),
-                    ));
-                }
-                if !okey.0.is_empty() {
-                    ns_content.entry(okey.0.clone()).or_default().push((
-                        res.clone(),
-                        okey.clone(),
-                        is_terminating(obj),
-                    ));
-                }
-            }
-        }
-        let mut actions = Vec::new();
-        for (res, objs) in &self.objects {
-            for (okey, obj) in objs {
-                let owners = owner_uids(obj);
-                if !owners.is_empty() {
-                    let dangling: HashSet<String> = owners
-                        .iter()
-                        .filter(|u| !live.contains_key(*u))
-                        .cloned()
-                        .collect();
-                    if dangling.len() == owners.len() {
-                        if !is_terminating(obj) {
-                            actions.push(Action::Delete(res.clone(), okey.clone()));
-                        }
-                    } else if !dangling.is_empty() {
-                        actions.push(Action::DropOwners(res.clone(), okey.clone(), dangling));
-                    }
-                }
-                if !is_terminating(obj) {
-                    continue;
-                }
-                let uid = str_of(obj, &["metadata", "uid"])
-                    .unwrap_or_default()
-                    .to_owned();
-                let deps = dependents.get(&uid).cloned().unwrap_or_default();
-                let fins = finalizers(obj);
-                if fins.iter().any(|f| f == "orphan") {
-                    for (dres, dkey, _) in &deps {
-                        actions.push(Action::DropOwners(
-                            dres.clone(),
-                            dkey.clone(),
-                            HashSet::from([uid.clone()]),
-                        ));
-                    }
-                    actions.push(Action::DropFinalizer(res.clone(), okey.clone(), "orphan"));
-                }
-                if fins.iter().any(|f| f == "foregroundDeletion") {
-                    if deps.is_empty() {
-                        actions.push(Action::DropFinalizer(
-                            res.clone(),
-                            okey.clone(),
-                            "foregroundDeletion",
-                        ));
-                    } else {
-                        for (dres, dkey, terminating) in &deps {
-                            if !terminating {
-                                actions.push(Action::Delete(dres.clone(), dkey.clone()));
-                            }
-                        }
-                    }
-                }
-                if *res == key(NAMESPACES) {
-                    let content = ns_content.get(&okey.1).cloned().unwrap_or_default();
-                    if content.is_empty() {
-                        if fins.is_empty() {
-                            actions.push(Action::RemoveNamespace(okey.1.clone()));
-                        }
-                    } else {
-                        for (cres, ckey, terminating) in content {
-                            if !terminating {
-                                actions.push(Action::Delete(cres, ckey));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let mut writes = 0;
-        for action in actions {
-            match action {
-                Action::Delete(res, okey) => {
-                    if let Some(rt) = self.types.get(&res).cloned()
-                        && self
-                            .delete(&rt, &okey.0, &okey.1, &DeleteOpts::default(), false)
-                            .is_ok()
-                    {
-                        writes += 1;
-                    }
-                }
-                Action::DropOwners(res, okey, uids) => {
-                    let Some(rt) = self.types.get(&res).cloned() else {
-                        continue;
-                    };
-                    let Ok(old) = self.lookup(&rt, &okey) else {
-                        continue;
-                    };
-                    let mut new = old.clone();
-                    if let Some(refs) = new["metadata"]["ownerReferences"].as_array_mut() {
-                        refs.retain(|r| !r["uid"].as_str().is_some_and(|u| uids.contains(u)));
-                    }
-                    if self.replace(&rt, okey, old, new, false, false).is_ok() {
-                        writes += 1;
-                    }
-                }
-                Action::DropFinalizer(res, okey, fin) => {
-                    let Some(rt) = self.types.get(&res).cloned() else {
-                        continue;
-                    };
-                    let Ok(old) = self.lookup(&rt, &okey) else {
-                        continue;
-                    };
-                    let mut new = old.clone();
-                    if let Some(f) = new["metadata"]["finalizers"].as_array_mut() {
-                        f.retain(|x| x.as_str() != Some(fin));
-                    }
-                    if self.replace(&rt, okey, old, new, false, false).is_ok() {
-                        writes += 1;
-                    }
-                }
-                Action::RemoveNamespace(name) => {
-                    let Some(rt) = self.types.get(&key(NAMESPACES)).cloned() else {
-                        continue;
-                    };
-                    let okey = (String::new(), name);
-                    if let Ok(obj) = self.lookup(&rt, &okey) {
-                        self.remove(&rt, okey, obj.clone(), Some(obj));
-                        writes += 1;
-                    }
-                }
-            }
-        }
-        writes
     }
 
     /// Starts a watch on `rt` (in `ns` if given). `from`: `None` for "from the current state"
@@ -1001,6 +1112,7 @@ impl Store {
         from: Option<u64>,
     ) -> Result<WatchStart, ApiError> {
         let rx = self.events.subscribe();
+        let res = rt.key();
         let initial = match from {
             None => {
                 let (items, _) = self.list(rt, ns);
@@ -1009,7 +1121,7 @@ impl Store {
                     .map(|object| {
                         Arc::new(Change {
                             rv: self.rv,
-                            res: rt.key(),
+                            res: res.clone(),
                             kind: ChangeKind::Added,
                             object,
                             old: None,
@@ -1023,12 +1135,14 @@ impl Store {
                     self.compacted_rv
                 )));
             }
-            Some(rv) => self
-                .history
-                .iter()
-                .filter(|c| c.rv > rv && c.res == rt.key())
-                .cloned()
-                .collect(),
+            Some(rv) => {
+                let start = self.history.partition_point(|c| c.rv <= rv);
+                self.history
+                    .range(start..)
+                    .filter(|c| c.res == res)
+                    .cloned()
+                    .collect()
+            }
         };
         Ok(WatchStart {
             initial,

@@ -1,16 +1,16 @@
-//! Evaluator: walks the parsed nodes with `.` bound to the decrypted values.
+//! Evaluator: walks the parsed nodes with `.` bound to the decrypted values, charging every
+//! step and every value produced to the render's [`Budget`].
 
 use std::collections::BTreeMap;
 
-use super::TemplateError;
+use super::budget::{Budget, Exhausted};
 use super::funcs;
 use super::parse::{Arg, Command, Node, Pipeline};
 use super::value::Value;
+use super::{ErrorKind, EvalError, TemplateError};
 
 /// Output cap: a Secret cannot exceed 1 MiB, so neither can one rendered value.
 pub(crate) const MAX_OUTPUT: usize = 1 << 20;
-/// Cap on loop iterations over all ranges of one template (bounds CPU on hostile input).
-const MAX_STEPS: usize = 1_000_000;
 
 pub(crate) enum Flow {
     Normal,
@@ -18,44 +18,82 @@ pub(crate) enum Flow {
     Continue,
 }
 
-pub(crate) struct Exec {
+pub(crate) struct Exec<'b> {
     out: String,
     vars: Vec<(String, Value)>,
-    steps: usize,
+    budget: &'b mut Budget,
 }
 
-fn err(line: usize, msg: impl std::fmt::Display) -> TemplateError {
-    TemplateError::new(format!("line {line}: {msg}"))
+fn err(line: usize, e: EvalError) -> TemplateError {
+    TemplateError::at(line, ErrorKind::Eval(e))
 }
 
-impl Exec {
-    pub(crate) fn run(nodes: &[Node], dot: Value) -> Result<String, TemplateError> {
+fn over(line: usize, what: Exhausted) -> TemplateError {
+    TemplateError::budget(line, what)
+}
+
+/// What `range` walks: lists and maps it owns, integers lazily (a `range 1000000` must not
+/// allocate a million pairs first).
+enum Items {
+    List(std::iter::Enumerate<std::vec::IntoIter<Value>>),
+    Map(std::collections::btree_map::IntoIter<String, Value>),
+    Count(std::ops::Range<i64>),
+}
+
+impl Iterator for Items {
+    type Item = (Value, Value);
+    fn next(&mut self) -> Option<(Value, Value)> {
+        match self {
+            Items::List(it) => it.next().map(|(i, x)| (Value::Int(i as i64), x)),
+            Items::Map(it) => it.next().map(|(k, x)| (Value::Str(k), x)),
+            Items::Count(r) => r.next().map(|i| (Value::Int(i), Value::Int(i))),
+        }
+    }
+}
+
+impl<'b> Exec<'b> {
+    pub(crate) fn run(
+        nodes: &[Node],
+        dot: Value,
+        budget: &'b mut Budget,
+    ) -> Result<String, TemplateError> {
         let mut ex = Exec {
             out: String::new(),
             vars: vec![("$".to_owned(), dot.clone())],
-            steps: 0,
+            budget,
         };
         ex.walk(nodes, &dot)?;
         Ok(ex.out)
     }
 
-    fn write(&mut self, s: &str) -> Result<(), TemplateError> {
+    fn write(&mut self, line: usize, s: &str) -> Result<(), TemplateError> {
         if self.out.len() + s.len() > MAX_OUTPUT {
-            return Err(TemplateError::new("template output exceeds 1 MiB"));
+            return Err(over(line, self.budget.output_exceeded()));
         }
         self.out.push_str(s);
         Ok(())
     }
 
+    fn step(&mut self, line: usize) -> Result<(), TemplateError> {
+        self.budget.steps(1).map_err(|e| over(line, e))
+    }
+
+    /// Charges a copy of `v` (a variable read, a binding, the dot) and returns it.
+    fn copy(&mut self, line: usize, v: &Value) -> Result<Value, TemplateError> {
+        self.budget.bytes(v.size()).map_err(|e| over(line, e))?;
+        Ok(v.clone())
+    }
+
     fn walk(&mut self, nodes: &[Node], dot: &Value) -> Result<Flow, TemplateError> {
         for node in nodes {
+            self.step(node_line(node))?;
             match node {
-                Node::Text(t) => self.write(t)?,
+                Node::Text(t) => self.write(0, t)?,
                 Node::Action { line, pipe } => {
                     let v = self.pipeline(*line, pipe, dot)?;
                     if pipe.decls.is_empty() {
                         let s = v.print();
-                        self.write(&s)?;
+                        self.write(*line, &s)?;
                     }
                 }
                 Node::If {
@@ -108,30 +146,15 @@ impl Exec {
                         cmds: pipe.cmds.clone(),
                     };
                     let v = self.pipeline(*line, &bare, dot)?;
-                    let items: Vec<(Value, Value)> = match v {
-                        Value::List(l) => l
-                            .into_iter()
-                            .enumerate()
-                            .map(|(i, x)| (Value::Int(i as i64), x))
-                            .collect(),
-                        Value::Map(m) => m.into_iter().map(|(k, x)| (Value::Str(k), x)).collect(),
-                        Value::Int(n) => {
-                            if n > MAX_STEPS as i64 {
-                                return Err(err(*line, "range over too large an integer"));
-                            }
-                            (0..n.max(0))
-                                .map(|i| (Value::Int(i), Value::Int(i)))
-                                .collect()
-                        }
-                        Value::Nil => Vec::new(),
-                        other => {
-                            return Err(err(
-                                *line,
-                                format!("range can't iterate over {}", other.type_name()),
-                            ));
-                        }
-                    };
-                    if items.is_empty() {
+                    let mut items = match v {
+                        Value::List(l) => Items::List(l.into_iter().enumerate()),
+                        Value::Map(m) => Items::Map(m.into_iter()),
+                        Value::Int(n) => Items::Count(0..n.max(0)),
+                        Value::Nil => Items::Count(0..0),
+                        _ => return Err(err(*line, EvalError::Range)),
+                    }
+                    .peekable();
+                    if items.peek().is_none() {
                         let flow = self.walk(otherwise, dot)?;
                         self.vars.truncate(mark);
                         if !matches!(flow, Flow::Normal) {
@@ -140,17 +163,19 @@ impl Exec {
                         continue;
                     }
                     for (k, x) in items {
-                        self.steps += 1;
-                        if self.steps > MAX_STEPS {
-                            return Err(err(*line, "template runs too long"));
-                        }
+                        self.step(*line)?;
                         let inner = self.vars.len();
                         match pipe.decls.as_slice() {
                             [] => {}
-                            [v] => self.bind(v, x.clone(), pipe.assign),
+                            [v] => {
+                                let x = self.copy(*line, &x)?;
+                                self.bind(v, x, pipe.assign);
+                            }
                             [kv, vv, ..] => {
+                                let k = self.copy(*line, &k)?;
                                 self.bind(kv, k, pipe.assign);
-                                self.bind(vv, x.clone(), pipe.assign);
+                                let x = self.copy(*line, &x)?;
+                                self.bind(vv, x, pipe.assign);
                             }
                         }
                         let flow = self.walk(body, &x)?;
@@ -176,13 +201,19 @@ impl Exec {
         self.vars.push((name.to_owned(), v));
     }
 
-    fn var(&self, line: usize, name: &str) -> Result<Value, TemplateError> {
-        self.vars
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| err(line, format!("undefined variable: {name}")))
+    /// Reads `$name.f.g`: the field chain is followed by reference and only the selected
+    /// value is copied (and charged), not the whole variable.
+    fn var(&mut self, line: usize, name: &str, chain: &[String]) -> Result<Value, TemplateError> {
+        let Some(pos) = self.vars.iter().rposition(|(n, _)| n == name) else {
+            return Err(err(line, EvalError::UndefinedVariable(name.to_owned())));
+        };
+        let vars = std::mem::take(&mut self.vars);
+        let picked = select(line, &vars[pos].1, chain).and_then(|v| match v {
+            Some(v) => self.copy(line, v),
+            None => Ok(Value::Nil),
+        });
+        self.vars = vars;
+        picked
     }
 
     fn pipeline(
@@ -197,7 +228,8 @@ impl Exec {
         }
         let v = last.unwrap_or(Value::Nil);
         for d in &pipe.decls {
-            self.bind(d, v.clone(), pipe.assign);
+            let copy = self.copy(line, &v)?;
+            self.bind(d, copy, pipe.assign);
         }
         Ok(v)
     }
@@ -209,8 +241,9 @@ impl Exec {
         dot: &Value,
         piped: Option<Value>,
     ) -> Result<Value, TemplateError> {
+        self.step(line)?;
         let Some(first) = cmd.args.first() else {
-            return Err(err(line, "empty command"));
+            return Err(err(line, EvalError::EmptyCommand));
         };
         if let Arg::Ident(name) = first {
             // and/or evaluate lazily, like Go 1.18+.
@@ -218,10 +251,7 @@ impl Exec {
                 let mut last = Value::Nil;
                 let n = cmd.args.len() - 1 + usize::from(piped.is_some());
                 if n == 0 {
-                    return Err(err(
-                        line,
-                        format!("wrong number of args for {name}: want at least 1 got 0"),
-                    ));
+                    return Err(err(line, EvalError::Arity(name.clone())));
                 }
                 for a in &cmd.args[1..] {
                     last = self.arg(line, a, dot)?;
@@ -241,22 +271,44 @@ impl Exec {
             if let Some(p) = piped {
                 args.push(p);
             }
-            return funcs::call(name, args)
-                .map_err(|m| err(line, format!("error calling {name}: {m}")));
+            return self.call(line, name, args);
         }
         if cmd.args.len() > 1 || piped.is_some() {
-            return Err(err(line, "can't give argument to non-function"));
+            return Err(err(line, EvalError::NotAFunction));
         }
         self.arg(line, first, dot)
     }
 
+    /// Calls a function and charges its result; a failure caused by the budget is reported
+    /// as such whatever message the function gave.
+    fn call(&mut self, line: usize, name: &str, args: Vec<Value>) -> Result<Value, TemplateError> {
+        self.step(line)?;
+        let result = funcs::call(name, args, self.budget);
+        if let Some(what) = self.budget.exhausted() {
+            return Err(over(line, what));
+        }
+        let v = result.map_err(|reason| {
+            TemplateError::at(
+                line,
+                ErrorKind::Call {
+                    function: name.to_owned(),
+                    reason,
+                },
+            )
+        })?;
+        self.budget.bytes(v.size()).map_err(|e| over(line, e))?;
+        Ok(v)
+    }
+
     fn arg(&mut self, line: usize, arg: &Arg, dot: &Value) -> Result<Value, TemplateError> {
         Ok(match arg {
-            Arg::Dot => dot.clone(),
-            Arg::Field(chain) => fields(line, dot.clone(), chain)?,
-            Arg::Variable(name, chain) => fields(line, self.var(line, name)?, chain)?,
-            Arg::Ident(name) => funcs::call(name, Vec::new())
-                .map_err(|m| err(line, format!("error calling {name}: {m}")))?,
+            Arg::Dot => self.copy(line, dot)?,
+            Arg::Field(chain) => match select(line, dot, chain)? {
+                Some(v) => self.copy(line, v)?,
+                None => Value::Nil,
+            },
+            Arg::Variable(name, chain) => self.var(line, name, chain)?,
+            Arg::Ident(name) => self.call(line, name, Vec::new())?,
             Arg::Str(s) => Value::Str(s.clone()),
             Arg::Int(n) => Value::Int(*n),
             Arg::Float(f) => Value::Float(*f),
@@ -270,18 +322,46 @@ impl Exec {
     }
 }
 
+fn node_line(node: &Node) -> usize {
+    match node {
+        Node::Action { line, .. }
+        | Node::If { line, .. }
+        | Node::Range { line, .. }
+        | Node::With { line, .. } => *line,
+        Node::Text(_) | Node::Break | Node::Continue => 0,
+    }
+}
+
+/// Follows a `.f.g` chain by reference; `None` is Go's invalid value (a missing key).
+fn select<'v>(
+    line: usize,
+    mut v: &'v Value,
+    chain: &[String],
+) -> Result<Option<&'v Value>, TemplateError> {
+    for (i, f) in chain.iter().enumerate() {
+        v = match v {
+            Value::Map(m) => match m.get(f) {
+                Some(x) => x,
+                None if i + 1 == chain.len() => return Ok(None),
+                // A missing key gives Go's invalid value; a field of it is a nil pointer.
+                None => {
+                    return Err(err(line, EvalError::NilField(chain[i + 1].clone())));
+                }
+            },
+            Value::Nil => return Err(err(line, EvalError::NilField(f.clone()))),
+            _ => return Err(err(line, EvalError::Field(f.clone()))),
+        };
+    }
+    Ok(Some(v))
+}
+
 fn fields(line: usize, mut v: Value, chain: &[String]) -> Result<Value, TemplateError> {
     for f in chain {
         v = match v {
             // A missing key gives Go's invalid value, printed as "<no value>".
             Value::Map(mut m) => m.remove(f).unwrap_or(Value::Nil),
-            Value::Nil => return Err(err(line, format!("nil pointer evaluating .{f}"))),
-            other => {
-                return Err(err(
-                    line,
-                    format!("can't evaluate field {f} in type {}", other.type_name()),
-                ));
-            }
+            Value::Nil => return Err(err(line, EvalError::NilField(f.clone()))),
+            _ => return Err(err(line, EvalError::Field(f.clone()))),
         };
     }
     Ok(v)

@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+use super::CallError;
+use super::budget::Budget;
 use super::exec::MAX_OUTPUT;
-use super::value::{Value, fmt_float_g};
+use super::value::{SLOT, Value, fmt_float_g};
 
-type Res = Result<Value, String>;
+type Res = Result<Value, CallError>;
 
 const NAMES: &[&str] = &[
     // Go text/template builtins (and/or are evaluated lazily by the executor).
@@ -83,6 +85,7 @@ const NAMES: &[&str] = &[
     "coalesce",
     "ternary",
     "fail",
+    "required",
     // sprig: numbers
     "int",
     "int64",
@@ -177,31 +180,45 @@ fn to_f64(v: &Value) -> f64 {
     }
 }
 
-fn to_list(v: &Value) -> Result<Vec<Value>, String> {
+fn to_list(v: &Value) -> Result<Vec<Value>, CallError> {
     match v {
         Value::List(l) => Ok(l.clone()),
         Value::Nil => Ok(Vec::new()),
-        other => Err(format!("cannot use {} as a list", other.type_name())),
+        _ => Err(CallError::ArgumentType),
     }
 }
 
-fn want(name: &str, args: &[Value], n: usize) -> Result<(), String> {
+fn want(args: &[Value], n: usize) -> Result<(), CallError> {
     if args.len() == n {
         Ok(())
     } else {
-        Err(format!(
-            "wrong number of args for {name}: want {n} got {}",
-            args.len()
-        ))
+        Err(CallError::Arity)
     }
 }
 
-fn cap_len(len: usize) -> Result<(), String> {
+/// Refuses a string result over 1 MiB (no Secret value can be larger) or over the budget.
+fn cap_len(b: &mut Budget, len: usize) -> Result<(), CallError> {
     if len > MAX_OUTPUT {
-        Err("result exceeds 1 MiB".to_owned())
-    } else {
-        Ok(())
+        b.output_exceeded();
+        return Err(CallError::Budget);
     }
+    room(b, len)
+}
+
+/// Refuses, before allocating, a result of `len` bytes that the budget cannot pay for.
+fn room(b: &mut Budget, len: usize) -> Result<(), CallError> {
+    b.ensure(len).map_err(|_| CallError::Budget)
+}
+
+/// Charges per-element work of a list function.
+fn work(b: &mut Budget, n: usize) -> Result<(), CallError> {
+    b.steps(n as u64).map_err(|_| CallError::Budget)
+}
+
+/// Bytes of the strings a function will format from `a` (its `%v` text is at most about the
+/// charged size of each value, which includes a slot per element).
+fn text_size(a: &[Value]) -> usize {
+    a.iter().map(Value::size).sum()
 }
 
 /// sprig's `empty`.
@@ -213,27 +230,29 @@ fn s(v: String) -> Res {
     Ok(Value::Str(v))
 }
 
-/// Calls a function with evaluated arguments (the piped value, if any, last).
-pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
+/// Calls a function with evaluated arguments (the piped value, if any, last). Results whose
+/// size can outgrow the arguments are checked against `b` before they are built; the caller
+/// charges every result after.
+pub(crate) fn call(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
     let arg = |i: usize| a.get(i).cloned().unwrap_or(Value::Nil);
     let sarg = |i: usize| strval(&a.get(i).cloned().unwrap_or(Value::Nil));
     match name {
         "not" => {
-            want(name, &a, 1)?;
+            want(&a, 1)?;
             Ok(Value::Bool(!arg(0).truthy()))
         }
         "len" => {
-            want(name, &a, 1)?;
+            want(&a, 1)?;
             match &a[0] {
                 Value::Str(x) => Ok(Value::Int(x.len() as i64)),
                 Value::List(l) => Ok(Value::Int(l.len() as i64)),
                 Value::Map(m) => Ok(Value::Int(m.len() as i64)),
-                other => Err(format!("len of type {}", other.type_name())),
+                _ => Err(CallError::ArgumentType),
             }
         }
         "index" => {
             let Some(mut cur) = a.first().cloned() else {
-                return Err("wrong number of args for index: want at least 1 got 0".to_owned());
+                return Err(CallError::Arity);
             };
             for key in &a[1..] {
                 cur = match (cur, key) {
@@ -248,71 +267,66 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
                     }
                     (Value::List(l), k) => {
                         let i = to_index(k)?;
-                        l.get(i)
-                            .cloned()
-                            .ok_or_else(|| format!("index out of range: {i}"))?
+                        l.get(i).cloned().ok_or(CallError::IndexOutOfRange)?
                     }
                     (Value::Str(x), k) => {
                         let i = to_index(k)?;
                         Value::Int(i64::from(
-                            *x.as_bytes()
-                                .get(i)
-                                .ok_or_else(|| format!("index out of range: {i}"))?,
+                            *x.as_bytes().get(i).ok_or(CallError::IndexOutOfRange)?,
                         ))
                     }
-                    (Value::Nil, _) => return Err("index of untyped nil".to_owned()),
-                    (other, _) => {
-                        return Err(format!("can't index item of type {}", other.type_name()));
-                    }
+                    _ => return Err(CallError::ArgumentType),
                 };
             }
             Ok(cur)
         }
         "slice" => {
             let Some(item) = a.first() else {
-                return Err("wrong number of args for slice: want at least 1 got 0".to_owned());
+                return Err(CallError::Arity);
             };
-            let idx: Result<Vec<usize>, String> = a[1..].iter().map(to_index).collect();
+            let idx: Result<Vec<usize>, CallError> = a[1..].iter().map(to_index).collect();
             let idx = idx?;
             match item {
                 Value::Str(x) => {
                     let (i, j) = bounds(&idx, x.len())?;
                     x.get(i..j)
                         .map(|t| Value::Str(t.to_owned()))
-                        .ok_or_else(|| "slice not on a character boundary".to_owned())
+                        .ok_or(CallError::IndexOutOfRange)
                 }
                 Value::List(l) => {
                     let (i, j) = bounds(&idx, l.len())?;
                     Ok(Value::List(l[i..j].to_vec()))
                 }
-                other => Err(format!("can't slice item of type {}", other.type_name())),
+                _ => Err(CallError::ArgumentType),
             }
         }
         "print" => {
-            let mut out = String::new();
-            for (i, v) in a.iter().enumerate() {
-                let is_str = matches!(v, Value::Str(_));
-                if i > 0 && !is_str && !matches!(a[i - 1], Value::Str(_)) {
-                    out.push(' ');
-                }
-                out.push_str(&v.fmt_v());
-            }
-            s(out)
+            room(b, text_size(&a))?;
+            s(sprint(&a))
         }
         "println" => {
+            room(b, 2 * text_size(&a))?;
             let parts: Vec<String> = a.iter().map(Value::fmt_v).collect();
             s(parts.join(" ") + "\n")
         }
         "printf" => {
             let Some(Value::Str(f)) = a.first() else {
-                return Err("printf needs a format string".to_owned());
+                return Err(CallError::ArgumentType);
             };
-            s(super::printf::sprintf(f, &a[1..]))
+            let limit = b.remaining().min(MAX_OUTPUT);
+            match super::printf::sprintf(f, &a[1..], limit) {
+                Some(out) => s(out),
+                None => {
+                    cap_len(b, limit.saturating_add(1))?;
+                    Err(CallError::Budget)
+                }
+            }
         }
         "eq" => {
             if a.len() < 2 {
-                return Err("missing argument for comparison".to_owned());
+                return Err(CallError::Arity);
             }
+            work(b, a.len())?;
             for other in &a[1..] {
                 if compare(&a[0], other)? == std::cmp::Ordering::Equal {
                     return Ok(Value::Bool(true));
@@ -321,10 +335,10 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             Ok(Value::Bool(false))
         }
         "ne" | "lt" | "le" | "gt" | "ge" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let ord = compare(&a[0], &a[1])?;
             if name != "ne" && !matches!(a[0], Value::Int(_) | Value::Float(_) | Value::Str(_)) {
-                return Err(format!("invalid type for comparison: {}", a[0].type_name()));
+                return Err(CallError::Incomparable);
             }
             use std::cmp::Ordering::*;
             Ok(Value::Bool(match name {
@@ -335,14 +349,28 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
                 _ => ord != Less,
             }))
         }
-        "html" => s(html_escape(&sprint(&a))),
-        "js" => s(js_escape(&sprint(&a))),
-        "urlquery" => s(query_escape(&sprint(&a))),
+        "html" | "js" | "urlquery" => {
+            // Escaping grows text at most sixfold (`"` -> `&#34;`, `<` -> `\u003C`).
+            room(b, 7 * text_size(&a))?;
+            let text = sprint(&a);
+            s(match name {
+                "html" => html_escape(&text),
+                "js" => js_escape(&text),
+                _ => query_escape(&text),
+            })
+        }
 
-        "upper" => s(sarg(0).to_uppercase()),
-        "lower" => s(sarg(0).to_lowercase()),
-        "title" => s(title(&sarg(0))),
-        "untitle" => s(untitle(&sarg(0))),
+        "upper" | "lower" | "title" | "untitle" => {
+            // Case mapping can turn one byte into three.
+            let x = sarg(0);
+            room(b, 3 * x.len())?;
+            s(match name {
+                "upper" => x.to_uppercase(),
+                "lower" => x.to_lowercase(),
+                "title" => title(&x),
+                _ => untitle(&x),
+            })
+        }
         "trim" => s(sarg(0).trim().to_owned()),
         "trimAll" => {
             let cut: Vec<char> = sarg(0).chars().collect();
@@ -359,7 +387,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             s(x.strip_suffix(p.as_str()).unwrap_or(&x).to_owned())
         }
         "trunc" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let n = to_i64(&a[0]);
             let x = sarg(1);
             let len = x.len() as i64;
@@ -377,7 +405,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             s(out)
         }
         "substr" => {
-            want(name, &a, 3)?;
+            want(&a, 3)?;
             let (start, end) = (to_i64(&a[0]), to_i64(&a[1]));
             let x = sarg(2);
             let len = x.len() as i64;
@@ -391,23 +419,34 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             s(out)
         }
         "repeat" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let n = to_i64(&a[0]).max(0) as usize;
             let x = sarg(1);
-            cap_len(x.len().saturating_mul(n))?;
+            let len = x.len().saturating_mul(n);
+            cap_len(b, len)?;
             s(x.repeat(n))
         }
         "replace" => {
-            want(name, &a, 3)?;
+            want(&a, 3)?;
             let (old, new, x) = (sarg(0), sarg(1), sarg(2));
+            // An empty `old` matches between every character.
+            let hits = if old.is_empty() {
+                x.chars().count() + 1
+            } else {
+                x.matches(old.as_str()).count()
+            };
+            let len = x.len().saturating_add(hits.saturating_mul(new.len()));
+            cap_len(b, len)?;
             let out = x.replace(&old, &new);
-            cap_len(out.len())?;
+            cap_len(b, out.len())?;
             s(out)
         }
         "contains" => Ok(Value::Bool(sarg(1).contains(&sarg(0)))),
         "hasPrefix" => Ok(Value::Bool(sarg(1).starts_with(&sarg(0)))),
         "hasSuffix" => Ok(Value::Bool(sarg(1).ends_with(&sarg(0)))),
         "quote" => {
+            // `\x00` style escapes: four bytes per byte at most.
+            room(b, 4 * text_size(&a))?;
             let parts: Vec<String> = a
                 .iter()
                 .filter(|v| **v != Value::Nil)
@@ -416,6 +455,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             s(parts.join(" "))
         }
         "squote" => {
+            room(b, text_size(&a))?;
             let parts: Vec<String> = a
                 .iter()
                 .filter(|v| **v != Value::Nil)
@@ -424,25 +464,29 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             s(parts.join(" "))
         }
         "cat" => {
+            room(b, text_size(&a))?;
             let parts: Vec<String> = a.iter().filter(|v| **v != Value::Nil).map(strval).collect();
             s(parts.join(" "))
         }
         "indent" | "nindent" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let pad = " ".repeat(to_i64(&a[0]).clamp(0, 1024) as usize);
             let x = sarg(1);
+            let lines = x.matches('\n').count() + 1;
+            let len = x.len().saturating_add(lines.saturating_mul(pad.len() + 1));
+            cap_len(b, len)?;
             let mut out = String::new();
             if name == "nindent" {
                 out.push('\n');
             }
             out.push_str(&pad);
             out.push_str(&x.replace('\n', &format!("\n{pad}")));
-            cap_len(out.len())?;
+            cap_len(b, out.len())?;
             s(out)
         }
         "nospace" => s(sarg(0).chars().filter(|c| !c.is_whitespace()).collect()),
         "abbrev" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let w = to_i64(&a[0]);
             let x = sarg(1);
             if w < 4 || x.len() as i64 <= w {
@@ -452,12 +496,20 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             }
         }
         "plural" => {
-            want(name, &a, 3)?;
+            want(&a, 3)?;
             s(if to_i64(&a[2]) == 1 { sarg(0) } else { sarg(1) })
         }
         "split" | "splitList" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let (sep, x) = (sarg(0), sarg(1));
+            let count = if sep.is_empty() {
+                x.chars().count()
+            } else {
+                x.matches(sep.as_str()).count() + 1
+            };
+            // `split` makes a map: a key string and an entry per part.
+            room(b, x.len() + count.saturating_mul(2 * SLOT + 32))?;
+            work(b, count)?;
             let parts: Vec<Value> = if sep.is_empty() {
                 x.chars().map(|c| Value::Str(c.to_string())).collect()
             } else {
@@ -478,8 +530,15 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             }
         }
         "splitn" => {
-            want(name, &a, 3)?;
+            want(&a, 3)?;
             let (sep, n, x) = (sarg(0), to_i64(&a[1]), sarg(2));
+            let count = if sep.is_empty() {
+                x.chars().count()
+            } else {
+                x.matches(sep.as_str()).count() + 1
+            };
+            room(b, x.len() + count.saturating_mul(2 * SLOT + 32))?;
+            work(b, count)?;
             let parts: Vec<&str> = if n < 0 {
                 x.split(sep.as_str()).collect()
             } else {
@@ -494,18 +553,28 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             ))
         }
         "join" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let sep = sarg(0);
+            let n = match &a[1] {
+                Value::List(l) => l.len(),
+                _ => 1,
+            };
+            let len = text_size(&a[1..]).saturating_add(n.saturating_mul(sep.len()));
+            cap_len(b, len)?;
+            work(b, n)?;
             let items: Vec<String> = match &a[1] {
                 Value::List(l) => l.iter().filter(|v| **v != Value::Nil).map(strval).collect(),
                 other => vec![strval(other)],
             };
             let out = items.join(&sep);
-            cap_len(out.len())?;
+            cap_len(b, out.len())?;
             s(out)
         }
         "sortAlpha" => {
-            let mut items: Vec<String> = to_list(&arg(0))?.iter().map(strval).collect();
+            let l = to_list(&arg(0))?;
+            room(b, text_size(&l))?;
+            work(b, l.len().saturating_mul(l.len().max(2).ilog2() as usize))?;
+            let mut items: Vec<String> = l.iter().map(strval).collect();
             items.sort();
             Ok(Value::List(items.into_iter().map(Value::Str).collect()))
         }
@@ -513,24 +582,37 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             Value::Nil => "<nil>".to_owned(),
             v => strval(&v),
         }),
-        "toStrings" => Ok(Value::List(
-            to_list(&arg(0))?
-                .iter()
-                .map(|v| Value::Str(strval(v)))
-                .collect(),
-        )),
+        "toStrings" => {
+            let l = to_list(&arg(0))?;
+            room(b, text_size(&l))?;
+            work(b, l.len())?;
+            Ok(Value::List(
+                l.iter().map(|v| Value::Str(strval(v))).collect(),
+            ))
+        }
 
-        "b64enc" => s(STANDARD.encode(sarg(0).as_bytes())),
+        "b64enc" => {
+            let x = sarg(0);
+            room(b, x.len() / 3 * 4 + 4)?;
+            s(STANDARD.encode(x.as_bytes()))
+        }
         "b64dec" => match STANDARD.decode(sarg(0).as_bytes()) {
             Ok(b) => s(String::from_utf8_lossy(&b).into_owned()),
             // sprig returns the error text as the result.
             Err(e) => s(e.to_string()),
         },
-        "toJson" | "mustToJson" => s(crate::output::go_json_compact(&arg(0).to_json(), true)),
-        "toRawJson" | "mustToRawJson" => {
-            s(crate::output::go_json_compact(&arg(0).to_json(), false))
+        "toJson" | "mustToJson" | "toRawJson" | "mustToRawJson" | "toPrettyJson"
+        | "mustToPrettyJson" => {
+            // A JSON tree of the value, then text escaping each byte to at most six.
+            let v = arg(0);
+            room(b, 8 * v.size())?;
+            let json = v.to_json();
+            s(match name {
+                "toJson" | "mustToJson" => crate::output::go_json_compact(&json, true),
+                "toRawJson" | "mustToRawJson" => crate::output::go_json_compact(&json, false),
+                _ => crate::output::go_json_pretty(&json),
+            })
         }
-        "toPrettyJson" | "mustToPrettyJson" => s(crate::output::go_json_pretty(&arg(0).to_json())),
         "sha256sum" => s(hex(aws_lc_rs::digest::digest(
             &aws_lc_rs::digest::SHA256,
             sarg(0).as_bytes(),
@@ -550,7 +632,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
 
         "default" => {
             if a.is_empty() {
-                return Err("wrong number of args for default: want at least 1 got 0".to_owned());
+                return Err(CallError::Arity);
             }
             match a.get(1) {
                 Some(g) if !is_empty(g) => Ok(g.clone()),
@@ -564,14 +646,24 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             .cloned()
             .unwrap_or(Value::Nil)),
         "ternary" => {
-            want(name, &a, 3)?;
+            want(&a, 3)?;
             Ok(if a[2].truthy() {
                 a[0].clone()
             } else {
                 a[1].clone()
             })
         }
-        "fail" => Err(sarg(0)),
+        // The message is the caller's text, typically built from values: never reported.
+        "fail" => Err(CallError::Failed),
+        // sprig: `required "message" value` fails on nil or "" (message withheld as for fail).
+        "required" => {
+            want(&a, 2)?;
+            match &a[1] {
+                Value::Nil => Err(CallError::Failed),
+                Value::Str(x) if x.is_empty() => Err(CallError::Failed),
+                v => Ok(v.clone()),
+            }
+        }
 
         "int" | "int64" => Ok(Value::Int(to_i64(&arg(0)))),
         "float64" => Ok(Value::Float(to_f64(&arg(0)))),
@@ -585,10 +677,10 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             a.iter().fold(1i64, |acc, v| acc.wrapping_mul(to_i64(v))),
         )),
         "div" | "mod" => {
-            want(name, &a, 2)?;
+            want(&a, 2)?;
             let d = to_i64(&a[1]);
             if d == 0 {
-                return Err("integer divide by zero".to_owned());
+                return Err(CallError::DivideByZero);
             }
             let n = to_i64(&a[0]);
             Ok(Value::Int(if name == "div" {
@@ -613,67 +705,93 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             Ok(Value::Float((to_f64(&arg(0)) * p).round() / p))
         }
 
-        "list" => Ok(Value::List(a)),
+        "list" => {
+            work(b, a.len())?;
+            Ok(Value::List(a))
+        }
         "first" => Ok(to_list(&arg(0))?.first().cloned().unwrap_or(Value::Nil)),
         "last" => Ok(to_list(&arg(0))?.last().cloned().unwrap_or(Value::Nil)),
-        "rest" => Ok(Value::List(to_list(&arg(0))?.into_iter().skip(1).collect())),
+        "rest" => {
+            let l = to_list(&arg(0))?;
+            work(b, l.len())?;
+            Ok(Value::List(l.into_iter().skip(1).collect()))
+        }
         "initial" => {
             let mut l = to_list(&arg(0))?;
+            work(b, l.len())?;
             l.pop();
             Ok(Value::List(l))
         }
         "append" | "push" => {
             let mut l = to_list(&arg(0))?;
+            work(b, l.len())?;
             l.push(arg(1));
             Ok(Value::List(l))
         }
         "prepend" => {
             let mut l = to_list(&arg(0))?;
+            work(b, l.len())?;
             l.insert(0, arg(1));
             Ok(Value::List(l))
         }
         "concat" => {
             let mut out = Vec::new();
             for v in &a {
-                out.extend(to_list(v)?);
+                let l = to_list(v)?;
+                work(b, l.len())?;
+                out.extend(l);
             }
             Ok(Value::List(out))
         }
         "uniq" => {
+            // sprig compares each element with all kept ones (quadratic); a set of canonical
+            // keys gives the same result in linear time.
+            let l = to_list(&arg(0))?;
+            room(b, 2 * text_size(&l))?;
+            work(b, l.len())?;
+            let mut seen = std::collections::HashSet::new();
             let mut out: Vec<Value> = Vec::new();
-            for v in to_list(&arg(0))? {
-                if !out.contains(&v) {
+            for v in l {
+                let new = uniq_key(&v).is_none_or(|key| seen.insert(key));
+                if new {
                     out.push(v);
                 }
             }
             Ok(Value::List(out))
         }
-        "has" => Ok(Value::Bool(to_list(&arg(1))?.contains(&arg(0)))),
+        "has" => {
+            let l = to_list(&arg(1))?;
+            work(b, l.len())?;
+            Ok(Value::Bool(l.contains(&arg(0))))
+        }
         "without" => {
             let drop = &a[1.min(a.len())..];
+            let l = to_list(&arg(0))?;
+            work(b, l.len().saturating_mul(drop.len().max(1)))?;
             Ok(Value::List(
-                to_list(&arg(0))?
-                    .into_iter()
-                    .filter(|v| !drop.contains(v))
-                    .collect(),
+                l.into_iter().filter(|v| !drop.contains(v)).collect(),
             ))
         }
-        "compact" => Ok(Value::List(
-            to_list(&arg(0))?
-                .into_iter()
-                .filter(|v| !is_empty(v))
-                .collect(),
-        )),
+        "compact" => {
+            let l = to_list(&arg(0))?;
+            work(b, l.len())?;
+            Ok(Value::List(
+                l.into_iter().filter(|v| !is_empty(v)).collect(),
+            ))
+        }
         "reverse" => {
             let mut l = to_list(&arg(0))?;
+            work(b, l.len())?;
             l.reverse();
             Ok(Value::List(l))
         }
         "until" => {
             let n = to_i64(&arg(0));
             if n.unsigned_abs() > 100_000 {
-                return Err("until: count too large".to_owned());
+                return Err(CallError::Budget);
             }
+            room(b, n.unsigned_abs() as usize * SLOT)?;
+            work(b, n.unsigned_abs() as usize)?;
             let items: Vec<Value> = if n >= 0 {
                 (0..n).map(Value::Int).collect()
             } else {
@@ -682,6 +800,7 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
             Ok(Value::List(items))
         }
         "dict" => {
+            work(b, a.len())?;
             let mut m = BTreeMap::new();
             for pair in a.chunks(2) {
                 let k = strval(&pair[0]);
@@ -694,48 +813,48 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
                 .get(&sarg(1))
                 .cloned()
                 .unwrap_or(Value::Str(String::new()))),
-            other => Err(format!("get: expected a dict, got {}", other.type_name())),
+            _ => Err(CallError::ArgumentType),
         },
         "set" => match arg(0) {
             Value::Map(mut m) => {
                 m.insert(sarg(1), arg(2));
                 Ok(Value::Map(m))
             }
-            other => Err(format!("set: expected a dict, got {}", other.type_name())),
+            _ => Err(CallError::ArgumentType),
         },
         "unset" => match arg(0) {
             Value::Map(mut m) => {
                 m.remove(&sarg(1));
                 Ok(Value::Map(m))
             }
-            other => Err(format!("unset: expected a dict, got {}", other.type_name())),
+            _ => Err(CallError::ArgumentType),
         },
         "hasKey" => match arg(0) {
             Value::Map(m) => Ok(Value::Bool(m.contains_key(&sarg(1)))),
-            other => Err(format!(
-                "hasKey: expected a dict, got {}",
-                other.type_name()
-            )),
+            _ => Err(CallError::ArgumentType),
         },
         "keys" => {
+            room(b, text_size(&a))?;
             let mut out = Vec::new();
             for v in &a {
                 if let Value::Map(m) = v {
+                    work(b, m.len())?;
                     out.extend(m.keys().map(|k| Value::Str(k.clone())));
                 }
             }
             Ok(Value::List(out))
         }
         "values" => match arg(0) {
-            Value::Map(m) => Ok(Value::List(m.into_values().collect())),
-            other => Err(format!(
-                "values: expected a dict, got {}",
-                other.type_name()
-            )),
+            Value::Map(m) => {
+                work(b, m.len())?;
+                Ok(Value::List(m.into_values().collect()))
+            }
+            _ => Err(CallError::ArgumentType),
         },
         "pick" | "omit" => match arg(0) {
             Value::Map(m) => {
                 let names: Vec<String> = a[1..].iter().map(strval).collect();
+                work(b, m.len().saturating_mul(names.len().max(1)))?;
                 let keep = name == "pick";
                 Ok(Value::Map(
                     m.into_iter()
@@ -743,34 +862,29 @@ pub(crate) fn call(name: &str, a: Vec<Value>) -> Res {
                         .collect(),
                 ))
             }
-            other => Err(format!(
-                "{name}: expected a dict, got {}",
-                other.type_name()
-            )),
+            _ => Err(CallError::ArgumentType),
         },
-        _ => Err(format!("function \"{name}\" not defined")),
+        _ => Err(CallError::Undefined),
     }
 }
 
-fn to_index(v: &Value) -> Result<usize, String> {
+fn to_index(v: &Value) -> Result<usize, CallError> {
     match v {
         Value::Int(n) if *n >= 0 => Ok(*n as usize),
-        Value::Int(n) => Err(format!("index out of range: {n}")),
-        other => Err(format!("cannot index with type {}", other.type_name())),
+        Value::Int(_) => Err(CallError::IndexOutOfRange),
+        _ => Err(CallError::ArgumentType),
     }
 }
 
-fn bounds(idx: &[usize], len: usize) -> Result<(usize, usize), String> {
+fn bounds(idx: &[usize], len: usize) -> Result<(usize, usize), CallError> {
     let (i, j) = match idx {
         [] => (0, len),
         [i] => (*i, len),
         [i, j] => (*i, *j),
-        _ => return Err("too many slice indexes".to_owned()),
+        _ => return Err(CallError::Arity),
     };
     if i > j || j > len {
-        return Err(format!(
-            "slice index out of range: {i}:{j} with length {len}"
-        ));
+        return Err(CallError::IndexOutOfRange);
     }
     Ok((i, j))
 }
@@ -788,36 +902,76 @@ fn byte_slice(x: &str, mut i: usize, mut j: usize) -> String {
     x[i..j].to_owned()
 }
 
-fn compare(a: &Value, b: &Value) -> Result<std::cmp::Ordering, String> {
+fn compare(a: &Value, b: &Value) -> Result<std::cmp::Ordering, CallError> {
     use std::cmp::Ordering;
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
-        (Value::Float(x), Value::Float(y)) => x
-            .partial_cmp(y)
-            .ok_or_else(|| "cannot compare NaN".to_owned()),
-        (Value::Int(x), Value::Float(y)) => (*x as f64)
-            .partial_cmp(y)
-            .ok_or_else(|| "cannot compare NaN".to_owned()),
-        (Value::Float(x), Value::Int(y)) => x
-            .partial_cmp(&(*y as f64))
-            .ok_or_else(|| "cannot compare NaN".to_owned()),
+        (Value::Float(x), Value::Float(y)) => x.partial_cmp(y).ok_or(CallError::Incomparable),
+        (Value::Int(x), Value::Float(y)) => {
+            (*x as f64).partial_cmp(y).ok_or(CallError::Incomparable)
+        }
+        (Value::Float(x), Value::Int(y)) => {
+            x.partial_cmp(&(*y as f64)).ok_or(CallError::Incomparable)
+        }
         (Value::Str(x), Value::Str(y)) => Ok(x.cmp(y)),
         (Value::Bool(x), Value::Bool(y)) => Ok(x.cmp(y)),
         (Value::Nil, Value::Nil) => Ok(Ordering::Equal),
         (Value::Nil, _) | (_, Value::Nil) => Ok(Ordering::Less),
-        _ => Err(format!(
-            "incompatible types for comparison: {} and {}",
-            a.type_name(),
-            b.type_name()
-        )),
+        _ => Err(CallError::Incomparable),
     }
 }
 
+/// Go's `fmt.Sprint`: a space between operands when neither is a string.
 fn sprint(a: &[Value]) -> String {
-    match call("print", a.to_vec()) {
-        Ok(Value::Str(x)) => x,
-        _ => String::new(),
+    let mut out = String::new();
+    for (i, v) in a.iter().enumerate() {
+        let is_str = matches!(v, Value::Str(_));
+        if i > 0 && !is_str && !matches!(a[i - 1], Value::Str(_)) {
+            out.push(' ');
+        }
+        out.push_str(&v.fmt_v());
     }
+    out
+}
+
+/// A canonical text for `uniq`, equal exactly when the values are equal (`==` of Go's
+/// `reflect.DeepEqual` on these types); `None` for values holding NaN, which equal nothing.
+fn uniq_key(v: &Value) -> Option<String> {
+    fn put(v: &Value, out: &mut String) -> Option<()> {
+        use std::fmt::Write as _;
+        match v {
+            Value::Nil => out.push('n'),
+            Value::Bool(x) => out.push(if *x { 'T' } else { 'F' }),
+            Value::Int(n) => {
+                let _ = write!(out, "i{n};");
+            }
+            Value::Float(f) if f.is_nan() => return None,
+            // -0.0 == 0.0
+            Value::Float(f) => {
+                let _ = write!(out, "f{};", (f + 0.0).to_bits());
+            }
+            Value::Str(x) => {
+                let _ = write!(out, "s{}:{x}", x.len());
+            }
+            Value::List(l) => {
+                let _ = write!(out, "l{}[", l.len());
+                for x in l {
+                    put(x, out)?;
+                }
+            }
+            Value::Map(m) => {
+                let _ = write!(out, "m{}{{", m.len());
+                for (k, x) in m {
+                    let _ = write!(out, "{}:{k}", k.len());
+                    put(x, out)?;
+                }
+            }
+        }
+        Some(())
+    }
+    let mut out = String::new();
+    put(v, &mut out)?;
+    Some(out)
 }
 
 fn title(x: &str) -> String {

@@ -2,7 +2,7 @@
 //! variables, `if`/`else if`/`else`/`range`/`with`/`end`, `break`/`continue`, comments and
 //! `{{-`/`-}}` trimming. `define`/`template`/`block` are refused (one template per key).
 
-use super::TemplateError;
+use super::{ErrorKind, TemplateError};
 
 /// Deepest nesting of blocks and parentheses accepted, so hostile input cannot overflow the
 /// stack of the recursive parser or evaluator.
@@ -89,8 +89,9 @@ enum Piece {
     Action { line: usize, toks: Vec<Tok> },
 }
 
+/// A parse error: it can quote the template text, never a value (none exists yet).
 fn err(line: usize, msg: impl std::fmt::Display) -> TemplateError {
-    TemplateError::new(format!("line {line}: {msg}"))
+    TemplateError::at(line, ErrorKind::Parse(msg.to_string()))
 }
 
 fn split(src: &str) -> Result<Vec<Piece>, TemplateError> {
@@ -421,7 +422,7 @@ struct Parser {
 impl Parser {
     fn list(&mut self, depth: usize) -> Result<(Vec<Node>, End), TemplateError> {
         if depth > MAX_DEPTH {
-            return Err(TemplateError::new("template nested too deeply"));
+            return Err(err(0, "template nested too deeply"));
         }
         let mut nodes = Vec::new();
         while let Some(piece) = self.pieces.next() {

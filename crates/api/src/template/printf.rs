@@ -4,11 +4,16 @@
 use super::funcs::{float_v, go_quote, strval};
 use super::value::Value;
 
-pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
+/// Formats like Go's `fmt.Sprintf`; `None` once the text would exceed `limit` bytes (each verb
+/// can pad to 65,536 characters, so the result is not bounded by the inputs' size).
+pub(crate) fn sprintf(format: &str, args: &[Value], limit: usize) -> Option<String> {
     let mut out = String::new();
     let mut next = 0usize;
     let mut chars = format.chars().peekable();
     while let Some(c) = chars.next() {
+        if out.len() > limit {
+            return None;
+        }
         if c != '%' {
             out.push(c);
             continue;
@@ -119,7 +124,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             .collect();
         out.push_str(&format!("%!(EXTRA {})", extra.join(", ")));
     }
-    out
+    (out.len() <= limit).then_some(out)
 }
 
 fn as_f(v: &Value) -> f64 {

@@ -15,7 +15,28 @@ pub(crate) enum Value {
     Map(BTreeMap<String, Value>),
 }
 
+/// Bytes charged for one value slot (the enum itself, in a list, a map or a variable).
+pub(crate) const SLOT: usize = std::mem::size_of::<Value>();
+/// Extra bytes charged per map entry (key `String` and tree overhead).
+const MAP_ENTRY: usize = 48;
+
 impl Value {
+    /// What producing (or copying) this value costs against the render budget: roughly its
+    /// heap and inline size.
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            Value::Str(s) => SLOT + s.len(),
+            Value::List(l) => SLOT + l.iter().map(Value::size).sum::<usize>(),
+            Value::Map(m) => {
+                SLOT + m
+                    .iter()
+                    .map(|(k, v)| MAP_ENTRY + k.len() + v.size())
+                    .sum::<usize>()
+            }
+            Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) => SLOT,
+        }
+    }
+
     /// Go's `truth`: zero values are false.
     pub(crate) fn truthy(&self) -> bool {
         match self {

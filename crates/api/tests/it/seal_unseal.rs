@@ -1,9 +1,9 @@
 use std::collections::BTreeMap;
 
 use sealed_secrets_api::{
-    ItemError, SealOptions, SealedSecret, SealingError, UnsealError, UnsealOptions, annotations,
-    decrypt_items, manifest, merge_into, parse_secrets, reseal, seal_manifests, seal_raw, unseal,
-    verify,
+    ItemError, MAX_MESSAGE_LEN, MAX_RSA_OPERATIONS, SealOptions, SealedSecret, SealingError,
+    UnsealError, UnsealOptions, annotations, decrypt_items, manifest, merge_into, parse_secrets,
+    reseal, seal_manifests, seal_raw, unseal, verify,
 };
 use sealed_secrets_crypto::{KeyRing, Scope, decode_base64, encode_base64, seal};
 
@@ -204,6 +204,158 @@ fn template_errors_are_reported_per_key() {
     );
 }
 
+/// Issue 11 item 4: no template error that can carry a value reaches the error text (which
+/// the controller writes to status, Events and logs). Every function that can fail on a value
+/// is tried with the plaintext, its length and its derivations as arguments.
+#[test]
+fn template_errors_never_carry_values() {
+    const PASSWORD: &str = "Tr0ub4dor&3-correct-horse-b4ttery";
+    let len = PASSWORD.len().to_string();
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: n\n  namespace: ns\nstringData:\n  password: '{PASSWORD}'\n  empty: ''\n"
+    );
+    let ss = seal_one(&manifest);
+    let templates = [
+        "{{ fail .password }}",
+        r#"{{ fail (printf "was %s" .password) }}"#,
+        "{{ fail (b64enc .password) }}",
+        "{{ fail (toJson .) }}",
+        "{{ .password | upper | fail }}",
+        "{{ required .password .empty }}",
+        "{{ index (list 1 2 3) (len .password) }}",
+        "{{ index .password (len .password) }}",
+        "{{ index .password 1000 }}",
+        "{{ index (splitList \"\" .password) 1000 }}",
+        "{{ slice .password 0 1000 }}",
+        "{{ slice .password (len .password) 0 }}",
+        "{{ slice (list 1) (len .password) }}",
+        "{{ slice .password 3 4 5 6 }}",
+        "{{ div 1 (sub (len .password) (len .password)) }}",
+        "{{ mod (len .password) 0 }}",
+        "{{ lt .password 1 }}",
+        "{{ eq (list .password) 1 }}",
+        "{{ len (len .password) }}",
+        "{{ get .password \"x\" }}",
+        "{{ first .password }}",
+        "{{ printf (len .password) }}",
+        "{{ range .password }}{{ end }}",
+        "{{ .password.field }}",
+        "{{ (len .password).field }}",
+        "{{ index (dict .password 1) 5 }}",
+        "{{ repeat 1000000 .password }}",
+    ];
+    let derived = [
+        PASSWORD.to_owned(),
+        PASSWORD.to_uppercase(),
+        encode_base64(PASSWORD.as_bytes()),
+        len.clone(),
+        // Types of values computed from the plaintext tell about it too.
+        "type string".to_owned(),
+        "type int".to_owned(),
+    ];
+    for t in templates {
+        let mut ss = ss.clone();
+        ss.spec.template.data = Some(BTreeMap::from([("out".to_owned(), t.to_owned())]));
+        let err = unseal(&ss, &ring_a(), &OPTS).expect_err(t);
+        assert_eq!(err.category(), "template", "{t}");
+        let shown = err.to_string();
+        let debug = format!("{err:?}");
+        assert!(
+            shown.starts_with("template error in item `out` of SealedSecret `ns/n`: line 1: "),
+            "{t}: {shown}"
+        );
+        for d in &derived {
+            assert!(!shown.contains(d.as_str()), "{t}: `{d}` in {shown}");
+            assert!(!debug.contains(d.as_str()), "{t}: `{d}` in {debug}");
+        }
+    }
+}
+
+/// Issue 11 item 2: 10,000 items with bad base64 made a 2.9 MB status message. The message
+/// is now cut after a few items, and long item names are shortened.
+#[test]
+fn item_error_messages_are_bounded() {
+    let mut ss = seal_one(&secret_yaml("ns", "n", ""));
+    for i in 0..10_000 {
+        ss.spec
+            .encrypted_data
+            .insert(format!("item-{i:05}-{}", "x".repeat(200)), "not base64!");
+    }
+    let err = unseal(&ss, &ring_a(), &OPTS).unwrap_err();
+    let UnsealError::Items(items) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(items.len(), 10_000);
+    let shown = err.to_string();
+    assert!(shown.len() <= MAX_MESSAGE_LEN, "{} bytes", shown.len());
+    assert!(
+        shown.starts_with("failed to decode item `item-00000-xxx"),
+        "{shown}"
+    );
+    assert!(shown.contains("more"), "{shown}");
+    let listed = shown.matches("failed to decode item").count();
+    assert!(
+        shown.ends_with(&format!("; ... and {} more", 10_000 - listed)),
+        "{shown}"
+    );
+    // Item names are cut to 64 characters.
+    assert!(!shown.contains(&"x".repeat(60)), "{shown}");
+
+    // A few errors are all listed, without a tail.
+    let mut ss = seal_one(&secret_yaml("ns", "n", ""));
+    ss.spec.encrypted_data.insert("a", "!");
+    ss.spec.encrypted_data.insert("b", "!");
+    let shown = unseal(&ss, &ring_a(), &OPTS).unwrap_err().to_string();
+    assert_eq!(
+        shown,
+        "failed to decode item `a` of SealedSecret `ns/n`: invalid base64; \
+         failed to decode item `b` of SealedSecret `ns/n`: invalid base64"
+    );
+}
+
+/// Issue 11 item 2: RSA work per object is capped. A value that names no key costs one RSA
+/// operation per loaded key; with two keys, 2,100 of them would cost 4,200.
+#[test]
+fn rsa_work_per_object_is_capped() {
+    let mut ss = seal_one(&secret_yaml("ns", "n", ""));
+    if let Some(a) = ss.metadata.annotations.as_mut() {
+        a.remove(annotations::SEALING_KEY);
+    }
+    // Structurally valid upstream-format values (a 256-byte RSA block) that no key opens.
+    let mut junk = 256u16.to_be_bytes().to_vec();
+    junk.extend_from_slice(&[0x5a; 256 + 32]);
+    let junk = encode_base64(&junk);
+    for i in 0..2_100 {
+        ss.spec
+            .encrypted_data
+            .insert(format!("v{i}"), junk.as_str());
+    }
+    let mut ring = ring_a();
+    ring.insert(key_b().clone());
+    let err = decrypt_items(&ss, &ring, &OPTS).unwrap_err();
+    assert!(
+        matches!(err, UnsealError::TooMuchWork { limit, .. } if limit == MAX_RSA_OPERATIONS),
+        "{err}"
+    );
+    assert_eq!(ring.rsa_operations(), MAX_RSA_OPERATIONS);
+    assert!(
+        err.to_string()
+            .contains("needs more than 4096 RSA decryptions"),
+        "{err}"
+    );
+
+    // More values than the budget: refused before any RSA work.
+    for i in 2_100..=MAX_RSA_OPERATIONS {
+        ss.spec
+            .encrypted_data
+            .insert(format!("v{i}"), junk.as_str());
+    }
+    let ring = ring_a();
+    let err = unseal(&ss, &ring, &OPTS).unwrap_err();
+    assert!(matches!(err, UnsealError::TooMuchWork { .. }), "{err}");
+    assert_eq!(ring.rsa_operations(), 0);
+}
+
 #[test]
 fn verify_and_decrypt_items_never_render_templates() {
     let mut ss = seal_one(&secret_yaml("ns", "n", ""));
@@ -318,6 +470,67 @@ fn v1_format_accepted_only_when_allowed() {
     assert_eq!(
         unseal(&re, &ring_b(), &OPTS).unwrap().value("foo"),
         Some(&b"bar"[..])
+    );
+}
+
+/// Issue 11 item 5: a legacy object's decrypted metadata (here with a last-applied annotation
+/// holding the plaintext, and server fields) never reaches the resealed output.
+#[test]
+fn reseal_of_legacy_data_strips_last_applied_and_server_fields() {
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {
+            "name": "n", "namespace": "ns", "uid": "1234", "resourceVersion": "99",
+            "creationTimestamp": "2020-01-01T00:00:00Z", "generation": 3,
+            "labels": {"l": "v"},
+            "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"foo\":\"hunter2\"}}",
+                "kubecfg.ksonnet.io/last-applied-configuration": "hunter2",
+                "keep": "me"
+            },
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u"}],
+            "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+        },
+        "type": "Opaque",
+        "data": {"foo": "aHVudGVyMg=="}
+    });
+    let ct = seal(
+        pub_a(),
+        &Scope::Strict.label("ns", "n"),
+        serde_json::to_string(&secret).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let ss: SealedSecret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": {"name": "n", "namespace": "ns", "uid": "abc", "resourceVersion": "7",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+        "spec": {"data": encode_base64(&ct), "encryptedData": {}}
+    }))
+    .unwrap();
+    let allow = UnsealOptions {
+        accept_deprecated_v1_data: true,
+    };
+    let items = decrypt_items(&ss, &ring_a(), &allow).unwrap();
+    let re = reseal(&ss, &items, &[key_b().public_key()]).unwrap();
+    let json = sealed_secrets_api::output::to_json(&re);
+    assert!(!json.contains("hunter2"), "{json}");
+    assert!(!json.contains("last-applied-configuration"), "{json}");
+    for field in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "generation",
+        "managedFields",
+        "ownerReferences",
+    ] {
+        assert!(!json.contains(field), "{field} in {json}");
+    }
+    let meta = re.spec.template.metadata.as_ref().unwrap();
+    assert_eq!(meta.labels.as_ref().unwrap()["l"], "v");
+    assert_eq!(meta.annotations.as_ref().unwrap()["keep"], "me");
+    assert_eq!(
+        unseal(&re, &ring_b(), &OPTS).unwrap().value("foo"),
+        Some(&b"hunter2"[..])
     );
 }
 

@@ -1,7 +1,9 @@
 use std::collections::BTreeMap;
 
+use std::time::{Duration, Instant};
+
 use proptest::prelude::*;
-use sealed_secrets_api::template::{check, render};
+use sealed_secrets_api::template::{Exhausted, Limits, check, render, render_with};
 
 fn data() -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -164,6 +166,139 @@ fn deep_nesting_is_refused_not_overflowing() {
     assert!(render(&deep, &data()).is_err());
     let parens = format!("{{{{ {}1{} }}}}", "(".repeat(10_000), ")".repeat(10_000));
     assert!(render(&parens, &data()).is_err());
+}
+
+/// Renders a template that must be stopped by the render budget: it fails with a budget
+/// error, quickly, instead of exhausting memory or time.
+fn bomb(t: &str) -> Exhausted {
+    let start = Instant::now();
+    let e = render(t, &data()).expect_err(t);
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(5), "{t}: took {took:?}");
+    e.exhausted()
+        .unwrap_or_else(|| panic!("{t}: not a budget error: {e}"))
+}
+
+// One test per bomb of issue 11 item 1, so each can be run alone to measure its peak memory
+// (`/usr/bin/time -v target/debug/deps/it-* template::bomb_cat_doubling --exact`).
+
+#[test]
+fn bomb_cat_doubling() {
+    let t = r#"{{$x := repeat 1048576 "a"}}{{range 24}}{{$x = cat $x $x}}{{end}}"#;
+    assert_eq!(bomb(t), Exhausted::Bytes);
+}
+
+#[test]
+fn bomb_printf_doubling() {
+    let t = r#"{{$x := repeat 1048576 "a"}}{{range 24}}{{$x = printf "%s%s" $x $x}}{{end}}"#;
+    // Refused before formatting: the result would exceed 1 MiB, the largest Secret value.
+    assert_eq!(bomb(t), Exhausted::Output);
+    let t = r#"{{$x := repeat 1000 "a"}}{{range 24}}{{$x = printf "%s%s" $x $x}}{{end}}"#;
+    assert_eq!(bomb(t), Exhausted::Output);
+    let t = r#"{{$x := repeat 1000 "a"}}{{range 10000}}{{$y := printf "%s%s" $x $x}}{{end}}"#;
+    assert_eq!(bomb(t), Exhausted::Bytes);
+}
+
+#[test]
+fn bomb_append_growth() {
+    // Each append copies the list: quadratic bytes.
+    let t = r#"{{$l := list}}{{range 1000000}}{{$l = append $l "xxxxxxxxxxxxxxxx"}}{{end}}"#;
+    assert_eq!(bomb(t), Exhausted::Bytes);
+    // A list holding itself twice doubles per iteration.
+    let t = r#"{{$l := list "a"}}{{range 64}}{{$l = append $l $l}}{{end}}"#;
+    assert_eq!(bomb(t), Exhausted::Bytes);
+}
+
+#[test]
+fn bomb_list_growth() {
+    let t = r#"{{$l := list "a"}}{{range 64}}{{$l = list $l $l}}{{end}}"#;
+    assert_eq!(bomb(t), Exhausted::Bytes);
+    let t = r#"{{$l := until 100000}}{{range 64}}{{$l = concat $l $l}}{{end}}"#;
+    assert_eq!(bomb(t), Exhausted::Bytes);
+}
+
+#[test]
+fn bomb_uniq_is_not_quadratic() {
+    // sprig's uniq is quadratic: 100,000 distinct elements took minutes. Now linear.
+    let start = Instant::now();
+    assert_eq!(r("{{ until 100000 | uniq | len }}"), "100000");
+    assert_eq!(
+        r(r#"{{ list 1 1 "1" 2.0 2.0 -0.0 0.0 (list 1) (list 1) | uniq | len }}"#),
+        "5"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn bomb_string_functions_are_checked_before_allocating() {
+    for t in [
+        // replace multiplies a 1 MiB string by eight.
+        r#"{{$x := repeat 1048575 "a"}}{{ replace "a" "aaaaaaaa" $x }}"#,
+        // an empty pattern matches everywhere.
+        r#"{{$x := repeat 1048575 "a"}}{{ replace "" "aaaaaaaa" $x }}"#,
+        // indent pads every line.
+        r#"{{$x := repeat 1000000 "\n"}}{{ indent 1024 $x }}"#,
+        // printf widths are not bounded by the inputs.
+        r#"{{ range 1000 }}{{ $x := printf "%65536s%65536s%65536s%65536s%65536s" "" "" "" "" "" }}{{ end }}"#,
+        // join repeats its separator.
+        r#"{{$s := repeat 1000000 "s"}}{{ join $s (until 100000) }}"#,
+        // splitting a string into one-character list elements.
+        r#"{{$x := repeat 1000000 "a"}}{{ range 20 }}{{ $l := splitList "" $x }}{{ end }}"#,
+    ] {
+        assert!(
+            matches!(bomb(t), Exhausted::Bytes | Exhausted::Output),
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn bomb_steps_and_deadline() {
+    assert_eq!(bomb("{{ range 100000000 }}{{ end }}"), Exhausted::Steps);
+    assert_eq!(
+        bomb("{{ range 1000 }}{{ range 1000 }}{{ range 1000 }}{{ end }}{{ end }}{{ end }}"),
+        Exhausted::Steps
+    );
+    let slow = Limits {
+        max_steps: u64::MAX,
+        max_time: Duration::from_millis(50),
+        ..Limits::DEFAULT
+    };
+    let e = render_with("{{ range 100000000 }}{{ end }}", &data(), &slow).unwrap_err();
+    assert_eq!(e.exhausted(), Some(Exhausted::Time));
+}
+
+#[test]
+fn budget_leaves_real_templates_alone() {
+    // Reading one field of a large dot copies that field only, not the whole dot.
+    let big: BTreeMap<String, String> = (0..64)
+        .map(|i| (format!("k{i}"), "v".repeat(16 << 10)))
+        .collect();
+    let t = r#"{{ range 2000 }}{{ $x := $.k1 }}{{ $y := index $ "k2" | len }}{{ end }}ok"#;
+    // `index $` copies the dot (1 MiB) each time: that is charged, and 2000 copies are not
+    // affordable...
+    assert_eq!(
+        render(t, &big).unwrap_err().exhausted(),
+        Some(Exhausted::Bytes)
+    );
+    // ...but field reads are.
+    let t = r#"{{ range 200 }}{{ $x := $.k1 }}{{ $y := len .k2 }}{{ end }}ok"#;
+    assert_eq!(render(&t.replace(".k2", "$.k2"), &big).unwrap(), "ok");
+    // `{"k0":"vv..",...}`: each entry is its key and value plus five quotes and colon.
+    let json_len: usize = big
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 5)
+        .sum::<usize>()
+        + 63
+        + 2;
+    assert_eq!(
+        render(r#"{{ toJson . | len }}"#, &big).unwrap(),
+        json_len.to_string()
+    );
 }
 
 proptest! {
