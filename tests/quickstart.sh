@@ -226,6 +226,11 @@ standin)
 esac
 export KUBECONFIG=$kubeconfig
 say "API server: $(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
+if [ "$backend" = kubeconfig ] && k get deployment -n "$ctrl_ns" "$ctrl_name" >/dev/null 2>&1; then
+  # A second controller next to the installed one would race it on the same SealedSecrets and
+  # could add a sealing key to the cluster.
+  die "this cluster already runs $ctrl_ns/$ctrl_name; the quickstart starts its own controller, so use the stand-in (unset KUBECONFIG) or a scratch cluster"
+fi
 
 # --- the CRD --------------------------------------------------------------------------------
 crd="$root/crds/sealedsecrets.bitnami.com.yaml"
