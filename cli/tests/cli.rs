@@ -1327,3 +1327,39 @@ fn passphrase_prompt_does_not_echo() {
     assert!(status.success(), "{text}");
     assert!(text.contains("it opens 1 SealedSecret(s)"), "{text}");
 }
+
+/// Issue 12 item 4: kubeconfig problems in one plain line: no Debug-quoted path, and no
+/// parser snippet that could print a token from the file.
+#[test]
+fn kubeconfig_errors_are_plain_and_leak_nothing() {
+    let d = tmp();
+    let missing = d.path().join("missing.kubeconfig");
+    let r = run(
+        d.path(),
+        &["--fetch-cert", "--kubeconfig", &p(&missing)],
+        b"",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("missing.kubeconfig`: no such file or directory"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("'\""), "{}", r.stderr);
+    let broken = d.path().join("broken.kubeconfig");
+    fs::write(
+        &broken,
+        "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user: {token: SECRETTOKEN, x: [}\n",
+    )
+    .unwrap();
+    let r = run(
+        d.path(),
+        &["keys", "list", "--kubeconfig", &p(&broken)],
+        b"",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("line 5"), "{}", r.stderr);
+    assert!(!r.stderr.contains("SECRETTOKEN"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
