@@ -129,17 +129,22 @@ pub async fn config(args: &KubeArgs) -> Result<kube::Config> {
         cluster: args.cluster.clone(),
         user: args.user.clone(),
     };
-    let kubeconfig =
-        match &args.kubeconfig {
-            Some(p) => Some(Kubeconfig::read_from(p).map_err(|e| {
-                CliError::kube(format!("cannot load kubeconfig `{}`", p.display()), e)
-            })?),
-            None => Kubeconfig::read().ok(),
-        };
+    let kubeconfig = match &args.kubeconfig {
+        Some(p) => Some(Kubeconfig::read_from(p).map_err(|e| {
+            CliError::Usage(format!(
+                "cannot load kubeconfig `{}`: {}",
+                p.display(),
+                config_cause(&e)
+            ))
+        })?),
+        None => Kubeconfig::read().ok(),
+    };
     let mut config = match (kubeconfig, &args.server) {
         (Some(kc), _) => kube::Config::from_custom_kubeconfig(kc, &options)
             .await
-            .map_err(|e| CliError::kube("cannot load kubeconfig", e))?,
+            .map_err(|e| {
+                CliError::Usage(format!("cannot load kubeconfig: {}", config_cause(&e)))
+            })?,
         (None, Some(server)) => kube::Config::new(parse_uri(server, "--server")?),
         (None, None) => kube::Config::incluster().map_err(|e| {
             CliError::kube("no kubeconfig found and not running in a cluster", e)
@@ -420,6 +425,12 @@ pub fn describe(e: &kube::Error) -> Failure {
         kube::Error::Auth(_) => Failure::Other(format!("authentication failed: {}", innermost(e))),
         other => Failure::Other(innermost(other)),
     }
+}
+
+/// Why a kubeconfig could not be used, in one line: its deepest cause without the parser's
+/// source snippet (a kubeconfig line can hold a token) and without kube's Debug-quoted path.
+fn config_cause(e: &dyn std::error::Error) -> String {
+    innermost(e).lines().next().unwrap_or_default().to_owned()
 }
 
 /// The deepest cause of an error chain, lower-cased like Go's messages (the outer layers of

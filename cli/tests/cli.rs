@@ -1263,3 +1263,103 @@ fn encrypted_backup_is_a_key_file_everywhere() {
         );
     }
 }
+
+/// Issue 11 item 6: on a real terminal (a pty from util-linux's `script`), the passphrase
+/// prompt does not echo what is typed, and the typed passphrase opens the backup.
+#[cfg(unix)]
+#[test]
+fn passphrase_prompt_does_not_echo() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let d = tmp();
+    let pf = d.path().join("pass");
+    fs::write(&pf, "correct horse battery\n").unwrap();
+    let enc = kubeseal::backup::encrypt(
+        &fs::read(fixture("key-backup-list.yaml")).unwrap(),
+        &kubeseal::cli::EncryptArgs {
+            passphrase_file: Some(pf),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let backup = d.path().join("keys.backup");
+    fs::write(&backup, enc).unwrap();
+    let tree = d.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("a.json"), seal(d.path(), &[], SECRET_YAML)).unwrap();
+    let inner = format!(
+        "{} keys verify-backup {} {}",
+        env!("CARGO_BIN_EXE_kubeseal"),
+        p(&backup),
+        p(&tree)
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env_remove("SEALED_SECRETS_BACKUP_PASSPHRASE")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs the command on a pty");
+    let mut out = child.stdout.take().unwrap();
+    // Type only once the prompt is shown (echo is switched off before it is printed).
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("Passphrase: ") {
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    out.read_to_end(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    let text = String::from_utf8_lossy(&seen);
+    assert!(
+        !text.contains("correct horse"),
+        "the passphrase was echoed:\n{text}"
+    );
+    assert!(status.success(), "{text}");
+    assert!(text.contains("it opens 1 SealedSecret(s)"), "{text}");
+}
+
+/// Issue 12 item 4: kubeconfig problems in one plain line: no Debug-quoted path, and no
+/// parser snippet that could print a token from the file.
+#[test]
+fn kubeconfig_errors_are_plain_and_leak_nothing() {
+    let d = tmp();
+    let missing = d.path().join("missing.kubeconfig");
+    let r = run(
+        d.path(),
+        &["--fetch-cert", "--kubeconfig", &p(&missing)],
+        b"",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("missing.kubeconfig`: no such file or directory"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("'\""), "{}", r.stderr);
+    let broken = d.path().join("broken.kubeconfig");
+    fs::write(
+        &broken,
+        "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user: {token: SECRETTOKEN, x: [}\n",
+    )
+    .unwrap();
+    let r = run(
+        d.path(),
+        &["keys", "list", "--kubeconfig", &p(&broken)],
+        b"",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("line 5"), "{}", r.stderr);
+    assert!(!r.stderr.contains("SECRETTOKEN"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
