@@ -127,9 +127,11 @@ async fn hung_lease_calls_are_bounded_by_the_renew_deadline() {
         ..Default::default()
     });
     let start = Instant::now();
-    eventually("the leader to step down", Duration::from_secs(16), || async {
-        (c.metric("sealed_secrets_controller_leader").await == 0.0).then_some(())
-    })
+    eventually(
+        "the leader to step down",
+        Duration::from_secs(16),
+        || async { (c.metric("sealed_secrets_controller_leader").await == 0.0).then_some(()) },
+    )
     .await;
     eprintln!("stepped down {:?} after the API hung", start.elapsed());
     standin.set_faults(Faults::default());
