@@ -505,6 +505,56 @@ mod tests {
         assert_eq!(refuse_legacy(&ss, &on), None);
     }
 
+    fn test_state(rsa_permits: usize) -> ServerState {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let settings = crate::keys::KeySettings {
+            namespace: "ns".into(),
+            prefix: "k".into(),
+            bits: 2048,
+            ttl: Duration::from_secs(60),
+            common_name: String::new(),
+            priority: crate::config::KeyOrderPriority::CertNotBefore,
+            labels: vec![],
+            annotations: vec![],
+        };
+        ServerState {
+            keys: Keys::new(settings, metrics.clone()),
+            metrics,
+            limiter: Mutex::new(Gcra::new(2, 2)),
+            rotate_limiter: Mutex::new(Gcra::new(10, 20)),
+            trusted_proxies: vec![],
+            rsa_permits: Arc::new(Semaphore::new(rsa_permits)),
+            unseal: UnsealOptions::default(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rsa_work_runs_at_most_the_permitted_tasks_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let state = Arc::new(test_state(2));
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (state, running, peak) = (state.clone(), running.clone(), peak.clone());
+            tasks.spawn(async move {
+                rsa_work(&state, move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(30));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            assert!(r.unwrap().is_some());
+        }
+        let peak = peak.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&peak), "{peak} RSA tasks ran at once");
+    }
+
     #[test]
     fn unknown_methods_share_one_label() {
         use axum::http::Method;

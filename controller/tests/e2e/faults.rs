@@ -111,6 +111,33 @@ async fn leader_does_not_flap_under_lease_conflicts() {
     assert_eq!(c.metric("sealed_secrets_controller_leader").await, 1.0);
 }
 
+/// Item 9: a Lease call that hangs (every API answer delayed 20 s, longer than the 15 s lease)
+/// is abandoned at the renew deadline (10 s) and the leader steps down, instead of waiting
+/// on the call while its Lease expires and another replica takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_lease_calls_are_bounded_by_the_renew_deadline() {
+    let env = Env::new().await;
+    let Some(standin) = faults(&env) else { return };
+    let mut c = env.start_controller(&["--leader-election=true"]).await;
+    c.process
+        .wait_for_log("became the leader", TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.process.log()));
+    standin.set_faults(Faults {
+        latency_ms: 20_000,
+        ..Default::default()
+    });
+    let start = Instant::now();
+    eventually(
+        "the leader to step down",
+        Duration::from_secs(16),
+        || async { (c.metric("sealed_secrets_controller_leader").await == 0.0).then_some(()) },
+    )
+    .await;
+    eprintln!("stepped down {:?} after the API hung", start.elapsed());
+    standin.set_faults(Faults::default());
+    assert!(c.process.log().contains("stepping down"));
+}
+
 /// Item 11: the key list at start-up fails (every API call answers 500 for a while); the
 /// controller retries with backoff instead of exiting, and serves once the API answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
