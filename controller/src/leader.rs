@@ -269,28 +269,39 @@ async fn attempt(
     }
 }
 
-/// Gives the Lease up on shutdown so that another replica takes over at once.
+/// Gives the Lease up on shutdown so that another replica takes over at once. A renewal that
+/// lands between the read and the write makes the write conflict (409, seen on a real API
+/// server during shutdown); the release then reads the Lease again, a few times.
 pub async fn release(client: kube::Client, cfg: &ElectionConfig) {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
     let limit = cfg.renew_deadline;
-    let Ok(Some(mut lease)) = bounded(limit, api.get_opt(&cfg.lease_name)).await else {
-        return;
-    };
-    let spec = lease.spec.get_or_insert_with(Default::default);
-    if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
-        return;
-    }
-    spec.holder_identity = Some(String::new());
-    spec.lease_duration_seconds = Some(1);
-    spec.renew_time = Some(now_micro());
-    match bounded(
-        limit,
-        api.replace(&cfg.lease_name, &PostParams::default(), &lease),
-    )
-    .await
-    {
-        Ok(_) => tracing::info!(lease = %cfg.lease_name, "released the leader lease"),
-        Err(e) => tracing::warn!(error = %e, "failed to release the leader lease"),
+    for attempt in 1..=3 {
+        let Ok(Some(mut lease)) = bounded(limit, api.get_opt(&cfg.lease_name)).await else {
+            return;
+        };
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
+            return;
+        }
+        spec.holder_identity = Some(String::new());
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(now_micro());
+        match bounded(
+            limit,
+            api.replace(&cfg.lease_name, &PostParams::default(), &lease),
+        )
+        .await
+        {
+            Ok(_) => {
+                tracing::info!(lease = %cfg.lease_name, "released the leader lease");
+                return;
+            }
+            Err(LeaseError::Api(kube::Error::Api(s))) if s.code == 409 && attempt < 3 => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to release the leader lease");
+                return;
+            }
+        }
     }
 }
 

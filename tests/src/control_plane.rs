@@ -107,6 +107,9 @@ fn ensure_built() -> Result<(), HarnessError> {
         .map_err(HarnessError::ControlPlane)
 }
 
+/// Runs kubectl as the cluster admin with arguments and stdin; returns stdout.
+pub type Kubectl<'a> = dyn Fn(&[&str], Option<&str>) -> Result<String, HarnessError> + 'a;
+
 /// A control plane started by `up.sh` in `dir`; dropping it stops it with `down.sh` (and a
 /// watchdog started by `up.sh` stops it if this process dies first).
 #[derive(Debug)]
@@ -220,7 +223,7 @@ impl ControlPlane {
     /// that Pod for every port of the Service. Needs root (network namespaces).
     pub fn register_endpoint(
         &self,
-        kubectl: &dyn Fn(&[&str], Option<&str>) -> Result<String, HarnessError>,
+        kubectl: &Kubectl<'_>,
         namespace: &str,
         name: &str,
         address: &str,

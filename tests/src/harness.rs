@@ -1,10 +1,14 @@
-//! The e2e harness: one [`Cluster`] per test (a fresh in-process stand-in, or a real cluster
-//! when `SEALED_SECRETS_E2E_KUBECONFIG` names a kubeconfig), a random [`TestNamespace`] that
-//! dumps its state if the test panics, kubectl, and the project's binaries as [`Process`]es.
+//! The e2e harness: one [`Cluster`] per test (a fresh in-process stand-in; a private real
+//! control plane when `SEALED_SECRETS_E2E_CLUSTER=real`, see [`crate::control_plane`]; or an
+//! existing cluster when `SEALED_SECRETS_E2E_KUBECONFIG` names a kubeconfig), a random
+//! [`TestNamespace`] that dumps its state if the test panics, kubectl, and the project's
+//! binaries as [`Process`]es.
 //!
-//! The same test runs in both modes; only [`Cluster::register_endpoint`] (service proxy to a
-//! local process) and the stand-in's fault knobs ([`Cluster::standin`]) are stand-in only, and
-//! tests that need them check [`Cluster::is_standin`] first.
+//! The same test runs in every mode. [`Cluster::register_endpoint`] (service proxy to a local
+//! process) works on the stand-in and the private control plane, not on an existing cluster
+//! (tests that need it use [`Cluster::start_private`]); the stand-in's fault knobs
+//! ([`Cluster::standin`]) are stand-in only, and tests that need them check
+//! [`crate::control_plane::skip_unless_standin`] first.
 //!
 //! Binaries of other packages (`sealed-secrets-controller`, `kubeseal`) cannot be found with
 //! `env!("CARGO_BIN_EXE_...")` from here; [`binary_path`] looks in the target directory of
@@ -15,7 +19,7 @@
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use sealed_secrets_e2e::harness::{Cluster, binary_path};
 //!
-//! let cluster = Cluster::start()?;                 // stand-in unless SEALED_SECRETS_E2E_KUBECONFIG
+//! let cluster = Cluster::start()?;                 // stand-in, real control plane, or external
 //! let ns = cluster.namespace("seal").await?;       // e.g. "seal-k3x9qz", dumped on panic
 //! let client = cluster.client().await?;            // kube::Client for kube::Api
 //! let port = sealed_secrets_e2e::harness::free_port()?;
@@ -264,8 +268,9 @@ pub fn random_suffix(len: usize) -> String {
         .collect()
 }
 
-/// A cluster for one test: a stand-in of its own (in-process or the `kube-standin` binary),
-/// or the real cluster of `SEALED_SECRETS_E2E_KUBECONFIG`.
+/// A cluster for one test: a stand-in of its own (in-process or the `kube-standin` binary), a
+/// private real control plane of its own, or the real cluster of
+/// `SEALED_SECRETS_E2E_KUBECONFIG`.
 #[derive(Debug)]
 pub struct Cluster {
     standin: Option<StandIn>,
