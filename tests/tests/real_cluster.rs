@@ -480,6 +480,11 @@ fn deploy_base_rbac_is_enough_and_every_controller_right_is_used() {
             .then_some(())
     });
     ctrl.stop();
+    assert!(
+        ctrl.log().contains("released the leader lease"),
+        "the Lease was not released on shutdown:\n{}",
+        ctrl.log()
+    );
 
     // Run 2: own namespace plus --additional-namespaces (read with a namespaces GET), and
     // --old-gc-behavior (deletes the Secret of a deleted SealedSecret).
