@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stops the control plane that `up.sh DIR` started: exactly the processes whose pid files are in
-# DIR (the controller manager, the API server, etcd, the watchdog), SIGTERM first, SIGKILL after
-# 10 seconds, and the network namespaces listed in DIR/netns/. A pid whose process is gone, or
-# now runs something else, is left alone. Logs and data stay in DIR.
+# DIR (the controller manager, the API server, etcd, the watchdog, the e2e harness's relays),
+# SIGTERM first, SIGKILL after 10 seconds, and the network namespaces listed in DIR/netns/. A
+# pid whose process is gone, or now runs something else, is left alone. Logs and data stay in
+# DIR.
 #
 # Usage: bash tests/cluster/down.sh DIR
 set -uo pipefail
@@ -34,6 +35,11 @@ if [ -f "$dir/watchdog.pid" ] && [ "$(cat "$dir/watchdog.pid")" = "$PPID" ]; the
     rm -f "$dir/watchdog.pid"
 fi
 stop watchdog up.sh
+# Relays of the e2e harness's service-proxy backends (tests/src/control_plane.rs).
+for f in "$dir"/relay-*.pid; do
+    [ -e "$f" ] || continue
+    stop "$(basename "$f" .pid)" e2e-relay
+done
 stop kube-controller-manager kube-controller-manager
 stop kube-apiserver kube-apiserver
 stop etcd etcd

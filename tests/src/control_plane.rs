@@ -422,6 +422,7 @@ impl Relay {
         let mut outer = Command::new(&relay_bin);
         outer.args(["unix-to-tcp", &sock_s, backend]);
         let mut outer = Process::spawn(outer, dir)?;
+        record_pid(dir, &format!("relay-{id}-outer"), &outer)?;
         outer.wait_for_log("listening", Duration::from_secs(10))?;
         relay.outer = Some(outer);
         let mut inner = Command::new("ip");
@@ -430,12 +431,22 @@ impl Relay {
             &format!("{ns_ip}:{port}"),
             &sock_s,
         ]);
+        // `ip netns exec` executes the relay in place: this pid is the relay's.
         let mut inner = Process::spawn(inner, dir)?;
+        record_pid(dir, &format!("relay-{id}-inner"), &inner)?;
         inner.wait_for_log("listening", Duration::from_secs(10))?;
         relay.inner = Some(inner);
         wait_for_port(&format!("{ns_ip}:{port}"), Duration::from_secs(10))?;
         Ok(relay)
     }
+}
+
+/// Writes `DIR/<name>.pid`, so that `down.sh` stops the process if this one dies first.
+fn record_pid(dir: &Path, name: &str, p: &Process) -> Result<(), HarnessError> {
+    let path = dir.join(format!("{name}.pid"));
+    let pid = p.id().map(|i| i.to_string()).unwrap_or_default();
+    std::fs::write(&path, pid)
+        .map_err(|e| HarnessError::ControlPlane(format!("{}: {e}", path.display())))
 }
 
 impl Drop for Relay {

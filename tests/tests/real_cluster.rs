@@ -480,6 +480,11 @@ fn deploy_base_rbac_is_enough_and_every_controller_right_is_used() {
             .then_some(())
     });
     ctrl.stop();
+    assert!(
+        ctrl.log().contains("released the leader lease"),
+        "the Lease was not released on shutdown:\n{}",
+        ctrl.log()
+    );
 
     // Run 2: own namespace plus --additional-namespaces (read with a namespaces GET), and
     // --old-gc-behavior (deletes the Secret of a deleted SealedSecret).
@@ -915,4 +920,71 @@ fn helm_install_and_kustomize_apply_every_object_read_back() {
     .unwrap();
     let n = read_back(&c2, &render, "kube-system");
     assert!(n >= 10, "deploy/base has only {n} objects");
+}
+
+#[test]
+fn up_writes_its_files_and_down_stops_exactly_its_processes() {
+    if skip_unless_real("up_writes_its_files_and_down_stops_exactly_its_processes") {
+        return;
+    }
+    let c = Cluster::control_plane().unwrap();
+    let dir = c.control_plane_handle().unwrap().dir().to_owned();
+    let env = std::fs::read_to_string(dir.join("env")).unwrap();
+    let port = env
+        .lines()
+        .find_map(|l| l.strip_prefix("KUBE_APISERVER_PORT="))
+        .unwrap()
+        .to_owned();
+    assert!(env.contains("KUBE_APISERVER_HOST=127.0.0.1"), "{env}");
+    assert!(
+        std::fs::read_to_string(dir.join("ca.crt"))
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    // The API answers on the port env names, with the CA of ca.crt.
+    let out = Command::new("curl")
+        .args(["-fsS", "--cacert"])
+        .arg(dir.join("ca.crt"))
+        .arg(format!("https://127.0.0.1:{port}/readyz"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok");
+    let pids: Vec<(String, u32)> = [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "watchdog",
+    ]
+    .iter()
+    .map(|n| {
+        let p = std::fs::read_to_string(dir.join(format!("{n}.pid"))).unwrap();
+        ((*n).to_owned(), p.trim().parse().unwrap())
+    })
+    .collect();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+            !s.lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'))
+        })
+    };
+    assert!(pids.iter().all(|(_, p)| alive(*p)), "{pids:?}");
+    // Stopping is down.sh; the directory stays for the logs until the cluster is dropped.
+    let out = Command::new("bash")
+        .arg(workspace_root().join("tests/cluster/down.sh"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let still: Vec<&(String, u32)> = pids.iter().filter(|(_, p)| alive(*p)).collect();
+    assert!(still.is_empty(), "still running after down.sh: {still:?}");
+    assert!(dir.join("kube-apiserver.log").is_file());
 }
