@@ -11,7 +11,7 @@ use sealed_secrets_crypto::{Certificate, Envelope, Fingerprint, KeyRing, decode_
 
 use crate::cli::AuditArgs;
 use crate::error::{CliError, Result};
-use crate::{Outcome, docs, io, keyfiles};
+use crate::{Outcome, docs, io, keyfiles, printer};
 
 /// What the `--key` argument turned out to be.
 #[derive(Debug)]
@@ -110,16 +110,16 @@ pub fn run(args: &AuditArgs) -> Result<Outcome> {
             }
         }
         for e in errors {
-            eprintln!("note: {}: {e}", path.display());
+            printer().note(format_args!("{}: {e}", path.display()));
         }
     }
     io::write_stdout(out.as_bytes())?;
     if unknown > 0 {
-        eprintln!(
-            "note: {unknown} SealedSecret(s) carry no sealing-key annotation (sealed by upstream kubeseal?): pass the private key as --key to check them by decryption"
-        );
+        printer().note(format_args!(
+            "{unknown} SealedSecret(s) carry no sealing-key annotation (sealed by upstream kubeseal?): pass the private key as --key to check them by decryption"
+        ));
     }
-    eprintln!("{found} SealedSecret(s) sealed with {fp}");
+    printer().status(format_args!("{found} SealedSecret(s) sealed with {fp}"));
     Ok(if found > 0 {
         Outcome::Findings
     } else {

@@ -88,9 +88,9 @@ pub fn read_source(source: &CertSource, policy: HttpPolicy) -> Result<Vec<u8>> {
         }
         CertSource::Url(url) => {
             if check_url(url, policy)? {
-                eprintln!(
-                    "warning: fetching the certificate over plain HTTP from `{url}`: it is not authenticated, anyone on the network path can replace it"
-                );
+                crate::printer().warn(format_args!(
+                    "fetching the certificate over plain HTTP from `{url}`: it is not authenticated, anyone on the network path can replace it"
+                ));
             }
             http::get(url, MAX_CERT_BYTES)
         }
@@ -148,10 +148,10 @@ pub fn load_all(values: &[String], policy: HttpPolicy) -> Result<Vec<Certificate
 /// without the user naming two certificates).
 pub fn announce_format(certs: &[Certificate]) {
     if certs.len() > 1 {
-        eprintln!(
-            "note: sealing for {} certificates in the multi-recipient format of sealed-secrets-rs: upstream Sealed Secrets controllers cannot open it (pass one --cert file for upstream's format)",
+        crate::printer().note(format_args!(
+            "sealing for {} certificates in the multi-recipient format of sealed-secrets-rs: upstream Sealed Secrets controllers cannot open it (pass one --cert file for upstream's format)",
             certs.len()
-        );
+        ));
     }
 }
 

@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -15,34 +14,21 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::cli::{CertArgs, KubeArgs};
 use crate::error::{CliError, Result};
+use crate::printer::HTTP_LOG_LEVEL;
 
 /// The API server this process talks to (one per run), for messages that must name it.
 static SERVER: OnceLock<String> = OnceLock::new();
-/// klog-style verbosity from `-v N`: 6 and above print every HTTP call and its status.
-static VERBOSITY: AtomicU8 = AtomicU8::new(0);
-
-/// Sets the `-v` level (parsed once in `run`).
-pub fn set_verbosity(level: u8) {
-    VERBOSITY.store(level, Ordering::Relaxed);
-}
-
-/// The `-v` level.
-pub fn verbosity() -> u8 {
-    VERBOSITY.load(Ordering::Relaxed)
-}
-
-/// The level at which HTTP calls are printed, as kubectl's `-v=6`.
-pub const HTTP_LOG_LEVEL: u8 = 6;
 
 /// Prints one HTTP call on stderr, kubectl-style (`GET URL 200 OK in 5 milliseconds`), when
 /// `-v` is at least [`HTTP_LOG_LEVEL`]. Never prints headers or bodies (tokens, secrets).
 pub fn log_http(method: &http::Method, uri: &str, outcome: &str, started: Instant) {
-    if verbosity() >= HTTP_LOG_LEVEL {
-        eprintln!(
+    crate::printer().verbose(
+        HTTP_LOG_LEVEL,
+        format_args!(
             "{method} {uri} {outcome} in {} milliseconds",
             started.elapsed().as_millis()
-        );
-    }
+        ),
+    );
 }
 
 /// Parses `-v`'s value (klog takes a non-negative number).
@@ -616,7 +602,7 @@ pub async fn call_path(
 /// The controller's certificate: from the ConfigMap (`--cert-from-configmap`) or
 /// `GET /v1/cert.pem` through the service proxy.
 pub fn fetch_cert(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
-    crate::block_on(bounded(
+    crate::runtime::block_on(bounded(
         kube,
         "cannot fetch certificate",
         fetch_cert_async(cert, kube),

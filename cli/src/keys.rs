@@ -16,7 +16,7 @@ use sealed_secrets_crypto::{Certificate, Fingerprint, KeyRing, PrivateKey};
 
 use crate::cli::{ControllerArgs, DecryptArgs, KeysCommand, KubeArgs};
 use crate::error::{CliError, Result};
-use crate::{Outcome, backup, cluster, docs, io, keyfiles};
+use crate::{Outcome, backup, cluster, docs, io, keyfiles, printer};
 
 /// Annotation asking the controller for a new key; the leader answers a request stamped later
 /// than its newest key by generating one (controller/src/keys.rs, `should_rotate`).
@@ -29,7 +29,7 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
     match cmd {
         KeysCommand::List { controller, kube } => {
             let kube = &kube.or(outer);
-            crate::block_on(cluster::bounded(
+            crate::runtime::block_on(cluster::bounded(
                 kube,
                 "cannot list keys",
                 list(&controller, kube),
@@ -39,7 +39,7 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
             controller,
             timeout,
             kube,
-        } => crate::block_on(rotate(&controller, &kube.or(outer), timeout))?,
+        } => crate::runtime::block_on(rotate(&controller, &kube.or(outer), timeout))?,
         KeysCommand::Backup {
             controller,
             output,
@@ -62,23 +62,23 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
                     "--insecure-plaintext and --recipient are mutually exclusive".to_owned(),
                 ));
             }
-            let secrets = crate::block_on(cluster::bounded(
+            let secrets = crate::runtime::block_on(cluster::bounded(
                 kube,
                 "cannot back up keys",
                 key_secrets(&controller, kube),
             ))??;
             let text = backup_text(&secrets)?;
             let data = if insecure_plaintext {
-                eprintln!(
-                    "warning: writing private keys UNENCRYPTED to `{}`",
+                printer().warn(format_args!(
+                    "writing private keys UNENCRYPTED to `{}`",
                     output.display()
-                );
+                ));
                 text.into_bytes()
             } else {
                 backup::encrypt(text.as_bytes(), &crypt)?
             };
             io::create_private_file(&output, &data, force)?;
-            eprintln!(
+            printer().status(format_args!(
                 "backed up {} key(s) to `{}`{}",
                 secrets.len(),
                 output.display(),
@@ -87,7 +87,7 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
                 } else {
                     " (age-encrypted)"
                 }
-            );
+            ));
             Ok(Outcome::Success)
         }
         KeysCommand::Restore {
@@ -98,7 +98,7 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
         } => {
             let kube = &kube.or(outer);
             let secrets = read_backup(&file, &crypt)?;
-            crate::block_on(cluster::bounded(
+            crate::runtime::block_on(cluster::bounded(
                 kube,
                 "cannot restore keys",
                 restore(&controller, kube, secrets),
@@ -236,8 +236,8 @@ async fn list(controller: &ControllerArgs, kube: &KubeArgs) -> Result<Outcome> {
     }
     io::write_stdout(out.as_bytes())?;
     if usage.is_none() {
-        eprintln!(
-            "note: OPENED unknown: the controller's metrics are not reachable through the API server proxy"
+        printer().note(
+            "OPENED unknown: the controller's metrics are not reachable through the API server proxy",
         );
     }
     Ok(Outcome::Success)
@@ -332,12 +332,12 @@ async fn rotate(
                 Some("this needs `patch secrets` in the controller namespace"),
             )
         })?;
-    eprintln!(
+    printer().status(format_args!(
         "requested a new key from the controller; waiting up to {}",
         jiff::SignedDuration::try_from(timeout)
             .map(|d| format!("{d:#}"))
             .unwrap_or_else(|_| format!("{}s", timeout.as_secs()))
-    );
+    ));
     let start = Instant::now();
     loop {
         let now_list = key_secrets_with(&client, ns).await?;
@@ -348,7 +348,7 @@ async fn rotate(
             let k = key_info(new);
             let fp = k.fingerprint.map(|f| f.to_string()).unwrap_or_default();
             io::write_stdout(format!("{fp}\n").as_bytes())?;
-            eprintln!("new key Secret `{ns}/{}`", k.name);
+            printer().status(format_args!("new key Secret `{ns}/{}`", k.name));
             return Ok(Outcome::Success);
         }
         if start.elapsed() >= timeout {
@@ -499,7 +499,9 @@ async fn restore(
         })?;
         let name = s.metadata.name.clone().unwrap_or_default();
         if let Some(other) = present.get(&fp) {
-            eprintln!("key {fp} already present as `{ns}/{other}`: left alone");
+            printer().status(format_args!(
+                "key {fp} already present as `{ns}/{other}`: left alone"
+            ));
             skipped += 1;
             continue;
         }
@@ -546,12 +548,14 @@ async fn restore(
             .map_err(|e| {
                 cluster::api_error(format!("cannot create Secret `{ns}/{name}`"), &e, None)
             })?;
-        eprintln!("restored key {fp} as `{ns}/{name}`");
+        printer().status(format_args!("restored key {fp} as `{ns}/{name}`"));
         created += 1;
     }
-    eprintln!("{created} key(s) restored, {skipped} already present");
+    printer().status(format_args!(
+        "{created} key(s) restored, {skipped} already present"
+    ));
     if created > 0 {
-        eprintln!("note: restart the controller (or wait for its key watch) to load restored keys");
+        printer().note("restart the controller (or wait for its key watch) to load restored keys");
     }
     Ok(Outcome::Success)
 }
@@ -590,11 +594,11 @@ fn verify_backup(file: &Path, dirs: &[std::path::PathBuf], crypt: &DecryptArgs) 
         out.push('\n');
     }
     io::write_stdout(out.as_bytes())?;
-    eprintln!(
+    printer().status(format_args!(
         "backup holds {} key(s); it opens {ok} SealedSecret(s), {} cannot be opened",
         ring.len(),
         bad.len()
-    );
+    ));
     if bad.is_empty() {
         Ok(Outcome::Success)
     } else {

@@ -24,9 +24,8 @@ pub fn run_upstream(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result
         return Err(CliError::Usage("--from-file requires --raw".to_owned()));
     }
     if !seal.recovery_private_key.is_empty() && !seal.recovery_unseal {
-        eprintln!(
-            "warning: --recovery-private-key is only used with --recovery-unseal; ignoring it"
-        );
+        crate::printer()
+            .warn("--recovery-private-key is only used with --recovery-unseal; ignoring it");
     }
     // Validate -o up front so a typo fails before any work (upstream's message).
     output_format(seal, None)?;
@@ -201,10 +200,10 @@ fn merge(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs, target: &Path) -> Re
         if !seal.allow_empty_data {
             return Err(sealed_secrets_api::SealingError::EmptyData.into());
         }
-        eprintln!(
-            "note: the input Secret has no data; `{}` is left unchanged",
+        crate::printer().note(format_args!(
+            "the input Secret has no data; `{}` is left unchanged",
             target.display()
-        );
+        ));
         return Ok(());
     }
     merge_into(&mut sealed, secrets, &public_keys(&certs))?;
@@ -256,7 +255,7 @@ fn validate_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()
         return validate::offline(&list, &certs);
     }
     let list = read_sealed_docs(seal)?;
-    crate::block_on(cluster::bounded(
+    crate::runtime::block_on(cluster::bounded(
         kube,
         "cannot validate sealed secret",
         async {
@@ -304,29 +303,31 @@ fn re_encrypt(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
         .filter(|_| seal.sealed_secret_file.is_none())
         .and_then(yaml_extension);
     let format = output_format(seal, fallback)?;
-    let rotated = crate::block_on(cluster::bounded(kube, "cannot re-encrypt secret", async {
-        let controller =
-            Controller::connect(kube, &cert.controller_namespace, &cert.controller_name).await?;
-        let mut out = Vec::new();
-        for ss in &list {
-            let body = output::to_json(ss).into_bytes();
-            let resp = controller
-                .call(http::Method::POST, "/v1/rotate", body)
-                .await?;
-            match resp.status.as_u16() {
-                200..=299 => out.push(parse_rotated(&resp.body)?),
-                409 => return Err(CliError::Usage("unable to rotate secret".to_owned())),
-                _ => {
-                    return Err(CliError::Usage(format!(
-                        "cannot re-encrypt secret: {} (HTTP {})",
-                        cluster::reason_of(&resp.body),
-                        resp.status.as_u16()
-                    )));
+    let rotated =
+        crate::runtime::block_on(cluster::bounded(kube, "cannot re-encrypt secret", async {
+            let controller =
+                Controller::connect(kube, &cert.controller_namespace, &cert.controller_name)
+                    .await?;
+            let mut out = Vec::new();
+            for ss in &list {
+                let body = output::to_json(ss).into_bytes();
+                let resp = controller
+                    .call(http::Method::POST, "/v1/rotate", body)
+                    .await?;
+                match resp.status.as_u16() {
+                    200..=299 => out.push(parse_rotated(&resp.body)?),
+                    409 => return Err(CliError::Usage("unable to rotate secret".to_owned())),
+                    _ => {
+                        return Err(CliError::Usage(format!(
+                            "cannot re-encrypt secret: {} (HTTP {})",
+                            cluster::reason_of(&resp.body),
+                            resp.status.as_u16()
+                        )));
+                    }
                 }
             }
-        }
-        Ok(out)
-    }))??;
+            Ok(out)
+        }))??;
     let text = render_all(&rotated, format)?;
     write_output(out_path.as_deref(), text.as_bytes())
 }

@@ -25,7 +25,7 @@ pub fn offline(list: &[SealedSecret], certs: &[Certificate]) -> Result<()> {
         return Ok(());
     }
     for p in &problems[..problems.len() - 1] {
-        eprintln!("{p}");
+        crate::printer().status(p);
     }
     Err(CliError::Usage(format!(
         "unable to validate sealed secret offline: {}",
