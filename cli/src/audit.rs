@@ -33,7 +33,7 @@ fn parse_target(arg: &str, crypt: &crate::cli::DecryptArgs) -> Result<Target> {
         return arg
             .parse::<Fingerprint>()
             .map(Target::Fingerprint)
-            .map_err(|e| CliError::Usage(e.to_string()));
+            .map_err(CliError::from);
     }
     let path = Path::new(arg);
     let bytes = crate::backup::decrypt(&io::read_file(path)?, crypt, path)?;
@@ -47,10 +47,10 @@ fn parse_target(arg: &str, crypt: &crate::cli::DecryptArgs) -> Result<Target> {
     }
     let keys = keyfiles::parse_keys(&bytes, path)?;
     if keys.len() != 1 {
-        return Err(CliError::Usage(format!(
-            "`{arg}` holds {} private keys; audit one key at a time",
-            keys.len()
-        )));
+        return Err(CliError::AuditOneKey {
+            arg: arg.to_owned(),
+            count: keys.len(),
+        });
     }
     let mut ring = KeyRing::new();
     let mut fp = None;

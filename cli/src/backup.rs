@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::{DecryptArgs, EncryptArgs};
 use crate::env;
-use crate::error::{CliError, Result};
+use crate::error::{CliError, GoIoError, PassphraseError, Result};
 
 /// Start of an armored age file.
 const ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
@@ -39,9 +39,12 @@ pub fn encrypt(plaintext: &[u8], args: &EncryptArgs) -> Result<Vec<u8>> {
     } else {
         let mut recipients = Vec::new();
         for r in &args.recipient {
-            let parsed: age::x25519::Recipient = r
-                .parse()
-                .map_err(|e: &str| CliError::Usage(format!("invalid --recipient `{r}`: {e}")))?;
+            let parsed: age::x25519::Recipient =
+                r.parse().map_err(|e: &str| CliError::InvalidFlag {
+                    flag: "--recipient",
+                    value: r.clone(),
+                    reason: e.to_owned(),
+                })?;
             recipients.push(parsed);
         }
         age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
@@ -101,7 +104,7 @@ fn passphrase(file: Option<&Path>, confirm: bool) -> Result<SecretString> {
         );
         let first = data.split(|b| *b == b'\n').next().unwrap_or(&[]);
         let text = String::from_utf8(first.strip_suffix(b"\r").unwrap_or(first).to_vec())
-            .map_err(|_| CliError::Usage("the passphrase file is not UTF-8".to_owned()))?;
+            .map_err(|_| CliError::Passphrase(PassphraseError::NotUtf8))?;
         return non_empty(text);
     }
     if let Ok(p) = std::env::var(env::BACKUP_PASSPHRASE) {
@@ -111,7 +114,7 @@ fn passphrase(file: Option<&Path>, confirm: bool) -> Result<SecretString> {
     if confirm {
         let again = prompt("Confirm passphrase: ", confirm)?;
         if *again != *first {
-            return Err(CliError::Usage("the passphrases do not match".to_owned()));
+            return Err(CliError::Passphrase(PassphraseError::Mismatch));
         }
     }
     non_empty(first.to_string())
@@ -131,11 +134,7 @@ fn prompt(label: &str, encrypting: bool) -> Result<Zeroizing<String>> {
             } else {
                 "(a backup made with --recipient opens with --identity FILE instead)"
             };
-            CliError::Usage(format!(
-                "a passphrase is needed, but it cannot be asked for: no terminal is available ({})",
-                crate::error::GoIoError(e)
-            ))
-            .with_hint(format!(
+            CliError::Passphrase(PassphraseError::NoTerminal(GoIoError(e))).with_hint(format!(
                 "use --passphrase-file FILE or ${} {other}",
                 env::BACKUP_PASSPHRASE
             ))
@@ -144,7 +143,7 @@ fn prompt(label: &str, encrypting: bool) -> Result<Zeroizing<String>> {
 
 fn non_empty(p: String) -> Result<SecretString> {
     if p.is_empty() {
-        return Err(CliError::Usage("the backup passphrase is empty".to_owned()));
+        return Err(CliError::Passphrase(PassphraseError::Empty));
     }
     Ok(SecretString::from(p))
 }

@@ -98,10 +98,9 @@ fn set_mode(_tmp: &Path, _target: &Path, _mode: FileMode) -> io::Result<()> {
 /// Creates `path` exclusively with mode 0600 (fails if it exists), writing atomically.
 pub fn create_private_file(path: &Path, data: &[u8], overwrite: bool) -> Result<()> {
     if !overwrite && path.exists() {
-        return Err(
-            CliError::Usage(format!("refusing to overwrite `{}`", path.display()))
-                .with_hint("pass --force to replace it, or choose another -o"),
-        );
+        return Err(CliError::WouldOverwrite {
+            path: path.to_owned(),
+        });
     }
     write_atomic(path, data, FileMode::OwnerOnly)
 }

@@ -51,15 +51,12 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
             let kube = &kube.or(outer);
             // Refuse early, before touching the cluster.
             if output.exists() && !force {
-                return Err(CliError::Usage(format!(
-                    "refusing to overwrite `{}`",
-                    output.display()
-                ))
-                .with_hint("pass --force to replace it, or choose another -o"));
+                return Err(CliError::WouldOverwrite { path: output });
             }
             if insecure_plaintext && !crypt.recipient.is_empty() {
-                return Err(CliError::Usage(
-                    "--insecure-plaintext and --recipient are mutually exclusive".to_owned(),
+                return Err(CliError::FlagsExclusive(
+                    "--insecure-plaintext",
+                    "--recipient",
                 ));
             }
             let secrets = crate::runtime::block_on(cluster::bounded(
@@ -297,8 +294,10 @@ async fn rotate(
         .rev()
         .find(|s| key_info(s).active)
         .ok_or_else(|| {
-            CliError::Usage(format!("no active key Secret in namespace `{ns}`"))
-                .with_hint("is the controller running there? check --controller-namespace")
+            CliError::NoActiveKey {
+                namespace: ns.to_owned(),
+            }
+            .with_hint("is the controller running there? check --controller-namespace")
         })?;
     let newest_name = newest.metadata.name.clone().unwrap_or_default();
     let known: Vec<String> = before
@@ -352,12 +351,11 @@ async fn rotate(
             return Ok(Outcome::Success);
         }
         if start.elapsed() >= timeout {
-            return Err(CliError::Usage(format!(
-                "the controller created no new key within {}",
-                jiff::SignedDuration::try_from(timeout)
+            return Err(CliError::RotateTimeout {
+                waited: jiff::SignedDuration::try_from(timeout)
                     .map(|d| format!("{d:#}"))
-                    .unwrap_or_else(|_| format!("{}s", timeout.as_secs()))
-            ))
+                    .unwrap_or_else(|_| format!("{}s", timeout.as_secs())),
+            }
             .with_hint(
                 "check the controller's logs; it must support the rotate-requested-at annotation",
             ));
@@ -512,10 +510,13 @@ async fn restore(
             })?
         {
             if fingerprint_of(&current).as_ref() != Some(&fp) {
-                return Err(CliError::Usage(format!(
-                    "Secret `{ns}/{name}` exists and holds a different key; refusing to overwrite it"
-                ))
-                .with_hint("restore into another controller namespace, or rename the Secret in the backup"));
+                return Err(CliError::KeyConflict {
+                    namespace: ns.clone(),
+                    name,
+                }
+                .with_hint(
+                    "restore into another controller namespace, or rename the Secret in the backup",
+                ));
             }
             skipped += 1;
             continue;
@@ -602,11 +603,8 @@ fn verify_backup(file: &Path, dirs: &[std::path::PathBuf], crypt: &DecryptArgs) 
     if bad.is_empty() {
         Ok(Outcome::Success)
     } else {
-        Err(CliError::Usage(format!(
-            "the backup cannot open {} SealedSecret(s) (listed above)",
-            bad.len()
-        ))
-        .with_hint("refresh the backup after every key renewal: kubeseal keys backup -o FILE"))
+        Err(CliError::BackupIncomplete { count: bad.len() }
+            .with_hint("refresh the backup after every key renewal: kubeseal keys backup -o FILE"))
     }
 }
 

@@ -71,10 +71,9 @@ pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
         tally.failed
     ));
     if tally.failed > 0 {
-        return Err(CliError::Usage(format!(
-            "{} SealedSecret(s) could not be re-encrypted (their files were left untouched)",
-            tally.failed
-        ))
+        return Err(CliError::ReencryptFailed {
+            count: tally.failed,
+        }
         .with_hint(
             "pass every key that sealed them with --recovery-private-key (comma list or repeated)",
         ));
@@ -200,6 +199,6 @@ pub fn rewrite_file(path: &Path, ring: &KeyRing, certs: &[Certificate]) -> Resul
             Ok(true)
         }
         Ok(None) => Ok(false),
-        Err(p) => Err(CliError::Usage(p.join("; "))),
+        Err(problems) => Err(CliError::ReencryptFile { problems }),
     }
 }

@@ -91,10 +91,9 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
         ));
     }
     if args.strict && !skipped.is_empty() {
-        return Err(CliError::Usage(format!(
-            "--strict: {} file(s) could not be parsed completely (listed above)",
-            skipped.len()
-        ))
+        return Err(CliError::StrictUnparsed {
+            count: skipped.len(),
+        }
         .with_hint("fix or render them (e.g. scan `helm template` output), or drop --strict"));
     }
     Ok(if findings.is_empty() {

@@ -27,10 +27,9 @@ pub fn offline(list: &[SealedSecret], certs: &[Certificate]) -> Result<()> {
     for p in &problems[..problems.len() - 1] {
         crate::printer().status(p);
     }
-    Err(CliError::Usage(format!(
-        "unable to validate sealed secret offline: {}",
-        problems[problems.len() - 1]
-    ))
+    Err(CliError::OfflineInvalid {
+        last: problems[problems.len() - 1].clone(),
+    }
     .with_hint("re-seal the Secret with this certificate (kubeseal --cert ...), or validate against the cluster without --cert"))
 }
 
