@@ -73,10 +73,7 @@ pub fn check_url(url: &str, policy: HttpPolicy) -> Result<bool> {
         (true, HttpPolicy::AllowWithWarning) => Ok(true),
         (true, HttpPolicy::Refuse) => Err(CliError::PlainHttpCert {
             url: url.to_owned(),
-        }
-        .with_hint(
-            "use https://, a local file, or pass --allow-insecure-cert-url if this network is trusted",
-        )),
+        }),
     }
 }
 

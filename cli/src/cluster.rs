@@ -41,7 +41,7 @@ pub fn parse_verbosity(s: &str) -> Result<u8> {
 }
 
 /// Hint for every failure to reach the controller.
-const OFFLINE_HINT: &str = "seal offline with --cert FILE|URL (get the certificate once with `kubeseal --fetch-cert > cert.pem`), or use --cert-from-configmap";
+pub(crate) const OFFLINE_HINT: &str = "seal offline with --cert FILE|URL (get the certificate once with `kubeseal --fetch-cert > cert.pem`), or use --cert-from-configmap";
 
 /// The namespace Secrets without one are sealed for: `-n`, else the kubeconfig context's,
 /// else `default`. Never fails: like client-go, a missing or broken kubeconfig means
@@ -525,7 +525,7 @@ impl Controller {
                 // Upstream's message, for what the flags can fix.
                 Failure::Api {
                     code: 404, message, ..
-                } => CliError::ServiceNotFound { message }.with_hint(OFFLINE_HINT),
+                } => CliError::ServiceNotFound { message },
                 _ => api_error(
                     format!("cannot get sealed secret service `{namespace}/{name}`"),
                     &e,

@@ -380,6 +380,38 @@ impl CliError {
             CliError::WouldOverwrite { .. } => {
                 Some("pass --force to replace it, or choose another -o".to_owned())
             }
+            CliError::PlainHttpCert { .. } => Some(
+                "use https://, a local file, or pass --allow-insecure-cert-url if this network is trusted"
+                    .to_owned(),
+            ),
+            CliError::ServiceNotFound { .. } => Some(crate::cluster::OFFLINE_HINT.to_owned()),
+            CliError::NoActiveKey { .. } => {
+                Some("is the controller running there? check --controller-namespace".to_owned())
+            }
+            CliError::RotateTimeout { .. } => Some(
+                "check the controller's logs; it must support the rotate-requested-at annotation"
+                    .to_owned(),
+            ),
+            CliError::KeyConflict { .. } => Some(
+                "restore into another controller namespace, or rename the Secret in the backup"
+                    .to_owned(),
+            ),
+            CliError::BackupIncomplete { .. } => Some(
+                "refresh the backup after every key renewal: kubeseal keys backup -o FILE"
+                    .to_owned(),
+            ),
+            CliError::ReencryptFailed { .. } => Some(
+                "pass every key that sealed them with --recovery-private-key (comma list or repeated)"
+                    .to_owned(),
+            ),
+            CliError::StrictUnparsed { .. } => Some(
+                "fix or render them (e.g. scan `helm template` output), or drop --strict"
+                    .to_owned(),
+            ),
+            CliError::OfflineInvalid { .. } => Some(
+                "re-seal the Secret with this certificate (kubeseal --cert ...), or validate against the cluster without --cert"
+                    .to_owned(),
+            ),
             CliError::Unseal(e) if e.is_no_key() => Some(
                 "pass the private key(s) that sealed it with --recovery-private-key \
                  (e.g. a backup from `kubeseal keys backup`)"
@@ -478,3 +510,158 @@ impl std::error::Error for GoIoError {}
 
 /// Result alias.
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Upstream's texts (§6.4) that scripts match on, one per variant that carries one.
+    #[test]
+    fn upstream_messages_are_kept() {
+        let cases: Vec<(CliError, &str)> = vec![
+            (
+                CliError::FlagRequires {
+                    flag: "--from-file",
+                    needs: "--raw",
+                },
+                "--from-file requires --raw",
+            ),
+            (
+                CliError::RawTakesOneFile,
+                "must provide only one --from-file when encrypting a single item with --raw",
+            ),
+            (
+                CliError::NoSealedSecret,
+                "no SealedSecret found in the input. Ensure the input is valid and UTF-8 encoded",
+            ),
+            (
+                CliError::NotDecryptable {
+                    name: "db".to_owned(),
+                },
+                "unable to decrypt sealed secret: db",
+            ),
+            (CliError::RotateRefused, "unable to rotate secret"),
+            (
+                CliError::ControllerStatus {
+                    action: "cannot fetch certificate",
+                    reason: "no endpoints".to_owned(),
+                    status: 503,
+                },
+                "cannot fetch certificate: no endpoints (HTTP 503)",
+            ),
+            (
+                CliError::ServiceNotFound {
+                    message: "services \"x\" not found".to_owned(),
+                },
+                "cannot get sealed secret service: services \"x\" not found. Please, use the flag \
+                 --controller-name and --controller-namespace to set up the name and namespace \
+                 of the sealed secrets controller",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+            assert_eq!(e.exit_code(), exit::ERROR, "{want}");
+        }
+    }
+
+    #[test]
+    fn context_is_named_in_the_message() {
+        let e = CliError::InvalidFlag {
+            flag: "--request-timeout",
+            value: "soon".to_owned(),
+            reason: "expected e.g. 30s".to_owned(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "invalid --request-timeout `soon`: expected e.g. 30s"
+        );
+        let e = CliError::Kubeconfig {
+            path: Some(PathBuf::from("/k/config")),
+            cause: "bad yaml".to_owned(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot load kubeconfig `/k/config`: bad yaml"
+        );
+        let e = CliError::Kubeconfig {
+            path: None,
+            cause: "no context".to_owned(),
+        };
+        assert_eq!(e.to_string(), "cannot load kubeconfig: no context");
+        let e = CliError::Api {
+            context: "cannot read Secret `ns/a`".to_owned(),
+            failure: Failure::Api {
+                code: 403,
+                reason: "Forbidden".to_owned(),
+                message: "no".to_owned(),
+            },
+        };
+        assert!(
+            e.to_string().starts_with("cannot read Secret `ns/a`: "),
+            "{e}"
+        );
+        let e = CliError::SecretWithoutKey {
+            path: PathBuf::from("keys.yaml"),
+            index: 2,
+            name: " (`k2`)".to_owned(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "`keys.yaml`: Secret 2 (`k2`) has no data[\"tls.key\"] (the private key)"
+        );
+        assert_eq!(
+            CliError::Passphrase(PassphraseError::Mismatch).to_string(),
+            "the passphrases do not match"
+        );
+    }
+
+    /// Hints that belong to a variant come from `hint()`; an explicit `with_hint` still wins.
+    #[test]
+    fn variant_hints_and_overrides() {
+        let e = CliError::WouldOverwrite {
+            path: PathBuf::from("out.key"),
+        };
+        assert_eq!(e.to_string(), "refusing to overwrite `out.key`");
+        assert_eq!(
+            e.hint().as_deref(),
+            Some("pass --force to replace it, or choose another -o")
+        );
+        let e = CliError::NoActiveKey {
+            namespace: "kube-system".to_owned(),
+        }
+        .with_hint("other");
+        assert_eq!(e.hint().as_deref(), Some("other"));
+        assert_eq!(CliError::RotateRefused.hint(), None);
+        assert_eq!(
+            CliError::ServiceNotFound {
+                message: String::new()
+            }
+            .hint()
+            .as_deref(),
+            Some(crate::cluster::OFFLINE_HINT)
+        );
+    }
+
+    /// 1 for everything the user can act on (all the former `Usage` messages), 2 only for
+    /// the unexpected.
+    #[test]
+    fn exit_codes() {
+        assert_eq!(
+            CliError::StrictUnparsed { count: 1 }.exit_code(),
+            exit::ERROR
+        );
+        assert_eq!(
+            CliError::Timeout {
+                what: "x".to_owned(),
+                limit: "1s".to_owned()
+            }
+            .with_hint("h")
+            .exit_code(),
+            exit::ERROR
+        );
+        assert_eq!(
+            CliError::Internal("bug".to_owned()).exit_code(),
+            exit::INTERNAL
+        );
+    }
+}

@@ -293,11 +293,8 @@ async fn rotate(
         .iter()
         .rev()
         .find(|s| key_info(s).active)
-        .ok_or_else(|| {
-            CliError::NoActiveKey {
-                namespace: ns.to_owned(),
-            }
-            .with_hint("is the controller running there? check --controller-namespace")
+        .ok_or_else(|| CliError::NoActiveKey {
+            namespace: ns.to_owned(),
         })?;
     let newest_name = newest.metadata.name.clone().unwrap_or_default();
     let known: Vec<String> = before
@@ -355,10 +352,7 @@ async fn rotate(
                 waited: jiff::SignedDuration::try_from(timeout)
                     .map(|d| format!("{d:#}"))
                     .unwrap_or_else(|_| format!("{}s", timeout.as_secs())),
-            }
-            .with_hint(
-                "check the controller's logs; it must support the rotate-requested-at annotation",
-            ));
+            });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -513,10 +507,7 @@ async fn restore(
                 return Err(CliError::KeyConflict {
                     namespace: ns.clone(),
                     name,
-                }
-                .with_hint(
-                    "restore into another controller namespace, or rename the Secret in the backup",
-                ));
+                });
             }
             skipped += 1;
             continue;
@@ -603,8 +594,7 @@ fn verify_backup(file: &Path, dirs: &[std::path::PathBuf], crypt: &DecryptArgs) 
     if bad.is_empty() {
         Ok(Outcome::Success)
     } else {
-        Err(CliError::BackupIncomplete { count: bad.len() }
-            .with_hint("refresh the backup after every key renewal: kubeseal keys backup -o FILE"))
+        Err(CliError::BackupIncomplete { count: bad.len() })
     }
 }
 

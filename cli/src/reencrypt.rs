@@ -73,10 +73,7 @@ pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
     if tally.failed > 0 {
         return Err(CliError::ReencryptFailed {
             count: tally.failed,
-        }
-        .with_hint(
-            "pass every key that sealed them with --recovery-private-key (comma list or repeated)",
-        ));
+        });
     }
     Ok(Outcome::Success)
 }

@@ -93,8 +93,7 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
     if args.strict && !skipped.is_empty() {
         return Err(CliError::StrictUnparsed {
             count: skipped.len(),
-        }
-        .with_hint("fix or render them (e.g. scan `helm template` output), or drop --strict"));
+        });
     }
     Ok(if findings.is_empty() {
         Outcome::Success

@@ -29,8 +29,7 @@ pub fn offline(list: &[SealedSecret], certs: &[Certificate]) -> Result<()> {
     }
     Err(CliError::OfflineInvalid {
         last: problems[problems.len() - 1].clone(),
-    }
-    .with_hint("re-seal the Secret with this certificate (kubeseal --cert ...), or validate against the cluster without --cert"))
+    })
 }
 
 /// The problems of one SealedSecret (empty when it looks fine).
