@@ -31,8 +31,9 @@ pub fn is_encrypted(data: &[u8]) -> bool {
 
 /// Encrypts a backup for the recipients of `args`, else a passphrase.
 pub fn encrypt(plaintext: &[u8], args: &EncryptArgs) -> Result<Vec<u8>> {
-    let fail =
-        |e: &dyn std::fmt::Display| CliError::Backup(format!("cannot encrypt the backup: {e}"));
+    let fail = |e: &dyn std::fmt::Display| CliError::BackupEncrypt {
+        cause: e.to_string(),
+    };
     let encryptor = if args.recipient.is_empty() {
         let pass = passphrase(args.passphrase_file.as_deref(), true)?;
         age::Encryptor::with_user_passphrase(pass)
@@ -64,8 +65,9 @@ pub fn decrypt(data: &[u8], args: &DecryptArgs, path: &Path) -> Result<Zeroizing
     if !is_encrypted(data) {
         return Ok(Zeroizing::new(data.to_vec()));
     }
-    let fail = |e: &dyn std::fmt::Display| {
-        CliError::Backup(format!("cannot decrypt backup `{}`: {e}", path.display()))
+    let fail = |e: &dyn std::fmt::Display| CliError::BackupDecrypt {
+        path: path.to_owned(),
+        cause: e.to_string(),
     };
     let decryptor =
         age::Decryptor::new(age::armor::ArmoredReader::new(data)).map_err(|e| fail(&e))?;

@@ -327,9 +327,50 @@ pub enum CliError {
         /// Status or transport error.
         message: String,
     },
-    /// The backup file could not be opened or written.
-    #[error("{0}")]
-    Backup(String),
+    /// A key backup could not be encrypted (age's error, in words).
+    #[error("cannot encrypt the backup: {cause}")]
+    BackupEncrypt {
+        /// What age reported.
+        cause: String,
+    },
+    /// A key backup could not be decrypted (wrong passphrase or identity, damaged file).
+    #[error("cannot decrypt backup `{}`: {cause}", .path.display())]
+    BackupDecrypt {
+        /// The backup file.
+        path: PathBuf,
+        /// What age reported.
+        cause: String,
+    },
+    /// A decrypted backup holds something that is not a Secret.
+    #[error("backup `{}` holds an invalid Secret: {cause}", .path.display())]
+    BackupInvalidSecret {
+        /// The backup file.
+        path: PathBuf,
+        /// The decoding error.
+        cause: serde_json::Error,
+    },
+    /// A Secret in a backup has no `tls.key`.
+    #[error("backup `{}`: Secret {index}{name} has no data[\"tls.key\"] (the private key)", .path.display())]
+    BackupSecretWithoutKey {
+        /// The backup file.
+        path: PathBuf,
+        /// 1-based position of the Secret in the backup.
+        index: usize,
+        /// ` (`name`)` when the Secret has a name, else empty.
+        name: String,
+    },
+    /// A backup with no key Secret at all.
+    #[error("backup `{}` holds no key Secret (no data[\"tls.key\"])", .path.display())]
+    BackupWithoutKeys {
+        /// The backup file.
+        path: PathBuf,
+    },
+    /// A key Secret in a backup whose `tls.key` is not a usable private key.
+    #[error("key Secret `{name}` in the backup has an unreadable tls.key")]
+    BackupUnreadableKey {
+        /// The Secret's name.
+        name: String,
+    },
     /// An error with a `hint:` the user can act on ([`CliError::unhinted`] gives the error
     /// itself, whose causes `main` prints).
     #[error("{error}")]

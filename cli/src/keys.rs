@@ -425,32 +425,30 @@ fn read_backup(path: &Path, crypt: &DecryptArgs) -> Result<Vec<Secret>> {
             _ => vec![d],
         };
         for i in items {
-            let s: Secret = serde_json::from_value(i).map_err(|e| {
-                CliError::Backup(format!(
-                    "backup `{}` holds an invalid Secret: {e}",
-                    path.display()
-                ))
-            })?;
+            let s: Secret =
+                serde_json::from_value(i).map_err(|cause| CliError::BackupInvalidSecret {
+                    path: path.to_owned(),
+                    cause,
+                })?;
             if !s.data.as_ref().is_some_and(|d| d.contains_key("tls.key")) {
-                return Err(CliError::Backup(format!(
-                    "backup `{}`: Secret {}{} has no data[\"tls.key\"] (the private key)",
-                    path.display(),
-                    out.len() + 1,
-                    s.metadata
+                return Err(CliError::BackupSecretWithoutKey {
+                    path: path.to_owned(),
+                    index: out.len() + 1,
+                    name: s
+                        .metadata
                         .name
                         .as_deref()
                         .map(|n| format!(" (`{n}`)"))
                         .unwrap_or_default(),
-                )));
+                });
             }
             out.push(s);
         }
     }
     if out.is_empty() {
-        return Err(CliError::Backup(format!(
-            "backup `{}` holds no key Secret (no data[\"tls.key\"])",
-            path.display()
-        )));
+        return Err(CliError::BackupWithoutKeys {
+            path: path.to_owned(),
+        });
     }
     Ok(out)
 }
@@ -483,11 +481,8 @@ async fn restore(
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let (mut created, mut skipped) = (0, 0);
     for s in secrets {
-        let fp = fingerprint_of(&s).ok_or_else(|| {
-            CliError::Backup(format!(
-                "key Secret `{}` in the backup has an unreadable tls.key",
-                s.metadata.name.clone().unwrap_or_default()
-            ))
+        let fp = fingerprint_of(&s).ok_or_else(|| CliError::BackupUnreadableKey {
+            name: s.metadata.name.clone().unwrap_or_default(),
         })?;
         let name = s.metadata.name.clone().unwrap_or_default();
         if let Some(other) = present.get(&fp) {
