@@ -334,7 +334,7 @@ pub fn worth_retrying(status: u16) -> bool {
     matches!(status, 429 | 504)
 }
 
-/// Runs `op` up to [`ATTEMPTS`] times while it fails with a status [`worth_retrying`]
+/// Runs `op` up to `ATTEMPTS` times while it fails with a status `worth_retrying`
 /// (0.5 s, then 1 s between attempts).
 pub async fn retrying<T, F, Fut>(mut op: F) -> std::result::Result<T, kube::Error>
 where

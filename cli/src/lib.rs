@@ -10,7 +10,7 @@
 //!
 //! Output discipline: data goes to stdout only through [`io::write_stdout`], every human
 //! message to stderr only through [`printer::Printer`]; the print macros are denied so a stray
-//! `eprintln!` cannot bypass the quiet/colour decisions.
+//! `eprintln!` cannot bypass the verbosity and colour decisions.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
