@@ -51,9 +51,19 @@ impl Printer {
     /// Decides colour and progress once: colour only on a terminal without a non-empty
     /// `NO_COLOR` (<https://no-color.org>); progress only on a terminal.
     pub fn from_env(verbosity: u8) -> Printer {
-        let tty = std::io::stderr().is_terminal();
-        let no_color = std::env::var_os(crate::env::NO_COLOR).is_some_and(|v| !v.is_empty());
-        Printer::new(verbosity, tty && !no_color, tty)
+        Printer::decide(
+            verbosity,
+            std::io::stderr().is_terminal(),
+            std::env::var_os(crate::env::NO_COLOR).as_deref(),
+        )
+    }
+
+    /// The decision of [`Printer::from_env`], pure: colour needs a terminal and no non-empty
+    /// `NO_COLOR` (an empty one does not count, as no-color.org says); progress needs a
+    /// terminal.
+    pub fn decide(verbosity: u8, stderr_tty: bool, no_color: Option<&std::ffi::OsStr>) -> Printer {
+        let no_color = no_color.is_some_and(|v| !v.is_empty());
+        Printer::new(verbosity, stderr_tty && !no_color, stderr_tty)
     }
 
     /// A printer with explicit settings (tests).
@@ -175,6 +185,24 @@ mod tests {
         assert_eq!(
             error_report(&e, true),
             "\x1b[1;31merror:\x1b[0m boom\n\x1b[1;33mhint:\x1b[0m retry\n"
+        );
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert_eq!(Printer::decide(0, true, None), Printer::new(0, true, true));
+        assert_eq!(
+            Printer::decide(0, true, Some(OsStr::new("1"))),
+            Printer::new(0, false, true)
+        );
+        assert_eq!(
+            Printer::decide(0, true, Some(OsStr::new(""))),
+            Printer::new(0, true, true)
+        );
+        assert_eq!(
+            Printer::decide(6, false, None),
+            Printer::new(6, false, false)
         );
     }
 
