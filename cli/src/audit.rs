@@ -11,7 +11,7 @@ use sealed_secrets_crypto::{Certificate, Envelope, Fingerprint, KeyRing, decode_
 
 use crate::cli::AuditArgs;
 use crate::error::{CliError, Result};
-use crate::{Outcome, docs, io, keyfiles};
+use crate::{Outcome, docs, io, keyfiles, printer};
 
 /// What the `--key` argument turned out to be.
 #[derive(Debug)]
@@ -33,7 +33,7 @@ fn parse_target(arg: &str, crypt: &crate::cli::DecryptArgs) -> Result<Target> {
         return arg
             .parse::<Fingerprint>()
             .map(Target::Fingerprint)
-            .map_err(|e| CliError::Usage(e.to_string()));
+            .map_err(CliError::from);
     }
     let path = Path::new(arg);
     let bytes = crate::backup::decrypt(&io::read_file(path)?, crypt, path)?;
@@ -47,10 +47,10 @@ fn parse_target(arg: &str, crypt: &crate::cli::DecryptArgs) -> Result<Target> {
     }
     let keys = keyfiles::parse_keys(&bytes, path)?;
     if keys.len() != 1 {
-        return Err(CliError::Usage(format!(
-            "`{arg}` holds {} private keys; audit one key at a time",
-            keys.len()
-        )));
+        return Err(CliError::AuditOneKey {
+            arg: arg.to_owned(),
+            count: keys.len(),
+        });
     }
     let mut ring = KeyRing::new();
     let mut fp = None;
@@ -110,16 +110,16 @@ pub fn run(args: &AuditArgs) -> Result<Outcome> {
             }
         }
         for e in errors {
-            eprintln!("note: {}: {e}", path.display());
+            printer().note(format_args!("{}: {e}", path.display()));
         }
     }
     io::write_stdout(out.as_bytes())?;
     if unknown > 0 {
-        eprintln!(
-            "note: {unknown} SealedSecret(s) carry no sealing-key annotation (sealed by upstream kubeseal?): pass the private key as --key to check them by decryption"
-        );
+        printer().note(format_args!(
+            "{unknown} SealedSecret(s) carry no sealing-key annotation (sealed by upstream kubeseal?): pass the private key as --key to check them by decryption"
+        ));
     }
-    eprintln!("{found} SealedSecret(s) sealed with {fp}");
+    printer().status(format_args!("{found} SealedSecret(s) sealed with {fp}"));
     Ok(if found > 0 {
         Outcome::Findings
     } else {

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::{DecryptArgs, EncryptArgs};
 use crate::env;
-use crate::error::{CliError, Result};
+use crate::error::{CliError, GoIoError, PassphraseError, Result};
 
 /// Start of an armored age file.
 const ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
@@ -31,17 +31,21 @@ pub fn is_encrypted(data: &[u8]) -> bool {
 
 /// Encrypts a backup for the recipients of `args`, else a passphrase.
 pub fn encrypt(plaintext: &[u8], args: &EncryptArgs) -> Result<Vec<u8>> {
-    let fail =
-        |e: &dyn std::fmt::Display| CliError::Backup(format!("cannot encrypt the backup: {e}"));
+    let fail = |e: &dyn std::fmt::Display| CliError::BackupEncrypt {
+        cause: e.to_string(),
+    };
     let encryptor = if args.recipient.is_empty() {
         let pass = passphrase(args.passphrase_file.as_deref(), true)?;
         age::Encryptor::with_user_passphrase(pass)
     } else {
         let mut recipients = Vec::new();
         for r in &args.recipient {
-            let parsed: age::x25519::Recipient = r
-                .parse()
-                .map_err(|e: &str| CliError::Usage(format!("invalid --recipient `{r}`: {e}")))?;
+            let parsed: age::x25519::Recipient =
+                r.parse().map_err(|e: &str| CliError::InvalidFlag {
+                    flag: "--recipient",
+                    value: r.clone(),
+                    reason: e.to_owned(),
+                })?;
             recipients.push(parsed);
         }
         age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
@@ -61,8 +65,9 @@ pub fn decrypt(data: &[u8], args: &DecryptArgs, path: &Path) -> Result<Zeroizing
     if !is_encrypted(data) {
         return Ok(Zeroizing::new(data.to_vec()));
     }
-    let fail = |e: &dyn std::fmt::Display| {
-        CliError::Backup(format!("cannot decrypt backup `{}`: {e}", path.display()))
+    let fail = |e: &dyn std::fmt::Display| CliError::BackupDecrypt {
+        path: path.to_owned(),
+        cause: e.to_string(),
     };
     let decryptor =
         age::Decryptor::new(age::armor::ArmoredReader::new(data)).map_err(|e| fail(&e))?;
@@ -101,7 +106,7 @@ fn passphrase(file: Option<&Path>, confirm: bool) -> Result<SecretString> {
         );
         let first = data.split(|b| *b == b'\n').next().unwrap_or(&[]);
         let text = String::from_utf8(first.strip_suffix(b"\r").unwrap_or(first).to_vec())
-            .map_err(|_| CliError::Usage("the passphrase file is not UTF-8".to_owned()))?;
+            .map_err(|_| CliError::Passphrase(PassphraseError::NotUtf8))?;
         return non_empty(text);
     }
     if let Ok(p) = std::env::var(env::BACKUP_PASSPHRASE) {
@@ -111,7 +116,7 @@ fn passphrase(file: Option<&Path>, confirm: bool) -> Result<SecretString> {
     if confirm {
         let again = prompt("Confirm passphrase: ", confirm)?;
         if *again != *first {
-            return Err(CliError::Usage("the passphrases do not match".to_owned()));
+            return Err(CliError::Passphrase(PassphraseError::Mismatch));
         }
     }
     non_empty(first.to_string())
@@ -131,11 +136,7 @@ fn prompt(label: &str, encrypting: bool) -> Result<Zeroizing<String>> {
             } else {
                 "(a backup made with --recipient opens with --identity FILE instead)"
             };
-            CliError::Usage(format!(
-                "a passphrase is needed, but it cannot be asked for: no terminal is available ({})",
-                crate::error::GoIoError(e)
-            ))
-            .with_hint(format!(
+            CliError::Passphrase(PassphraseError::NoTerminal(GoIoError(e))).with_hint(format!(
                 "use --passphrase-file FILE or ${} {other}",
                 env::BACKUP_PASSPHRASE
             ))
@@ -144,7 +145,7 @@ fn prompt(label: &str, encrypting: bool) -> Result<Zeroizing<String>> {
 
 fn non_empty(p: String) -> Result<SecretString> {
     if p.is_empty() {
-        return Err(CliError::Usage("the backup passphrase is empty".to_owned()));
+        return Err(CliError::Passphrase(PassphraseError::Empty));
     }
     Ok(SecretString::from(p))
 }

@@ -27,9 +27,9 @@ impl CertSource {
                 match scheme.to_ascii_lowercase().as_str() {
                     "file" => Ok(CertSource::File(PathBuf::from(rest))),
                     "http" | "https" => Ok(CertSource::Url(s.to_owned())),
-                    other => Err(CliError::Usage(format!(
-                        "unsupported URL scheme `{other}` in --cert (use a file, file://, http:// or https://)"
-                    ))),
+                    other => Err(CliError::CertScheme {
+                        scheme: other.to_owned(),
+                    }),
                 }
             }
             _ => Ok(CertSource::File(PathBuf::from(s))),
@@ -71,12 +71,9 @@ pub fn check_url(url: &str, policy: HttpPolicy) -> Result<bool> {
     match (plain, policy) {
         (false, _) => Ok(false),
         (true, HttpPolicy::AllowWithWarning) => Ok(true),
-        (true, HttpPolicy::Refuse) => Err(CliError::Usage(format!(
-            "refusing to fetch the certificate over plain HTTP from `{url}`: anyone on the network path could replace it with their own"
-        ))
-        .with_hint(
-            "use https://, a local file, or pass --allow-insecure-cert-url if this network is trusted",
-        )),
+        (true, HttpPolicy::Refuse) => Err(CliError::PlainHttpCert {
+            url: url.to_owned(),
+        }),
     }
 }
 
@@ -88,9 +85,9 @@ pub fn read_source(source: &CertSource, policy: HttpPolicy) -> Result<Vec<u8>> {
         }
         CertSource::Url(url) => {
             if check_url(url, policy)? {
-                eprintln!(
-                    "warning: fetching the certificate over plain HTTP from `{url}`: it is not authenticated, anyone on the network path can replace it"
-                );
+                crate::printer().warn(format_args!(
+                    "fetching the certificate over plain HTTP from `{url}`: it is not authenticated, anyone on the network path can replace it"
+                ));
             }
             http::get(url, MAX_CERT_BYTES)
         }
@@ -123,10 +120,7 @@ pub fn load_all(values: &[String], policy: HttpPolicy) -> Result<Vec<Certificate
         {
             let files = cert_files(p)?;
             if files.is_empty() {
-                return Err(CliError::Usage(format!(
-                    "no .pem, .crt or .cer file in certificate directory `{}`",
-                    p.display()
-                )));
+                return Err(CliError::EmptyCertDir { dir: p.clone() });
             }
             for f in files {
                 let bytes = read_source(&CertSource::File(f.clone()), policy)?;
@@ -148,10 +142,10 @@ pub fn load_all(values: &[String], policy: HttpPolicy) -> Result<Vec<Certificate
 /// without the user naming two certificates).
 pub fn announce_format(certs: &[Certificate]) {
     if certs.len() > 1 {
-        eprintln!(
-            "note: sealing for {} certificates in the multi-recipient format of sealed-secrets-rs: upstream Sealed Secrets controllers cannot open it (pass one --cert file for upstream's format)",
+        crate::printer().note(format_args!(
+            "sealing for {} certificates in the multi-recipient format of sealed-secrets-rs: upstream Sealed Secrets controllers cannot open it (pass one --cert file for upstream's format)",
             certs.len()
-        );
+        ));
     }
 }
 

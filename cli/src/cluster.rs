@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -15,47 +14,34 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::cli::{CertArgs, KubeArgs};
 use crate::error::{CliError, Result};
+use crate::printer::HTTP_LOG_LEVEL;
 
 /// The API server this process talks to (one per run), for messages that must name it.
 static SERVER: OnceLock<String> = OnceLock::new();
-/// klog-style verbosity from `-v N`: 6 and above print every HTTP call and its status.
-static VERBOSITY: AtomicU8 = AtomicU8::new(0);
-
-/// Sets the `-v` level (parsed once in `run`).
-pub fn set_verbosity(level: u8) {
-    VERBOSITY.store(level, Ordering::Relaxed);
-}
-
-/// The `-v` level.
-pub fn verbosity() -> u8 {
-    VERBOSITY.load(Ordering::Relaxed)
-}
-
-/// The level at which HTTP calls are printed, as kubectl's `-v=6`.
-pub const HTTP_LOG_LEVEL: u8 = 6;
 
 /// Prints one HTTP call on stderr, kubectl-style (`GET URL 200 OK in 5 milliseconds`), when
 /// `-v` is at least [`HTTP_LOG_LEVEL`]. Never prints headers or bodies (tokens, secrets).
 pub fn log_http(method: &http::Method, uri: &str, outcome: &str, started: Instant) {
-    if verbosity() >= HTTP_LOG_LEVEL {
-        eprintln!(
+    crate::printer().verbose(
+        HTTP_LOG_LEVEL,
+        format_args!(
             "{method} {uri} {outcome} in {} milliseconds",
             started.elapsed().as_millis()
-        );
-    }
+        ),
+    );
 }
 
 /// Parses `-v`'s value (klog takes a non-negative number).
 pub fn parse_verbosity(s: &str) -> Result<u8> {
-    s.trim().parse::<u8>().map_err(|_| {
-        CliError::Usage(format!(
-            "invalid -v `{s}`: expected a number (e.g. -v 6 shows every HTTP call)"
-        ))
+    s.trim().parse::<u8>().map_err(|_| CliError::InvalidFlag {
+        flag: "-v",
+        value: s.to_owned(),
+        reason: "expected a number (e.g. -v 6 shows every HTTP call)".to_owned(),
     })
 }
 
 /// Hint for every failure to reach the controller.
-const OFFLINE_HINT: &str = "seal offline with --cert FILE|URL (get the certificate once with `kubeseal --fetch-cert > cert.pem`), or use --cert-from-configmap";
+pub(crate) const OFFLINE_HINT: &str = "seal offline with --cert FILE|URL (get the certificate once with `kubeseal --fetch-cert > cert.pem`), or use --cert-from-configmap";
 
 /// The namespace Secrets without one are sealed for: `-n`, else the kubeconfig context's,
 /// else `default`. Never fails: like client-go, a missing or broken kubeconfig means
@@ -83,10 +69,10 @@ pub fn default_namespace(args: &KubeArgs) -> String {
 /// Parses `--request-timeout` like kubectl: a bare number is seconds, else a Go duration
 /// made of `h`, `m`, `s`, `ms` parts; `0` means none.
 pub fn parse_timeout(s: &str) -> Result<Option<Duration>> {
-    let bad = || {
-        CliError::Usage(format!(
-            "invalid --request-timeout `{s}`: expected e.g. 30s, 1m, 500ms, or a number of seconds"
-        ))
+    let bad = || CliError::InvalidFlag {
+        flag: "--request-timeout",
+        value: s.to_owned(),
+        reason: "expected e.g. 30s, 1m, 500ms, or a number of seconds".to_owned(),
     };
     let s = s.trim();
     if s.is_empty() || s == "0" {
@@ -130,20 +116,18 @@ pub async fn config(args: &KubeArgs) -> Result<kube::Config> {
         user: args.user.clone(),
     };
     let kubeconfig = match &args.kubeconfig {
-        Some(p) => Some(Kubeconfig::read_from(p).map_err(|e| {
-            CliError::Usage(format!(
-                "cannot load kubeconfig `{}`: {}",
-                p.display(),
-                config_cause(&e)
-            ))
+        Some(p) => Some(Kubeconfig::read_from(p).map_err(|e| CliError::Kubeconfig {
+            path: Some(p.clone()),
+            cause: config_cause(&e),
         })?),
         None => Kubeconfig::read().ok(),
     };
     let mut config = match (kubeconfig, &args.server) {
         (Some(kc), _) => kube::Config::from_custom_kubeconfig(kc, &options)
             .await
-            .map_err(|e| {
-                CliError::Usage(format!("cannot load kubeconfig: {}", config_cause(&e)))
+            .map_err(|e| CliError::Kubeconfig {
+                path: None,
+                cause: config_cause(&e),
             })?,
         (None, Some(server)) => kube::Config::new(parse_uri(server, "--server")?),
         (None, None) => kube::Config::incluster().map_err(|e| {
@@ -182,9 +166,13 @@ pub async fn config(args: &KubeArgs) -> Result<kube::Config> {
     Ok(config)
 }
 
-fn parse_uri(s: &str, flag: &str) -> Result<http::Uri> {
+fn parse_uri(s: &str, flag: &'static str) -> Result<http::Uri> {
     s.parse()
-        .map_err(|e| CliError::Usage(format!("invalid {flag} `{s}`: {e}")))
+        .map_err(|e: http::uri::InvalidUri| CliError::InvalidFlag {
+            flag,
+            value: s.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// The user-related overrides. kube-rs keeps secrets in `SecretString`; building the
@@ -266,9 +254,8 @@ pub async fn client(args: &KubeArgs) -> Result<kube::Client> {
     let mut config = config(args).await?;
     config.default_retry = false;
     let _ = SERVER.set(config.cluster_url.to_string());
-    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| {
-        CliError::Usage(format!("cannot create Kubernetes client: {}", describe(&e)))
-    })?;
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| CliError::Client(describe(&e)))?;
     Ok(builder
         .with_layer(&tower::layer::layer_fn(|inner| HttpLog { inner }))
         .build())
@@ -329,10 +316,10 @@ pub async fn bounded<T>(
     match parse_timeout(&kube.request_timeout)? {
         None => fut.await,
         Some(limit) => tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
-            Err(CliError::Usage(format!(
-                "{what}: no result within {} (--request-timeout bounds the whole operation)",
-                kube.request_timeout
-            )))
+            Err(CliError::Timeout {
+                what: what.to_string(),
+                limit: kube.request_timeout.clone(),
+            })
         }),
     }
 }
@@ -347,7 +334,7 @@ pub fn worth_retrying(status: u16) -> bool {
     matches!(status, 429 | 504)
 }
 
-/// Runs `op` up to [`ATTEMPTS`] times while it fails with a status [`worth_retrying`]
+/// Runs `op` up to `ATTEMPTS` times while it fails with a status `worth_retrying`
 /// (0.5 s, then 1 s between attempts).
 pub async fn retrying<T, F, Fut>(mut op: F) -> std::result::Result<T, kube::Error>
 where
@@ -456,11 +443,17 @@ fn innermost(e: &dyn std::error::Error) -> String {
 /// could not be reached (with a hint about the connection, not about `api_hint`).
 pub fn api_error(context: impl Into<String>, e: &kube::Error, api_hint: Option<&str>) -> CliError {
     let failure = describe(e);
-    let err = CliError::Usage(format!("{}: {failure}", context.into()));
-    match (&failure, api_hint) {
-        (Failure::Unreachable(_), _) => err.with_hint(UNREACHABLE_HINT),
-        (_, Some(h)) => err.with_hint(h),
-        _ => err,
+    let hint = match (&failure, api_hint) {
+        (Failure::Unreachable(_), _) => Some(UNREACHABLE_HINT),
+        (_, h) => h,
+    };
+    let err = CliError::Api {
+        context: context.into(),
+        failure,
+    };
+    match hint {
+        Some(h) => err.with_hint(h),
+        None => err,
     }
 }
 
@@ -526,18 +519,19 @@ impl Controller {
         name: &str,
     ) -> Result<Controller> {
         let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-        let svc = retrying(|| services.get(name)).await.map_err(|e| match describe(&e) {
-            // Upstream's message, for what the flags can fix.
-            Failure::Api { code: 404, message, .. } => CliError::Usage(format!(
-                "cannot get sealed secret service: {message}. Please, use the flag --controller-name and --controller-namespace to set up the name and namespace of the sealed secrets controller"
-            ))
-            .with_hint(OFFLINE_HINT),
-            _ => api_error(
-                format!("cannot get sealed secret service `{namespace}/{name}`"),
-                &e,
-                Some(OFFLINE_HINT),
-            ),
-        })?;
+        let svc = retrying(|| services.get(name))
+            .await
+            .map_err(|e| match describe(&e) {
+                // Upstream's message, for what the flags can fix.
+                Failure::Api {
+                    code: 404, message, ..
+                } => CliError::ServiceNotFound { message },
+                _ => api_error(
+                    format!("cannot get sealed secret service `{namespace}/{name}`"),
+                    &e,
+                    Some(OFFLINE_HINT),
+                ),
+            })?;
         let port = svc
             .spec
             .and_then(|s| s.ports)
@@ -616,7 +610,7 @@ pub async fn call_path(
 /// The controller's certificate: from the ConfigMap (`--cert-from-configmap`) or
 /// `GET /v1/cert.pem` through the service proxy.
 pub fn fetch_cert(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
-    crate::block_on(bounded(
+    crate::runtime::block_on(bounded(
         kube,
         "cannot fetch certificate",
         fetch_cert_async(cert, kube),
@@ -645,11 +639,9 @@ async fn fetch_cert_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
             .data
             .and_then(|mut d| d.remove("cert.pem"))
             .map(String::into_bytes)
-            .ok_or_else(|| {
-                CliError::Usage(format!(
-                    "ConfigMap `{}/{}` has no `cert.pem`",
-                    cert.controller_namespace, cert.cert_configmap
-                ))
+            .ok_or_else(|| CliError::ConfigMapWithoutCert {
+                namespace: cert.controller_namespace.clone(),
+                name: cert.cert_configmap.clone(),
             })?;
         return check_cert_size(
             pem,
@@ -665,11 +657,11 @@ async fn fetch_cert_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
         .call(http::Method::GET, "/v1/cert.pem", Vec::new())
         .await?;
     if !resp.status.is_success() {
-        return Err(CliError::Usage(format!(
-            "cannot fetch certificate: {} (HTTP {})",
-            reason_of(&resp.body),
-            resp.status.as_u16()
-        ))
+        return Err(CliError::ControllerStatus {
+            action: "cannot fetch certificate",
+            reason: reason_of(&resp.body),
+            status: resp.status.as_u16(),
+        }
         .with_hint(OFFLINE_HINT));
     }
     check_cert_size(resp.body, "the controller")
@@ -678,11 +670,11 @@ async fn fetch_cert_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
 /// Refuses a certificate over [`crate::certs::MAX_CERT_BYTES`], naming size and limit.
 fn check_cert_size(pem: Vec<u8>, from: &str) -> Result<Vec<u8>> {
     if pem.len() > crate::certs::MAX_CERT_BYTES {
-        return Err(CliError::Usage(format!(
-            "cannot fetch certificate: the one from {from} is {} bytes, over the limit of {} bytes for a certificate",
-            pem.len(),
-            crate::certs::MAX_CERT_BYTES
-        )));
+        return Err(CliError::CertTooLarge {
+            from: from.to_owned(),
+            size: pem.len(),
+            limit: crate::certs::MAX_CERT_BYTES,
+        });
     }
     Ok(pem)
 }

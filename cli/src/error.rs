@@ -7,17 +7,262 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use sealed_secrets_api::{ManifestError, OutputError, SealingError, UnsealError};
-use sealed_secrets_crypto::{CertError, KeyError};
+use sealed_secrets_crypto::{CertError, KeyError, ParseFingerprintError, ParseScopeError};
 
+use crate::cluster::Failure;
 use crate::exit;
 
 /// Everything kubeseal can fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CliError {
-    /// A message of its own, usually upstream's exact text (§6.4).
+    // ---- Flags and their combinations --------------------------------------------------
+    /// A flag's value cannot be parsed.
+    #[error("invalid {flag} `{value}`: {reason}")]
+    InvalidFlag {
+        /// The flag as typed, e.g. `--request-timeout`.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What was expected, or the parser's complaint.
+        reason: String,
+    },
+    /// `flag` only works together with `needs`.
+    #[error("{flag} requires {needs}")]
+    FlagRequires {
+        /// The flag given.
+        flag: &'static str,
+        /// The flag it needs.
+        needs: &'static str,
+    },
+    /// Two flags that cannot be combined.
+    #[error("{0} and {1} are mutually exclusive")]
+    FlagsExclusive(&'static str, &'static str),
+    /// `--raw` seals one value, so it takes one `--from-file` (upstream's message, §6.4).
+    #[error("must provide only one --from-file when encrypting a single item with --raw")]
+    RawTakesOneFile,
+    /// `--scope` is none of the three scopes.
+    #[error(transparent)]
+    Scope(#[from] ParseScopeError),
+    /// A `SHA256:` fingerprint argument is malformed.
+    #[error(transparent)]
+    Fingerprint(#[from] ParseFingerprintError),
+    /// An output file exists and no `--force` was given.
+    #[error("refusing to overwrite `{}`", .path.display())]
+    WouldOverwrite {
+        /// The existing file.
+        path: PathBuf,
+    },
+
+    // ---- Backup passphrases -------------------------------------------------------------
+    /// The passphrase could not be obtained or is unusable.
     #[error("{0}")]
-    Usage(String),
+    Passphrase(PassphraseError),
+
+    // ---- Input files --------------------------------------------------------------------
+    /// A `--merge-into` target holds no or several SealedSecrets.
+    #[error("`{}` must hold exactly one SealedSecret, found {found}", .path.display())]
+    NotOneSealedSecret {
+        /// The target file.
+        path: PathBuf,
+        /// How many it holds.
+        found: usize,
+    },
+    /// `--validate`/`--re-encrypt` input holds no SealedSecret (upstream's message).
+    #[error("no SealedSecret found in the input. Ensure the input is valid and UTF-8 encoded")]
+    NoSealedSecret,
+    /// A private-key file is not valid PEM.
+    #[error("failed to read private key from `{}`: {cause}", .path.display())]
+    KeyPem {
+        /// The key file.
+        path: PathBuf,
+        /// The PEM parser's error (in the message, as upstream prints it; not a `source`, so
+        /// the report does not chain the PEM crate's inner causes after it).
+        cause: pem::PemError,
+    },
+    /// A private-key file holds no key.
+    #[error("no private key in `{}`{}", .path.display(), .why)]
+    NoPrivateKey {
+        /// The key file.
+        path: PathBuf,
+        /// What the file held instead (starts with the separator).
+        why: &'static str,
+    },
+    /// A Secret in a key file has no `tls.key` (skipping it would hide a damaged backup).
+    #[error("`{}`: Secret {index}{name} has no data[\"tls.key\"] (the private key)", .path.display())]
+    SecretWithoutKey {
+        /// The key file.
+        path: PathBuf,
+        /// 1-based position of the Secret in the file.
+        index: usize,
+        /// ` (`name`)` when the Secret has a name, else empty.
+        name: String,
+    },
+    /// `audit` was given a file with several private keys.
+    #[error("`{arg}` holds {count} private keys; audit one key at a time")]
+    AuditOneKey {
+        /// The `--key` argument.
+        arg: String,
+        /// How many keys it holds.
+        count: usize,
+    },
+
+    // ---- Certificates -------------------------------------------------------------------
+    /// `--cert` names a URL scheme other than file/http/https.
+    #[error(
+        "unsupported URL scheme `{scheme}` in --cert (use a file, file://, http:// or https://)"
+    )]
+    CertScheme {
+        /// The scheme given.
+        scheme: String,
+    },
+    /// `--cert http://...` without `--allow-insecure-cert-url`.
+    #[error(
+        "refusing to fetch the certificate over plain HTTP from `{url}`: anyone on the network path could replace it with their own"
+    )]
+    PlainHttpCert {
+        /// The URL.
+        url: String,
+    },
+    /// A `--cert` directory without certificate files.
+    #[error("no .pem, .crt or .cer file in certificate directory `{}`", .dir.display())]
+    EmptyCertDir {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The cert ConfigMap exists but has no `cert.pem`.
+    #[error("ConfigMap `{namespace}/{name}` has no `cert.pem`")]
+    ConfigMapWithoutCert {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// A fetched certificate is larger than any real certificate.
+    #[error(
+        "cannot fetch certificate: the one from {from} is {size} bytes, over the limit of {limit} bytes for a certificate"
+    )]
+    CertTooLarge {
+        /// Where it came from.
+        from: String,
+        /// Its size.
+        size: usize,
+        /// [`crate::certs::MAX_CERT_BYTES`].
+        limit: usize,
+    },
+
+    // ---- The cluster and the controller -------------------------------------------------
+    /// The kubeconfig could not be loaded.
+    #[error("cannot load kubeconfig{}: {cause}", .path.as_deref().map(|p| format!(" `{}`", p.display())).unwrap_or_default())]
+    Kubeconfig {
+        /// `--kubeconfig`, when given.
+        path: Option<PathBuf>,
+        /// The innermost cause, first line.
+        cause: String,
+    },
+    /// kube-rs could not build a client from the configuration.
+    #[error("cannot create Kubernetes client: {0}")]
+    Client(Failure),
+    /// A Kubernetes API call failed.
+    #[error("{context}: {failure}")]
+    Api {
+        /// What was attempted.
+        context: String,
+        /// What the API server (or the connection) said.
+        failure: Failure,
+    },
+    /// `--request-timeout` elapsed before the operation finished.
+    #[error("{what}: no result within {limit} (--request-timeout bounds the whole operation)")]
+    Timeout {
+        /// The operation.
+        what: String,
+        /// `--request-timeout` as given.
+        limit: String,
+    },
+    /// The controller's Service does not exist (upstream's message, §6.2).
+    #[error(
+        "cannot get sealed secret service: {message}. Please, use the flag --controller-name and --controller-namespace to set up the name and namespace of the sealed secrets controller"
+    )]
+    ServiceNotFound {
+        /// The API server's message.
+        message: String,
+    },
+    /// The controller answered with an error status.
+    #[error("{action}: {reason} (HTTP {status})")]
+    ControllerStatus {
+        /// Upstream's prefix, e.g. "cannot fetch certificate".
+        action: &'static str,
+        /// The Status message, or the body.
+        reason: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The controller cannot decrypt the SealedSecret (409 on `/v1/verify`, upstream's text).
+    #[error("unable to decrypt sealed secret: {name}")]
+    NotDecryptable {
+        /// The SealedSecret's name.
+        name: String,
+    },
+    /// The controller cannot re-encrypt the SealedSecret (409 on `/v1/rotate`, upstream's text).
+    #[error("unable to rotate secret")]
+    RotateRefused,
+    /// The controller's answer to `/v1/rotate` is not a SealedSecret.
+    #[error("cannot re-encrypt secret: invalid answer from the controller")]
+    ControllerAnswer(#[source] serde_json::Error),
+    /// No active sealing key Secret in the controller namespace.
+    #[error("no active key Secret in namespace `{namespace}`")]
+    NoActiveKey {
+        /// The controller namespace.
+        namespace: String,
+    },
+    /// `keys rotate` waited in vain for the controller's new key.
+    #[error("the controller created no new key within {waited}")]
+    RotateTimeout {
+        /// The timeout, human-readable.
+        waited: String,
+    },
+    /// `keys restore` would replace a Secret holding another key.
+    #[error(
+        "Secret `{namespace}/{name}` exists and holds a different key; refusing to overwrite it"
+    )]
+    KeyConflict {
+        /// The controller namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+    },
+
+    // ---- Checks over many SealedSecrets (each problem already listed on stderr) ----------
+    /// `--validate` with `--cert` found problems; the last one is in the message.
+    #[error("unable to validate sealed secret offline: {last}")]
+    OfflineInvalid {
+        /// The last problem found.
+        last: String,
+    },
+    /// `keys verify-backup`: the backup cannot open some SealedSecrets.
+    #[error("the backup cannot open {count} SealedSecret(s) (listed above)")]
+    BackupIncomplete {
+        /// How many.
+        count: usize,
+    },
+    /// `reencrypt`: some SealedSecrets could not be re-encrypted.
+    #[error("{count} SealedSecret(s) could not be re-encrypted (their files were left untouched)")]
+    ReencryptFailed {
+        /// How many.
+        count: usize,
+    },
+    /// One file could not be re-encrypted ([`crate::reencrypt::rewrite_file`]).
+    #[error("{}", .problems.join("; "))]
+    ReencryptFile {
+        /// Every problem found in the file.
+        problems: Vec<String>,
+    },
+    /// `scan --strict`: some files could not be parsed completely.
+    #[error("--strict: {count} file(s) could not be parsed completely (listed above)")]
+    StrictUnparsed {
+        /// How many.
+        count: usize,
+    },
     /// Reading or writing a file or stream.
     #[error("{action} {}", quote_path(.path))]
     Io {
@@ -82,9 +327,50 @@ pub enum CliError {
         /// Status or transport error.
         message: String,
     },
-    /// The backup file could not be opened or written.
-    #[error("{0}")]
-    Backup(String),
+    /// A key backup could not be encrypted (age's error, in words).
+    #[error("cannot encrypt the backup: {cause}")]
+    BackupEncrypt {
+        /// What age reported.
+        cause: String,
+    },
+    /// A key backup could not be decrypted (wrong passphrase or identity, damaged file).
+    #[error("cannot decrypt backup `{}`: {cause}", .path.display())]
+    BackupDecrypt {
+        /// The backup file.
+        path: PathBuf,
+        /// What age reported.
+        cause: String,
+    },
+    /// A decrypted backup holds something that is not a Secret.
+    #[error("backup `{}` holds an invalid Secret: {cause}", .path.display())]
+    BackupInvalidSecret {
+        /// The backup file.
+        path: PathBuf,
+        /// The decoding error.
+        cause: serde_json::Error,
+    },
+    /// A Secret in a backup has no `tls.key`.
+    #[error("backup `{}`: Secret {index}{name} has no data[\"tls.key\"] (the private key)", .path.display())]
+    BackupSecretWithoutKey {
+        /// The backup file.
+        path: PathBuf,
+        /// 1-based position of the Secret in the backup.
+        index: usize,
+        /// ` (`name`)` when the Secret has a name, else empty.
+        name: String,
+    },
+    /// A backup with no key Secret at all.
+    #[error("backup `{}` holds no key Secret (no data[\"tls.key\"])", .path.display())]
+    BackupWithoutKeys {
+        /// The backup file.
+        path: PathBuf,
+    },
+    /// A key Secret in a backup whose `tls.key` is not a usable private key.
+    #[error("key Secret `{name}` in the backup has an unreadable tls.key")]
+    BackupUnreadableKey {
+        /// The Secret's name.
+        name: String,
+    },
     /// An error with a `hint:` the user can act on ([`CliError::unhinted`] gives the error
     /// itself, whose causes `main` prints).
     #[error("{error}")]
@@ -132,6 +418,41 @@ impl CliError {
     pub fn hint(&self) -> Option<String> {
         match self {
             CliError::Hinted { hint, .. } => Some(hint.clone()),
+            CliError::WouldOverwrite { .. } => {
+                Some("pass --force to replace it, or choose another -o".to_owned())
+            }
+            CliError::PlainHttpCert { .. } => Some(
+                "use https://, a local file, or pass --allow-insecure-cert-url if this network is trusted"
+                    .to_owned(),
+            ),
+            CliError::ServiceNotFound { .. } => Some(crate::cluster::OFFLINE_HINT.to_owned()),
+            CliError::NoActiveKey { .. } => {
+                Some("is the controller running there? check --controller-namespace".to_owned())
+            }
+            CliError::RotateTimeout { .. } => Some(
+                "check the controller's logs; it must support the rotate-requested-at annotation"
+                    .to_owned(),
+            ),
+            CliError::KeyConflict { .. } => Some(
+                "restore into another controller namespace, or rename the Secret in the backup"
+                    .to_owned(),
+            ),
+            CliError::BackupIncomplete { .. } => Some(
+                "refresh the backup after every key renewal: kubeseal keys backup -o FILE"
+                    .to_owned(),
+            ),
+            CliError::ReencryptFailed { .. } => Some(
+                "pass every key that sealed them with --recovery-private-key (comma list or repeated)"
+                    .to_owned(),
+            ),
+            CliError::StrictUnparsed { .. } => Some(
+                "fix or render them (e.g. scan `helm template` output), or drop --strict"
+                    .to_owned(),
+            ),
+            CliError::OfflineInvalid { .. } => Some(
+                "re-seal the Secret with this certificate (kubeseal --cert ...), or validate against the cluster without --cert"
+                    .to_owned(),
+            ),
             CliError::Unseal(e) if e.is_no_key() => Some(
                 "pass the private key(s) that sealed it with --recovery-private-key \
                  (e.g. a backup from `kubeseal keys backup`)"
@@ -173,6 +494,24 @@ impl CliError {
     }
 }
 
+/// Why a backup passphrase is unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PassphraseError {
+    /// `--passphrase-file` is not UTF-8.
+    #[error("the passphrase file is not UTF-8")]
+    NotUtf8,
+    /// The confirmation differs.
+    #[error("the passphrases do not match")]
+    Mismatch,
+    /// The passphrase is empty.
+    #[error("the backup passphrase is empty")]
+    Empty,
+    /// No terminal to ask on.
+    #[error("a passphrase is needed, but it cannot be asked for: no terminal is available ({0})")]
+    NoTerminal(GoIoError),
+}
+
 /// `` `path` ``, or "stdin" for `-`.
 fn quote_path(p: &Path) -> String {
     if p.as_os_str() == "-" {
@@ -212,3 +551,158 @@ impl std::error::Error for GoIoError {}
 
 /// Result alias.
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Upstream's texts (§6.4) that scripts match on, one per variant that carries one.
+    #[test]
+    fn upstream_messages_are_kept() {
+        let cases: Vec<(CliError, &str)> = vec![
+            (
+                CliError::FlagRequires {
+                    flag: "--from-file",
+                    needs: "--raw",
+                },
+                "--from-file requires --raw",
+            ),
+            (
+                CliError::RawTakesOneFile,
+                "must provide only one --from-file when encrypting a single item with --raw",
+            ),
+            (
+                CliError::NoSealedSecret,
+                "no SealedSecret found in the input. Ensure the input is valid and UTF-8 encoded",
+            ),
+            (
+                CliError::NotDecryptable {
+                    name: "db".to_owned(),
+                },
+                "unable to decrypt sealed secret: db",
+            ),
+            (CliError::RotateRefused, "unable to rotate secret"),
+            (
+                CliError::ControllerStatus {
+                    action: "cannot fetch certificate",
+                    reason: "no endpoints".to_owned(),
+                    status: 503,
+                },
+                "cannot fetch certificate: no endpoints (HTTP 503)",
+            ),
+            (
+                CliError::ServiceNotFound {
+                    message: "services \"x\" not found".to_owned(),
+                },
+                "cannot get sealed secret service: services \"x\" not found. Please, use the flag \
+                 --controller-name and --controller-namespace to set up the name and namespace \
+                 of the sealed secrets controller",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+            assert_eq!(e.exit_code(), exit::ERROR, "{want}");
+        }
+    }
+
+    #[test]
+    fn context_is_named_in_the_message() {
+        let e = CliError::InvalidFlag {
+            flag: "--request-timeout",
+            value: "soon".to_owned(),
+            reason: "expected e.g. 30s".to_owned(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "invalid --request-timeout `soon`: expected e.g. 30s"
+        );
+        let e = CliError::Kubeconfig {
+            path: Some(PathBuf::from("/k/config")),
+            cause: "bad yaml".to_owned(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot load kubeconfig `/k/config`: bad yaml"
+        );
+        let e = CliError::Kubeconfig {
+            path: None,
+            cause: "no context".to_owned(),
+        };
+        assert_eq!(e.to_string(), "cannot load kubeconfig: no context");
+        let e = CliError::Api {
+            context: "cannot read Secret `ns/a`".to_owned(),
+            failure: Failure::Api {
+                code: 403,
+                reason: "Forbidden".to_owned(),
+                message: "no".to_owned(),
+            },
+        };
+        assert!(
+            e.to_string().starts_with("cannot read Secret `ns/a`: "),
+            "{e}"
+        );
+        let e = CliError::SecretWithoutKey {
+            path: PathBuf::from("keys.yaml"),
+            index: 2,
+            name: " (`k2`)".to_owned(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "`keys.yaml`: Secret 2 (`k2`) has no data[\"tls.key\"] (the private key)"
+        );
+        assert_eq!(
+            CliError::Passphrase(PassphraseError::Mismatch).to_string(),
+            "the passphrases do not match"
+        );
+    }
+
+    /// Hints that belong to a variant come from `hint()`; an explicit `with_hint` still wins.
+    #[test]
+    fn variant_hints_and_overrides() {
+        let e = CliError::WouldOverwrite {
+            path: PathBuf::from("out.key"),
+        };
+        assert_eq!(e.to_string(), "refusing to overwrite `out.key`");
+        assert_eq!(
+            e.hint().as_deref(),
+            Some("pass --force to replace it, or choose another -o")
+        );
+        let e = CliError::NoActiveKey {
+            namespace: "kube-system".to_owned(),
+        }
+        .with_hint("other");
+        assert_eq!(e.hint().as_deref(), Some("other"));
+        assert_eq!(CliError::RotateRefused.hint(), None);
+        assert_eq!(
+            CliError::ServiceNotFound {
+                message: String::new()
+            }
+            .hint()
+            .as_deref(),
+            Some(crate::cluster::OFFLINE_HINT)
+        );
+    }
+
+    /// 1 for everything the user can act on (all the former `Usage` messages), 2 only for
+    /// the unexpected.
+    #[test]
+    fn exit_codes() {
+        assert_eq!(
+            CliError::StrictUnparsed { count: 1 }.exit_code(),
+            exit::ERROR
+        );
+        assert_eq!(
+            CliError::Timeout {
+                what: "x".to_owned(),
+                limit: "1s".to_owned()
+            }
+            .with_hint("h")
+            .exit_code(),
+            exit::ERROR
+        );
+        assert_eq!(
+            CliError::Internal("bug".to_owned()).exit_code(),
+            exit::INTERNAL
+        );
+    }
+}

@@ -23,7 +23,7 @@ pub fn read_input(path: Option<&Path>) -> Result<Vec<u8>> {
 pub fn read_stdin() -> Result<Vec<u8>> {
     let stdin = io::stdin();
     if stdin.is_terminal() {
-        eprintln!("{TTY_HINT}");
+        crate::printer().status(TTY_HINT);
     }
     let mut buf = Vec::new();
     stdin
@@ -98,18 +98,11 @@ fn set_mode(_tmp: &Path, _target: &Path, _mode: FileMode) -> io::Result<()> {
 /// Creates `path` exclusively with mode 0600 (fails if it exists), writing atomically.
 pub fn create_private_file(path: &Path, data: &[u8], overwrite: bool) -> Result<()> {
     if !overwrite && path.exists() {
-        return Err(
-            CliError::Usage(format!("refusing to overwrite `{}`", path.display()))
-                .with_hint("pass --force to replace it, or choose another -o"),
-        );
+        return Err(CliError::WouldOverwrite {
+            path: path.to_owned(),
+        });
     }
     write_atomic(path, data, FileMode::OwnerOnly)
-}
-
-/// True when stderr is a terminal and colour is not disabled by `NO_COLOR`.
-pub fn color_stderr() -> bool {
-    let no_color = std::env::var_os(crate::env::NO_COLOR).is_some_and(|v| !v.is_empty());
-    !no_color && io::stderr().is_terminal()
 }
 
 /// Every regular file under `paths` (files given directly are kept), sorted, skipping hidden

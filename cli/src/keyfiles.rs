@@ -40,11 +40,9 @@ pub fn load_file(path: &Path, crypt: &DecryptArgs) -> Result<Vec<PrivateKey>> {
 pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
     let text = String::from_utf8_lossy(bytes);
     if text.contains("-----BEGIN") {
-        let blocks = pem::parse_many(bytes).map_err(|e| {
-            CliError::Usage(format!(
-                "failed to read private key from `{}`: {e}",
-                path.display()
-            ))
+        let blocks = pem::parse_many(bytes).map_err(|cause| CliError::KeyPem {
+            path: path.to_owned(),
+            cause,
         })?;
         let mut keys = Vec::new();
         for b in blocks.iter().filter(|b| b.tag().ends_with("PRIVATE KEY")) {
@@ -57,10 +55,10 @@ pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
             );
         }
         if keys.is_empty() {
-            return Err(CliError::Usage(format!(
-                "no private key in `{}` (expected a PEM `RSA PRIVATE KEY` or a Secret with tls.key)",
-                path.display()
-            )));
+            return Err(CliError::NoPrivateKey {
+                path: path.to_owned(),
+                why: " (expected a PEM `RSA PRIVATE KEY` or a Secret with tls.key)",
+            });
         }
         return Ok(keys);
     }
@@ -76,16 +74,16 @@ pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
         // Every Secret of a key file must hold a key: skipping one silently would turn a
         // damaged backup into a later "no key could decrypt" that names no cause.
         let Some(pem) = s.data.get("tls.key") else {
-            return Err(CliError::Usage(format!(
-                "`{}`: Secret {}{} has no data[\"tls.key\"] (the private key)",
-                path.display(),
-                i + 1,
-                s.metadata
+            return Err(CliError::SecretWithoutKey {
+                path: path.to_owned(),
+                index: i + 1,
+                name: s
+                    .metadata
                     .name
                     .as_deref()
                     .map(|n| format!(" (`{n}`)"))
                     .unwrap_or_default(),
-            )));
+            });
         };
         keys.push(
             PrivateKey::from_pem(pem.as_bytes()).map_err(|source| CliError::Key {
@@ -95,10 +93,10 @@ pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
         );
     }
     if keys.is_empty() {
-        return Err(CliError::Usage(format!(
-            "no private key in `{}`: it holds no Secret",
-            path.display()
-        )));
+        return Err(CliError::NoPrivateKey {
+            path: path.to_owned(),
+            why: ": it holds no Secret",
+        });
     }
     Ok(keys)
 }

@@ -16,7 +16,7 @@ use sealed_secrets_crypto::{Certificate, Fingerprint, KeyRing, PrivateKey};
 
 use crate::cli::{ControllerArgs, DecryptArgs, KeysCommand, KubeArgs};
 use crate::error::{CliError, Result};
-use crate::{Outcome, backup, cluster, docs, io, keyfiles};
+use crate::{Outcome, backup, cluster, docs, io, keyfiles, printer};
 
 /// Annotation asking the controller for a new key; the leader answers a request stamped later
 /// than its newest key by generating one (controller/src/keys.rs, `should_rotate`).
@@ -29,7 +29,7 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
     match cmd {
         KeysCommand::List { controller, kube } => {
             let kube = &kube.or(outer);
-            crate::block_on(cluster::bounded(
+            crate::runtime::block_on(cluster::bounded(
                 kube,
                 "cannot list keys",
                 list(&controller, kube),
@@ -39,7 +39,7 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
             controller,
             timeout,
             kube,
-        } => crate::block_on(rotate(&controller, &kube.or(outer), timeout))?,
+        } => crate::runtime::block_on(rotate(&controller, &kube.or(outer), timeout))?,
         KeysCommand::Backup {
             controller,
             output,
@@ -51,34 +51,31 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
             let kube = &kube.or(outer);
             // Refuse early, before touching the cluster.
             if output.exists() && !force {
-                return Err(CliError::Usage(format!(
-                    "refusing to overwrite `{}`",
-                    output.display()
-                ))
-                .with_hint("pass --force to replace it, or choose another -o"));
+                return Err(CliError::WouldOverwrite { path: output });
             }
             if insecure_plaintext && !crypt.recipient.is_empty() {
-                return Err(CliError::Usage(
-                    "--insecure-plaintext and --recipient are mutually exclusive".to_owned(),
+                return Err(CliError::FlagsExclusive(
+                    "--insecure-plaintext",
+                    "--recipient",
                 ));
             }
-            let secrets = crate::block_on(cluster::bounded(
+            let secrets = crate::runtime::block_on(cluster::bounded(
                 kube,
                 "cannot back up keys",
                 key_secrets(&controller, kube),
             ))??;
             let text = backup_text(&secrets)?;
             let data = if insecure_plaintext {
-                eprintln!(
-                    "warning: writing private keys UNENCRYPTED to `{}`",
+                printer().warn(format_args!(
+                    "writing private keys UNENCRYPTED to `{}`",
                     output.display()
-                );
+                ));
                 text.into_bytes()
             } else {
                 backup::encrypt(text.as_bytes(), &crypt)?
             };
             io::create_private_file(&output, &data, force)?;
-            eprintln!(
+            printer().status(format_args!(
                 "backed up {} key(s) to `{}`{}",
                 secrets.len(),
                 output.display(),
@@ -87,7 +84,7 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
                 } else {
                     " (age-encrypted)"
                 }
-            );
+            ));
             Ok(Outcome::Success)
         }
         KeysCommand::Restore {
@@ -98,7 +95,7 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
         } => {
             let kube = &kube.or(outer);
             let secrets = read_backup(&file, &crypt)?;
-            crate::block_on(cluster::bounded(
+            crate::runtime::block_on(cluster::bounded(
                 kube,
                 "cannot restore keys",
                 restore(&controller, kube, secrets),
@@ -236,8 +233,8 @@ async fn list(controller: &ControllerArgs, kube: &KubeArgs) -> Result<Outcome> {
     }
     io::write_stdout(out.as_bytes())?;
     if usage.is_none() {
-        eprintln!(
-            "note: OPENED unknown: the controller's metrics are not reachable through the API server proxy"
+        printer().note(
+            "OPENED unknown: the controller's metrics are not reachable through the API server proxy",
         );
     }
     Ok(Outcome::Success)
@@ -296,9 +293,8 @@ async fn rotate(
         .iter()
         .rev()
         .find(|s| key_info(s).active)
-        .ok_or_else(|| {
-            CliError::Usage(format!("no active key Secret in namespace `{ns}`"))
-                .with_hint("is the controller running there? check --controller-namespace")
+        .ok_or_else(|| CliError::NoActiveKey {
+            namespace: ns.to_owned(),
         })?;
     let newest_name = newest.metadata.name.clone().unwrap_or_default();
     let known: Vec<String> = before
@@ -332,12 +328,12 @@ async fn rotate(
                 Some("this needs `patch secrets` in the controller namespace"),
             )
         })?;
-    eprintln!(
+    printer().status(format_args!(
         "requested a new key from the controller; waiting up to {}",
         jiff::SignedDuration::try_from(timeout)
             .map(|d| format!("{d:#}"))
             .unwrap_or_else(|_| format!("{}s", timeout.as_secs()))
-    );
+    ));
     let start = Instant::now();
     loop {
         let now_list = key_secrets_with(&client, ns).await?;
@@ -348,19 +344,15 @@ async fn rotate(
             let k = key_info(new);
             let fp = k.fingerprint.map(|f| f.to_string()).unwrap_or_default();
             io::write_stdout(format!("{fp}\n").as_bytes())?;
-            eprintln!("new key Secret `{ns}/{}`", k.name);
+            printer().status(format_args!("new key Secret `{ns}/{}`", k.name));
             return Ok(Outcome::Success);
         }
         if start.elapsed() >= timeout {
-            return Err(CliError::Usage(format!(
-                "the controller created no new key within {}",
-                jiff::SignedDuration::try_from(timeout)
+            return Err(CliError::RotateTimeout {
+                waited: jiff::SignedDuration::try_from(timeout)
                     .map(|d| format!("{d:#}"))
-                    .unwrap_or_else(|_| format!("{}s", timeout.as_secs()))
-            ))
-            .with_hint(
-                "check the controller's logs; it must support the rotate-requested-at annotation",
-            ));
+                    .unwrap_or_else(|_| format!("{}s", timeout.as_secs())),
+            });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -433,32 +425,30 @@ fn read_backup(path: &Path, crypt: &DecryptArgs) -> Result<Vec<Secret>> {
             _ => vec![d],
         };
         for i in items {
-            let s: Secret = serde_json::from_value(i).map_err(|e| {
-                CliError::Backup(format!(
-                    "backup `{}` holds an invalid Secret: {e}",
-                    path.display()
-                ))
-            })?;
+            let s: Secret =
+                serde_json::from_value(i).map_err(|cause| CliError::BackupInvalidSecret {
+                    path: path.to_owned(),
+                    cause,
+                })?;
             if !s.data.as_ref().is_some_and(|d| d.contains_key("tls.key")) {
-                return Err(CliError::Backup(format!(
-                    "backup `{}`: Secret {}{} has no data[\"tls.key\"] (the private key)",
-                    path.display(),
-                    out.len() + 1,
-                    s.metadata
+                return Err(CliError::BackupSecretWithoutKey {
+                    path: path.to_owned(),
+                    index: out.len() + 1,
+                    name: s
+                        .metadata
                         .name
                         .as_deref()
                         .map(|n| format!(" (`{n}`)"))
                         .unwrap_or_default(),
-                )));
+                });
             }
             out.push(s);
         }
     }
     if out.is_empty() {
-        return Err(CliError::Backup(format!(
-            "backup `{}` holds no key Secret (no data[\"tls.key\"])",
-            path.display()
-        )));
+        return Err(CliError::BackupWithoutKeys {
+            path: path.to_owned(),
+        });
     }
     Ok(out)
 }
@@ -491,15 +481,14 @@ async fn restore(
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let (mut created, mut skipped) = (0, 0);
     for s in secrets {
-        let fp = fingerprint_of(&s).ok_or_else(|| {
-            CliError::Backup(format!(
-                "key Secret `{}` in the backup has an unreadable tls.key",
-                s.metadata.name.clone().unwrap_or_default()
-            ))
+        let fp = fingerprint_of(&s).ok_or_else(|| CliError::BackupUnreadableKey {
+            name: s.metadata.name.clone().unwrap_or_default(),
         })?;
         let name = s.metadata.name.clone().unwrap_or_default();
         if let Some(other) = present.get(&fp) {
-            eprintln!("key {fp} already present as `{ns}/{other}`: left alone");
+            printer().status(format_args!(
+                "key {fp} already present as `{ns}/{other}`: left alone"
+            ));
             skipped += 1;
             continue;
         }
@@ -510,10 +499,10 @@ async fn restore(
             })?
         {
             if fingerprint_of(&current).as_ref() != Some(&fp) {
-                return Err(CliError::Usage(format!(
-                    "Secret `{ns}/{name}` exists and holds a different key; refusing to overwrite it"
-                ))
-                .with_hint("restore into another controller namespace, or rename the Secret in the backup"));
+                return Err(CliError::KeyConflict {
+                    namespace: ns.clone(),
+                    name,
+                });
             }
             skipped += 1;
             continue;
@@ -546,12 +535,14 @@ async fn restore(
             .map_err(|e| {
                 cluster::api_error(format!("cannot create Secret `{ns}/{name}`"), &e, None)
             })?;
-        eprintln!("restored key {fp} as `{ns}/{name}`");
+        printer().status(format_args!("restored key {fp} as `{ns}/{name}`"));
         created += 1;
     }
-    eprintln!("{created} key(s) restored, {skipped} already present");
+    printer().status(format_args!(
+        "{created} key(s) restored, {skipped} already present"
+    ));
     if created > 0 {
-        eprintln!("note: restart the controller (or wait for its key watch) to load restored keys");
+        printer().note("restart the controller (or wait for its key watch) to load restored keys");
     }
     Ok(Outcome::Success)
 }
@@ -590,19 +581,15 @@ fn verify_backup(file: &Path, dirs: &[std::path::PathBuf], crypt: &DecryptArgs) 
         out.push('\n');
     }
     io::write_stdout(out.as_bytes())?;
-    eprintln!(
+    printer().status(format_args!(
         "backup holds {} key(s); it opens {ok} SealedSecret(s), {} cannot be opened",
         ring.len(),
         bad.len()
-    );
+    ));
     if bad.is_empty() {
         Ok(Outcome::Success)
     } else {
-        Err(CliError::Usage(format!(
-            "the backup cannot open {} SealedSecret(s) (listed above)",
-            bad.len()
-        ))
-        .with_hint("refresh the backup after every key renewal: kubeseal keys backup -o FILE"))
+        Err(CliError::BackupIncomplete { count: bad.len() })
     }
 }
 

@@ -7,6 +7,12 @@
 //!
 //! Modes are picked in upstream's order: `--version`, `--fetch-cert`, `--validate`,
 //! `--re-encrypt`, `--recovery-unseal`, `--raw`, `--merge-into`, else seal.
+//!
+//! Output discipline: data goes to stdout only through [`io::write_stdout`], every human
+//! message to stderr only through [`printer::Printer`]; the print macros are denied so a stray
+//! `eprintln!` cannot bypass the verbosity and colour decisions.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod audit;
 pub mod backup;
@@ -21,55 +27,31 @@ pub mod io;
 pub mod keyfiles;
 pub mod keys;
 pub mod modes;
+pub mod outcome;
+pub mod printer;
 pub mod reencrypt;
+pub mod runtime;
 pub mod scan;
 pub mod validate;
 
-use std::future::Future;
-
 pub use cli::{Cli, Command};
 pub use error::{CliError, Result};
-
-/// The exit statuses, one scheme for every mode (documented in `cli/README.md`).
-///
-/// Upstream kubeseal exits 1 on every error, usage errors included; scripts rely on that, so
-/// 1 stays "it failed". The checks (`scan`, `audit`) need a status that is neither success
-/// nor failure, so a CI step can tell "found something" from "could not look": 3, as no
-/// upstream mode uses it.
-pub mod exit {
-    /// Success; for `scan`/`audit`: nothing found.
-    pub const SUCCESS: u8 = 0;
-    /// An error the user can act on: bad flag or value, bad input, unreachable cluster, a
-    /// refused operation (upstream's only error status).
-    pub const ERROR: u8 = 1;
-    /// An unexpected failure (a bug, or the environment: cannot start the runtime, cannot
-    /// serialise output).
-    pub const INTERNAL: u8 = 2;
-    /// `scan` found an unsealed Secret, `audit` found SealedSecrets sealed with the key.
-    pub const FINDINGS: u8 = 3;
-}
-
-/// How a successful run ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Exit 0.
-    Success,
-    /// [`exit::FINDINGS`] without an error message: `scan`/`audit` found something (already
-    /// reported).
-    Findings,
-}
+pub use outcome::{Outcome, exit};
+pub use printer::printer;
 
 /// Runs one invocation.
 pub fn run(cli: Cli) -> Result<Outcome> {
-    if let Some(v) = &cli.klog_verbosity {
-        cluster::set_verbosity(cluster::parse_verbosity(v)?);
-    }
+    let verbosity = match &cli.klog_verbosity {
+        Some(v) => cluster::parse_verbosity(v)?,
+        None => 0,
+    };
+    let out = printer::init(verbosity);
     // Upstream's klog flags: accepted (scripts pass them), but there is no klog here.
     if cli.klog_vmodule.is_some() {
-        eprintln!("warning: --vmodule is ignored (no per-module logging here); use -v LEVEL");
+        out.warn("--vmodule is ignored (no per-module logging here); use -v LEVEL");
     }
     if cli.klog_logtostderr.is_some() {
-        eprintln!("warning: --logtostderr is ignored: kubeseal always logs to stderr");
+        out.warn("--logtostderr is ignored: kubeseal always logs to stderr");
     }
     if cli.version {
         io::write_stdout(format!("kubeseal version: {}\n", cli::VERSION).as_bytes())?;
@@ -114,18 +96,12 @@ fn man(dir: Option<&std::path::Path>) -> Result<Outcome> {
                 .filter(|n| n.starts_with("kubeseal") && n.ends_with(".1"))
                 .collect();
             pages.sort();
-            eprintln!("wrote {} man pages into `{}`", pages.len(), dir.display());
+            printer().status(format_args!(
+                "wrote {} man pages into `{}`",
+                pages.len(),
+                dir.display()
+            ));
         }
     }
     Ok(Outcome::Success)
-}
-
-/// Runs a future on a fresh single-threaded runtime. Only the cluster and URL paths need
-/// one, so offline runs never start tokio.
-pub fn block_on<F: Future>(fut: F) -> Result<F::Output> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
-    Ok(rt.block_on(fut))
 }

@@ -21,12 +21,14 @@ use crate::{certs, keyfiles, validate};
 /// Dispatches the flag-selected mode, in upstream's order.
 pub fn run_upstream(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
     if !seal.from_file.is_empty() && !seal.raw {
-        return Err(CliError::Usage("--from-file requires --raw".to_owned()));
+        return Err(CliError::FlagRequires {
+            flag: "--from-file",
+            needs: "--raw",
+        });
     }
     if !seal.recovery_private_key.is_empty() && !seal.recovery_unseal {
-        eprintln!(
-            "warning: --recovery-private-key is only used with --recovery-unseal; ignoring it"
-        );
+        crate::printer()
+            .warn("--recovery-private-key is only used with --recovery-unseal; ignoring it");
     }
     // Validate -o up front so a typo fails before any work (upstream's message).
     output_format(seal, None)?;
@@ -90,7 +92,7 @@ fn render_all(list: &[SealedSecret], format: OutputFormat) -> Result<String> {
 }
 
 fn parse_scope(s: &str) -> Result<Scope> {
-    Scope::from_str(s).map_err(|e| CliError::Usage(e.to_string()))
+    Ok(Scope::from_str(s)?)
 }
 
 fn public_keys(certs: &[Certificate]) -> Vec<&PublicKey> {
@@ -120,9 +122,7 @@ fn seal_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
 /// `--raw`: one value, bare base64, no newline.
 fn raw(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
     if seal.from_file.len() > 1 {
-        return Err(CliError::Usage(
-            "must provide only one --from-file when encrypting a single item with --raw".to_owned(),
-        ));
+        return Err(CliError::RawTakesOneFile);
     }
     let scope = parse_scope(&seal.scope)?;
     let namespace = cluster::default_namespace(kube);
@@ -163,10 +163,10 @@ pub fn read_one_sealed(path: &Path) -> Result<(SealedSecret, OutputFormat)> {
     })?;
     match list.len() {
         1 => Ok((list.remove(0), format)),
-        n => Err(CliError::Usage(format!(
-            "`{}` must hold exactly one SealedSecret, found {n}",
-            path.display()
-        ))),
+        found => Err(CliError::NotOneSealedSecret {
+            path: path.to_owned(),
+            found,
+        }),
     }
 }
 
@@ -201,10 +201,10 @@ fn merge(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs, target: &Path) -> Re
         if !seal.allow_empty_data {
             return Err(sealed_secrets_api::SealingError::EmptyData.into());
         }
-        eprintln!(
-            "note: the input Secret has no data; `{}` is left unchanged",
+        crate::printer().note(format_args!(
+            "the input Secret has no data; `{}` is left unchanged",
             target.display()
-        );
+        ));
         return Ok(());
     }
     merge_into(&mut sealed, secrets, &public_keys(&certs))?;
@@ -237,10 +237,7 @@ fn read_sealed_docs(seal: &SealArgs) -> Result<Vec<SealedSecret>> {
         source,
     })?;
     if list.is_empty() {
-        return Err(CliError::Usage(
-            "no SealedSecret found in the input. Ensure the input is valid and UTF-8 encoded"
-                .to_owned(),
-        ));
+        return Err(CliError::NoSealedSecret);
     }
     Ok(list)
 }
@@ -256,7 +253,7 @@ fn validate_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()
         return validate::offline(&list, &certs);
     }
     let list = read_sealed_docs(seal)?;
-    crate::block_on(cluster::bounded(
+    crate::runtime::block_on(cluster::bounded(
         kube,
         "cannot validate sealed secret",
         async {
@@ -271,17 +268,16 @@ fn validate_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()
                 match resp.status.as_u16() {
                     200..=299 => {}
                     409 => {
-                        return Err(CliError::Usage(format!(
-                            "unable to decrypt sealed secret: {}",
-                            ss.metadata.name.as_deref().unwrap_or("")
-                        )));
+                        return Err(CliError::NotDecryptable {
+                            name: ss.metadata.name.clone().unwrap_or_default(),
+                        });
                     }
                     _ => {
-                        return Err(CliError::Usage(format!(
-                            "cannot validate sealed secret: {} (HTTP {})",
-                            cluster::reason_of(&resp.body),
-                            resp.status.as_u16()
-                        )));
+                        return Err(CliError::ControllerStatus {
+                            action: "cannot validate sealed secret",
+                            reason: cluster::reason_of(&resp.body),
+                            status: resp.status.as_u16(),
+                        });
                     }
                 }
             }
@@ -304,29 +300,31 @@ fn re_encrypt(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
         .filter(|_| seal.sealed_secret_file.is_none())
         .and_then(yaml_extension);
     let format = output_format(seal, fallback)?;
-    let rotated = crate::block_on(cluster::bounded(kube, "cannot re-encrypt secret", async {
-        let controller =
-            Controller::connect(kube, &cert.controller_namespace, &cert.controller_name).await?;
-        let mut out = Vec::new();
-        for ss in &list {
-            let body = output::to_json(ss).into_bytes();
-            let resp = controller
-                .call(http::Method::POST, "/v1/rotate", body)
-                .await?;
-            match resp.status.as_u16() {
-                200..=299 => out.push(parse_rotated(&resp.body)?),
-                409 => return Err(CliError::Usage("unable to rotate secret".to_owned())),
-                _ => {
-                    return Err(CliError::Usage(format!(
-                        "cannot re-encrypt secret: {} (HTTP {})",
-                        cluster::reason_of(&resp.body),
-                        resp.status.as_u16()
-                    )));
+    let rotated =
+        crate::runtime::block_on(cluster::bounded(kube, "cannot re-encrypt secret", async {
+            let controller =
+                Controller::connect(kube, &cert.controller_namespace, &cert.controller_name)
+                    .await?;
+            let mut out = Vec::new();
+            for ss in &list {
+                let body = output::to_json(ss).into_bytes();
+                let resp = controller
+                    .call(http::Method::POST, "/v1/rotate", body)
+                    .await?;
+                match resp.status.as_u16() {
+                    200..=299 => out.push(parse_rotated(&resp.body)?),
+                    409 => return Err(CliError::RotateRefused),
+                    _ => {
+                        return Err(CliError::ControllerStatus {
+                            action: "cannot re-encrypt secret",
+                            reason: cluster::reason_of(&resp.body),
+                            status: resp.status.as_u16(),
+                        });
+                    }
                 }
             }
-        }
-        Ok(out)
-    }))??;
+            Ok(out)
+        }))??;
     let text = render_all(&rotated, format)?;
     write_output(out_path.as_deref(), text.as_bytes())
 }
@@ -334,11 +332,8 @@ fn re_encrypt(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
 /// The rotate answer has no apiVersion/kind (upstream quirk): add them, then clear the
 /// server fields upstream clears.
 fn parse_rotated(body: &[u8]) -> Result<SealedSecret> {
-    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        CliError::Usage(format!(
-            "cannot re-encrypt secret: invalid answer from the controller: {e}"
-        ))
-    })?;
+    let mut value: serde_json::Value =
+        serde_json::from_slice(body).map_err(CliError::ControllerAnswer)?;
     if let Some(obj) = value.as_object_mut() {
         obj.entry("apiVersion")
             .or_insert_with(|| sealed_secrets_api::API_VERSION.into());

@@ -6,7 +6,6 @@
 //! SealedSecret documents change, every other byte of the file stays as it was. A file with
 //! any failure is left untouched.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use sealed_secrets_api::output::{self, OutputFormat};
@@ -16,7 +15,7 @@ use sealed_secrets_crypto::{Certificate, KeyRing, PublicKey};
 use crate::cli::ReencryptArgs;
 use crate::error::{CliError, Result};
 use crate::io::FileMode;
-use crate::{Outcome, certs, docs, io, keyfiles};
+use crate::{Outcome, certs, docs, io, keyfiles, printer};
 
 /// Per-run counters.
 #[derive(Debug, Default)]
@@ -37,13 +36,11 @@ pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
     certs::announce_format(&certs);
     let keys: Vec<&PublicKey> = certs.iter().map(Certificate::public_key).collect();
     let files = docs::sealed_files(&args.dirs)?;
-    let progress = std::io::stderr().is_terminal();
+    let out = printer();
     let mut tally = Tally::default();
     let total = files.len();
     for (i, (path, text)) in files.iter().enumerate() {
-        if progress {
-            eprint!("\r\x1b[2K[{}/{total}] {}", i + 1, path.display());
-        }
+        out.progress(format_args!("[{}/{total}] {}", i + 1, path.display()));
         match rewrite(text, &ring, &keys, &mut tally) {
             Ok(Some(new_text)) => {
                 tally.files += 1;
@@ -53,19 +50,15 @@ pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
             }
             Ok(None) => {}
             Err(problems) => {
-                if progress {
-                    eprintln!();
-                }
+                out.end_progress();
                 for p in problems {
-                    eprintln!("{}: {p}", path.display());
+                    out.status(format_args!("{}: {p}", path.display()));
                 }
             }
         }
     }
-    if progress {
-        eprintln!();
-    }
-    eprintln!(
+    out.end_progress();
+    out.status(format_args!(
         "{} SealedSecret(s) re-encrypted in {} file(s){}, {} already sealed for the new certificate, {} failed",
         tally.resealed,
         tally.files,
@@ -76,15 +69,11 @@ pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
         },
         tally.current,
         tally.failed
-    );
+    ));
     if tally.failed > 0 {
-        return Err(CliError::Usage(format!(
-            "{} SealedSecret(s) could not be re-encrypted (their files were left untouched)",
-            tally.failed
-        ))
-        .with_hint(
-            "pass every key that sealed them with --recovery-private-key (comma list or repeated)",
-        ));
+        return Err(CliError::ReencryptFailed {
+            count: tally.failed,
+        });
     }
     Ok(Outcome::Success)
 }
@@ -207,6 +196,6 @@ pub fn rewrite_file(path: &Path, ring: &KeyRing, certs: &[Certificate]) -> Resul
             Ok(true)
         }
         Ok(None) => Ok(false),
-        Err(p) => Err(CliError::Usage(p.join("; "))),
+        Err(problems) => Err(CliError::ReencryptFile { problems }),
     }
 }

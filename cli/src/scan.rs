@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::Outcome;
 use crate::cli::ScanArgs;
 use crate::docs;
 use crate::error::{CliError, Result};
 use crate::io;
+use crate::{Outcome, printer};
 
 /// One unsealed Secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,22 +78,22 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
     }
     io::write_stdout(out.as_bytes())?;
     for (path, reason) in &skipped {
-        eprintln!("note: {}: {reason}", path.display());
+        printer().note(format_args!("{}: {reason}", path.display()));
     }
     if findings.is_empty() {
-        eprintln!("scanned {scanned} file(s): no unsealed Secret found");
+        printer().status(format_args!(
+            "scanned {scanned} file(s): no unsealed Secret found"
+        ));
     } else {
-        eprintln!(
+        printer().status(format_args!(
             "found {} unsealed Secret(s) in {scanned} scanned file(s); seal them with kubeseal and commit the SealedSecret instead",
             findings.len()
-        );
+        ));
     }
     if args.strict && !skipped.is_empty() {
-        return Err(CliError::Usage(format!(
-            "--strict: {} file(s) could not be parsed completely (listed above)",
-            skipped.len()
-        ))
-        .with_hint("fix or render them (e.g. scan `helm template` output), or drop --strict"));
+        return Err(CliError::StrictUnparsed {
+            count: skipped.len(),
+        });
     }
     Ok(if findings.is_empty() {
         Outcome::Success

@@ -25,13 +25,11 @@ pub fn offline(list: &[SealedSecret], certs: &[Certificate]) -> Result<()> {
         return Ok(());
     }
     for p in &problems[..problems.len() - 1] {
-        eprintln!("{p}");
+        crate::printer().status(p);
     }
-    Err(CliError::Usage(format!(
-        "unable to validate sealed secret offline: {}",
-        problems[problems.len() - 1]
-    ))
-    .with_hint("re-seal the Secret with this certificate (kubeseal --cert ...), or validate against the cluster without --cert"))
+    Err(CliError::OfflineInvalid {
+        last: problems[problems.len() - 1].clone(),
+    })
 }
 
 /// The problems of one SealedSecret (empty when it looks fine).

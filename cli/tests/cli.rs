@@ -1303,7 +1303,10 @@ fn passphrase_prompt_does_not_echo() {
         .spawn()
         .expect("script (util-linux) runs the command on a pty");
     let mut out = child.stdout.take().unwrap();
-    // Type only once the prompt is shown (echo is switched off before it is printed).
+    // Type only once the prompt is shown, and a moment later: rpassword writes the prompt
+    // first and switches echo off just after, so typing the instant the prompt appears races
+    // with that switch (on a loaded machine the passphrase was echoed, a false failure). A
+    // human cannot type within that window; the pause keeps the test about our behaviour.
     let mut seen = Vec::new();
     let mut buf = [0u8; 256];
     while !String::from_utf8_lossy(&seen).contains("Passphrase: ") {
@@ -1311,6 +1314,7 @@ fn passphrase_prompt_does_not_echo() {
         assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buf[..n]);
     }
+    std::thread::sleep(std::time::Duration::from_millis(500));
     child
         .stdin
         .take()
