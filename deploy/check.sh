@@ -12,6 +12,8 @@
 #      every upstream key works or is refused with the reason; the documented migration command
 #      renders our image). Upstream's chart is read from the Go module tests/upstream/go.mod
 #      pins (tests/upstream/chart-dir.sh): needs Go and the module proxy or a warm module cache.
+#      With Go, helm/tests/upgrade-from-upstream.sh also runs that migration on a real
+#      kube-apiserver (tests/cluster); skipped, and said so, without Go.
 #   4. schema validation of every rendered object (SealedSecret examples against the CRD)
 #   5. policy: names, ports, args, probes, security context, RBAC of the rendered installs
 #   6. base == default Helm render (same objects), full values reach the objects
@@ -118,6 +120,15 @@ readme_names_values() {
 step "helm show readme: the chart README names every top-level value" readme_names_values
 step "upstream's values: every key works or is refused with why; the documented migration is safe" \
   python3 "$deploy/helm/tests/upstream_compat.py"
+# The same migration for real: upstream's chart installed on a real kube-apiserver
+# (tests/cluster, ~10 s once its binaries are built; up.sh builds them when missing), then
+# upgraded in place with the documented command.
+if command -v go >/dev/null; then
+  step "helm upgrade of upstream's chart install on a real kube-apiserver (helm/tests/upgrade-from-upstream.sh)" \
+    bash "$deploy/helm/tests/upgrade-from-upstream.sh"
+else
+  echo "SKIP  helm upgrade of upstream's chart install on a real kube-apiserver: no 'go' on PATH (the control plane and upstream's chart come from Go modules)"
+fi
 
 # ---- 4.-8. validate ----------------------------------------------------------------------
 v="python3 $deploy/validate.py"
