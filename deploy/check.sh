@@ -10,7 +10,10 @@
 #   3. helm lint --strict and helm template: default values, ci/full-values.yaml, upstream-style
 #      names with a single replica, upstream's own chart values (helm/tests/upstream_compat.py:
 #      every upstream key works or is refused with the reason; the documented migration command
-#      renders our image)
+#      renders our image). Upstream's chart is read from the Go module tests/upstream/go.mod
+#      pins (tests/upstream/chart-dir.sh): needs Go and the module proxy or a warm module cache.
+#      With Go, helm/tests/upgrade-from-upstream.sh also runs that migration on a real
+#      kube-apiserver (tests/cluster); skipped, and said so, without Go.
 #   4. schema validation of every rendered object (SealedSecret examples against the CRD)
 #   5. policy: names, ports, args, probes, security context, RBAC of the rendered installs
 #   6. base == default Helm render (same objects), full values reach the objects
@@ -95,9 +98,17 @@ step "helm template refuses an invalid value (values.schema.json)" \
   sh -c "! helm template x '$chart' --set logFormat=xml >/dev/null 2>&1"
 step "helm template refuses an unknown top-level key (--set replicaCont=3)" \
   sh -c "! helm template x '$chart' --set replicaCont=3 >/dev/null 2>&1"
-upstream_values=$(ls "$deploy"/helm/tests/upstream-values-*.yaml | tail -n 1)
-step "helm template with upstream's chart values (${upstream_values#"$root"/}) and our image" \
-  sh -c "helm template sealed-secrets '$chart' --namespace kube-system -f '$upstream_values' --set image.registry=ghcr.io,image.repository=sealed-secrets-rs/sealed-secrets-controller,image.tag= > '$out/helm-upstream-values.yaml'"
+# Upstream's own chart comes from the Go module tests/upstream/go.mod pins (never copied here);
+# without Go or the module proxy this step fails and says why.
+upstream_chart=$(bash "$root/tests/upstream/chart-dir.sh" 2>"$out/log/upstream-chart-dir.log") || upstream_chart=""
+upstream_values_render() {
+  [ -n "$upstream_chart" ] || { cat "$out/log/upstream-chart-dir.log"; return 1; }
+  echo "upstream's chart $(sed -n 's/^version: //p' "$upstream_chart/Chart.yaml"): $upstream_chart"
+  helm template sealed-secrets "$chart" --namespace kube-system -f "$upstream_chart/values.yaml" \
+    --set image.registry=ghcr.io,image.repository=sealed-secrets-rs/sealed-secrets-controller,image.tag= > "$out/helm-upstream-values.yaml"
+}
+step "helm template with upstream's chart values (from the Go module in tests/upstream/go.mod) and our image" \
+  upstream_values_render
 readme_names_values() {
   local readme missing=0 key
   readme=$(helm show readme "$chart") || return 1
@@ -109,6 +120,15 @@ readme_names_values() {
 step "helm show readme: the chart README names every top-level value" readme_names_values
 step "upstream's values: every key works or is refused with why; the documented migration is safe" \
   python3 "$deploy/helm/tests/upstream_compat.py"
+# The same migration for real: upstream's chart installed on a real kube-apiserver
+# (tests/cluster, ~10 s once its binaries are built; up.sh builds them when missing), then
+# upgraded in place with the documented command.
+if command -v go >/dev/null; then
+  step "helm upgrade of upstream's chart install on a real kube-apiserver (helm/tests/upgrade-from-upstream.sh)" \
+    bash "$deploy/helm/tests/upgrade-from-upstream.sh"
+else
+  echo "SKIP  helm upgrade of upstream's chart install on a real kube-apiserver: no 'go' on PATH (the control plane and upstream's chart come from Go modules)"
+fi
 
 # ---- 4.-8. validate ----------------------------------------------------------------------
 v="python3 $deploy/validate.py"

@@ -6,8 +6,8 @@
 //!   project binaries as processes, state dumps on failure.
 //! - [`control_plane`]: the real-cluster backend (`SEALED_SECRETS_E2E_CLUSTER=real`).
 //! - [`kubeconfig`]: kubeconfig files for the stand-in.
-//! - [`upstream`]: upstream Sealed Secrets' own binaries and a real control plane, for the
-//!   upstream-peer tests.
+//! - [`upstream`]: upstream Sealed Secrets' own binaries, run in-cluster style, and upstream's
+//!   own RBAC, for the upstream-peer tests.
 
 pub mod control_plane;
 pub mod harness;

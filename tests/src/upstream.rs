@@ -2,8 +2,8 @@
 //!
 //! - [`upstream_binary`]: upstream's `kubeseal` and `controller`, built from their pinned Go
 //!   module by `tests/upstream/build.sh` into `target/upstream-bin/`.
-//! - [`ControlPlane`]: a real etcd + kube-apiserver + kube-controller-manager on loopback,
-//!   started by `tests/cluster/up.sh DIR` and stopped by `tests/cluster/down.sh DIR` on drop.
+//! - [`upstream_rbac_manifest`]: upstream's own ServiceAccount and RBAC, rendered from its Helm
+//!   chart in the same Go module, for upstream's controller to run under.
 //! - [`InCluster`]: a controller run as if in a pod (upstream's reads only in-cluster
 //!   configuration) through `tests/upstream/run-controller.sh`, authenticated by a TokenRequest
 //!   token of a ServiceAccount.
@@ -17,21 +17,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Cluster, HarnessError, Process, free_port, wait_for_port, workspace_root};
+use crate::control_plane::ControlPlane;
+use crate::harness::{
+    Cluster, HarnessError, Process, find_helm, free_port, wait_for_port, workspace_root,
+};
 
 /// Backend switch of the e2e suite; the tests of this module run only when it is `real`.
 pub const BACKEND_ENV: &str = "SEALED_SECRETS_E2E_CLUSTER";
-/// Directory holding `up.sh` and `down.sh` (default `<workspace>/tests/cluster`); for running
-/// these tests against scripts of another checkout.
-pub const CLUSTER_SCRIPTS_ENV: &str = "SEALED_SECRETS_E2E_CLUSTER_SCRIPTS";
+/// The ServiceAccount (and fullname of upstream's chart) upstream's controller runs as, bound
+/// by upstream's own RBAC ([`upstream_rbac_manifest`]).
+pub const UPSTREAM_SA: &str = "upstream-sealed-secrets";
 
 /// What went wrong setting up upstream's binaries or the control plane.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
     #[error("upstream binary `{}` not found; build it first: bash tests/upstream/build.sh", path.display())]
     UpstreamMissing { path: PathBuf },
-    #[error("script `{}` not found (set {CLUSTER_SCRIPTS_ENV} to the directory holding up.sh and down.sh)", path.display())]
-    ScriptMissing { path: PathBuf },
     #[error("`{what}` failed with {status}:\n{output}")]
     Script {
         what: String,
@@ -48,6 +49,8 @@ pub enum PeerError {
     NotReady { what: String, log: String },
     #[error("`{}` does not set {key}", path.display())]
     EnvFile { path: PathBuf, key: &'static str },
+    #[error("the cluster is not a private control plane (Cluster::control_plane)")]
+    NotControlPlane,
     #[error(transparent)]
     Harness(#[from] HarnessError),
 }
@@ -113,124 +116,82 @@ fn run_script(mut cmd: Command, what: &str) -> Result<String, PeerError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// A real control plane of its own: etcd, kube-apiserver and kube-controller-manager on free
-/// loopback ports, state in a temporary directory; stopped (down.sh) and removed on drop.
-#[derive(Debug)]
-pub struct ControlPlane {
-    dir: tempfile::TempDir,
-    scripts: PathBuf,
-    host: String,
-    port: String,
-    up: bool,
+/// The private control plane of `cluster` ([`Cluster::control_plane`]).
+fn control_plane(cluster: &Cluster) -> Result<&ControlPlane, PeerError> {
+    cluster
+        .control_plane_handle()
+        .ok_or(PeerError::NotControlPlane)
 }
 
-impl ControlPlane {
-    /// Starts one with `up.sh` and waits until it answers (up.sh writes the kubeconfig only
-    /// then); prints the start-up time.
-    pub fn start() -> Result<Self, PeerError> {
-        let scripts = std::env::var_os(CLUSTER_SCRIPTS_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join("tests/cluster"));
-        for script in ["up.sh", "down.sh"] {
-            let path = scripts.join(script);
-            if !path.is_file() {
-                return Err(PeerError::ScriptMissing { path });
-            }
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("ssrs-cp-")
-            .tempdir()
-            .map_err(io_err("create a temporary directory"))?;
-        let mut cp = Self {
-            dir,
-            scripts,
-            host: String::new(),
-            port: String::new(),
-            up: true,
-        };
-        let started = Instant::now();
-        let mut cmd = Command::new("bash");
-        cmd.arg(cp.scripts.join("up.sh"))
-            .arg(cp.dir.path())
-            // up.sh's watchdog stops the control plane if this test process dies uncleanly.
-            .env("CLUSTER_OWNER_PID", std::process::id().to_string());
-        // On failure `cp` is dropped, which runs down.sh for whatever did start.
-        run_script(cmd, "tests/cluster/up.sh")?;
-        let env_path = cp.dir.path().join("env");
-        let env = std::fs::read_to_string(&env_path)
-            .map_err(io_err(format!("read {}", env_path.display())))?;
-        let value = |key: &'static str| {
-            env.lines()
-                .filter_map(|l| l.trim().trim_start_matches("export ").split_once('='))
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v.trim_matches(['"', '\'']).to_owned())
-                .ok_or(PeerError::EnvFile {
-                    path: env_path.clone(),
-                    key,
-                })
-        };
-        cp.host = value("KUBE_APISERVER_HOST")?;
-        cp.port = value("KUBE_APISERVER_PORT")?;
-        eprintln!(
-            "real control plane up in {:.1}s at https://{}:{}",
-            started.elapsed().as_secs_f64(),
-            cp.host,
-            cp.port
-        );
-        Ok(cp)
-    }
-
-    /// The admin kubeconfig.
-    pub fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-
-    /// The CA of the API server's serving certificate.
-    pub fn ca_cert(&self) -> PathBuf {
-        self.dir.path().join("ca.crt")
-    }
-
-    /// A harness [`Cluster`] over this control plane (admin credentials).
-    pub fn cluster(&self) -> Result<Cluster, HarnessError> {
-        Cluster::real(self.kubeconfig())
-    }
-
-    /// Stops it now (also done on drop).
-    pub fn stop(&mut self) -> Result<(), PeerError> {
-        if !std::mem::replace(&mut self.up, false) {
-            return Ok(());
-        }
-        let mut cmd = Command::new("bash");
-        cmd.arg(self.scripts.join("down.sh")).arg(self.dir.path());
-        run_script(cmd, "tests/cluster/down.sh").map(|_| ())
-    }
+/// The API server's address as a pod sees it (`KUBERNETES_SERVICE_HOST` and `_PORT`), from
+/// the `DIR/env` file `tests/cluster/up.sh` writes.
+fn api_host_port(cp: &ControlPlane) -> Result<(String, String), PeerError> {
+    let env_path = cp.dir().join("env");
+    let env = std::fs::read_to_string(&env_path)
+        .map_err(io_err(format!("read {}", env_path.display())))?;
+    let value = |key: &'static str| {
+        env.lines()
+            .filter_map(|l| l.trim().trim_start_matches("export ").split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.trim_matches(['"', '\'']).to_owned())
+            .ok_or(PeerError::EnvFile {
+                path: env_path.clone(),
+                key,
+            })
+    };
+    Ok((value("KUBE_APISERVER_HOST")?, value("KUBE_APISERVER_PORT")?))
 }
 
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        if let Err(e) = self.stop() {
-            eprintln!(
-                "failed to stop the control plane in {}: {e}",
-                self.dir.path().display()
-            );
-        }
+/// Upstream's own RBAC, as its Helm chart creates it: the chart of the pinned Go module
+/// (`tests/upstream/chart-dir.sh`), its ServiceAccount and RBAC templates only, rendered by
+/// `helm template` for namespace `namespace` with fullname [`UPSTREAM_SA`] (which names the
+/// ServiceAccount, Roles and bindings) and ClusterRole `upstream-secrets-unsealer`, so that
+/// none of its objects replaces one of `deploy/base`'s (upstream's defaults, `secrets-unsealer`
+/// and `sealed-secrets-controller`, are the names `deploy/base` uses too). Each controller then
+/// runs under exactly its own project's RBAC: upstream's patches repeated Events, which
+/// `deploy/base`'s least-privilege ClusterRole does not allow ours.
+pub fn upstream_rbac_manifest(namespace: &str) -> Result<String, PeerError> {
+    let mut cmd = Command::new("bash");
+    cmd.arg(workspace_root().join("tests/upstream/chart-dir.sh"));
+    let chart = run_script(cmd, "tests/upstream/chart-dir.sh")?;
+    let mut cmd = Command::new(find_helm()?);
+    cmd.args([
+        "template",
+        "upstream",
+        chart.trim(),
+        "--namespace",
+        namespace,
+    ])
+    .args(["--set-string", &format!("fullnameOverride={UPSTREAM_SA}")])
+    .args([
+        "--set-string",
+        "rbac.clusterRoleName=upstream-secrets-unsealer",
+    ]);
+    for t in [
+        "service-account",
+        "role",
+        "role-binding",
+        "cluster-role",
+        "cluster-role-binding",
+    ] {
+        cmd.args(["--show-only", &format!("templates/{t}.yaml")]);
     }
+    run_script(cmd, "helm template of upstream's chart (RBAC templates)")
 }
 
 /// A pod's service-account volume for `namespace/name`: a TokenRequest token (1 hour), the
 /// API server's CA and the namespace, in a directory of `cp`'s.
 pub fn service_account_dir(
-    cp: &ControlPlane,
     cluster: &Cluster,
     namespace: &str,
     name: &str,
 ) -> Result<PathBuf, PeerError> {
+    let cp = control_plane(cluster)?;
     let token = cluster.kubectl_run(
         &["create", "token", name, "-n", namespace, "--duration=1h"],
         None,
     )?;
-    let dir = cp.dir.path().join(format!("sa-{namespace}-{name}"));
+    let dir = cp.dir().join(format!("sa-{namespace}-{name}"));
     std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
     let write = |file: &str, contents: &[u8]| {
         std::fs::write(dir.join(file), contents).map_err(io_err(format!("write {file}")))
@@ -238,7 +199,8 @@ pub fn service_account_dir(
     write("token", token.trim().as_bytes())?;
     write(
         "ca.crt",
-        &std::fs::read(cp.ca_cert()).map_err(io_err("read the control plane's ca.crt"))?,
+        &std::fs::read(cp.dir().join("ca.crt"))
+            .map_err(io_err("read the control plane's ca.crt"))?,
     )?;
     write("namespace", namespace.as_bytes())?;
     Ok(dir)
@@ -259,12 +221,14 @@ impl InCluster {
     /// namespace, `sa_dir` bound at the service-account path), both listeners on fresh
     /// loopback ports, `env` added; waits until the main listener accepts connections.
     pub fn start(
-        cp: &ControlPlane,
+        cluster: &Cluster,
         sa_dir: &Path,
         program: &Path,
         args: &[String],
         env: &[(&str, &str)],
     ) -> Result<Self, PeerError> {
+        let cp = control_plane(cluster)?;
+        let (host, port) = api_host_port(cp)?;
         let http = format!("127.0.0.1:{}", free_port()?);
         let metrics = format!("127.0.0.1:{}", free_port()?);
         let mut cmd = Command::new("bash");
@@ -277,11 +241,11 @@ impl InCluster {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             // No kubeconfig to fall back to: in-cluster configuration only.
-            .env("HOME", cp.dir.path())
-            .env("KUBERNETES_SERVICE_HOST", &cp.host)
-            .env("KUBERNETES_SERVICE_PORT", &cp.port)
+            .env("HOME", cp.dir())
+            .env("KUBERNETES_SERVICE_HOST", &host)
+            .env("KUBERNETES_SERVICE_PORT", &port)
             .envs(env.iter().copied());
-        let mut process = Process::spawn(cmd, cp.dir.path())?;
+        let mut process = Process::spawn(cmd, cp.dir())?;
         if let Err(e) = wait_for_port(&http, Duration::from_secs(60)) {
             let log = process.log();
             process.stop();

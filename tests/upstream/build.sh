@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds upstream Sealed Secrets' own `controller` and `kubeseal`, pinned by go.mod/go.sum beside
 # this script, into ${CARGO_TARGET_DIR:-target}/upstream-bin. The e2e suite runs them as peers of
-# ours (tests/tests/upstream_peers.rs). Nothing is downloaded but Go modules through the module
+# ours (tests/tests/upstream_peers/). Nothing is downloaded but Go modules through the module
 # proxy; Go's module and build caches are reused, and the build is skipped when the binaries were
 # built from the same go.mod, go.sum and Go version.
 set -euo pipefail

@@ -4,16 +4,22 @@
 # with upstream's values file, and checks that every object was updated in place (immutable
 # Deployment selector and RBAC roleRefs accepted), with our image and flags.
 #
-# Usage: bash deploy/helm/tests/upgrade-from-upstream.sh UPSTREAM_CHART_DIR
-#   UPSTREAM_CHART_DIR  upstream's chart (helm/sealed-secrets of bitnami-labs/sealed-secrets, or
-#                       `helm pull sealed-secrets/sealed-secrets --untar`); not shipped here,
-#                       so this test is not part of deploy/check.sh.
-# Needs helm and kubectl on PATH and tests/cluster (Go-built binaries, CLUSTER_BIN).
+# Usage: bash deploy/helm/tests/upgrade-from-upstream.sh [UPSTREAM_CHART_DIR]
+#   UPSTREAM_CHART_DIR  upstream's chart; default: helm/sealed-secrets of the upstream Go module
+#                       tests/upstream/go.mod pins (tests/upstream/chart-dir.sh), so it runs
+#                       unattended. Another release: `helm pull sealed-secrets/sealed-secrets --untar`.
+# Needs helm and kubectl on PATH, Go, and tests/cluster (Go-built binaries, CLUSTER_BIN).
+# deploy/check.sh runs it when Go is available.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
-[ $# -eq 1 ] && [ -f "$1/Chart.yaml" ] || { echo "usage: $0 UPSTREAM_CHART_DIR (a directory with Chart.yaml)" >&2; exit 2; }
-upstream_chart=$(cd "$1" && pwd)
+case $# in
+0) upstream_chart=$(bash "$root/tests/upstream/chart-dir.sh") || exit 1 ;;
+1) [ -f "$1/Chart.yaml" ] || { echo "usage: $0 [UPSTREAM_CHART_DIR] ('$1' has no Chart.yaml)" >&2; exit 2; }
+   upstream_chart=$(cd "$1" && pwd) ;;
+*) echo "usage: $0 [UPSTREAM_CHART_DIR]" >&2; exit 2 ;;
+esac
+start=$(date +%s)
 work=$(mktemp -d "${TMPDIR:-/tmp}/upgrade-from-upstream.XXXXXX")
 cleanup() {
   bash "$root/tests/cluster/down.sh" "$work/cluster" >/dev/null 2>&1 || true
@@ -57,4 +63,4 @@ case $image in
 ghcr.io/sealed-secrets-rs/sealed-secrets-controller:*) echo "ok   the Deployment runs our image ($image)" ;;
 *) echo "FAIL the Deployment runs $image" >&2; exit 1 ;;
 esac
-echo "ok   upgrade-from-upstream: helm upgrade of upstream's chart install with the documented command"
+echo "ok   upgrade-from-upstream: helm upgrade of upstream's chart $(sed -n 's/^version: //p' "$upstream_chart/Chart.yaml") install with the documented command ($(($(date +%s) - start))s)"

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Upstream's Helm values against our chart (called by deploy/check.sh; needs helm on PATH).
 
-Test input: upstream-values-*.yaml, a verbatim copy of upstream Sealed Secrets' chart
-values.yaml (bitnami-labs/sealed-secrets, Apache-2.0). Checks:
+Test input: upstream Sealed Secrets' own chart values.yaml, read from the Go module that
+tests/upstream/go.mod pins (tests/upstream/chart-dir.sh prints its helm/sealed-secrets directory;
+needs Go and the Go module proxy or a warm module cache). Nothing of upstream's is copied here.
+Checks:
 
   keys       every key of upstream's values is declared in our values.schema.json (the schema
              closes every fixed-shape object, so an undeclared key would be refused)
@@ -15,7 +17,6 @@ values.yaml (bitnami-labs/sealed-secrets, Apache-2.0). Checks:
 
 Prints one line per check, exits 1 if any failed.
 """
-import glob
 import json
 import os
 import re
@@ -28,7 +29,7 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 CHART = os.path.join(ROOT, "deploy", "helm", "sealed-secrets")
-UPSTREAM = sorted(glob.glob(os.path.join(HERE, "upstream-values-*.yaml")))[-1]
+CHART_DIR_SH = os.path.join(ROOT, "tests", "upstream", "chart-dir.sh")
 OUR_IMAGE = "ghcr.io/sealed-secrets-rs/sealed-secrets-controller"
 # The user docs that show the migration command.
 DOCS = ("README.md", "docs/migrate-from-upstream.md", "deploy/helm/sealed-secrets/README.md")
@@ -87,11 +88,20 @@ def find(docs, kind, name_suffix=""):
     return [d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith(name_suffix)]
 
 
-def check_keys(upstream):
+def upstream_chart():
+    """Upstream's chart directory in Go's module cache, or exits 1 saying why it is missing."""
+    p = subprocess.run(["bash", CHART_DIR_SH], capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit("FAIL upstream's chart values are unavailable (tests/upstream/chart-dir.sh):\n"
+                 + p.stderr.strip())
+    return p.stdout.strip()
+
+
+def check_keys(upstream, label):
     schema = json.load(open(os.path.join(CHART, "values.schema.json")))
     missing = [".".join(p) for p in leaves(upstream) if not schema_declares(schema, p)]
     check(not missing, "every key of %s is declared in values.schema.json (%d keys)"
-          % (os.path.basename(UPSTREAM), len(list(leaves(upstream)))), "undeclared: %s" % missing)
+          % (label, len(list(leaves(upstream)))), "undeclared: %s" % missing)
 
 
 # (what, --set/--set-json arguments, predicate on the render or expected error regex)
@@ -140,6 +150,24 @@ EFFECTS = [
      ["--set-string", "rbac.serviceProxier.subjects=- kind: Group\n  name: '{{ .Release.Namespace }}-devs'"],
      lambda d: [b["subjects"] for b in find(d, "RoleBinding", "-service-proxier")]
      == [[{"kind": "Group", "name": "kube-system-devs"}]]),
+    ("hostUsers=false reaches the pod spec (new in upstream's chart 2.19)",
+     ["--set", "hostUsers=false"],
+     lambda d: deployment(d)["spec"]["template"]["spec"]["hostUsers"] is False),
+    ("hostUsers unset (upstream's ~) leaves the pod spec field out",
+     [], lambda d: "hostUsers" not in deployment(d)["spec"]["template"]["spec"]),
+    ("hostUsers=false with hostNetwork=true is refused, saying why",
+     ["--set", "hostUsers=false,hostNetwork=true"],
+     r"hostUsers=false with hostNetwork=true: Kubernetes refuses"),
+    ("metrics.prometheusRule.groups are added after our alerts (new in upstream's chart 2.19)",
+     ["--set", "metrics.prometheusRule.enabled=true", "--set-json",
+      'metrics.prometheusRule.groups=[{"name":"mine","rules":[{"alert":"A","expr":"up == 0","for":"1m"}]}]'],
+     lambda d: [g["name"] for g in find(d, "PrometheusRule")[0]["spec"]["groups"]] == ["sealed-secrets", "mine"]
+     and find(d, "PrometheusRule")[0]["spec"]["groups"][1]["rules"]
+     == [{"alert": "A", "expr": "up == 0", "for": "1m"}]),
+    ("metrics.prometheusRule.groups repeating a group name is refused, saying why",
+     ["--set", "metrics.prometheusRule.enabled=true", "--set-json",
+      'metrics.prometheusRule.groups=[{"name":"sealed-secrets","rules":[]}]'],
+     r'the group name "sealed-secrets" is used twice .*Prometheus needs unique group names'),
     ("unknown top-level key (replicaCont) is refused",
      ["--set", "replicaCont=3"], r"additional properties 'replicaCont' not allowed"),
     ("unknown nested key (image.tga) is refused",
@@ -177,10 +205,18 @@ def migration_commands():
     return found
 
 
-def check_migration():
-    rc, _, err = helm_template("x", CHART, "-f", UPSTREAM)
+def check_migration(values):
+    rc, _, err = helm_template("x", CHART, "-f", values)
     check(rc != 0 and "upstream's controller" in err and "would crash-loop" in err,
           "upstream's values alone are refused: their image with our flags would crash-loop", err)
+
+    our_image = ["--set", "image.registry=ghcr.io,image.repository=sealed-secrets-rs/sealed-secrets-controller,image.tag="]
+    rc, docs, err = helm_template("x", CHART, "-f", values, *our_image, "--set", "metrics.prometheusRule.enabled=true")
+    groups = [g["name"] for g in find(docs, "PrometheusRule")[0]["spec"]["groups"]] if rc == 0 else err
+    upstream_groups = [g["name"] for g in yaml.safe_load(open(values))["metrics"]["prometheusRule"]["groups"]]
+    check(groups == ["sealed-secrets"] + upstream_groups,
+          "upstream's values with metrics.prometheusRule.enabled: our alerts, then upstream's groups %s"
+          % upstream_groups, groups)
 
     commands = migration_commands()
     docs_with = {doc for doc, _ in commands}
@@ -191,7 +227,7 @@ def check_migration():
         argv = shlex.split(line)
         # `helm upgrade RELEASE CHART ...` -> `helm template RELEASE CHART ...` (no cluster here),
         # the user's values file -> upstream's values, as the issue asks.
-        args = [UPSTREAM if a in ("your-values.yaml", "values.yaml") else a for a in argv[2:]]
+        args = [values if a in ("your-values.yaml", "values.yaml") else a for a in argv[2:]]
         args = [os.path.join(ROOT, a) if a == "deploy/helm/sealed-secrets" else a for a in args]
         rc, docs, err = helm_template(*args)
         what = "%s: `%s` with upstream's values" % (doc, line)
@@ -207,10 +243,13 @@ def check_migration():
 
 
 def main():
-    upstream = yaml.safe_load(open(UPSTREAM))
-    check_keys(upstream)
+    chart = upstream_chart()
+    version = yaml.safe_load(open(os.path.join(chart, "Chart.yaml")))["version"]
+    values = os.path.join(chart, "values.yaml")
+    print("upstream's chart %s: %s" % (version, chart))
+    check_keys(yaml.safe_load(open(values)), "upstream's chart %s values.yaml" % version)
     check_effects()
-    check_migration()
+    check_migration(values)
     print("upstream values checks: %d failed" % failures)
     return 1 if failures else 0
 

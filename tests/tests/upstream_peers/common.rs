@@ -1,5 +1,6 @@
-//! The world of one upstream-peer test ([`Env`]: a control plane with `deploy/base`, either
-//! controller run in-cluster style, either kubeseal) and the checks every test shares.
+//! The world of one upstream-peer test ([`Env`]: a control plane with `deploy/base` and
+//! upstream's own RBAC, either controller run in-cluster style, either kubeseal) and the checks
+//! every test shares.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -10,8 +11,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use sealed_secrets_e2e::harness::{Cluster, binary_path, random_suffix, workspace_root};
-use sealed_secrets_e2e::standin;
-use sealed_secrets_e2e::upstream::{ControlPlane, InCluster, service_account_dir, upstream_binary};
+use sealed_secrets_e2e::upstream::{
+    InCluster, UPSTREAM_SA, service_account_dir, upstream_binary, upstream_rbac_manifest,
+};
 use serde_json::{Value, json};
 
 pub const CTRL_NS: &str = "kube-system";
@@ -65,14 +67,16 @@ pub fn expect(name: &str, pairs: &[(&str, &str)]) -> Expect {
     }
 }
 
-/// One test's world: a control plane with `deploy/base` applied, the controller
-/// ServiceAccount's volume, a work directory.
+/// One test's world: a private control plane (the harness's real backend) with `deploy/base`
+/// and upstream's own RBAC applied, each controller's ServiceAccount volume, a work directory.
 pub struct Env {
-    pub cluster: Cluster,
+    /// Ours: `deploy/base`'s ServiceAccount, bound by `deploy/base`'s RBAC.
     pub sa: PathBuf,
+    /// Upstream's: [`UPSTREAM_SA`], bound by the RBAC of upstream's own chart.
+    pub upstream_sa: PathBuf,
     pub work: tempfile::TempDir,
     // Last: stopped after everything that talks to it.
-    pub cp: ControlPlane,
+    pub cluster: Cluster,
 }
 
 impl Env {
@@ -84,8 +88,7 @@ impl Env {
         for name in ["sealed-secrets-controller", "kubeseal"] {
             binary_path(name).unwrap_or_else(|e| panic!("{e}"));
         }
-        let cp = ControlPlane::start().unwrap_or_else(|e| panic!("{e}"));
-        let cluster = cp.cluster().unwrap();
+        let cluster = Cluster::control_plane().unwrap_or_else(|e| panic!("{e}"));
         let base = workspace_root().join("deploy/base");
         cluster
             .kubectl_run(&["apply", "-k", &base.to_string_lossy()], None)
@@ -101,13 +104,37 @@ impl Env {
                 None,
             )
             .unwrap();
-        let sa = service_account_dir(&cp, &cluster, CTRL_NS, CTRL_SA).unwrap();
+        let rbac = upstream_rbac_manifest(CTRL_NS).unwrap_or_else(|e| panic!("{e}"));
+        cluster
+            .kubectl_run(&["apply", "-f", "-"], Some(&rbac))
+            .unwrap();
+        // Each controller has its own project's rights: upstream's patches repeated Events,
+        // deploy/base (least privilege) lets ours only create them.
+        let can = |sa: &str, verb: &str| {
+            let user = format!("--as=system:serviceaccount:{CTRL_NS}:{sa}");
+            cluster
+                .kubectl_run(
+                    &["auth", "can-i", verb, "events", "-n", "default", &user],
+                    None,
+                )
+                .is_ok()
+        };
+        assert!(
+            can(UPSTREAM_SA, "patch"),
+            "upstream's RBAC lets it patch Events"
+        );
+        assert!(
+            can(CTRL_SA, "create") && !can(CTRL_SA, "patch"),
+            "deploy/base: create only"
+        );
+        let sa = service_account_dir(&cluster, CTRL_NS, CTRL_SA).unwrap();
+        let upstream_sa = service_account_dir(&cluster, CTRL_NS, UPSTREAM_SA).unwrap();
         let work = tempfile::tempdir().unwrap();
         Self {
-            cluster,
             sa,
+            upstream_sa,
             work,
-            cp,
+            cluster,
         }
     }
 
@@ -147,11 +174,12 @@ impl Env {
         p
     }
 
-    /// Upstream's controller, default flags (as upstream's controller.yaml runs it).
+    /// Upstream's controller, default flags (as upstream's controller.yaml runs it), as its own
+    /// ServiceAccount under upstream's RBAC.
     pub fn start_upstream(&self) -> InCluster {
         let mut c = InCluster::start(
-            &self.cp,
-            &self.sa,
+            &self.cluster,
+            &self.upstream_sa,
             &upstream_binary("controller").unwrap(),
             &[],
             &[],
@@ -189,7 +217,7 @@ impl Env {
         }
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (&**k, &**v)).collect();
         let mut c = InCluster::start(
-            &self.cp,
+            &self.cluster,
             &self.sa,
             &binary_path("sealed-secrets-controller").unwrap(),
             &args,
@@ -204,7 +232,7 @@ impl Env {
     pub fn kubeseal_output(&self, kubeseal: &Path, args: &[&str], stdin: &str) -> Output {
         kubeseal_with(
             kubeseal,
-            &self.cp.kubeconfig(),
+            self.cluster.kubeconfig(),
             self.work.path(),
             args,
             stdin,
@@ -304,6 +332,9 @@ impl Env {
 }
 
 /// Runs `kubeseal` with `KUBECONFIG` and a `HOME` of its own (no user kubeconfig leaks in).
+/// A `--cert http://...` URL here is always a controller's loopback listener, so our kubeseal
+/// is told to accept plain HTTP for it (by its environment variable: upstream's kubeseal
+/// knows no such flag, and ignores the variable).
 pub fn kubeseal_with(
     kubeseal: &Path,
     kubeconfig: &Path,
@@ -311,7 +342,13 @@ pub fn kubeseal_with(
     args: &[&str],
     stdin: &str,
 ) -> Output {
-    let mut child = Command::new(kubeseal)
+    let mut cmd = Command::new(kubeseal);
+    if args.iter().any(|a| a.starts_with("http://127.0.0.1:")) {
+        cmd.env("SEALED_SECRETS_ALLOW_INSECURE_CERT_URL", "true");
+    } else {
+        cmd.env_remove("SEALED_SECRETS_ALLOW_INSECURE_CERT_URL");
+    }
+    let mut child = cmd
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("HOME", home)
@@ -408,8 +445,8 @@ pub fn assert_all_produced(env: &Env, ns: &str, expects: &[Expect]) {
     }
 }
 
-/// Asserts that a controller met no RBAC refusal (both run under exactly `deploy/base`'s
-/// RBAC, which is meant to be upstream-equivalent) and did not panic.
+/// Asserts that a controller met no RBAC refusal (each runs under exactly its own project's
+/// RBAC: ours `deploy/base`'s, upstream's its chart's) and did not panic.
 pub fn assert_clean_log(c: &InCluster) {
     let log = c.process.log().to_lowercase();
     for bad in ["forbidden", "panic"] {
@@ -493,17 +530,12 @@ pub fn metric_sum(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-/// A stand-in whose service proxy routes `kube-system/sealed-secrets-controller` (deploy/base's
-/// Service, port `http`) to `controller`'s loopback listener: kubeseal's path to a controller
-/// when the real API server cannot proxy to it (it refuses loopback endpoints).
-pub fn proxy_to(controller: &InCluster) -> Cluster {
-    let proxy = Cluster::standin(standin::Config::default()).unwrap();
-    let service = workspace_root().join("deploy/base/service.yaml");
-    proxy
-        .kubectl_run(&["apply", "-f", &service.to_string_lossy()], None)
-        .unwrap();
-    proxy
+/// Routes the real API server's service proxy for `kube-system/sealed-secrets-controller`
+/// (deploy/base's Service, port `http`) to `controller`'s loopback listener, through a network
+/// namespace and relays ([`Cluster::register_endpoint`]): the path `kubeseal --fetch-cert`,
+/// `--validate` and `--re-encrypt` take to a controller in a real cluster. Needs root.
+pub fn route_service_to(env: &Env, controller: &InCluster) {
+    env.cluster
         .register_endpoint(CTRL_NS, "sealed-secrets-controller", &controller.http)
-        .unwrap();
-    proxy
+        .unwrap_or_else(|e| panic!("routing the service proxy to {}: {e}", controller.http));
 }

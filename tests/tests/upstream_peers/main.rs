@@ -11,15 +11,19 @@
 //! controller runs) makes of the SealedSecret as stored in the cluster, field by field, and its
 //! values with the plaintext the test sealed.
 //!
-//! Each test starts a control plane of its own (tests/cluster/up.sh) and applies `deploy/base`;
-//! both controllers run with in-cluster configuration only, as the ServiceAccount
-//! `kube-system/sealed-secrets-controller` bound by `deploy/base`'s RBAC (a TokenRequest
-//! token), through tests/upstream/run-controller.sh.
+//! Each test starts a control plane of its own (the harness's real backend, tests/cluster/up.sh)
+//! and applies `deploy/base` and upstream's own RBAC (its chart's ServiceAccount and RBAC
+//! templates, rendered from the pinned Go module under names of their own). Both controllers
+//! run with in-cluster configuration only (a TokenRequest token), through
+//! tests/upstream/run-controller.sh: ours as `kube-system/sealed-secrets-controller` bound by
+//! `deploy/base`'s RBAC, upstream's as `kube-system/upstream-sealed-secrets` bound by its
+//! chart's RBAC, so each meets exactly the rights its own install grants.
 //!
-//! The API server refuses to proxy to loopback endpoints, so `kubeseal --validate` and
-//! `--re-encrypt` (which only reach a controller through the service proxy) go through the
-//! stand-in's service proxy to the controller running on the real control plane; certificates
-//! are also fetched by `--cert` URL from the loopback listener and from our cert ConfigMap.
+//! `kubeseal --fetch-cert`, `--validate` and `--re-encrypt` go through the real API server's
+//! service proxy: the API server refuses loopback endpoints, so the controller's loopback
+//! listener is reached through a network namespace with a veth pair and relays
+//! (`Cluster::register_endpoint`, which needs root). Certificates are also fetched by `--cert`
+//! URL from the loopback listener and from our cert ConfigMap.
 //!
 //! Skipped (with the reason printed) unless `SEALED_SECRETS_E2E_CLUSTER=real`; in that mode a
 //! missing binary or script fails the test.
@@ -39,7 +43,7 @@ use serde_json::{Value, json};
 
 use common::{
     CTRL_NS, Env, TIMEOUT, assert_all_produced, assert_clean_log, decoded, eventually, expect,
-    kubeseal_with, other_cert, proxy_to, secret_versions, secret_yaml, wait_settled,
+    kubeseal_with, other_cert, route_service_to, secret_versions, secret_yaml, wait_settled,
 };
 use sealing::{seal_every_kind, seal_many};
 
@@ -262,12 +266,18 @@ fn migration_upstream_to_ours_and_back() {
 }
 
 /// `kubeseal` (upstream's or ours) `--fetch-cert`, `--validate` and `--re-encrypt` against
-/// `controller` (the other project's) through the service proxy, and the re-encrypted
-/// SealedSecret unsealed by that controller.
+/// `controller` (the other project's) through the real API server's service proxy, and the
+/// re-encrypted SealedSecret unsealed by that controller.
 fn cli_against_controller(env: &Env, kubeseal: &Path, controller: &InCluster) {
-    let proxy = proxy_to(controller);
+    route_service_to(env, controller);
     let run = |args: &[&str], stdin: &str| {
-        kubeseal_with(kubeseal, proxy.kubeconfig(), env.work.path(), args, stdin)
+        kubeseal_with(
+            kubeseal,
+            env.cluster.kubeconfig(),
+            env.work.path(),
+            args,
+            stdin,
+        )
     };
     let ok = |args: &[&str], stdin: &str| {
         let out = run(args, stdin);
