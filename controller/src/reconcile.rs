@@ -866,9 +866,14 @@ fn spec_version(ss: &SealedSecret) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Runs the reconcile loop for one namespace (`None`: all namespaces) until the future is
-/// dropped (leadership lost) or the watches end.
-pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
+/// Runs the reconcile loop for one namespace (`None`: all namespaces) until `stop` resolves
+/// (leadership lost, shutdown): then no new reconcile starts and the running ones finish
+/// (kube-runtime's applier drains when its queue ends).
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     let client = ctx.client.clone();
     let ss_api: Api<SealedSecret> = match &namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -929,7 +934,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
         error_policy,
         ctx.clone(),
         store,
-        futures::stream::select_all(queue),
+        futures::stream::select_all(queue).take_until(stop),
         config,
     );
     results

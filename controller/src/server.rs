@@ -453,6 +453,66 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
         .into_response()
 }
 
+/// A bound listener with its routes, ready to [`serve`].
+#[derive(Debug)]
+pub struct Listener {
+    pub listener: tokio::net::TcpListener,
+    pub router: Router,
+    pub limits: ConnLimits,
+}
+
+impl Listener {
+    /// Serves until `shutdown` resolves, then drains open connections (see [`serve`]).
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send) {
+        let addr = self.listener.local_addr().map(|a| a.to_string());
+        tracing::info!(
+            addr = addr.as_deref().unwrap_or("?"),
+            "HTTP server listening"
+        );
+        serve(self.listener, self.router, self.limits, shutdown).await;
+    }
+}
+
+/// Binds both servers of every replica: the API on `--listen-addr`, `/metrics` on
+/// `--listen-metrics-addr`. Binding happens before anything is served, so a taken port is a
+/// start-up error.
+pub async fn listen(
+    http: &crate::settings::HttpSettings,
+    keys: Arc<Keys>,
+    metrics: SharedMetrics,
+) -> Result<[Listener; 2], BindError> {
+    let state = Arc::new(ServerState {
+        keys,
+        metrics,
+        limiter: Mutex::new(Gcra::new(http.rate_limit.0, http.rate_limit.1)),
+        rotate_limiter: Mutex::new(Gcra::new(
+            http.rotate_rate_limit.0,
+            http.rotate_rate_limit.1,
+        )),
+        trusted_proxies: http.trusted_proxies.0.clone(),
+        rsa_permits: Arc::new(Semaphore::new(ServerState::default_rsa_permits())),
+        unseal: http.unseal,
+        timeout: http.timeout,
+    });
+    let bind = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| BindError { addr, source })
+    };
+    Ok([
+        Listener {
+            listener: bind(http.listen_addr).await?,
+            router: router(state.clone()),
+            limits: http.limits,
+        },
+        Listener {
+            listener: bind(http.metrics_addr).await?,
+            router: metrics_router(state),
+            limits: http.limits,
+        },
+    ])
+}
+
 /// Binding a listener failed.
 #[derive(Debug, thiserror::Error)]
 #[error("failed to listen on {addr}")]
