@@ -22,4 +22,6 @@ pub use decide::*;
 pub use watch::run;
 
 #[cfg(test)]
+mod api_tests;
+#[cfg(test)]
 mod tests;
