@@ -40,6 +40,11 @@ impl Stop {
         let _ = self.0.wait_for(|v| *v).await;
     }
 
+    /// Whether the stop has been requested (for loops that check between pieces of work).
+    pub fn is_requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Runs `task` until it ends or the stop is requested, whichever comes first: for loops
     /// that only wait between pieces of work.
     pub async fn ending(self, task: impl Future<Output = ()>) {
@@ -134,8 +139,13 @@ impl Signals {
         let Some(mut usr1) = self.usr1.take() else {
             return;
         };
-        tasks.spawn_until_stopped(async move {
-            while usr1.recv().await.is_some() {
+        tasks.spawn_draining(|stop| async move {
+            // Only the wait for the signal is interrupted: a renewal under way finishes.
+            loop {
+                tokio::select! {
+                    r = usr1.recv() => if r.is_none() { return },
+                    () = stop.clone().requested() => return,
+                }
                 tracing::info!("SIGUSR1 received: generating a new key");
                 match keys.generate(&client).await {
                     Ok(fp) => tracing::info!(fingerprint = %fp, "key renewed on request"),
@@ -154,6 +164,8 @@ pub struct Leadership {
     /// Without election the sender is kept here so that the receiver never reports it gone.
     _always: Option<watch::Sender<bool>>,
     election: Option<ElectionConfig>,
+    /// The elector, stopped before the Lease is released so that it cannot renew it after.
+    elector: Tasks,
     identity: String,
     client: kube::Client,
 }
@@ -168,14 +180,14 @@ impl std::fmt::Debug for Leadership {
 }
 
 impl Leadership {
-    /// Starts the election (if configured) in `tasks`.
+    /// Starts the election, if configured.
     pub fn start(
         lease: Option<&LeaseSettings>,
         namespace: &str,
         client: &kube::Client,
         metrics: &SharedMetrics,
-        tasks: &mut Tasks,
     ) -> Self {
+        let mut elector = Tasks::new("election");
         let identity = leader::identity();
         let (tx, leading) = watch::channel(lease.is_none());
         let election = lease.map(|lease| ElectionConfig {
@@ -188,7 +200,7 @@ impl Leadership {
         });
         let always = match &election {
             Some(e) => {
-                tasks.spawn_until_stopped(leader::run(
+                elector.spawn_until_stopped(leader::run(
                     client.clone(),
                     e.clone(),
                     tx,
@@ -205,6 +217,7 @@ impl Leadership {
             leading,
             _always: always,
             election,
+            elector,
             identity,
             client: client.clone(),
         }
@@ -216,7 +229,8 @@ impl Leadership {
     }
 
     /// Runs the group `start` returns while this replica leads, until SIGTERM or SIGINT;
-    /// drains it when leadership is lost and at the end, then gives up the Lease.
+    /// drains it when leadership is lost and at the end, then stops the elector and gives up
+    /// the Lease, so that another replica takes over without waiting for it to expire.
     pub async fn lead_until_terminated(
         mut self,
         signals: &mut Signals,
@@ -246,6 +260,7 @@ impl Leadership {
         if let Some(g) = group {
             g.drain().await;
         }
+        self.elector.drain().await;
         if let Some(election) = &self.election {
             leader::release(self.client.clone(), election).await;
         }

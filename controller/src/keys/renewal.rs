@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::*;
+use crate::runtime::Stop;
 
 /// Delay before retry `attempt` (1-based) of a start-up call: 0.5 s doubling, at most 30 s.
 /// Pure.
@@ -54,14 +55,13 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
 /// Renews keys every period while `active` (the leader) is true: sleeps until the newest key
 /// is `period` old (re-evaluated whenever the keys change), then generates one. Failures are
 /// logged and retried; they never stop the process (§4.4).
-pub async fn renewal_loop(keys: Arc<Keys>, client: kube::Client, period: Duration) {
+pub async fn renewal_loop(keys: Arc<Keys>, client: kube::Client, period: Duration, stop: Stop) {
     let mut changed = keys.subscribe();
-    loop {
+    while !stop.is_requested() {
         let newest = keys.snapshot().newest().map(|k| k.order_time);
         let Some(wait) = next_renewal(newest, period, SystemTime::now()) else {
             // Renewal disabled: nothing to do but SIGUSR1 (handled elsewhere).
-            std::future::pending::<()>().await;
-            return;
+            return stop.requested().await;
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {
@@ -69,7 +69,7 @@ pub async fn renewal_loop(keys: Arc<Keys>, client: kube::Client, period: Duratio
                     Ok(fp) => tracing::info!(fingerprint = %fp, "key renewed"),
                     Err(e) => {
                         tracing::error!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "key renewal failed; retrying in 30s");
-                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        stop.clone().ending(tokio::time::sleep(Duration::from_secs(30))).await;
                     }
                 }
             }
@@ -78,6 +78,8 @@ pub async fn renewal_loop(keys: Arc<Keys>, client: kube::Client, period: Duratio
                     return;
                 }
             }
+            // Only the wait is interrupted: a renewal under way finishes first.
+            () = stop.clone().requested() => return,
         }
     }
 }

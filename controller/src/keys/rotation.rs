@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::*;
+use crate::runtime::Stop;
 
 impl Keys {
     /// Records (or clears) the rotation request carried by an active key Secret.
@@ -98,10 +99,10 @@ fn rfc3339(t: SystemTime) -> String {
 /// Answers rotation requests while this replica leads: whenever a request appears or
 /// changes, generates a key exactly like a renewal tick when [`should_rotate`] says so.
 /// Failures are logged and retried; they never stop the process.
-pub async fn rotation_loop(keys: Arc<Keys>, client: kube::Client) {
+pub async fn rotation_loop(keys: Arc<Keys>, client: kube::Client, stop: Stop) {
     let mut requests = keys.requests.subscribe();
     let mut handled: Option<SystemTime> = None;
-    loop {
+    while !stop.is_requested() {
         requests.borrow_and_update();
         let requested = keys.latest_rotation_request();
         let newest = keys.snapshot().newest().map(|k| k.order_time);
@@ -115,13 +116,17 @@ pub async fn rotation_loop(keys: Arc<Keys>, client: kube::Client) {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "key rotation failed; retrying in 5s");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    stop.clone()
+                        .ending(tokio::time::sleep(Duration::from_secs(5)))
+                        .await;
                     continue;
                 }
             }
         }
-        if requests.changed().await.is_err() {
-            return;
+        // Only the wait is interrupted: a rotation under way finishes first.
+        tokio::select! {
+            r = requests.changed() => if r.is_err() { return },
+            () = stop.clone().requested() => return,
         }
     }
 }
