@@ -266,3 +266,46 @@ impl Leadership {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn drain_lets_work_under_way_finish_and_ends_waiting_loops() {
+        let finished = Arc::new(AtomicBool::new(false));
+        let mut tasks = Tasks::new("test");
+        let flag = finished.clone();
+        tasks.spawn_draining(|stop| async move {
+            stop.requested().await;
+            // Work that outlives the stop request, as a running reconcile does.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        tasks.spawn_until_stopped(std::future::pending());
+        let started = std::time::Instant::now();
+        tasks.drain().await;
+        assert!(
+            finished.load(Ordering::SeqCst),
+            "the draining task was cut short"
+        );
+        assert!(
+            started.elapsed() < GRACE,
+            "a waiting loop held up the drain"
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_is_seen_by_loops_that_check_between_work() {
+        let tasks = Tasks::new("test");
+        let stop = tasks.stop();
+        assert!(!stop.is_requested());
+        stop.clone().ending(async {}).await;
+        tasks.drain().await;
+        assert!(stop.is_requested());
+        // Once stopped, a wait ends at once.
+        stop.ending(std::future::pending()).await;
+    }
+}
