@@ -1,6 +1,6 @@
 //! Command-line configuration: every flag of upstream's controller (§4.1) with its default,
 //! plus the project's own (docs/design.md). Each flag also reads `SEALED_SECRETS_<FLAG>` (the
-//! flag wins), exactly like upstream's pflag/env binding; the names are all in [`env`].
+//! flag wins), exactly like upstream's pflag/env binding; the names are all in [`env`](mod@env).
 //!
 //! Booleans take pflag's forms (`--flag`, `--flag=true`, `--flag=false`, and Go's
 //! `strconv.ParseBool` spellings); durations take Go syntax (`720h0m0s`, `1h30m`, `500ms`)

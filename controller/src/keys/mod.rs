@@ -19,10 +19,10 @@ use tokio::sync::watch;
 use crate::config::KeyOrderPriority;
 use crate::metrics::SharedMetrics;
 
-mod registry;
-mod renewal;
-mod rotation;
-mod store;
+pub mod registry;
+pub mod renewal;
+pub mod rotation;
+pub mod store;
 
 pub use registry::*;
 pub use renewal::*;

@@ -13,9 +13,9 @@
 //! - [`apply`]: one reconcile's API calls, status, Events, metrics, retries.
 //! - [`watch`]: the watches and the queue that drive reconciles.
 
-mod apply;
-mod decide;
-mod watch;
+pub mod apply;
+pub mod decide;
+pub mod watch;
 
 pub use apply::*;
 pub use decide::*;
