@@ -1,6 +1,6 @@
 //! Command-line configuration: every flag of upstream's controller (§4.1) with its default,
 //! plus the project's own (docs/design.md). Each flag also reads `SEALED_SECRETS_<FLAG>` (the
-//! flag wins), exactly like upstream's pflag/env binding; the names are all in [`env`].
+//! flag wins), exactly like upstream's pflag/env binding; the names are all in [`env`](mod@env).
 //!
 //! Booleans take pflag's forms (`--flag`, `--flag=true`, `--flag=false`, and Go's
 //! `strconv.ParseBool` spellings); durations take Go syntax (`720h0m0s`, `1h30m`, `500ms`)
@@ -82,17 +82,6 @@ pub enum KeyOrderPriority {
     CertNotBefore,
     /// The key Secret's creationTimestamp.
     SecretCreationTimestamp,
-}
-
-impl KeyOrderPriority {
-    /// Upstream logs an invalid value and falls back to the default instead of failing.
-    pub fn parse_lenient(s: &str) -> (Self, bool) {
-        match s {
-            "CertNotBefore" => (Self::CertNotBefore, true),
-            "SecretCreationTimestamp" => (Self::SecretCreationTimestamp, true),
-            _ => (Self::CertNotBefore, false),
-        }
-    }
 }
 
 /// Log output format.
@@ -424,7 +413,7 @@ pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 /// `build_info{commit}` and logged at start-up.
 pub const GIT_COMMIT: &str = env!("SEALED_SECRETS_GIT_COMMIT");
 
-/// Problems in the configuration found after parsing.
+/// Problems in the configuration found when it becomes [`crate::settings::Settings`].
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(
@@ -433,100 +422,9 @@ pub enum ConfigError {
     KeyPrefix(String),
     #[error("invalid --{flag}: {message}")]
     Invalid { flag: &'static str, message: String },
-}
-
-impl Config {
-    /// `--key-renew-period`, else the deprecated `--rotate-period`, else 30 days.
-    pub fn renew_period(&self) -> Duration {
-        self.key_renew_period
-            .or(self.rotate_period)
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(720 * 3600))
-    }
-
-    /// The parsed cutoff time, if any.
-    pub fn cutoff(&self) -> Result<Option<SystemTime>, ConfigError> {
-        if self.key_cutoff_time.trim().is_empty() {
-            return Ok(None);
-        }
-        parse_cutoff(&self.key_cutoff_time)
-            .map(Some)
-            .map_err(|message| ConfigError::Invalid {
-                flag: "key-cutoff-time",
-                message,
-            })
-    }
-
-    /// Upstream's rule for the key prefix (it becomes a generateName).
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let p = &self.key_prefix;
-        if p.is_empty()
-            || p.len() > 245
-            || !p
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            return Err(ConfigError::KeyPrefix(p.clone()));
-        }
-        self.cutoff()?;
-        parse_key_values(&self.privatekey_labels).map_err(|message| ConfigError::Invalid {
-            flag: "privatekey-labels",
-            message,
-        })?;
-        parse_key_values(&self.privatekey_annotations).map_err(|message| ConfigError::Invalid {
-            flag: "privatekey-annotations",
-            message,
-        })?;
-        if !crate::keys::SUPPORTED_KEY_SIZES.contains(&self.key_size) {
-            let supported: Vec<String> = crate::keys::SUPPORTED_KEY_SIZES
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            return Err(ConfigError::Invalid {
-                flag: "key-size",
-                message: format!(
-                    "{} bits cannot be generated (supported: {})",
-                    self.key_size,
-                    supported.join(", ")
-                ),
-            });
-        }
-        if self.rate_limit == 0 {
-            return Err(ConfigError::Invalid {
-                flag: "rate-limit",
-                message: "must be at least 1".into(),
-            });
-        }
-        if self.rotate_rate_limit == 0 {
-            return Err(ConfigError::Invalid {
-                flag: "rotate-rate-limit",
-                message: "must be at least 1".into(),
-            });
-        }
-        if self.max_connections == 0 {
-            return Err(ConfigError::Invalid {
-                flag: "max-connections",
-                message: "must be at least 1".into(),
-            });
-        }
-        if self.read_header_timeout.0.is_zero() {
-            return Err(ConfigError::Invalid {
-                flag: "read-header-timeout",
-                message: "must be more than 0".into(),
-            });
-        }
-        Ok(())
-    }
-
-    /// `--additional-namespaces` as a list.
-    pub fn additional_namespaces(&self) -> Vec<String> {
-        self.additional_namespaces
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
+    /// `--log-level`; the message names the flag already.
+    #[error("{message}")]
+    LogLevel { message: String },
 }
 
 #[cfg(test)]
@@ -563,7 +461,7 @@ mod tests {
         assert_eq!(c.key_prefix, "sealed-secrets-key");
         assert_eq!(c.key_size, 4096);
         assert_eq!(c.key_ttl.0, Duration::from_secs(87600 * 3600));
-        assert_eq!(c.renew_period(), Duration::from_secs(720 * 3600));
+        assert_eq!(c.key_renew_period, None);
         assert!(c.accept_deprecated_v1_data && c.all_namespaces && c.update_status);
         assert!(!c.old_gc_behavior && !c.skip_recreate && !c.watch_for_secrets);
         assert_eq!(
@@ -575,7 +473,6 @@ mod tests {
         assert_eq!(c.read_timeout.0, Duration::from_secs(120));
         assert!(c.leader_election);
         assert_eq!(c.cert_configmap, "sealed-secrets-cert");
-        c.validate().unwrap();
     }
 
     #[test]
@@ -635,62 +532,23 @@ mod tests {
         for bad in ["", "10", "h", "-1h", "1x", "1h-2m"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
-        assert_eq!(
-            parse(&["--key-renew-period=30d"]).renew_period(),
-            Duration::from_secs(30 * 86400)
-        );
-        assert_eq!(
-            parse(&["--rotate-period", "1h"]).renew_period(),
-            Duration::from_secs(3600)
-        );
     }
 
     #[test]
     fn cutoff_is_rfc1123z() {
-        let c = parse(&["--key-cutoff-time", "Mon, 02 Jan 2006 15:04:05 -0700"]);
-        let t = c.cutoff().unwrap().unwrap();
+        let t = parse_cutoff("Mon, 02 Jan 2006 15:04:05 -0700").unwrap();
         let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
         assert_eq!(secs, 1136239445);
-        assert!(
-            parse(&["--key-cutoff-time", "yesterday"])
-                .validate()
-                .is_err()
-        );
+        assert!(parse_cutoff("yesterday").is_err());
     }
 
     #[test]
-    fn key_values_and_prefix_are_validated() {
+    fn key_values() {
         assert_eq!(
             parse_key_values("a=b, c=d=e").unwrap(),
             vec![("a".into(), "b".into()), ("c".into(), "d=e".into())]
         );
         assert!(parse_key_values("novalue").is_err());
-        assert!(parse(&["--privatekey-labels", "oops"]).validate().is_err());
-        assert!(parse(&["--key-prefix", "Bad_Prefix"]).validate().is_err());
-    }
-
-    #[test]
-    fn impossible_key_sizes_are_startup_errors() {
-        for ok in ["2048", "3072", "4096", "8192"] {
-            parse(&["--key-size", ok]).validate().unwrap();
-        }
-        let e = parse(&["--key-size", "1000"]).validate().unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid --key-size: 1000 bits cannot be generated (supported: 2048, 3072, 4096, 8192)"
-        );
-        assert!(parse(&["--key-size", "1024"]).validate().is_err());
-    }
-
-    #[test]
-    fn key_order_priority_falls_back() {
-        assert_eq!(
-            KeyOrderPriority::parse_lenient("SecretCreationTimestamp"),
-            (KeyOrderPriority::SecretCreationTimestamp, true)
-        );
-        assert_eq!(
-            KeyOrderPriority::parse_lenient("nope"),
-            (KeyOrderPriority::CertNotBefore, false)
-        );
+        assert!(parse_key_values("=v").is_err());
     }
 }

@@ -1,7 +1,9 @@
-//! `sealed-secrets-controller`: parses flags, sets up logging, and runs the library.
+//! `sealed-secrets-controller`: parses flags into settings, sets up logging, and runs the
+//! library.
 
 use clap::Parser as _;
 use sealed_secrets_controller::config::{Config, VERSION};
+use sealed_secrets_controller::settings::Settings;
 use sealed_secrets_controller::{run, telemetry};
 
 fn main() -> std::process::ExitCode {
@@ -11,14 +13,20 @@ fn main() -> std::process::ExitCode {
         println!("controller version: {VERSION}");
         return std::process::ExitCode::SUCCESS;
     }
-    let level = match telemetry::parse_level(&cfg.log_level) {
-        Ok(l) => l,
+    // Every flag is checked here, before logging or any API call; a bad one is a usage
+    // error like clap's own (exit 2).
+    let settings = match Settings::try_from(cfg) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return std::process::ExitCode::from(2);
         }
     };
-    telemetry::init(level, cfg.log_format, cfg.log_info_stdout);
+    telemetry::init(
+        settings.log.level,
+        settings.log.format,
+        settings.log.info_to_stdout,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -29,7 +37,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cfg)) {
+    match runtime.block_on(run(settings)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             let err = anyhow::Error::from(e);

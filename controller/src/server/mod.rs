@@ -30,6 +30,10 @@ use crate::keys::Keys;
 use crate::metrics::SharedMetrics;
 use crate::ratelimit::{Gcra, IpNet, client_address};
 
+mod listen;
+
+pub use listen::{BindError, ConnLimits, Listener, listen, serve};
+
 /// Largest request body accepted by verify and rotate. A SealedSecret is stored in etcd,
 /// whose object limit is 1.5 MiB; 2 MiB leaves room for YAML's extra bytes.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -87,86 +91,6 @@ pub fn metrics_router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(state)
-}
-
-/// Limits of [`serve`].
-#[derive(Clone, Copy, Debug)]
-pub struct ConnLimits {
-    /// Time a client has to send a request's headers, counted from the moment the connection
-    /// waits for a request: a new connection that sends nothing and a kept-alive one that
-    /// sends no next request are both closed after it (upstream's `ReadHeaderTimeout`, which
-    /// upstream also uses as idle timeout when `IdleTimeout` is unset).
-    pub header_read_timeout: Duration,
-    /// Connections served at once. At the cap no connection is accepted until one closes
-    /// (Go's `netutil.LimitListener`): further clients wait in the kernel's backlog.
-    pub max_connections: usize,
-}
-
-/// Serves `router` on `listener` under `limits` until `shutdown` resolves, then lets the
-/// open connections finish their current request.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    limits: ConnLimits,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use tower::ServiceExt as _;
-
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut connections = tokio::task::JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "failed to accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        while connections.try_join_next().is_some() {}
-        let router = router.clone();
-        let mut stop = stop_rx.clone();
-        connections.spawn(async move {
-            let _permit = permit;
-            let service =
-                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(PeerAddr(peer));
-                    router.clone().oneshot(req.map(axum::body::Body::new))
-                });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "connection closed");
-                    }
-                    return;
-                }
-                _ = stop.wait_for(|v| *v) => conn.as_mut().graceful_shutdown(),
-            }
-            let _ = conn.await;
-        });
-    }
-    let _ = stop_tx.send(true);
-    while connections.join_next().await.is_some() {}
 }
 
 /// The metric label of a method: the standard ones in lower case (as promhttp), anything
@@ -451,15 +375,6 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
         state.metrics.encode(),
     )
         .into_response()
-}
-
-/// Binding a listener failed.
-#[derive(Debug, thiserror::Error)]
-#[error("failed to listen on {addr}")]
-pub struct BindError {
-    pub addr: SocketAddr,
-    #[source]
-    pub source: std::io::Error,
 }
 
 #[cfg(test)]

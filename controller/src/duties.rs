@@ -1,0 +1,125 @@
+//! The leader's duties (§4.3 steps 3-4 and beyond upstream): a key at start-up when there is
+//! none or it is too old, scheduled renewal, rotation requests, one reconciler per watched
+//! namespace, and the certificate ConfigMap. Started each time this replica becomes leader,
+//! drained when it stops being leader.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinSet;
+
+use crate::certmap;
+use crate::cluster::watched_namespaces;
+use crate::events::Recorder;
+use crate::keys::{self, Keys};
+use crate::metrics::SharedMetrics;
+use crate::reconcile::{self, Context};
+use crate::runtime::{Stop, Tasks};
+use crate::settings::Settings;
+
+/// What the leader runs, started each time this replica becomes leader.
+#[derive(Debug)]
+pub struct LeaderDuties {
+    ctx: Arc<Context>,
+    scopes: Vec<Option<String>>,
+    cert_configmap: Option<String>,
+    renew_period: Duration,
+    cutoff: Option<SystemTime>,
+    namespace: String,
+}
+
+impl LeaderDuties {
+    /// Everything the duties need, from the settings and the replica's shared parts;
+    /// `identity` reports Events, `namespace` is the controller's own.
+    pub async fn new(
+        settings: &Settings,
+        client: &kube::Client,
+        keys: &Arc<Keys>,
+        metrics: &SharedMetrics,
+        identity: &str,
+        namespace: String,
+    ) -> Self {
+        let recorder = Recorder::new(client.clone(), identity.to_owned());
+        let ctx = Context::new(
+            client.clone(),
+            keys.clone(),
+            metrics.clone(),
+            recorder,
+            settings.reconcile.clone(),
+        );
+        Self {
+            ctx,
+            scopes: watched_namespaces(&settings.namespaces, client, &namespace).await,
+            cert_configmap: settings.cert_configmap.clone(),
+            renew_period: settings.keys.renew_period,
+            cutoff: settings.keys.cutoff,
+            namespace,
+        }
+    }
+
+    /// Starts the duties as one group.
+    pub fn start(&self) -> Tasks {
+        let mut tasks = Tasks::new("leader");
+        let ctx = self.ctx.clone();
+        let (keys, client) = (ctx.keys.clone(), ctx.client.clone());
+        let (cutoff, period, scopes) = (self.cutoff, self.renew_period, self.scopes.clone());
+        tasks.spawn_draining(|stop| async move {
+            // §4.3 step 3: a key before anything else when there is none or it is too old.
+            let newest = keys.snapshot().newest().map(|k| k.order_time);
+            if keys::needs_key_at_startup(newest, cutoff)
+                && !generate_until_done(&keys, &client, &stop).await
+            {
+                return;
+            }
+            let mut inner = JoinSet::new();
+            inner.spawn(keys::renewal_loop(
+                keys.clone(),
+                client.clone(),
+                period,
+                stop.clone(),
+            ));
+            inner.spawn(keys::rotation_loop(
+                keys.clone(),
+                client.clone(),
+                stop.clone(),
+            ));
+            for scope in scopes {
+                tracing::info!(
+                    namespace = scope.as_deref().unwrap_or("*"),
+                    "starting SealedSecret controller"
+                );
+                inner.spawn(reconcile::run(ctx.clone(), scope, stop.clone().requested()));
+            }
+            while inner.join_next().await.is_some() {}
+        });
+        if let Some(name) = &self.cert_configmap {
+            tasks.spawn_until_stopped(certmap::run(
+                self.ctx.client.clone(),
+                self.namespace.clone(),
+                name.clone(),
+                self.ctx.keys.clone(),
+            ));
+        }
+        tasks
+    }
+}
+
+/// Generates a key, retrying every 5 s until it works; `false` when stopped first (only the
+/// wait between attempts is interrupted).
+async fn generate_until_done(keys: &Keys, client: &kube::Client, stop: &Stop) -> bool {
+    while !stop.is_requested() {
+        match keys.generate(client).await {
+            Ok(fp) => {
+                tracing::info!(fingerprint = %fp, "generated a key at startup");
+                return true;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "key generation failed; retrying in 5s");
+                stop.clone()
+                    .ending(tokio::time::sleep(Duration::from_secs(5)))
+                    .await;
+            }
+        }
+    }
+    false
+}

@@ -1,0 +1,132 @@
+//! Rotation requests: `kubeseal keys rotate` annotates an active key Secret and the leader
+//! generates a new key (beyond upstream, docs/design.md).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::*;
+use crate::runtime::Stop;
+
+impl Keys {
+    /// Records (or clears) the rotation request carried by an active key Secret.
+    pub fn track_rotation_request(&self, secret: &Secret) {
+        let Some(name) = secret.metadata.name.clone() else {
+            return;
+        };
+        let requested = match rotation_request(&secret.metadata) {
+            Some(Ok(t)) => Some(t),
+            Some(Err(value)) => {
+                tracing::warn!(secret = %name, %value, "ignoring `{ROTATE_REQUEST_ANNOTATION}`: not an RFC 3339 timestamp");
+                None
+            }
+            None => None,
+        };
+        self.requests.send_if_modified(|m| match requested {
+            Some(t) => m.insert(name, t) != Some(t),
+            None => m.remove(&name).is_some(),
+        });
+    }
+
+    /// Forgets the rotation request of a Secret that is gone or no longer active.
+    pub(super) fn forget_rotation_request(&self, secret: &str) {
+        self.requests
+            .send_if_modified(|m| m.remove(secret).is_some());
+    }
+
+    /// Keeps only the rotation requests of the Secrets in `names` (after a full relist).
+    pub(super) fn retain_rotation_requests(&self, names: &BTreeSet<String>) {
+        self.requests.send_if_modified(|m| {
+            let before = m.len();
+            m.retain(|k, _| names.contains(k));
+            before != m.len()
+        });
+    }
+
+    /// The latest rotation request on any active key Secret.
+    pub fn latest_rotation_request(&self) -> Option<SystemTime> {
+        self.requests.borrow().values().max().copied()
+    }
+}
+
+/// Annotation by which an operator asks the leader for a new key now (`kubeseal keys
+/// rotate`, docs/design.md): an RFC 3339 time on an active key Secret. It goes
+/// through `patch secrets` in the controller namespace (operators only) rather than an HTTP
+/// endpoint, which anyone allowed to reach the service proxy could call.
+pub const ROTATE_REQUEST_ANNOTATION: &str = "sealed-secrets-rs.dev/rotate-requested-at";
+
+/// The rotation request on a key Secret: `None` without the annotation, `Err(value)` when it
+/// is not an RFC 3339 timestamp. Pure.
+pub fn rotation_request(meta: &ObjectMeta) -> Option<Result<SystemTime, String>> {
+    let value = meta.annotations.as_ref()?.get(ROTATE_REQUEST_ANNOTATION)?;
+    Some(
+        value
+            .trim()
+            .parse::<jiff::Timestamp>()
+            .map(SystemTime::from)
+            .map_err(|_| value.clone()),
+    )
+}
+
+/// Whether a rotation request must produce a key now. Pure.
+///
+/// Only a request later than the newest key's ordering time counts, so once a key answered
+/// it (its ordering time is after the request) the annotation, which is left in place, is
+/// inert on every replica and across restarts. `handled` (the latest request this process
+/// already answered) also stops a request stamped in the future by a skewed clock from
+/// producing a key on every evaluation. Without any key there is nothing to rotate: startup
+/// generates the first key (§4.3 step 3).
+pub fn should_rotate(
+    requested: Option<SystemTime>,
+    newest: Option<SystemTime>,
+    handled: Option<SystemTime>,
+) -> bool {
+    match (requested, newest) {
+        (Some(r), Some(n)) => r > n && handled.is_none_or(|h| r > h),
+        _ => false,
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Answers rotation requests while this replica leads: whenever a request appears or
+/// changes, generates a key exactly like a renewal tick when [`should_rotate`] says so.
+/// Failures are logged and retried; they never stop the process.
+pub async fn rotation_loop(keys: Arc<Keys>, client: kube::Client, stop: Stop) {
+    let mut requests = keys.requests.subscribe();
+    let mut handled: Option<SystemTime> = None;
+    while !stop.is_requested() {
+        requests.borrow_and_update();
+        let requested = keys.latest_rotation_request();
+        let newest = keys.snapshot().newest().map(|k| k.order_time);
+        if should_rotate(requested, newest, handled) {
+            let at = requested.map(rfc3339).unwrap_or_default();
+            tracing::info!(requested_at = %at, "key rotation requested: generating a new key");
+            match keys.generate(&client).await {
+                Ok(fp) => {
+                    tracing::info!(fingerprint = %fp, requested_at = %at, "key rotated on request");
+                    handled = requested;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "key rotation failed; retrying in 5s");
+                    stop.clone()
+                        .ending(tokio::time::sleep(Duration::from_secs(5)))
+                        .await;
+                    continue;
+                }
+            }
+        }
+        // Only the wait is interrupted: a rotation under way finishes first.
+        tokio::select! {
+            r = requests.changed() => if r.is_err() { return },
+            () = stop.clone().requested() => return,
+        }
+    }
+}
