@@ -19,7 +19,7 @@ use crate::error::{CliError, Result};
 use crate::{Outcome, backup, cluster, docs, io, keyfiles, printer};
 
 /// Annotation asking the controller for a new key; the leader answers a request stamped later
-/// than its newest key by generating one (controller/src/keys.rs, `should_rotate`).
+/// than its newest key by generating one (controller/src/keys/rotation.rs, `should_rotate`).
 pub const ROTATE_REQUEST_ANNOTATION: &str = "sealed-secrets-rs.dev/rotate-requested-at";
 /// Name of upstream's legacy key Secret.
 const LEGACY_KEY_SECRET: &str = "sealed-secrets-key";
