@@ -15,6 +15,7 @@ mod faults;
 mod fields;
 mod gc;
 mod patch;
+mod protobuf;
 mod proxy;
 mod resources;
 mod select;

@@ -589,7 +589,14 @@ impl Store {
                         )));
                     }
                 }
-                o.entry("type").or_insert_with(|| json!("Opaque"));
+                // SetDefaults_Secret: an empty type (protobuf bodies always carry one) is
+                // Opaque.
+                if o.get("type")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    o.insert("type".into(), json!("Opaque"));
+                }
             }
             ("", "namespaces") if !is_terminating(obj) => {
                 obj["status"] = json!({"phase": "Active"});
