@@ -6,8 +6,10 @@
 //! service-proxy endpoints, faults, history compaction, state dumps.
 //!
 //! Where it knowingly differs from kube-apiserver is written down in `store.rs` (storage and
-//! write semantics), `gc.rs` (garbage collection), `server.rs` (protocol), `discovery.rs`
-//! (version, discovery, OpenAPI), `proxy.rs` (service proxy), `select.rs` and `patch.rs`.
+//! write semantics), `gc.rs` (garbage collection), `fields.rs` (managed fields and
+//! server-side apply), `server.rs` (protocol), `protobuf.rs` (protobuf request bodies),
+//! `discovery.rs` (version, discovery, OpenAPI), `proxy.rs` (service proxy), `select.rs` and
+//! `patch.rs`.
 
 mod discovery;
 mod error;
