@@ -8,8 +8,8 @@
 //! Where it knowingly differs from kube-apiserver is written down in `store.rs` (storage and
 //! write semantics), `gc.rs` (garbage collection), `fields.rs` (managed fields and
 //! server-side apply), `server.rs` (protocol), `protobuf.rs` (protobuf request bodies),
-//! `discovery.rs` (version, discovery, OpenAPI), `proxy.rs` (service proxy), `select.rs` and
-//! `patch.rs`.
+//! `discovery.rs` (version, discovery, OpenAPI), `proxy.rs` (service proxy), `strategy.rs`
+//! (per-kind normalisation), `select.rs` and `patch.rs`.
 
 mod discovery;
 mod error;
@@ -23,6 +23,7 @@ mod resources;
 mod select;
 mod server;
 mod store;
+mod strategy;
 mod watch;
 
 use std::net::SocketAddr;
