@@ -631,3 +631,201 @@ async fn server_side_apply_managers_conflicts_and_force() {
     );
     assert_eq!(ss["metadata"]["generation"], 1);
 }
+
+/// `kubectl create namespace|secret|configmap` send protobuf bodies (typed client-go
+/// clients), which the stand-in decodes for these kinds; other kinds are refused by name.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_create_sends_protobuf() {
+    let c = cluster(Config::default());
+    let n = format!("pb-{}", sealed_secrets_e2e::harness::random_suffix(6));
+    assert_eq!(
+        kubectl(&c, &["create", "namespace", &n]).trim(),
+        format!("namespace/{n} created")
+    );
+    kubectl(
+        &c,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "-n",
+            &n,
+            "--from-literal=password=s3cr3t",
+            "--type=Opaque",
+        ],
+    );
+    kubectl(
+        &c,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "untyped",
+            "-n",
+            &n,
+            "--from-literal=a=b",
+        ],
+    );
+    kubectl(
+        &c,
+        &[
+            "create",
+            "configmap",
+            "c",
+            "-n",
+            &n,
+            "--from-literal=x=y",
+            "--from-literal=z=w",
+        ],
+    );
+    let s = json(&kubectl(
+        &c,
+        &["get", "secret", "s", "-n", &n, "-o", "json"],
+    ));
+    assert_eq!(s["data"]["password"], "czNjcjN0");
+    assert_eq!(s["type"], "Opaque");
+    let untyped = json(&kubectl(
+        &c,
+        &["get", "secret", "untyped", "-n", &n, "-o", "json"],
+    ));
+    assert_eq!(
+        untyped["type"], "Opaque",
+        "an empty type defaults to Opaque"
+    );
+    let cm = json(&kubectl(
+        &c,
+        &["get", "configmap", "c", "-n", &n, "-o", "json"],
+    ));
+    assert_eq!(cm["data"], serde_json::json!({"x": "y", "z": "w"}));
+    let err = kubectl_err(&c, &["create", "serviceaccount", "sa", "-n", &n]);
+    assert!(
+        err.contains("application/vnd.kubernetes.protobuf only for Secret, ConfigMap, Namespace"),
+        "{err}"
+    );
+    kubectl(&c, &["delete", "namespace", &n]);
+}
+
+/// helm v4 on the stand-in: install (server-side apply, and the release record written as
+/// a protobuf Secret), an upgrade conflicting with a field kubectl changed, the same upgrade
+/// with `--force-conflicts`, and uninstall.
+#[tokio::test(flavor = "multi_thread")]
+async fn helm_v4_install_upgrade_conflict_and_uninstall() {
+    let helm = sealed_secrets_e2e::harness::find_helm().unwrap_or_else(|e| panic!("{e}"));
+    let c = cluster(Config::default());
+    let chart = sealed_secrets_e2e::harness::workspace_root().join("deploy/helm/sealed-secrets");
+    let chart = chart.to_str().unwrap();
+    let kubeconfig = c.kubeconfig().to_str().unwrap().to_owned();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
+        all.extend_from_slice(args);
+        sealed_secrets_e2e::harness::run_tool(&helm, &all)
+    };
+    let out = run(&["install", "ss", chart, "-n", "kube-system"]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    let deploy = || {
+        json(&kubectl(
+            &c,
+            &[
+                "get",
+                "deploy",
+                "sealed-secrets-controller",
+                "-n",
+                "kube-system",
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ],
+        ))
+    };
+    let d = deploy();
+    assert_eq!(
+        managers(&d)
+            .iter()
+            .map(|m| (m.0.as_str(), m.1.as_str()))
+            .collect::<Vec<_>>(),
+        [("helm", "Apply")]
+    );
+    let release = kubectl(
+        &c,
+        &[
+            "get",
+            "secrets",
+            "-n",
+            "kube-system",
+            "-l",
+            "owner=helm",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(release.trim(), "secret/sh.helm.release.v1.ss.v1");
+
+    kubectl(
+        &c,
+        &[
+            "patch",
+            "deploy",
+            "sealed-secrets-controller",
+            "-n",
+            "kube-system",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":3}}"#,
+        ],
+    );
+    let err = run(&[
+        "upgrade",
+        "ss",
+        chart,
+        "-n",
+        "kube-system",
+        "--set",
+        "image.pullPolicy=Always",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("conflict with \"kubectl-patch\"") && err.contains(".spec.replicas"),
+        "{err}"
+    );
+    let out = run(&[
+        "upgrade",
+        "ss",
+        chart,
+        "-n",
+        "kube-system",
+        "--set",
+        "image.pullPolicy=Always",
+        "--force-conflicts",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    let d = deploy();
+    assert_eq!(
+        d["spec"]["replicas"], 2,
+        "the chart's replicaCount, taken back from kubectl"
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+        "Always"
+    );
+
+    run(&["uninstall", "ss", "-n", "kube-system"]).unwrap_or_else(|e| panic!("{e}"));
+    let left = kubectl(
+        &c,
+        &[
+            "get",
+            "deploy,secrets,serviceaccounts",
+            "-n",
+            "kube-system",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(
+        left.trim(),
+        "",
+        "uninstall removes everything, the release records too"
+    );
+}

@@ -6,8 +6,10 @@
 //! service-proxy endpoints, faults, history compaction, state dumps.
 //!
 //! Where it knowingly differs from kube-apiserver is written down in `store.rs` (storage and
-//! write semantics), `gc.rs` (garbage collection), `server.rs` (protocol), `discovery.rs`
-//! (version, discovery, OpenAPI), `proxy.rs` (service proxy), `select.rs` and `patch.rs`.
+//! write semantics), `gc.rs` (garbage collection), `fields.rs` (managed fields and
+//! server-side apply), `server.rs` (protocol), `protobuf.rs` (protobuf request bodies),
+//! `discovery.rs` (version, discovery, OpenAPI), `proxy.rs` (service proxy), `strategy.rs`
+//! (per-kind normalisation), `select.rs` and `patch.rs`.
 
 mod discovery;
 mod error;
@@ -15,11 +17,13 @@ mod faults;
 mod fields;
 mod gc;
 mod patch;
+mod protobuf;
 mod proxy;
 mod resources;
 mod select;
 mod server;
 mod store;
+mod strategy;
 mod watch;
 
 use std::net::SocketAddr;

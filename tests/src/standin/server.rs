@@ -2,8 +2,8 @@
 //! fault injection, bearer token auth and the admin API. Discovery is in `discovery.rs`,
 //! watch streams in `watch.rs`, the service proxy in `proxy.rs`.
 //!
-//! Knowing differences from kube-apiserver: plain HTTP/1.1 on loopback (no TLS, no HTTP/2,
-//! no protobuf: JSON only); `Table` output has only Name and Age columns; `fieldValidation`
+//! Knowing differences from kube-apiserver: plain HTTP/1.1 on loopback (no TLS, no HTTP/2;
+//! JSON answers only, protobuf requests for the few kinds of `protobuf.rs`); `Table` output has only Name and Age columns; `fieldValidation`
 //! is accepted and ignored; watches by `kubectl get -w` in table form are served as plain
 //! objects. Field managers and server-side apply are in `fields.rs`.
 
@@ -28,7 +28,7 @@ use super::patch::{self, PatchKind};
 use super::resources::ResourceType;
 use super::select::{FieldSelector, LabelSelector};
 use super::store::{DeleteOpts, Obj, Store, Tracking};
-use super::{proxy, watch};
+use super::{protobuf, proxy, watch};
 
 /// Annotation on a Service naming the `HOST:PORT` its proxy requests go to: the alternative
 /// to `--endpoint NS/NAME=HOST:PORT` when the address is known where the Service is created.
@@ -361,15 +361,20 @@ async fn resource_request(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if matches!(*ctx.method, Method::POST | Method::PUT)
-        && (content_type.contains("protobuf") || content_type.contains("cbor"))
-    {
-        // JSON only: client-go falls back to JSON when a binary encoding is refused with 415.
+    let protobuf = protobuf::is_protobuf(content_type);
+    if matches!(*ctx.method, Method::POST | Method::PUT) && content_type.contains("cbor") {
+        // client-go falls back to JSON when CBOR is refused with 415.
         return Err(ApiError::unsupported_media_type(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {content_type:?})"
         )));
     }
     let parse_body = || -> Result<Value, ApiError> {
+        if protobuf {
+            return match *ctx.method {
+                Method::DELETE => protobuf::decode_delete_options(ctx.body),
+                _ => protobuf::decode(ctx.body, &rt),
+            };
+        }
         serde_json::from_slice(ctx.body).map_err(|e| {
             ApiError::bad_request(format!(
                 "the body of the request could not be decoded as JSON: {e}"

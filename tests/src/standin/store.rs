@@ -18,7 +18,7 @@
 //!   `resourceVersionMatch` ask, and list pages are not a consistent snapshot;
 //! - `managedFields` and server-side apply: see `fields.rs`;
 //! - deleting a CRD removes its custom resources at once, ignoring their finalizers;
-//! - garbage collection: see `gc.rs`.
+//! - garbage collection: see `gc.rs`; per-kind normalisation: see `strategy.rs`.
 //!
 //! Costs, so that the stand-in keeps up with a controller at 10,000 objects (issue 14): a
 //! write is `O(log n)` plus the size of the object (no scan of other objects; the collector's
@@ -32,8 +32,6 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use base64::Engine as _;
-use rand::Rng as _;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
@@ -42,6 +40,7 @@ use super::fields::{Managed, Manager, Scope};
 use super::gc::{GcIndex, ObjRef};
 use super::patch::{self, PatchKind};
 use super::resources::{self, ResKey, ResourceType};
+use super::strategy::{new_uid, random_suffix, valid_name};
 
 /// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
 pub type ObjKey = (String, String);
@@ -166,16 +165,16 @@ pub struct WatchStart {
 #[derive(Debug)]
 pub struct Store {
     rv: u64,
-    types: BTreeMap<ResKey, ResourceType>,
+    pub(super) types: BTreeMap<ResKey, ResourceType>,
     /// Per resource, sorted by namespace then name, so one namespace is one range.
-    objects: HashMap<ResKey, BTreeMap<ObjKey, Stored>>,
+    pub(super) objects: HashMap<ResKey, BTreeMap<ObjKey, Stored>>,
     /// Committed changes in resourceVersion order, at most `history_limit` of them.
     history: VecDeque<Arc<Change>>,
     history_limit: usize,
     /// Watches starting before this resourceVersion get 410 Gone.
     compacted_rv: u64,
     events: broadcast::Sender<Arc<Change>>,
-    service_ip: u32,
+    pub(super) service_ip: u32,
     pub(super) gc: GcIndex,
 }
 
@@ -184,7 +183,7 @@ pub struct Store {
 const WATCH_BUFFER: usize = 4096;
 
 pub(super) const NAMESPACES: (&str, &str) = ("", "namespaces");
-const CRDS: (&str, &str) = ("apiextensions.k8s.io", "customresourcedefinitions");
+pub(super) const CRDS: (&str, &str) = ("apiextensions.k8s.io", "customresourcedefinitions");
 
 pub(super) fn key(k: (&str, &str)) -> ResKey {
     (k.0.to_owned(), k.1.to_owned())
@@ -194,38 +193,6 @@ pub(crate) fn now_rfc3339() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
-}
-
-fn new_uid() -> String {
-    let b: [u8; 16] = rand::rng().random();
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
-}
-
-fn random_suffix() -> String {
-    // kube-apiserver's alphabet for generateName (no vowels, no confusable characters).
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let mut rng = rand::rng();
-    (0..5)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 pub(super) fn str_of<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -524,127 +491,6 @@ impl Store {
         // No receiver is fine: nobody is watching.
         let _ = self.events.send(change);
         stored
-    }
-
-    fn check_namespace(&self, rt: &ResourceType, ns: &str) -> Result<(), ApiError> {
-        if !rt.namespaced {
-            return Ok(());
-        }
-        match self
-            .objects
-            .get(&key(NAMESPACES))
-            .and_then(|m| m.get(&(String::new(), ns.to_owned())))
-        {
-            None => Err(ApiError::not_found("", "namespaces", ns)),
-            Some(n) if is_terminating(&n.value) => Err(ApiError::new(
-                403,
-                "Forbidden",
-                format!(
-                    "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                    rt.plural
-                ),
-            )),
-            Some(_) => Ok(()),
-        }
-    }
-
-    /// Type-specific normalisation done by kube-apiserver's registry strategies.
-    fn normalize(
-        &mut self,
-        rt: &ResourceType,
-        obj: &mut Value,
-        creating: bool,
-    ) -> Result<(), ApiError> {
-        let name = str_of(obj, &["metadata", "name"])
-            .unwrap_or_default()
-            .to_owned();
-        match (rt.group.as_str(), rt.plural.as_str()) {
-            ("", "secrets") => {
-                let Some(o) = obj.as_object_mut() else {
-                    return Ok(());
-                };
-                if let Some(Value::Object(sd)) = o.remove("stringData") {
-                    let data = o.entry("data").or_insert_with(|| json!({}));
-                    if !data.is_object() {
-                        *data = json!({});
-                    }
-                    for (k, v) in sd {
-                        let s = v.as_str().unwrap_or_default();
-                        data[k.as_str()] =
-                            json!(base64::engine::general_purpose::STANDARD.encode(s));
-                    }
-                }
-                for (k, v) in o
-                    .get("data")
-                    .and_then(Value::as_object)
-                    .into_iter()
-                    .flatten()
-                {
-                    let ok = v.as_str().is_some_and(|s| {
-                        base64::engine::general_purpose::STANDARD.decode(s).is_ok()
-                    });
-                    if !ok {
-                        return Err(ApiError::bad_request(format!(
-                            "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data in data[{k:?}]"
-                        )));
-                    }
-                }
-                o.entry("type").or_insert_with(|| json!("Opaque"));
-            }
-            ("", "namespaces") if !is_terminating(obj) => {
-                obj["status"] = json!({"phase": "Active"});
-            }
-            ("", "services") if creating => {
-                self.service_ip += 1;
-                let spec = &mut obj["spec"];
-                if !spec.is_object() {
-                    *spec = json!({});
-                }
-                if spec["type"].is_null() {
-                    spec["type"] = json!("ClusterIP");
-                }
-                if spec["clusterIP"].is_null() {
-                    let n = self.service_ip;
-                    spec["clusterIP"] = json!(format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff));
-                }
-            }
-            ("apiextensions.k8s.io", "customresourcedefinitions") => {
-                let t = resources::from_crd(obj)?;
-                let clash = self
-                    .types
-                    .get(&t.key())
-                    .is_some_and(|existing| !existing.custom);
-                if clash {
-                    return Err(ApiError::invalid(
-                        "CustomResourceDefinition",
-                        &name,
-                        "spec.names.plural: resource is served by a built-in API",
-                    ));
-                }
-                let now = now_rfc3339();
-                obj["status"] = json!({
-                    "acceptedNames": obj["spec"]["names"].clone(),
-                    "storedVersions": [t.storage_version()],
-                    "conditions": [
-                        {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-                         "message": "no conflicts found", "lastTransitionTime": now},
-                        {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-                         "message": "the initial names have been accepted", "lastTransitionTime": now},
-                    ],
-                });
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn after_write(&mut self, rt: &ResourceType, obj: &Value) {
-        if rt.key() == key(CRDS)
-            && let Ok(t) = resources::from_crd(obj)
-        {
-            self.objects.entry(t.key()).or_default();
-            self.types.insert(t.key(), t);
-        }
     }
 
     pub fn create(
