@@ -18,7 +18,7 @@ use std::net::TcpListener;
 use std::path::Path;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Secret, Service, ServicePort, ServiceSpec};
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use sealed_secrets_api::{UnsealOptions, decrypt_items, parse_sealed_secrets, reseal, verify};
 use sealed_secrets_crypto::{Certificate, KeyRing, PrivateKey};
@@ -639,7 +639,8 @@ async fn with_the_real_controller() {
 }
 
 /// Creates a Service `name` in the controller namespace, with no endpoint unless registered.
-async fn add_service(cluster: &Cluster, name: &str) {
+/// With `selector`, it selects pods (none run here), as a controller's Service does.
+async fn add_service(cluster: &Cluster, name: &str, selector: Option<&str>) {
     let svc = Service {
         metadata: ObjectMeta {
             name: Some(name.into()),
@@ -652,14 +653,28 @@ async fn add_service(cluster: &Cluster, name: &str) {
                 port: 8080,
                 ..Default::default()
             }]),
+            selector: selector.map(|app| BTreeMap::from([("app".to_string(), app.to_string())])),
             ..Default::default()
         }),
         ..Default::default()
     };
-    Api::<Service>::namespaced(cluster.client().await.unwrap(), CTRL_NS)
+    let client = cluster.client().await.unwrap();
+    Api::<Service>::namespaced(client.clone(), CTRL_NS)
         .create(&PostParams::default(), &svc)
         .await
         .unwrap();
+    if selector.is_some() && !cluster.is_standin() {
+        // A real API server proxies by the Service's Endpoints, which the endpoints controller
+        // writes (empty: no pod matches) a moment after the Service appears.
+        let endpoints = Api::<Endpoints>::namespaced(client, CTRL_NS);
+        for _ in 0..100 {
+            if endpoints.get_opt(name).await.unwrap().is_some() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the endpoints controller wrote no Endpoints for Service {name} in 10 s");
+    }
 }
 
 /// Issue 12 items 3, 4, 5: no silent waits (a Service without a ready pod fails at once with
@@ -671,7 +686,7 @@ async fn cluster_failures_are_prompt_and_plain() {
     let d = tempfile::tempdir().unwrap();
 
     // Service present, no endpoint: kube-rs's default retry used to wait ~5 minutes.
-    add_service(&cluster, "no-pods").await;
+    add_service(&cluster, "no-pods", Some("no-pods")).await;
     let started = std::time::Instant::now();
     let r = kubeseal(
         &cluster,
@@ -705,7 +720,7 @@ async fn cluster_failures_are_prompt_and_plain() {
     // An endpoint that accepts connections and never answers: --request-timeout bounds it.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_addr = silent.local_addr().unwrap().to_string();
-    add_service(&cluster, "silent").await;
+    add_service(&cluster, "silent", None).await;
     cluster
         .register_endpoint(CTRL_NS, "silent", &silent_addr)
         .unwrap();

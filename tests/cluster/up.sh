@@ -201,11 +201,13 @@ server="https://127.0.0.1:$api_port"
 kubeconfig "$dir/kcm.kubeconfig" "$server"
 # The controllers the suite relies on: garbage collection (ownerReferences), namespace
 # deletion, ServiceAccounts and their tokens, the kube-root-ca.crt ConfigMap every namespace
-# has, aggregated ClusterRoles (admin/edit/view), and Endpoints -> EndpointSlice mirroring.
+# has, aggregated ClusterRoles (admin/edit/view), Endpoints -> EndpointSlice mirroring, and the
+# Endpoints of every Service with a selector (empty here: no pods run), so that the service
+# proxy answers 503 "no endpoints available" as on a cluster, not 404.
 "$bin/kube-controller-manager" \
     --kubeconfig "$dir/kcm.kubeconfig" \
     --secure-port 0 --leader-elect=false \
-    --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller,endpointslice-mirroring-controller \
+    --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller,endpointslice-mirroring-controller,endpoints-controller \
     --root-ca-file "$pki/ca.crt" \
     --service-account-private-key-file "$pki/sa.key" \
     --use-service-account-credentials=false \
