@@ -2,7 +2,7 @@
 //! variables, `if`/`else if`/`else`/`range`/`with`/`end`, `break`/`continue`, comments and
 //! `{{-`/`-}}` trimming. `define`/`template`/`block` are refused (one template per key).
 
-use super::{ErrorKind, TemplateError};
+use crate::{ErrorKind, TemplateError};
 
 /// Deepest nesting of blocks and parentheses accepted, so hostile input cannot overflow the
 /// stack of the recursive parser or evaluator.
@@ -55,7 +55,10 @@ pub(crate) enum Arg {
     Dot,
     Field(Vec<String>),
     Variable(String, Vec<String>),
+    /// `and`/`or`, evaluated lazily by the evaluator.
     Ident(String),
+    /// A function: its name and its index in the function table.
+    Func(String, usize),
     Str(String),
     Int(i64),
     Float(f64),
@@ -710,12 +713,13 @@ impl Parser {
                     "true" => Arg::Bool(true),
                     "false" => Arg::Bool(false),
                     "nil" => Arg::Nil,
-                    _ => {
-                        if !super::funcs::exists(name) {
+                    "and" | "or" => Arg::Ident(name.clone()),
+                    _ => match crate::funcs::lookup(name) {
+                        Some(index) => Arg::Func(name.clone(), index),
+                        None => {
                             return Err(err(line, format!("function \"{name}\" not defined")));
                         }
-                        Arg::Ident(name.clone())
-                    }
+                    },
                 },
                 Tok::Str(s) => Arg::Str(s.clone()),
                 Tok::Int(n) | Tok::Char(n) => Arg::Int(*n),
