@@ -35,7 +35,7 @@ pub enum ErrorKind {
     /// Evaluation failed outside a function call.
     #[error("{0}")]
     Eval(EvalError),
-    /// The render exceeded one of its [`Limits`].
+    /// The render exceeded one of its [`Limits`](crate::Limits).
     #[error("render budget exceeded: {}", .0.as_str())]
     Budget(Exhausted),
 }
