@@ -36,6 +36,7 @@ mod error;
 mod exec;
 mod funcs;
 pub mod json;
+mod lex;
 mod parse;
 mod printf;
 mod value;
