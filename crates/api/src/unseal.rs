@@ -300,6 +300,11 @@ pub fn verify(
 /// SealedSecret's top-level metadata, renders `spec.template.data`, copies the template's
 /// metadata/type/immutable, forces namespace and name, and sets the ownerReference unless the
 /// template says `skip-set-owner-references`.
+///
+/// Bounded for any input: at most [`MAX_RSA_OPERATIONS`] RSA operations per call, and each
+/// template item rendered under the default [`crate::template::Limits`] (bytes produced,
+/// steps, time); exceeding either is an ordinary error. The controller and `kubeseal
+/// --recovery-unseal` both come here, so both have the same limits.
 pub fn unseal(
     sealed: &SealedSecret,
     keys: &KeyRing,
