@@ -3,8 +3,8 @@
 
 use sealed_secrets_crypto::{OpenError, SealError as CryptoSealError};
 
-use crate::template::TemplateError;
 use crate::types::ObjectRef;
+use sealed_secrets_gotemplate::TemplateError;
 
 /// Reading a YAML/JSON manifest stream failed. `index` is the 1-based document number.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,8 @@
 //! - [`seal`]: what `kubeseal` does to a Secret manifest (§6.3).
 //! - [`unseal`]: what the controller does to a SealedSecret (§2.4, §2.5), plus the
 //!   template-free [`verify`] and [`decrypt_items`] that verify/rotate must use (§9.3).
-//! - [`template`]: the Go `text/template` subset with sprig functions used by `spec.template.data`.
+//! - [`template`]: the Go `text/template` subset with sprig functions used by
+//!   `spec.template.data` (the `sealed-secrets-gotemplate` crate, re-exported).
 //! - [`output`]: kubeseal-shaped JSON and YAML.
 //!
 //! ```
@@ -33,7 +34,7 @@ pub mod manifest;
 pub mod output;
 mod schema;
 pub mod seal;
-pub mod template;
+pub use sealed_secrets_gotemplate as template;
 mod types;
 pub mod unseal;
 

@@ -5,14 +5,13 @@
 //! newline, no `status`. YAML: a `---` line, then keys sorted as sigs.k8s.io/yaml prints them.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::str::FromStr;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use sealed_secrets_gotemplate::json::GoFormatter;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
-use serde_json::ser::{Formatter, PrettyFormatter};
 
 use crate::error::OutputError;
 use crate::types::{API_VERSION, KIND, SealedSecret, SecretTemplateSpec};
@@ -84,59 +83,6 @@ fn go_json<T: Serialize>(v: &T) -> Result<String, serde_json::Error> {
     Ok(String::from_utf8(buf).unwrap_or_default())
 }
 
-/// Compact JSON like Go's `json.Marshal` (sprig `toJson`; `html_safe: false` is `toRawJson`).
-pub(crate) fn go_json_compact(value: &Value, html_safe: bool) -> String {
-    let mut buf = Vec::new();
-    let result = if html_safe {
-        let mut ser = serde_json::Serializer::with_formatter(&mut buf, GoCompact);
-        value.serialize(&mut ser)
-    } else {
-        value.serialize(&mut serde_json::Serializer::new(&mut buf))
-    };
-    match result {
-        Ok(()) => String::from_utf8(buf).unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-/// Indented JSON like Go's `json.MarshalIndent(v, "", "  ")` (sprig `toPrettyJson`).
-pub(crate) fn go_json_pretty(value: &Value) -> String {
-    let mut s = go_json(value).unwrap_or_default();
-    s.pop();
-    s
-}
-
-/// Compact formatter with Go's HTML-safe escaping.
-struct GoCompact;
-
-impl Formatter for GoCompact {
-    fn write_string_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        write_go_fragment(writer, fragment)
-    }
-}
-
-fn write_go_fragment<W: ?Sized + io::Write>(writer: &mut W, fragment: &str) -> io::Result<()> {
-    let mut start = 0;
-    for (i, c) in fragment.char_indices() {
-        let esc = match c {
-            '<' => "\\u003c",
-            '>' => "\\u003e",
-            '&' => "\\u0026",
-            '\u{2028}' => "\\u2028",
-            '\u{2029}' => "\\u2029",
-            _ => continue,
-        };
-        writer.write_all(&fragment.as_bytes()[start..i])?;
-        writer.write_all(esc.as_bytes())?;
-        start = i + c.len_utf8();
-    }
-    writer.write_all(&fragment.as_bytes()[start..])
-}
-
 /// Any JSON value as `---`-prefixed YAML with sorted keys.
 pub fn value_to_yaml(value: &Value) -> Result<String, OutputError> {
     let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
@@ -169,55 +115,6 @@ impl Serialize for Sorted<'_> {
             Value::Array(a) => s.collect_seq(a.iter().map(Sorted)),
             other => other.serialize(s),
         }
-    }
-}
-
-/// Pretty printer with Go's `encoding/json` HTML-safe escaping.
-#[derive(Default)]
-struct GoFormatter(PrettyFormatter<'static>);
-
-impl Formatter for GoFormatter {
-    fn write_string_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        write_go_fragment(writer, fragment)
-    }
-    fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.begin_array(w)
-    }
-    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.end_array(w)
-    }
-    fn begin_array_value<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
-        self.0.begin_array_value(w, first)
-    }
-    fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.end_array_value(w)
-    }
-    fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.begin_object(w)
-    }
-    fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.end_object(w)
-    }
-    fn begin_object_key<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
-        self.0.begin_object_key(w, first)
-    }
-    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.begin_object_value(w)
-    }
-    fn end_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.end_object_value(w)
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -15,6 +16,12 @@ use crate::annotations;
 use crate::error::{ItemError, MAX_RSA_OPERATIONS, UnsealError};
 use crate::template;
 use crate::types::{API_VERSION, KIND, ObjectRef, SealedSecret, SecretTemplateSpec};
+
+/// Wall-clock time all `spec.template.data` items of one object may take to render together.
+/// Each item also has its own [`template::Limits`]; without this total, thousands of items each
+/// just under the per-render limits would still cost minutes per reconcile. Once it is spent,
+/// every further item fails with a time budget error after at most a few hundred steps.
+pub const MAX_RENDER_TIME_PER_OBJECT: Duration = Duration::from_secs(2);
 
 /// Controller switches that change unsealing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -300,6 +307,11 @@ pub fn verify(
 /// SealedSecret's top-level metadata, renders `spec.template.data`, copies the template's
 /// metadata/type/immutable, forces namespace and name, and sets the ownerReference unless the
 /// template says `skip-set-owner-references`.
+///
+/// Bounded for any input: at most [`MAX_RSA_OPERATIONS`] RSA operations per call, and each
+/// template item rendered under the default [`crate::template::Limits`] (bytes produced,
+/// steps, time); exceeding either is an ordinary error. The controller and `kubeseal
+/// --recovery-unseal` both come here, so both have the same limits.
 pub fn unseal(
     sealed: &SealedSecret,
     keys: &KeyRing,
@@ -323,8 +335,15 @@ pub fn unseal(
         {
             let dot = DotMap::new(&decrypted);
             let mut errors = Vec::new();
+            let deadline = Instant::now() + MAX_RENDER_TIME_PER_OBJECT;
             for (key, text) in tdata {
-                match template::render(text, &dot.0) {
+                let limits = template::Limits {
+                    max_time: deadline
+                        .saturating_duration_since(Instant::now())
+                        .min(template::Limits::DEFAULT.max_time),
+                    ..template::Limits::DEFAULT
+                };
+                match template::render_with(text, &dot.0, &limits) {
                     Ok(rendered) => {
                         data.insert(key.clone(), ByteString(rendered.into_bytes()));
                     }

@@ -185,3 +185,26 @@ fn certificate_parsing_rejects_non_rsa_and_garbage() {
             .is_err()
     );
 }
+
+/// A multi-recipient version-2 value written by an independent implementation of `FORMAT.md`
+/// §2 (Python `cryptography`: RSA-OAEP-SHA256, HKDF-SHA256, AES-256-GCM) for key-a and key-b
+/// under the strict label `team-a/db-creds`: each key alone opens it to `hello`, with one RSA
+/// operation; another label does not.
+#[test]
+fn multi_recipient_version_2_from_an_independent_implementation() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/multi-v2-hello.b64");
+    let text = std::fs::read_to_string(path).unwrap();
+    let value = decode_base64(text.trim()).unwrap();
+    assert_eq!(value[6], sealed_secrets_crypto::MULTI_VERSION);
+    for name in ["key-a", "key-b"] {
+        let mut ring = KeyRing::new();
+        ring.insert(key(name));
+        let opened = ring.open(b"team-a/db-creds", &value, &[]).unwrap();
+        assert_eq!(opened.plaintext.as_bytes(), b"hello");
+        assert_eq!(ring.rsa_operations(), 1);
+        assert_eq!(
+            ring.open(b"team-a/other", &value, &[]).unwrap_err(),
+            OpenError::NoKey
+        );
+    }
+}

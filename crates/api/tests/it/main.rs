@@ -11,4 +11,3 @@ mod crd;
 mod golden;
 mod manifest;
 mod seal_unseal;
-mod template;

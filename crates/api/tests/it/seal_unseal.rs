@@ -356,6 +356,33 @@ fn rsa_work_per_object_is_capped() {
     assert_eq!(ring.rsa_operations(), 0);
 }
 
+/// Issue 11 item 1, per object: many template items each just under the per-render limits
+/// share one render time budget, so an object cannot cost minutes per reconcile.
+#[test]
+fn template_time_is_bounded_per_object() {
+    let mut ss = seal_one(&secret_yaml("ns", "n", ""));
+    ss.spec.template.data = Some(
+        (0..40)
+            .map(|i| {
+                (
+                    format!("t{i:02}"),
+                    "{{ range 100000000 }}{{ end }}".to_owned(),
+                )
+            })
+            .collect(),
+    );
+    let start = std::time::Instant::now();
+    let err = unseal(&ss, &ring_a(), &OPTS).unwrap_err();
+    let took = start.elapsed();
+    let UnsealError::Items(items) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(items.len(), 40);
+    // MAX_RENDER_TIME_PER_OBJECT (2 s) plus parsing and the last few hundred steps of each.
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    assert!(err.to_string().contains("render budget exceeded"), "{err}");
+}
+
 #[test]
 fn verify_and_decrypt_items_never_render_templates() {
     let mut ss = seal_one(&secret_yaml("ns", "n", ""));

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use super::budget::{Budget, Exhausted};
-use super::funcs;
-use super::parse::{Arg, Command, Node, Pipeline};
-use super::value::Value;
-use super::{ErrorKind, EvalError, TemplateError};
+use crate::budget::{Budget, Exhausted};
+use crate::funcs;
+use crate::parse::{Arg, Command, Node, Pipeline};
+use crate::value::Value;
+use crate::{ErrorKind, EvalError, TemplateError};
 
 /// Output cap: a Secret cannot exceed 1 MiB, so neither can one rendered value.
 pub(crate) const MAX_OUTPUT: usize = 1 << 20;
@@ -245,9 +245,9 @@ impl<'b> Exec<'b> {
         let Some(first) = cmd.args.first() else {
             return Err(err(line, EvalError::EmptyCommand));
         };
+        // and/or evaluate lazily, like Go 1.18+ (the parser admits no other identifier).
         if let Arg::Ident(name) = first {
-            // and/or evaluate lazily, like Go 1.18+.
-            if name == "and" || name == "or" {
+            {
                 let mut last = Value::Nil;
                 let n = cmd.args.len() - 1 + usize::from(piped.is_some());
                 if n == 0 {
@@ -264,6 +264,8 @@ impl<'b> Exec<'b> {
                 }
                 return Ok(last);
             }
+        }
+        if let Arg::Func(name, index) = first {
             let mut args = Vec::with_capacity(cmd.args.len());
             for a in &cmd.args[1..] {
                 args.push(self.arg(line, a, dot)?);
@@ -271,7 +273,7 @@ impl<'b> Exec<'b> {
             if let Some(p) = piped {
                 args.push(p);
             }
-            return self.call(line, name, args);
+            return self.call(line, name, *index, args);
         }
         if cmd.args.len() > 1 || piped.is_some() {
             return Err(err(line, EvalError::NotAFunction));
@@ -281,9 +283,15 @@ impl<'b> Exec<'b> {
 
     /// Calls a function and charges its result; a failure caused by the budget is reported
     /// as such whatever message the function gave.
-    fn call(&mut self, line: usize, name: &str, args: Vec<Value>) -> Result<Value, TemplateError> {
+    fn call(
+        &mut self,
+        line: usize,
+        name: &str,
+        index: usize,
+        args: Vec<Value>,
+    ) -> Result<Value, TemplateError> {
         self.step(line)?;
-        let result = funcs::call(name, args, self.budget);
+        let result = funcs::call(index, args, self.budget);
         if let Some(what) = self.budget.exhausted() {
             return Err(over(line, what));
         }
@@ -308,7 +316,9 @@ impl<'b> Exec<'b> {
                 None => Value::Nil,
             },
             Arg::Variable(name, chain) => self.var(line, name, chain)?,
-            Arg::Ident(name) => self.call(line, name, Vec::new())?,
+            // `and`/`or` without arguments.
+            Arg::Ident(name) => return Err(err(line, EvalError::Arity(name.clone()))),
+            Arg::Func(name, index) => self.call(line, name, *index, Vec::new())?,
             Arg::Str(s) => Value::Str(s.clone()),
             Arg::Int(n) => Value::Int(*n),
             Arg::Float(f) => Value::Float(*f),

@@ -1,8 +1,8 @@
 //! Go's `fmt.Sprintf` for the verbs templates use: `%s %v %q %d %x %X %o %b %c %f %e %g %t %%`
 //! with flags `-+ 0#`, width and precision (including `*`).
 
-use super::funcs::{float_v, go_quote, strval};
-use super::value::Value;
+use crate::funcs::{float_v, go_quote, strval};
+use crate::value::Value;
 
 /// Formats like Go's `fmt.Sprintf`; `None` once the text would exceed `limit` bytes (each verb
 /// can pad to 65,536 characters, so the result is not bounded by the inputs' size).

@@ -1,9 +1,18 @@
+//! The template language as SealedSecret templates use it, its errors, and its render budget
+//! (issue 11 items 1 and 4).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] fns: a panic is the failure report"
+)]
+
 use std::collections::BTreeMap;
 
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use sealed_secrets_api::template::{Exhausted, Limits, check, render, render_with};
+use sealed_secrets_gotemplate::{Exhausted, Limits, check, render, render_with};
 
 fn data() -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -180,7 +189,7 @@ fn bomb(t: &str) -> Exhausted {
 }
 
 // One test per bomb of issue 11 item 1, so each can be run alone to measure its peak memory
-// (`/usr/bin/time -v target/debug/deps/it-* template::bomb_cat_doubling --exact`).
+// (`/usr/bin/time -v target/debug/deps/render-* bomb_cat_doubling --exact`).
 
 #[test]
 fn bomb_cat_doubling() {
