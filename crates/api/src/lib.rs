@@ -4,7 +4,7 @@
 //!   upstream's CRD (§2); [`crd()`] builds the CRD that `crds/` holds.
 //! - [`manifest`]: reading YAML/JSON streams of Secrets and SealedSecrets.
 //! - [`seal`]: what `kubeseal` does to a Secret manifest (§6.3).
-//! - [`unseal`]: what the controller does to a SealedSecret (§2.4, §2.5), plus the
+//! - [`unseal()`]: what the controller does to a SealedSecret (§2.4, §2.5), plus the
 //!   template-free [`verify`] and [`decrypt_items`] that verify/rotate must use (§9.3).
 //! - [`template`]: the Go `text/template` subset with sprig functions used by
 //!   `spec.template.data` (the `sealed-secrets-gotemplate` crate, re-exported).
