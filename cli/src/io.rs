@@ -108,11 +108,21 @@ pub fn create_private_file(path: &Path, data: &[u8], overwrite: bool) -> Result<
 /// Every regular file under `paths` (files given directly are kept), sorted, skipping hidden
 /// directories such as `.git`.
 pub fn walk(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    walk_reporting(paths, &mut Vec::new())
+}
+
+/// [`walk`], also naming each entry it passed over and why: symbolic links (not followed, so a
+/// scan cannot loop or leave the tree) and entries whose metadata cannot be read. Hidden
+/// directories are skipped by design and not named.
+pub fn walk_reporting(
+    paths: &[PathBuf],
+    passed_over: &mut Vec<(PathBuf, String)>,
+) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         let meta = fs::metadata(p).map_err(|e| CliError::io("failed to read", p, e))?;
         if meta.is_dir() {
-            walk_dir(p, &mut out)?;
+            walk_dir(p, &mut out, passed_over)?;
         } else {
             out.push(p.clone());
         }
@@ -120,7 +130,11 @@ pub fn walk(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn walk_dir(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    passed_over: &mut Vec<(PathBuf, String)>,
+) -> Result<()> {
     let mut entries: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|e| CliError::io("failed to read directory", dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -131,15 +145,22 @@ fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with('.'));
-        let Ok(meta) = fs::symlink_metadata(&p) else {
-            continue;
+        let meta = match fs::symlink_metadata(&p) {
+            Ok(meta) => meta,
+            Err(e) => {
+                let why = crate::error::GoIoError(e);
+                passed_over.push((p, format!("unreadable ({why}): not scanned")));
+                continue;
+            }
         };
         if meta.is_dir() {
             if !hidden {
-                walk_dir(&p, out)?;
+                walk_dir(&p, out, passed_over)?;
             }
         } else if meta.is_file() {
             out.push(p);
+        } else if meta.file_type().is_symlink() {
+            passed_over.push((p, "symbolic link: not followed, not scanned".to_string()));
         }
     }
     Ok(())

@@ -43,9 +43,15 @@ pub struct FileReport {
 
 /// Runs the scan and prints findings (stdout) and notes (stderr).
 pub fn run(args: &ScanArgs) -> Result<Outcome> {
-    let files = io::walk(&args.paths)?;
+    let mut passed_over = Vec::new();
+    let files = io::walk_reporting(&args.paths, &mut passed_over)?;
     let mut findings = Vec::new();
-    let mut skipped: Vec<(PathBuf, String)> = Vec::new();
+    // Entries the walk passed over count when they could hold a manifest: a link or an
+    // unreadable entry named like one.
+    let mut skipped: Vec<(PathBuf, String)> = passed_over
+        .into_iter()
+        .filter(|(p, _)| io::is_manifest(p))
+        .collect();
     let mut scanned = 0usize;
     for f in files
         .iter()

@@ -1155,6 +1155,36 @@ fn scan_looks_into_what_does_not_parse() {
     assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
 }
 
+/// Issue 11 item 7: a symbolic link named like a manifest is not followed (no loops, no
+/// escaping the tree) but is reported, and --strict fails on it.
+#[test]
+fn scan_reports_symbolic_links_it_does_not_follow() {
+    let d = tmp();
+    let repo = d.path().join("repo");
+    fs::create_dir_all(&repo).unwrap();
+    let outside = d.path().join("outside.yaml");
+    fs::write(
+        &outside,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: linked}\nstringData: {k: v}\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&outside, repo.join("linked.yaml")).unwrap();
+    std::os::unix::fs::symlink(&outside, repo.join("notes.txt")).unwrap();
+    fs::write(repo.join("cm.yaml"), "kind: ConfigMap\ndata: {a: b}\n").unwrap();
+    let r = run(d.path(), &["scan", &p(&repo)], b"");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("linked.yaml: symbolic link: not followed, not scanned"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("notes.txt"), "{}", r.stderr);
+    let r = run(d.path(), &["scan", "--strict", &p(&repo)], b"");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--strict: 1 file(s)"), "{}", r.stderr);
+}
+
 /// Issue 12 item 8: the encrypted backup `kubeseal keys backup` writes is accepted wherever a
 /// private key file is: --recovery-private-key, reencrypt, audit --key (a one-key backup).
 /// Issue 12 item 9: each keys subcommand takes only its own flags.
