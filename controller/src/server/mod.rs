@@ -283,17 +283,28 @@ async fn verify(
     .await
 }
 
-async fn verify_body(state: &Arc<ServerState>, body: Bytes) -> Response {
-    let ss = match parse_one(&body) {
-        Ok(ss) => ss,
-        Err(e) => {
-            tracing::info!(error = %e, "verify: cannot decode request");
-            return bad_request(&e);
-        }
-    };
-    if let Some(msg) = refuse_legacy(&ss, &state.unseal) {
-        return text(StatusCode::BAD_REQUEST, msg);
+/// The one SealedSecret a verify or rotate request carries, or the 400 that refuses it: a body
+/// that does not decode, or the legacy `spec.data` format unless enabled for HTTP.
+fn decode_request(
+    state: &ServerState,
+    body: &[u8],
+    what: &str,
+) -> Result<SealedSecret, Box<Response>> {
+    let ss = parse_one(body).map_err(|e| {
+        tracing::info!(error = %e, "{what}: cannot decode request");
+        Box::new(bad_request(&e))
+    })?;
+    match refuse_legacy(&ss, &state.unseal) {
+        Some(msg) => Err(Box::new(text(StatusCode::BAD_REQUEST, msg))),
+        None => Ok(ss),
     }
+}
+
+async fn verify_body(state: &Arc<ServerState>, body: Bytes) -> Response {
+    let ss = match decode_request(state, &body, "verify") {
+        Ok(ss) => ss,
+        Err(refusal) => return *refusal,
+    };
     let snap = state.keys.snapshot();
     let opts = state.unseal;
     let ring = snap.clone();
@@ -331,16 +342,10 @@ async fn rotate(
 }
 
 async fn rotate_body(state: &Arc<ServerState>, body: Bytes) -> Response {
-    let ss = match parse_one(&body) {
+    let ss = match decode_request(state, &body, "rotate") {
         Ok(ss) => ss,
-        Err(e) => {
-            tracing::info!(error = %e, "rotate: cannot decode request");
-            return bad_request(&e);
-        }
+        Err(refusal) => return *refusal,
     };
-    if let Some(msg) = refuse_legacy(&ss, &state.unseal) {
-        return text(StatusCode::BAD_REQUEST, msg);
-    }
     let snap = state.keys.snapshot();
     let opts = state.unseal;
     let ring = snap.clone();
