@@ -564,7 +564,7 @@ async fn upstream_sealed_secret_with_upstream_key() {
         }
         let mut ss = sealed_secrets_api::SealedSecret::new(&name, Default::default());
         ss.metadata.namespace = Some(ns.clone());
-        if let Some(a) = scope.annotation() {
+        if let Some(a) = sealed_secrets_api::annotations::scope_annotation(scope) {
             ss.metadata.annotations = Some([(a.to_owned(), "true".to_owned())].into());
         }
         for (item, ct, _) in items {
