@@ -33,6 +33,9 @@ pub const KUBECTL_LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-confi
 pub const KUBECFG_LAST_APPLIED: &str = "kubecfg.ksonnet.io/last-applied-configuration";
 /// Label copied into the metric label `ss_app_kubernetes_io_instance`.
 pub const APP_INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// Label (the Kubernetes recommended one) on objects the controller creates for itself, such as
+/// its certificate ConfigMap, so an operator can tell who owns them.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 
 /// Ours: comma-separated fingerprints of the key(s) the values were sealed with, on the
 /// SealedSecret's top-level metadata only. A hint, never trusted for security.
