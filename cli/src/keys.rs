@@ -10,7 +10,9 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use sealed_secrets_api::annotations::{SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE};
+use sealed_secrets_api::annotations::{
+    ROTATE_REQUEST, RotateRequest, SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE,
+};
 use sealed_secrets_api::{UnsealOptions, decrypt_items};
 use sealed_secrets_crypto::{Certificate, Fingerprint, KeyRing, PrivateKey};
 
@@ -18,9 +20,6 @@ use crate::cli::{ControllerArgs, DecryptArgs, KeysCommand, KubeArgs};
 use crate::error::{CliError, Result};
 use crate::{Outcome, backup, cluster, docs, io, keyfiles, printer};
 
-/// Annotation asking the controller for a new key; the leader answers a request stamped later
-/// than its newest key by generating one (controller/src/keys/rotation.rs, `should_rotate`).
-pub const ROTATE_REQUEST_ANNOTATION: &str = "sealed-secrets-rs.dev/rotate-requested-at";
 /// Name of upstream's legacy key Secret.
 const LEGACY_KEY_SECRET: &str = "sealed-secrets-key";
 
@@ -301,24 +300,22 @@ async fn rotate(
         .iter()
         .filter_map(|s| s.metadata.name.clone())
         .collect();
-    // The controller orders keys by certificate NotBefore, in whole seconds, and acts on a
-    // request stamped strictly later than its newest key. So stamp whole seconds, in a second
-    // after every existing key Secret was created: the request is then later than all of them,
-    // and the key it causes (generated after it) is not older than it, so it is answered once.
+    // Stamped in the second after every existing key Secret was created, so the controller
+    // answers it exactly once (the rule is `RotateRequest::stamp`'s).
     let latest_key = before
         .iter()
         .filter_map(|s| s.metadata.creation_timestamp.as_ref())
-        .map(|t| t.0.as_second())
-        .max()
-        .unwrap_or(0);
-    while jiff::Timestamp::now().as_second() <= latest_key {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let now = jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
+        .map(|t| SystemTime::from(t.0))
+        .max();
+    let request = loop {
+        match RotateRequest::stamp(SystemTime::now(), latest_key) {
+            Some(r) => break r,
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let patch = serde_json::json!({"metadata": {"annotations": {ROTATE_REQUEST_ANNOTATION: now}}});
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {ROTATE_REQUEST: request.to_string()}}});
     api.patch(&newest_name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| {
@@ -376,7 +373,7 @@ fn backup_text(secrets: &[Secret]) -> Result<String> {
             if let Some(a) = &m.annotations {
                 let a: BTreeMap<_, _> = a
                     .iter()
-                    .filter(|(k, _)| k.as_str() != ROTATE_REQUEST_ANNOTATION)
+                    .filter(|(k, _)| k.as_str() != ROTATE_REQUEST)
                     .collect();
                 if !a.is_empty() {
                     meta.insert("annotations".into(), serde_json::json!(a));

@@ -37,7 +37,7 @@ pub fn check(ss: &SealedSecret, certs: &[Certificate]) -> Vec<String> {
     let mut out = Vec::new();
     let name = ss.metadata.name.clone().unwrap_or_default();
     let namespace = ss.metadata.namespace.clone().unwrap_or_default();
-    let top_scope = Scope::from_annotations(ss.metadata.annotations.as_ref());
+    let top_scope = sealed_secrets_api::annotations::scope(ss.metadata.annotations.as_ref());
     if name.is_empty() {
         out.push("metadata.name is missing".to_owned());
     }
@@ -51,7 +51,7 @@ pub fn check(ss: &SealedSecret, certs: &[Certificate]) -> Vec<String> {
         let has_scope_annotation = t.is_some_and(|a| {
             a.contains_key(annotations::CLUSTER_WIDE) || a.contains_key(annotations::NAMESPACE_WIDE)
         });
-        let t_scope = Scope::from_annotations(t);
+        let t_scope = sealed_secrets_api::annotations::scope(t);
         if has_scope_annotation && t_scope != top_scope {
             out.push(format!(
                 "scope annotations disagree: metadata says {top_scope}, spec.template.metadata says {t_scope} (the controller uses metadata)"

@@ -486,7 +486,7 @@ async fn keys_rotate_requests_a_key_and_waits_for_it() {
             .metadata
             .annotations
             .unwrap_or_default()
-            .contains_key(kubeseal::keys::ROTATE_REQUEST_ANNOTATION)
+            .contains_key(sealed_secrets_api::annotations::ROTATE_REQUEST)
     );
 
     // A "controller" that reacts to the annotation.

@@ -45,7 +45,7 @@ async fn publish_once(
                 metadata: ObjectMeta {
                     name: Some(name.to_owned()),
                     labels: Some(BTreeMap::from([(
-                        "app.kubernetes.io/managed-by".to_owned(),
+                        sealed_secrets_api::annotations::MANAGED_BY_LABEL.to_owned(),
                         "sealed-secrets-controller".to_owned(),
                     )])),
                     ..Default::default()

@@ -14,7 +14,7 @@
 //! Startup follows upstream (§4.3): load keys, (as leader) generate one if there is none or
 //! the newest is older than the cutoff, schedule renewal, SIGUSR1 renews now, start the
 //! controllers and the HTTP servers, stop on SIGTERM. Beyond upstream, the leader also
-//! answers `kubeseal keys rotate` ([`keys::ROTATE_REQUEST_ANNOTATION`]).
+//! answers `kubeseal keys rotate` ([`sealed_secrets_api::annotations::ROTATE_REQUEST`]).
 
 pub mod certmap;
 pub mod cluster;

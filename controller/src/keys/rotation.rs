@@ -1,12 +1,13 @@
 //! Rotation requests: `kubeseal keys rotate` annotates an active key Secret and the leader
-//! generates a new key (beyond upstream, docs/design.md).
+//! generates a new key (beyond upstream, docs/design.md). The annotation and its value format
+//! ([`RotateRequest`]) are owned by `sealed_secrets_api::annotations`, shared with kubeseal.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use sealed_secrets_api::annotations::RotateRequest;
 
 use super::*;
 use crate::runtime::Stop;
@@ -17,10 +18,11 @@ impl Keys {
         let Some(name) = secret.metadata.name.clone() else {
             return;
         };
-        let requested = match rotation_request(&secret.metadata) {
-            Some(Ok(t)) => Some(t),
-            Some(Err(value)) => {
-                tracing::warn!(secret = %name, %value, "ignoring `{ROTATE_REQUEST_ANNOTATION}`: not an RFC 3339 timestamp");
+        let requested = match RotateRequest::from_annotations(secret.metadata.annotations.as_ref())
+        {
+            Some(Ok(r)) => Some(r.at()),
+            Some(Err(e)) => {
+                tracing::warn!(secret = %name, "ignoring the rotation request: {e}");
                 None
             }
             None => None,
@@ -50,25 +52,6 @@ impl Keys {
     pub fn latest_rotation_request(&self) -> Option<SystemTime> {
         self.requests.borrow().values().max().copied()
     }
-}
-
-/// Annotation by which an operator asks the leader for a new key now (`kubeseal keys
-/// rotate`, docs/design.md): an RFC 3339 time on an active key Secret. It goes
-/// through `patch secrets` in the controller namespace (operators only) rather than an HTTP
-/// endpoint, which anyone allowed to reach the service proxy could call.
-pub const ROTATE_REQUEST_ANNOTATION: &str = "sealed-secrets-rs.dev/rotate-requested-at";
-
-/// The rotation request on a key Secret: `None` without the annotation, `Err(value)` when it
-/// is not an RFC 3339 timestamp. Pure.
-pub fn rotation_request(meta: &ObjectMeta) -> Option<Result<SystemTime, String>> {
-    let value = meta.annotations.as_ref()?.get(ROTATE_REQUEST_ANNOTATION)?;
-    Some(
-        value
-            .trim()
-            .parse::<jiff::Timestamp>()
-            .map(SystemTime::from)
-            .map_err(|_| value.clone()),
-    )
 }
 
 /// Whether a rotation request must produce a key now. Pure.

@@ -11,7 +11,9 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::watcher;
-use sealed_secrets_api::annotations::{SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE};
+use sealed_secrets_api::annotations::{
+    KEY_ORIGIN, KEY_ORIGIN_GENERATED, SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE,
+};
 use sealed_secrets_crypto::{CertParams, Certificate, Fingerprint, PrivateKey};
 
 use super::*;
@@ -199,10 +201,7 @@ pub fn key_secret(s: &KeySettings, key: &PrivateKey, cert: &Certificate) -> Secr
         SEALING_KEY_LABEL_ACTIVE.to_owned(),
     );
     let mut annotations: BTreeMap<String, String> = s.annotations.iter().cloned().collect();
-    annotations.insert(
-        KEY_ORIGIN_ANNOTATION.to_owned(),
-        KEY_ORIGIN_GENERATED.to_owned(),
-    );
+    annotations.insert(KEY_ORIGIN.to_owned(), KEY_ORIGIN_GENERATED.to_owned());
     let mut data = BTreeMap::new();
     data.insert(
         "tls.key".to_owned(),

@@ -1,6 +1,6 @@
 use k8s_openapi::ByteString;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sealed_secrets_api::annotations::SEALING_KEY_LABEL;
+use sealed_secrets_api::annotations::{ROTATE_REQUEST, SEALING_KEY_LABEL};
 use sealed_secrets_crypto::{CertParams, Certificate, PrivateKey};
 
 use super::*;
@@ -244,26 +244,9 @@ fn registry_upsert_and_remove() {
 fn mk_meta(value: Option<&str>) -> ObjectMeta {
     ObjectMeta {
         name: Some("k".into()),
-        annotations: value.map(|v| [(ROTATE_REQUEST_ANNOTATION.to_owned(), v.to_owned())].into()),
+        annotations: value.map(|v| [(ROTATE_REQUEST.to_owned(), v.to_owned())].into()),
         ..Default::default()
     }
-}
-
-#[test]
-fn rotation_request_parsing() {
-    assert_eq!(rotation_request(&mk_meta(None)), None);
-    assert_eq!(
-        rotation_request(&mk_meta(Some("1970-01-01T00:16:40Z"))),
-        Some(Ok(t(1000)))
-    );
-    assert_eq!(
-        rotation_request(&mk_meta(Some("1970-01-01T01:16:40+01:00"))),
-        Some(Ok(t(1000)))
-    );
-    assert_eq!(
-        rotation_request(&mk_meta(Some("yesterday"))),
-        Some(Err("yesterday".into()))
-    );
 }
 
 #[test]
@@ -306,5 +289,10 @@ fn rotation_requests_follow_the_key_secrets() {
     assert_eq!(keys.latest_rotation_request(), None);
     keys.track_rotation_request(&a);
     keys.retain_rotation_requests(&BTreeSet::from(["other".to_owned()]));
+    assert_eq!(keys.latest_rotation_request(), None);
+    // A value that is not a time is ignored, and replaces a valid request it overwrote.
+    keys.track_rotation_request(&a);
+    a.metadata.annotations = mk_meta(Some("yesterday")).annotations;
+    keys.track_rotation_request(&a);
     assert_eq!(keys.latest_rotation_request(), None);
 }

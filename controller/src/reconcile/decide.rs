@@ -15,7 +15,7 @@ use sealed_secrets_api::{
     API_VERSION, CONDITION_SYNCED, GROUP, KIND, SealedSecret, SealedSecretCondition,
     SealedSecretStatus,
 };
-use sealed_secrets_crypto::{Fingerprint, Scope};
+use sealed_secrets_crypto::Fingerprint;
 
 /// Upstream's message for an immutable target (§4.6 step 7).
 pub const IMMUTABLE_MESSAGE: &str = "the target Secret is immutable and its data cannot be updated. You can only delete and recreate the Secret";
@@ -212,7 +212,7 @@ pub fn source_digest(ss: &SealedSecret, keys: &BTreeSet<Fingerprint>) -> String 
     );
     h.update(b"\0");
     h.update(
-        Scope::from_annotations(ss.metadata.annotations.as_ref())
+        sealed_secrets_api::annotations::scope(ss.metadata.annotations.as_ref())
             .as_str()
             .as_bytes(),
     );

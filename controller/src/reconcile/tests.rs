@@ -320,7 +320,7 @@ fn usage_hints_only_for_unhinted_objects() {
         fp.as_str()
     );
     assert_eq!(
-        Scope::from_annotations(hinted.metadata.annotations.as_ref()),
+        sealed_secrets_api::annotations::scope(hinted.metadata.annotations.as_ref()),
         Scope::Strict
     );
     assert!(Arc::ptr_eq(&with_usage_hints(ss.clone(), &[]), &ss));

@@ -19,7 +19,7 @@ use sealed_secrets_e2e::harness::{Cluster, Process, TestNamespace, free_port, wa
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
-pub const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
+pub use sealed_secrets_api::annotations::SEALING_KEY_LABEL as KEY_LABEL;
 
 /// Polls `f` every 100ms until it returns `Some`, or panics after `timeout` with `what`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T

@@ -132,7 +132,9 @@ async fn health_cert_verify_rotate() {
     as_cw.metadata.name = Some("elsewhere".into());
     as_cw.metadata.annotations = Some(
         [(
-            Scope::ClusterWide.annotation().unwrap().to_owned(),
+            sealed_secrets_api::annotations::scope_annotation(Scope::ClusterWide)
+                .unwrap()
+                .to_owned(),
             "true".to_owned(),
         )]
         .into(),

@@ -7,6 +7,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, PostParams};
+use sealed_secrets_api::annotations::{MANAGED, PATCH};
 use sealed_secrets_crypto::{Certificate, PrivateKey, Scope};
 use serde_json::json;
 
@@ -16,9 +17,6 @@ use crate::common::*;
 type VectorObject = (String, String, String);
 /// (item, ciphertext, plaintext).
 type VectorItem = (String, String, Vec<u8>);
-
-const MANAGED: &str = "sealedsecrets.bitnami.com/managed";
-const PATCH: &str = "sealedsecrets.bitnami.com/patch";
 
 fn existing_secret(
     ns: &str,
@@ -564,7 +562,7 @@ async fn upstream_sealed_secret_with_upstream_key() {
         }
         let mut ss = sealed_secrets_api::SealedSecret::new(&name, Default::default());
         ss.metadata.namespace = Some(ns.clone());
-        if let Some(a) = scope.annotation() {
+        if let Some(a) = sealed_secrets_api::annotations::scope_annotation(scope) {
             ss.metadata.annotations = Some([(a.to_owned(), "true".to_owned())].into());
         }
         for (item, ct, _) in items {

@@ -90,7 +90,7 @@ pub fn seal_secret(
     if opts.scope != Scope::Strict {
         set_scope_annotations(&mut metadata.annotations, opts.scope);
     }
-    let scope = Scope::from_annotations(metadata.annotations.as_ref());
+    let scope = annotations::scope(metadata.annotations.as_ref());
     if scope != Scope::ClusterWide {
         let declared = metadata.namespace.clone().unwrap_or_default();
         match &opts.explicit_namespace {
@@ -187,7 +187,7 @@ fn set_scope_annotations(annotations: &mut Option<BTreeMap<String, String>>, sco
     let map = annotations.get_or_insert_with(BTreeMap::new);
     map.remove(annotations::CLUSTER_WIDE);
     map.remove(annotations::NAMESPACE_WIDE);
-    if let Some(key) = scope.annotation() {
+    if let Some(key) = annotations::scope_annotation(scope) {
         map.insert(key.to_owned(), "true".to_owned());
     }
     if map.is_empty() {
@@ -281,7 +281,7 @@ pub fn merge_into(
         .filter(|n| !n.is_empty())
         .ok_or(SealingError::TargetWithoutName)?;
     let namespace = target.metadata.namespace.clone().unwrap_or_default();
-    let scope = Scope::from_annotations(target.metadata.annotations.as_ref());
+    let scope = annotations::scope(target.metadata.annotations.as_ref());
     let label = scope.label(&namespace, &name);
     let object = ObjectRef {
         namespace,
@@ -375,7 +375,7 @@ pub fn reseal(
     out.metadata.managed_fields = None;
     let name = out.metadata.name.clone().unwrap_or_default();
     let namespace = out.metadata.namespace.clone().unwrap_or_default();
-    let scope = Scope::from_annotations(out.metadata.annotations.as_ref());
+    let scope = annotations::scope(out.metadata.annotations.as_ref());
     let label = scope.label(&namespace, &name);
     let object = ObjectRef { namespace, name };
     let mut encrypted = EncryptedData::new();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use sealed_secrets_crypto::{Fingerprint, KeyRing, OpenError, Plaintext, Scope, decode_base64};
+use sealed_secrets_crypto::{Fingerprint, KeyRing, OpenError, Plaintext, decode_base64};
 use zeroize::Zeroize;
 
 use crate::annotations;
@@ -183,7 +183,7 @@ pub fn decrypt_items(
     if spec.encrypted_data.was_not_a_map() {
         return Err(UnsealError::EncryptedDataNotAMap { object });
     }
-    let scope = Scope::from_annotations(sealed.metadata.annotations.as_ref());
+    let scope = annotations::scope(sealed.metadata.annotations.as_ref());
     let label = scope.label(&object.namespace, &object.name);
     let hints = sealing_key_hints(&sealed.metadata);
     // One RSA budget for the whole object (issue 11 item 2).

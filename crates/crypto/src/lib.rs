@@ -39,5 +39,5 @@ pub use hybrid::{
     decode_base64, encode_base64, envelope, seal, seal_multi,
 };
 pub use keys::{Fingerprint, ParseFingerprintError, Plaintext, PrivateKey, PublicKey};
-pub use scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, ParseScopeError, Scope};
+pub use scope::{ParseScopeError, Scope};
 pub use zeroize::Zeroizing;
