@@ -109,10 +109,14 @@ for crate in "${FUZZ_CRATES[@]}"; do
                 tail -n 20 "$log" >&2
             fi
             for artifact in "${artifacts[@]}"; do
-                echo "error: $name/$target found a failing input: $crate/$artifact" >&2
-                echo "  reproduce: cd $crate && RUSTC_BOOTSTRAP=1 cargo fuzz run $target $artifact" >&2
-                echo "  once fixed, commit it as a regression input:" \
-                    "cp $crate/$artifact $crate/fuzz/regressions/$target/" >&2
+                # libFuzzer prints the path as cargo-fuzz gave it: absolute or crate-relative.
+                [[ $artifact == /* ]] || artifact=$ROOT/$crate/$artifact
+                artifact=${artifact#"$ROOT"/}
+                echo "error: $name/$target found a failing input: $artifact" >&2
+                echo "  reproduce: cd $crate && RUSTC_BOOTSTRAP=1 cargo fuzz run $target" \
+                    "$ROOT/$artifact" >&2
+                echo "  once fixed, commit it as a regression input: mkdir -p" \
+                    "$crate/fuzz/regressions/$target && cp $artifact $crate/fuzz/regressions/$target/" >&2
             done
             grep -E '^(==[0-9]+==ERROR|thread .* panicked|SUMMARY: )' "$log" | head -n 5 >&2 || true
         fi
