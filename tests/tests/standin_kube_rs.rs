@@ -17,34 +17,14 @@ use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::runtime::{WatchStreamExt as _, reflector, watcher};
-use kube::{Client, CustomResource, ResourceExt as _};
+use kube::{Client, ResourceExt as _};
 use sealed_secrets_e2e::harness::{Cluster, TestNamespace};
 use sealed_secrets_e2e::standin::{Config, Faults};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[kube(
-    group = "bitnami.com",
-    version = "v1alpha1",
-    kind = "SealedSecret",
-    namespaced,
-    status = "SealedSecretStatus",
-    schema = "disabled"
-)]
-#[serde(rename_all = "camelCase")]
-pub struct SealedSecretSpec {
-    #[serde(default)]
-    encrypted_data: BTreeMap<String, String>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-pub struct SealedSecretStatus {
-    #[serde(default)]
-    conditions: Vec<serde_json::Value>,
-}
-
-const CRD_YAML: &str = include_str!("../fixtures/sealedsecret-crd.yaml");
+#[path = "support/sealedsecret.rs"]
+mod sealedsecret;
+use sealedsecret::{CRD_YAML, SealedSecret, SealedSecretSpec};
 
 async fn setup(config: Config) -> (Cluster, Client, TestNamespace) {
     let cluster = Cluster::standin(config).unwrap();

@@ -28,34 +28,14 @@ use k8s_openapi::api::core::v1::{Event, ObjectReference, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams, WatchParams};
-use kube::{Client, CustomResource, ResourceExt as _};
+use kube::{Client, ResourceExt as _};
 use sealed_secrets_e2e::harness::Cluster;
 use sealed_secrets_e2e::standin::Config;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[kube(
-    group = "bitnami.com",
-    version = "v1alpha1",
-    kind = "SealedSecret",
-    namespaced,
-    status = "SealedSecretStatus",
-    schema = "disabled"
-)]
-#[serde(rename_all = "camelCase")]
-pub struct SealedSecretSpec {
-    #[serde(default)]
-    encrypted_data: BTreeMap<String, String>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-pub struct SealedSecretStatus {
-    #[serde(default)]
-    conditions: Vec<serde_json::Value>,
-}
-
-const CRD_YAML: &str = include_str!("../fixtures/sealedsecret-crd.yaml");
+#[path = "support/sealedsecret.rs"]
+mod sealedsecret;
+use sealedsecret::{CRD_YAML, SealedSecret, SealedSecretSpec};
 const NAMESPACES: usize = 10;
 const CONCURRENCY: usize = 16;
 /// Watchers that only count events, on top of the controller's two: the fan-out.
