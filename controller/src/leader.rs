@@ -34,7 +34,11 @@ pub struct ElectionConfig {
 /// What one attempt found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Attempt {
-    Leading,
+    /// The Lease is ours; its resourceVersion after our write orders the acquisition among
+    /// all other writes (the chaos suite checks leadership with it).
+    Leading {
+        resource_version: String,
+    },
     Following {
         holder: String,
     },
@@ -137,10 +141,10 @@ pub async fn run(
         let result = attempt(&api, &cfg, &mut observed).await;
         let leading = *tx.borrow();
         let failure = match result {
-            Ok(Attempt::Leading) => {
+            Ok(Attempt::Leading { resource_version }) => {
                 last_renew = Some(Instant::now());
                 if !leading {
-                    tracing::info!(lease = %cfg.lease_name, identity = %cfg.identity, "became the leader");
+                    tracing::info!(lease = %cfg.lease_name, identity = %cfg.identity, %resource_version, "became the leader");
                     metrics.leader.set(1);
                     let _ = tx.send(true);
                 }
@@ -222,7 +226,9 @@ async fn attempt(
             }),
         };
         return match bounded(limit, api.create(&PostParams::default(), &lease)).await {
-            Ok(_) => Ok(Attempt::Leading),
+            Ok(l) => Ok(Attempt::Leading {
+                resource_version: l.metadata.resource_version.unwrap_or_default(),
+            }),
             Err(LeaseError::Api(kube::Error::Api(s))) if s.code == 409 => Ok(Attempt::Conflict),
             Err(e) => Err(e),
         };
@@ -262,7 +268,9 @@ async fn attempt(
     {
         Ok(l) => {
             *observed = Some((record_of(&l), Instant::now()));
-            Ok(Attempt::Leading)
+            Ok(Attempt::Leading {
+                resource_version: l.metadata.resource_version.unwrap_or_default(),
+            })
         }
         Err(LeaseError::Api(kube::Error::Api(s))) if s.code == 409 => Ok(Attempt::Conflict),
         Err(e) => Err(e),

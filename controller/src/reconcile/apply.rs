@@ -233,13 +233,16 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Written, Reconci
 
     match existing {
         None => {
-            api.create(&PostParams::default(), &desired)
+            let created = api
+                .create(&PostParams::default(), &desired)
                 .await
                 .map_err(|source| ReconcileError::Create {
                     object: object.clone(),
                     source,
                 })?;
-            tracing::info!(sealed_secret = %object, "created Secret");
+            // The resourceVersion orders this write among all others (the chaos suite
+            // checks with it that no write came from a replica that was not the leader).
+            tracing::info!(sealed_secret = %object, resource_version = created.metadata.resource_version.as_deref().unwrap_or_default(), "created Secret");
             Ok(Written::Created)
         }
         Some(existing) => {
@@ -252,7 +255,8 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Written, Reconci
             if violates_immutable(&existing, &merged) {
                 return Err(ReconcileError::Immutable { object });
             }
-            api.replace(&name, &PostParams::default(), &merged)
+            let updated = api
+                .replace(&name, &PostParams::default(), &merged)
                 .await
                 .map_err(|source| {
                     if is_immutable_rejection(&source) {
@@ -266,7 +270,7 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Written, Reconci
                         }
                     }
                 })?;
-            tracing::info!(sealed_secret = %object, "updated Secret");
+            tracing::info!(sealed_secret = %object, resource_version = updated.metadata.resource_version.as_deref().unwrap_or_default(), "updated Secret");
             Ok(Written::Updated)
         }
     }
@@ -463,11 +467,17 @@ async fn write_status(
     let mut obj = ss.clone();
     obj.status = Some(status.clone());
     obj.metadata.managed_fields = None;
+    let written = |o: &SealedSecret| {
+        tracing::debug!(sealed_secret = %format!("{ns}/{name}"), resource_version = o.metadata.resource_version.as_deref().unwrap_or_default(), "wrote status");
+    };
     match api
         .replace_status(&name, &PostParams::default(), &obj)
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(o) => {
+            written(&o);
+            Ok(())
+        }
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let mut fresh = api.get(&name).await?;
             if fresh.metadata.uid != ss.metadata.uid
@@ -480,7 +490,7 @@ async fn write_status(
             fresh.metadata.managed_fields = None;
             api.replace_status(&name, &PostParams::default(), &fresh)
                 .await
-                .map(|_| ())
+                .map(|o| written(&o))
         }
         Err(e) => Err(e),
     }
