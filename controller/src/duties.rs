@@ -30,13 +30,15 @@ pub struct LeaderDuties {
 
 impl LeaderDuties {
     /// Everything the duties need, from the settings and the replica's shared parts;
-    /// `identity` reports Events, `namespace` is the controller's own.
+    /// `identity` reports Events, `fence` guards every reconcile write, `namespace` is the
+    /// controller's own.
     pub async fn new(
         settings: &Settings,
         client: &kube::Client,
         keys: &Arc<Keys>,
         metrics: &SharedMetrics,
         identity: &str,
+        fence: crate::leader::Fence,
         namespace: String,
     ) -> Self {
         let recorder = Recorder::new(client.clone(), identity.to_owned());
@@ -46,6 +48,7 @@ impl LeaderDuties {
             metrics.clone(),
             recorder,
             settings.reconcile.clone(),
+            fence,
         );
         Self {
             ctx,

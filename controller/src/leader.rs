@@ -20,6 +20,49 @@ use tokio::sync::watch;
 
 use crate::metrics::SharedMetrics;
 
+/// Whether this replica may still write as the leader, by its own monotonic clock: until
+/// the renew deadline after the start of its last successful Lease write. Another replica
+/// takes the Lease only once it has seen that write unchanged for a whole lease duration
+/// (at least the renew deadline), so a leader that checks the fence before each write never
+/// writes after another took over, even when it was frozen (SIGSTOP, a stalled VM) past its
+/// lease and resumes with reconciles in flight before its elector has run again.
+/// `CLOCK_MONOTONIC` keeps counting while a process is stopped. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Fence(Option<std::sync::Arc<std::sync::Mutex<Option<Instant>>>>);
+
+/// A write refused by the [`Fence`].
+#[derive(Debug, thiserror::Error)]
+#[error("not the leader any more (the Lease was not renewed within the renew deadline); not writing")]
+pub struct NotLeading;
+
+impl Fence {
+    /// No election: always open.
+    pub fn open() -> Self {
+        Self(None)
+    }
+
+    /// With election: closed until the first successful Lease write.
+    pub fn elected() -> Self {
+        Self(Some(Default::default()))
+    }
+
+    fn set(&self, until: Option<Instant>) {
+        if let Some(m) = &self.0 {
+            *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = until;
+        }
+    }
+
+    /// Ok while this replica may write as the leader.
+    pub fn check(&self) -> Result<(), NotLeading> {
+        let Some(m) = &self.0 else { return Ok(()) };
+        let until = *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match until {
+            Some(t) if Instant::now() < t => Ok(()),
+            _ => Err(NotLeading),
+        }
+    }
+}
+
 /// Timings (docs/design.md: lease 15s, renew deadline 10s, retry 2s).
 #[derive(Clone, Debug)]
 pub struct ElectionConfig {
@@ -132,17 +175,21 @@ pub async fn run(
     cfg: ElectionConfig,
     tx: watch::Sender<bool>,
     metrics: SharedMetrics,
+    fence: Fence,
 ) {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
     let mut observed: Option<(Record, Instant)> = None;
     let mut last_renew: Option<Instant> = None;
     let mut last_error_log: Option<Instant> = None;
     loop {
+        let started = Instant::now();
         let result = attempt(&api, &cfg, &mut observed).await;
         let leading = *tx.borrow();
         let failure = match result {
             Ok(Attempt::Leading { resource_version }) => {
                 last_renew = Some(Instant::now());
+                // From the start of the attempt: the write landed after it.
+                fence.set(Some(started + cfg.renew_deadline));
                 if !leading {
                     tracing::info!(lease = %cfg.lease_name, identity = %cfg.identity, %resource_version, "became the leader");
                     metrics.leader.set(1);
@@ -151,6 +198,7 @@ pub async fn run(
                 None
             }
             Ok(Attempt::Following { holder }) => {
+                fence.set(None);
                 if leading {
                     tracing::warn!(lease = %cfg.lease_name, %holder, "lost leadership: another replica holds the lease");
                     metrics.leader.set(0);
@@ -189,6 +237,7 @@ pub async fn run(
                         "lease renewal failed; retrying within the renew deadline"
                     );
                 } else {
+                    fence.set(None);
                     tracing::warn!(lease = %cfg.lease_name, "could not renew the lease within the renew deadline; stepping down");
                     metrics.leader.set(0);
                     let _ = tx.send(false);
@@ -354,6 +403,19 @@ mod tests {
         let d = recorded_duration(Some(&spec(Some(60))), ours);
         assert!(!may_acquire("other", "me", Duration::from_secs(20), d));
         assert!(may_acquire("other", "me", Duration::from_secs(60), d));
+    }
+
+    #[test]
+    fn fence_opens_on_renewal_and_closes_at_the_deadline() {
+        assert!(Fence::open().check().is_ok());
+        let f = Fence::elected();
+        assert!(f.check().is_err(), "closed before the first renewal");
+        f.set(Some(Instant::now() + Duration::from_secs(60)));
+        assert!(f.clone().check().is_ok());
+        f.set(Some(Instant::now() - Duration::from_millis(1)));
+        assert!(f.check().is_err(), "closed once the deadline passed");
+        f.set(None);
+        assert!(f.check().is_err());
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
         &keys,
         &metrics,
         lead.identity(),
+        lead.fence(),
         namespace,
     )
     .await;

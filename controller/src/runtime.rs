@@ -168,6 +168,7 @@ pub struct Leadership {
     elector: Tasks,
     identity: String,
     client: kube::Client,
+    fence: leader::Fence,
 }
 
 impl std::fmt::Debug for Leadership {
@@ -190,6 +191,11 @@ impl Leadership {
         let mut elector = Tasks::new("election");
         let identity = leader::identity();
         let (tx, leading) = watch::channel(lease.is_none());
+        let fence = if lease.is_some() {
+            leader::Fence::elected()
+        } else {
+            leader::Fence::open()
+        };
         let election = lease.map(|lease| ElectionConfig {
             namespace: namespace.to_owned(),
             lease_name: lease.name.clone(),
@@ -205,6 +211,7 @@ impl Leadership {
                     e.clone(),
                     tx,
                     metrics.clone(),
+                    fence.clone(),
                 ));
                 None
             }
@@ -220,7 +227,13 @@ impl Leadership {
             elector,
             identity,
             client: client.clone(),
+            fence,
         }
+    }
+
+    /// Checked by the leader's duties before each write ([`leader::Fence`]).
+    pub fn fence(&self) -> leader::Fence {
+        self.fence.clone()
     }
 
     /// This replica's name as leader candidate and Event reporter.

@@ -220,6 +220,7 @@ fn context(mock: &Mock, keys: Arc<Keys>) -> Arc<Context> {
             concurrency: 1,
             allow_service_account_tokens: false,
         },
+        crate::leader::Fence::open(),
     )
 }
 

@@ -20,6 +20,7 @@ use crate::events::{
     EventType, REASON_UNSEAL_FAILED, REASON_UNSEALED, REASON_UPDATE_FAILED, Recorder,
 };
 use crate::keys::{KeySnapshot, Keys};
+use crate::leader::{Fence, NotLeading};
 use crate::metrics::{ErrorReason, SharedMetrics};
 
 use super::decide::*;
@@ -45,6 +46,8 @@ pub struct Context {
     pub metrics: SharedMetrics,
     pub recorder: Recorder,
     pub settings: ReconcileSettings,
+    /// Checked before every write: a replica that is no longer sure to lead writes nothing.
+    pub fence: Fence,
     retries: Mutex<HashMap<(String, String), u32>>,
     /// Consecutive failed status writes per SealedSecret: such an object is requeued with
     /// backoff until its status is written, whatever the reconcile outcome.
@@ -68,6 +71,7 @@ impl Context {
         metrics: SharedMetrics,
         recorder: Recorder,
         settings: ReconcileSettings,
+        fence: Fence,
     ) -> Arc<Self> {
         Arc::new(Self {
             client,
@@ -75,6 +79,7 @@ impl Context {
             metrics,
             recorder,
             settings,
+            fence,
             retries: Mutex::new(HashMap::new()),
             status_retries: Mutex::new(HashMap::new()),
             usage: Mutex::new(HashMap::new()),
@@ -133,6 +138,8 @@ pub enum ReconcileError {
         #[source]
         source: kube::Error,
     },
+    #[error(transparent)]
+    NotLeading(#[from] NotLeading),
     #[error("unsealing task failed")]
     Join(#[source] tokio::task::JoinError),
     #[error(
@@ -150,6 +157,7 @@ impl ReconcileError {
             | Self::Immutable { .. }
             | Self::Create { .. }
             | Self::Update { .. }
+            | Self::NotLeading(_)
             | Self::Join(_) => ErrorReason::Update,
         }
     }
@@ -233,6 +241,7 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Written, Reconci
 
     match existing {
         None => {
+            ctx.fence.check()?;
             let created = api
                 .create(&PostParams::default(), &desired)
                 .await
@@ -255,6 +264,7 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Written, Reconci
             if violates_immutable(&existing, &merged) {
                 return Err(ReconcileError::Immutable { object });
             }
+            ctx.fence.check()?;
             let updated = api
                 .replace(&name, &PostParams::default(), &merged)
                 .await
@@ -365,10 +375,16 @@ pub fn with_usage_hints(ss: Arc<SealedSecret>, order: &[Fingerprint]) -> Arc<Sea
 
 /// One reconcile of one SealedSecret (§4.6): unseal and write, then status, metrics, Events.
 pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    if ctx.fence.check().is_err() {
+        return Ok(not_leading(&ss));
+    }
     ctx.metrics.unseal_requests.inc();
     let ns = ss.metadata.namespace.clone().unwrap_or_default();
     let name = ss.metadata.name.clone().unwrap_or_default();
     let outcome = apply(&ss, &ctx).await;
+    if matches!(outcome, Err(ReconcileError::NotLeading(_))) {
+        return Ok(not_leading(&ss));
+    }
     let message = outcome.as_ref().err().map(ReconcileError::message);
 
     let key = (ns.clone(), name.clone());
@@ -390,6 +406,9 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
                 .map(|c| c.status.clone());
             transitioned =
                 before.as_deref() != Some(if message.is_none() { "True" } else { "False" });
+            if ctx.fence.check().is_err() {
+                return Ok(not_leading(&ss));
+            }
             let written = write_status(&ctx.client, &ss, status).await;
             if let Err(e) = &written {
                 tracing::warn!(sealed_secret = %format!("{ns}/{name}"), error = %e, "failed to update status; retrying with backoff");
@@ -413,7 +432,10 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
             ctx.retries().remove(&key);
             // A pass that only retries a status write publishes no second Event.
             let status_only = retrying_status && written == Written::Unchanged;
-            if (written != Written::Unchanged || transitioned) && !status_only {
+            if (written != Written::Unchanged || transitioned)
+                && !status_only
+                && ctx.fence.check().is_ok()
+            {
                 ctx.recorder
                     .publish(
                         &ss,
@@ -437,12 +459,22 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
                 }
                 _ => (REASON_UPDATE_FAILED, msg),
             };
-            ctx.recorder
-                .publish(&ss, EventType::Warning, reason, &text)
-                .await;
+            if ctx.fence.check().is_ok() {
+                ctx.recorder
+                    .publish(&ss, EventType::Warning, reason, &text)
+                    .await;
+            }
             Err(e)
         }
     }
+}
+
+/// A reconcile that stopped before a write because this replica is no longer sure to lead
+/// ([`Fence`]): nothing written, no Event; retried later in case the Lease is renewed after
+/// all (else the leader group is drained before then).
+fn not_leading(ss: &SealedSecret) -> Action {
+    tracing::debug!(sealed_secret = %format!("{}/{}", ss.metadata.namespace.as_deref().unwrap_or_default(), ss.metadata.name.as_deref().unwrap_or_default()), "not writing: the Lease is not renewed");
+    Action::requeue(Duration::from_secs(2))
 }
 
 fn instance_label(ss: &SealedSecret) -> String {

@@ -218,7 +218,32 @@ pub fn keys_kept(before: &KeySet, after: &KeySet, new_expected: usize) -> Result
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Logged {
     Acquired,
-    Wrote(String),
+    /// What (the log message) and which object.
+    Wrote(String, String),
+}
+
+/// A write by a replica that was not the latest to acquire the Lease.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub replica: String,
+    pub resource_version: u64,
+    pub what: String,
+    pub object: String,
+    pub leader: Option<String>,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} wrote at resourceVersion {} ({} {}) while {} led",
+            self.replica,
+            self.resource_version,
+            self.what,
+            self.object,
+            self.leader.as_deref().unwrap_or("nobody")
+        )
+    }
 }
 
 /// What [`leadership`] found.
@@ -229,7 +254,42 @@ pub struct LeadershipReport {
     /// Writes per replica.
     pub writes: BTreeMap<String, usize>,
     /// Writes by a replica that was not the latest to acquire the Lease.
-    pub violations: Vec<String>,
+    pub violations: Vec<Violation>,
+    /// Log lines that cannot be placed (a write without a resourceVersion).
+    pub unplaced: Vec<String>,
+}
+
+impl LeadershipReport {
+    /// The violations a fenced controller cannot have. A replica checks its fence right
+    /// before each write, but a replica frozen (SIGSTOP) between that check and sending the
+    /// request sends it when it resumes, possibly after another took over: the Kubernetes
+    /// API has no fencing token that could refuse it. That leaves at most one such write per
+    /// reconcile in flight at the freeze (`in_flight`, the controller's concurrency), each
+    /// for a different object: the next write of the same reconcile checks the fence again.
+    /// Anything beyond that (two writes for one object, more writes than reconciles in
+    /// flight, writes placed nowhere) is a leader acting after losing the Lease. Pure.
+    pub fn unexplained(&self, in_flight: usize) -> Vec<String> {
+        let mut out: Vec<String> = self.unplaced.clone();
+        let mut per_replica: BTreeMap<&str, Vec<&Violation>> = BTreeMap::new();
+        for v in &self.violations {
+            per_replica.entry(&v.replica).or_default().push(v);
+        }
+        for (replica, vs) in per_replica {
+            let mut objects = BTreeSet::new();
+            let twice: Vec<&&Violation> = vs.iter().filter(|v| !objects.insert(&v.object)).collect();
+            if vs.len() > in_flight || !twice.is_empty() {
+                out.push(format!(
+                    "{replica}: {} writes after losing the Lease ({} at most can have been in flight), \
+                     {} of them a second write for the same object:\n    {}",
+                    vs.len(),
+                    in_flight,
+                    twice.len(),
+                    vs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n    ")
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// Proves "never two leaders acting at once" from the replicas' JSON logs (`--log-format
@@ -251,10 +311,10 @@ pub fn leadership(logs: &[(String, String)]) -> LeadershipReport {
             let msg = v["msg"].as_str().unwrap_or_default();
             let what = match msg {
                 "became the leader" => Logged::Acquired,
-                "created Secret" | "updated Secret" | "wrote status" => Logged::Wrote(format!(
-                    "{msg} {}",
-                    v["sealed_secret"].as_str().unwrap_or_default()
-                )),
+                "created Secret" | "updated Secret" | "wrote status" => Logged::Wrote(
+                    msg.to_owned(),
+                    v["sealed_secret"].as_str().unwrap_or_default().to_owned(),
+                ),
                 _ => continue,
             };
             let Some(rv) = v["resource_version"]
@@ -262,7 +322,7 @@ pub fn leadership(logs: &[(String, String)]) -> LeadershipReport {
                 .and_then(|r| r.parse::<u64>().ok())
             else {
                 report
-                    .violations
+                    .unplaced
                     .push(format!("{replica}: `{msg}` without a resourceVersion"));
                 continue;
             };
@@ -277,13 +337,16 @@ pub fn leadership(logs: &[(String, String)]) -> LeadershipReport {
                 leader = Some(replica);
                 report.acquisitions.push((*rv, replica.clone()));
             }
-            Logged::Wrote(w) => {
+            Logged::Wrote(what, object) => {
                 *report.writes.entry(replica.clone()).or_default() += 1;
                 if leader != Some(replica.as_str()) {
-                    report.violations.push(format!(
-                        "{replica} wrote at resourceVersion {rv} ({w}) while {} led",
-                        leader.unwrap_or("nobody")
-                    ));
+                    report.violations.push(Violation {
+                        replica: replica.clone(),
+                        resource_version: *rv,
+                        what: what.clone(),
+                        object: object.clone(),
+                        leader: leader.map(str::to_owned),
+                    });
                 }
             }
         }
@@ -296,7 +359,11 @@ mod tests {
     use super::*;
 
     fn line(msg: &str, rv: u64) -> String {
-        serde_json::json!({"time": "t", "level": "INFO", "msg": msg, "resource_version": rv.to_string(), "sealed_secret": "ns/x"}).to_string()
+        line_for(msg, rv, "ns/x")
+    }
+
+    fn line_for(msg: &str, rv: u64, object: &str) -> String {
+        serde_json::json!({"time": "t", "level": "INFO", "msg": msg, "resource_version": rv.to_string(), "sealed_secret": object}).to_string()
     }
 
     #[test]
@@ -315,9 +382,27 @@ mod tests {
 
         // A writes after B took over (a stopped leader resuming): caught.
         let late = format!("{a}\n{}", line("updated Secret", 12));
-        let bad = leadership(&[("a".into(), late), ("b".into(), b.clone())]);
+        let bad = leadership(&[("a".into(), late.clone()), ("b".into(), b.clone())]);
         assert_eq!(bad.violations.len(), 1, "{:?}", bad.violations);
-        assert!(bad.violations[0].contains("a wrote at resourceVersion 12"));
+        assert!(bad.violations[0].to_string().contains("a wrote at resourceVersion 12"));
+        // One write per reconcile in flight at a freeze is explained...
+        assert!(bad.unexplained(8).is_empty());
+        assert_eq!(bad.unexplained(0).len(), 1);
+        // ...a second write for the same object is not (it passed a fence check after
+        // the takeover).
+        let twice = format!("{late}\n{}", line("wrote status", 13));
+        let bad = leadership(&[("a".into(), twice), ("b".into(), b.clone())]);
+        assert_eq!(bad.unexplained(8).len(), 1);
+        // Writes for different objects, up to the number in flight: explained.
+        let spread = format!(
+            "{a}\n{}\n{}",
+            line_for("wrote status", 12, "ns/y"),
+            line_for("wrote status", 13, "ns/z")
+        );
+        let r = leadership(&[("a".into(), spread), ("b".into(), b.clone())]);
+        assert_eq!(r.violations.len(), 2);
+        assert!(r.unexplained(2).is_empty());
+        assert_eq!(r.unexplained(1).len(), 1);
 
         // A write before anybody led: caught.
         let early = leadership(&[("b".into(), format!("{}\n{b}", line("wrote status", 5)))]);
@@ -328,7 +413,7 @@ mod tests {
             "a".into(),
             r#"{"msg":"created Secret","sealed_secret":"ns/x"}"#.into(),
         )]);
-        assert_eq!(unplaced.violations.len(), 1);
+        assert_eq!(unplaced.unexplained(8).len(), 1);
     }
 
     #[test]

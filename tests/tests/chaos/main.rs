@@ -43,6 +43,8 @@ pub const N_ENV: &str = "SEALED_SECRETS_CHAOS_N";
 pub const REPORT_ENV: &str = "SEALED_SECRETS_CHAOS_REPORT";
 /// Values per SealedSecret.
 pub const VALUES: usize = 3;
+/// The controller's `--concurrency` (its default): reconciles in flight at most.
+pub const CONCURRENCY: usize = 8;
 /// Lease duration of the leader-election scenarios (short, so takeovers are quick).
 pub const LEASE_SECONDS: u64 = 4;
 
@@ -291,6 +293,7 @@ impl Env {
             .args(["--listen-addr", &http, "--listen-metrics-addr", &metrics])
             .args(["--key-size", "2048", "--log-format=json"])
             .args(["--log-info-stdout=false"])
+            .arg(format!("--concurrency={CONCURRENCY}"))
             .args(extra);
         let process = Process::spawn(cmd, self.cluster.temp_dir()).expect("spawn controller");
         self.replicas += 1;
