@@ -81,6 +81,40 @@ pub struct FaultStats {
     pub upstream_errors: u64,
 }
 
+/// Requests kept in the journal ([`FaultProxy::journal`]); older ones are dropped first.
+pub const JOURNAL_LIMIT: usize = 200_000;
+
+/// Who answered a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The upstream API server (whatever its status).
+    Upstream,
+    /// The proxy, with an injected fault.
+    Injected,
+    /// The proxy, because the upstream API server could not be reached (503).
+    Unreachable,
+    /// The proxy, because the request itself was unusable (400).
+    Proxy,
+}
+
+/// One request through the proxy. With one proxy per client (e.g. per controller replica),
+/// the journal says who wrote what when, without the client's cooperation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// When the request arrived.
+    pub received: std::time::SystemTime,
+    /// When its answer's status and headers were ready (a watch's stream goes on after).
+    pub answered: std::time::SystemTime,
+    pub method: Method,
+    /// Path and query, as the client sent them.
+    pub path: String,
+    /// The client's `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// The HTTP status answered.
+    pub status: u16,
+    pub origin: Origin,
+}
+
 /// What the dice say about one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Injected {
@@ -275,6 +309,7 @@ struct Inner {
     client: kube::Client,
     dice: Mutex<Dice>,
     counters: Counters,
+    journal: Mutex<std::collections::VecDeque<RequestRecord>>,
     upstream: String,
 }
 
@@ -284,6 +319,7 @@ impl std::fmt::Debug for Inner {
             .field("upstream", &self.upstream)
             .field("dice", &self.dice)
             .field("counters", &self.counters)
+            .field("journal_len", &lock(&self.journal).len())
             .finish_non_exhaustive()
     }
 }
@@ -296,8 +332,39 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Serves one request and adds it to the journal.
 async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     bump(&inner.counters.requests);
+    let received = std::time::SystemTime::now();
+    let method = req.method().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let (resp, origin) = answer(&inner, req).await;
+    let record = RequestRecord {
+        received,
+        answered: std::time::SystemTime::now(),
+        method,
+        path,
+        user_agent,
+        status: resp.status().as_u16(),
+        origin,
+    };
+    let mut journal = lock(&inner.journal);
+    if journal.len() == JOURNAL_LIMIT {
+        journal.pop_front();
+    }
+    journal.push_back(record);
+    resp
+}
+
+/// The answer to one request, and who gave it.
+async fn answer(inner: &Arc<Inner>, req: Request) -> (Response, Origin) {
     let (mut parts, body) = req.into_parts();
     let resource = classify(&parts.method, parts.uri.path(), parts.uri.query());
     let mut cut = None;
@@ -315,7 +382,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             Injected::Conflict => bump(&inner.counters.conflict409),
         }
         if let Some(s) = injected_status(injected, r) {
-            return json_response(&s);
+            return (json_response(&s), Origin::Injected);
         }
         if r.is_watch {
             cut = Some(watch_cut);
@@ -324,12 +391,13 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let body = match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
         Ok(b) => b,
         Err(e) => {
-            return json_response(&status(
+            let s = status(
                 400,
                 "BadRequest",
                 &format!("the e2e fault proxy could not read the request body: {e}"),
                 None,
-            ));
+            );
+            return (json_response(&s), Origin::Proxy);
         }
     };
     strip_headers(&mut parts.headers, true);
@@ -344,12 +412,13 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     match http::Uri::try_from(path_and_query) {
         Ok(uri) => *upstream_req.uri_mut() = uri,
         Err(e) => {
-            return json_response(&status(
+            let s = status(
                 400,
                 "BadRequest",
                 &format!("the e2e fault proxy could not parse the request path: {e}"),
                 None,
-            ));
+            );
+            return (json_response(&s), Origin::Proxy);
         }
     }
     let resp = match inner.client.send(upstream_req).await {
@@ -357,7 +426,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         Err(e) => {
             bump(&inner.counters.upstream_errors);
             tracing::debug!(error = %e, upstream = %inner.upstream, "fault proxy: upstream unreachable");
-            return json_response(&status(
+            let s = status(
                 503,
                 "ServiceUnavailable",
                 &format!(
@@ -365,7 +434,8 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                     inner.upstream
                 ),
                 None,
-            ));
+            );
+            return (json_response(&s), Origin::Unreachable);
         }
     };
     let (mut resp_parts, upstream_body) = resp.into_parts();
@@ -391,7 +461,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             }
         }
     };
-    Response::from_parts(resp_parts, body)
+    (Response::from_parts(resp_parts, body), Origin::Upstream)
 }
 
 /// A running fault proxy: its own thread and tokio runtime (so that tests may block), plain
@@ -498,6 +568,7 @@ impl FaultProxy {
                             spec,
                         }),
                         counters: Counters::default(),
+                        journal: Mutex::default(),
                         upstream,
                     });
                     let app = axum::Router::new()
@@ -582,6 +653,13 @@ impl FaultProxy {
             watch_cuts: get(&c.watch_cuts),
             upstream_errors: get(&c.upstream_errors),
         }
+    }
+}
+
+impl FaultProxy {
+    /// Every request so far, oldest first (at most the last [`JOURNAL_LIMIT`]).
+    pub fn journal(&self) -> Vec<RequestRecord> {
+        lock(&self.inner.journal).iter().cloned().collect()
     }
 }
 

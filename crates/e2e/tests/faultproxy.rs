@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use sealed_secrets_e2e::faultproxy::{FaultProxy, FaultSpec};
+use sealed_secrets_e2e::faultproxy::{FaultProxy, FaultSpec, Origin};
 use sealed_secrets_e2e::harness::Cluster;
 use sealed_secrets_e2e::standin;
 
@@ -126,6 +126,33 @@ async fn kube_rs_lists_creates_patches_and_watches_through_the_proxy() {
     }
     assert_eq!(seen, ["v", "w"]);
 
+    // The journal: every request, who answered, and the client's User-Agent.
+    let req = http::Request::get(format!("/api/v1/namespaces/{}/configmaps/a", ns.name()))
+        .header("user-agent", "replica-a")
+        .body(kube::client::Body::empty())
+        .unwrap();
+    assert_eq!(c.send(req).await.unwrap().status(), 200);
+    let journal = proxy.journal();
+    assert_eq!(journal.len(), 8, "{journal:#?}");
+    let create = journal
+        .iter()
+        .find(|r| r.method == http::Method::POST)
+        .unwrap();
+    assert_eq!(
+        (create.status, create.origin),
+        (201, Origin::Upstream),
+        "{create:?}"
+    );
+    assert!(
+        create
+            .path
+            .starts_with(&format!("/api/v1/namespaces/{}/configmaps", ns.name()))
+    );
+    assert!(create.received <= create.answered);
+    let last = journal.last().unwrap();
+    assert_eq!(last.user_agent.as_deref(), Some("replica-a"));
+    assert!(journal.iter().any(|r| r.path.contains("watch=true")));
+
     let stats = proxy.stats();
     assert_eq!(
         (stats.error500, stats.error429, stats.conflict409),
@@ -135,12 +162,35 @@ async fn kube_rs_lists_creates_patches_and_watches_through_the_proxy() {
         (stats.watches, stats.watch_cuts, stats.upstream_errors),
         (1, 0, 0)
     );
-    // /version, then list, watch, create, patch, list, get.
+    // /version, then list, watch, create, patch, list, get, get.
     assert_eq!(
         (stats.requests, stats.resource_requests),
-        (7, 6),
+        (8, 7),
         "{stats:?}"
     );
+
+    // kubectl (discovery, then a get) works through it too.
+    let kubectl = sealed_secrets_e2e::harness::find_kubectl().unwrap();
+    let out = std::process::Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(proxy.kubeconfig())
+        .args([
+            "get",
+            "configmap",
+            "a",
+            "-n",
+            ns.name(),
+            "-o",
+            "jsonpath={.data.k}",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "w");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,6 +242,16 @@ async fn fault_rates_are_honoured_and_discovery_is_spared() {
     assert!((12..=55).contains(&n(&ucodes, 429)), "{ucodes:?}");
     assert!((50..=125).contains(&n(&ucodes, 409)), "{ucodes:?}");
     let stats = proxy.stats();
+    let injected = proxy
+        .journal()
+        .iter()
+        .filter(|r| r.origin == Origin::Injected)
+        .count() as u64;
+    assert_eq!(
+        injected,
+        stats.error500 + stats.error429 + stats.conflict409,
+        "{stats:?}"
+    );
     assert_eq!(
         stats.conflict409,
         u64::from(n(&ucodes, 409)),
@@ -377,4 +437,56 @@ fn a_bad_upstream_kubeconfig_is_a_clear_error() {
     let missing = dir.path().join("nope.kubeconfig");
     let e = FaultProxy::start(&missing, FaultSpec::default(), dir.path()).unwrap_err();
     assert!(e.to_string().contains("nope.kubeconfig"), "{e}");
+}
+
+/// kube-runtime's watcher (what the controller uses) resumes after each cut and misses
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kube_runtime_watcher_resumes_after_cuts() {
+    use kube::runtime::watcher;
+    let cluster = Cluster::start().unwrap();
+    let ns = cluster.namespace("fproxy").await.unwrap();
+    let proxy = FaultProxy::start(
+        cluster.kubeconfig(),
+        FaultSpec {
+            watch_cut: Some(Duration::from_secs(1)),
+            ..FaultSpec::default()
+        },
+        cluster.temp_dir(),
+    )
+    .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client(proxy.kubeconfig(), true).await, ns.name());
+    let cfg = watcher::Config::default().labels("fproxy=watched");
+    let mut stream = watcher(api.clone(), cfg).boxed();
+    let writer = api.clone();
+    let writes = tokio::spawn(async move {
+        for name in ["a", "b", "c"] {
+            let mut cm = config_map(name);
+            cm.metadata.labels = Some([("fproxy".to_owned(), "watched".to_owned())].into());
+            writer.create(&PostParams::default(), &cm).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 3 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ev = tokio::time::timeout(left, stream.next())
+            .await
+            .expect("all three objects seen within 30 s")
+            .unwrap();
+        match ev {
+            Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => {
+                seen.insert(cm.metadata.name.unwrap());
+            }
+            Ok(_) => {}
+            Err(e) => panic!("watcher error: {e}"),
+        }
+    }
+    writes.await.unwrap();
+    let stats = proxy.stats();
+    assert!(
+        stats.watch_cuts >= 2 && stats.watches >= stats.watch_cuts,
+        "{stats:?}"
+    );
 }
