@@ -18,6 +18,12 @@
 //!   through unbuffered and end cleanly `watch_cut` after they start, as the stand-in ends
 //!   them.
 //!
+//! Beyond the stand-in's faults: [`FaultProxy::disconnect`] / [`FaultProxy::reconnect`] /
+//! [`FaultProxy::outage`] make the API server unreachable for the proxy's clients on either
+//! backend (port closed, open connections and watches dropped), and [`FaultProxy::journal`]
+//! records every request (times, method, path, User-Agent, status, who answered), so that
+//! with one proxy per client every write can be attributed.
+//!
 //! A request the proxy cannot deliver (the API server is down, e.g. while
 //! [`crate::control_plane::ControlPlane::restart_apiserver`] restarts it) is answered
 //! `503 ServiceUnavailable` and counted in [`FaultStats::upstream_errors`]; a watch whose
@@ -472,8 +478,83 @@ pub struct FaultProxy {
     inner: Arc<Inner>,
     kubeconfig: PathBuf,
     addr: std::net::SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Orders to the accept loop; dropped to stop it.
+    control: Option<tokio::sync::mpsc::UnboundedSender<Control>>,
+    /// Between [`Self::disconnect`] and [`Self::reconnect`].
+    disconnected: Mutex<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Orders to the accept loop.
+#[derive(Debug)]
+enum Control {
+    /// Close the listener and drop every open connection; acknowledge when done.
+    Disconnect(std::sync::mpsc::Sender<()>),
+    /// Serve again on this (re-bound) listener.
+    Listen(std::net::TcpListener),
+}
+
+/// Binds `127.0.0.1` on a random port in 10000-19999: below Linux's ephemeral range, so that
+/// the port is not handed out as some connection's source port while the proxy is
+/// disconnected ([`FaultProxy::disconnect`]) and can be bound again.
+fn bind_loopback() -> std::io::Result<std::net::TcpListener> {
+    let mut last = None;
+    for _ in 0..200 {
+        let port = rand::rng().random_range(10000..20000);
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no port tried")))
+}
+
+/// Accepts connections and serves each with `app` until the control channel closes. On
+/// [`Control::Disconnect`] the listener is closed (connections are refused) and every open
+/// connection is dropped mid-flight, watches included, as when an API server dies.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut control: tokio::sync::mpsc::UnboundedReceiver<Control>,
+) {
+    let (epoch, _) = tokio::sync::watch::channel(0u64);
+    let mut listener = Some(listener);
+    loop {
+        let accept = async {
+            match &listener {
+                Some(l) => l.accept().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            order = control.recv() => match order {
+                None => return,
+                Some(Control::Disconnect(ack)) => {
+                    listener = None;
+                    epoch.send_modify(|e| *e += 1);
+                    let _ = ack.send(());
+                }
+                Some(Control::Listen(std_listener)) => {
+                    listener = tokio::net::TcpListener::from_std(std_listener).ok();
+                }
+            },
+            accepted = accept => {
+                let Ok((stream, _)) = accepted else { continue };
+                // Watch events are small writes; send each at once.
+                let _ = stream.set_nodelay(true);
+                let mut cut = epoch.subscribe();
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                tokio::spawn(async move {
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        }
+    }
 }
 
 /// The upstream client, built from the kubeconfig's current context. No client-side retries
@@ -511,8 +592,7 @@ impl FaultProxy {
             let what = what.to_owned();
             move |source| HarnessError::Spawn { what, source }
         };
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
-            .map_err(spawn_err("bind the fault proxy to 127.0.0.1"))?;
+        let listener = bind_loopback().map_err(spawn_err("bind the fault proxy to 127.0.0.1"))?;
         listener
             .set_nonblocking(true)
             .map_err(spawn_err("bind the fault proxy to 127.0.0.1"))?;
@@ -522,7 +602,7 @@ impl FaultProxy {
         // Everything async happens on the proxy's own thread, so that `start` may be called
         // from inside another runtime (a `#[tokio::test]`) as well as from plain threads.
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let (control, control_rx) = tokio::sync::mpsc::unbounded_channel();
         let upstream_kubeconfig = upstream_kubeconfig.to_owned();
         let thread = std::thread::Builder::new()
             .name("e2e-faultproxy".into())
@@ -575,12 +655,9 @@ impl FaultProxy {
                         .fallback(handle)
                         .with_state(inner.clone());
                     let _ = ready_tx.send(Ok((inner, namespace)));
-                    // Not a graceful shutdown: watches would hold it open. Dropping the
-                    // runtime below cancels every connection.
-                    tokio::select! {
-                        _ = axum::serve(listener, app) => {}
-                        _ = stop => {}
-                    }
+                    // Returns when the proxy is dropped. No graceful shutdown: watches would
+                    // hold it open; dropping the runtime below cancels every connection.
+                    accept_loop(listener, app, control_rx).await;
                 });
                 rt.shutdown_timeout(Duration::from_secs(2));
             })
@@ -603,7 +680,8 @@ impl FaultProxy {
             inner,
             kubeconfig: dir.join(format!("faultproxy-{}.kubeconfig", addr.port())),
             addr,
-            shutdown: Some(shutdown),
+            control: Some(control),
+            disconnected: Mutex::new(false),
             thread: Some(thread),
         };
         let text = kube_standin::kubeconfig::render(&proxy.url(), None, &namespace);
@@ -657,6 +735,54 @@ impl FaultProxy {
 }
 
 impl FaultProxy {
+    /// Makes the proxy unreachable, as a dead API server is: closes its port (connections are
+    /// refused) and drops every open connection mid-flight, watches included, until
+    /// [`Self::reconnect`]. Works on both backends (the stand-in has no restart of its own).
+    pub fn disconnect(&self) -> Result<(), HarnessError> {
+        let mut disconnected = lock(&self.disconnected);
+        let (ack, acked) = std::sync::mpsc::channel();
+        let stopped = || HarnessError::Spawn {
+            what: "disconnect the fault proxy".into(),
+            source: std::io::Error::other("its accept loop has stopped"),
+        };
+        self.control
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(Control::Disconnect(ack))
+            .map_err(|_| stopped())?;
+        acked.recv().map_err(|_| stopped())?;
+        *disconnected = true;
+        Ok(())
+    }
+
+    /// Serves again on the same address after [`Self::disconnect`] (a no-op if connected).
+    pub fn reconnect(&self) -> Result<(), HarnessError> {
+        let err = |source| HarnessError::Spawn {
+            what: format!("bind the fault proxy to {} again", self.addr),
+            source,
+        };
+        let mut disconnected = lock(&self.disconnected);
+        if !*disconnected {
+            return Ok(());
+        }
+        let listener = std::net::TcpListener::bind(self.addr).map_err(err)?;
+        listener.set_nonblocking(true).map_err(err)?;
+        self.control
+            .as_ref()
+            .and_then(|c| c.send(Control::Listen(listener)).ok())
+            .ok_or_else(|| err(std::io::Error::other("the proxy's accept loop has stopped")))?;
+        *disconnected = false;
+        Ok(())
+    }
+
+    /// An API server outage on either backend: [`Self::disconnect`], `down_for`, then
+    /// [`Self::reconnect`]. Blocks the calling thread for `down_for`.
+    pub fn outage(&self, down_for: Duration) -> Result<(), HarnessError> {
+        self.disconnect()?;
+        std::thread::sleep(down_for);
+        self.reconnect()
+    }
+
     /// Every request so far, oldest first (at most the last [`JOURNAL_LIMIT`]).
     pub fn journal(&self) -> Vec<RequestRecord> {
         lock(&self.inner.journal).iter().cloned().collect()
@@ -665,9 +791,7 @@ impl FaultProxy {
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
+        self.control.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

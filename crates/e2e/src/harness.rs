@@ -560,7 +560,8 @@ impl Cluster {
             Some(cp) => cp.restart_apiserver(down_for),
             None if self.is_standin() => Err(HarnessError::ControlPlane(
                 "restarting the API server needs the real control plane \
-                 (SEALED_SECRETS_E2E_CLUSTER=real); this cluster is a stand-in"
+                 (SEALED_SECRETS_E2E_CLUSTER=real); this cluster is a stand-in (a \
+                 FaultProxy outage makes any backend unreachable instead)"
                     .into(),
             )),
             None => Err(HarnessError::ControlPlane(

@@ -490,3 +490,83 @@ async fn a_kube_runtime_watcher_resumes_after_cuts() {
         "{stats:?}"
     );
 }
+
+/// An outage of the proxy looks like a dead API server on either backend: connections are
+/// refused, open watches break, and clients carry on once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_refuses_connections_breaks_watches_and_ends() {
+    let cluster = Cluster::start().unwrap();
+    let ns = cluster.namespace("fproxy").await.unwrap();
+    let proxy = FaultProxy::start(
+        cluster.kubeconfig(),
+        FaultSpec::default(),
+        cluster.temp_dir(),
+    )
+    .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client(proxy.kubeconfig(), false).await, ns.name());
+    let direct: Api<ConfigMap> = Api::namespaced(cluster.client().await.unwrap(), ns.name());
+    api.create(&PostParams::default(), &config_map("a"))
+        .await
+        .unwrap();
+    let mut events = api
+        .watch(
+            &WatchParams::default()
+                .fields("metadata.name=a")
+                .timeout(120),
+            "0",
+        )
+        .await
+        .unwrap()
+        .boxed();
+    assert!(matches!(
+        events.next().await,
+        Some(Ok(WatchEvent::Added(_)))
+    ));
+
+    proxy.disconnect().unwrap();
+    // The open watch breaks at once (an error or the end of the stream, not its 120 s),
+    // after whatever was already on its way (a real server's bookmarks).
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(ev)) = events.next().await {
+            assert!(matches!(ev, WatchEvent::Bookmark(_)), "{ev:?}");
+        }
+    })
+    .await
+    .expect("the watch breaks with the connection");
+    // New connections are refused: a transport error, not an API answer.
+    let addr = proxy.url().trim_start_matches("http://").to_owned();
+    assert_eq!(
+        std::net::TcpStream::connect(&addr).unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionRefused
+    );
+    match api.get("a").await {
+        Err(kube::Error::Api(s)) => panic!("an API answer during the outage: {s:?}"),
+        Err(_) => {}
+        Ok(_) => panic!("an answer during the outage"),
+    }
+    direct
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"k": "during"}})),
+        )
+        .await
+        .unwrap();
+
+    proxy.reconnect().unwrap();
+    proxy.reconnect().unwrap();
+    let back = api.get("a").await.unwrap();
+    assert_eq!(back.data.unwrap()["k"], "during");
+    assert_eq!(proxy.stats().upstream_errors, 0);
+
+    // `outage` blocks for its duration, then serves again.
+    let started = Instant::now();
+    let p = std::sync::Arc::new(proxy);
+    let p2 = p.clone();
+    tokio::task::spawn_blocking(move || p2.outage(Duration::from_millis(800)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    assert_eq!(api.get("a").await.unwrap().data.unwrap()["k"], "during");
+}
