@@ -14,6 +14,7 @@
 //!   the next leader SIGSTOPped past its lease and SIGCONTed once another replica leads;
 //! - `api_server_restart`: the real kube-apiserver restarted mid cold start (real backend).
 
+mod api_faults;
 mod check;
 mod scenarios;
 
