@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The chaos suite (tests/tests/chaos): the controller under API faults, SIGKILL, SIGSTOP and
+# an API server restart, every scenario ending with the same checks (every value of every
+# Secret, foreign Secrets untouched, statuses, key Secrets, one leader at a time). Runs it
+# in release on the stand-in, then on the real control plane when tests/cluster/build.sh can
+# build it, and prints one table.
+#
+# Usage: bash tests/chaos.sh [N]      N SealedSecrets (x 3 values) per scenario, default 100
+# Environment: CHAOS_BACKENDS="standin real" (the default) to choose backends; the cargo
+# output of each backend is kept in target/chaos/<backend>.log.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+n=${1:-${SEALED_SECRETS_CHAOS_N:-100}}
+case $n in
+    '' | *[!0-9]* | 0) echo "chaos.sh: N must be a positive whole number, got '$n'" >&2; exit 2 ;;
+esac
+backends=${CHAOS_BACKENDS:-standin real}
+for b in $backends; do
+    case $b in
+        standin | real) ;;
+        *) echo "chaos.sh: unknown backend '$b' in CHAOS_BACKENDS (expected standin, real)" >&2; exit 2 ;;
+    esac
+done
+
+cd "$repo"
+out=$repo/target/chaos
+mkdir -p "$out"
+report=$out/report.tsv
+: >"$report"
+
+echo "chaos.sh: building (release)" >&2
+cargo build --release --quiet -p sealed-secrets-controller
+cargo test --release --quiet -p sealed-secrets-e2e-suites --test chaos --no-run 2>/dev/null
+
+failed=0
+run() {
+    local backend=$1
+    shift
+    local log=$out/$backend.log
+    echo "chaos.sh: $backend, N=$n (log: ${log#"$repo"/})" >&2
+    if ! env SEALED_SECRETS_CHAOS_N="$n" SEALED_SECRETS_CHAOS_REPORT="$report" "$@" \
+        cargo test --release --quiet -p sealed-secrets-e2e-suites --test chaos -- \
+        --test-threads=1 >"$log" 2>&1; then
+        failed=1
+        echo "chaos.sh: $backend: FAILED; failing tests:" >&2
+        grep -E '^test .* FAILED$|^    [a-z_:]+$' "$log" | sed 's/^/  /' >&2 || true
+    fi
+}
+
+for b in $backends; do
+    case $b in
+        standin) run stand-in SEALED_SECRETS_E2E_CLUSTER=standin ;;
+        real)
+            if bash tests/cluster/build.sh >"$out/cluster-build.log" 2>&1; then
+                run real SEALED_SECRETS_E2E_CLUSTER=real
+            else
+                echo "chaos.sh: real control plane skipped: tests/cluster/build.sh failed (see target/chaos/cluster-build.log)" >&2
+            fi
+            ;;
+    esac
+done
+
+{
+    printf 'scenario\tbackend\tN\twall\tfaults injected\trestarts\tresult\n'
+    cat "$report"
+} | awk -F'\t' '
+    { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } rows = NR; if (NF > cols) cols = NF }
+    END { for (r = 1; r <= rows; r++) { line = ""; for (i = 1; i <= cols; i++) line = line sprintf("%-" w[i] "s", cell[r, i]) (i < cols ? "  " : ""); print line } }'
+exit "$failed"
