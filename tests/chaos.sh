@@ -6,8 +6,10 @@
 # build it, and prints one table.
 #
 # Usage: bash tests/chaos.sh [N]      N SealedSecrets (x 3 values) per scenario, default 100
-# Environment: CHAOS_BACKENDS="standin real" (the default) to choose backends; the cargo
-# output of each backend is kept in target/chaos/<backend>.log.
+# Environment: CHAOS_BACKENDS="standin real" (the default) to choose backends;
+# CHAOS_PROFILE=release (the default) or debug (CI: reuses the test build instead of a
+# second, release build of everything). The cargo output of each backend is kept in
+# target/chaos/<backend>.log.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -16,6 +18,11 @@ case $n in
     '' | *[!0-9]* | 0) echo "chaos.sh: N must be a positive whole number, got '$n'" >&2; exit 2 ;;
 esac
 backends=${CHAOS_BACKENDS:-standin real}
+case ${CHAOS_PROFILE:-release} in
+    release) profile=(--release) ;;
+    debug) profile=() ;;
+    *) echo "chaos.sh: CHAOS_PROFILE must be release or debug, got '$CHAOS_PROFILE'" >&2; exit 2 ;;
+esac
 for b in $backends; do
     case $b in
         standin | real) ;;
@@ -29,9 +36,9 @@ mkdir -p "$out"
 report=$out/report.tsv
 : >"$report"
 
-echo "chaos.sh: building (release)" >&2
-cargo build --release --quiet -p sealed-secrets-controller
-cargo test --release --quiet -p sealed-secrets-e2e-suites --test chaos --no-run 2>/dev/null
+echo "chaos.sh: building (${CHAOS_PROFILE:-release})" >&2
+cargo build "${profile[@]}" --quiet -p sealed-secrets-controller
+cargo test "${profile[@]}" --quiet -p sealed-secrets-e2e-suites --test chaos --no-run
 
 failed=0
 run() {
@@ -40,8 +47,8 @@ run() {
     local log=$out/$backend.log
     echo "chaos.sh: $backend, N=$n (log: ${log#"$repo"/})" >&2
     if ! env SEALED_SECRETS_CHAOS_N="$n" SEALED_SECRETS_CHAOS_REPORT="$report" "$@" \
-        cargo test --release --quiet -p sealed-secrets-e2e-suites --test chaos -- \
-        --test-threads=1 >"$log" 2>&1; then
+        cargo test "${profile[@]}" --quiet -p sealed-secrets-e2e-suites --test chaos -- \
+        --test-threads=1 --nocapture >"$log" 2>&1; then
         failed=1
         echo "chaos.sh: $backend: FAILED; failing tests:" >&2
         grep -E '^test .* FAILED$|^    [a-z_:]+$' "$log" | sed 's/^/  /' >&2 || true

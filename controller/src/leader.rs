@@ -32,7 +32,9 @@ pub struct Fence(Option<std::sync::Arc<std::sync::Mutex<Option<Instant>>>>);
 
 /// A write refused by the [`Fence`].
 #[derive(Debug, thiserror::Error)]
-#[error("not the leader any more (the Lease was not renewed within the renew deadline); not writing")]
+#[error(
+    "not the leader any more (the Lease was not renewed within the renew deadline); not writing"
+)]
 pub struct NotLeading;
 
 impl Fence {

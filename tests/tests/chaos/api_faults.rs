@@ -54,7 +54,13 @@ async fn faults_during_cold_start() {
         "converged {converged:?} after the start ({took:?} of checking) under faults: {stats:?}"
     );
     let target = w.owned_in(&w.sealed);
-    let created = c.process.log().matches("\"created Secret\"").count();
+    let log = c.process.log();
+    let created = log.matches("\"created Secret\"").count();
+    let updated = log.matches("\"updated Secret\"").count();
+    assert_eq!(
+        updated, 0,
+        "a Secret was written again (relists after watch cuts must find nothing to change)"
+    );
     assert_eq!(
         created, target,
         "every Secret created exactly once (an injected fault never reaches the API server)"
@@ -95,9 +101,10 @@ async fn api_server_restart() {
             .unwrap_or_else(|e| panic!("{e}")),
         )
     };
-    let kubeconfig = proxy
-        .as_ref()
-        .map_or_else(|| env.cluster.kubeconfig().to_path_buf(), |p| p.kubeconfig().to_path_buf());
+    let kubeconfig = proxy.as_ref().map_or_else(
+        || env.cluster.kubeconfig().to_path_buf(),
+        |p| p.kubeconfig().to_path_buf(),
+    );
     let _c = env.spawn_single(&kubeconfig);
     let at = env.wait_owned(target / 3, converge_timeout(n)).await;
     let restarted = Instant::now();

@@ -98,14 +98,18 @@ fn problems(expected: &Expected, secrets: &[Secret], sealed: &[SealedSecret]) ->
                 for (k, v) in values {
                     if data.get(k).map(Vec::as_slice) != Some(v.as_bytes()) {
                         // Never print values: say which one differs.
-                        out.push(format!("Secret {name}: value {k} differs from its plaintext"));
+                        out.push(format!(
+                            "Secret {name}: value {k} differs from its plaintext"
+                        ));
                     }
                 }
             }
         }
         match synced {
             Some((status, _)) if status == "True" => {}
-            other => out.push(format!("SealedSecret {name}: Synced is {other:?}, want True")),
+            other => out.push(format!(
+                "SealedSecret {name}: Synced is {other:?}, want True"
+            )),
         }
         let observed = ss.status.as_ref().and_then(|s| s.observed_generation);
         if observed.is_none() || observed != ss.metadata.generation {
@@ -276,7 +280,8 @@ impl LeadershipReport {
         }
         for (replica, vs) in per_replica {
             let mut objects = BTreeSet::new();
-            let twice: Vec<&&Violation> = vs.iter().filter(|v| !objects.insert(&v.object)).collect();
+            let twice: Vec<&&Violation> =
+                vs.iter().filter(|v| !objects.insert(&v.object)).collect();
             if vs.len() > in_flight || !twice.is_empty() {
                 out.push(format!(
                     "{replica}: {} writes after losing the Lease ({} at most can have been in flight), \
@@ -384,7 +389,11 @@ mod tests {
         let late = format!("{a}\n{}", line("updated Secret", 12));
         let bad = leadership(&[("a".into(), late.clone()), ("b".into(), b.clone())]);
         assert_eq!(bad.violations.len(), 1, "{:?}", bad.violations);
-        assert!(bad.violations[0].to_string().contains("a wrote at resourceVersion 12"));
+        assert!(
+            bad.violations[0]
+                .to_string()
+                .contains("a wrote at resourceVersion 12")
+        );
         // One write per reconcile in flight at a freeze is explained...
         assert!(bad.unexplained(8).is_empty());
         assert_eq!(bad.unexplained(0).len(), 1);

@@ -256,10 +256,14 @@ impl Env {
         // The CRD must be served before SealedSecrets can be created (a real API server
         // takes a moment to establish it).
         let probe: Api<SealedSecret> = Api::all(client.clone());
-        eventually("the SealedSecret CRD to be served", Duration::from_secs(30), || {
-            let probe = probe.clone();
-            async move { probe.list(&ListParams::default().limit(1)).await.ok() }
-        })
+        eventually(
+            "the SealedSecret CRD to be served",
+            Duration::from_secs(30),
+            || {
+                let probe = probe.clone();
+                async move { probe.list(&ListParams::default().limit(1)).await.ok() }
+            },
+        )
         .await;
         let ns = cluster.namespace("chaos").await.expect("namespace");
         let ctrl_ns = cluster.namespace("chaos-ctrl").await.expect("namespace");
@@ -392,7 +396,12 @@ impl Env {
         for i in 0..n {
             let name = format!("s{i:05}");
             let data: BTreeMap<String, String> = (0..VALUES)
-                .map(|k| (format!("value{k}"), format!("{name}-{k}-{}", random_suffix(24))))
+                .map(|k| {
+                    (
+                        format!("value{k}"),
+                        format!("{name}-{k}-{}", random_suffix(24)),
+                    )
+                })
                 .collect();
             manifests.push(serde_json::json!({
                 "apiVersion": "v1", "kind": "Secret",
@@ -401,8 +410,10 @@ impl Env {
             }));
             values.insert(name, data);
         }
-        let input = serde_json::to_vec(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": manifests}))
-            .expect("json");
+        let input = serde_json::to_vec(
+            &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": manifests}),
+        )
+        .expect("json");
         let key = key.clone();
         let sealed = tokio::task::spawn_blocking(move || {
             sealed_secrets_api::seal_manifests(
@@ -494,7 +505,12 @@ impl Env {
 
     /// The shared checker: convergence with every value, foreign Secrets, statuses, and the
     /// key set. Panics with what is wrong.
-    pub async fn check(&self, w: &Workload, keys_before: &check::KeySet, new_keys: usize) -> Duration {
+    pub async fn check(
+        &self,
+        w: &Workload,
+        keys_before: &check::KeySet,
+        new_keys: usize,
+    ) -> Duration {
         let took = check::converge(
             &self.client,
             self.ns(),

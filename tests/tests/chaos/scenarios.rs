@@ -43,7 +43,10 @@ async fn kill_mid_cold_start() {
     let second = env.spawn_single(&kubeconfig);
     env.check(&w, &keys_before, 0).await;
     let created = |log: &str| log.matches("\"created Secret\"").count();
-    let (by_first, by_second) = (created(&first.process.log()), created(&second.process.log()));
+    let (by_first, by_second) = (
+        created(&first.process.log()),
+        created(&second.process.log()),
+    );
     println!(
         "killed at {exists_at_kill}/{target} Secrets (the first process logged {by_first} creates; \
          creates cut by the kill were applied or not); the second created {by_second}; converged \
@@ -112,8 +115,11 @@ async fn leader_kill_and_stop() {
         "the resumed replica to step down",
         Duration::from_secs(30),
         || async {
-            (replicas[second].metric("sealed_secrets_controller_leader").await == Some(0.0))
-                .then_some(())
+            (replicas[second]
+                .metric("sealed_secrets_controller_leader")
+                .await
+                == Some(0.0))
+            .then_some(())
         },
     )
     .await;
