@@ -51,7 +51,8 @@ run() {
         --test-threads=1 --nocapture >"$log" 2>&1; then
         failed=1
         echo "chaos.sh: $backend: FAILED; failing tests:" >&2
-        grep -E '^test .* FAILED$|^    [a-z_:]+$' "$log" | sed 's/^/  /' >&2 || true
+        sed -n '/^failures:$/,/^test result/p' "$log" | grep -E '^    [a-z_]+::[a-z_]+$' \
+            | sort -u | sed 's/^/  /' >&2 || true
     fi
 }
 

@@ -440,3 +440,38 @@ async fn changed_data_of_an_immutable_secret_is_refused_without_a_write() {
         [format!("GET {SECRET}"), format!("PUT {STATUS}")]
     );
 }
+
+#[tokio::test]
+async fn transient_api_failures_do_not_use_up_the_retries() {
+    let (keys, ss) = keys_and_sealed_secret();
+    let mock = Mock::default();
+    let ctx = context(&mock, keys);
+    let ss = Arc::new(ss);
+    let transient = || ReconcileError::Get {
+        object: format!("{NS}/{NAME}"),
+        source: kube::Error::Api(Box::new(kube::core::Status {
+            code: 500,
+            ..Default::default()
+        })),
+    };
+    let lasting = || ReconcileError::Unmanaged { name: NAME.into() };
+    // The retries (5) are used up by a lasting failure...
+    for _ in 0..5 {
+        assert_ne!(
+            error_policy(ss.clone(), &lasting(), ctx.clone()),
+            Action::await_change()
+        );
+    }
+    // ...but a 500 at the last retry is retried again, however often it comes,
+    for _ in 0..10 {
+        assert_ne!(
+            error_policy(ss.clone(), &transient(), ctx.clone()),
+            Action::await_change()
+        );
+    }
+    // and the next lasting failure gives up, leaving its own reason in the status.
+    assert_eq!(
+        error_policy(ss.clone(), &lasting(), ctx.clone()),
+        Action::await_change()
+    );
+}

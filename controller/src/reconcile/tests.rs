@@ -416,3 +416,37 @@ fn old_gc_deletes_after_the_generation_bump_of_a_finalizing_delete() {
     deleted.metadata.generation = Some(3);
     assert!(!old_gc_deletes(&secret.metadata, &deleted));
 }
+
+#[test]
+fn transient_api_failures_are_told_from_lasting_ones() {
+    let api = |code: u16| {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            ..Default::default()
+        }))
+    };
+    let get = |code| ReconcileError::Get {
+        object: "ns/x".into(),
+        source: api(code),
+    };
+    for code in [429, 500, 502, 503, 504] {
+        assert!(get(code).is_transient(), "{code}");
+        assert!(
+            ReconcileError::Create {
+                object: "ns/x".into(),
+                source: api(code),
+            }
+            .is_transient()
+        );
+    }
+    for code in [400, 403, 404, 409, 422] {
+        assert!(!get(code).is_transient(), "{code}");
+    }
+    assert!(!ReconcileError::Unmanaged { name: "x".into() }.is_transient());
+    assert!(
+        !ReconcileError::Immutable {
+            object: "ns/x".into()
+        }
+        .is_transient()
+    );
+}
