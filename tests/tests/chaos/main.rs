@@ -12,7 +12,11 @@
 //!   started again;
 //! - `leader_kill_and_stop`: two replicas with leader election; the leader SIGKILLed, later
 //!   the next leader SIGSTOPped past its lease and SIGCONTed once another replica leads;
-//! - `api_server_restart`: the real kube-apiserver restarted mid cold start (real backend).
+//! - `api_server_restart`: the API server gone for 3 s mid cold start: kube-apiserver
+//!   restarted on the real backend, the fault proxy's port closed on the stand-in.
+
+// A test binary: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_faults;
 mod check;
