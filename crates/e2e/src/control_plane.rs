@@ -212,7 +212,7 @@ impl ControlPlane {
         let err =
             |e: std::io::Error| HarnessError::ControlPlane(format!("{}: {e}", path.display()));
         std::fs::create_dir_all(self.dir.join("users")).map_err(err)?;
-        crate::kubeconfig::write_atomic(&path, &text)
+        kube_standin::kubeconfig::write_atomic(&path, &text)
             .map_err(|e| HarnessError::ControlPlane(e.to_string()))?;
         Ok(path)
     }

@@ -16,6 +16,7 @@ mod error;
 mod faults;
 mod fields;
 mod gc;
+pub mod kubeconfig;
 mod patch;
 mod protobuf;
 mod proxy;
@@ -36,7 +37,6 @@ pub use error::ApiError;
 pub use faults::Faults;
 pub use server::ENDPOINT_ANNOTATION;
 
-use crate::kubeconfig;
 use server::{Shared, lock};
 
 /// Changes kept for watch resumption by default (a 10,000-object cold start writes about

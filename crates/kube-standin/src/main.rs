@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use sealed_secrets_e2e::standin::{self, Config, Faults};
+use kube_standin as standin;
+use kube_standin::{Config, Faults};
 
 /// In-memory Kubernetes API server for tests, on loopback only.
 #[derive(Debug, Parser)]

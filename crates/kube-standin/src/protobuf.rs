@@ -384,7 +384,7 @@ fn meta(m: ObjectMeta) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::standin::resources::builtins;
+    use crate::resources::builtins;
 
     fn rt(kind: &str) -> ResourceType {
         builtins()

@@ -115,9 +115,11 @@ pub enum HarnessError {
 
 /// The workspace root (parent of this package's directory).
 pub fn workspace_root() -> PathBuf {
+    // This crate lives at `crates/e2e`.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest
-        .parent()
+        .ancestors()
+        .nth(2)
         .map(Path::to_path_buf)
         .unwrap_or_else(|| manifest.to_path_buf())
 }
@@ -145,7 +147,8 @@ fn package_of(binary: &str) -> &str {
     match binary {
         "sealed-secrets-controller" => "sealed-secrets-controller",
         "kubeseal" => "kubeseal",
-        "kube-standin" | "e2e-relay" => "sealed-secrets-e2e",
+        "kube-standin" => "kube-standin",
+        "e2e-relay" => "sealed-secrets-e2e",
         other => other,
     }
 }

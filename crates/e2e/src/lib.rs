@@ -1,0 +1,17 @@
+//! End-to-end harness for sealed-secrets-rs: what the e2e suites of every package use.
+//!
+//! - [`harness`]: a cluster (the stand-in or a real one), namespaces, project binaries as
+//!   processes, state dumps on failure.
+//! - [`control_plane`]: the real-cluster backend (`SEALED_SECRETS_E2E_CLUSTER=real`).
+//! - [`upstream`]: upstream Sealed Secrets' own binaries, run in-cluster style, and upstream's
+//!   own RBAC, for the upstream-peer tests.
+//! - [`standin`] and [`kubeconfig`]: re-exported from the `kube-standin` crate
+//!   (`crates/kube-standin`), the loopback Kubernetes API stand-in, so that suites need one
+//!   dependency.
+
+pub mod control_plane;
+pub mod harness;
+pub mod upstream;
+
+pub use kube_standin as standin;
+pub use kube_standin::kubeconfig;
