@@ -506,7 +506,7 @@ fn version_flag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_sealed_secret_with_upstream_key() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../crates/crypto/tests/fixtures/upstream-vectors");
+        .join("../tests/fixtures/upstream-vectors");
     let key_pem = std::fs::read(dir.join("key-a.pem")).unwrap();
     let cert_pem = std::fs::read(dir.join("cert-a.pem")).unwrap();
     let vectors: serde_json::Value =
