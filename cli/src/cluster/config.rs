@@ -34,44 +34,13 @@ pub fn default_namespace(args: &KubeArgs) -> String {
     .unwrap_or_else(|| "default".to_owned())
 }
 
-/// Parses `--request-timeout` like kubectl: a bare number is seconds, else a Go duration
-/// made of `h`, `m`, `s`, `ms` parts; `0` means none.
+/// `--request-timeout`, parsed like kubectl ([`crate::duration::parse`]); `0` means none.
 pub fn parse_timeout(s: &str) -> Result<Option<Duration>> {
-    let bad = || CliError::InvalidFlag {
+    crate::duration::parse(s).map_err(|_| CliError::InvalidFlag {
         flag: "--request-timeout",
         value: s.to_owned(),
         reason: "expected e.g. 30s, 1m, 500ms, or a number of seconds".to_owned(),
-    };
-    let s = s.trim();
-    if s.is_empty() || s == "0" {
-        return Ok(None);
-    }
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Some(Duration::from_secs(secs)));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let (num, tail) = rest.split_at(digits);
-        let value: f64 = num.parse().map_err(|_| bad())?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let secs = match unit {
-            "h" => value * 3600.0,
-            "m" => value * 60.0,
-            "s" => value,
-            "ms" => value / 1000.0,
-            _ => return Err(bad()),
-        };
-        total += Duration::from_secs_f64(secs);
-        rest = next;
-    }
-    Ok((!total.is_zero()).then_some(total))
+    })
 }
 
 /// Builds the kube-rs config: the kubeconfig (`--kubeconfig`, else `$KUBECONFIG`, else
@@ -225,16 +194,16 @@ mod tests {
     #[test]
     fn request_timeout_parses_like_kubectl() {
         assert_eq!(parse_timeout("0").ok(), Some(None));
-        assert_eq!(parse_timeout("5").ok(), Some(Some(Duration::from_secs(5))));
         assert_eq!(
             parse_timeout("1m30s").ok(),
             Some(Some(Duration::from_secs(90)))
         );
+        let err = parse_timeout("soon").err().map(|e| e.to_string());
         assert_eq!(
-            parse_timeout("500ms").ok(),
-            Some(Some(Duration::from_millis(500)))
+            err.as_deref(),
+            Some(
+                "invalid --request-timeout `soon`: expected e.g. 30s, 1m, 500ms, or a number of seconds"
+            )
         );
-        assert!(parse_timeout("soon").is_err());
-        assert!(parse_timeout("5d").is_err());
     }
 }
