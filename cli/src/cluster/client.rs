@@ -4,18 +4,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::config::{config, parse_timeout};
-use super::failure::describe;
+use super::failure::{describe, server, set_server};
 use crate::cli::KubeArgs;
 use crate::error::{CliError, Result};
 use crate::printer::HTTP_LOG_LEVEL;
-
-/// The API server this process talks to (one per run), for messages that must name it.
-static SERVER: OnceLock<String> = OnceLock::new();
 
 /// Prints one HTTP call on stderr, kubectl-style (`GET URL 200 OK in 5 milliseconds`), when
 /// `-v` is at least [`HTTP_LOG_LEVEL`]. Never prints headers or bodies (tokens, secrets).
@@ -47,7 +43,7 @@ pub fn parse_verbosity(s: &str) -> Result<u8> {
 pub async fn client(args: &KubeArgs) -> Result<kube::Client> {
     let mut config = config(args).await?;
     config.default_retry = false;
-    let _ = SERVER.set(config.cluster_url.to_string());
+    set_server(config.cluster_url.to_string());
     let builder = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| CliError::Client(describe(&e)))?;
     Ok(builder
@@ -93,11 +89,6 @@ where
             res
         })
     }
-}
-
-/// The API server's URL, once a client was built.
-pub fn server() -> &'static str {
-    SERVER.get().map_or("(unknown)", String::as_str)
 }
 
 /// Runs a whole cluster operation within `--request-timeout` (when set): every attempt and

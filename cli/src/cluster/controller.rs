@@ -1,19 +1,16 @@
 //! The controller, reached the way upstream reaches it (§6.2): its Service through the API
-//! server's service proxy, or (ours) its certificate ConfigMap. Everything here is one
-//! request/answer exchange; the answers' meaning (409 on verify, ...) is the callers'.
+//! server's service proxy. Everything here is one request/answer exchange; the answers'
+//! meaning (409 on verify, a certificate too large, ...) is the callers'.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 
-use super::client::{ATTEMPTS, bounded, client, retrying, worth_retrying};
-use super::failure::{Failure, api_error, describe, reason_of};
-use crate::cli::{CertArgs, KubeArgs};
-use crate::error::{CliError, Result};
-
-/// Hint for every failure to reach the controller.
-pub(crate) const OFFLINE_HINT: &str = "seal offline with --cert FILE|URL (get the certificate once with `kubeseal --fetch-cert > cert.pem`), or use --cert-from-configmap";
+use super::client::{ATTEMPTS, client, retrying, worth_retrying};
+use super::failure::{api_error, describe};
+use crate::cli::KubeArgs;
+use crate::error::{CliError, Failure, OFFLINE_HINT, Result};
 
 /// The controller's Service, reached through the API server proxy (§6.2).
 #[derive(Clone)]
@@ -143,76 +140,4 @@ pub async fn call_path(
             body: body.to_vec(),
         });
     }
-}
-
-/// The controller's certificate: from the ConfigMap (`--cert-from-configmap`) or
-/// `GET /v1/cert.pem` through the service proxy.
-pub fn fetch_cert(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
-    crate::runtime::block_on(bounded(
-        kube,
-        "cannot fetch certificate",
-        fetch_cert_async(cert, kube),
-    ))?
-}
-
-async fn fetch_cert_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
-    if cert.cert_from_configmap {
-        let client = client(kube).await?;
-        let api: Api<ConfigMap> = Api::namespaced(client, &cert.controller_namespace);
-        let cm = retrying(|| api.get(&cert.cert_configmap))
-            .await
-            .map_err(|e| {
-                api_error(
-                    format!(
-                        "cannot get ConfigMap `{}/{}`",
-                        cert.controller_namespace, cert.cert_configmap
-                    ),
-                    &e,
-                    Some(
-                        "check --controller-namespace and --cert-configmap, or drop --cert-from-configmap",
-                    ),
-                )
-            })?;
-        let pem = cm
-            .data
-            .and_then(|mut d| d.remove("cert.pem"))
-            .map(String::into_bytes)
-            .ok_or_else(|| CliError::ConfigMapWithoutCert {
-                namespace: cert.controller_namespace.clone(),
-                name: cert.cert_configmap.clone(),
-            })?;
-        return check_cert_size(
-            pem,
-            &format!(
-                "ConfigMap `{}/{}`",
-                cert.controller_namespace, cert.cert_configmap
-            ),
-        );
-    }
-    let controller =
-        Controller::connect(kube, &cert.controller_namespace, &cert.controller_name).await?;
-    let resp = controller
-        .call(http::Method::GET, "/v1/cert.pem", Vec::new())
-        .await?;
-    if !resp.status.is_success() {
-        return Err(CliError::ControllerStatus {
-            action: "cannot fetch certificate",
-            reason: reason_of(&resp.body),
-            status: resp.status.as_u16(),
-        }
-        .with_hint(OFFLINE_HINT));
-    }
-    check_cert_size(resp.body, "the controller")
-}
-
-/// Refuses a certificate over [`crate::certs::MAX_CERT_BYTES`], naming size and limit.
-fn check_cert_size(pem: Vec<u8>, from: &str) -> Result<Vec<u8>> {
-    if pem.len() > crate::certs::MAX_CERT_BYTES {
-        return Err(CliError::CertTooLarge {
-            from: from.to_owned(),
-            size: pem.len(),
-            limit: crate::certs::MAX_CERT_BYTES,
-        });
-    }
-    Ok(pem)
 }

@@ -1,52 +1,25 @@
 //! What a failed cluster call means for the user, in words: kube-rs errors classified into
 //! [`Failure`] (API answer, unreachable server, anything else) and turned into [`CliError`]s
 //! with the right hint. Separate from the calls themselves so every message is shaped by one
-//! set of rules (no Rust `Debug`, Go-style lower case, no kubeconfig snippets).
+//! set of rules (no Rust `Debug`, Go-style lower case, no kubeconfig snippets). `Failure`
+//! itself is a plain value in `crate::error`, so the error type needs nothing from here.
 
-use super::client::server;
-use crate::error::CliError;
+use std::sync::OnceLock;
 
-/// What a kube-rs error means for the user, in words (kube's own `Display` of an API error
-/// includes the `Debug` of the whole Status).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// The API server answered with an error status.
-    Api {
-        /// HTTP code.
-        code: u16,
-        /// Its reason, e.g. `NotFound`.
-        reason: String,
-        /// Its message.
-        message: String,
-    },
-    /// The API server could not be reached (connection, TLS, timeout).
-    Unreachable(String),
-    /// Anything else (credentials, configuration).
-    Other(String),
+use crate::error::{CliError, Failure};
+
+/// The API server this process talks to (one per run), for messages that must name it.
+static SERVER: OnceLock<String> = OnceLock::new();
+
+/// Records the API server's URL when the run's client is built (the first one wins: one
+/// server per run), so messages about it can name it.
+pub(super) fn set_server(url: String) {
+    let _ = SERVER.set(url);
 }
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Api {
-                code,
-                reason,
-                message,
-            } => {
-                if reason.is_empty() {
-                    write!(f, "{message} (HTTP {code})")
-                } else {
-                    write!(f, "{message} ({reason}, HTTP {code})")
-                }
-            }
-            Failure::Unreachable(cause) => write!(
-                f,
-                "cannot reach the Kubernetes API server at {}: {cause}",
-                server()
-            ),
-            Failure::Other(m) => f.write_str(m),
-        }
-    }
+/// The API server's URL, once a client was built.
+pub fn server() -> &'static str {
+    SERVER.get().map_or("(unknown)", String::as_str)
 }
 
 /// Classifies a kube-rs error.
@@ -58,7 +31,10 @@ pub fn describe(e: &kube::Error) -> Failure {
             message: s.message.clone(),
         },
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::RustlsTls(_) => {
-            Failure::Unreachable(innermost(e))
+            Failure::Unreachable {
+                server: server().to_owned(),
+                cause: innermost(e),
+            }
         }
         kube::Error::Auth(_) => Failure::Other(format!("authentication failed: {}", innermost(e))),
         other => Failure::Other(innermost(other)),
@@ -89,7 +65,7 @@ pub(super) fn innermost(e: &dyn std::error::Error) -> String {
 pub fn api_error(context: impl Into<String>, e: &kube::Error, api_hint: Option<&str>) -> CliError {
     let failure = describe(e);
     let hint = match (&failure, api_hint) {
-        (Failure::Unreachable(_), _) => Some(UNREACHABLE_HINT),
+        (Failure::Unreachable { .. }, _) => Some(UNREACHABLE_HINT),
         (_, h) => h,
     };
     let err = CliError::Api {

@@ -1,6 +1,7 @@
 //! The causes a [`CliError`](super::CliError) carries that are types of their own: why a
-//! backup passphrase is unusable, and I/O errors printed the way Go prints them (upstream's
-//! scripts match on that text).
+//! backup passphrase is unusable, I/O errors printed the way Go prints them (upstream's
+//! scripts match on that text), and what a failed Kubernetes call means. Plain values, so the
+//! error type depends on no other module of the crate.
 
 use std::fmt;
 use std::io;
@@ -60,3 +61,50 @@ impl fmt::Display for GoIoError {
 }
 
 impl std::error::Error for GoIoError {}
+
+/// What a failed Kubernetes call means for the user, in words (kube's own `Display` of an API
+/// error includes the `Debug` of the whole Status). Built by `cluster::describe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The API server answered with an error status.
+    Api {
+        /// HTTP code.
+        code: u16,
+        /// Its reason, e.g. `NotFound`.
+        reason: String,
+        /// Its message.
+        message: String,
+    },
+    /// The API server could not be reached (connection, TLS, timeout).
+    Unreachable {
+        /// Its URL, as the client was configured.
+        server: String,
+        /// The innermost cause, in words.
+        cause: String,
+    },
+    /// Anything else (credentials, configuration).
+    Other(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Api {
+                code,
+                reason,
+                message,
+            } => {
+                if reason.is_empty() {
+                    write!(f, "{message} (HTTP {code})")
+                } else {
+                    write!(f, "{message} ({reason}, HTTP {code})")
+                }
+            }
+            Failure::Unreachable { server, cause } => write!(
+                f,
+                "cannot reach the Kubernetes API server at {server}: {cause}"
+            ),
+            Failure::Other(m) => f.write_str(m),
+        }
+    }
+}

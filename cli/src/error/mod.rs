@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use sealed_secrets_api::{ManifestError, OutputError, SealingError, UnsealError};
 use sealed_secrets_crypto::{CertError, KeyError, ParseFingerprintError, ParseScopeError};
 
-use crate::cluster::Failure;
 use causes::quote_path;
-pub use causes::{GoIoError, PassphraseError};
+pub use causes::{Failure, GoIoError, PassphraseError};
+pub(crate) use report::OFFLINE_HINT;
 
 /// Everything kubeseal can fail with.
 #[derive(Debug, thiserror::Error)]

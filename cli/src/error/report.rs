@@ -9,6 +9,9 @@ use sealed_secrets_api::{OutputError, SealingError};
 use super::CliError;
 use crate::exit;
 
+/// Hint for every failure to reach the controller: how to seal without it.
+pub(crate) const OFFLINE_HINT: &str = "seal offline with --cert FILE|URL (get the certificate once with `kubeseal --fetch-cert > cert.pem`), or use --cert-from-configmap";
+
 impl CliError {
     /// The `hint:` line(s), if any.
     pub fn hint(&self) -> Option<String> {
@@ -21,7 +24,7 @@ impl CliError {
                 "use https://, a local file, or pass --allow-insecure-cert-url if this network is trusted"
                     .to_owned(),
             ),
-            CliError::ServiceNotFound { .. } => Some(crate::cluster::OFFLINE_HINT.to_owned()),
+            CliError::ServiceNotFound { .. } => Some(OFFLINE_HINT.to_owned()),
             CliError::NoActiveKey { .. } => {
                 Some("is the controller running there? check --controller-namespace".to_owned())
             }
@@ -119,7 +122,7 @@ mod tests {
             }
             .hint()
             .as_deref(),
-            Some(crate::cluster::OFFLINE_HINT)
+            Some(OFFLINE_HINT)
         );
     }
 
