@@ -2,6 +2,8 @@
 //!
 //! - [`harness`]: a cluster (the stand-in or a real one), namespaces, project binaries as
 //!   processes, state dumps on failure.
+//! - [`tools`]: what the rest builds on (errors, binaries, kubectl/helm, ports, processes);
+//!   all re-exported by [`harness`].
 //! - [`control_plane`]: the real-cluster backend (`SEALED_SECRETS_E2E_CLUSTER=real`).
 //! - [`upstream`]: upstream Sealed Secrets' own binaries, run in-cluster style, and upstream's
 //!   own RBAC, for the upstream-peer tests.
@@ -11,6 +13,7 @@
 
 pub mod control_plane;
 pub mod harness;
+pub mod tools;
 pub mod upstream;
 
 pub use kube_standin as standin;
