@@ -9,8 +9,11 @@
 //! most specific first:
 //!
 //! 1. the keys that most recently opened a value of an unhinted object in the same namespace;
-//! 2. the keys that most recently opened one anywhere (a rotation seen in another namespace);
-//! 3. every key by the number of values it opened so far, most first (the order used before
+//! 2. the keys that followed, in an earlier object, the key of the previous object (objects
+//!    arrive in creation order on a cold start, so this learns the sequence of a repository
+//!    whose keys alternate object by object);
+//! 3. the keys that most recently opened one anywhere (a rotation seen in another namespace);
+//! 4. every key by the number of values it opened so far, most first (the order used before
 //!    this memory existed, still the best guess for a namespace seen for the first time).
 //!
 //! Within one object, `sealed_secrets_api::unseal` then tries first the key that opened its
@@ -19,7 +22,8 @@
 //!
 //! Memory is bounded: [`RECENT_PER_NAMESPACE`] keys for each of at most [`MAX_NAMESPACES`]
 //! namespaces (the least recently used namespace is forgotten first), [`RECENT_GLOBAL`] keys
-//! overall, and one counter per key ever seen (keys are few).
+//! overall, [`SUCCESSORS`] successors for each of at most [`MAX_KEYS`] keys, and one counter
+//! per key (keys are few: one per rotation).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,6 +36,11 @@ pub const RECENT_PER_NAMESPACE: usize = 3;
 pub const RECENT_GLOBAL: usize = 2;
 /// Namespaces remembered; beyond, the least recently used one is forgotten.
 pub const MAX_NAMESPACES: usize = 4096;
+/// Successors remembered per key.
+pub const SUCCESSORS: usize = 2;
+/// Keys whose successors and usage are remembered; beyond, both are started afresh (a
+/// controller sees one key per rotation, so this is never reached in practice).
+pub const MAX_KEYS: usize = 1024;
 
 /// Most recently used first, at most `cap` distinct keys.
 fn remember(list: &mut Vec<Fingerprint>, key: &Fingerprint, cap: usize) {
@@ -52,6 +61,11 @@ struct Recent {
 pub struct KeyOrderMemory {
     namespaces: HashMap<String, Recent>,
     recent: Vec<Fingerprint>,
+    /// The key of the last unhinted object recorded.
+    last: Option<Fingerprint>,
+    /// Per key, the keys of the objects that came right after one of its objects (most
+    /// recent first).
+    successors: HashMap<Fingerprint, Vec<Fingerprint>>,
     usage: HashMap<Fingerprint, u64>,
     /// Counts records; orders namespaces by recency.
     clock: u64,
@@ -73,12 +87,19 @@ impl KeyOrderMemory {
     ) -> Vec<Fingerprint> {
         let available: Vec<&Fingerprint> = available.into_iter().collect();
         let mut out: Vec<Fingerprint> = Vec::new();
+        let next = self
+            .last
+            .as_ref()
+            .and_then(|k| self.successors.get(k))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let guesses = self
             .namespaces
             .get(namespace)
             .map(|r| r.keys.as_slice())
             .unwrap_or_default()
             .iter()
+            .chain(next)
             .chain(&self.recent);
         for key in guesses {
             if available.contains(&key) && !out.contains(key) {
@@ -114,6 +135,10 @@ impl KeyOrderMemory {
     /// the usage totals, but only unhinted objects update the recency lists, which serve
     /// unhinted objects.
     pub fn record(&mut self, namespace: &str, opened: &BTreeMap<Fingerprint, u64>, hinted: bool) {
+        if self.usage.len() >= MAX_KEYS || self.successors.len() >= MAX_KEYS {
+            self.usage.clear();
+            self.successors.clear();
+        }
         for (key, n) in opened {
             let count = self.usage.entry(key.clone()).or_insert(0);
             *count = count.saturating_add(*n);
@@ -130,9 +155,16 @@ impl KeyOrderMemory {
         // The key that opened most of the object's values ends up first.
         let mut by_count: Vec<(&Fingerprint, &u64)> = opened.iter().collect();
         by_count.sort_by_key(|(_, n)| **n);
-        for (key, _) in by_count {
+        for (key, _) in &by_count {
             remember(&mut recent.keys, key, RECENT_PER_NAMESPACE);
             remember(&mut self.recent, key, RECENT_GLOBAL);
+        }
+        if let Some((main, _)) = by_count.last() {
+            if let Some(prev) = self.last.take() {
+                let next = self.successors.entry(prev).or_default();
+                remember(next, main, SUCCESSORS);
+            }
+            self.last = Some((*main).clone());
         }
     }
 
@@ -224,6 +256,25 @@ mod tests {
         assert_eq!(refs(&m.order("a", &k)), [&k[2], &k[0]]);
     }
 
+    /// Keys that alternate object by object (each object sealed with the next key): once the
+    /// sequence has been seen, the key that followed the previous object's key comes right
+    /// after the namespace's own recent keys.
+    #[test]
+    fn the_successor_of_the_previous_objects_key_is_guessed() {
+        let k = fps(6);
+        let mut m = KeyOrderMemory::new();
+        for key in k.iter().chain(&k[..2]) {
+            m.record("a", &one(key, 1), false);
+        }
+        // Last: k1; k1 was followed by k2 before. Namespace "b" is new: the successor leads.
+        assert_eq!(refs(&m.order("b", &k)[..1]), [&k[2]]);
+        // In "a", after its three recent keys (k1, k0, k5).
+        assert_eq!(refs(&m.order("a", &k)[..4]), [&k[1], &k[0], &k[5], &k[2]]);
+        // Hinted objects do not move the sequence.
+        m.record("a", &one(&k[4], 1), true);
+        assert_eq!(refs(&m.order("b", &k)[..1]), [&k[2]]);
+    }
+
     #[test]
     fn recency_lists_are_bounded() {
         let k = fps(10);
@@ -238,6 +289,7 @@ mod tests {
         assert_eq!(order.len(), 10);
         assert_eq!(m.namespaces["a"].keys.len(), RECENT_PER_NAMESPACE);
         assert_eq!(m.recent.len(), RECENT_GLOBAL);
+        assert!(m.successors.values().all(|s| s.len() <= SUCCESSORS));
     }
 
     #[test]
