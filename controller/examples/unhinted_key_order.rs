@@ -174,7 +174,7 @@ fn run(objects: &[SealedSecret], ring: &KeyRing, strategy: Strategy) -> f64 {
 }
 
 fn main() {
-    let mut rng = Rng(0x5eed_0f_2026);
+    let mut rng = Rng(0x5eed_2026);
     eprintln!("generating {KEYS} RSA-2048 keys...");
     let keys: Vec<PrivateKey> = (0..KEYS)
         .map(|_| PrivateKey::generate(2048).expect("keygen"))

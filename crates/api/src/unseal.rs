@@ -521,7 +521,7 @@ mod tests {
             initial_order(vec![b.clone()], &[a.clone(), b.clone(), c.clone()]),
             [b.clone(), a.clone(), c.clone()]
         );
-        assert_eq!(initial_order(vec![], &[c.clone()]), [c.clone()]);
+        assert_eq!(initial_order(vec![], std::slice::from_ref(&c)), [c]);
         assert_eq!(initial_order(vec![a.clone()], &[]), [a]);
     }
 
