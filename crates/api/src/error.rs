@@ -268,8 +268,9 @@ pub enum UnsealError {
 
 /// Most RSA private-key operations one unseal, verify or rotate of one object may perform.
 ///
-/// Each encrypted item costs one operation when its key is known (our CLI records it; the
-/// controller orders keys by use for the others) and up to one per loaded key otherwise.
+/// Each encrypted item costs one operation when its key is known (our CLI records it; for the
+/// others, the controller guesses from what opened similar objects and the first value of the
+/// same object) and up to one per loaded key otherwise.
 /// A SealedSecret cannot hold much more than 2,000 RSA-4096 items within the API server's
 /// object size limit, so real objects stay below; a crafted one (10,000 tiny items, or
 /// values no key opens with many keys loaded) is refused after at most this many operations,
