@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(list) = sealed_secrets_api::parse_sealed_secrets(data) {
         let opts = UnsealOptions {
             accept_deprecated_v1_data: true,
+            ..UnsealOptions::default()
         };
         for ss in &list {
             let _ = sealed_secrets_api::unseal::verify(ss, ring(), &opts);
