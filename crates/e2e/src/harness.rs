@@ -328,6 +328,27 @@ impl Cluster {
         }
     }
 
+    /// Restarts the API server mid-run, keeping every object: down for `down_for`, then back
+    /// on the same address with the same certificates; returns once it is ready. Only on a
+    /// private real control plane ([`ControlPlane::restart_apiserver`]); on the stand-in and
+    /// on an external cluster it is an error.
+    pub fn restart_api_server(&self, down_for: Duration) -> Result<(), HarnessError> {
+        match &self.control_plane {
+            Some(cp) => cp.restart_apiserver(down_for),
+            None if self.is_standin() => Err(HarnessError::ControlPlane(
+                "restarting the API server needs the real control plane \
+                 (SEALED_SECRETS_E2E_CLUSTER=real); this cluster is a stand-in (a \
+                 FaultProxy outage makes any backend unreachable instead)"
+                    .into(),
+            )),
+            None => Err(HarnessError::ControlPlane(
+                "restarting the API server needs the private real control plane \
+                 (SEALED_SECRETS_E2E_CLUSTER=real); this cluster is an external one"
+                    .into(),
+            )),
+        }
+    }
+
     /// Creates a namespace `<prefix>-<random>`; its contents are dumped to stderr if the test
     /// panics while it is alive, and it is deleted when dropped.
     pub async fn namespace(&self, prefix: &str) -> Result<TestNamespace, HarnessError> {

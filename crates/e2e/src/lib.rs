@@ -5,6 +5,8 @@
 //! - [`tools`]: what the rest builds on (errors, binaries, kubectl/helm, ports, processes);
 //!   all re-exported by [`harness`].
 //! - [`control_plane`]: the real-cluster backend (`SEALED_SECRETS_E2E_CLUSTER=real`).
+//! - [`faultproxy`]: fault injection (500s, 429s, 409s, watch cuts) in front of any API
+//!   server, the real kube-apiserver included.
 //! - [`upstream`]: upstream Sealed Secrets' own binaries, run in-cluster style, and upstream's
 //!   own RBAC, for the upstream-peer tests.
 //! - [`standin`] and [`kubeconfig`]: re-exported from the `kube-standin` crate
@@ -12,6 +14,7 @@
 //!   dependency.
 
 pub mod control_plane;
+pub mod faultproxy;
 pub mod harness;
 pub mod tools;
 pub mod upstream;
