@@ -169,6 +169,7 @@ pub(super) fn verify_backup(file: &Path, dirs: &[PathBuf], crypt: &DecryptArgs) 
     }
     let opts = UnsealOptions {
         accept_deprecated_v1_data: true,
+        ..UnsealOptions::default()
     };
     let (mut ok, mut bad) = (0usize, Vec::new());
     for (path, text) in docs::sealed_files(dirs)? {
