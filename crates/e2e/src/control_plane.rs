@@ -17,10 +17,9 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::harness::{HarnessError, Process, binary_path, random_suffix, wait_for_port};
+pub use crate::tools::CLUSTER_ENV;
+use crate::tools::{HarnessError, Process, binary_path, random_suffix, wait_for_port};
 
-/// Which cluster the e2e tests run against, from the environment.
-pub const CLUSTER_ENV: &str = "SEALED_SECRETS_E2E_CLUSTER";
 /// Where the control plane's binaries are (default `<workspace>/target/cluster-bin`).
 pub const CLUSTER_BIN_ENV: &str = "CLUSTER_BIN";
 
@@ -54,7 +53,7 @@ pub fn choose_backend(
 
 /// The backend chosen by this process's environment.
 pub fn backend() -> Result<Backend, HarnessError> {
-    let kubeconfig = std::env::var(crate::harness::KUBECONFIG_ENV).ok();
+    let kubeconfig = std::env::var(crate::tools::KUBECONFIG_ENV).ok();
     let cluster = std::env::var(CLUSTER_ENV).ok();
     choose_backend(kubeconfig.as_deref(), cluster.as_deref())
 }
@@ -87,7 +86,7 @@ pub fn skip_unless_control_plane(test: &str, needs: &str) -> bool {
 }
 
 fn cluster_script(name: &str) -> PathBuf {
-    crate::harness::workspace_root()
+    crate::tools::workspace_root()
         .join("tests/cluster")
         .join(name)
 }

@@ -2,6 +2,8 @@
 //!
 //! - [`harness`]: a cluster (the stand-in or a real one), namespaces, project binaries as
 //!   processes, state dumps on failure.
+//! - [`tools`]: what the rest builds on (errors, binaries, kubectl/helm, ports, processes);
+//!   all re-exported by [`harness`].
 //! - [`control_plane`]: the real-cluster backend (`SEALED_SECRETS_E2E_CLUSTER=real`).
 //! - [`faultproxy`]: fault injection (500s, 429s, 409s, watch cuts) in front of any API
 //!   server, the real kube-apiserver included.
@@ -14,6 +16,7 @@
 pub mod control_plane;
 pub mod faultproxy;
 pub mod harness;
+pub mod tools;
 pub mod upstream;
 
 pub use kube_standin as standin;
