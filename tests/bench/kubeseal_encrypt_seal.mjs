@@ -13,14 +13,14 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 const [moduleDir, certPath, inputPath, outputPath] = process.argv.slice(2);
 if (!outputPath) {
   console.error("usage: node kubeseal_encrypt_seal.mjs MODULE_DIR CERT.pem INPUT.json OUTPUT.json");
   process.exit(2);
 }
-const require = createRequire(join(moduleDir, "package.json"));
+const require = createRequire(join(resolve(moduleDir), "package.json"));
 const { encryptSecretItem } = require("@linode/kubeseal-encrypt");
 
 const publicKeyPEM = new X509Certificate(readFileSync(certPath))
