@@ -124,7 +124,7 @@ fi
 
 # --- build ----------------------------------------------------------------------------------
 packages=(-p sealed-secrets-controller -p kubeseal)
-[ "$backend" = standin ] && packages+=(-p sealed-secrets-e2e)
+[ "$backend" = standin ] && packages+=(-p kube-standin)
 if [ "$no_build" = 1 ]; then
   say "--no-build: using the binaries in ${bin#"$root"/}"
 else
@@ -145,7 +145,7 @@ else
   controller=("$bin/sealed-secrets-controller")
 fi
 need_bin kubeseal kubeseal
-[ "$backend" = standin ] && need_bin kube-standin sealed-secrets-e2e
+[ "$backend" = standin ] && need_bin kube-standin kube-standin
 
 # --- kubectl --------------------------------------------------------------------------------
 # kubectl's version skew policy: a client within one minor version of the API server. The

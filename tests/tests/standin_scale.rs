@@ -5,7 +5,7 @@
 //! Ignored by default (it takes minutes in a debug build); run it with
 //!
 //! ```text
-//! cargo test -p sealed-secrets-e2e --release --test standin_scale -- --ignored --nocapture
+//! cargo test -p sealed-secrets-e2e-suites --release --test standin_scale -- --ignored --nocapture
 //! ```
 //!
 //! `STANDIN_SCALE_OBJECTS` (default 10000) sets the number of SealedSecrets seeded,
