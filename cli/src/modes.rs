@@ -419,7 +419,10 @@ mod tests {
     use super::*;
 
     fn cert() -> Certificate {
-        Certificate::from_pem(include_bytes!("../tests/fixtures/cert-a.pem")).unwrap()
+        Certificate::from_pem(include_bytes!(
+            "../../tests/fixtures/upstream-vectors/cert-a.pem"
+        ))
+        .unwrap()
     }
 
     /// `n` Secrets `s0`..: Secret `i` lives in `namespaces(i)` and holds `v=value-i`.
@@ -440,7 +443,12 @@ mod tests {
     fn parallel_sealing_keeps_input_order_and_every_value() {
         let cert = cert();
         let mut ring = KeyRing::new();
-        ring.insert(PrivateKey::from_pem(include_bytes!("../tests/fixtures/key-a.pem")).unwrap());
+        ring.insert(
+            PrivateKey::from_pem(include_bytes!(
+                "../../tests/fixtures/upstream-vectors/key-a.pem"
+            ))
+            .unwrap(),
+        );
         let opts = SealOptions::default();
         for threads in [1, 3, 64] {
             let sealed = seal_all(
