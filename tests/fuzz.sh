@@ -60,6 +60,11 @@ rows=()
 for crate in "${FUZZ_CRATES[@]}"; do
     name=${crate##*/}
     cd "$ROOT/$crate"
+    # A fuzz crate is a workspace of its own and its lock file is not committed: start it from
+    # the main workspace's, so that the fuzz builds use the dependency versions the tests ran
+    # with (cargo adds libfuzzer-sys and drops what the fuzz crate does not use), not whatever
+    # crates.io has newest on the day.
+    [[ -e fuzz/Cargo.lock ]] || cp "$ROOT/Cargo.lock" fuzz/Cargo.lock
     mapfile -t targets < <(cargo fuzz list)
     if [[ ${#targets[@]} -eq 0 ]]; then
         echo "error: cargo fuzz list found no target in $crate/fuzz" >&2
