@@ -127,9 +127,11 @@ fn cores() -> usize {
 /// Seals every Secret of the input, like the api crate's `seal_manifests`, on up to `threads`
 /// threads. Each value costs one RSA public-key operation (about 45 µs at 4,096 bits, two
 /// thirds of the CPU of sealing a large file; parsing and printing are the rest), and Secrets
-/// are independent, so a multi-document file seals in about 1/cores of the time. Contiguous
-/// chunks, one per thread, keep the output in input order, and the error returned is the one a
-/// sequential run returns: that of the first failing Secret in input order.
+/// are independent, so a multi-document file seals in about 1/cores of the time on an idle
+/// machine. The threads take small runs of consecutive Secrets from a shared queue, so a thread
+/// the OS holds back on a busy machine does not hold up the others. The output keeps the input
+/// order, and the error returned is the one a sequential run returns: that of the first failing
+/// Secret in input order.
 fn seal_all(
     input: &[u8],
     recipients: &[&PublicKey],
@@ -140,41 +142,56 @@ fn seal_all(
     if secrets.is_empty() {
         return Err(SealingError::NoSecrets);
     }
-    let seal_chunk = |chunk: Vec<SecretInput>| -> std::result::Result<Vec<_>, SealingError> {
-        chunk
-            .into_iter()
+    let seal_run = |run: Vec<SecretInput>| -> std::result::Result<Vec<_>, SealingError> {
+        run.into_iter()
             .map(|s| seal_secret(s, recipients, opts))
             .collect()
     };
     let threads = threads.clamp(1, secrets.len());
     if threads == 1 {
-        return seal_chunk(secrets);
+        return seal_run(secrets);
     }
-    let per_thread = secrets.len().div_ceil(threads);
-    let mut chunks = Vec::with_capacity(threads);
+    // About four runs per thread, at most 16 Secrets (under 50 RSA operations) each.
+    let run_len = (secrets.len() / (threads * 4)).clamp(1, 16);
+    let mut runs = Vec::with_capacity(secrets.len().div_ceil(run_len));
     let mut rest = secrets.into_iter();
     loop {
-        let chunk: Vec<SecretInput> = rest.by_ref().take(per_thread).collect();
-        if chunk.is_empty() {
+        let run: Vec<SecretInput> = rest.by_ref().take(run_len).collect();
+        if run.is_empty() {
             break;
         }
-        chunks.push(chunk);
+        runs.push(run);
     }
-    let results: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| scope.spawn(|| seal_chunk(chunk)))
+    let queue = std::sync::Mutex::new(runs.into_iter().enumerate());
+    let next = || {
+        queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next()
+    };
+    let mut results: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    while let Some((index, run)) = next() {
+                        done.push((index, seal_run(run)));
+                    }
+                    done
+                })
+            })
             .collect();
-        handles
+        workers
             .into_iter()
-            .map(|h| {
-                h.join()
+            .flat_map(|w| {
+                w.join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect()
     });
+    results.sort_unstable_by_key(|(index, _)| *index);
     let mut sealed = Vec::new();
-    for result in results {
+    for (_, result) in results {
         sealed.extend(result?);
     }
     Ok(sealed)
@@ -481,8 +498,8 @@ mod tests {
 
     #[test]
     fn parallel_sealing_reports_the_first_failing_secret_in_input_order() {
-        // 6 Secrets on 3 threads: chunks {0,1} {2,3} {4,5}; Secrets 3 and 4 contradict
-        // --namespace, in different chunks. A sequential run stops at Secret 3.
+        // 6 Secrets on 3 threads: one Secret per run; Secrets 3 and 4 contradict --namespace
+        // and may fail in either order. A sequential run stops at Secret 3.
         let cert = cert();
         let opts = SealOptions {
             explicit_namespace: Some("team".to_owned()),
