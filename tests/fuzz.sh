@@ -8,12 +8,18 @@
 # Exits non-zero if any regression input fails or any target finds a crash, timeout, leak or
 # out-of-memory; the artifact's path and how to reproduce it are printed on stderr.
 #
-# Usage: bash tests/fuzz.sh [SECONDS]
+# Usage: bash tests/fuzz.sh [--smoke] [SECONDS]
+#
+# Default build: cargo-fuzz's, optimised with AddressSanitizer (and leak detection). --smoke
+# (CI's .ci/fuzz-smoke) builds without optimisation and without sanitizer (`--dev -s none`):
+# the same coverage-guided libFuzzer runs, panics, hangs and out-of-memory are still caught,
+# at a fraction of the cold build time (the optimised builds with one codegen unit are the
+# slow part), but fewer executions per second and no leak or address checks.
 #
 # cargo-fuzz runs on stable with RUSTC_BOOTSTRAP=1 (it needs -Z sanitizer flags); the command
-# installs the pinned cargo-fuzz when it is missing. Each fuzz crate builds into its own target
-# dir (crates/*/fuzz/target): the first, cold build is the slow part (AddressSanitizer builds of
-# aws-lc). Full libFuzzer output of each run: target/fuzz-logs/<crate>-<target>.log.
+# installs the pinned cargo-fuzz when it is missing. Both fuzz crates build into one target
+# dir per build kind, target/fuzz/<kind> (their dependencies, aws-lc among them, are compiled
+# once). Full libFuzzer output of each run: target/fuzz-logs/<crate>-<target>.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -23,12 +29,20 @@ FUZZ_CRATES=(crates/crypto crates/api)
 # A single input running this long is itself a finding (a hang or an input-controlled blow-up).
 PER_INPUT_TIMEOUT=30
 
+build_flags=()
+kind=address
+if [[ ${1:-} == --smoke ]]; then
+    build_flags=(--dev --sanitizer none)
+    kind=smoke
+    shift
+fi
 duration=${1:-60}
 if [[ $# -gt 1 || ! $duration =~ ^[1-9][0-9]*$ ]]; then
-    echo "usage: bash tests/fuzz.sh [SECONDS]  (SECONDS: fuzzing time per target, a positive" \
-        "integer; got: ${*:-nothing})" >&2
+    echo "usage: bash tests/fuzz.sh [--smoke] [SECONDS]  (SECONDS: fuzzing time per target, a" \
+        "positive integer; got: ${*:-nothing})" >&2
     exit 2
 fi
+build_flags+=(--target-dir "$ROOT/target/fuzz/$kind")
 
 export RUSTC_BOOTSTRAP=1
 export CARGO_TERM_COLOR=never
@@ -46,6 +60,11 @@ rows=()
 for crate in "${FUZZ_CRATES[@]}"; do
     name=${crate##*/}
     cd "$ROOT/$crate"
+    # A fuzz crate is a workspace of its own and its lock file is not committed: start it from
+    # the main workspace's, so that the fuzz builds use the dependency versions the tests ran
+    # with (cargo adds libfuzzer-sys and drops what the fuzz crate does not use), not whatever
+    # crates.io has newest on the day.
+    [[ -e fuzz/Cargo.lock ]] || cp "$ROOT/Cargo.lock" fuzz/Cargo.lock
     mapfile -t targets < <(cargo fuzz list)
     if [[ ${#targets[@]} -eq 0 ]]; then
         echo "error: cargo fuzz list found no target in $crate/fuzz" >&2
@@ -54,7 +73,7 @@ for crate in "${FUZZ_CRATES[@]}"; do
 
     echo "== $crate/fuzz: building ${targets[*]}" >&2
     start=$(date +%s)
-    cargo fuzz build >&2
+    cargo fuzz build "${build_flags[@]}" >&2
     echo "== $crate/fuzz: built in $(($(date +%s) - start)) s" >&2
 
     for target in "${targets[@]}"; do
@@ -67,7 +86,7 @@ for crate in "${FUZZ_CRATES[@]}"; do
         fi
         replay=-
         if [[ ${#regressions[@]} -gt 0 ]]; then
-            if cargo fuzz run "$target" "${regressions[@]}" -- -timeout=$PER_INPUT_TIMEOUT \
+            if cargo fuzz run "${build_flags[@]}" "$target" "${regressions[@]}" -- -timeout=$PER_INPUT_TIMEOUT \
                 >"$log.regressions" 2>&1; then
                 replay="${#regressions[@]} ok"
             else
@@ -86,7 +105,7 @@ for crate in "${FUZZ_CRATES[@]}"; do
         [[ -d fuzz/seeds/$target ]] && dirs+=("fuzz/seeds/$target")
         echo "== $name/$target: fuzzing for $duration s" >&2
         status=0
-        cargo fuzz run "$target" "${dirs[@]}" -- \
+        cargo fuzz run "${build_flags[@]}" "$target" "${dirs[@]}" -- \
             -max_total_time="$duration" -timeout=$PER_INPUT_TIMEOUT -print_final_stats=1 \
             >"$log" 2>&1 || status=$?
 
@@ -113,8 +132,8 @@ for crate in "${FUZZ_CRATES[@]}"; do
                 [[ $artifact == /* ]] || artifact=$ROOT/$crate/$artifact
                 artifact=${artifact#"$ROOT"/}
                 echo "error: $name/$target found a failing input: $artifact" >&2
-                echo "  reproduce: cd $crate && RUSTC_BOOTSTRAP=1 cargo fuzz run $target" \
-                    "$ROOT/$artifact" >&2
+                echo "  reproduce: cd $crate && RUSTC_BOOTSTRAP=1 cargo fuzz run" \
+                    "${build_flags[*]} $target $ROOT/$artifact" >&2
                 echo "  once fixed, commit it as a regression input: mkdir -p" \
                     "$crate/fuzz/regressions/$target && cp $artifact $crate/fuzz/regressions/$target/" >&2
             done

@@ -7,8 +7,8 @@ use std::str::FromStr;
 use sealed_secrets_api::manifest::sealed_secret_from_value;
 use sealed_secrets_api::output::{self, OutputFormat};
 use sealed_secrets_api::{
-    SealOptions, SealedSecret, UnsealOptions, merge_into, parse_sealed_secrets, parse_secrets,
-    seal_manifests, seal_raw, unseal,
+    SealOptions, SealedSecret, SealingError, SecretInput, UnsealOptions, merge_into,
+    parse_sealed_secrets, parse_secrets, seal_raw, seal_secret, unseal,
 };
 use sealed_secrets_crypto::{Certificate, PublicKey, Scope};
 
@@ -114,9 +114,87 @@ fn seal_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
         default_namespace: cluster::default_namespace(kube),
         allow_empty_data: seal.allow_empty_data,
     };
-    let sealed = seal_manifests(&input, &public_keys(&certs), &opts)?;
+    let sealed = seal_all(&input, &public_keys(&certs), &opts, cores())?;
     let text = render_all(&sealed, format)?;
     write_output(seal.sealed_secret_file.as_deref(), text.as_bytes())
+}
+
+/// The cores this process may use (1 when unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Seals every Secret of the input, like the api crate's `seal_manifests`, on up to `threads`
+/// threads. Each value costs one RSA public-key operation (about 45 µs at 4,096 bits, two
+/// thirds of the CPU of sealing a large file; parsing and printing are the rest), and Secrets
+/// are independent, so a multi-document file seals in about 1/cores of the time on an idle
+/// machine. The threads take small runs of consecutive Secrets from a shared queue, so a thread
+/// the OS holds back on a busy machine does not hold up the others. The output keeps the input
+/// order, and the error returned is the one a sequential run returns: that of the first failing
+/// Secret in input order.
+fn seal_all(
+    input: &[u8],
+    recipients: &[&PublicKey],
+    opts: &SealOptions,
+    threads: usize,
+) -> std::result::Result<Vec<SealedSecret>, SealingError> {
+    let secrets = parse_secrets(input)?;
+    if secrets.is_empty() {
+        return Err(SealingError::NoSecrets);
+    }
+    let seal_run = |run: Vec<SecretInput>| -> std::result::Result<Vec<_>, SealingError> {
+        run.into_iter()
+            .map(|s| seal_secret(s, recipients, opts))
+            .collect()
+    };
+    let threads = threads.clamp(1, secrets.len());
+    if threads == 1 {
+        return seal_run(secrets);
+    }
+    // About four runs per thread, at most 16 Secrets (under 50 RSA operations) each.
+    let run_len = (secrets.len() / (threads * 4)).clamp(1, 16);
+    let mut runs = Vec::with_capacity(secrets.len().div_ceil(run_len));
+    let mut rest = secrets.into_iter();
+    loop {
+        let run: Vec<SecretInput> = rest.by_ref().take(run_len).collect();
+        if run.is_empty() {
+            break;
+        }
+        runs.push(run);
+    }
+    let queue = std::sync::Mutex::new(runs.into_iter().enumerate());
+    let next = || {
+        queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next()
+    };
+    let mut results: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    while let Some((index, run)) = next() {
+                        done.push((index, seal_run(run)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    results.sort_unstable_by_key(|(index, _)| *index);
+    let mut sealed = Vec::new();
+    for (_, result) in results {
+        sealed.extend(result?);
+    }
+    Ok(sealed)
 }
 
 /// `--raw`: one value, bare base64, no newline.
@@ -349,4 +427,101 @@ fn parse_rotated(body: &[u8]) -> Result<SealedSecret> {
     ss.metadata.generation = None;
     ss.status = None;
     Ok(ss)
+}
+
+#[cfg(test)]
+mod tests {
+    use sealed_secrets_crypto::{KeyRing, PrivateKey};
+
+    use super::*;
+
+    fn cert() -> Certificate {
+        Certificate::from_pem(include_bytes!(
+            "../../tests/fixtures/upstream-vectors/cert-a.pem"
+        ))
+        .unwrap()
+    }
+
+    /// `n` Secrets `s0`..: Secret `i` lives in `namespaces(i)` and holds `v=value-i`.
+    fn input(n: usize, namespace: impl Fn(usize) -> &'static str) -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s{i}\n  namespace: {}\n\
+                     stringData:\n  v: value-{i}\n",
+                    namespace(i)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("---\n")
+    }
+
+    #[test]
+    fn parallel_sealing_keeps_input_order_and_every_value() {
+        let cert = cert();
+        let mut ring = KeyRing::new();
+        ring.insert(
+            PrivateKey::from_pem(include_bytes!(
+                "../../tests/fixtures/upstream-vectors/key-a.pem"
+            ))
+            .unwrap(),
+        );
+        let opts = SealOptions::default();
+        for threads in [1, 3, 64] {
+            let sealed = seal_all(
+                input(7, |_| "team").as_bytes(),
+                &[cert.public_key()],
+                &opts,
+                threads,
+            )
+            .unwrap();
+            let names: Vec<_> = sealed
+                .iter()
+                .map(|s| s.metadata.name.clone().unwrap())
+                .collect();
+            assert_eq!(
+                names,
+                ["s0", "s1", "s2", "s3", "s4", "s5", "s6"],
+                "{threads} threads"
+            );
+            for (i, ss) in sealed.iter().enumerate() {
+                let secret = unseal(ss, &ring, &UnsealOptions::default()).unwrap();
+                let data = secret.secret().data.clone().unwrap();
+                assert_eq!(
+                    data["v"].0,
+                    format!("value-{i}").into_bytes(),
+                    "{threads} threads"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_sealing_reports_the_first_failing_secret_in_input_order() {
+        // 6 Secrets on 3 threads: one Secret per run; Secrets 3 and 4 contradict --namespace
+        // and may fail in either order. A sequential run stops at Secret 3.
+        let cert = cert();
+        let opts = SealOptions {
+            explicit_namespace: Some("team".to_owned()),
+            ..SealOptions::default()
+        };
+        let text = input(6, |i| match i {
+            3 => "first-wrong",
+            4 => "second-wrong",
+            _ => "team",
+        });
+        for threads in [1, 3] {
+            let err = seal_all(text.as_bytes(), &[cert.public_key()], &opts, threads).unwrap_err();
+            assert!(
+                matches!(&err, SealingError::NamespaceMismatch { secret, .. } if secret == "first-wrong"),
+                "{threads} threads: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_input_is_an_error_whatever_the_threads() {
+        let err = seal_all(b"", &[cert().public_key()], &SealOptions::default(), 4).unwrap_err();
+        assert!(matches!(err, SealingError::NoSecrets), "{err:?}");
+    }
 }
