@@ -64,13 +64,13 @@ impl LeaderDuties {
     pub fn start(&self) -> Tasks {
         let mut tasks = Tasks::new("leader");
         let ctx = self.ctx.clone();
-        let (keys, client) = (ctx.keys.clone(), ctx.client.clone());
+        let (keys, client, fence) = (ctx.keys.clone(), ctx.client.clone(), ctx.fence.clone());
         let (cutoff, period, scopes) = (self.cutoff, self.renew_period, self.scopes.clone());
         tasks.spawn_draining(|stop| async move {
             // §4.3 step 3: a key before anything else when there is none or it is too old.
             let newest = keys.snapshot().newest().map(|k| k.order_time);
             if keys::needs_key_at_startup(newest, cutoff)
-                && !generate_until_done(&keys, &client, &stop).await
+                && !generate_until_done(&keys, &client, &fence, &stop).await
             {
                 return;
             }
@@ -79,11 +79,13 @@ impl LeaderDuties {
                 keys.clone(),
                 client.clone(),
                 period,
+                fence.clone(),
                 stop.clone(),
             ));
             inner.spawn(keys::rotation_loop(
                 keys.clone(),
                 client.clone(),
+                fence.clone(),
                 stop.clone(),
             ));
             for scope in scopes {
@@ -109,9 +111,14 @@ impl LeaderDuties {
 
 /// Generates a key, retrying every 5 s until it works; `false` when stopped first (only the
 /// wait between attempts is interrupted).
-async fn generate_until_done(keys: &Keys, client: &kube::Client, stop: &Stop) -> bool {
+async fn generate_until_done(
+    keys: &Keys,
+    client: &kube::Client,
+    fence: &crate::leader::Fence,
+    stop: &Stop,
+) -> bool {
     while !stop.is_requested() {
-        match keys.generate(client).await {
+        match keys.generate(client, fence).await {
             Ok(fp) => {
                 tracing::info!(fingerprint = %fp, "generated a key at startup");
                 return true;

@@ -147,7 +147,8 @@ impl Signals {
                     () = stop.clone().requested() => return,
                 }
                 tracing::info!("SIGUSR1 received: generating a new key");
-                match keys.generate(&client).await {
+                // An operator's explicit request to this process, leader or not, as upstream.
+                match keys.generate(&client, &crate::leader::Fence::open()).await {
                     Ok(fp) => tracing::info!(fingerprint = %fp, "key renewed on request"),
                     Err(e) => {
                         tracing::error!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "key generation failed")

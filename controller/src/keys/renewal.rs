@@ -55,7 +55,13 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
 /// Renews keys every period while `active` (the leader) is true: sleeps until the newest key
 /// is `period` old (re-evaluated whenever the keys change), then generates one. Failures are
 /// logged and retried; they never stop the process (§4.4).
-pub async fn renewal_loop(keys: Arc<Keys>, client: kube::Client, period: Duration, stop: Stop) {
+pub async fn renewal_loop(
+    keys: Arc<Keys>,
+    client: kube::Client,
+    period: Duration,
+    fence: crate::leader::Fence,
+    stop: Stop,
+) {
     let mut changed = keys.subscribe();
     while !stop.is_requested() {
         let newest = keys.snapshot().newest().map(|k| k.order_time);
@@ -65,7 +71,7 @@ pub async fn renewal_loop(keys: Arc<Keys>, client: kube::Client, period: Duratio
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {
-                match keys.generate(&client).await {
+                match keys.generate(&client, &fence).await {
                     Ok(fp) => tracing::info!(fingerprint = %fp, "key renewed"),
                     Err(e) => {
                         tracing::error!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "key renewal failed; retrying in 30s");

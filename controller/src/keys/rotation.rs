@@ -82,7 +82,12 @@ fn rfc3339(t: SystemTime) -> String {
 /// Answers rotation requests while this replica leads: whenever a request appears or
 /// changes, generates a key exactly like a renewal tick when [`should_rotate`] says so.
 /// Failures are logged and retried; they never stop the process.
-pub async fn rotation_loop(keys: Arc<Keys>, client: kube::Client, stop: Stop) {
+pub async fn rotation_loop(
+    keys: Arc<Keys>,
+    client: kube::Client,
+    fence: crate::leader::Fence,
+    stop: Stop,
+) {
     let mut requests = keys.requests.subscribe();
     let mut handled: Option<SystemTime> = None;
     while !stop.is_requested() {
@@ -92,7 +97,7 @@ pub async fn rotation_loop(keys: Arc<Keys>, client: kube::Client, stop: Stop) {
         if should_rotate(requested, newest, handled) {
             let at = requested.map(rfc3339).unwrap_or_default();
             tracing::info!(requested_at = %at, "key rotation requested: generating a new key");
-            match keys.generate(&client).await {
+            match keys.generate(&client, &fence).await {
                 Ok(fp) => {
                     tracing::info!(fingerprint = %fp, requested_at = %at, "key rotated on request");
                     handled = requested;

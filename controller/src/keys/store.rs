@@ -37,6 +37,8 @@ pub enum KeyGenError {
     },
     #[error("key generation task failed")]
     Join(#[source] tokio::task::JoinError),
+    #[error(transparent)]
+    NotLeading(#[from] crate::leader::NotLeading),
 }
 
 impl Keys {
@@ -145,8 +147,14 @@ impl Keys {
     }
 
     /// Generates a key, writes its Secret, and registers it only once the write succeeded
-    /// (§4.3 step 3). Its ordering time is now.
-    pub async fn generate(&self, client: &kube::Client) -> Result<Fingerprint, KeyGenError> {
+    /// (§4.3 step 3). Its ordering time is now. `fence` is checked just before the write, so
+    /// that a leader frozen past its lease (SIGSTOP) and resumed at a renewal time does not
+    /// add a key another leader may be adding too.
+    pub async fn generate(
+        &self,
+        client: &kube::Client,
+        fence: &crate::leader::Fence,
+    ) -> Result<Fingerprint, KeyGenError> {
         let s = self.settings.clone();
         let bits = s.bits;
         let (key, cert) = tokio::task::spawn_blocking(move || {
@@ -166,6 +174,7 @@ impl Keys {
         .map_err(KeyGenError::Join)??;
         let secret = key_secret(&self.settings, &key, &cert);
         let api: Api<Secret> = Api::namespaced(client.clone(), &self.settings.namespace);
+        fence.check()?;
         let created = api
             .create(&PostParams::default(), &secret)
             .await

@@ -560,3 +560,35 @@ async fn failed_unseals_count_their_rsa_operations() {
     assert!(matches!(err, ReconcileError::Unseal(_)), "{err:?}");
     assert_eq!(ctx.metrics.rsa_decryptions.get(), 2 * 3);
 }
+
+/// Key Secrets are written behind the leader's fence too: a replica no longer sure to lead
+/// (closed fence: frozen past its lease) sends nothing, where an open fence writes the key.
+#[tokio::test]
+async fn key_generation_is_fenced() {
+    const KEYS: &str = "/api/v1/namespaces/kube-system/secrets";
+    let mock = Mock::default();
+    mock.on(
+        Method::POST,
+        KEYS,
+        &[(
+            201,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sealed-secrets-keyabcde", "namespace": "kube-system"}}),
+        )],
+    );
+    let keys = registry(&[]);
+
+    let closed = crate::leader::Fence::elected();
+    let err = keys.generate(&mock.client(), &closed).await.unwrap_err();
+    assert!(
+        matches!(err, crate::keys::KeyGenError::NotLeading(_)),
+        "{err:?}"
+    );
+    assert!(mock.calls().is_empty(), "{:?}", mock.calls());
+    assert!(keys.snapshot().keys.is_empty());
+
+    keys.generate(&mock.client(), &crate::leader::Fence::open())
+        .await
+        .unwrap();
+    assert_eq!(mock.calls(), vec![format!("POST {KEYS}")]);
+    assert_eq!(keys.snapshot().keys.len(), 1);
+}
