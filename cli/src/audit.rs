@@ -84,6 +84,7 @@ pub fn run(args: &AuditArgs) -> Result<Outcome> {
             } else if let Target::Private(ring, _) = &target {
                 let opts = UnsealOptions {
                     accept_deprecated_v1_data: true,
+                    ..UnsealOptions::default()
                 };
                 match decrypt_items(&ss, ring, &opts) {
                     Ok(_) => Some("decrypts with the key"),

@@ -7,7 +7,11 @@ use std::time::SystemTime;
 
 use sealed_secrets_crypto::Certificate;
 
-use crate::error::{CliError, Result};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+
+use crate::cli::{CertArgs, KubeArgs};
+use crate::error::{CliError, OFFLINE_HINT, Result};
 use crate::{cluster, http};
 
 /// A `--cert` value, classified like upstream's `OpenCert`.
@@ -170,7 +174,7 @@ fn cert_files(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn fetch_raw(args: &crate::cli::CertArgs, kube: &crate::cli::KubeArgs) -> Result<Vec<u8>> {
     let policy = HttpPolicy::from_flag(args.allow_insecure_cert_url);
     match args.cert.as_slice() {
-        [] => cluster::fetch_cert(args, kube),
+        [] => from_cluster(args, kube),
         [one] => {
             let source = CertSource::parse(one)?;
             if let CertSource::File(p) = &source
@@ -207,7 +211,7 @@ pub fn recipients(
             HttpPolicy::from_flag(args.allow_insecure_cert_url),
         );
     }
-    let pem = cluster::fetch_cert(args, kube)?;
+    let pem = from_cluster(args, kube)?;
     let what = if args.cert_from_configmap {
         format!(
             "ConfigMap `{}/{}`",
@@ -217,6 +221,79 @@ pub fn recipients(
         "the controller".to_owned()
     };
     Ok(vec![parse_cert(&pem, &what)?])
+}
+
+/// The controller's certificate: from the ConfigMap (`--cert-from-configmap`) or
+/// `GET /v1/cert.pem` through the service proxy.
+fn from_cluster(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
+    crate::runtime::block_on(cluster::bounded(
+        kube,
+        "cannot fetch certificate",
+        from_cluster_async(cert, kube),
+    ))?
+}
+
+async fn from_cluster_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
+    if cert.cert_from_configmap {
+        let client = cluster::client(kube).await?;
+        let api: Api<ConfigMap> = Api::namespaced(client, &cert.controller_namespace);
+        let cm = cluster::retrying(|| api.get(&cert.cert_configmap))
+            .await
+            .map_err(|e| {
+                cluster::api_error(
+                    format!(
+                        "cannot get ConfigMap `{}/{}`",
+                        cert.controller_namespace, cert.cert_configmap
+                    ),
+                    &e,
+                    Some(
+                        "check --controller-namespace and --cert-configmap, or drop --cert-from-configmap",
+                    ),
+                )
+            })?;
+        let pem = cm
+            .data
+            .and_then(|mut d| d.remove("cert.pem"))
+            .map(String::into_bytes)
+            .ok_or_else(|| CliError::ConfigMapWithoutCert {
+                namespace: cert.controller_namespace.clone(),
+                name: cert.cert_configmap.clone(),
+            })?;
+        return check_cert_size(
+            pem,
+            &format!(
+                "ConfigMap `{}/{}`",
+                cert.controller_namespace, cert.cert_configmap
+            ),
+        );
+    }
+    let controller =
+        cluster::Controller::connect(kube, &cert.controller_namespace, &cert.controller_name)
+            .await?;
+    let resp = controller
+        .call(::http::Method::GET, "/v1/cert.pem", Vec::new())
+        .await?;
+    if !resp.status.is_success() {
+        return Err(CliError::ControllerStatus {
+            action: "cannot fetch certificate",
+            reason: cluster::reason_of(&resp.body),
+            status: resp.status.as_u16(),
+        }
+        .with_hint(OFFLINE_HINT));
+    }
+    check_cert_size(resp.body, "the controller")
+}
+
+/// Refuses a certificate over [`MAX_CERT_BYTES`], naming size and limit.
+fn check_cert_size(pem: Vec<u8>, from: &str) -> Result<Vec<u8>> {
+    if pem.len() > MAX_CERT_BYTES {
+        return Err(CliError::CertTooLarge {
+            from: from.to_owned(),
+            size: pem.len(),
+            limit: MAX_CERT_BYTES,
+        });
+    }
+    Ok(pem)
 }
 
 #[cfg(test)]

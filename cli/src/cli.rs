@@ -484,7 +484,7 @@ pub struct ReencryptArgs {
 
 /// A positive duration: `30s`, `2m`, `1m30s`, `500ms`, or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    match crate::cluster::parse_timeout(s) {
+    match crate::duration::parse(s) {
         Ok(Some(d)) => Ok(d),
         _ => Err(format!(
             "`{s}` is not a duration: expected e.g. 30s, 2m, 1m30s (a bare number is seconds)"

@@ -149,6 +149,7 @@ fn rewrite(
 fn reseal_one(ss: &SealedSecret, ring: &KeyRing, keys: &[&PublicKey]) -> Result<SealedSecret> {
     let opts = UnsealOptions {
         accept_deprecated_v1_data: true,
+        ..UnsealOptions::default()
     };
     let items = decrypt_items(ss, ring, &opts)?;
     Ok(reseal(ss, &items, keys)?)

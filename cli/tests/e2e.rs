@@ -113,13 +113,26 @@ fn handle(path: &str, body: &[u8]) -> (&'static str, Vec<u8>) {
     }
 }
 
+/// A private cluster whose controller Service is served by [`fake_controller`].
 async fn cluster_with_controller() -> Cluster {
     let cluster = Cluster::start_private().unwrap();
-    let addr = fake_controller();
-    let client = cluster.client().await.unwrap();
+    expose_controller(&cluster, CTRL_NAME, &fake_controller()).await;
+    cluster
+}
+
+/// Makes the controller listening on `addr` reachable as Service `name` through the API
+/// server's service proxy (the way kubeseal reaches it, §6.2): the Service, then its endpoint.
+async fn expose_controller(cluster: &Cluster, name: &str, addr: &str) {
+    add_service(cluster, name, None).await;
+    cluster.register_endpoint(CTRL_NS, name, addr).unwrap();
+}
+
+/// Creates a Service `name` in the controller namespace, with no endpoint unless registered.
+/// With `selector`, it selects pods (none run here), as a controller's Service does.
+async fn add_service(cluster: &Cluster, name: &str, selector: Option<&str>) {
     let svc = Service {
         metadata: ObjectMeta {
-            name: Some(CTRL_NAME.into()),
+            name: Some(name.into()),
             namespace: Some(CTRL_NS.into()),
             ..Default::default()
         },
@@ -129,18 +142,28 @@ async fn cluster_with_controller() -> Cluster {
                 port: 8080,
                 ..Default::default()
             }]),
+            selector: selector.map(|app| BTreeMap::from([("app".to_string(), app.to_string())])),
             ..Default::default()
         }),
         ..Default::default()
     };
-    Api::<Service>::namespaced(client, CTRL_NS)
+    let client = cluster.client().await.unwrap();
+    Api::<Service>::namespaced(client.clone(), CTRL_NS)
         .create(&PostParams::default(), &svc)
         .await
         .unwrap();
-    cluster
-        .register_endpoint(CTRL_NS, CTRL_NAME, &addr)
-        .unwrap();
-    cluster
+    if selector.is_some() && !cluster.is_standin() {
+        // A real API server proxies by the Service's Endpoints, which the endpoints controller
+        // writes (empty: no pod matches) a moment after the Service appears.
+        let endpoints = Api::<Endpoints>::namespaced(client, CTRL_NS);
+        for _ in 0..100 {
+            if endpoints.get_opt(name).await.unwrap().is_some() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the endpoints controller wrote no Endpoints for Service {name} in 10 s");
+    }
 }
 
 fn kubeseal(cluster: &Cluster, dir: &Path, args: &[&str], stdin: &[u8]) -> common::Run {
@@ -542,30 +565,7 @@ async fn with_the_real_controller() {
         std::time::Duration::from_secs(60),
     )
     .unwrap_or_else(|e| panic!("{e}: {}", proc.log()));
-    let client = cluster.client().await.unwrap();
-    let svc = Service {
-        metadata: ObjectMeta {
-            name: Some(CTRL_NAME.into()),
-            namespace: Some(CTRL_NS.into()),
-            ..Default::default()
-        },
-        spec: Some(ServiceSpec {
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: 8080,
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    Api::<Service>::namespaced(client, CTRL_NS)
-        .create(&PostParams::default(), &svc)
-        .await
-        .unwrap();
-    cluster
-        .register_endpoint(CTRL_NS, CTRL_NAME, &format!("127.0.0.1:{port}"))
-        .unwrap();
+    expose_controller(&cluster, CTRL_NAME, &format!("127.0.0.1:{port}")).await;
     let d = tempfile::tempdir().unwrap();
     // The first key may still be in the making.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -638,45 +638,6 @@ async fn with_the_real_controller() {
     proc.stop();
 }
 
-/// Creates a Service `name` in the controller namespace, with no endpoint unless registered.
-/// With `selector`, it selects pods (none run here), as a controller's Service does.
-async fn add_service(cluster: &Cluster, name: &str, selector: Option<&str>) {
-    let svc = Service {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(CTRL_NS.into()),
-            ..Default::default()
-        },
-        spec: Some(ServiceSpec {
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: 8080,
-                ..Default::default()
-            }]),
-            selector: selector.map(|app| BTreeMap::from([("app".to_string(), app.to_string())])),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let client = cluster.client().await.unwrap();
-    Api::<Service>::namespaced(client.clone(), CTRL_NS)
-        .create(&PostParams::default(), &svc)
-        .await
-        .unwrap();
-    if selector.is_some() && !cluster.is_standin() {
-        // A real API server proxies by the Service's Endpoints, which the endpoints controller
-        // writes (empty: no pod matches) a moment after the Service appears.
-        let endpoints = Api::<Endpoints>::namespaced(client, CTRL_NS);
-        for _ in 0..100 {
-            if endpoints.get_opt(name).await.unwrap().is_some() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("the endpoints controller wrote no Endpoints for Service {name} in 10 s");
-    }
-}
-
 /// Issue 12 items 3, 4, 5: no silent waits (a Service without a ready pod fails at once with
 /// the server's reason), no Rust Debug in messages, an unreachable API server named as such,
 /// --request-timeout bounding the whole operation, and -v 6 showing the HTTP calls.
@@ -720,10 +681,7 @@ async fn cluster_failures_are_prompt_and_plain() {
     // An endpoint that accepts connections and never answers: --request-timeout bounds it.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_addr = silent.local_addr().unwrap().to_string();
-    add_service(&cluster, "silent", None).await;
-    cluster
-        .register_endpoint(CTRL_NS, "silent", &silent_addr)
-        .unwrap();
+    expose_controller(&cluster, "silent", &silent_addr).await;
     let started = std::time::Instant::now();
     let r = kubeseal(
         &cluster,

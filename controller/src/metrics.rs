@@ -5,7 +5,6 @@
 //! paths and error categories.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -252,23 +251,6 @@ fn condition_labels(namespace: &str, name: &str, instance: &str) -> Labels {
     ]
 }
 
-/// Turns the monotonic RSA-operation count of successive key-ring snapshots into one
-/// counter: each snapshot reports its own count, and only growth is added.
-#[derive(Debug, Default)]
-pub struct RsaTally {
-    seen: AtomicU64,
-}
-
-impl RsaTally {
-    /// Adds to `counter` whatever `current` (the ring's own count) grew by since last seen.
-    pub fn report(&self, current: u64, counter: &Counter) {
-        let prev = self.seen.fetch_max(current, Ordering::Relaxed);
-        if current > prev {
-            counter.inc_by(current - prev);
-        }
-    }
-}
-
 /// `process_*` metrics from `/proc/self` (Linux); absent elsewhere.
 #[derive(Debug)]
 struct ProcessCollector;
@@ -405,15 +387,5 @@ mod tests {
             "{text}"
         );
         assert!(!GIT_COMMIT.is_empty());
-    }
-
-    #[test]
-    fn rsa_tally_adds_growth_only() {
-        let c = Counter::default();
-        let t = RsaTally::default();
-        t.report(3, &c);
-        t.report(2, &c);
-        t.report(5, &c);
-        assert_eq!(c.get(), 5);
     }
 }

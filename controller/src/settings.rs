@@ -247,6 +247,7 @@ impl TryFrom<Config> for Settings {
             unseal: UnsealOptions {
                 accept_deprecated_v1_data: cfg.accept_deprecated_v1_data
                     && cfg.http_accept_deprecated_v1_data,
+                ..UnsealOptions::default()
             },
             timeout: cfg.read_timeout.0 + cfg.write_timeout.0,
             limits: ConnLimits {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops the control plane that `up.sh DIR` started: exactly the processes whose pid files are in
+# Stops the control plane that `up.sh DIR` started (with an API server restarted by apiserver.sh:
+# its pid file follows the new process): exactly the processes whose pid files are in
 # DIR (the controller manager, the API server, etcd, the watchdog, the e2e harness's relays),
 # SIGTERM first, SIGKILL after 10 seconds, and the network namespaces listed in DIR/netns/. A
 # pid whose process is gone, or now runs something else, is left alone. Logs and data stay in

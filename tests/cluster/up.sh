@@ -6,13 +6,15 @@
 #
 # DIR receives everything: certificates and keys, etcd's data, one log per component
 # (etcd.log, kube-apiserver.log, kube-controller-manager.log), one pid file per process
-# (*.pid, read by down.sh), and, only once the API server's /readyz answers and the
+# (*.pid, read by down.sh), the API server's command line (kube-apiserver.sh, for
+# apiserver.sh's restarts), and, only once the API server's /readyz answers and the
 # controller manager has created the `default` ServiceAccount:
 #   DIR/kubeconfig  cluster admin (client certificate in system:masters), self-contained
 #   DIR/ca.crt      the CA of the API server's serving certificate (and of client certificates)
 #   DIR/env         shell lines: KUBE_APISERVER_HOST, KUBE_APISERVER_PORT, KUBE_APISERVER_URL,
 #                   CLUSTER_DIR, CLUSTER_BIN
-# Stop it with `bash tests/cluster/down.sh DIR`.
+# Stop it with `bash tests/cluster/down.sh DIR`; restart only the API server (etcd and its data
+# stay) with `bash tests/cluster/apiserver.sh DIR restart [SECONDS_DOWN]`.
 #
 # Environment:
 #   CLUSTER_BIN        where the binaries are (default <repo>/target/cluster-bin, built by
@@ -163,20 +165,29 @@ for attempt in 1 2 3; do
     fi
     # Secure port on 127.0.0.1 only; the `kubernetes` Service's endpoints are not reconciled
     # (nothing runs pods here, and a loopback endpoint address is invalid).
-    "$bin/kube-apiserver" \
-        --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-        --endpoint-reconciler-type none \
-        --etcd-servers "http://127.0.0.1:$etcd_client" \
-        --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
-        --client-ca-file "$pki/ca.crt" \
-        --authorization-mode Node,RBAC \
-        --service-account-issuer https://kubernetes.default.svc.cluster.local \
-        --service-account-key-file "$pki/sa.pub" \
-        --service-account-signing-key-file "$pki/sa.key" \
-        --service-cluster-ip-range 10.0.0.0/24 \
-        --profiling=false \
-        "${audit[@]}" \
-        </dev/null >"$dir/kube-apiserver.log" 2>&1 &
+    # The command line goes to DIR/kube-apiserver.sh, so that apiserver.sh can restart the API
+    # server with the same flags, port and certificates (`exec`: the pid is the server's).
+    {
+        echo '#!/usr/bin/env bash'
+        echo '# Written by tests/cluster/up.sh: the API server of this control plane. Run by up.sh'
+        echo '# and by `tests/cluster/apiserver.sh DIR start|restart`.'
+        printf 'exec'
+        printf ' %q' "$bin/kube-apiserver" \
+            --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+            --endpoint-reconciler-type none \
+            --etcd-servers "http://127.0.0.1:$etcd_client" \
+            --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+            --client-ca-file "$pki/ca.crt" \
+            --authorization-mode Node,RBAC \
+            --service-account-issuer https://kubernetes.default.svc.cluster.local \
+            --service-account-key-file "$pki/sa.pub" \
+            --service-account-signing-key-file "$pki/sa.key" \
+            --service-cluster-ip-range 10.0.0.0/24 \
+            --profiling=false \
+            "${audit[@]}"
+        echo
+    } > "$dir/kube-apiserver.sh"
+    bash "$dir/kube-apiserver.sh" </dev/null >"$dir/kube-apiserver.log" 2>&1 &
     echo $! > "$dir/kube-apiserver.pid"
 
     ok=""

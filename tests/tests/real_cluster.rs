@@ -769,7 +769,7 @@ fn upstream_kubeseal_output_is_accepted_unchanged_and_server_side_apply_works() 
     }
     let c = cluster_with_crd();
     // Output of upstream's kubeseal (strict, namespace-wide, cluster-wide), byte for byte.
-    let fixture = workspace_root().join("cli/tests/fixtures/upstream-sealed.json");
+    let fixture = workspace_root().join("tests/fixtures/upstream-vectors/upstream-sealed.json");
     let cases: Vec<Value> = serde_json::from_slice(&std::fs::read(&fixture).unwrap()).unwrap();
     assert!(cases.len() >= 3, "{}", fixture.display());
     let mut namespaces = BTreeSet::new();

@@ -5,11 +5,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// The upstream vectors (keys, certificates, a key backup, upstream kubeseal's output): one
+/// copy for the whole workspace, shared with the crypto and controller tests; its README says
+/// where each file came from.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/upstream-vectors")
+}
+
 /// Path of a fixture file.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    fixtures_dir().join(name)
 }
 
 /// A finished run.
@@ -82,8 +87,7 @@ pub fn run_cmd(c: &mut Command, stdin: &[u8]) -> Run {
 /// Replaces ciphertexts (long base64 runs) with `<ciphertext>`, the temp dir with `<tmp>`,
 /// and the crate version with `<version>`.
 pub fn normalize(s: &str, tmp: &Path) -> String {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let s = s.replace(&fixtures.display().to_string(), "<fixtures>");
+    let s = s.replace(&fixtures_dir().display().to_string(), "<fixtures>");
     let s = s.replace(&tmp.display().to_string(), "<tmp>");
     let s = s.replace(env!("CARGO_PKG_VERSION"), "<version>");
     let mut out = String::new();

@@ -9,7 +9,6 @@ use sealed_secrets_api::annotations::{KEY_ORIGIN, SEALING_KEY_LABEL, SEALING_KEY
 use sealed_secrets_crypto::{Certificate, Fingerprint, KeyRing, PrivateKey};
 
 use crate::config::KeyOrderPriority;
-use crate::metrics::{RsaTally, SharedMetrics};
 
 /// Label selector of active key Secrets.
 pub fn active_selector() -> String {
@@ -156,7 +155,6 @@ pub struct KeySnapshot {
     /// Registration order.
     pub keys: Vec<KeyInfo>,
     newest: Option<usize>,
-    tally: RsaTally,
 }
 
 impl KeySnapshot {
@@ -174,12 +172,6 @@ impl KeySnapshot {
             keys.insert(0, n);
         }
         keys.into_iter().map(|k| &k.cert).collect()
-    }
-
-    /// Reports RSA operations done with this snapshot's ring to the metric.
-    pub fn report_rsa(&self, metrics: &SharedMetrics) {
-        self.tally
-            .report(self.ring.rsa_operations(), &metrics.rsa_decryptions);
     }
 }
 
@@ -270,7 +262,6 @@ impl Registry {
             ring,
             keys,
             newest: pick_newest(&times),
-            tally: RsaTally::default(),
         }
     }
 }

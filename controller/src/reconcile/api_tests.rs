@@ -161,19 +161,21 @@ fn test_key() -> &'static (PrivateKey, Certificate) {
     })
 }
 
-/// A key registry holding the test key, and a SealedSecret with one item sealed for it
-/// (strict scope `ns/db`).
-fn keys_and_sealed_secret() -> (Arc<Keys>, SealedSecret) {
-    let (key, cert) = test_key().clone();
-    let value = sealed_secrets_api::seal_raw(
-        b"hunter2",
-        &[cert.public_key()],
-        Scope::Strict,
-        Some(NS),
-        Some(NAME),
-    )
-    .unwrap();
-    let keys = Keys::new(
+/// Two more keys, for the tests of the key order.
+fn other_keys() -> &'static [(PrivateKey, Certificate); 2] {
+    static KEYS: OnceLock<[(PrivateKey, Certificate); 2]> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        [(); 2].map(|()| {
+            let key = PrivateKey::generate(2048).unwrap();
+            let cert = key.self_signed_certificate(&CertParams::default()).unwrap();
+            (key, cert)
+        })
+    })
+}
+
+/// A key registry holding `keys`, registered in this order.
+fn registry(keys: &[&(PrivateKey, Certificate)]) -> Arc<Keys> {
+    let registry = Keys::new(
         KeySettings {
             namespace: "kube-system".into(),
             prefix: "sealed-secrets-key".into(),
@@ -186,21 +188,51 @@ fn keys_and_sealed_secret() -> (Arc<Keys>, SealedSecret) {
         },
         Arc::new(Metrics::new()),
     );
-    keys.register(LoadedKey {
-        secret_name: "sealed-secrets-keyabc".into(),
-        key,
-        cert,
-        order_time: SystemTime::now(),
-        foreign: false,
-        future_not_before: false,
-    });
+    for (i, (key, cert)) in keys.iter().enumerate() {
+        registry.register(LoadedKey {
+            secret_name: format!("sealed-secrets-key{i}"),
+            key: key.clone(),
+            cert: cert.clone(),
+            order_time: SystemTime::now(),
+            foreign: false,
+            future_not_before: false,
+        });
+    }
+    registry
+}
+
+/// The SealedSecret `ns/db` with these items (strict scope, no key hint).
+fn sealed_secret(items: &[(&str, String)]) -> SealedSecret {
     let mut ss = SealedSecret::new(NAME, Default::default());
     ss.metadata.namespace = Some(NS.into());
     ss.metadata.uid = Some(UID.into());
     ss.metadata.generation = Some(1);
     ss.metadata.resource_version = Some("10".into());
-    ss.spec.encrypted_data.insert("password", value);
-    (keys, ss)
+    for (item, value) in items {
+        ss.spec.encrypted_data.insert(*item, value.as_str());
+    }
+    ss
+}
+
+fn seal_for(cert: &Certificate, plaintext: &[u8]) -> String {
+    sealed_secrets_api::seal_raw(
+        plaintext,
+        &[cert.public_key()],
+        Scope::Strict,
+        Some(NS),
+        Some(NAME),
+    )
+    .unwrap()
+}
+
+/// A key registry holding the test key, and a SealedSecret with one item sealed for it
+/// (strict scope `ns/db`).
+fn keys_and_sealed_secret() -> (Arc<Keys>, SealedSecret) {
+    let value = seal_for(&test_key().1, b"hunter2");
+    (
+        registry(&[test_key()]),
+        sealed_secret(&[("password", value)]),
+    )
 }
 
 fn context(mock: &Mock, keys: Arc<Keys>) -> Arc<Context> {
@@ -438,4 +470,57 @@ async fn changed_data_of_an_immutable_secret_is_refused_without_a_write() {
         mock.calls(),
         [format!("GET {SECRET}"), format!("PUT {STATUS}")]
     );
+}
+
+/// The data path of issue 13: the reconciler passes its key order as a typed option, the
+/// unseal reports its RSA operations, and the metric counts them where the work was asked
+/// for. An object without a key hint, three values sealed with the last of three keys: the
+/// first pass tries all three keys for the first value and the key that opened it for the
+/// others (3 + 1 + 1); the next pass starts with the key the namespace last used (1 + 1 + 1).
+#[tokio::test]
+async fn rsa_operations_are_counted_and_the_key_order_is_remembered() {
+    let [k1, k2] = other_keys();
+    let keys = registry(&[test_key(), k1, k2]);
+    let items: Vec<(&str, String)> = ["a", "b", "c"]
+        .into_iter()
+        .map(|item| (item, seal_for(&k2.1, item.as_bytes())))
+        .collect();
+    let ss = Arc::new(sealed_secret(&items));
+    let mock = Mock::default();
+    let ss_json = serde_json::to_value(&*ss).unwrap();
+    mock.on(Method::GET, SECRET, &[not_found()])
+        .on(
+            Method::POST,
+            SECRETS,
+            &[(201, json!({"metadata": {"name": NAME}}))],
+        )
+        .on(Method::PUT, STATUS, &[(200, ss_json)]);
+    let ctx = context(&mock, keys);
+
+    reconcile(ss.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(ctx.metrics.rsa_decryptions.get(), 3 + 1 + 1);
+    reconcile(ss, ctx.clone()).await.unwrap();
+    assert_eq!(ctx.metrics.rsa_decryptions.get(), 5 + 3);
+}
+
+/// A value no loaded key opens still cost one RSA operation per key, and is counted.
+#[tokio::test]
+async fn failed_unseals_count_their_rsa_operations() {
+    let [k1, k2] = other_keys();
+    let keys = registry(&[test_key(), k1]);
+    let items: Vec<(&str, String)> = ["a", "b", "c"]
+        .into_iter()
+        .map(|item| (item, seal_for(&k2.1, item.as_bytes())))
+        .collect();
+    let ss = sealed_secret(&items);
+    let mock = Mock::default();
+    let ss_json = serde_json::to_value(&ss).unwrap();
+    mock.on(Method::GET, SECRET, &[not_found()])
+        .on(Method::PUT, STATUS, &[(200, ss_json)]);
+    let ctx = context(&mock, keys);
+
+    let err = reconcile(Arc::new(ss), ctx.clone()).await.unwrap_err();
+
+    assert!(matches!(err, ReconcileError::Unseal(_)), "{err:?}");
+    assert_eq!(ctx.metrics.rsa_decryptions.get(), 2 * 3);
 }

@@ -2,7 +2,7 @@
 //! pool), create or replace, write the status (with one retry on a 409), Events, metrics,
 //! and the retry policy.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use kube::runtime::controller::Action;
 use sealed_secrets_api::annotations::{self, SOURCE_DIGEST};
 use sealed_secrets_api::{
     CONDITION_SYNCED, SealedSecret, SealedSecretStatus, UnsealError, UnsealOptions,
+    sealing_key_hints,
 };
 use sealed_secrets_crypto::Fingerprint;
 
@@ -23,6 +24,7 @@ use crate::keys::{KeySnapshot, Keys};
 use crate::metrics::{ErrorReason, SharedMetrics};
 
 use super::decide::*;
+use super::key_order::KeyOrderMemory;
 
 /// Switches that change reconciling.
 #[derive(Clone, Debug)]
@@ -49,8 +51,8 @@ pub struct Context {
     /// Consecutive failed status writes per SealedSecret: such an object is requeued with
     /// backoff until its status is written, whatever the reconcile outcome.
     status_retries: Mutex<HashMap<(String, String), u32>>,
-    /// Values opened per key so far: the try-order for values without a key hint.
-    usage: Mutex<HashMap<Fingerprint, u64>>,
+    /// What opened values so far: the try-order for values without a key hint.
+    key_order: Mutex<KeyOrderMemory>,
 }
 
 impl std::fmt::Debug for Context {
@@ -77,7 +79,7 @@ impl Context {
             settings,
             retries: Mutex::new(HashMap::new()),
             status_retries: Mutex::new(HashMap::new()),
-            usage: Mutex::new(HashMap::new()),
+            key_order: Mutex::new(KeyOrderMemory::new()),
         })
     }
 
@@ -276,36 +278,38 @@ fn is_immutable_rejection(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 422 && s.message.contains("immutable"))
 }
 
-/// Decrypts on the blocking pool (RSA is CPU work); counts values per key and RSA operations.
+/// Decrypts on the blocking pool (RSA is CPU work), trying first the keys that opened similar
+/// objects ([`KeyOrderMemory`]); counts values per key and RSA operations, failures included.
 async fn unseal_blocking(
     ss: Arc<SealedSecret>,
     snapshot: Arc<KeySnapshot>,
     ctx: &Context,
 ) -> Result<(Secret, BTreeSet<Fingerprint>), ReconcileError> {
+    let namespace = ss.metadata.namespace.clone().unwrap_or_default();
+    let hinted = !sealing_key_hints(&ss.metadata).is_empty();
     let opts = UnsealOptions {
         accept_deprecated_v1_data: ctx.settings.accept_deprecated_v1_data,
+        key_order: lock(&ctx.key_order).order(&namespace, snapshot.ring.fingerprints()),
     };
-    let snap = snapshot.clone();
-    let ss = with_usage_hints(ss, &ctx.usage_order(&snapshot));
     let result = tokio::task::spawn_blocking(move || {
-        sealed_secrets_api::unseal(&ss, &snap.ring, &opts).map(|u| {
+        sealed_secrets_api::unseal(&ss, &snapshot.ring, &opts).map(|u| {
             let usage = u.key_usage();
-            (u.into_secret(), usage)
+            let rsa = u.rsa_operations();
+            (u.into_secret(), usage, rsa)
         })
     })
     .await
     .map_err(ReconcileError::Join)?;
-    snapshot.report_rsa(&ctx.metrics);
-    let (mut secret, usage) = result.map_err(ReconcileError::Unseal)?;
+    let rsa = match &result {
+        Ok((_, _, rsa)) => *rsa,
+        Err(e) => e.rsa_operations(),
+    };
+    ctx.metrics.rsa_decryptions.inc_by(rsa);
+    let (mut secret, usage, _) = result.map_err(ReconcileError::Unseal)?;
     for (fp, n) in &usage {
         ctx.metrics.values_opened(fp.as_str(), *n);
     }
-    {
-        let mut counts = lock(&ctx.usage);
-        for (fp, n) in &usage {
-            *counts.entry(fp.clone()).or_insert(0) += n;
-        }
-    }
+    lock(&ctx.key_order).record(&namespace, &usage, hinted);
     if secret.type_.is_none() {
         secret.type_ = Some(OPAQUE.to_owned());
     }
@@ -317,46 +321,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     }
-}
-
-impl Context {
-    /// Keys of the snapshot, most-used first (values without a hint are usually sealed
-    /// with the key most others were sealed with).
-    fn usage_order(&self, snapshot: &KeySnapshot) -> Vec<Fingerprint> {
-        let counts = lock(&self.usage);
-        let mut fps: Vec<(u64, Fingerprint)> = snapshot
-            .ring
-            .fingerprints()
-            .map(|fp| (counts.get(fp).copied().unwrap_or(0), fp.clone()))
-            .collect();
-        fps.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
-        fps.into_iter()
-            .filter(|(n, _)| *n > 0)
-            .map(|(_, fp)| fp)
-            .collect()
-    }
-}
-
-/// For a SealedSecret without our `sealing-key` hint (e.g. sealed by upstream's kubeseal),
-/// a copy whose hint lists `order`, so that the key that opened most values so far is
-/// tried first: with several keys this turns O(keys) RSA operations per value into about
-/// one. The hint only orders the keys tried; the label and everything else are unchanged.
-pub fn with_usage_hints(ss: Arc<SealedSecret>, order: &[Fingerprint]) -> Arc<SealedSecret> {
-    let has_hint = ss
-        .metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(annotations::SEALING_KEY));
-    if has_hint || order.is_empty() {
-        return ss;
-    }
-    let mut copy = (*ss).clone();
-    let list: Vec<&str> = order.iter().map(Fingerprint::as_str).collect();
-    copy.metadata
-        .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(annotations::SEALING_KEY.to_owned(), list.join(","));
-    Arc::new(copy)
 }
 
 /// One reconcile of one SealedSecret (§4.6): unseal and write, then status, metrics, Events.

@@ -11,10 +11,12 @@
 //!
 //! - [`decide`]: the pure decisions.
 //! - [`apply`]: one reconcile's API calls, status, Events, metrics, retries.
+//! - [`key_order`]: which keys to try first for values that do not name their key (pure).
 //! - [`watch`]: the watches and the queue that drive reconciles.
 
 pub mod apply;
 pub mod decide;
+pub mod key_order;
 pub mod watch;
 
 pub use apply::*;

@@ -1,5 +1,4 @@
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -8,7 +7,7 @@ use sealed_secrets_api::annotations::{
     self, MANAGED, PATCH, SKIP_SET_OWNER_REFERENCES, SOURCE_DIGEST,
 };
 use sealed_secrets_api::{API_VERSION, KIND, SealedSecret};
-use sealed_secrets_crypto::{Fingerprint, Scope};
+use sealed_secrets_crypto::Fingerprint;
 
 use super::*;
 use crate::metrics::ErrorReason;
@@ -306,25 +305,6 @@ fn recreate_targets() {
         None
     );
     assert_eq!(recreate_target(&mk_secret(&[], None).metadata), None);
-}
-
-#[test]
-fn usage_hints_only_for_unhinted_objects() {
-    let fp: Fingerprint = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-        .parse()
-        .unwrap();
-    let ss = Arc::new(mk_ss("s"));
-    let hinted = with_usage_hints(ss.clone(), std::slice::from_ref(&fp));
-    assert_eq!(
-        hinted.metadata.annotations.as_ref().unwrap()[annotations::SEALING_KEY],
-        fp.as_str()
-    );
-    assert_eq!(
-        sealed_secrets_api::annotations::scope(hinted.metadata.annotations.as_ref()),
-        Scope::Strict
-    );
-    assert!(Arc::ptr_eq(&with_usage_hints(ss.clone(), &[]), &ss));
-    assert!(Arc::ptr_eq(&with_usage_hints(hinted.clone(), &[]), &hinted));
 }
 
 #[test]

@@ -133,7 +133,7 @@ pub async fn listen(
         )),
         trusted_proxies: http.trusted_proxies.0.clone(),
         rsa_permits: Arc::new(Semaphore::new(ServerState::default_rsa_permits())),
-        unseal: http.unseal,
+        unseal: http.unseal.clone(),
         timeout: http.timeout,
     });
     let bind = |addr: SocketAddr| async move {

@@ -306,13 +306,17 @@ async fn verify_body(state: &Arc<ServerState>, body: Bytes) -> Response {
         Err(refusal) => return *refusal,
     };
     let snap = state.keys.snapshot();
-    let opts = state.unseal;
-    let ring = snap.clone();
+    let opts = state.unseal.clone();
     let result = rsa_work(state, move || {
-        sealed_secrets_api::verify(&ss, &ring.ring, &opts)
+        sealed_secrets_api::decrypt_items(&ss, &snap.ring, &opts)
     })
-    .await;
-    snap.report_rsa(&state.metrics);
+    .await
+    .inspect(|r| {
+        let rsa = r
+            .as_ref()
+            .map_or_else(|e| e.rsa_operations(), |d| d.rsa_operations());
+        state.metrics.rsa_decryptions.inc_by(rsa);
+    });
     match result {
         Some(Ok(_)) => StatusCode::OK.into_response(),
         Some(Err(e)) => {
@@ -347,20 +351,27 @@ async fn rotate_body(state: &Arc<ServerState>, body: Bytes) -> Response {
         Err(refusal) => return *refusal,
     };
     let snap = state.keys.snapshot();
-    let opts = state.unseal;
-    let ring = snap.clone();
+    let opts = state.unseal.clone();
+    // The RSA operations are counted whatever the outcome: a value no key opens costs too.
     let result = rsa_work(state, move || {
-        let newest = ring
-            .newest()
-            .ok_or_else(|| "no key to seal with".to_owned())?;
-        let pk = newest.cert.public_key();
-        let items =
-            sealed_secrets_api::decrypt_items(&ss, &ring.ring, &opts).map_err(|e| e.to_string())?;
-        let out = sealed_secrets_api::reseal(&ss, &items, &[pk]).map_err(|e| e.to_string())?;
-        Ok::<_, String>(sealed_secrets_api::output::to_json(&out))
+        let Some(newest) = snap.newest() else {
+            return (Err("no key to seal with".to_owned()), 0);
+        };
+        match sealed_secrets_api::decrypt_items(&ss, &snap.ring, &opts) {
+            Err(e) => (Err(e.to_string()), e.rsa_operations()),
+            Ok(items) => {
+                let resealed = sealed_secrets_api::reseal(&ss, &items, &[newest.cert.public_key()])
+                    .map(|out| sealed_secrets_api::output::to_json(&out))
+                    .map_err(|e| e.to_string());
+                (resealed, items.rsa_operations())
+            }
+        }
     })
-    .await;
-    snap.report_rsa(&state.metrics);
+    .await
+    .map(|(result, rsa)| {
+        state.metrics.rsa_decryptions.inc_by(rsa);
+        result
+    });
     match result {
         Some(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Some(Err(e)) => {
@@ -411,9 +422,11 @@ mod tests {
         .unwrap();
         let off = UnsealOptions {
             accept_deprecated_v1_data: false,
+            ..UnsealOptions::default()
         };
         let on = UnsealOptions {
             accept_deprecated_v1_data: true,
+            ..UnsealOptions::default()
         };
         assert_eq!(refuse_legacy(&ss, &off), None);
         ss.spec.data = Some("AAAA".into());

@@ -36,7 +36,7 @@ async fn multi_recipient_values_sealed_by_kubeseal_unseal() {
     let ours = dir.path().join("controller.pem");
     std::fs::write(&ours, c.cert().await.unwrap()).unwrap();
     let other = sealed_secrets_e2e::harness::workspace_root()
-        .join("crates/crypto/tests/fixtures/upstream-vectors/cert-b.pem");
+        .join("tests/fixtures/upstream-vectors/cert-b.pem");
     let secret = json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "multi", "namespace": env.ns()},
@@ -65,8 +65,7 @@ async fn multi_recipient_values_sealed_by_kubeseal_unseal() {
         Envelope::Multi { recipients } => assert_eq!(recipients.len(), 2),
         other => panic!("expected a multi-recipient envelope, got {other:?}"),
     }
-    env.create_ss(&ss).await;
-    let s = env.wait_secret(env.ns(), "multi").await;
+    let (_, s) = env.unseal(&ss).await;
     assert_eq!(data_of(&s, "user").as_deref(), Some("admin"));
     assert_eq!(data_of(&s, "password").as_deref(), Some("s3cret"));
     assert_eq!(
@@ -100,8 +99,7 @@ async fn legacy_v1_data_accepted_by_default_and_refused_when_disabled() {
     let env = Env::new().await;
     let mut c = env.start_controller(&[]).await;
     let key = env.served_key(&c).await;
-    env.create_ss(&legacy(&env, &key, "v1")).await;
-    let s = env.wait_secret(env.ns(), "v1").await;
+    let (_, s) = env.unseal(&legacy(&env, &key, "v1")).await;
     assert_eq!(data_of(&s, "foo").as_deref(), Some("legacy"));
     assert_eq!(s.metadata.labels.as_ref().unwrap()["v1"], "yes");
     c.process.stop();
@@ -141,9 +139,8 @@ async fn skip_recreate_leaves_deleted_secrets_deleted() {
     let c = env.start_controller(&["--skip-recreate"]).await;
     let key = env.served_key(&c).await;
     let ns = env.ns();
-    env.create_ss(&seal(ns, "once", &[("a", "1")], &key, json!({})))
+    env.unseal(&seal(ns, "once", &[("a", "1")], &key, json!({})))
         .await;
-    env.wait_secret(ns, "once").await;
     env.secrets(ns)
         .delete("once", &DeleteParams::default())
         .await
@@ -153,9 +150,8 @@ async fn skip_recreate_leaves_deleted_secrets_deleted() {
     })
     .await;
     // Barrier: a later SealedSecret is handled.
-    env.create_ss(&seal(ns, "barrier", &[("a", "1")], &key, json!({})))
+    env.unseal(&seal(ns, "barrier", &[("a", "1")], &key, json!({})))
         .await;
-    env.wait_secret(ns, "barrier").await;
     assert!(
         absent(&env, ns, "once").await,
         "--skip-recreate recreated it"
@@ -182,8 +178,7 @@ async fn label_selector_limits_sealed_secrets_and_recreation() {
     env.create_ss(&labelled("other", "b")).await;
     env.create_ss(&seal(ns, "unlabelled", &[("a", "1")], &key, json!({})))
         .await;
-    env.create_ss(&labelled("mine", "a")).await;
-    let s = env.wait_secret(ns, "mine").await;
+    let (_, s) = env.unseal(&labelled("mine", "a")).await;
     assert!(absent(&env, ns, "other").await);
     assert!(absent(&env, ns, "unlabelled").await);
     // The Secret (labelled through the template) is watched too: deleted, it is recreated.
@@ -203,9 +198,8 @@ async fn own_namespace_only_and_additional_namespaces() {
     let key = env.served_key(&c).await;
     env.create_ss(&seal(env.ns(), "elsewhere", &[("a", "1")], &key, json!({})))
         .await;
-    env.create_ss(&seal(env.ctrl(), "own", &[("a", "1")], &key, json!({})))
+    env.unseal(&seal(env.ctrl(), "own", &[("a", "1")], &key, json!({})))
         .await;
-    env.wait_secret(env.ctrl(), "own").await;
     assert!(absent(&env, env.ns(), "elsewhere").await);
     c.process.stop();
 
@@ -215,9 +209,8 @@ async fn own_namespace_only_and_additional_namespaces() {
         .await;
     env.create_ss(&seal(&ignored, "no", &[("a", "1")], &key, json!({})))
         .await;
-    env.create_ss(&seal(&extra, "yes", &[("a", "1")], &key, json!({})))
+    env.unseal(&seal(&extra, "yes", &[("a", "1")], &key, json!({})))
         .await;
-    env.wait_secret(&extra, "yes").await;
     // The own namespace is always watched: `own` is reconciled again (digest match).
     eventually("the own namespace reconciled", TIMEOUT, || async {
         (c.metric("sealed_secrets_controller_unseal_requests_total")
@@ -251,15 +244,13 @@ async fn old_gc_behavior_deletes_produced_secrets() {
     let mut c = env.start_controller(&[]).await;
     let key = env.served_key(&c).await;
     for (name, extra) in [("orphaned", json!({})), ("unowned", skip.clone())] {
-        env.create_ss(&seal(ns, name, &[("a", "1")], &key, extra))
+        env.unseal(&seal(ns, name, &[("a", "1")], &key, extra))
             .await;
-        env.wait_secret(ns, name).await;
         env.sealed(ns).delete(name, &orphan).await.unwrap();
         gone(&env, ns, name).await;
     }
-    env.create_ss(&seal(ns, "barrier1", &[("a", "1")], &key, json!({})))
+    env.unseal(&seal(ns, "barrier1", &[("a", "1")], &key, json!({})))
         .await;
-    env.wait_secret(ns, "barrier1").await;
     assert!(!absent(&env, ns, "orphaned").await);
     assert!(!absent(&env, ns, "unowned").await);
     c.process.stop();
@@ -274,17 +265,15 @@ async fn old_gc_behavior_deletes_produced_secrets() {
         },
         ..Default::default()
     };
-    env.secrets(ns)
-        .create(&Default::default(), &foreign)
-        .await
-        .unwrap();
-    env.create_ss(&seal(ns, "foreign", &[("a", "1")], &key, json!({})))
-        .await;
+    env.create_over(
+        &foreign,
+        &seal(ns, "foreign", &[("a", "1")], &key, json!({})),
+    )
+    .await;
     env.wait_event(ns, "foreign", "ErrUpdateFailed").await;
     for (name, extra) in [("orphaned2", json!({})), ("unowned2", skip)] {
-        env.create_ss(&seal(ns, name, &[("a", "1")], &key, extra))
+        env.unseal(&seal(ns, name, &[("a", "1")], &key, extra))
             .await;
-        env.wait_secret(ns, name).await;
         env.sealed(ns).delete(name, &orphan).await.unwrap();
         eventually(
             &format!("{name} deleted by the controller"),
@@ -298,9 +287,8 @@ async fn old_gc_behavior_deletes_produced_secrets() {
         .await
         .unwrap();
     gone(&env, ns, "foreign").await;
-    env.create_ss(&seal(ns, "barrier2", &[("a", "1")], &key, json!({})))
+    env.unseal(&seal(ns, "barrier2", &[("a", "1")], &key, json!({})))
         .await;
-    env.wait_secret(ns, "barrier2").await;
     assert!(
         !absent(&env, ns, "foreign").await,
         "a foreign Secret was deleted"

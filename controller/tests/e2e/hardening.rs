@@ -89,8 +89,7 @@ async fn legacy_data_through_verify_and_rotate() {
     // The stripped form still unseals to the same data.
     let mut rotated = rotated;
     rotated.metadata.namespace = Some(env.ns().to_owned());
-    env.create_ss(&rotated).await;
-    let s = env.wait_secret(env.ns(), "old").await;
+    let (_, s) = env.unseal(&rotated).await;
     assert_eq!(data_of(&s, "foo").as_deref(), Some("hunter2"));
 }
 
@@ -195,18 +194,17 @@ async fn service_account_token_secrets_are_refused_by_default() {
     })
     .await;
     // Barrier: an ordinary SealedSecret created after it is unsealed.
-    env.create_ss(&seal(&ns, "plain", &[("x", "y")], &key, json!({})))
+    env.unseal(&seal(&ns, "plain", &[("x", "y")], &key, json!({})))
         .await;
-    env.wait_secret(&ns, "plain").await;
     assert!(env.secrets(&ns).get_opt("token").await.unwrap().is_none());
     c.process.stop();
 
     let _c = env
         .start_controller(&["--allow-service-account-token-secrets"])
         .await;
-    env.create_ss(&seal(&ns, "allowed", &[("x", "y")], &key, sa))
+    let (_, s) = env
+        .unseal(&seal(&ns, "allowed", &[("x", "y")], &key, sa))
         .await;
-    let s = env.wait_secret(&ns, "allowed").await;
     assert_eq!(
         s.type_.as_deref(),
         Some("kubernetes.io/service-account-token")

@@ -142,8 +142,7 @@ async fn malformed_key_secret_is_reported_and_skipped() {
     assert!(!log.contains("not a key"));
     // It still unseals with the good key.
     let ss = seal(env.ns(), "s", &[("a", "b")], k.public_key(), json!({}));
-    env.create_ss(&ss).await;
-    env.wait_secret(env.ns(), "s").await;
+    env.unseal(&ss).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,9 +245,8 @@ async fn two_replicas_survive_a_leader_kill() {
     .await;
     assert_eq!(env.key_secrets().await.len(), 1);
     let key = env.served_key(follower).await;
-    env.create_ss(&seal(env.ns(), "before", &[("a", "1")], &key, json!({})))
+    env.unseal(&seal(env.ns(), "before", &[("a", "1")], &key, json!({})))
         .await;
-    env.wait_secret(env.ns(), "before").await;
     // The follower does not reconcile.
     assert_eq!(
         follower
@@ -274,12 +272,10 @@ async fn two_replicas_survive_a_leader_kill() {
     );
     let lease = leases.get("sealed-secrets-controller").await.unwrap();
     assert_ne!(lease.spec.unwrap().holder_identity.unwrap(), holder);
-    env.create_ss(&seal(env.ns(), "after", &[("a", "2")], &key, json!({})))
+    let (_, after) = env
+        .unseal(&seal(env.ns(), "after", &[("a", "2")], &key, json!({})))
         .await;
-    assert_eq!(
-        data_of(&env.wait_secret(env.ns(), "after").await, "a").as_deref(),
-        Some("2")
-    );
+    assert_eq!(data_of(&after, "a").as_deref(), Some("2"));
     assert_eq!(
         env.key_secrets().await.len(),
         1,
@@ -438,9 +434,8 @@ async fn kubeseal_keys_rotate_generates_a_key_once() {
     );
     // Barrier: a SealedSecret unsealed after the rotation shows the leader tasks ran on.
     let key = env.served_key(&c).await;
-    env.create_ss(&seal(env.ns(), "b1", &[("a", "1")], &key, json!({})))
+    env.unseal(&seal(env.ns(), "b1", &[("a", "1")], &key, json!({})))
         .await;
-    env.wait_secret(env.ns(), "b1").await;
     assert_eq!(c.process.log().matches("key rotation requested").count(), 1);
     assert_eq!(env.key_secrets().await.len(), 2);
 
@@ -448,9 +443,8 @@ async fn kubeseal_keys_rotate_generates_a_key_once() {
     c.process.stop();
     let mut c2 = env.start_controller(&["--key-renew-period=0"]).await;
     assert_eq!(c2.cert().await.unwrap(), new_cert);
-    env.create_ss(&seal(env.ns(), "b2", &[("a", "2")], &key, json!({})))
+    env.unseal(&seal(env.ns(), "b2", &[("a", "2")], &key, json!({})))
         .await;
-    env.wait_secret(env.ns(), "b2").await;
     assert!(!c2.process.log().contains("key rotation requested"));
     assert_eq!(env.key_secrets().await.len(), 2);
     assert!(c2.process.is_running());

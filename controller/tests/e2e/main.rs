@@ -14,3 +14,4 @@ mod hardening;
 mod http_endpoints;
 mod keys;
 mod scenarios;
+mod unseal;

@@ -12,6 +12,7 @@ use sealed_secrets_crypto::{Certificate, PrivateKey, Scope};
 use serde_json::json;
 
 use crate::common::*;
+use crate::unseal::owned_by;
 
 /// (scope, namespace, name) of an upstream vector.
 type VectorObject = (String, String, String);
@@ -46,14 +47,6 @@ fn existing_secret(
     }
 }
 
-fn owned_by(s: &Secret, uid: &str) -> bool {
-    s.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.uid == uid && o.controller == Some(true))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_update_rename_append() {
     let env = Env::new().await;
@@ -69,8 +62,7 @@ async fn create_update_rename_append() {
         &key,
         json!({"metadata": {"labels": {"app": "x"}}}),
     );
-    let created = env.create_ss(&ss).await;
-    let s = env.wait_secret(ns, "mysecret").await;
+    let (created, s) = env.unseal(&ss).await;
     assert_eq!(data_of(&s, "foo").as_deref(), Some("bar"));
     assert_eq!(s.metadata.labels.as_ref().unwrap()["app"], "x");
     assert!(owned_by(&s, created.metadata.uid.as_deref().unwrap()));
@@ -158,22 +150,14 @@ async fn managed_and_patch_ownership() {
     let key = env.served_key(&c).await;
     let ns = env.ns();
     let secrets = env.secrets(ns);
-    let pp = PostParams::default();
 
     // managed: taken over, overwritten.
-    secrets
-        .create(
-            &pp,
-            &existing_secret(ns, "managed", &[(MANAGED, "true")], &[("old", "1")]),
-        )
-        .await
-        .unwrap();
-    let ss = env
-        .create_ss(&seal(ns, "managed", &[("foo", "bar")], &key, json!({})))
-        .await;
-    let uid = ss.metadata.uid.clone().unwrap();
     let s = env
-        .wait_secret_where(ns, "managed", "managed takeover", |s| owned_by(s, &uid))
+        .take_over(
+            &existing_secret(ns, "managed", &[(MANAGED, "true")], &[("old", "1")]),
+            &seal(ns, "managed", &[("foo", "bar")], &key, json!({})),
+            "managed takeover",
+        )
         .await;
     assert_eq!(data_of(&s, "foo").as_deref(), Some("bar"));
     assert_eq!(data_of(&s, "old"), None, "overwrite replaces data");
@@ -185,39 +169,28 @@ async fn managed_and_patch_ownership() {
     );
 
     // managed + patch: ownership taken, merged.
-    secrets
-        .create(
-            &pp,
+    let s = env
+        .take_over(
             &existing_secret(
                 ns,
                 "both",
                 &[(MANAGED, "true"), (PATCH, "true")],
                 &[("old", "1")],
             ),
+            &seal(ns, "both", &[("foo", "bar")], &key, json!({})),
+            "managed+patch",
         )
-        .await
-        .unwrap();
-    let ss = env
-        .create_ss(&seal(ns, "both", &[("foo", "bar")], &key, json!({})))
-        .await;
-    let uid = ss.metadata.uid.clone().unwrap();
-    let s = env
-        .wait_secret_where(ns, "both", "managed+patch", |s| owned_by(s, &uid))
         .await;
     assert_eq!(data_of(&s, "foo").as_deref(), Some("bar"));
     assert_eq!(data_of(&s, "old").as_deref(), Some("1"));
     assert_eq!(s.metadata.labels.as_ref().unwrap()["preexisting"], "yes");
 
     // patch only: merged, no ownership.
-    secrets
-        .create(
-            &pp,
-            &existing_secret(ns, "patched", &[(PATCH, "true")], &[("old", "1")]),
-        )
-        .await
-        .unwrap();
-    env.create_ss(&seal(ns, "patched", &[("foo", "bar")], &key, json!({})))
-        .await;
+    env.create_over(
+        &existing_secret(ns, "patched", &[(PATCH, "true")], &[("old", "1")]),
+        &seal(ns, "patched", &[("foo", "bar")], &key, json!({})),
+    )
+    .await;
     let s = env
         .wait_secret_where(ns, "patched", "patch", |s| data_of(s, "foo").is_some())
         .await;
@@ -227,9 +200,11 @@ async fn managed_and_patch_ownership() {
     // patch on an empty Secret.
     let mut empty = existing_secret(ns, "empty", &[(PATCH, "true")], &[]);
     empty.data = None;
-    secrets.create(&pp, &empty).await.unwrap();
-    env.create_ss(&seal(ns, "empty", &[("foo", "bar")], &key, json!({})))
-        .await;
+    env.create_over(
+        &empty,
+        &seal(ns, "empty", &[("foo", "bar")], &key, json!({})),
+    )
+    .await;
     let s = env
         .wait_secret_where(ns, "empty", "patch on empty", |s| {
             data_of(s, "foo").is_some()
@@ -238,12 +213,11 @@ async fn managed_and_patch_ownership() {
     assert!(s.metadata.owner_references.is_none_or(|r| r.is_empty()));
 
     // Unowned without annotations: refused, reported.
-    secrets
-        .create(&pp, &existing_secret(ns, "foreign", &[], &[("mine", "1")]))
-        .await
-        .unwrap();
-    env.create_ss(&seal(ns, "foreign", &[("foo", "bar")], &key, json!({})))
-        .await;
+    env.create_over(
+        &existing_secret(ns, "foreign", &[], &[("mine", "1")]),
+        &seal(ns, "foreign", &[("foo", "bar")], &key, json!({})),
+    )
+    .await;
     let ev = env.wait_event(ns, "foreign", "ErrUpdateFailed").await;
     assert!(
         ev.message
@@ -278,43 +252,31 @@ async fn recreation_of_deleted_secrets() {
     let key = env.served_key(&c).await;
     let ns = env.ns();
     let secrets = env.secrets(ns);
-    let pp = PostParams::default();
 
     // Owned: recreated.
-    env.create_ss(&seal(ns, "owned", &[("foo", "bar")], &key, json!({})))
+    let (_, s) = env
+        .unseal(&seal(ns, "owned", &[("foo", "bar")], &key, json!({})))
         .await;
-    let s = env.wait_secret(ns, "owned").await;
     env.delete_and_wait_recreated(ns, &s, "recreated owned Secret")
         .await;
 
     // Unowned + managed: taken over, then recreated.
-    secrets
-        .create(
-            &pp,
-            &existing_secret(ns, "managed", &[(MANAGED, "true")], &[("old", "1")]),
-        )
-        .await
-        .unwrap();
-    let ss = env
-        .create_ss(&seal(ns, "managed", &[("foo", "bar")], &key, json!({})))
-        .await;
-    let uid = ss.metadata.uid.clone().unwrap();
     let s = env
-        .wait_secret_where(ns, "managed", "taken over", |s| owned_by(s, &uid))
+        .take_over(
+            &existing_secret(ns, "managed", &[(MANAGED, "true")], &[("old", "1")]),
+            &seal(ns, "managed", &[("foo", "bar")], &key, json!({})),
+            "taken over",
+        )
         .await;
     env.delete_and_wait_recreated(ns, &s, "recreated managed Secret")
         .await;
 
     // Patch-only: not recreated.
-    secrets
-        .create(
-            &pp,
-            &existing_secret(ns, "patchonly", &[(PATCH, "true")], &[("old", "1")]),
-        )
-        .await
-        .unwrap();
-    env.create_ss(&seal(ns, "patchonly", &[("foo", "bar")], &key, json!({})))
-        .await;
+    env.create_over(
+        &existing_secret(ns, "patchonly", &[(PATCH, "true")], &[("old", "1")]),
+        &seal(ns, "patchonly", &[("foo", "bar")], &key, json!({})),
+    )
+    .await;
     env.wait_secret_where(ns, "patchonly", "patched", |s| data_of(s, "foo").is_some())
         .await;
     secrets
@@ -323,19 +285,18 @@ async fn recreation_of_deleted_secrets() {
         .unwrap();
 
     // Unowned without annotation: refused, and after deletion not recreated by a Secret event.
-    secrets
-        .create(&pp, &existing_secret(ns, "plain", &[], &[("old", "1")]))
-        .await
-        .unwrap();
-    env.create_ss(&seal(ns, "plain", &[("foo", "bar")], &key, json!({})))
-        .await;
+    env.create_over(
+        &existing_secret(ns, "plain", &[], &[("old", "1")]),
+        &seal(ns, "plain", &[("foo", "bar")], &key, json!({})),
+    )
+    .await;
     env.wait_event(ns, "plain", "ErrUpdateFailed").await;
 
     // Give the controller time to (wrongly) act on the deletion: a fresh owned Secret
     // deleted after it is our barrier.
-    env.create_ss(&seal(ns, "barrier", &[("foo", "bar")], &key, json!({})))
+    let (_, b) = env
+        .unseal(&seal(ns, "barrier", &[("foo", "bar")], &key, json!({})))
         .await;
-    let b = env.wait_secret(ns, "barrier").await;
     env.delete_and_wait_recreated(ns, &b, "barrier recreated")
         .await;
     assert!(
@@ -505,8 +466,8 @@ fn version_flag() {
 /// existing key Secret, becomes the right Secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_sealed_secret_with_upstream_key() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../crates/crypto/tests/fixtures/upstream-vectors");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/upstream-vectors");
     let key_pem = std::fs::read(dir.join("key-a.pem")).unwrap();
     let cert_pem = std::fs::read(dir.join("cert-a.pem")).unwrap();
     let vectors: serde_json::Value =
@@ -568,8 +529,7 @@ async fn upstream_sealed_secret_with_upstream_key() {
         for (item, ct, _) in items {
             ss.spec.encrypted_data.insert(item.clone(), ct.clone());
         }
-        env.create_ss(&ss).await;
-        let s = env.wait_secret(&ns, &name).await;
+        let (_, s) = env.unseal(&ss).await;
         for (item, _, plain) in items {
             let got = s
                 .data

@@ -222,12 +222,16 @@ pub enum UnsealError {
         /// Crypto or base64 failure.
         #[source]
         source: OpenError,
+        /// RSA operations spent trying (see [`UnsealError::rsa_operations`]).
+        rsa_operations: u64,
     },
     /// Legacy `spec.data` opened but is not a JSON Secret.
     #[error("deprecated 'data' of SealedSecret `{object}` does not hold a valid Secret")]
     LegacyFormat {
         /// `namespace/name`.
         object: ObjectRef,
+        /// RSA operations spent opening it (see [`UnsealError::rsa_operations`]).
+        rsa_operations: u64,
     },
     /// `encryptedData` was not a map at all.
     #[error("spec.encryptedData of SealedSecret `{object}` is not a map of strings")]
@@ -237,8 +241,14 @@ pub enum UnsealError {
     },
     /// One or more items failed (each names itself). All failures are collected, as upstream;
     /// the message shows the first few (see [`MAX_MESSAGE_LEN`]).
-    #[error("{}", join_items(.0))]
-    Items(Vec<ItemError>),
+    #[error("{}", join_items(.errors))]
+    Items {
+        /// The failing items, sorted by name.
+        errors: Vec<ItemError>,
+        /// RSA operations spent on all items, those that opened included (see
+        /// [`UnsealError::rsa_operations`]).
+        rsa_operations: u64,
+    },
     /// Opening the values would cost more RSA work than one object may (see
     /// [`MAX_RSA_OPERATIONS`]). Nothing more is decrypted once the limit is reached.
     #[error(
@@ -251,13 +261,16 @@ pub enum UnsealError {
         limit: u64,
         /// Encrypted items of the object.
         items: usize,
+        /// RSA operations spent before refusing: 0 when refused up front, the limit otherwise.
+        rsa_operations: u64,
     },
 }
 
 /// Most RSA private-key operations one unseal, verify or rotate of one object may perform.
 ///
-/// Each encrypted item costs one operation when its key is known (our CLI records it; the
-/// controller orders keys by use for the others) and up to one per loaded key otherwise.
+/// Each encrypted item costs one operation when its key is known (our CLI records it; for the
+/// others, the controller guesses from what opened similar objects and the first value of the
+/// same object) and up to one per loaded key otherwise.
 /// A SealedSecret cannot hold much more than 2,000 RSA-4096 items within the API server's
 /// object size limit, so real objects stay below; a crafted one (10,000 tiny items, or
 /// values no key opens with many keys loaded) is refused after at most this many operations,
@@ -291,6 +304,21 @@ impl std::fmt::Display for Short<'_> {
 }
 
 impl UnsealError {
+    /// RSA private-key operations spent before failing: a value no key opens still cost one
+    /// operation per key tried, and that work is counted (`rsa_decryptions_total`) like the
+    /// work of a success.
+    pub fn rsa_operations(&self) -> u64 {
+        match self {
+            UnsealError::LegacyDecrypt { rsa_operations, .. }
+            | UnsealError::LegacyFormat { rsa_operations, .. }
+            | UnsealError::Items { rsa_operations, .. }
+            | UnsealError::TooMuchWork { rsa_operations, .. } => *rsa_operations,
+            UnsealError::BothFields { .. }
+            | UnsealError::DeprecatedData { .. }
+            | UnsealError::EncryptedDataNotAMap { .. } => 0,
+        }
+    }
+
     /// Stable category for metrics labels, log fields and Event reasons.
     pub fn category(&self) -> &'static str {
         match self {
@@ -300,7 +328,7 @@ impl UnsealError {
             | UnsealError::EncryptedDataNotAMap { .. }
             | UnsealError::TooMuchWork { .. } => "invalid",
             UnsealError::LegacyDecrypt { .. } => "decrypt",
-            UnsealError::Items(items) => {
+            UnsealError::Items { errors: items, .. } => {
                 if items.iter().any(|e| matches!(e, ItemError::Decrypt { .. })) {
                     "decrypt"
                 } else if items
@@ -320,7 +348,7 @@ impl UnsealError {
     pub fn is_no_key(&self) -> bool {
         match self {
             UnsealError::LegacyDecrypt { source, .. } => *source == OpenError::NoKey,
-            UnsealError::Items(items) => items.iter().all(|e| {
+            UnsealError::Items { errors: items, .. } => items.iter().all(|e| {
                 matches!(
                     e,
                     ItemError::Decrypt {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use sealed_secrets_crypto::{Fingerprint, KeyRing, OpenError, Plaintext, decode_base64};
+use sealed_secrets_crypto::{Fingerprint, KeyRing, OpenError, Plaintext, RsaBudget, decode_base64};
 use zeroize::Zeroize;
 
 use crate::annotations;
@@ -24,12 +24,17 @@ use crate::types::{API_VERSION, KIND, ObjectRef, SealedSecret, SecretTemplateSpe
 pub const MAX_RENDER_TIME_PER_OBJECT: Duration = Duration::from_secs(2);
 
 /// Controller switches that change unsealing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnsealOptions {
     /// Accept the deprecated whole-Secret `spec.data` (controller flag
     /// `--accept-deprecated-v1-data`, default true there; false here as in upstream's library
     /// and `kubeseal --recovery-unseal`).
     pub accept_deprecated_v1_data: bool,
+    /// Keys to try first, in order, after those the object's own `sealing-key` hint names:
+    /// the caller's guess for values without a hint (the controller passes the keys that
+    /// opened similar objects). Only an order, never trusted: every key is still tried, and
+    /// the label and the authenticated decryption decide. Unknown fingerprints are ignored.
+    pub key_order: Vec<Fingerprint>,
 }
 
 /// Fingerprints listed in our `sealing-key` hint annotation (unparsable entries are ignored:
@@ -46,12 +51,37 @@ pub fn sealing_key_hints(meta: &ObjectMeta) -> Vec<Fingerprint> {
         .unwrap_or_default()
 }
 
+/// The order in which keys are tried for an object's values: the object's own hint, then the
+/// caller's [`UnsealOptions::key_order`], each key once.
+fn initial_order(hints: Vec<Fingerprint>, key_order: &[Fingerprint]) -> Vec<Fingerprint> {
+    let mut order = hints;
+    for fp in key_order {
+        if !order.contains(fp) {
+            order.push(fp.clone());
+        }
+    }
+    order
+}
+
+/// Moves `key` to the front of `order`: all values of one SealedSecret are sealed with one
+/// certificate (kubeseal reads one), so once a value opened with `key`, the object's other
+/// values most likely open with it too, and cost one RSA operation each instead of up to one
+/// per key.
+fn try_first(order: &mut Vec<Fingerprint>, key: &Fingerprint) {
+    match order.iter().position(|fp| fp == key) {
+        Some(0) => {}
+        Some(pos) => order[..=pos].rotate_right(1),
+        None => order.insert(0, key.clone()),
+    }
+}
+
 /// Decrypted item values, with the key that opened each. Never rendered through templates.
 #[derive(Clone, Default)]
 pub struct DecryptedItems {
     items: BTreeMap<String, Plaintext>,
     opened_by: BTreeMap<String, Fingerprint>,
     legacy_template: Option<SecretTemplateSpec>,
+    rsa_operations: u64,
 }
 
 impl DecryptedItems {
@@ -80,6 +110,11 @@ impl DecryptedItems {
     pub fn key_usage(&self) -> BTreeMap<Fingerprint, u64> {
         count_keys(&self.opened_by)
     }
+    /// RSA private-key operations decrypting cost (for `rsa_decryptions_total`); a failure
+    /// reports its cost in [`UnsealError::rsa_operations`].
+    pub fn rsa_operations(&self) -> u64 {
+        self.rsa_operations
+    }
     /// For a legacy `spec.data` object: the template equivalent of the decrypted Secret's
     /// metadata/type, used by [`crate::reseal`] to convert it to `encryptedData`.
     pub fn legacy_template(&self) -> Option<&SecretTemplateSpec> {
@@ -99,6 +134,7 @@ impl fmt::Debug for DecryptedItems {
         f.debug_struct("DecryptedItems")
             .field("items", &self.items.keys().collect::<Vec<_>>())
             .field("opened_by", &self.opened_by)
+            .field("rsa_operations", &self.rsa_operations)
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +152,7 @@ fn count_keys(opened_by: &BTreeMap<String, Fingerprint>) -> BTreeMap<Fingerprint
 pub struct UnsealedSecret {
     secret: Secret,
     opened_by: BTreeMap<String, Fingerprint>,
+    rsa_operations: u64,
 }
 
 impl UnsealedSecret {
@@ -143,6 +180,11 @@ impl UnsealedSecret {
     pub fn key_usage(&self) -> BTreeMap<Fingerprint, u64> {
         count_keys(&self.opened_by)
     }
+    /// RSA private-key operations decrypting cost (for `rsa_decryptions_total`); a failure
+    /// reports its cost in [`UnsealError::rsa_operations`].
+    pub fn rsa_operations(&self) -> u64 {
+        self.rsa_operations
+    }
 }
 
 impl fmt::Debug for UnsealedSecret {
@@ -153,6 +195,7 @@ impl fmt::Debug for UnsealedSecret {
             .field("type", &self.secret.type_)
             .field("data", &format_args!("{keys:?} [REDACTED]"))
             .field("opened_by", &self.opened_by)
+            .field("rsa_operations", &self.rsa_operations)
             .finish()
     }
 }
@@ -169,6 +212,11 @@ impl Drop for UnsealedSecret {
 
 /// Decrypts every value without rendering any template. Checks the same structure as
 /// [`unseal`] (both fields set, legacy gate, invalid items) so verify answers like unseal.
+///
+/// Keys are tried in the order of the object's `sealing-key` hint, then
+/// [`UnsealOptions::key_order`], then the ring's; once a value opens, its key is tried first
+/// for the object's remaining values. The RSA operations spent are reported on success and
+/// failure alike ([`DecryptedItems::rsa_operations`], [`UnsealError::rsa_operations`]).
 pub fn decrypt_items(
     sealed: &SealedSecret,
     keys: &KeyRing,
@@ -185,9 +233,9 @@ pub fn decrypt_items(
     }
     let scope = annotations::scope(sealed.metadata.annotations.as_ref());
     let label = scope.label(&object.namespace, &object.name);
-    let hints = sealing_key_hints(&sealed.metadata);
+    let mut order = initial_order(sealing_key_hints(&sealed.metadata), &opts.key_order);
     // One RSA budget for the whole object (issue 11 item 2).
-    let mut rsa_budget = MAX_RSA_OPERATIONS;
+    let mut rsa_budget = RsaBudget::new(MAX_RSA_OPERATIONS);
 
     if has_legacy && spec.encrypted_data.is_empty() {
         if !opts.accept_deprecated_v1_data {
@@ -197,7 +245,7 @@ pub fn decrypt_items(
             spec.data.as_deref().unwrap_or(""),
             keys,
             &label,
-            &hints,
+            &order,
             &mut rsa_budget,
             object,
         );
@@ -223,22 +271,24 @@ pub fn decrypt_items(
     }
     // Every value costs at least one RSA operation: refuse before any when they cannot fit.
     let items = sealed_values.len();
-    let too_much_work = |object: ObjectRef| UnsealError::TooMuchWork {
+    let too_much_work = |object: ObjectRef, rsa_budget: &RsaBudget| UnsealError::TooMuchWork {
         object,
         limit: MAX_RSA_OPERATIONS,
         items,
+        rsa_operations: rsa_budget.spent(),
     };
     if items as u64 > MAX_RSA_OPERATIONS {
-        return Err(too_much_work(object));
+        return Err(too_much_work(object, &rsa_budget));
     }
     let mut out = DecryptedItems::default();
     for (item, ct) in sealed_values {
-        match keys.open_within(&label, &ct, &hints, &mut rsa_budget) {
+        match keys.open_within(&label, &ct, &order, &mut rsa_budget) {
             Ok(opened) => {
+                try_first(&mut order, &opened.key);
                 out.opened_by.insert(item.to_owned(), opened.key);
                 out.items.insert(item.to_owned(), opened.plaintext);
             }
-            Err(OpenError::WorkLimit) => return Err(too_much_work(object)),
+            Err(OpenError::WorkLimit) => return Err(too_much_work(object, &rsa_budget)),
             Err(source) => errors.push(ItemError::Decrypt {
                 item: item.to_owned(),
                 object: object.clone(),
@@ -246,11 +296,15 @@ pub fn decrypt_items(
             }),
         }
     }
+    out.rsa_operations = rsa_budget.spent();
     if errors.is_empty() {
         Ok(out)
     } else {
         errors.sort_by(|a, b| a.item().cmp(b.item()));
-        Err(UnsealError::Items(errors))
+        Err(UnsealError::Items {
+            errors,
+            rsa_operations: rsa_budget.spent(),
+        })
     }
 }
 
@@ -259,22 +313,31 @@ fn decrypt_legacy(
     keys: &KeyRing,
     label: &[u8],
     hints: &[Fingerprint],
-    rsa_budget: &mut u64,
+    rsa_budget: &mut RsaBudget,
     object: ObjectRef,
 ) -> Result<DecryptedItems, UnsealError> {
     let ct = decode_base64(data).map_err(|_| UnsealError::LegacyFormat {
         object: object.clone(),
+        rsa_operations: 0,
     })?;
     let opened = keys
         .open_within(label, &ct, hints, rsa_budget)
         .map_err(|source| UnsealError::LegacyDecrypt {
             object: object.clone(),
             source,
+            rsa_operations: rsa_budget.spent(),
         })?;
     // The error of a failed parse is dropped on purpose: it could quote decrypted content.
-    let mut secret: Secret = serde_json::from_slice(opened.plaintext.as_bytes())
-        .map_err(|_| UnsealError::LegacyFormat { object })?;
-    let mut out = DecryptedItems::default();
+    let mut secret: Secret = serde_json::from_slice(opened.plaintext.as_bytes()).map_err(|_| {
+        UnsealError::LegacyFormat {
+            object,
+            rsa_operations: rsa_budget.spent(),
+        }
+    })?;
+    let mut out = DecryptedItems {
+        rsa_operations: rsa_budget.spent(),
+        ..DecryptedItems::default()
+    };
     for (k, v) in secret.data.take().unwrap_or_default() {
         out.items.insert(k, Plaintext::new(v.0));
     }
@@ -294,7 +357,7 @@ fn decrypt_legacy(
 }
 
 /// Checks that every value decrypts, with no template rendering at all (§9.3). Returns which
-/// key opened each item.
+/// key opened each item (use [`decrypt_items`] to learn the RSA operations spent).
 pub fn verify(
     sealed: &SealedSecret,
     keys: &KeyRing,
@@ -358,7 +421,10 @@ pub fn unseal(
                 for v in data.values_mut() {
                     v.0.zeroize();
                 }
-                return Err(UnsealError::Items(errors));
+                return Err(UnsealError::Items {
+                    errors,
+                    rsa_operations: decrypted.rsa_operations,
+                });
             }
         }
     }
@@ -391,6 +457,7 @@ pub fn unseal(
     Ok(UnsealedSecret {
         secret,
         opened_by: decrypted.opened_by.clone(),
+        rsa_operations: decrypted.rsa_operations,
     })
 }
 
@@ -433,5 +500,40 @@ impl Drop for DotMap {
         for v in self.0.values_mut() {
             v.zeroize();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A test fingerprint; `c`'s low two bits must be zero for the final base64 digit.
+    fn fp(c: char) -> Fingerprint {
+        format!("SHA256:{}", c.to_string().repeat(43))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn object_hint_comes_before_the_callers_order_each_key_once() {
+        let (a, b, c) = (fp('A'), fp('E'), fp('I'));
+        assert_eq!(
+            initial_order(vec![b.clone()], &[a.clone(), b.clone(), c.clone()]),
+            [b.clone(), a.clone(), c.clone()]
+        );
+        assert_eq!(initial_order(vec![], std::slice::from_ref(&c)), [c]);
+        assert_eq!(initial_order(vec![a.clone()], &[]), [a]);
+    }
+
+    #[test]
+    fn the_key_that_opened_a_value_is_tried_first_keeping_the_rest_in_order() {
+        let (a, b, c, d) = (fp('A'), fp('E'), fp('I'), fp('M'));
+        let mut order = vec![a.clone(), b.clone(), c.clone()];
+        try_first(&mut order, &c);
+        assert_eq!(order, [c.clone(), a.clone(), b.clone()]);
+        try_first(&mut order, &c);
+        assert_eq!(order, [c.clone(), a.clone(), b.clone()]);
+        try_first(&mut order, &d);
+        assert_eq!(order, [d, c, a, b]);
     }
 }

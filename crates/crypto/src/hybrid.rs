@@ -2,7 +2,6 @@
 //! multi-recipient one (see `FORMAT.md`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
@@ -287,36 +286,75 @@ pub fn envelope(ciphertext: &[u8]) -> Result<Envelope, OpenError> {
     Ok(Envelope::Upstream { rsa_len: rsa.len() })
 }
 
-/// A successfully opened value and the key that opened it.
+/// A successfully opened value, the key that opened it and what opening it cost.
 #[derive(Debug)]
 pub struct Opened {
     /// The decrypted bytes.
     pub plaintext: Plaintext,
     /// Fingerprint of the key that opened it (for per-key usage metrics).
     pub key: Fingerprint,
+    /// RSA private-key operations this open performed (1 when the first key tried was the
+    /// right one): the unit of unseal cost, for metrics and benchmarks.
+    pub rsa_operations: u64,
+}
+
+/// A bound on the RSA private-key operations a caller lets [`KeyRing::open_within`] perform,
+/// and the count of those performed so far.
+///
+/// The count is the caller's record of the work done whatever the outcome: a value no key
+/// opens costs one operation per key tried, and [`OpenError`] deliberately says nothing, so
+/// the cost of a failed open is read here ([`RsaBudget::spent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RsaBudget {
+    limit: u64,
+    spent: u64,
+}
+
+impl RsaBudget {
+    /// A budget of at most `limit` operations.
+    pub const fn new(limit: u64) -> RsaBudget {
+        RsaBudget { limit, spent: 0 }
+    }
+
+    /// No bound: only counts.
+    pub const fn unlimited() -> RsaBudget {
+        RsaBudget::new(u64::MAX)
+    }
+
+    /// Operations performed so far.
+    pub const fn spent(&self) -> u64 {
+        self.spent
+    }
+
+    /// Operations still allowed.
+    pub const fn remaining(&self) -> u64 {
+        self.limit - self.spent
+    }
+
+    /// Takes one operation, or refuses with [`OpenError::WorkLimit`] when none is left.
+    fn spend(&mut self) -> Result<(), OpenError> {
+        if self.spent >= self.limit {
+            return Err(OpenError::WorkLimit);
+        }
+        self.spent += 1;
+        Ok(())
+    }
 }
 
 /// The private keys a controller or `--recovery-unseal` holds, indexed by fingerprint.
 ///
-/// Opening tries hinted keys first, so a value sealed by our CLI (which records the key) costs
-/// one RSA operation whatever the number of keys; a multi-recipient value names its keys and
-/// costs one too. Values from upstream's kubeseal carry no hint and may need one RSA
-/// operation per key, as upstream.
-#[derive(Debug, Default)]
+/// A plain value: opening reads the ring only, and reports its cost in the result
+/// ([`Opened::rsa_operations`], [`RsaBudget::spent`]) rather than in hidden state.
+///
+/// Opening tries the keys named in the caller's order first, so a value sealed by our CLI
+/// (which records the key) costs one RSA operation whatever the number of keys; a
+/// multi-recipient value names its keys and costs one too. Values from upstream's kubeseal
+/// carry no hint and cost one RSA operation per key tried, as upstream, unless the caller
+/// guesses the key (the controller orders keys by what opened similar values).
+#[derive(Debug, Default, Clone)]
 pub struct KeyRing {
     keys: Vec<PrivateKey>,
     index: HashMap<Fingerprint, usize>,
-    rsa_operations: AtomicU64,
-}
-
-impl Clone for KeyRing {
-    fn clone(&self) -> Self {
-        KeyRing {
-            keys: self.keys.clone(),
-            index: self.index.clone(),
-            rsa_operations: AtomicU64::new(0),
-        }
-    }
 }
 
 impl KeyRing {
@@ -374,55 +412,67 @@ impl KeyRing {
         self.keys.iter()
     }
 
-    /// RSA private-key operations performed by `open` since the ring was created; a measure
-    /// of unseal cost for metrics and benchmarks.
-    pub fn rsa_operations(&self) -> u64 {
-        self.rsa_operations.load(Ordering::Relaxed)
-    }
-
+    /// One RSA private-key operation, taken from `rsa_budget` first.
     fn unwrap_session(
-        &self,
         key: &PrivateKey,
         label: &[u8],
         rsa: &[u8],
-    ) -> Option<Zeroizing<[u8; SESSION_KEY_LEN]>> {
-        self.rsa_operations.fetch_add(1, Ordering::Relaxed);
+        rsa_budget: &mut RsaBudget,
+    ) -> Result<Option<Zeroizing<[u8; SESSION_KEY_LEN]>>, OpenError> {
+        rsa_budget.spend()?;
         let oaep = key.oaep();
         let mut buf = Zeroizing::new(vec![0u8; oaep.min_output_size()]);
-        let session = oaep
-            .decrypt(&OAEP_SHA256_MGF1SHA256, rsa, &mut buf, Some(label))
-            .ok()?;
-        let session: [u8; SESSION_KEY_LEN] = (&*session).try_into().ok()?;
-        Some(Zeroizing::new(session))
+        let Ok(session) = oaep.decrypt(&OAEP_SHA256_MGF1SHA256, rsa, &mut buf, Some(label)) else {
+            return Ok(None);
+        };
+        let Ok(session) = <[u8; SESSION_KEY_LEN]>::try_from(&*session) else {
+            return Ok(None);
+        };
+        Ok(Some(Zeroizing::new(session)))
     }
 
-    /// Opens one sealed value under `label`. `hints` name keys to try first (our CLI records
-    /// the sealing key); unknown hints are ignored. Every cryptographic failure is
-    /// [`OpenError::NoKey`].
+    /// Opens one sealed value under `label`. `hints` name keys to try first, in order (our
+    /// CLI records the sealing key; the controller adds its guesses); unknown hints are
+    /// ignored, and the other keys are tried after them in insertion order. Every
+    /// cryptographic failure is [`OpenError::NoKey`]; use [`KeyRing::open_within`] to learn
+    /// what a failure cost.
     pub fn open(
         &self,
         label: &[u8],
         ciphertext: &[u8],
         hints: &[Fingerprint],
     ) -> Result<Opened, OpenError> {
-        let mut unlimited = u64::MAX;
-        self.open_within(label, ciphertext, hints, &mut unlimited)
+        self.open_within(label, ciphertext, hints, &mut RsaBudget::unlimited())
     }
 
-    /// [`KeyRing::open`] performing at most `rsa_budget` RSA operations, and subtracting
-    /// those it performs: a caller opening many values bounds their total cost with one
-    /// budget. When it runs out before the value opened the result is
-    /// [`OpenError::WorkLimit`].
+    /// [`KeyRing::open`] taking every RSA operation it performs from `rsa_budget`: a caller
+    /// opening many values bounds their total cost with one budget, and reads their total
+    /// cost, failures included, from [`RsaBudget::spent`]. When the budget runs out before
+    /// the value opened the result is [`OpenError::WorkLimit`].
     pub fn open_within(
         &self,
         label: &[u8],
         ciphertext: &[u8],
         hints: &[Fingerprint],
-        rsa_budget: &mut u64,
+        rsa_budget: &mut RsaBudget,
     ) -> Result<Opened, OpenError> {
-        if ciphertext.starts_with(&MULTI_MARKER) {
-            return self.open_multi(label, ciphertext, rsa_budget);
-        }
+        let before = rsa_budget.spent();
+        let mut opened = if ciphertext.starts_with(&MULTI_MARKER) {
+            self.open_multi(label, ciphertext, rsa_budget)?
+        } else {
+            self.open_upstream(label, ciphertext, hints, rsa_budget)?
+        };
+        opened.rsa_operations = rsa_budget.spent() - before;
+        Ok(opened)
+    }
+
+    fn open_upstream(
+        &self,
+        label: &[u8],
+        ciphertext: &[u8],
+        hints: &[Fingerprint],
+        rsa_budget: &mut RsaBudget,
+    ) -> Result<Opened, OpenError> {
         let (rsa, body) = parse_upstream(ciphertext)?;
         let hinted = hints.iter().filter_map(|fp| self.index.get(fp).copied());
         let mut order: Vec<usize> = Vec::with_capacity(self.keys.len());
@@ -433,14 +483,14 @@ impl KeyRing {
         }
         for idx in order {
             let key = &self.keys[idx];
-            spend(rsa_budget)?;
-            let Some(session) = self.unwrap_session(key, label, rsa) else {
+            let Some(session) = Self::unwrap_session(key, label, rsa, rsa_budget)? else {
                 continue;
             };
             if let Some(plaintext) = open_body(&session, Aad::from(&[][..]), body) {
                 return Ok(Opened {
                     plaintext,
                     key: key.fingerprint().clone(),
+                    rsa_operations: 0,
                 });
             }
         }
@@ -451,7 +501,7 @@ impl KeyRing {
         &self,
         label: &[u8],
         ciphertext: &[u8],
-        rsa_budget: &mut u64,
+        rsa_budget: &mut RsaBudget,
     ) -> Result<Opened, OpenError> {
         let parsed = parse_multi(ciphertext)?;
         // At most one unwrap attempt per key we hold: a sealer may name our key in all 255
@@ -467,8 +517,7 @@ impl KeyRing {
             }
             tried.push(idx);
             let key = &self.keys[idx];
-            spend(rsa_budget)?;
-            let Some(session) = self.unwrap_session(key, label, wrap.rsa) else {
+            let Some(session) = Self::unwrap_session(key, label, wrap.rsa, rsa_budget)? else {
                 continue;
             };
             let body_key = match parsed.commitment {
@@ -492,17 +541,12 @@ impl KeyRing {
                 return Ok(Opened {
                     plaintext,
                     key: fingerprint,
+                    rsa_operations: 0,
                 });
             }
         }
         Err(OpenError::NoKey)
     }
-}
-
-/// Takes one RSA operation from the budget.
-fn spend(rsa_budget: &mut u64) -> Result<(), OpenError> {
-    *rsa_budget = rsa_budget.checked_sub(1).ok_or(OpenError::WorkLimit)?;
-    Ok(())
 }
 
 fn open_body(session: &[u8; SESSION_KEY_LEN], aad: Aad<&[u8]>, body: &[u8]) -> Option<Plaintext> {

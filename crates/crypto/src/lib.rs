@@ -36,7 +36,7 @@ pub use cert::{CertParams, Certificate, DEFAULT_KEY_TTL};
 pub use error::{CertError, DecodeError, KeyError, OpenError, SealError};
 pub use hybrid::{
     Envelope, KeyRing, MULTI_MAGIC, MULTI_MARKER, MULTI_VERSION, MULTI_VERSION_V1, Opened,
-    decode_base64, encode_base64, envelope, seal, seal_multi,
+    RsaBudget, decode_base64, encode_base64, envelope, seal, seal_multi,
 };
 pub use keys::{Fingerprint, ParseFingerprintError, Plaintext, PrivateKey, PublicKey};
 pub use scope::{ParseScopeError, Scope};

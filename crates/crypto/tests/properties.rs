@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use sealed_secrets_crypto::{
-    Envelope, Fingerprint, KeyRing, OpenError, PrivateKey, Scope, envelope, seal, seal_multi,
+    Envelope, Fingerprint, KeyRing, OpenError, PrivateKey, RsaBudget, Scope, envelope, seal,
+    seal_multi,
 };
 
 /// RSA-2048 keys generated once per test binary: generation dominates test time otherwise.
@@ -81,7 +82,7 @@ proptest! {
             let opened = r.open(&label, &ct, &[]).unwrap();
             prop_assert_eq!(opened.plaintext.as_bytes(), value.as_slice());
             prop_assert_eq!(&opened.key, k.fingerprint());
-            prop_assert_eq!(r.rsa_operations(), 1);
+            prop_assert_eq!(opened.rsa_operations, 1);
         }
         prop_assert_eq!(ring(&[c]).open(&label, &ct, &[]).unwrap_err(), OpenError::NoKey);
     }
@@ -187,13 +188,57 @@ fn hints_cost_one_rsa_operation_and_unknown_hints_are_ignored() {
     let [a, b, c] = keys();
     let r = ring(&[a, b, c]);
     let ct = seal(c.public_key(), b"x", b"v").unwrap();
-    r.open(b"x", &ct, &[c.fingerprint().clone()]).unwrap();
-    assert_eq!(r.rsa_operations(), 1);
+    let opened = r.open(b"x", &ct, &[c.fingerprint().clone()]).unwrap();
+    assert_eq!(opened.rsa_operations, 1);
     let unknown: Fingerprint = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
         .parse()
         .unwrap();
-    r.open(b"x", &ct, &[unknown]).unwrap();
-    assert_eq!(r.rsa_operations(), 1 + 3);
+    assert_eq!(r.open(b"x", &ct, &[unknown]).unwrap().rsa_operations, 3);
+    // The hints are an order: the second hint is tried after the first.
+    let order = [b.fingerprint().clone(), c.fingerprint().clone()];
+    assert_eq!(r.open(b"x", &ct, &order).unwrap().rsa_operations, 2);
+}
+
+/// A failed open reports its cost through the budget: every key tried once, and no more than
+/// the budget allows.
+#[test]
+fn budget_counts_failed_opens_and_bounds_them() {
+    let [a, b, c] = keys();
+    let r = ring(&[a, b]);
+    let ct = seal(c.public_key(), b"x", b"v").unwrap();
+    let mut budget = RsaBudget::unlimited();
+    assert_eq!(
+        r.open_within(b"x", &ct, &[], &mut budget).unwrap_err(),
+        OpenError::NoKey
+    );
+    assert_eq!(budget.spent(), 2);
+    let ours = seal(b.public_key(), b"x", b"v").unwrap();
+    let opened = r.open_within(b"x", &ours, &[], &mut budget).unwrap();
+    assert_eq!((opened.rsa_operations, budget.spent()), (2, 4));
+
+    let mut small = RsaBudget::new(1);
+    assert_eq!(
+        r.open_within(b"x", &ours, &[], &mut small).unwrap_err(),
+        OpenError::WorkLimit
+    );
+    assert_eq!((small.spent(), small.remaining()), (1, 0));
+    // Structural failures cost nothing.
+    let mut none = RsaBudget::unlimited();
+    assert!(r.open_within(b"x", &[0x02], &[], &mut none).is_err());
+    assert_eq!(none.spent(), 0);
+}
+
+/// The ring is a plain value: a clone opens the same values, and opening leaves no state.
+#[test]
+fn key_ring_clone_is_equivalent() {
+    let [a, b, _] = keys();
+    let r = ring(&[a, b]);
+    let copy = r.clone();
+    let ct = seal(b.public_key(), b"x", b"v").unwrap();
+    let first = r.open(b"x", &ct, &[]).unwrap();
+    let again = copy.open(b"x", &ct, &[]).unwrap();
+    assert_eq!((first.rsa_operations, again.rsa_operations), (2, 2));
+    assert_eq!(first.key, again.key);
 }
 
 /// Issue 11 item 3: a multi-recipient value naming our key in all 255 wraps costs one RSA
@@ -212,8 +257,12 @@ fn one_unwrap_attempt_per_held_key() {
         forged.extend_from_slice(&[i; 256]);
     }
     forged.extend_from_slice(&genuine[8 + 32 + 2 + 256..]);
-    assert_eq!(r.open(b"l", &forged, &[]).unwrap_err(), OpenError::NoKey);
-    assert_eq!(r.rsa_operations(), 1);
+    let mut budget = RsaBudget::unlimited();
+    assert_eq!(
+        r.open_within(b"l", &forged, &[], &mut budget).unwrap_err(),
+        OpenError::NoKey
+    );
+    assert_eq!(budget.spent(), 1);
 }
 
 #[test]

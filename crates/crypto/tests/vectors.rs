@@ -1,5 +1,6 @@
 //! Known-answer vectors sealed by upstream Sealed Secrets v0.36.6's own Go code
-//! (`tests/fixtures/upstream-vectors`, copied from the project's shared fixtures).
+//! (`tests/fixtures/upstream-vectors` at the workspace root, shared with the CLI and controller
+//! tests).
 
 // Test code: a failed unwrap is a failed test, which is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -37,10 +38,14 @@ struct MustFail {
     why: String,
 }
 
+/// The upstream vectors, shared with kubeseal's and the controller's tests: one copy for the
+/// whole workspace, at `tests/fixtures/upstream-vectors` (its README says where they came from).
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/upstream-vectors")
+}
+
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/upstream-vectors")
-        .join(name);
+    let path = vectors_dir().join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -101,9 +106,9 @@ fn hint_makes_each_value_cost_one_rsa_operation() {
             .unwrap()
             .label(&case.namespace, &case.name);
         let ct = decode_base64(&case.ciphertext_b64).unwrap();
-        ring.open(&label, &ct, &[b.fingerprint().clone()]).unwrap();
+        let opened = ring.open(&label, &ct, &[b.fingerprint().clone()]).unwrap();
+        assert_eq!(opened.rsa_operations, 1);
     }
-    assert_eq!(ring.rsa_operations(), cases.len() as u64);
 }
 
 #[test]
@@ -158,10 +163,7 @@ fn pkcs1_round_trip_and_pkcs8_input() {
     // PKCS#8 of the same key (made with `openssl pkcs8 -topk8 -nocrypt`).
     let pkcs8 = std::process::Command::new("openssl")
         .args(["pkcs8", "-topk8", "-nocrypt", "-in"])
-        .arg(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/upstream-vectors/key-a.pem"),
-        )
+        .arg(vectors_dir().join("key-a.pem"))
         .output();
     if let Ok(out) = pkcs8
         && out.status.success()
@@ -201,7 +203,7 @@ fn multi_recipient_version_2_from_an_independent_implementation() {
         ring.insert(key(name));
         let opened = ring.open(b"team-a/db-creds", &value, &[]).unwrap();
         assert_eq!(opened.plaintext.as_bytes(), b"hello");
-        assert_eq!(ring.rsa_operations(), 1);
+        assert_eq!(opened.rsa_operations, 1);
         assert_eq!(
             ring.open(b"team-a/other", &value, &[]).unwrap_err(),
             OpenError::NoKey

@@ -17,10 +17,9 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::harness::{HarnessError, Process, binary_path, random_suffix, wait_for_port};
+pub use crate::tools::CLUSTER_ENV;
+use crate::tools::{HarnessError, Process, binary_path, random_suffix, wait_for_port};
 
-/// Which cluster the e2e tests run against, from the environment.
-pub const CLUSTER_ENV: &str = "SEALED_SECRETS_E2E_CLUSTER";
 /// Where the control plane's binaries are (default `<workspace>/target/cluster-bin`).
 pub const CLUSTER_BIN_ENV: &str = "CLUSTER_BIN";
 
@@ -54,7 +53,7 @@ pub fn choose_backend(
 
 /// The backend chosen by this process's environment.
 pub fn backend() -> Result<Backend, HarnessError> {
-    let kubeconfig = std::env::var(crate::harness::KUBECONFIG_ENV).ok();
+    let kubeconfig = std::env::var(crate::tools::KUBECONFIG_ENV).ok();
     let cluster = std::env::var(CLUSTER_ENV).ok();
     choose_backend(kubeconfig.as_deref(), cluster.as_deref())
 }
@@ -76,8 +75,18 @@ pub fn skip_unless_standin(test: &str, needs: &str) -> bool {
     true
 }
 
+/// For tests that need the private real control plane (e.g. to restart its API server): on
+/// another backend, prints why the test is skipped and returns true.
+pub fn skip_unless_control_plane(test: &str, needs: &str) -> bool {
+    if matches!(backend(), Ok(Backend::ControlPlane)) {
+        return false;
+    }
+    eprintln!("SKIPPED unless {CLUSTER_ENV}=real: {test} needs the real control plane's {needs}");
+    true
+}
+
 fn cluster_script(name: &str) -> PathBuf {
-    crate::harness::workspace_root()
+    crate::tools::workspace_root()
         .join("tests/cluster")
         .join(name)
 }
@@ -215,6 +224,49 @@ impl ControlPlane {
         kube_standin::kubeconfig::write_atomic(&path, &text)
             .map_err(|e| HarnessError::ControlPlane(e.to_string()))?;
         Ok(path)
+    }
+
+    /// Stops the API server (SIGTERM, SIGKILL after 30 s) and returns once it is gone; etcd,
+    /// the controller manager and every object stay. Clients see connections refused until
+    /// [`Self::start_apiserver`].
+    pub fn stop_apiserver(&self) -> Result<(), HarnessError> {
+        self.apiserver_script(&["stop"])
+    }
+
+    /// Starts the API server stopped by [`Self::stop_apiserver`] again with the same flags,
+    /// port and certificates; returns once its `/readyz` answers (at most 60 s).
+    pub fn start_apiserver(&self) -> Result<(), HarnessError> {
+        self.apiserver_script(&["start"])
+    }
+
+    /// Restarts the API server mid-run: stops it as [`Self::stop_apiserver`] does, leaves it
+    /// down for `down_for`, starts it again as [`Self::start_apiserver`] does and returns once
+    /// it is ready. Objects (etcd) survive; watches and connections of clients are cut.
+    pub fn restart_apiserver(&self, down_for: Duration) -> Result<(), HarnessError> {
+        let secs = format!("{:.3}", down_for.as_secs_f64());
+        self.apiserver_script(&["restart", &secs])
+    }
+
+    /// Runs `tests/cluster/apiserver.sh DIR ARGS`.
+    fn apiserver_script(&self, args: &[&str]) -> Result<(), HarnessError> {
+        let started = Instant::now();
+        let out = Command::new("bash")
+            .arg(cluster_script("apiserver.sh"))
+            .arg(&self.dir)
+            .args(args)
+            .output()
+            .map_err(|e| HarnessError::ControlPlane(format!("cannot run apiserver.sh: {e}")))?;
+        if !out.status.success() {
+            return Err(HarnessError::ControlPlane(format!(
+                "tests/cluster/apiserver.sh {} {} failed with {}: {}",
+                self.dir.display(),
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        tracing::info!(elapsed = ?started.elapsed(), action = %args.join(" "), "API server");
+        Ok(())
     }
 
     /// Routes the service proxy of Service `namespace/name` (which must exist, without a

@@ -2,7 +2,11 @@
 //!
 //! - [`harness`]: a cluster (the stand-in or a real one), namespaces, project binaries as
 //!   processes, state dumps on failure.
+//! - [`tools`]: what the rest builds on (errors, binaries, kubectl/helm, ports, processes);
+//!   all re-exported by [`harness`].
 //! - [`control_plane`]: the real-cluster backend (`SEALED_SECRETS_E2E_CLUSTER=real`).
+//! - [`faultproxy`]: fault injection (500s, 429s, 409s, watch cuts) in front of any API
+//!   server, the real kube-apiserver included.
 //! - [`upstream`]: upstream Sealed Secrets' own binaries, run in-cluster style, and upstream's
 //!   own RBAC, for the upstream-peer tests.
 //! - [`standin`] and [`kubeconfig`]: re-exported from the `kube-standin` crate
@@ -10,7 +14,9 @@
 //!   dependency.
 
 pub mod control_plane;
+pub mod faultproxy;
 pub mod harness;
+pub mod tools;
 pub mod upstream;
 
 pub use kube_standin as standin;

@@ -10,6 +10,13 @@
 
 use std::time::{Duration, Instant};
 
+/// Output cap: a Secret cannot exceed 1 MiB, so neither can one rendered value.
+pub(crate) const MAX_OUTPUT: usize = 1 << 20;
+
+/// Deepest nesting of blocks and parentheses accepted, so hostile input cannot overflow the
+/// stack of the recursive parser or evaluator.
+pub(crate) const MAX_DEPTH: usize = 64;
+
 /// Limits of one render. The defaults are what the controller and `kubeseal
 /// --recovery-unseal` use; real templates stay far below them (a few kilobytes, a few hundred
 /// steps, microseconds).

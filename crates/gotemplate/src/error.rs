@@ -125,3 +125,8 @@ impl TemplateError {
         }
     }
 }
+
+/// A parse error: it can quote the template text, never a value (none exists yet).
+pub(crate) fn err(line: usize, msg: impl std::fmt::Display) -> TemplateError {
+    TemplateError::at(line, ErrorKind::Parse(msg.to_string()))
+}

@@ -3,14 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::budget::{Budget, Exhausted};
+use crate::budget::{Budget, Exhausted, MAX_OUTPUT};
 use crate::funcs;
 use crate::parse::{Arg, Command, Node, Pipeline};
 use crate::value::Value;
 use crate::{ErrorKind, EvalError, TemplateError};
-
-/// Output cap: a Secret cannot exceed 1 MiB, so neither can one rendered value.
-pub(crate) const MAX_OUTPUT: usize = 1 << 20;
 
 pub(crate) enum Flow {
     Normal,

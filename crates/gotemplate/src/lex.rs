@@ -2,7 +2,8 @@
 //! `{{-`/`-}}` trimming and comments, and turns each action into tokens.
 
 use crate::TemplateError;
-use crate::parse::{MAX_DEPTH, err};
+use crate::budget::MAX_DEPTH;
+use crate::error::err;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Tok {

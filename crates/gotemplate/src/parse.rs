@@ -2,12 +2,10 @@
 //! variables, `if`/`else if`/`else`/`range`/`with`/`end`, `break`/`continue`, comments and
 //! `{{-`/`-}}` trimming. `define`/`template`/`block` are refused (one template per key).
 
+use crate::TemplateError;
+use crate::budget::MAX_DEPTH;
+use crate::error::err;
 use crate::lex::{Piece, Tok, split};
-use crate::{ErrorKind, TemplateError};
-
-/// Deepest nesting of blocks and parentheses accepted, so hostile input cannot overflow the
-/// stack of the recursive parser or evaluator.
-pub(crate) const MAX_DEPTH: usize = 64;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Node {
@@ -66,11 +64,6 @@ pub(crate) enum Arg {
     Bool(bool),
     Nil,
     Pipe(Box<Pipeline>, Vec<String>),
-}
-
-/// A parse error: it can quote the template text, never a value (none exists yet).
-pub(crate) fn err(line: usize, msg: impl std::fmt::Display) -> TemplateError {
-    TemplateError::at(line, ErrorKind::Parse(msg.to_string()))
 }
 
 /// Parses a template into nodes.

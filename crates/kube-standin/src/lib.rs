@@ -17,6 +17,7 @@ mod faults;
 mod fields;
 mod gc;
 pub mod kubeconfig;
+mod list;
 mod patch;
 mod protobuf;
 mod proxy;

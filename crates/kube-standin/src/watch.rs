@@ -16,9 +16,10 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::error::ApiError;
+use super::list::selectors;
 use super::resources::ResourceType;
 use super::select::{FieldSelector, LabelSelector};
-use super::server::{Ctx, is_true, lock, render_json, selectors};
+use super::server::{Ctx, is_true, lock, render_json};
 use super::store::{Change, ChangeKind, Obj};
 
 struct WatchFilter {

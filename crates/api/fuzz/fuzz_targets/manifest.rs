@@ -14,7 +14,7 @@ fn ring() -> &'static KeyRing {
     RING.get_or_init(|| {
         let mut ring = KeyRing::new();
         if let Ok(key) = PrivateKey::from_pem(include_bytes!(
-            "../../../crypto/tests/fixtures/upstream-vectors/key-a.pem"
+            "../../../../tests/fixtures/upstream-vectors/key-a.pem"
         )) {
             ring.insert(key);
         }
@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(list) = sealed_secrets_api::parse_sealed_secrets(data) {
         let opts = UnsealOptions {
             accept_deprecated_v1_data: true,
+            ..UnsealOptions::default()
         };
         for ss in &list {
             let _ = sealed_secrets_api::unseal::verify(ss, ring(), &opts);

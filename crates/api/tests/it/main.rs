@@ -11,3 +11,4 @@ mod crd;
 mod golden;
 mod manifest;
 mod seal_unseal;
+mod unseal_cost;

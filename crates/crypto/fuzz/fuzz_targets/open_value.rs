@@ -12,7 +12,7 @@ fn ring() -> &'static KeyRing {
     RING.get_or_init(|| {
         let mut ring = KeyRing::new();
         if let Ok(key) = PrivateKey::from_pem(include_bytes!(
-            "../../tests/fixtures/upstream-vectors/key-a.pem"
+            "../../../../tests/fixtures/upstream-vectors/key-a.pem"
         )) {
             ring.insert(key);
         }

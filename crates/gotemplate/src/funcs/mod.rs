@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::CallError;
 use crate::budget::Budget;
-use crate::exec::MAX_OUTPUT;
+use crate::budget::MAX_OUTPUT;
 use crate::value::{SLOT, Value, fmt_float_g};
 
 type Res = Result<Value, CallError>;

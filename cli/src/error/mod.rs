@@ -1,16 +1,24 @@
 //! kubeseal's error type. Every variant names what failed; causes are `#[source]`s that
 //! `main` prints after a `: `. [`CliError::hint`] gives the `hint:` line, and
 //! [`CliError::exit_code`] the status (1 for what the user can fix, 2 for the unexpected).
+//!
+//! The enum and its constructors live here; how an error is reported (hint, exit code) is
+//! `report.rs`, the cause types it carries are `causes.rs`.
 
-use std::fmt;
+mod causes;
+mod report;
+#[cfg(test)]
+mod tests;
+
 use std::io;
 use std::path::{Path, PathBuf};
 
 use sealed_secrets_api::{ManifestError, OutputError, SealingError, UnsealError};
 use sealed_secrets_crypto::{CertError, KeyError, ParseFingerprintError, ParseScopeError};
 
-use crate::cluster::Failure;
-use crate::exit;
+use causes::quote_path;
+pub use causes::{Failure, GoIoError, PassphraseError};
+pub(crate) use report::OFFLINE_HINT;
 
 /// Everything kubeseal can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -413,296 +421,7 @@ impl CliError {
             source: Box::new(source),
         }
     }
-
-    /// The `hint:` line(s), if any.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            CliError::Hinted { hint, .. } => Some(hint.clone()),
-            CliError::WouldOverwrite { .. } => {
-                Some("pass --force to replace it, or choose another -o".to_owned())
-            }
-            CliError::PlainHttpCert { .. } => Some(
-                "use https://, a local file, or pass --allow-insecure-cert-url if this network is trusted"
-                    .to_owned(),
-            ),
-            CliError::ServiceNotFound { .. } => Some(crate::cluster::OFFLINE_HINT.to_owned()),
-            CliError::NoActiveKey { .. } => {
-                Some("is the controller running there? check --controller-namespace".to_owned())
-            }
-            CliError::RotateTimeout { .. } => Some(
-                "check the controller's logs; it must support the rotate-requested-at annotation"
-                    .to_owned(),
-            ),
-            CliError::KeyConflict { .. } => Some(
-                "restore into another controller namespace, or rename the Secret in the backup"
-                    .to_owned(),
-            ),
-            CliError::BackupIncomplete { .. } => Some(
-                "refresh the backup after every key renewal: kubeseal keys backup -o FILE"
-                    .to_owned(),
-            ),
-            CliError::ReencryptFailed { .. } => Some(
-                "pass every key that sealed them with --recovery-private-key (comma list or repeated)"
-                    .to_owned(),
-            ),
-            CliError::StrictUnparsed { .. } => Some(
-                "fix or render them (e.g. scan `helm template` output), or drop --strict"
-                    .to_owned(),
-            ),
-            CliError::OfflineInvalid { .. } => Some(
-                "re-seal the Secret with this certificate (kubeseal --cert ...), or validate against the cluster without --cert"
-                    .to_owned(),
-            ),
-            CliError::Unseal(e) if e.is_no_key() => Some(
-                "pass the private key(s) that sealed it with --recovery-private-key \
-                 (e.g. a backup from `kubeseal keys backup`)"
-                    .to_owned(),
-            ),
-            CliError::Seal(SealingError::NamespaceMismatch { .. }) => {
-                Some("drop -n/--namespace, or change metadata.namespace in the input".to_owned())
-            }
-            CliError::Seal(SealingError::EmptyData) => None,
-            _ => None,
-        }
-    }
-
-    /// The error without its hint wrapper(s).
-    pub fn unhinted(&self) -> &CliError {
-        match self {
-            CliError::Hinted { error, .. } => error.unhinted(),
-            other => other,
-        }
-    }
-
-    /// True when this is a closed stdout (the reader went away): exit quietly.
-    pub fn is_broken_pipe(&self) -> bool {
-        match self {
-            CliError::Io { source, .. } => source.0.kind() == io::ErrorKind::BrokenPipe,
-            CliError::Hinted { error, .. } => error.is_broken_pipe(),
-            _ => false,
-        }
-    }
-
-    /// [`exit::ERROR`] for what the user can fix, [`exit::INTERNAL`] for the unexpected.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Internal(_) | CliError::Output(OutputError::Yaml(_)) => exit::INTERNAL,
-            CliError::Output(OutputError::Json(_)) => exit::INTERNAL,
-            CliError::Hinted { error, .. } => error.exit_code(),
-            _ => exit::ERROR,
-        }
-    }
 }
-
-/// Why a backup passphrase is unusable.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PassphraseError {
-    /// `--passphrase-file` is not UTF-8.
-    #[error("the passphrase file is not UTF-8")]
-    NotUtf8,
-    /// The confirmation differs.
-    #[error("the passphrases do not match")]
-    Mismatch,
-    /// The passphrase is empty.
-    #[error("the backup passphrase is empty")]
-    Empty,
-    /// No terminal to ask on.
-    #[error("a passphrase is needed, but it cannot be asked for: no terminal is available ({0})")]
-    NoTerminal(GoIoError),
-}
-
-/// `` `path` ``, or "stdin" for `-`.
-fn quote_path(p: &Path) -> String {
-    if p.as_os_str() == "-" {
-        "standard input".to_owned()
-    } else {
-        format!("`{}`", p.display())
-    }
-}
-
-/// An `io::Error` displayed like Go's (`open x: no such file or directory`): upstream's
-/// integration test matches `error:.*no such file or directory`, lower case.
-#[derive(Debug)]
-pub struct GoIoError(pub io::Error);
-
-impl fmt::Display for GoIoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = match self.0.kind() {
-            io::ErrorKind::NotFound => "no such file or directory".to_owned(),
-            io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-            io::ErrorKind::IsADirectory => "is a directory".to_owned(),
-            io::ErrorKind::AlreadyExists => "file exists".to_owned(),
-            _ => {
-                let s = self.0.to_string();
-                // "Broken pipe (os error 32)" -> "broken pipe (os error 32)"
-                let mut c = s.chars();
-                match c.next() {
-                    Some(first) => first.to_lowercase().chain(c).collect(),
-                    None => s,
-                }
-            }
-        };
-        f.write_str(&text)
-    }
-}
-
-impl std::error::Error for GoIoError {}
 
 /// Result alias.
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Upstream's texts (§6.4) that scripts match on, one per variant that carries one.
-    #[test]
-    fn upstream_messages_are_kept() {
-        let cases: Vec<(CliError, &str)> = vec![
-            (
-                CliError::FlagRequires {
-                    flag: "--from-file",
-                    needs: "--raw",
-                },
-                "--from-file requires --raw",
-            ),
-            (
-                CliError::RawTakesOneFile,
-                "must provide only one --from-file when encrypting a single item with --raw",
-            ),
-            (
-                CliError::NoSealedSecret,
-                "no SealedSecret found in the input. Ensure the input is valid and UTF-8 encoded",
-            ),
-            (
-                CliError::NotDecryptable {
-                    name: "db".to_owned(),
-                },
-                "unable to decrypt sealed secret: db",
-            ),
-            (CliError::RotateRefused, "unable to rotate secret"),
-            (
-                CliError::ControllerStatus {
-                    action: "cannot fetch certificate",
-                    reason: "no endpoints".to_owned(),
-                    status: 503,
-                },
-                "cannot fetch certificate: no endpoints (HTTP 503)",
-            ),
-            (
-                CliError::ServiceNotFound {
-                    message: "services \"x\" not found".to_owned(),
-                },
-                "cannot get sealed secret service: services \"x\" not found. Please, use the flag \
-                 --controller-name and --controller-namespace to set up the name and namespace \
-                 of the sealed secrets controller",
-            ),
-        ];
-        for (e, want) in cases {
-            assert_eq!(e.to_string(), want);
-            assert_eq!(e.exit_code(), exit::ERROR, "{want}");
-        }
-    }
-
-    #[test]
-    fn context_is_named_in_the_message() {
-        let e = CliError::InvalidFlag {
-            flag: "--request-timeout",
-            value: "soon".to_owned(),
-            reason: "expected e.g. 30s".to_owned(),
-        };
-        assert_eq!(
-            e.to_string(),
-            "invalid --request-timeout `soon`: expected e.g. 30s"
-        );
-        let e = CliError::Kubeconfig {
-            path: Some(PathBuf::from("/k/config")),
-            cause: "bad yaml".to_owned(),
-        };
-        assert_eq!(
-            e.to_string(),
-            "cannot load kubeconfig `/k/config`: bad yaml"
-        );
-        let e = CliError::Kubeconfig {
-            path: None,
-            cause: "no context".to_owned(),
-        };
-        assert_eq!(e.to_string(), "cannot load kubeconfig: no context");
-        let e = CliError::Api {
-            context: "cannot read Secret `ns/a`".to_owned(),
-            failure: Failure::Api {
-                code: 403,
-                reason: "Forbidden".to_owned(),
-                message: "no".to_owned(),
-            },
-        };
-        assert!(
-            e.to_string().starts_with("cannot read Secret `ns/a`: "),
-            "{e}"
-        );
-        let e = CliError::SecretWithoutKey {
-            path: PathBuf::from("keys.yaml"),
-            index: 2,
-            name: " (`k2`)".to_owned(),
-        };
-        assert_eq!(
-            e.to_string(),
-            "`keys.yaml`: Secret 2 (`k2`) has no data[\"tls.key\"] (the private key)"
-        );
-        assert_eq!(
-            CliError::Passphrase(PassphraseError::Mismatch).to_string(),
-            "the passphrases do not match"
-        );
-    }
-
-    /// Hints that belong to a variant come from `hint()`; an explicit `with_hint` still wins.
-    #[test]
-    fn variant_hints_and_overrides() {
-        let e = CliError::WouldOverwrite {
-            path: PathBuf::from("out.key"),
-        };
-        assert_eq!(e.to_string(), "refusing to overwrite `out.key`");
-        assert_eq!(
-            e.hint().as_deref(),
-            Some("pass --force to replace it, or choose another -o")
-        );
-        let e = CliError::NoActiveKey {
-            namespace: "kube-system".to_owned(),
-        }
-        .with_hint("other");
-        assert_eq!(e.hint().as_deref(), Some("other"));
-        assert_eq!(CliError::RotateRefused.hint(), None);
-        assert_eq!(
-            CliError::ServiceNotFound {
-                message: String::new()
-            }
-            .hint()
-            .as_deref(),
-            Some(crate::cluster::OFFLINE_HINT)
-        );
-    }
-
-    /// 1 for everything the user can act on (all the former `Usage` messages), 2 only for
-    /// the unexpected.
-    #[test]
-    fn exit_codes() {
-        assert_eq!(
-            CliError::StrictUnparsed { count: 1 }.exit_code(),
-            exit::ERROR
-        );
-        assert_eq!(
-            CliError::Timeout {
-                what: "x".to_owned(),
-                limit: "1s".to_owned()
-            }
-            .with_hint("h")
-            .exit_code(),
-            exit::ERROR
-        );
-        assert_eq!(
-            CliError::Internal("bug".to_owned()).exit_code(),
-            exit::INTERNAL
-        );
-    }
-}

@@ -1,0 +1,69 @@
+//! `kubeseal keys ...`: the operator side. Keys are the controller's `kubernetes.io/tls`
+//! Secrets in its namespace labelled `sealedsecrets.bitnami.com/sealed-secrets-key` (§4.2),
+//! plus the legacy Secret named `sealed-secrets-key`.
+//!
+//! This module only dispatches; each subcommand has its file (`list`, `rotate`, `backup`
+//! with `verify-backup`, `restore`), and `secrets` reads the key Secrets they all start from.
+
+mod backup;
+mod list;
+mod restore;
+mod rotate;
+mod secrets;
+
+use crate::cli::{KeysCommand, KubeArgs};
+use crate::error::Result;
+use crate::{Outcome, cluster};
+
+pub use list::parse_usage;
+
+/// Runs a `keys` subcommand.
+pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
+    match cmd {
+        KeysCommand::List { controller, kube } => {
+            let kube = &kube.or(outer);
+            crate::runtime::block_on(cluster::bounded(
+                kube,
+                "cannot list keys",
+                list::list(&controller, kube),
+            ))?
+        }
+        KeysCommand::Rotate {
+            controller,
+            timeout,
+            kube,
+        } => crate::runtime::block_on(rotate::rotate(&controller, &kube.or(outer), timeout))?,
+        KeysCommand::Backup {
+            controller,
+            output,
+            insecure_plaintext,
+            force,
+            crypt,
+            kube,
+        } => backup::backup(
+            &controller,
+            &kube.or(outer),
+            output,
+            insecure_plaintext,
+            force,
+            &crypt,
+        ),
+        KeysCommand::Restore {
+            controller,
+            file,
+            crypt,
+            kube,
+        } => {
+            let kube = &kube.or(outer);
+            let secrets = backup::read_backup(&file, &crypt)?;
+            crate::runtime::block_on(cluster::bounded(
+                kube,
+                "cannot restore keys",
+                restore::restore(&controller, kube, secrets),
+            ))?
+        }
+        KeysCommand::VerifyBackup { file, dirs, crypt } => {
+            backup::verify_backup(&file, &dirs, &crypt)
+        }
+    }
+}
