@@ -75,6 +75,9 @@ struct RunConfig {
     controller: String,
     /// `BENCH_N`: SealedSecrets at the cold start.
     n: usize,
+    /// `BENCH_UPSTREAM_ARGS`: extra flags for upstream's controller (e.g.
+    /// `--kubeclient-qps=-1`: its API client is limited to 5 requests a second by default).
+    upstream_args: Vec<String>,
     /// `BENCH_DATA`: `rr`, `newest` or `hinted-rr`.
     data: String,
     /// `BENCH_KEYS_DIR`: where the 13 keys are kept between runs.
@@ -126,6 +129,10 @@ impl RunConfig {
         Self {
             controller,
             n: parse_env("BENCH_N", "1000"),
+            upstream_args: env_or("BENCH_UPSTREAM_ARGS", "")
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
             data,
             keys_dir: PathBuf::from(env_or(
                 "BENCH_KEYS_DIR",
@@ -382,7 +389,10 @@ fn table(results: &[RunResult]) -> String {
     // upstream ÷ ours, same N and same sealed data (ours unhinted, and ours hinted on the
     // same round-robin keys).
     let mut pairs = Vec::new();
-    for up in results.iter().filter(|r| r.controller == "upstream") {
+    for up in results
+        .iter()
+        .filter(|r| r.controller.starts_with("upstream"))
+    {
         for ours in results.iter().filter(|r| {
             r.controller == "ours"
                 && r.n == up.n
@@ -698,14 +708,14 @@ fn prepare(cluster: &Cluster, keys: &[(PrivateKey, String)]) {
 
 /// Ours with `deploy/base`'s args and environment (Downward API values filled in as the
 /// kubelet would), listeners on loopback; upstream's with its defaults.
-fn start_controller(cluster: &Cluster, which: &str) -> InCluster {
+fn start_controller(cluster: &Cluster, which: &str, upstream_args: &[String]) -> InCluster {
     let mut c = if which == "upstream" {
         let sa = service_account_dir(cluster, CTRL_NS, UPSTREAM_SA).unwrap();
         InCluster::start(
             cluster,
             &sa,
             &upstream_binary("controller").unwrap(),
-            &[],
+            upstream_args,
             &[],
         )
         .unwrap()
@@ -905,7 +915,9 @@ async fn controller_run() {
 
     // Cold start.
     let start = Instant::now();
-    let c = tokio::task::block_in_place(|| start_controller(&cluster, &cfg.controller));
+    let c = tokio::task::block_in_place(|| {
+        start_controller(&cluster, &cfg.controller, &cfg.upstream_args)
+    });
     let cold_ready_s = start.elapsed().as_secs_f64();
     let pid = c.process.id().unwrap();
     let cpu0 = 0.0;
@@ -946,7 +958,9 @@ async fn controller_run() {
 
     // Warm restart.
     let start = Instant::now();
-    let c = tokio::task::block_in_place(|| start_controller(&cluster, &cfg.controller));
+    let c = tokio::task::block_in_place(|| {
+        start_controller(&cluster, &cfg.controller, &cfg.upstream_args)
+    });
     let pid = c.process.id().unwrap();
     let (warm_s, warm_cpu_s) = tokio::task::block_in_place(|| {
         wait_idle(&c, start, 0.0, ticks, cfg.timeout, "warm restart", || {
@@ -969,7 +983,11 @@ async fn controller_run() {
     tokio::task::block_in_place(|| c.process.stop());
 
     let result = RunResult {
-        controller: cfg.controller.clone(),
+        controller: if cfg.controller == "upstream" && !cfg.upstream_args.is_empty() {
+            format!("upstream {}", cfg.upstream_args.join(" "))
+        } else {
+            cfg.controller.clone()
+        },
         data: cfg.data.clone(),
         n: cfg.n,
         values: cfg.n * VALUES_PER_OBJECT,
