@@ -18,6 +18,9 @@
 #   BENCH_CONTROLLERS   controllers to run (default "upstream ours")
 #   BENCH_DATA_OURS     data sets for ours (default "hinted-rr rr newest")
 #   BENCH_DATA_UPSTREAM data sets for upstream (default "rr newest")
+#   BENCH_UPSTREAM_FLAGS  ";"-separated flag sets upstream's controller runs with, one run each
+#                       (default ";--kubeclient-qps=-1": its defaults, whose API client is
+#                       limited to 5 requests a second, and that limit lifted)
 #   BENCH_UPSTREAM_MAX_N  skip upstream above this N (default: no limit)
 #   BENCH_LATENCY       create rates per second of the latency phase (default "10,100"; "" skips)
 #   BENCH_LATENCY_SECS  seconds per rate (default 10)
@@ -43,6 +46,8 @@ controllers="${BENCH_CONTROLLERS:-upstream ours}"
 data_ours="${BENCH_DATA_OURS:-hinted-rr rr newest}"
 data_upstream="${BENCH_DATA_UPSTREAM:-rr newest}"
 upstream_max="${BENCH_UPSTREAM_MAX_N:-}"
+IFS=';' read -r -a upstream_flags <<< "${BENCH_UPSTREAM_FLAGS-;--kubeclient-qps=-1}"
+[ ${#upstream_flags[@]} -gt 0 ] || upstream_flags=("")
 ns=("$@")
 [ ${#ns[@]} -gt 0 ] || ns=(1000)
 for n in "${ns[@]}"; do
@@ -75,9 +80,14 @@ if [ "${BENCH_TABLE_ONLY:-}" != 1 ]; then
                     sets=$data_upstream ;;
                 *) echo "error: unknown controller '$c' in BENCH_CONTROLLERS (ours, upstream)" >&2; exit 2 ;;
             esac
+            flag_sets=("")
+            [ "$c" = upstream ] && flag_sets=("${upstream_flags[@]}")
             for d in $sets; do
-                echo "== $c, $d, N=$n (load average: $(cut -d' ' -f1-3 /proc/loadavg)) ==" >&2
-                BENCH_CONTROLLER=$c BENCH_DATA=$d BENCH_N=$n run_test controller_run >&2
+                for flags in "${flag_sets[@]}"; do
+                    echo "== $c ${flags:-(defaults)}, $d, N=$n (load average: $(cut -d' ' -f1-3 /proc/loadavg)) ==" >&2
+                    BENCH_UPSTREAM_ARGS=$flags BENCH_CONTROLLER=$c BENCH_DATA=$d BENCH_N=$n \
+                        run_test controller_run >&2
+                done
             done
         done
     done
