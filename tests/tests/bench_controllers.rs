@@ -221,10 +221,9 @@ fn busy_until(samples: &[(f64, f64)], min_cpu: f64) -> f64 {
     let first = samples.first().map_or(0.0, |s| s.0);
     samples
         .windows(2)
-        .filter(|w| w[1].1 - w[0].1 > min_cpu)
-        .map(|w| w[1].0)
-        .last()
-        .unwrap_or(first)
+        .rev()
+        .find(|w| w[1].1 - w[0].1 > min_cpu)
+        .map_or(first, |w| w[1].0)
 }
 
 /// The `p` quantile (0..=1) of `values` by the nearest-rank method.
@@ -246,7 +245,7 @@ fn fmt_n(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
