@@ -291,7 +291,7 @@ impl RunResult {
         let per = |c: u64| c as f64 / n as f64;
         let parts: Vec<String> = api
             .iter()
-            .filter(|(_, c)| per(**c) >= 0.01)
+            .filter(|(_, c)| per(**c) >= 0.05)
             .map(|(v, c)| format!("{v} {}", f(per(*c), 2)))
             .collect();
         format!("{} ({})", f(per(total(api)), 2), parts.join(", "))
