@@ -181,6 +181,11 @@ struct RunResult {
     cold_wall_s: f64,
     /// Controller CPU from start until idle after the cold start.
     cold_cpu_s: f64,
+    /// CPU of kube-apiserver and etcd over the same span (the control plane's side of it).
+    #[serde(default)]
+    cold_apiserver_cpu_s: f64,
+    #[serde(default)]
+    cold_etcd_cpu_s: f64,
     /// RSA operations of the cold start (ours only).
     cold_rsa: Option<f64>,
     /// Peak RSS (VmHWM) after the cold start.
@@ -325,6 +330,13 @@ fn table(results: &[RunResult]) -> String {
         }),
         ("controller CPU, cold start to idle (s)", "", |r| {
             f(r.cold_cpu_s, 1)
+        }),
+        ("kube-apiserver + etcd CPU, same span (s)", "", |r| {
+            format!(
+                "{} + {}",
+                f(r.cold_apiserver_cpu_s, 1),
+                f(r.cold_etcd_cpu_s, 1)
+            )
         }),
         (
             "CPU per value ÷ one decrypt",
@@ -910,6 +922,15 @@ async fn controller_run() {
     let seen = watch_secrets(&client);
 
     let decrypt_ms = one_decrypt_ms(&keys[KEYS - 1].0);
+    let cp_dir = cluster.control_plane_handle().unwrap().dir().to_owned();
+    let cp_cpu = |name: &str| {
+        std::fs::read_to_string(cp_dir.join(format!("{name}.pid")))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .and_then(|pid| cpu_seconds(pid, ticks))
+            .unwrap_or(f64::NAN)
+    };
+    let (api0, etcd0) = (cp_cpu("kube-apiserver"), cp_cpu("etcd"));
     let (_, audit_at) = audit_counts(&audit_log, u64::MAX);
 
     // Cold start.
@@ -948,6 +969,8 @@ async fn controller_run() {
             metric(&c, "sealed_secrets_controller_unseal_requests_total").is_some_and(|v| v >= n)
         })
     });
+    let cold_apiserver_cpu_s = cp_cpu("kube-apiserver") - api0;
+    let cold_etcd_cpu_s = cp_cpu("etcd") - etcd0;
     let cold_rsa = metric(&c, "sealed_secrets_controller_rsa_decryptions_total");
     let cold_rss_mib = peak_rss_mib(pid).unwrap_or(f64::NAN);
     check_sample(&client, &names).await;
@@ -997,6 +1020,8 @@ async fn controller_run() {
         cold_ready_s,
         cold_wall_s,
         cold_cpu_s,
+        cold_apiserver_cpu_s,
+        cold_etcd_cpu_s,
         cold_rsa,
         cold_rss_mib,
         cold_api,
