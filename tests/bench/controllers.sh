@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of our controller and upstream's (issue 14 items 1, 2, 3, 5), each on a
+# fresh private real control plane, same machine, same keys and data. The one documented command:
+#
+#   bash tests/bench/controllers.sh [N...]        (default N: 1000)
+#
+# For every N it runs, one control plane each: upstream's controller on the data sets `rr`
+# (SealedSecrets x 3 values round-robin over 13 keys, no key hint, as upstream's kubeseal writes
+# them) and `newest` (85% on the newest two keys, no hint); ours on `hinted-rr` (round-robin, with
+# our kubeseal's hint), `rr` and `newest`. Each run: cold start (every Secret present), controller
+# CPU until idle, peak RSS, RSA operations (ours), API requests per SealedSecret (the API server's
+# audit log), warm restart, and optionally create-to-Secret latency. Then it prints one markdown
+# table with the goals of issue 14 and upstream ÷ ours ratios. Figures of every run are kept in
+# $BENCH_RESULTS (default target/bench/results.jsonl; this script starts it afresh unless
+# BENCH_APPEND=1, so that runs of several invocations share one table).
+#
+# Environment:
+#   BENCH_CONTROLLERS   controllers to run (default "upstream ours")
+#   BENCH_DATA_OURS     data sets for ours (default "hinted-rr rr newest")
+#   BENCH_DATA_UPSTREAM data sets for upstream (default "rr newest")
+#   BENCH_UPSTREAM_FLAGS  ";"-separated flag sets upstream's controller runs with, one run each
+#                       (default ";--kubeclient-qps=-1": its defaults, whose API client is
+#                       limited to 5 requests a second, and that limit lifted)
+#   BENCH_UPSTREAM_MAX_N  skip upstream above this N (default: no limit)
+#   BENCH_LATENCY       create rates per second of the latency phase (default "10,100"; "" skips)
+#   BENCH_LATENCY_SECS  seconds per rate (default 10)
+#   BENCH_TIMEOUT_SECS  give up on a phase after this long (default 3600)
+#   BENCH_TABLE_ONLY=1  only print the table of $BENCH_RESULTS
+#
+# Needs root (the controllers run in private mount namespaces, as the upstream_peers suite),
+# the real control plane's binaries (tests/cluster/build.sh) and upstream's binaries
+# (tests/upstream/build.sh); both scripts return at once when up to date. Everything of ours is
+# built in release mode. Keys are generated once into target/bench/keys and reused.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+target="${CARGO_TARGET_DIR:-$root/target}"
+
+export BENCH_RESULTS="${BENCH_RESULTS:-$target/bench/results.jsonl}"
+export BENCH_KEYS_DIR="${BENCH_KEYS_DIR:-$target/bench/keys}"
+export BENCH_LATENCY="${BENCH_LATENCY-10,100}"
+export SEALED_SECRETS_E2E_CLUSTER=real
+export SEALED_SECRETS_E2E_PROFILE=release
+controllers="${BENCH_CONTROLLERS:-upstream ours}"
+data_ours="${BENCH_DATA_OURS:-hinted-rr rr newest}"
+data_upstream="${BENCH_DATA_UPSTREAM:-rr newest}"
+upstream_max="${BENCH_UPSTREAM_MAX_N:-}"
+IFS=';' read -r -a upstream_flags <<< "${BENCH_UPSTREAM_FLAGS-;--kubeclient-qps=-1}"
+[ ${#upstream_flags[@]} -gt 0 ] || upstream_flags=("")
+ns=("$@")
+[ ${#ns[@]} -gt 0 ] || ns=(1000)
+for n in "${ns[@]}"; do
+    [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "error: N must be a positive integer, got '$n'" >&2; exit 2; }
+done
+[ "$(id -u)" = 0 ] || { echo "error: needs root (private mount namespaces for the controllers)" >&2; exit 2; }
+
+run_test() { # TEST-NAME: runs one ignored test of tests/tests/bench_controllers.rs, release build
+    cargo test --release -q -p sealed-secrets-e2e-suites --test bench_controllers -- \
+        --ignored --exact --nocapture "$1"
+}
+
+if [ "${BENCH_TABLE_ONLY:-}" != 1 ]; then
+    bash tests/cluster/build.sh >&2
+    bash tests/upstream/build.sh >&2
+    echo "building (release) ..." >&2
+    cargo build --release -q -p sealed-secrets-controller -p kubeseal -p sealed-secrets-e2e >&2
+    cargo test --release -q -p sealed-secrets-e2e-suites --test bench_controllers --no-run >&2
+    mkdir -p "$(dirname "$BENCH_RESULTS")"
+    [ "${BENCH_APPEND:-}" = 1 ] || : > "$BENCH_RESULTS"
+    for n in "${ns[@]}"; do
+        for c in $controllers; do
+            case "$c" in
+                ours) sets=$data_ours ;;
+                upstream)
+                    if [ -n "$upstream_max" ] && [ "$n" -gt "$upstream_max" ]; then
+                        echo "skipping upstream at N=$n (BENCH_UPSTREAM_MAX_N=$upstream_max)" >&2
+                        continue
+                    fi
+                    sets=$data_upstream ;;
+                *) echo "error: unknown controller '$c' in BENCH_CONTROLLERS (ours, upstream)" >&2; exit 2 ;;
+            esac
+            flag_sets=("")
+            [ "$c" = upstream ] && flag_sets=("${upstream_flags[@]}")
+            for d in $sets; do
+                for flags in "${flag_sets[@]}"; do
+                    echo "== $c ${flags:-(defaults)}, $d, N=$n (load average: $(cut -d' ' -f1-3 /proc/loadavg)) ==" >&2
+                    BENCH_UPSTREAM_ARGS=$flags BENCH_CONTROLLER=$c BENCH_DATA=$d BENCH_N=$n \
+                        run_test controller_run >&2
+                done
+            done
+        done
+    done
+fi
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+run_test results_table | grep -v -e '^running 1 test' -e '^test result:' -e '^\.$' | cat -s

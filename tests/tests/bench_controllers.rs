@@ -1,0 +1,1208 @@
+//! Side-by-side benchmark of our controller and upstream's (issue 14 items 1, 2, 3 and 5), on a
+//! fresh real control plane per run. Driven by `tests/bench/controllers.sh`, which builds
+//! everything in release mode, runs [`controller_run`] once per (N, controller, data set) and
+//! prints the markdown table of [`table`]; see that script for the one documented command.
+//!
+//! One run ([`controller_run`], configured by environment variables, see [`RunConfig`]):
+//!
+//! 1. 13 RSA-4096 keys (generated once into `BENCH_KEYS_DIR` and reused, so every run seals
+//!    with the same keys), their certificates' NotBefore one hour apart, the newest an hour
+//!    old: both controllers load all 13 and generate none.
+//! 2. A private control plane (`tests/cluster/up.sh`) whose API server audits, at Metadata
+//!    level, exactly the requests of the two controllers' ServiceAccounts; `deploy/base` and
+//!    upstream's own chart RBAC applied; the 13 key Secrets created in `kube-system` as
+//!    upstream writes them (type `kubernetes.io/tls`, label
+//!    `sealedsecrets.bitnami.com/sealed-secrets-key=active`).
+//! 3. N SealedSecrets x 3 values created before the controller starts, sealed by our sealing
+//!    library (`sealed_secrets_api::seal_manifests`). For the unhinted data sets our
+//!    `sealing-key` annotation is removed: the rest is byte-format identical to what upstream's
+//!    kubeseal writes (the `upstream_peers` suite has upstream's controller and upstream's
+//!    `--recovery-unseal` open our output). Data sets: `rr` (object i sealed with key i mod 13),
+//!    `newest` (85% of the objects on the newest two keys) and `hinted-rr` (round-robin, with
+//!    our hint: what our kubeseal writes).
+//! 4. Cold start: the controller (ours with `deploy/base`'s args and environment, upstream's
+//!    with its defaults, each in-cluster style under its own project's RBAC) starts; a
+//!    metadata watch records when each Secret appears. Figures: time until every Secret
+//!    exists, controller CPU (utime+stime of `/proc/PID/stat`) until it is idle again, peak
+//!    RSS (`VmHWM`), RSA operations (our `sealed_secrets_controller_rsa_decryptions_total`;
+//!    upstream has no such metric), API requests per SealedSecret (the audit log). A sample of
+//!    the Secrets is checked against the sealed values.
+//! 5. Warm restart: the controller is stopped (SIGTERM) and started again with every Secret
+//!    present; time until it has handled N SealedSecrets (both controllers count them in
+//!    `sealed_secrets_controller_unseal_requests_total`) and gone idle, its CPU, RSA
+//!    operations and API requests.
+//! 6. Latency (optional, `BENCH_LATENCY=10,100`): SealedSecrets sealed with the newest key
+//!    created at each rate for `BENCH_LATENCY_SECS`; create-to-Secret-present p50/p99.
+//! 7. The ideal: values x one RSA-4096 decrypt (measured in this run with our crypto crate,
+//!    median of 21, just before the controller starts) / cores.
+//!
+//! Each run appends one JSON line to `BENCH_RESULTS`; [`table`] formats them. Benchmarks print
+//! figures; nothing here asserts a timing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark driver: a panic is a failure
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher;
+use sealed_secrets_api::{SealOptions, SealedSecret, seal_manifests};
+use sealed_secrets_crypto::{CertParams, KeyRing, PrivateKey, Scope};
+use sealed_secrets_e2e::harness::{Cluster, binary_path, random_suffix, workspace_root};
+use sealed_secrets_e2e::upstream::{
+    InCluster, UPSTREAM_SA, service_account_dir, upstream_binary, upstream_rbac_manifest,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+const CTRL_NS: &str = "kube-system";
+const OURS_SA: &str = "sealed-secrets-controller";
+const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
+const SEALING_KEY: &str = "sealed-secrets-rs.dev/sealing-key";
+const KEYS: usize = 13;
+const VALUES_PER_OBJECT: usize = 3;
+const BENCH_NS: &str = "bench";
+
+/// What one run measures, from the environment the script sets.
+#[derive(Debug, Clone)]
+struct RunConfig {
+    /// `BENCH_CONTROLLER`: `ours` or `upstream`.
+    controller: String,
+    /// `BENCH_N`: SealedSecrets at the cold start.
+    n: usize,
+    /// `BENCH_UPSTREAM_ARGS`: extra flags for upstream's controller (e.g.
+    /// `--kubeclient-qps=-1`: its API client is limited to 5 requests a second by default).
+    upstream_args: Vec<String>,
+    /// `BENCH_DATA`: `rr`, `newest` or `hinted-rr`.
+    data: String,
+    /// `BENCH_KEYS_DIR`: where the 13 keys are kept between runs.
+    keys_dir: PathBuf,
+    /// `BENCH_RESULTS`: JSON lines file the result is appended to.
+    results: PathBuf,
+    /// `BENCH_LATENCY`: create rates (per second) of the latency phase; empty skips it.
+    latency_rates: Vec<u32>,
+    /// `BENCH_LATENCY_SECS`: how long each rate is kept up.
+    latency_secs: u32,
+    /// `BENCH_TIMEOUT_SECS`: give up on a phase after this long.
+    timeout: Duration,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn parse_env<T: std::str::FromStr>(name: &str, default: &str) -> T {
+    let v = env_or(name, default);
+    v.parse()
+        .unwrap_or_else(|_| panic!("{name}=`{v}` is not a valid value"))
+}
+
+impl RunConfig {
+    fn from_env() -> Self {
+        let controller = env_or("BENCH_CONTROLLER", "ours");
+        assert!(
+            controller == "ours" || controller == "upstream",
+            "BENCH_CONTROLLER=`{controller}`: expected `ours` or `upstream`"
+        );
+        let data = env_or("BENCH_DATA", "rr");
+        assert!(
+            ["rr", "newest", "hinted-rr"].contains(&data.as_str()),
+            "BENCH_DATA=`{data}`: expected `rr`, `newest` or `hinted-rr`"
+        );
+        let latency_rates = env_or("BENCH_LATENCY", "")
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("BENCH_LATENCY: `{s}` is not a rate per second"))
+            })
+            .collect();
+        Self {
+            controller,
+            n: parse_env("BENCH_N", "1000"),
+            upstream_args: env_or("BENCH_UPSTREAM_ARGS", "")
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            data,
+            keys_dir: PathBuf::from(env_or(
+                "BENCH_KEYS_DIR",
+                &workspace_root().join("target/bench/keys").to_string_lossy(),
+            )),
+            results: PathBuf::from(env_or(
+                "BENCH_RESULTS",
+                &workspace_root()
+                    .join("target/bench/results.jsonl")
+                    .to_string_lossy(),
+            )),
+            latency_rates,
+            latency_secs: parse_env("BENCH_LATENCY_SECS", "10"),
+            timeout: Duration::from_secs(parse_env("BENCH_TIMEOUT_SECS", "3600")),
+        }
+    }
+}
+
+/// Latency of one create rate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Latency {
+    rate: u32,
+    created: usize,
+    /// Secrets that did not appear within the wait.
+    missing: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// The figures of one run (one JSON line of `BENCH_RESULTS`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+struct RunResult {
+    controller: String,
+    data: String,
+    n: usize,
+    values: usize,
+    cores: usize,
+    /// One RSA-4096 decrypt (our crypto crate, aws-lc-rs), median, in this run.
+    decrypt_ms: f64,
+    loadavg_start: String,
+    loadavg_end: String,
+    /// Controller start to its certificate served (startup: keys loaded, lease taken).
+    #[serde(default)]
+    cold_ready_s: f64,
+    /// Controller start to every Secret present.
+    cold_wall_s: f64,
+    /// Controller CPU from start until idle after the cold start.
+    cold_cpu_s: f64,
+    /// CPU of kube-apiserver and etcd over the same span (the control plane's side of it).
+    #[serde(default)]
+    cold_apiserver_cpu_s: Option<f64>,
+    #[serde(default)]
+    cold_etcd_cpu_s: Option<f64>,
+    /// RSA operations of the cold start (ours only).
+    cold_rsa: Option<f64>,
+    /// Peak RSS (VmHWM) after the cold start.
+    cold_rss_mib: f64,
+    /// Controller requests the API server audited from start to stop, by verb.
+    cold_api: BTreeMap<String, u64>,
+    /// Restart to N SealedSecrets handled and idle.
+    warm_s: f64,
+    warm_cpu_s: f64,
+    warm_rsa: Option<f64>,
+    warm_rss_mib: f64,
+    warm_api: BTreeMap<String, u64>,
+    latency: Vec<Latency>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure logic: distributions, idleness, percentiles, the table.
+// ---------------------------------------------------------------------------------------------
+
+/// The key (0 oldest .. 12 newest) object `i` is sealed with. `rr`: round-robin over the 13
+/// keys. `newest`: of every 20 objects, 9 on the newest key, 8 on the second newest, 3
+/// spread over the other 11 (85% on the newest two).
+fn key_for(data: &str, i: usize) -> usize {
+    match data {
+        "newest" => match i % 20 {
+            0..9 => KEYS - 1,
+            9..17 => KEYS - 2,
+            _ => (i / 20 * 3 + i % 20 - 17) % (KEYS - 2),
+        },
+        _ => i % KEYS,
+    }
+}
+
+/// When the process went idle: the end of the last sampling interval in which it used more
+/// than `min_cpu` seconds of CPU (the first sample's time if none). `samples` are (elapsed
+/// seconds, cumulative CPU seconds), in order.
+fn busy_until(samples: &[(f64, f64)], min_cpu: f64) -> f64 {
+    let first = samples.first().map_or(0.0, |s| s.0);
+    samples
+        .windows(2)
+        .rev()
+        .find(|w| w[1].1 - w[0].1 > min_cpu)
+        .map_or(first, |w| w[1].0)
+}
+
+/// The `p` quantile (0..=1) of `values` by the nearest-rank method.
+fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = (p * v.len() as f64).ceil().max(1.0) as usize;
+    v[rank.min(v.len()) - 1]
+}
+
+fn total(api: &BTreeMap<String, u64>) -> u64 {
+    api.values().sum()
+}
+
+fn fmt_n(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn f(x: f64, digits: usize) -> String {
+    if x.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{x:.digits$}")
+    }
+}
+
+impl RunResult {
+    fn ideal_s(&self) -> f64 {
+        self.values as f64 * self.decrypt_ms / 1000.0 / self.cores.max(1) as f64
+    }
+    fn label(&self) -> String {
+        format!("{} {} {}", self.controller, self.data, fmt_n(self.n))
+    }
+    fn cpu_per_value_ratio(&self) -> f64 {
+        self.cold_cpu_s / self.values as f64 / (self.decrypt_ms / 1000.0)
+    }
+    fn rsa_per_value(&self) -> f64 {
+        self.cold_rsa.map_or(f64::NAN, |r| r / self.values as f64)
+    }
+    fn latency_at(&self, rate: u32) -> String {
+        match self.latency.iter().find(|l| l.rate == rate) {
+            None => "-".into(),
+            Some(l) if l.missing > 0 => format!(
+                "{} / {} ({} of {} missing)",
+                f(l.p50_ms, 0),
+                f(l.p99_ms, 0),
+                l.missing,
+                l.created
+            ),
+            Some(l) => format!("{} / {}", f(l.p50_ms, 0), f(l.p99_ms, 0)),
+        }
+    }
+    fn api_breakdown(api: &BTreeMap<String, u64>, n: usize) -> String {
+        let per = |c: u64| c as f64 / n as f64;
+        let parts: Vec<String> = api
+            .iter()
+            .filter(|(_, c)| per(**c) >= 0.05)
+            .map(|(v, c)| format!("{v} {}", f(per(*c), 2)))
+            .collect();
+        format!("{} ({})", f(per(total(api)), 2), parts.join(", "))
+    }
+}
+
+/// The markdown table: one column per run, the goals of issue 14 beside the figures, then
+/// upstream ÷ ours for every N and unhinted data set both ran.
+fn table(results: &[RunResult]) -> String {
+    type Row = (&'static str, &'static str, fn(&RunResult) -> String);
+    let rows: &[Row] = &[
+        ("SealedSecrets x values", "", |r| {
+            format!("{} x {}", fmt_n(r.n), r.values / r.n.max(1))
+        }),
+        ("one RSA-4096 decrypt (ms), cores", "", |r| {
+            format!("{}, {}", f(r.decrypt_ms, 2), r.cores)
+        }),
+        ("ideal: values x decrypt / cores (s)", "", |r| {
+            f(r.ideal_s(), 1)
+        }),
+        (
+            "cold start: controller serving its certificate (s)",
+            "",
+            |r| f(r.cold_ready_s, 1),
+        ),
+        ("cold start: every Secret present (s)", "", |r| {
+            f(r.cold_wall_s, 1)
+        }),
+        ("cold wall ÷ ideal", "<= 1.5", |r| {
+            f(r.cold_wall_s / r.ideal_s(), 2)
+        }),
+        ("controller CPU, cold start to idle (s)", "", |r| {
+            f(r.cold_cpu_s, 1)
+        }),
+        ("kube-apiserver + etcd CPU, same span (s)", "", |r| {
+            format!(
+                "{} + {}",
+                r.cold_apiserver_cpu_s.map_or("n/a".into(), |x| f(x, 1)),
+                r.cold_etcd_cpu_s.map_or("n/a".into(), |x| f(x, 1))
+            )
+        }),
+        (
+            "CPU per value ÷ one decrypt",
+            "<= 1.2 (hinted)",
+            RunResult::cpu_per_value_ratio_s,
+        ),
+        (
+            "RSA operations per value",
+            "<= 3.2 rr, <= 1.5 newest",
+            |r| f(r.rsa_per_value(), 2),
+        ),
+        (
+            "peak RSS after cold start (MiB)",
+            "<= 80 at 10,000; < upstream",
+            |r| f(r.cold_rss_mib, 0),
+        ),
+        ("API requests per SealedSecret, cold", "", |r| {
+            RunResult::api_breakdown(&r.cold_api, r.n)
+        }),
+        (
+            "warm restart: handled all and idle (s)",
+            "<= 10 at 10,000",
+            |r| f(r.warm_s, 1),
+        ),
+        ("warm restart: RSA operations", "0", |r| {
+            r.warm_rsa.map_or("n/a".into(), |x| f(x, 0))
+        }),
+        ("warm restart: controller CPU (s)", "", |r| {
+            f(r.warm_cpu_s, 1)
+        }),
+        ("warm restart: API requests per SealedSecret", "", |r| {
+            RunResult::api_breakdown(&r.warm_api, r.n)
+        }),
+        ("peak RSS after warm restart (MiB)", "", |r| {
+            f(r.warm_rss_mib, 0)
+        }),
+        ("latency p50 / p99 at 10/s (ms)", "", |r| r.latency_at(10)),
+        ("latency p50 / p99 at 100/s (ms)", "", |r| r.latency_at(100)),
+        ("load average (1, 5, 15 min) start -> end", "", |r| {
+            format!("{} -> {}", r.loadavg_start, r.loadavg_end)
+        }),
+    ];
+    let mut out = String::new();
+    out.push_str("| figure |");
+    for r in results {
+        out.push_str(&format!(" {} |", r.label()));
+    }
+    out.push_str(" goal |\n|---|");
+    for _ in results {
+        out.push_str("---:|");
+    }
+    out.push_str("---|\n");
+    for (name, goal, cell) in rows {
+        out.push_str(&format!("| {name} |"));
+        for r in results {
+            out.push_str(&format!(" {} |", cell(r)));
+        }
+        out.push_str(&format!(" {goal} |\n"));
+    }
+
+    // upstream ÷ ours, same N and same sealed data (ours unhinted, and ours hinted on the
+    // same round-robin keys).
+    let mut pairs = Vec::new();
+    for up in results
+        .iter()
+        .filter(|r| r.controller.starts_with("upstream"))
+    {
+        for ours in results.iter().filter(|r| {
+            r.controller == "ours"
+                && r.n == up.n
+                && (r.data == up.data || (up.data == "rr" && r.data == "hinted-rr"))
+        }) {
+            pairs.push((up, ours));
+        }
+    }
+    if !pairs.is_empty() {
+        out.push_str("\n| upstream ÷ ours | cold wall | cold CPU | peak RSS | warm restart | warm CPU | API requests cold | API requests warm |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        let ratio = |a: f64, b: f64| if b > 0.0 { f(a / b, 1) } else { "n/a".into() };
+        for (up, ours) in pairs {
+            out.push_str(&format!(
+                "| {} vs {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                up.label(),
+                ours.label(),
+                ratio(up.cold_wall_s, ours.cold_wall_s),
+                ratio(up.cold_cpu_s, ours.cold_cpu_s),
+                ratio(up.cold_rss_mib, ours.cold_rss_mib),
+                ratio(up.warm_s, ours.warm_s),
+                ratio(up.warm_cpu_s, ours.warm_cpu_s),
+                ratio(total(&up.cold_api) as f64, total(&ours.cold_api) as f64),
+                ratio(total(&up.warm_api) as f64, total(&ours.warm_api) as f64),
+            ));
+        }
+    }
+    out
+}
+
+impl RunResult {
+    fn cpu_per_value_ratio_s(&self) -> String {
+        f(self.cpu_per_value_ratio(), 2)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring a process.
+// ---------------------------------------------------------------------------------------------
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime+stime of `pid` in seconds (all its threads).
+fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start at field 3 (state).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / ticks)
+}
+
+/// Peak resident set size (VmHWM) of `pid` in MiB.
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Samples the controller's CPU every 250 ms until `done` holds and no 250 ms interval of the
+/// last 3 seconds used more than 25 ms of CPU (10% of a core; a clock tick is 10 ms). Returns (seconds from `start` until it went idle, CPU used since
+/// `cpu0`).
+fn wait_idle(
+    c: &InCluster,
+    start: Instant,
+    cpu0: f64,
+    ticks: f64,
+    timeout: Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) -> (f64, f64) {
+    let pid = c.process.id().unwrap();
+    let mut samples: Vec<(f64, f64)> = Vec::new();
+    let mut is_done = false;
+    loop {
+        let t = start.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(pid, ticks)
+            .unwrap_or_else(|| panic!("{what}: the controller exited:\n{}", c.process.log()));
+        samples.push((t, cpu));
+        is_done = is_done || done();
+        if is_done {
+            let idle_at = busy_until(&samples, 0.025);
+            if t - idle_at >= 3.0 {
+                // CPU at the moment it went idle.
+                let at = samples.iter().find(|s| s.0 >= idle_at).map_or(cpu, |s| s.1);
+                return (idle_at, at - cpu0);
+            }
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{what}: not done and idle within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The data.
+// ---------------------------------------------------------------------------------------------
+
+/// The 13 keys, oldest first, with PEM of key and certificate: read from `dir`, or generated
+/// (RSA-4096, NotBefore 13..1 hours ago) and stored there.
+fn keys(dir: &Path) -> Vec<(PrivateKey, String)> {
+    std::fs::create_dir_all(dir).unwrap();
+    (0..KEYS)
+        .map(|i| {
+            let kp = dir.join(format!("key{i:02}.pem"));
+            let cp = dir.join(format!("cert{i:02}.pem"));
+            if let (Ok(k), Ok(c)) = (std::fs::read(&kp), std::fs::read_to_string(&cp)) {
+                return (PrivateKey::from_pem(&k).unwrap(), c);
+            }
+            let key = PrivateKey::generate(4096).unwrap();
+            let cert = key
+                .self_signed_certificate(&CertParams {
+                    not_before: SystemTime::now() - Duration::from_secs(3600 * (KEYS - i) as u64),
+                    ..Default::default()
+                })
+                .unwrap();
+            std::fs::write(&kp, key.to_pkcs1_pem().as_bytes()).unwrap();
+            std::fs::write(&cp, cert.pem()).unwrap();
+            (key, cert.pem().to_owned())
+        })
+        .collect()
+}
+
+/// One RSA-4096 decrypt (one value opened by a ring of one key), median of 21, in ms.
+fn one_decrypt_ms(key: &PrivateKey) -> f64 {
+    let label = Scope::Strict.label("ns", "name");
+    let ct =
+        sealed_secrets_crypto::seal(key.public_key(), &label, b"a value of some bytes").unwrap();
+    let mut ring = KeyRing::new();
+    ring.insert(key.clone());
+    let times: Vec<f64> = (0..21)
+        .map(|_| {
+            let t = Instant::now();
+            ring.open(&label, &ct, &[]).unwrap();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    percentile(&times, 0.5)
+}
+
+fn value_of(name: &str, k: usize) -> String {
+    format!("{name}-value-{k}-{}", "x".repeat(24))
+}
+
+/// SealedSecrets `names[i]` sealed with key `key_of(i)`, as JSON, with or without our hint.
+fn seal_objects(
+    keys: &[(PrivateKey, String)],
+    names: &[String],
+    key_of: impl Fn(usize) -> usize,
+    hinted: bool,
+) -> Vec<Value> {
+    let mut out: Vec<Option<Value>> = vec![None; names.len()];
+    for (k, (key, _)) in keys.iter().enumerate() {
+        let idx: Vec<usize> = (0..names.len()).filter(|&i| key_of(i) == k).collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let items: Vec<Value> = idx
+            .iter()
+            .map(|&i| {
+                let data: serde_json::Map<String, Value> = (0..VALUES_PER_OBJECT)
+                    .map(|v| (format!("k{v}"), Value::from(value_of(&names[i], v))))
+                    .collect();
+                json!({"apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": names[i], "namespace": BENCH_NS}, "stringData": data})
+            })
+            .collect();
+        let input = json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
+        let sealed = seal_manifests(
+            input.as_bytes(),
+            &[key.public_key()],
+            &SealOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(sealed.len(), idx.len());
+        for (&i, ss) in idx.iter().zip(sealed) {
+            let mut v = serde_json::to_value(&ss).unwrap();
+            let annotations = &mut v["metadata"]["annotations"];
+            if !hinted {
+                if let Some(a) = annotations.as_object_mut() {
+                    a.remove(SEALING_KEY);
+                }
+            } else {
+                assert!(annotations.get(SEALING_KEY).is_some(), "no hint: {v}");
+            }
+            out[i] = Some(v);
+        }
+    }
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+async fn create_all(client: &kube::Client, objects: Vec<Value>) {
+    let api: Api<SealedSecret> = Api::namespaced(client.clone(), BENCH_NS);
+    futures::stream::iter(objects)
+        .map(|v| {
+            let api = api.clone();
+            async move {
+                let ss: SealedSecret = serde_json::from_value(v).unwrap();
+                api.create(&PostParams::default(), &ss).await.unwrap();
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cluster.
+// ---------------------------------------------------------------------------------------------
+
+fn audit_policy() -> String {
+    format!(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived, ResponseStarted]\n\
+         rules:\n- level: Metadata\n  users:\n  - system:serviceaccount:{CTRL_NS}:{OURS_SA}\n  \
+         - system:serviceaccount:{CTRL_NS}:{UPSTREAM_SA}\n- level: None\n"
+    )
+}
+
+/// The audit log's files in order: the API server rotates `audit.log` at 100 MB (its default
+/// `--audit-log-maxsize`) into `audit-<timestamp>.log` backups, which sort by name and all
+/// come before the current file. Offsets into their concatenation stay valid across rotations.
+fn audit_files(log: &Path) -> Vec<PathBuf> {
+    let dir = log.parent().unwrap_or(Path::new("."));
+    let mut backups: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".log"))
+        })
+        .collect();
+    backups.sort();
+    backups.push(log.to_owned());
+    backups
+}
+
+/// Requests in the audit log from byte `from` (of all its files, [`audit_files`]) to the
+/// end, by verb and resource; and the end's offset.
+fn audit_counts(log: &Path, from: u64) -> (BTreeMap<String, u64>, u64) {
+    let mut text = Vec::new();
+    for f in audit_files(log) {
+        text.extend(std::fs::read(f).unwrap_or_default());
+    }
+    let from = (from as usize).min(text.len());
+    let mut counts = BTreeMap::new();
+    for line in String::from_utf8_lossy(&text[from..]).lines() {
+        let Ok(e) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let verb = e["verb"].as_str().unwrap_or("?");
+        let resource = e["objectRef"]["resource"].as_str().unwrap_or("-");
+        let sub = e["objectRef"]["subresource"]
+            .as_str()
+            .map(|s| format!("/{s}"))
+            .unwrap_or_default();
+        *counts.entry(format!("{verb} {resource}{sub}")).or_insert(0) += 1;
+    }
+    (counts, text.len() as u64)
+}
+
+fn kubectl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> String {
+    cluster
+        .kubectl_run(args, stdin)
+        .unwrap_or_else(|e| panic!("kubectl {args:?}: {e}"))
+}
+
+/// `deploy/base`, upstream's chart RBAC, the key Secrets and the bench namespace.
+fn prepare(cluster: &Cluster, keys: &[(PrivateKey, String)]) {
+    let base = workspace_root().join("deploy/base");
+    kubectl(cluster, &["apply", "-k", &base.to_string_lossy()], None);
+    kubectl(
+        cluster,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/sealedsecrets.bitnami.com",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    let rbac = upstream_rbac_manifest(CTRL_NS).unwrap_or_else(|e| panic!("{e}"));
+    kubectl(cluster, &["apply", "-f", "-"], Some(&rbac));
+    let b64 = |s: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    };
+    let items: Vec<Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, (key, cert))| {
+            json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                "metadata": {"name": format!("sealed-secrets-key{i:02}"), "namespace": CTRL_NS,
+                             "labels": {KEY_LABEL: "active"}},
+                "data": {"tls.key": b64(&key.to_pkcs1_pem()), "tls.crt": b64(cert)}})
+        })
+        .collect();
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+    kubectl(cluster, &["create", "-f", "-"], Some(&list.to_string()));
+    kubectl(cluster, &["create", "namespace", BENCH_NS], None);
+}
+
+/// Ours with `deploy/base`'s args and environment (Downward API values filled in as the
+/// kubelet would), listeners on loopback; upstream's with its defaults.
+fn start_controller(cluster: &Cluster, which: &str, upstream_args: &[String]) -> InCluster {
+    let mut c = if which == "upstream" {
+        let sa = service_account_dir(cluster, CTRL_NS, UPSTREAM_SA).unwrap();
+        InCluster::start(
+            cluster,
+            &sa,
+            &upstream_binary("controller").unwrap(),
+            upstream_args,
+            &[],
+        )
+        .unwrap()
+    } else {
+        let sa = service_account_dir(cluster, CTRL_NS, OURS_SA).unwrap();
+        let deploy: Value = serde_json::from_str(&kubectl(
+            cluster,
+            &["get", "deployment", OURS_SA, "-n", CTRL_NS, "-o", "json"],
+            None,
+        ))
+        .unwrap();
+        let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+        let args: Vec<String> = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|a| !a.starts_with("--listen-addr") && !a.starts_with("--listen-metrics-addr"))
+            .map(str::to_owned)
+            .collect();
+        let mut env: Vec<(String, String)> = Vec::new();
+        for e in container["env"].as_array().into_iter().flatten() {
+            let name = e["name"].as_str().unwrap().to_owned();
+            let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.namespace") => CTRL_NS.to_owned(),
+                Some("metadata.name") => format!("{OURS_SA}-{}", random_suffix(5)),
+                Some(other) => panic!("unexpected fieldRef {other} in deploy/base"),
+                None => e["value"].as_str().unwrap_or_default().to_owned(),
+            };
+            env.push((name, value));
+        }
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (&**k, &**v)).collect();
+        InCluster::start(
+            cluster,
+            &sa,
+            &binary_path("sealed-secrets-controller").unwrap(),
+            &args,
+            &env,
+        )
+        .unwrap()
+    };
+    c.wait_cert(Duration::from_secs(120)).unwrap();
+    c
+}
+
+fn metric(c: &InCluster, name: &str) -> Option<f64> {
+    c.metrics_text()
+        .ok()
+        .filter(|t| t.contains(name))
+        .map(|t| metric_sum(&t, name))
+}
+
+/// First time each Secret of the bench namespace was seen, by name.
+type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+
+fn watch_secrets(client: &kube::Client) -> Seen {
+    let seen: Seen = Arc::default();
+    let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client.clone(), BENCH_NS);
+    let record = seen.clone();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
+        while let Ok(Some(ev)) = stream.try_next().await {
+            if let watcher::Event::Apply(o) | watcher::Event::InitApply(o) = ev {
+                let name = o.metadata.name.unwrap_or_default();
+                record
+                    .lock()
+                    .unwrap()
+                    .entry(name)
+                    .or_insert_with(Instant::now);
+            }
+        }
+    });
+    seen
+}
+
+fn count_seen(seen: &Seen, prefix: &str) -> usize {
+    seen.lock()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with(prefix))
+        .count()
+}
+
+/// Checks a sample of the produced Secrets against the values sealed.
+async fn check_sample(client: &kube::Client, names: &[String]) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), BENCH_NS);
+    let step = (names.len() / 25).max(1);
+    for name in names.iter().step_by(step) {
+        let s = api.get(name).await.unwrap();
+        let data = s.data.unwrap_or_default();
+        for k in 0..VALUES_PER_OBJECT {
+            let got = data
+                .get(&format!("k{k}"))
+                .map(|b| String::from_utf8_lossy(&b.0).into_owned());
+            assert_eq!(
+                got.as_deref(),
+                Some(value_of(name, k).as_str()),
+                "Secret {BENCH_NS}/{name} key k{k}"
+            );
+        }
+    }
+}
+
+async fn latency_phase(
+    client: &kube::Client,
+    keys: &[(PrivateKey, String)],
+    seen: &Seen,
+    hinted: bool,
+    rate: u32,
+    secs: u32,
+) -> Latency {
+    let count = (rate * secs) as usize;
+    let prefix = format!("lat{rate}-");
+    let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i:05}")).collect();
+    let objects = seal_objects(keys, &names, |_| KEYS - 1, hinted);
+    let api: Api<SealedSecret> = Api::namespaced(client.clone(), BENCH_NS);
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for (i, (name, v)) in names.iter().zip(objects).enumerate() {
+        tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / f64::from(rate))).await;
+        let (api, sent, name) = (api.clone(), sent.clone(), name.clone());
+        tasks.push(tokio::spawn(async move {
+            let ss: SealedSecret = serde_json::from_value(v).unwrap();
+            sent.lock().unwrap().insert(name, Instant::now());
+            api.create(&PostParams::default(), &ss).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count_seen(seen, &prefix) < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let seen = seen.lock().unwrap();
+    let sent = sent.lock().unwrap();
+    let lat: Vec<f64> = names
+        .iter()
+        .filter_map(|n| Some(seen.get(n)?.duration_since(*sent.get(n)?).as_secs_f64() * 1000.0))
+        .collect();
+    Latency {
+        rate,
+        created: count,
+        missing: count - lat.len(),
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run tests/bench/controllers.sh"]
+async fn controller_run() {
+    let cfg = RunConfig::from_env();
+    assert!(
+        std::env::var("SEALED_SECRETS_E2E_CLUSTER").is_ok_and(|v| v == "real"),
+        "the benchmark runs on the real control plane: set SEALED_SECRETS_E2E_CLUSTER=real \
+         (tests/bench/controllers.sh does)"
+    );
+    let ticks = clock_ticks();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let loadavg_start = loadavg();
+    let t = Instant::now();
+    let keys = tokio::task::block_in_place(|| keys(&cfg.keys_dir));
+    eprintln!("[bench] {KEYS} keys ready in {:?}", t.elapsed());
+
+    let names: Vec<String> = (0..cfg.n).map(|i| format!("ss-{i:06}")).collect();
+    let data = cfg.data.clone();
+    let dist = if data == "newest" { "newest" } else { "rr" };
+    let hinted = data == "hinted-rr";
+    let t = Instant::now();
+    let objects =
+        tokio::task::block_in_place(|| seal_objects(&keys, &names, |i| key_for(dist, i), hinted));
+    eprintln!(
+        "[bench] sealed {} SealedSecrets in {:?}",
+        cfg.n,
+        t.elapsed()
+    );
+
+    let cluster = tokio::task::block_in_place(|| {
+        Cluster::control_plane_audited(Some(&audit_policy())).unwrap_or_else(|e| panic!("{e}"))
+    });
+    let audit_log = cluster.control_plane_handle().unwrap().audit_log();
+    tokio::task::block_in_place(|| prepare(&cluster, &keys));
+    let client = cluster.client().await.unwrap();
+    let t = Instant::now();
+    create_all(&client, objects).await;
+    eprintln!(
+        "[bench] created {} SealedSecrets in {:?}",
+        cfg.n,
+        t.elapsed()
+    );
+    let seen = watch_secrets(&client);
+
+    let decrypt_ms = one_decrypt_ms(&keys[KEYS - 1].0);
+    let cp_dir = cluster.control_plane_handle().unwrap().dir().to_owned();
+    let cp_cpu = |name: &str| {
+        std::fs::read_to_string(cp_dir.join(format!("{name}.pid")))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .and_then(|pid| cpu_seconds(pid, ticks))
+            .unwrap_or(f64::NAN)
+    };
+    let (api0, etcd0) = (cp_cpu("kube-apiserver"), cp_cpu("etcd"));
+    let (_, audit_at) = audit_counts(&audit_log, u64::MAX);
+
+    // Cold start.
+    let start = Instant::now();
+    let c = tokio::task::block_in_place(|| {
+        start_controller(&cluster, &cfg.controller, &cfg.upstream_args)
+    });
+    let cold_ready_s = start.elapsed().as_secs_f64();
+    let pid = c.process.id().unwrap();
+    let cpu0 = 0.0;
+    while count_seen(&seen, "ss-") < cfg.n {
+        assert!(
+            start.elapsed() < cfg.timeout,
+            "cold start: {} of {} Secrets after {:?}; controller log:\n{}",
+            count_seen(&seen, "ss-"),
+            cfg.n,
+            cfg.timeout,
+            c.process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cold_wall_s = {
+        let seen = seen.lock().unwrap();
+        names
+            .iter()
+            .filter_map(|n| seen.get(n))
+            .max()
+            .unwrap()
+            .duration_since(start)
+            .as_secs_f64()
+    };
+    eprintln!("[bench] cold start: every Secret after {cold_wall_s:.1}s");
+    let n = cfg.n as f64;
+    let (_, cold_cpu_s) = tokio::task::block_in_place(|| {
+        wait_idle(&c, start, cpu0, ticks, cfg.timeout, "cold start", || {
+            metric(&c, "sealed_secrets_controller_unseal_requests_total").is_some_and(|v| v >= n)
+        })
+    });
+    let cold_apiserver_cpu_s = Some(cp_cpu("kube-apiserver") - api0).filter(|x| x.is_finite());
+    let cold_etcd_cpu_s = Some(cp_cpu("etcd") - etcd0).filter(|x| x.is_finite());
+    let cold_rsa = metric(&c, "sealed_secrets_controller_rsa_decryptions_total");
+    let cold_rss_mib = peak_rss_mib(pid).unwrap_or(f64::NAN);
+    check_sample(&client, &names).await;
+    let mut c = c;
+    tokio::task::block_in_place(|| c.process.stop());
+    let (cold_api, audit_at) = audit_counts(&audit_log, audit_at);
+
+    // Warm restart.
+    let start = Instant::now();
+    let c = tokio::task::block_in_place(|| {
+        start_controller(&cluster, &cfg.controller, &cfg.upstream_args)
+    });
+    let pid = c.process.id().unwrap();
+    let (warm_s, warm_cpu_s) = tokio::task::block_in_place(|| {
+        wait_idle(&c, start, 0.0, ticks, cfg.timeout, "warm restart", || {
+            metric(&c, "sealed_secrets_controller_unseal_requests_total").is_some_and(|v| v >= n)
+        })
+    });
+    let warm_rsa = metric(&c, "sealed_secrets_controller_rsa_decryptions_total");
+    let warm_rss_mib = peak_rss_mib(pid).unwrap_or(f64::NAN);
+    let (warm_api, _) = audit_counts(&audit_log, audit_at);
+    eprintln!("[bench] warm restart: idle after {warm_s:.1}s");
+
+    // Latency.
+    let mut latency = Vec::new();
+    for &rate in &cfg.latency_rates {
+        let l = latency_phase(&client, &keys, &seen, hinted, rate, cfg.latency_secs).await;
+        eprintln!("[bench] latency at {rate}/s: {l:?}");
+        latency.push(l);
+    }
+    let mut c = c;
+    tokio::task::block_in_place(|| c.process.stop());
+
+    let result = RunResult {
+        controller: if cfg.controller == "upstream" && !cfg.upstream_args.is_empty() {
+            format!("upstream {}", cfg.upstream_args.join(" "))
+        } else {
+            cfg.controller.clone()
+        },
+        data: cfg.data.clone(),
+        n: cfg.n,
+        values: cfg.n * VALUES_PER_OBJECT,
+        cores,
+        decrypt_ms,
+        loadavg_start,
+        loadavg_end: loadavg(),
+        cold_ready_s,
+        cold_wall_s,
+        cold_cpu_s,
+        cold_apiserver_cpu_s,
+        cold_etcd_cpu_s,
+        cold_rsa,
+        cold_rss_mib,
+        cold_api,
+        warm_s,
+        warm_cpu_s,
+        warm_rsa,
+        warm_rss_mib,
+        warm_api,
+        latency,
+    };
+    let line = serde_json::to_string(&result).unwrap();
+    println!("{line}");
+    if let Some(dir) = cfg.results.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&cfg.results)
+        .unwrap();
+    writeln!(file, "{line}").unwrap();
+    println!("{}", table(&[result]));
+    drop(client);
+    tokio::task::block_in_place(|| drop(cluster));
+}
+
+/// Prints the markdown table of every run in `BENCH_RESULTS`.
+#[test]
+#[ignore = "benchmark: run tests/bench/controllers.sh"]
+fn results_table() {
+    let cfg = RunConfig::from_env();
+    let text = std::fs::read_to_string(&cfg.results)
+        .unwrap_or_else(|e| panic!("{}: {e}", cfg.results.display()));
+    let results: Vec<RunResult> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}:{}: {e}", cfg.results.display(), i + 1))
+        })
+        .collect();
+    println!("{}", table(&results));
+}
+
+#[cfg(test)]
+mod logic {
+    use super::*;
+
+    #[test]
+    fn round_robin_uses_every_key_equally() {
+        let mut counts = [0; KEYS];
+        for i in 0..KEYS * 10 {
+            counts[key_for("rr", i)] += 1;
+        }
+        assert!(counts.iter().all(|&c| c == 10), "{counts:?}");
+    }
+
+    #[test]
+    fn mostly_newest_puts_85_percent_on_the_newest_two_and_touches_every_key() {
+        let n = 2000;
+        let mut counts = [0; KEYS];
+        for i in 0..n {
+            counts[key_for("newest", i)] += 1;
+        }
+        let newest_two = counts[KEYS - 1] + counts[KEYS - 2];
+        assert_eq!(newest_two * 100 / n, 85, "{counts:?}");
+        assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
+    }
+
+    #[test]
+    fn idle_is_the_end_of_the_last_busy_second() {
+        // Busy (0.5 CPU-s per 0.25 s) until t=2, then quiet.
+        let mut samples = Vec::new();
+        for i in 0..=24 {
+            let t = f64::from(i) * 0.25;
+            let cpu = if t <= 2.0 {
+                t * 2.0
+            } else {
+                4.0 + (t - 2.0) * 0.01
+            };
+            samples.push((t, cpu));
+        }
+        assert_eq!(busy_until(&samples, 0.025), 2.0);
+        // Never busy: idle from the first sample.
+        let flat: Vec<(f64, f64)> = (0..10).map(|i| (f64::from(i) * 0.25, 1.0)).collect();
+        assert_eq!(busy_until(&flat, 0.025), 0.0);
+        // Busy to the end.
+        let busy: Vec<(f64, f64)> = (0..10)
+            .map(|i| (f64::from(i) * 0.25, f64::from(i)))
+            .collect();
+        assert_eq!(busy_until(&busy, 0.025), 2.25);
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn counts_are_grouped_with_commas() {
+        assert_eq!(fmt_n(1000), "1,000");
+        assert_eq!(fmt_n(50000), "50,000");
+        assert_eq!(fmt_n(999), "999");
+    }
+
+    #[test]
+    fn the_table_has_goals_ratios_and_every_run() {
+        let ours = RunResult {
+            controller: "ours".into(),
+            data: "rr".into(),
+            n: 1000,
+            values: 3000,
+            cores: 2,
+            decrypt_ms: 5.0,
+            cold_wall_s: 10.0,
+            cold_cpu_s: 20.0,
+            cold_rsa: Some(6000.0),
+            cold_rss_mib: 30.0,
+            cold_api: BTreeMap::from([("update secrets".into(), 1000), ("get x".into(), 3)]),
+            warm_s: 1.0,
+            warm_rsa: Some(0.0),
+            ..Default::default()
+        };
+        let up = RunResult {
+            controller: "upstream".into(),
+            cold_wall_s: 40.0,
+            cold_rsa: None,
+            cold_rss_mib: 60.0,
+            warm_s: 30.0,
+            ..ours.clone()
+        };
+        let t = table(&[ours, up]);
+        assert!(
+            t.contains("| ours rr 1,000 | upstream rr 1,000 | goal |"),
+            "{t}"
+        );
+        // ideal 3000 x 5 ms / 2 = 7.5 s; 10 / 7.5 = 1.33.
+        assert!(
+            t.contains("| cold wall ÷ ideal | 1.33 | 5.33 | <= 1.5 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| RSA operations per value | 2.00 | n/a |"),
+            "{t}"
+        );
+        assert!(t.contains("| CPU per value ÷ one decrypt | 1.33 |"), "{t}");
+        assert!(t.contains("1.00 (update secrets 1.00)"), "{t}");
+        assert!(
+            t.contains("| upstream rr 1,000 vs ours rr 1,000 | 4.0 | 1.0 | 2.0 | 30.0 |"),
+            "{t}"
+        );
+    }
+}
