@@ -295,7 +295,8 @@ pub struct Config {
           num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
     pub skip_recreate: bool,
 
-    /// Max unseal retries before giving up on a SealedSecret (until its next change).
+    /// Max unseal retries before giving up on a SealedSecret (until its next change);
+    /// transient API failures (429, 5xx, connection errors) are retried without counting.
     #[arg(long, env = env::MAX_UNSEAL_RETRIES, default_value_t = 5)]
     pub max_unseal_retries: u32,
 
