@@ -221,11 +221,11 @@ async fn own_namespace_only_and_additional_namespaces() {
     .await;
     assert!(absent(&env, &ignored, "no").await);
     assert!(absent(&env, env.ns(), "elsewhere").await);
+    c.process
+        .wait_for_log("additional namespace does not exist", TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.process.log()));
     let log = c.process.log();
-    assert!(
-        log.contains("additional namespace does not exist") && log.contains("does-not-exist"),
-        "{log}"
-    );
+    assert!(log.contains("does-not-exist"), "{log}");
 }
 
 /// Without `--old-gc-behavior` a Secret left behind (orphaning delete, or

@@ -134,11 +134,11 @@ async fn malformed_key_secret_is_reported_and_skipped() {
     let mut c = env.start_controller(&[]).await;
     assert_eq!(c.cert().await.unwrap(), cert.pem());
     assert!(c.process.is_running());
+    c.process
+        .wait_for_log("skipping malformed key Secret", TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.process.log()));
     let log = c.process.log();
-    assert!(
-        log.contains("skipping malformed key Secret") && log.contains("sealed-secrets-keybad01"),
-        "{log}"
-    );
+    assert!(log.contains("sealed-secrets-keybad01"), "{log}");
     assert!(!log.contains("not a key"));
     // It still unseals with the good key.
     let ss = seal(env.ns(), "s", &[("a", "b")], k.public_key(), json!({}));
@@ -436,6 +436,9 @@ async fn kubeseal_keys_rotate_generates_a_key_once() {
     let key = env.served_key(&c).await;
     env.unseal(&seal(env.ns(), "b1", &[("a", "1")], &key, json!({})))
         .await;
+    c.process
+        .wait_for_log("key rotation requested", TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.process.log()));
     assert_eq!(c.process.log().matches("key rotation requested").count(), 1);
     assert_eq!(env.key_secrets().await.len(), 2);
 
