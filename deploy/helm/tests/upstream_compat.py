@@ -10,7 +10,7 @@ Checks:
              closes every fixed-shape object, so an undeclared key would be refused)
   effects    each upstream key our chart once ignored either changes the render as upstream's
              chart does or is refused with a message that says why
-  migration  the `helm upgrade` migration command of README.md, docs/migrate-from-upstream.md and
+  migration  the `helm upgrade` migration command of docs/migrate-from-upstream.md and
              the chart's README, run as `helm template` with upstream's values file, renders our image (never
              upstream's image with our flags); upstream's values alone are refused, naming why
   unknown    a misspelt top-level key (replicaCont) is refused
@@ -32,7 +32,7 @@ CHART = os.path.join(ROOT, "deploy", "helm", "sealed-secrets")
 CHART_DIR_SH = os.path.join(ROOT, "tests", "upstream", "chart-dir.sh")
 OUR_IMAGE = "ghcr.io/sealed-secrets-rs/sealed-secrets-controller"
 # The user docs that show the migration command.
-DOCS = ("README.md", "docs/migrate-from-upstream.md", "deploy/helm/sealed-secrets/README.md")
+DOCS = ("docs/migrate-from-upstream.md", "deploy/helm/sealed-secrets/README.md")
 
 failures = 0
 
