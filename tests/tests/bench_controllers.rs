@@ -57,6 +57,7 @@ use sealed_secrets_e2e::harness::{Cluster, binary_path, random_suffix, workspace
 use sealed_secrets_e2e::upstream::{
     InCluster, UPSTREAM_SA, service_account_dir, upstream_binary, upstream_rbac_manifest,
 };
+use sealed_secrets_e2e::wait::metric_sum;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -482,17 +483,6 @@ fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
-}
-
-fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// Samples the controller's CPU every 250 ms until `done` holds and no 250 ms interval of the

@@ -13,13 +13,14 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sealed_secrets_e2e::control_plane::{Backend, backend};
 use sealed_secrets_e2e::harness::{
     Cluster, Process, binary_path, find_kubectl, free_port, random_suffix, run_tool, wait_for_port,
     workspace_root,
 };
+use sealed_secrets_e2e::wait::eventually_blocking;
 use serde_json::{Value, json};
 
 const CONTROLLER_USER: &str = "system:serviceaccount:kube-system:sealed-secrets-controller";
@@ -44,20 +45,6 @@ fn skip_unless_real(test: &str) -> bool {
         "SKIPPED: {test} runs only on a private real control plane (SEALED_SECRETS_E2E_CLUSTER=real)"
     );
     true
-}
-
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {TIMEOUT:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Runs `program args` with `KUBECONFIG=kubeconfig` and `stdin`: (success, stdout, stderr).
@@ -390,7 +377,7 @@ fn deploy_base_rbac_is_enough_and_every_controller_right_is_used() {
         )
         .unwrap();
     // The plain user fetches the certificate through the real service proxy.
-    let cert = eventually("kubeseal --fetch-cert as the plain user", || {
+    let cert = eventually_blocking("kubeseal --fetch-cert as the plain user", TIMEOUT, || {
         let (ok, out, _) = s.user_kubeseal(&["--fetch-cert"], None);
         (ok && out.contains("BEGIN CERTIFICATE")).then_some(out)
     });
@@ -406,7 +393,7 @@ fn deploy_base_rbac_is_enough_and_every_controller_right_is_used() {
         s.user_kubeseal(&["-o", "json"], Some(&secret_manifest(&app, "db", "one")));
     assert!(ok, "kubeseal as the plain user: {err}");
     s.admin(&["apply", "-f", "-"], Some(&sealed));
-    eventually("Secret db unsealed", || {
+    eventually_blocking("Secret db unsealed", TIMEOUT, || {
         s.secret_data(&app, "db")
             .filter(|v| decoded(v, "value").as_deref() == Some("one"))
     });
@@ -421,12 +408,12 @@ fn deploy_base_rbac_is_enough_and_every_controller_right_is_used() {
         s.user_kubeseal(&["-o", "json"], Some(&secret_manifest(&app, "db", "two")));
     assert!(ok, "{err}");
     s.admin(&["apply", "-f", "-"], Some(&sealed2));
-    eventually("Secret db updated", || {
+    eventually_blocking("Secret db updated", TIMEOUT, || {
         s.secret_data(&app, "db")
             .filter(|v| decoded(v, "value").as_deref() == Some("two"))
     });
     s.admin(&["delete", "secret", "-n", &app, "db"], None);
-    eventually("Secret db recreated", || {
+    eventually_blocking("Secret db recreated", TIMEOUT, || {
         s.secret_data(&app, "db")
             .filter(|v| decoded(v, "value").as_deref() == Some("two"))
     });
@@ -451,7 +438,7 @@ fn deploy_base_rbac_is_enough_and_every_controller_right_is_used() {
             .unwrap()
             .success()
     );
-    eventually("a second key Secret", || {
+    eventually_blocking("a second key Secret", TIMEOUT, || {
         let now = s.admin(
             &[
                 "get",
@@ -473,7 +460,7 @@ fn deploy_base_rbac_is_enough_and_every_controller_right_is_used() {
     let audit = s.cluster.control_plane_handle().unwrap().audit_log();
     provoke_status_conflict(&s.cluster, &app, "db", &audit);
     // The leader renews its Lease (an update) within the lease duration.
-    eventually("a Lease renewal", || {
+    eventually_blocking("a Lease renewal", TIMEOUT, || {
         audit_requests(&audit)
             .iter()
             .any(|r| r.user == CONTROLLER_USER && r.resource == "leases" && r.verb == "update")
@@ -501,10 +488,14 @@ fn deploy_base_rbac_is_enough_and_every_controller_right_is_used() {
     );
     assert!(ok, "{err}");
     s.admin(&["apply", "-f", "-"], Some(&sealed3));
-    eventually("Secret gc unsealed in the additional namespace", || {
-        s.secret_data(&extra, "gc")
-            .filter(|v| decoded(v, "value").as_deref() == Some("three"))
-    });
+    eventually_blocking(
+        "Secret gc unsealed in the additional namespace",
+        TIMEOUT,
+        || {
+            s.secret_data(&extra, "gc")
+                .filter(|v| decoded(v, "value").as_deref() == Some("three"))
+        },
+    );
     s.admin(
         &[
             "delete",
@@ -516,7 +507,7 @@ fn deploy_base_rbac_is_enough_and_every_controller_right_is_used() {
         ],
         None,
     );
-    eventually("Secret gc deleted by the controller", || {
+    eventually_blocking("Secret gc deleted by the controller", TIMEOUT, || {
         s.secret_data(&extra, "gc").is_none().then_some(())
     });
     ctrl2.stop();

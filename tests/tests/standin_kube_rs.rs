@@ -20,6 +20,7 @@ use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use kube::{Client, ResourceExt as _};
 use sealed_secrets_e2e::harness::{Cluster, TestNamespace};
 use sealed_secrets_e2e::standin::{Config, Faults};
+use sealed_secrets_e2e::wait::eventually;
 use serde_json::json;
 
 #[path = "support/sealedsecret.rs"]
@@ -89,21 +90,6 @@ fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
         data: Some(BTreeMap::from([("x".into(), name.into())])),
         ..Default::default()
     }
-}
-
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]
@@ -847,7 +833,12 @@ async fn finalizers_and_garbage_collection() {
     .unwrap();
     assert_eq!(api_error(cms.get("owner").await.unwrap_err()).0, 404);
     eventually("GC of the dependent", Duration::from_secs(5), || async {
-        secrets.get_opt("dep").await.unwrap().is_none()
+        secrets
+            .get_opt("dep")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
     })
     .await;
 
@@ -862,7 +853,7 @@ async fn finalizers_and_garbage_collection() {
         .unwrap();
     cms.delete("owner2", &DeleteParams::orphan()).await.unwrap();
     eventually("orphaned owner removed", Duration::from_secs(5), || async {
-        cms.get_opt("owner2").await.unwrap().is_none()
+        cms.get_opt("owner2").await.unwrap().is_none().then_some(())
     })
     .await;
     let orphan = secrets.get("orphan").await.unwrap();
@@ -887,8 +878,9 @@ async fn finalizers_and_garbage_collection() {
         .await
         .unwrap();
     eventually("foreground deletion", Duration::from_secs(5), || async {
-        cms.get_opt("owner3").await.unwrap().is_none()
-            && secrets.get_opt("fg").await.unwrap().is_none()
+        (cms.get_opt("owner3").await.unwrap().is_none()
+            && secrets.get_opt("fg").await.unwrap().is_none())
+        .then_some(())
     })
     .await;
 
@@ -902,7 +894,11 @@ async fn finalizers_and_garbage_collection() {
         assert_eq!(t.status.unwrap().phase.as_deref(), Some("Terminating"));
     }
     eventually("namespace deletion", Duration::from_secs(5), || async {
-        nss.get_opt(ns.name()).await.unwrap().is_none()
+        nss.get_opt(ns.name())
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
     })
     .await;
     assert!(

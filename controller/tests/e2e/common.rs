@@ -3,10 +3,9 @@
 //! HTTP client, sealing helpers and polling with timeouts (never bare sleeps).
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
@@ -18,27 +17,10 @@ use sealed_secrets_crypto::{CertParams, Certificate, PrivateKey, PublicKey, Scop
 use sealed_secrets_e2e::harness::{Cluster, Process, TestNamespace, free_port, wait_for_port};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+pub use sealed_secrets_e2e::wait::{eventually, metric_sum};
+
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 pub use sealed_secrets_api::annotations::SEALING_KEY_LABEL as KEY_LABEL;
-
-/// Polls `f` every 100ms until it returns `Some`, or panics after `timeout` with `what`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// A controller process and its ports.
 pub struct Controller {
@@ -83,17 +65,6 @@ impl Controller {
         let r = self.get("/v1/cert.pem").await;
         (r.status == 200).then(|| r.body_text())
     }
-}
-
-pub fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// A test environment: cluster, client, a test namespace, the controller namespace.

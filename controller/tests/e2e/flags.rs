@@ -204,7 +204,7 @@ async fn own_namespace_only_and_additional_namespaces() {
     c.process.stop();
 
     let list = format!("{extra},does-not-exist");
-    let c = env
+    let mut c = env
         .start_controller(&["--additional-namespaces", &list])
         .await;
     env.create_ss(&seal(&ignored, "no", &[("a", "1")], &key, json!({})))

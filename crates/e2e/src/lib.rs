@@ -9,6 +9,8 @@
 //!   server, the real kube-apiserver included.
 //! - [`upstream`]: upstream Sealed Secrets' own binaries, run in-cluster style, and upstream's
 //!   own RBAC, for the upstream-peer tests.
+//! - [`wait`]: [`wait::eventually`] and friends, the one way suites wait for what another
+//!   process writes, and [`wait::metric_sum`].
 //! - [`standin`] and [`kubeconfig`]: re-exported from the `kube-standin` crate
 //!   (`crates/kube-standin`), the loopback Kubernetes API stand-in, so that suites need one
 //!   dependency.
@@ -18,6 +20,7 @@ pub mod faultproxy;
 pub mod harness;
 pub mod tools;
 pub mod upstream;
+pub mod wait;
 
 pub use kube_standin as standin;
 pub use kube_standin::kubeconfig;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::resources::ResourceType;
-use super::server::{Shared, lock};
+use super::shared::{Shared, lock};
 
 /// The Kubernetes release the stand-in imitates: the one the real control plane of
 /// `tests/cluster` is built from and the kubectl of `.ci/install-kube-tools.sh` belongs to.

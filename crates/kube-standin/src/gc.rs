@@ -1,98 +1,24 @@
 //! What kube-controller-manager's garbage collector and namespace controller do, done
-//! incrementally: indexes by uid and by owner, kept up to date by every committed write, and
-//! a set of objects a write may have given work to. A pass looks only at those, so a write
-//! costs `O(log n)` however many objects are stored (issue 14: the stand-in used to scan and
-//! copy every object after each write, and was the bottleneck at 10,000 SealedSecrets).
+//! incrementally: the store keeps indexes by uid and by owner up to date on every committed
+//! write (`store/gc_index.rs`), with a set of objects a write may have given work to. A pass
+//! looks only at those, so a write costs `O(log n)` however many objects are stored (scanning
+//! and copying every object after each write made the stand-in the bottleneck at 10,000
+//! SealedSecrets).
 //!
 //! Knowing differences from kube-controller-manager: owners are looked up by uid across all
 //! namespaces (the real collector also checks the owner's kind and namespace); foreground
 //! deletion deletes dependents in the background before releasing the owner, without
 //! `blockOwnerDeletion` ordering.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde_json::Value;
 
 use super::fields::Manager;
-use super::resources::ResKey;
+use super::store::ObjRef;
 use super::store::{
-    DeleteOpts, NAMESPACES, ObjKey, Store, Tracking, finalizers, is_terminating, key, owner_uids,
-    str_of,
+    DeleteOpts, NAMESPACES, Store, Tracking, finalizers, is_terminating, key, owner_uids, str_of,
 };
-
-/// A stored object's address: its resource and its key in that resource.
-pub type ObjRef = (ResKey, ObjKey);
-
-/// The collector's indexes and its work queue.
-#[derive(Debug, Default)]
-pub struct GcIndex {
-    /// uid → where the object with that uid is stored.
-    by_uid: HashMap<String, ObjRef>,
-    /// owner uid → the objects naming it in `ownerReferences` (the owner need not exist).
-    dependents: HashMap<String, BTreeSet<ObjRef>>,
-    /// Objects a write may have given work to; each pass takes the whole set.
-    dirty: BTreeSet<ObjRef>,
-}
-
-impl GcIndex {
-    /// Records that `at` changed from `previous` to `current` (`None`: absent) and marks
-    /// what may now have work: the object itself when it has owners or is being deleted,
-    /// its dependents when it is gone, and its owners (a foreground deletion may be waiting
-    /// for it). Terminating namespaces are marked by the store, which can look them up.
-    pub fn record(&mut self, at: &ObjRef, previous: Option<&Value>, current: Option<&Value>) {
-        if let Some(prev) = previous {
-            if let Some(uid) = str_of(prev, &["metadata", "uid"]) {
-                self.by_uid.remove(uid);
-                if current.is_none() {
-                    for dep in self.dependents.get(uid).into_iter().flatten() {
-                        self.dirty.insert(dep.clone());
-                    }
-                }
-            }
-            for owner in owner_uids(prev) {
-                if let Some(owner_at) = self.by_uid.get(&owner) {
-                    self.dirty.insert(owner_at.clone());
-                }
-                if let Some(deps) = self.dependents.get_mut(&owner) {
-                    deps.remove(at);
-                    if deps.is_empty() {
-                        self.dependents.remove(&owner);
-                    }
-                }
-            }
-        }
-        let Some(cur) = current else {
-            self.dirty.remove(at);
-            return;
-        };
-        if let Some(uid) = str_of(cur, &["metadata", "uid"]) {
-            self.by_uid.insert(uid.to_owned(), at.clone());
-        }
-        let owners = owner_uids(cur);
-        for owner in &owners {
-            self.dependents
-                .entry(owner.clone())
-                .or_default()
-                .insert(at.clone());
-            if let Some(owner_at) = self.by_uid.get(owner) {
-                self.dirty.insert(owner_at.clone());
-            }
-        }
-        if !owners.is_empty() || is_terminating(cur) {
-            self.dirty.insert(at.clone());
-        }
-    }
-
-    /// Marks `at` as having work (a terminating namespace whose content changed).
-    pub fn mark(&mut self, at: ObjRef) {
-        self.dirty.insert(at);
-    }
-
-    /// Whether an object with this uid is stored.
-    fn exists(&self, uid: &str) -> bool {
-        self.by_uid.contains_key(uid)
-    }
-}
 
 /// What one pass decided; done after the decisions so that they see one state.
 enum Action {
@@ -233,6 +159,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::resources::ResKey;
 
     fn mgr() -> Manager {
         Manager {

@@ -24,6 +24,7 @@ mod proxy;
 mod resources;
 mod select;
 mod server;
+mod shared;
 mod store;
 mod strategy;
 mod watch;
@@ -36,9 +37,9 @@ use std::time::Duration;
 pub use discovery::GIT_VERSION;
 pub use error::ApiError;
 pub use faults::Faults;
-pub use server::ENDPOINT_ANNOTATION;
+pub use shared::ENDPOINT_ANNOTATION;
 
-use server::{Shared, lock};
+use shared::{Shared, lock};
 
 /// Changes kept for watch resumption by default (a 10,000-object cold start writes about
 /// three changes per object; a watcher resuming within this many changes needs no relist).

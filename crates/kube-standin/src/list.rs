@@ -13,7 +13,7 @@ use super::resources::ResourceType;
 use super::select::{FieldSelector, LabelSelector};
 use axum::response::Response;
 
-use super::server::{Ctx, bytes_response, json_response, lock, render, render_json};
+use super::shared::{Ctx, bytes_response, json_response, lock, render, render_json};
 use super::store::Obj;
 
 pub(super) fn wants_table(headers: &HeaderMap) -> bool {

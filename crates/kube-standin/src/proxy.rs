@@ -12,7 +12,7 @@ use axum::response::Response;
 use http::header;
 
 use super::error::ApiError;
-use super::server::{Ctx, ENDPOINT_ANNOTATION, lock};
+use super::shared::{Ctx, ENDPOINT_ANNOTATION, lock};
 
 /// Percent-decodes a URL path, as Go's `net/http` does before kube-apiserver routes on
 /// `URL.Path`: `%2F` becomes a `/` that separates segments, `%3A` a `:`. The official Python

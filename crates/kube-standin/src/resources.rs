@@ -9,6 +9,9 @@ use super::error::ApiError;
 /// Identifies a resource independently of version: `(group, plural)`.
 pub type ResKey = (String, String);
 
+/// Identifies a stored object within its resource: `(namespace, name)`.
+pub type ObjKey = (String, String);
+
 /// What discovery advertises and what the storage layer needs to know about one resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceType {

@@ -9,65 +9,28 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse as _, Response};
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{Method, StatusCode, header};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
 use super::discovery;
 use super::error::ApiError;
-use super::faults::{FaultState, Faults, Injected};
+use super::faults::{Faults, Injected};
 use super::fields::Manager;
 use super::patch::{self, PatchKind};
 use super::resources::ResourceType;
 
 use super::list::{list, selectors, table, wants_table};
-use super::store::{DeleteOpts, Obj, Store, Tracking};
+use super::shared::{
+    Ctx, Shared, bytes_response, is_true, json_response, lock, render, render_json,
+};
+use super::store::{DeleteOpts, Tracking};
 use super::{protobuf, proxy, watch};
-
-/// Annotation on a Service naming the `HOST:PORT` its proxy requests go to: the alternative
-/// to `--endpoint NS/NAME=HOST:PORT` when the address is known where the Service is created.
-pub const ENDPOINT_ANNOTATION: &str = "sealed-secrets-rs.dev/standin-endpoint";
-
-/// State shared by all requests.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub store: Mutex<Store>,
-    pub faults: Mutex<FaultState>,
-    pub endpoints: Mutex<HashMap<(String, String), String>>,
-    pub token: Option<String>,
-    pub gc: Notify,
-    pub bookmark_interval: Duration,
-    pub shutdown: tokio::sync::watch::Sender<bool>,
-    /// Watch streams started, for tests checking that clients reconnect.
-    pub watches: std::sync::atomic::AtomicU64,
-}
-
-/// Locks a mutex, recovering from poisoning: a panicking request must not wedge the server.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-pub(super) fn json_response(code: u16, body: &Value) -> Response {
-    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-/// A response whose JSON body is already serialised.
-pub(super) fn bytes_response(code: u16, body: Bytes) -> Response {
-    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
 
 fn error_response(e: &ApiError) -> Response {
     let mut resp = json_response(e.code, &e.to_status());
@@ -206,34 +169,6 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         _ => Err(ApiError::not_found_path()),
     };
     result.unwrap_or_else(|e| error_response(&e))
-}
-
-/// One request's parts, for the handlers.
-pub(super) struct Ctx<'a> {
-    pub shared: &'a Arc<Shared>,
-    pub method: &'a Method,
-    pub headers: &'a HeaderMap,
-    pub query: &'a HashMap<String, String>,
-    pub body: &'a Bytes,
-}
-
-/// The object as served at `version` (one stored representation, see store.rs).
-pub(super) fn render(mut obj: Value, rt: &ResourceType, version: &str) -> Value {
-    obj["apiVersion"] = json!(rt.api_version(version));
-    obj
-}
-
-/// [`render`] serialised: the stored serialisation when `version` is the stored one (no
-/// copy), else a rewritten copy.
-pub(super) fn render_json(obj: &Obj, rt: &ResourceType, version: &str) -> Bytes {
-    if obj.value["apiVersion"].as_str() == Some(rt.api_version(version).as_str()) {
-        return obj.json();
-    }
-    Bytes::from(render(obj.value.clone(), rt, version).to_string())
-}
-
-pub(super) fn is_true(q: &HashMap<String, String>, k: &str) -> bool {
-    q.get(k).is_some_and(|v| v == "true" || v == "1")
 }
 
 async fn resource_request(

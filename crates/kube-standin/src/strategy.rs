@@ -1,47 +1,13 @@
-//! What kube-apiserver's registry strategies do per kind: name and uid generation, name
-//! validation, the namespace checks of a create, and the type-specific normalisation
+//! What kube-apiserver's registry strategies do per kind: the namespace checks of a create, and the type-specific normalisation
 //! (Secret `stringData` and base64, Namespace phase, Service `clusterIP`, CRD conditions and
 //! the resource a CRD defines).
 
 use base64::Engine as _;
-use rand::Rng as _;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::resources::{self, ResourceType};
 use super::store::{CRDS, NAMESPACES, Store, is_terminating, key, now_rfc3339, str_of};
-
-pub(super) fn new_uid() -> String {
-    let b: [u8; 16] = rand::rng().random();
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
-}
-
-pub(super) fn random_suffix() -> String {
-    // kube-apiserver's alphabet for generateName (no vowels, no confusable characters).
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let mut rng = rand::rng();
-    (0..5)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
-}
-
-pub(super) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
-}
 
 impl Store {
     pub(super) fn check_namespace(&self, rt: &ResourceType, ns: &str) -> Result<(), ApiError> {

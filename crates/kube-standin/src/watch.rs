@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::list::selectors;
 use super::resources::ResourceType;
 use super::select::{FieldSelector, LabelSelector};
-use super::server::{Ctx, is_true, lock, render_json};
+use super::shared::{Ctx, is_true, lock, render_json};
 use super::store::{Change, ChangeKind, Obj};
 
 struct WatchFilter {

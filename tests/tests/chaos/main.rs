@@ -38,6 +38,7 @@ use sealed_secrets_crypto::{CertParams, Certificate, PrivateKey, PublicKey};
 use sealed_secrets_e2e::harness::{
     Cluster, Process, TestNamespace, binary_path, free_port, random_suffix,
 };
+pub use sealed_secrets_e2e::wait::eventually;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use check::Expected;
@@ -178,25 +179,6 @@ async fn http_get(addr: &str, path: &str) -> Option<String> {
         .await
         .ok()
         .flatten()
-}
-
-/// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Cluster, client, the workload namespace and the controller's namespace. Fields drop in

@@ -22,22 +22,9 @@ pub const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
 /// Our controller's record of what a Secret was produced from (docs/design.md); the one
 /// annotation ours adds to a produced Secret, absent from upstream's.
 pub const SOURCE_DIGEST: &str = "sealed-secrets-rs.dev/source-digest";
-pub const TIMEOUT: Duration = Duration::from_secs(90);
+pub use sealed_secrets_e2e::wait::{eventually_blocking as eventually, metric_sum};
 
-/// Polls `f` every 200ms until it returns `Some`, or panics after `timeout` naming `what`.
-pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+pub const TIMEOUT: Duration = Duration::from_secs(90);
 
 pub fn b64(s: &str) -> String {
     B64.encode(s)
@@ -517,17 +504,6 @@ pub fn wait_settled(c: &InCluster, n: f64) {
         }
         (quiet_since.elapsed() >= Duration::from_secs(2)).then_some(())
     });
-}
-
-pub fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// Routes the real API server's service proxy for `kube-system/sealed-secrets-controller`

@@ -7,7 +7,7 @@ use rand::Rng as _;
 use rand::rngs::StdRng;
 use serde_json::{Value, json};
 
-use super::FaultSpec;
+use super::spec::FaultSpec;
 
 /// What the dice say about one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

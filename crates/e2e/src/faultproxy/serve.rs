@@ -15,8 +15,8 @@ use rand::rngs::StdRng;
 
 use crate::harness::HarnessError;
 
-use super::rules::*;
-use super::*;
+use super::rules::{Injected, classify, injected_status, json_response, roll, status};
+use super::spec::{FaultSpec, JOURNAL_LIMIT, MAX_REQUEST_BODY, Origin, RequestRecord};
 
 /// Headers that belong to one connection, not to the request or response (RFC 9110 7.6.1),
 /// plus what the proxy sets itself: `host` (the upstream's), `authorization` (the upstream
@@ -42,6 +42,15 @@ pub(super) fn strip_headers(headers: &mut HeaderMap, request: bool) {
 }
 
 /// The dice and the spec they roll for.
+/// Orders to the accept loop.
+#[derive(Debug)]
+pub(super) enum Control {
+    /// Close the listener and drop every open connection; acknowledge when done.
+    Disconnect(std::sync::mpsc::Sender<()>),
+    /// Serve again on this (re-bound) listener.
+    Listen(std::net::TcpListener),
+}
+
 #[derive(Debug)]
 pub(super) struct Dice {
     pub(super) spec: FaultSpec,

@@ -37,20 +37,20 @@ use tokio::sync::broadcast;
 
 use super::error::ApiError;
 use super::fields::{Managed, Manager, Scope};
-use super::gc::{GcIndex, ObjRef};
 use super::patch::{self, PatchKind};
+pub(crate) use super::resources::ObjKey;
 use super::resources::{self, ResKey, ResourceType};
-use super::strategy::{new_uid, random_suffix, valid_name};
 
+mod gc_index;
 mod json;
+mod names;
 mod write;
 
+pub(crate) use gc_index::{GcIndex, ObjRef};
 pub(crate) use json::now_rfc3339;
 pub(crate) use json::{finalizers, is_terminating, owner_uids, str_of};
 use json::{meta_mut, same_content, spec_changed};
-
-/// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
-pub type ObjKey = (String, String);
+use names::{new_uid, random_suffix, valid_name};
 
 /// A stored object: its JSON tree and, once something sent it, its serialisation.
 #[derive(Debug)]
