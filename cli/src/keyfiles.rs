@@ -6,8 +6,8 @@ use std::path::Path;
 
 use sealed_secrets_api::manifest::{parse_documents, secret_from_value};
 use sealed_secrets_api::{ManifestError, SecretInput};
-use serde_json::Value;
 use sealed_secrets_crypto::{KeyRing, PrivateKey};
+use serde_json::Value;
 
 use crate::cli::DecryptArgs;
 use crate::error::{CliError, Result};

@@ -8,8 +8,7 @@ use sealed_secrets_api::manifest::sealed_secret_from_value;
 use sealed_secrets_api::output::{self, OutputFormat};
 use sealed_secrets_api::{
     ItemError, ObjectRef, SealOptions, SealedSecret, SealingError, SecretInput, UnsealError,
-    UnsealOptions, merge_into,
-    parse_sealed_secrets, parse_secrets, seal_raw, seal_secret, unseal,
+    UnsealOptions, merge_into, parse_sealed_secrets, parse_secrets, seal_raw, seal_secret, unseal,
 };
 use sealed_secrets_crypto::{Certificate, PublicKey, Scope};
 

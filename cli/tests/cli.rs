@@ -1448,7 +1448,16 @@ fn repeated_flags_take_their_last_value() {
     // -o and --scope: the last one shapes the output.
     let out = seal(
         d.path(),
-        &["-o", "json", "--format", "yaml", "--scope", "cluster-wide", "--scope", "strict"],
+        &[
+            "-o",
+            "json",
+            "--format",
+            "yaml",
+            "--scope",
+            "cluster-wide",
+            "--scope",
+            "strict",
+        ],
         SECRET_YAML,
     );
     assert!(out.starts_with("---\napiVersion:"), "{out}");
@@ -1465,7 +1474,12 @@ fn repeated_flags_take_their_last_value() {
     // Repeated switches are no error either.
     let r = run(
         d.path(),
-        &["--allow-empty-data", "--allow-empty-data", "--cert", &cert_a()],
+        &[
+            "--allow-empty-data",
+            "--allow-empty-data",
+            "--cert",
+            &cert_a(),
+        ],
         SECRET_YAML.as_bytes(),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -1473,7 +1487,13 @@ fn repeated_flags_take_their_last_value() {
     let man = d.path().join("man");
     let r = run(
         d.path(),
-        &["man", "--dir", &p(&d.path().join("first")), "--dir", &p(&man)],
+        &[
+            "man",
+            "--dir",
+            &p(&d.path().join("first")),
+            "--dir",
+            &p(&man),
+        ],
         b"",
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -1494,7 +1514,8 @@ fn repeated_cert_takes_the_last_and_says_so() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stderr.starts_with("note: --cert was given 2 times: only the last one is used")
+        r.stderr
+            .starts_with("note: --cert was given 2 times: only the last one is used")
             && r.stderr.contains("--recipient-cert"),
         "{}",
         r.stderr
@@ -1540,7 +1561,11 @@ fn repeated_cert_takes_the_last_and_says_so() {
         b"",
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("note: --cert was given 2 times"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("note: --cert was given 2 times"),
+        "{}",
+        r.stderr
+    );
     let moved = fs::read_to_string(tree.join("s.json")).unwrap();
     assert_eq!(unseal_with(d.path(), &key_b(), &moved, &[]).code, 0);
     assert_eq!(unseal_with(d.path(), &key_a(), &moved, &[]).code, 1);
@@ -1577,7 +1602,11 @@ fn errors_keep_upstreams_wording() {
     // No key at all (the suite runs it so, with an unusable --kubeconfig).
     let r = run(
         d.path(),
-        &["--recovery-unseal", "--kubeconfig", "/?this/file/cannot/possibly/exist/right?"],
+        &[
+            "--recovery-unseal",
+            "--kubeconfig",
+            "/?this/file/cannot/possibly/exist/right?",
+        ],
         sealed.as_bytes(),
     );
     assert_eq!(r.code, 1);
@@ -1663,7 +1692,8 @@ fn key_files_without_kind_are_accepted() {
     let f = d.path().join("cm.json");
     fs::write(
         &f,
-        serde_json::json!({"items": [{"kind": "ConfigMap", "metadata": {"name": "x"}}]}).to_string(),
+        serde_json::json!({"items": [{"kind": "ConfigMap", "metadata": {"name": "x"}}]})
+            .to_string(),
     )
     .unwrap();
     let r = unseal_with(d.path(), &p(&f), &sealed, &[]);

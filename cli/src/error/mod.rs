@@ -415,7 +415,11 @@ fn items_in_parens(items: &[String]) -> String {
     if items.is_empty() {
         return String::new();
     }
-    let mut shown: Vec<&str> = items.iter().take(MAX_ITEMS_NAMED).map(String::as_str).collect();
+    let mut shown: Vec<&str> = items
+        .iter()
+        .take(MAX_ITEMS_NAMED)
+        .map(String::as_str)
+        .collect();
     let more = items.len().saturating_sub(MAX_ITEMS_NAMED);
     let tail = format!("and {more} more");
     if more > 0 {

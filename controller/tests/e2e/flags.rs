@@ -325,10 +325,14 @@ async fn repeated_flags_take_their_last_value() {
     }
     let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
         kube::Api::namespaced(env.client.clone(), env.ctrl());
-    eventually("the cert ConfigMap of the last --cert-configmap", TIMEOUT, || {
-        let cms = cms.clone();
-        async move { cms.get_opt("cm-second").await.unwrap() }
-    })
+    eventually(
+        "the cert ConfigMap of the last --cert-configmap",
+        TIMEOUT,
+        || {
+            let cms = cms.clone();
+            async move { cms.get_opt("cm-second").await.unwrap() }
+        },
+    )
     .await;
     assert!(cms.get_opt("cm-first").await.unwrap().is_none());
     // The last --label-selector: team=b is ignored, team=a (the barrier) is unsealed.
