@@ -1649,7 +1649,12 @@ fn key_files_without_kind_are_accepted() {
         serde_json::json!({
             "metadata": {"name": "sealed-secrets-key1", "namespace": "kube-system",
                          "labels": {"sealedsecrets.bitnami.com/sealed-secrets-key": "active"},
-                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+                         "creationTimestamp": "2026-01-01T00:00:00Z",
+                         "managedFields": [{"manager": "sealed-secrets-controller",
+                                            "operation": "Update", "apiVersion": "v1",
+                                            "time": "2026-01-01T00:00:00Z",
+                                            "fieldsType": "FieldsV1",
+                                            "fieldsV1": {"f:data": {".": {}, "f:tls.key": {}}}}]},
             "data": {"tls.crt": "eA==", "tls.key": k},
             "type": "kubernetes.io/tls",
         })
