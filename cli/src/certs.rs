@@ -1,5 +1,5 @@
-//! Where the sealing certificate comes from: `--cert` (file, directory, `file://`,
-//! `http(s)://`), the cert ConfigMap, or the controller through the service proxy (§6.1, §6.2).
+//! Where the sealing certificate comes from: `--cert` (file, `file://`, `http(s)://`),
+//! `--recipient-cert` (the same, or a directory), the cert ConfigMap, or the controller through the service proxy (§6.1, §6.2).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -113,11 +113,20 @@ pub fn parse_cert(pem: &[u8], what: &str) -> Result<Certificate> {
     Ok(cert)
 }
 
-/// Loads every `--cert` value: files, URLs, or directories of `.pem`/`.crt`/`.cer` files
-/// (one certificate per file). Several certificates mean a multi-recipient SealedSecret.
-pub fn load_all(values: &[String], policy: HttpPolicy) -> Result<Vec<Certificate>> {
+/// Loads the certificates to seal for: `cert` (the `--cert` in effect: one file or URL, as
+/// upstream) and every `--recipient-cert` (files, URLs, or directories of
+/// `.pem`/`.crt`/`.cer` files, one certificate per file). Several certificates mean a
+/// multi-recipient SealedSecret.
+pub fn load_all(
+    cert: Option<&str>,
+    recipients: &[String],
+    policy: HttpPolicy,
+) -> Result<Vec<Certificate>> {
     let mut out = Vec::new();
-    for v in values {
+    if let Some(v) = cert {
+        out.push(load_one(v, policy)?);
+    }
+    for v in recipients {
         let source = CertSource::parse(v)?;
         if let CertSource::File(p) = &source
             && p.is_dir()
@@ -132,8 +141,7 @@ pub fn load_all(values: &[String], policy: HttpPolicy) -> Result<Vec<Certificate
             }
             continue;
         }
-        let bytes = read_source(&source, policy)?;
-        out.push(parse_cert(&bytes, &format!("`{v}`"))?);
+        out.push(load_one(v, policy)?);
     }
     // The same cert given twice must not produce a 2-recipient value.
     let mut seen = std::collections::BTreeSet::new();
@@ -141,13 +149,41 @@ pub fn load_all(values: &[String], policy: HttpPolicy) -> Result<Vec<Certificate
     Ok(out)
 }
 
+/// One certificate file or URL. A directory is refused with a pointer to --recipient-cert:
+/// `--cert` names one certificate, as upstream's does.
+fn load_one(v: &str, policy: HttpPolicy) -> Result<Certificate> {
+    let source = CertSource::parse(v)?;
+    let bytes = match read_source(&source, policy) {
+        Err(e) if matches!(&source, CertSource::File(p) if p.is_dir()) => {
+            return Err(e.with_hint(format!(
+                "--cert takes one certificate; to seal for every certificate in a directory, pass --recipient-cert {v}"
+            )));
+        }
+        other => other?,
+    };
+    parse_cert(&bytes, &format!("`{v}`"))
+}
+
+/// Says on stderr that a repeated `--cert` takes its last value (pflag's rule, as upstream)
+/// and how to seal for several clusters now: a repeated `--cert` used to add recipients, so
+/// a script written for that would otherwise lose all but one cluster without a word. The
+/// values are not echoed (a URL may carry credentials).
+pub fn note_repeated_cert(values: &[String]) {
+    if values.len() > 1 {
+        crate::printer().note(format_args!(
+            "--cert was given {} times: only the last one is used, as upstream kubeseal does. To seal for several clusters at once, pass each certificate with --recipient-cert (docs/migrate-from-upstream.md)",
+            values.len()
+        ));
+    }
+}
+
 /// Says on stderr, every time, that several certificates produce our multi-recipient format,
-/// which upstream controllers cannot open (a directory given as --cert switches to it
-/// without the user naming two certificates).
+/// which upstream controllers cannot open (a directory given as --recipient-cert switches to
+/// it without the user naming two certificates).
 pub fn announce_format(certs: &[Certificate]) {
     if certs.len() > 1 {
         crate::printer().note(format_args!(
-            "sealing for {} certificates in the multi-recipient format of sealed-secrets-rs: upstream Sealed Secrets controllers cannot open it (pass one --cert file for upstream's format)",
+            "sealing for {} certificates in the multi-recipient format of sealed-secrets-rs: upstream Sealed Secrets controllers cannot open it (pass a single --cert for upstream's format)",
             certs.len()
         ));
     }
@@ -169,28 +205,16 @@ fn cert_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The certificate bytes as `--fetch-cert` prints them: the (single) `--cert` source, else the
-/// ConfigMap, else the controller's `/v1/cert.pem`.
+/// The certificate bytes as `--fetch-cert` prints them: the `--cert` source as received,
+/// the PEMs of every certificate when `--recipient-cert` is given too, else the ConfigMap,
+/// else the controller's `/v1/cert.pem`.
 pub fn fetch_raw(args: &crate::cli::CertArgs, kube: &crate::cli::KubeArgs) -> Result<Vec<u8>> {
     let policy = HttpPolicy::from_flag(args.allow_insecure_cert_url);
-    match args.cert.as_slice() {
-        [] => from_cluster(args, kube),
-        [one] => {
-            let source = CertSource::parse(one)?;
-            if let CertSource::File(p) = &source
-                && p.is_dir()
-            {
-                let certs = load_all(&args.cert, policy)?;
-                return Ok(certs
-                    .iter()
-                    .map(|c| c.pem())
-                    .collect::<String>()
-                    .into_bytes());
-            }
-            read_source(&source, policy)
-        }
-        _ => {
-            let certs = load_all(&args.cert, policy)?;
+    match (args.cert(), args.recipient_cert.is_empty()) {
+        (None, true) => from_cluster(args, kube),
+        (Some(one), true) => read_source(&CertSource::parse(one)?, policy),
+        (cert, false) => {
+            let certs = load_all(cert, &args.recipient_cert, policy)?;
             Ok(certs
                 .iter()
                 .map(|c| c.pem())
@@ -200,14 +224,15 @@ pub fn fetch_raw(args: &crate::cli::CertArgs, kube: &crate::cli::KubeArgs) -> Re
     }
 }
 
-/// The certificates to seal with: `--cert` values, or the controller's (one).
+/// The certificates to seal with: `--cert` and `--recipient-cert`, or the controller's (one).
 pub fn recipients(
     args: &crate::cli::CertArgs,
     kube: &crate::cli::KubeArgs,
 ) -> Result<Vec<Certificate>> {
-    if !args.cert.is_empty() {
+    if args.given() {
         return load_all(
-            &args.cert,
+            args.cert(),
+            &args.recipient_cert,
             HttpPolicy::from_flag(args.allow_insecure_cert_url),
         );
     }

@@ -26,7 +26,13 @@ pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
     name = "kubeseal",
     version = VERSION,
     disable_version_flag = true,
-    after_help = "Environment: every flag can also be set as SEALED_SECRETS_<FLAG> (e.g. SEALED_SECRETS_CERT); the flag wins."
+    // Go's pflag lets a later occurrence of a flag replace an earlier one, and scripts rely on
+    // it (upstream's own integration suite appends `--kubeconfig`, `-n` and `--cert` again
+    // and again). clap would refuse the repetition; this makes every single-valued flag of
+    // every subcommand take its last value. Flags that upstream accumulates (`--from-file`,
+    // `--recovery-private-key`, `--as-group`) and ours that are lists keep `Append`.
+    args_override_self = true,
+    after_help = "Environment: every flag can also be set as SEALED_SECRETS_<FLAG> (e.g. SEALED_SECRETS_CERT); the flag wins. A flag given twice takes its last value, as upstream's do (--from-file, --recovery-private-key, --as-group and --recipient-cert add up instead)."
 )]
 pub struct Cli {
     /// Print the version and exit.
@@ -141,10 +147,20 @@ pub struct SealArgs {
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Certificate")]
 pub struct CertArgs {
-    /// Certificate / public key file or URL (http://, https://, file://). Repeat it, or name a
-    /// directory of .pem/.crt files, to seal for several clusters at once (ours).
-    #[arg(long, env = env::CERT, value_name = "FILE|URL")]
-    pub cert: Vec<String>,
+    /// Certificate / public key file or URL (http://, https://, file://). Given more than
+    /// once, the last one is used, as upstream (to seal for several clusters, see
+    /// --recipient-cert).
+    // `Append` rather than pflag's overriding `Set` only so that a repeated --cert can be
+    // noticed and explained (it used to add a recipient); [`CertArgs::cert`] keeps the last.
+    #[arg(long = "cert", env = env::CERT, value_name = "FILE|URL", action = clap::ArgAction::Append)]
+    pub cert_values: Vec<String>,
+
+    /// Seal for several clusters at once (ours): a certificate file or URL, or a directory of
+    /// .pem/.crt/.cer files. Repeat it once per certificate; it adds to --cert. Two or more
+    /// certificates produce the multi-recipient format, which upstream's controller cannot
+    /// open.
+    #[arg(long = "recipient-cert", env = env::RECIPIENT_CERT, value_name = "FILE|URL|DIR")]
+    pub recipient_cert: Vec<String>,
 
     /// Allow a plain http:// --cert URL (ours). Without TLS anyone on the network path can
     /// swap the certificate, so this is refused unless asked for, and warned about each time.
@@ -171,6 +187,18 @@ pub struct CertArgs {
     /// Namespace of the sealed-secrets controller.
     #[arg(long = "controller-namespace", env = env::CONTROLLER_NAMESPACE, default_value = "kube-system", value_name = "NAMESPACE")]
     pub controller_namespace: String,
+}
+
+impl CertArgs {
+    /// The `--cert` in effect: the last one given (pflag's rule, as upstream).
+    pub fn cert(&self) -> Option<&str> {
+        self.cert_values.last().map(String::as_str)
+    }
+
+    /// Whether the certificate(s) come from flags rather than from the cluster.
+    pub fn given(&self) -> bool {
+        !self.cert_values.is_empty() || !self.recipient_cert.is_empty()
+    }
 }
 
 /// kubectl-style connection flags (client-go's `RecommendedConfigOverrideFlags("")`).
@@ -466,9 +494,17 @@ pub struct ReencryptArgs {
     /// --recovery-private-key, encrypted key backups included; comma list or repeated).
     #[arg(long = "recovery-private-key", env = env::RECOVERY_PRIVATE_KEY, value_delimiter = ',', required = true, value_name = "FILE")]
     pub recovery_private_key: Vec<String>,
-    /// New certificate(s) to seal for (file, URL or directory; repeat for several clusters).
-    #[arg(long, required = true, value_name = "FILE|URL")]
-    pub cert: Vec<String>,
+    /// New certificate to seal for (file or URL); given more than once, the last one is
+    /// used, as everywhere else.
+    // `Append` only to notice a repetition (see the top-level --cert); `cert_values.last()`
+    // is used.
+    #[arg(long = "cert", value_name = "FILE|URL", action = clap::ArgAction::Append,
+          required_unless_present = "recipient_cert")]
+    pub cert_values: Vec<String>,
+    /// Also seal for this certificate (file, URL, or directory of .pem/.crt/.cer files);
+    /// repeat it once per cluster (multi-recipient format, see the top-level flag).
+    #[arg(long = "recipient-cert", value_name = "FILE|URL|DIR")]
+    pub recipient_cert: Vec<String>,
     /// Allow a plain http:// --cert URL (warned about; see the top-level flag).
     #[arg(long = "allow-insecure-cert-url", env = env::ALLOW_INSECURE_CERT_URL)]
     pub allow_insecure_cert_url: bool,

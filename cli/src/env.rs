@@ -17,6 +17,8 @@ macro_rules! env_vars {
 env_vars! {
     /// `--cert`.
     CERT = "CERT";
+    /// `--recipient-cert` (ours): one more certificate to seal for.
+    RECIPIENT_CERT = "RECIPIENT_CERT";
     /// `--allow-insecure-cert-url` (ours).
     ALLOW_INSECURE_CERT_URL = "ALLOW_INSECURE_CERT_URL";
     /// `--cert-from-configmap` (ours).

@@ -1,11 +1,13 @@
 //! Private keys from files, as `--recovery-private-key` accepts them (§6.1): PEM (one or more
-//! `RSA PRIVATE KEY`/`PRIVATE KEY` blocks), or JSON/YAML Secrets (several documents, or a
-//! `v1.List`) holding `data["tls.key"]`.
+//! `RSA PRIVATE KEY`/`PRIVATE KEY` blocks), or JSON/YAML Secrets holding `data["tls.key"]`:
+//! one Secret, a list of them, or several documents (see [`key_file_secrets`]).
 
 use std::path::Path;
 
-use sealed_secrets_api::parse_secrets;
+use sealed_secrets_api::manifest::{parse_documents, secret_from_value};
+use sealed_secrets_api::{ManifestError, SecretInput};
 use sealed_secrets_crypto::{KeyRing, PrivateKey};
+use serde_json::Value;
 
 use crate::cli::DecryptArgs;
 use crate::error::{CliError, Result};
@@ -62,7 +64,7 @@ pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
         }
         return Ok(keys);
     }
-    let secrets = parse_secrets(bytes).map_err(|source| CliError::Manifest {
+    let secrets = key_file_secrets(bytes).map_err(|source| CliError::Manifest {
         context: format!(
             "failed to read private keys from `{}` (expected PEM, or Secrets with tls.key)",
             path.display()
@@ -99,4 +101,46 @@ pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
         });
     }
     Ok(keys)
+}
+
+/// The Secrets of a key file, read as upstream's `readPrivKeysFromFile` reads them: client-go's
+/// decoder fills in a missing `kind`/`apiVersion` from the type it decodes into, so
+/// - a document with `items` and no `kind` (what `json.Marshal` of a client-go `SecretList`
+///   writes, e.g. upstream's integration suite's key file) is a list, as are `kind: List` and
+///   `kind: SecretList`;
+/// - a list item, or a document without `items`, that has no `kind` is a Secret (v1).
+///
+/// An item or document of another kind is still an error naming it. Several documents are
+/// accepted too (ours: upstream reads only the first).
+fn key_file_secrets(bytes: &[u8]) -> Result<Vec<SecretInput>, ManifestError> {
+    let mut out = Vec::new();
+    for (i, doc) in parse_documents(bytes)?.into_iter().enumerate() {
+        let index = i + 1;
+        let kind = doc.get("kind").and_then(Value::as_str);
+        let is_list = matches!(kind, None | Some("List" | "SecretList"))
+            && doc.get("items").is_some_and(Value::is_array);
+        if !is_list {
+            out.push(secret_from_value(index, assume_secret(doc))?);
+            continue;
+        }
+        if let Value::Object(mut m) = doc
+            && let Some(Value::Array(items)) = m.remove("items")
+        {
+            for item in items {
+                out.push(secret_from_value(index, assume_secret(item))?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `kind: Secret` when the object names no kind (the decoder's default, see
+/// [`key_file_secrets`]); anything else is left for [`secret_from_value`] to judge.
+fn assume_secret(mut doc: Value) -> Value {
+    if let Value::Object(m) = &mut doc
+        && !m.contains_key("kind")
+    {
+        m.insert("kind".to_owned(), Value::String("Secret".to_owned()));
+    }
+    doc
 }

@@ -7,8 +7,8 @@ use std::str::FromStr;
 use sealed_secrets_api::manifest::sealed_secret_from_value;
 use sealed_secrets_api::output::{self, OutputFormat};
 use sealed_secrets_api::{
-    SealOptions, SealedSecret, SealingError, SecretInput, UnsealOptions, merge_into,
-    parse_sealed_secrets, parse_secrets, seal_raw, seal_secret, unseal,
+    ItemError, ObjectRef, SealOptions, SealedSecret, SealingError, SecretInput, UnsealError,
+    UnsealOptions, merge_into, parse_sealed_secrets, parse_secrets, seal_raw, seal_secret, unseal,
 };
 use sealed_secrets_crypto::{Certificate, PublicKey, Scope};
 
@@ -30,6 +30,7 @@ pub fn run_upstream(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result
         crate::printer()
             .warn("--recovery-private-key is only used with --recovery-unseal; ignoring it");
     }
+    certs::note_repeated_cert(&cert.cert_values);
     // Validate -o up front so a typo fails before any work (upstream's message).
     output_format(seal, None)?;
     if cert.fetch_cert {
@@ -297,13 +298,37 @@ fn recovery_unseal(seal: &SealArgs) -> Result<()> {
     let list = read_sealed_docs(seal)?;
     let mut out = String::new();
     for ss in &list {
-        let secret = unseal(ss, &ring, &UnsealOptions::default())?;
+        let secret = unseal(ss, &ring, &UnsealOptions::default())
+            .map_err(|e| no_key_in_upstream_words(e, ss, ring.len()))?;
         out.push_str(&output::secret(secret.secret(), format)?);
     }
     // Plaintext Secrets: owner-only, like key backups, whatever the file's mode was.
     match seal.sealed_secret_file.as_deref() {
         Some(p) if p.as_os_str() != "-" => io::write_atomic(p, out.as_bytes(), FileMode::OwnerOnly),
         _ => io::write_stdout(out.as_bytes()),
+    }
+}
+
+/// An unseal failure where no key opened anything, in upstream's words (see
+/// [`CliError::NoKeyCouldDecrypt`]); every other failure is kept as it is.
+fn no_key_in_upstream_words(e: UnsealError, ss: &SealedSecret, keys: usize) -> CliError {
+    if !e.is_no_key() {
+        return e.into();
+    }
+    let items = match &e {
+        UnsealError::Items { errors, .. } => errors
+            .iter()
+            .filter_map(|i| match i {
+                ItemError::Decrypt { item, .. } => Some(item.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    CliError::NoKeyCouldDecrypt {
+        object: ObjectRef::of(&ss.metadata).to_string(),
+        items,
+        keys,
     }
 }
 
@@ -322,9 +347,10 @@ fn read_sealed_docs(seal: &SealArgs) -> Result<Vec<SealedSecret>> {
 
 /// `--validate`: through the controller's `/v1/verify`, or offline with `--cert` (ours).
 fn validate_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
-    if !cert.cert.is_empty() {
+    if cert.given() {
         let certs = certs::load_all(
-            &cert.cert,
+            cert.cert(),
+            &cert.recipient_cert,
             certs::HttpPolicy::from_flag(cert.allow_insecure_cert_url),
         )?;
         let list = read_sealed_docs(seal)?;

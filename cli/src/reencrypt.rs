@@ -1,4 +1,5 @@
-//! `kubeseal reencrypt --recovery-private-key K --cert NEW DIR...`: offline re-encryption of a
+//! `kubeseal reencrypt --recovery-private-key K --cert NEW DIR...` (`--recipient-cert` for
+//! several clusters): offline re-encryption of a
 //! whole tree (upstream #842/#1453 asked for it; upstream only offers the online
 //! `--re-encrypt`). Every SealedSecret is decrypted with the old key(s) (no template is run)
 //! and re-sealed for the new certificate(s) by the api crate's `reseal`, which keeps
@@ -29,8 +30,10 @@ struct Tally {
 /// Runs it.
 pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
     let ring = keyfiles::load_ring(&args.recovery_private_key, &args.key_backup)?;
+    certs::note_repeated_cert(&args.cert_values);
     let certs = certs::load_all(
-        &args.cert,
+        args.cert_values.last().map(String::as_str),
+        &args.recipient_cert,
         certs::HttpPolicy::from_flag(args.allow_insecure_cert_url),
     )?;
     certs::announce_format(&certs);

@@ -281,14 +281,24 @@ fn raw_mode() {
 }
 
 #[test]
-fn multi_recipient_by_repeated_cert_and_directory() {
+fn multi_recipient_by_recipient_cert_and_directory() {
     let d = tmp();
     let out = seal(
         d.path(),
-        &["--cert", &cert_a(), "--cert", &cert_b()],
+        &["--recipient-cert", &cert_a(), "--recipient-cert", &cert_b()],
         SECRET_YAML,
     );
     assert!(out.contains(','), "hint lists both keys");
+    for key in [key_a(), key_b()] {
+        let r = unseal_with(d.path(), &key, &out, &[]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    // --cert and --recipient-cert add up.
+    let out = seal(
+        d.path(),
+        &["--cert", &cert_a(), "--recipient-cert", &cert_b()],
+        SECRET_YAML,
+    );
     for key in [key_a(), key_b()] {
         let r = unseal_with(d.path(), &key, &out, &[]);
         assert_eq!(r.code, 0, "{}", r.stderr);
@@ -297,7 +307,7 @@ fn multi_recipient_by_repeated_cert_and_directory() {
     fs::create_dir(&certs).unwrap();
     fs::copy(fixture("cert-a.pem"), certs.join("a.pem")).unwrap();
     fs::copy(fixture("cert-b.pem"), certs.join("b.crt")).unwrap();
-    let out = seal(d.path(), &["--cert", &p(&certs)], SECRET_YAML);
+    let out = seal(d.path(), &["--recipient-cert", &p(&certs)], SECRET_YAML);
     let r = unseal_with(d.path(), &key_b(), &out, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // A single cert stays in upstream's format (readable by upstream controllers).
@@ -307,8 +317,15 @@ fn multi_recipient_by_repeated_cert_and_directory() {
     let dir = p(&certs);
     let a = cert_a();
     for args in [
-        vec!["--cert", dir.as_str()],
-        vec!["--cert", a.as_str(), "--cert", dir.as_str(), "-o", "yaml"],
+        vec!["--recipient-cert", dir.as_str()],
+        vec![
+            "--recipient-cert",
+            a.as_str(),
+            "--recipient-cert",
+            dir.as_str(),
+            "-o",
+            "yaml",
+        ],
     ] {
         let r = run(d.path(), &args, SECRET_YAML.as_bytes());
         assert_eq!(r.code, 0, "{}", r.stderr);
@@ -320,6 +337,17 @@ fn multi_recipient_by_repeated_cert_and_directory() {
             r.stderr
         );
     }
+    // --cert names one certificate, as upstream's: a directory is refused, pointing at
+    // --recipient-cert.
+    let r = run(d.path(), &["--cert", &dir], SECRET_YAML.as_bytes());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: failed to read certificate")
+            && r.stderr.contains("hint: --cert takes one certificate")
+            && r.stderr.contains("--recipient-cert"),
+        "{}",
+        r.stderr
+    );
     let r = run(d.path(), &["--cert", &cert_a()], SECRET_YAML.as_bytes());
     assert_eq!(r.stderr, "", "one certificate: upstream's format, no note");
 }
@@ -1396,4 +1424,298 @@ fn kubeconfig_errors_are_plain_and_leak_nothing() {
     assert!(r.stderr.contains("line 5"), "{}", r.stderr);
     assert!(!r.stderr.contains("SECRETTOKEN"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
+/// Go's pflag lets a later occurrence of a flag replace an earlier one, and scripts rely on
+/// it (upstream's integration suite appends `-n` and `--cert` again and again): every
+/// single-valued flag takes its last value, short and long spellings alike, and a flag still
+/// beats its environment variable.
+#[test]
+fn repeated_flags_take_their_last_value() {
+    let d = tmp();
+    // -n / --namespace: the input declares team-a, so only a last value of team-a seals.
+    for args in [
+        vec!["-n", "other", "-n", "team-a"],
+        vec!["--namespace", "other", "-n", "team-a"],
+        vec!["-n", "other", "--namespace=team-a"],
+    ] {
+        let mut all = args.clone();
+        let a = cert_a();
+        all.extend(["--cert", a.as_str()]);
+        let r = run(d.path(), &all, SECRET_YAML.as_bytes());
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    }
+    // -o and --scope: the last one shapes the output.
+    let out = seal(
+        d.path(),
+        &[
+            "-o",
+            "json",
+            "--format",
+            "yaml",
+            "--scope",
+            "cluster-wide",
+            "--scope",
+            "strict",
+        ],
+        SECRET_YAML,
+    );
+    assert!(out.starts_with("---\napiVersion:"), "{out}");
+    assert!(!out.contains("cluster-wide"), "{out}");
+    // The variable is only a fallback: repeated flags win over it too.
+    let r = common::run_cmd(
+        common::cmd(d.path())
+            .env("SEALED_SECRETS_FORMAT", "json")
+            .args(["-o", "json", "-o", "yaml", "--cert", &cert_a()]),
+        SECRET_YAML.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("---\napiVersion:"), "{}", r.stdout);
+    // Repeated switches are no error either.
+    let r = run(
+        d.path(),
+        &[
+            "--allow-empty-data",
+            "--allow-empty-data",
+            "--cert",
+            &cert_a(),
+        ],
+        SECRET_YAML.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Subcommands inherit the rule.
+    let man = d.path().join("man");
+    let r = run(
+        d.path(),
+        &[
+            "man",
+            "--dir",
+            &p(&d.path().join("first")),
+            "--dir",
+            &p(&man),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(man.join("kubeseal.1").exists());
+    assert!(!d.path().join("first").exists());
+}
+
+/// A repeated `--cert` means what it means upstream: the last certificate, in upstream's
+/// single-recipient format, with a note on stderr naming the new spelling for several
+/// clusters (a repeated --cert used to add recipients).
+#[test]
+fn repeated_cert_takes_the_last_and_says_so() {
+    let d = tmp();
+    let r = run(
+        d.path(),
+        &["--cert", &cert_a(), "--cert", &cert_b()],
+        SECRET_YAML.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("note: --cert was given 2 times: only the last one is used")
+            && r.stderr.contains("--recipient-cert"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("multi-recipient"), "{}", r.stderr);
+    assert!(r.stdout.contains("\"password\": \"Ag"), "upstream's format");
+    assert_eq!(unseal_with(d.path(), &key_b(), &r.stdout, &[]).code, 0);
+    assert_eq!(unseal_with(d.path(), &key_a(), &r.stdout, &[]).code, 1);
+    // The environment's --cert is replaced by the flag, without a note (given once).
+    let r = common::run_cmd(
+        common::cmd(d.path())
+            .env("SEALED_SECRETS_CERT", cert_a())
+            .args(["--cert", &cert_b()]),
+        SECRET_YAML.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "");
+    assert_eq!(unseal_with(d.path(), &key_b(), &r.stdout, &[]).code, 0);
+    // --fetch-cert prints the last one too.
+    let r = run(
+        d.path(),
+        &["--fetch-cert", "--cert", &cert_a(), "--cert", &cert_b()],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.raw_stdout, fs::read(fixture("cert-b.pem")).unwrap());
+    // `reencrypt` follows the same rule.
+    let tree = d.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("s.json"), seal(d.path(), &[], SECRET_YAML)).unwrap();
+    let r = run(
+        d.path(),
+        &[
+            "reencrypt",
+            "--recovery-private-key",
+            &key_a(),
+            "--cert",
+            &cert_a(),
+            "--cert",
+            &cert_b(),
+            &p(&tree),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("note: --cert was given 2 times"),
+        "{}",
+        r.stderr
+    );
+    let moved = fs::read_to_string(tree.join("s.json")).unwrap();
+    assert_eq!(unseal_with(d.path(), &key_b(), &moved, &[]).code, 0);
+    assert_eq!(unseal_with(d.path(), &key_a(), &moved, &[]).code, 1);
+    // ... and seals for several clusters with --recipient-cert.
+    let r = run(
+        d.path(),
+        &[
+            "reencrypt",
+            "--recovery-private-key",
+            &key_b(),
+            "--recipient-cert",
+            &cert_a(),
+            "--recipient-cert",
+            &cert_b(),
+            &p(&tree),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let moved = fs::read_to_string(tree.join("s.json")).unwrap();
+    for key in [key_a(), key_b()] {
+        assert_eq!(unseal_with(d.path(), &key, &moved, &[]).code, 0);
+    }
+}
+
+/// Upstream's own words where it has them, matched as upstream's integration suite matches
+/// them (`^error:.*key could decrypt secret (.*)`, `^error:.*no such file or directory`):
+/// stderr starts with the error line, upstream's sentence first, our context after it.
+#[test]
+fn errors_keep_upstreams_wording() {
+    let d = tmp();
+    let sealed = seal(d.path(), &[], SECRET_YAML);
+    let first_line = |s: &str| s.lines().next().unwrap_or_default().to_owned();
+    // No key at all (the suite runs it so, with an unusable --kubeconfig).
+    let r = run(
+        d.path(),
+        &[
+            "--recovery-unseal",
+            "--kubeconfig",
+            "/?this/file/cannot/possibly/exist/right?",
+        ],
+        sealed.as_bytes(),
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        first_line(&r.stderr),
+        "error: no key could decrypt secret (password, username): SealedSecret `team-a/db-creds`, no private key given (--recovery-private-key)"
+    );
+    // A wrong key.
+    let r = unseal_with(d.path(), &key_b(), &sealed, &[]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        first_line(&r.stderr),
+        "error: no key could decrypt secret (password, username): SealedSecret `team-a/db-creds`, tried 1 private key"
+    );
+    // A certificate that does not exist.
+    let r = run(
+        d.path(),
+        &["--cert", "/?this/file/cannot/possibly/exist/right?"],
+        SECRET_YAML.as_bytes(),
+    );
+    assert_eq!(r.code, 1);
+    let line = first_line(&r.stderr);
+    assert!(
+        line.starts_with("error:") && line.ends_with("no such file or directory"),
+        "{line}"
+    );
+}
+
+/// Key files as upstream reads them: client-go fills in a missing kind, so a SecretList
+/// marshalled by Go (no `kind` anywhere, what upstream's integration suite writes), a List
+/// whose items have no kind/apiVersion, a kind-less single Secret and a typed SecretList all
+/// hold keys.
+#[test]
+fn key_files_without_kind_are_accepted() {
+    let d = tmp();
+    let sealed = seal(d.path(), &["--cert", &cert_b()], SECRET_YAML);
+    let key = sealed_secrets_crypto::encode_base64(&fs::read(fixture("key-b.pem")).unwrap());
+    let other = sealed_secrets_crypto::encode_base64(&fs::read(fixture("key-a.pem")).unwrap());
+    let item = |k: &str| {
+        serde_json::json!({
+            "metadata": {"name": "sealed-secrets-key1", "namespace": "kube-system",
+                         "labels": {"sealedsecrets.bitnami.com/sealed-secrets-key": "active"},
+                         "creationTimestamp": "2026-01-01T00:00:00Z",
+                         "managedFields": [{"manager": "sealed-secrets-controller",
+                                            "operation": "Update", "apiVersion": "v1",
+                                            "time": "2026-01-01T00:00:00Z",
+                                            "fieldsType": "FieldsV1",
+                                            "fieldsV1": {"f:data": {".": {}, "f:tls.key": {}}}}]},
+            "data": {"tls.crt": "eA==", "tls.key": k},
+            "type": "kubernetes.io/tls",
+        })
+    };
+    let cases = [
+        (
+            "go-marshalled SecretList",
+            serde_json::json!({"metadata": {"resourceVersion": "42"},
+                               "items": [item(&other), item(&key)]})
+            .to_string(),
+        ),
+        (
+            "List with kind-less items",
+            serde_json::json!({"apiVersion": "v1", "kind": "List",
+                               "items": [item(&key)]})
+            .to_string(),
+        ),
+        (
+            "typed SecretList",
+            serde_json::json!({"apiVersion": "v1", "kind": "SecretList",
+                               "items": [item(&key)]})
+            .to_string(),
+        ),
+        ("kind-less Secret", item(&key).to_string()),
+        (
+            "kind-less Secret in YAML",
+            format!("metadata:\n  name: k\ndata:\n  tls.key: {key}\n"),
+        ),
+    ];
+    for (what, text) in cases {
+        let f = d.path().join("keys.json");
+        fs::write(&f, text).unwrap();
+        let r = unseal_with(d.path(), &p(&f), &sealed, &[]);
+        assert_eq!(r.code, 0, "{what}: {}", r.stderr);
+        let secret: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(secret["kind"], "Secret", "{what}");
+    }
+    // Another kind is still refused, naming it; a Secret without tls.key gets upstream's
+    // sentence first.
+    let f = d.path().join("cm.json");
+    fs::write(
+        &f,
+        serde_json::json!({"items": [{"kind": "ConfigMap", "metadata": {"name": "x"}}]})
+            .to_string(),
+    )
+    .unwrap();
+    let r = unseal_with(d.path(), &p(&f), &sealed, &[]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("ConfigMap"), "{}", r.stderr);
+    fs::write(
+        &f,
+        serde_json::json!({"items": [{"metadata": {"name": "x"}, "data": {"tls.crt": "eA=="}}]})
+            .to_string(),
+    )
+    .unwrap();
+    let r = unseal_with(d.path(), &p(&f), &sealed, &[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .starts_with("error: secret must contain a 'tls.data' key: "),
+        "{}",
+        r.stderr
+    );
 }

@@ -207,6 +207,54 @@ async fn fetch_cert_and_seal_through_the_service_proxy() {
     assert!(r.stderr.contains("hint:"), "{}", r.stderr);
 }
 
+/// The way upstream's integration suite calls kubeseal: connection flags appended again and
+/// again (`--kubeconfig` of an earlier spec whose file is gone, then the current one; `-n`
+/// twice). pflag keeps the last value of each, so must we.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_connection_flags_take_their_last_value() {
+    let cluster = cluster_with_controller().await;
+    let d = tempfile::tempdir().unwrap();
+    let good = cluster.kubeconfig().display().to_string();
+    let gone = d.path().join("removed-kubeconfig").display().to_string();
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &[
+            "--kubeconfig",
+            &gone,
+            "--kubeconfig",
+            &good,
+            "-n",
+            "other",
+            "--namespace",
+            "team-a",
+            "--controller-name",
+            "nope",
+            "--controller-name",
+            CTRL_NAME,
+        ],
+        SECRET_YAML.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(recover(d.path(), "key-a.pem", &r.stdout).code, 0);
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["--fetch-cert", "--kubeconfig", &gone, "--kubeconfig", &good],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.raw_stdout, std::fs::read(fixture("cert-a.pem")).unwrap());
+    // The other order fails on the missing file: the last value is the one used.
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["--fetch-cert", "--kubeconfig", &good, "--kubeconfig", &gone],
+        b"",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cert_from_configmap() {
     let cluster = Cluster::start_private().unwrap();

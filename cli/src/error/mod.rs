@@ -97,7 +97,9 @@ pub enum CliError {
         why: &'static str,
     },
     /// A Secret in a key file has no `tls.key` (skipping it would hide a damaged backup).
-    #[error("`{}`: Secret {index}{name} has no data[\"tls.key\"] (the private key)", .path.display())]
+    /// Upstream's sentence first (its typo `tls.data` included, so a grep for it finds
+    /// ours), then which Secret of which file.
+    #[error("secret must contain a 'tls.data' key: `{}`: Secret {index}{name} has no data[\"tls.key\"] (the private key)", .path.display())]
     SecretWithoutKey {
         /// The key file.
         path: PathBuf,
@@ -105,6 +107,20 @@ pub enum CliError {
         index: usize,
         /// ` (`name`)` when the Secret has a name, else empty.
         name: String,
+    },
+    /// `--recovery-unseal`: no private key opened the SealedSecret. Upstream's sentence,
+    /// `no key could decrypt secret (<items>)`, comes first because people (and upstream's
+    /// integration suite) match on it; which object and how many keys were tried follow.
+    /// Item names are the SealedSecret's own keys, not values.
+    #[error("no key could decrypt secret{}: SealedSecret `{object}`, {}", items_in_parens(.items), keys_tried(*.keys))]
+    NoKeyCouldDecrypt {
+        /// `namespace/name`.
+        object: String,
+        /// The items that did not open (empty for the deprecated whole-Secret `data`, which
+        /// upstream reports without a list).
+        items: Vec<String>,
+        /// How many private keys were tried.
+        keys: usize,
     },
     /// `audit` was given a file with several private keys.
     #[error("`{arg}` holds {count} private keys; audit one key at a time")]
@@ -132,7 +148,7 @@ pub enum CliError {
         /// The URL.
         url: String,
     },
-    /// A `--cert` directory without certificate files.
+    /// A `--recipient-cert` directory without certificate files.
     #[error("no .pem, .crt or .cer file in certificate directory `{}`", .dir.display())]
     EmptyCertDir {
         /// The directory.
@@ -391,6 +407,36 @@ pub enum CliError {
     /// A bug or an environment problem, not the user's input.
     #[error("{0}")]
     Internal(String),
+}
+
+/// ` (a, b, c)` as upstream's multierror prints tagged errors, at most
+/// [`MAX_ITEMS_NAMED`] names (a SealedSecret may have hundreds of items).
+fn items_in_parens(items: &[String]) -> String {
+    if items.is_empty() {
+        return String::new();
+    }
+    let mut shown: Vec<&str> = items
+        .iter()
+        .take(MAX_ITEMS_NAMED)
+        .map(String::as_str)
+        .collect();
+    let more = items.len().saturating_sub(MAX_ITEMS_NAMED);
+    let tail = format!("and {more} more");
+    if more > 0 {
+        shown.push(&tail);
+    }
+    format!(" ({})", shown.join(", "))
+}
+
+/// Items named in [`CliError::NoKeyCouldDecrypt`] before "and N more".
+const MAX_ITEMS_NAMED: usize = 10;
+
+fn keys_tried(keys: usize) -> String {
+    match keys {
+        0 => "no private key given (--recovery-private-key)".to_owned(),
+        1 => "tried 1 private key".to_owned(),
+        n => format!("tried {n} private keys"),
+    }
 }
 
 impl CliError {

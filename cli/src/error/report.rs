@@ -52,6 +52,17 @@ impl CliError {
                 "re-seal the Secret with this certificate (kubeseal --cert ...), or validate against the cluster without --cert"
                     .to_owned(),
             ),
+            CliError::NoKeyCouldDecrypt { keys: 0, .. } => Some(
+                "pass the private key(s) that sealed it with --recovery-private-key \
+                 (e.g. a backup from `kubeseal keys backup`)"
+                    .to_owned(),
+            ),
+            CliError::NoKeyCouldDecrypt { .. } => Some(
+                "none of the given keys sealed it, or the SealedSecret was renamed or moved \
+                 to another namespace after sealing (strict scope); pass every key of the \
+                 controller with --recovery-private-key"
+                    .to_owned(),
+            ),
             CliError::Unseal(e) if e.is_no_key() => Some(
                 "pass the private key(s) that sealed it with --recovery-private-key \
                  (e.g. a backup from `kubeseal keys backup`)"

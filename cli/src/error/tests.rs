@@ -98,7 +98,25 @@ fn context_is_named_in_the_message() {
     };
     assert_eq!(
         e.to_string(),
-        "`keys.yaml`: Secret 2 (`k2`) has no data[\"tls.key\"] (the private key)"
+        "secret must contain a 'tls.data' key: `keys.yaml`: Secret 2 (`k2`) has no data[\"tls.key\"] (the private key)"
+    );
+    let e = CliError::NoKeyCouldDecrypt {
+        object: "team-a/db".to_owned(),
+        items: vec!["password".to_owned(), "username".to_owned()],
+        keys: 0,
+    };
+    assert_eq!(
+        e.to_string(),
+        "no key could decrypt secret (password, username): SealedSecret `team-a/db`, no private key given (--recovery-private-key)"
+    );
+    let e = CliError::NoKeyCouldDecrypt {
+        object: "team-a/db".to_owned(),
+        items: (0..12).map(|i| format!("k{i:02}")).collect(),
+        keys: 2,
+    };
+    assert_eq!(
+        e.to_string(),
+        "no key could decrypt secret (k00, k01, k02, k03, k04, k05, k06, k07, k08, k09, and 2 more): SealedSecret `team-a/db`, tried 2 private keys"
     );
     assert_eq!(
         CliError::Passphrase(PassphraseError::Mismatch).to_string(),

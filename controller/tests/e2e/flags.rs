@@ -26,8 +26,8 @@ async fn absent(env: &Env, ns: &str, name: &str) -> bool {
     env.secrets(ns).get_opt(name).await.unwrap().is_none()
 }
 
-/// Two `--cert` files (the controller's and another): one multi-recipient ciphertext per
-/// value, which the controller opens with its key.
+/// Two `--recipient-cert` files (the controller's and another): one multi-recipient
+/// ciphertext per value, which the controller opens with its key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_recipient_values_sealed_by_kubeseal_unseal() {
     let env = Env::new().await;
@@ -45,9 +45,9 @@ async fn multi_recipient_values_sealed_by_kubeseal_unseal() {
     let (ok, stdout, stderr) = run_kubeseal(
         &env,
         &[
-            "--cert",
+            "--recipient-cert",
             ours.to_str().unwrap(),
-            "--cert",
+            "--recipient-cert",
             other.to_str().unwrap(),
             "-o",
             "json",
@@ -298,4 +298,52 @@ async fn old_gc_behavior_deletes_produced_secrets() {
             .log()
             .contains("deleted Secret of deleted SealedSecret")
     );
+}
+
+/// pflag's rule, as upstream's controller: a flag given twice takes its last value
+/// (manifests, Helm `extraArgs` and wrappers append flags after the defaults).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_flags_take_their_last_value() {
+    let env = Env::new().await;
+    let c = env
+        .start_controller(&[
+            "--key-prefix=first",
+            "--key-prefix",
+            "second",
+            "--cert-configmap",
+            "cm-first",
+            "--cert-configmap=cm-second",
+            "--label-selector=team=b",
+            "--label-selector=team=a",
+        ])
+        .await;
+    let keys = env.key_secrets().await;
+    assert!(!keys.is_empty());
+    for k in &keys {
+        let name = k.metadata.name.as_deref().unwrap_or_default();
+        assert!(name.starts_with("second"), "key Secret `{name}`");
+    }
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(env.client.clone(), env.ctrl());
+    eventually(
+        "the cert ConfigMap of the last --cert-configmap",
+        TIMEOUT,
+        || {
+            let cms = cms.clone();
+            async move { cms.get_opt("cm-second").await.unwrap() }
+        },
+    )
+    .await;
+    assert!(cms.get_opt("cm-first").await.unwrap().is_none());
+    // The last --label-selector: team=b is ignored, team=a (the barrier) is unsealed.
+    let key = env.served_key(&c).await;
+    let ns = env.ns();
+    let labelled = |name: &str, team: &str| {
+        let mut ss = seal(ns, name, &[("a", "1")], &key, json!({}));
+        ss.metadata.labels = Some([("team".to_owned(), team.to_owned())].into());
+        ss
+    };
+    env.create_ss(&labelled("b", "b")).await;
+    env.unseal(&labelled("a", "a")).await;
+    assert!(absent(&env, ns, "b").await);
 }

@@ -101,15 +101,16 @@ fn our_kubeseal_seals_for_upstream_controller() {
     );
     assert_all_produced(&env, &ns, &expects);
 
-    // Our multi-recipient output (--cert twice) is ours only: upstream's controller refuses
-    // it cleanly (status False with a reason, a Warning event, no Secret) and keeps working.
+    // Our multi-recipient output (--recipient-cert twice) is ours only: upstream's
+    // controller refuses it cleanly (status False with a reason, a Warning event, no Secret)
+    // and keeps working.
     let other = other_cert(&env);
     let multi = env.kubeseal(
         &ours,
         &[
-            "--cert",
+            "--recipient-cert",
             &cert.to_string_lossy(),
-            "--cert",
+            "--recipient-cert",
             &other.to_string_lossy(),
         ],
         &secret_yaml(Some(&ns), "multi", "", "stringData:\n  k: two-recipients\n"),
