@@ -383,7 +383,14 @@ async fn keys_backup_restore_list_verify() {
     let r = kubeseal(
         &cluster,
         d.path(),
-        &["keys", "restore", &backup_s, "--passphrase-file", &pass],
+        &[
+            "keys",
+            "restore",
+            &backup_s,
+            "--passphrase-file",
+            &pass,
+            "--yes",
+        ],
         b"",
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -393,7 +400,14 @@ async fn keys_backup_restore_list_verify() {
     let r = kubeseal(
         &cluster,
         d.path(),
-        &["keys", "restore", &backup_s, "--passphrase-file", &pass],
+        &[
+            "keys",
+            "restore",
+            &backup_s,
+            "--passphrase-file",
+            &pass,
+            "--yes",
+        ],
         b"",
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -435,7 +449,14 @@ async fn keys_backup_restore_list_verify() {
     let r = kubeseal(
         &cluster,
         d.path(),
-        &["keys", "restore", &backup_s, "--passphrase-file", &pass],
+        &[
+            "keys",
+            "restore",
+            &backup_s,
+            "--passphrase-file",
+            &pass,
+            "--yes",
+        ],
         b"",
     );
     assert_eq!(r.code, 1);
@@ -446,7 +467,14 @@ async fn keys_backup_restore_list_verify() {
     let r = kubeseal(
         &cluster,
         d.path(),
-        &["keys", "restore", &backup_s, "--passphrase-file", &pass],
+        &[
+            "keys",
+            "restore",
+            &backup_s,
+            "--passphrase-file",
+            &pass,
+            "--yes",
+        ],
         b"",
     );
     assert_eq!(r.code, 1);
