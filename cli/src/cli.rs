@@ -414,9 +414,10 @@ pub enum KeysCommand {
         kube: KubeArgs,
     },
     /// Recreate the key Secrets of a backup; keys already present are left alone, and a
-    /// Secret of the same name holding a different key is never overwritten. Lists the keys
-    /// (fingerprint, validity) and asks for confirmation first; refuses certificates dated in
-    /// the future. Restored keys carry only the active label and the
+    /// Secret of the same name holding a different key is never overwritten.
+    ///
+    /// Lists the keys (fingerprint, validity) and asks for confirmation first; refuses
+    /// certificates dated in the future. Restored keys carry only the active label and the
     /// sealed-secrets-rs.dev/restored-at annotation.
     Restore {
         #[command(flatten)]
@@ -530,7 +531,9 @@ mod tests {
         for var in crate::env::ALL {
             let flag = var.trim_start_matches("SEALED_SECRETS_");
             assert!(
-                flag.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                // Digits too, as in the controller's SEALED_SECRETS_ACCEPT_DEPRECATED_V1_DATA.
+                flag.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
                 "{var}"
             );
         }
