@@ -3,11 +3,17 @@
 //! multi-recipient header, or (when K is a private key) by actually decrypting it, which also
 //! finds SealedSecrets sealed by upstream kubeseal (no hint). Exit [`crate::exit::FINDINGS`] when
 //! any is found (like `scan`: something needs attention), 0 when none.
+//!
+//! Values in multi-recipient version 1 (no key commitment, `crates/crypto/FORMAT.md` §2.2),
+//! whatever key they name, are listed too and count as findings: the controller refuses them
+//! by default, and one such value may open to a different secret for each of its recipients.
 
 use std::path::Path;
 
 use sealed_secrets_api::{UnsealOptions, decrypt_items, sealing_key_hints};
-use sealed_secrets_crypto::{Certificate, Envelope, Fingerprint, KeyRing, decode_base64, envelope};
+use sealed_secrets_crypto::{
+    Certificate, Envelope, Fingerprint, KeyRing, MultiV1Policy, decode_base64, envelope,
+};
 
 use crate::cli::AuditArgs;
 use crate::error::{CliError, Result};
@@ -53,6 +59,9 @@ fn parse_target(arg: &str, crypt: &crate::cli::DecryptArgs) -> Result<Target> {
         });
     }
     let mut ring = KeyRing::new();
+    // Tracing needs to know whether the key opens a version-1 value too; those values are
+    // reported separately (refused, a version-1 item would read as "some items decrypt").
+    ring.set_multi_v1_policy(MultiV1Policy::accept(Default::default()));
     let mut fp = None;
     for k in keys {
         fp = Some(k.fingerprint().clone());
@@ -68,10 +77,20 @@ pub fn run(args: &AuditArgs) -> Result<Outcome> {
     let fp = target.fingerprint().clone();
     let mut found = 0usize;
     let mut unknown = 0usize;
+    let mut v1 = 0usize;
     let mut out = String::new();
     for (path, text) in docs::sealed_files(&args.dirs)? {
         let mut errors = Vec::new();
         for (doc, ss) in docs::sealed_secrets(&text, &mut errors) {
+            for item in ss.multi_v1_items() {
+                v1 += 1;
+                out.push_str(&format!(
+                    "{}:{}: SealedSecret `{}` item `{item}` (multi-recipient version 1, no key commitment: reseal it)\n",
+                    path.display(),
+                    doc.line,
+                    ss.object_ref()
+                ));
+            }
             let how = if sealing_key_hints(&ss.metadata).contains(&fp) {
                 Some("sealing-key annotation")
             } else if ss
@@ -121,7 +140,12 @@ pub fn run(args: &AuditArgs) -> Result<Outcome> {
         ));
     }
     printer().status(format_args!("{found} SealedSecret(s) sealed with {fp}"));
-    Ok(if found > 0 {
+    if v1 > 0 {
+        printer().status(format_args!(
+            "{v1} multi-recipient version-1 value(s) (no key commitment): the controller refuses them unless --accept-multi-recipient-v1; reseal them"
+        ));
+    }
+    Ok(if found > 0 || v1 > 0 {
         Outcome::Findings
     } else {
         Outcome::Success

@@ -3,6 +3,11 @@
 //! (<https://age-encryption.org>): a passphrase (scrypt) by default, or X25519 recipients
 //! (`age1...`). ASCII-armored so the file can be pasted into a password manager.
 //! Plaintext only with `--insecure-plaintext`.
+//!
+//! A new backup's passphrase must have [`MIN_PASSPHRASE_CHARS`] characters, [`MIN_DISTINCT_CHARS`]
+//! of them different: the file may end up anywhere, and scrypt only slows down guessing. An
+//! existing backup's passphrase is not judged when opening it (refusing would lock its owner
+//! out, and the file is already in the reader's hands); a weak one gets a warning.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -13,6 +18,18 @@ use zeroize::Zeroizing;
 use crate::cli::{DecryptArgs, EncryptArgs};
 use crate::env;
 use crate::error::{CliError, GoIoError, PassphraseError, Result};
+
+/// Minimum length, in characters, of a new backup's passphrase.
+pub const MIN_PASSPHRASE_CHARS: usize = 12;
+/// Minimum number of distinct characters in a new backup's passphrase (rules out
+/// `aaaaaaaaaaaa` and `121212121212`).
+pub const MIN_DISTINCT_CHARS: usize = 5;
+
+/// Whether `p` meets the minimum strength of a new backup's passphrase.
+pub fn strong_enough(p: &str) -> bool {
+    let distinct: std::collections::BTreeSet<char> = p.chars().collect();
+    p.chars().count() >= MIN_PASSPHRASE_CHARS && distinct.len() >= MIN_DISTINCT_CHARS
+}
 
 /// Start of an armored age file.
 const ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
@@ -100,6 +117,25 @@ pub fn decrypt(data: &[u8], args: &DecryptArgs, path: &Path) -> Result<Zeroizing
 /// The passphrase: `--passphrase-file`, else `$SEALED_SECRETS_BACKUP_PASSPHRASE`, else a
 /// prompt on the terminal (twice when creating a backup).
 fn passphrase(file: Option<&Path>, confirm: bool) -> Result<SecretString> {
+    let pass = read_passphrase(file, confirm)?;
+    let strong = strong_enough(age::secrecy::ExposeSecret::expose_secret(&pass));
+    match (strong, confirm) {
+        (true, _) => Ok(pass),
+        (false, true) => Err(CliError::Passphrase(PassphraseError::Weak {
+            min_chars: MIN_PASSPHRASE_CHARS,
+            min_distinct: MIN_DISTINCT_CHARS,
+        })),
+        (false, false) => {
+            crate::printer().warn(format_args!(
+                "this backup's passphrase is weak (fewer than {MIN_PASSPHRASE_CHARS} characters or {MIN_DISTINCT_CHARS} distinct ones): make a new backup with a stronger one"
+            ));
+            Ok(pass)
+        }
+    }
+}
+
+/// The passphrase as given, not judged.
+fn read_passphrase(file: Option<&Path>, confirm: bool) -> Result<SecretString> {
     if let Some(f) = file {
         let data = Zeroizing::new(
             std::fs::read(f).map_err(|e| CliError::io("failed to read passphrase", f, e))?,
@@ -198,5 +234,26 @@ mod tests {
         assert_eq!(&decrypt(&ct, &dec, Path::new("b")).unwrap()[..], b"keys");
         std::fs::write(&pf, "wrong\n").unwrap();
         assert!(decrypt(&ct, &dec, Path::new("b")).is_err());
+    }
+
+    #[test]
+    fn a_new_backup_needs_a_passphrase_of_minimum_strength() {
+        let dir = tempfile::tempdir().unwrap();
+        let pf = dir.path().join("p");
+        for weak in ["short", "aaaaaaaaaaaaaaaa", "121212121212", "abcdabcdabcd"] {
+            std::fs::write(&pf, format!("{weak}\n")).unwrap();
+            let enc = EncryptArgs {
+                passphrase_file: Some(pf.clone()),
+                ..EncryptArgs::default()
+            };
+            let err = encrypt(b"keys", &enc).unwrap_err();
+            assert!(
+                matches!(err, CliError::Passphrase(PassphraseError::Weak { .. })),
+                "{weak}: {err}"
+            );
+        }
+        assert!(strong_enough("correct horse"));
+        assert!(!strong_enough("abcdabcdabcd"));
+        assert!(strong_enough("abcdeabcdeab"));
     }
 }

@@ -141,6 +141,12 @@ pub struct SealArgs {
     /// Opening an encrypted key backup given as --recovery-private-key (ours).
     #[command(flatten)]
     pub key_backup: DecryptArgs,
+
+    /// Let --recovery-unseal open, and offline --validate pass, multi-recipient values of
+    /// version 1, which have no key commitment and may open to a different value for each
+    /// recipient (ours; refused by default, like the controller does).
+    #[arg(long = "accept-multi-recipient-v1", env = env::ACCEPT_MULTI_RECIPIENT_V1)]
+    pub accept_multi_recipient_v1: bool,
 }
 
 /// Where the sealing certificate comes from.
@@ -437,12 +443,22 @@ pub enum KeysCommand {
     },
     /// Recreate the key Secrets of a backup; keys already present are left alone, and a
     /// Secret of the same name holding a different key is never overwritten.
+    ///
+    /// Lists the keys (fingerprint, validity) and asks for confirmation first; refuses
+    /// certificates dated in the future. Restored keys carry only the active label and the
+    /// sealed-secrets-rs.dev/restored-at annotation.
     Restore {
         #[command(flatten)]
         controller: ControllerArgs,
         /// Backup file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// Accept an unencrypted backup (refused by default: nothing shows who wrote its keys).
+        #[arg(long = "insecure-plaintext")]
+        insecure_plaintext: bool,
+        /// Restore without asking (required without a terminal); check the fingerprints first.
+        #[arg(long, short = 'y')]
+        yes: bool,
         #[command(flatten)]
         crypt: DecryptArgs,
         #[command(flatten)]
@@ -485,6 +501,10 @@ pub struct ScanArgs {
     /// non-UTF-8 files, broken documents); they are still scanned as text either way.
     #[arg(long)]
     pub strict: bool,
+    /// Skip hidden directories (names starting with `.`). By default they are scanned
+    /// (`.github/`, `.argocd/` hold manifests too); `.git` is always skipped.
+    #[arg(long = "skip-hidden")]
+    pub skip_hidden: bool,
 }
 
 /// `kubeseal reencrypt`.
@@ -547,7 +567,9 @@ mod tests {
         for var in crate::env::ALL {
             let flag = var.trim_start_matches("SEALED_SECRETS_");
             assert!(
-                flag.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                // Digits too, as in the controller's SEALED_SECRETS_ACCEPT_DEPRECATED_V1_DATA.
+                flag.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
                 "{var}"
             );
         }

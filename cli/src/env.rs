@@ -57,6 +57,8 @@ env_vars! {
     RECOVERY_UNSEAL = "RECOVERY_UNSEAL";
     /// `--recovery-private-key`.
     RECOVERY_PRIVATE_KEY = "RECOVERY_PRIVATE_KEY";
+    /// `--accept-multi-recipient-v1` (ours).
+    ACCEPT_MULTI_RECIPIENT_V1 = "ACCEPT_MULTI_RECIPIENT_V1";
     /// `--kubeconfig`.
     KUBECONFIG = "KUBECONFIG";
     /// `-n/--namespace`.

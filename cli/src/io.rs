@@ -105,24 +105,35 @@ pub fn create_private_file(path: &Path, data: &[u8], overwrite: bool) -> Result<
     write_atomic(path, data, FileMode::OwnerOnly)
 }
 
+/// Which directories below a given path a walk descends into. `.git` is never entered: it
+/// holds Git's object store, not manifests, and is large.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HiddenDirs {
+    /// Skip every directory whose name starts with `.`.
+    Skip,
+    /// Enter them (`.github/`, `.argocd/` and the like hold manifests too), except `.git`.
+    Enter,
+}
+
 /// Every regular file under `paths` (files given directly are kept), sorted, skipping hidden
 /// directories such as `.git`.
 pub fn walk(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    walk_reporting(paths, &mut Vec::new())
+    walk_reporting(paths, &mut Vec::new(), HiddenDirs::Skip)
 }
 
 /// [`walk`], also naming each entry it passed over and why: symbolic links (not followed, so a
 /// scan cannot loop or leave the tree) and entries whose metadata cannot be read. Hidden
-/// directories are skipped by design and not named.
+/// directories are entered or not as `hidden` says, and skipped ones are not named.
 pub fn walk_reporting(
     paths: &[PathBuf],
     passed_over: &mut Vec<(PathBuf, String)>,
+    hidden: HiddenDirs,
 ) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         let meta = fs::metadata(p).map_err(|e| CliError::io("failed to read", p, e))?;
         if meta.is_dir() {
-            walk_dir(p, &mut out, passed_over)?;
+            walk_dir(p, &mut out, passed_over, hidden)?;
         } else {
             out.push(p.clone());
         }
@@ -134,6 +145,7 @@ fn walk_dir(
     dir: &Path,
     out: &mut Vec<PathBuf>,
     passed_over: &mut Vec<(PathBuf, String)>,
+    hidden_dirs: HiddenDirs,
 ) -> Result<()> {
     let mut entries: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|e| CliError::io("failed to read directory", dir, e))?
@@ -141,10 +153,11 @@ fn walk_dir(
         .collect();
     entries.sort();
     for p in entries {
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
+        let name = p.file_name().and_then(|n| n.to_str());
+        let skip_dir = match hidden_dirs {
+            HiddenDirs::Skip => name.is_some_and(|n| n.starts_with('.')),
+            HiddenDirs::Enter => name == Some(".git"),
+        };
         let meta = match fs::symlink_metadata(&p) {
             Ok(meta) => meta,
             Err(e) => {
@@ -154,8 +167,8 @@ fn walk_dir(
             }
         };
         if meta.is_dir() {
-            if !hidden {
-                walk_dir(&p, out, passed_over)?;
+            if !skip_dir {
+                walk_dir(&p, out, passed_over, hidden_dirs)?;
             }
         } else if meta.is_file() {
             out.push(p);

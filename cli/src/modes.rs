@@ -10,7 +10,7 @@ use sealed_secrets_api::{
     ItemError, ObjectRef, SealOptions, SealedSecret, SealingError, SecretInput, UnsealError,
     UnsealOptions, merge_into, parse_sealed_secrets, parse_secrets, seal_raw, seal_secret, unseal,
 };
-use sealed_secrets_crypto::{Certificate, PublicKey, Scope};
+use sealed_secrets_crypto::{Certificate, MultiV1Policy, PublicKey, Scope};
 
 use crate::cli::{CertArgs, KubeArgs, SealArgs};
 use crate::cluster::{self, Controller};
@@ -294,7 +294,10 @@ fn merge(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs, target: &Path) -> Re
 /// `--recovery-unseal`: decrypt offline with the given private keys and print the Secret(s).
 fn recovery_unseal(seal: &SealArgs) -> Result<()> {
     let format = output_format(seal, None)?;
-    let ring = keyfiles::load_ring(&seal.recovery_private_key, &seal.key_backup)?;
+    let mut ring = keyfiles::load_ring(&seal.recovery_private_key, &seal.key_backup)?;
+    if seal.accept_multi_recipient_v1 {
+        ring.set_multi_v1_policy(MultiV1Policy::accept(Default::default()));
+    }
     let list = read_sealed_docs(seal)?;
     let mut out = String::new();
     for ss in &list {
@@ -354,7 +357,7 @@ fn validate_mode(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()
             certs::HttpPolicy::from_flag(cert.allow_insecure_cert_url),
         )?;
         let list = read_sealed_docs(seal)?;
-        return validate::offline(&list, &certs);
+        return validate::offline(&list, &certs, seal.accept_multi_recipient_v1);
     }
     let list = read_sealed_docs(seal)?;
     crate::runtime::block_on(cluster::bounded(

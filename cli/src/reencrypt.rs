@@ -11,7 +11,7 @@ use std::path::Path;
 
 use sealed_secrets_api::output::{self, OutputFormat};
 use sealed_secrets_api::{SealedSecret, UnsealOptions, decrypt_items, reseal, sealing_key_hints};
-use sealed_secrets_crypto::{Certificate, KeyRing, PublicKey};
+use sealed_secrets_crypto::{Certificate, KeyRing, MultiV1Policy, PublicKey};
 
 use crate::cli::ReencryptArgs;
 use crate::error::{CliError, Result};
@@ -29,8 +29,11 @@ struct Tally {
 
 /// Runs it.
 pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
-    let ring = keyfiles::load_ring(&args.recovery_private_key, &args.key_backup)?;
+    let mut ring = keyfiles::load_ring(&args.recovery_private_key, &args.key_backup)?;
     certs::note_repeated_cert(&args.cert_values);
+    // Resealing is how multi-recipient version-1 values (no key commitment, refused by the
+    // controller) become version 2 with one plaintext for all: opening them here is the fix.
+    ring.set_multi_v1_policy(MultiV1Policy::accept(Default::default()));
     let certs = certs::load_all(
         args.cert_values.last().map(String::as_str),
         &args.recipient_cert,
@@ -103,7 +106,7 @@ fn rewrite(
             .iter()
             .map(ToString::to_string)
             .collect();
-        if hints == wanted {
+        if hints == wanted && ss.multi_v1_items().is_empty() {
             tally.current += 1;
             continue;
         }

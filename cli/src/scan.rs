@@ -8,6 +8,11 @@
 //! documents that do not parse and the rest of a JSON stream after a syntax error are
 //! scanned as text for a `kind: Secret` with literal values ([`text_findings`]). Every such
 //! file is reported on stderr, and `--strict` turns any of them into a failure.
+//!
+//! It also reports SealedSecret values in multi-recipient version 1, which has no key
+//! commitment (`crates/crypto/FORMAT.md` §2.2) and which the controller refuses by default:
+//! they need resealing. Hidden directories (`.github/`, `.argocd/`) are scanned unless
+//! `--skip-hidden`; `.git` never is.
 
 use std::path::{Path, PathBuf};
 
@@ -44,7 +49,12 @@ pub struct FileReport {
 /// Runs the scan and prints findings (stdout) and notes (stderr).
 pub fn run(args: &ScanArgs) -> Result<Outcome> {
     let mut passed_over = Vec::new();
-    let files = io::walk_reporting(&args.paths, &mut passed_over)?;
+    let hidden = if args.skip_hidden {
+        io::HiddenDirs::Skip
+    } else {
+        io::HiddenDirs::Enter
+    };
+    let files = io::walk_reporting(&args.paths, &mut passed_over, hidden)?;
     let mut findings = Vec::new();
     // Entries the walk passed over count when they could hold a manifest: a link or an
     // unreadable entry named like one.
@@ -86,14 +96,23 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
     for (path, reason) in &skipped {
         printer().note(format_args!("{}: {reason}", path.display()));
     }
-    if findings.is_empty() {
+    let v1 = findings
+        .iter()
+        .filter(|f| f.what == MULTI_V1_FINDING)
+        .count();
+    let unsealed = findings.len() - v1;
+    if unsealed == 0 {
         printer().status(format_args!(
             "scanned {scanned} file(s): no unsealed Secret found"
         ));
     } else {
         printer().status(format_args!(
-            "found {} unsealed Secret(s) in {scanned} scanned file(s); seal them with kubeseal and commit the SealedSecret instead",
-            findings.len()
+            "found {unsealed} unsealed Secret(s) in {scanned} scanned file(s); seal them with kubeseal and commit the SealedSecret instead",
+        ));
+    }
+    if v1 > 0 {
+        printer().status(format_args!(
+            "found {v1} multi-recipient version-1 value(s) (no key commitment): the controller refuses them unless --accept-multi-recipient-v1; reseal them with kubeseal (or kubeseal reencrypt)"
         ));
     }
     if args.strict && !skipped.is_empty() {
@@ -160,8 +179,32 @@ pub fn scan_bytes(path: &Path, bytes: &[u8]) -> FileReport {
     if is_kustomization(path) {
         report.findings.extend(secret_generators(path, text));
     }
+    report.findings.extend(multi_v1_findings(path, text));
     report.findings.sort_by_key(|f| f.line);
     report
+}
+
+/// What a multi-recipient version-1 value is reported as.
+pub const MULTI_V1_FINDING: &str = "multi-recipient version-1 value (no key commitment; refused by the controller, reseal it) in SealedSecret";
+
+/// SealedSecret values in multi-recipient version 1, one finding per value, at the line of
+/// the SealedSecret's document. Needs no key: the version is in the value's header.
+pub fn multi_v1_findings(path: &Path, text: &str) -> Vec<Finding> {
+    if !text.contains(sealed_secrets_api::KIND) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (doc, ss) in docs::sealed_secrets(text, &mut Vec::new()) {
+        for item in ss.multi_v1_items() {
+            out.push(Finding {
+                path: path.to_owned(),
+                line: doc.line,
+                object: format!("{}` item `{item}", ss.object_ref()),
+                what: MULTI_V1_FINDING,
+            });
+        }
+    }
+    out
 }
 
 /// `kustomization.yaml`, `kustomization.yml` or `Kustomization`.

@@ -3,21 +3,26 @@
 //! needs the private key), but they catch what breaks in practice: values that are not
 //! base64, values sealed for another key (RSA length prefix != the cert's modulus size, or a
 //! multi-recipient header that does not name the cert), and scope annotations that disagree
-//! between the top-level metadata (what the controller uses) and the template.
+//! between the top-level metadata (what the controller uses) and the template. Values in
+//! multi-recipient version 1 (no key commitment, `crates/crypto/FORMAT.md` §2.2) are reported
+//! too, since the controller refuses them, unless `--accept-multi-recipient-v1`.
 
 use sealed_secrets_api::{SealedSecret, annotations, sealing_key_hints};
-use sealed_secrets_crypto::{Certificate, Envelope, Scope, decode_base64, envelope};
+use sealed_secrets_crypto::{Certificate, Envelope, Scope, decode_base64, envelope, is_multi_v1};
 
 use crate::error::{CliError, Result};
+
+/// What a multi-recipient version-1 value is told, here and in `audit`/`scan`.
+pub const MULTI_V1_REFUSED: &str = "multi-recipient version 1 (no key commitment): refused by the controller unless --accept-multi-recipient-v1; reseal it";
 
 /// Smallest sealed value: 2-byte prefix + RSA block + 16-byte GCM tag.
 const GCM_TAG: usize = 16;
 
 /// Checks every SealedSecret; reports all problems on stderr and fails if there is any.
-pub fn offline(list: &[SealedSecret], certs: &[Certificate]) -> Result<()> {
+pub fn offline(list: &[SealedSecret], certs: &[Certificate], accept_multi_v1: bool) -> Result<()> {
     let mut problems = Vec::new();
     for ss in list {
-        for p in check(ss, certs) {
+        for p in check(ss, certs, accept_multi_v1) {
             problems.push(format!("SealedSecret `{}`: {p}", ss.object_ref()));
         }
     }
@@ -33,7 +38,7 @@ pub fn offline(list: &[SealedSecret], certs: &[Certificate]) -> Result<()> {
 }
 
 /// The problems of one SealedSecret (empty when it looks fine).
-pub fn check(ss: &SealedSecret, certs: &[Certificate]) -> Vec<String> {
+pub fn check(ss: &SealedSecret, certs: &[Certificate], accept_multi_v1: bool) -> Vec<String> {
     let mut out = Vec::new();
     let name = ss.metadata.name.clone().unwrap_or_default();
     let namespace = ss.metadata.namespace.clone().unwrap_or_default();
@@ -90,12 +95,12 @@ pub fn check(ss: &SealedSecret, certs: &[Certificate]) -> Vec<String> {
         ));
     }
     for (item, value) in ss.spec.encrypted_data.iter() {
-        if let Some(p) = check_value(value, certs) {
+        if let Some(p) = check_value(value, certs, accept_multi_v1) {
             out.push(format!("encryptedData `{item}`: {p}"));
         }
     }
     if let Some(data) = ss.spec.data.as_deref().filter(|d| !d.is_empty())
-        && let Some(p) = check_value(data, certs)
+        && let Some(p) = check_value(data, certs, accept_multi_v1)
     {
         out.push(format!("spec.data: {p}"));
     }
@@ -103,10 +108,13 @@ pub fn check(ss: &SealedSecret, certs: &[Certificate]) -> Vec<String> {
 }
 
 /// Why one value cannot have been sealed for any of `certs`, if it cannot.
-fn check_value(value: &str, certs: &[Certificate]) -> Option<String> {
+fn check_value(value: &str, certs: &[Certificate], accept_multi_v1: bool) -> Option<String> {
     let Ok(ct) = decode_base64(value) else {
         return Some("not valid base64".to_owned());
     };
+    if is_multi_v1(&ct) && !accept_multi_v1 {
+        return Some(MULTI_V1_REFUSED.to_owned());
+    }
     match envelope(&ct) {
         Err(e) => Some(e.to_string()),
         Ok(Envelope::Upstream { rsa_len }) => {

@@ -431,7 +431,14 @@ async fn keys_backup_restore_list_verify() {
     let r = kubeseal(
         &cluster,
         d.path(),
-        &["keys", "restore", &backup_s, "--passphrase-file", &pass],
+        &[
+            "keys",
+            "restore",
+            &backup_s,
+            "--passphrase-file",
+            &pass,
+            "--yes",
+        ],
         b"",
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -441,7 +448,14 @@ async fn keys_backup_restore_list_verify() {
     let r = kubeseal(
         &cluster,
         d.path(),
-        &["keys", "restore", &backup_s, "--passphrase-file", &pass],
+        &[
+            "keys",
+            "restore",
+            &backup_s,
+            "--passphrase-file",
+            &pass,
+            "--yes",
+        ],
         b"",
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -483,7 +497,14 @@ async fn keys_backup_restore_list_verify() {
     let r = kubeseal(
         &cluster,
         d.path(),
-        &["keys", "restore", &backup_s, "--passphrase-file", &pass],
+        &[
+            "keys",
+            "restore",
+            &backup_s,
+            "--passphrase-file",
+            &pass,
+            "--yes",
+        ],
         b"",
     );
     assert_eq!(r.code, 1);
@@ -494,7 +515,14 @@ async fn keys_backup_restore_list_verify() {
     let r = kubeseal(
         &cluster,
         d.path(),
-        &["keys", "restore", &backup_s, "--passphrase-file", &pass],
+        &[
+            "keys",
+            "restore",
+            &backup_s,
+            "--passphrase-file",
+            &pass,
+            "--yes",
+        ],
         b"",
     );
     assert_eq!(r.code, 1);
@@ -793,4 +821,95 @@ async fn cluster_failures_are_prompt_and_plain() {
     );
     assert!(!r.stderr.contains("--controller-name"), "{}", r.stderr);
     assert!(!r.stderr.contains("ServiceError"), "{}", r.stderr);
+}
+
+/// A hostile plaintext backup: a key Secret with forged labels and annotations (our
+/// key-origin included) and another type. Without `--yes` and without a terminal nothing is
+/// written; with `--yes` the Secret written carries only the key, its certificate, its name and
+/// the active label, marked restored, and the operator is told it becomes the sealing key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_restore_of_a_hostile_backup_writes_only_what_matters() {
+    let cluster = Cluster::start_private().unwrap();
+    let client = cluster.client().await.unwrap();
+    let api: Api<Secret> = Api::namespaced(client, CTRL_NS);
+    let key = PrivateKey::generate(2048).unwrap();
+    let crt = key
+        .self_signed_certificate(&sealed_secrets_crypto::CertParams::default())
+        .unwrap();
+    let name = "sealed-secrets-keyevil1";
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [{
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "sealedsecrets.bitnami.com/sealed-secrets-key": "active",
+                "forged": "label",
+            },
+            "annotations": {
+                "sealed-secrets-rs.dev/key-origin": "generated",
+                "forged": "annotation",
+            },
+        },
+        "type": "Opaque",
+        "data": {
+            "tls.key": sealed_secrets_crypto::encode_base64(key.to_pkcs1_pem().as_bytes()),
+            "tls.crt": sealed_secrets_crypto::encode_base64(crt.pem().as_bytes()),
+            "extra": "eA==",
+        },
+    }]});
+    let d = tempfile::tempdir().unwrap();
+    let backup = d.path().join("backup.json");
+    std::fs::write(&backup, list.to_string()).unwrap();
+    let backup = backup.display().to_string();
+
+    // No terminal, no --yes: refused after listing the key, before any write.
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["keys", "restore", &backup, "--insecure-plaintext"],
+        b"y\n",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("needs a confirmation"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(key.fingerprint().as_str()),
+        "fingerprint shown: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("would become the controller's newest key"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        api.get_opt(name).await.unwrap().is_none(),
+        "nothing written"
+    );
+
+    let r = kubeseal(
+        &cluster,
+        d.path(),
+        &["keys", "restore", &backup, "--insecure-plaintext", "--yes"],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let s = api.get(name).await.unwrap();
+    assert_eq!(
+        s.metadata.labels.unwrap(),
+        BTreeMap::from([(
+            "sealedsecrets.bitnami.com/sealed-secrets-key".to_owned(),
+            "active".to_owned()
+        )])
+    );
+    let annotations = s.metadata.annotations.unwrap();
+    assert_eq!(
+        annotations.keys().collect::<Vec<_>>(),
+        vec!["sealed-secrets-rs.dev/restored-at"],
+        "no forged annotation, no key-origin"
+    );
+    assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));
+    let data = s.data.unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), vec!["tls.crt", "tls.key"]);
 }

@@ -58,6 +58,7 @@ pub mod env {
     pub const ROTATE_RATE_LIMIT_BURST: &str = "SEALED_SECRETS_ROTATE_RATE_LIMIT_BURST";
     pub const HTTP_ACCEPT_DEPRECATED_V1_DATA: &str =
         "SEALED_SECRETS_HTTP_ACCEPT_DEPRECATED_V1_DATA";
+    pub const ACCEPT_MULTI_RECIPIENT_V1: &str = "SEALED_SECRETS_ACCEPT_MULTI_RECIPIENT_V1";
     pub const ALLOW_SERVICE_ACCOUNT_TOKEN_SECRETS: &str =
         "SEALED_SECRETS_ALLOW_SERVICE_ACCOUNT_TOKEN_SECRETS";
 
@@ -384,6 +385,14 @@ pub struct Config {
     #[arg(long, env = env::HTTP_ACCEPT_DEPRECATED_V1_DATA, default_value = "false", value_parser = parse_bool,
           num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
     pub http_accept_deprecated_v1_data: bool,
+
+    /// Open multi-recipient values of version 1, which have no key commitment (a sealer can
+    /// make one value open to different plaintexts in different clusters; crates/crypto/FORMAT.md
+    /// §2.1). Off by default; turn on only for a migration window while such values are
+    /// resealed (`kubeseal scan`/`audit` find them; metric multi_recipient_v1_values_total).
+    #[arg(long, env = env::ACCEPT_MULTI_RECIPIENT_V1, default_value = "false", value_parser = parse_bool,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub accept_multi_recipient_v1: bool,
 
     /// Unseal SealedSecrets whose template asks for a Secret of type
     /// kubernetes.io/service-account-token. Off by default (unlike upstream): such a Secret

@@ -68,6 +68,12 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
 
     // §4.3 step 1: the keys, before anything is served.
     let keys = Keys::new(settings.keys.for_namespace(&namespace), metrics.clone());
+    keys.accept_multi_v1(settings.keys.accept_multi_v1);
+    if settings.keys.accept_multi_v1 {
+        tracing::warn!(
+            "--accept-multi-recipient-v1: multi-recipient version-1 values (no key commitment) are opened; reseal them and turn this off"
+        );
+    }
     keys.initial_load_with_retry(&client).await;
     tracing::info!(keys = keys.snapshot().keys.len(), "loaded keys");
 

@@ -14,6 +14,8 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use sealed_secrets_crypto::MultiV1Tally;
+
 use crate::config::{GIT_COMMIT, VERSION};
 
 /// A label set: static keys, owned values.
@@ -68,6 +70,9 @@ pub struct Metrics {
     pub keys_foreign: Gauge,
     pub leader: Gauge,
     pub rsa_decryptions: Counter,
+    /// Multi-recipient version-1 values met by the key rings (`FORMAT.md` §2.2), read at
+    /// scrape time by [`MultiV1Collector`].
+    multi_v1: Arc<MultiV1Tally>,
 }
 
 impl Default for Metrics {
@@ -157,6 +162,9 @@ impl Metrics {
             rsa_decryptions.clone(),
         );
 
+        let multi_v1 = Arc::new(MultiV1Tally::default());
+        reg.register_collector(Box::new(MultiV1Collector(multi_v1.clone())));
+
         Self {
             registry: root,
             unseal_requests,
@@ -170,7 +178,13 @@ impl Metrics {
             keys_foreign,
             leader,
             rsa_decryptions,
+            multi_v1,
         }
+    }
+
+    /// The tally the key rings count multi-recipient version-1 values into.
+    pub fn multi_v1_tally(&self) -> Arc<MultiV1Tally> {
+        self.multi_v1.clone()
     }
 
     /// Text exposition (OpenMetrics).
@@ -339,6 +353,33 @@ impl Collector for ProcessCollector {
     }
 }
 
+/// `multi_recipient_v1_values_total{outcome="accepted|refused"}`: multi-recipient version-1
+/// values (no key commitment) the controller was asked to open, by unsealing, `/v1/verify`
+/// or `/v1/rotate`. Refused unless `--accept-multi-recipient-v1`; while that migration
+/// window is open, `accepted` says whether any such value is still in use.
+#[derive(Debug)]
+struct MultiV1Collector(Arc<MultiV1Tally>);
+
+impl Collector for MultiV1Collector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "multi_recipient_v1_values",
+            "Multi-recipient version-1 values (no key commitment) met, by outcome (accepted with --accept-multi-recipient-v1, else refused).",
+            None,
+            counter.metric_type(),
+        )?;
+        for (outcome, value) in [
+            ("accepted", self.0.accepted()),
+            ("refused", self.0.refused()),
+        ] {
+            let labels: Labels = vec![("outcome", outcome.to_owned())];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 /// Shared handle.
 pub type SharedMetrics = Arc<Metrics>;
 
@@ -365,6 +406,8 @@ mod tests {
             "sealed_secrets_controller_key_values_opened_total{fingerprint=\"SHA256:abc\"} 3",
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",
+            "sealed_secrets_controller_multi_recipient_v1_values_total{outcome=\"accepted\"} 0",
+            "sealed_secrets_controller_multi_recipient_v1_values_total{outcome=\"refused\"} 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -66,6 +66,8 @@ pub struct KeyFlags {
     pub renew_period: Duration,
     /// `--key-cutoff-time`.
     pub cutoff: Option<SystemTime>,
+    /// `--accept-multi-recipient-v1`: the key rings open multi-recipient version-1 values.
+    pub accept_multi_v1: bool,
 }
 
 impl KeyFlags {
@@ -212,6 +214,7 @@ impl TryFrom<Config> for Settings {
                 .or(cfg.rotate_period)
                 .map_or(DEFAULT_RENEW_PERIOD, |d| d.0),
             cutoff,
+            accept_multi_v1: cfg.accept_multi_recipient_v1,
         };
         let log = LogSettings {
             level: crate::telemetry::parse_level(&cfg.log_level)
@@ -322,6 +325,10 @@ mod tests {
         assert_eq!(s.http.rate_limit, (2, 2));
         assert_eq!(s.http.timeout, Duration::from_secs(240));
         assert!(!s.http.unseal.accept_deprecated_v1_data);
+        assert!(
+            !s.keys.accept_multi_v1,
+            "multi-recipient version 1 is refused by default"
+        );
         assert_eq!(s.log.level, Level::INFO);
         assert_eq!(s.leader_election.unwrap().duration, Duration::from_secs(15));
         assert_eq!(s.cert_configmap.as_deref(), Some("sealed-secrets-cert"));
@@ -349,6 +356,22 @@ mod tests {
         assert_eq!(
             period(&["--rotate-period=1h", "--key-renew-period=0"]),
             Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn multi_recipient_v1_is_a_migration_switch() {
+        assert!(
+            settings(&["--accept-multi-recipient-v1"])
+                .unwrap()
+                .keys
+                .accept_multi_v1
+        );
+        assert!(
+            !settings(&["--accept-multi-recipient-v1=false"])
+                .unwrap()
+                .keys
+                .accept_multi_v1
         );
     }
 

@@ -20,6 +20,16 @@ pub enum PassphraseError {
     /// The passphrase is empty.
     #[error("the backup passphrase is empty")]
     Empty,
+    /// A new backup's passphrase is below the minimum strength.
+    #[error(
+        "the backup passphrase is too weak: it needs at least {min_chars} characters, {min_distinct} of them different"
+    )]
+    Weak {
+        /// Minimum number of characters.
+        min_chars: usize,
+        /// Minimum number of distinct characters.
+        min_distinct: usize,
+    },
     /// No terminal to ask on.
     #[error("a passphrase is needed, but it cannot be asked for: no terminal is available ({0})")]
     NoTerminal(GoIoError),

@@ -395,6 +395,37 @@ pub enum CliError {
         /// The Secret's name.
         name: String,
     },
+    /// `keys restore` of an unencrypted backup without `--insecure-plaintext`.
+    #[error("refusing to restore `{}`: it is not encrypted (anyone who could write the file chose its keys)", .path.display())]
+    BackupPlaintext {
+        /// The backup file.
+        path: PathBuf,
+    },
+    /// A key Secret in a backup whose `tls.crt` is missing, unreadable, or for another key.
+    #[error("key Secret `{name}` in the backup: {problem}")]
+    BackupBadCertificate {
+        /// The Secret's name.
+        name: String,
+        /// What is wrong with its certificate.
+        problem: &'static str,
+    },
+    /// A key whose certificate starts in the future: restored, it would become the newest key
+    /// and take every new seal until the next renewal.
+    #[error(
+        "key Secret `{name}` in the backup has a certificate valid only from {not_before}, in the future: refusing to restore it"
+    )]
+    BackupFutureKey {
+        /// The Secret's name.
+        name: String,
+        /// NotBefore, RFC 3339.
+        not_before: String,
+    },
+    /// `keys restore` without a terminal to confirm on and without `--yes`.
+    #[error("restoring keys needs a confirmation: no terminal to ask on, and no --yes")]
+    RestoreNotConfirmed,
+    /// The operator answered no.
+    #[error("restore cancelled: nothing was written")]
+    RestoreDeclined,
     /// An error with a `hint:` the user can act on ([`CliError::unhinted`] gives the error
     /// itself, whose causes `main` prints).
     #[error("{error}")]

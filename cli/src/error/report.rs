@@ -32,6 +32,19 @@ impl CliError {
                 "check the controller's logs; it must support the rotate-requested-at annotation"
                     .to_owned(),
             ),
+            CliError::BackupPlaintext { .. } => Some(
+                "restore an encrypted backup (kubeseal keys backup), or pass --insecure-plaintext \
+                 if you made this file yourself and it never left your control"
+                    .to_owned(),
+            ),
+            CliError::BackupFutureKey { .. } => Some(
+                "a key made by a controller is never dated ahead; check where this backup came \
+                 from (and the clocks)"
+                    .to_owned(),
+            ),
+            CliError::RestoreNotConfirmed => Some(
+                "check the fingerprints listed above, then run it again with --yes".to_owned(),
+            ),
             CliError::KeyConflict { .. } => Some(
                 "restore into another controller namespace, or rename the Secret in the backup"
                     .to_owned(),
@@ -61,6 +74,11 @@ impl CliError {
                 "none of the given keys sealed it, or the SealedSecret was renamed or moved \
                  to another namespace after sealing (strict scope); pass every key of the \
                  controller with --recovery-private-key"
+                    .to_owned(),
+            ),
+            CliError::Unseal(e) if e.refused_multi_v1() => Some(
+                "reseal the Secret with kubeseal (it writes version 2), or pass \
+                 --accept-multi-recipient-v1 to open it once for that"
                     .to_owned(),
             ),
             CliError::Unseal(e) if e.is_no_key() => Some(

@@ -111,9 +111,21 @@ fn backup_text(secrets: &[Secret]) -> Result<String> {
     Ok(sealed_secrets_api::output::value_to_yaml(&list)?)
 }
 
-/// The key Secrets of a backup file (decrypted as needed).
-pub(super) fn read_backup(path: &Path, crypt: &DecryptArgs) -> Result<Vec<Secret>> {
+/// The key Secrets of a backup file (decrypted as needed); an unencrypted one only with
+/// `insecure_plaintext`.
+pub(super) fn read_backup(
+    path: &Path,
+    crypt: &DecryptArgs,
+    insecure_plaintext: bool,
+) -> Result<Vec<Secret>> {
     let raw = io::read_file(path)?;
+    super::restore::check_encryption(path, &raw, insecure_plaintext)?;
+    if !crate::backup::is_encrypted(&raw) {
+        printer().warn(format_args!(
+            "`{}` is not encrypted: nothing shows who wrote its keys",
+            path.display()
+        ));
+    }
     let plain = crate::backup::decrypt(&raw, crypt, path)?;
     let docs = sealed_secrets_api::manifest::parse_documents(&plain).map_err(|source| {
         CliError::Manifest {

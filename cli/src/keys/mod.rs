@@ -51,15 +51,25 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
         KeysCommand::Restore {
             controller,
             file,
+            insecure_plaintext,
+            yes,
             crypt,
             kube,
         } => {
             let kube = &kube.or(outer);
-            let secrets = backup::read_backup(&file, &crypt)?;
+            // Everything the backup file alone can refuse is refused before the cluster is
+            // contacted (and so before anything is written to it).
+            let secrets = backup::read_backup(&file, &crypt, insecure_plaintext)?;
+            let keys = restore::check_keys(&secrets, std::time::SystemTime::now())?;
+            let confirm = if yes {
+                restore::Confirm::Given
+            } else {
+                restore::Confirm::Ask
+            };
             crate::runtime::block_on(cluster::bounded(
                 kube,
                 "cannot restore keys",
-                restore::restore(&controller, kube, secrets),
+                restore::restore(&controller, kube, keys, confirm),
             ))?
         }
         KeysCommand::VerifyBackup { file, dirs, crypt } => {

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::Secret;
 use sealed_secrets_api::annotations::KEY_ORIGIN;
+use sealed_secrets_crypto::MultiV1Policy;
 use tokio::sync::watch;
 
 use crate::config::KeyOrderPriority;
@@ -70,9 +71,15 @@ impl Keys {
     pub fn new(settings: KeySettings, metrics: SharedMetrics) -> Arc<Self> {
         let (changed, _) = watch::channel(0);
         let (requests, _) = watch::channel(BTreeMap::new());
+        // Refused by default, counted into the metric whatever the policy.
+        let registry = Registry {
+            multi_v1: MultiV1Policy::refuse(metrics.multi_v1_tally()),
+            ..Registry::default()
+        };
+        let current = Arc::new(registry.snapshot());
         Arc::new(Self {
-            registry: RwLock::new(Registry::default()),
-            current: RwLock::new(Arc::new(Registry::default().snapshot())),
+            registry: RwLock::new(registry),
+            current: RwLock::new(current),
             changed,
             requests,
             settings,
@@ -82,6 +89,23 @@ impl Keys {
 
     pub fn settings(&self) -> &KeySettings {
         &self.settings
+    }
+
+    /// Opens multi-recipient version-1 values (no key commitment) from now on when `accept`
+    /// (`--accept-multi-recipient-v1`, a migration window); refuses them otherwise, the
+    /// default. Applies to every path that opens a tenant's value through the snapshot ring:
+    /// unsealing, `/v1/verify`, `/v1/rotate`.
+    pub fn accept_multi_v1(&self, accept: bool) {
+        let tally = self.metrics.multi_v1_tally();
+        let policy = if accept {
+            MultiV1Policy::accept(tally)
+        } else {
+            MultiV1Policy::refuse(tally)
+        };
+        self.modify(|reg| {
+            reg.multi_v1 = policy;
+            true
+        });
     }
 
     /// The current keys.

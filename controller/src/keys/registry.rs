@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sealed_secrets_api::annotations::{KEY_ORIGIN, SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE};
-use sealed_secrets_crypto::{Certificate, Fingerprint, KeyRing, PrivateKey};
+use sealed_secrets_crypto::{Certificate, Fingerprint, KeyRing, MultiV1Policy, PrivateKey};
 
 use crate::config::KeyOrderPriority;
 
@@ -197,6 +197,9 @@ pub(super) struct Registry {
     /// a key was registered does not remove it.
     pub(super) registered: std::collections::HashMap<String, u64>,
     pub(super) seq: u64,
+    /// What every snapshot's ring does with multi-recipient version-1 values: refused unless
+    /// `--accept-multi-recipient-v1` (`FORMAT.md` §2.2).
+    pub(super) multi_v1: MultiV1Policy,
 }
 
 impl Registry {
@@ -246,6 +249,7 @@ impl Registry {
 
     pub(super) fn snapshot(&self) -> KeySnapshot {
         let mut ring = KeyRing::new();
+        ring.set_multi_v1_policy(self.multi_v1.clone());
         let mut keys = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
             ring.insert(e.key.clone());

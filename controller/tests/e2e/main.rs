@@ -13,5 +13,6 @@ mod flags;
 mod hardening;
 mod http_endpoints;
 mod keys;
+mod multi_v1;
 mod scenarios;
 mod unseal;

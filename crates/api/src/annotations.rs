@@ -50,6 +50,12 @@ pub const SOURCE_DIGEST: &str = "sealed-secrets-rs.dev/source-digest";
 /// to any value (e.g. `restored`). It is a tripwire, not a proof: whoever can create Secrets can
 /// set it too.
 pub const KEY_ORIGIN: &str = "sealed-secrets-rs.dev/key-origin";
+/// Ours: `kubeseal keys restore` puts it on every key Secret it creates, with the time of the
+/// restore (RFC 3339). It marks the key as restored from a backup whatever the backup said:
+/// restore copies no label or annotation from the backup but the active label, so a backup
+/// cannot pass its key off as generated here ([`KEY_ORIGIN`] is left unset, and the controller
+/// reports the key as foreign until an operator acknowledges it).
+pub const RESTORED_AT: &str = "sealed-secrets-rs.dev/restored-at";
 /// [`KEY_ORIGIN`]'s value on keys the controller generated.
 pub const KEY_ORIGIN_GENERATED: &str = "generated";
 /// Ours: on an active key Secret, an operator's request for a new key (`kubeseal keys rotate`,

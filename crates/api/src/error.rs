@@ -343,6 +343,19 @@ impl UnsealError {
         }
     }
 
+    /// True when some value is a multi-recipient version-1 value its reader refused
+    /// (`FORMAT.md` §2.2), so the caller can say how to reseal it or accept version 1.
+    pub fn refused_multi_v1(&self) -> bool {
+        let refused = |source: &OpenError| *source == OpenError::MultiV1Refused;
+        match self {
+            UnsealError::LegacyDecrypt { source, .. } => refused(source),
+            UnsealError::Items { errors: items, .. } => items
+                .iter()
+                .any(|e| matches!(e, ItemError::Decrypt { source, .. } if refused(source))),
+            _ => false,
+        }
+    }
+
     /// True when the only problems are that no key opened some values (the controller may
     /// retry after loading new keys).
     pub fn is_no_key(&self) -> bool {

@@ -385,6 +385,23 @@ impl SealedSecret {
     pub fn object_ref(&self) -> ObjectRef {
         ObjectRef::of(&self.metadata)
     }
+
+    /// Items whose value is in multi-recipient version 1, which has no key commitment
+    /// (`crates/crypto/FORMAT.md` §2.2); `spec.data` is named `spec.data`. Needs no key: the
+    /// version is in the value's header. For `kubeseal audit`, `scan` and `reencrypt`.
+    pub fn multi_v1_items(&self) -> Vec<&str> {
+        let legacy = self.spec.data.iter().map(|v| ("spec.data", v.as_str()));
+        self.spec
+            .encrypted_data
+            .iter()
+            .chain(legacy)
+            .filter(|(_, value)| {
+                sealed_secrets_crypto::decode_base64(value)
+                    .is_ok_and(|ct| sealed_secrets_crypto::is_multi_v1(&ct))
+            })
+            .map(|(item, _)| item)
+            .collect()
+    }
 }
 
 /// `namespace/name` of an object, used in error messages.

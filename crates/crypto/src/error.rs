@@ -81,6 +81,14 @@ pub enum OpenError {
     /// A multi-recipient header that does not parse.
     #[error("malformed multi-recipient header: {0}")]
     MalformedHeader(&'static str),
+    /// A multi-recipient value of version 1, which has no key commitment (`FORMAT.md` §2.2),
+    /// and the ring's [`crate::MultiV1Policy`] refuses that version. Told apart from
+    /// [`OpenError::NoKey`] because the version byte is public: it reveals nothing a reader
+    /// of the value does not already see, and it tells the owner what to do (reseal it).
+    #[error(
+        "multi-recipient version 1 (no key commitment) is refused: reseal the value with kubeseal"
+    )]
+    MultiV1Refused,
     /// [`crate::KeyRing::open_within`] ran out of its RSA budget before the value opened
     /// (says only that the work was cut short, not how far it got).
     #[error("RSA work limit reached before the value opened")]

@@ -2,6 +2,8 @@
 //! multi-recipient one (see `FORMAT.md`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
@@ -24,7 +26,8 @@ pub const MULTI_MAGIC: [u8; 4] = *b"ssrs";
 /// Version byte of the multi-recipient format [`seal_multi`] writes (`FORMAT.md` §2): version
 /// 2, with a key commitment.
 pub const MULTI_VERSION: u8 = 2;
-/// The first multi-recipient version, without key commitment: still read, never written.
+/// The first multi-recipient version, without key commitment (`FORMAT.md` §2.2): never
+/// written, and refused by every [`KeyRing`] unless its [`MultiV1Policy`] accepts it.
 pub const MULTI_VERSION_V1: u8 = 1;
 const MULTI_FIXED_HEADER: usize = 2 + 4 + 1 + 1;
 const DIGEST_LEN: usize = 32;
@@ -174,6 +177,121 @@ pub fn seal_multi(
         .map_err(|_| SealError::Encrypt)?;
     out.extend_from_slice(&body);
     Ok(out)
+}
+
+/// Seals one value in multi-recipient version 1 (`FORMAT.md` §2.2, no key commitment), for
+/// tests and fixtures of the refusal only: nothing we ship writes this format. Compiled only
+/// with the `multi-v1-writer` feature, which only dev-dependencies enable.
+#[cfg(feature = "multi-v1-writer")]
+pub fn seal_multi_v1(
+    keys: &[&PublicKey],
+    label: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let count = u8::try_from(keys.len())
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or(SealError::Recipients(keys.len()))?;
+    let session = session_key()?;
+    let mut out = Vec::new();
+    out.extend_from_slice(&MULTI_MARKER);
+    out.extend_from_slice(&MULTI_MAGIC);
+    out.push(MULTI_VERSION_V1);
+    out.push(count);
+    for key in keys {
+        let wrapped = rsa_wrap(key, label, session.as_ref())?;
+        let len = u16::try_from(wrapped.len()).map_err(|_| SealError::Encrypt)?;
+        out.extend_from_slice(&key.fingerprint().digest());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&wrapped);
+    }
+    let cipher = gcm(&session).ok_or(SealError::Encrypt)?;
+    let mut body = plaintext.to_vec();
+    cipher
+        .seal_in_place_append_tag(zero_nonce(), Aad::from(out.as_slice()), &mut body)
+        .map_err(|_| SealError::Encrypt)?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// True when `ciphertext` claims to be a multi-recipient value of version 1 (marker, magic and
+/// version byte; nothing else is checked). Needs no key, so `kubeseal audit` and `scan` can
+/// report such values, and telling it is no oracle: the version byte is public.
+pub fn is_multi_v1(ciphertext: &[u8]) -> bool {
+    ciphertext.len() > MULTI_FIXED_HEADER - 2
+        && ciphertext.starts_with(&MULTI_MARKER)
+        && ciphertext[2..6] == MULTI_MAGIC
+        && ciphertext[6] == MULTI_VERSION_V1
+}
+
+/// How many multi-recipient version-1 values rings sharing this tally met, by outcome
+/// (the controller exports them as a metric for the migration window).
+#[derive(Debug, Default)]
+pub struct MultiV1Tally {
+    accepted: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl MultiV1Tally {
+    /// Version-1 values opened (or tried) because the policy accepted them.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Version-1 values refused before any key was tried.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// What a [`KeyRing`] does with multi-recipient version-1 values, which have no key commitment
+/// and so can open to a different plaintext for each recipient (`FORMAT.md` §2.1). The default
+/// refuses them ([`OpenError::MultiV1Refused`], before any RSA work); accepting them is a
+/// migration switch (controller `--accept-multi-recipient-v1`). Every version-1 value met is
+/// counted in the policy's [`MultiV1Tally`], which clones of the policy share.
+#[derive(Debug, Clone, Default)]
+pub struct MultiV1Policy {
+    accept: bool,
+    tally: Arc<MultiV1Tally>,
+}
+
+impl MultiV1Policy {
+    /// Refuse version 1 (the default), counting into `tally`.
+    pub fn refuse(tally: Arc<MultiV1Tally>) -> MultiV1Policy {
+        MultiV1Policy {
+            accept: false,
+            tally,
+        }
+    }
+
+    /// Accept version 1 (a migration window), counting into `tally`.
+    pub fn accept(tally: Arc<MultiV1Tally>) -> MultiV1Policy {
+        MultiV1Policy {
+            accept: true,
+            tally,
+        }
+    }
+
+    /// Whether version-1 values are opened.
+    pub fn accepts(&self) -> bool {
+        self.accept
+    }
+
+    /// The counts of version-1 values met.
+    pub fn tally(&self) -> &Arc<MultiV1Tally> {
+        &self.tally
+    }
+
+    /// Counts one version-1 value and says whether it may be opened.
+    fn admit(&self) -> Result<(), OpenError> {
+        if self.accept {
+            self.tally.accepted.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        } else {
+            self.tally.refused.fetch_add(1, Ordering::Relaxed);
+            Err(OpenError::MultiV1Refused)
+        }
+    }
 }
 
 /// The structure of a sealed value, readable without any key.
@@ -355,6 +473,7 @@ impl RsaBudget {
 pub struct KeyRing {
     keys: Vec<PrivateKey>,
     index: HashMap<Fingerprint, usize>,
+    multi_v1: MultiV1Policy,
 }
 
 impl KeyRing {
@@ -390,6 +509,16 @@ impl KeyRing {
     /// The key with this fingerprint.
     pub fn get(&self, fingerprint: &Fingerprint) -> Option<&PrivateKey> {
         self.index.get(fingerprint).map(|i| &self.keys[*i])
+    }
+
+    /// Sets what this ring does with multi-recipient version-1 values (refused by default).
+    pub fn set_multi_v1_policy(&mut self, policy: MultiV1Policy) {
+        self.multi_v1 = policy;
+    }
+
+    /// What this ring does with multi-recipient version-1 values.
+    pub fn multi_v1_policy(&self) -> &MultiV1Policy {
+        &self.multi_v1
     }
 
     /// Number of keys.
@@ -504,6 +633,10 @@ impl KeyRing {
         rsa_budget: &mut RsaBudget,
     ) -> Result<Opened, OpenError> {
         let parsed = parse_multi(ciphertext)?;
+        if parsed.commitment.is_none() {
+            // Version 1: refused before any RSA work unless the policy accepts it.
+            self.multi_v1.admit()?;
+        }
         // At most one unwrap attempt per key we hold: a sealer may name our key in all 255
         // wraps, and a key that failed once fails again (or opens the same session key).
         let mut tried: Vec<usize> = Vec::new();

@@ -34,9 +34,12 @@ mod scope;
 
 pub use cert::{CertParams, Certificate, DEFAULT_KEY_TTL};
 pub use error::{CertError, DecodeError, KeyError, OpenError, SealError};
+#[cfg(feature = "multi-v1-writer")]
+pub use hybrid::seal_multi_v1;
 pub use hybrid::{
-    Envelope, KeyRing, MULTI_MAGIC, MULTI_MARKER, MULTI_VERSION, MULTI_VERSION_V1, Opened,
-    RsaBudget, decode_base64, encode_base64, envelope, seal, seal_multi,
+    Envelope, KeyRing, MULTI_MAGIC, MULTI_MARKER, MULTI_VERSION, MULTI_VERSION_V1, MultiV1Policy,
+    MultiV1Tally, Opened, RsaBudget, decode_base64, encode_base64, envelope, is_multi_v1, seal,
+    seal_multi,
 };
 pub use keys::{Fingerprint, ParseFingerprintError, Plaintext, PrivateKey, PublicKey};
 pub use scope::{ParseScopeError, Scope};

@@ -519,6 +519,7 @@ fn backup_of_upstream_keys_restored_into_a_fresh_control_plane() {
             &backup.to_string_lossy(),
             "--passphrase-file",
             &passphrase.to_string_lossy(),
+            "--yes",
         ],
         "",
     );

@@ -127,6 +127,13 @@ fn ring(key: &PrivateKey) -> KeyRing {
     r
 }
 
+/// A ring that accepts version 1 (the migration switch), to show what version 1 allows.
+fn ring_accepting_v1(key: &PrivateKey) -> KeyRing {
+    let mut r = ring(key);
+    r.set_multi_v1_policy(MultiV1Policy::accept(Arc::default()));
+    r
+}
+
 /// A multi-recipient header of `version` giving each key its own session key.
 fn header(version: u8, recipients: &[(&PrivateKey, &[u8; 32])], label: &[u8]) -> Vec<u8> {
     let mut h = MULTI_MARKER.to_vec();
@@ -159,13 +166,50 @@ fn version_1_opens_to_two_plaintexts() {
     let body = salamander(&k1, &k2, &value, 2);
     value.extend_from_slice(&body);
 
-    let for_a = ring(&a).open(label, &value, &[]).unwrap();
-    let for_b = ring(&b).open(label, &value, &[]).unwrap();
+    let for_a = ring_accepting_v1(&a).open(label, &value, &[]).unwrap();
+    let for_b = ring_accepting_v1(&b).open(label, &value, &[]).unwrap();
     assert_eq!(for_a.plaintext.len(), 32);
     assert_ne!(
         for_a.plaintext, for_b.plaintext,
         "the old construction lets one value say two things"
     );
+}
+
+#[test]
+fn version_1_is_refused_by_default_before_any_rsa_work() {
+    let (a, b) = keys();
+    let label = b"ns/name";
+    let (k1, k2) = ([1u8; 32], [2u8; 32]);
+    let mut value = header(MULTI_VERSION_V1, &[(&a, &k1), (&b, &k2)], label);
+    let body = salamander(&k1, &k2, &value, 2);
+    value.extend_from_slice(&body);
+    assert!(is_multi_v1(&value));
+
+    let tally = Arc::new(MultiV1Tally::default());
+    let mut r = ring(&a);
+    assert!(!r.multi_v1_policy().accepts(), "refusal is the default");
+    r.set_multi_v1_policy(MultiV1Policy::refuse(tally.clone()));
+    let mut budget = RsaBudget::unlimited();
+    assert_eq!(
+        r.open_within(label, &value, &[], &mut budget).unwrap_err(),
+        OpenError::MultiV1Refused
+    );
+    assert_eq!(budget.spent(), 0, "refused before any RSA operation");
+    assert_eq!((tally.accepted(), tally.refused()), (0, 1));
+    // The default ring refuses too.
+    assert_eq!(
+        ring(&b).open(label, &value, &[]).unwrap_err(),
+        OpenError::MultiV1Refused
+    );
+
+    r.set_multi_v1_policy(MultiV1Policy::accept(tally.clone()));
+    assert!(r.open(label, &value, &[]).is_ok());
+    assert_eq!((tally.accepted(), tally.refused()), (1, 1));
+    // Version 2 is not counted.
+    let v2 = seal_multi(&[a.public_key()], label, b"x").unwrap();
+    assert!(!is_multi_v1(&v2));
+    assert!(r.open(label, &v2, &[]).is_ok());
+    assert_eq!((tally.accepted(), tally.refused()), (1, 1));
 }
 
 #[test]
@@ -193,7 +237,7 @@ fn version_2_refuses_the_same_craft() {
 }
 
 #[test]
-fn seal_multi_writes_version_2_and_both_versions_open() {
+fn seal_multi_writes_version_2_and_version_1_opens_only_when_accepted() {
     let (a, b) = keys();
     let value = seal_multi(&[a.public_key(), b.public_key()], b"l", b"same").unwrap();
     assert_eq!(value[6], MULTI_VERSION);
@@ -208,7 +252,7 @@ fn seal_multi_writes_version_2_and_both_versions_open() {
             b"same"
         );
     }
-    // An honest version-1 value (one session key for all) still opens.
+    // An honest version-1 value (one session key for all) opens when version 1 is accepted.
     let session = [7u8; 32];
     let mut v1 = header(MULTI_VERSION_V1, &[(&a, &session), (&b, &session)], b"l");
     let mut body = b"old".to_vec();
@@ -219,8 +263,16 @@ fn seal_multi_writes_version_2_and_both_versions_open() {
     v1.extend_from_slice(&body);
     for key in [&a, &b] {
         assert_eq!(
-            ring(key).open(b"l", &v1, &[]).unwrap().plaintext.as_bytes(),
+            ring_accepting_v1(key)
+                .open(b"l", &v1, &[])
+                .unwrap()
+                .plaintext
+                .as_bytes(),
             b"old"
+        );
+        assert_eq!(
+            ring(key).open(b"l", &v1, &[]).unwrap_err(),
+            OpenError::MultiV1Refused
         );
     }
 }
