@@ -4,7 +4,7 @@
 
 use std::io;
 
-use sealed_secrets_api::{OutputError, SealingError};
+use sealed_secrets_api::{OutputError, SealingError, UnsealError};
 
 use super::CliError;
 use crate::exit;
@@ -84,6 +84,11 @@ impl CliError {
             CliError::Unseal(e) if e.is_no_key() => Some(
                 "pass the private key(s) that sealed it with --recovery-private-key \
                  (e.g. a backup from `kubeseal keys backup`)"
+                    .to_owned(),
+            ),
+            CliError::Unseal(UnsealError::Render { .. }) => Some(
+                "the reason is withheld even here (see docs/security.md); to debug, unseal a copy \
+                 without spec.template.data and check the templates against its values"
                     .to_owned(),
             ),
             CliError::Seal(SealingError::NamespaceMismatch { .. }) => {

@@ -11,6 +11,7 @@ mod common;
 mod faults;
 mod flags;
 mod hardening;
+mod hostile_templates;
 mod http_endpoints;
 mod keys;
 mod multi_v1;

@@ -166,8 +166,9 @@ pub enum ItemError {
         /// `namespace/name`.
         object: ObjectRef,
     },
-    /// A `template.data` entry failed to parse or execute. The message has the template
-    /// position and a fixed reason only (see [`TemplateError`]): never a value.
+    /// A `template.data` entry failed to parse. Parsing sees only the template text, which is
+    /// public (stored unencrypted in the SealedSecret), so the message names the item, the line
+    /// and the reason. Failures while rendering are [`UnsealError::Render`] instead.
     #[error(
         "template error in item `{}` of SealedSecret `{object}`: {source}",
         Short(.item)
@@ -177,7 +178,7 @@ pub enum ItemError {
         item: String,
         /// `namespace/name`.
         object: ObjectRef,
-        /// Parse or execution error (template position and a fixed reason, never a value).
+        /// The parse error (template position and reason).
         source: TemplateError,
     },
 }
@@ -249,6 +250,47 @@ pub enum UnsealError {
         /// [`UnsealError::rsa_operations`]).
         rsa_operations: u64,
     },
+    /// Rendering `spec.template.data` failed once the values were decrypted: one fixed message
+    /// per object, with no item, line, kind or count, on purpose.
+    ///
+    /// A template can branch on a value, and every way a render fails (`fail`, `required`, an
+    /// index out of range, a division by zero, a budget overrun) can be put on a line or in an
+    /// item chosen by the value's characters: ten items of eighty lines of
+    /// `{{ if eq (substr i i+1 .pw) "c" }}{{ fail "x" }}{{ end }}` spelt out seven of the nine
+    /// characters of a password in one reconcile, to anyone who may read the status or Events
+    /// (the built-in `view` role may) and can create a SealedSecret with a ciphertext copied
+    /// from Git. Whatever is reported must therefore be the same for every value; what is left
+    /// is one bit per reconcile (rendered or not), described in `docs/security.md`.
+    ///
+    /// `fail` and `required` stay available (upstream templates use `required`): removing them
+    /// would not remove that bit, since `index`, `div`, or a budget overrun fail on a chosen
+    /// value just as well, and would only break upstream templates.
+    ///
+    /// `kubeseal --recovery-unseal` reports the same message: the detail would help only its
+    /// user, who holds the private key and can see the values anyway, but its stderr often
+    /// lands in shared CI logs, and a type that never holds the detail cannot leak it.
+    #[error(
+        "failed to render spec.template.data of SealedSecret `{object}` (the reason is not reported: it could reveal the decrypted values)"
+    )]
+    Render {
+        /// `namespace/name`.
+        object: ObjectRef,
+        /// RSA operations spent decrypting (see [`UnsealError::rsa_operations`]).
+        rsa_operations: u64,
+    },
+    /// More `spec.template.data` items than one object may have (see
+    /// `unseal::MAX_TEMPLATE_ITEMS`). Refused before anything is parsed or decrypted.
+    #[error(
+        "SealedSecret `{object}` has {items} items in spec.template.data, more than the limit of {limit}: refused, to bound the work one object can cause"
+    )]
+    TooManyTemplates {
+        /// `namespace/name`.
+        object: ObjectRef,
+        /// Items of `spec.template.data`.
+        items: usize,
+        /// `unseal::MAX_TEMPLATE_ITEMS`.
+        limit: usize,
+    },
     /// Opening the values would cost more RSA work than one object may (see
     /// [`MAX_RSA_OPERATIONS`]). Nothing more is decrypted once the limit is reached.
     #[error(
@@ -312,8 +354,10 @@ impl UnsealError {
             UnsealError::LegacyDecrypt { rsa_operations, .. }
             | UnsealError::LegacyFormat { rsa_operations, .. }
             | UnsealError::Items { rsa_operations, .. }
+            | UnsealError::Render { rsa_operations, .. }
             | UnsealError::TooMuchWork { rsa_operations, .. } => *rsa_operations,
-            UnsealError::BothFields { .. }
+            UnsealError::TooManyTemplates { .. }
+            | UnsealError::BothFields { .. }
             | UnsealError::DeprecatedData { .. }
             | UnsealError::EncryptedDataNotAMap { .. } => 0,
         }
@@ -326,8 +370,11 @@ impl UnsealError {
             | UnsealError::DeprecatedData { .. }
             | UnsealError::LegacyFormat { .. }
             | UnsealError::EncryptedDataNotAMap { .. }
+            | UnsealError::TooManyTemplates { .. }
             | UnsealError::TooMuchWork { .. } => "invalid",
             UnsealError::LegacyDecrypt { .. } => "decrypt",
+            // Fixed, like the message: never which limit or which function failed.
+            UnsealError::Render { .. } => "template",
             UnsealError::Items { errors: items, .. } => {
                 if items.iter().any(|e| matches!(e, ItemError::Decrypt { .. })) {
                     "decrypt"

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -17,11 +17,32 @@ use crate::error::{ItemError, MAX_RSA_OPERATIONS, UnsealError};
 use crate::template;
 use crate::types::{API_VERSION, KIND, ObjectRef, SealedSecret, SecretTemplateSpec};
 
-/// Wall-clock time all `spec.template.data` items of one object may take to render together.
-/// Each item also has its own [`template::Limits`]; without this total, thousands of items each
-/// just under the per-render limits would still cost minutes per reconcile. Once it is spent,
-/// every further item fails with a time budget error after at most a few hundred steps.
+/// Wall-clock time all `spec.template.data` items of one object may take to render together
+/// (the `max_time` of [`TEMPLATE_LIMITS`]).
 pub const MAX_RENDER_TIME_PER_OBJECT: Duration = Duration::from_secs(2);
+
+/// Most `spec.template.data` items one object may have. Real objects have a handful; the cap
+/// bounds the parsing and the per-item overhead of rendering, which the byte budget does not
+/// see. Upstream has no such limit (a deliberate difference, like [`MAX_RSA_OPERATIONS`]).
+pub const MAX_TEMPLATE_ITEMS: usize = 500;
+
+/// The ONE budget all `spec.template.data` items of an object render under together: a limit
+/// per item times many items is no limit (two hundred items of `{{ repeat 1048576 "a" }}`
+/// took a controller from 15 MB to 499 MB, and `kubeseal --recovery-unseal` to 1.5 GB with
+/// four hundred). The first item to overrun stops the object; nothing after it is rendered.
+///
+/// - `max_output`, 1 MiB: everything the templates write, together. A Secret cannot hold more.
+/// - `max_bytes`, 8 MiB: every value produced while rendering, together, live or not. Eight
+///   times the output leaves room for any real template; it also bounds what a render can hold
+///   in memory at once, so even eight hostile objects reconciled at the same time stay well
+///   inside the controller's memory limit.
+/// - `max_steps` and `max_time` ([`MAX_RENDER_TIME_PER_OBJECT`]): the interpreter's work.
+pub const TEMPLATE_LIMITS: template::Limits = template::Limits {
+    max_bytes: 8 << 20,
+    max_steps: 2_000_000,
+    max_time: MAX_RENDER_TIME_PER_OBJECT,
+    max_output: 1 << 20,
+};
 
 /// Controller switches that change unsealing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -371,16 +392,29 @@ pub fn verify(
 /// metadata/type/immutable, forces namespace and name, and sets the ownerReference unless the
 /// template says `skip-set-owner-references`.
 ///
-/// Bounded for any input: at most [`MAX_RSA_OPERATIONS`] RSA operations per call, and each
-/// template item rendered under the default [`crate::template::Limits`] (bytes produced,
-/// steps, time); exceeding either is an ordinary error. The controller and `kubeseal
-/// --recovery-unseal` both come here, so both have the same limits.
+/// Bounded for any input: at most [`MAX_RSA_OPERATIONS`] RSA operations, at most
+/// [`MAX_TEMPLATE_ITEMS`] template items, and all of them rendered under the one budget of
+/// [`TEMPLATE_LIMITS`]; exceeding any is an ordinary error. The controller and `kubeseal
+/// --recovery-unseal` both come here, so both have the same limits and the same messages.
+///
+/// Template errors: the template text is public (it is stored unencrypted in the
+/// SealedSecret), so the items are parsed before anything is decrypted and parse errors are
+/// reported in detail ([`ItemError::Template`]). Once values are decrypted, any failure of
+/// rendering is [`UnsealError::Render`], one fixed message per object; see its documentation
+/// for why.
 pub fn unseal(
     sealed: &SealedSecret,
     keys: &KeyRing,
     opts: &UnsealOptions,
 ) -> Result<UnsealedSecret, UnsealError> {
     let object = sealed.object_ref();
+    // The legacy `spec.data` path ignores spec.template entirely, like upstream.
+    let legacy = sealed.spec.data.as_deref().is_some_and(|d| !d.is_empty());
+    let templates = if legacy {
+        Vec::new()
+    } else {
+        parse_templates(sealed)?
+    };
     let decrypted = decrypt_items(sealed, keys, opts)?;
     let template = match &decrypted.legacy_template {
         // v1 path: upstream ignores spec.template entirely.
@@ -392,40 +426,22 @@ pub fn unseal(
         .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
         .collect();
 
-    if decrypted.legacy_template.is_none()
-        && let Some(tdata) = &template.data
-    {
-        {
-            let dot = DotMap::new(&decrypted);
-            let mut errors = Vec::new();
-            let deadline = Instant::now() + MAX_RENDER_TIME_PER_OBJECT;
-            for (key, text) in tdata {
-                let limits = template::Limits {
-                    max_time: deadline
-                        .saturating_duration_since(Instant::now())
-                        .min(template::Limits::DEFAULT.max_time),
-                    ..template::Limits::DEFAULT
-                };
-                match template::render_with(text, &dot.0, &limits) {
-                    Ok(rendered) => {
-                        data.insert(key.clone(), ByteString(rendered.into_bytes()));
-                    }
-                    Err(source) => errors.push(ItemError::Template {
-                        item: key.clone(),
-                        object: object.clone(),
-                        source,
-                    }),
-                }
-            }
-            if !errors.is_empty() {
+    if decrypted.legacy_template.is_none() && !templates.is_empty() {
+        let dot = DotMap::new(&decrypted);
+        let mut renderer = template::Renderer::new(&dot.0, &TEMPLATE_LIMITS);
+        for (key, parsed) in &templates {
+            // The error is dropped unread: which item, which line and why all may be chosen
+            // by a value (see `UnsealError::Render`).
+            let Ok(rendered) = renderer.render(parsed) else {
                 for v in data.values_mut() {
                     v.0.zeroize();
                 }
-                return Err(UnsealError::Items {
-                    errors,
+                return Err(UnsealError::Render {
+                    object,
                     rsa_operations: decrypted.rsa_operations,
                 });
-            }
+            };
+            data.insert(key.clone(), ByteString(rendered.into_bytes()));
         }
     }
 
@@ -459,6 +475,43 @@ pub fn unseal(
         opened_by: decrypted.opened_by.clone(),
         rsa_operations: decrypted.rsa_operations,
     })
+}
+
+/// Parses every `spec.template.data` item, before anything is decrypted: what fails here
+/// depends on the public template text alone, so it is reported item by item and line by line.
+fn parse_templates(
+    sealed: &SealedSecret,
+) -> Result<Vec<(String, template::Template)>, UnsealError> {
+    let Some(tdata) = &sealed.spec.template.data else {
+        return Ok(Vec::new());
+    };
+    if tdata.len() > MAX_TEMPLATE_ITEMS {
+        return Err(UnsealError::TooManyTemplates {
+            object: sealed.object_ref(),
+            items: tdata.len(),
+            limit: MAX_TEMPLATE_ITEMS,
+        });
+    }
+    let mut parsed = Vec::with_capacity(tdata.len());
+    let mut errors = Vec::new();
+    for (key, text) in tdata {
+        match template::Template::parse(text) {
+            Ok(t) => parsed.push((key.clone(), t)),
+            Err(source) => errors.push(ItemError::Template {
+                item: key.clone(),
+                object: sealed.object_ref(),
+                source,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(UnsealError::Items {
+            errors,
+            rsa_operations: 0,
+        })
+    }
 }
 
 /// The single ownerReference upstream sets (no `blockOwnerDeletion`).

@@ -7,19 +7,26 @@
 //! is produced everywhere else; every node, command, function call and per-element step of a
 //! list function is a step; the clock is read every few hundred steps. Exceeding any of them
 //! is an ordinary template error, never an abort.
+//!
+//! A [`crate::Renderer`] renders all templates of one object under one budget: a limit per
+//! template times many templates would be no limit (two hundred templates each writing the
+//! 1 MiB a value may hold took a controller to half a gigabyte). The bytes written out by all
+//! of them together are capped at [`Limits::max_output`], and the first template to overrun
+//! stops the object.
 
 use std::time::{Duration, Instant};
 
-/// Output cap: a Secret cannot exceed 1 MiB, so neither can one rendered value.
+/// Output cap: a Secret cannot exceed 1 MiB, so neither can one rendered value, nor all the
+/// values rendered for one Secret together.
 pub(crate) const MAX_OUTPUT: usize = 1 << 20;
 
 /// Deepest nesting of blocks and parentheses accepted, so hostile input cannot overflow the
 /// stack of the recursive parser or evaluator.
 pub(crate) const MAX_DEPTH: usize = 64;
 
-/// Limits of one render. The defaults are what the controller and `kubeseal
-/// --recovery-unseal` use; real templates stay far below them (a few kilobytes, a few hundred
-/// steps, microseconds).
+/// Limits of one render, or of every render of one [`crate::Renderer`] together. Real
+/// templates stay far below the defaults (a few kilobytes, a few hundred steps,
+/// microseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Total bytes of every value produced during the render (strings, lists, maps, each
@@ -30,6 +37,9 @@ pub struct Limits {
     pub max_steps: u64,
     /// Wall-clock time of the render, the backstop for any work the other two miss.
     pub max_time: Duration,
+    /// Total bytes written out (the rendered text): 1 MiB, the size limit of a Secret, so
+    /// whatever exceeds it could never be stored anyway.
+    pub max_output: usize,
 }
 
 impl Limits {
@@ -38,6 +48,7 @@ impl Limits {
         max_bytes: 16 << 20,
         max_steps: 2_000_000,
         max_time: Duration::from_secs(1),
+        max_output: MAX_OUTPUT,
     };
 }
 
@@ -57,7 +68,8 @@ pub enum Exhausted {
     Steps,
     /// [`Limits::max_time`].
     Time,
-    /// The rendered value would exceed 1 MiB (a Secret cannot be larger).
+    /// The rendered value, or all values rendered under one budget together, would exceed
+    /// [`Limits::max_output`] (1 MiB by default: a Secret cannot be larger).
     Output,
 }
 
@@ -81,6 +93,8 @@ const CLOCK_EVERY: u64 = 256;
 pub(crate) struct Budget {
     limits: Limits,
     bytes: usize,
+    /// Bytes written out so far, by every render sharing this budget.
+    output: usize,
     steps: u64,
     since_clock: u64,
     deadline: Option<Instant>,
@@ -94,6 +108,7 @@ impl Budget {
         Budget {
             limits,
             bytes: 0,
+            output: 0,
             steps: 0,
             since_clock: 0,
             deadline: Instant::now().checked_add(limits.max_time),
@@ -114,6 +129,17 @@ impl Budget {
     pub(crate) fn output_exceeded(&mut self) -> Exhausted {
         let _ = self.fail(Exhausted::Output);
         Exhausted::Output
+    }
+
+    /// Charges `n` bytes about to be written out, refusing them (before they are copied) when
+    /// they would take the output past [`Limits::max_output`].
+    pub(crate) fn output(&mut self, n: usize) -> Result<(), Exhausted> {
+        let total = self.output.saturating_add(n);
+        if total > self.limits.max_output {
+            return Err(self.output_exceeded());
+        }
+        self.output = total;
+        Ok(())
     }
 
     /// Charges `n` bytes just produced (or about to be).
@@ -166,6 +192,7 @@ mod tests {
             max_bytes: 10,
             max_steps: 3,
             max_time: Duration::from_secs(60),
+            max_output: 10,
         });
         assert_eq!(b.bytes(6), Ok(()));
         assert_eq!(b.ensure(4), Ok(()));
@@ -178,11 +205,25 @@ mod tests {
     }
 
     #[test]
+    fn output_is_refused_before_it_is_counted() {
+        let mut b = Budget::new(Limits {
+            max_output: 10,
+            ..Limits::DEFAULT
+        });
+        assert_eq!(b.output(6), Ok(()));
+        assert_eq!(b.output(5), Err(Exhausted::Output));
+        // The refused write was not counted: 4 bytes still fit.
+        assert_eq!(b.output(4), Ok(()));
+        assert_eq!(b.exhausted(), Some(Exhausted::Output));
+    }
+
+    #[test]
     fn deadline_is_checked() {
         let mut b = Budget::new(Limits {
             max_bytes: 10,
             max_steps: u64::MAX,
             max_time: Duration::ZERO,
+            max_output: 10,
         });
         std::thread::sleep(Duration::from_millis(2));
         assert_eq!(b.steps(CLOCK_EVERY), Err(Exhausted::Time));

@@ -51,7 +51,7 @@ impl Iterator for Items {
 impl<'b> Exec<'b> {
     pub(crate) fn run(
         nodes: &[Node],
-        dot: Value,
+        dot: &Value,
         budget: &'b mut Budget,
     ) -> Result<String, TemplateError> {
         let mut ex = Exec {
@@ -59,14 +59,17 @@ impl<'b> Exec<'b> {
             vars: vec![("$".to_owned(), dot.clone())],
             budget,
         };
-        ex.walk(nodes, &dot)?;
+        ex.walk(nodes, dot)?;
         Ok(ex.out)
     }
 
+    /// Appends to the output, charged to the budget shared by every render of the object
+    /// before anything is copied, so the first overrun stops the render.
     fn write(&mut self, line: usize, s: &str) -> Result<(), TemplateError> {
         if self.out.len() + s.len() > MAX_OUTPUT {
             return Err(over(line, self.budget.output_exceeded()));
         }
+        self.budget.output(s.len()).map_err(|e| over(line, e))?;
         self.out.push_str(s);
         Ok(())
     }
@@ -89,8 +92,14 @@ impl<'b> Exec<'b> {
                 Node::Action { line, pipe } => {
                     let v = self.pipeline(*line, pipe, dot)?;
                     if pipe.decls.is_empty() {
-                        let s = v.print();
-                        self.write(*line, &s)?;
+                        match &v {
+                            // A string prints as itself: written without a second copy.
+                            Value::Str(s) => self.write(*line, s)?,
+                            other => {
+                                let s = other.print();
+                                self.write(*line, &s)?;
+                            }
+                        }
                     }
                 }
                 Node::If {

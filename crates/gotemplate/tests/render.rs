@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use sealed_secrets_gotemplate::{Exhausted, Limits, check, render, render_with};
+use sealed_secrets_gotemplate::{
+    Exhausted, Limits, Renderer, Template, check, render, render_with,
+};
 
 fn data() -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -267,11 +269,19 @@ fn bomb_string_functions_are_checked_before_allocating() {
 
 #[test]
 fn bomb_steps_and_deadline() {
-    assert_eq!(bomb("{{ range 100000000 }}{{ end }}"), Exhausted::Steps);
-    assert_eq!(
-        bomb("{{ range 1000 }}{{ range 1000 }}{{ range 1000 }}{{ end }}{{ end }}{{ end }}"),
-        Exhausted::Steps
-    );
+    // The step limit alone, without the clock: 2,000,000 steps of a debug build on a busy
+    // machine can take longer than the 1 s deadline, which would then fire first.
+    let no_clock = Limits {
+        max_time: Duration::from_secs(3600),
+        ..Limits::DEFAULT
+    };
+    for t in [
+        "{{ range 100000000 }}{{ end }}",
+        "{{ range 1000 }}{{ range 1000 }}{{ range 1000 }}{{ end }}{{ end }}{{ end }}",
+    ] {
+        let e = render_with(t, &data(), &no_clock).unwrap_err();
+        assert_eq!(e.exhausted(), Some(Exhausted::Steps), "{t}");
+    }
     let slow = Limits {
         max_steps: u64::MAX,
         max_time: Duration::from_millis(50),
@@ -322,4 +332,80 @@ proptest! {
     fn render_never_panics_on_arbitrary_text(t in any::<String>()) {
         let _ = render(&t, &data());
     }
+}
+
+/// All renders of one [`Renderer`] share one budget (the budget of one object): two hundred
+/// templates each writing the 1 MiB one value may hold are stopped at the second, and every
+/// later render fails at once, without work.
+#[test]
+fn renders_of_one_renderer_share_one_output_budget() {
+    let bomb = Template::parse(r#"{{ repeat 1048576 "a" }}"#).unwrap();
+    let mut r = Renderer::new(&data(), &Limits::DEFAULT);
+    assert_eq!(r.render(&bomb).unwrap().len(), 1 << 20);
+    let e = r.render(&bomb).unwrap_err();
+    assert_eq!(e.exhausted(), Some(Exhausted::Output));
+    // Exhausted for good: even a template that writes nothing fails now, in no time.
+    let small = Template::parse("x").unwrap();
+    let start = Instant::now();
+    for _ in 0..198 {
+        assert_eq!(
+            r.render(&small).unwrap_err().exhausted(),
+            Some(Exhausted::Output)
+        );
+    }
+    assert!(start.elapsed() < Duration::from_millis(100));
+
+    // The total counts every byte written, text included: three pieces of 1 MiB less one
+    // byte fit, two more bytes do not.
+    let third = Template::parse(&"b".repeat(349_525)).unwrap();
+    let mut r = Renderer::new(&data(), &Limits::DEFAULT);
+    for _ in 0..3 {
+        r.render(&third).unwrap();
+    }
+    assert_eq!(
+        r.render(&Template::parse("{{ 12 }}").unwrap())
+            .unwrap_err()
+            .exhausted(),
+        Some(Exhausted::Output)
+    );
+}
+
+/// Steps and bytes produced are shared too: templates each well under the limits fail once
+/// their sum is over.
+#[test]
+fn renders_of_one_renderer_share_steps_and_bytes() {
+    let limits = Limits {
+        max_steps: 10_000,
+        ..Limits::DEFAULT
+    };
+    let loop_ = Template::parse("{{ range 4000 }}{{ end }}").unwrap();
+    let mut r = Renderer::new(&data(), &limits);
+    r.render(&loop_).unwrap();
+    r.render(&loop_).unwrap();
+    assert_eq!(
+        r.render(&loop_).unwrap_err().exhausted(),
+        Some(Exhausted::Steps)
+    );
+
+    let limits = Limits {
+        max_bytes: 5 << 20,
+        ..Limits::DEFAULT
+    };
+    // Produces 2 MiB (the string and its copy in `$x`) and writes nothing.
+    let burn = Template::parse(r#"{{ $x := repeat 1048576 "a" }}"#).unwrap();
+    let mut r = Renderer::new(&data(), &limits);
+    r.render(&burn).unwrap();
+    r.render(&burn).unwrap();
+    assert_eq!(
+        r.render(&burn).unwrap_err().exhausted(),
+        Some(Exhausted::Bytes)
+    );
+}
+
+/// The `Debug` of a renderer never shows the values it renders with.
+#[test]
+fn renderer_debug_hides_values() {
+    let r = Renderer::new(&data(), &Limits::DEFAULT);
+    let shown = format!("{r:?}");
+    assert!(!shown.contains("admin"), "{shown}");
 }

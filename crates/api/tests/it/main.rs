@@ -11,4 +11,5 @@ mod crd;
 mod golden;
 mod manifest;
 mod seal_unseal;
+mod template_budget;
 mod unseal_cost;

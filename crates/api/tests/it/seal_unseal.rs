@@ -259,11 +259,14 @@ fn template_errors_never_carry_values() {
         ss.spec.template.data = Some(BTreeMap::from([("out".to_owned(), t.to_owned())]));
         let err = unseal(&ss, &ring_a(), &OPTS).expect_err(t);
         assert_eq!(err.category(), "template", "{t}");
+        assert!(matches!(err, UnsealError::Render { .. }), "{t}: {err:?}");
         let shown = err.to_string();
         let debug = format!("{err:?}");
-        assert!(
-            shown.starts_with("template error in item `out` of SealedSecret `ns/n`: line 1: "),
-            "{t}: {shown}"
+        assert_eq!(
+            shown,
+            "failed to render spec.template.data of SealedSecret `ns/n` (the reason is not \
+             reported: it could reveal the decrypted values)",
+            "{t}"
         );
         for d in &derived {
             assert!(!shown.contains(d.as_str()), "{t}: `{d}` in {shown}");
@@ -357,8 +360,8 @@ fn rsa_work_per_object_is_capped() {
     assert_eq!(err.rsa_operations(), 0);
 }
 
-/// Issue 11 item 1, per object: many template items each just under the per-render limits
-/// share one render time budget, so an object cannot cost minutes per reconcile.
+/// Many template items each just under a per-render limit share the one budget of their
+/// object, so an object cannot cost minutes per reconcile: the first to overrun stops it.
 #[test]
 fn template_time_is_bounded_per_object() {
     let mut ss = seal_one(&secret_yaml("ns", "n", ""));
@@ -375,13 +378,9 @@ fn template_time_is_bounded_per_object() {
     let start = std::time::Instant::now();
     let err = unseal(&ss, &ring_a(), &OPTS).unwrap_err();
     let took = start.elapsed();
-    let UnsealError::Items { errors: items, .. } = &err else {
-        panic!("{err:?}")
-    };
-    assert_eq!(items.len(), 40);
-    // MAX_RENDER_TIME_PER_OBJECT (2 s) plus parsing and the last few hundred steps of each.
-    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
-    assert!(err.to_string().contains("render budget exceeded"), "{err}");
+    assert!(matches!(err, UnsealError::Render { .. }), "{err:?}");
+    // At most MAX_RENDER_TIME_PER_OBJECT (2 s), whatever the number of items.
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
 }
 
 #[test]

@@ -129,12 +129,18 @@ fn failed_unseal_reports_its_cost() {
     assert!(verify(&ss, &others, &UnsealOptions::default()).is_err());
 }
 
-/// A template that fails after every value opened still reports the decryption work.
+/// A template that fails after every value opened still reports the decryption work; one
+/// that does not parse is refused before any.
 #[test]
 fn template_failure_reports_the_decryption_cost() {
     let mut ss = sealed(0, true);
+    ss.spec.template.data = Some([("x".to_owned(), r#"{{ fail "no" }}"#.to_owned())].into());
+    let err = unseal(&ss, &ring(), &UnsealOptions::default()).unwrap_err();
+    assert!(matches!(err, UnsealError::Render { .. }), "{err}");
+    assert_eq!(err.rsa_operations(), 3);
+
     ss.spec.template.data = Some([("x".to_owned(), "{{ .a ".to_owned())].into());
     let err = unseal(&ss, &ring(), &UnsealOptions::default()).unwrap_err();
     assert!(matches!(err, UnsealError::Items { .. }), "{err}");
-    assert_eq!(err.rsa_operations(), 3);
+    assert_eq!(err.rsa_operations(), 0);
 }
