@@ -11,6 +11,7 @@ mod common;
 mod faults;
 mod flags;
 mod hardening;
+mod hostile_http;
 mod http_endpoints;
 mod keys;
 mod scenarios;

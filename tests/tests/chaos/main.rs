@@ -20,6 +20,7 @@
 
 mod api_faults;
 mod check;
+mod hostile_http;
 mod scenarios;
 
 use std::collections::BTreeMap;
