@@ -424,7 +424,10 @@ mod tests {
             ("rate-limit", "--rate-limit=0"),
             ("rotate-rate-limit", "--rotate-rate-limit=0"),
             ("max-connections", "--max-connections=0"),
-            ("max-connections-per-client", "--max-connections-per-client=0"),
+            (
+                "max-connections-per-client",
+                "--max-connections-per-client=0",
+            ),
         ] {
             assert_eq!(
                 error(&[arg]),

@@ -82,7 +82,10 @@ struct ClientGuard {
 
 impl PerClient {
     fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<ClientGuard> {
-        let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut counts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let held = counts.entry(ip).or_insert(0);
         if *held >= cap {
             return None;
@@ -203,7 +206,7 @@ struct Shared {
     probe_permits: Arc<Semaphore>,
     per_client: Arc<PerClient>,
     probe_per_client: Arc<PerClient>,
-    /// The runtime regular connections are served on (the caller's).
+    /// The runtime regular connections are served on ([`HttpRuntime`]).
     main: tokio::runtime::Handle,
     stop: tokio::sync::watch::Receiver<bool>,
 }
@@ -215,9 +218,11 @@ struct Shared {
 /// per-client cap.
 ///
 /// Accepting and answering the probes run on a thread of their own (one small runtime): a
-/// flood of requests on the regular connections keeps the caller's runtime busy, and the
-/// kubelet's `/healthz` must not queue behind it. A new connection whose first bytes are a
-/// `GET /healthz` request line is answered there; any other goes to the caller's runtime.
+/// flood of requests on the regular connections keeps their runtime busy, and the kubelet's
+/// `/healthz` must not queue behind it. A new connection whose first bytes are a
+/// `GET /healthz` request line is answered there; any other goes to the regular connections'
+/// runtime, which has one worker thread fewer than the CPUs (at least one) and is not the
+/// caller's: however many requests clients send, they leave a core to the reconciler.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -227,6 +232,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let regular = limits.max_connections.clamp(1, u32::MAX as usize);
+    let runtime = match HttpRuntime::start() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the HTTP server's runtime");
+            return;
+        }
+    };
     let permits = Arc::new(Semaphore::new(regular));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Shared {
@@ -238,7 +250,7 @@ pub async fn serve(
         probe_permits: Arc::new(Semaphore::new(PROBE_SLOTS)),
         per_client: Arc::new(PerClient::default()),
         probe_per_client: Arc::new(PerClient::default()),
-        main: tokio::runtime::Handle::current(),
+        main: runtime.handle(),
         stop: stop_rx,
     });
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -270,7 +282,43 @@ pub async fn serve(
     // The accept thread ends once its own connections have; those on this runtime hand
     // their permits back when they end.
     let _ = done_rx.await;
-    let _ = permits.acquire_many(u32::try_from(regular).unwrap_or(u32::MAX)).await;
+    let _ = permits
+        .acquire_many(u32::try_from(regular).unwrap_or(u32::MAX))
+        .await;
+    drop(runtime);
+}
+
+/// The runtime of the regular connections: [`super::rsa_permits_for`] the CPUs worker
+/// threads, so that the HTTP server, however busy, leaves a core to the reconciler on the
+/// caller's runtime. Shut down without waiting when dropped (it may be dropped on an async
+/// task, where a blocking shutdown would panic); by then its connections have ended.
+struct HttpRuntime(Option<tokio::runtime::Runtime>);
+
+impl HttpRuntime {
+    fn start() -> io::Result<Self> {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(super::rsa_permits_for(cpus))
+            .thread_name("http")
+            .enable_all()
+            .build()
+            .map(|rt| Self(Some(rt)))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for HttpRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 async fn accept_loop(std_listener: std::net::TcpListener, shared: Arc<Shared>) {
@@ -372,7 +420,10 @@ async fn accept_loop(std_listener: std::net::TcpListener, shared: Arc<Shared>) {
 /// still there for whoever serves it. A probe writes its request at once; a client that sends
 /// it a byte at a time is simply served as any other.
 async fn asks_for_probe(stream: &tokio::net::TcpStream, limit: Duration) -> Option<bool> {
-    tokio::time::timeout(limit, stream.readable()).await.ok()?.ok()?;
+    tokio::time::timeout(limit, stream.readable())
+        .await
+        .ok()?
+        .ok()?;
     let mut buf = [0u8; 16];
     let n = stream.peek(&mut buf).await.ok()?;
     Some(is_probe_request(buf.get(..n).unwrap_or_default()))
@@ -380,12 +431,14 @@ async fn asks_for_probe(stream: &tokio::net::TcpStream, limit: Duration) -> Opti
 
 /// Whether `start` begins with the request line of a probe. Pure.
 fn is_probe_request(start: &[u8]) -> bool {
-    [&b"GET /healthz"[..], &b"HEAD /healthz"[..]].iter().any(|p| {
-        start
-            .strip_prefix(*p)
-            .and_then(|rest| rest.first())
-            .is_some_and(|c| matches!(c, b' ' | b'?'))
-    })
+    [&b"GET /healthz"[..], &b"HEAD /healthz"[..]]
+        .iter()
+        .any(|p| {
+            start
+                .strip_prefix(*p)
+                .and_then(|rest| rest.first())
+                .is_some_and(|c| matches!(c, b' ' | b'?'))
+        })
 }
 
 async fn serve_connection(

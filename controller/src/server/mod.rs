@@ -68,8 +68,9 @@ pub struct ServerState {
 
 impl ServerState {
     /// RSA work at once: one task fewer than the CPUs, so that verify and rotate leave at
-    /// least one core to the reconciler and the runtime. With a single CPU there is one
-    /// permit all the same (none would refuse every request), and that core is shared.
+    /// least one core to the reconciler (the HTTP server's own runtime has as many worker
+    /// threads, see `listen::serve`). With a single CPU there is one permit all the same
+    /// (none would refuse every request), and that core is shared.
     pub fn default_rsa_permits() -> usize {
         rsa_permits_for(
             std::thread::available_parallelism()

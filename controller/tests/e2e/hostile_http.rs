@@ -23,7 +23,10 @@ fn addr(c: &Controller) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_under_512_connections_that_never_read() {
     let nofile = hostile::raise_open_files(4096);
-    assert!(nofile >= 1500, "RLIMIT_NOFILE {nofile}: too low for 512 connections");
+    assert!(
+        nofile >= 1500,
+        "RLIMIT_NOFILE {nofile}: too low for 512 connections"
+    );
     let env = Env::new().await;
     let c = env.start_controller(&["--write-stall-timeout=15s"]).await;
     let baseline = open_fds(c.pid());
@@ -37,10 +40,14 @@ async fn healthz_answers_under_512_connections_that_never_read() {
         started.elapsed(),
         open_fds(c.pid()).saturating_sub(baseline)
     );
-    let holding = eventually("the controller to hold the hostile connections", TIMEOUT, || {
-        let n = open_fds(c.pid()).saturating_sub(baseline);
-        async move { (n >= 500).then_some(n) }
-    })
+    let holding = eventually(
+        "the controller to hold the hostile connections",
+        TIMEOUT,
+        || {
+            let n = open_fds(c.pid()).saturating_sub(baseline);
+            async move { (n >= 500).then_some(n) }
+        },
+    )
     .await;
     eprintln!(
         "{} hostile connections open after {:?}; the controller holds {holding} more descriptors",
@@ -112,7 +119,10 @@ async fn probe_slots_answer_when_every_slot_is_held() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let held = open_fds(c.pid()).saturating_sub(baseline);
     eprintln!("120 idle connections: the controller holds {held} more descriptors");
-    assert!(held <= 20 + 32 + 2, "the controller holds {held} descriptors");
+    assert!(
+        held <= 20 + 32 + 2,
+        "the controller holds {held} descriptors"
+    );
     drop(idle);
 }
 
@@ -122,7 +132,10 @@ async fn probe_slots_answer_when_every_slot_is_held() {
 async fn connections_per_client_are_capped() {
     let env = Env::new().await;
     let c = env
-        .start_controller(&["--max-connections-per-client=10", "--read-header-timeout=30s"])
+        .start_controller(&[
+            "--max-connections-per-client=10",
+            "--read-header-timeout=30s",
+        ])
         .await;
     let baseline = open_fds(c.pid());
     let from = hostile::source(0);
@@ -134,7 +147,8 @@ async fn connections_per_client_are_capped() {
     let mut open = 0;
     for s in &mut conns {
         let mut buf = [0u8; 16];
-        if let Err(_timeout) = tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await
+        if let Err(_timeout) =
+            tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await
         {
             open += 1;
         }
@@ -161,7 +175,10 @@ async fn pipelined_requests_are_bounded() {
     let text = String::from_utf8_lossy(&raw);
     let answers = text.matches("HTTP/1.1 200").count();
     eprintln!("300 pipelined requests: {answers} answers");
-    assert!(read.is_ok(), "the connection stayed open after {answers} answers");
+    assert!(
+        read.is_ok(),
+        "the connection stayed open after {answers} answers"
+    );
     assert_eq!(answers, 100);
     assert_eq!(text.matches("connection: close").count(), 1);
 }
@@ -229,6 +246,9 @@ async fn idle_keep_alive_connections_are_closed() {
         .unwrap();
     let idle = t0.elapsed();
     eprintln!("idle keep-alive connection closed after {idle:?}");
-    assert!(idle >= Duration::from_millis(1500), "closed before the idle timeout: {idle:?}");
+    assert!(
+        idle >= Duration::from_millis(1500),
+        "closed before the idle timeout: {idle:?}"
+    );
     assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"));
 }
