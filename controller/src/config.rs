@@ -53,6 +53,9 @@ pub mod env {
     pub const CONCURRENCY: &str = "SEALED_SECRETS_CONCURRENCY";
     pub const READ_HEADER_TIMEOUT: &str = "SEALED_SECRETS_READ_HEADER_TIMEOUT";
     pub const MAX_CONNECTIONS: &str = "SEALED_SECRETS_MAX_CONNECTIONS";
+    pub const MAX_CONNECTIONS_PER_CLIENT: &str = "SEALED_SECRETS_MAX_CONNECTIONS_PER_CLIENT";
+    pub const WRITE_STALL_TIMEOUT: &str = "SEALED_SECRETS_WRITE_STALL_TIMEOUT";
+    pub const READ_BODY_TIMEOUT: &str = "SEALED_SECRETS_READ_BODY_TIMEOUT";
     pub const TRUSTED_PROXIES: &str = "SEALED_SECRETS_TRUSTED_PROXIES";
     pub const ROTATE_RATE_LIMIT: &str = "SEALED_SECRETS_ROTATE_RATE_LIMIT";
     pub const ROTATE_RATE_LIMIT_BURST: &str = "SEALED_SECRETS_ROTATE_RATE_LIMIT_BURST";
@@ -369,9 +372,25 @@ pub struct Config {
     #[arg(long, env = env::READ_HEADER_TIMEOUT, default_value = "10s")]
     pub read_header_timeout: GoDuration,
 
-    /// Connections the HTTP server holds open at once; further clients wait until one closes.
+    /// Connections the HTTP server holds open at once; beyond them a few connections are
+    /// accepted for /healthz only, and further ones are closed.
     #[arg(long, env = env::MAX_CONNECTIONS, default_value_t = 512)]
     pub max_connections: usize,
+
+    /// Connections one client address may hold open at once on each HTTP server; further
+    /// ones are closed. Addresses in --trusted-proxies are exempt.
+    #[arg(long, env = env::MAX_CONNECTIONS_PER_CLIENT, default_value_t = 64)]
+    pub max_connections_per_client: usize,
+
+    /// Time a response write may make no progress (the client does not read) before the
+    /// HTTP server closes the connection.
+    #[arg(long, env = env::WRITE_STALL_TIMEOUT, default_value = "10s")]
+    pub write_stall_timeout: GoDuration,
+
+    /// Time a client of /v1/verify or /v1/rotate has to send the whole request body, counted
+    /// once the request has passed the rate limit; 408 and the connection closed after it.
+    #[arg(long, env = env::READ_BODY_TIMEOUT, default_value = "10s")]
+    pub read_body_timeout: GoDuration,
 
     /// Comma-separated addresses or CIDR blocks of proxies (e.g. the API servers of the
     /// service proxy) whose X-Forwarded-For header names the client for rate limiting; from

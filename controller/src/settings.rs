@@ -100,6 +100,8 @@ pub struct HttpSettings {
     pub unseal: UnsealOptions,
     /// Per-request timeout: `--read-timeout` plus `--write-timeout`.
     pub timeout: Duration,
+    /// `--read-body-timeout`.
+    pub body_read_timeout: Duration,
     pub limits: ConnLimits,
 }
 
@@ -232,8 +234,14 @@ impl TryFrom<Config> for Settings {
             concurrency: at_least_one("concurrency", cfg.concurrency)?,
             allow_service_account_tokens: cfg.allow_service_account_token_secrets,
         };
-        if cfg.read_header_timeout.0.is_zero() {
-            return Err(invalid("read-header-timeout")("must be more than 0".into()));
+        for (flag, value) in [
+            ("read-header-timeout", cfg.read_header_timeout.0),
+            ("write-stall-timeout", cfg.write_stall_timeout.0),
+            ("read-body-timeout", cfg.read_body_timeout.0),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(flag)("must be more than 0".into()));
+            }
         }
         let http = HttpSettings {
             listen_addr: cfg.listen_addr,
@@ -253,9 +261,15 @@ impl TryFrom<Config> for Settings {
                 ..UnsealOptions::default()
             },
             timeout: cfg.read_timeout.0 + cfg.write_timeout.0,
+            body_read_timeout: cfg.read_body_timeout.0,
             limits: ConnLimits {
                 header_read_timeout: cfg.read_header_timeout.0,
                 max_connections: at_least_one("max-connections", cfg.max_connections)?,
+                max_connections_per_client: at_least_one(
+                    "max-connections-per-client",
+                    cfg.max_connections_per_client,
+                )?,
+                write_stall_timeout: cfg.write_stall_timeout.0,
             },
         };
         let leader_election = if cfg.leader_election {
@@ -433,6 +447,10 @@ mod tests {
             ("rate-limit", "--rate-limit=0"),
             ("rotate-rate-limit", "--rotate-rate-limit=0"),
             ("max-connections", "--max-connections=0"),
+            (
+                "max-connections-per-client",
+                "--max-connections-per-client=0",
+            ),
         ] {
             assert_eq!(
                 error(&[arg]),
@@ -440,6 +458,17 @@ mod tests {
             );
         }
         assert!(error(&["--read-header-timeout=0"]).starts_with("invalid --read-header-timeout"));
+        assert!(error(&["--write-stall-timeout=0"]).starts_with("invalid --write-stall-timeout"));
+        assert!(error(&["--read-body-timeout=0s"]).starts_with("invalid --read-body-timeout"));
+        let s = settings(&[]).unwrap();
+        assert_eq!(
+            (
+                s.http.limits.max_connections_per_client,
+                s.http.limits.write_stall_timeout,
+                s.http.body_read_timeout
+            ),
+            (64, Duration::from_secs(10), Duration::from_secs(10))
+        );
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! the scope from the SealedSecret's top-level metadata only.
 //!
 //! Everything a client controls is bounded ([`serve`]): the time to send request headers
-//! (which also closes idle keep-alive connections), the number of open connections, the body
-//! size, the time a request may take, and the RSA work verify and rotate may run at once.
-//! Both are rate-limited per client (upstream limits verify only); the client is the peer
-//! address, or the `X-Forwarded-For` entry added by a configured trusted proxy
-//! ([`crate::ratelimit::client_address`]).
+//! (which also closes idle keep-alive connections), the time a response write may stall, the
+//! requests per connection, the number of open connections overall and per client, the body
+//! size and the time to send it, the time a request may take, and the RSA work verify and
+//! rotate may run at once. The probes keep slots of their own ([`listen::PROBE_SLOTS`]).
+//! Both are rate-limited per client (upstream limits verify only), before the body is read;
+//! the client is the peer address, or the `X-Forwarded-For` entry added by a configured
+//! trusted proxy ([`crate::ratelimit::client_address`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest as _, Request, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +34,10 @@ use crate::ratelimit::{Gcra, IpNet, client_address};
 
 mod listen;
 
-pub use listen::{BindError, ConnLimits, Listener, listen, serve};
+pub use listen::{
+    BindError, ConnLimits, Listener, MAX_REQUESTS_PER_CONNECTION, PROBE_SLOTS,
+    PROBE_SLOTS_PER_CLIENT, listen, serve,
+};
 
 /// Largest request body accepted by verify and rotate. A SealedSecret is stored in etcd,
 /// whose object limit is 1.5 MiB; 2 MiB leaves room for YAML's extra bytes.
@@ -56,16 +61,28 @@ pub struct ServerState {
     pub rsa_permits: Arc<Semaphore>,
     pub unseal: UnsealOptions,
     pub timeout: Duration,
+    /// Time a verify or rotate client has to send its whole body (`--read-body-timeout`),
+    /// counted once the request has passed the rate limit.
+    pub body_read_timeout: Duration,
 }
 
 impl ServerState {
-    /// RSA work at once: one task per CPU, so verify and rotate can never take every core
-    /// from the reconciler and the runtime.
+    /// RSA work at once: one task fewer than the CPUs, so that verify and rotate leave at
+    /// least one core to the reconciler (the HTTP server's own runtime has as many worker
+    /// threads, see `listen::serve`). With a single CPU there is one permit all the same
+    /// (none would refuse every request), and that core is shared.
     pub fn default_rsa_permits() -> usize {
-        std::thread::available_parallelism()
-            .map(std::num::NonZeroUsize::get)
-            .unwrap_or(1)
+        rsa_permits_for(
+            std::thread::available_parallelism()
+                .map(std::num::NonZeroUsize::get)
+                .unwrap_or(1),
+        )
     }
+}
+
+/// RSA permits on `cpus` CPUs: all but one, at least one. Pure.
+pub fn rsa_permits_for(cpus: usize) -> usize {
+    cpus.saturating_sub(1).max(1)
 }
 
 const INSTRUMENTED: [&str; 3] = ["/v1/verify", "/v1/rotate", "/v1/cert.pem"];
@@ -84,6 +101,20 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), instrument))
         .with_state(state)
+}
+
+/// What a probe slot serves on the main port ([`listen::PROBE_SLOTS`]): `/healthz`, and 503
+/// for anything else, since every regular slot is taken.
+pub fn probe_router() -> Router {
+    Router::new()
+        .route("/healthz", any(healthz))
+        .fallback(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                "server busy: every connection slot is taken\n",
+            )
+        })
 }
 
 /// Router of the metrics server.
@@ -212,16 +243,61 @@ fn bad_request(e: &BodyError) -> Response {
     text(StatusCode::BAD_REQUEST, format!("{e}\n"))
 }
 
-/// Runs `handle` if `limiter` allows this client another request (else 429 `limit exceeded`),
-/// and adds upstream's rate-limit headers to the answer either way.
-async fn rate_limited(
+/// Runs `handle` on the request's body if `limiter` allows this client another request (else
+/// 429 `limit exceeded`), and adds upstream's rate-limit headers to the answer either way.
+/// The body is read only after the check, within `--read-body-timeout`: a refused client
+/// costs no buffering, and a slow body cannot hold the connection for the request timeout.
+async fn rate_limited<F, Fut>(
     limiter: &Mutex<Gcra>,
     state: &ServerState,
     path: &str,
-    extensions: &Extensions,
-    headers: &HeaderMap,
-    handle: impl std::future::Future<Output = Response>,
-) -> Response {
+    req: Request,
+    handle: F,
+) -> Response
+where
+    F: FnOnce(Bytes) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let client = request_client(state, req.extensions(), req.headers());
+    let decision = {
+        let mut limiter = match limiter.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        limiter.check(&format!("{path}{client}"), Instant::now())
+    };
+    let mut resp = if decision.allowed {
+        match read_body(state, req).await {
+            Ok(body) => handle(body).await,
+            Err(refusal) => refusal,
+        }
+    } else {
+        text(StatusCode::TOO_MANY_REQUESTS, "limit exceeded\n".to_owned())
+    };
+    add_headers(&mut resp, decision.headers());
+    resp
+}
+
+/// The whole body of `req` (at most [`MAX_BODY_BYTES`], else 413), or 408 and the end of the
+/// connection if it does not arrive within `--read-body-timeout`.
+async fn read_body(state: &ServerState, req: Request) -> Result<Bytes, Response> {
+    match tokio::time::timeout(state.body_read_timeout, Bytes::from_request(req, &())).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(rejection)) => Err(rejection.into_response()),
+        Err(_) => {
+            let mut resp = text(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received within --read-body-timeout\n".to_owned(),
+            );
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(resp)
+        }
+    }
+}
+
+/// The address a request is accounted to for rate limiting.
+fn request_client(state: &ServerState, extensions: &Extensions, headers: &HeaderMap) -> IpAddr {
     let peer = extensions
         .get::<PeerAddr>()
         .map(|p| p.0.ip())
@@ -231,21 +307,7 @@ async fn rate_limited(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    let client = client_address(peer, &xff, &state.trusted_proxies);
-    let decision = {
-        let mut limiter = match limiter.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        limiter.check(&format!("{path}{client}"), Instant::now())
-    };
-    let mut resp = if decision.allowed {
-        handle.await
-    } else {
-        text(StatusCode::TOO_MANY_REQUESTS, "limit exceeded\n".to_owned())
-    };
-    add_headers(&mut resp, decision.headers());
-    resp
+    client_address(peer, &xff, &state.trusted_proxies)
 }
 
 fn add_headers(resp: &mut Response, headers: Vec<(&'static str, String)>) {
@@ -265,21 +327,10 @@ async fn rsa_work<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.ok()
 }
 
-async fn verify(
-    State(state): State<Arc<ServerState>>,
-    extensions: Extensions,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let handle = verify_body(&state, body);
-    rate_limited(
-        &state.limiter,
-        &state,
-        "/v1/verify",
-        &extensions,
-        &headers,
-        handle,
-    )
+async fn verify(State(state): State<Arc<ServerState>>, req: Request) -> Response {
+    rate_limited(&state.limiter, &state, "/v1/verify", req, |body| {
+        verify_body(&state, body)
+    })
     .await
 }
 
@@ -327,21 +378,10 @@ async fn verify_body(state: &Arc<ServerState>, body: Bytes) -> Response {
     }
 }
 
-async fn rotate(
-    State(state): State<Arc<ServerState>>,
-    extensions: Extensions,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let handle = rotate_body(&state, body);
-    rate_limited(
-        &state.rotate_limiter,
-        &state,
-        "/v1/rotate",
-        &extensions,
-        &headers,
-        handle,
-    )
+async fn rotate(State(state): State<Arc<ServerState>>, req: Request) -> Response {
+    rate_limited(&state.rotate_limiter, &state, "/v1/rotate", req, |body| {
+        rotate_body(&state, body)
+    })
     .await
 }
 
@@ -459,6 +499,7 @@ mod tests {
             rsa_permits: Arc::new(Semaphore::new(rsa_permits)),
             unseal: UnsealOptions::default(),
             timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
         }
     }
 
@@ -486,6 +527,14 @@ mod tests {
         }
         let peak = peak.load(Ordering::SeqCst);
         assert!((1..=2).contains(&peak), "{peak} RSA tasks ran at once");
+    }
+
+    #[test]
+    fn rsa_work_leaves_a_core_to_reconciling() {
+        assert_eq!(rsa_permits_for(0), 1);
+        assert_eq!(rsa_permits_for(1), 1);
+        assert_eq!(rsa_permits_for(2), 1);
+        assert_eq!(rsa_permits_for(8), 7);
     }
 
     #[test]

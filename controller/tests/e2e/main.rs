@@ -12,6 +12,7 @@ mod faults;
 mod flags;
 mod hardening;
 mod hostile_templates;
+mod hostile_http;
 mod http_endpoints;
 mod keys;
 mod multi_v1;

@@ -7,6 +7,8 @@
 //! - [`control_plane`]: the real-cluster backend (`SEALED_SECRETS_E2E_CLUSTER=real`).
 //! - [`faultproxy`]: fault injection (500s, 429s, 409s, watch cuts) in front of any API
 //!   server, the real kube-apiserver included.
+//! - [`hostile`]: hostile HTTP clients (pipelining non-readers, slow-loris headers, slow
+//!   bodies) and a `/healthz` probe, for the HTTP server's hardening tests.
 //! - [`upstream`]: upstream Sealed Secrets' own binaries, run in-cluster style, and upstream's
 //!   own RBAC, for the upstream-peer tests.
 //! - [`wait`]: [`wait::eventually`] and friends, the one way suites wait for what another
@@ -18,6 +20,7 @@
 pub mod control_plane;
 pub mod faultproxy;
 pub mod harness;
+pub mod hostile;
 pub mod tools;
 pub mod upstream;
 pub mod wait;

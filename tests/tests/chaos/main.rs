@@ -21,6 +21,7 @@
 mod api_faults;
 mod check;
 mod hostile_templates;
+mod hostile_http;
 mod scenarios;
 
 use std::collections::BTreeMap;
