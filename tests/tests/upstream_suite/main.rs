@@ -26,7 +26,9 @@
 //! - `UPSTREAM_SUITE_BIN`: the compiled suite; without it the tests are skipped with the reason;
 //! - `UPSTREAM_SUITE_REPEAT`: how many times to run the suite on the same control plane
 //!   (default 1; every full run is checked);
-//! - `UPSTREAM_SUITE_FOCUS`: a Ginkgo focus regex (measurement mode).
+//! - `UPSTREAM_SUITE_FOCUS`: a Ginkgo focus regex (measurement mode);
+//! - `UPSTREAM_SUITE_CONTROLLER_LOG`: a file to copy the controller's log to (it is printed
+//!   anyway when the test fails).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -48,6 +50,7 @@ use common::{Env, route_service_to};
 const BIN_ENV: &str = "UPSTREAM_SUITE_BIN";
 const REPEAT_ENV: &str = "UPSTREAM_SUITE_REPEAT";
 const FOCUS_ENV: &str = "UPSTREAM_SUITE_FOCUS";
+const LOG_ENV: &str = "UPSTREAM_SUITE_CONTROLLER_LOG";
 
 /// Whose binaries the suite runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,6 +325,10 @@ fn run_against(binaries: Binaries) {
         ran.len(),
         failures.len()
     );
+    if let Some(path) = std::env::var_os(LOG_ENV).filter(|p| !p.is_empty()) {
+        std::fs::write(&path, controller.process.log()).unwrap();
+        eprintln!("  the controller's log: {}", Path::new(&path).display());
+    }
     if focus.is_some() {
         assert!(!ran.is_empty(), "the focus matched no spec");
     }
