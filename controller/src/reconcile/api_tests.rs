@@ -251,6 +251,7 @@ fn context(mock: &Mock, keys: Arc<Keys>) -> Arc<Context> {
             label_selector: String::new(),
             concurrency: 1,
             allow_service_account_tokens: false,
+            max_sealed_secret_size: crate::reconcile::DEFAULT_MAX_SEALED_SECRET_SIZE,
         },
         crate::leader::Fence::open(),
     )
