@@ -152,7 +152,7 @@ async fn sealed_secrets_above_the_size_limit_are_refused_naming_the_limit() {
             && message.contains("--max-sealed-secret-size"),
         "{message}"
     );
-    let event = env.wait_event(ns, "large", "UnsealFailed").await;
+    let event = env.wait_event(ns, "large", "ErrUnsealFailed").await;
     assert!(
         event
             .message
