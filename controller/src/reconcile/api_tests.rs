@@ -614,8 +614,11 @@ async fn the_whole_object_is_read_at_reconcile_and_one_above_the_limit_is_not_un
 
     // One byte above the limit: read, refused, reported; no Secret read, nothing decrypted.
     let mock = Mock::default();
-    mock.on(Method::GET, SEALED, &[(200, ss_json.clone())])
-        .on(Method::PUT, STATUS, &[(200, echo(&ss_json))]);
+    mock.on(Method::GET, SEALED, &[(200, ss_json.clone())]).on(
+        Method::PUT,
+        STATUS,
+        &[(200, echo(&ss_json))],
+    );
     let ctx = context_limited(&mock, keys.clone(), size - 1);
     let err = reconcile_cached(cached(&ss), ctx.clone())
         .await
@@ -624,11 +627,17 @@ async fn the_whole_object_is_read_at_reconcile_and_one_above_the_limit_is_not_un
         matches!(err, ReconcileError::TooLarge { size: s, limit: l, .. } if s == size && l == size - 1),
         "{err:?}"
     );
-    assert_eq!(mock.calls(), [format!("GET {SEALED}"), format!("PUT {STATUS}")]);
+    assert_eq!(
+        mock.calls(),
+        [format!("GET {SEALED}"), format!("PUT {STATUS}")]
+    );
     let (value, message) = synced(&mock.bodies(Method::PUT, STATUS)[0]["status"]);
     assert_eq!(value, "False");
     assert!(
-        message.contains(&format!("is {size} bytes, above this controller's limit of {} bytes (--max-sealed-secret-size)", size - 1)),
+        message.contains(&format!(
+            "is {size} bytes, above this controller's limit of {} bytes (--max-sealed-secret-size)",
+            size - 1
+        )),
         "{message}"
     );
     assert_eq!(mock.event_reasons(), ["ErrUnsealFailed"]);
@@ -646,7 +655,10 @@ async fn the_whole_object_is_read_at_reconcile_and_one_above_the_limit_is_not_un
         .on(
             Method::POST,
             SECRETS,
-            &[(201, json!({"metadata": {"name": NAME, "uid": "secret-uid"}}))],
+            &[(
+                201,
+                json!({"metadata": {"name": NAME, "uid": "secret-uid"}}),
+            )],
         )
         .on(Method::PUT, STATUS, &[(200, echo(&ss_json))]);
     let ctx = context_limited(&mock, keys, size);
@@ -657,7 +669,10 @@ async fn the_whole_object_is_read_at_reconcile_and_one_above_the_limit_is_not_un
         created.data.unwrap()["password"],
         ByteString(b"hunter2".to_vec())
     );
-    assert_eq!(created.metadata.annotations, None, "nothing of ours on the Secret");
+    assert_eq!(
+        created.metadata.annotations, None,
+        "nothing of ours on the Secret"
+    );
 
     // Deleted meanwhile: nothing to do.
     let mock = Mock::default();
@@ -688,7 +703,10 @@ async fn a_crd_that_prunes_the_status_digest_is_noticed_and_costs_no_status_writ
     .on(
         Method::POST,
         SECRETS,
-        &[(201, json!({"metadata": {"name": NAME, "uid": "secret-uid"}}))],
+        &[(
+            201,
+            json!({"metadata": {"name": NAME, "uid": "secret-uid"}}),
+        )],
     )
     // Upstream's CRD: the answer has the status without the field we sent.
     .on(Method::PUT, STATUS, &[(200, echo(&ss_json))]);
@@ -713,6 +731,11 @@ async fn a_crd_that_prunes_the_status_digest_is_noticed_and_costs_no_status_writ
         ..sent
     });
     reconcile(Arc::new(stored), ctx.clone()).await.unwrap();
-    assert_eq!(mock.bodies(Method::PUT, STATUS).len(), 1, "{:?}", mock.calls());
+    assert_eq!(
+        mock.bodies(Method::PUT, STATUS).len(),
+        1,
+        "{:?}",
+        mock.calls()
+    );
     assert_eq!(ctx.metrics.rsa_decryptions.get(), 2);
 }

@@ -171,7 +171,11 @@ pub enum ReconcileError {
     #[error(
         "SealedSecret `{object}` is {size} bytes, above this controller's limit of {limit} bytes (--max-sealed-secret-size); it is not processed"
     )]
-    TooLarge { object: String, size: u64, limit: u64 },
+    TooLarge {
+        object: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("failed to get Secret `{object}`")]
     Get {
         object: String,

@@ -268,8 +268,7 @@ pub fn legacy_digest_matches(
     ss: &SealedSecret,
     present: impl Fn(&Fingerprint) -> bool,
 ) -> bool {
-    recorded_keys(recorded, present)
-        .is_some_and(|set| legacy_source_digest(ss, &set) == recorded)
+    recorded_keys(recorded, present).is_some_and(|set| legacy_source_digest(ss, &set) == recorded)
 }
 
 /// Whether the data of `existing` may be kept without decrypting `ss` again, and with which
@@ -395,8 +394,7 @@ pub fn old_gc_deletes(secret: &ObjectMeta, uid: &str, produced: Option<&str>) ->
     if is_controlled_by(secret, uid) {
         return true;
     }
-    !uid.is_empty()
-        && produced.is_some_and(|p| !p.is_empty() && secret.uid.as_deref() == Some(p))
+    !uid.is_empty() && produced.is_some_and(|p| !p.is_empty() && secret.uid.as_deref() == Some(p))
 }
 
 /// `ByteString` map helper for tests and callers.

@@ -136,7 +136,10 @@ fn a_produced_secret_carries_exactly_the_templates_annotations() {
     let legacy = mk_secret(&[(SOURCE_DIGEST, "sha256:old;keys=")], Some(UID));
     let m = merge(&legacy, &desired, WriteMode::Overwrite);
     assert_eq!(m.metadata.annotations, desired.metadata.annotations);
-    let patched = mk_secret(&[(SOURCE_DIGEST, "sha256:old;keys="), (PATCH, "true")], None);
+    let patched = mk_secret(
+        &[(SOURCE_DIGEST, "sha256:old;keys="), (PATCH, "true")],
+        None,
+    );
     let m = merge(
         &patched,
         &desired,
@@ -315,7 +318,10 @@ fn data_is_reused_only_for_the_recorded_secret_or_a_legacy_annotation() {
     // An older version's annotation on the Secret still saves the decryption.
     let mut plain = mk_ss("s");
     plain.status = None;
-    let legacy = mk_secret(&[(SOURCE_DIGEST, &legacy_source_digest(&plain, &keys))], Some(UID));
+    let legacy = mk_secret(
+        &[(SOURCE_DIGEST, &legacy_source_digest(&plain, &keys))],
+        Some(UID),
+    );
     assert_eq!(reusable(&legacy, &plain, |_| true), Some(keys.clone()));
     let mut newer = plain.clone();
     newer.metadata.generation = Some(2);
@@ -352,13 +358,14 @@ fn the_cache_keeps_only_what_queueing_needs() {
             uid: Some(UID.into()),
             generation: Some(3),
             resource_version: Some("42".into()),
-            labels: Some(
-                [(annotations::APP_INSTANCE_LABEL.to_owned(), "app".to_owned())].into()
-            ),
+            labels: Some([(annotations::APP_INSTANCE_LABEL.to_owned(), "app".to_owned())].into()),
             ..Default::default()
         }
     );
-    assert_eq!(cached_metadata(ObjectMeta::default()), ObjectMeta::default());
+    assert_eq!(
+        cached_metadata(ObjectMeta::default()),
+        ObjectMeta::default()
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use sealed_secrets_e2e::harness::{binary_path, workspace_root};
 use sealed_secrets_e2e::upstream::skip_unless_real;
 
 use crate::common::{
-    Env, assert_all_produced, assert_clean_log, eventually, metric_sum, secret_versions, TIMEOUT,
+    Env, TIMEOUT, assert_all_produced, assert_clean_log, eventually, metric_sum, secret_versions,
     wait_settled,
 };
 use crate::sealing::seal_many;
@@ -22,7 +22,11 @@ fn upstream_crd() -> String {
         .arg(workspace_root().join("tests/upstream/chart-dir.sh"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let chart = String::from_utf8(out.stdout).unwrap();
     std::fs::read_to_string(
         std::path::Path::new(chart.trim()).join("crds/bitnami.com_sealedsecrets.yaml"),
@@ -32,7 +36,9 @@ fn upstream_crd() -> String {
 
 #[test]
 fn ours_under_upstreams_crd_decrypts_again_at_start_and_writes_what_upstream_writes() {
-    if skip_unless_real("ours_under_upstreams_crd_decrypts_again_at_start_and_writes_what_upstream_writes") {
+    if skip_unless_real(
+        "ours_under_upstreams_crd_decrypts_again_at_start_and_writes_what_upstream_writes",
+    ) {
         return;
     }
     let env = Env::new();
@@ -43,13 +49,14 @@ fn ours_under_upstreams_crd_decrypts_again_at_start_and_writes_what_upstream_wri
         "crd/sealedsecrets.bitnami.com",
         "--timeout=60s",
     ]);
-    let crd = env
-        .get_json(&["crd", "sealedsecrets.bitnami.com"])
-        .unwrap();
-    let status_schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+    let crd = env.get_json(&["crd", "sealedsecrets.bitnami.com"]).unwrap();
+    let status_schema =
+        &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
     assert!(
         status_schema["properties"].get("sourceDigest").is_none()
-            && status_schema.get("x-kubernetes-preserve-unknown-fields").is_none(),
+            && status_schema
+                .get("x-kubernetes-preserve-unknown-fields")
+                .is_none(),
         "upstream's CRD is installed: {status_schema}"
     );
     let ns = env.namespace("upstream-crd");
@@ -89,7 +96,11 @@ fn ours_under_upstreams_crd_decrypts_again_at_start_and_writes_what_upstream_wri
         (n >= 10.0).then_some(n)
     });
     println!("RSA decryptions at a restart under upstream's CRD: {rsa}");
-    assert_eq!(secret_versions(&env, &ns), versions, "a restart rewrote Secrets");
+    assert_eq!(
+        secret_versions(&env, &ns),
+        versions,
+        "a restart rewrote Secrets"
+    );
     assert_all_produced(&env, &ns, &expects);
     assert_clean_log(&again);
 }
