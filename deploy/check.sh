@@ -140,7 +140,7 @@ step "schema: every rendered object (strict, newest k8s in kubernetes-validate, 
   $offline $v schema base="$out/base.yaml" namespaced="$out/namespaced.yaml" observability="$out/observability.yaml" \
   helm-default="$out/helm-default.yaml" helm-full="$out/helm-full.yaml" \
   helm-upstream-style="$out/helm-upstream-style.yaml" helm-upstream-values="$out/helm-upstream-values.yaml" \
-  examples="$deploy/examples/sealedsecret.yaml"
+  examples="$deploy/examples/sealedsecret.yaml" quota-example="$deploy/examples/resourcequota.yaml"
 step "policy: base, namespaced overlay, default Helm render" \
   $v policy base="$out/base.yaml" namespaced="$out/namespaced.yaml" helm-default="$out/helm-default.yaml"
 step "same objects: kustomize base vs default Helm render" $v same "$out/base.yaml" "$out/helm-default.yaml"

@@ -64,6 +64,7 @@ pub mod env {
     pub const ACCEPT_MULTI_RECIPIENT_V1: &str = "SEALED_SECRETS_ACCEPT_MULTI_RECIPIENT_V1";
     pub const ALLOW_SERVICE_ACCOUNT_TOKEN_SECRETS: &str =
         "SEALED_SECRETS_ALLOW_SERVICE_ACCOUNT_TOKEN_SECRETS";
+    pub const MAX_SEALED_SECRET_SIZE: &str = "SEALED_SECRETS_MAX_SEALED_SECRET_SIZE";
 
     /// The controller's namespace (key namespace, watched namespace), set by the Deployment.
     pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
@@ -420,6 +421,12 @@ pub struct Config {
     #[arg(long, env = env::ALLOW_SERVICE_ACCOUNT_TOKEN_SECRETS, default_value = "false", value_parser = parse_bool,
           num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
     pub allow_service_account_token_secrets: bool,
+
+    /// Largest SealedSecret (bytes of JSON, as the API server serves it) the controller
+    /// processes; larger ones get Synced=False naming this limit. 0: no limit. The default,
+    /// 1.5 MiB, is etcd's default request limit: every SealedSecret a default cluster stores.
+    #[arg(long, env = env::MAX_SEALED_SECRET_SIZE, default_value_t = crate::reconcile::DEFAULT_MAX_SEALED_SECRET_SIZE)]
+    pub max_sealed_secret_size: u64,
 
     /// Number of allowed sustained requests per second for the rotate endpoint, per client.
     #[arg(long, env = env::ROTATE_RATE_LIMIT, default_value_t = 10)]

@@ -233,6 +233,7 @@ impl TryFrom<Config> for Settings {
             label_selector: cfg.label_selector,
             concurrency: at_least_one("concurrency", cfg.concurrency)?,
             allow_service_account_tokens: cfg.allow_service_account_token_secrets,
+            max_sealed_secret_size: cfg.max_sealed_secret_size,
         };
         for (flag, value) in [
             ("read-header-timeout", cfg.read_header_timeout.0),

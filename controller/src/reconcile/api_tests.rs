@@ -20,7 +20,8 @@ use sealed_secrets_crypto::{CertParams, Certificate, PrivateKey, Scope};
 use serde_json::{Value, json};
 
 use super::{
-    Context, IMMUTABLE_MESSAGE, ReconcileError, ReconcileSettings, error_policy, reconcile,
+    Context, IMMUTABLE_MESSAGE, ReconcileError, ReconcileSettings, cached_metadata,
+    desired_metadata_only, error_policy, finish_desired, reconcile, reconcile_cached,
 };
 use crate::config::KeyOrderPriority;
 use crate::events::Recorder;
@@ -236,6 +237,11 @@ fn keys_and_sealed_secret() -> (Arc<Keys>, SealedSecret) {
 }
 
 fn context(mock: &Mock, keys: Arc<Keys>) -> Arc<Context> {
+    context_limited(mock, keys, crate::reconcile::DEFAULT_MAX_SEALED_SECRET_SIZE)
+}
+
+/// [`context`] with `--max-sealed-secret-size` at `limit`.
+fn context_limited(mock: &Mock, keys: Arc<Keys>, limit: u64) -> Arc<Context> {
     let client = mock.client();
     Context::new(
         client.clone(),
@@ -251,6 +257,7 @@ fn context(mock: &Mock, keys: Arc<Keys>) -> Arc<Context> {
             label_selector: String::new(),
             concurrency: 1,
             allow_service_account_tokens: false,
+            max_sealed_secret_size: limit,
         },
         crate::leader::Fence::open(),
     )
@@ -591,4 +598,144 @@ async fn key_generation_is_fenced() {
         .unwrap();
     assert_eq!(mock.calls(), vec![format!("POST {KEYS}")]);
     assert_eq!(keys.snapshot().keys.len(), 1);
+}
+
+/// What the watch cache hands a reconcile: metadata only.
+fn cached(ss: &SealedSecret) -> Arc<kube::core::PartialObjectMeta<SealedSecret>> {
+    use kube::core::PartialObjectMetaExt as _;
+    Arc::new(cached_metadata(ss.metadata.clone()).into_request_partial::<SealedSecret>())
+}
+
+#[tokio::test]
+async fn the_whole_object_is_read_at_reconcile_and_one_above_the_limit_is_not_unsealed() {
+    let (keys, ss) = keys_and_sealed_secret();
+    let ss_json = serde_json::to_value(&ss).unwrap();
+    let size = u64::try_from(serde_json::to_vec(&ss_json).unwrap().len()).unwrap();
+
+    // One byte above the limit: read, refused, reported; no Secret read, nothing decrypted.
+    let mock = Mock::default();
+    mock.on(Method::GET, SEALED, &[(200, ss_json.clone())]).on(
+        Method::PUT,
+        STATUS,
+        &[(200, echo(&ss_json))],
+    );
+    let ctx = context_limited(&mock, keys.clone(), size - 1);
+    let err = reconcile_cached(cached(&ss), ctx.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ReconcileError::TooLarge { size: s, limit: l, .. } if s == size && l == size - 1),
+        "{err:?}"
+    );
+    assert_eq!(
+        mock.calls(),
+        [format!("GET {SEALED}"), format!("PUT {STATUS}")]
+    );
+    let (value, message) = synced(&mock.bodies(Method::PUT, STATUS)[0]["status"]);
+    assert_eq!(value, "False");
+    assert!(
+        message.contains(&format!(
+            "is {size} bytes, above this controller's limit of {} bytes (--max-sealed-secret-size)",
+            size - 1
+        )),
+        "{message}"
+    );
+    assert_eq!(mock.event_reasons(), ["ErrUnsealFailed"]);
+    assert_eq!(ctx.metrics.rsa_decryptions.get(), 0);
+    assert_eq!(
+        error_policy(cached(&ss), &err, ctx),
+        Action::await_change(),
+        "not retried until it changes"
+    );
+
+    // At the limit: unsealed as usual, from the object read (the cache has no values).
+    let mock = Mock::default();
+    mock.on(Method::GET, SEALED, &[(200, ss_json.clone())])
+        .on(Method::GET, SECRET, &[not_found()])
+        .on(
+            Method::POST,
+            SECRETS,
+            &[(
+                201,
+                json!({"metadata": {"name": NAME, "uid": "secret-uid"}}),
+            )],
+        )
+        .on(Method::PUT, STATUS, &[(200, echo(&ss_json))]);
+    let ctx = context_limited(&mock, keys, size);
+    reconcile_cached(cached(&ss), ctx).await.unwrap();
+    let created: Secret =
+        serde_json::from_value(mock.bodies(Method::POST, SECRETS)[0].clone()).unwrap();
+    assert_eq!(
+        created.data.unwrap()["password"],
+        ByteString(b"hunter2".to_vec())
+    );
+    assert_eq!(
+        created.metadata.annotations, None,
+        "nothing of ours on the Secret"
+    );
+
+    // Deleted meanwhile: nothing to do.
+    let mock = Mock::default();
+    mock.on(Method::GET, SEALED, &[not_found()]);
+    let (keys, _) = keys_and_sealed_secret();
+    let ctx = context(&mock, keys);
+    assert_eq!(
+        reconcile_cached(cached(&ss), ctx).await.unwrap(),
+        Action::await_change()
+    );
+    assert_eq!(mock.calls(), [format!("GET {SEALED}")]);
+}
+
+#[tokio::test]
+async fn a_crd_that_prunes_the_status_digest_is_noticed_and_costs_no_status_writes() {
+    let (keys, ss) = keys_and_sealed_secret();
+    let ss_json = serde_json::to_value(&ss).unwrap();
+    // The Secret as created, for the second pass.
+    let mut existing = finish_desired(desired_metadata_only(&ss));
+    existing.data = Some([("password".to_owned(), ByteString(b"hunter2".to_vec()))].into());
+    existing.metadata.uid = Some("secret-uid".into());
+    let mock = Mock::default();
+    mock.on(
+        Method::GET,
+        SECRET,
+        &[not_found(), (200, serde_json::to_value(&existing).unwrap())],
+    )
+    .on(
+        Method::POST,
+        SECRETS,
+        &[(
+            201,
+            json!({"metadata": {"name": NAME, "uid": "secret-uid"}}),
+        )],
+    )
+    // Upstream's CRD: the answer has the status without the field we sent.
+    .on(Method::PUT, STATUS, &[(200, echo(&ss_json))]);
+    let ctx = context(&mock, keys);
+    assert!(ctx.records_digest());
+    reconcile(Arc::new(ss.clone()), ctx.clone()).await.unwrap();
+    let sent: SealedSecretStatus =
+        serde_json::from_value(mock.bodies(Method::PUT, STATUS)[0]["status"].clone()).unwrap();
+    assert!(
+        sent.source_digest
+            .as_deref()
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{sent:?}"
+    );
+    assert!(!ctx.records_digest(), "the pruned field was noticed");
+
+    // The next pass (a restart's, say) finds the status as the API server kept it: it
+    // decrypts again, as upstream does, and writes no status only to record a digest.
+    let mut stored = ss;
+    stored.status = Some(SealedSecretStatus {
+        source_digest: None,
+        ..sent
+    });
+    reconcile(Arc::new(stored), ctx.clone()).await.unwrap();
+    assert_eq!(
+        mock.bodies(Method::PUT, STATUS).len(),
+        1,
+        "{:?}",
+        mock.calls()
+    );
+    assert_eq!(ctx.metrics.rsa_decryptions.get(), 2);
 }

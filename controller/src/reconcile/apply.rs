@@ -3,14 +3,17 @@
 //! and the retry policy.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::Resource as _;
+use kube::api::{Api, DeleteParams, GetParams, PostParams, Preconditions};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
-use sealed_secrets_api::annotations::{self, SOURCE_DIGEST};
+use sealed_secrets_api::annotations;
 use sealed_secrets_api::{
     CONDITION_SYNCED, SealedSecret, SealedSecretStatus, UnsealError, UnsealOptions,
     sealing_key_hints,
@@ -39,6 +42,8 @@ pub struct ReconcileSettings {
     pub concurrency: u16,
     /// `--allow-service-account-token-secrets`.
     pub allow_service_account_tokens: bool,
+    /// `--max-sealed-secret-size`: larger SealedSecrets are refused (bytes; 0: no limit).
+    pub max_sealed_secret_size: u64,
 }
 
 /// Shared state of all reconciles.
@@ -56,7 +61,21 @@ pub struct Context {
     status_retries: Mutex<HashMap<(String, String), u32>>,
     /// What opened values so far: the try-order for values without a key hint.
     key_order: Mutex<KeyOrderMemory>,
+    /// Whether the installed CRD keeps `status.sourceDigest` ([`DIGEST_UNKNOWN`] until the
+    /// first status write tells).
+    status_digest: AtomicU8,
+    /// With `--old-gc-behavior` only: per SealedSecret, its uid and the uid of the Secret
+    /// produced from it, so that a deleted SealedSecret's Secret is recognised even without an
+    /// ownerReference (the watch cache keeps no status, and the Secret carries no digest).
+    produced: Mutex<HashMap<(String, String), (String, String)>>,
 }
+
+/// [`Context::status_digest`]: not known yet whether the CRD keeps `status.sourceDigest`.
+const DIGEST_UNKNOWN: u8 = 0;
+/// The CRD keeps it (ours).
+const DIGEST_KEPT: u8 = 1;
+/// The CRD prunes it (upstream's): every start decrypts again, as upstream does.
+const DIGEST_PRUNED: u8 = 2;
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,7 +104,32 @@ impl Context {
             retries: Mutex::new(HashMap::new()),
             status_retries: Mutex::new(HashMap::new()),
             key_order: Mutex::new(KeyOrderMemory::new()),
+            status_digest: AtomicU8::new(DIGEST_UNKNOWN),
+            produced: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether status writes carry the source digest: not once the CRD was seen to prune it.
+    pub fn records_digest(&self) -> bool {
+        self.status_digest.load(Ordering::Relaxed) != DIGEST_PRUNED
+    }
+
+    /// Learns from a status write's answer whether the CRD keeps `status.sourceDigest`.
+    fn digest_written(&self, sent: Option<&str>, stored: Option<&str>) {
+        if sent.is_none() {
+            return;
+        }
+        let seen = if stored == sent {
+            DIGEST_KEPT
+        } else {
+            DIGEST_PRUNED
+        };
+        let before = self.status_digest.swap(seen, Ordering::Relaxed);
+        if seen == DIGEST_PRUNED && before != DIGEST_PRUNED {
+            tracing::info!(
+                "the installed SealedSecret CRD does not keep status.sourceDigest (upstream's CRD): SealedSecrets are decrypted again at every start, as upstream's controller does; install this project's CRD to avoid it"
+            );
+        }
     }
 
     fn retries(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), u32>> {
@@ -118,6 +162,20 @@ impl Context {
 pub enum ReconcileError {
     #[error(transparent)]
     Unseal(UnsealError),
+    #[error("failed to get SealedSecret `{object}`")]
+    GetSealedSecret {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "SealedSecret `{object}` is {size} bytes, above this controller's limit of {limit} bytes (--max-sealed-secret-size); it is not processed"
+    )]
+    TooLarge {
+        object: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("failed to get Secret `{object}`")]
     Get {
         object: String,
@@ -153,9 +211,12 @@ pub enum ReconcileError {
 impl ReconcileError {
     pub fn reason(&self) -> ErrorReason {
         match self {
-            Self::Unseal(_) | Self::RefusedType { .. } => ErrorReason::Unseal,
+            Self::Unseal(_) | Self::RefusedType { .. } | Self::TooLarge { .. } => {
+                ErrorReason::Unseal
+            }
             Self::Unmanaged { .. } => ErrorReason::Unmanaged,
             Self::Get { .. }
+            | Self::GetSealedSecret { .. }
             | Self::Immutable { .. }
             | Self::Create { .. }
             | Self::Update { .. }
@@ -172,8 +233,10 @@ impl ReconcileError {
     /// error instead of the lasting reason. Found by the chaos suite (5% 500s at 1,000
     /// objects on the real control plane). Pure.
     pub fn is_transient(&self) -> bool {
-        let (Self::Get { source, .. } | Self::Create { source, .. } | Self::Update { source, .. }) =
-            self
+        let (Self::Get { source, .. }
+        | Self::GetSealedSecret { source, .. }
+        | Self::Create { source, .. }
+        | Self::Update { source, .. }) = self
         else {
             return false;
         };
@@ -209,10 +272,20 @@ pub enum Written {
     Unchanged,
 }
 
+/// A successful pass: what it wrote, and what the status should record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Applied {
+    written: Written,
+    /// The uid of the produced Secret.
+    secret_uid: String,
+    /// Its source digest ([`source_digest`]).
+    digest: String,
+}
+
 /// Produces or refreshes the Secret of one SealedSecret. Upstream's order of checks is kept
 /// (unseal errors before ownership errors), except that a matching source digest on an
 /// owned Secret skips decryption altogether.
-async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Written, ReconcileError> {
+async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Applied, ReconcileError> {
     let ns = ss.metadata.namespace.clone().unwrap_or_default();
     let name = ss.metadata.name.clone().unwrap_or_default();
     let object = format!("{ns}/{name}");
@@ -227,33 +300,20 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Written, Reconci
         })?;
     let snapshot = ctx.keys.snapshot();
 
-    let reusable = existing.as_ref().filter(|e| {
-        write_mode(&e.metadata, &uid).is_ok()
-            && e.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(SOURCE_DIGEST))
-                .is_some_and(|d| digest_matches(d, ss, |fp| snapshot.ring.get(fp).is_some()))
-    });
+    let reuse = existing
+        .as_ref()
+        .and_then(|e| reusable(e, ss, |fp| snapshot.ring.get(fp).is_some()).map(|k| (e, k)));
 
-    let desired = match reusable {
-        Some(e) => {
+    let (desired, keys) = match reuse {
+        Some((e, keys)) => {
             tracing::debug!(sealed_secret = %object, "source digest matches; not decrypting again");
-            let digest = e
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(SOURCE_DIGEST))
-                .cloned()
-                .unwrap_or_default();
             let mut d = desired_metadata_only(ss);
             d.data = e.data.clone();
-            finish_desired(d, &digest)
+            (finish_desired(d), keys)
         }
         None => {
             let (secret, used) = unseal_blocking(ss.clone(), snapshot.clone(), ctx).await?;
-            let digest = source_digest(ss, &used);
-            finish_desired(secret, &digest)
+            (finish_desired(secret), used)
         }
     };
 
@@ -261,6 +321,14 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Written, Reconci
         return Err(ReconcileError::RefusedType { object });
     }
 
+    let applied = |written, secret_uid: Option<String>| {
+        let secret_uid = secret_uid.unwrap_or_default();
+        Applied {
+            written,
+            digest: source_digest(ss, &secret_uid, &keys),
+            secret_uid,
+        }
+    };
     match existing {
         None => {
             ctx.fence.check()?;
@@ -274,14 +342,14 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Written, Reconci
             // The resourceVersion orders this write among all others (the chaos suite
             // checks with it that no write came from a replica that was not the leader).
             tracing::info!(sealed_secret = %object, resource_version = created.metadata.resource_version.as_deref().unwrap_or_default(), "created Secret");
-            Ok(Written::Created)
+            Ok(applied(Written::Created, created.metadata.uid))
         }
         Some(existing) => {
             let mode = write_mode(&existing.metadata, &uid)
                 .map_err(|Unmanaged| ReconcileError::Unmanaged { name: name.clone() })?;
             let merged = merge(&existing, &desired, mode);
-            if !differs(&existing, &merged) || only_records_digest(&existing, &merged) {
-                return Ok(Written::Unchanged);
+            if !differs(&existing, &merged) {
+                return Ok(applied(Written::Unchanged, existing.metadata.uid));
             }
             if violates_immutable(&existing, &merged) {
                 return Err(ReconcileError::Immutable { object });
@@ -303,7 +371,7 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Written, Reconci
                     }
                 })?;
             tracing::info!(sealed_secret = %object, resource_version = updated.metadata.resource_version.as_deref().unwrap_or_default(), "updated Secret");
-            Ok(Written::Updated)
+            Ok(applied(Written::Updated, updated.metadata.uid))
         }
     }
 }
@@ -357,19 +425,89 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// Reads the whole SealedSecret `ns/name` (`None`: it is gone) and its size as served. The
+/// text is read first so that the size is known exactly; it is dropped once parsed.
+async fn fetch(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> Result<Option<(SealedSecret, u64)>, kube::Error> {
+    let request = kube::core::Request::new(SealedSecret::url_path(&(), Some(ns)))
+        .get(name, &GetParams::default())
+        .map_err(kube::Error::BuildRequest)?;
+    let text = match client.request_text(request).await {
+        Ok(t) => t,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let size = u64::try_from(text.len()).unwrap_or(u64::MAX);
+    let ss = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
+    Ok(Some((ss, size)))
+}
+
+/// One reconcile of the SealedSecret the watch cache names: the cache holds metadata only
+/// ([`cached_metadata`]), so the whole object is read here, reconciled, and dropped.
+pub async fn reconcile_cached(
+    meta: Arc<PartialObjectMeta<SealedSecret>>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    if ctx.fence.check().is_err() {
+        return Ok(not_leading(&meta.metadata));
+    }
+    let ns = meta.metadata.namespace.clone().unwrap_or_default();
+    let name = meta.metadata.name.clone().unwrap_or_default();
+    let fetched = fetch(&ctx.client, &ns, &name).await.map_err(|source| {
+        let e = ReconcileError::GetSealedSecret {
+            object: format!("{ns}/{name}"),
+            source,
+        };
+        tracing::warn!(sealed_secret = %format!("{ns}/{name}"), error = %e.message(), "reconcile failed");
+        e
+    })?;
+    match fetched {
+        // Deleted meanwhile: the watch reports the deletion.
+        None => Ok(Action::await_change()),
+        Some((ss, size)) => reconcile_sized(Arc::new(ss), ctx, size).await,
+    }
+}
+
 /// One reconcile of one SealedSecret (§4.6): unseal and write, then status, metrics, Events.
 pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    reconcile_sized(ss, ctx, 0).await
+}
+
+/// [`reconcile`] of an object of `size` bytes as served (0: not known), which is refused
+/// when above `--max-sealed-secret-size`.
+async fn reconcile_sized(
+    ss: Arc<SealedSecret>,
+    ctx: Arc<Context>,
+    size: u64,
+) -> Result<Action, ReconcileError> {
     if ctx.fence.check().is_err() {
-        return Ok(not_leading(&ss));
+        return Ok(not_leading(&ss.metadata));
     }
     ctx.metrics.unseal_requests.inc();
     let ns = ss.metadata.namespace.clone().unwrap_or_default();
     let name = ss.metadata.name.clone().unwrap_or_default();
-    let outcome = apply(&ss, &ctx).await;
+    let limit = ctx.settings.max_sealed_secret_size;
+    let outcome = if too_large(size, limit) {
+        Err(ReconcileError::TooLarge {
+            object: format!("{ns}/{name}"),
+            size,
+            limit,
+        })
+    } else {
+        apply(&ss, &ctx).await
+    };
     if matches!(outcome, Err(ReconcileError::NotLeading(_))) {
-        return Ok(not_leading(&ss));
+        return Ok(not_leading(&ss.metadata));
     }
     let message = outcome.as_ref().err().map(ReconcileError::message);
+    let digest = outcome
+        .as_ref()
+        .ok()
+        .filter(|_| ctx.records_digest())
+        .map(|a| a.digest.as_str());
 
     let key = (ns.clone(), name.clone());
     let retrying_status = ctx.status_pending(&key).is_some();
@@ -381,6 +519,7 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
             ss.status.as_ref(),
             ss.metadata.generation,
             message.as_deref(),
+            digest,
             &now,
         ) {
             let before = ss
@@ -391,9 +530,12 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
             transitioned =
                 before.as_deref() != Some(if message.is_none() { "True" } else { "False" });
             if ctx.fence.check().is_err() {
-                return Ok(not_leading(&ss));
+                return Ok(not_leading(&ss.metadata));
             }
             let written = write_status(&ctx.client, &ss, status).await;
+            if let Ok(Some(stored)) = &written {
+                ctx.digest_written(digest, stored.source_digest.as_deref());
+            }
             if let Err(e) = &written {
                 tracing::warn!(sealed_secret = %format!("{ns}/{name}"), error = %e, "failed to update status; retrying with backoff");
                 ctx.metrics.unseal_error(ErrorReason::Status, &ns);
@@ -412,8 +554,18 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
     );
 
     match outcome {
-        Ok(written) => {
+        Ok(applied) => {
+            let written = applied.written;
             ctx.retries().remove(&key);
+            if ctx.settings.old_gc_behavior {
+                lock(&ctx.produced).insert(
+                    key.clone(),
+                    (
+                        ss.metadata.uid.clone().unwrap_or_default(),
+                        applied.secret_uid,
+                    ),
+                );
+            }
             // A pass that only retries a status write publishes no second Event.
             let status_only = retrying_status && written == Written::Unchanged;
             if (written != Written::Unchanged || transitioned)
@@ -438,7 +590,9 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
             tracing::warn!(sealed_secret = %format!("{ns}/{name}"), reason = e.reason().as_str(), error = %msg, "reconcile failed");
             ctx.metrics.unseal_error(e.reason(), &ns);
             let (reason, text) = match &e {
-                ReconcileError::Unseal(_) | ReconcileError::RefusedType { .. } => {
+                ReconcileError::Unseal(_)
+                | ReconcileError::RefusedType { .. }
+                | ReconcileError::TooLarge { .. } => {
                     (REASON_UNSEAL_FAILED, format!("Failed to unseal: {msg}"))
                 }
                 _ => (REASON_UPDATE_FAILED, msg),
@@ -456,8 +610,8 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
 /// A reconcile that stopped before a write because this replica is no longer sure to lead
 /// ([`Fence`]): nothing written, no Event; retried later in case the Lease is renewed after
 /// all (else the leader group is drained before then).
-fn not_leading(ss: &SealedSecret) -> Action {
-    tracing::debug!(sealed_secret = %format!("{}/{}", ss.metadata.namespace.as_deref().unwrap_or_default(), ss.metadata.name.as_deref().unwrap_or_default()), "not writing: the Lease is not renewed");
+fn not_leading(meta: &ObjectMeta) -> Action {
+    tracing::debug!(sealed_secret = %format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default()), "not writing: the Lease is not renewed");
     Action::requeue(Duration::from_secs(2))
 }
 
@@ -471,12 +625,14 @@ fn instance_label(ss: &SealedSecret) -> String {
 }
 
 /// PUTs the status subresource (upstream RBAC grants `update` only); on a conflict the
-/// object is read again once and the status written over the fresh copy.
+/// object is read again once and the status written over the fresh copy. Returns the status
+/// the API server stored (`None`: not written, the object changed meanwhile), which tells
+/// whether the CRD keeps `status.sourceDigest`.
 async fn write_status(
     client: &kube::Client,
     ss: &SealedSecret,
     status: SealedSecretStatus,
-) -> Result<(), kube::Error> {
+) -> Result<Option<SealedSecretStatus>, kube::Error> {
     let ns = ss.metadata.namespace.clone().unwrap_or_default();
     let name = ss.metadata.name.clone().unwrap_or_default();
     let api: Api<SealedSecret> = Api::namespaced(client.clone(), &ns);
@@ -492,7 +648,7 @@ async fn write_status(
     {
         Ok(o) => {
             written(&o);
-            Ok(())
+            Ok(Some(o.status.unwrap_or_default()))
         }
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let mut fresh = api.get(&name).await?;
@@ -500,13 +656,16 @@ async fn write_status(
                 || fresh.metadata.generation != ss.metadata.generation
             {
                 // Changed meanwhile: the next reconcile writes the right status.
-                return Ok(());
+                return Ok(None);
             }
             fresh.status = Some(status);
             fresh.metadata.managed_fields = None;
             api.replace_status(&name, &PostParams::default(), &fresh)
                 .await
-                .map(|o| written(&o))
+                .map(|o| {
+                    written(&o);
+                    Some(o.status.unwrap_or_default())
+                })
         }
         Err(e) => Err(e),
     }
@@ -517,16 +676,22 @@ async fn write_status(
 /// them). Either way, an object whose status could not
 /// be written is requeued with backoff until it is: a given-up object still has to show
 /// `Synced=False` with its reason.
-pub fn error_policy(ss: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
+pub fn error_policy<K: kube::Resource>(
+    obj: Arc<K>,
+    err: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
     let key = (
-        ss.metadata.namespace.clone().unwrap_or_default(),
-        ss.metadata.name.clone().unwrap_or_default(),
+        obj.meta().namespace.clone().unwrap_or_default(),
+        obj.meta().name.clone().unwrap_or_default(),
     );
     let status_retry = ctx.status_pending(&key).map(retry_backoff);
     let give_up = || status_retry.map_or_else(Action::await_change, Action::requeue);
     if matches!(
         err,
-        ReconcileError::Immutable { .. } | ReconcileError::RefusedType { .. }
+        ReconcileError::Immutable { .. }
+            | ReconcileError::RefusedType { .. }
+            | ReconcileError::TooLarge { .. }
     ) {
         ctx.retries().remove(&key);
         return give_up();
@@ -543,24 +708,37 @@ pub fn error_policy(ss: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Contex
 }
 
 /// Upstream counts deletes as unseal requests and drops their condition series; with
-/// `--old-gc-behavior` it deletes the Secret itself (see [`old_gc_deletes`]).
-pub(super) fn on_sealed_secret_deleted(ctx: &Arc<Context>, ss: &SealedSecret) {
+/// `--old-gc-behavior` it deletes the Secret itself (see [`old_gc_deletes`]). `deleted` is
+/// the watch cache's copy ([`cached_metadata`]).
+pub(super) fn on_sealed_secret_deleted(ctx: &Arc<Context>, deleted: &ObjectMeta) {
     ctx.metrics.unseal_requests.inc();
-    let ns = ss.metadata.namespace.clone().unwrap_or_default();
-    let name = ss.metadata.name.clone().unwrap_or_default();
-    ctx.metrics
-        .remove_condition(&ns, &name, &instance_label(ss));
-    ctx.retries().remove(&(ns.clone(), name.clone()));
-    lock(&ctx.status_retries).remove(&(ns.clone(), name.clone()));
+    let ns = deleted.namespace.clone().unwrap_or_default();
+    let name = deleted.name.clone().unwrap_or_default();
+    let instance = deleted
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(annotations::APP_INSTANCE_LABEL))
+        .cloned()
+        .unwrap_or_default();
+    ctx.metrics.remove_condition(&ns, &name, &instance);
+    let key = (ns.clone(), name.clone());
+    ctx.retries().remove(&key);
+    lock(&ctx.status_retries).remove(&key);
+    let uid = deleted.uid.clone().unwrap_or_default();
+    // The Secret this controller produced from exactly this object (not from an older one
+    // of the same name).
+    let produced = lock(&ctx.produced)
+        .remove(&key)
+        .filter(|(ss_uid, _)| *ss_uid == uid)
+        .map(|(_, secret_uid)| secret_uid);
     if !ctx.settings.old_gc_behavior {
         return;
     }
-    let deleted = ss.clone();
     let client = ctx.client.clone();
     tokio::spawn(async move {
         let api: Api<Secret> = Api::namespaced(client, &ns);
         match api.get_opt(&name).await {
-            Ok(Some(s)) if old_gc_deletes(&s.metadata, &deleted) => {
+            Ok(Some(s)) if old_gc_deletes(&s.metadata, &uid, produced.as_deref()) => {
                 let dp = DeleteParams {
                     preconditions: Some(Preconditions {
                         uid: s.metadata.uid.clone(),

@@ -100,6 +100,15 @@ pub fn merge(existing: &Secret, desired: &Secret, mode: WriteMode) -> Secret {
         }
     }
     out.type_ = desired.type_.clone();
+    // Older versions of this controller recorded the source digest here; a produced Secret's
+    // annotations are the template's only, as upstream writes them, so the next write drops
+    // it (in patch mode too, where other foreign annotations are kept).
+    if let Some(a) = out.metadata.annotations.as_mut() {
+        a.remove(SOURCE_DIGEST);
+        if a.is_empty() {
+            out.metadata.annotations = None;
+        }
+    }
     out
 }
 
@@ -123,29 +132,6 @@ pub fn differs(a: &Secret, b: &Secret) -> bool {
         || norm(&a.metadata.annotations) != norm(&b.metadata.annotations)
         || norm_refs(&a.metadata.owner_references) != norm_refs(&b.metadata.owner_references)
         || norm_type(&a.type_) != norm_type(&b.type_)
-}
-
-/// Whether writing `merged` over `existing` would only record our source digest on a Secret
-/// that has none: one produced by upstream's controller (or by ours before the digest). Such a
-/// Secret is left as it is. Rewriting it would change the resourceVersion of every Secret an
-/// upstream install made, on the first start after a migration, and wake everything watching
-/// them, although nothing they hold changes (issue 10: migration rewrites nothing). The cost:
-/// these Secrets are decrypted again on each restart, as upstream always does.
-pub fn only_records_digest(existing: &Secret, merged: &Secret) -> bool {
-    let has_digest = |s: &Secret| {
-        s.metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key(SOURCE_DIGEST))
-    };
-    if has_digest(existing) || !has_digest(merged) {
-        return false;
-    }
-    let mut without = merged.clone();
-    if let Some(a) = without.metadata.annotations.as_mut() {
-        a.remove(SOURCE_DIGEST);
-    }
-    !differs(existing, &without)
 }
 
 /// An immutable Secret's data (or type) cannot change; the API server would refuse, so the
@@ -179,15 +165,11 @@ pub fn desired_metadata_only(ss: &SealedSecret) -> Secret {
 }
 
 /// Normalises what the controller sends: a missing type becomes `Opaque` (the API server's
-/// default), and the source digest is recorded.
-pub fn finish_desired(mut s: Secret, digest: &str) -> Secret {
+/// default).
+pub fn finish_desired(mut s: Secret) -> Secret {
     if s.type_.as_deref().is_none_or(str::is_empty) {
         s.type_ = Some(OPAQUE.to_owned());
     }
-    s.metadata
-        .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(SOURCE_DIGEST.to_owned(), digest.to_owned());
     s
 }
 
@@ -195,12 +177,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The source digest (docs/design.md): SHA-256 over the SealedSecret's uid, generation, scope
-/// and spec, and the fingerprints of the keys that opened its values. The value is
-/// `sha256:<hex>;keys=<fp>,<fp>`: fingerprints are public, and listing them lets a restart
-/// check the digest without decrypting, and re-decrypt when one of those keys is gone.
-pub fn source_digest(ss: &SealedSecret, keys: &BTreeSet<Fingerprint>) -> String {
-    let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+/// What a source digest covers besides the keys: the SealedSecret's uid, generation, scope
+/// and spec.
+fn hash_source(h: &mut aws_lc_rs::digest::Context, ss: &SealedSecret) {
     h.update(ss.metadata.uid.as_deref().unwrap_or_default().as_bytes());
     h.update(b"\0");
     h.update(
@@ -219,40 +198,113 @@ pub fn source_digest(ss: &SealedSecret, keys: &BTreeSet<Fingerprint>) -> String 
     h.update(b"\0");
     h.update(&serde_json::to_vec(&ss.spec).unwrap_or_default());
     h.update(b"\0");
+}
+
+/// The source digest (docs/design.md, "Source digest"), kept in the SealedSecret's
+/// `status.sourceDigest`: SHA-256 over the SealedSecret's uid, generation, scope and spec,
+/// the uid of the Secret produced from it, and the fingerprints of the keys that opened its
+/// values. The value is `sha256:<hex>;keys=<fp>,<fp>`: fingerprints are public, and listing
+/// them lets a restart check the digest without decrypting, and re-decrypt when one of those
+/// keys is gone. The Secret's uid ties the digest to that one Secret: a Secret deleted and
+/// created again (by anyone) is decrypted for again.
+pub fn source_digest(ss: &SealedSecret, secret_uid: &str, keys: &BTreeSet<Fingerprint>) -> String {
+    let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    hash_source(&mut h, ss);
+    h.update(b"secret-uid=");
+    h.update(secret_uid.as_bytes());
+    h.update(b"\0");
     let fps: Vec<&str> = keys.iter().map(Fingerprint::as_str).collect();
     h.update(fps.join(",").as_bytes());
     format!("sha256:{};keys={}", hex(h.finish().as_ref()), fps.join(","))
 }
 
-/// Whether `recorded` (the annotation on the existing Secret) is the digest of `ss` with
-/// keys all still present in the ring.
-pub fn digest_matches(
+/// The digest older versions of this controller wrote into the produced Secret's
+/// `sealed-secrets-rs.dev/source-digest` annotation (no Secret uid in it). Read only, so that
+/// the first start after an upgrade need not decrypt either; the annotation is removed by
+/// that start's write ([`merge`]).
+pub fn legacy_source_digest(ss: &SealedSecret, keys: &BTreeSet<Fingerprint>) -> String {
+    let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    hash_source(&mut h, ss);
+    let fps: Vec<&str> = keys.iter().map(Fingerprint::as_str).collect();
+    h.update(fps.join(",").as_bytes());
+    format!("sha256:{};keys={}", hex(h.finish().as_ref()), fps.join(","))
+}
+
+/// The key fingerprints a recorded digest lists, when all of them are `present`.
+fn recorded_keys(
     recorded: &str,
-    ss: &SealedSecret,
     present: impl Fn(&Fingerprint) -> bool,
-) -> bool {
-    let Some((_, keys)) = recorded.split_once(";keys=") else {
-        return false;
-    };
+) -> Option<BTreeSet<Fingerprint>> {
+    let (_, keys) = recorded.split_once(";keys=")?;
     let mut set = BTreeSet::new();
     for k in keys.split(',').filter(|k| !k.is_empty()) {
         match k.parse::<Fingerprint>() {
             Ok(fp) if present(&fp) => {
                 set.insert(fp);
             }
-            _ => return false,
+            _ => return None,
         }
     }
-    source_digest(ss, &set) == recorded
+    Some(set)
+}
+
+/// Whether `recorded` (the SealedSecret's `status.sourceDigest`) is the digest of `ss`
+/// producing the Secret with `secret_uid`, with keys all still present in the ring.
+pub fn digest_matches(
+    recorded: &str,
+    ss: &SealedSecret,
+    secret_uid: &str,
+    present: impl Fn(&Fingerprint) -> bool,
+) -> bool {
+    !secret_uid.is_empty()
+        && recorded_keys(recorded, present)
+            .is_some_and(|set| source_digest(ss, secret_uid, &set) == recorded)
+}
+
+/// Whether `recorded` (the legacy annotation on a Secret written by an older version) is the
+/// legacy digest of `ss` with keys all still present in the ring.
+pub fn legacy_digest_matches(
+    recorded: &str,
+    ss: &SealedSecret,
+    present: impl Fn(&Fingerprint) -> bool,
+) -> bool {
+    recorded_keys(recorded, present).is_some_and(|set| legacy_source_digest(ss, &set) == recorded)
+}
+
+/// Whether the data of `existing` may be kept without decrypting `ss` again, and with which
+/// keys it was opened: the controller may write it (owned, or annotated `managed`/`patch`)
+/// and either the SealedSecret's status records the digest of exactly this object and this
+/// Secret, or the Secret carries the matching annotation of an older version. Pure.
+pub fn reusable(
+    existing: &Secret,
+    ss: &SealedSecret,
+    present: impl Fn(&Fingerprint) -> bool,
+) -> Option<BTreeSet<Fingerprint>> {
+    let uid = ss.metadata.uid.as_deref().unwrap_or_default();
+    write_mode(&existing.metadata, uid).ok()?;
+    let secret_uid = existing.metadata.uid.as_deref().unwrap_or_default();
+    if let Some(d) = ss.status.as_ref().and_then(|s| s.source_digest.as_deref())
+        && digest_matches(d, ss, secret_uid, &present)
+    {
+        return recorded_keys(d, &present);
+    }
+    let legacy = existing.metadata.annotations.as_ref()?.get(SOURCE_DIGEST)?;
+    if legacy_digest_matches(legacy, ss, &present) {
+        return recorded_keys(legacy, &present);
+    }
+    None
 }
 
 /// The status to write after a reconcile, or `None` when nothing worth a write changed
-/// (§4.8: the condition status/message or observedGeneration). `lastUpdateTime` is always
-/// now; `lastTransitionTime` only moves when the status value changes.
+/// (§4.8: the condition status/message or observedGeneration; ours: the source digest).
+/// `lastUpdateTime` is always now; `lastTransitionTime` only moves when the status value
+/// changes. `digest` is what `status.sourceDigest` should hold (`None`: nothing, as after a
+/// failure or when the installed CRD prunes the field).
 pub fn next_status(
     current: Option<&SealedSecretStatus>,
     generation: Option<i64>,
     error: Option<&str>,
+    digest: Option<&str>,
     now: &Time,
 ) -> Option<SealedSecretStatus> {
     let mut status = current.cloned().unwrap_or_default();
@@ -277,11 +329,15 @@ pub fn next_status(
     };
     let cond = &mut status.conditions[idx];
     let value_changed = cond.status != value;
-    let changed =
-        value_changed || cond.message != message || status.observed_generation != generation;
+    let digest_changed = status.source_digest.as_deref() != digest;
+    let changed = value_changed
+        || cond.message != message
+        || status.observed_generation != generation
+        || digest_changed;
     if !changed {
         return None;
     }
+    status.source_digest = digest.map(str::to_owned);
     cond.last_update_time = Some(now.clone());
     if value_changed {
         cond.last_transition_time = Some(now.clone());
@@ -328,42 +384,17 @@ pub fn recreate_target(meta: &ObjectMeta) -> Option<(String, String)> {
     None
 }
 
-/// Whether `--old-gc-behavior` may delete `secret` for the deleted SealedSecret `ss`: it is
-/// controlled by it, or it records the source digest of exactly this SealedSecret (a
-/// Secret produced with `skip-set-owner-references`, or one whose ownerReference was
-/// removed by an orphaning delete before the controller saw the deletion). Upstream deletes
-/// the same-named Secret unconditionally; a foreign Secret is never removed here. Pure.
-///
-/// A delete that waits for finalizers (an orphaning delete waits for the garbage collector,
-/// which is also what strips the ownerReference) makes the API server increment
-/// `metadata.generation` as it sets `deletionTimestamp`, so the deleted object's generation
-/// is one past the one the Secret's digest recorded; that generation is tried too.
-pub fn old_gc_deletes(secret: &ObjectMeta, ss: &SealedSecret) -> bool {
-    let uid = ss.metadata.uid.as_deref().unwrap_or_default();
+/// Whether `--old-gc-behavior` may delete `secret` for the deleted SealedSecret `uid`: it is
+/// controlled by it, or it is the very Secret (same uid) this controller produced from it,
+/// `produced` (a Secret produced with `skip-set-owner-references`, or one whose
+/// ownerReference was removed by an orphaning delete before the controller saw the
+/// deletion). Upstream deletes the same-named Secret unconditionally; a foreign Secret is
+/// never removed here. Pure.
+pub fn old_gc_deletes(secret: &ObjectMeta, uid: &str, produced: Option<&str>) -> bool {
     if is_controlled_by(secret, uid) {
         return true;
     }
-    let Some(d) = secret
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(SOURCE_DIGEST))
-    else {
-        return false;
-    };
-    if uid.is_empty() {
-        return false;
-    }
-    if digest_matches(d, ss, |_| true) {
-        return true;
-    }
-    match (&ss.metadata.deletion_timestamp, ss.metadata.generation) {
-        (Some(_), Some(g)) if g > 1 => {
-            let mut before = ss.clone();
-            before.metadata.generation = Some(g - 1);
-            digest_matches(d, &before, |_| true)
-        }
-        _ => false,
-    }
+    !uid.is_empty() && produced.is_some_and(|p| !p.is_empty() && secret.uid.as_deref() == Some(p))
 }
 
 /// `ByteString` map helper for tests and callers.
@@ -376,3 +407,37 @@ pub fn bytes_map(items: &[(&str, &[u8])]) -> BTreeMap<String, ByteString> {
 
 /// `apiVersion` of produced ownerReferences (re-exported for tests).
 pub const OWNER_API_VERSION: &str = API_VERSION;
+
+/// What the controller keeps of each SealedSecret between reconciles (its watch cache): only
+/// what queueing a reconcile and forgetting a deleted object need (name, namespace, uid,
+/// generation, resourceVersion, deletion time, the `app.kubernetes.io/instance` label of its
+/// metric series). Everything else, encrypted values and template included, is read again
+/// when the object is reconciled, so that the cache costs the same few hundred bytes per
+/// object whatever a tenant puts into it (managedFields, large annotations or labels). Pure.
+pub fn cached_metadata(meta: ObjectMeta) -> ObjectMeta {
+    let instance = meta
+        .labels
+        .and_then(|mut l| l.remove(annotations::APP_INSTANCE_LABEL))
+        .map(|v| BTreeMap::from([(annotations::APP_INSTANCE_LABEL.to_owned(), v)]));
+    ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        generation: meta.generation,
+        resource_version: meta.resource_version,
+        deletion_timestamp: meta.deletion_timestamp,
+        labels: instance,
+        ..ObjectMeta::default()
+    }
+}
+
+/// Default of `--max-sealed-secret-size`: 1.5 MiB, etcd's default request limit, so that
+/// every SealedSecret a default cluster can store is processed, including one that seals a
+/// Secret of Kubernetes' full 1 MiB (base64 makes it about 1.4 MB).
+pub const DEFAULT_MAX_SEALED_SECRET_SIZE: u64 = 1536 * 1024;
+
+/// Whether a SealedSecret of `size` bytes (as the API server serves it, JSON) is above
+/// `limit` (0: no limit). Pure.
+pub fn too_large(size: u64, limit: u64) -> bool {
+    limit != 0 && size > limit
+}

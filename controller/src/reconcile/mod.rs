@@ -5,9 +5,11 @@
 //! unit-tested without I/O; [`reconcile`] strings them together with API calls
 //! ([`apply`]), and [`run`] wires watches into kube-runtime's `applier` ([`watch`]).
 //!
-//! Beyond upstream: a produced Secret records `sealed-secrets-rs.dev/source-digest`; when it
-//! matches, the SealedSecret is not decrypted again (ownership, labels, annotations and type
-//! are still enforced). Secrets are watched metadata-only, and only their deletions are used.
+//! Beyond upstream: the SealedSecret's `status.sourceDigest` records what its Secret was
+//! produced from; when it matches, the SealedSecret is not decrypted again (ownership, labels,
+//! annotations and type are still enforced; docs/design.md, "Source digest"). SealedSecrets
+//! and Secrets are watched metadata-only (docs/design.md, "What the controller keeps"); a
+//! reconcile reads the whole SealedSecret, and only deletions of Secrets are used.
 //!
 //! - [`decide`]: the pure decisions.
 //! - [`apply`]: one reconcile's API calls, status, Events, metrics, retries.

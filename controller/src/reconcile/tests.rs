@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use sealed_secrets_api::annotations::{
     self, MANAGED, PATCH, SKIP_SET_OWNER_REFERENCES, SOURCE_DIGEST,
 };
-use sealed_secrets_api::{API_VERSION, KIND, SealedSecret};
+use sealed_secrets_api::{API_VERSION, KIND, SealedSecret, SealedSecretStatus};
 use sealed_secrets_crypto::Fingerprint;
 
 use super::*;
@@ -119,28 +119,53 @@ fn overwrite_replaces_everything_we_write() {
 }
 
 #[test]
-fn a_secret_without_digest_is_not_rewritten_only_to_record_one() {
-    // As upstream's controller leaves it: owned, same data and metadata, no digest.
-    let mut existing = mk_secret(&[], Some(UID));
-    let desired = finish_desired(mk_desired(), "sha256:ab;keys=k");
-    existing.data = desired.data.clone();
-    existing.metadata.labels = desired.metadata.labels.clone();
-    let merged = merge(&existing, &desired, WriteMode::Overwrite);
-    assert!(differs(&existing, &merged));
-    assert!(only_records_digest(&existing, &merged));
-    // Any other change is still written, digest included.
-    let mut stale = existing.clone();
-    stale.data = Some(bytes_map(&[("a", b"old")]));
-    assert!(!only_records_digest(
-        &stale,
-        &merge(&stale, &desired, WriteMode::Overwrite)
-    ));
-    // A Secret that already records a digest gets the new one.
-    let mut ours = existing.clone();
-    ours.metadata.annotations = Some([(SOURCE_DIGEST.to_owned(), "sha256:old".to_owned())].into());
-    assert!(!only_records_digest(
-        &ours,
-        &merge(&ours, &desired, WriteMode::Overwrite)
+fn a_produced_secret_carries_exactly_the_templates_annotations() {
+    // What upstream writes: the template's annotations and nothing of ours.
+    let mut ss = mk_ss("s");
+    ss.spec.template.metadata = Some(ObjectMeta {
+        annotations: Some([("team".to_owned(), "a".to_owned())].into()),
+        ..Default::default()
+    });
+    let desired = finish_desired(desired_metadata_only(&ss));
+    assert_eq!(
+        desired.metadata.annotations,
+        Some([("team".to_owned(), "a".to_owned())].into())
+    );
+    // A Secret written by an older version loses the legacy digest annotation on the next
+    // write, in either write mode; other annotations of a patched Secret stay.
+    let legacy = mk_secret(&[(SOURCE_DIGEST, "sha256:old;keys=")], Some(UID));
+    let m = merge(&legacy, &desired, WriteMode::Overwrite);
+    assert_eq!(m.metadata.annotations, desired.metadata.annotations);
+    let patched = mk_secret(
+        &[(SOURCE_DIGEST, "sha256:old;keys="), (PATCH, "true")],
+        None,
+    );
+    let m = merge(
+        &patched,
+        &desired,
+        WriteMode::Patch {
+            take_ownership: false,
+        },
+    );
+    let ann = m.metadata.annotations.unwrap();
+    assert!(!ann.contains_key(SOURCE_DIGEST));
+    assert_eq!(ann[PATCH], "true");
+    assert_eq!(ann["team"], "a");
+    // Removing it is a change worth a write.
+    let mut same = legacy.clone();
+    same.data = desired.data.clone();
+    same.metadata.labels = desired.metadata.labels.clone();
+    same.metadata.owner_references = desired.metadata.owner_references.clone();
+    let mut with_ann = desired.clone();
+    with_ann
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(SOURCE_DIGEST.to_owned(), "sha256:old;keys=".to_owned());
+    same.metadata.annotations = with_ann.metadata.annotations;
+    assert!(differs(
+        &same,
+        &merge(&same, &desired, WriteMode::Overwrite)
     ));
 }
 
@@ -230,29 +255,135 @@ fn digest_changes_with_inputs_and_checks_keys() {
         .parse()
         .unwrap();
     let keys: BTreeSet<Fingerprint> = [fp.clone()].into();
-    let d = source_digest(&ss, &keys);
+    let d = source_digest(&ss, "secret-1", &keys);
     assert!(d.starts_with("sha256:") && d.ends_with(&format!(";keys={fp}")));
-    assert!(digest_matches(&d, &ss, |_| true));
+    assert!(digest_matches(&d, &ss, "secret-1", |_| true));
     assert!(
-        !digest_matches(&d, &ss, |_| false),
+        !digest_matches(&d, &ss, "secret-1", |_| false),
         "a removed key forces decryption"
     );
+    assert!(
+        !digest_matches(&d, &ss, "secret-2", |_| true),
+        "another Secret (deleted and created again) is decrypted for again"
+    );
+    assert!(!digest_matches(&d, &ss, "", |_| true));
     let mut ss2 = ss.clone();
     ss2.metadata.generation = Some(2);
-    assert!(!digest_matches(&d, &ss2, |_| true));
+    assert!(!digest_matches(&d, &ss2, "secret-1", |_| true));
     let mut ss3 = ss.clone();
     ss3.spec.encrypted_data.insert("b", "AgBz");
-    assert!(!digest_matches(&d, &ss3, |_| true));
+    assert!(!digest_matches(&d, &ss3, "secret-1", |_| true));
     let mut ss4 = ss.clone();
     ss4.metadata.uid = Some("uid-2".into());
-    assert!(!digest_matches(&d, &ss4, |_| true));
+    assert!(!digest_matches(&d, &ss4, "secret-1", |_| true));
     let mut ss5 = ss.clone();
     ss5.metadata.annotations =
         Some([(annotations::CLUSTER_WIDE.to_owned(), "true".to_owned())].into());
-    assert!(!digest_matches(&d, &ss5, |_| true));
-    assert!(!digest_matches("garbage", &ss, |_| true));
+    assert!(!digest_matches(&d, &ss5, "secret-1", |_| true));
+    assert!(!digest_matches("garbage", &ss, "secret-1", |_| true));
     let forged = d.replace(";keys=", ";keys=SHA256:x,");
-    assert!(!digest_matches(&forged, &ss, |_| true));
+    assert!(!digest_matches(&forged, &ss, "secret-1", |_| true));
+    // The legacy (annotation) digest is another value and only checked as one.
+    let legacy = legacy_source_digest(&ss, &keys);
+    assert_ne!(legacy, d);
+    assert!(legacy_digest_matches(&legacy, &ss, |_| true));
+    assert!(!legacy_digest_matches(&d, &ss, |_| true));
+    assert!(!digest_matches(&legacy, &ss, "secret-1", |_| true));
+}
+
+#[test]
+fn data_is_reused_only_for_the_recorded_secret_or_a_legacy_annotation() {
+    let fp: Fingerprint = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        .parse()
+        .unwrap();
+    let keys: BTreeSet<Fingerprint> = [fp].into();
+    let mut ss = mk_ss("s");
+    let mut secret = mk_secret(&[], Some(UID));
+    secret.metadata.uid = Some("secret-1".into());
+    assert_eq!(reusable(&secret, &ss, |_| true), None, "no digest anywhere");
+    ss.status = Some(SealedSecretStatus {
+        source_digest: Some(source_digest(&ss, "secret-1", &keys)),
+        ..Default::default()
+    });
+    assert_eq!(reusable(&secret, &ss, |_| true), Some(keys.clone()));
+    assert_eq!(reusable(&secret, &ss, |_| false), None, "its key is gone");
+    // The same name, another Secret.
+    let mut other = secret.clone();
+    other.metadata.uid = Some("secret-2".into());
+    assert_eq!(reusable(&other, &ss, |_| true), None);
+    // A Secret the controller may not write is never reused, digest or not.
+    let mut foreign = secret.clone();
+    foreign.metadata.owner_references = None;
+    assert_eq!(reusable(&foreign, &ss, |_| true), None);
+    // An older version's annotation on the Secret still saves the decryption.
+    let mut plain = mk_ss("s");
+    plain.status = None;
+    let legacy = mk_secret(
+        &[(SOURCE_DIGEST, &legacy_source_digest(&plain, &keys))],
+        Some(UID),
+    );
+    assert_eq!(reusable(&legacy, &plain, |_| true), Some(keys.clone()));
+    let mut newer = plain.clone();
+    newer.metadata.generation = Some(2);
+    assert_eq!(reusable(&legacy, &newer, |_| true), None);
+}
+
+#[test]
+fn the_cache_keeps_only_what_queueing_needs() {
+    let big = "x".repeat(100_000);
+    let meta = ObjectMeta {
+        name: Some("s".into()),
+        namespace: Some("ns".into()),
+        uid: Some(UID.into()),
+        generation: Some(3),
+        resource_version: Some("42".into()),
+        labels: Some(
+            [
+                (annotations::APP_INSTANCE_LABEL.to_owned(), "app".to_owned()),
+                ("big".to_owned(), big.clone()),
+            ]
+            .into(),
+        ),
+        annotations: Some([(annotations::KUBECTL_LAST_APPLIED.to_owned(), big.clone())].into()),
+        managed_fields: Some(vec![Default::default(); 10]),
+        finalizers: Some(vec![big]),
+        ..Default::default()
+    };
+    let kept = cached_metadata(meta);
+    assert_eq!(
+        kept,
+        ObjectMeta {
+            name: Some("s".into()),
+            namespace: Some("ns".into()),
+            uid: Some(UID.into()),
+            generation: Some(3),
+            resource_version: Some("42".into()),
+            labels: Some([(annotations::APP_INSTANCE_LABEL.to_owned(), "app".to_owned())].into()),
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        cached_metadata(ObjectMeta::default()),
+        ObjectMeta::default()
+    );
+}
+
+#[test]
+fn the_size_limit() {
+    let limit = DEFAULT_MAX_SEALED_SECRET_SIZE;
+    // A sealed 1 MiB Secret (base64 of the values) fits under the default.
+    assert!(!too_large(1_398_102 + 20_000, limit));
+    assert!(!too_large(limit, limit));
+    assert!(too_large(limit + 1, limit));
+    assert!(!too_large(u64::MAX, 0), "0 means no limit");
+    let e = ReconcileError::TooLarge {
+        object: "ns/s".into(),
+        size: 2_000_000,
+        limit,
+    };
+    assert!(e.message().contains("2000000 bytes"));
+    assert!(e.message().contains("--max-sealed-secret-size"));
+    assert_eq!(e.reason(), ErrorReason::Unseal);
 }
 
 fn time(s: i64) -> Time {
@@ -262,30 +393,41 @@ fn time(s: i64) -> Time {
 #[test]
 fn status_transitions() {
     // First success: condition created, transition == update.
-    let s1 = next_status(None, Some(1), None, &time(10)).unwrap();
+    let s1 = next_status(None, Some(1), None, None, &time(10)).unwrap();
     let c = &s1.conditions[0];
     assert_eq!((c.type_.as_str(), c.status.as_str()), ("Synced", "True"));
     assert_eq!(c.last_transition_time, c.last_update_time);
     assert_eq!(s1.observed_generation, Some(1));
     // Same result, same generation: no write.
-    assert!(next_status(Some(&s1), Some(1), None, &time(20)).is_none());
+    assert!(next_status(Some(&s1), Some(1), None, None, &time(20)).is_none());
     // New generation, still success: update time moves, transition does not.
-    let s2 = next_status(Some(&s1), Some(2), None, &time(20)).unwrap();
+    let s2 = next_status(Some(&s1), Some(2), None, None, &time(20)).unwrap();
     assert_eq!(s2.observed_generation, Some(2));
     assert_eq!(s2.conditions[0].last_transition_time, Some(time(10)));
     assert_eq!(s2.conditions[0].last_update_time, Some(time(20)));
     // Failure: transition with message.
-    let s3 = next_status(Some(&s2), Some(2), Some("boom"), &time(30)).unwrap();
+    let s3 = next_status(Some(&s2), Some(2), Some("boom"), None, &time(30)).unwrap();
     assert_eq!(s3.conditions[0].status, "False");
     assert_eq!(s3.conditions[0].message.as_deref(), Some("boom"));
     assert_eq!(s3.conditions[0].last_transition_time, Some(time(30)));
     // Same failure again: no write; a different message is written.
-    assert!(next_status(Some(&s3), Some(2), Some("boom"), &time(40)).is_none());
-    assert!(next_status(Some(&s3), Some(2), Some("other"), &time(40)).is_some());
+    assert!(next_status(Some(&s3), Some(2), Some("boom"), None, &time(40)).is_none());
+    assert!(next_status(Some(&s3), Some(2), Some("other"), None, &time(40)).is_some());
     // Back to success clears the message.
-    let s4 = next_status(Some(&s3), Some(2), None, &time(50)).unwrap();
+    let s4 = next_status(Some(&s3), Some(2), None, None, &time(50)).unwrap();
     assert_eq!(s4.conditions[0].message, None);
     assert_eq!(s4.conditions.len(), 1);
+    // The source digest: recorded, unchanged (no write), changed, cleared by a failure.
+    let s5 = next_status(Some(&s4), Some(2), None, Some("sha256:a;keys="), &time(60)).unwrap();
+    assert_eq!(s5.source_digest.as_deref(), Some("sha256:a;keys="));
+    assert_eq!(s5.conditions[0].last_transition_time, Some(time(50)));
+    assert!(next_status(Some(&s5), Some(2), None, Some("sha256:a;keys="), &time(70)).is_none());
+    let s6 = next_status(Some(&s5), Some(2), None, Some("sha256:b;keys="), &time(70)).unwrap();
+    assert_eq!(s6.source_digest.as_deref(), Some("sha256:b;keys="));
+    let s7 = next_status(Some(&s6), Some(2), Some("boom"), None, &time(80)).unwrap();
+    assert_eq!(s7.source_digest, None);
+    // With a CRD that prunes the field, nothing is recorded and nothing rewritten for it.
+    assert!(next_status(Some(&s4), Some(2), None, None, &time(90)).is_none());
 }
 
 #[test]
@@ -349,52 +491,35 @@ fn service_account_token_secrets_need_the_flag() {
 }
 #[test]
 fn old_gc_deletes_only_what_this_sealed_secret_produced() {
-    let ss = mk_ss("s");
-    assert!(old_gc_deletes(&mk_secret(&[], Some(UID)).metadata, &ss));
+    assert!(old_gc_deletes(
+        &mk_secret(&[], Some(UID)).metadata,
+        UID,
+        None
+    ));
     assert!(!old_gc_deletes(
         &mk_secret(&[], Some("other")).metadata,
-        &ss
+        UID,
+        None
     ));
     assert!(!old_gc_deletes(
         &mk_secret(&[(MANAGED, "true")], None).metadata,
-        &ss
+        UID,
+        None
     ));
-    // No ownerReference (orphaned, or skip-set-owner-references) but our digest.
-    let d = source_digest(&ss, &BTreeSet::new());
-    assert!(old_gc_deletes(
-        &mk_secret(&[(SOURCE_DIGEST, &d)], None).metadata,
-        &ss
-    ));
-    // The digest of another object (same name, another uid) is not ours.
-    let mut other = ss.clone();
-    other.metadata.uid = Some("uid-2".into());
-    let d2 = source_digest(&other, &BTreeSet::new());
-    assert!(!old_gc_deletes(
-        &mk_secret(&[(SOURCE_DIGEST, &d2)], None).metadata,
-        &ss
-    ));
-}
-
-#[test]
-fn old_gc_deletes_after_the_generation_bump_of_a_finalizing_delete() {
-    let mut ss = mk_ss("s");
-    ss.metadata.generation = Some(1);
-    let d = source_digest(&ss, &BTreeSet::new());
-    let secret = mk_secret(&[(SOURCE_DIGEST, &d)], None);
-    // What the watch reports for an orphaning delete on a real API server.
-    let mut deleted = ss.clone();
-    deleted.metadata.generation = Some(2);
-    deleted.metadata.deletion_timestamp = Some(
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
-    );
-    assert!(old_gc_deletes(&secret.metadata, &deleted));
-    // Without a deletion, a newer generation is another spec: not ours to delete.
-    let mut newer = ss.clone();
-    newer.metadata.generation = Some(2);
-    assert!(!old_gc_deletes(&secret.metadata, &newer));
-    // Two generations past it is not the deletion's bump either.
-    deleted.metadata.generation = Some(3);
-    assert!(!old_gc_deletes(&secret.metadata, &deleted));
+    // No ownerReference (orphaned, or skip-set-owner-references) but the very Secret this
+    // controller produced from it.
+    let mut produced = mk_secret(&[], None);
+    produced.metadata.uid = Some("secret-1".into());
+    assert!(old_gc_deletes(&produced.metadata, UID, Some("secret-1")));
+    // Another Secret of the same name (deleted and created again by someone) is not.
+    assert!(!old_gc_deletes(&produced.metadata, UID, Some("secret-2")));
+    assert!(!old_gc_deletes(&produced.metadata, "", Some("secret-1")));
+    let mut no_uid = produced.clone();
+    no_uid.metadata.uid = None;
+    assert!(!old_gc_deletes(&no_uid.metadata, UID, Some("")));
+    // A legacy digest annotation alone proves nothing any more.
+    let legacy = mk_secret(&[(SOURCE_DIGEST, "sha256:x;keys=")], None);
+    assert!(!old_gc_deletes(&legacy.metadata, UID, None));
 }
 
 #[test]

@@ -1,5 +1,10 @@
-//! The watch/queue wiring: SealedSecret and (metadata-only) Secret watches and key changes
-//! feed kube-runtime's `applier`, which runs [`super::reconcile`].
+//! The watch/queue wiring: metadata-only SealedSecret and Secret watches and key changes
+//! feed kube-runtime's `applier`, which runs [`super::reconcile_cached`].
+//!
+//! The SealedSecret watch asks the API server for metadata only, so encrypted values never
+//! reach the controller through it, and its cache keeps only [`cached_metadata`]: memory
+//! per SealedSecret stays a few hundred bytes whatever its size. Each reconcile reads the
+//! whole object and drops it when done (docs/design.md, "What the controller keeps").
 
 use std::hash::{Hash as _, Hasher as _};
 use std::sync::Arc;
@@ -14,16 +19,23 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt as _, applier, watcher};
 use sealed_secrets_api::SealedSecret;
 
-use super::apply::{Context, error_policy, on_sealed_secret_deleted, reconcile};
-use super::decide::recreate_target;
+use super::apply::{Context, error_policy, on_sealed_secret_deleted, reconcile_cached};
+use super::decide::{cached_metadata, recreate_target};
+
+/// What the SealedSecret watch caches per object.
+type Cached = PartialObjectMeta<SealedSecret>;
 
 /// One source of reconcile requests.
-type QueueStream =
-    futures::stream::BoxStream<'static, Result<ObjectRef<SealedSecret>, watcher::Error>>;
+type QueueStream = futures::stream::BoxStream<'static, Result<ObjectRef<Cached>, watcher::Error>>;
+
+/// Objects per page of the SealedSecret watch's lists (kube's default is 500): a page is
+/// held whole while it is decoded, and a tenant can make each object's metadata large, so
+/// smaller pages bound that peak, for a few more requests at start-up.
+const LIST_PAGE_SIZE: u32 = 100;
 
 /// Hashes uid and generation, so only spec changes (and re-creations) trigger a reconcile,
 /// as upstream's "update suppressed" rule (§4.5).
-fn spec_version(ss: &SealedSecret) -> Option<u64> {
+fn spec_version(ss: &Cached) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     ss.metadata.uid.hash(&mut h);
     ss.metadata.generation.hash(&mut h);
@@ -39,7 +51,7 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let client = ctx.client.clone();
-    let ss_api: Api<SealedSecret> = match &namespace {
+    let ss_api: Api<Cached> = match &namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -47,13 +59,14 @@ pub async fn run(
     if !ctx.settings.label_selector.is_empty() {
         wc = wc.labels(&ctx.settings.label_selector);
     }
-    let (store, writer) = reflector::store::<SealedSecret>();
+    let (store, writer) = reflector::store::<Cached>();
     let delete_ctx = ctx.clone();
-    let sealed = watcher(ss_api, wc.clone())
+    let sealed = watcher(ss_api, wc.clone().page_size(LIST_PAGE_SIZE))
         .default_backoff()
+        .modify(|m| m.metadata = cached_metadata(std::mem::take(&mut m.metadata)))
         .inspect_ok(move |ev| {
             if let watcher::Event::Delete(ss) = ev {
-                on_sealed_secret_deleted(&delete_ctx, ss);
+                on_sealed_secret_deleted(&delete_ctx, &ss.metadata);
             }
         })
         .reflect(writer)
@@ -83,7 +96,7 @@ pub async fn run(
     // decrypted get another chance; the digest makes this cheap for the others.
     let keys_store = store.clone();
     let key_changes = tokio_stream_from_watch(ctx.keys.subscribe()).flat_map(move |()| {
-        let refs: Vec<Result<ObjectRef<SealedSecret>, watcher::Error>> = keys_store
+        let refs: Vec<Result<ObjectRef<Cached>, watcher::Error>> = keys_store
             .state()
             .iter()
             .map(|ss| Ok(ObjectRef::from_obj(ss.as_ref())))
@@ -94,7 +107,7 @@ pub async fn run(
 
     let config = ApplierConfig::default().concurrency(ctx.settings.concurrency);
     let results = applier(
-        |ss, ctx| Box::pin(reconcile(ss, ctx)),
+        |ss, ctx| Box::pin(reconcile_cached(ss, ctx)),
         error_policy,
         ctx.clone(),
         store,
@@ -114,7 +127,7 @@ pub async fn run(
         .await;
 }
 
-fn deleted_secret_target(meta: &PartialObjectMeta<Secret>) -> Option<ObjectRef<SealedSecret>> {
+fn deleted_secret_target(meta: &PartialObjectMeta<Secret>) -> Option<ObjectRef<Cached>> {
     recreate_target(&meta.metadata).map(|(ns, name)| ObjectRef::new(&name).within(&ns))
 }
 

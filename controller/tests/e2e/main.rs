@@ -6,6 +6,7 @@
 // only covers the test functions themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cache;
 mod cold_start;
 mod common;
 mod faults;

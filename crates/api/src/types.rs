@@ -119,6 +119,12 @@ pub struct SealedSecretStatus {
     /// ObservedGeneration reflects the generation most recently observed by the sealed-secrets controller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+
+    /// SourceDigest identifies what the produced Secret was made from (this object's uid, generation, scope and spec, the Secret's uid, and the fingerprints of the keys that opened the values), so that a restarted controller need not decrypt again. Set by sealed-secrets-rs; unknown to upstream, whose CRD prunes it.
+    // Kept here rather than on the Secret, whose annotations must be exactly the template's
+    // as upstream writes them (docs/design.md, "Source digest").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_digest: Option<String>,
 }
 
 /// SealedSecretCondition describes the state of a sealed secret at a certain point.

@@ -13,7 +13,10 @@ use super::resources::ResourceType;
 use super::select::{FieldSelector, LabelSelector};
 use axum::response::Response;
 
-use super::shared::{Ctx, bytes_response, json_response, lock, render, render_json};
+use super::shared::{
+    Ctx, bytes_response, json_response, lock, render, render_json, render_metadata_json,
+    wants_metadata,
+};
 use super::store::Obj;
 
 pub(super) fn wants_table(headers: &HeaderMap) -> bool {
@@ -145,6 +148,15 @@ pub(super) fn list(
         let mut t = table(&values, &rv.to_string());
         t["metadata"] = meta;
         return Ok(json_response(200, &t));
+    }
+    if wants_metadata(ctx.headers) {
+        let head = json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": meta,
+        });
+        let items = items.iter().map(|o| render_metadata_json(o));
+        return Ok(bytes_response(200, list_body(&head, items)));
     }
     let head = json!({
         "kind": rt.list_kind,

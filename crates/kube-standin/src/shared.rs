@@ -70,6 +70,30 @@ pub(crate) fn render(mut obj: Value, rt: &ResourceType, version: &str) -> Value 
     obj
 }
 
+/// Whether the client asked for metadata only (`Accept: ...;as=PartialObjectMetadata` or
+/// `...;as=PartialObjectMetadataList`, as kube-apiserver serves to metadata informers).
+pub(crate) fn wants_metadata(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split(',').next())
+        .is_some_and(|first| first.contains("as=PartialObjectMetadata"))
+}
+
+/// The object as a `meta.k8s.io/v1` `PartialObjectMetadata` (its metadata only), serialised:
+/// what kube-apiserver sends for metadata-only lists and watches, so that such a client never
+/// receives the rest of the object.
+pub(crate) fn render_metadata_json(obj: &Obj) -> Bytes {
+    Bytes::from(
+        json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": obj.value["metadata"],
+        })
+        .to_string(),
+    )
+}
+
 /// [`render`] serialised: the stored serialisation when `version` is the stored one (no
 /// copy), else a rewritten copy.
 pub(crate) fn render_json(obj: &Obj, rt: &ResourceType, version: &str) -> Bytes {

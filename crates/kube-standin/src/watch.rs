@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::list::selectors;
 use super::resources::ResourceType;
 use super::select::{FieldSelector, LabelSelector};
-use super::shared::{Ctx, is_true, lock, render_json};
+use super::shared::{Ctx, is_true, lock, render_json, render_metadata_json, wants_metadata};
 use super::store::{Change, ChangeKind, Obj};
 
 struct WatchFilter {
@@ -118,6 +118,14 @@ pub(super) fn watch(
     );
     let rt = rt.clone();
     let version = version.to_owned();
+    let metadata_only = wants_metadata(ctx.headers);
+    let serialise = move |obj: &Obj, rt: &ResourceType, version: &str| {
+        if metadata_only {
+            render_metadata_json(obj)
+        } else {
+            render_json(obj, rt, version)
+        }
+    };
     let interval = ctx.shared.bookmark_interval;
     let mut shutdown = ctx.shared.shutdown.subscribe();
     tokio::spawn(async move {
@@ -144,7 +152,7 @@ pub(super) fn watch(
         for change in &start.initial {
             if let Some((kind, obj)) = filter.classify(change)
                 && tx
-                    .send(Ok(framed_event(kind, &render_json(obj, &rt, &version))))
+                    .send(Ok(framed_event(kind, &serialise(obj, &rt, &version))))
                     .await
                     .is_err()
             {
@@ -168,7 +176,7 @@ pub(super) fn watch(
                             continue;
                         }
                         if let Some((kind, obj)) = filter.classify(&change)
-                            && tx.send(Ok(framed_event(kind, &render_json(obj, &rt, &version)))).await.is_err() {
+                            && tx.send(Ok(framed_event(kind, &serialise(obj, &rt, &version)))).await.is_err() {
                                 return;
                             }
                     }

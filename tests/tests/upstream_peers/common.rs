@@ -19,9 +19,6 @@ use serde_json::{Value, json};
 pub const CTRL_NS: &str = "kube-system";
 pub const CTRL_SA: &str = "sealed-secrets-controller";
 pub const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
-/// Our controller's record of what a Secret was produced from (docs/design.md); the one
-/// annotation ours adds to a produced Secret, absent from upstream's.
-pub const SOURCE_DIGEST: &str = "sealed-secrets-rs.dev/source-digest";
 pub use sealed_secrets_e2e::wait::{eventually_blocking as eventually, metric_sum};
 
 pub const TIMEOUT: Duration = Duration::from_secs(90);
@@ -365,7 +362,8 @@ pub fn decoded(secret: &Value) -> Values {
 }
 
 /// The fields a controller decides on a Secret it produces (§2.4, §4.6), normalised as the
-/// API server stores them; our source-digest annotation aside (documented, ours only).
+/// API server stores them. Nothing of ours is set aside: a produced Secret's labels,
+/// annotations and ownerReferences are exactly what upstream writes.
 pub fn comparable(secret: &Value) -> Value {
     let m = &secret["metadata"];
     let nonempty = |v: &Value| match v {
@@ -373,10 +371,7 @@ pub fn comparable(secret: &Value) -> Value {
         Value::Array(a) if a.is_empty() => Value::Null,
         other => other.clone(),
     };
-    let mut annotations = nonempty(&m["annotations"]);
-    if let Value::Object(a) = &mut annotations {
-        a.remove(SOURCE_DIGEST);
-    }
+    let annotations = nonempty(&m["annotations"]);
     json!({
         "name": m["name"],
         "namespace": m["namespace"],

@@ -31,6 +31,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 mod common;
+mod crd;
 mod sealing;
 
 use std::path::Path;
