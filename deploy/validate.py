@@ -265,7 +265,7 @@ def cmd_policy(args):
               "%s: Lease create/update in the controller namespace" % label)
         check(granted("", "configmaps", "create", in_ns) and granted("", "configmaps", "update", in_ns),
               "%s: cert ConfigMap create/update in the controller namespace" % label)
-        # Item 15 of issue 11: update/patch of ConfigMaps and Leases only by name (create cannot
+        # Update/patch of ConfigMaps and Leases only by name (create cannot
         # be narrowed by name, so it stays a separate rule).
         for res in ("configmaps", "leases"):
             check(not any(res in r.get("resources", []) and set(r.get("verbs", [])) & {"get", "update", "patch"}

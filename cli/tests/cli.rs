@@ -71,7 +71,7 @@ fn help_and_version() {
         r.stdout,
         format!("kubeseal version: v{}\n", env!("CARGO_PKG_VERSION"))
     );
-    // Issue 12 item 14: the 20 cluster flags only where a cluster is used.
+    // The 20 cluster flags only where a cluster is used.
     for (args, has) in [
         (vec!["scan", "--help"], false),
         (vec!["man", "--help"], false),
@@ -313,7 +313,7 @@ fn multi_recipient_by_recipient_cert_and_directory() {
     // A single cert stays in upstream's format (readable by upstream controllers).
     let single = seal(d.path(), &[], SECRET_YAML);
     assert!(single.contains("\"password\": \"Ag"));
-    // Issue 12 item 12: the multi-recipient format is announced on stderr every time.
+    // The multi-recipient format is announced on stderr every time.
     let dir = p(&certs);
     let a = cert_a();
     for args in [
@@ -820,7 +820,7 @@ fn completion_and_man() {
         "{}",
         &r.stdout[..100.min(r.stdout.len())]
     );
-    // Issue 12 item 13: a clean NAME line, and one page per command with --dir.
+    // A clean NAME line, and one page per command with --dir.
     assert!(
         r.stdout
             .contains(".SH NAME\nkubeseal \\- Encrypt a Kubernetes Secret"),
@@ -858,7 +858,7 @@ fn completion_and_man() {
     );
 }
 
-/// Issue 11 item 12: ambiguous or oversized input is refused with a message naming the
+/// Ambiguous or oversized input is refused with a message naming the
 /// problem (and every limit with its value), legitimate big streams are accepted, usage
 /// errors exit 1, and nothing is written on failure.
 #[test]
@@ -926,7 +926,7 @@ fn bad_input_named_precisely_and_limits_realistic() {
     }
 }
 
-/// Issue 11 item 12: `--merge-into` with an input that has no data leaves the target as it
+/// `--merge-into` with an input that has no data leaves the target as it
 /// was, byte for byte.
 #[test]
 fn merge_into_with_empty_data_leaves_the_target_unchanged() {
@@ -958,7 +958,7 @@ fn merge_into_with_empty_data_leaves_the_target_unchanged() {
     assert_eq!(fs::read(&target).unwrap(), before);
 }
 
-/// Issue 11 item 12: a key file whose Secret lacks `tls.key` names the Secret and the field,
+/// A key file whose Secret lacks `tls.key` names the Secret and the field,
 /// instead of a later "no key could decrypt".
 #[test]
 fn key_backup_item_without_tls_key_is_named() {
@@ -1002,7 +1002,7 @@ fn serve_http(body: Vec<u8>) -> String {
     format!("http://{addr}/v1/cert.pem")
 }
 
-/// Issue 11 item 13: a plain-HTTP certificate URL needs --allow-insecure-cert-url and is
+/// A plain-HTTP certificate URL needs --allow-insecure-cert-url and is
 /// warned about; a fetched certificate is bounded in size.
 #[test]
 fn plain_http_cert_url_needs_the_flag_and_is_bounded() {
@@ -1037,7 +1037,7 @@ fn plain_http_cert_url_needs_the_flag_and_is_bounded() {
     assert!(r.stdout.is_empty());
 }
 
-/// Issue 11 item 6: `--recovery-unseal -w` writes plaintext Secrets owner-only, even over an
+/// `--recovery-unseal -w` writes plaintext Secrets owner-only, even over an
 /// existing world-readable file.
 #[cfg(unix)]
 #[test]
@@ -1059,7 +1059,7 @@ fn recovery_unseal_output_file_is_owner_only() {
     }
 }
 
-/// Issue 11 item 6: with no terminal, a passphrase prompt says so and how to pass it instead
+/// With no terminal, a passphrase prompt says so and how to pass it instead
 /// (the prompt itself goes through rpassword on /dev/tty, never echoing).
 #[cfg(unix)]
 #[test]
@@ -1098,7 +1098,7 @@ fn passphrase_without_terminal_says_so() {
     assert!(r.stderr.contains("--passphrase-file"), "{}", r.stderr);
 }
 
-/// Issue 11 item 7: what cannot be parsed is still scanned (as text) and reported; --strict
+/// What cannot be parsed is still scanned (as text) and reported; --strict
 /// fails on it; kustomize secretGenerators with values are findings.
 #[test]
 fn scan_looks_into_what_does_not_parse() {
@@ -1177,13 +1177,13 @@ fn scan_looks_into_what_does_not_parse() {
     fs::write(clean.join("cm.yaml"), "kind: ConfigMap\ndata: {a: b}\n").unwrap();
     let r = run(d.path(), &["scan", "--strict", &p(&clean)], b"");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    // Issue 12 item 10: "could not look" (1) is not "found something" (3).
+    // "could not look" (1) is not "found something" (3).
     let r = run(d.path(), &["scan", &p(&d.path().join("missing"))], b"");
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
 }
 
-/// Issue 11 item 7: a symbolic link named like a manifest is not followed (no loops, no
+/// A symbolic link named like a manifest is not followed (no loops, no
 /// escaping the tree) but is reported, and --strict fails on it.
 #[test]
 fn scan_reports_symbolic_links_it_does_not_follow() {
@@ -1213,9 +1213,9 @@ fn scan_reports_symbolic_links_it_does_not_follow() {
     assert!(r.stderr.contains("--strict: 1 file(s)"), "{}", r.stderr);
 }
 
-/// Issue 12 item 8: the encrypted backup `kubeseal keys backup` writes is accepted wherever a
+/// The encrypted backup `kubeseal keys backup` writes is accepted wherever a
 /// private key file is: --recovery-private-key, reencrypt, audit --key (a one-key backup).
-/// Issue 12 item 9: each keys subcommand takes only its own flags.
+/// Each keys subcommand takes only its own flags.
 #[test]
 fn encrypted_backup_is_a_key_file_everywhere() {
     let d = tmp();
@@ -1298,7 +1298,7 @@ fn encrypted_backup_is_a_key_file_everywhere() {
         r.stderr
     );
 
-    // Item 9: flags of another keys subcommand are refused, not ignored.
+    // Flags of another keys subcommand are refused, not ignored.
     for args in [
         vec!["keys", "restore", "x.backup", "--recipient", "age1xyz"],
         vec![
@@ -1322,7 +1322,7 @@ fn encrypted_backup_is_a_key_file_everywhere() {
     }
 }
 
-/// Issue 11 item 6: on a real terminal (a pty from util-linux's `script`), the passphrase
+/// On a real terminal (a pty from util-linux's `script`), the passphrase
 /// prompt does not echo what is typed, and the typed passphrase opens the backup.
 #[cfg(unix)]
 #[test]
@@ -1390,7 +1390,7 @@ fn passphrase_prompt_does_not_echo() {
     assert!(text.contains("it opens 1 SealedSecret(s)"), "{text}");
 }
 
-/// Issue 12 item 4: kubeconfig problems in one plain line: no Debug-quoted path, and no
+/// Kubeconfig problems in one plain line: no Debug-quoted path, and no
 /// parser snippet that could print a token from the file.
 #[test]
 fn kubeconfig_errors_are_plain_and_leak_nothing() {

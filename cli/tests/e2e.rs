@@ -714,7 +714,7 @@ async fn with_the_real_controller() {
     proc.stop();
 }
 
-/// Issue 12 items 3, 4, 5: no silent waits (a Service without a ready pod fails at once with
+/// No silent waits (a Service without a ready pod fails at once with
 /// the server's reason), no Rust Debug in messages, an unreachable API server named as such,
 /// --request-timeout bounding the whole operation, and -v 6 showing the HTTP calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
 //! RSA operations per value for SealedSecrets sealed without the key hint, as upstream's
-//! kubeseal writes them (issue 14 item 1), before and after the controller's key-order memory.
+//! kubeseal writes them, before and after the controller's key-order memory.
 //!
 //! ```text
 //! cargo run --release -p sealed-secrets-controller --example unhinted_key_order

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The kubeseal CLI benchmark (issue 14 item 6), side by side with the two sealing tools users
+# The kubeseal CLI benchmark, side by side with the two sealing tools users
 # would otherwise pick, in the same run:
 #   - kubesealpy (PyPI), a Python library;
 #   - @linode/kubeseal-encrypt (npm), a JavaScript library.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark of our controller and upstream's (issue 14 items 1, 2, 3, 5), each on a
+# Side-by-side benchmark of our controller and upstream's, each on a
 # fresh private real control plane, same machine, same keys and data. The one documented command:
 #
 #   bash tests/bench/controllers.sh [N...]        (default N: 1000)
@@ -10,7 +10,7 @@
 # our kubeseal's hint), `rr` and `newest`. Each run: cold start (every Secret present), controller
 # CPU until idle, peak RSS, RSA operations (ours), API requests per SealedSecret (the API server's
 # audit log), warm restart, and optionally create-to-Secret latency. Then it prints one markdown
-# table with the goals of issue 14 and upstream ÷ ours ratios. Figures of every run are kept in
+# table with the goals and upstream ÷ ours ratios. Figures of every run are kept in
 # $BENCH_RESULTS (default target/bench/results.jsonl; this script starts it afresh unless
 # BENCH_APPEND=1, so that runs of several invocations share one table).
 #

@@ -1,4 +1,4 @@
-//! Side-by-side benchmark of our controller and upstream's (issue 14 items 1, 2, 3 and 5), on a
+//! Side-by-side benchmark of our controller and upstream's, on a
 //! fresh real control plane per run. Driven by `tests/bench/controllers.sh`, which builds
 //! everything in release mode, runs [`controller_run`] once per (N, controller, data set) and
 //! prints the markdown table of [`table`]; see that script for the one documented command.
@@ -304,7 +304,7 @@ impl RunResult {
     }
 }
 
-/// The markdown table: one column per run, the goals of issue 14 beside the figures, then
+/// The markdown table: one column per run, the goals beside the figures, then
 /// upstream ÷ ours for every N and unhinted data set both ran.
 fn table(results: &[RunResult]) -> String {
     type Row = (&'static str, &'static str, fn(&RunResult) -> String);

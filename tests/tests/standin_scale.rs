@@ -1,4 +1,4 @@
-//! The stand-in at scale (issue 14 item 4): how fast it serves a controller's traffic when it
+//! The stand-in at scale: how fast it serves a controller's traffic when it
 //! holds 10,000 SealedSecrets and their Secrets. A benchmark, not a test of speed: it prints
 //! figures and asserts only that every write was seen by every watcher.
 //!

@@ -515,7 +515,7 @@ async fn transient_api_failures_do_not_use_up_the_retries() {
     );
 }
 
-/// The data path of issue 13: the reconciler passes its key order as a typed option, the
+/// The key-order data path: the reconciler passes its key order as a typed option, the
 /// unseal reports its RSA operations, and the metric counts them where the work was asked
 /// for. An object without a key hint, three values sealed with the last of three keys: the
 /// first pass tries all three keys for the first value and the key that opened it for the

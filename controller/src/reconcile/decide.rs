@@ -351,7 +351,7 @@ pub fn next_status(
 /// The Secret type that carries a ServiceAccount token (filled in by the token controller).
 pub const SERVICE_ACCOUNT_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
 
-/// Whether the controller refuses to produce `secret` (issue 11 item 15): a
+/// Whether the controller refuses to produce `secret`: a
 /// service-account-token Secret would give whoever may create SealedSecrets in a namespace a
 /// long-lived token of any ServiceAccount there, without any right on Secrets. Upstream
 /// produces it; here `--allow-service-account-token-secrets` must say so (docs/design.md).

@@ -1,4 +1,4 @@
-//! Which keys to try first for values that do not name their key (issue 14 item 1). Pure: no
+//! Which keys to try first for values that do not name their key. Pure: no
 //! I/O, no clock; the reconciler keeps one [`KeyOrderMemory`] behind a lock, asks it for an
 //! order before unsealing and tells it what opened the values afterwards.
 //!

@@ -223,7 +223,7 @@ pub fn parse_one(body: &[u8]) -> Result<SealedSecret, BodyError> {
 }
 
 /// Verify and rotate refuse the deprecated whole-Secret `spec.data` unless
-/// `--http-accept-deprecated-v1-data` (issue 11 item 5): rotate would hand back the decrypted
+/// `--http-accept-deprecated-v1-data`: rotate would hand back the decrypted
 /// Secret's metadata, and verify would answer by whether a plaintext parses as JSON. Pure.
 pub fn refuse_legacy(ss: &SealedSecret, opts: &UnsealOptions) -> Option<String> {
     let has_legacy = ss

@@ -25,7 +25,7 @@ fn synced(ss: &sealed_secrets_api::SealedSecret) -> bool {
     })
 }
 
-/// Item 10: a status write that fails (here: half of all updates answer 409, twice in a row
+/// A status write that fails (here: half of all updates answer 409, twice in a row
 /// for about a quarter of the writes) is requeued with backoff until the status is written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_status_writes_are_retried_until_written() {
@@ -81,7 +81,7 @@ async fn failed_status_writes_are_retried_until_written() {
     );
 }
 
-/// Item 9: 10% of Lease updates answered 409 do not make the leader step down: a renewal
+/// 10% of Lease updates answered 409 do not make the leader step down: a renewal
 /// that conflicts is retried within the renew deadline, as client-go does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_does_not_flap_under_lease_conflicts() {
@@ -111,7 +111,7 @@ async fn leader_does_not_flap_under_lease_conflicts() {
     assert_eq!(c.metric("sealed_secrets_controller_leader").await, 1.0);
 }
 
-/// Item 9: a Lease call that hangs (every API answer delayed 20 s, longer than the 15 s lease)
+/// A Lease call that hangs (every API answer delayed 20 s, longer than the 15 s lease)
 /// is abandoned at the renew deadline (10 s) and the leader steps down, instead of waiting
 /// on the call while its Lease expires and another replica takes over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,7 +140,7 @@ async fn hung_lease_calls_are_bounded_by_the_renew_deadline() {
         .unwrap_or_else(|e| panic!("{e}\n{}", c.process.log()));
 }
 
-/// Item 11: the key list at start-up fails (every API call answers 500 for a while); the
+/// The key list at start-up fails (every API call answers 500 for a while); the
 /// controller retries with backoff instead of exiting, and serves once the API answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_survives_api_errors() {
@@ -175,7 +175,7 @@ async fn startup_survives_api_errors() {
     .await;
 }
 
-/// Item 11: a key size the generator cannot produce stops the controller at start with a
+/// A key size the generator cannot produce stops the controller at start with a
 /// message naming the flag, instead of retrying generation for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn impossible_key_size_is_a_startup_error() {

@@ -1,5 +1,5 @@
-//! Issue 11 hardening on the controller side: legacy `spec.data` through verify/rotate
-//! (item 5), planted keys (item 8), and service-account-token Secrets (item 15).
+//! Hardening on the controller side: legacy `spec.data` through verify/rotate, planted keys,
+//! and service-account-token Secrets.
 
 use std::time::{Duration, SystemTime};
 
@@ -40,7 +40,7 @@ fn body(ss: &SealedSecret) -> Vec<u8> {
     sealed_secrets_api::output::to_json(ss).into_bytes()
 }
 
-/// Item 5: verify and rotate refuse `spec.data` by default; when enabled, rotate's answer
+/// Verify and rotate refuse `spec.data` by default; when enabled, rotate's answer
 /// has neither the last-applied annotation nor server fields of the decrypted Secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_data_through_verify_and_rotate() {
@@ -93,7 +93,7 @@ async fn legacy_data_through_verify_and_rotate() {
     assert_eq!(data_of(&s, "foo").as_deref(), Some("hunter2"));
 }
 
-/// Item 8: a key Secret with a certificate dated in the future does not become the newest
+/// A key Secret with a certificate dated in the future does not become the newest
 /// key; a key Secret whose certificate belongs to another key is refused; keys the
 /// controller did not generate are counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,7 +158,7 @@ async fn planted_keys_do_not_take_over() {
     assert_ne!(served, future_cert.pem());
 }
 
-/// Item 15: a template asking for a service-account-token Secret is refused unless the flag
+/// A template asking for a service-account-token Secret is refused unless the flag
 /// allows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_account_token_secrets_are_refused_by_default() {

@@ -412,7 +412,7 @@ pub fn reseal(
 /// What [`seal_secret`] leaves out of a template's metadata, applied to a resealed one: a
 /// legacy `spec.data` object's decrypted Secret carries whatever metadata it was sealed with,
 /// including `last-applied-configuration` (which can hold the plaintext data) and server
-/// fields (issue 11 item 5). Rotate answers with this, and `kubeseal reencrypt` writes it.
+/// fields. Rotate answers with this, and `kubeseal reencrypt` writes it.
 fn strip_for_output(meta: &mut ObjectMeta) {
     strip_server_fields(meta);
     meta.managed_fields = None;

@@ -255,7 +255,7 @@ pub fn decrypt_items(
     let scope = annotations::scope(sealed.metadata.annotations.as_ref());
     let label = scope.label(&object.namespace, &object.name);
     let mut order = initial_order(sealing_key_hints(&sealed.metadata), &opts.key_order);
-    // One RSA budget for the whole object (issue 11 item 2).
+    // One RSA budget for the whole object.
     let mut rsa_budget = RsaBudget::new(MAX_RSA_OPERATIONS);
 
     if has_legacy && spec.encrypted_data.is_empty() {

@@ -1,4 +1,4 @@
-//! Unseal cost at RSA-4096 (issue 14 item 7): 1 and 13 keys loaded, key hint present and
+//! Unseal cost at RSA-4096: 1 and 13 keys loaded, key hint present and
 //! absent, upstream's single-recipient format and our multi-recipient one.
 //!
 //! `cargo bench -p sealed-secrets-crypto --bench unseal` (add `-- --warm-up-time 1

@@ -241,7 +241,7 @@ fn key_ring_clone_is_equivalent() {
     assert_eq!(first.key, again.key);
 }
 
-/// Issue 11 item 3: a multi-recipient value naming our key in all 255 wraps costs one RSA
+/// A multi-recipient value naming our key in all 255 wraps costs one RSA
 /// operation, not 255.
 #[test]
 fn one_unwrap_attempt_per_held_key() {

@@ -4,7 +4,7 @@ use crate::budget::Exhausted;
 
 /// A template failed to parse or execute, at a line of the template.
 ///
-/// Nothing here is derived from a decrypted value (issue 11 item 4): `fail`'s message, the
+/// Nothing here is derived from a decrypted value: `fail`'s message, the
 /// index that was out of range, the length of what was sliced, the type a value turned out to
 /// have would all let whoever reads a status or an Event (the built-in `view` role can) learn
 /// about the plaintext. Errors keep the line, the construct or function named in the

@@ -1,5 +1,5 @@
 //! The template language as SealedSecret templates use it, its errors, and its render budget
-//! (issue 11 items 1 and 4).
+//!.
 
 #![allow(
     clippy::unwrap_used,
@@ -190,7 +190,7 @@ fn bomb(t: &str) -> Exhausted {
         .unwrap_or_else(|| panic!("{t}: not a budget error: {e}"))
 }
 
-// One test per bomb of issue 11 item 1, so each can be run alone to measure its peak memory
+// One test per template bomb, so each can be run alone to measure its peak memory
 // (`/usr/bin/time -v target/debug/deps/render-* bomb_cat_doubling --exact`).
 
 #[test]

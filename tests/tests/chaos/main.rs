@@ -1,4 +1,4 @@
-//! The chaos suite (issue 14 item 8): the controller under API faults, SIGKILL, SIGSTOP and
+//! The chaos suite: the controller under API faults, SIGKILL, SIGSTOP and
 //! an API server restart, on the stand-in and on the real control plane
 //! (`SEALED_SECRETS_E2E_CLUSTER=real`). One test per scenario; every scenario ends with the
 //! shared checker of [`check`]. `SEALED_SECRETS_CHAOS_N` sets the number of SealedSecrets

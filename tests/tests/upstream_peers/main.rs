@@ -1,5 +1,5 @@
 //! Upstream Sealed Secrets' own `kubeseal` and `controller` (built from the pinned Go module by
-//! `tests/upstream/build.sh`) as peers of ours, on a real control plane (issue 10 §3):
+//! `tests/upstream/build.sh`) as peers of ours, on a real control plane:
 //!
 //! - upstream kubeseal seals, our controller produces the Secrets, and the reverse;
 //! - migration upstream → ours → upstream on the same key Secrets, nothing rewritten;

@@ -205,7 +205,7 @@ fn template_errors_are_reported_per_key() {
     );
 }
 
-/// Issue 11 item 4: no template error that can carry a value reaches the error text (which
+/// No template error that can carry a value reaches the error text (which
 /// the controller writes to status, Events and logs). Every function that can fail on a value
 /// is tried with the plaintext, its length and its derivations as arguments.
 #[test]
@@ -275,7 +275,7 @@ fn template_errors_never_carry_values() {
     }
 }
 
-/// Issue 11 item 2: 10,000 items with bad base64 made a 2.9 MB status message. The message
+/// 10,000 items with bad base64 made a 2.9 MB status message. The message
 /// is now cut after a few items, and long item names are shortened.
 #[test]
 fn item_error_messages_are_bounded() {
@@ -317,7 +317,7 @@ fn item_error_messages_are_bounded() {
     );
 }
 
-/// Issue 11 item 2: RSA work per object is capped. A value that names no key costs one RSA
+/// RSA work per object is capped. A value that names no key costs one RSA
 /// operation per loaded key; with two keys, 2,100 of them would cost 4,200.
 #[test]
 fn rsa_work_per_object_is_capped() {
@@ -501,7 +501,7 @@ fn v1_format_accepted_only_when_allowed() {
     );
 }
 
-/// Issue 11 item 5: a legacy object's decrypted metadata (here with a last-applied annotation
+/// A legacy object's decrypted metadata (here with a last-applied annotation
 /// holding the plaintext, and server fields) never reaches the resealed output.
 #[test]
 fn reseal_of_legacy_data_strips_last_applied_and_server_fields() {

@@ -1,5 +1,4 @@
-//! What unsealing costs in RSA operations, and how the key order lowers it (issue 13, data
-//! path; issue 14 item 1): the object's hint first, then the caller's order, then the key that
+//! What unsealing costs in RSA operations, and how the key order lowers it: the object's hint first, then the caller's order, then the key that
 //! opened the object's previous value.
 
 use std::sync::OnceLock;

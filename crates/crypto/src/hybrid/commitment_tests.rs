@@ -1,4 +1,4 @@
-//! Issue 11 item 14: AES-GCM does not commit to its key, so one multi-recipient value of
+//! AES-GCM does not commit to its key, so one multi-recipient value of
 //! version 1 can open to different plaintexts for different recipients ("invisible
 //! salamanders"). These tests craft such a value, then show that version 2's key commitment
 //! refuses the same construction.

@@ -20,7 +20,7 @@
 //! - deleting a CRD removes its custom resources at once, ignoring their finalizers;
 //! - garbage collection: see `gc.rs`; per-kind normalisation: see `strategy.rs`.
 //!
-//! Costs, so that the stand-in keeps up with a controller at 10,000 objects (issue 14): a
+//! Costs, so that the stand-in keeps up with a controller at 10,000 objects: a
 //! write is `O(log n)` plus the size of the object (no scan of other objects; the collector's
 //! indexes are updated incrementally); objects are stored behind an `Arc` together with their
 //! serialisation, made once and shared by every get, list page and watch event that sends
