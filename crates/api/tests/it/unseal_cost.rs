@@ -1,5 +1,5 @@
-//! What unsealing costs in RSA operations, and how the key order lowers it: the object's hint first, then the caller's order, then the key that
-//! opened the object's previous value.
+//! What unsealing costs in RSA operations, and how the key order lowers it: the object's hint
+//! first, then the caller's order, then the key that opened the object's previous value.
 
 use std::sync::OnceLock;
 
