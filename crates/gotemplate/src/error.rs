@@ -10,6 +10,10 @@ use crate::budget::Exhausted;
 /// about the plaintext. Errors keep the line, the construct or function named in the
 /// template text (which is public: it is stored unencrypted in the SealedSecret), and a fixed
 /// reason. The detailed text is never built, so it cannot leak through logs either.
+///
+/// That is still too much once values exist: the line (and which template) that failed can be
+/// chosen by a value. Only errors of [`Template::parse`](crate::Template::parse) are fit to be
+/// shown; `sealed_secrets_api::unseal` reports a failed render as one fixed message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {kind}")]
 pub struct TemplateError {
