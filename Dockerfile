@@ -9,6 +9,10 @@
 # Not built in this repository's CI (no Docker engine on the CI machines): keep it this simple.
 # Without Docker or a registry, `bash release/build.sh` assembles an equivalent OCI image (same
 # binaries, glibc/libgcc from Debian 12, CA roots, USER 1001, ports, entrypoint) from the host.
+# That release image has no base image to pin: its content is the exact Debian package versions
+# it records in /usr/share/doc/sealed-secrets-rs/debian-packages.txt. The two bases below are
+# not pinned by digest: this project's machines reach no container registry, so no digest could
+# be verified here. Pin them (`FROM image:tag@sha256:...`) where the image is built.
 
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
