@@ -20,8 +20,8 @@
 
 mod api_faults;
 mod check;
-mod hostile_templates;
 mod hostile_http;
+mod hostile_templates;
 mod scenarios;
 
 use std::collections::BTreeMap;
