@@ -121,9 +121,8 @@ fn trickle(
             loop {
                 // A closed connection shows as EOF or an error on read (after any answer,
                 // such as a 408); the wait between bytes is the read's timeout.
-                match tokio::time::timeout(every, s.read(&mut buf)).await {
-                    Ok(Ok(0) | Err(_)) => return t0.elapsed(),
-                    Ok(Ok(_)) | Err(_) => {}
+                if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(every, s.read(&mut buf)).await {
+                    return t0.elapsed();
                 }
                 if s.write_all(&[filler]).await.is_err() {
                     return t0.elapsed();
