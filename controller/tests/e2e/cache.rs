@@ -12,19 +12,9 @@ use sealed_secrets_controller::reconcile::legacy_source_digest;
 use sealed_secrets_crypto::{Fingerprint, PublicKey};
 use serde_json::json;
 
-use crate::common::*;
+use sealed_secrets_e2e::hostile_templates::peak_rss;
 
-/// Peak resident memory (VmHWM) of a process, in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap();
-    kib * 1024
-}
+use crate::common::*;
 
 /// A value of `len` bytes that differs per object (so a mix-up between objects shows).
 fn big_value(i: usize, len: usize) -> String {
@@ -89,7 +79,7 @@ async fn large_sealed_secrets_do_not_fill_the_controllers_memory() {
     })
     .await;
     assert_secrets(&env, ns, N, LEN).await;
-    let first = peak_rss(c.pid());
+    let first = peak_rss(c.pid()).unwrap();
     println!("peak RSS while unsealing {N} objects of 1.33 MB: {first} bytes");
     assert!(
         first < PEAK_LIMIT,
@@ -117,7 +107,7 @@ async fn large_sealed_secrets_do_not_fill_the_controllers_memory() {
         0.0,
         "a warm restart decrypts nothing"
     );
-    let second = peak_rss(c2.pid());
+    let second = peak_rss(c2.pid()).unwrap();
     println!("peak RSS of a restart over {N} objects of 1.33 MB: {second} bytes");
     assert!(
         second < PEAK_LIMIT,

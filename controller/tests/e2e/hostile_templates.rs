@@ -7,36 +7,11 @@ use std::collections::BTreeMap;
 use sealed_secrets_api::SealedSecret;
 use serde_json::json;
 
+use sealed_secrets_e2e::hostile_templates::{
+    ORACLE_ALPHABET, oracle_templates, peak_rss, render_failure_message as render_failure,
+};
+
 use crate::common::*;
-
-/// The fixed message of a failed render, for `ns/name`.
-fn render_failure(ns: &str, name: &str) -> String {
-    format!(
-        "failed to render spec.template.data of SealedSecret `{ns}/{name}` (the reason is not \
-         reported: it could reveal the decrypted values)"
-    )
-}
-
-/// The line-number attack: item `tI` has one line per candidate character and calls `fail`
-/// on the line of the character at position I of `.pw`.
-fn oracle() -> BTreeMap<String, String> {
-    let alphabet =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&()*+,-./:;<=>?@";
-    (0..10)
-        .map(|i| {
-            let lines: Vec<String> = alphabet
-                .chars()
-                .map(|c| {
-                    format!(
-                        r#"{{{{ if eq (substr {i} {} .pw) "{c}" }}}}{{{{ fail "x" }}}}{{{{ end }}}}"#,
-                        i + 1
-                    )
-                })
-                .collect();
-            (format!("t{i}"), lines.join("\n"))
-        })
-        .collect()
-}
 
 fn synced_false_message(ss: &SealedSecret) -> Option<String> {
     ss.status.as_ref()?.conditions.iter().find_map(|c| {
@@ -44,21 +19,6 @@ fn synced_false_message(ss: &SealedSecret) -> Option<String> {
             .then(|| c.message.clone())
             .flatten()
     })
-}
-
-/// Peak resident set of a process, in bytes.
-fn vm_hwm(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap();
-    kb * 1024
 }
 
 /// Two passwords, the same attacking template: status and Event say the same fixed message
@@ -71,7 +31,7 @@ async fn template_failures_reveal_nothing_in_status_or_events() {
     let ns = env.ns().to_owned();
     for (name, password) in [("pw-a", "hunter2xyz"), ("pw-b", "Zq9!m#Kp0w")] {
         let mut ss = seal(&ns, name, &[("pw", password)], &key, json!({}));
-        ss.spec.template.data = Some(oracle());
+        ss.spec.template.data = Some(oracle_templates(ORACLE_ALPHABET));
         env.create_ss(&ss).await;
     }
     for name in ["pw-a", "pw-b"] {
@@ -133,7 +93,7 @@ async fn template_bombs_leave_the_controller_small() {
         .await;
     assert_eq!(data_of(&s, "x").as_deref(), Some("y"));
     assert!(env.secrets(&ns).get_opt("bomb-0").await.unwrap().is_none());
-    let peak = vm_hwm(c.pid());
+    let peak = peak_rss(c.pid()).unwrap();
     println!(
         "controller VmHWM after {BOMBS} template bombs: {} KiB",
         peak / 1024

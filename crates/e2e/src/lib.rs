@@ -9,6 +9,8 @@
 //!   server, the real kube-apiserver included.
 //! - [`hostile`]: hostile HTTP clients (pipelining non-readers, slow-loris headers, slow
 //!   bodies) and a `/healthz` probe, for the HTTP server's hardening tests.
+//! - [`hostile_templates`]: template attacks (the line-number oracle) and the peak RSS that
+//!   hostile-template tests are judged by.
 //! - [`upstream`]: upstream Sealed Secrets' own binaries, run in-cluster style, and upstream's
 //!   own RBAC, for the upstream-peer tests.
 //! - [`wait`]: [`wait::eventually`] and friends, the one way suites wait for what another
@@ -21,6 +23,7 @@ pub mod control_plane;
 pub mod faultproxy;
 pub mod harness;
 pub mod hostile;
+pub mod hostile_templates;
 pub mod tools;
 pub mod upstream;
 pub mod wait;

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Event;
+use sealed_secrets_e2e::hostile_templates::{
+    ORACLE_ALPHABET, oracle_templates, peak_rss, render_failure_message as render_failure,
+};
 
 use crate::check;
 use crate::*;
@@ -16,55 +19,12 @@ use crate::*;
 /// Peak memory the controller may reach with the hostile objects in flight.
 const MAX_PEAK: u64 = 64 << 20;
 
-fn render_failure(ns: &str, name: &str) -> String {
-    format!(
-        "failed to render spec.template.data of SealedSecret `{ns}/{name}` (the reason is not \
-         reported: it could reveal the decrypted values)"
-    )
-}
-
-/// Item `tI` calls `fail` on the line of the character at position I of `.pw`: before, the
-/// item and line of the error spelt the password out.
-fn oracle() -> BTreeMap<String, String> {
-    let alphabet =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&()*+,-./:;<=>?@";
-    (0..10)
-        .map(|i| {
-            let lines: Vec<String> = alphabet
-                .chars()
-                .map(|c| {
-                    format!(
-                        r#"{{{{ if eq (substr {i} {} .pw) "{c}" }}}}{{{{ fail "x" }}}}{{{{ end }}}}"#,
-                        i + 1
-                    )
-                })
-                .collect();
-            (format!("t{i}"), lines.join("\n"))
-        })
-        .collect()
-}
-
 fn synced_false(ss: &SealedSecret) -> Option<String> {
     ss.status.as_ref()?.conditions.iter().find_map(|c| {
         (c.type_ == "Synced" && c.status == "False")
             .then(|| c.message.clone())
             .flatten()
     })
-}
-
-/// `VmHWM` of a running process, in bytes.
-fn vm_hwm(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .expect("VmHWM")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .expect("VmHWM in kB");
-    kb * 1024
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +65,7 @@ async fn hostile_templates() {
         .expect("seal")
         .pop()
         .expect("one SealedSecret");
-        ss.spec.template.data = Some(oracle());
+        ss.spec.template.data = Some(oracle_templates(ORACLE_ALPHABET));
         hostile.push(ss);
     }
     // The hostile objects first: the cold start meets them before the workload.
@@ -157,7 +117,7 @@ async fn hostile_templates() {
     assert_eq!(oracle_events[0], oracle_events[1]);
 
     let pid = c.process.id().expect("the controller is running");
-    let peak = vm_hwm(pid);
+    let peak = peak_rss(pid).expect("the controller is running");
     println!(
         "controller VmHWM with {CONCURRENCY} template bombs x 200 items and 2 oracles: {} KiB",
         peak / 1024
