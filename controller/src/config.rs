@@ -201,6 +201,11 @@ pub fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// Default of `--max-sealed-secret-size`: 1.5 MiB, etcd's default request limit, so that
+/// every SealedSecret a default cluster can store is processed, including one that seals a
+/// Secret of Kubernetes' full 1 MiB (base64 makes it about 1.4 MB).
+pub const DEFAULT_MAX_SEALED_SECRET_SIZE: u64 = 1536 * 1024;
+
 /// The controller that unseals SealedSecrets into Secrets, serves its certificate and
 /// verifies/rotates SealedSecrets over HTTP.
 #[derive(Debug, Clone, Parser)]
@@ -425,7 +430,7 @@ pub struct Config {
     /// Largest SealedSecret (bytes of JSON, as the API server serves it) the controller
     /// processes; larger ones get Synced=False naming this limit. 0: no limit. The default,
     /// 1.5 MiB, is etcd's default request limit: every SealedSecret a default cluster stores.
-    #[arg(long, env = env::MAX_SEALED_SECRET_SIZE, default_value_t = crate::reconcile::DEFAULT_MAX_SEALED_SECRET_SIZE)]
+    #[arg(long, env = env::MAX_SEALED_SECRET_SIZE, default_value_t = DEFAULT_MAX_SEALED_SECRET_SIZE)]
     pub max_sealed_secret_size: u64,
 
     /// Number of allowed sustained requests per second for the rotate endpoint, per client.

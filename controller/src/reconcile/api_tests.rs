@@ -237,7 +237,7 @@ fn keys_and_sealed_secret() -> (Arc<Keys>, SealedSecret) {
 }
 
 fn context(mock: &Mock, keys: Arc<Keys>) -> Arc<Context> {
-    context_limited(mock, keys, crate::reconcile::DEFAULT_MAX_SEALED_SECRET_SIZE)
+    context_limited(mock, keys, crate::config::DEFAULT_MAX_SEALED_SECRET_SIZE)
 }
 
 /// [`context`] with `--max-sealed-secret-size` at `limit`.

@@ -431,11 +431,6 @@ pub fn cached_metadata(meta: ObjectMeta) -> ObjectMeta {
     }
 }
 
-/// Default of `--max-sealed-secret-size`: 1.5 MiB, etcd's default request limit, so that
-/// every SealedSecret a default cluster can store is processed, including one that seals a
-/// Secret of Kubernetes' full 1 MiB (base64 makes it about 1.4 MB).
-pub const DEFAULT_MAX_SEALED_SECRET_SIZE: u64 = 1536 * 1024;
-
 /// Whether a SealedSecret of `size` bytes (as the API server serves it, JSON) is above
 /// `limit` (0: no limit). Pure.
 pub fn too_large(size: u64, limit: u64) -> bool {
