@@ -336,8 +336,13 @@ async fn idle_connections_are_capped() {
     drop(conns);
     // Once they are gone the server answers again.
     let h = eventually("healthz after the idle flood", TIMEOUT, || async {
-        let r = tokio::time::timeout(std::time::Duration::from_secs(2), c.get("/healthz")).await;
-        r.ok().filter(|r| r.status == 200)
+        // A connection reset while the flood drains is "not yet", not a failure.
+        let r = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            try_http(&c.http, "GET", "/healthz", &[], b""),
+        )
+        .await;
+        r.ok().and_then(Result::ok).filter(|r| r.status == 200)
     })
     .await;
     assert_eq!(h.status, 200);
