@@ -5,15 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use sealed_secrets_api::annotations::{
     self, MANAGED, PATCH, SKIP_SET_OWNER_REFERENCES, SOURCE_DIGEST,
 };
 use sealed_secrets_api::{
-    API_VERSION, CONDITION_SYNCED, GROUP, KIND, SealedSecret, SealedSecretCondition,
-    SealedSecretStatus,
+    CONDITION_SYNCED, GROUP, KIND, SealedSecret, SealedSecretCondition, SealedSecretStatus,
 };
 use sealed_secrets_crypto::Fingerprint;
 
@@ -396,17 +394,6 @@ pub fn old_gc_deletes(secret: &ObjectMeta, uid: &str, produced: Option<&str>) ->
     }
     !uid.is_empty() && produced.is_some_and(|p| !p.is_empty() && secret.uid.as_deref() == Some(p))
 }
-
-/// `ByteString` map helper for tests and callers.
-pub fn bytes_map(items: &[(&str, &[u8])]) -> BTreeMap<String, ByteString> {
-    items
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), ByteString(v.to_vec())))
-        .collect()
-}
-
-/// `apiVersion` of produced ownerReferences (re-exported for tests).
-pub const OWNER_API_VERSION: &str = API_VERSION;
 
 /// What the controller keeps of each SealedSecret between reconciles (its watch cache): only
 /// what queueing a reconcile and forgetting a deleted object need (name, namespace, uid,

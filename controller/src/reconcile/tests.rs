@@ -13,6 +13,13 @@ use super::*;
 use crate::metrics::ErrorReason;
 use sealed_secrets_api::SecretTemplateSpec;
 
+fn bytes_map(items: &[(&str, &[u8])]) -> BTreeMap<String, k8s_openapi::ByteString> {
+    items
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), k8s_openapi::ByteString(v.to_vec())))
+        .collect()
+}
+
 const UID: &str = "uid-1";
 
 fn mk_ss(name: &str) -> SealedSecret {
