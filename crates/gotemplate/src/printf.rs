@@ -1,7 +1,7 @@
 //! Go's `fmt.Sprintf` for the verbs templates use: `%s %v %q %d %x %X %o %b %c %f %e %g %t %%`
 //! with flags `-+ 0#`, width and precision (including `*`).
 
-use crate::funcs::{float_v, go_quote, strval};
+use crate::funcs::args::{float_v, go_quote, strval};
 use crate::value::Value;
 
 /// Formats like Go's `fmt.Sprintf`; `None` once the text would exceed `limit` bytes (each verb

@@ -1,6 +1,9 @@
 //! Go's `text/template` builtins (`and`/`or` live in the evaluator).
 
-use super::*; // the shared argument helpers of funcs/mod.rs
+use super::args::*; // the shared argument helpers
+use crate::CallError;
+use crate::budget::{Budget, MAX_OUTPUT};
+use crate::value::Value;
 
 pub(super) fn f_not(_name: &str, a: Vec<Value>, _b: &mut Budget) -> Res {
     want(&a, 1)?;

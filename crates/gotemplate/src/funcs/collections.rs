@@ -1,6 +1,11 @@
 //! sprig's list and dict functions.
 
-use super::*; // the shared argument helpers of funcs/mod.rs
+use std::collections::BTreeMap;
+
+use super::args::*; // the shared argument helpers
+use crate::CallError;
+use crate::budget::Budget;
+use crate::value::{SLOT, Value};
 
 pub(super) fn f_list(_name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
     work(b, a.len())?;

@@ -1,6 +1,11 @@
 //! sprig's encodings and digests.
 
-use super::*; // the shared argument helpers of funcs/mod.rs
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::args::*; // the shared argument helpers
+use crate::budget::Budget;
+use crate::value::Value;
 
 pub(super) fn f_b64enc(_name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
     let x = sarg(&a, 0);

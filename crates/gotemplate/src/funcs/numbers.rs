@@ -1,6 +1,9 @@
 //! sprig's defaults, flow and number functions.
 
-use super::*; // the shared argument helpers of funcs/mod.rs
+use super::args::*; // the shared argument helpers
+use crate::CallError;
+use crate::budget::Budget;
+use crate::value::Value;
 
 pub(super) fn f_default(_name: &str, a: Vec<Value>, _b: &mut Budget) -> Res {
     if a.is_empty() {

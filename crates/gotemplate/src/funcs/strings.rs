@@ -1,6 +1,8 @@
 //! sprig's string functions.
 
-use super::*; // the shared argument helpers of funcs/mod.rs
+use super::args::*; // the shared argument helpers
+use crate::budget::Budget;
+use crate::value::{SLOT, Value};
 
 pub(super) fn f_case(name: &str, a: Vec<Value>, b: &mut Budget) -> Res {
     // Case mapping can turn one byte into three.
