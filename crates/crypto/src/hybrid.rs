@@ -151,23 +151,8 @@ pub fn seal_multi(
             distinct.push(key);
         }
     }
-    let count = u8::try_from(distinct.len())
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or(SealError::Recipients(distinct.len()))?;
     let session = session_key()?;
-    let mut out = Vec::new();
-    out.extend_from_slice(&MULTI_MARKER);
-    out.extend_from_slice(&MULTI_MAGIC);
-    out.push(MULTI_VERSION);
-    out.push(count);
-    for key in distinct {
-        let wrapped = rsa_wrap(key, label, session.as_ref())?;
-        let len = u16::try_from(wrapped.len()).map_err(|_| SealError::Encrypt)?;
-        out.extend_from_slice(&key.fingerprint().digest());
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&wrapped);
-    }
+    let mut out = multi_header(MULTI_VERSION, &distinct, label, &session)?;
     out.extend_from_slice(commitment(&session).ok_or(SealError::Encrypt)?.as_ref());
     let body_key = body_key(&session).ok_or(SealError::Encrypt)?;
     let cipher = gcm(&body_key).ok_or(SealError::Encrypt)?;
@@ -176,6 +161,33 @@ pub fn seal_multi(
         .seal_in_place_append_tag(zero_nonce(), Aad::from(out.as_slice()), &mut body)
         .map_err(|_| SealError::Encrypt)?;
     out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// The multi-recipient header up to the recipients' end (`FORMAT.md` §2): marker, magic,
+/// `version`, count, then per recipient its fingerprint and `session` wrapped to it.
+fn multi_header(
+    version: u8,
+    keys: &[&PublicKey],
+    label: &[u8],
+    session: &[u8; SESSION_KEY_LEN],
+) -> Result<Vec<u8>, SealError> {
+    let count = u8::try_from(keys.len())
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or(SealError::Recipients(keys.len()))?;
+    let mut out = Vec::new();
+    out.extend_from_slice(&MULTI_MARKER);
+    out.extend_from_slice(&MULTI_MAGIC);
+    out.push(version);
+    out.push(count);
+    for key in keys {
+        let wrapped = rsa_wrap(key, label, session)?;
+        let len = u16::try_from(wrapped.len()).map_err(|_| SealError::Encrypt)?;
+        out.extend_from_slice(&key.fingerprint().digest());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&wrapped);
+    }
     Ok(out)
 }
 
@@ -188,23 +200,8 @@ pub fn seal_multi_v1(
     label: &[u8],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, SealError> {
-    let count = u8::try_from(keys.len())
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or(SealError::Recipients(keys.len()))?;
     let session = session_key()?;
-    let mut out = Vec::new();
-    out.extend_from_slice(&MULTI_MARKER);
-    out.extend_from_slice(&MULTI_MAGIC);
-    out.push(MULTI_VERSION_V1);
-    out.push(count);
-    for key in keys {
-        let wrapped = rsa_wrap(key, label, session.as_ref())?;
-        let len = u16::try_from(wrapped.len()).map_err(|_| SealError::Encrypt)?;
-        out.extend_from_slice(&key.fingerprint().digest());
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&wrapped);
-    }
+    let mut out = multi_header(MULTI_VERSION_V1, keys, label, &session)?;
     let cipher = gcm(&session).ok_or(SealError::Encrypt)?;
     let mut body = plaintext.to_vec();
     cipher
