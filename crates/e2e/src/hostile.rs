@@ -183,7 +183,66 @@ pub fn raise_open_files(want: u64) -> u64 {
     soft().map_or(current, |(s, _)| s)
 }
 
-/// Descriptors open in process `pid` (its connections among them).
-pub fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+/// Connections to local `port` that process `pid` holds open: its socket descriptors whose
+/// TCP entry has that local port and is not the listener. Counting exactly these, not every
+/// descriptor, keeps the figure free of the controller's own API connections, timers and
+/// files, which come and go on their own schedule.
+pub fn held_connections(pid: u32, port: u16) -> usize {
+    let inodes: std::collections::HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    tcp_entries(pid)
+        .filter(|e| e.local_port == port && !e.listening && inodes.contains(&e.inode))
+        .count()
+}
+
+/// Connections waiting in the accept queue of the listener on local `port` (as seen from
+/// process `pid`'s network namespace); `None` when no such listener exists. Zero means the
+/// server has accepted (and kept or closed) every connection that reached it.
+pub fn accept_backlog(pid: u32, port: u16) -> Option<u64> {
+    tcp_entries(pid)
+        .find(|e| e.local_port == port && e.listening)
+        .map(|e| e.rx_queue)
+}
+
+struct TcpEntry {
+    local_port: u16,
+    listening: bool,
+    /// For a listener, the length of its accept queue.
+    rx_queue: u64,
+    inode: u64,
+}
+
+/// The entries of `/proc/PID/net/tcp` and `tcp6`: `sl local rem st tx:rx tr:when retr uid
+/// timeout inode ...`, addresses and numbers in hexadecimal.
+fn tcp_entries(pid: u32) -> impl Iterator<Item = TcpEntry> {
+    ["tcp", "tcp6"]
+        .into_iter()
+        .filter_map(move |f| std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    let local_port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+                    let rx_queue = u64::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok()?;
+                    Some(TcpEntry {
+                        local_port,
+                        listening: *f.get(3)? == "0A",
+                        rx_queue,
+                        inode: f.get(9)?.parse().ok()?,
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
 }
