@@ -84,8 +84,11 @@ async fn healthz_answers_under_512_connections_that_never_read() {
         still >= 500,
         "the attack had ended before the probes did ({still} connections held)"
     );
-    // The stalled writes are cut although no client closes.
-    let released = eventually("stalled connections to be closed", 2 * TIMEOUT, || {
+    // The stalled writes are cut although no client closes. How soon depends on how fast the
+    // controller gets through the 46,080 pipelined requests before the writes stall: CPU time
+    // on a busy 2-core machine (31-39 s on a loaded one, over 60 s under a build), so the
+    // bound is generous; what is asserted is that it happens at all.
+    let released = eventually("stalled connections to be closed", 5 * TIMEOUT, || {
         let n = kept(&c);
         async move { (n < 50).then_some(n) }
     })
