@@ -1,0 +1,631 @@
+//! Key objects in the token: references (RFC 7512 PKCS#11 URIs), generation, adoption,
+//! listing, and RSA-OAEP decryption inside the token.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Mutex, PoisonError};
+
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use sealed_secrets_crypto::{Fingerprint, PublicKey};
+use zeroize::Zeroizing;
+
+use crate::der;
+use crate::error::Pkcs11Error;
+use crate::token::Token;
+
+/// Bytes of the random `CKA_ID` given to keys we generate.
+const ID_LEN: usize = 16;
+/// The public exponent of keys we generate (65537), as upstream's Go `rsa.GenerateKey`.
+const PUBLIC_EXPONENT: [u8; 3] = [0x01, 0x00, 0x01];
+
+/// Where a key lives: token label plus the key object's label and/or `CKA_ID`.
+///
+/// Its text form is an RFC 7512 PKCS#11 URI, e.g.
+/// `pkcs11:token=sealed-secrets;object=sealed-secrets-key2x8fz;id=%3a%01...;type=private`,
+/// which `pkcs11-tool`, p11-kit and OpenSSL's pkcs11 providers understand too. Keys we make
+/// carry both label and ID; an adopted key may be named by either.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct KeyRef {
+    /// Label of the token holding the key.
+    pub token: String,
+    /// The key object's `CKA_LABEL`.
+    pub label: Option<String>,
+    /// The key object's `CKA_ID`.
+    pub id: Option<Vec<u8>>,
+}
+
+impl KeyRef {
+    /// A reference by object label.
+    pub fn by_label(token: impl Into<String>, label: impl Into<String>) -> KeyRef {
+        KeyRef {
+            token: token.into(),
+            label: Some(label.into()),
+            id: None,
+        }
+    }
+
+    /// A reference by `CKA_ID`.
+    pub fn by_id(token: impl Into<String>, id: impl Into<Vec<u8>>) -> KeyRef {
+        KeyRef {
+            token: token.into(),
+            label: None,
+            id: Some(id.into()),
+        }
+    }
+
+    fn template(&self) -> Vec<Attribute> {
+        let mut t = vec![
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::RSA),
+        ];
+        if let Some(label) = &self.label {
+            t.push(Attribute::Label(label.as_bytes().to_vec()));
+        }
+        if let Some(id) = &self.id {
+            t.push(Attribute::Id(id.clone()));
+        }
+        t
+    }
+
+    fn described(&self) -> String {
+        match (&self.label, &self.id) {
+            (Some(l), Some(id)) => format!("`{l}` (id {})", hex(id)),
+            (Some(l), None) => format!("`{l}`"),
+            (None, Some(id)) => format!("with id {}", hex(id)),
+            (None, None) => "(any)".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for KeyRef {
+    /// The RFC 7512 URI.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pkcs11:token={}", pct_encode(self.token.as_bytes()))?;
+        if let Some(label) = &self.label {
+            write!(f, ";object={}", pct_encode(label.as_bytes()))?;
+        }
+        if let Some(id) = &self.id {
+            f.write_str(";id=")?;
+            for b in id {
+                write!(f, "%{b:02x}")?;
+            }
+        }
+        f.write_str(";type=private")
+    }
+}
+
+impl fmt::Debug for KeyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyRef({self})")
+    }
+}
+
+impl FromStr for KeyRef {
+    type Err = Pkcs11Error;
+
+    /// Reads the path attributes `token` (required), `object`, `id` and `type` (`private`
+    /// if present) of an RFC 7512 URI; a query part (`?pin-source=...`) is refused, since
+    /// PINs come from the configured file only.
+    fn from_str(s: &str) -> Result<KeyRef, Pkcs11Error> {
+        let bad = |reason| Pkcs11Error::BadReference {
+            uri: s.to_owned(),
+            reason,
+        };
+        let path = s
+            .strip_prefix("pkcs11:")
+            .ok_or_else(|| bad("it does not start with `pkcs11:`"))?;
+        if path.contains('?') {
+            return Err(bad("query attributes (such as a PIN source) are not accepted"));
+        }
+        let (mut token, mut label, mut id) = (None, None, None);
+        for attr in path.split(';').filter(|a| !a.is_empty()) {
+            let (name, value) = attr
+                .split_once('=')
+                .ok_or_else(|| bad("an attribute has no `=`"))?;
+            let value = pct_decode(value).ok_or_else(|| bad("bad percent-encoding"))?;
+            let text = || String::from_utf8(value.clone()).map_err(|_| bad("not UTF-8"));
+            match name {
+                "token" => token = Some(text()?),
+                "object" => label = Some(text()?),
+                "id" => id = Some(value),
+                "type" if value == b"private" => {}
+                "type" => return Err(bad("only `type=private` keys are used")),
+                _ => return Err(bad("unknown attribute")),
+            }
+        }
+        let token = token.ok_or_else(|| bad("no `token=` attribute"))?;
+        if label.is_none() && id.is_none() {
+            return Err(bad("neither `object=` nor `id=` names the key"));
+        }
+        Ok(KeyRef { token, label, id })
+    }
+}
+
+/// How a key object is protected, as the token reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protection {
+    /// `CKA_SENSITIVE`: the private parts cannot be read in plaintext.
+    pub sensitive: bool,
+    /// `CKA_EXTRACTABLE`: the key can be wrapped (exported encrypted).
+    pub extractable: bool,
+    /// `CKA_ALWAYS_SENSITIVE`: sensitive since it was made.
+    pub always_sensitive: bool,
+    /// `CKA_NEVER_EXTRACTABLE`: never was extractable.
+    pub never_extractable: bool,
+}
+
+impl Protection {
+    /// The key cannot leave the token and never could: what keys we generate have. An
+    /// adopted key without it (e.g. imported from a file) may exist in copies elsewhere.
+    pub fn is_non_exportable(&self) -> bool {
+        self.sensitive && !self.extractable && self.always_sensitive && self.never_extractable
+    }
+}
+
+/// What `list_keys` reports for one key object.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    /// Reference with label and ID as the object has them.
+    pub reference: KeyRef,
+    /// Fingerprint of its public key (as key hints and `keys list` show it).
+    pub fingerprint: Fingerprint,
+    /// Modulus size.
+    pub bits: usize,
+    /// Export protection.
+    pub protection: Protection,
+}
+
+/// A private key held in the token, with its public half read out. Cheap to clone, `Send +
+/// Sync`; every operation takes a pooled session.
+#[derive(Clone)]
+pub struct TokenKey {
+    token: Token,
+    info: KeyInfo,
+    /// Token object handles are valid for all sessions of the application; cached so an
+    /// unseal is one decryption, and looked up again if the token forgot it.
+    handle: std::sync::Arc<Mutex<ObjectHandle>>,
+    public: PublicKey,
+}
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenKey")
+            .field("reference", &self.info.reference)
+            .field("fingerprint", &self.info.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenKey {
+    /// Reference (RFC 7512 URI) to store next to the certificate in the key Secret.
+    pub fn reference(&self) -> &KeyRef {
+        &self.info.reference
+    }
+
+    /// The public key, as sealing uses it.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// Shorthand for `public_key().fingerprint()`.
+    pub fn fingerprint(&self) -> &Fingerprint {
+        self.public.fingerprint()
+    }
+
+    /// Label, ID, size and export protection.
+    pub fn info(&self) -> &KeyInfo {
+        &self.info
+    }
+
+    /// RSA-OAEP decryption inside the token, with SHA-256, MGF1-SHA-256 and `label` as the
+    /// source data: what unwraps the session key of a sealed value (upstream §1.1). One
+    /// decryption per call.
+    ///
+    /// Any failure that depends on the ciphertext or label is [`Pkcs11Error::Decrypt`]; a
+    /// token that rejects these mechanism parameters gives
+    /// [`Pkcs11Error::MechanismUnsupported`].
+    pub fn decrypt_oaep(
+        &self,
+        label: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Pkcs11Error> {
+        let first = self.decrypt_with(*self.cached_handle(), label, ciphertext);
+        match first {
+            Err(DecryptFailure::HandleGone) => {
+                let handle = self.refind()?;
+                match self.decrypt_with(handle, label, ciphertext) {
+                    Ok(v) => Ok(v),
+                    Err(DecryptFailure::HandleGone) => Err(self.missing()),
+                    Err(DecryptFailure::Other(e)) => Err(e),
+                }
+            }
+            Ok(v) => Ok(v),
+            Err(DecryptFailure::Other(e)) => Err(e),
+        }
+    }
+
+    fn decrypt_with(
+        &self,
+        handle: ObjectHandle,
+        label: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, DecryptFailure> {
+        let mechanism = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+            MechanismType::SHA256,
+            PkcsMgfType::MGF1_SHA256,
+            PkcsOaepSource::data_specified(label),
+        ));
+        let mut gone = false;
+        let result = self.token.with_session(
+            |s| s.decrypt(&mechanism, handle, ciphertext).map(Zeroizing::new),
+            |e| match e {
+                CkError::Pkcs11(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid, _) => {
+                    gone = true;
+                    Pkcs11Error::Decrypt
+                }
+                CkError::Pkcs11(
+                    RvError::MechanismInvalid
+                    | RvError::MechanismParamInvalid
+                    | RvError::ArgumentsBad
+                    | RvError::KeyFunctionNotPermitted
+                    | RvError::KeyTypeInconsistent,
+                    _,
+                ) => Pkcs11Error::MechanismUnsupported {
+                    token: self.token.label().to_owned(),
+                    mechanism: "CKM_RSA_PKCS_OAEP with SHA-256, MGF1-SHA-256 and a label",
+                    source: e,
+                },
+                CkError::Pkcs11(
+                    RvError::SessionHandleInvalid
+                    | RvError::SessionClosed
+                    | RvError::DeviceRemoved
+                    | RvError::DeviceError
+                    | RvError::DeviceMemory
+                    | RvError::HostMemory
+                    | RvError::TokenNotPresent
+                    | RvError::UserNotLoggedIn,
+                    _,
+                ) => self.token.failure("decrypting", e),
+                // Everything else depends on the ciphertext or label: one uniform error.
+                _ => Pkcs11Error::Decrypt,
+            },
+        );
+        match result {
+            Ok(v) => Ok(v),
+            Err(_) if gone => Err(DecryptFailure::HandleGone),
+            Err(e) => Err(DecryptFailure::Other(e)),
+        }
+    }
+
+    /// Signs `message` with `CKM_SHA256_RSA_PKCS` (PKCS#1 v1.5, SHA-256) inside the token.
+    pub(crate) fn sign_sha256(&self, message: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
+        let handle = *self.cached_handle();
+        self.token.with_session(
+            |s| s.sign(&Mechanism::Sha256RsaPkcs, handle, message),
+            |e| match e {
+                CkError::Pkcs11(RvError::MechanismInvalid | RvError::MechanismParamInvalid, _) => {
+                    Pkcs11Error::MechanismUnsupported {
+                        token: self.token.label().to_owned(),
+                        mechanism: "CKM_SHA256_RSA_PKCS",
+                        source: e,
+                    }
+                }
+                e => self.token.failure("signing the certificate", e),
+            },
+        )
+    }
+
+    fn cached_handle(&self) -> std::sync::MutexGuard<'_, ObjectHandle> {
+        self.handle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn refind(&self) -> Result<ObjectHandle, Pkcs11Error> {
+        let handle = self.token.find_one(&self.info.reference)?;
+        *self.cached_handle() = handle;
+        Ok(handle)
+    }
+
+    fn missing(&self) -> Pkcs11Error {
+        Pkcs11Error::KeyMissing {
+            token: self.token.label().to_owned(),
+            key: self.info.reference.described(),
+        }
+    }
+}
+
+enum DecryptFailure {
+    HandleGone,
+    Other(Pkcs11Error),
+}
+
+impl Token {
+    /// Generates an RSA key pair inside the token: token objects, the private key
+    /// `CKA_SENSITIVE`, not `CKA_EXTRACTABLE`, allowed to decrypt and sign (its own
+    /// certificate) only. `label` becomes both objects' `CKA_LABEL` (the controller passes
+    /// the key Secret's name); a random 16-byte `CKA_ID` ties them together.
+    pub fn generate_key(&self, label: &str, bits: usize) -> Result<TokenKey, Pkcs11Error> {
+        let mut id = [0u8; ID_LEN];
+        aws_lc_rs::rand::fill(&mut id).map_err(|_| Pkcs11Error::UnusableKey {
+            token: self.label().to_owned(),
+            key: format!("`{label}`"),
+            reason: "no random ID could be drawn",
+        })?;
+        let modulus_bits = u64::try_from(bits).unwrap_or(u64::MAX);
+        let common = [
+            Attribute::Token(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.to_vec()),
+        ];
+        let mut public = common.to_vec();
+        public.extend([
+            Attribute::Private(false),
+            Attribute::Encrypt(true),
+            Attribute::Verify(true),
+            Attribute::Wrap(false),
+            Attribute::ModulusBits(modulus_bits.into()),
+            Attribute::PublicExponent(PUBLIC_EXPONENT.to_vec()),
+        ]);
+        let mut private = common.to_vec();
+        private.extend([
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Decrypt(true),
+            Attribute::Sign(true),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+        ]);
+        self.with_session(
+            |s| s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private),
+            |e| match e {
+                CkError::Pkcs11(RvError::MechanismInvalid, _) => {
+                    Pkcs11Error::MechanismUnsupported {
+                        token: self.label().to_owned(),
+                        mechanism: "CKM_RSA_PKCS_KEY_PAIR_GEN",
+                        source: e,
+                    }
+                }
+                e => self.failure("generating a key pair", e),
+            },
+        )?;
+        self.find_key(&KeyRef {
+            token: self.label().to_owned(),
+            label: Some(label.to_owned()),
+            id: Some(id.to_vec()),
+        })
+    }
+
+    /// Finds (adopts) the one private RSA key matching `reference` (label and/or ID), e.g.
+    /// one made with `pkcs11-tool --keypairgen`. Its public half is read from the private
+    /// key object's modulus and exponent, so no public key object is needed.
+    ///
+    /// Errors: [`Pkcs11Error::KeyMissing`], [`Pkcs11Error::KeyAmbiguous`],
+    /// [`Pkcs11Error::UnusableKey`].
+    pub fn find_key(&self, reference: &KeyRef) -> Result<TokenKey, Pkcs11Error> {
+        if reference.token != self.label() {
+            return Err(Pkcs11Error::KeyMissing {
+                token: self.label().to_owned(),
+                key: format!("{} (it names token `{}`)", reference.described(), reference.token),
+            });
+        }
+        let handle = self.find_one(reference)?;
+        let (info, public) =
+            self.with_session(|s| Ok(describe(s, handle)), |e| self.failure("reading key", e))?;
+        let (info, public) = self.checked(info, public)?;
+        Ok(TokenKey {
+            token: self.clone(),
+            info,
+            handle: std::sync::Arc::new(Mutex::new(handle)),
+            public,
+        })
+    }
+
+    /// Every private RSA key object in the token (ours and adopted ones). Objects that are
+    /// not usable RSA keys are skipped.
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>, Pkcs11Error> {
+        let all = KeyRef {
+            token: self.label().to_owned(),
+            label: None,
+            id: None,
+        };
+        let described = self.with_session(
+            |s| {
+                let handles = s.find_objects(&all.template())?;
+                Ok(handles.into_iter().map(|h| describe(s, h)).collect::<Vec<_>>())
+            },
+            |e| self.failure("listing keys", e),
+        )?;
+        Ok(described
+            .into_iter()
+            .filter_map(|(info, public)| self.checked(info, public).ok())
+            .map(|(info, _)| info)
+            .collect())
+    }
+
+    pub(crate) fn find_one(&self, reference: &KeyRef) -> Result<ObjectHandle, Pkcs11Error> {
+        let handles = self.with_session(
+            |s| s.find_objects(&reference.template()),
+            |e| self.failure("looking up a key", e),
+        )?;
+        match handles.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Pkcs11Error::KeyMissing {
+                token: self.label().to_owned(),
+                key: reference.described(),
+            }),
+            many => Err(Pkcs11Error::KeyAmbiguous {
+                token: self.label().to_owned(),
+                key: reference.described(),
+                count: many.len(),
+            }),
+        }
+    }
+
+    fn checked(
+        &self,
+        info: Described,
+        public: Option<PublicKey>,
+    ) -> Result<(KeyInfo, PublicKey), Pkcs11Error> {
+        let unusable = |reason| Pkcs11Error::UnusableKey {
+            token: self.label().to_owned(),
+            key: info.reference_described(self.label()),
+            reason,
+        };
+        let public = public.ok_or_else(|| unusable("no RSA modulus and exponent supported"))?;
+        if !info.decrypt {
+            return Err(unusable("CKA_DECRYPT is false"));
+        }
+        let info = KeyInfo {
+            reference: KeyRef {
+                token: self.label().to_owned(),
+                label: info.label,
+                id: info.id,
+            },
+            fingerprint: public.fingerprint().clone(),
+            bits: public.bits(),
+            protection: info.protection,
+        };
+        Ok((info, public))
+    }
+}
+
+/// What a private key object's attributes say, before checks.
+struct Described {
+    label: Option<String>,
+    id: Option<Vec<u8>>,
+    decrypt: bool,
+    protection: Protection,
+}
+
+impl Described {
+    fn reference_described(&self, token: &str) -> String {
+        KeyRef {
+            token: token.to_owned(),
+            label: self.label.clone(),
+            id: self.id.clone(),
+        }
+        .described()
+    }
+}
+
+/// Reads a key object's attributes. Attributes the token withholds read as absent/false, so
+/// a key with unreadable protection flags never looks better protected than it is.
+fn describe(s: &Session, handle: ObjectHandle) -> (Described, Option<PublicKey>) {
+    let wanted = [
+        AttributeType::Label,
+        AttributeType::Id,
+        AttributeType::Modulus,
+        AttributeType::PublicExponent,
+        AttributeType::Decrypt,
+        AttributeType::Sensitive,
+        AttributeType::Extractable,
+        AttributeType::AlwaysSensitive,
+        AttributeType::NeverExtractable,
+    ];
+    let mut d = Described {
+        label: None,
+        id: None,
+        decrypt: false,
+        protection: Protection {
+            sensitive: false,
+            extractable: true,
+            always_sensitive: false,
+            never_extractable: false,
+        },
+    };
+    let (mut modulus, mut exponent) = (None, None);
+    for attr in s.get_attributes(handle, &wanted).unwrap_or_default() {
+        match attr {
+            Attribute::Label(l) => d.label = String::from_utf8(l).ok(),
+            Attribute::Id(id) => d.id = Some(id),
+            Attribute::Modulus(m) => modulus = Some(m),
+            Attribute::PublicExponent(e) => exponent = Some(e),
+            Attribute::Decrypt(b) => d.decrypt = b,
+            Attribute::Sensitive(b) => d.protection.sensitive = b,
+            Attribute::Extractable(b) => d.protection.extractable = b,
+            Attribute::AlwaysSensitive(b) => d.protection.always_sensitive = b,
+            Attribute::NeverExtractable(b) => d.protection.never_extractable = b,
+            _ => {}
+        }
+    }
+    let public = modulus
+        .zip(exponent)
+        .and_then(|(n, e)| PublicKey::from_spki_der(&der::rsa_spki(&n, &e)).ok());
+    (d, public)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// RFC 3986 unreserved characters stay; everything else is percent-encoded (RFC 7512 §2.3).
+fn pct_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn pct_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let pair = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(pair, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_round_trip() {
+        let r = KeyRef {
+            token: "sealed secrets".into(),
+            label: Some("sealed-secrets-key;x".into()),
+            id: Some(vec![0x00, 0xab, 0x10]),
+        };
+        let text = r.to_string();
+        assert_eq!(
+            text,
+            "pkcs11:token=sealed%20secrets;object=sealed-secrets-key%3Bx;id=%00%ab%10;type=private"
+        );
+        assert_eq!(text.parse::<KeyRef>().ok(), Some(r));
+    }
+
+    #[test]
+    fn uri_refusals() {
+        for bad in [
+            "token=x;object=y",
+            "pkcs11:object=y",
+            "pkcs11:token=x",
+            "pkcs11:token=x;object=y?pin-value=1234",
+            "pkcs11:token=x;object=y;type=secret-key",
+            "pkcs11:token=x;id=%zz",
+            "pkcs11:token=x;serial=1;object=y",
+        ] {
+            assert!(bad.parse::<KeyRef>().is_err(), "{bad}");
+        }
+        // pkcs11-tool style: id only.
+        let r: KeyRef = "pkcs11:token=t;id=%01%02".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.id, Some(vec![1, 2]));
+    }
+}
