@@ -21,7 +21,7 @@ KRYOPTIC_VERSION=1.5.4
 # default feature set (EdDSA needs OpenSSL 3.2) is not used; "dynamic" links the system
 # libcrypto instead of building OpenSSL from source.
 KRYOPTIC_FEATURES="kryoptic-lib/dynamic,kryoptic-lib/rsa,kryoptic-lib/hash_all,kryoptic-lib/sqlitedb"
-DEB_PACKAGES=(libssl-dev libclang-dev libsqlite3-dev pkg-config opensc softhsm2)
+DEB_PACKAGES=(libssl-dev libclang-dev libsqlite3-dev pkg-config opensc python3-pykcs11 softhsm2)
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 hsm_dir="${SEALED_SECRETS_HSM_DIR:-$repo/target/hsm}"

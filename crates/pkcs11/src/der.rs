@@ -12,7 +12,10 @@ fn push_len(out: &mut Vec<u8>, len: usize) {
         return;
     }
     let bytes = len.to_be_bytes();
-    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len() - 1);
+    let first = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len() - 1);
     out.push(0x80 | u8::try_from(bytes.len() - first).unwrap_or(0));
     out.extend_from_slice(&bytes[first..]);
 }
@@ -59,7 +62,8 @@ mod tests {
 
     #[test]
     fn spki_of_a_generated_key_reads_back() {
-        let key = sealed_secrets_crypto::PrivateKey::generate(2048).unwrap_or_else(|e| panic!("{e}"));
+        let key =
+            sealed_secrets_crypto::PrivateKey::generate(2048).unwrap_or_else(|e| panic!("{e}"));
         let spki = key.public_key().spki_der();
         use x509_parser::prelude::FromDer;
         let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki)
@@ -72,7 +76,10 @@ mod tests {
 
     #[test]
     fn integers_get_a_sign_byte() {
-        assert_eq!(uint(&[0x00, 0x01, 0x00, 0x01]), [0x02, 0x03, 0x01, 0x00, 0x01]);
+        assert_eq!(
+            uint(&[0x00, 0x01, 0x00, 0x01]),
+            [0x02, 0x03, 0x01, 0x00, 0x01]
+        );
         assert_eq!(uint(&[0x80]), [0x02, 0x02, 0x00, 0x80]);
         let mut long = Vec::new();
         push_len(&mut long, 513);

@@ -97,6 +97,18 @@ pub enum Pkcs11Error {
         #[source]
         source: TokenFailure,
     },
+    /// The token decrypts RSA-OAEP but does not apply the label (source data) as the
+    /// standard says, as SoftHSM 2.6 ignores it: sealing scopes would silently stop binding.
+    #[error(
+        "the token `{token}` does not apply the RSA-OAEP label of key {key}, which binds sealed \
+         values to their scope: it cannot hold sealing keys"
+    )]
+    OaepLabelIgnored {
+        /// Token label.
+        token: String,
+        /// The key's reference.
+        key: String,
+    },
     /// The token could not decrypt the value with this key and label. Deliberately says
     /// nothing more (no padding or label oracle).
     #[error("the token could not decrypt the value")]

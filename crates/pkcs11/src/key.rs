@@ -5,6 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::{Mutex, PoisonError};
 
+use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
+use cryptoki::context::Function;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -119,7 +121,9 @@ impl FromStr for KeyRef {
             .strip_prefix("pkcs11:")
             .ok_or_else(|| bad("it does not start with `pkcs11:`"))?;
         if path.contains('?') {
-            return Err(bad("query attributes (such as a PIN source) are not accepted"));
+            return Err(bad(
+                "query attributes (such as a PIN source) are not accepted",
+            ));
         }
         let (mut token, mut label, mut id) = (None, None, None);
         for attr in path.split(';').filter(|a| !a.is_empty()) {
@@ -261,43 +265,90 @@ impl TokenKey {
         ));
         let mut gone = false;
         let result = self.token.with_session(
-            |s| s.decrypt(&mechanism, handle, ciphertext).map(Zeroizing::new),
+            |s| {
+                s.decrypt(&mechanism, handle, ciphertext)
+                    .map(Zeroizing::new)
+            },
             |e| match e {
+                // The session or token went away: nothing to do with the value.
+                CkError::Pkcs11(
+                    RvError::SessionHandleInvalid
+                    | RvError::SessionClosed
+                    | RvError::DeviceRemoved
+                    | RvError::TokenNotPresent
+                    | RvError::UserNotLoggedIn,
+                    _,
+                ) => self.token.failure("decrypting", e),
+                // Once C_Decrypt itself runs, every failure may depend on the ciphertext or
+                // label (kryoptic reports a wrong label as CKR_DEVICE_ERROR): one uniform
+                // error, so the answer is no oracle.
+                CkError::Pkcs11(_, Function::Decrypt) => Pkcs11Error::Decrypt,
                 CkError::Pkcs11(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid, _) => {
                     gone = true;
                     Pkcs11Error::Decrypt
                 }
+                // C_DecryptInit sees only the mechanism and the key.
                 CkError::Pkcs11(
                     RvError::MechanismInvalid
                     | RvError::MechanismParamInvalid
                     | RvError::ArgumentsBad
                     | RvError::KeyFunctionNotPermitted
                     | RvError::KeyTypeInconsistent,
-                    _,
+                    Function::DecryptInit,
                 ) => Pkcs11Error::MechanismUnsupported {
                     token: self.token.label().to_owned(),
                     mechanism: "CKM_RSA_PKCS_OAEP with SHA-256, MGF1-SHA-256 and a label",
                     source: e,
                 },
-                CkError::Pkcs11(
-                    RvError::SessionHandleInvalid
-                    | RvError::SessionClosed
-                    | RvError::DeviceRemoved
-                    | RvError::DeviceError
-                    | RvError::DeviceMemory
-                    | RvError::HostMemory
-                    | RvError::TokenNotPresent
-                    | RvError::UserNotLoggedIn,
-                    _,
-                ) => self.token.failure("decrypting", e),
-                // Everything else depends on the ciphertext or label: one uniform error.
-                _ => Pkcs11Error::Decrypt,
+                e => self.token.failure("starting a decryption", e),
             },
         );
         match result {
             Ok(v) => Ok(v),
             Err(_) if gone => Err(DecryptFailure::HandleGone),
             Err(e) => Err(DecryptFailure::Other(e)),
+        }
+    }
+
+    /// Proves, with two decryptions, that the token applies the OAEP label: a probe sealed
+    /// under one label opens under it and not under another. A token that ignores labels
+    /// (SoftHSM 2.6) would otherwise unseal any scope's value anywhere, without an error.
+    fn check_label(&self) -> Result<(), Pkcs11Error> {
+        const RIGHT: &[u8] = b"sealed-secrets-rs label check";
+        const WRONG: &[u8] = b"sealed-secrets-rs label check, other scope";
+        let ignored = || Pkcs11Error::OaepLabelIgnored {
+            token: self.token.label().to_owned(),
+            key: self.info.reference.described(),
+        };
+        let mut probe = Zeroizing::new([0u8; 32]);
+        let encrypted = aws_lc_rs::rand::fill(probe.as_mut())
+            .ok()
+            .and_then(|()| PublicEncryptingKey::from_der(self.public.spki_der()).ok())
+            .and_then(|k| OaepPublicEncryptingKey::new(k).ok())
+            .and_then(|k| {
+                let mut out = vec![0u8; k.ciphertext_size()];
+                let len = k
+                    .encrypt(
+                        &OAEP_SHA256_MGF1SHA256,
+                        probe.as_ref(),
+                        &mut out,
+                        Some(RIGHT),
+                    )
+                    .ok()?
+                    .len();
+                out.truncate(len);
+                Some(out)
+            })
+            .ok_or_else(ignored)?;
+        match self.decrypt_oaep(RIGHT, &encrypted) {
+            Ok(p) if p.as_slice() == probe.as_ref() => {}
+            Ok(_) | Err(Pkcs11Error::Decrypt) => return Err(ignored()),
+            Err(e) => return Err(e),
+        }
+        match self.decrypt_oaep(WRONG, &encrypted) {
+            Err(Pkcs11Error::Decrypt) => Ok(()),
+            Ok(_) => Err(ignored()),
+            Err(e) => Err(e),
         }
     }
 
@@ -409,19 +460,27 @@ impl Token {
         if reference.token != self.label() {
             return Err(Pkcs11Error::KeyMissing {
                 token: self.label().to_owned(),
-                key: format!("{} (it names token `{}`)", reference.described(), reference.token),
+                key: format!(
+                    "{} (it names token `{}`)",
+                    reference.described(),
+                    reference.token
+                ),
             });
         }
         let handle = self.find_one(reference)?;
-        let (info, public) =
-            self.with_session(|s| Ok(describe(s, handle)), |e| self.failure("reading key", e))?;
+        let (info, public) = self.with_session(
+            |s| Ok(describe(s, handle)),
+            |e| self.failure("reading key", e),
+        )?;
         let (info, public) = self.checked(info, public)?;
-        Ok(TokenKey {
+        let key = TokenKey {
             token: self.clone(),
             info,
             handle: std::sync::Arc::new(Mutex::new(handle)),
             public,
-        })
+        };
+        key.check_label()?;
+        Ok(key)
     }
 
     /// Every private RSA key object in the token (ours and adopted ones). Objects that are
@@ -435,7 +494,10 @@ impl Token {
         let described = self.with_session(
             |s| {
                 let handles = s.find_objects(&all.template())?;
-                Ok(handles.into_iter().map(|h| describe(s, h)).collect::<Vec<_>>())
+                Ok(handles
+                    .into_iter()
+                    .map(|h| describe(s, h))
+                    .collect::<Vec<_>>())
             },
             |e| self.failure("listing keys", e),
         )?;
@@ -625,7 +687,9 @@ mod tests {
             assert!(bad.parse::<KeyRef>().is_err(), "{bad}");
         }
         // pkcs11-tool style: id only.
-        let r: KeyRef = "pkcs11:token=t;id=%01%02".parse().unwrap_or_else(|e| panic!("{e}"));
+        let r: KeyRef = "pkcs11:token=t;id=%01%02"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.id, Some(vec![1, 2]));
     }
 }

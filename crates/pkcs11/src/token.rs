@@ -217,8 +217,7 @@ fn session_is_dead(e: &CkError) -> bool {
                 | RvError::SessionClosed
                 | RvError::DeviceRemoved
                 | RvError::TokenNotPresent
-                | RvError::UserNotLoggedIn
-                | RvError::DeviceError,
+                | RvError::UserNotLoggedIn,
             _
         )
     )
