@@ -31,11 +31,17 @@ want_stamp="kryoptic=$KRYOPTIC_VERSION features=$KRYOPTIC_FEATURES"
 
 log() { printf 'token.sh: %s\n' "$*" >&2; }
 
-install_packages() {
-  local missing=()
+missing_packages() {
   for p in "${DEB_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
   done
+}
+
+packages_present() { [ -z "$(missing_packages)" ]; }
+
+install_packages() {
+  local missing
+  mapfile -t missing < <(missing_packages)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -44,8 +50,16 @@ install_packages() {
 }
 
 build() {
+  if [ -f "$module" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want_stamp" ] && packages_present; then
+    return 0
+  fi
+  # Tests run in parallel and each may call this script: one builds, the others wait.
+  mkdir -p "$hsm_dir"
+  exec 9>"$hsm_dir/.lock"
+  flock 9
   install_packages
   if [ -f "$module" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want_stamp" ]; then
+    flock -u 9
     return 0
   fi
   local work="$hsm_dir/build"
@@ -80,7 +94,8 @@ TOML
   printf '%s' "$want_stamp" >"$stamp"
   log "kryoptic built in $((SECONDS - start))s"
   # The object files are not needed again; keep only the module (the disk is shared).
-  rm -rf "$work/target/release/build" "$work/target/release/deps" "$work/target/release/.fingerprint"
+  rm -rf "$work/target"
+  flock -u 9
 }
 
 init() {

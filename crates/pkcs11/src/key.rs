@@ -537,7 +537,9 @@ impl Token {
             key: info.reference_described(self.label()),
             reason,
         };
-        let public = public.ok_or_else(|| unusable("no RSA modulus and exponent supported"))?;
+        let public = public.ok_or_else(|| {
+            unusable("not an RSA key of 2048 to 8192 bits with a readable modulus and exponent")
+        })?;
         if !info.decrypt {
             return Err(unusable("CKA_DECRYPT is false"));
         }
