@@ -36,8 +36,10 @@ mod cert;
 mod der;
 mod error;
 mod key;
+mod reference;
 mod token;
 
 pub use error::{Pkcs11Error, TokenFailure};
-pub use key::{KeyInfo, KeyRef, Protection, TokenKey};
-pub use token::{Token, TokenConfig};
+pub use key::{KeyInfo, Protection, TokenKey};
+pub use reference::KeyRef;
+pub use token::{Token, TokenConfig, TokenStats};

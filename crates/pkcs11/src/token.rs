@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -41,6 +43,42 @@ impl TokenConfig {
             token_label: token_label.into(),
             pin_file: pin_file.into(),
             max_idle_sessions: 4,
+        }
+    }
+}
+
+/// What a token's operations cost so far, for metrics (calls, errors and latency per key
+/// backend). One operation is one session use: an unseal's decryption, a key lookup, a key
+/// generation, a signature.
+#[derive(Debug, Default)]
+pub struct TokenStats {
+    operations: AtomicU64,
+    errors: AtomicU64,
+    busy_micros: AtomicU64,
+}
+
+impl TokenStats {
+    /// Operations performed, failed ones included.
+    pub fn operations(&self) -> u64 {
+        self.operations.load(Ordering::Relaxed)
+    }
+
+    /// Operations that failed (a refused decryption included).
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Time spent in the token, summed over operations (concurrent ones add up).
+    pub fn busy(&self) -> Duration {
+        Duration::from_micros(self.busy_micros.load(Ordering::Relaxed))
+    }
+
+    fn record(&self, started: Instant, failed: bool) {
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.operations.fetch_add(1, Ordering::Relaxed);
+        self.busy_micros.fetch_add(micros, Ordering::Relaxed);
+        if failed {
+            self.errors.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -86,6 +124,7 @@ struct Inner {
     pin_file: PathBuf,
     idle: Mutex<Vec<Session>>,
     max_idle: usize,
+    stats: TokenStats,
 }
 
 impl fmt::Debug for Token {
@@ -116,6 +155,7 @@ impl Token {
                 pin_file: config.pin_file.clone(),
                 idle: Mutex::new(Vec::new()),
                 max_idle: config.max_idle_sessions.max(1),
+                stats: TokenStats::default(),
             }),
         };
         // Log in now, so a wrong PIN fails at start-up rather than at the first unseal.
@@ -129,6 +169,11 @@ impl Token {
         &self.inner.label
     }
 
+    /// Operation counts and time spent, shared by every clone of this token.
+    pub fn stats(&self) -> &TokenStats {
+        &self.inner.stats
+    }
+
     /// Runs `op` on a logged-in session of this token, taken from the pool (or opened) for
     /// the call. A session whose failure says it is gone is dropped rather than reused.
     pub(crate) fn with_session<T>(
@@ -137,7 +182,10 @@ impl Token {
         on_error: impl FnOnce(CkError) -> Pkcs11Error,
     ) -> Result<T, Pkcs11Error> {
         let session = self.take_session()?;
-        match op(&session) {
+        let started = Instant::now();
+        let result = op(&session);
+        self.inner.stats.record(started, result.is_err());
+        match result {
             Ok(v) => {
                 self.release(session);
                 Ok(v)

@@ -64,15 +64,20 @@ fn token_key_opens_values_sealed_for_its_certificate_in_every_scope() {
         let label = scope.label("team-a", "db");
         let value = format!("s3cr3t for {scope}");
         let sealed = seal(from_pem.public_key(), &label, value.as_bytes()).unwrap();
+        let before = token.stats().operations();
         let opened = open_upstream(&key, &label, &sealed).unwrap();
         assert_eq!(opened, value.as_bytes(), "{scope}");
+        // One token operation per value: the key handle is cached, nothing is looked up.
+        assert_eq!(token.stats().operations() - before, 1, "{scope}");
 
         // The scope is the OAEP label: another object's label does not open it, and the
         // refusal is the one uniform error.
         let other = scope.label("team-b", "other");
         if other != label {
+            let errors = token.stats().errors();
             let err = open_upstream(&key, &other, &sealed).unwrap_err();
             assert!(matches!(err, Pkcs11Error::Decrypt), "{scope}: {err:?}");
+            assert_eq!(token.stats().errors() - errors, 1, "{scope}");
         }
     }
     // A tampered RSA block is refused the same way.
