@@ -1,5 +1,5 @@
 //! The few DER structures a token's RSA key needs to become a `SubjectPublicKeyInfo`
-//! (RFC 8017 A.1.1 `RSAPublicKey`, RFC 5280 §4.1.2.7).
+//! (RFC 8017 A.1.1 `RSAPublicKey`, RFC 5280 section 4.1.2.7).
 
 /// `AlgorithmIdentifier { rsaEncryption, NULL }`.
 const RSA_ALGORITHM: [u8; 15] = [
