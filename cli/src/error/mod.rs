@@ -275,7 +275,7 @@ pub enum CliError {
         /// How many.
         count: usize,
     },
-    /// One file could not be re-encrypted ([`crate::reencrypt::rewrite_file`]).
+    /// One file could not be re-encrypted ([`crate::commands::reencrypt::rewrite_file`]).
     #[error("{}", .problems.join("; "))]
     ReencryptFile {
         /// Every problem found in the file.

@@ -2,14 +2,17 @@
 //! Secrets in its namespace labelled `sealedsecrets.bitnami.com/sealed-secrets-key` (§4.2),
 //! plus the legacy Secret named `sealed-secrets-key`.
 //!
-//! This module only dispatches; each subcommand has its file (`list`, `rotate`, `backup`
-//! with `verify-backup`, `restore`), and `secrets` reads the key Secrets they all start from.
+//! This module only dispatches; each subcommand has its file (`list`, `rotate`, `backup`,
+//! `restore`, `verify_backup`), `secrets` reads the key Secrets they all start from, and
+//! `backup_file` reads a backup back for `restore`.
 
 mod backup;
+mod backup_file;
 mod list;
 mod restore;
 mod rotate;
 mod secrets;
+mod verify_backup;
 
 use crate::cli::{KeysCommand, KubeArgs};
 use crate::error::Result;
@@ -59,7 +62,7 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
             let kube = &kube.or(outer);
             // Everything the backup file alone can refuse is refused before the cluster is
             // contacted (and so before anything is written to it).
-            let secrets = backup::read_backup(&file, &crypt, insecure_plaintext)?;
+            let secrets = backup_file::read_backup(&file, &crypt, insecure_plaintext)?;
             let keys = restore::check_keys(&secrets, std::time::SystemTime::now())?;
             let confirm = if yes {
                 restore::Confirm::Given
@@ -73,7 +76,7 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
             ))?
         }
         KeysCommand::VerifyBackup { file, dirs, crypt } => {
-            backup::verify_backup(&file, &dirs, &crypt)
+            verify_backup::verify_backup(&file, &dirs, &crypt)
         }
     }
 }

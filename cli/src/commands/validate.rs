@@ -1,4 +1,6 @@
-//! Offline `--validate --cert` (ours; upstream refuses offline validation, §9.4): structural
+//! `--validate`: through the controller's `/v1/verify` (upstream), or offline with `--cert`.
+//!
+//! Offline `--validate --cert` is ours (upstream refuses offline validation, §9.4): structural
 //! checks that need only the public certificate. They cannot prove a value decrypts (that
 //! needs the private key), but they catch what breaks in practice: values that are not
 //! base64, values sealed for another key (RSA length prefix != the cert's modulus size, or a
@@ -10,7 +12,57 @@
 use sealed_secrets_api::{SealedSecret, annotations, sealing_key_hints};
 use sealed_secrets_crypto::{Certificate, Envelope, Scope, decode_base64, envelope, is_multi_v1};
 
+use super::upstream_io::read_sealed_docs;
+use crate::certs;
+use crate::cli::{CertArgs, KubeArgs, SealArgs};
+use crate::cluster::{self, Controller};
 use crate::error::{CliError, Result};
+use sealed_secrets_api::output;
+
+/// `--validate`: through the controller's `/v1/verify`, or offline with `--cert` (ours).
+pub fn run(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
+    if cert.given() {
+        let certs = certs::load_all(
+            cert.cert(),
+            &cert.recipient_cert,
+            certs::HttpPolicy::from_flag(cert.allow_insecure_cert_url),
+        )?;
+        let list = read_sealed_docs(seal)?;
+        return offline(&list, &certs, seal.accept_multi_recipient_v1);
+    }
+    let list = read_sealed_docs(seal)?;
+    crate::runtime::block_on(cluster::bounded(
+        kube,
+        "cannot validate sealed secret",
+        async {
+            let controller =
+                Controller::connect(kube, &cert.controller_namespace, &cert.controller_name)
+                    .await?;
+            for ss in &list {
+                let body = output::to_json(ss).into_bytes();
+                let resp = controller
+                    .call(http::Method::POST, "/v1/verify", body)
+                    .await?;
+                match resp.status.as_u16() {
+                    200..=299 => {}
+                    409 => {
+                        return Err(CliError::NotDecryptable {
+                            name: ss.metadata.name.clone().unwrap_or_default(),
+                        });
+                    }
+                    _ => {
+                        return Err(CliError::ControllerStatus {
+                            action: "cannot validate sealed secret",
+                            reason: cluster::reason_of(&resp.body),
+                            status: resp.status.as_u16(),
+                        });
+                    }
+                }
+            }
+            Ok(())
+        },
+    ))?
+}
 
 /// What a multi-recipient version-1 value is told, here and in `audit`/`scan`.
 pub const MULTI_V1_REFUSED: &str = "multi-recipient version 1 (no key commitment): refused by the controller unless --accept-multi-recipient-v1; reseal it";

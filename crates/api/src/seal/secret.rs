@@ -1,5 +1,5 @@
-//! Sealing: what `kubeseal` does to Secret manifests (§6.3), plus the helpers behind
-//! `--raw`, `--merge-into` and offline re-encryption.
+//! Sealing one Secret (§6.3 steps 1-6) and one raw value (`--raw`), and the metadata helpers
+//! that merging and resealing share with them.
 
 use std::collections::BTreeMap;
 
@@ -8,9 +8,8 @@ use sealed_secrets_crypto::{PublicKey, Scope, encode_base64, seal, seal_multi};
 
 use crate::annotations;
 use crate::error::SealingError;
-use crate::manifest::{SecretInput, parse_secrets};
+use crate::manifest::SecretInput;
 use crate::types::{EncryptedData, ObjectRef, SealedSecret, SealedSecretSpec, SecretTemplateSpec};
-use crate::unseal::DecryptedItems;
 
 /// How to seal, mirroring kubeseal's flags.
 #[derive(Clone, Debug)]
@@ -39,23 +38,6 @@ impl Default for SealOptions {
             allow_empty_data: false,
         }
     }
-}
-
-/// Seals every Secret of a YAML/JSON stream. Errors on empty input (§6.4) and on documents
-/// that are not Secrets.
-pub fn seal_manifests(
-    input: &[u8],
-    recipients: &[&PublicKey],
-    opts: &SealOptions,
-) -> Result<Vec<SealedSecret>, SealingError> {
-    let secrets = parse_secrets(input)?;
-    if secrets.is_empty() {
-        return Err(SealingError::NoSecrets);
-    }
-    secrets
-        .into_iter()
-        .map(|s| seal_secret(s, recipients, opts))
-        .collect()
 }
 
 /// Seals one Secret (§6.3 steps 1-6).
@@ -169,7 +151,7 @@ pub fn seal_secret(
 }
 
 /// Encrypts one value for `recipients` and base64-encodes it.
-fn seal_value(
+pub(super) fn seal_value(
     recipients: &[&PublicKey],
     label: &[u8],
     value: &[u8],
@@ -183,7 +165,10 @@ fn seal_value(
 
 /// Upstream's `UpdateScopeAnnotations`: removes both scope annotations, then sets the one for
 /// `scope` (none for strict).
-fn set_scope_annotations(annotations: &mut Option<BTreeMap<String, String>>, scope: Scope) {
+pub(super) fn set_scope_annotations(
+    annotations: &mut Option<BTreeMap<String, String>>,
+    scope: Scope,
+) {
     let map = annotations.get_or_insert_with(BTreeMap::new);
     map.remove(annotations::CLUSTER_WIDE);
     map.remove(annotations::NAMESPACE_WIDE);
@@ -196,7 +181,7 @@ fn set_scope_annotations(annotations: &mut Option<BTreeMap<String, String>>, sco
 }
 
 /// Records the recipients' fingerprints in our hint annotation.
-fn set_sealing_key(meta: &mut ObjectMeta, recipients: &[&PublicKey]) {
+pub(super) fn set_sealing_key(meta: &mut ObjectMeta, recipients: &[&PublicKey]) {
     let mut fps: Vec<String> = recipients
         .iter()
         .map(|k| k.fingerprint().to_string())
@@ -208,7 +193,7 @@ fn set_sealing_key(meta: &mut ObjectMeta, recipients: &[&PublicKey]) {
 }
 
 /// §6.3 step 5: fields the API server owns.
-fn strip_server_fields(meta: &mut ObjectMeta) {
+pub(super) fn strip_server_fields(meta: &mut ObjectMeta) {
     meta.self_link = None;
     meta.uid = None;
     meta.resource_version = None;
@@ -219,7 +204,7 @@ fn strip_server_fields(meta: &mut ObjectMeta) {
 }
 
 /// Go omits empty maps (`omitempty`); keep our output identical.
-fn drop_empty_maps(meta: &mut ObjectMeta) {
+pub(super) fn drop_empty_maps(meta: &mut ObjectMeta) {
     if meta.annotations.as_ref().is_some_and(BTreeMap::is_empty) {
         meta.annotations = None;
     }
@@ -252,176 +237,4 @@ pub fn seal_raw(
         return Err(SealingError::RawNeedsName);
     }
     seal_value(recipients, &scope.label(namespace, name), value).map_err(SealingError::EncryptRaw)
-}
-
-/// `kubeseal --merge-into`: seals `secrets` for `target` and merges them into it.
-///
-/// Unlike upstream (§9.2 item 8), the items are sealed with the TARGET's namespace, name and
-/// scope (read from its top-level metadata), so merged items always unseal. Input labels and
-/// annotations are merged into the template, except scope and last-applied annotations.
-/// The `sealing-key` hint becomes the union of the old and new fingerprints.
-///
-/// Input without any data item leaves `target` untouched (no label, annotation or hint is
-/// merged): a merge that adds nothing must not rewrite the file it was pointed at.
-pub fn merge_into(
-    target: &mut SealedSecret,
-    secrets: Vec<SecretInput>,
-    recipients: &[&PublicKey],
-) -> Result<(), SealingError> {
-    if recipients.is_empty() {
-        return Err(SealingError::NoRecipient);
-    }
-    if secrets.iter().all(|s| s.data.is_empty()) {
-        return Ok(());
-    }
-    let name = target
-        .metadata
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or(SealingError::TargetWithoutName)?;
-    let namespace = target.metadata.namespace.clone().unwrap_or_default();
-    let scope = annotations::scope(target.metadata.annotations.as_ref());
-    let label = scope.label(&namespace, &name);
-    let object = ObjectRef {
-        namespace,
-        name: name.clone(),
-    };
-    for secret in secrets {
-        for (item, value) in &secret.data {
-            let ct = seal_value(recipients, &label, value.as_bytes()).map_err(|source| {
-                SealingError::Encrypt {
-                    item: item.clone(),
-                    object: object.clone(),
-                    source,
-                }
-            })?;
-            target.spec.encrypted_data.insert(item.clone(), ct);
-        }
-        let tmeta = target
-            .spec
-            .template
-            .metadata
-            .get_or_insert_with(ObjectMeta::default);
-        if let Some(labels) = secret.metadata.labels {
-            tmeta
-                .labels
-                .get_or_insert_with(BTreeMap::new)
-                .extend(labels);
-        }
-        if let Some(mut ann) = secret.metadata.annotations {
-            for key in annotations::LAST_APPLIED.iter().chain(&[
-                annotations::CLUSTER_WIDE,
-                annotations::NAMESPACE_WIDE,
-                annotations::SEALING_KEY,
-            ]) {
-                ann.remove(*key);
-            }
-            if !ann.is_empty() {
-                tmeta
-                    .annotations
-                    .get_or_insert_with(BTreeMap::new)
-                    .extend(ann);
-            }
-        }
-    }
-    let mut fps: Vec<String> = sealing_key_list(&target.metadata);
-    for k in recipients {
-        let fp = k.fingerprint().to_string();
-        if !fps.contains(&fp) {
-            fps.push(fp);
-        }
-    }
-    target
-        .metadata
-        .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(annotations::SEALING_KEY.to_owned(), fps.join(","));
-    Ok(())
-}
-
-fn sealing_key_list(meta: &ObjectMeta) -> Vec<String> {
-    meta.annotations
-        .as_ref()
-        .and_then(|a| a.get(annotations::SEALING_KEY))
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Re-encrypts decrypted values for new key(s): the rotate / re-encrypt core.
-///
-/// The result keeps `sealed`'s top-level metadata (minus server fields, with a new
-/// `sealing-key` hint) and its template untouched: metadata, type, immutable and
-/// `template.data` (unlike upstream's rotate, which flattens templates, §9.2 item 5). The
-/// label comes from the TOP-LEVEL metadata only (GHSA-465p-v42x-3fmj). A legacy `spec.data`
-/// object comes out in the `encryptedData` format, its template rebuilt from the legacy Secret.
-pub fn reseal(
-    sealed: &SealedSecret,
-    items: &DecryptedItems,
-    recipients: &[&PublicKey],
-) -> Result<SealedSecret, SealingError> {
-    if recipients.is_empty() {
-        return Err(SealingError::NoRecipient);
-    }
-    let mut out = sealed.clone();
-    out.status = None;
-    strip_server_fields(&mut out.metadata);
-    out.metadata.managed_fields = None;
-    let name = out.metadata.name.clone().unwrap_or_default();
-    let namespace = out.metadata.namespace.clone().unwrap_or_default();
-    let scope = annotations::scope(out.metadata.annotations.as_ref());
-    let label = scope.label(&namespace, &name);
-    let object = ObjectRef { namespace, name };
-    let mut encrypted = EncryptedData::new();
-    for (item, value) in items.iter() {
-        let ct = seal_value(recipients, &label, value.as_bytes()).map_err(|source| {
-            SealingError::Encrypt {
-                item: item.to_owned(),
-                object: object.clone(),
-                source,
-            }
-        })?;
-        encrypted.insert(item, ct);
-    }
-    out.spec.encrypted_data = encrypted;
-    if out.spec.data.take().is_some()
-        && let Some(t) = items.legacy_template()
-    {
-        out.spec.template = t.clone();
-    }
-    if let Some(meta) = out.spec.template.metadata.as_mut() {
-        strip_for_output(meta);
-    }
-    if let Some(a) = out.metadata.annotations.as_mut() {
-        a.remove(annotations::SEALING_KEY);
-        for key in annotations::LAST_APPLIED {
-            a.remove(key);
-        }
-    }
-    set_sealing_key(&mut out.metadata, recipients);
-    drop_empty_maps(&mut out.metadata);
-    Ok(out)
-}
-
-/// What [`seal_secret`] leaves out of a template's metadata, applied to a resealed one: a
-/// legacy `spec.data` object's decrypted Secret carries whatever metadata it was sealed with,
-/// including `last-applied-configuration` (which can hold the plaintext data) and server
-/// fields. Rotate answers with this, and `kubeseal reencrypt` writes it.
-fn strip_for_output(meta: &mut ObjectMeta) {
-    strip_server_fields(meta);
-    meta.managed_fields = None;
-    meta.owner_references = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        for key in annotations::LAST_APPLIED {
-            a.remove(key);
-        }
-        a.remove(annotations::SEALING_KEY);
-    }
-    drop_empty_maps(meta);
 }
