@@ -9,7 +9,7 @@ use sealed_secrets_api::{ManifestError, SecretInput};
 use sealed_secrets_crypto::{KeyRing, PrivateKey};
 use serde_json::Value;
 
-use crate::cli::DecryptArgs;
+use crate::args::DecryptArgs;
 use crate::error::{CliError, Result};
 use crate::io::read_file;
 
@@ -34,7 +34,7 @@ pub fn load_ring(files: &[String], crypt: &DecryptArgs) -> Result<KeyRing> {
 /// The keys in one file (an encrypted backup is decrypted first).
 pub fn load_file(path: &Path, crypt: &DecryptArgs) -> Result<Vec<PrivateKey>> {
     let bytes = read_file(path)?;
-    let plain = crate::backup::decrypt(&bytes, crypt, path)?;
+    let plain = crate::backup_encryption::decrypt(&bytes, crypt, path)?;
     parse_keys(&plain, path)
 }
 

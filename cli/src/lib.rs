@@ -15,12 +15,13 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod backup;
+pub mod args;
+pub mod async_runtime;
+pub mod backup_encryption;
 pub mod certs;
-pub mod cli;
 pub mod cluster;
 pub mod commands;
-pub mod docs;
+pub mod documents;
 pub mod duration;
 pub mod env;
 pub mod error;
@@ -29,9 +30,8 @@ pub mod io;
 pub mod keyfiles;
 pub mod outcome;
 pub mod printer;
-pub mod runtime;
 
-pub use cli::{Cli, Command};
+pub use args::{Cli, Command};
 pub use error::{CliError, Result};
 pub use outcome::{Outcome, exit};
 pub use printer::printer;
@@ -51,7 +51,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         out.warn("--logtostderr is ignored: kubeseal always logs to stderr");
     }
     if cli.version {
-        io::write_stdout(format!("kubeseal version: {}\n", cli::VERSION).as_bytes())?;
+        io::write_stdout(format!("kubeseal version: {}\n", args::VERSION).as_bytes())?;
         return Ok(Outcome::Success);
     }
     commands::run(cli.command, &cli.seal, &cli.cert, &cli.kube)

@@ -1068,9 +1068,9 @@ fn passphrase_without_terminal_says_so() {
     let pf = d.path().join("pass");
     fs::write(&pf, "correct horse\n").unwrap();
     let plain = fs::read(fixture("key-backup-list.yaml")).unwrap();
-    let enc = kubeseal::backup::encrypt(
+    let enc = kubeseal::backup_encryption::encrypt(
         &plain,
-        &kubeseal::cli::EncryptArgs {
+        &kubeseal::args::EncryptArgs {
             passphrase_file: Some(pf),
             ..Default::default()
         },
@@ -1222,9 +1222,9 @@ fn encrypted_backup_is_a_key_file_everywhere() {
     let pf = d.path().join("pass");
     fs::write(&pf, "correct horse\n").unwrap();
     let enc = |plain: &[u8], name: &str| {
-        let ct = kubeseal::backup::encrypt(
+        let ct = kubeseal::backup_encryption::encrypt(
             plain,
-            &kubeseal::cli::EncryptArgs {
+            &kubeseal::args::EncryptArgs {
                 passphrase_file: Some(pf.clone()),
                 ..Default::default()
             },
@@ -1332,9 +1332,9 @@ fn passphrase_prompt_does_not_echo() {
     let d = tmp();
     let pf = d.path().join("pass");
     fs::write(&pf, "correct horse battery\n").unwrap();
-    let enc = kubeseal::backup::encrypt(
+    let enc = kubeseal::backup_encryption::encrypt(
         &fs::read(fixture("key-backup-list.yaml")).unwrap(),
-        &kubeseal::cli::EncryptArgs {
+        &kubeseal::args::EncryptArgs {
             passphrase_file: Some(pf),
             ..Default::default()
         },

@@ -15,9 +15,9 @@ use sealed_secrets_crypto::{
     Certificate, Envelope, Fingerprint, KeyRing, MultiV1Policy, decode_base64, envelope,
 };
 
-use crate::cli::AuditArgs;
+use crate::args::AuditArgs;
 use crate::error::{CliError, Result};
-use crate::{Outcome, docs, io, keyfiles, printer};
+use crate::{Outcome, documents, io, keyfiles, printer};
 
 /// What the `--key` argument turned out to be.
 #[derive(Debug)]
@@ -34,7 +34,7 @@ impl Target {
     }
 }
 
-fn parse_target(arg: &str, crypt: &crate::cli::DecryptArgs) -> Result<Target> {
+fn parse_target(arg: &str, crypt: &crate::args::DecryptArgs) -> Result<Target> {
     if arg.starts_with("SHA256:") {
         return arg
             .parse::<Fingerprint>()
@@ -42,7 +42,7 @@ fn parse_target(arg: &str, crypt: &crate::cli::DecryptArgs) -> Result<Target> {
             .map_err(CliError::from);
     }
     let path = Path::new(arg);
-    let bytes = crate::backup::decrypt(&io::read_file(path)?, crypt, path)?;
+    let bytes = crate::backup_encryption::decrypt(&io::read_file(path)?, crypt, path)?;
     let text = String::from_utf8_lossy(&bytes);
     if text.contains("BEGIN CERTIFICATE") && !text.contains("PRIVATE KEY") {
         let cert = Certificate::from_pem(&bytes).map_err(|source| CliError::Cert {
@@ -79,9 +79,9 @@ pub fn run(args: &AuditArgs) -> Result<Outcome> {
     let mut unknown = 0usize;
     let mut v1 = 0usize;
     let mut out = String::new();
-    for (path, text) in docs::sealed_files(&args.dirs)? {
+    for (path, text) in documents::sealed_files(&args.dirs)? {
         let mut errors = Vec::new();
-        for (doc, ss) in docs::sealed_secrets(&text, &mut errors) {
+        for (doc, ss) in documents::sealed_secrets(&text, &mut errors) {
             for item in ss.multi_v1_items() {
                 v1 += 1;
                 out.push_str(&format!(

@@ -2,14 +2,14 @@
 //! definition.
 
 use crate::Outcome;
-use crate::cli;
+use crate::args;
 use crate::error::Result;
 use crate::io;
 
 /// Prints the script for `shell` on stdout.
 pub fn run(shell: clap_complete::Shell) -> Result<Outcome> {
     let mut buf = Vec::new();
-    clap_complete::generate(shell, &mut cli::command(), "kubeseal", &mut buf);
+    clap_complete::generate(shell, &mut args::command(), "kubeseal", &mut buf);
     io::write_stdout(&buf)?;
     Ok(Outcome::Success)
 }

@@ -1,8 +1,8 @@
 //! `--fetch-cert`: print the sealing certificate (from the controller, or from `--cert`).
 
 use super::upstream_io::write_output;
+use crate::args::{CertArgs, KubeArgs, SealArgs};
 use crate::certs;
-use crate::cli::{CertArgs, KubeArgs, SealArgs};
 use crate::error::Result;
 
 /// Writes the certificate PEM to stdout or `-w`.

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::cli;
+use crate::args;
 use crate::error::{CliError, Result};
 use crate::io;
 use crate::{Outcome, printer};
@@ -14,7 +14,7 @@ pub fn run(dir: Option<&Path>) -> Result<Outcome> {
     match dir {
         None => {
             let mut buf = Vec::new();
-            clap_mangen::Man::new(cli::command())
+            clap_mangen::Man::new(args::command())
                 .render(&mut buf)
                 .map_err(fail)?;
             io::write_stdout(&buf)?;
@@ -22,7 +22,7 @@ pub fn run(dir: Option<&Path>) -> Result<Outcome> {
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| CliError::io("failed to create directory", dir, e))?;
-            clap_mangen::generate_to(cli::command(), dir)
+            clap_mangen::generate_to(args::command(), dir)
                 .map_err(|e| CliError::io("failed to write man pages into", dir, e))?;
             let mut pages: Vec<String> = std::fs::read_dir(dir)
                 .map_err(|e| CliError::io("failed to read directory", dir, e))?

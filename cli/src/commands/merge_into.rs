@@ -8,8 +8,8 @@ use sealed_secrets_api::output::{self, OutputFormat};
 use sealed_secrets_api::{SealingError, merge_into, parse_secrets};
 
 use super::upstream_io::{public_keys, read_one_sealed};
+use crate::args::{CertArgs, KubeArgs, SealArgs};
 use crate::certs;
-use crate::cli::{CertArgs, KubeArgs, SealArgs};
 use crate::error::{CliError, Result};
 use crate::io::{self, FileMode};
 

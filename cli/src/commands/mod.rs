@@ -24,7 +24,7 @@ pub mod seal;
 mod upstream_io;
 pub mod validate;
 
-use crate::cli::{CertArgs, Command, KubeArgs, SealArgs};
+use crate::args::{CertArgs, Command, KubeArgs, SealArgs};
 use crate::error::{CliError, Result};
 use crate::{Outcome, certs, printer};
 

@@ -6,8 +6,8 @@ use sealed_secrets_api::{SealingError, seal_raw};
 use sealed_secrets_crypto::Scope;
 
 use super::upstream_io::{parse_scope, public_keys, write_output};
+use crate::args::{CertArgs, KubeArgs, SealArgs};
 use crate::certs;
-use crate::cli::{CertArgs, KubeArgs, SealArgs};
 use crate::cluster;
 use crate::error::{CliError, Result};
 use crate::io;

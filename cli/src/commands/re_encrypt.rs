@@ -10,7 +10,7 @@ use sealed_secrets_api::output;
 use super::upstream_io::{
     output_format, read_sealed_docs, render_all, write_output, yaml_extension,
 };
-use crate::cli::{CertArgs, KubeArgs, SealArgs};
+use crate::args::{CertArgs, KubeArgs, SealArgs};
 use crate::cluster::{self, Controller};
 use crate::error::{CliError, Result};
 
@@ -28,8 +28,10 @@ pub fn run(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
         .filter(|_| seal.sealed_secret_file.is_none())
         .and_then(yaml_extension);
     let format = output_format(seal, fallback)?;
-    let rotated =
-        crate::runtime::block_on(cluster::bounded(kube, "cannot re-encrypt secret", async {
+    let rotated = crate::async_runtime::block_on(cluster::bounded(
+        kube,
+        "cannot re-encrypt secret",
+        async {
             let controller =
                 Controller::connect(kube, &cert.controller_namespace, &cert.controller_name)
                     .await?;
@@ -52,7 +54,8 @@ pub fn run(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
                 }
             }
             Ok(out)
-        }))??;
+        },
+    ))??;
     let text = render_all(&rotated, format)?;
     write_output(out_path.as_deref(), text.as_bytes())
 }

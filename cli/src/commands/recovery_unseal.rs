@@ -6,7 +6,7 @@ use sealed_secrets_api::{ItemError, ObjectRef, SealedSecret, UnsealError, Unseal
 use sealed_secrets_crypto::MultiV1Policy;
 
 use super::upstream_io::{output_format, read_sealed_docs};
-use crate::cli::SealArgs;
+use crate::args::SealArgs;
 use crate::error::{CliError, Result};
 use crate::io::{self, FileMode};
 use crate::keyfiles;

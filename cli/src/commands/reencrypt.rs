@@ -13,10 +13,10 @@ use sealed_secrets_api::output::{self, OutputFormat};
 use sealed_secrets_api::{SealedSecret, UnsealOptions, decrypt_items, reseal, sealing_key_hints};
 use sealed_secrets_crypto::{Certificate, KeyRing, MultiV1Policy, PublicKey};
 
-use crate::cli::ReencryptArgs;
+use crate::args::ReencryptArgs;
 use crate::error::{CliError, Result};
 use crate::io::FileMode;
-use crate::{Outcome, certs, docs, io, keyfiles, printer};
+use crate::{Outcome, certs, documents, io, keyfiles, printer};
 
 /// Per-run counters.
 #[derive(Debug, Default)]
@@ -41,7 +41,7 @@ pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
     )?;
     certs::announce_format(&certs);
     let keys: Vec<&PublicKey> = certs.iter().map(Certificate::public_key).collect();
-    let files = docs::sealed_files(&args.dirs)?;
+    let files = documents::sealed_files(&args.dirs)?;
     let out = printer();
     let mut tally = Tally::default();
     let total = files.len();
@@ -92,7 +92,7 @@ fn rewrite(
     tally: &mut Tally,
 ) -> std::result::Result<Option<String>, Vec<String>> {
     let mut problems = Vec::new();
-    let found = docs::sealed_secrets(text, &mut problems);
+    let found = documents::sealed_secrets(text, &mut problems);
     if !problems.is_empty() {
         tally.failed += problems.len();
         return Err(problems);

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::cli::ScanArgs;
-use crate::docs;
+use crate::args::ScanArgs;
+use crate::documents;
 use crate::error::{CliError, Result};
 use crate::io;
 use crate::{Outcome, printer};
@@ -150,7 +150,7 @@ pub fn scan_bytes(path: &Path, bytes: &[u8]) -> FileReport {
         fallback: None,
     };
     let mut bad_lines = Vec::new();
-    for doc in docs::split(text) {
+    for doc in documents::split(text) {
         if doc.value.is_none() && !text[doc.start..doc.end].trim().is_empty() {
             bad_lines.push(doc.line);
             report
@@ -158,7 +158,7 @@ pub fn scan_bytes(path: &Path, bytes: &[u8]) -> FileReport {
                 .extend(text_findings(path, &text[doc.start..doc.end], doc.line));
         }
     }
-    if let Some(rest) = docs::json_unparsed_tail(text) {
+    if let Some(rest) = documents::json_unparsed_tail(text) {
         let line = text[..rest].matches('\n').count() + 1;
         bad_lines.push(line);
         report
@@ -194,7 +194,7 @@ pub fn multi_v1_findings(path: &Path, text: &str) -> Vec<Finding> {
         return Vec::new();
     }
     let mut out = Vec::new();
-    for (doc, ss) in docs::sealed_secrets(text, &mut Vec::new()) {
+    for (doc, ss) in documents::sealed_secrets(text, &mut Vec::new()) {
         for item in ss.multi_v1_items() {
             out.push(Finding {
                 path: path.to_owned(),
@@ -371,14 +371,14 @@ fn has_literal_data(part: &[&str]) -> bool {
 /// Findings in one file's text.
 pub fn scan_text(path: &Path, text: &str) -> Vec<Finding> {
     let mut out = Vec::new();
-    for doc in docs::split(text) {
+    for doc in documents::split(text) {
         let Some(value) = &doc.value else { continue };
         let mut secrets = Vec::new();
         collect_secrets(value, &mut secrets);
         let mut search_from = doc.start;
         for s in secrets {
             // Point at the n-th `kind: Secret` line of the document.
-            let line = docs::line_of_in(
+            let line = documents::line_of_in(
                 text,
                 &relative(text, &doc, search_from),
                 is_kind_secret_line,
@@ -396,8 +396,8 @@ pub fn scan_text(path: &Path, text: &str) -> Vec<Finding> {
     out
 }
 
-fn relative(text: &str, doc: &docs::Doc, from: usize) -> docs::Doc {
-    docs::Doc {
+fn relative(text: &str, doc: &documents::Document, from: usize) -> documents::Document {
+    documents::Document {
         start: from,
         end: doc.end,
         line: text[..from].matches('\n').count() + 1,

@@ -4,8 +4,8 @@
 use sealed_secrets_api::{SealOptions, seal_manifests};
 
 use super::upstream_io::{output_format, parse_scope, public_keys, render_all, write_output};
+use crate::args::{CertArgs, KubeArgs, SealArgs};
 use crate::certs;
-use crate::cli::{CertArgs, KubeArgs, SealArgs};
 use crate::cluster;
 use crate::error::Result;
 use crate::io;

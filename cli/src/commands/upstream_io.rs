@@ -9,7 +9,7 @@ use sealed_secrets_api::output::{self, OutputFormat};
 use sealed_secrets_api::{SealedSecret, parse_sealed_secrets};
 use sealed_secrets_crypto::{Certificate, PublicKey, Scope};
 
-use crate::cli::SealArgs;
+use crate::args::SealArgs;
 use crate::error::{CliError, Result};
 use crate::io::{self, FileMode};
 

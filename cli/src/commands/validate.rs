@@ -13,8 +13,8 @@ use sealed_secrets_api::{SealedSecret, annotations, sealing_key_hints};
 use sealed_secrets_crypto::{Certificate, Envelope, Scope, decode_base64, envelope, is_multi_v1};
 
 use super::upstream_io::read_sealed_docs;
+use crate::args::{CertArgs, KubeArgs, SealArgs};
 use crate::certs;
-use crate::cli::{CertArgs, KubeArgs, SealArgs};
 use crate::cluster::{self, Controller};
 use crate::error::{CliError, Result};
 use sealed_secrets_api::output;
@@ -31,7 +31,7 @@ pub fn run(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
         return offline(&list, &certs, seal.accept_multi_recipient_v1);
     }
     let list = read_sealed_docs(seal)?;
-    crate::runtime::block_on(cluster::bounded(
+    crate::async_runtime::block_on(cluster::bounded(
         kube,
         "cannot validate sealed secret",
         async {

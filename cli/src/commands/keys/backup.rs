@@ -1,6 +1,6 @@
 //! `kubeseal keys backup`: writes the key Secrets to a file (age-encrypted unless
 //! `--insecure-plaintext`). `restore` reads such a file back (`backup_file`), `verify-backup`
-//! proves it opens a tree; the encryption itself is `crate::backup`'s.
+//! proves it opens a tree; the encryption itself is `crate::backup_encryption`'s.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use sealed_secrets_api::annotations::ROTATE_REQUEST;
 
 use super::secrets::key_secrets;
-use crate::cli::{ControllerArgs, EncryptArgs, KubeArgs};
+use crate::args::{ControllerArgs, EncryptArgs, KubeArgs};
 use crate::error::{CliError, Result};
 use crate::{Outcome, cluster, io, printer};
 
@@ -33,7 +33,7 @@ pub(super) fn backup(
             "--recipient",
         ));
     }
-    let secrets = crate::runtime::block_on(cluster::bounded(
+    let secrets = crate::async_runtime::block_on(cluster::bounded(
         kube,
         "cannot back up keys",
         key_secrets(controller, kube),
@@ -46,7 +46,7 @@ pub(super) fn backup(
         ));
         text.into_bytes()
     } else {
-        crate::backup::encrypt(text.as_bytes(), crypt)?
+        crate::backup_encryption::encrypt(text.as_bytes(), crypt)?
     };
     io::create_private_file(&output, &data, force)?;
     printer().status(format_args!(

@@ -6,7 +6,7 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::restore::check_encryption;
-use crate::cli::DecryptArgs;
+use crate::args::DecryptArgs;
 use crate::error::{CliError, Result};
 use crate::{io, printer};
 
@@ -19,13 +19,13 @@ pub(super) fn read_backup(
 ) -> Result<Vec<Secret>> {
     let raw = io::read_file(path)?;
     check_encryption(path, &raw, insecure_plaintext)?;
-    if !crate::backup::is_encrypted(&raw) {
+    if !crate::backup_encryption::is_encrypted(&raw) {
         printer().warn(format_args!(
             "`{}` is not encrypted: nothing shows who wrote its keys",
             path.display()
         ));
     }
-    let plain = crate::backup::decrypt(&raw, crypt, path)?;
+    let plain = crate::backup_encryption::decrypt(&raw, crypt, path)?;
     let docs = sealed_secrets_api::manifest::parse_documents(&plain).map_err(|source| {
         CliError::Manifest {
             context: format!("backup `{}` is not a list of key Secrets", path.display()),

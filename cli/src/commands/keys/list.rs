@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use super::secrets::{key_info, key_secrets_with};
-use crate::cli::{ControllerArgs, KubeArgs};
+use crate::args::{ControllerArgs, KubeArgs};
 use crate::error::Result;
 use crate::{Outcome, cluster, io, printer};
 

@@ -14,7 +14,7 @@ mod rotate;
 mod secrets;
 mod verify_backup;
 
-use crate::cli::{KeysCommand, KubeArgs};
+use crate::args::{KeysCommand, KubeArgs};
 use crate::error::Result;
 use crate::{Outcome, cluster};
 
@@ -25,7 +25,7 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
     match cmd {
         KeysCommand::List { controller, kube } => {
             let kube = &kube.or(outer);
-            crate::runtime::block_on(cluster::bounded(
+            crate::async_runtime::block_on(cluster::bounded(
                 kube,
                 "cannot list keys",
                 list::list(&controller, kube),
@@ -35,7 +35,7 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
             controller,
             timeout,
             kube,
-        } => crate::runtime::block_on(rotate::rotate(&controller, &kube.or(outer), timeout))?,
+        } => crate::async_runtime::block_on(rotate::rotate(&controller, &kube.or(outer), timeout))?,
         KeysCommand::Backup {
             controller,
             output,
@@ -69,7 +69,7 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
             } else {
                 restore::Confirm::Ask
             };
-            crate::runtime::block_on(cluster::bounded(
+            crate::async_runtime::block_on(cluster::bounded(
                 kube,
                 "cannot restore keys",
                 restore::restore(&controller, kube, keys, confirm),

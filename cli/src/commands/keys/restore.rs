@@ -24,7 +24,7 @@ use sealed_secrets_api::annotations::{RESTORED_AT, SEALING_KEY_LABEL, SEALING_KE
 use sealed_secrets_crypto::{Certificate, Fingerprint, PrivateKey};
 
 use super::secrets::{fingerprint_of, key_secrets_with};
-use crate::cli::{ControllerArgs, KubeArgs};
+use crate::args::{ControllerArgs, KubeArgs};
 use crate::error::{CliError, Result};
 use crate::{Outcome, cluster, printer};
 
@@ -61,7 +61,7 @@ pub struct BackupKey {
 
 /// Refuses an unencrypted backup unless `insecure_plaintext`. Pure.
 pub fn check_encryption(path: &Path, raw: &[u8], insecure_plaintext: bool) -> Result<()> {
-    if crate::backup::is_encrypted(raw) || insecure_plaintext {
+    if crate::backup_encryption::is_encrypted(raw) || insecure_plaintext {
         return Ok(());
     }
     Err(CliError::BackupPlaintext {

@@ -9,7 +9,7 @@ use kube::api::{Api, Patch, PatchParams};
 use sealed_secrets_api::annotations::{ROTATE_REQUEST, RotateRequest};
 
 use super::secrets::{key_info, key_secrets_with};
-use crate::cli::{ControllerArgs, KubeArgs};
+use crate::args::{ControllerArgs, KubeArgs};
 use crate::error::{CliError, Result};
 use crate::{Outcome, cluster, io, printer};
 

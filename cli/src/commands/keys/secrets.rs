@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams};
 use sealed_secrets_api::annotations::{SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE};
 use sealed_secrets_crypto::{Certificate, Fingerprint, PrivateKey};
 
-use crate::cli::{ControllerArgs, KubeArgs};
+use crate::args::{ControllerArgs, KubeArgs};
 use crate::cluster;
 use crate::error::Result;
 

@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use sealed_secrets_api::{UnsealOptions, decrypt_items};
 use sealed_secrets_crypto::KeyRing;
 
-use crate::cli::DecryptArgs;
+use crate::args::DecryptArgs;
 use crate::error::{CliError, Result};
-use crate::{Outcome, docs, io, keyfiles, printer};
+use crate::{Outcome, documents, io, keyfiles, printer};
 
 /// Opens every SealedSecret of `dirs` with the backup's keys; fails when any cannot be opened.
 pub(super) fn verify_backup(file: &Path, dirs: &[PathBuf], crypt: &DecryptArgs) -> Result<Outcome> {
     let raw = io::read_file(file)?;
-    let plain = crate::backup::decrypt(&raw, crypt, file)?;
+    let plain = crate::backup_encryption::decrypt(&raw, crypt, file)?;
     let mut ring = KeyRing::new();
     for key in keyfiles::parse_keys(&plain, file)? {
         ring.insert(key);
@@ -23,9 +23,9 @@ pub(super) fn verify_backup(file: &Path, dirs: &[PathBuf], crypt: &DecryptArgs) 
         ..UnsealOptions::default()
     };
     let (mut ok, mut bad) = (0usize, Vec::new());
-    for (path, text) in docs::sealed_files(dirs)? {
+    for (path, text) in documents::sealed_files(dirs)? {
         let mut errors = Vec::new();
-        for (doc, ss) in docs::sealed_secrets(&text, &mut errors) {
+        for (doc, ss) in documents::sealed_secrets(&text, &mut errors) {
             match decrypt_items(&ss, &ring, &opts) {
                 Ok(_) => ok += 1,
                 Err(e) => bad.push(format!(

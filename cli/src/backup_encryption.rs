@@ -15,7 +15,7 @@ use std::path::Path;
 use age::secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use crate::cli::{DecryptArgs, EncryptArgs};
+use crate::args::{DecryptArgs, EncryptArgs};
 use crate::env;
 use crate::error::{CliError, GoIoError, PassphraseError, Result};
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// One document of a file.
 #[derive(Debug, Clone)]
-pub struct Doc {
+pub struct Document {
     /// Byte range in the file (for YAML, after the `---` line that opens it).
     pub start: usize,
     /// End (exclusive).
@@ -21,7 +21,7 @@ pub struct Doc {
 }
 
 /// Splits `text` (YAML stream or JSON stream) into documents.
-pub fn split(text: &str) -> Vec<Doc> {
+pub fn split(text: &str) -> Vec<Document> {
     let trimmed = text.trim_start_matches('\u{feff}');
     match trimmed.trim_start().chars().next() {
         Some('{') | Some('[') => split_json(text),
@@ -37,14 +37,14 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-fn split_json(text: &str) -> Vec<Doc> {
+fn split_json(text: &str) -> Vec<Document> {
     let mut out = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     let mut prev = 0;
     while let Some(Ok(value)) = stream.next() {
         let end = stream.byte_offset();
         let start = prev + (text[prev..end].len() - text[prev..end].trim_start().len());
-        out.push(Doc {
+        out.push(Document {
             start,
             end,
             line: line_of(text, start),
@@ -80,12 +80,12 @@ pub fn json_unparsed_tail(text: &str) -> Option<usize> {
 
 /// YAML documents are separated by lines starting with `---` (optionally followed by
 /// whitespace or a comment); a `...` end marker is left inside the previous document.
-fn split_yaml(text: &str) -> Vec<Doc> {
+fn split_yaml(text: &str) -> Vec<Document> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut after_separator = false;
     let mut offset = 0;
-    let push = |start: usize, end: usize, after: bool, out: &mut Vec<Doc>| {
+    let push = |start: usize, end: usize, after: bool, out: &mut Vec<Document>| {
         let body = &text[start..end];
         let value = if body.trim().is_empty() {
             None
@@ -94,7 +94,7 @@ fn split_yaml(text: &str) -> Vec<Doc> {
                 .ok()
                 .and_then(|mut v| (v.len() == 1).then(|| v.remove(0)))
         };
-        out.push(Doc {
+        out.push(Document {
             start,
             end,
             line: line_of(text, start),
@@ -124,7 +124,7 @@ fn split_yaml(text: &str) -> Vec<Doc> {
 }
 
 /// The 1-based line within `text[doc.start..doc.end]` holding `needle`, made absolute.
-pub fn line_of_in(text: &str, doc: &Doc, needle: impl Fn(&str) -> bool) -> usize {
+pub fn line_of_in(text: &str, doc: &Document, needle: impl Fn(&str) -> bool) -> usize {
     let body = &text[doc.start..doc.end];
     for (i, l) in body.lines().enumerate() {
         if needle(l) {
@@ -140,7 +140,7 @@ pub fn line_of_in(text: &str, doc: &Doc, needle: impl Fn(&str) -> bool) -> usize
 pub fn sealed_secrets(
     text: &str,
     errors: &mut Vec<String>,
-) -> Vec<(Doc, sealed_secrets_api::SealedSecret)> {
+) -> Vec<(Document, sealed_secrets_api::SealedSecret)> {
     let mut out = Vec::new();
     for doc in split(text) {
         let Some(v) = &doc.value else {
