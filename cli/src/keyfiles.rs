@@ -1,6 +1,6 @@
 //! Private keys from files, as `--recovery-private-key` accepts them (§6.1): PEM (one or more
 //! `RSA PRIVATE KEY`/`PRIVATE KEY` blocks), or JSON/YAML Secrets holding `data["tls.key"]`:
-//! one Secret, a list of them, or several documents (see [`key_file_secrets`]).
+//! one Secret, a list of them, or several documents (see `key_file_secrets`).
 
 use std::path::Path;
 

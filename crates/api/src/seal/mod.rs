@@ -4,7 +4,7 @@
 //! - `secret`: one Secret ([`seal_secret`]) or one raw value ([`seal_raw`]);
 //! - `manifests`: a whole stream, on every core ([`seal_manifests`]);
 //! - `merge`: more items into an existing SealedSecret ([`merge_into`]);
-//! - `reseal`: decrypted values for new keys ([`reseal`]).
+//! - `reseal`: decrypted values for new keys ([`reseal()`]).
 
 mod manifests;
 mod merge;
