@@ -10,7 +10,7 @@ use sealed_secrets_crypto::Certificate;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
-use crate::cli::{CertArgs, KubeArgs};
+use crate::args::{CertArgs, KubeArgs};
 use crate::error::{CliError, OFFLINE_HINT, Result};
 use crate::{cluster, http};
 
@@ -208,7 +208,7 @@ fn cert_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// The certificate bytes as `--fetch-cert` prints them: the `--cert` source as received,
 /// the PEMs of every certificate when `--recipient-cert` is given too, else the ConfigMap,
 /// else the controller's `/v1/cert.pem`.
-pub fn fetch_raw(args: &crate::cli::CertArgs, kube: &crate::cli::KubeArgs) -> Result<Vec<u8>> {
+pub fn fetch_raw(args: &crate::args::CertArgs, kube: &crate::args::KubeArgs) -> Result<Vec<u8>> {
     let policy = HttpPolicy::from_flag(args.allow_insecure_cert_url);
     match (args.cert(), args.recipient_cert.is_empty()) {
         (None, true) => from_cluster(args, kube),
@@ -226,8 +226,8 @@ pub fn fetch_raw(args: &crate::cli::CertArgs, kube: &crate::cli::KubeArgs) -> Re
 
 /// The certificates to seal with: `--cert` and `--recipient-cert`, or the controller's (one).
 pub fn recipients(
-    args: &crate::cli::CertArgs,
-    kube: &crate::cli::KubeArgs,
+    args: &crate::args::CertArgs,
+    kube: &crate::args::KubeArgs,
 ) -> Result<Vec<Certificate>> {
     if args.given() {
         return load_all(
@@ -251,7 +251,7 @@ pub fn recipients(
 /// The controller's certificate: from the ConfigMap (`--cert-from-configmap`) or
 /// `GET /v1/cert.pem` through the service proxy.
 fn from_cluster(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
-    crate::runtime::block_on(cluster::bounded(
+    crate::async_runtime::block_on(cluster::bounded(
         kube,
         "cannot fetch certificate",
         from_cluster_async(cert, kube),

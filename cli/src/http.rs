@@ -12,7 +12,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Fetches `url` and returns the body of a 200 response, refusing bodies over `max_bytes`.
 pub fn get(url: &str, max_bytes: usize) -> Result<Vec<u8>> {
-    crate::runtime::block_on(get_async(url, max_bytes))?
+    crate::async_runtime::block_on(get_async(url, max_bytes))?
 }
 
 async fn get_async(url: &str, max_bytes: usize) -> Result<Vec<u8>> {

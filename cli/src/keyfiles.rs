@@ -1,6 +1,6 @@
 //! Private keys from files, as `--recovery-private-key` accepts them (§6.1): PEM (one or more
 //! `RSA PRIVATE KEY`/`PRIVATE KEY` blocks), or JSON/YAML Secrets holding `data["tls.key"]`:
-//! one Secret, a list of them, or several documents (see [`key_file_secrets`]).
+//! one Secret, a list of them, or several documents (see `key_file_secrets`).
 
 use std::path::Path;
 
@@ -9,7 +9,7 @@ use sealed_secrets_api::{ManifestError, SecretInput};
 use sealed_secrets_crypto::{KeyRing, PrivateKey};
 use serde_json::Value;
 
-use crate::cli::DecryptArgs;
+use crate::args::DecryptArgs;
 use crate::error::{CliError, Result};
 use crate::io::read_file;
 
@@ -34,7 +34,7 @@ pub fn load_ring(files: &[String], crypt: &DecryptArgs) -> Result<KeyRing> {
 /// The keys in one file (an encrypted backup is decrypted first).
 pub fn load_file(path: &Path, crypt: &DecryptArgs) -> Result<Vec<PrivateKey>> {
     let bytes = read_file(path)?;
-    let plain = crate::backup::decrypt(&bytes, crypt, path)?;
+    let plain = crate::backup_encryption::decrypt(&bytes, crypt, path)?;
     parse_keys(&plain, path)
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::config::{config, parse_timeout};
 use super::failure::{describe, server, set_server};
-use crate::cli::KubeArgs;
+use crate::args::KubeArgs;
 use crate::error::{CliError, Result};
 use crate::printer::HTTP_LOG_LEVEL;
 

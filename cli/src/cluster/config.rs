@@ -8,7 +8,7 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::failure::innermost;
-use crate::cli::KubeArgs;
+use crate::args::KubeArgs;
 use crate::error::{CliError, Result};
 
 /// The namespace Secrets without one are sealed for: `-n`, else the kubeconfig context's,

@@ -9,7 +9,7 @@ use kube::api::Api;
 
 use super::client::{ATTEMPTS, client, retrying, worth_retrying};
 use super::failure::{api_error, describe};
-use crate::cli::KubeArgs;
+use crate::args::KubeArgs;
 use crate::error::{CliError, Failure, OFFLINE_HINT, Result};
 
 /// The controller's Service, reached through the API server proxy (§6.2).

@@ -2,23 +2,24 @@
 //! `main` prints after a `: `. [`CliError::hint`] gives the `hint:` line, and
 //! [`CliError::exit_code`] the status (1 for what the user can fix, 2 for the unexpected).
 //!
-//! The enum and its constructors live here; how an error is reported (hint, exit code) is
-//! `report.rs`, the cause types it carries are `causes.rs`.
+//! The enum lives here; its shorthand constructors are `constructors.rs`, how an error is
+//! reported (hint, exit code) is `report.rs`, the cause types it carries are `causes.rs`, and
+//! the phrases messages and hints share are `wording.rs`.
 
 mod causes;
+mod constructors;
 mod report;
-#[cfg(test)]
-mod tests;
+mod wording;
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sealed_secrets_api::{ManifestError, OutputError, SealingError, UnsealError};
 use sealed_secrets_crypto::{CertError, KeyError, ParseFingerprintError, ParseScopeError};
 
 use causes::quote_path;
 pub use causes::{Failure, GoIoError, PassphraseError};
-pub(crate) use report::OFFLINE_HINT;
+pub(crate) use wording::OFFLINE_HINT;
+use wording::{items_in_parens, keys_tried};
 
 /// Everything kubeseal can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -275,7 +276,7 @@ pub enum CliError {
         /// How many.
         count: usize,
     },
-    /// One file could not be re-encrypted ([`crate::reencrypt::rewrite_file`]).
+    /// One file could not be re-encrypted ([`crate::commands::reencrypt::rewrite_file`]).
     #[error("{}", .problems.join("; "))]
     ReencryptFile {
         /// Every problem found in the file.
@@ -440,65 +441,8 @@ pub enum CliError {
     Internal(String),
 }
 
-/// ` (a, b, c)` as upstream's multierror prints tagged errors, at most
-/// [`MAX_ITEMS_NAMED`] names (a SealedSecret may have hundreds of items).
-fn items_in_parens(items: &[String]) -> String {
-    if items.is_empty() {
-        return String::new();
-    }
-    let mut shown: Vec<&str> = items
-        .iter()
-        .take(MAX_ITEMS_NAMED)
-        .map(String::as_str)
-        .collect();
-    let more = items.len().saturating_sub(MAX_ITEMS_NAMED);
-    let tail = format!("and {more} more");
-    if more > 0 {
-        shown.push(&tail);
-    }
-    format!(" ({})", shown.join(", "))
-}
-
-/// Items named in [`CliError::NoKeyCouldDecrypt`] before "and N more".
-const MAX_ITEMS_NAMED: usize = 10;
-
-fn keys_tried(keys: usize) -> String {
-    match keys {
-        0 => "no private key given (--recovery-private-key)".to_owned(),
-        1 => "tried 1 private key".to_owned(),
-        n => format!("tried {n} private keys"),
-    }
-}
-
-impl CliError {
-    /// Attaches a `hint:` line.
-    pub fn with_hint(self, hint: impl Into<String>) -> CliError {
-        CliError::Hinted {
-            error: Box::new(self),
-            hint: hint.into(),
-        }
-    }
-
-    /// Shorthand for an I/O failure on `path`.
-    pub fn io(action: &'static str, path: &Path, source: io::Error) -> CliError {
-        CliError::Io {
-            action,
-            path: path.to_owned(),
-            source: GoIoError(source),
-        }
-    }
-
-    /// Shorthand for a cluster failure.
-    pub fn kube(
-        context: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> CliError {
-        CliError::Kube {
-            context: context.into(),
-            source: Box::new(source),
-        }
-    }
-}
-
 /// Result alias.
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests;

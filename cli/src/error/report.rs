@@ -7,10 +7,8 @@ use std::io;
 use sealed_secrets_api::{OutputError, SealingError, UnsealError};
 
 use super::CliError;
+use super::wording::OFFLINE_HINT;
 use crate::exit;
-
-/// Hint for every failure to reach the controller: how to seal without it.
-pub(crate) const OFFLINE_HINT: &str = "seal offline with --cert FILE|URL (get the certificate once with `kubeseal --fetch-cert > cert.pem`), or use --cert-from-configmap";
 
 impl CliError {
     /// The `hint:` line(s), if any.

@@ -45,7 +45,9 @@ pub use error::{
 };
 pub use manifest::{SecretInput, parse_sealed_secrets, parse_secrets};
 pub use output::OutputFormat;
-pub use seal::{SealOptions, merge_into, reseal, seal_manifests, seal_raw, seal_secret};
+pub use seal::{
+    SealOptions, merge_into, reseal, seal_manifests, seal_manifests_on, seal_raw, seal_secret,
+};
 pub use types::{
     API_VERSION, CONDITION_SYNCED, CRD_NAME, EncryptedData, GROUP, KIND, ObjectRef, SealedSecret,
     SealedSecretCondition, SealedSecretSpec, SealedSecretStatus, SecretTemplateSpec, VERSION,

@@ -10,6 +10,7 @@ mod common;
 mod crd;
 mod golden;
 mod manifest;
+mod seal_manifests;
 mod seal_unseal;
 mod template_budget;
 mod unseal_cost;

@@ -1,0 +1,82 @@
+//! `kubeseal keys ...`: the operator side. Keys are the controller's `kubernetes.io/tls`
+//! Secrets in its namespace labelled `sealedsecrets.bitnami.com/sealed-secrets-key` (§4.2),
+//! plus the legacy Secret named `sealed-secrets-key`.
+//!
+//! This module only dispatches; each subcommand has its file (`list`, `rotate`, `backup`,
+//! `restore`, `verify_backup`), `secrets` reads the key Secrets they all start from, and
+//! `backup_file` reads a backup back for `restore`.
+
+mod backup;
+mod backup_file;
+mod list;
+mod restore;
+mod rotate;
+mod secrets;
+mod verify_backup;
+
+use crate::args::{KeysCommand, KubeArgs};
+use crate::error::Result;
+use crate::{Outcome, cluster};
+
+pub use list::parse_usage;
+
+/// Runs a `keys` subcommand.
+pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
+    match cmd {
+        KeysCommand::List { controller, kube } => {
+            let kube = &kube.or(outer);
+            crate::async_runtime::block_on(cluster::bounded(
+                kube,
+                "cannot list keys",
+                list::list(&controller, kube),
+            ))?
+        }
+        KeysCommand::Rotate {
+            controller,
+            timeout,
+            kube,
+        } => crate::async_runtime::block_on(rotate::rotate(&controller, &kube.or(outer), timeout))?,
+        KeysCommand::Backup {
+            controller,
+            output,
+            insecure_plaintext,
+            force,
+            crypt,
+            kube,
+        } => backup::backup(
+            &controller,
+            &kube.or(outer),
+            output,
+            insecure_plaintext,
+            force,
+            &crypt,
+        ),
+        KeysCommand::Restore {
+            controller,
+            file,
+            insecure_plaintext,
+            yes,
+            crypt,
+            kube,
+        } => {
+            let kube = &kube.or(outer);
+            // Everything the backup file alone can refuse is refused before the cluster is
+            // contacted (and so before anything is written to it).
+            let secrets = backup_file::read_backup(&file, &crypt, insecure_plaintext)?;
+            let keys = restore::check_keys(&secrets, std::time::SystemTime::now())?;
+            let confirm = if yes {
+                restore::Confirm::Given
+            } else {
+                restore::Confirm::Ask
+            };
+            crate::async_runtime::block_on(cluster::bounded(
+                kube,
+                "cannot restore keys",
+                restore::restore(&controller, kube, keys, confirm),
+            ))?
+        }
+        KeysCommand::VerifyBackup { file, dirs, crypt } => {
+            verify_backup::verify_backup(&file, &dirs, &crypt)
+        }
+    }
+}

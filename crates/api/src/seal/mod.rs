@@ -1,0 +1,17 @@
+//! Sealing: what `kubeseal` does to Secret manifests (§6.3), plus the helpers behind
+//! `--raw`, `--merge-into` and re-encryption.
+//!
+//! - `secret`: one Secret ([`seal_secret`]) or one raw value ([`seal_raw`]);
+//! - `manifests`: a whole stream, on every core ([`seal_manifests`]);
+//! - `merge`: more items into an existing SealedSecret ([`merge_into`]);
+//! - `reseal`: decrypted values for new keys ([`reseal()`]).
+
+mod manifests;
+mod merge;
+mod reseal;
+mod secret;
+
+pub use manifests::{seal_manifests, seal_manifests_on};
+pub use merge::merge_into;
+pub use reseal::reseal;
+pub use secret::{SealOptions, seal_raw, seal_secret};
