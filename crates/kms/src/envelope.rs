@@ -33,9 +33,9 @@ use crate::wrapper::{WrapContext, Wrapped, Wrapper};
 pub const WRAPPED_KEY_FIELD: &str = "tls.key.wrapped";
 /// Annotation of the key Secret naming the backend (for people and `kubectl`; the envelope
 /// carries its own copy, which is what unwrapping trusts).
-pub const BACKEND_ANNOTATION: &str = "sealedsecrets.bitnami.com/key-wrap-backend";
+pub const BACKEND_ANNOTATION: &str = "sealed-secrets-rs.dev/key-wrap-backend";
 /// Annotation of the key Secret naming the KMS key that wrapped it.
-pub const KMS_KEY_ANNOTATION: &str = "sealedsecrets.bitnami.com/key-wrap-kms-key";
+pub const KMS_KEY_ANNOTATION: &str = "sealed-secrets-rs.dev/key-wrap-kms-key";
 
 /// Largest envelope accepted: a 16 KiB private key plus the largest header.
 pub const MAX_ENVELOPE_LEN: usize = 64 * 1024;

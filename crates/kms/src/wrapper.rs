@@ -27,9 +27,9 @@ pub struct WrapContext {
 
 impl WrapContext {
     /// Context key naming the cluster (an operator-chosen name, e.g. `prod-eu-1`).
-    pub const CLUSTER: &'static str = "sealedsecrets.bitnami.com/cluster";
+    pub const CLUSTER: &'static str = "sealed-secrets-rs.dev/cluster";
     /// Context key naming the key Secret as `namespace/name`.
-    pub const KEY_SECRET: &'static str = "sealedsecrets.bitnami.com/key";
+    pub const KEY_SECRET: &'static str = "sealed-secrets-rs.dev/key";
 
     /// The context of the key Secret `namespace/name` in `cluster`.
     pub fn new(
