@@ -473,4 +473,22 @@ mod tests {
         assert!(err.contains("memorz"), "{err}");
         assert_eq!(w.stats.unwraps(), 0);
     }
+
+    proptest::proptest! {
+        /// Arbitrary bytes (and arbitrary bytes after a valid prefix) never panic the parser,
+        /// and whatever parses encodes back to the same bytes.
+        #[test]
+        fn the_parser_is_total_and_canonical(
+            prefix_len in 0usize..64,
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+        ) {
+            let w = MemoryWrapper::default();
+            let valid = sealed(&w, b"k");
+            let mut bytes = valid[..prefix_len.min(valid.len())].to_vec();
+            bytes.extend_from_slice(&tail);
+            if let Ok(env) = WrappedKey::from_bytes(&bytes) {
+                proptest::prop_assert_eq!(env.to_bytes(), bytes);
+            }
+        }
+    }
 }
