@@ -99,7 +99,7 @@ impl fmt::Debug for Wrapped {
 
 /// A key management service that wraps (encrypts) and unwraps small secrets under a key it
 /// never releases. One method call is one request to the service: the envelope
-/// ([`crate::envelope`]) makes one `unwrap` call per key Secret.
+/// ([`WrappedKey`](crate::WrappedKey)) makes one `unwrap` call per key Secret.
 ///
 /// Adding a backend (GCP KMS `encrypt`/`decrypt`, Azure Key Vault `wrapKey`/`unwrapKey`, Vault
 /// Transit `encrypt`/`decrypt`) means implementing these methods on top of that service's
