@@ -398,3 +398,33 @@ async fn credentials_come_from_a_file_and_a_missing_one_is_named() {
         other => panic!("expected Credentials, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_oversized_response_is_refused_not_buffered() {
+    // A server that answers every request with a 1 MiB body: read up to 64 KiB, then refused.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let serve = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n";
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&vec![b'{'; 1 << 20]).await;
+            });
+        }
+    });
+    let mut config = AwsKmsConfig::new("alias/x", "eu-west-2");
+    config.endpoint = Some(format!("http://{addr}"));
+    config.credentials = CredentialSource::Static(Credentials::new("AKID", "secret", None));
+    let kms = AwsKms::new(config).unwrap_or_else(|e| panic!("{e}"));
+    let err = kms.wrap(b"k", &ctx()).await.err();
+    match err {
+        Some(e @ WrapError::Protocol { .. }) => assert!(e.to_string().contains("64 KiB"), "{e}"),
+        other => panic!("expected Protocol, got {other:?}"),
+    }
+    serve.abort();
+}
