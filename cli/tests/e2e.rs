@@ -23,6 +23,7 @@ use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use sealed_secrets_api::{UnsealOptions, decrypt_items, parse_sealed_secrets, reseal, verify};
 use sealed_secrets_crypto::{Certificate, KeyRing, PrivateKey};
 use sealed_secrets_e2e::harness::Cluster;
+use sealed_secrets_e2e::wait::eventually;
 
 use common::{SECRET_YAML, fixture, run_cmd};
 
@@ -584,8 +585,8 @@ async fn keys_rotate_requests_a_key_and_waits_for_it() {
         annotated
             .metadata
             .annotations
-            .unwrap_or_default()
-            .contains_key(sealed_secrets_api::annotations::ROTATE_REQUEST)
+            .as_ref()
+            .is_some_and(|a| a.contains_key(sealed_secrets_api::annotations::ROTATE_REQUEST))
     );
 
     // A "controller" that reacts to the annotation.
@@ -593,8 +594,33 @@ async fn keys_rotate_requests_a_key_and_waits_for_it() {
     let expected = new_key.fingerprint().to_string();
     let api2 = api.clone();
     let secret = key_secret("sealed-secrets-keysecond", &new_key, "cert-b.pem");
+    // It creates the key once it sees this request, not after a guessed delay: a key that
+    // exists before kubeseal has looked is, rightly, no new key to kubeseal.
+    let before = annotated
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get(sealed_secrets_api::annotations::ROTATE_REQUEST)
+        .cloned();
     let reactor = tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        eventually(
+            "kubeseal to request a key again",
+            std::time::Duration::from_secs(30),
+            || {
+                let api = api2.clone();
+                let before = before.clone();
+                async move {
+                    let s = api.get("sealed-secrets-keyfirst").await.ok()?;
+                    let now = s
+                        .metadata
+                        .annotations?
+                        .get(sealed_secrets_api::annotations::ROTATE_REQUEST)
+                        .cloned();
+                    (now != before).then_some(())
+                }
+            },
+        )
+        .await;
         api2.create(&PostParams::default(), &secret).await.unwrap();
     });
     let dir = d.path().to_owned();
