@@ -6,6 +6,8 @@
 //!   `recipient-{1,2}.txt`, and per value `NAME.age`, `NAME.plain`, `NAME.label`.
 //! - `pq_interop open IDENTITY_FILE LABEL VALUE_FILE`: opens a value under LABEL with our key
 //!   ring; writes the plaintext to stdout.
+//! - `pq_interop seal-to SEED_HEX LABEL OUT`: seals stdin for the identity with that seed
+//!   (fixtures and fuzz seeds).
 //! - `pq_interop bench [N]`: seal/open per value, post-quantum against RSA-4096 OAEP, and the
 //!   ciphertext sizes (run it with `--release`).
 
@@ -77,6 +79,18 @@ fn open(identity_file: &Path, label: &str, value: &Path) -> Result<()> {
     Ok(())
 }
 
+fn seal_to(seed_hex: &str, label: &str, out: &Path) -> Result<()> {
+    let seed = (0..seed_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(seed_hex.get(i..i + 2).unwrap_or("xx"), 16))
+        .collect::<std::result::Result<Vec<u8>, _>>()?;
+    let id = PqIdentity::from_seed(&seed)?;
+    let mut plaintext = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut plaintext)?;
+    std::fs::write(out, seal_pq(&[id.recipient()], label.as_bytes(), &plaintext)?)?;
+    Ok(())
+}
+
 fn per_op(start: Instant, n: u32) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
 }
@@ -133,8 +147,9 @@ fn main() -> Result<()> {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["seal", dir] => seal_dir(Path::new(dir)),
         ["open", id, label, value] => open(Path::new(id), label, Path::new(value)),
+        ["seal-to", seed, label, out] => seal_to(seed, label, Path::new(out)),
         ["bench"] => bench(200),
         ["bench", n] => bench(n.parse()?),
-        _ => Err("usage: pq_interop seal DIR | open IDENTITY_FILE LABEL VALUE | bench [N]".into()),
+        _ => Err("usage: pq_interop seal DIR | open IDENTITY_FILE LABEL VALUE | seal-to SEED_HEX LABEL OUT | bench [N]".into()),
     }
 }
