@@ -39,7 +39,11 @@ fn seal_dir(dir: &Path) -> Result<()> {
         );
         write(dir, &format!("identity-{n}.txt"), file.as_bytes())?;
         write(dir, &format!("seed-{n}.hex"), hex(id.seed()).as_bytes())?;
-        write(dir, &format!("recipient-{n}.txt"), id.recipient().to_string().as_bytes())?;
+        write(
+            dir,
+            &format!("recipient-{n}.txt"),
+            id.recipient().to_string().as_bytes(),
+        )?;
     }
     let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     let values: [(&str, &[u8]); 4] = [
@@ -60,7 +64,11 @@ fn seal_dir(dir: &Path) -> Result<()> {
     }
     // Sealed for two clusters: each identity opens it.
     let label = Scope::Strict.label("team-a", "multi");
-    let sealed = seal_pq(&[ids[1].recipient(), ids[0].recipient()], &label, b"two clusters")?;
+    let sealed = seal_pq(
+        &[ids[1].recipient(), ids[0].recipient()],
+        &label,
+        b"two clusters",
+    )?;
     write(dir, "multi.age", &sealed)?;
     write(dir, "multi.plain", b"two clusters")?;
     write(dir, "multi.label", &label)?;
@@ -70,7 +78,10 @@ fn seal_dir(dir: &Path) -> Result<()> {
 fn open(identity_file: &Path, label: &str, value: &Path) -> Result<()> {
     let text = std::fs::read_to_string(identity_file)?;
     let mut ring = KeyRing::new();
-    for line in text.lines().filter(|l| l.starts_with("AGE-SECRET-KEY-PQ-1")) {
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("AGE-SECRET-KEY-PQ-1"))
+    {
         ring.insert_pq(line.parse::<PqIdentity>()?);
     }
     let opened = ring.open(label.as_bytes(), &std::fs::read(value)?, &[])?;
@@ -87,7 +98,10 @@ fn seal_to(seed_hex: &str, label: &str, out: &Path) -> Result<()> {
     let id = PqIdentity::from_seed(&seed)?;
     let mut plaintext = Vec::new();
     std::io::Read::read_to_end(&mut std::io::stdin(), &mut plaintext)?;
-    std::fs::write(out, seal_pq(&[id.recipient()], label.as_bytes(), &plaintext)?)?;
+    std::fs::write(
+        out,
+        seal_pq(&[id.recipient()], label.as_bytes(), &plaintext)?,
+    )?;
     Ok(())
 }
 
@@ -131,8 +145,14 @@ fn bench(n: u32) -> Result<()> {
 
     println!("per value of {} bytes, {n} runs each", plaintext.len());
     println!("format          seal µs   open µs   ciphertext bytes");
-    println!("post-quantum   {pq_seal:8.1}  {pq_open:8.1}   {}", pq_value.len());
-    println!("RSA-4096 OAEP  {rsa_seal:8.1}  {rsa_open:8.1}   {}", rsa_value.len());
+    println!(
+        "post-quantum   {pq_seal:8.1}  {pq_open:8.1}   {}",
+        pq_value.len()
+    );
+    println!(
+        "RSA-4096 OAEP  {rsa_seal:8.1}  {rsa_open:8.1}   {}",
+        rsa_value.len()
+    );
     println!(
         "ratio pq/rsa   {:8.2}  {:8.3}   {:.2}",
         pq_seal / rsa_seal,

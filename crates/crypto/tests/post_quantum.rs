@@ -43,7 +43,12 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn replace_scope_stanza(value: &[u8], stanza: &str) -> Vec<u8> {
     let start = find(value, b"-> sealed-secrets-rs.dev/scope\n").unwrap();
     let body_start = start + b"-> sealed-secrets-rs.dev/scope\n".len();
-    let end = body_start + value[body_start..].iter().position(|b| *b == b'\n').unwrap() + 1;
+    let end = body_start
+        + value[body_start..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .unwrap()
+        + 1;
     let mut out = value[..start].to_vec();
     out.extend_from_slice(stanza.as_bytes());
     out.extend_from_slice(&value[end..]);
@@ -139,12 +144,20 @@ proptest! {
 #[test]
 fn multi_cluster_values_open_with_each_identity_and_hints_pick_the_key() {
     let [a, b, c] = identities();
-    let value = seal_pq(&[a.recipient(), b.recipient(), a.recipient()], b"ns/x", b"v").unwrap();
+    let value = seal_pq(
+        &[a.recipient(), b.recipient(), a.recipient()],
+        b"ns/x",
+        b"v",
+    )
+    .unwrap();
     let Envelope::PostQuantum { recipients, .. } = envelope(&value).unwrap() else {
         panic!("not post-quantum");
     };
     // The duplicate was kept once; hints name both keys, in order.
-    assert_eq!(recipients, [a.fingerprint().clone(), b.fingerprint().clone()]);
+    assert_eq!(
+        recipients,
+        [a.fingerprint().clone(), b.fingerprint().clone()]
+    );
     for (id, opens) in [(a, true), (b, true), (c, false)] {
         let mut ring = KeyRing::new();
         ring.insert_pq(id.clone());
@@ -186,7 +199,10 @@ fn one_ring_opens_every_format() {
     // An RSA-only ring refuses a post-quantum value cleanly.
     let mut rsa_only = KeyRing::new();
     rsa_only.insert(rsa);
-    assert_eq!(rsa_only.open(&label, &pq, &[]).unwrap_err(), OpenError::NoKey);
+    assert_eq!(
+        rsa_only.open(&label, &pq, &[]).unwrap_err(),
+        OpenError::NoKey
+    );
 }
 
 /// Every prefix of a value, and every single-byte change, is a typed error (never a panic,
@@ -223,7 +239,7 @@ fn hostile_headers_are_bounded_typed_errors() {
         ring.open(b"", many.as_bytes(), &[]).unwrap_err(),
         OpenError::MalformedAge("too many stanzas")
     );
-    assert!(MAX_STANZAS < 5000);
+    const { assert!(MAX_STANZAS < 5000) };
     let long = format!("age-encryption.org/v1\n-> {}\n", "a".repeat(1 << 20));
     assert_eq!(
         ring.open(b"", long.as_bytes(), &[]).unwrap_err(),
@@ -257,7 +273,10 @@ fn hostile_headers_are_bounded_typed_errors() {
         OpenError::MalformedAge("malformed mlkem768x25519 stanza")
     );
     // Two scope stanzas.
-    let doubled = replace_scope_stanza(&value, &format!("{}{}", scope_stanza(b""), scope_stanza(b"")));
+    let doubled = replace_scope_stanza(
+        &value,
+        &format!("{}{}", scope_stanza(b""), scope_stanza(b"")),
+    );
     assert_eq!(
         ring.open(b"", &doubled, &[]).unwrap_err(),
         OpenError::MalformedAge("malformed scope binding")
