@@ -73,16 +73,17 @@ fn split_args(line: &str) -> Option<(&str, Vec<&str>)> {
 /// Reads the next line, `\n` excluded, from `input[*pos..]`, all within the header bound.
 fn next_line<'a>(input: &'a [u8], pos: &mut usize) -> Result<&'a str, OpenError> {
     let rest = &input[*pos..];
-    let Some(end) = rest.iter().position(|b| *b == b'\n') else {
-        return Err(if input.len() >= MAX_HEADER_BYTES {
-            malformed("header too large")
-        } else {
-            OpenError::TooShort
-        });
+    // Never scan past the header bound, whatever the input's length.
+    let window = &rest[..rest.len().min(MAX_HEADER_BYTES.saturating_sub(*pos))];
+    let Some(end) = window.iter().position(|b| *b == b'\n') else {
+        return Err(
+            if window.len() < rest.len() || *pos + window.len() == MAX_HEADER_BYTES {
+                malformed("header too large")
+            } else {
+                OpenError::TooShort
+            },
+        );
     };
-    if *pos + end + 1 > MAX_HEADER_BYTES {
-        return Err(malformed("header too large"));
-    }
     *pos += end + 1;
     std::str::from_utf8(&rest[..end]).map_err(|_| malformed("header is not ASCII"))
 }

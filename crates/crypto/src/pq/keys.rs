@@ -249,6 +249,19 @@ impl PqIdentity {
     }
 }
 
+impl PqIdentity {
+    /// Reads an age identity file (`age-keygen` output, `kubeseal keys backup`): every
+    /// `AGE-SECRET-KEY-PQ-1…` line, skipping empty lines and `#` comments. Any other line is
+    /// an error, as in age (classic `AGE-SECRET-KEY-1…` keys cannot open these values).
+    pub fn parse_file(text: &str) -> Result<Vec<PqIdentity>, PqKeyError> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::parse)
+            .collect()
+    }
+}
+
 impl FromStr for PqIdentity {
     type Err = PqKeyError;
 
@@ -282,6 +295,11 @@ mod tests {
         assert!(r.starts_with("age1pq1"));
         assert_eq!(r.parse::<PqRecipient>().unwrap(), *id.recipient());
         assert!(!format!("{id:?}").contains(&text[20..40]));
+        let file = format!("# created: now\n# public key: {r}\n\n{}\n", text.as_str());
+        let ids = PqIdentity::parse_file(&file).unwrap();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(ids[0].recipient(), id.recipient());
+        assert!(PqIdentity::parse_file("AGE-SECRET-KEY-1QQQQ\n").is_err());
     }
 
     #[test]
