@@ -58,8 +58,10 @@ pub enum SealError {
     /// RSA-OAEP or AES-GCM encryption failed.
     #[error("encryption failed")]
     Encrypt,
-    /// `seal_multi` needs between 1 and 255 distinct recipients.
-    #[error("multi-recipient sealing needs 1 to 255 distinct keys, got {0}")]
+    /// `seal_multi` needs between 1 and 255 distinct recipients, `seal_pq` 1 to 32.
+    #[error(
+        "multi-recipient sealing needs 1 to 255 distinct keys (post-quantum: 1 to 32), got {0}"
+    )]
     Recipients(usize),
 }
 
@@ -89,6 +91,10 @@ pub enum OpenError {
         "multi-recipient version 1 (no key commitment) is refused: reseal the value with kubeseal"
     )]
     MultiV1Refused,
+    /// A post-quantum (age) value whose header is malformed, oversized or lacks our scope
+    /// binding (`FORMAT.md` §3.5): visible without any key, so told apart.
+    #[error("malformed post-quantum value: {0}")]
+    MalformedAge(&'static str),
     /// [`crate::KeyRing::open_within`] ran out of its RSA budget before the value opened
     /// (says only that the work was cut short, not how far it got).
     #[error("RSA work limit reached before the value opened")]

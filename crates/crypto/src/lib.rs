@@ -30,6 +30,7 @@ mod cert;
 mod error;
 mod hybrid;
 mod keys;
+mod pq;
 mod scope;
 
 pub use cert::{CertParams, Certificate, DEFAULT_KEY_TTL};
@@ -38,9 +39,13 @@ pub use error::{CertError, DecodeError, KeyError, OpenError, SealError};
 pub use hybrid::seal_multi_v1;
 pub use hybrid::{
     Envelope, KeyRing, MULTI_MAGIC, MULTI_MARKER, MULTI_VERSION, MULTI_VERSION_V1, MultiV1Policy,
-    MultiV1Tally, Opened, RsaBudget, decode_base64, encode_base64, envelope, is_multi_v1, seal,
-    seal_multi,
+    MultiV1Tally, Opened, RsaBudget, ValueFormat, decode_base64, encode_base64, envelope,
+    is_multi_v1, seal, seal_multi, value_format,
 };
 pub use keys::{Fingerprint, ParseFingerprintError, Plaintext, PrivateKey, PublicKey};
+pub use pq::{
+    AGE_INTRO, HINTS_STANZA, MAX_HEADER_BYTES, MAX_PQ_RECIPIENTS, MAX_STANZAS, MLKEM_STANZA,
+    PqIdentity, PqKeyError, PqRecipient, SCOPE_STANZA, is_pq, seal_pq,
+};
 pub use scope::{ParseScopeError, Scope};
 pub use zeroize::Zeroizing;

@@ -10,7 +10,10 @@
 
 use aws_lc_rs::cipher::{AES_256, EncryptingKey, UnboundCipherKey};
 
+use std::sync::Arc;
+
 use super::*;
+use crate::error::OpenError;
 use crate::keys::PrivateKey;
 
 /// GF(2^128) product in GCM's bit order (NIST SP 800-38D, algorithm 1).
