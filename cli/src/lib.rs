@@ -20,7 +20,6 @@ pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod docs;
-pub mod duration;
 pub mod env;
 pub mod error;
 pub mod http;

@@ -109,46 +109,11 @@ impl std::str::FromStr for GoDuration {
 }
 
 /// Parses Go's `time.ParseDuration` syntax plus a `d` (24h) unit: `0`, `720h0m0s`, `1.5h`,
-/// `300ms`, `30d`. Negative durations are refused: no flag here has a meaning for them.
+/// `300ms`, `30d` ([`sealed_secrets_api::duration`]).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err =
-        || format!("invalid duration {s:?} (use Go syntax such as 720h0m0s, 30m, or days: 30d)");
-    let t = s.trim();
-    let t = t.strip_prefix('+').unwrap_or(t);
-    if t == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if t.is_empty() || t.starts_with('-') {
-        return Err(err());
-    }
-    let mut rest = t;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
-        if num_end == 0 {
-            return Err(err());
-        }
-        let value: f64 = rest[..num_end].parse().map_err(|_| err())?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            _ => return Err(err()),
-        };
-        total += value * seconds_per_unit;
-        rest = &rest[unit_end..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| err())
+    sealed_secrets_api::duration::parse_go_or_days(s).map_err(|_| {
+        format!("invalid duration {s:?} (use Go syntax such as 720h0m0s, 30m, or days: 30d)")
+    })
 }
 
 /// Go's `strconv.ParseBool`, which pflag uses for `--flag=<value>`.
