@@ -20,9 +20,8 @@ use tokio::task::JoinSet;
 
 use crate::RunError;
 use crate::keys::Keys;
-use crate::leader::{self, ElectionConfig};
+use crate::leader::{self, ElectionConfig, LeaderArgs};
 use crate::metrics::SharedMetrics;
-use crate::settings::LeaseSettings;
 
 /// How long a stopped group may take to finish before what is left is aborted. Below the
 /// Kubernetes default termination grace period (30 s), so a drained pod still exits by
@@ -184,27 +183,20 @@ impl std::fmt::Debug for Leadership {
 impl Leadership {
     /// Starts the election, if configured.
     pub fn start(
-        lease: Option<&LeaseSettings>,
+        args: &LeaderArgs,
         namespace: &str,
         client: &kube::Client,
         metrics: &SharedMetrics,
     ) -> Self {
         let mut elector = Tasks::new("election");
         let identity = leader::identity();
-        let (tx, leading) = watch::channel(lease.is_none());
-        let fence = if lease.is_some() {
+        let election = args.election(namespace, &identity);
+        let (tx, leading) = watch::channel(election.is_none());
+        let fence = if election.is_some() {
             leader::Fence::elected()
         } else {
             leader::Fence::open()
         };
-        let election = lease.map(|lease| ElectionConfig {
-            namespace: namespace.to_owned(),
-            lease_name: lease.name.clone(),
-            identity: identity.clone(),
-            lease_duration: lease.duration,
-            renew_deadline: Duration::from_secs(10).min(lease.duration),
-            retry_period: Duration::from_secs(2),
-        });
         let always = match &election {
             Some(e) => {
                 elector.spawn_until_stopped(leader::run(

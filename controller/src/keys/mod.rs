@@ -11,38 +11,33 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::Secret;
 use sealed_secrets_api::annotations::KEY_ORIGIN;
 use sealed_secrets_crypto::MultiV1Policy;
 use tokio::sync::watch;
 
-use crate::config::KeyOrderPriority;
 use crate::metrics::SharedMetrics;
 
+pub mod flags;
 pub mod registry;
 pub mod renewal;
 pub mod rotation;
 pub mod store;
 
-pub use registry::*;
-pub use renewal::*;
-pub use rotation::*;
-pub use store::*;
+pub use flags::{KeyArgs, SUPPORTED_KEY_SIZES};
+pub use registry::{
+    KeyInfo, KeyLoadError, KeyOrderPriority, KeySnapshot, LoadedKey, active_selector,
+    has_key_origin, load_secret, ordering_not_before, pick_newest,
+};
+pub use renewal::{
+    needs_key_at_startup, next_renewal, renewal_loop, startup_backoff, unix_seconds,
+};
+pub use rotation::{rotation_loop, should_rotate};
+pub use store::{KeyGenError, key_secret};
 
-/// Settings for generating keys.
-#[derive(Clone, Debug)]
-pub struct KeySettings {
-    pub namespace: String,
-    pub prefix: String,
-    pub bits: usize,
-    pub ttl: Duration,
-    pub common_name: String,
-    pub priority: KeyOrderPriority,
-    pub labels: Vec<(String, String)>,
-    pub annotations: Vec<(String, String)>,
-}
+use registry::Registry;
 
 /// The shared key registry.
 #[derive(Debug)]
@@ -52,7 +47,9 @@ pub struct Keys {
     changed: watch::Sender<u64>,
     /// Rotation requests seen on active key Secrets: Secret name → requested time.
     requests: watch::Sender<BTreeMap<String, SystemTime>>,
-    settings: KeySettings,
+    args: KeyArgs,
+    /// The controller's namespace, where key Secrets live.
+    namespace: String,
     metrics: SharedMetrics,
 }
 
@@ -68,7 +65,8 @@ pub enum KeyApiError {
 }
 
 impl Keys {
-    pub fn new(settings: KeySettings, metrics: SharedMetrics) -> Arc<Self> {
+    /// The registry of the keys in `namespace`, generated as `args` say.
+    pub fn new(args: KeyArgs, namespace: String, metrics: SharedMetrics) -> Arc<Self> {
         let (changed, _) = watch::channel(0);
         let (requests, _) = watch::channel(BTreeMap::new());
         // Refused by default, counted into the metric whatever the policy.
@@ -82,13 +80,15 @@ impl Keys {
             current: RwLock::new(current),
             changed,
             requests,
-            settings,
+            args,
+            namespace,
             metrics,
         })
     }
 
-    pub fn settings(&self) -> &KeySettings {
-        &self.settings
+    /// The key flags this registry was started with.
+    pub fn args(&self) -> &KeyArgs {
+        &self.args
     }
 
     /// Opens multi-recipient version-1 values (no key commitment) from now on when `accept`
@@ -223,7 +223,7 @@ impl Keys {
 
     /// Loads a key Secret, reporting (never failing on) a malformed one.
     pub fn load_and_register(&self, secret: &Secret) {
-        match load_secret(secret, self.settings.priority, SystemTime::now()) {
+        match load_secret(secret, self.args.order.priority, SystemTime::now()) {
             Ok(k) => self.register(k),
             Err(e) => {
                 tracing::error!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string),

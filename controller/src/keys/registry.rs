@@ -8,7 +8,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sealed_secrets_api::annotations::{KEY_ORIGIN, SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE};
 use sealed_secrets_crypto::{Certificate, Fingerprint, KeyRing, MultiV1Policy, PrivateKey};
 
-use crate::config::KeyOrderPriority;
+/// How the "newest" key is chosen (§4.4, `--key-order-priority`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyOrderPriority {
+    /// The certificate's NotBefore (upstream default).
+    #[default]
+    CertNotBefore,
+    /// The key Secret's creationTimestamp.
+    SecretCreationTimestamp,
+}
 
 /// Label selector of active key Secrets.
 pub fn active_selector() -> String {

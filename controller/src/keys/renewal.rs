@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::*;
+use super::Keys;
 use crate::runtime::Stop;
 
 /// Delay before retry `attempt` (1-based) of a start-up call: 0.5 s doubling, at most 30 s.
@@ -13,10 +13,6 @@ pub fn startup_backoff(attempt: u32) -> Duration {
     let ms = 500u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
     Duration::from_millis(ms).min(Duration::from_secs(30))
 }
-
-/// Key sizes the generator can produce (`PrivateKey::generate`): anything else is refused at
-/// start-up rather than failing at every generation attempt.
-pub const SUPPORTED_KEY_SIZES: [usize; 4] = [2048, 3072, 4096, 8192];
 
 /// Whether a key must be generated at startup (§4.3 step 3): no key, or the newest one is
 /// older than the cutoff. Pure.

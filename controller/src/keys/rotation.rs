@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::core::v1::Secret;
 use sealed_secrets_api::annotations::RotateRequest;
 
-use super::*;
+use super::Keys;
 use crate::runtime::Stop;
 
 impl Keys {

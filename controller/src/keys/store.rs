@@ -16,7 +16,10 @@ use sealed_secrets_api::annotations::{
 };
 use sealed_secrets_crypto::{CertParams, Certificate, Fingerprint, PrivateKey};
 
-use super::*;
+use super::flags::KeyArgs;
+use super::registry::{LoadedKey, active_selector};
+use super::renewal::startup_backoff;
+use super::{KeyApiError, Keys};
 
 /// Generating or storing a new key failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +48,12 @@ impl Keys {
     /// Startup load (§4.2): every `active` key Secret sorted by creationTimestamp, plus the
     /// legacy Secret named exactly `<prefix>`.
     pub async fn initial_load(&self, client: &kube::Client) -> Result<(), KeyApiError> {
-        let api: Api<Secret> = Api::namespaced(client.clone(), &self.settings.namespace);
+        let api: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
         let list = api
             .list(&ListParams::default().labels(&active_selector()))
             .await
             .map_err(|source| KeyApiError::List {
-                namespace: self.settings.namespace.clone(),
+                namespace: self.namespace.clone(),
                 source,
             })?;
         let mut items = list.items;
@@ -63,13 +66,13 @@ impl Keys {
             self.track_rotation_request(s);
             self.load_and_register(s);
         }
-        match api.get_opt(&self.settings.prefix).await {
+        match api.get_opt(&self.args.prefix).await {
             Ok(Some(legacy)) => self.load_and_register(&legacy),
             Ok(None) => {}
             // Upstream's key-admin Role grants get on that one name only; a failure here is
             // not fatal, the labelled keys are what matter.
             Err(e) => {
-                tracing::warn!(error = %e, secret = %self.settings.prefix, "cannot read the legacy key Secret")
+                tracing::warn!(error = %e, secret = %self.args.prefix, "cannot read the legacy key Secret")
             }
         }
         Ok(())
@@ -98,7 +101,7 @@ impl Keys {
     /// Watches `active` key Secrets until the stream ends: adds, removes and relabels are
     /// applied to the registry. Runs on every replica.
     pub async fn watch(self: Arc<Self>, client: kube::Client) {
-        let api: Api<Secret> = Api::namespaced(client, &self.settings.namespace);
+        let api: Api<Secret> = Api::namespaced(client, &self.namespace);
         let cfg = watcher::Config::default().labels(&active_selector());
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut init_seq = 0;
@@ -122,7 +125,7 @@ impl Keys {
                         }
                         watcher::Event::InitDone => {
                             self.retain_rotation_requests(&seen);
-                            self.retain(&seen, &self.settings.prefix, init_seq)
+                            self.retain(&seen, &self.args.prefix, init_seq)
                         }
                         watcher::Event::Apply(s) => {
                             self.track_rotation_request(&s);
@@ -155,7 +158,7 @@ impl Keys {
         client: &kube::Client,
         fence: &crate::leader::Fence,
     ) -> Result<Fingerprint, KeyGenError> {
-        let s = self.settings.clone();
+        let s = self.args.clone();
         let bits = s.bits;
         let (key, cert) = tokio::task::spawn_blocking(move || {
             let key = PrivateKey::generate(bits)
@@ -172,14 +175,14 @@ impl Keys {
         })
         .await
         .map_err(KeyGenError::Join)??;
-        let secret = key_secret(&self.settings, &key, &cert);
-        let api: Api<Secret> = Api::namespaced(client.clone(), &self.settings.namespace);
+        let secret = key_secret(&self.args, &self.namespace, &key, &cert);
+        let api: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
         fence.check()?;
         let created = api
             .create(&PostParams::default(), &secret)
             .await
             .map_err(|source| KeyGenError::Write {
-                namespace: self.settings.namespace.clone(),
+                namespace: self.namespace.clone(),
                 source,
             })?;
         let fp = key.fingerprint().clone();
@@ -203,13 +206,13 @@ impl Keys {
 /// The key Secret upstream writes (§4.2): generateName `<prefix>`, label `active` plus
 /// `--privatekey-labels` (which cannot override it), `--privatekey-annotations`,
 /// `kubernetes.io/tls` with PKCS#1 `tls.key` and `tls.crt`.
-pub fn key_secret(s: &KeySettings, key: &PrivateKey, cert: &Certificate) -> Secret {
-    let mut labels: BTreeMap<String, String> = s.labels.iter().cloned().collect();
+pub fn key_secret(s: &KeyArgs, namespace: &str, key: &PrivateKey, cert: &Certificate) -> Secret {
+    let mut labels: BTreeMap<String, String> = s.labels.0.iter().cloned().collect();
     labels.insert(
         SEALING_KEY_LABEL.to_owned(),
         SEALING_KEY_LABEL_ACTIVE.to_owned(),
     );
-    let mut annotations: BTreeMap<String, String> = s.annotations.iter().cloned().collect();
+    let mut annotations: BTreeMap<String, String> = s.annotations.0.iter().cloned().collect();
     annotations.insert(KEY_ORIGIN.to_owned(), KEY_ORIGIN_GENERATED.to_owned());
     let mut data = BTreeMap::new();
     data.insert(
@@ -223,7 +226,7 @@ pub fn key_secret(s: &KeySettings, key: &PrivateKey, cert: &Certificate) -> Secr
     Secret {
         metadata: ObjectMeta {
             generate_name: Some(s.prefix.clone()),
-            namespace: Some(s.namespace.clone()),
+            namespace: Some(namespace.to_owned()),
             labels: Some(labels),
             annotations: Some(annotations),
             ..Default::default()

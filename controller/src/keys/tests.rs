@@ -5,6 +5,7 @@ use sealed_secrets_crypto::{CertParams, Certificate, PrivateKey};
 
 use super::*;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 fn t(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
@@ -24,25 +25,20 @@ fn test_key() -> &'static (PrivateKey, Certificate) {
     })
 }
 
-fn settings() -> KeySettings {
-    KeySettings {
-        namespace: "kube-system".into(),
-        prefix: "sealed-secrets-key".into(),
-        bits: 2048,
-        ttl: Duration::from_secs(3600),
-        common_name: String::new(),
-        priority: KeyOrderPriority::CertNotBefore,
-        labels: vec![
-            ("team".into(), "x".into()),
-            (SEALING_KEY_LABEL.into(), "other".into()),
-        ],
-        annotations: vec![("a".into(), "b".into())],
-    }
+fn settings() -> KeyArgs {
+    KeyArgs::parse_for_test(&[
+        "--key-size=2048",
+        "--key-ttl=1h",
+        &format!("--privatekey-labels=team=x,{SEALING_KEY_LABEL}=other"),
+        "--privatekey-annotations=a=b",
+    ])
 }
+
+const NAMESPACE: &str = "kube-system";
 
 fn mk_key_secret(name: &str) -> Secret {
     let (k, c) = test_key();
-    let mut s = key_secret(&settings(), k, c);
+    let mut s = key_secret(&settings(), NAMESPACE, k, c);
     s.metadata.name = Some(name.into());
     s
 }
@@ -171,7 +167,11 @@ fn certificate_of_another_key_is_refused() {
         e.to_string(),
         "key Secret `mixed` is refused: its `tls.crt` does not belong to its `tls.key`"
     );
-    let keys = Keys::new(settings(), Arc::new(crate::metrics::Metrics::new()));
+    let keys = Keys::new(
+        settings(),
+        NAMESPACE.into(),
+        Arc::new(crate::metrics::Metrics::new()),
+    );
     keys.load_and_register(&s);
     assert!(keys.snapshot().keys.is_empty());
 }
@@ -179,7 +179,7 @@ fn certificate_of_another_key_is_refused() {
 #[test]
 fn keys_not_generated_here_are_counted() {
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let keys = Keys::new(settings(), metrics.clone());
+    let keys = Keys::new(settings(), NAMESPACE.into(), metrics.clone());
     let generated = mk_key_secret("gen");
     assert!(has_key_origin(&generated.metadata));
     let loaded = load_secret(&generated, KeyOrderPriority::CertNotBefore, t(2000)).unwrap();
@@ -231,7 +231,7 @@ fn a_generated_key_seen_first_by_the_watcher_still_becomes_newest() {
 #[test]
 fn registry_upsert_and_remove() {
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let keys = Keys::new(settings(), metrics);
+    let keys = Keys::new(settings(), NAMESPACE.into(), metrics);
     keys.load_and_register(&mk_key_secret("k1"));
     keys.load_and_register(&mk_key_secret("k1"));
     // The same key under another Secret name is kept once.
@@ -268,7 +268,11 @@ fn rotation_only_for_requests_after_the_newest_key() {
 
 #[test]
 fn rotation_requests_follow_the_key_secrets() {
-    let keys = Keys::new(settings(), Arc::new(crate::metrics::Metrics::new()));
+    let keys = Keys::new(
+        settings(),
+        NAMESPACE.into(),
+        Arc::new(crate::metrics::Metrics::new()),
+    );
     let mut rx = keys.requests.subscribe();
     let mut a = mk_key_secret("a");
     a.metadata.annotations = mk_meta(Some("1970-01-01T00:16:40Z")).annotations;

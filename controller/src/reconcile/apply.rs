@@ -28,23 +28,8 @@ use crate::leader::{Fence, NotLeading};
 use crate::metrics::{ErrorReason, SharedMetrics};
 
 use super::decide::*;
+use super::flags::ReconcileArgs;
 use super::key_order::KeyOrderMemory;
-
-/// Switches that change reconciling.
-#[derive(Clone, Debug)]
-pub struct ReconcileSettings {
-    pub update_status: bool,
-    pub old_gc_behavior: bool,
-    pub accept_deprecated_v1_data: bool,
-    pub max_unseal_retries: u32,
-    pub skip_recreate: bool,
-    pub label_selector: String,
-    pub concurrency: u16,
-    /// `--allow-service-account-token-secrets`.
-    pub allow_service_account_tokens: bool,
-    /// `--max-sealed-secret-size`: larger SealedSecrets are refused (bytes; 0: no limit).
-    pub max_sealed_secret_size: u64,
-}
 
 /// Shared state of all reconciles.
 pub struct Context {
@@ -52,7 +37,7 @@ pub struct Context {
     pub keys: Arc<Keys>,
     pub metrics: SharedMetrics,
     pub recorder: Recorder,
-    pub settings: ReconcileSettings,
+    pub settings: ReconcileArgs,
     /// Checked before every write: a replica that is no longer sure to lead writes nothing.
     pub fence: Fence,
     retries: Mutex<HashMap<(String, String), u32>>,
@@ -91,7 +76,7 @@ impl Context {
         keys: Arc<Keys>,
         metrics: SharedMetrics,
         recorder: Recorder,
-        settings: ReconcileSettings,
+        settings: ReconcileArgs,
         fence: Fence,
     ) -> Arc<Self> {
         Arc::new(Self {

@@ -18,11 +18,13 @@
 
 pub mod apply;
 pub mod decide;
+pub mod flags;
 pub mod key_order;
 pub mod watch;
 
 pub use apply::*;
 pub use decide::*;
+pub use flags::ReconcileArgs;
 pub use watch::run;
 
 #[cfg(test)]

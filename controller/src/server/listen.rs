@@ -16,9 +16,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
+use sealed_secrets_api::UnsealOptions;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 
+use super::flags::ServerArgs;
 use super::{PeerAddr, ServerState, metrics_router, probe_router, router};
 use crate::keys::Keys;
 use crate::metrics::SharedMetrics;
@@ -523,25 +525,26 @@ impl Listener {
 }
 
 /// Binds both servers of every replica: the API on `--listen-addr`, `/metrics` on
-/// `--listen-metrics-addr`. Binding happens before anything is served, so a taken port is a
-/// start-up error.
+/// `--listen-metrics-addr`; `unseal` is what verify and rotate accept. Binding happens before
+/// anything is served, so a taken port is a start-up error.
 pub async fn listen(
-    http: &crate::settings::HttpSettings,
+    http: &ServerArgs,
+    unseal: UnsealOptions,
     keys: Arc<Keys>,
     metrics: SharedMetrics,
 ) -> Result<[Listener; 2], BindError> {
     let state = Arc::new(ServerState {
         keys,
         metrics,
-        limiter: Mutex::new(Gcra::new(http.rate_limit.0, http.rate_limit.1)),
+        limiter: Mutex::new(Gcra::new(http.rate_limit, http.rate_limit_burst)),
         rotate_limiter: Mutex::new(Gcra::new(
-            http.rotate_rate_limit.0,
-            http.rotate_rate_limit.1,
+            http.rotate_rate_limit,
+            http.rotate_rate_limit_burst,
         )),
         trusted_proxies: http.trusted_proxies.0.clone(),
         rsa_permits: Arc::new(Semaphore::new(ServerState::default_rsa_permits())),
-        unseal: http.unseal.clone(),
-        timeout: http.timeout,
+        unseal,
+        timeout: http.timeout(),
         body_read_timeout: http.body_read_timeout,
     });
     let bind = |addr: SocketAddr| async move {
@@ -554,15 +557,15 @@ pub async fn listen(
             listener: bind(http.listen_addr).await?,
             router: router(state.clone()),
             probe: probe_router(),
-            limits: http.limits,
+            limits: http.limits(),
             trusted: http.trusted_proxies.0.clone(),
         },
         Listener {
-            listener: bind(http.metrics_addr).await?,
+            listener: bind(http.listen_metrics_addr).await?,
             // Scrapes are cheap: a probe slot serves them as a regular one would.
             probe: metrics_router(state.clone()),
             router: metrics_router(state),
-            limits: http.limits,
+            limits: http.limits(),
             trusted: http.trusted_proxies.0.clone(),
         },
     ])

@@ -32,7 +32,10 @@ use crate::keys::Keys;
 use crate::metrics::SharedMetrics;
 use crate::ratelimit::{Gcra, IpNet, client_address};
 
+pub mod flags;
 mod listen;
+
+pub use flags::ServerArgs;
 
 pub use listen::{
     BindError, ConnLimits, Listener, MAX_REQUESTS_PER_CONNECTION, PROBE_SLOTS,
@@ -480,18 +483,9 @@ mod tests {
 
     fn test_state(rsa_permits: usize) -> ServerState {
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let settings = crate::keys::KeySettings {
-            namespace: "ns".into(),
-            prefix: "k".into(),
-            bits: 2048,
-            ttl: Duration::from_secs(60),
-            common_name: String::new(),
-            priority: crate::config::KeyOrderPriority::CertNotBefore,
-            labels: vec![],
-            annotations: vec![],
-        };
+        let settings = crate::keys::KeyArgs::parse_for_test(&["--key-size=2048", "--key-ttl=1m"]);
         ServerState {
-            keys: Keys::new(settings, metrics.clone()),
+            keys: Keys::new(settings, "ns".into(), metrics.clone()),
             metrics,
             limiter: Mutex::new(Gcra::new(2, 2)),
             rotate_limiter: Mutex::new(Gcra::new(10, 20)),

@@ -120,17 +120,16 @@ mod tests {
         for (text, want) in ok {
             assert_eq!(parse_go(text), Ok(want), "{text}");
         }
-        for bad in ["", "10", "h", "-1h", "1x", "1h-2m", "30d", "1..2s", "soon", "."] {
+        for bad in [
+            "", "10", "h", "-1h", "1x", "1h-2m", "30d", "1..2s", "soon", ".",
+        ] {
             assert_eq!(parse_go(bad), Err(InvalidDuration), "{bad}");
         }
     }
 
     #[test]
     fn days_only_where_allowed() {
-        assert_eq!(
-            parse_go_or_days("30d"),
-            Ok(Duration::from_secs(30 * 86400))
-        );
+        assert_eq!(parse_go_or_days("30d"), Ok(Duration::from_secs(30 * 86400)));
         assert_eq!(
             parse_go_or_days("1d12h"),
             Ok(Duration::from_secs(36 * 3600))

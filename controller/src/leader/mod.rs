@@ -20,6 +20,10 @@ use tokio::sync::watch;
 
 use crate::metrics::SharedMetrics;
 
+pub mod flags;
+
+pub use flags::LeaderArgs;
+
 /// Whether this replica may still write as the leader, by its own monotonic clock: until
 /// the renew deadline after the start of its last successful Lease write. Another replica
 /// takes the Lease only once it has seen that write unchanged for a whole lease duration
@@ -158,7 +162,7 @@ pub fn may_acquire(
 /// A unique identity: `POD_NAME` (or the host name) plus a random suffix, as client-go.
 pub fn identity() -> String {
     use rand::Rng as _;
-    let base = std::env::var(crate::config::env::POD_NAME)
+    let base = std::env::var(crate::env::POD_NAME)
         .ok()
         .filter(|s| !s.is_empty())
         .or_else(|| {
