@@ -15,7 +15,7 @@ use crate::events::Recorder;
 use crate::keys::{self, Keys};
 use crate::metrics::SharedMetrics;
 use crate::reconcile::{self, Context};
-use crate::runtime::{Stop, Tasks};
+use crate::tasks::{Stop, Tasks};
 
 /// What the leader runs, started each time this replica becomes leader.
 #[derive(Debug)]

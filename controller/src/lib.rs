@@ -9,7 +9,7 @@
 //! - [`metrics`]: upstream's metrics plus ours; [`telemetry`]: logs.
 //! - [`leader`]: Lease leader election; [`certmap`]: the certificate ConfigMap.
 //! - [`cluster`]: client and namespaces; [`runtime`]: signals, leadership, draining task
-//!   groups; [`duties`]: what the leader runs; [`version`]: what the binary was built from.
+//!   groups ([`tasks`]); [`duties`]: what the leader runs; [`version`]: what the binary was built from.
 //!
 //! Startup follows upstream (§4.3): load keys, (as leader) generate one if there is none or
 //! the newest is older than the cutoff, schedule renewal, SIGUSR1 renews now, start the
@@ -30,6 +30,7 @@ pub mod ratelimit;
 pub mod reconcile;
 pub mod runtime;
 pub mod server;
+pub mod tasks;
 pub mod telemetry;
 pub mod version;
 
@@ -39,7 +40,8 @@ use crate::config::Config;
 use crate::duties::LeaderDuties;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
-use crate::runtime::{Leadership, Signals, Tasks};
+use crate::runtime::{Leadership, Signals};
+use crate::tasks::Tasks;
 
 /// Why the controller could not run.
 #[derive(Debug, thiserror::Error)]

@@ -3,9 +3,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sealed_secrets_api::annotations::{ROTATE_REQUEST, SEALING_KEY_LABEL};
 use sealed_secrets_crypto::{CertParams, Certificate, PrivateKey};
 
-use super::*;
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::Secret;
+
+use super::registry::Registry;
+use super::{
+    KeyArgs, KeyLoadError, KeyOrderPriority, Keys, LoadedKey, SUPPORTED_KEY_SIZES, has_key_origin,
+    key_secret, load_secret, needs_key_at_startup, next_renewal, ordering_not_before, pick_newest,
+    should_rotate, startup_backoff,
+};
 
 fn t(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
@@ -273,7 +282,7 @@ fn rotation_requests_follow_the_key_secrets() {
         NAMESPACE.into(),
         Arc::new(crate::metrics::Metrics::new()),
     );
-    let mut rx = keys.requests.subscribe();
+    let mut rx = keys.rotation_requests_changed();
     let mut a = mk_key_secret("a");
     a.metadata.annotations = mk_meta(Some("1970-01-01T00:16:40Z")).annotations;
     let mut b = mk_key_secret("b");

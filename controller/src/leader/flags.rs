@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args};
 
-use super::ElectionConfig;
+use super::election::ElectionConfig;
 use crate::flags::{Refused, duration, parse_bool};
 
 /// How replicas elect the one that reconciles and renews keys.

@@ -16,15 +16,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use sealed_secrets_api::UnsealOptions;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 
-use super::flags::ServerArgs;
-use super::{PeerAddr, ServerState, metrics_router, probe_router, router};
-use crate::keys::Keys;
-use crate::metrics::SharedMetrics;
-use crate::ratelimit::{Gcra, IpNet};
+use super::state::PeerAddr;
+use crate::ratelimit::IpNet;
 
 /// Connections accepted beyond `max_connections` for the probes only. While every regular
 /// slot is taken (by clients that never read, say), the kubelet's `/healthz` probe still gets
@@ -290,7 +286,7 @@ pub async fn serve(
     drop(runtime);
 }
 
-/// The runtime of the regular connections: [`super::rsa_permits_for`] the CPUs worker
+/// The runtime of the regular connections: [`super::state::rsa_permits_for`] the CPUs worker
 /// threads, so that the HTTP server, however busy, leaves a core to the reconciler on the
 /// caller's runtime. Shut down without waiting when dropped (it may be dropped on an async
 /// task, where a blocking shutdown would panic); by then its connections have ended.
@@ -300,7 +296,7 @@ impl HttpRuntime {
     fn start() -> io::Result<Self> {
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(super::rsa_permits_for(cpus))
+            .worker_threads(super::state::rsa_permits_for(cpus))
             .thread_name("http")
             .enable_all()
             .build()
@@ -490,94 +486,6 @@ async fn serve_connection(
         _ = stop.wait_for(|v| *v) => conn.as_mut().graceful_shutdown(),
     }
     let _ = conn.await;
-}
-
-/// A bound listener with its routes, ready to [`serve`].
-#[derive(Debug)]
-pub struct Listener {
-    pub listener: tokio::net::TcpListener,
-    pub router: Router,
-    /// What a probe slot serves ([`PROBE_SLOTS`]).
-    pub probe: Router,
-    pub limits: ConnLimits,
-    /// `--trusted-proxies`, exempt from the per-client connection cap.
-    pub trusted: Vec<IpNet>,
-}
-
-impl Listener {
-    /// Serves until `shutdown` resolves, then drains open connections (see [`serve`]).
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
-        let addr = self.listener.local_addr().map(|a| a.to_string());
-        tracing::info!(
-            addr = addr.as_deref().unwrap_or("?"),
-            "HTTP server listening"
-        );
-        serve(
-            self.listener,
-            self.router,
-            self.probe,
-            self.limits,
-            self.trusted,
-            shutdown,
-        )
-        .await;
-    }
-}
-
-/// Binds both servers of every replica: the API on `--listen-addr`, `/metrics` on
-/// `--listen-metrics-addr`; `unseal` is what verify and rotate accept. Binding happens before
-/// anything is served, so a taken port is a start-up error.
-pub async fn listen(
-    http: &ServerArgs,
-    unseal: UnsealOptions,
-    keys: Arc<Keys>,
-    metrics: SharedMetrics,
-) -> Result<[Listener; 2], BindError> {
-    let state = Arc::new(ServerState {
-        keys,
-        metrics,
-        limiter: Mutex::new(Gcra::new(http.rate_limit, http.rate_limit_burst)),
-        rotate_limiter: Mutex::new(Gcra::new(
-            http.rotate_rate_limit,
-            http.rotate_rate_limit_burst,
-        )),
-        trusted_proxies: http.trusted_proxies.0.clone(),
-        rsa_permits: Arc::new(Semaphore::new(ServerState::default_rsa_permits())),
-        unseal,
-        timeout: http.timeout(),
-        body_read_timeout: http.body_read_timeout,
-    });
-    let bind = |addr: SocketAddr| async move {
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| BindError { addr, source })
-    };
-    Ok([
-        Listener {
-            listener: bind(http.listen_addr).await?,
-            router: router(state.clone()),
-            probe: probe_router(),
-            limits: http.limits(),
-            trusted: http.trusted_proxies.0.clone(),
-        },
-        Listener {
-            listener: bind(http.listen_metrics_addr).await?,
-            // Scrapes are cheap: a probe slot serves them as a regular one would.
-            probe: metrics_router(state.clone()),
-            router: metrics_router(state),
-            limits: http.limits(),
-            trusted: http.trusted_proxies.0.clone(),
-        },
-    ])
-}
-
-/// Binding a listener failed.
-#[derive(Debug, thiserror::Error)]
-#[error("failed to listen on {addr}")]
-pub struct BindError {
-    pub addr: SocketAddr,
-    #[source]
-    pub source: std::io::Error,
 }
 
 #[cfg(test)]
