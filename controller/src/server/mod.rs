@@ -15,10 +15,11 @@
 //! trusted proxy ([`crate::ratelimit::client_address`]).
 //!
 //! - [`routes`]: the routers; [`verify`]: verify and rotate; [`state`]: what handlers share;
-//!   [`listen`]: the accept loop and the connection limits; [`bind`]: binding both servers;
+//!   [`listen`]: the accept loop and the connection limits (`conn`: per connection); [`bind`]: binding both servers;
 //!   [`flags`]: the servers' flags.
 
 pub mod bind;
+mod conn;
 pub mod flags;
 pub mod listen;
 pub mod routes;
