@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, DeleteParams, GetParams, PostParams, Preconditions};
+use kube::api::{Api, GetParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::{Resource as _, ResourceExt as _};
@@ -19,8 +19,8 @@ use sealed_secrets_crypto::Fingerprint;
 
 use super::context::{Context, lock};
 use super::decide::{
-    OPAQUE, desired_metadata_only, finish_desired, old_gc_deletes, retry_backoff, reusable,
-    source_digest, too_large,
+    OPAQUE, desired_metadata_only, finish_desired, retry_backoff, reusable, source_digest,
+    too_large,
 };
 use super::error::ReconcileError;
 use super::plan::{Facts, Plan, SecretWrite, StatusWrite, Written, plan, secret_write};
@@ -416,61 +416,4 @@ pub fn error_policy<K: kube::Resource>(
         return give_up();
     }
     Action::requeue(retry_backoff(*n))
-}
-
-/// Upstream counts deletes as unseal requests and drops their condition series; with
-/// `--old-gc-behavior` it deletes the Secret itself (see [`old_gc_deletes`]). `deleted` is
-/// the watch cache's copy ([`cached_metadata`]).
-pub(super) fn on_sealed_secret_deleted(ctx: &Arc<Context>, deleted: &ObjectMeta) {
-    ctx.metrics.unseal_requests.inc();
-    let ns = deleted.namespace.clone().unwrap_or_default();
-    let name = deleted.name.clone().unwrap_or_default();
-    let instance = deleted
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(annotations::APP_INSTANCE_LABEL))
-        .cloned()
-        .unwrap_or_default();
-    ctx.metrics.remove_condition(&ns, &name, &instance);
-    let key = (ns.clone(), name.clone());
-    ctx.retries().remove(&key);
-    lock(&ctx.status_retries).remove(&key);
-    let uid = deleted.uid.clone().unwrap_or_default();
-    // The Secret this controller produced from exactly this object (not from an older one
-    // of the same name).
-    let produced = lock(&ctx.produced)
-        .remove(&key)
-        .filter(|(ss_uid, _)| *ss_uid == uid)
-        .map(|(_, secret_uid)| secret_uid);
-    if !ctx.settings.old_gc_behavior {
-        return;
-    }
-    let client = ctx.client.clone();
-    tokio::spawn(async move {
-        let api: Api<Secret> = Api::namespaced(client, &ns);
-        match api.get_opt(&name).await {
-            Ok(Some(s)) if old_gc_deletes(&s.metadata, &uid, produced.as_deref()) => {
-                let dp = DeleteParams {
-                    preconditions: Some(Preconditions {
-                        uid: s.metadata.uid.clone(),
-                        resource_version: None,
-                    }),
-                    ..Default::default()
-                };
-                match api.delete(&name, &dp).await {
-                    Ok(_) => {
-                        tracing::info!(secret = %format!("{ns}/{name}"), "deleted Secret of deleted SealedSecret")
-                    }
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => {
-                        tracing::warn!(secret = %format!("{ns}/{name}"), error = %e, "failed to delete Secret")
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(secret = %format!("{ns}/{name}"), error = %e, "failed to read Secret")
-            }
-        }
-    });
 }

@@ -15,13 +15,14 @@
 //!
 //! - [`plan`]: what one pass does; [`decide`]: the decisions it is made of (pure).
 //! - [`apply`]: the shell: one reconcile's API calls, status, Events, metrics, retries.
-//! - [`context`]: what reconciles share; [`error`]: why one failed; [`flags`]: the flags.
+//! - [`deleted`]: what a deleted SealedSecret leaves to do; [`context`]: what reconciles share; [`error`]: why one failed; [`flags`]: the flags.
 //! - [`key_order`]: which keys to try first for values that do not name their key (pure).
 //! - [`watch`]: the watches and the queue that drive reconciles.
 
 pub mod apply;
 pub mod context;
 pub mod decide;
+pub mod deleted;
 pub mod error;
 pub mod flags;
 pub mod key_order;
@@ -44,5 +45,7 @@ pub use watch::run;
 
 #[cfg(test)]
 mod api_tests;
+#[cfg(test)]
+mod plan_tests;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::args::{
-    Res, arg, is_empty, room, s, sarg, strval, text_size, to_i64, to_list, uniq_key, work,
+    Res, arg, is_empty, room, sarg, strval, text_size, to_i64, to_list, uniq_key, work,
 };
 use crate::CallError;
 use crate::budget::Budget;
