@@ -1,6 +1,6 @@
-//! A deleted SealedSecret (§4.7): its metrics and retry state go, and with
-//! `--old-gc-behavior` the Secret produced from exactly that object is deleted (without it,
-//! the ownerReference lets the garbage collector do it).
+//! A deleted SealedSecret: its metrics and retry state go, and with `--old-gc-behavior`
+//! (§4.1) the Secret produced from exactly that object is deleted (without it, the
+//! ownerReference lets the garbage collector do it).
 
 use std::sync::Arc;
 

@@ -137,7 +137,7 @@ pub struct Facts<'a> {
     pub now: &'a Time,
 }
 
-/// The status, condition, Event and requeue of one pass over `ss` (§4.6, §4.8): the status is
+/// The status, condition, Event and requeue of one pass over `ss` (§4.6-§4.8): the status is
 /// written when it changes; an Event is published when the Secret was written or the Synced
 /// condition turned, but not twice for a pass that only retries a status write; a failure
 /// always publishes a Warning, `ErrUnsealFailed` when the values could not be opened or used,
