@@ -22,7 +22,6 @@ pub mod certs;
 pub mod cluster;
 pub mod commands;
 pub mod documents;
-pub mod duration;
 pub mod env;
 pub mod error;
 pub mod http;

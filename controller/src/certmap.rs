@@ -13,6 +13,21 @@ use kube::api::{Api, PostParams};
 
 use crate::keys::{KeySnapshot, Keys};
 
+/// Where the certificates are published.
+#[derive(Clone, Debug, clap::Args)]
+pub struct CertMapArgs {
+    /// ConfigMap in the controller namespace to publish the certificates to (empty disables).
+    #[arg(long = "cert-configmap", default_value = "sealed-secrets-cert")]
+    pub name: String,
+}
+
+impl CertMapArgs {
+    /// The ConfigMap's name; `None` when publishing is disabled.
+    pub fn configmap(&self) -> Option<&str> {
+        Some(self.name.as_str()).filter(|s| !s.is_empty())
+    }
+}
+
 /// Data key of the newest certificate.
 pub const CERT_KEY: &str = "cert.pem";
 /// Data key of every active certificate, newest first.

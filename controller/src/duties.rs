@@ -10,12 +10,12 @@ use tokio::task::JoinSet;
 
 use crate::certmap;
 use crate::cluster::watched_namespaces;
+use crate::config::Config;
 use crate::events::Recorder;
 use crate::keys::{self, Keys};
 use crate::metrics::SharedMetrics;
 use crate::reconcile::{self, Context};
-use crate::runtime::{Stop, Tasks};
-use crate::settings::Settings;
+use crate::tasks::{Stop, Tasks};
 
 /// What the leader runs, started each time this replica becomes leader.
 #[derive(Debug)]
@@ -29,11 +29,11 @@ pub struct LeaderDuties {
 }
 
 impl LeaderDuties {
-    /// Everything the duties need, from the settings and the replica's shared parts;
+    /// Everything the duties need, from the flags and the replica's shared parts;
     /// `identity` reports Events, `fence` guards every reconcile write, `namespace` is the
     /// controller's own.
     pub async fn new(
-        settings: &Settings,
+        cfg: &Config,
         client: &kube::Client,
         keys: &Arc<Keys>,
         metrics: &SharedMetrics,
@@ -47,15 +47,15 @@ impl LeaderDuties {
             keys.clone(),
             metrics.clone(),
             recorder,
-            settings.reconcile.clone(),
+            cfg.reconcile.clone(),
             fence,
         );
         Self {
             ctx,
-            scopes: watched_namespaces(&settings.namespaces, client, &namespace).await,
-            cert_configmap: settings.cert_configmap.clone(),
-            renew_period: settings.keys.renew_period,
-            cutoff: settings.keys.cutoff,
+            scopes: watched_namespaces(&cfg.cluster, client, &namespace).await,
+            cert_configmap: cfg.cert_configmap.configmap().map(str::to_owned),
+            renew_period: cfg.keys.renew_period(),
+            cutoff: cfg.keys.cutoff.0,
             namespace,
         }
     }

@@ -1,15 +1,15 @@
 //! The sealed-secrets controller as a library; `main.rs` only parses arguments and calls
 //! [`run`].
 //!
-//! - [`config`]: every flag (§4.1 plus ours) and its `SEALED_SECRETS_*` variable.
+//! - [`config`]: the command line: every concern's flags (§4.1 plus ours), flattened, each
+//!   with its `SEALED_SECRETS_*` variable ([`env`]); [`flags`]: the shared value parsers.
 //! - [`keys`]: key Secrets, generation, renewal, the newest key, the key watcher.
 //! - [`reconcile`]: SealedSecret → Secret, ownership, status, events, the source digest.
 //! - [`server`] and [`ratelimit`]: `/healthz`, `/v1/cert.pem`, `/v1/verify`, `/v1/rotate`.
 //! - [`metrics`]: upstream's metrics plus ours; [`telemetry`]: logs.
 //! - [`leader`]: Lease leader election; [`certmap`]: the certificate ConfigMap.
-//! - [`settings`]: the flags parsed once into typed settings; [`cluster`]: client and
-//!   namespaces; [`runtime`]: signals, leadership, draining task groups; [`duties`]: what
-//!   the leader runs.
+//! - [`cluster`]: client and namespaces; [`runtime`]: signals, leadership, draining task
+//!   groups ([`tasks`]); [`duties`]: what the leader runs; [`version`]: what the binary was built from.
 //!
 //! Startup follows upstream (§4.3): load keys, (as leader) generate one if there is none or
 //! the newest is older than the cutoff, schedule renewal, SIGUSR1 renews now, start the
@@ -20,7 +20,9 @@ pub mod certmap;
 pub mod cluster;
 pub mod config;
 pub mod duties;
+pub mod env;
 pub mod events;
+pub mod flags;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
@@ -28,16 +30,18 @@ pub mod ratelimit;
 pub mod reconcile;
 pub mod runtime;
 pub mod server;
-pub mod settings;
+pub mod tasks;
 pub mod telemetry;
+pub mod version;
 
 use std::sync::Arc;
 
+use crate::config::Config;
 use crate::duties::LeaderDuties;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
-use crate::runtime::{Leadership, Signals, Tasks};
-use crate::settings::Settings;
+use crate::runtime::{Leadership, Signals};
+use crate::tasks::Tasks;
 
 /// Why the controller could not run.
 #[derive(Debug, thiserror::Error)]
@@ -59,17 +63,18 @@ pub enum RunError {
 }
 
 /// Runs the controller until SIGTERM or SIGINT (§4.3).
-pub async fn run(settings: Settings) -> Result<(), RunError> {
-    settings.notices.iter().for_each(settings::Notice::log);
-    let (client, namespace) = cluster::client_and_namespace(settings.kubeconfig.as_deref()).await?;
-    tracing::info!(version = config::VERSION, commit = config::GIT_COMMIT, %namespace, "starting sealed-secrets controller");
+pub async fn run(cfg: Config) -> Result<(), RunError> {
+    cfg.log_notices();
+    let (client, namespace) =
+        cluster::client_and_namespace(cfg.cluster.kubeconfig.as_deref()).await?;
+    tracing::info!(version = version::VERSION, commit = version::GIT_COMMIT, %namespace, "starting sealed-secrets controller");
     let mut signals = Signals::install()?;
     let metrics = Arc::new(Metrics::new());
 
     // §4.3 step 1: the keys, before anything is served.
-    let keys = Keys::new(settings.keys.for_namespace(&namespace), metrics.clone());
-    keys.accept_multi_v1(settings.keys.accept_multi_v1);
-    if settings.keys.accept_multi_v1 {
+    let keys = Keys::new(cfg.keys.clone(), namespace.clone(), metrics.clone());
+    keys.accept_multi_v1(cfg.keys.accept_multi_v1);
+    if cfg.keys.accept_multi_v1 {
         tracing::warn!(
             "--accept-multi-recipient-v1: multi-recipient version-1 values (no key commitment) are opened; reseal them and turn this off"
         );
@@ -81,19 +86,17 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     let mut tasks = Tasks::new("replica");
     tasks.spawn_until_stopped(keys.clone().watch(client.clone()));
     signals.renew_on_usr1(&mut tasks, keys.clone(), client.clone());
-    for listener in server::listen(&settings.http, keys.clone(), metrics.clone()).await? {
+    let unseal = cfg
+        .server
+        .unseal_options(cfg.reconcile.accept_deprecated_v1_data);
+    for listener in server::listen(&cfg.server, unseal, keys.clone(), metrics.clone()).await? {
         tasks.spawn_draining(|stop| listener.serve(stop.requested()));
     }
-    let lead = Leadership::start(
-        settings.leader_election.as_ref(),
-        &namespace,
-        &client,
-        &metrics,
-    );
+    let lead = Leadership::start(&cfg.leader, &namespace, &client, &metrics);
 
     // The leader: key at startup, renewal, rotation requests, reconcilers, cert ConfigMap.
     let duties = LeaderDuties::new(
-        &settings,
+        &cfg,
         &client,
         &keys,
         &metrics,

@@ -1,32 +1,26 @@
-//! `sealed-secrets-controller`: parses flags into settings, sets up logging, and runs the
-//! library.
+//! `sealed-secrets-controller`: parses the flags, sets up logging, and runs the library.
 
-use clap::Parser as _;
-use sealed_secrets_controller::config::{Config, VERSION};
-use sealed_secrets_controller::settings::Settings;
+use sealed_secrets_controller::config::{Config, ConfigError};
+use sealed_secrets_controller::version::VERSION;
 use sealed_secrets_controller::{run, telemetry};
 
 fn main() -> std::process::ExitCode {
-    let cfg = Config::parse();
+    // Every flag is checked here, before logging or any API call; a value the controller
+    // cannot use is a usage error like clap's own (exit 2).
+    let cfg = match Config::try_parse_from(std::env::args_os()) {
+        Ok(c) => c,
+        Err(ConfigError::Usage(e)) => e.exit(),
+        Err(e @ ConfigError::Invalid(_)) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     if cfg.version {
         // Upstream's exact format (§4.1).
         println!("controller version: {VERSION}");
         return std::process::ExitCode::SUCCESS;
     }
-    // Every flag is checked here, before logging or any API call; a bad one is a usage
-    // error like clap's own (exit 2).
-    let settings = match Settings::try_from(cfg) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    telemetry::init(
-        settings.log.level,
-        settings.log.format,
-        settings.log.info_to_stdout,
-    );
+    telemetry::init(&cfg.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -37,7 +31,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(settings)) {
+    match runtime.block_on(run(cfg)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             let err = anyhow::Error::from(e);

@@ -16,7 +16,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use sealed_secrets_crypto::MultiV1Tally;
 
-use crate::config::{GIT_COMMIT, VERSION};
+use crate::version::{GIT_COMMIT, VERSION};
 
 /// A label set: static keys, owned values.
 pub type Labels = Vec<(&'static str, String)>;

@@ -6,6 +6,7 @@
 //! then the event's own fields at the top level ([`SlogJson`]), so log queries written for
 //! upstream keep working.
 
+use clap::{ArgAction, Args, ValueEnum};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -13,6 +14,38 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::writer::MakeWriterExt as _;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+
+use crate::flags::{Refused, parse_bool};
+
+/// The logging flags.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct LogArgs {
+    /// INFO and below go to stdout, WARN and ERROR to stderr; otherwise everything goes to stderr.
+    #[arg(long = "log-info-stdout", default_value = "true", value_parser = parse_bool,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub info_to_stdout: bool,
+
+    /// Log level (DEBUG, INFO, WARN, ERROR).
+    #[arg(long = "log-level", default_value = "INFO", value_parser = parse_level)]
+    pub level: Level,
+
+    /// Log format (text or json).
+    #[arg(
+        long = "log-format",
+        value_enum,
+        default_value = "text",
+        ignore_case = true
+    )]
+    pub format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
 
 /// The JSON line format of upstream's `--log-format json` (slog): `{"time":…,"level":"INFO",
 /// "msg":…,<fields>}`. A field named like one of those three is written with a `field.`
@@ -88,24 +121,25 @@ impl Visit for FieldMap {
     }
 }
 
-use crate::config::LogFormat;
-
 /// `--log-level` in slog's spelling (`DEBUG`, `INFO`, `WARN`, `ERROR`, case-insensitive).
-pub fn parse_level(s: &str) -> Result<Level, String> {
+pub fn parse_level(s: &str) -> Result<Level, Refused> {
     match s.to_ascii_uppercase().as_str() {
         "DEBUG" => Ok(Level::DEBUG),
         "INFO" => Ok(Level::INFO),
         "WARN" | "WARNING" => Ok(Level::WARN),
         "ERROR" => Ok(Level::ERROR),
         "TRACE" => Ok(Level::TRACE),
-        _ => Err(format!(
-            "invalid --log-level {s:?} (use DEBUG, INFO, WARN or ERROR)"
-        )),
+        _ => Err(Refused::value(s, " (use DEBUG, INFO, WARN or ERROR)")),
     }
 }
 
 /// Installs the global subscriber. `RUST_LOG` refines the filter when set.
-pub fn init(level: Level, format: LogFormat, info_to_stdout: bool) {
+pub fn init(args: &LogArgs) {
+    let LogArgs {
+        level,
+        format,
+        info_to_stdout,
+    } = *args;
     // Dependencies are noisy at DEBUG; keep them at WARN unless RUST_LOG says otherwise.
     let default = format!("warn,sealed_secrets_controller={level},sealed_secrets_api={level}");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

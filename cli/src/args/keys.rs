@@ -124,7 +124,7 @@ pub enum KeysCommand {
 
 /// A positive duration: `30s`, `2m`, `1m30s`, `500ms`, or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    match crate::duration::parse(s) {
+    match sealed_secrets_api::duration::parse_kubectl(s) {
         Ok(Some(d)) => Ok(d),
         _ => Err(format!(
             "`{s}` is not a duration: expected e.g. 30s, 2m, 1m30s (a bare number is seconds)"

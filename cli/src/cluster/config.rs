@@ -34,9 +34,9 @@ pub fn default_namespace(args: &KubeArgs) -> String {
     .unwrap_or_else(|| "default".to_owned())
 }
 
-/// `--request-timeout`, parsed like kubectl ([`crate::duration::parse`]); `0` means none.
+/// `--request-timeout`, parsed like kubectl ([`sealed_secrets_api::duration::parse_kubectl`]); `0` means none.
 pub fn parse_timeout(s: &str) -> Result<Option<Duration>> {
-    crate::duration::parse(s).map_err(|_| CliError::InvalidFlag {
+    sealed_secrets_api::duration::parse_kubectl(s).map_err(|_| CliError::InvalidFlag {
         flag: "--request-timeout",
         value: s.to_owned(),
         reason: "expected e.g. 30s, 1m, 500ms, or a number of seconds".to_owned(),

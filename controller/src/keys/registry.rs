@@ -8,7 +8,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sealed_secrets_api::annotations::{KEY_ORIGIN, SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE};
 use sealed_secrets_crypto::{Certificate, Fingerprint, KeyRing, MultiV1Policy, PrivateKey};
 
-use crate::config::KeyOrderPriority;
+/// How the "newest" key is chosen (§4.4, `--key-order-priority`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyOrderPriority {
+    /// The certificate's NotBefore (upstream default).
+    #[default]
+    CertNotBefore,
+    /// The key Secret's creationTimestamp.
+    SecretCreationTimestamp,
+}
 
 /// Label selector of active key Secrets.
 pub fn active_selector() -> String {
@@ -267,5 +275,13 @@ impl Registry {
             keys,
             newest: pick_newest(&times),
         }
+    }
+}
+
+/// Seconds since the epoch (negative before it).
+pub fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
     }
 }

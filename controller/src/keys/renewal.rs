@@ -4,19 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::*;
-use crate::runtime::Stop;
-
-/// Delay before retry `attempt` (1-based) of a start-up call: 0.5 s doubling, at most 30 s.
-/// Pure.
-pub fn startup_backoff(attempt: u32) -> Duration {
-    let ms = 500u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
-    Duration::from_millis(ms).min(Duration::from_secs(30))
-}
-
-/// Key sizes the generator can produce (`PrivateKey::generate`): anything else is refused at
-/// start-up rather than failing at every generation attempt.
-pub const SUPPORTED_KEY_SIZES: [usize; 4] = [2048, 3072, 4096, 8192];
+use super::shared::Keys;
+use crate::tasks::Stop;
 
 /// Whether a key must be generated at startup (§4.3 step 3): no key, or the newest one is
 /// older than the cutoff. Pure.
@@ -42,14 +31,6 @@ pub fn next_renewal(
         .and_then(|t| now.duration_since(t).ok())
         .unwrap_or_default();
     Some(period.saturating_sub(age))
-}
-
-/// Seconds since the epoch (negative before it).
-pub fn unix_seconds(t: SystemTime) -> i64 {
-    match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
 }
 
 /// Renews keys every period while `active` (the leader) is true: sleeps until the newest key

@@ -1,58 +1,12 @@
 //! Rotation requests: `kubeseal keys rotate` annotates an active key Secret and the leader
 //! generates a new key (beyond upstream, docs/design.md). The annotation and its value format
-//! ([`RotateRequest`]) are owned by `sealed_secrets_api::annotations`, shared with kubeseal.
+//! (`RotateRequest`) are owned by `sealed_secrets_api::annotations`, shared with kubeseal.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::Secret;
-use sealed_secrets_api::annotations::RotateRequest;
-
-use super::*;
-use crate::runtime::Stop;
-
-impl Keys {
-    /// Records (or clears) the rotation request carried by an active key Secret.
-    pub fn track_rotation_request(&self, secret: &Secret) {
-        let Some(name) = secret.metadata.name.clone() else {
-            return;
-        };
-        let requested = match RotateRequest::from_annotations(secret.metadata.annotations.as_ref())
-        {
-            Some(Ok(r)) => Some(r.at()),
-            Some(Err(e)) => {
-                tracing::warn!(secret = %name, "ignoring the rotation request: {e}");
-                None
-            }
-            None => None,
-        };
-        self.requests.send_if_modified(|m| match requested {
-            Some(t) => m.insert(name, t) != Some(t),
-            None => m.remove(&name).is_some(),
-        });
-    }
-
-    /// Forgets the rotation request of a Secret that is gone or no longer active.
-    pub(super) fn forget_rotation_request(&self, secret: &str) {
-        self.requests
-            .send_if_modified(|m| m.remove(secret).is_some());
-    }
-
-    /// Keeps only the rotation requests of the Secrets in `names` (after a full relist).
-    pub(super) fn retain_rotation_requests(&self, names: &BTreeSet<String>) {
-        self.requests.send_if_modified(|m| {
-            let before = m.len();
-            m.retain(|k, _| names.contains(k));
-            before != m.len()
-        });
-    }
-
-    /// The latest rotation request on any active key Secret.
-    pub fn latest_rotation_request(&self) -> Option<SystemTime> {
-        self.requests.borrow().values().max().copied()
-    }
-}
+use super::shared::Keys;
+use crate::tasks::Stop;
 
 /// Whether a rotation request must produce a key now. Pure.
 ///
@@ -88,7 +42,7 @@ pub async fn rotation_loop(
     fence: crate::leader::Fence,
     stop: Stop,
 ) {
-    let mut requests = keys.requests.subscribe();
+    let mut requests = keys.rotation_requests_changed();
     let mut handled: Option<SystemTime> = None;
     while !stop.is_requested() {
         requests.borrow_and_update();

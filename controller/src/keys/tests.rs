@@ -3,8 +3,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sealed_secrets_api::annotations::{ROTATE_REQUEST, SEALING_KEY_LABEL};
 use sealed_secrets_crypto::{CertParams, Certificate, PrivateKey};
 
-use super::*;
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::Secret;
+
+use super::registry::Registry;
+use super::{
+    KeyArgs, KeyLoadError, KeyOrderPriority, Keys, LoadedKey, SUPPORTED_KEY_SIZES, has_key_origin,
+    key_secret, load_secret, needs_key_at_startup, next_renewal, ordering_not_before, pick_newest,
+    should_rotate, startup_backoff,
+};
 
 fn t(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
@@ -24,25 +34,20 @@ fn test_key() -> &'static (PrivateKey, Certificate) {
     })
 }
 
-fn settings() -> KeySettings {
-    KeySettings {
-        namespace: "kube-system".into(),
-        prefix: "sealed-secrets-key".into(),
-        bits: 2048,
-        ttl: Duration::from_secs(3600),
-        common_name: String::new(),
-        priority: KeyOrderPriority::CertNotBefore,
-        labels: vec![
-            ("team".into(), "x".into()),
-            (SEALING_KEY_LABEL.into(), "other".into()),
-        ],
-        annotations: vec![("a".into(), "b".into())],
-    }
+fn settings() -> KeyArgs {
+    KeyArgs::parse_for_test(&[
+        "--key-size=2048",
+        "--key-ttl=1h",
+        &format!("--privatekey-labels=team=x,{SEALING_KEY_LABEL}=other"),
+        "--privatekey-annotations=a=b",
+    ])
 }
+
+const NAMESPACE: &str = "kube-system";
 
 fn mk_key_secret(name: &str) -> Secret {
     let (k, c) = test_key();
-    let mut s = key_secret(&settings(), k, c);
+    let mut s = key_secret(&settings(), NAMESPACE, k, c);
     s.metadata.name = Some(name.into());
     s
 }
@@ -171,7 +176,11 @@ fn certificate_of_another_key_is_refused() {
         e.to_string(),
         "key Secret `mixed` is refused: its `tls.crt` does not belong to its `tls.key`"
     );
-    let keys = Keys::new(settings(), Arc::new(crate::metrics::Metrics::new()));
+    let keys = Keys::new(
+        settings(),
+        NAMESPACE.into(),
+        Arc::new(crate::metrics::Metrics::new()),
+    );
     keys.load_and_register(&s);
     assert!(keys.snapshot().keys.is_empty());
 }
@@ -179,7 +188,7 @@ fn certificate_of_another_key_is_refused() {
 #[test]
 fn keys_not_generated_here_are_counted() {
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let keys = Keys::new(settings(), metrics.clone());
+    let keys = Keys::new(settings(), NAMESPACE.into(), metrics.clone());
     let generated = mk_key_secret("gen");
     assert!(has_key_origin(&generated.metadata));
     let loaded = load_secret(&generated, KeyOrderPriority::CertNotBefore, t(2000)).unwrap();
@@ -231,7 +240,7 @@ fn a_generated_key_seen_first_by_the_watcher_still_becomes_newest() {
 #[test]
 fn registry_upsert_and_remove() {
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let keys = Keys::new(settings(), metrics);
+    let keys = Keys::new(settings(), NAMESPACE.into(), metrics);
     keys.load_and_register(&mk_key_secret("k1"));
     keys.load_and_register(&mk_key_secret("k1"));
     // The same key under another Secret name is kept once.
@@ -268,8 +277,12 @@ fn rotation_only_for_requests_after_the_newest_key() {
 
 #[test]
 fn rotation_requests_follow_the_key_secrets() {
-    let keys = Keys::new(settings(), Arc::new(crate::metrics::Metrics::new()));
-    let mut rx = keys.requests.subscribe();
+    let keys = Keys::new(
+        settings(),
+        NAMESPACE.into(),
+        Arc::new(crate::metrics::Metrics::new()),
+    );
+    let mut rx = keys.rotation_requests_changed();
     let mut a = mk_key_secret("a");
     a.metadata.annotations = mk_meta(Some("1970-01-01T00:16:40Z")).annotations;
     let mut b = mk_key_secret("b");

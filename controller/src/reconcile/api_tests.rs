@@ -20,12 +20,11 @@ use sealed_secrets_crypto::{CertParams, Certificate, PrivateKey, Scope};
 use serde_json::{Value, json};
 
 use super::{
-    Context, IMMUTABLE_MESSAGE, ReconcileError, ReconcileSettings, cached_metadata,
+    Context, IMMUTABLE_MESSAGE, ReconcileArgs, ReconcileError, cached_metadata,
     desired_metadata_only, error_policy, finish_desired, reconcile, reconcile_cached,
 };
-use crate::config::KeyOrderPriority;
 use crate::events::Recorder;
-use crate::keys::{KeySettings, Keys, LoadedKey};
+use crate::keys::{KeyArgs, Keys, LoadedKey};
 use crate::metrics::Metrics;
 
 const NS: &str = "ns";
@@ -177,16 +176,8 @@ fn other_keys() -> &'static [(PrivateKey, Certificate); 2] {
 /// A key registry holding `keys`, registered in this order.
 fn registry(keys: &[&(PrivateKey, Certificate)]) -> Arc<Keys> {
     let registry = Keys::new(
-        KeySettings {
-            namespace: "kube-system".into(),
-            prefix: "sealed-secrets-key".into(),
-            bits: 2048,
-            ttl: std::time::Duration::from_secs(3600),
-            common_name: String::new(),
-            priority: KeyOrderPriority::CertNotBefore,
-            labels: vec![],
-            annotations: vec![],
-        },
+        KeyArgs::parse_for_test(&["--key-size=2048", "--key-ttl=1h"]),
+        "kube-system".into(),
         Arc::new(Metrics::new()),
     );
     for (i, (key, cert)) in keys.iter().enumerate() {
@@ -237,7 +228,7 @@ fn keys_and_sealed_secret() -> (Arc<Keys>, SealedSecret) {
 }
 
 fn context(mock: &Mock, keys: Arc<Keys>) -> Arc<Context> {
-    context_limited(mock, keys, crate::config::DEFAULT_MAX_SEALED_SECRET_SIZE)
+    context_limited(mock, keys, super::flags::DEFAULT_MAX_SEALED_SECRET_SIZE)
 }
 
 /// [`context`] with `--max-sealed-secret-size` at `limit`.
@@ -248,7 +239,7 @@ fn context_limited(mock: &Mock, keys: Arc<Keys>, limit: u64) -> Arc<Context> {
         keys,
         Arc::new(Metrics::new()),
         Recorder::new(client, "test".into()),
-        ReconcileSettings {
+        ReconcileArgs {
             update_status: true,
             old_gc_behavior: false,
             accept_deprecated_v1_data: false,

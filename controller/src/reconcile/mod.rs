@@ -1,9 +1,11 @@
 //! Reconciling SealedSecrets into Secrets (§4.5-4.9).
 //!
-//! The decisions are pure functions ([`decide`]: ownership and write mode, merge vs
-//! overwrite, semantic equality, immutable targets, status transitions, source digest),
-//! unit-tested without I/O; [`reconcile`] strings them together with API calls
-//! ([`apply`]), and [`run`] wires watches into kube-runtime's `applier` ([`watch`]).
+//! A pass is decided by pure functions: [`plan::secret_write`] (the Secret write) and
+//! [`plan::plan`] (status, condition, Event, requeue), built on the decisions of [`decide`]
+//! (ownership and write mode, merge vs overwrite, semantic equality, immutable targets,
+//! status transitions, source digest), all unit-tested without I/O. [`reconcile`] is the
+//! shell that reads, unseals and carries the plan out ([`apply`]), and [`run`] wires
+//! watches into kube-runtime's `applier` ([`watch`]).
 //!
 //! Beyond upstream: the SealedSecret's `status.sourceDigest` records what its Secret was
 //! produced from; when it matches, the SealedSecret is not decrypted again (ownership, labels,
@@ -11,21 +13,39 @@
 //! and Secrets are watched metadata-only (docs/design.md, "What the controller keeps"); a
 //! reconcile reads the whole SealedSecret, and only deletions of Secrets are used.
 //!
-//! - [`decide`]: the pure decisions.
-//! - [`apply`]: one reconcile's API calls, status, Events, metrics, retries.
+//! - [`plan`]: what one pass does; [`decide`]: the decisions it is made of (pure).
+//! - [`apply`]: the shell: one reconcile's API calls, status, Events, metrics, retries.
+//! - [`deleted`]: what a deleted SealedSecret leaves to do; [`context`]: what reconciles share; [`error`]: why one failed; [`flags`]: the flags.
 //! - [`key_order`]: which keys to try first for values that do not name their key (pure).
 //! - [`watch`]: the watches and the queue that drive reconciles.
 
 pub mod apply;
+pub mod context;
 pub mod decide;
+pub mod deleted;
+pub mod error;
+pub mod flags;
 pub mod key_order;
+pub mod plan;
 pub mod watch;
 
-pub use apply::*;
-pub use decide::*;
+pub use apply::{error_policy, reconcile, reconcile_cached};
+pub use context::Context;
+pub use decide::{
+    IMMUTABLE_MESSAGE, SERVICE_ACCOUNT_TOKEN_TYPE, Unmanaged, WriteMode, cached_metadata,
+    desired_metadata_only, differs, digest_matches, finish_desired, is_controlled_by,
+    legacy_digest_matches, legacy_source_digest, merge, next_status, old_gc_deletes,
+    recreate_target, refused_type, retry_backoff, reusable, source_digest, too_large,
+    violates_immutable, write_mode,
+};
+pub use error::ReconcileError;
+pub use flags::{DEFAULT_MAX_SEALED_SECRET_SIZE, ReconcileArgs};
+pub use plan::{Plan, SecretWrite, Written, plan, secret_write};
 pub use watch::run;
 
 #[cfg(test)]
 mod api_tests;
+#[cfg(test)]
+mod plan_tests;
 #[cfg(test)]
 mod tests;

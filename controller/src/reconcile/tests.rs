@@ -377,7 +377,7 @@ fn the_cache_keeps_only_what_queueing_needs() {
 
 #[test]
 fn the_size_limit() {
-    let limit = crate::config::DEFAULT_MAX_SEALED_SECRET_SIZE;
+    let limit = super::flags::DEFAULT_MAX_SEALED_SECRET_SIZE;
     // A sealed 1 MiB Secret (base64 of the values) fits under the default.
     assert!(!too_large(1_398_102 + 20_000, limit));
     assert!(!too_large(limit, limit));

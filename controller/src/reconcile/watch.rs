@@ -19,8 +19,10 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt as _, applier, watcher};
 use sealed_secrets_api::SealedSecret;
 
-use super::apply::{Context, error_policy, on_sealed_secret_deleted, reconcile_cached};
+use super::apply::{error_policy, reconcile_cached};
+use super::context::Context;
 use super::decide::{cached_metadata, recreate_target};
+use super::deleted::on_sealed_secret_deleted;
 
 /// What the SealedSecret watch caches per object.
 type Cached = PartialObjectMeta<SealedSecret>;

@@ -3,26 +3,21 @@
 //! progress, requests per connection, connections overall and per client), keeps slots for
 //! the probes, then drains open connections at shutdown.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 
-use super::{PeerAddr, ServerState, metrics_router, probe_router, router};
-use crate::keys::Keys;
-use crate::metrics::SharedMetrics;
-use crate::ratelimit::{Gcra, IpNet};
+use super::conn::{PerClient, WriteStallLimit};
+use super::state::PeerAddr;
+use crate::ratelimit::IpNet;
 
 /// Connections accepted beyond `max_connections` for the probes only. While every regular
 /// slot is taken (by clients that never read, say), the kubelet's `/healthz` probe still gets
@@ -69,131 +64,6 @@ pub struct ConnLimits {
 enum Slot {
     Regular,
     Probe,
-}
-
-/// Connections held per client address, released when the guard drops.
-#[derive(Debug, Default)]
-struct PerClient(Mutex<HashMap<IpAddr, usize>>);
-
-struct ClientGuard {
-    counts: Arc<PerClient>,
-    ip: IpAddr,
-}
-
-impl PerClient {
-    fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<ClientGuard> {
-        let mut counts = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let held = counts.entry(ip).or_insert(0);
-        if *held >= cap {
-            return None;
-        }
-        *held += 1;
-        Some(ClientGuard {
-            counts: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for ClientGuard {
-    fn drop(&mut self) {
-        let mut counts = self
-            .counts
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(held) = counts.get_mut(&self.ip) {
-            *held = held.saturating_sub(1);
-            if *held == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
-/// A stream whose writes fail with `TimedOut` once one has been pending (the peer's receive
-/// window closed) for `timeout` without any progress. hyper then drops the connection. The
-/// request timeout cannot do this: it bounds producing a response, not the peer reading it.
-struct WriteStallLimit<S> {
-    inner: S,
-    timeout: Duration,
-    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<S> WriteStallLimit<S> {
-    fn new(inner: S, timeout: Duration) -> Self {
-        Self {
-            inner,
-            timeout,
-            stalled: None,
-        }
-    }
-
-    /// Called with the inner stream's answer to a write or flush.
-    fn track<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        if r.is_ready() {
-            self.stalled = None;
-            return r;
-        }
-        let timeout = self.timeout;
-        let sleep = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client read nothing of the response within the write stall timeout",
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for WriteStallLimit<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStallLimit<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.track(cx, r)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.track(cx, r)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let r = Pin::new(&mut self.inner).poll_flush(cx);
-        self.track(cx, r)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
-        self.track(cx, r)
-    }
 }
 
 /// What the accept loop and the connections share.
@@ -288,7 +158,7 @@ pub async fn serve(
     drop(runtime);
 }
 
-/// The runtime of the regular connections: [`super::rsa_permits_for`] the CPUs worker
+/// The runtime of the regular connections: [`super::state::rsa_permits_for`] the CPUs worker
 /// threads, so that the HTTP server, however busy, leaves a core to the reconciler on the
 /// caller's runtime. Shut down without waiting when dropped (it may be dropped on an async
 /// task, where a blocking shutdown would panic); by then its connections have ended.
@@ -298,7 +168,7 @@ impl HttpRuntime {
     fn start() -> io::Result<Self> {
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(super::rsa_permits_for(cpus))
+            .worker_threads(super::state::rsa_permits_for(cpus))
             .thread_name("http")
             .enable_all()
             .build()
@@ -490,93 +360,6 @@ async fn serve_connection(
     let _ = conn.await;
 }
 
-/// A bound listener with its routes, ready to [`serve`].
-#[derive(Debug)]
-pub struct Listener {
-    pub listener: tokio::net::TcpListener,
-    pub router: Router,
-    /// What a probe slot serves ([`PROBE_SLOTS`]).
-    pub probe: Router,
-    pub limits: ConnLimits,
-    /// `--trusted-proxies`, exempt from the per-client connection cap.
-    pub trusted: Vec<IpNet>,
-}
-
-impl Listener {
-    /// Serves until `shutdown` resolves, then drains open connections (see [`serve`]).
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
-        let addr = self.listener.local_addr().map(|a| a.to_string());
-        tracing::info!(
-            addr = addr.as_deref().unwrap_or("?"),
-            "HTTP server listening"
-        );
-        serve(
-            self.listener,
-            self.router,
-            self.probe,
-            self.limits,
-            self.trusted,
-            shutdown,
-        )
-        .await;
-    }
-}
-
-/// Binds both servers of every replica: the API on `--listen-addr`, `/metrics` on
-/// `--listen-metrics-addr`. Binding happens before anything is served, so a taken port is a
-/// start-up error.
-pub async fn listen(
-    http: &crate::settings::HttpSettings,
-    keys: Arc<Keys>,
-    metrics: SharedMetrics,
-) -> Result<[Listener; 2], BindError> {
-    let state = Arc::new(ServerState {
-        keys,
-        metrics,
-        limiter: Mutex::new(Gcra::new(http.rate_limit.0, http.rate_limit.1)),
-        rotate_limiter: Mutex::new(Gcra::new(
-            http.rotate_rate_limit.0,
-            http.rotate_rate_limit.1,
-        )),
-        trusted_proxies: http.trusted_proxies.0.clone(),
-        rsa_permits: Arc::new(Semaphore::new(ServerState::default_rsa_permits())),
-        unseal: http.unseal.clone(),
-        timeout: http.timeout,
-        body_read_timeout: http.body_read_timeout,
-    });
-    let bind = |addr: SocketAddr| async move {
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| BindError { addr, source })
-    };
-    Ok([
-        Listener {
-            listener: bind(http.listen_addr).await?,
-            router: router(state.clone()),
-            probe: probe_router(),
-            limits: http.limits,
-            trusted: http.trusted_proxies.0.clone(),
-        },
-        Listener {
-            listener: bind(http.metrics_addr).await?,
-            // Scrapes are cheap: a probe slot serves them as a regular one would.
-            probe: metrics_router(state.clone()),
-            router: metrics_router(state),
-            limits: http.limits,
-            trusted: http.trusted_proxies.0.clone(),
-        },
-    ])
-}
-
-/// Binding a listener failed.
-#[derive(Debug, thiserror::Error)]
-#[error("failed to listen on {addr}")]
-pub struct BindError {
-    pub addr: SocketAddr,
-    #[source]
-    pub source: std::io::Error,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,17 +383,5 @@ mod tests {
         ] {
             assert!(!is_probe_request(no), "{}", String::from_utf8_lossy(no));
         }
-    }
-
-    #[tokio::test]
-    async fn a_stalled_write_fails_after_the_timeout() {
-        use tokio::io::AsyncWriteExt as _;
-        // A peer that never reads: a duplex pipe of 64 bytes fills at once.
-        let (a, _b) = tokio::io::duplex(64);
-        let mut w = WriteStallLimit::new(a, Duration::from_millis(200));
-        let t0 = std::time::Instant::now();
-        let err = w.write_all(&[0u8; 4096]).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert!(t0.elapsed() >= Duration::from_millis(200));
     }
 }

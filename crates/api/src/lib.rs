@@ -9,6 +9,7 @@
 //! - [`template`]: the Go `text/template` subset with sprig functions used by
 //!   `spec.template.data` (the `sealed-secrets-gotemplate` crate, re-exported).
 //! - [`output`]: kubeseal-shaped JSON and YAML.
+//! - [`duration`]: Go's duration syntax, for the flags of both binaries.
 //!
 //! ```
 //! use sealed_secrets_api::{SealOptions, seal_manifests, unseal, UnsealOptions, output};
@@ -29,6 +30,7 @@
 
 pub mod annotations;
 mod crd;
+pub mod duration;
 mod error;
 pub mod manifest;
 pub mod output;

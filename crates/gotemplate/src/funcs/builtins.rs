@@ -1,6 +1,9 @@
 //! Go's `text/template` builtins (`and`/`or` live in the evaluator).
 
-use super::args::*; // the shared argument helpers
+use super::args::{
+    Res, arg, bounds, cap_len, compare, html_escape, js_escape, query_escape, room, s, sprint,
+    text_size, to_index, want, work,
+};
 use crate::CallError;
 use crate::budget::{Budget, MAX_OUTPUT};
 use crate::value::Value;

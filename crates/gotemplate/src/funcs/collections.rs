@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::args::*; // the shared argument helpers
+use super::args::{
+    Res, arg, is_empty, room, sarg, strval, text_size, to_i64, to_list, uniq_key, work,
+};
 use crate::CallError;
 use crate::budget::Budget;
 use crate::value::{SLOT, Value};

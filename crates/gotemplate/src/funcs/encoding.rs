@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use super::args::*; // the shared argument helpers
+use super::args::{Res, adler32, arg, hex, room, s, sarg};
 use crate::budget::Budget;
 use crate::value::Value;
 

@@ -1,6 +1,6 @@
 //! sprig's defaults, flow and number functions.
 
-use super::args::*; // the shared argument helpers
+use super::args::{Res, arg, is_empty, sarg, to_f64, to_i64, want};
 use crate::CallError;
 use crate::budget::Budget;
 use crate::value::Value;

@@ -1,6 +1,9 @@
 //! sprig's string functions.
 
-use super::args::*; // the shared argument helpers
+use super::args::{
+    Res, arg, byte_slice, cap_len, go_quote, room, s, sarg, strval, text_size, title, to_i64,
+    to_list, untitle, want, work,
+};
 use crate::budget::Budget;
 use crate::value::{SLOT, Value};
 

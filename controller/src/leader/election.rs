@@ -1,15 +1,5 @@
-//! Lease-based leader election (`coordination.k8s.io/v1`), so that `replicas: 2+` works
-//! (upstream supports one replica only, §4.9/§9.4). Only the leader reconciles and renews
-//! keys; every replica serves the certificate and verify and follows keys via the watcher.
-//!
-//! The algorithm is client-go's: a candidate takes the Lease when its record has not changed
-//! for the lease duration *recorded in the Lease* (the holder's promise), *as observed on the
-//! candidate's own clock* (so clock skew between nodes does not matter); the leader renews
-//! every retry period and, like client-go's renew loop, a failed renewal (a conflict, an API
-//! error, a call that timed out) is retried every retry period until the renew deadline has
-//! passed since the last successful renewal; only then, or when another replica visibly holds
-//! the Lease, does it step down. Every Lease call is bounded by the renew deadline, so a hung
-//! API connection cannot keep a leader that can no longer renew.
+//! The election itself: attempts on the Lease, the renew loop, the [`Fence`] and the
+//! release at shutdown.
 
 use std::time::{Duration, Instant};
 
@@ -158,7 +148,7 @@ pub fn may_acquire(
 /// A unique identity: `POD_NAME` (or the host name) plus a random suffix, as client-go.
 pub fn identity() -> String {
     use rand::Rng as _;
-    let base = std::env::var(crate::config::env::POD_NAME)
+    let base = std::env::var(crate::env::POD_NAME)
         .ok()
         .filter(|s| !s.is_empty())
         .or_else(|| {

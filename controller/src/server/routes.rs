@@ -1,0 +1,121 @@
+//! The routers: the main one (`/healthz`, `/v1/cert.pem`, `/v1/verify`, `/v1/rotate`), the
+//! probe slots' one, and the metrics server's; request metrics and the request timeout.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+
+use super::state::{MAX_BODY_BYTES, ServerState, text};
+use super::verify::{rotate, verify};
+
+const INSTRUMENTED: [&str; 3] = ["/v1/verify", "/v1/rotate", "/v1/cert.pem"];
+
+/// The main router. Methods are not restricted, as upstream's ServeMux.
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/healthz", any(healthz))
+        .route("/v1/cert.pem", any(cert))
+        .route("/v1/verify", any(verify))
+        .route("/v1/rotate", any(rotate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), instrument))
+        .with_state(state)
+}
+
+/// What a probe slot serves on the main port ([`listen::PROBE_SLOTS`]): `/healthz`, and 503
+/// for anything else, since every regular slot is taken.
+pub fn probe_router() -> Router {
+    Router::new()
+        .route("/healthz", any(healthz))
+        .fallback(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                "server busy: every connection slot is taken\n",
+            )
+        })
+}
+
+/// Router of the metrics server.
+pub fn metrics_router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// The metric label of a method: the standard ones in lower case (as promhttp), anything
+/// else one `unknown` label so that a client cannot create a series per made-up method.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "get",
+        Method::POST => "post",
+        Method::PUT => "put",
+        Method::DELETE => "delete",
+        Method::HEAD => "head",
+        Method::OPTIONS => "options",
+        Method::PATCH => "patch",
+        Method::CONNECT => "connect",
+        Method::TRACE => "trace",
+        _ => "unknown",
+    }
+}
+
+async fn instrument(State(state): State<Arc<ServerState>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let method = method_label(req.method());
+    let start = Instant::now();
+    let resp = match tokio::time::timeout(state.timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "request timed out\n").into_response(),
+    };
+    if INSTRUMENTED.contains(&path.as_str()) {
+        state.metrics.observe_http(
+            &path,
+            method,
+            resp.status().as_u16(),
+            start.elapsed().as_secs_f64(),
+        );
+    }
+    resp
+}
+
+async fn healthz() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "ok\n",
+    )
+        .into_response()
+}
+
+async fn cert(State(state): State<Arc<ServerState>>) -> Response {
+    let snap = state.keys.snapshot();
+    match snap.newest() {
+        Some(k) => (
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            k.cert.pem().to_owned(),
+        )
+            .into_response(),
+        None => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot get certificate\n".to_owned(),
+        ),
+    }
+}
+
+async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
