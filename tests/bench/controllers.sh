@@ -26,6 +26,8 @@
 #   BENCH_LATENCY_SECS  seconds per rate (default 10)
 #   BENCH_TIMEOUT_SECS  give up on a phase after this long (default 3600)
 #   BENCH_TABLE_ONLY=1  only print the table of $BENCH_RESULTS
+#   BENCH_OURS_BINARY   run this build of our controller instead of the release build
+#                       (e.g. a copy of an earlier commit's, to compare builds)
 #   BENCH_HEAPTRACK=1   profile our controller's heap with heaptrack (Debian's `heaptrack`
 #                       package) on the release binary: one file per controller start
 #                       (idle baseline, cold start, warm restart) in target/bench/heaptrack/,

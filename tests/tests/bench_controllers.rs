@@ -823,7 +823,14 @@ fn start_controller(cluster: &Cluster, which: &str, upstream_args: &[String]) ->
             env.push((name, value));
         }
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (&**k, &**v)).collect();
-        let binary = binary_path("sealed-secrets-controller").unwrap();
+        // `BENCH_OURS_BINARY`: another build of ours (say, a copy of the previous commit's),
+        // to compare two builds on the same data.
+        let binary = std::env::var_os("BENCH_OURS_BINARY")
+            .filter(|b| !b.is_empty())
+            .map_or_else(
+                || binary_path("sealed-secrets-controller").unwrap(),
+                PathBuf::from,
+            );
         // `BENCH_HEAPTRACK_WRAPPER` (tests/bench/controllers.sh with BENCH_HEAPTRACK=1): a
         // script that runs the binary given as its first argument under heaptrack's preload
         // library, keeping the controller's pid (so stopping it stops the profiled process).
@@ -838,6 +845,19 @@ fn start_controller(cluster: &Cluster, which: &str, upstream_args: &[String]) ->
     };
     c.wait_cert(Duration::from_secs(120)).unwrap();
     c
+}
+
+/// Stops the controller; under heaptrack with SIGKILL, so that the profile's "leaked"
+/// allocations are what the controller held at that moment (a clean exit frees them).
+fn stop(c: &mut InCluster) {
+    if std::env::var_os("BENCH_HEAPTRACK_WRAPPER").is_some_and(|w| !w.is_empty()) {
+        if let Some(pid) = c.process.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+    c.process.stop();
 }
 
 fn metric(c: &InCluster, name: &str) -> Option<f64> {
@@ -987,7 +1007,7 @@ async fn controller_run() {
         let start = Instant::now();
         wait_idle(&c, start, 0.0, ticks, cfg.timeout, "idle baseline", || true);
         let rss = rss_mib(c.process.id().unwrap());
-        c.process.stop();
+        stop(&mut c);
         rss
     });
     eprintln!("[bench] idle RSS: {idle_rss_mib:?} MiB");
@@ -1056,7 +1076,7 @@ async fn controller_run() {
     let cold_rss_now_mib = rss_mib(pid);
     check_sample(&client, &names).await;
     let mut c = c;
-    tokio::task::block_in_place(|| c.process.stop());
+    tokio::task::block_in_place(|| stop(&mut c));
     let (cold_api, audit_at) = audit_counts(&audit_log, audit_at);
 
     // Warm restart.
@@ -1084,7 +1104,7 @@ async fn controller_run() {
         latency.push(l);
     }
     let mut c = c;
-    tokio::task::block_in_place(|| c.process.stop());
+    tokio::task::block_in_place(|| stop(&mut c));
 
     let result = RunResult {
         controller: if cfg.controller == "upstream" && !cfg.upstream_args.is_empty() {
