@@ -1251,6 +1251,8 @@ mod logic {
             cold_cpu_s: 20.0,
             cold_rsa: Some(6000.0),
             cold_rss_mib: 30.0,
+            idle_rss_mib: Some(10.0),
+            cold_rss_now_mib: Some(12.5),
             cold_api: BTreeMap::from([("update secrets".into(), 1000), ("get x".into(), 3)]),
             warm_s: 1.0,
             warm_rsa: Some(0.0),
@@ -1280,6 +1282,21 @@ mod logic {
         );
         assert!(t.contains("| CPU per value ÷ one decrypt | 1.33 |"), "{t}");
         assert!(t.contains("1.00 (update secrets 1.00)"), "{t}");
+        // (30 - 10) MiB and (60 - 10) MiB over 1,000 objects; steady (12.5 - 10) MiB; no figure: n/a.
+        assert!(
+            t.contains(
+                "| peak RSS above idle per SealedSecret, cold (KiB) | 20.48 | 51.20 | <= 3 |"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("| steady RSS above idle per SealedSecret, cold (KiB) | 2.56 | 2.56 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| steady RSS above idle per SealedSecret, warm (KiB) | n/a | n/a |"),
+            "{t}"
+        );
         assert!(
             t.contains("| upstream rr 1,000 vs ours rr 1,000 | 4.0 | 1.0 | 2.0 | 30.0 |"),
             "{t}"
