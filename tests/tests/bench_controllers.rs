@@ -850,12 +850,12 @@ fn start_controller(cluster: &Cluster, which: &str, upstream_args: &[String]) ->
 /// Stops the controller; under heaptrack with SIGKILL, so that the profile's "leaked"
 /// allocations are what the controller held at that moment (a clean exit frees them).
 fn stop(c: &mut InCluster) {
-    if std::env::var_os("BENCH_HEAPTRACK_WRAPPER").is_some_and(|w| !w.is_empty()) {
-        if let Some(pid) = c.process.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
+    if std::env::var_os("BENCH_HEAPTRACK_WRAPPER").is_some_and(|w| !w.is_empty())
+        && let Some(pid) = c.process.id()
+    {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
     }
     c.process.stop();
 }
