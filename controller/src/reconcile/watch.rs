@@ -2,9 +2,8 @@
 //! feed kube-runtime's `applier`, which runs [`super::reconcile_cached`].
 //!
 //! The SealedSecret watch asks the API server for metadata only, so encrypted values never
-//! reach the controller through it, and its cache keeps only [`cached_metadata`] (without
-//! the resourceVersion, which nothing reads from the cache): memory per SealedSecret stays a
-//! few hundred bytes whatever its size. Each reconcile reads the whole object and drops it
+//! reach the controller through it, and its cache keeps only [`cached_metadata`]: memory
+//! per SealedSecret stays a few hundred bytes whatever its size. Each reconcile reads the whole object and drops it
 //! when done (docs/design.md, "What the controller keeps"). The "spec changed" filter keeps
 //! two hashes per object ([`SpecVersions`]), not a copy of its name, namespace and uid, and
 //! reconcile requests name objects without their uid and resourceVersion, so a cold start's
@@ -117,16 +116,6 @@ fn object_ref(ss: &Cached) -> ObjectRef<Cached> {
     }
 }
 
-/// What the cache keeps of a SealedSecret: [`cached_metadata`] without the resourceVersion
-/// and the apiVersion/kind (the same for every object), which nothing reads from the cache
-/// (the watch resumes from the versions it saw before this step).
-fn for_cache(m: &mut Cached) {
-    let mut meta = cached_metadata(std::mem::take(&mut m.metadata));
-    meta.resource_version = None;
-    m.metadata = meta;
-    m.types = None;
-}
-
 /// Runs the reconcile loop for one namespace (`None`: all namespaces) until `stop` resolves
 /// (leadership lost, shutdown): then no new reconcile starts and the running ones finish
 /// (kube-runtime's applier drains when its queue ends).
@@ -149,7 +138,7 @@ pub async fn run(
     let mut versions = SpecVersions::default();
     let sealed = watcher(ss_api, wc.clone().page_size(LIST_PAGE_SIZE))
         .default_backoff()
-        .modify(for_cache)
+        .modify(|m| m.metadata = cached_metadata(std::mem::take(&mut m.metadata)))
         .inspect_ok(move |ev| {
             if let watcher::Event::Delete(ss) = ev {
                 on_sealed_secret_deleted(&delete_ctx, &ss.metadata);

@@ -1,12 +1,12 @@
-//! The SealedSecret watch's filter and cache entry ([`super::SpecVersions`],
-//! [`super::for_cache`]): pure, no I/O.
+//! The SealedSecret watch's spec-change filter ([`super::SpecVersions`]) and reconcile
+//! requests: pure, no I/O.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::core::{PartialObjectMetaExt as _, TypeMeta};
+use kube::core::PartialObjectMetaExt as _;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::Event;
 
-use super::{Cached, SpecVersions, for_cache, object_ref};
+use super::{Cached, SpecVersions, object_ref};
 
 fn mk_ss(name: &str, uid: &str, generation: i64) -> Cached {
     ObjectMeta {
@@ -94,26 +94,4 @@ fn requests_name_the_object_without_uid_or_version() {
     assert_eq!(r.namespace.as_deref(), Some("ns"));
     assert_eq!(r.extra.uid, None);
     assert_eq!(r.extra.resource_version, None);
-}
-
-#[test]
-fn the_cache_keeps_no_version_and_no_types() {
-    let mut ss = mk_ss("a", "u1", 3);
-    ss.types = Some(TypeMeta {
-        api_version: "bitnami.com/v1alpha1".into(),
-        kind: "SealedSecret".into(),
-    });
-    ss.metadata.managed_fields = Some(vec![Default::default(); 3]);
-    for_cache(&mut ss);
-    assert_eq!(ss.types, None);
-    assert_eq!(
-        ss.metadata,
-        ObjectMeta {
-            name: Some("a".into()),
-            namespace: Some("ns".into()),
-            uid: Some("u1".into()),
-            generation: Some(3),
-            ..Default::default()
-        }
-    );
 }
