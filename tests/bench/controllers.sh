@@ -26,11 +26,20 @@
 #   BENCH_LATENCY_SECS  seconds per rate (default 10)
 #   BENCH_TIMEOUT_SECS  give up on a phase after this long (default 3600)
 #   BENCH_TABLE_ONLY=1  only print the table of $BENCH_RESULTS
+#   BENCH_OURS_BINARY   run this build of our controller instead of the release build
+#                       (e.g. a copy of an earlier commit's, to compare builds)
+#   BENCH_HEAPTRACK=1   profile our controller's heap with heaptrack (Debian's `heaptrack`
+#                       package) on the release binary: one file per controller start
+#                       (idle baseline, cold start, warm restart) in target/bench/heaptrack/,
+#                       read with `heaptrack_print -f FILE`. RSS and CPU figures of such a
+#                       run include heaptrack's own cost: profile and measure in separate runs.
 #
-# Needs root (the controllers run in private mount namespaces, as the upstream_peers suite),
-# the real control plane's binaries (tests/cluster/build.sh) and upstream's binaries
-# (tests/upstream/build.sh); both scripts return at once when up to date. Everything of ours is
-# built in release mode. Keys are generated once into target/bench/keys and reused.
+# Needs root (the controllers run in private mount namespaces, as the upstream_peers suite) and
+# Go 1.25+. It installs what it needs as .ci/test does, so that it runs from a clean clone:
+# kubectl and helm (.ci/install-kube-tools.sh into target/kube-tools/bin, unless KUBECTL and
+# HELM name them), the real control plane's binaries (tests/cluster/build.sh) and upstream's
+# binaries (tests/upstream/build.sh); each returns at once when up to date. Everything of ours
+# is built in release mode. Keys are generated once into target/bench/keys and reused.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -61,12 +70,40 @@ run_test() { # TEST-NAME: runs one ignored test of tests/tests/bench_controllers
 }
 
 if [ "${BENCH_TABLE_ONLY:-}" != 1 ]; then
+    # kubectl and helm (the harness applies deploy/base and upstream's chart RBAC with them).
+    if [ -z "${KUBECTL:-}" ] || [ -z "${HELM:-}" ]; then
+        kube_tools=$(bash .ci/install-kube-tools.sh "$target/kube-tools/bin")
+        export PATH="$kube_tools:$PATH"
+        export KUBECTL="${KUBECTL:-$kube_tools/kubectl}" HELM="${HELM:-$kube_tools/helm}"
+    fi
     bash tests/cluster/build.sh >&2
     bash tests/upstream/build.sh >&2
     echo "building (release) ..." >&2
     cargo build --release -q -p sealed-secrets-controller -p kubeseal -p sealed-secrets-e2e >&2
     cargo test --release -q -p sealed-secrets-e2e-suites --test bench_controllers --no-run >&2
     mkdir -p "$(dirname "$BENCH_RESULTS")"
+    if [ "${BENCH_HEAPTRACK:-}" = 1 ]; then
+        interpret=/usr/lib/heaptrack/libexec/heaptrack_interpret
+        preload=/usr/lib/heaptrack/libheaptrack_preload.so
+        [ -x "$interpret" ] && [ -f "$preload" ] && command -v zstd >/dev/null || {
+            echo "error: BENCH_HEAPTRACK=1 needs heaptrack and zstd (apt-get install heaptrack zstd)" >&2; exit 2; }
+        heap_dir="$target/bench/heaptrack"
+        mkdir -p "$heap_dir"
+        # What the `heaptrack` script does, but with exec: the controller keeps the pid the
+        # benchmark measures and stops, and heaptrack's interpreter ends when it exits.
+        cat > "$heap_dir/wrap.sh" <<WRAP
+#!/bin/sh
+set -e
+program=\$1; shift
+out="$heap_dir/ours.\$(date +%s).\$\$"
+mkfifo "\$out.fifo"
+"$interpret" < "\$out.fifo" | zstd -q -c > "\$out.zst" &
+LD_PRELOAD="$preload" DUMP_HEAPTRACK_OUTPUT="\$out.fifo" exec "\$program" "\$@"
+WRAP
+        chmod +x "$heap_dir/wrap.sh"
+        export BENCH_HEAPTRACK_WRAPPER="$heap_dir/wrap.sh"
+        echo "heaptrack: profiles in $heap_dir (heaptrack_print -f FILE)" >&2
+    fi
     [ "${BENCH_APPEND:-}" = 1 ] || : > "$BENCH_RESULTS"
     for n in "${ns[@]}"; do
         for c in $controllers; do

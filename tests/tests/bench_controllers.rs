@@ -191,6 +191,13 @@ struct RunResult {
     cold_rsa: Option<f64>,
     /// Peak RSS (VmHWM) after the cold start.
     cold_rss_mib: f64,
+    /// RSS (VmRSS) of the controller started with no SealedSecret and idle: the baseline
+    /// the per-SealedSecret figures are taken above.
+    #[serde(default)]
+    idle_rss_mib: Option<f64>,
+    /// RSS (VmRSS) once idle after the cold start (steady state).
+    #[serde(default)]
+    cold_rss_now_mib: Option<f64>,
     /// Controller requests the API server audited from start to stop, by verb.
     cold_api: BTreeMap<String, u64>,
     /// Restart to N SealedSecrets handled and idle.
@@ -198,6 +205,9 @@ struct RunResult {
     warm_cpu_s: f64,
     warm_rsa: Option<f64>,
     warm_rss_mib: f64,
+    /// RSS (VmRSS) once idle after the warm restart.
+    #[serde(default)]
+    warm_rss_now_mib: Option<f64>,
     warm_api: BTreeMap<String, u64>,
     latency: Vec<Latency>,
 }
@@ -277,6 +287,13 @@ impl RunResult {
     fn cpu_per_value_ratio(&self) -> f64 {
         self.cold_cpu_s / self.values as f64 / (self.decrypt_ms / 1000.0)
     }
+    /// KiB per SealedSecret of `rss_mib` above the idle baseline (NaN without a baseline).
+    fn kib_per_object(&self, rss_mib: Option<f64>) -> f64 {
+        match (rss_mib, self.idle_rss_mib) {
+            (Some(rss), Some(idle)) if self.n > 0 => (rss - idle) * 1024.0 / self.n as f64,
+            _ => f64::NAN,
+        }
+    }
     fn rsa_per_value(&self) -> f64 {
         self.cold_rsa.map_or(f64::NAN, |r| r / self.values as f64)
     }
@@ -349,17 +366,30 @@ fn table(results: &[RunResult]) -> String {
             "<= 3.2 rr, <= 1.5 newest",
             |r| f(r.rsa_per_value(), 2),
         ),
+        ("idle RSS, no SealedSecret (MiB)", "", |r| {
+            r.idle_rss_mib.map_or("n/a".into(), |x| f(x, 1))
+        }),
         (
             "peak RSS after cold start (MiB)",
-            "<= 80 at 10,000; < upstream",
+            "< 200 at 50,000; < upstream",
             |r| f(r.cold_rss_mib, 0),
+        ),
+        (
+            "peak RSS above idle per SealedSecret, cold (KiB)",
+            "<= 3",
+            |r| f(r.kib_per_object(Some(r.cold_rss_mib)), 2),
+        ),
+        (
+            "steady RSS above idle per SealedSecret, cold (KiB)",
+            "<= 3",
+            |r| f(r.kib_per_object(r.cold_rss_now_mib), 2),
         ),
         ("API requests per SealedSecret, cold", "", |r| {
             RunResult::api_breakdown(&r.cold_api, r.n)
         }),
         (
             "warm restart: handled all and idle (s)",
-            "<= 10 at 10,000",
+            "<= 10 at 50,000",
             |r| f(r.warm_s, 1),
         ),
         ("warm restart: RSA operations", "0", |r| {
@@ -374,6 +404,16 @@ fn table(results: &[RunResult]) -> String {
         ("peak RSS after warm restart (MiB)", "", |r| {
             f(r.warm_rss_mib, 0)
         }),
+        (
+            "peak RSS above idle per SealedSecret, warm (KiB)",
+            "<= 3",
+            |r| f(r.kib_per_object(Some(r.warm_rss_mib)), 2),
+        ),
+        (
+            "steady RSS above idle per SealedSecret, warm (KiB)",
+            "<= 3",
+            |r| f(r.kib_per_object(r.warm_rss_now_mib), 2),
+        ),
         ("latency p50 / p99 at 10/s (ms)", "", |r| r.latency_at(10)),
         ("latency p50 / p99 at 100/s (ms)", "", |r| r.latency_at(100)),
         ("load average (1, 5, 15 min) start -> end", "", |r| {
@@ -467,16 +507,25 @@ fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
 
 /// Peak resident set size (VmHWM) of `pid` in MiB.
 fn peak_rss_mib(pid: u32) -> Option<f64> {
+    status_kib(pid, "VmHWM:").map(|kb| kb / 1024.0)
+}
+
+/// A `kB` field (`field` with its colon) of `/proc/PID/status`.
+fn status_kib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
+    status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
-        .ok()?;
-    Some(kb / 1024.0)
+        .ok()
+}
+
+/// Resident set size now (VmRSS) of `pid` in MiB.
+fn rss_mib(pid: u32) -> Option<f64> {
+    status_kib(pid, "VmRSS:").map(|kb| kb / 1024.0)
 }
 
 fn loadavg() -> String {
@@ -774,17 +823,41 @@ fn start_controller(cluster: &Cluster, which: &str, upstream_args: &[String]) ->
             env.push((name, value));
         }
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (&**k, &**v)).collect();
-        InCluster::start(
-            cluster,
-            &sa,
-            &binary_path("sealed-secrets-controller").unwrap(),
-            &args,
-            &env,
-        )
-        .unwrap()
+        // `BENCH_OURS_BINARY`: another build of ours (say, a copy of the previous commit's),
+        // to compare two builds on the same data.
+        let binary = std::env::var_os("BENCH_OURS_BINARY")
+            .filter(|b| !b.is_empty())
+            .map_or_else(
+                || binary_path("sealed-secrets-controller").unwrap(),
+                PathBuf::from,
+            );
+        // `BENCH_HEAPTRACK_WRAPPER` (tests/bench/controllers.sh with BENCH_HEAPTRACK=1): a
+        // script that runs the binary given as its first argument under heaptrack's preload
+        // library, keeping the controller's pid (so stopping it stops the profiled process).
+        match std::env::var_os("BENCH_HEAPTRACK_WRAPPER").filter(|w| !w.is_empty()) {
+            Some(wrapper) => {
+                let mut wrapped = vec![binary.to_string_lossy().into_owned()];
+                wrapped.extend(args);
+                InCluster::start(cluster, &sa, Path::new(&wrapper), &wrapped, &env).unwrap()
+            }
+            None => InCluster::start(cluster, &sa, &binary, &args, &env).unwrap(),
+        }
     };
     c.wait_cert(Duration::from_secs(120)).unwrap();
     c
+}
+
+/// Stops the controller; under heaptrack with SIGKILL, so that the profile's "leaked"
+/// allocations are what the controller held at that moment (a clean exit frees them).
+fn stop(c: &mut InCluster) {
+    if std::env::var_os("BENCH_HEAPTRACK_WRAPPER").is_some_and(|w| !w.is_empty())
+        && let Some(pid) = c.process.id()
+    {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    c.process.stop();
 }
 
 fn metric(c: &InCluster, name: &str) -> Option<f64> {
@@ -927,6 +1000,18 @@ async fn controller_run() {
     let audit_log = cluster.control_plane_handle().unwrap().audit_log();
     tokio::task::block_in_place(|| prepare(&cluster, &keys));
     let client = cluster.client().await.unwrap();
+
+    // The idle baseline: the controller with its keys and no SealedSecret, once idle.
+    let idle_rss_mib = tokio::task::block_in_place(|| {
+        let mut c = start_controller(&cluster, &cfg.controller, &cfg.upstream_args);
+        let start = Instant::now();
+        wait_idle(&c, start, 0.0, ticks, cfg.timeout, "idle baseline", || true);
+        let rss = rss_mib(c.process.id().unwrap());
+        stop(&mut c);
+        rss
+    });
+    eprintln!("[bench] idle RSS: {idle_rss_mib:?} MiB");
+
     let t = Instant::now();
     create_all(&client, objects).await;
     eprintln!(
@@ -988,9 +1073,10 @@ async fn controller_run() {
     let cold_etcd_cpu_s = Some(cp_cpu("etcd") - etcd0).filter(|x| x.is_finite());
     let cold_rsa = metric(&c, "sealed_secrets_controller_rsa_decryptions_total");
     let cold_rss_mib = peak_rss_mib(pid).unwrap_or(f64::NAN);
+    let cold_rss_now_mib = rss_mib(pid);
     check_sample(&client, &names).await;
     let mut c = c;
-    tokio::task::block_in_place(|| c.process.stop());
+    tokio::task::block_in_place(|| stop(&mut c));
     let (cold_api, audit_at) = audit_counts(&audit_log, audit_at);
 
     // Warm restart.
@@ -1006,6 +1092,7 @@ async fn controller_run() {
     });
     let warm_rsa = metric(&c, "sealed_secrets_controller_rsa_decryptions_total");
     let warm_rss_mib = peak_rss_mib(pid).unwrap_or(f64::NAN);
+    let warm_rss_now_mib = rss_mib(pid);
     let (warm_api, _) = audit_counts(&audit_log, audit_at);
     eprintln!("[bench] warm restart: idle after {warm_s:.1}s");
 
@@ -1017,7 +1104,7 @@ async fn controller_run() {
         latency.push(l);
     }
     let mut c = c;
-    tokio::task::block_in_place(|| c.process.stop());
+    tokio::task::block_in_place(|| stop(&mut c));
 
     let result = RunResult {
         controller: if cfg.controller == "upstream" && !cfg.upstream_args.is_empty() {
@@ -1039,11 +1126,14 @@ async fn controller_run() {
         cold_etcd_cpu_s,
         cold_rsa,
         cold_rss_mib,
+        idle_rss_mib,
+        cold_rss_now_mib,
         cold_api,
         warm_s,
         warm_cpu_s,
         warm_rsa,
         warm_rss_mib,
+        warm_rss_now_mib,
         warm_api,
         latency,
     };
@@ -1161,6 +1251,8 @@ mod logic {
             cold_cpu_s: 20.0,
             cold_rsa: Some(6000.0),
             cold_rss_mib: 30.0,
+            idle_rss_mib: Some(10.0),
+            cold_rss_now_mib: Some(12.5),
             cold_api: BTreeMap::from([("update secrets".into(), 1000), ("get x".into(), 3)]),
             warm_s: 1.0,
             warm_rsa: Some(0.0),
@@ -1190,6 +1282,21 @@ mod logic {
         );
         assert!(t.contains("| CPU per value ÷ one decrypt | 1.33 |"), "{t}");
         assert!(t.contains("1.00 (update secrets 1.00)"), "{t}");
+        // (30 - 10) MiB and (60 - 10) MiB over 1,000 objects; steady (12.5 - 10) MiB; no figure: n/a.
+        assert!(
+            t.contains(
+                "| peak RSS above idle per SealedSecret, cold (KiB) | 20.48 | 51.20 | <= 3 |"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("| steady RSS above idle per SealedSecret, cold (KiB) | 2.56 | 2.56 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| steady RSS above idle per SealedSecret, warm (KiB) | n/a | n/a |"),
+            "{t}"
+        );
         assert!(
             t.contains("| upstream rr 1,000 vs ours rr 1,000 | 4.0 | 1.0 | 2.0 | 30.0 |"),
             "{t}"

@@ -3,10 +3,14 @@
 //!
 //! The SealedSecret watch asks the API server for metadata only, so encrypted values never
 //! reach the controller through it, and its cache keeps only [`cached_metadata`]: memory
-//! per SealedSecret stays a few hundred bytes whatever its size. Each reconcile reads the
-//! whole object and drops it when done (docs/design.md, "What the controller keeps").
+//! per SealedSecret stays a few hundred bytes whatever its size. Each reconcile reads the whole object and drops it
+//! when done (docs/design.md, "What the controller keeps"). The "spec changed" filter keeps
+//! two hashes per object ([`SpecVersions`]), not a copy of its name, namespace and uid, and
+//! reconcile requests name objects without their uid and resourceVersion, so a cold start's
+//! queue of every object costs little more than the names.
 
-use std::hash::{Hash as _, Hasher as _};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher as _};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +28,10 @@ use super::context::Context;
 use super::decide::{cached_metadata, recreate_target};
 use super::deleted::on_sealed_secret_deleted;
 
+#[cfg(test)]
+#[path = "watch_tests.rs"]
+mod tests;
+
 /// What the SealedSecret watch caches per object.
 type Cached = PartialObjectMeta<SealedSecret>;
 
@@ -35,13 +43,79 @@ type QueueStream = futures::stream::BoxStream<'static, Result<ObjectRef<Cached>,
 /// smaller pages bound that peak, for a few more requests at start-up.
 const LIST_PAGE_SIZE: u32 = 100;
 
-/// Hashes uid and generation, so only spec changes (and re-creations) trigger a reconcile,
-/// as upstream's "update suppressed" rule (§4.5).
-fn spec_version(ss: &Cached) -> Option<u64> {
+fn hash_of(v: impl Hash) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    ss.metadata.uid.hash(&mut h);
-    ss.metadata.generation.hash(&mut h);
-    Some(h.finish())
+    v.hash(&mut h);
+    h.finish()
+}
+
+/// The "spec changed" filter of the SealedSecret watch: only spec changes (a new generation)
+/// and re-creations (a new uid) trigger a reconcile, as upstream's "update suppressed" rule
+/// (§4.5). Per object it keeps a hash of namespace and name and a hash of uid and generation
+/// (two `u64`, where kube-runtime's `predicate_filter` keeps copies of the three strings),
+/// forgets deleted objects, and rebuilds itself on every re-list as the reflector's store
+/// does, so objects deleted while the watch was down are forgotten too. A collision of the
+/// name hashes can only cause an extra reconcile (the uid hashes differ), never a missed one.
+#[derive(Debug, Default)]
+struct SpecVersions {
+    current: HashMap<u64, u64>,
+    /// During a re-list: what has been listed so far, swapped in at its end.
+    relist: Option<HashMap<u64, u64>>,
+}
+
+impl SpecVersions {
+    /// Takes in one watch event (after the reflector saw it); returns the object to
+    /// reconcile, if any.
+    fn observe(&mut self, event: &watcher::Event<Cached>) -> Option<ObjectRef<Cached>> {
+        match event {
+            watcher::Event::Init => {
+                self.relist = Some(HashMap::new());
+                None
+            }
+            watcher::Event::InitDone => {
+                if let Some(listed) = self.relist.take() {
+                    self.current = listed;
+                    self.current.shrink_to_fit();
+                }
+                None
+            }
+            watcher::Event::Delete(ss) => {
+                let (key, _) = Self::hashes(ss);
+                self.current.remove(&key);
+                if let Some(listed) = &mut self.relist {
+                    listed.remove(&key);
+                }
+                None
+            }
+            watcher::Event::Apply(ss) | watcher::Event::InitApply(ss) => {
+                let (key, version) = Self::hashes(ss);
+                let changed = self.current.get(&key) != Some(&version);
+                match (&mut self.relist, event) {
+                    (Some(listed), watcher::Event::InitApply(_)) => listed.insert(key, version),
+                    _ => self.current.insert(key, version),
+                };
+                changed.then(|| object_ref(ss))
+            }
+        }
+    }
+
+    fn hashes(ss: &Cached) -> (u64, u64) {
+        let m = &ss.metadata;
+        (
+            hash_of((&m.namespace, &m.name)),
+            hash_of((&m.uid, m.generation)),
+        )
+    }
+}
+
+/// The reconcile request for `ss`: its namespace and name only (the store and the applier's
+/// queue find objects by those; kube-runtime ignores the rest of an `ObjectRef` there).
+fn object_ref(ss: &Cached) -> ObjectRef<Cached> {
+    let r = ObjectRef::new(ss.metadata.name.as_deref().unwrap_or_default());
+    match &ss.metadata.namespace {
+        Some(ns) => r.within(ns),
+        None => r,
+    }
 }
 
 /// Runs the reconcile loop for one namespace (`None`: all namespaces) until `stop` resolves
@@ -63,6 +137,7 @@ pub async fn run(
     }
     let (store, writer) = reflector::store::<Cached>();
     let delete_ctx = ctx.clone();
+    let mut versions = SpecVersions::default();
     let sealed = watcher(ss_api, wc.clone().page_size(LIST_PAGE_SIZE))
         .default_backoff()
         .modify(|m| m.metadata = cached_metadata(std::mem::take(&mut m.metadata)))
@@ -72,9 +147,7 @@ pub async fn run(
             }
         })
         .reflect(writer)
-        .applied_objects()
-        .predicate_filter(spec_version, Default::default())
-        .map_ok(|ss| ObjectRef::from_obj(&ss));
+        .try_filter_map(move |ev| futures::future::ready(Ok(versions.observe(&ev))));
 
     let mut queue: Vec<QueueStream> = vec![sealed.boxed()];
 
@@ -98,12 +171,8 @@ pub async fn run(
     // decrypted get another chance; the digest makes this cheap for the others.
     let keys_store = store.clone();
     let key_changes = tokio_stream_from_watch(ctx.keys.subscribe()).flat_map(move |()| {
-        let refs: Vec<Result<ObjectRef<Cached>, watcher::Error>> = keys_store
-            .state()
-            .iter()
-            .map(|ss| Ok(ObjectRef::from_obj(ss.as_ref())))
-            .collect();
-        futures::stream::iter(refs)
+        // One pointer per object until the queue takes them, not a request each up front.
+        futures::stream::iter(keys_store.state()).map(|ss| Ok(object_ref(&ss)))
     });
     queue.push(key_changes.boxed());
 
