@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Secret, Service, ServiceP
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use sealed_secrets_api::{UnsealOptions, decrypt_items, parse_sealed_secrets, reseal, verify};
 use sealed_secrets_crypto::{Certificate, KeyRing, PrivateKey};
-use sealed_secrets_e2e::harness::Cluster;
+use harness::cluster::Cluster;
 
 use common::{SECRET_YAML, fixture, run_cmd};
 
@@ -616,7 +616,7 @@ async fn keys_rotate_requests_a_key_and_waits_for_it() {
 /// the cluster's service proxy: the whole online path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_real_controller() {
-    use sealed_secrets_e2e::harness::{Process, binary_path, free_port, wait_for_port};
+    use harness::cluster::{Process, binary_path, free_port, wait_for_port};
     let controller_bin = binary_path("sealed-secrets-controller")
         .expect("build it first: cargo build -p sealed-secrets-controller");
     let cluster = Cluster::start_private().unwrap();

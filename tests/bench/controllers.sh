@@ -64,7 +64,7 @@ if [ "${BENCH_TABLE_ONLY:-}" != 1 ]; then
     bash tests/cluster/build.sh >&2
     bash tests/upstream/build.sh >&2
     echo "building (release) ..." >&2
-    cargo build --release -q -p sealed-secrets-controller -p kubeseal -p sealed-secrets-e2e >&2
+    cargo build --release -q -p sealed-secrets-controller -p kubeseal -p sealed-secrets-harness >&2
     cargo test --release -q -p sealed-secrets-e2e-suites --test bench_controllers --no-run >&2
     mkdir -p "$(dirname "$BENCH_RESULTS")"
     [ "${BENCH_APPEND:-}" = 1 ] || : > "$BENCH_RESULTS"

@@ -29,8 +29,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams, WatchParams};
 use kube::{Client, ResourceExt as _};
-use sealed_secrets_e2e::harness::Cluster;
-use sealed_secrets_e2e::standin::Config;
+use harness::cluster::Cluster;
+use harness::standin::Config;
 use serde_json::json;
 
 #[path = "support/sealedsecret.rs"]

@@ -66,7 +66,7 @@ build_suite
 
 bash "$root/tests/cluster/build.sh"
 bash "$here/build.sh"
-(cd "$root" && cargo build --locked -p sealed-secrets-controller -p kubeseal -p sealed-secrets-e2e --bins)
+(cd "$root" && cargo build --locked -p sealed-secrets-controller -p kubeseal -p sealed-secrets-harness --bins)
 
 case "$which" in
     both) tests=(upstream_suite_against_upstream upstream_suite_against_ours) ;;

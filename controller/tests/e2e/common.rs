@@ -14,10 +14,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use sealed_secrets_api::{SealOptions, SealedSecret};
 use sealed_secrets_crypto::{CertParams, Certificate, PrivateKey, PublicKey, Scope};
-use sealed_secrets_e2e::harness::{Cluster, Process, TestNamespace, free_port, wait_for_port};
+use harness::cluster::{Cluster, Process, TestNamespace, free_port, wait_for_port};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-pub use sealed_secrets_e2e::wait::{eventually, metric_sum};
+pub use harness::wait::{eventually, metric_sum};
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 pub use sealed_secrets_api::annotations::SEALING_KEY_LABEL as KEY_LABEL;
@@ -498,7 +498,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 /// says so when it is missing), pointed at the test cluster.
 pub fn kubeseal(env: &Env) -> Command {
     let path =
-        sealed_secrets_e2e::harness::binary_path("kubeseal").unwrap_or_else(|e| panic!("{e}"));
+        harness::cluster::binary_path("kubeseal").unwrap_or_else(|e| panic!("{e}"));
     let mut cmd = Command::new(path);
     cmd.env("KUBECONFIG", env.cluster.kubeconfig())
         .env("NO_COLOR", "1");

@@ -3,7 +3,7 @@
 
 use sealed_secrets_api::SealedSecret;
 use sealed_secrets_crypto::Scope;
-use sealed_secrets_e2e::hostile;
+use harness::hostile;
 use serde_json::json;
 
 use crate::common::*;

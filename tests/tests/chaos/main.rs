@@ -37,10 +37,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use sealed_secrets_api::{SealOptions, SealedSecret};
 use sealed_secrets_crypto::{CertParams, Certificate, PrivateKey, PublicKey};
-use sealed_secrets_e2e::harness::{
+use harness::cluster::{
     Cluster, Process, TestNamespace, binary_path, free_port, random_suffix,
 };
-pub use sealed_secrets_e2e::wait::eventually;
+pub use harness::wait::eventually;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use check::Expected;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use sealed_secrets_e2e::harness::{Cluster, binary_path, random_suffix, workspace_root};
-use sealed_secrets_e2e::upstream::{
+use harness::cluster::{Cluster, binary_path, random_suffix, workspace_root};
+use harness::upstream::{
     InCluster, UPSTREAM_SA, service_account_dir, upstream_binary, upstream_rbac_manifest,
 };
 use serde_json::{Value, json};
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 pub const CTRL_NS: &str = "kube-system";
 pub const CTRL_SA: &str = "sealed-secrets-controller";
 pub const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
-pub use sealed_secrets_e2e::wait::{eventually_blocking as eventually, metric_sum};
+pub use harness::wait::{eventually_blocking as eventually, metric_sum};
 
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 

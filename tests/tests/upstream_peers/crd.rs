@@ -5,8 +5,8 @@
 
 use std::process::Command;
 
-use sealed_secrets_e2e::harness::{binary_path, workspace_root};
-use sealed_secrets_e2e::upstream::skip_unless_real;
+use harness::cluster::{binary_path, workspace_root};
+use harness::upstream::skip_unless_real;
 
 use crate::common::{
     Env, TIMEOUT, assert_all_produced, assert_clean_log, eventually, metric_sum, secret_versions,

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::control_plane::ControlPlane;
-use crate::harness::{
+use crate::cluster::{
     Cluster, HarnessError, Process, find_helm, free_port, wait_for_port, workspace_root,
 };
 

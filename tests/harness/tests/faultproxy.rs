@@ -1,4 +1,4 @@
-//! The fault proxy (`sealed_secrets_e2e::faultproxy`) in front of the backend of this run (the
+//! The fault proxy (`harness::faultproxy`) in front of the backend of this run (the
 //! stand-in by default; the real control plane with `SEALED_SECRETS_E2E_CLUSTER=real`): kube-rs
 //! works through it unchanged, faults come at the configured rates and only where the
 //! stand-in puts them, and watches stream through and are cut on time.
@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use sealed_secrets_e2e::faultproxy::{FaultProxy, FaultSpec, Origin};
-use sealed_secrets_e2e::harness::Cluster;
-use sealed_secrets_e2e::standin;
+use harness::faultproxy::{FaultProxy, FaultSpec, Origin};
+use harness::cluster::Cluster;
+use harness::standin;
 
 /// A kube-rs client for `kubeconfig`; with `retry` false it does not retry 429s and 503s
 /// itself, so the test sees every answer.
@@ -170,7 +170,7 @@ async fn kube_rs_lists_creates_patches_and_watches_through_the_proxy() {
     );
 
     // kubectl (discovery, then a get) works through it too.
-    let kubectl = sealed_secrets_e2e::harness::find_kubectl().unwrap();
+    let kubectl = harness::cluster::find_kubectl().unwrap();
     let out = std::process::Command::new(kubectl)
         .arg("--kubeconfig")
         .arg(proxy.kubeconfig())
