@@ -5,7 +5,7 @@
 //! Ignored by default (it takes minutes in a debug build); run it with
 //!
 //! ```text
-//! cargo test -p sealed-secrets-e2e-suites --release --test standin_scale -- --ignored --nocapture
+//! cargo test -p sealed-secrets-benches --release --test standin_scale -- --ignored --nocapture
 //! ```
 //!
 //! `STANDIN_SCALE_OBJECTS` (default 10000) sets the number of SealedSecrets seeded,
@@ -33,7 +33,7 @@ use harness::cluster::Cluster;
 use harness::standin::Config;
 use serde_json::json;
 
-#[path = "support/sealedsecret.rs"]
+#[path = "../tests/support/sealedsecret.rs"]
 mod sealedsecret;
 use sealedsecret::{CRD_YAML, SealedSecret, SealedSecretSpec};
 const NAMESPACES: usize = 10;
