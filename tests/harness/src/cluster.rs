@@ -538,3 +538,16 @@ impl Drop for TestNamespace {
         }
     }
 }
+
+/// A ConfigMap `name` holding `k: value`: the plain object the harness's own tests write
+/// through the fault proxy and across an API server restart.
+pub fn config_map(name: &str, value: &str) -> k8s_openapi::api::core::v1::ConfigMap {
+    k8s_openapi::api::core::v1::ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        data: Some([("k".to_owned(), value.to_owned())].into()),
+        ..Default::default()
+    }
+}

@@ -19,9 +19,9 @@
 //!   (`tests/standin`), the loopback Kubernetes API stand-in, so that suites need one
 //!   dependency.
 
+pub mod cluster;
 pub mod control_plane;
 pub mod faultproxy;
-pub mod cluster;
 pub mod hostile;
 pub mod hostile_templates;
 pub mod tools;

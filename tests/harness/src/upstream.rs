@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::control_plane::ControlPlane;
 use crate::cluster::{
     Cluster, HarnessError, Process, find_helm, free_port, wait_for_port, workspace_root,
 };
+use crate::control_plane::ControlPlane;
 
 /// Backend switch of the e2e suite; the tests of this module run only when it is `real`.
 pub const BACKEND_ENV: &str = "SEALED_SECRETS_E2E_CLUSTER";

@@ -7,19 +7,11 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, PostParams, WatchParams};
+use harness::cluster::{Cluster, config_map};
 use harness::control_plane::skip_unless_control_plane;
 use harness::faultproxy::{FaultProxy, FaultSpec};
-use harness::cluster::Cluster;
-
-fn config_map(name: &str, value: &str) -> ConfigMap {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name}, "data": {"k": value},
-    }))
-    .unwrap()
-}
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams, WatchParams};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_survive_an_api_server_restart_and_the_same_client_reads_them() {
