@@ -24,13 +24,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
+use harness::cluster::Cluster;
+use harness::standin::Config;
 use k8s_openapi::api::core::v1::{Event, ObjectReference, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams, WatchParams};
 use kube::{Client, ResourceExt as _};
-use harness::cluster::Cluster;
-use harness::standin::Config;
 use serde_json::json;
 
 #[path = "../tests/support/sealedsecret.rs"]

@@ -180,14 +180,8 @@ async fn startup_survives_api_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn impossible_key_size_is_a_startup_error() {
     let env = Env::new().await;
-    let http = format!(
-        "127.0.0.1:{}",
-        harness::cluster::free_port().unwrap()
-    );
-    let metrics = format!(
-        "127.0.0.1:{}",
-        harness::cluster::free_port().unwrap()
-    );
+    let http = format!("127.0.0.1:{}", harness::cluster::free_port().unwrap());
+    let metrics = format!("127.0.0.1:{}", harness::cluster::free_port().unwrap());
     let mut cmd = std::process::Command::new(controller_binary());
     cmd.env("KUBECONFIG", env.cluster.kubeconfig())
         .env("POD_NAMESPACE", env.ctrl())

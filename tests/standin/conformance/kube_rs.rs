@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
+use harness::cluster::{Cluster, TestNamespace};
+use harness::standin::{Config, Faults};
+use harness::wait::eventually;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -18,9 +21,6 @@ use kube::api::{
 };
 use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use kube::{Client, ResourceExt as _};
-use harness::cluster::{Cluster, TestNamespace};
-use harness::standin::{Config, Faults};
-use harness::wait::eventually;
 use serde_json::json;
 
 #[path = "../../tests/support/sealedsecret.rs"]
@@ -107,10 +107,7 @@ async fn discovery_serves_builtin_groups_and_crds_once_created() {
         "{}",
         version.git_version
     );
-    assert_eq!(
-        version.git_version,
-        harness::standin::GIT_VERSION
-    );
+    assert_eq!(version.git_version, harness::standin::GIT_VERSION);
     let core = client.list_core_api_resources("v1").await.unwrap();
     for r in ["namespaces", "secrets", "services", "configmaps", "events"] {
         assert!(core.resources.iter().any(|x| x.name == r), "{r} missing");

@@ -404,8 +404,7 @@ async fn binary_serves_kubectl_with_endpoints_and_fault_flags() {
 /// The CRD generated into crds/ (issue #3) serves the example through kubectl too.
 #[tokio::test(flavor = "multi_thread")]
 async fn generated_crd_applies_and_serves_the_example() {
-    let path =
-        harness::cluster::workspace_root().join("crds/sealedsecrets.bitnami.com.yaml");
+    let path = harness::cluster::workspace_root().join("crds/sealedsecrets.bitnami.com.yaml");
     let crd = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let c = cluster(Config::default());
     kubectl_in(&c, &["apply", "-f", "-"], &crd);
