@@ -18,9 +18,11 @@ case $n in
     '' | *[!0-9]* | 0) echo "chaos.sh: N must be a positive whole number, got '$n'" >&2; exit 2 ;;
 esac
 backends=${CHAOS_BACKENDS:-standin real}
+# build: what the controller needs. In debug, the selection of `cargo build --workspace --bins`
+# (.ci/test's): a -p selection unifies features differently and would compile it all again.
 case ${CHAOS_PROFILE:-release} in
-    release) profile=(--release) ;;
-    debug) profile=() ;;
+    release) profile=(--release) build=(-p sealed-secrets-controller) ;;
+    debug) profile=() build=(--workspace --bins) ;;
     *) echo "chaos.sh: CHAOS_PROFILE must be release or debug, got '$CHAOS_PROFILE'" >&2; exit 2 ;;
 esac
 for b in $backends; do
@@ -37,8 +39,8 @@ report=$out/report.tsv
 : >"$report"
 
 echo "chaos.sh: building (${CHAOS_PROFILE:-release})" >&2
-cargo build "${profile[@]}" --quiet -p sealed-secrets-controller
-cargo test "${profile[@]}" --quiet -p sealed-secrets-e2e-suites --test chaos --no-run
+cargo build "${profile[@]}" --quiet "${build[@]}"
+cargo test "${profile[@]}" --quiet --workspace --test chaos --no-run
 
 failed=0
 run() {
@@ -47,7 +49,7 @@ run() {
     local log=$out/$backend.log
     echo "chaos.sh: $backend, N=$n (log: ${log#"$repo"/})" >&2
     if ! env SEALED_SECRETS_CHAOS_N="$n" SEALED_SECRETS_CHAOS_REPORT="$report" "$@" \
-        cargo test "${profile[@]}" --quiet -p sealed-secrets-e2e-suites --test chaos -- \
+        cargo test "${profile[@]}" --quiet --workspace --test chaos -- \
         --test-threads=1 --nocapture >"$log" 2>&1; then
         failed=1
         echo "chaos.sh: $backend: FAILED; failing tests:" >&2

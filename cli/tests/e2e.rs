@@ -17,13 +17,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 
+use harness::cluster::Cluster;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Secret, Service, ServicePort, ServiceSpec};
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use sealed_secrets_api::{UnsealOptions, decrypt_items, parse_sealed_secrets, reseal, verify};
 use sealed_secrets_crypto::{Certificate, KeyRing, PrivateKey};
-use sealed_secrets_e2e::harness::Cluster;
-use sealed_secrets_e2e::wait::eventually;
+use harness::wait::eventually;
 
 use common::{SECRET_YAML, fixture, run_cmd};
 
@@ -642,7 +642,7 @@ async fn keys_rotate_requests_a_key_and_waits_for_it() {
 /// the cluster's service proxy: the whole online path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_real_controller() {
-    use sealed_secrets_e2e::harness::{Process, binary_path, free_port, wait_for_port};
+    use harness::cluster::{Process, binary_path, free_port, wait_for_port};
     let controller_bin = binary_path("sealed-secrets-controller")
         .expect("build it first: cargo build -p sealed-secrets-controller");
     let cluster = Cluster::start_private().unwrap();

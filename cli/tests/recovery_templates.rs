@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::{cmd, fixture, run, run_cmd};
-use sealed_secrets_e2e::hostile_templates::oracle_templates;
+use harness::hostile_templates::oracle_templates;
 
 /// The oracle's alphabet here: the passwords tried use no other character.
 const ALPHABET: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&";

@@ -64,8 +64,8 @@ for n in "${ns[@]}"; do
 done
 [ "$(id -u)" = 0 ] || { echo "error: needs root (private mount namespaces for the controllers)" >&2; exit 2; }
 
-run_test() { # TEST-NAME: runs one ignored test of tests/tests/bench_controllers.rs, release build
-    cargo test --release -q -p sealed-secrets-e2e-suites --test bench_controllers -- \
+run_test() { # TEST-NAME: runs one ignored test of tests/bench/controllers.rs, release build
+    cargo test --release -q -p sealed-secrets-benches --test bench_controllers -- \
         --ignored --exact --nocapture "$1"
 }
 
@@ -79,8 +79,8 @@ if [ "${BENCH_TABLE_ONLY:-}" != 1 ]; then
     bash tests/cluster/build.sh >&2
     bash tests/upstream/build.sh >&2
     echo "building (release) ..." >&2
-    cargo build --release -q -p sealed-secrets-controller -p kubeseal -p sealed-secrets-e2e >&2
-    cargo test --release -q -p sealed-secrets-e2e-suites --test bench_controllers --no-run >&2
+    cargo build --release -q -p sealed-secrets-controller -p kubeseal -p sealed-secrets-harness >&2
+    cargo test --release -q -p sealed-secrets-benches --test bench_controllers --no-run >&2
     mkdir -p "$(dirname "$BENCH_RESULTS")"
     if [ "${BENCH_HEAPTRACK:-}" = 1 ]; then
         interpret=/usr/lib/heaptrack/libexec/heaptrack_interpret

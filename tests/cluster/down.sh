@@ -36,7 +36,7 @@ if [ -f "$dir/watchdog.pid" ] && [ "$(cat "$dir/watchdog.pid")" = "$PPID" ]; the
     rm -f "$dir/watchdog.pid"
 fi
 stop watchdog up.sh
-# Relays of the e2e harness's service-proxy backends (crates/e2e/src/control_plane.rs).
+# Relays of the e2e harness's service-proxy backends (tests/harness/src/control_plane.rs).
 for f in "$dir"/relay-*.pid; do
     [ -e "$f" ] || continue
     stop "$(basename "$f" .pid)" e2e-relay

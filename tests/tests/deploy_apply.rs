@@ -20,7 +20,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use sealed_secrets_e2e::harness::{Cluster, find_helm, find_kubectl, run_tool, workspace_root};
+use harness::cluster::{Cluster, find_helm, find_kubectl, run_tool, workspace_root};
 use serde_json::Value;
 
 /// Kinds of the renders that are cluster-scoped in Kubernetes; everything else is namespaced.

@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sealed_secrets_e2e::control_plane::{Backend, backend};
-use sealed_secrets_e2e::harness::{
+use harness::cluster::{
     Cluster, Process, binary_path, find_kubectl, free_port, random_suffix, run_tool, wait_for_port,
     workspace_root,
 };
-use sealed_secrets_e2e::wait::eventually_blocking;
+use harness::control_plane::{Backend, backend};
+use harness::wait::eventually_blocking;
 use serde_json::{Value, json};
 
 const CONTROLLER_USER: &str = "system:serviceaccount:kube-system:sealed-secrets-controller";
@@ -845,7 +845,7 @@ fn helm_install_and_kustomize_apply_every_object_read_back() {
     if skip_unless_real("helm_install_and_kustomize_apply_every_object_read_back") {
         return;
     }
-    let helm = sealed_secrets_e2e::harness::find_helm().unwrap();
+    let helm = harness::cluster::find_helm().unwrap();
     // helm install (whatever apply method this helm uses) of the chart into a fresh cluster.
     let c = Cluster::control_plane().unwrap();
     let chart = workspace_root().join("deploy/helm/sealed-secrets");
@@ -933,18 +933,17 @@ fn up_writes_its_files_and_down_stops_exactly_its_processes() {
             .contains("BEGIN CERTIFICATE")
     );
     // The API answers on the port env names, with the CA of ca.crt.
-    let out = Command::new("curl")
-        .args(["-fsS", "--cacert"])
-        .arg(dir.join("ca.crt"))
-        .arg(format!("https://127.0.0.1:{port}/readyz"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok");
+    let out = run_tool(
+        Path::new("curl"),
+        &[
+            "-fsS",
+            "--cacert",
+            &dir.join("ca.crt").to_string_lossy(),
+            &format!("https://127.0.0.1:{port}/readyz"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(out, "ok");
     let pids: Vec<(String, u32)> = [
         "etcd",
         "kube-apiserver",

@@ -66,7 +66,8 @@ build_suite
 
 bash "$root/tests/cluster/build.sh"
 bash "$here/build.sh"
-(cd "$root" && cargo build --locked -p sealed-secrets-controller -p kubeseal -p sealed-secrets-e2e --bins)
+# --workspace, as .ci/test builds: a -p selection would compile everything again with other features.
+(cd "$root" && cargo build --locked --workspace --bins)
 
 case "$which" in
     both) tests=(upstream_suite_against_upstream upstream_suite_against_ours) ;;
@@ -79,7 +80,7 @@ for t in "${tests[@]}"; do
     # and the measured rates are the point of the run.
     (cd "$root" && SEALED_SECRETS_E2E_CLUSTER=real UPSTREAM_SUITE_BIN="$suite" \
         UPSTREAM_SUITE_REPEAT="$repeat" UPSTREAM_SUITE_FOCUS="$focus" \
-        cargo test --locked -p sealed-secrets-e2e-suites --test upstream_suite -- \
+        cargo test --locked --workspace --test upstream_suite -- \
         --exact "$t" --nocapture --test-threads 1) || status=1
 done
 exit $status

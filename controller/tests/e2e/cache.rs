@@ -12,7 +12,7 @@ use sealed_secrets_controller::reconcile::legacy_source_digest;
 use sealed_secrets_crypto::{Fingerprint, PublicKey};
 use serde_json::json;
 
-use sealed_secrets_e2e::hostile_templates::peak_rss;
+use harness::hostile_templates::peak_rss;
 
 use crate::common::*;
 

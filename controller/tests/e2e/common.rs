@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use harness::cluster::{Cluster, Process, TestNamespace, free_port, wait_for_port};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -14,10 +15,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use sealed_secrets_api::{SealOptions, SealedSecret};
 use sealed_secrets_crypto::{CertParams, Certificate, PrivateKey, PublicKey, Scope};
-use sealed_secrets_e2e::harness::{Cluster, Process, TestNamespace, free_port, wait_for_port};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-pub use sealed_secrets_e2e::wait::{eventually, metric_sum};
+pub use harness::wait::{eventually, metric_sum};
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 pub use sealed_secrets_api::annotations::SEALING_KEY_LABEL as KEY_LABEL;
@@ -497,8 +497,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 /// The real `kubeseal` binary (build it with `cargo build -p kubeseal`; the harness error
 /// says so when it is missing), pointed at the test cluster.
 pub fn kubeseal(env: &Env) -> Command {
-    let path =
-        sealed_secrets_e2e::harness::binary_path("kubeseal").unwrap_or_else(|e| panic!("{e}"));
+    let path = harness::cluster::binary_path("kubeseal").unwrap_or_else(|e| panic!("{e}"));
     let mut cmd = Command::new(path);
     cmd.env("KUBECONFIG", env.cluster.kubeconfig())
         .env("NO_COLOR", "1");

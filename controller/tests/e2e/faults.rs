@@ -4,12 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use sealed_secrets_e2e::standin::Faults;
+use harness::standin::Faults;
 use serde_json::json;
 
 use crate::common::*;
 
-fn faults(env: &Env) -> Option<&sealed_secrets_e2e::standin::Handle> {
+fn faults(env: &Env) -> Option<&harness::standin::Handle> {
     let h = env.cluster.standin_handle();
     if h.is_none() {
         eprintln!("skipped: fault injection needs the stand-in");
@@ -180,20 +180,14 @@ async fn startup_survives_api_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn impossible_key_size_is_a_startup_error() {
     let env = Env::new().await;
-    let http = format!(
-        "127.0.0.1:{}",
-        sealed_secrets_e2e::harness::free_port().unwrap()
-    );
-    let metrics = format!(
-        "127.0.0.1:{}",
-        sealed_secrets_e2e::harness::free_port().unwrap()
-    );
+    let http = format!("127.0.0.1:{}", harness::cluster::free_port().unwrap());
+    let metrics = format!("127.0.0.1:{}", harness::cluster::free_port().unwrap());
     let mut cmd = std::process::Command::new(controller_binary());
     cmd.env("KUBECONFIG", env.cluster.kubeconfig())
         .env("POD_NAMESPACE", env.ctrl())
         .args(["--key-size", "1000", "--leader-election=false"])
         .args(["--listen-addr", &http, "--listen-metrics-addr", &metrics]);
-    let mut p = sealed_secrets_e2e::harness::Process::spawn(cmd, env.cluster.temp_dir()).unwrap();
+    let mut p = harness::cluster::Process::spawn(cmd, env.cluster.temp_dir()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     while p.is_running() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -35,8 +35,8 @@ async fn multi_recipient_values_sealed_by_kubeseal_unseal() {
     let dir = tempfile::tempdir().unwrap();
     let ours = dir.path().join("controller.pem");
     std::fs::write(&ours, c.cert().await.unwrap()).unwrap();
-    let other = sealed_secrets_e2e::harness::workspace_root()
-        .join("tests/fixtures/upstream-vectors/cert-b.pem");
+    let other =
+        harness::cluster::workspace_root().join("tests/fixtures/upstream-vectors/cert-b.pem");
     let secret = json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "multi", "namespace": env.ns()},

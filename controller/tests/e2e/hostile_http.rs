@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sealed_secrets_e2e::hostile;
+use harness::hostile;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::common::*;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sealed_secrets_api::SealedSecret;
 use serde_json::json;
 
-use sealed_secrets_e2e::hostile_templates::{
+use harness::hostile_templates::{
     ORACLE_ALPHABET, oracle_templates, peak_rss, render_failure_message as render_failure,
 };
 

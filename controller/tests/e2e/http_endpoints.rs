@@ -1,9 +1,9 @@
 //! The HTTP endpoints (§5): health, certificate, verify (with its rate limit), rotate, and
 //! that verify/rotate never render templates (§9.3).
 
+use harness::hostile;
 use sealed_secrets_api::SealedSecret;
 use sealed_secrets_crypto::Scope;
-use sealed_secrets_e2e::hostile;
 use serde_json::json;
 
 use crate::common::*;

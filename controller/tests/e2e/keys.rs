@@ -286,14 +286,8 @@ async fn two_replicas_survive_a_leader_kill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_from_environment_variables() {
     let env = Env::new().await;
-    let http = format!(
-        "127.0.0.1:{}",
-        sealed_secrets_e2e::harness::free_port().unwrap()
-    );
-    let metrics = format!(
-        "127.0.0.1:{}",
-        sealed_secrets_e2e::harness::free_port().unwrap()
-    );
+    let http = format!("127.0.0.1:{}", harness::cluster::free_port().unwrap());
+    let metrics = format!("127.0.0.1:{}", harness::cluster::free_port().unwrap());
     let mut cmd = std::process::Command::new(controller_binary());
     cmd.env("KUBECONFIG", env.cluster.kubeconfig())
         .env("POD_NAMESPACE", env.ctrl())
@@ -306,15 +300,14 @@ async fn settings_from_environment_variables() {
         // The flag wins over the variable.
         .env("SEALED_SECRETS_MY_CN", "ignored")
         .args(["--my-cn", "from-flag", "--log-format=json"]);
-    let process = sealed_secrets_e2e::harness::Process::spawn(cmd, env.cluster.temp_dir()).unwrap();
+    let process = harness::cluster::Process::spawn(cmd, env.cluster.temp_dir()).unwrap();
     let c = Controller {
         process,
         http,
         metrics,
     };
     let pem = eventually("a cert", TIMEOUT, || async {
-        if sealed_secrets_e2e::harness::wait_for_port(&c.http, Duration::from_millis(100)).is_err()
-        {
+        if harness::cluster::wait_for_port(&c.http, Duration::from_millis(100)).is_err() {
             return None;
         }
         c.cert().await

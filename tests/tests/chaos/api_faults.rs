@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use sealed_secrets_e2e::faultproxy::{FaultProxy, FaultSpec, FaultStats};
+use harness::faultproxy::{FaultProxy, FaultSpec, FaultStats};
 
 use crate::check;
 use crate::*;

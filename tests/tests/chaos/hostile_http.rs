@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use sealed_secrets_e2e::hostile;
+use harness::hostile;
 
 use crate::*;
 

@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Event;
-use sealed_secrets_e2e::hostile_templates::{
+use harness::hostile_templates::{
     ORACLE_ALPHABET, oracle_templates, peak_rss, render_failure_message as render_failure,
 };
+use k8s_openapi::api::core::v1::Event;
 
 use crate::check;
 use crate::*;

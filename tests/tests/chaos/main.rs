@@ -31,16 +31,14 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt as _;
+use harness::cluster::{Cluster, Process, TestNamespace, binary_path, free_port, random_suffix};
+pub use harness::wait::eventually;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use sealed_secrets_api::{SealOptions, SealedSecret};
 use sealed_secrets_crypto::{CertParams, Certificate, PrivateKey, PublicKey};
-use sealed_secrets_e2e::harness::{
-    Cluster, Process, TestNamespace, binary_path, free_port, random_suffix,
-};
-pub use sealed_secrets_e2e::wait::eventually;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use check::Expected;

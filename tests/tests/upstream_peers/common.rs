@@ -10,16 +10,17 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use sealed_secrets_e2e::harness::{Cluster, binary_path, random_suffix, workspace_root};
-use sealed_secrets_e2e::upstream::{
-    InCluster, UPSTREAM_SA, service_account_dir, upstream_binary, upstream_rbac_manifest,
+use harness::cluster::{Cluster, binary_path, random_suffix, workspace_root};
+use harness::upstream::{
+    InCluster, UPSTREAM_SA, deploy_base_args_env, service_account_dir, upstream_binary,
+    upstream_rbac_manifest,
 };
 use serde_json::{Value, json};
 
 pub const CTRL_NS: &str = "kube-system";
 pub const CTRL_SA: &str = "sealed-secrets-controller";
 pub const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
-pub use sealed_secrets_e2e::wait::{eventually_blocking as eventually, metric_sum};
+pub use harness::wait::{eventually_blocking as eventually, metric_sum};
 
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -179,26 +180,7 @@ impl Env {
         let deploy = self
             .get_json(&["deployment", "sealed-secrets-controller", "-n", CTRL_NS])
             .unwrap();
-        let container = &deploy["spec"]["template"]["spec"]["containers"][0];
-        let args: Vec<String> = container["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_str)
-            .filter(|a| !a.starts_with("--listen-addr") && !a.starts_with("--listen-metrics-addr"))
-            .map(str::to_owned)
-            .collect();
-        let mut env: Vec<(String, String)> = Vec::new();
-        for e in container["env"].as_array().into_iter().flatten() {
-            let name = e["name"].as_str().unwrap().to_owned();
-            let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
-                Some("metadata.namespace") => CTRL_NS.to_owned(),
-                Some("metadata.name") => format!("sealed-secrets-controller-{}", random_suffix(5)),
-                Some(other) => panic!("unexpected fieldRef {other} in deploy/base"),
-                None => e["value"].as_str().unwrap_or_default().to_owned(),
-            };
-            env.push((name, value));
-        }
+        let (args, env) = deploy_base_args_env(&deploy, CTRL_NS).unwrap();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (&**k, &**v)).collect();
         let mut c = InCluster::start(
             &self.cluster,

@@ -3,10 +3,8 @@
 //! upstream's controller always does (docs/design.md, "Source digest"); the produced Secrets
 //! are still exactly upstream's, and nothing is rewritten at a restart.
 
-use std::process::Command;
-
-use sealed_secrets_e2e::harness::{binary_path, workspace_root};
-use sealed_secrets_e2e::upstream::skip_unless_real;
+use harness::cluster::{binary_path, run_tool, workspace_root};
+use harness::upstream::skip_unless_real;
 
 use crate::common::{
     Env, TIMEOUT, assert_all_produced, assert_clean_log, eventually, metric_sum, secret_versions,
@@ -18,16 +16,13 @@ const RSA: &str = "sealed_secrets_controller_rsa_decryptions_total";
 
 /// Upstream's CRD, from the chart of the Go module tests/upstream/go.mod pins.
 fn upstream_crd() -> String {
-    let out = Command::new("bash")
-        .arg(workspace_root().join("tests/upstream/chart-dir.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let chart = String::from_utf8(out.stdout).unwrap();
+    let chart = run_tool(
+        std::path::Path::new("bash"),
+        &[&workspace_root()
+            .join("tests/upstream/chart-dir.sh")
+            .to_string_lossy()],
+    )
+    .unwrap();
     std::fs::read_to_string(
         std::path::Path::new(chart.trim()).join("crds/bitnami.com_sealedsecrets.yaml"),
     )

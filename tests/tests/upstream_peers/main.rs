@@ -38,8 +38,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use sealed_secrets_e2e::harness::{binary_path, random_suffix};
-use sealed_secrets_e2e::upstream::{InCluster, skip_unless_real, upstream_binary};
+use harness::cluster::{binary_path, random_suffix};
+use harness::upstream::{InCluster, skip_unless_real, upstream_binary};
 use serde_json::{Value, json};
 
 use common::{

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use sealed_secrets_e2e::harness::random_suffix;
+use harness::cluster::random_suffix;
 use serde_json::{Value, json};
 
 use crate::common::{Env, Expect, b64, expect, secret_yaml};

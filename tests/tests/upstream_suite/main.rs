@@ -41,8 +41,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use sealed_secrets_e2e::harness::{binary_path, workspace_root};
-use sealed_secrets_e2e::upstream::{InCluster, skip_unless_real, upstream_binary};
+use harness::cluster::{binary_path, workspace_root};
+use harness::upstream::{InCluster, skip_unless_real, upstream_binary};
 use serde_json::Value;
 
 use common::{Env, route_service_to};

@@ -1,9 +1,9 @@
 //! End-to-end harness for sealed-secrets-rs: what the e2e suites of every package use.
 //!
-//! - [`harness`]: a cluster (the stand-in or a real one), namespaces, project binaries as
+//! - [`cluster`]: a cluster (the stand-in or a real one), namespaces, project binaries as
 //!   processes, state dumps on failure.
 //! - [`tools`]: what the rest builds on (errors, binaries, kubectl/helm, ports, processes);
-//!   all re-exported by [`harness`].
+//!   all re-exported by [`cluster`].
 //! - [`control_plane`]: the real-cluster backend (`SEALED_SECRETS_E2E_CLUSTER=real`).
 //! - [`faultproxy`]: fault injection (500s, 429s, 409s, watch cuts) in front of any API
 //!   server, the real kube-apiserver included.
@@ -16,12 +16,12 @@
 //! - [`wait`]: [`wait::eventually`] and friends, the one way suites wait for what another
 //!   process writes, and [`wait::metric_sum`].
 //! - [`standin`] and [`kubeconfig`]: re-exported from the `kube-standin` crate
-//!   (`crates/kube-standin`), the loopback Kubernetes API stand-in, so that suites need one
+//!   (`tests/standin`), the loopback Kubernetes API stand-in, so that suites need one
 //!   dependency.
 
+pub mod cluster;
 pub mod control_plane;
 pub mod faultproxy;
-pub mod harness;
 pub mod hostile;
 pub mod hostile_templates;
 pub mod tools;

@@ -47,17 +47,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::{StreamExt as _, TryStreamExt as _};
+use harness::cluster::{Cluster, binary_path, random_suffix, workspace_root};
+use harness::upstream::{
+    InCluster, UPSTREAM_SA, service_account_dir, upstream_binary, upstream_rbac_manifest,
+};
+use harness::wait::metric_sum;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 use sealed_secrets_api::{SealOptions, SealedSecret, seal_manifests};
 use sealed_secrets_crypto::{CertParams, KeyRing, PrivateKey, Scope};
-use sealed_secrets_e2e::harness::{Cluster, binary_path, random_suffix, workspace_root};
-use sealed_secrets_e2e::upstream::{
-    InCluster, UPSTREAM_SA, service_account_dir, upstream_binary, upstream_rbac_manifest,
-};
-use sealed_secrets_e2e::wait::metric_sum;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

@@ -256,7 +256,7 @@ impl StandIn {
             .name("kube-standin".into())
             .spawn(move || {
                 // The thread names let benchmarks tell the stand-in's CPU time from the
-                // test's (tests/tests/standin_scale.rs).
+                // test's (tests/bench/standin_scale.rs).
                 let rt = match tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
                     .thread_name("kube-standin-rt")

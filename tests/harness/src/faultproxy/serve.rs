@@ -13,7 +13,7 @@ use http_body_util::BodyExt as _;
 use rand::Rng as _;
 use rand::rngs::StdRng;
 
-use crate::harness::HarnessError;
+use crate::cluster::HarnessError;
 
 use super::rules::{Injected, classify, injected_status, json_response, roll, status};
 use super::spec::{FaultSpec, JOURNAL_LIMIT, MAX_REQUEST_BODY, Origin, RequestRecord};

@@ -5,7 +5,7 @@
 //! Ignored by default (it takes minutes in a debug build); run it with
 //!
 //! ```text
-//! cargo test -p sealed-secrets-e2e-suites --release --test standin_scale -- --ignored --nocapture
+//! cargo test -p sealed-secrets-benches --release --test standin_scale -- --ignored --nocapture
 //! ```
 //!
 //! `STANDIN_SCALE_OBJECTS` (default 10000) sets the number of SealedSecrets seeded,
@@ -24,16 +24,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
+use harness::cluster::Cluster;
+use harness::standin::Config;
 use k8s_openapi::api::core::v1::{Event, ObjectReference, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams, WatchParams};
 use kube::{Client, ResourceExt as _};
-use sealed_secrets_e2e::harness::Cluster;
-use sealed_secrets_e2e::standin::Config;
 use serde_json::json;
 
-#[path = "support/sealedsecret.rs"]
+#[path = "../tests/support/sealedsecret.rs"]
 mod sealedsecret;
 use sealedsecret::{CRD_YAML, SealedSecret, SealedSecretSpec};
 const NAMESPACES: usize = 10;

@@ -17,10 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::control_plane::ControlPlane;
-use crate::harness::{
-    Cluster, HarnessError, Process, find_helm, free_port, wait_for_port, workspace_root,
+use crate::cluster::{
+    Cluster, HarnessError, Process, find_helm, free_port, random_suffix, wait_for_port,
+    workspace_root,
 };
+use crate::control_plane::ControlPlane;
 
 /// Backend switch of the e2e suite; the tests of this module run only when it is `real`.
 pub const BACKEND_ENV: &str = "SEALED_SECRETS_E2E_CLUSTER";
@@ -51,8 +52,49 @@ pub enum PeerError {
     EnvFile { path: PathBuf, key: &'static str },
     #[error("the cluster is not a private control plane (Cluster::control_plane)")]
     NotControlPlane,
+    #[error("deploy/base's Deployment as applied: {0}")]
+    Deployment(String),
     #[error(transparent)]
     Harness(#[from] HarnessError),
+}
+
+/// Our controller's args and environment from `deploy/base`'s Deployment as the API server
+/// returns it (`kubectl get deployment -o json`), as the kubelet would give them to the
+/// container: the Downward API values filled in (`metadata.namespace` is `namespace`,
+/// `metadata.name` a fresh Pod name), the listener flags dropped so that a test can move the
+/// listeners to loopback.
+#[allow(clippy::type_complexity)]
+pub fn deploy_base_args_env(
+    deployment: &serde_json::Value,
+    namespace: &str,
+) -> Result<(Vec<String>, Vec<(String, String)>), PeerError> {
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args = container["args"]
+        .as_array()
+        .ok_or_else(|| PeerError::Deployment("its container has no args".into()))?
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .filter(|a| !a.starts_with("--listen-addr") && !a.starts_with("--listen-metrics-addr"))
+        .map(str::to_owned)
+        .collect();
+    let mut env = Vec::new();
+    for e in container["env"].as_array().into_iter().flatten() {
+        let name = e["name"]
+            .as_str()
+            .ok_or_else(|| PeerError::Deployment("an env entry has no name".into()))?;
+        let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            Some("metadata.namespace") => namespace.to_owned(),
+            Some("metadata.name") => format!("sealed-secrets-controller-{}", random_suffix(5)),
+            Some(other) => {
+                return Err(PeerError::Deployment(format!(
+                    "unexpected fieldRef {other}"
+                )));
+            }
+            None => e["value"].as_str().unwrap_or_default().to_owned(),
+        };
+        env.push((name.to_owned(), value));
+    }
+    Ok((args, env))
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> PeerError {

@@ -17,12 +17,12 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use sealed_secrets_e2e::harness::{Cluster, binary_path};
+//! use harness::cluster::{Cluster, binary_path};
 //!
 //! let cluster = Cluster::start()?;                 // stand-in, real control plane, or external
 //! let ns = cluster.namespace("seal").await?;       // e.g. "seal-k3x9qz", dumped on panic
 //! let client = cluster.client().await?;            // kube::Client for kube::Api
-//! let port = sealed_secrets_e2e::harness::free_port()?;
+//! let port = harness::cluster::free_port()?;
 //! let controller = cluster.spawn(
 //!     &binary_path("sealed-secrets-controller")?,
 //!     &["--listen-addr", &format!("127.0.0.1:{port}")],
@@ -536,5 +536,18 @@ impl Drop for TestNamespace {
                 .stderr(Stdio::null())
                 .status();
         }
+    }
+}
+
+/// A ConfigMap `name` holding `k: value`: the plain object the harness's own tests write
+/// through the fault proxy and across an API server restart.
+pub fn config_map(name: &str, value: &str) -> k8s_openapi::api::core::v1::ConfigMap {
+    k8s_openapi::api::core::v1::ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        data: Some([("k".to_owned(), value.to_owned())].into()),
+        ..Default::default()
     }
 }

@@ -6,7 +6,7 @@
 //! proxy authenticates upstream with the upstream kubeconfig's own credentials (TLS verified
 //! against its CA) and serves plain HTTP on `127.0.0.1`, so its kubeconfig needs none.
 //!
-//! Faults follow the stand-in's rules (`crates/kube-standin/src/faults.rs`, `server.rs`), so
+//! Faults follow the stand-in's rules (`tests/standin/src/faults.rs`, `server.rs`), so
 //! that a scenario means the same on both backends:
 //! - only resource requests (`/api/v1/...`, `/apis/<group>/<version>/...`) are faulted;
 //!   discovery (`/api`, `/api/v1`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`), `/version`,
@@ -37,7 +37,7 @@ use std::time::Duration;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 
-use crate::harness::HarnessError;
+use crate::cluster::HarnessError;
 
 mod rules;
 mod serve;

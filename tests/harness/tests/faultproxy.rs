@@ -1,4 +1,4 @@
-//! The fault proxy (`sealed_secrets_e2e::faultproxy`) in front of the backend of this run (the
+//! The fault proxy (`harness::faultproxy`) in front of the backend of this run (the
 //! stand-in by default; the real control plane with `SEALED_SECRETS_E2E_CLUSTER=real`): kube-rs
 //! works through it unchanged, faults come at the configured rates and only where the
 //! stand-in puts them, and watches stream through and are cut on time.
@@ -8,11 +8,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
+use harness::cluster::{Cluster, config_map};
+use harness::faultproxy::{FaultProxy, FaultSpec, Origin};
+use harness::standin;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use sealed_secrets_e2e::faultproxy::{FaultProxy, FaultSpec, Origin};
-use sealed_secrets_e2e::harness::Cluster;
-use sealed_secrets_e2e::standin;
 
 /// A kube-rs client for `kubeconfig`; with `retry` false it does not retry 429s and 503s
 /// itself, so the test sees every answer.
@@ -24,14 +24,6 @@ async fn client(kubeconfig: &Path, retry: bool) -> kube::Client {
             .unwrap();
     config.default_retry = retry;
     kube::Client::try_from(config).unwrap()
-}
-
-fn config_map(name: &str) -> ConfigMap {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name}, "data": {"k": "v"},
-    }))
-    .unwrap()
 }
 
 /// The HTTP code of a kube-rs result: 200 for success, the Status code for API errors.
@@ -83,7 +75,7 @@ async fn kube_rs_lists_creates_patches_and_watches_through_the_proxy() {
         .unwrap()
         .boxed();
 
-    api.create(&PostParams::default(), &config_map("a"))
+    api.create(&PostParams::default(), &config_map("a", "v"))
         .await
         .unwrap();
     let patched = api
@@ -170,11 +162,13 @@ async fn kube_rs_lists_creates_patches_and_watches_through_the_proxy() {
     );
 
     // kubectl (discovery, then a get) works through it too.
-    let kubectl = sealed_secrets_e2e::harness::find_kubectl().unwrap();
-    let out = std::process::Command::new(kubectl)
-        .arg("--kubeconfig")
-        .arg(proxy.kubeconfig())
-        .args([
+    let kubectl = harness::cluster::find_kubectl().unwrap();
+    let kubeconfig = proxy.kubeconfig().to_string_lossy().into_owned();
+    let out = harness::cluster::run_tool(
+        &kubectl,
+        &[
+            "--kubeconfig",
+            &kubeconfig,
             "get",
             "configmap",
             "a",
@@ -182,15 +176,10 @@ async fn kube_rs_lists_creates_patches_and_watches_through_the_proxy() {
             ns.name(),
             "-o",
             "jsonpath={.data.k}",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "w");
+        ],
+    )
+    .unwrap();
+    assert_eq!(out, "w");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,7 +197,7 @@ async fn fault_rates_are_honoured_and_discovery_is_spared() {
     let c = client(proxy.kubeconfig(), false).await;
     let direct: Api<ConfigMap> = Api::namespaced(cluster.client().await.unwrap(), ns.name());
     direct
-        .create(&PostParams::default(), &config_map("a"))
+        .create(&PostParams::default(), &config_map("a", "v"))
         .await
         .unwrap();
     let api: Api<ConfigMap> = Api::namespaced(c.clone(), ns.name());
@@ -305,7 +294,7 @@ async fn the_same_seed_gives_the_same_faults() {
     let ns = cluster.namespace("fproxy").await.unwrap();
     let direct: Api<ConfigMap> = Api::namespaced(cluster.client().await.unwrap(), ns.name());
     direct
-        .create(&PostParams::default(), &config_map("a"))
+        .create(&PostParams::default(), &config_map("a", "v"))
         .await
         .unwrap();
     let spec = |seed| FaultSpec {
@@ -356,7 +345,7 @@ async fn watches_are_cut_after_watch_cut() {
         .await
         .unwrap()
         .boxed();
-    api.create(&PostParams::default(), &config_map("a"))
+    api.create(&PostParams::default(), &config_map("a", "v"))
         .await
         .unwrap();
     let mut added = 0;
@@ -461,7 +450,7 @@ async fn a_kube_runtime_watcher_resumes_after_cuts() {
     let writer = api.clone();
     let writes = tokio::spawn(async move {
         for name in ["a", "b", "c"] {
-            let mut cm = config_map(name);
+            let mut cm = config_map(name, "v");
             cm.metadata.labels = Some([("fproxy".to_owned(), "watched".to_owned())].into());
             writer.create(&PostParams::default(), &cm).await.unwrap();
             tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -505,7 +494,7 @@ async fn an_outage_refuses_connections_breaks_watches_and_ends() {
     .unwrap();
     let api: Api<ConfigMap> = Api::namespaced(client(proxy.kubeconfig(), false).await, ns.name());
     let direct: Api<ConfigMap> = Api::namespaced(cluster.client().await.unwrap(), ns.name());
-    api.create(&PostParams::default(), &config_map("a"))
+    api.create(&PostParams::default(), &config_map("a", "v"))
         .await
         .unwrap();
     let mut events = api

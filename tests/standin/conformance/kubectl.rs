@@ -12,12 +12,12 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use sealed_secrets_e2e::harness::{Cluster, find_kubectl};
-use sealed_secrets_e2e::standin::Config;
+use harness::cluster::{Cluster, find_kubectl};
+use harness::standin::Config;
 use serde_json::Value;
 
-const CRD: &str = include_str!("../fixtures/sealedsecret-crd.yaml");
-const EXAMPLE: &str = include_str!("../fixtures/sealedsecret-example.yaml");
+const CRD: &str = include_str!("../../fixtures/sealedsecret-crd.yaml");
+const EXAMPLE: &str = include_str!("../../fixtures/sealedsecret-example.yaml");
 
 fn cluster(config: Config) -> Cluster {
     if let Err(e) = find_kubectl() {
@@ -404,8 +404,7 @@ async fn binary_serves_kubectl_with_endpoints_and_fault_flags() {
 /// The CRD generated into crds/ (issue #3) serves the example through kubectl too.
 #[tokio::test(flavor = "multi_thread")]
 async fn generated_crd_applies_and_serves_the_example() {
-    let path =
-        sealed_secrets_e2e::harness::workspace_root().join("crds/sealedsecrets.bitnami.com.yaml");
+    let path = harness::cluster::workspace_root().join("crds/sealedsecrets.bitnami.com.yaml");
     let crd = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let c = cluster(Config::default());
     kubectl_in(&c, &["apply", "-f", "-"], &crd);
@@ -637,7 +636,7 @@ async fn server_side_apply_managers_conflicts_and_force() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_create_sends_protobuf() {
     let c = cluster(Config::default());
-    let n = format!("pb-{}", sealed_secrets_e2e::harness::random_suffix(6));
+    let n = format!("pb-{}", harness::cluster::random_suffix(6));
     assert_eq!(
         kubectl(&c, &["create", "namespace", &n]).trim(),
         format!("namespace/{n} created")
@@ -711,15 +710,15 @@ async fn kubectl_create_sends_protobuf() {
 /// with `--force-conflicts`, and uninstall.
 #[tokio::test(flavor = "multi_thread")]
 async fn helm_v4_install_upgrade_conflict_and_uninstall() {
-    let helm = sealed_secrets_e2e::harness::find_helm().unwrap_or_else(|e| panic!("{e}"));
+    let helm = harness::cluster::find_helm().unwrap_or_else(|e| panic!("{e}"));
     let c = cluster(Config::default());
-    let chart = sealed_secrets_e2e::harness::workspace_root().join("deploy/helm/sealed-secrets");
+    let chart = harness::cluster::workspace_root().join("deploy/helm/sealed-secrets");
     let chart = chart.to_str().unwrap();
     let kubeconfig = c.kubeconfig().to_str().unwrap().to_owned();
     let run = |args: &[&str]| {
         let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
         all.extend_from_slice(args);
-        sealed_secrets_e2e::harness::run_tool(&helm, &all)
+        harness::cluster::run_tool(&helm, &all)
     };
     let out = run(&["install", "ss", chart, "-n", "kube-system"]).unwrap_or_else(|e| panic!("{e}"));
     assert!(out.contains("STATUS: deployed"), "{out}");

@@ -7,19 +7,11 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
+use harness::cluster::{Cluster, config_map};
+use harness::control_plane::skip_unless_control_plane;
+use harness::faultproxy::{FaultProxy, FaultSpec};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchParams};
-use sealed_secrets_e2e::control_plane::skip_unless_control_plane;
-use sealed_secrets_e2e::faultproxy::{FaultProxy, FaultSpec};
-use sealed_secrets_e2e::harness::Cluster;
-
-fn config_map(name: &str, value: &str) -> ConfigMap {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name}, "data": {"k": value},
-    }))
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_survive_an_api_server_restart_and_the_same_client_reads_them() {
@@ -139,7 +131,7 @@ async fn a_fault_proxy_reports_the_outage_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stand_in_refuses_a_restart_with_a_clear_error() {
-    let cluster = Cluster::standin(sealed_secrets_e2e::standin::Config::default()).unwrap();
+    let cluster = Cluster::standin(harness::standin::Config::default()).unwrap();
     let e = cluster
         .restart_api_server(Duration::from_millis(10))
         .unwrap_err()

@@ -1,6 +1,6 @@
 //! The harness's building blocks that know nothing about clusters: its error type, the
 //! project's binaries and the kubectl/helm tools, ports, and [`Process`] (a child process
-//! killed on drop, its log kept). [`crate::harness`] re-exports all of it; the cluster
+//! killed on drop, its log kept). [`crate::cluster`] re-exports all of it; the cluster
 //! backends ([`crate::control_plane`], the stand-in) build on it without importing the
 //! harness, so the modules import without a loop.
 
@@ -87,7 +87,7 @@ pub enum HarnessError {
 
 /// The workspace root (parent of this package's directory).
 pub fn workspace_root() -> PathBuf {
-    // This crate lives at `crates/e2e`.
+    // This crate lives at `tests/harness`.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest
         .ancestors()
@@ -120,7 +120,7 @@ fn package_of(binary: &str) -> &str {
         "sealed-secrets-controller" => "sealed-secrets-controller",
         "kubeseal" => "kubeseal",
         "kube-standin" => "kube-standin",
-        "e2e-relay" => "sealed-secrets-e2e",
+        "e2e-relay" => "sealed-secrets-harness",
         other => other,
     }
 }

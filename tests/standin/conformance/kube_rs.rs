@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
+use harness::cluster::{Cluster, TestNamespace};
+use harness::standin::{Config, Faults};
+use harness::wait::eventually;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -18,12 +21,9 @@ use kube::api::{
 };
 use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use kube::{Client, ResourceExt as _};
-use sealed_secrets_e2e::harness::{Cluster, TestNamespace};
-use sealed_secrets_e2e::standin::{Config, Faults};
-use sealed_secrets_e2e::wait::eventually;
 use serde_json::json;
 
-#[path = "support/sealedsecret.rs"]
+#[path = "../../tests/support/sealedsecret.rs"]
 mod sealedsecret;
 use sealedsecret::{CRD_YAML, SealedSecret, SealedSecretSpec};
 
@@ -107,10 +107,7 @@ async fn discovery_serves_builtin_groups_and_crds_once_created() {
         "{}",
         version.git_version
     );
-    assert_eq!(
-        version.git_version,
-        sealed_secrets_e2e::standin::GIT_VERSION
-    );
+    assert_eq!(version.git_version, harness::standin::GIT_VERSION);
     let core = client.list_core_api_resources("v1").await.unwrap();
     for r in ["namespaces", "secrets", "services", "configmaps", "events"] {
         assert!(core.resources.iter().any(|x| x.name == r), "{r} missing");
@@ -992,7 +989,7 @@ async fn service_proxy_forwards_to_registered_endpoints() {
     // The annotation alternative.
     let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), ns.name());
     let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
-        "metadata": {"name": "annotated", "annotations": {sealed_secrets_e2e::standin::ENDPOINT_ANNOTATION: addr.to_string()}},
+        "metadata": {"name": "annotated", "annotations": {harness::standin::ENDPOINT_ANNOTATION: addr.to_string()}},
         "spec": {"ports": [{"name": "http", "port": 8080}]},
     }))
     .unwrap();
