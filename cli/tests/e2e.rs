@@ -18,12 +18,12 @@ use std::net::TcpListener;
 use std::path::Path;
 
 use harness::cluster::Cluster;
+use harness::wait::eventually;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Secret, Service, ServicePort, ServiceSpec};
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use sealed_secrets_api::{UnsealOptions, decrypt_items, parse_sealed_secrets, reseal, verify};
 use sealed_secrets_crypto::{Certificate, KeyRing, PrivateKey};
-use harness::wait::eventually;
 
 use common::{SECRET_YAML, fixture, run_cmd};
 

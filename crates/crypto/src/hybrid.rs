@@ -3,44 +3,27 @@
 //! `envelope`, opening it in `ring`, the version-1 policy in `policy`.
 
 mod envelope;
+mod layout;
 mod policy;
 mod ring;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::hkdf;
+use aws_lc_rs::aead::Aad;
 use aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256;
 use base64::Engine as _;
 use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
 use zeroize::Zeroizing;
 
 use crate::error::{DecodeError, SealError};
-use crate::keys::{Plaintext, PublicKey};
+use crate::keys::PublicKey;
 
 pub use envelope::{Envelope, ValueFormat, envelope, value_format};
+use layout::{
+    MULTI_FIXED_HEADER, SESSION_KEY_LEN, TAG_LEN, body_key, commitment, gcm, session_key,
+    zero_nonce,
+};
+pub use layout::{MULTI_MAGIC, MULTI_MARKER, MULTI_VERSION, MULTI_VERSION_V1};
 pub use policy::{MultiV1Policy, MultiV1Tally};
 pub use ring::{KeyRing, Opened, RsaBudget};
-
-const SESSION_KEY_LEN: usize = 32;
-const TAG_LEN: usize = 16;
-/// First two bytes of a multi-recipient value. Upstream reads them as the RSA ciphertext
-/// length, and an RSA ciphertext is never empty, so no upstream value starts this way.
-pub const MULTI_MARKER: [u8; 2] = [0x00, 0x00];
-/// Magic after the marker, so a stray zero prefix is not mistaken for our format.
-pub const MULTI_MAGIC: [u8; 4] = *b"ssrs";
-/// Version byte of the multi-recipient format [`seal_multi`] writes (`FORMAT.md` §2): version
-/// 2, with a key commitment.
-pub const MULTI_VERSION: u8 = 2;
-/// The first multi-recipient version, without key commitment (`FORMAT.md` §2.2): never
-/// written, and refused by every [`KeyRing`] unless its [`MultiV1Policy`] accepts it.
-pub const MULTI_VERSION_V1: u8 = 1;
-const MULTI_FIXED_HEADER: usize = 2 + 4 + 1 + 1;
-const DIGEST_LEN: usize = 32;
-/// Length of the version-2 key commitment.
-const COMMITMENT_LEN: usize = 32;
-/// HKDF-SHA256 `info` strings deriving, from the session key, the commitment stored in the
-/// header and the AES-256-GCM key of the body (`FORMAT.md` §2.1).
-const COMMIT_INFO: &[u8] = b"sealed-secrets-rs multi-recipient v2 key commitment";
-const ENCRYPT_INFO: &[u8] = b"sealed-secrets-rs multi-recipient v2 encryption key";
 
 /// Go's `base64.StdEncoding`: standard alphabet, padding required, lenient trailing bits.
 const GO_STD: GeneralPurpose = GeneralPurpose::new(
@@ -63,46 +46,6 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, DecodeError> {
     GO_STD
         .decode(cleaned.as_slice())
         .map_err(|e| DecodeError(e.to_string()))
-}
-
-fn session_key() -> Result<Zeroizing<[u8; SESSION_KEY_LEN]>, SealError> {
-    let mut key = Zeroizing::new([0u8; SESSION_KEY_LEN]);
-    aws_lc_rs::rand::fill(key.as_mut()).map_err(|_| SealError::Encrypt)?;
-    Ok(key)
-}
-
-/// AES-256-GCM with the all-zero nonce. Safe only because every session key encrypts exactly
-/// one message; this is upstream's construction and must stay for wire compatibility.
-fn gcm(key: &[u8; SESSION_KEY_LEN]) -> Option<LessSafeKey> {
-    UnboundKey::new(&AES_256_GCM, key)
-        .ok()
-        .map(LessSafeKey::new)
-}
-
-/// HKDF-SHA256 (no salt) of the session key, expanded with `info` to 32 bytes.
-fn derive(session: &[u8; SESSION_KEY_LEN], info: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(session);
-    let mut out = Zeroizing::new([0u8; 32]);
-    prk.expand(&[info], hkdf::HKDF_SHA256)
-        .ok()?
-        .fill(out.as_mut())
-        .ok()?;
-    Some(out)
-}
-
-/// The key commitment of version 2: a value only this session key produces (finding two keys
-/// with the same commitment means an HMAC-SHA256 collision).
-fn commitment(session: &[u8; SESSION_KEY_LEN]) -> Option<Zeroizing<[u8; 32]>> {
-    derive(session, COMMIT_INFO)
-}
-
-/// The body key of version 2, independent of the commitment.
-fn body_key(session: &[u8; SESSION_KEY_LEN]) -> Option<Zeroizing<[u8; 32]>> {
-    derive(session, ENCRYPT_INFO)
-}
-
-fn zero_nonce() -> Nonce {
-    Nonce::assume_unique_for_key([0u8; NONCE_LEN])
 }
 
 fn rsa_wrap(key: &PublicKey, label: &[u8], session: &[u8]) -> Result<Vec<u8>, SealError> {
@@ -223,17 +166,6 @@ pub fn is_multi_v1(ciphertext: &[u8]) -> bool {
         && ciphertext.starts_with(&MULTI_MARKER)
         && ciphertext[2..6] == MULTI_MAGIC
         && ciphertext[6] == MULTI_VERSION_V1
-}
-
-fn open_body(session: &[u8; SESSION_KEY_LEN], aad: Aad<&[u8]>, body: &[u8]) -> Option<Plaintext> {
-    let cipher = gcm(session)?;
-    let mut buf = body.to_vec();
-    let len = cipher
-        .open_in_place(zero_nonce(), aad, &mut buf)
-        .ok()?
-        .len();
-    buf.truncate(len);
-    Some(Plaintext::new(buf))
 }
 
 #[cfg(test)]

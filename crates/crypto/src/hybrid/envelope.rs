@@ -4,7 +4,7 @@
 use crate::error::OpenError;
 use crate::keys::Fingerprint;
 
-use super::{
+use super::layout::{
     COMMITMENT_LEN, DIGEST_LEN, MULTI_FIXED_HEADER, MULTI_MAGIC, MULTI_MARKER, MULTI_VERSION,
     MULTI_VERSION_V1, TAG_LEN,
 };

@@ -13,8 +13,8 @@ use crate::keys::{Fingerprint, Plaintext, PrivateKey};
 use crate::pq::{self, PqIdentity};
 
 use super::envelope::{ValueFormat, parse_multi, parse_upstream, value_format};
+use super::layout::{SESSION_KEY_LEN, body_key, commitment, open_body};
 use super::policy::MultiV1Policy;
-use super::{SESSION_KEY_LEN, body_key, commitment, open_body};
 
 /// A successfully opened value, the key that opened it and what opening it cost.
 #[derive(Debug)]
