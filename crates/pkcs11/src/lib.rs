@@ -32,6 +32,7 @@
 //! Threads: [`Token`] and [`TokenKey`] are `Send + Sync` and cheap to clone; each call takes
 //! a session from a small pool, so concurrent unseals use concurrent sessions.
 
+mod attributes;
 mod cert;
 mod der;
 mod error;
@@ -39,7 +40,8 @@ mod key;
 mod reference;
 mod token;
 
+pub use attributes::Protection;
 pub use error::{Pkcs11Error, TokenFailure};
-pub use key::{KeyInfo, Protection, TokenKey};
+pub use key::{KeyInfo, TokenKey};
 pub use reference::KeyRef;
 pub use token::{Token, TokenConfig, TokenStats};

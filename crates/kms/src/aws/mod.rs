@@ -5,13 +5,14 @@
 //! transient failures with backoff, [`WrapError::is_transient`]). Each call has one time budget
 //! covering connect, request and response; responses are read up to 64 KiB.
 
+mod config;
 mod credentials;
 mod sigv4;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -28,66 +29,13 @@ pub use credentials::{
     ENV_SECRET_ACCESS_KEY, ENV_SESSION_TOKEN,
 };
 
+use config::BACKEND;
+pub use config::{AwsKmsConfig, ENV_DEFAULT_REGION, ENV_ENDPOINT, ENV_ENDPOINT_KMS, ENV_REGION};
+
 use crate::error::{BoxError, WrapError};
 use crate::wrapper::{Operation, WrapContext, WrapFuture, Wrapped, Wrapper, WrapperStats};
 
-const BACKEND: &str = "aws-kms";
 const MAX_RESPONSE: usize = 64 * 1024;
-
-/// Region variable.
-pub const ENV_REGION: &str = "AWS_REGION";
-/// Fallback region variable (the AWS CLI's).
-pub const ENV_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
-/// Endpoint override for KMS only (VPC endpoints, FIPS endpoints, local-kms).
-pub const ENV_ENDPOINT_KMS: &str = "AWS_ENDPOINT_URL_KMS";
-/// Endpoint override for every AWS service.
-pub const ENV_ENDPOINT: &str = "AWS_ENDPOINT_URL";
-
-/// Settings of the AWS KMS backend, parsed once at start-up.
-#[derive(Debug, Clone)]
-pub struct AwsKmsConfig {
-    /// KMS key for new wraps: key ID, key ARN, alias name (`alias/...`) or alias ARN.
-    pub key_id: String,
-    /// Region, e.g. `eu-west-1` (part of the signature scope and of the default endpoint).
-    pub region: String,
-    /// Endpoint URL; `https://kms.<region>.amazonaws.com` when `None`. `http://` is for
-    /// local test servers only.
-    pub endpoint: Option<String>,
-    /// Where credentials come from.
-    pub credentials: CredentialSource,
-    /// Budget of one call: connect, send, and the whole response.
-    pub timeout: Duration,
-}
-
-impl AwsKmsConfig {
-    /// Settings for `key_id` in `region`, credentials from the environment, a 10 s budget.
-    pub fn new(key_id: impl Into<String>, region: impl Into<String>) -> AwsKmsConfig {
-        AwsKmsConfig {
-            key_id: key_id.into(),
-            region: region.into(),
-            endpoint: None,
-            credentials: CredentialSource::Environment,
-            timeout: Duration::from_secs(10),
-        }
-    }
-
-    /// Settings for `key_id` with region, endpoint override and credential source read from
-    /// the standard AWS variables ([`ENV_REGION`], [`ENV_DEFAULT_REGION`], [`ENV_ENDPOINT_KMS`],
-    /// [`ENV_ENDPOINT`], [`CredentialSource::from_env`]).
-    pub fn from_env(key_id: impl Into<String>) -> Result<AwsKmsConfig, WrapError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let region = var(ENV_REGION)
-            .or_else(|| var(ENV_DEFAULT_REGION))
-            .ok_or_else(|| WrapError::Config {
-                backend: BACKEND,
-                reason: format!("no region: set {ENV_REGION}"),
-            })?;
-        let mut config = AwsKmsConfig::new(key_id, region);
-        config.endpoint = var(ENV_ENDPOINT_KMS).or_else(|| var(ENV_ENDPOINT));
-        config.credentials = CredentialSource::from_env();
-        Ok(config)
-    }
-}
 
 /// An AWS KMS key as a [`Wrapper`]. Cheap to clone; clones share one connection pool and
 /// one [`WrapperStats`].
@@ -467,98 +415,4 @@ impl Wrapper for AwsKms {
 }
 
 #[cfg(test)]
-mod tests {
-    //! How the service's error codes map to [`WrapError`]: the cases local-kms cannot produce
-    //! (it checks no signature and has no grants or throttling).
-
-    use super::*;
-
-    fn kms() -> AwsKms {
-        let mut c = AwsKmsConfig::new("alias/k", "eu-west-1");
-        c.endpoint = Some("http://127.0.0.1:9".into());
-        AwsKms::new(c).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn category(status: u16, body: &str) -> &'static str {
-        kms()
-            .api_error(status, body.as_bytes(), "alias/k")
-            .category()
-    }
-
-    #[test]
-    fn error_codes_map_to_categories() {
-        let cases = [
-            (
-                400,
-                r#"{"__type":"AccessDeniedException","message":"x"}"#,
-                "denied",
-            ),
-            (
-                400,
-                r#"{"__type":"com.amazonaws.kms#AccessDeniedException"}"#,
-                "denied",
-            ),
-            (400, r#"{"__type":"UnrecognizedClientException"}"#, "denied"),
-            (400, r#"{"__type":"ExpiredTokenException"}"#, "denied"),
-            (400, r#"{"__type":"DisabledException"}"#, "key_disabled"),
-            (
-                400,
-                r#"{"__type":"KMSInvalidStateException"}"#,
-                "key_disabled",
-            ),
-            (400, r#"{"__type":"NotFoundException"}"#, "key_not_found"),
-            (
-                400,
-                r#"{"__type":"InvalidCiphertextException"}"#,
-                "invalid_ciphertext",
-            ),
-            (
-                400,
-                r#"{"__type":"IncorrectKeyException"}"#,
-                "invalid_ciphertext",
-            ),
-            (400, r#"{"__type":"ThrottlingException"}"#, "throttled"),
-            (500, r#"{"__type":"KMSInternalException"}"#, "unreachable"),
-            (503, "<html>busy</html>", "unreachable"),
-            (400, r#"{"__type":"ValidationException"}"#, "rejected"),
-            (400, "not json", "rejected"),
-        ];
-        for (status, body, want) in cases {
-            assert_eq!(category(status, body), want, "{status} {body}");
-        }
-    }
-
-    #[test]
-    fn the_services_message_is_not_repeated() {
-        // Free text may echo request fields; only the code is kept.
-        let e = kms().api_error(
-            400,
-            br#"{"__type":"ValidationException","message":"PLAINTEXT-ECHO"}"#,
-            "k",
-        );
-        assert!(!e.to_string().contains("PLAINTEXT-ECHO"), "{e}");
-        let e = kms().api_error(400, br#"{"__type":"Evil\nCode with spaces"}"#, "k");
-        assert!(e.to_string().contains("unknown"), "{e}");
-    }
-
-    #[test]
-    fn settings_are_checked() {
-        let bad = |endpoint: &str| {
-            let mut c = AwsKmsConfig::new("alias/k", "eu-west-1");
-            c.endpoint = Some(endpoint.into());
-            AwsKms::new(c).err().map(|e| e.category())
-        };
-        assert_eq!(bad("ftp://x"), Some("config"));
-        assert_eq!(bad("http://user:pw@host"), Some("config"));
-        assert_eq!(bad("https://host/path"), Some("config"));
-        assert!(AwsKms::new(AwsKmsConfig::new(" ", "eu-west-1")).is_err());
-        assert!(AwsKms::new(AwsKmsConfig::new("k", "eu west")).is_err());
-        let default =
-            AwsKms::new(AwsKmsConfig::new("k", "eu-west-1")).unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            default
-                .describe()
-                .contains("https://kms.eu-west-1.amazonaws.com")
-        );
-    }
-}
+mod tests;
