@@ -423,6 +423,9 @@ fn backup_of_upstream_keys_restored_into_a_fresh_control_plane() {
         "k1",
         3,
     );
+    // Certificates date their NotBefore to the second: two keys made within one second are
+    // equally new to both controllers, and which one seals is then arbitrary (upstream's too).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let pid = theirs.process.id().unwrap().to_string();
     assert!(
         Command::new("kill")
