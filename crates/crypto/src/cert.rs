@@ -154,6 +154,32 @@ pub struct CertParams {
     pub validity: Duration,
 }
 
+impl CertParams {
+    /// The certificate upstream's controller makes for a key, ready for any signer (the
+    /// in-memory key here, a PKCS#11 token elsewhere): random 128-bit serial, KeyUsage
+    /// encipherOnly (critical), BasicConstraints CA:TRUE (critical), a SubjectKeyIdentifier.
+    pub fn to_rcgen(&self) -> Result<rcgen::CertificateParams, CertError> {
+        let mut cert = rcgen::CertificateParams::default();
+        let mut dn = rcgen::DistinguishedName::new();
+        if !self.common_name.is_empty() {
+            dn.push(rcgen::DnType::CommonName, self.common_name.as_str());
+        }
+        cert.distinguished_name = dn;
+        let mut serial = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut serial).map_err(|_| CertError::Sign)?;
+        cert.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+        let not_after = self
+            .not_before
+            .checked_add(self.validity)
+            .ok_or(CertError::Sign)?;
+        cert.not_before = time::OffsetDateTime::from(self.not_before);
+        cert.not_after = time::OffsetDateTime::from(not_after);
+        cert.key_usages = vec![rcgen::KeyUsagePurpose::EncipherOnly];
+        cert.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        Ok(cert)
+    }
+}
+
 /// Upstream's default `--key-ttl`: 87600h, ten 365-day years.
 pub const DEFAULT_KEY_TTL: Duration = Duration::from_secs(87_600 * 3600);
 
@@ -173,24 +199,10 @@ impl PrivateKey {
     /// SubjectKeyIdentifier, sha256WithRSAEncryption.
     pub fn self_signed_certificate(&self, params: &CertParams) -> Result<Certificate, CertError> {
         let signer = rcgen::KeyPair::try_from(self.pkcs8_der()).map_err(|_| CertError::Sign)?;
-        let mut cert = rcgen::CertificateParams::default();
-        let mut dn = rcgen::DistinguishedName::new();
-        if !params.common_name.is_empty() {
-            dn.push(rcgen::DnType::CommonName, params.common_name.as_str());
-        }
-        cert.distinguished_name = dn;
-        let mut serial = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut serial).map_err(|_| CertError::Sign)?;
-        cert.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
-        let not_after = params
-            .not_before
-            .checked_add(params.validity)
-            .ok_or(CertError::Sign)?;
-        cert.not_before = time::OffsetDateTime::from(params.not_before);
-        cert.not_after = time::OffsetDateTime::from(not_after);
-        cert.key_usages = vec![rcgen::KeyUsagePurpose::EncipherOnly];
-        cert.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let signed = cert.self_signed(&signer).map_err(|_| CertError::Sign)?;
+        let signed = params
+            .to_rcgen()?
+            .self_signed(&signer)
+            .map_err(|_| CertError::Sign)?;
         Certificate::from_der(signed.der())
     }
 }

@@ -59,23 +59,7 @@ impl TokenKey {
             pkcs1,
             failure: RefCell::new(None),
         };
-        let mut cert = rcgen::CertificateParams::default();
-        let mut dn = rcgen::DistinguishedName::new();
-        if !params.common_name.is_empty() {
-            dn.push(rcgen::DnType::CommonName, params.common_name.as_str());
-        }
-        cert.distinguished_name = dn;
-        let mut serial = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut serial).map_err(|_| cert_err())?;
-        cert.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
-        let not_after = params
-            .not_before
-            .checked_add(params.validity)
-            .ok_or_else(cert_err)?;
-        cert.not_before = time::OffsetDateTime::from(params.not_before);
-        cert.not_after = time::OffsetDateTime::from(not_after);
-        cert.key_usages = vec![rcgen::KeyUsagePurpose::EncipherOnly];
-        cert.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.to_rcgen().map_err(|_| cert_err())?;
         let signed = match cert.self_signed(&signer) {
             Ok(c) => c,
             Err(_) => return Err(signer.failure.into_inner().unwrap_or_else(cert_err)),
