@@ -372,6 +372,7 @@ impl Cluster {
                 name: name.clone(),
                 source,
             })?;
+        crate::failure::remember_panics();
         Ok(TestNamespace {
             name,
             source: self.dump_source(),
@@ -439,6 +440,18 @@ fn dump_state(
             for items in objects.values_mut() {
                 if let Some(a) = items.as_array_mut() {
                     a.retain(|o| o["metadata"]["namespace"].as_str().is_none_or(|n| n == ns));
+                }
+            }
+        }
+        // Field ownership is rarely what a failure is about and doubles the dump's length.
+        if let Some(objects) = dump["objects"].as_object_mut() {
+            for o in objects
+                .values_mut()
+                .filter_map(|v| v.as_array_mut())
+                .flatten()
+            {
+                if let Some(meta) = o["metadata"].as_object_mut() {
+                    meta.remove("managedFields");
                 }
             }
         }
@@ -516,6 +529,9 @@ impl Drop for TestNamespace {
                 self.name,
                 self.dump()
             );
+            if let Some(failure) = crate::failure::last_on_this_thread() {
+                eprintln!("==== the failure (repeated after the dump) ====\n{failure}");
+            }
         }
         // On a stand-in the whole server goes away with the test; on a real cluster ask
         // kubectl to delete without waiting (no async in Drop).

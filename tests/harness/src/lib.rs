@@ -5,6 +5,7 @@
 //! - [`tools`]: what the rest builds on (errors, binaries, kubectl/helm, ports, processes);
 //!   all re-exported by [`cluster`].
 //! - [`control_plane`]: the real-cluster backend (`SEALED_SECRETS_E2E_CLUSTER=real`).
+//! - [`failure`]: the failure message repeated after a state dump (CI logs keep the tail).
 //! - [`faultproxy`]: fault injection (500s, 429s, 409s, watch cuts) in front of any API
 //!   server, the real kube-apiserver included.
 //! - [`hostile`]: hostile HTTP clients (pipelining non-readers, slow-loris headers, slow
@@ -21,6 +22,7 @@
 
 pub mod cluster;
 pub mod control_plane;
+pub mod failure;
 pub mod faultproxy;
 pub mod hostile;
 pub mod hostile_templates;
