@@ -205,6 +205,34 @@ pub struct CertArgs {
     /// Namespace of the sealed-secrets controller.
     #[arg(long = "controller-namespace", env = env::CONTROLLER_NAMESPACE, default_value = "kube-system", value_name = "NAMESPACE")]
     pub controller_namespace: String,
+
+    /// Seal in the post-quantum format (ours): each value an age file for the cluster's
+    /// recipient (ML-KEM-768 + X25519), fetched like the certificate, or for
+    /// --recipients-file. Upstream controllers cannot open it. Not combinable with --cert
+    /// or --recipient-cert; SEALED_SECRETS_POST_QUANTUM=true makes it the default.
+    #[arg(
+        long = "post-quantum",
+        env = env::POST_QUANTUM,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL",
+        help_heading = "Post-quantum"
+    )]
+    pub post_quantum: bool,
+
+    /// Seal post-quantum, offline, for the recipients in this age recipients file (ours):
+    /// `age1pq1...` lines, `#` comments; one line per cluster (multi-cluster sealing).
+    /// Implies --post-quantum; repeatable.
+    #[arg(long = "recipients-file", env = env::RECIPIENTS_FILE, value_name = "FILE", help_heading = "Post-quantum")]
+    pub recipients_file: Vec<PathBuf>,
+
+    /// Print the post-quantum recipient (from the controller, the ConfigMap with
+    /// --cert-from-configmap, or --recipients-file) and exit (ours).
+    #[arg(long = "fetch-recipient", env = env::FETCH_RECIPIENT, help_heading = "Post-quantum")]
+    pub fetch_recipient: bool,
 }
 
 impl CertArgs {

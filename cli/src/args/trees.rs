@@ -10,10 +10,14 @@ use crate::env;
 /// `kubeseal audit`.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// The key: a fingerprint (SHA256:...), a certificate file, or a private key file (then
-    /// every value is also trial-decrypted, which finds SealedSecrets without our hint).
-    #[arg(long, value_name = "FINGERPRINT|CERT|PRIVATE_KEY")]
-    pub key: String,
+    /// The key to trace: a fingerprint (SHA256:...), a certificate file, a post-quantum
+    /// recipient (age1pq1...), or a private key file (a PEM key, a key Secret with its
+    /// age.key, an age identity file; then every value is also trial-decrypted, which finds
+    /// SealedSecrets without our hint). Without --key: the migration inventory, how many
+    /// values of each object are RSA-only or post-quantum and which key each uses (exits 3
+    /// while any RSA-only value remains).
+    #[arg(long, value_name = "FINGERPRINT|CERT|RECIPIENT|PRIVATE_KEY")]
+    pub key: Option<String>,
     #[command(flatten)]
     pub key_backup: DecryptArgs,
     /// Files or directories to search.

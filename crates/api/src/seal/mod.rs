@@ -15,6 +15,6 @@ mod secret;
 
 pub use manifests::{seal_manifests, seal_manifests_on};
 pub use merge::merge_into;
-pub use recipients::Recipients;
+pub use recipients::{AGE_KEY_FIELD, AGE_RECIPIENT_CONFIGMAP_KEY, AGE_RECIPIENT_PATH, Recipients};
 pub use reseal::reseal;
 pub use secret::{SealOptions, seal_raw, seal_secret};

@@ -5,6 +5,16 @@
 
 use sealed_secrets_crypto::{PqRecipient, PublicKey, SealError, seal, seal_multi, seal_pq};
 
+/// The controller's endpoint serving its newest key's post-quantum recipient: the body is one
+/// `age1pq1…` line, 404 when that key has none. Beside upstream's `/v1/cert.pem`.
+pub const AGE_RECIPIENT_PATH: &str = "/v1/age-recipient.txt";
+/// The data key of the certificate ConfigMap holding the same recipient line (beside
+/// `cert.pem`).
+pub const AGE_RECIPIENT_CONFIGMAP_KEY: &str = "age-recipient.txt";
+/// The data field of a key Secret holding its post-quantum identity
+/// (`AGE-SECRET-KEY-PQ-1…`), beside `tls.key` and `tls.crt`.
+pub const AGE_KEY_FIELD: &str = "age.key";
+
 /// The keys one sealing run seals every value to. One format per run: a value is either RSA
 /// or post-quantum (an object may still mix both, item by item, through `merge_into`).
 #[derive(Clone, Copy, Debug)]
