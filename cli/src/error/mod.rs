@@ -215,6 +215,14 @@ pub enum CliError {
         #[source]
         source: PqKeyError,
     },
+    /// `keys backup --age-identities`: no key Secret holds a post-quantum identity.
+    #[error(
+        "no key Secret in namespace `{namespace}` holds a post-quantum identity (data[\"age.key\"]); nothing was written"
+    )]
+    NoPqIdentity {
+        /// The controller namespace.
+        namespace: String,
+    },
     /// `--re-encrypt`: the controller answered RSA values for items the input held as
     /// post-quantum values; writing that would silently undo the upgrade.
     #[error(
