@@ -146,14 +146,18 @@ pub fn run(dirs: &[PathBuf]) -> Result<Outcome> {
                 ));
             }
             out.push_str(&format!(
-                "{}:{}: SealedSecret `{}`: {} RSA-only, {} post-quantum ({})\n",
+                "{}:{}: SealedSecret `{}`: {} RSA-only, {} post-quantum{} ({})\n",
                 path.display(),
                 doc.line,
                 ss.object_ref(),
                 inv.rsa,
                 inv.post_quantum,
+                match inv.unreadable.len() {
+                    0 => String::new(),
+                    n => format!(", {n} unreadable"),
+                },
                 if inv.keys.is_empty() {
-                    "no value".to_owned()
+                    "no readable value".to_owned()
                 } else {
                     format!("keys: {}", key_list(&inv.keys))
                 }
@@ -164,8 +168,13 @@ pub fn run(dirs: &[PathBuf]) -> Result<Outcome> {
         }
     }
     out.push_str(&format!(
-        "total: {objects} SealedSecret(s), {} value(s): {rsa} RSA-only, {pq} post-quantum\n",
-        rsa + pq
+        "total: {objects} SealedSecret(s), {} value(s): {rsa} RSA-only, {pq} post-quantum{}\n",
+        rsa + pq + unreadable,
+        if unreadable > 0 {
+            format!(", {unreadable} unreadable")
+        } else {
+            String::new()
+        }
     ));
     for ((kind, fp), n) in &per_key {
         let name = fp
