@@ -254,7 +254,9 @@ pub enum Command {
     #[command(subcommand)]
     Keys(Box<KeysCommand>),
     /// List SealedSecrets in the given trees that were sealed with a key (compromise
-    /// tracing). Exits 3 when any is found, 0 when none, 1 on error.
+    /// tracing, --key); without --key, count each object's RSA-only and post-quantum values
+    /// and their keys (migration inventory). Exits 3 when any is found (an RSA-only value
+    /// for the inventory), 0 when none, 1 on error.
     Audit(AuditArgs),
     /// Find unsealed Secret manifests (YAML or JSON) in files and trees; exits 3 when any is
     /// found, 0 when none, 1 on error. Meant for pre-commit hooks and CI.
