@@ -133,7 +133,17 @@ pub fn recipients(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<PqRecipient>> 
         return load_files(&cert.recipients_file);
     }
     let (text, from) = from_cluster(cert, kube)?;
-    parse(&text, &from)
+    let list = parse(&text, &from)?;
+    // The contract is the newest key's recipient, one line: anything else is not a
+    // controller's answer, and sealing for a recipient nobody named would be worse than
+    // failing.
+    if list.len() != 1 {
+        return Err(CliError::PqRecipientCount {
+            from,
+            count: list.len(),
+        });
+    }
+    Ok(list)
 }
 
 /// What `--fetch-recipient` prints: the files' recipients, or the cluster's, one

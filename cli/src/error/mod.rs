@@ -194,6 +194,14 @@ pub enum CliError {
         /// Where.
         from: String,
     },
+    /// The cluster answered several recipients where its newest key's one was expected.
+    #[error("expected one post-quantum recipient from {from}, found {count}")]
+    PqRecipientCount {
+        /// Where.
+        from: String,
+        /// How many.
+        count: usize,
+    },
     /// A recipients file or answer larger than any real one.
     #[error(
         "post-quantum recipients from {from} are {size} bytes, over the limit of {limit} bytes"

@@ -16,7 +16,9 @@ pub(super) fn verify_backup(file: &Path, dirs: &[PathBuf], crypt: &DecryptArgs) 
     let plain = crate::backup_encryption::decrypt(&raw, crypt, file)?;
     let mut ring = KeyRing::new();
     let keys = keyfiles::parse_keys(&plain, file)?;
-    let held = keys.len();
+    // A key Secret of ours holds an RSA key and its post-quantum identity: one key.
+    let held = keys.rsa.len().max(keys.pq.len());
+    let pq = keys.pq.len();
     keys.into_ring(&mut ring);
     let opts = UnsealOptions {
         accept_deprecated_v1_data: true,
@@ -47,7 +49,11 @@ pub(super) fn verify_backup(file: &Path, dirs: &[PathBuf], crypt: &DecryptArgs) 
     }
     io::write_stdout(out.as_bytes())?;
     printer().status(format_args!(
-        "backup holds {held} key(s); it opens {ok} SealedSecret(s), {} cannot be opened",
+        "backup holds {held} key(s){}; it opens {ok} SealedSecret(s), {} cannot be opened",
+        match pq {
+            0 => String::new(),
+            n => format!(" ({n} with a post-quantum identity)"),
+        },
         bad.len()
     ));
     if bad.is_empty() {
