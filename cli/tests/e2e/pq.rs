@@ -390,3 +390,57 @@ async fn key_backups_carry_age_key_and_export_age_identities() {
     assert_eq!(r.code, 1);
     assert!(!d.path().join("new.yaml").exists());
 }
+
+/// A controller answering a recipient with a broken checksum.
+fn handle_bad_recipient(path: &str, _: &[u8]) -> (&'static str, Vec<u8>) {
+    match path {
+        "/v1/age-recipient.txt" => {
+            let mut line = recipient_line(1).into_bytes();
+            let last = line.len() - 2;
+            line[last] = if line[last] == b'q' { b'p' } else { b'q' };
+            ("200 OK", line)
+        }
+        _ => ("404 Not Found", Vec::new()),
+    }
+}
+
+/// A controller answering two recipients where its newest key's one is expected.
+fn handle_two_recipients(path: &str, _: &[u8]) -> (&'static str, Vec<u8>) {
+    match path {
+        "/v1/age-recipient.txt" => (
+            "200 OK",
+            (recipient_line(1) + &recipient_line(2)).into_bytes(),
+        ),
+        _ => ("404 Not Found", Vec::new()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_recipient_answers_are_refused_and_nothing_is_written() {
+    let cluster = Cluster::start_private().unwrap();
+    expose_controller(&cluster, "bad-recipient", &serve(handle_bad_recipient)).await;
+    expose_controller(&cluster, "two-recipients", &serve(handle_two_recipients)).await;
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out.json");
+    let w = out.display().to_string();
+    for (name, expected) in [
+        (
+            "bad-recipient",
+            "error: invalid post-quantum recipient in the controller's /v1/age-recipient.txt, line 1: malformed recipient: invalid Bech32\n",
+        ),
+        (
+            "two-recipients",
+            "error: expected one post-quantum recipient from the controller's /v1/age-recipient.txt, found 2\n",
+        ),
+    ] {
+        let r = kubeseal(
+            &cluster,
+            d.path(),
+            &["--post-quantum", "--controller-name", name, "-w", &w],
+            SECRET_YAML.as_bytes(),
+        );
+        assert_eq!(r.code, 1, "{name}");
+        assert_eq!(r.stderr, expected, "{name}");
+        assert!(!out.exists(), "{name}");
+    }
+}
