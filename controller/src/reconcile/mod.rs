@@ -17,7 +17,8 @@
 //! - [`apply`]: the shell: one reconcile's API calls, status, Events, metrics, retries.
 //! - [`deleted`]: what a deleted SealedSecret leaves to do; [`context`]: what reconciles share; [`error`]: why one failed; [`flags`]: the flags.
 //! - [`key_order`]: which keys to try first for values that do not name their key (pure).
-//! - [`watch`]: the watches and the queue that drive reconciles.
+//! - [`watch`]: the watches and the queue that drive reconciles; [`warm`]: the start-up check that
+//!   leaves SealedSecrets already in sync out of the queue (docs/design.md, "Restarts").
 
 pub mod apply;
 pub mod context;
