@@ -418,6 +418,25 @@ pub fn cached_metadata(meta: ObjectMeta) -> ObjectMeta {
     }
 }
 
+/// What a restart keeps of a Secret's metadata to check its SealedSecret without reading
+/// either again (`super::plan::unchanged_at_start`): name, namespace, uid, labels,
+/// annotations and ownerReferences, for a Secret a SealedSecret may write (a controller
+/// ownerReference to a SealedSecret, or annotated `managed` or `patch`); `None` for any
+/// other Secret, whose SealedSecret, if any, is then reconciled as usual. Pure.
+pub fn start_secret_facts(meta: &ObjectMeta) -> Option<ObjectMeta> {
+    let ours =
+        recreate_target(meta).is_some() || annotations::is_true(meta.annotations.as_ref(), PATCH);
+    ours.then(|| ObjectMeta {
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        labels: meta.labels.clone(),
+        annotations: meta.annotations.clone(),
+        owner_references: meta.owner_references.clone(),
+        ..ObjectMeta::default()
+    })
+}
+
 /// Whether a SealedSecret of `size` bytes (as the API server serves it, JSON) is above
 /// `limit` (0: no limit). Pure.
 pub fn too_large(size: u64, limit: u64) -> bool {

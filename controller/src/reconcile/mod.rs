@@ -17,7 +17,8 @@
 //! - [`apply`]: the shell: one reconcile's API calls, status, Events, metrics, retries.
 //! - [`deleted`]: what a deleted SealedSecret leaves to do; [`context`]: what reconciles share; [`error`]: why one failed; [`flags`]: the flags.
 //! - [`key_order`]: which keys to try first for values that do not name their key (pure).
-//! - [`watch`]: the watches and the queue that drive reconciles.
+//! - [`watch`]: the watches and the queue that drive reconciles; [`warm`]: the start-up check that
+//!   leaves SealedSecrets already in sync out of the queue (docs/design.md, "Restarts").
 
 pub mod apply;
 pub mod context;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod flags;
 pub mod key_order;
 pub mod plan;
+pub mod warm;
 pub mod watch;
 
 pub use apply::{error_policy, reconcile, reconcile_cached};
@@ -35,12 +37,12 @@ pub use decide::{
     IMMUTABLE_MESSAGE, SERVICE_ACCOUNT_TOKEN_TYPE, Unmanaged, WriteMode, cached_metadata,
     desired_metadata_only, differs, digest_matches, finish_desired, is_controlled_by,
     legacy_digest_matches, legacy_source_digest, merge, next_status, old_gc_deletes,
-    recreate_target, refused_type, retry_backoff, reusable, source_digest, too_large,
-    violates_immutable, write_mode,
+    recreate_target, refused_type, retry_backoff, reusable, source_digest, start_secret_facts,
+    too_large, violates_immutable, write_mode,
 };
 pub use error::ReconcileError;
 pub use flags::{DEFAULT_MAX_SEALED_SECRET_SIZE, ReconcileArgs};
-pub use plan::{Plan, SecretWrite, Written, plan, secret_write};
+pub use plan::{Plan, SecretWrite, StartFacts, Written, plan, secret_write, unchanged_at_start};
 pub use watch::run;
 
 #[cfg(test)]

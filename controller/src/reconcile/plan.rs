@@ -7,12 +7,15 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::runtime::controller::Action;
 use sealed_secrets_api::{CONDITION_SYNCED, SealedSecret, SealedSecretStatus};
 
+use sealed_secrets_crypto::Fingerprint;
+
 use super::decide::{
-    Unmanaged, differs, merge, next_status, refused_type, violates_immutable, write_mode,
+    Unmanaged, desired_metadata_only, differs, finish_desired, merge, next_status, refused_type,
+    reusable, source_digest, violates_immutable, write_mode,
 };
 use super::error::ReconcileError;
 use crate::events::{EventType, REASON_UNSEAL_FAILED, REASON_UNSEALED, REASON_UPDATE_FAILED};
@@ -197,4 +200,81 @@ pub fn plan(ss: &SealedSecret, facts: Facts<'_>) -> Plan {
         event,
         succeeded: facts.outcome.is_ok(),
     }
+}
+
+/// What a start-up check needs besides the SealedSecret and its Secret's metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct StartFacts {
+    /// The SealedSecret's size as listed (JSON bytes); see [`unchanged_at_start`].
+    pub size: u64,
+    /// `--max-sealed-secret-size` (0: no limit).
+    pub max_size: u64,
+    /// How far `size` may be from what a GET would serve: objects closer than that to the
+    /// limit are left to a full reconcile, which measures them exactly.
+    pub size_slack: u64,
+    /// `--update-status`.
+    pub update_status: bool,
+    /// `--allow-service-account-token-secrets`.
+    pub allow_service_account_tokens: bool,
+}
+
+/// Whether a reconcile of `ss` would do nothing at all (no decryption, no Secret write, no
+/// status write, no Event), decided from the SealedSecret as listed and only the metadata of
+/// its Secret (`secret`: `None` when there is none), so that a restart need not read either
+/// object again (docs/design.md, "Restarts"). It is exactly the reconcile's own decision
+/// ([`super::decide::reusable`], [`secret_write`], [`plan`]) on a Secret whose data is the
+/// one it holds and whose type is the one the template asks for: data is never compared when
+/// the digest matches, and a Secret's type cannot change (the API server refuses), so the
+/// Secret the digest names (by uid) was created or written with this generation's type.
+/// `present` tells which key fingerprints are loaded. Anything else (no digest, another
+/// generation, a missing or replaced Secret, metadata to restore, a status to write, a
+/// refused type, an object near the size limit) is `false`: a full reconcile. Pure.
+pub fn unchanged_at_start(
+    ss: &SealedSecret,
+    secret: Option<&ObjectMeta>,
+    present: impl Fn(&Fingerprint) -> bool,
+    facts: StartFacts,
+) -> bool {
+    let Some(meta) = secret else {
+        return false;
+    };
+    if facts.max_size != 0 && facts.size.saturating_add(facts.size_slack) > facts.max_size {
+        return false;
+    }
+    let desired = finish_desired(desired_metadata_only(ss));
+    let existing = Secret {
+        metadata: meta.clone(),
+        type_: desired.type_.clone(),
+        immutable: None,
+        data: None,
+        string_data: None,
+    };
+    let Some(keys) = reusable(&existing, ss, &present) else {
+        return false;
+    };
+    let object = String::new();
+    let write = secret_write(
+        ss,
+        &object,
+        Some(&existing),
+        desired,
+        facts.allow_service_account_tokens,
+    );
+    if !matches!(write, Ok(SecretWrite::Unchanged)) {
+        return false;
+    }
+    let secret_uid = meta.uid.as_deref().unwrap_or_default();
+    let digest = source_digest(ss, secret_uid, &keys);
+    let now = Time(jiff::Timestamp::UNIX_EPOCH);
+    let p = plan(
+        ss,
+        Facts {
+            outcome: Ok(Written::Unchanged),
+            digest: Some(&digest),
+            update_status: facts.update_status,
+            retrying_status: false,
+            now: &now,
+        },
+    );
+    matches!(p.status, StatusWrite::Off | StatusWrite::UpToDate) && p.event.is_none()
 }

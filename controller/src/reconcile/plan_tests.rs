@@ -14,7 +14,10 @@ use kube::runtime::controller::Action;
 use sealed_secrets_api::{CONDITION_SYNCED, SealedSecret, SealedSecretStatus};
 
 use super::error::ReconcileError;
-use super::plan::{Facts, Plan, SecretWrite, StatusWrite, Written, plan, secret_write};
+use super::plan::{
+    Facts, Plan, SecretWrite, StartFacts, StatusWrite, Written, plan, secret_write,
+    unchanged_at_start,
+};
 use crate::events::{EventType, REASON_UNSEAL_FAILED, REASON_UNSEALED, REASON_UPDATE_FAILED};
 
 const UID: &str = "ss-uid";
@@ -324,4 +327,172 @@ fn requeue_until_the_status_is_written() {
         Plan::requeue(Some(Duration::from_secs(4))),
         Action::requeue(Duration::from_secs(4))
     );
+}
+
+/// A SealedSecret in sync with the Secret `secret-1` opened with one key, and that Secret's
+/// metadata, as a previous pass left them.
+fn synced_pair() -> (SealedSecret, ObjectMeta) {
+    use super::decide::{desired_metadata_only, source_digest};
+    let mut ss = mk_ss(Some("True"));
+    ss.spec.template.metadata = Some(ObjectMeta {
+        labels: Some(BTreeMap::from([("team".to_owned(), "x".to_owned())])),
+        ..Default::default()
+    });
+    let fp: sealed_secrets_crypto::Fingerprint =
+        "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            .parse()
+            .unwrap();
+    let digest = source_digest(&ss, "secret-1", &[fp].into());
+    if let Some(s) = ss.status.as_mut() {
+        s.source_digest = Some(digest);
+    }
+    let mut meta = desired_metadata_only(&ss).metadata;
+    meta.uid = Some("secret-1".into());
+    (ss, meta)
+}
+
+const START: StartFacts = StartFacts {
+    size: 4_000,
+    max_size: 1_000_000,
+    size_slack: 10_000,
+    update_status: true,
+    allow_service_account_tokens: false,
+};
+
+/// The start-up shortcut, as a table: it says "nothing to do" exactly when a reconcile
+/// would neither decrypt nor write anything (the Secret the digest names, its metadata as
+/// the template says, the status up to date, the keys loaded, the size clear of the limit).
+#[test]
+fn unchanged_at_start_table() {
+    type Edit = fn(&mut SealedSecret, &mut Option<ObjectMeta>, &mut StartFacts, &mut bool);
+    let cases: Vec<(&str, Edit, bool)> = vec![
+        ("in sync", |_, _, _, _| {}, true),
+        (
+            "in sync, no size limit",
+            |_, _, f, _| {
+                f.max_size = 0;
+                f.size = u64::MAX;
+            },
+            true,
+        ),
+        (
+            "in sync, status not written (--update-status=false)",
+            |_, _, f, _| f.update_status = false,
+            true,
+        ),
+        (
+            "patch mode: a foreign label is kept, nothing to write",
+            |_, m, _, _| {
+                let m = m.as_mut().unwrap();
+                m.owner_references = None;
+                m.annotations = Some(BTreeMap::from([(
+                    sealed_secrets_api::annotations::PATCH.to_owned(),
+                    "true".to_owned(),
+                )]));
+                m.labels
+                    .as_mut()
+                    .unwrap()
+                    .insert("other".into(), "y".into());
+            },
+            true,
+        ),
+        ("no Secret", |_, m, _, _| *m = None, false),
+        (
+            "the Secret was replaced (another uid)",
+            |_, m, _, _| m.as_mut().unwrap().uid = Some("secret-2".into()),
+            false,
+        ),
+        (
+            "labels edited by hand",
+            |_, m, _, _| m.as_mut().unwrap().labels = None,
+            false,
+        ),
+        (
+            "the Secret is no longer owned (foreign)",
+            |_, m, _, _| m.as_mut().unwrap().owner_references = None,
+            false,
+        ),
+        (
+            "an older version's digest annotation to remove",
+            |_, m, _, _| {
+                m.as_mut().unwrap().annotations = Some(BTreeMap::from([(
+                    sealed_secrets_api::annotations::SOURCE_DIGEST.to_owned(),
+                    "sha256:x;keys=".to_owned(),
+                )]))
+            },
+            false,
+        ),
+        (
+            "a new generation",
+            |ss, _, _, _| ss.metadata.generation = Some(2),
+            false,
+        ),
+        ("its key is gone", |_, _, _, k| *k = false, false),
+        (
+            "no digest recorded",
+            |ss, _, _, _| ss.status.as_mut().unwrap().source_digest = None,
+            false,
+        ),
+        (
+            "the status says Synced=False",
+            |ss, _, _, _| {
+                let c = &mut ss.status.as_mut().unwrap().conditions[0];
+                c.status = "False".into();
+                c.message = Some("failed".into());
+            },
+            false,
+        ),
+        (
+            "observedGeneration behind",
+            |ss, _, _, _| ss.status.as_mut().unwrap().observed_generation = None,
+            false,
+        ),
+        (
+            "close to the size limit",
+            |_, _, f, _| f.size = f.max_size - f.size_slack + 1,
+            false,
+        ),
+        (
+            "the spec changed under the same generation",
+            |ss, _, _, _| {
+                ss.spec.template.type_ = Some(super::decide::SERVICE_ACCOUNT_TOKEN_TYPE.into())
+            },
+            false,
+        ),
+    ];
+    for (case, edit, want) in cases {
+        let (mut ss, meta) = synced_pair();
+        let mut meta = Some(meta);
+        let mut facts = START;
+        let mut key_present = true;
+        edit(&mut ss, &mut meta, &mut facts, &mut key_present);
+        let got = unchanged_at_start(&ss, meta.as_ref(), |_| key_present, facts);
+        assert_eq!(got, want, "{case}");
+    }
+}
+
+/// A restart keeps the metadata of the Secrets a SealedSecret may write, without
+/// managedFields and the like, and nothing of other Secrets.
+#[test]
+fn start_secret_facts_keep_only_secrets_a_sealed_secret_may_write() {
+    use super::decide::start_secret_facts;
+    let (_, mut owned) = synced_pair();
+    owned.managed_fields = Some(vec![Default::default()]);
+    owned.resource_version = Some("7".into());
+    let kept = start_secret_facts(&owned).unwrap();
+    assert_eq!(kept.managed_fields, None);
+    assert_eq!(kept.resource_version, None);
+    assert_eq!(kept.uid.as_deref(), Some("secret-1"));
+    assert_eq!(kept.owner_references, owned.owner_references);
+    let mut foreign = owned.clone();
+    foreign.owner_references = None;
+    assert_eq!(start_secret_facts(&foreign), None, "a foreign Secret");
+    for a in [
+        sealed_secrets_api::annotations::MANAGED,
+        sealed_secrets_api::annotations::PATCH,
+    ] {
+        let mut m = foreign.clone();
+        m.annotations = Some(BTreeMap::from([(a.to_owned(), "true".to_owned())]));
+        assert!(start_secret_facts(&m).is_some(), "annotated {a}");
+    }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Config as ApplierConfig;
@@ -24,9 +25,10 @@ use kube::runtime::{WatchStreamExt as _, applier, watcher};
 use sealed_secrets_api::SealedSecret;
 
 use super::apply::{error_policy, reconcile_cached};
-use super::context::Context;
+use super::context::{Context, lock};
 use super::decide::{cached_metadata, recreate_target};
 use super::deleted::on_sealed_secret_deleted;
+use super::warm::{FirstSecretList, in_sync_at_start};
 
 #[cfg(test)]
 #[path = "watch_tests.rs"]
@@ -100,12 +102,17 @@ impl SpecVersions {
     }
 
     fn hashes(ss: &Cached) -> (u64, u64) {
-        let m = &ss.metadata;
-        (
-            hash_of((&m.namespace, &m.name)),
-            hash_of((&m.uid, m.generation)),
-        )
+        spec_hashes(&ss.metadata)
     }
+}
+
+/// The "spec changed" filter's entry of an object: a hash of namespace and name, and one of
+/// uid and generation.
+pub(super) fn spec_hashes(m: &ObjectMeta) -> (u64, u64) {
+    (
+        hash_of((&m.namespace, &m.name)),
+        hash_of((&m.uid, m.generation)),
+    )
 }
 
 /// The reconcile request for `ss`: its namespace and name only (the store and the applier's
@@ -136,6 +143,47 @@ pub async fn run(
         wc = wc.labels(&ctx.settings.label_selector);
     }
     let (store, writer) = reflector::store::<Cached>();
+    let mut queue: Vec<QueueStream> = Vec::new();
+
+    // The Secret watch reports deletions; its first list also gives the start-up check the
+    // metadata of the Secrets ([`super::warm`]).
+    let first_secrets = if ctx.settings.skip_recreate {
+        None
+    } else {
+        let secret_api: Api<PartialObjectMeta<Secret>> = match &namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let (mut first, rx) = FirstSecretList::new();
+        let deleted = watcher(secret_api, wc.clone())
+            .default_backoff()
+            .inspect_ok(move |ev| first.observe(ev))
+            .try_filter_map(|ev| async move {
+                Ok(match ev {
+                    watcher::Event::Delete(meta) => deleted_secret_target(&meta),
+                    _ => None,
+                })
+            });
+        queue.push(deleted.boxed());
+        Some(rx)
+    };
+
+    // The SealedSecret watch starts once the start-up check is done: the objects it found in
+    // sync are already in the "spec changed" filter, so that their listing queues nothing.
+    // With `--skip-recreate` there is no Secret watch to take the Secrets' metadata from, and
+    // every object is reconciled at start, as before.
+    let seed: Arc<std::sync::Mutex<Option<HashMap<u64, u64>>>> = Arc::default();
+    let check = {
+        let (ctx, seed, namespace) = (ctx.clone(), seed.clone(), namespace.clone());
+        async move {
+            if let Some(rx) = first_secrets
+                && let Ok(secrets) = rx.await
+            {
+                let in_sync = in_sync_at_start(&ctx, namespace.as_deref(), secrets).await;
+                *lock(&seed) = Some(in_sync);
+            }
+        }
+    };
     let delete_ctx = ctx.clone();
     let mut versions = SpecVersions::default();
     let sealed = watcher(ss_api, wc.clone().page_size(LIST_PAGE_SIZE))
@@ -147,25 +195,16 @@ pub async fn run(
             }
         })
         .reflect(writer)
-        .try_filter_map(move |ev| futures::future::ready(Ok(versions.observe(&ev))));
-
-    let mut queue: Vec<QueueStream> = vec![sealed.boxed()];
-
-    if !ctx.settings.skip_recreate {
-        let secret_api: Api<PartialObjectMeta<Secret>> = match &namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        let deleted = watcher(secret_api, wc.clone())
-            .default_backoff()
-            .try_filter_map(|ev| async move {
-                Ok(match ev {
-                    watcher::Event::Delete(meta) => deleted_secret_target(&meta),
-                    _ => None,
-                })
-            });
-        queue.push(deleted.boxed());
-    }
+        .try_filter_map(move |ev| {
+            if let Some(in_sync) = lock(&seed).take() {
+                versions.current = in_sync;
+            }
+            futures::future::ready(Ok(versions.observe(&ev)))
+        });
+    let sealed = futures::stream::once(check)
+        .filter_map(|()| futures::future::ready(None))
+        .chain(sealed);
+    queue.insert(0, sealed.boxed());
 
     // When keys change (a key added by the watcher, say), SealedSecrets that could not be
     // decrypted get another chance; the digest makes this cheap for the others.

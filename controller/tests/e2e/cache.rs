@@ -319,3 +319,147 @@ async fn a_replaced_secret_is_not_trusted_by_the_digest() {
             >= 1.0
     );
 }
+
+/// A restart over SealedSecrets already in sync reads none of them again: no GET of a
+/// SealedSecret or of a Secret in their namespace (counted by the stand-in, or by the real
+/// API server's audit log), no decryption, and each still counts as handled and Synced in the
+/// metrics. Objects that did change while the controller was down are handled as before: a
+/// new generation is unsealed again, a deleted Secret is produced again, a Secret whose
+/// labels were edited by hand gets the template's back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reads_no_synced_object_again() {
+    const N: usize = 12;
+    let env = Env::on(harness::cluster::Cluster::start_counting_gets().unwrap()).await;
+    let mut c = env.start_controller(&[]).await;
+    let key = env.served_key(&c).await;
+    let ns = env.ns().to_owned();
+    let other = env.cluster.namespace("e2e-changed").await.unwrap();
+    let changed = other.name().to_owned();
+    let labelled = json!({"metadata": {"labels": {"team": "x"}}});
+    for i in 0..N {
+        let v = format!("value-{i}");
+        env.create_ss(&seal(
+            &ns,
+            &format!("s{i}"),
+            &[("a", &v), ("b", "2")],
+            &key,
+            labelled.clone(),
+        ))
+        .await;
+    }
+    for name in ["edited", "deleted", "relabelled"] {
+        env.create_ss(&seal(
+            &changed,
+            name,
+            &[("a", "before")],
+            &key,
+            labelled.clone(),
+        ))
+        .await;
+    }
+    let synced = |ns: String, n: usize| {
+        let api = env.sealed(&ns);
+        async move {
+            let list = api.list(&Default::default()).await.unwrap().items;
+            (list.len() == n
+                && list.iter().all(|ss| {
+                    ss.status.as_ref().is_some_and(|s| {
+                        s.source_digest.is_some() && s.observed_generation == ss.metadata.generation
+                    })
+                }))
+            .then_some(())
+        }
+    };
+    eventually(
+        "every SealedSecret synced",
+        Duration::from_secs(120),
+        || synced(ns.clone(), N),
+    )
+    .await;
+    eventually("the changed namespace synced", TIMEOUT, || {
+        synced(changed.clone(), 3)
+    })
+    .await;
+    assert!(c.process.stop().unwrap().success());
+
+    // While the controller is down: a new generation, a deleted Secret, labels edited.
+    let mut edited = env.sealed(&changed).get("edited").await.unwrap();
+    edited.spec = seal(
+        &changed,
+        "edited",
+        &[("a", "after")],
+        &key,
+        labelled.clone(),
+    )
+    .spec;
+    env.sealed(&changed)
+        .replace("edited", &PostParams::default(), &edited)
+        .await
+        .unwrap();
+    env.secrets(&changed)
+        .delete("deleted", &Default::default())
+        .await
+        .unwrap();
+    let mut relabelled = env.secrets(&changed).get("relabelled").await.unwrap();
+    relabelled.metadata.labels = Some([("team".to_owned(), "y".to_owned())].into());
+    env.secrets(&changed)
+        .replace("relabelled", &PostParams::default(), &relabelled)
+        .await
+        .unwrap();
+
+    let gets = |resource: &str| env.cluster.object_gets(resource, &ns);
+    let before = (gets("sealedsecrets"), gets("secrets"));
+    assert!(
+        before.0.is_some() && before.1.is_some(),
+        "this cluster counts GETs"
+    );
+    let c2 = env.start_controller(&[]).await;
+    env.wait_secret_where(&changed, "edited", "the new generation unsealed", |s| {
+        data_of(s, "a").as_deref() == Some("after")
+    })
+    .await;
+    env.wait_secret_where(&changed, "deleted", "the deleted Secret back", |s| {
+        data_of(s, "a").as_deref() == Some("before")
+    })
+    .await;
+    env.wait_secret_where(&changed, "relabelled", "the template's labels back", |s| {
+        s.metadata.labels == Some([("team".to_owned(), "x".to_owned())].into())
+    })
+    .await;
+    eventually("every object accounted for", TIMEOUT, || async {
+        let handled = c2
+            .metric("sealed_secrets_controller_unseal_requests_total")
+            .await;
+        let synced = c2
+            .metrics_text()
+            .await
+            .lines()
+            .filter(|l| {
+                l.starts_with("sealed_secrets_controller_condition_info{")
+                    && l.contains(&format!("namespace=\"{ns}\""))
+                    && l.ends_with(" 1")
+            })
+            .count();
+        (handled >= (N + 3) as f64 && synced == N).then_some(())
+    })
+    .await;
+    let after = (gets("sealedsecrets"), gets("secrets"));
+    assert_eq!(
+        (
+            after.0.unwrap() - before.0.unwrap(),
+            after.1.unwrap() - before.1.unwrap()
+        ),
+        (0, 0),
+        "GETs of SealedSecrets and of Secrets in the namespace of objects in sync"
+    );
+    assert_eq!(
+        c2.metric("sealed_secrets_controller_rsa_decryptions_total")
+            .await,
+        2.0,
+        "decrypted: the new generation and the deleted Secret only (one value each)"
+    );
+    for i in 0..N {
+        let s = env.secrets(&ns).get(&format!("s{i}")).await.unwrap();
+        assert_eq!(data_of(&s, "a"), Some(format!("value-{i}")));
+    }
+}

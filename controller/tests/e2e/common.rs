@@ -83,7 +83,11 @@ pub fn controller_binary() -> PathBuf {
 
 impl Env {
     pub async fn new() -> Self {
-        let cluster = Cluster::start().unwrap();
+        Self::on(Cluster::start().unwrap()).await
+    }
+
+    /// An environment on `cluster` (e.g. [`Cluster::start_counting_gets`]).
+    pub async fn on(cluster: Cluster) -> Self {
         let client = cluster.client().await.unwrap();
         install_crd(&client).await;
         let ns = cluster.namespace("e2e").await.unwrap();

@@ -113,6 +113,21 @@ fn admin_request(
     Ok(body.to_owned())
 }
 
+/// The audit policy of [`Cluster::start_counting_gets`]: every request on Secrets and
+/// SealedSecrets, at the metadata level, once answered.
+pub const OBJECT_AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived", "ResponseStarted"]
+rules:
+- level: Metadata
+  resources:
+  - group: ""
+    resources: ["secrets"]
+  - group: "bitnami.com"
+    resources: ["sealedsecrets"]
+- level: None
+"#;
+
 impl Cluster {
     /// The cluster of this process's backend ([`control_plane::backend`]): the real cluster of
     /// `SEALED_SECRETS_E2E_KUBECONFIG` if set, a private control plane of its own if
@@ -252,6 +267,43 @@ impl Cluster {
             kubeconfig: path,
             dir,
         })
+    }
+
+    /// Like [`Cluster::start`], but reads of single objects can be counted
+    /// ([`Cluster::object_gets`]): a stand-in counts them itself, a private control plane is
+    /// started with an audit log of every request on Secrets and SealedSecrets
+    /// ([`OBJECT_AUDIT_POLICY`]). On an external cluster they cannot be counted.
+    pub fn start_counting_gets() -> Result<Self, HarnessError> {
+        match control_plane::backend()? {
+            Backend::External(path) => Self::real(path),
+            Backend::ControlPlane => Self::control_plane_audited(Some(OBJECT_AUDIT_POLICY)),
+            Backend::StandIn => Self::standin(standin::Config::default()),
+        }
+    }
+
+    /// How many GETs of single `resource` objects (plural: `secrets`, `sealedsecrets`) in
+    /// `namespace` the API server answered so far; `None` when this cluster does not count
+    /// them (see [`Cluster::start_counting_gets`]). Subresources are not counted.
+    pub fn object_gets(&self, resource: &str, namespace: &str) -> Option<u64> {
+        if let Some(h) = self.standin_handle() {
+            return Some(h.object_gets(resource, namespace));
+        }
+        let log = self.control_plane.as_ref()?.audit_log();
+        // The API server creates the file at start when it has a policy.
+        let text = std::fs::read_to_string(log).ok()?;
+        let n = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| {
+                let o = &e["objectRef"];
+                e["stage"] == "ResponseComplete"
+                    && e["verb"] == "get"
+                    && o["resource"] == resource
+                    && o["namespace"] == namespace
+                    && o["subresource"].is_null()
+            })
+            .count();
+        Some(u64::try_from(n).unwrap_or(u64::MAX))
     }
 
     /// Whether this is a stand-in (service proxy registration, faults, dumps available).

@@ -148,6 +148,15 @@ impl Handle {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// How many GETs of single `resource` objects (plural, e.g. `secrets`) in `namespace`
+    /// were served so far.
+    pub fn object_gets(&self, resource: &str, namespace: &str) -> u64 {
+        lock(&self.shared.object_gets)
+            .get(&(resource.to_owned(), namespace.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Every stored object, grouped by resource, as JSON (for failure dumps).
     pub fn dump(&self) -> serde_json::Value {
         lock(&self.shared.store).dump()
@@ -188,6 +197,7 @@ fn shared(config: &Config) -> Arc<Shared> {
         bookmark_interval: config.bookmark_interval,
         shutdown,
         watches: std::sync::atomic::AtomicU64::new(0),
+        object_gets: Mutex::new(std::collections::HashMap::new()),
     })
 }
 

@@ -276,6 +276,9 @@ async fn resource_request(
         }
         (Method::GET, None) => list(ctx, &rt, version, ns.as_deref()),
         (Method::GET, Some(name)) => {
+            *lock(&shared.object_gets)
+                .entry((rt.plural.clone(), ns_str.clone()))
+                .or_insert(0) += 1;
             let obj = lock(&shared.store).get(&rt, &ns_str, name)?;
             if wants_table(ctx.headers) {
                 let rv = obj.value["metadata"]["resourceVersion"]

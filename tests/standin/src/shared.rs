@@ -32,6 +32,9 @@ pub(crate) struct Shared {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Watch streams started, for tests checking that clients reconnect.
     pub watches: std::sync::atomic::AtomicU64,
+    /// GETs of single objects served so far, by resource (plural) and namespace, for tests
+    /// checking that a client does not read objects one by one.
+    pub object_gets: Mutex<HashMap<(String, String), u64>>,
 }
 
 /// Locks a mutex, recovering from poisoning: a panicking request must not wedge the server.
