@@ -33,6 +33,9 @@ fn duration_histogram() -> Histogram {
     Histogram::new(DEFAULT_BUCKETS)
 }
 
+/// The `format` label values of `format_values_opened_total` (`ValueFormat::as_str`).
+const VALUE_FORMATS: [&str; 3] = ["rsa", "rsa-multi", "post-quantum"];
+
 /// Why a reconcile failed, as upstream's `reason` label (§5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorReason {
@@ -65,6 +68,7 @@ pub struct Metrics {
     http_requests: Family<Labels, Counter>,
     http_duration: Family<Labels, Histogram, fn() -> Histogram>,
     key_values_opened: Family<Labels, Counter>,
+    format_values_opened: Family<Labels, Counter>,
     key_created: Family<Labels, Gauge>,
     pub keys_active: Gauge,
     pub keys_foreign: Gauge,
@@ -135,6 +139,17 @@ impl Metrics {
             "Values decrypted by each key",
             key_values_opened.clone(),
         );
+        let format_values_opened = Family::<Labels, Counter>::default();
+        // Every format's series exists from the start, so that a dashboard's ratio of
+        // post-quantum to RSA values reads 0, not "no data", before the first of each.
+        for format in VALUE_FORMATS {
+            drop(format_values_opened.get_or_create(&vec![("format", format.to_owned())]));
+        }
+        reg.register(
+            "format_values_opened",
+            "Values decrypted by unsealing, by format (rsa, rsa-multi, post-quantum)",
+            format_values_opened.clone(),
+        );
         let key_created = Family::<Labels, Gauge>::default();
         reg.register(
             "key_created_timestamp_seconds",
@@ -173,6 +188,7 @@ impl Metrics {
             http_requests,
             http_duration,
             key_values_opened,
+            format_values_opened,
             key_created,
             keys_active,
             keys_foreign,
@@ -241,6 +257,16 @@ impl Metrics {
         self.key_values_opened
             .get_or_create(&vec![("fingerprint", fingerprint.to_owned())])
             .inc_by(count);
+    }
+
+    /// Counts values opened by unsealing, per format (`format_values_opened_total`): how many
+    /// values still depend on RSA alone, the migration view of `FORMAT.md` §3.
+    pub fn values_opened_by_format(&self, formats: &std::collections::BTreeMap<&'static str, u64>) {
+        for (format, count) in formats {
+            self.format_values_opened
+                .get_or_create(&vec![("format", (*format).to_owned())])
+                .inc_by(*count);
+        }
     }
 
     /// Replaces the per-key gauges with the current set of keys.
@@ -395,6 +421,8 @@ mod tests {
         m.set_condition("ns1", "s1", "app", "False");
         m.observe_http("/v1/verify", "POST", 409, 0.01);
         m.values_opened("SHA256:abc", 3);
+        m.values_opened_by_format(&[("post-quantum", 2), ("rsa", 1)].into_iter().collect());
+        m.values_opened_by_format(&[("post-quantum", 1)].into_iter().collect());
         let text = m.encode();
         for needle in [
             "sealed_secrets_controller_build_info{revision=\"v",
@@ -404,6 +432,9 @@ mod tests {
             "sealed_secrets_controller_http_requests_total{path=\"/v1/verify\",code=\"409\",method=\"post\"} 1",
             "sealed_secrets_controller_http_request_duration_seconds_bucket{",
             "sealed_secrets_controller_key_values_opened_total{fingerprint=\"SHA256:abc\"} 3",
+            "sealed_secrets_controller_format_values_opened_total{format=\"post-quantum\"} 3",
+            "sealed_secrets_controller_format_values_opened_total{format=\"rsa\"} 1",
+            "sealed_secrets_controller_format_values_opened_total{format=\"rsa-multi\"} 0",
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",
             "sealed_secrets_controller_multi_recipient_v1_values_total{outcome=\"accepted\"} 0",
