@@ -12,6 +12,9 @@ use super::tests::{NAMESPACE, mk_key_secret, settings, t, test_key, test_pq};
 use super::{KeyOrderPriority, Keys, PqFieldError, load_pq_identity, load_secret};
 use crate::metrics::Metrics;
 
+/// Whether an error is the one a case expects.
+type Expected = fn(&PqFieldError) -> bool;
+
 fn with_age_key(name: &str, value: &[u8]) -> k8s_openapi::api::core::v1::Secret {
     let mut s = mk_key_secret(name);
     s.data
@@ -76,7 +79,7 @@ fn an_unusable_identity_is_reported_by_secret_and_field_and_the_rsa_key_still_lo
     let recipient = format!("{}\n", test_pq().recipient());
     let mut truncated = id.as_bytes().to_vec();
     truncated.truncate(40);
-    let cases: [(&[u8], fn(&PqFieldError) -> bool); 6] = [
+    let cases: [(&[u8], Expected); 6] = [
         (b"garbage\n", |e| matches!(e, PqFieldError::Parse { .. })),
         (b"\xff\xfe", |e| matches!(e, PqFieldError::NotText { .. })),
         (two.as_bytes(), |e| {

@@ -362,7 +362,7 @@ mod format_tests {
         ss.spec.encrypted_data.insert("b", pq_value(b"2"));
         ss.spec.encrypted_data.insert(
             "c",
-            encode_base64(&seal(&rsa.public_key(), &label, b"3").unwrap()),
+            encode_base64(&seal(rsa.public_key(), &label, b"3").unwrap()),
         );
         let d = decrypt_items(&ss, &ring, &UnsealOptions::default()).unwrap();
         assert_eq!(
