@@ -349,3 +349,90 @@ async fn an_unusable_identity_is_reported_and_the_rsa_key_still_unseals() {
         .await;
     assert!(c.process.is_running());
 }
+
+/// Hostile post-quantum values (crates/crypto/FORMAT.md §3.5): thousands of stanzas, an
+/// oversized header, a wrong-length `mlkem768x25519` stanza, a truncated payload, a forged
+/// header MAC, and a value for another key. Each is refused, by unsealing (status and no
+/// Secret) and by `/v1/verify` (409), in bounded time; the controller goes on unsealing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_post_quantum_values_are_refused_cleanly() {
+    let env = Env::new().await;
+    // Room for one verify request per value within the rate limit.
+    let mut c = env
+        .start_controller(&["--key-renew-period=0", "--rate-limit-burst=10"])
+        .await;
+    let ns = env.ns();
+    let r = c.recipient().await.expect("a recipient");
+    let label = Scope::Strict.label(ns, "hostile");
+    let good = seal_pq(&[&r], &label, b"hunter2").unwrap();
+    let intro = b"age-encryption.org/v1\n".as_slice();
+
+    let mut stanzas = intro.to_vec();
+    for _ in 0..5000 {
+        stanzas.extend_from_slice(b"-> X\n\n");
+    }
+    stanzas.extend_from_slice(b"--- AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n");
+    let mut oversized = intro.to_vec();
+    oversized.extend_from_slice(b"-> X\n");
+    for _ in 0..(200 * 1024 / 64) {
+        oversized.extend_from_slice(&[b'A'; 64]);
+        oversized.push(b'\n');
+    }
+    let mut short_enc = intro.to_vec();
+    short_enc.extend_from_slice(
+        b"-> mlkem768x25519 AAAA\nAAAA\n--- AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+    );
+    let truncated = good[..good.len() - 10].to_vec();
+    let mut forged = good.clone();
+    let mac = forged.windows(4).position(|w| w == b"--- ").unwrap() + 5;
+    forged[mac] = if forged[mac] == b'A' { b'B' } else { b'A' };
+    let other = PqIdentity::generate().unwrap();
+    let for_other = seal_pq(&[other.recipient()], &label, b"hunter2").unwrap();
+    let values: [(&str, &[u8]); 6] = [
+        ("stanzas", &stanzas),
+        ("oversized", &oversized),
+        ("short-enc", &short_enc),
+        ("truncated", &truncated),
+        ("forged-mac", &forged),
+        ("other-key", &for_other),
+    ];
+    for (item, value) in values {
+        let ss = sealed_secret(ns, "hostile", &[(item, encode_base64(value))]);
+        let started = std::time::Instant::now();
+        let r = c
+            .post("/v1/verify", &serde_json::to_vec(&ss).unwrap())
+            .await;
+        assert_eq!(r.status, 409, "{item}: {r:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{item}: bounded work"
+        );
+    }
+    let items: Vec<(&str, String)> = values
+        .iter()
+        .map(|(item, v)| (*item, encode_base64(v)))
+        .collect();
+    env.create_ss(&sealed_secret(ns, "hostile", &items)).await;
+    let ss = env
+        .wait_ss_where(ns, "hostile", "Synced=False", |ss| {
+            ss.status
+                .as_ref()
+                .is_some_and(|s| s.conditions.iter().any(|c| c.status == "False"))
+        })
+        .await;
+    let status = serde_json::to_string(&ss.status).unwrap();
+    for (item, _) in values {
+        assert!(status.contains(item), "every item named: {status}");
+    }
+    assert!(!status.contains("hunter2"), "{status}");
+    assert!(env.secrets(ns).get_opt("hostile").await.unwrap().is_none());
+    // Still unsealing.
+    let ok = sealed_secret(
+        ns,
+        "fine",
+        &[("v", pq_value(&r, Scope::Strict, ns, "fine", "ok"))],
+    );
+    let (_, s) = env.unseal(&ok).await;
+    assert_eq!(data_of(&s, "v").as_deref(), Some("ok"));
+    assert!(c.process.is_running());
+}
