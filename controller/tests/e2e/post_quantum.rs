@@ -248,6 +248,41 @@ async fn rotation_brings_a_new_identity_and_old_values_still_open() {
     assert_eq!(data_of(&s, "new").as_deref(), Some("second"));
     assert_eq!(data_of(&s, "old").as_deref(), Some("still"));
 
+    // `/v1/rotate` (kubeseal --re-encrypt) keeps a post-quantum value post-quantum, sealed
+    // again to the newest identity, and an RSA value RSA.
+    let key = env.served_key(&c).await;
+    let ss = sealed_secret(
+        ns,
+        "rotated",
+        &[
+            ("pq", pq_value(&r1, Scope::Strict, ns, "rotated", "quantum")),
+            (
+                "rsa",
+                seal_value(&key, Scope::Strict, ns, "rotated", "classic"),
+            ),
+        ],
+    );
+    let resp = c
+        .post("/v1/rotate", &serde_json::to_vec(&ss).unwrap())
+        .await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let rotated: SealedSecret = serde_json::from_slice(&resp.body).unwrap();
+    let value = |item: &str| {
+        sealed_secrets_crypto::decode_base64(rotated.spec.encrypted_data.get(item).unwrap())
+            .unwrap()
+    };
+    let newest = ids.iter().find(|i| *i.recipient() == r2).unwrap();
+    let mut only_new = sealed_secrets_crypto::KeyRing::new();
+    only_new.insert_pq(newest.clone());
+    let opened = only_new
+        .open(&Scope::Strict.label(ns, "rotated"), &value("pq"), &[])
+        .expect("sealed to the newest identity");
+    assert_eq!(opened.plaintext.as_bytes(), b"quantum");
+    assert!(!sealed_secrets_crypto::is_pq(&value("rsa")));
+    let (_, s) = env.unseal(&rotated).await;
+    assert_eq!(data_of(&s, "pq").as_deref(), Some("quantum"));
+    assert_eq!(data_of(&s, "rsa").as_deref(), Some("classic"));
+
     // A restart loads both identities from the key Secrets: a new object with one value for
     // each opens.
     c.process.stop();
