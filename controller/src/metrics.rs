@@ -72,6 +72,7 @@ pub struct Metrics {
     key_created: Family<Labels, Gauge>,
     pub keys_active: Gauge,
     pub keys_foreign: Gauge,
+    pub keys_post_quantum: Gauge,
     pub leader: Gauge,
     pub rsa_decryptions: Counter,
     /// Multi-recipient version-1 values met by the key rings (`FORMAT.md` §2.2), read at
@@ -164,6 +165,12 @@ impl Metrics {
             "Number of active keys the controller did not generate (no sealed-secrets-rs.dev/key-origin annotation)",
             keys_foreign.clone(),
         );
+        let keys_post_quantum = Gauge::default();
+        reg.register(
+            "keys_post_quantum",
+            "Number of active keys with a post-quantum identity (age.key in their key Secret)",
+            keys_post_quantum.clone(),
+        );
         let leader = Gauge::default();
         reg.register(
             "leader",
@@ -192,6 +199,7 @@ impl Metrics {
             key_created,
             keys_active,
             keys_foreign,
+            keys_post_quantum,
             leader,
             rsa_decryptions,
             multi_v1,

@@ -166,11 +166,21 @@ fn the_snapshot_ring_opens_post_quantum_values_and_names_each_keys_recipient() {
 
 #[test]
 fn the_registry_keeps_the_rsa_key_of_a_secret_whose_identity_is_unusable() {
-    let keys = Keys::new(settings(), NAMESPACE.into(), Arc::new(Metrics::new()));
+    let metrics = Arc::new(Metrics::new());
+    let keys = Keys::new(settings(), NAMESPACE.into(), metrics.clone());
     keys.load_and_register(&with_age_key("broken", b"AGE-SECRET-KEY-PQ-1XYZ\n"));
     let snap = keys.snapshot();
     assert_eq!(snap.keys.len(), 1);
     assert!(snap.newest().unwrap().pq_recipient.is_none());
     assert_eq!(snap.ring.len(), 1);
     assert_eq!(snap.ring.pq_identities().count(), 0);
+    assert_eq!(metrics.keys_post_quantum.get(), 0);
+    assert_eq!(metrics.keys_active.get(), 1);
+
+    // Repaired: the same RSA key now with its identity.
+    keys.load_and_register(&mk_key_secret("broken"));
+    let snap = keys.snapshot();
+    assert_eq!(snap.keys.len(), 1);
+    assert_eq!(snap.ring.pq_identities().count(), 1);
+    assert_eq!(metrics.keys_post_quantum.get(), 1);
 }

@@ -113,6 +113,11 @@ impl Keys {
         }
         let snap = Arc::new(reg.snapshot());
         let foreign = snap.keys.iter().filter(|k| k.foreign).count();
+        let post_quantum = snap
+            .keys
+            .iter()
+            .filter(|k| k.pq_recipient.is_some())
+            .count();
         let gauges: Vec<(String, i64)> = snap
             .keys
             .iter()
@@ -127,6 +132,9 @@ impl Keys {
         self.metrics
             .keys_foreign
             .set(i64::try_from(foreign).unwrap_or(i64::MAX));
+        self.metrics
+            .keys_post_quantum
+            .set(i64::try_from(post_quantum).unwrap_or(i64::MAX));
         self.changed.send_modify(|v| *v += 1);
     }
 
