@@ -353,6 +353,8 @@ async fn an_upstream_key_serves_no_recipient_until_a_rotation() {
         "{text}"
     );
     wait_configmap_recipient(&env, None).await;
+    let keys_pq = "sealed_secrets_controller_keys_post_quantum";
+    assert_eq!(c.metric(keys_pq).await, 0.0);
 
     c.signal("USR1");
     let r = eventually("a recipient after the rotation", TIMEOUT, || async {
@@ -360,6 +362,10 @@ async fn an_upstream_key_serves_no_recipient_until_a_rotation() {
     })
     .await;
     wait_configmap_recipient(&env, Some(&r)).await;
+    eventually("one key with an identity counted", TIMEOUT, || async {
+        (c.metric(keys_pq).await == 1.0).then_some(())
+    })
+    .await;
     // The upstream key Secret was not written to.
     let now = env
         .secrets(env.ctrl())
