@@ -16,6 +16,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use sealed_secrets_crypto::MultiV1Tally;
 
+use crate::format_census::{CensusCollector, FormatCensus};
 use crate::version::{GIT_COMMIT, VERSION};
 
 /// A label set: static keys, owned values.
@@ -78,6 +79,9 @@ pub struct Metrics {
     /// Multi-recipient version-1 values met by the key rings (`FORMAT.md` §2.2), read at
     /// scrape time by [`MultiV1Collector`].
     multi_v1: Arc<MultiV1Tally>,
+    /// Values per format of every reconciled SealedSecret, read at scrape time by
+    /// [`CensusCollector`].
+    census: Arc<FormatCensus>,
 }
 
 impl Default for Metrics {
@@ -186,6 +190,8 @@ impl Metrics {
 
         let multi_v1 = Arc::new(MultiV1Tally::default());
         reg.register_collector(Box::new(MultiV1Collector(multi_v1.clone())));
+        let census = Arc::new(FormatCensus::default());
+        reg.register_collector(Box::new(CensusCollector(census.clone())));
 
         Self {
             registry: root,
@@ -203,6 +209,7 @@ impl Metrics {
             leader,
             rsa_decryptions,
             multi_v1,
+            census,
         }
     }
 
@@ -241,10 +248,24 @@ impl Metrics {
             .set(value);
     }
 
-    /// Drops the condition series of a deleted SealedSecret.
+    /// Drops what is kept per SealedSecret once it is deleted: its condition series and its
+    /// values in `sealed_values` ([`FormatCensus`]).
     pub fn remove_condition(&self, namespace: &str, name: &str, instance: &str) {
         self.condition_info
             .remove(&condition_labels(namespace, name, instance));
+        self.census.forget(namespace, name);
+    }
+
+    /// Records the values per format of `ss` (`namespace/name`) as of this reconcile, for
+    /// `sealed_values{format}`: reads the values' first bytes only.
+    pub fn record_value_formats(
+        &self,
+        namespace: &str,
+        name: &str,
+        ss: &sealed_secrets_api::SealedSecret,
+    ) {
+        self.census
+            .record(namespace, name, crate::format_census::value_formats(ss));
     }
 
     pub fn observe_http(&self, path: &str, method: &str, code: u16, seconds: f64) {
@@ -443,6 +464,8 @@ mod tests {
             "sealed_secrets_controller_format_values_opened_total{format=\"post-quantum\"} 3",
             "sealed_secrets_controller_format_values_opened_total{format=\"rsa\"} 1",
             "sealed_secrets_controller_format_values_opened_total{format=\"rsa-multi\"} 0",
+            "sealed_secrets_controller_sealed_values{format=\"rsa\"} 0",
+            "sealed_secrets_controller_sealed_values{format=\"post-quantum\"} 0",
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",
             "sealed_secrets_controller_multi_recipient_v1_values_total{outcome=\"accepted\"} 0",

@@ -297,6 +297,7 @@ async fn reconcile_sized(
         .unwrap_or_default();
     ctx.metrics
         .set_condition(&ns, &name, &instance, plan.condition);
+    ctx.metrics.record_value_formats(&ns, &name, &ss);
 
     match outcome {
         Ok(applied) => {

@@ -200,6 +200,37 @@ async fn post_quantum_and_mixed_objects_unseal_with_the_published_recipient() {
                 .is_none()
         );
     }
+
+    // The census of values by format, refused objects included: pq 2, mixed 1+1+1,
+    // renamed 1, and the two moved copies 1 each. A deleted object leaves it.
+    let census = |rsa: f64, multi: f64, pq: f64| {
+        let c = &c;
+        async move {
+            let text = c.metrics_text().await;
+            let series =
+                |f: &str| format!("sealed_secrets_controller_sealed_values{{format=\"{f}\"}}");
+            let got = (
+                sample(&text, &series("rsa")),
+                sample(&text, &series("rsa-multi")),
+                sample(&text, &series("post-quantum")),
+            );
+            (got == (rsa, multi, pq)).then_some(())
+        }
+    };
+    eventually(
+        "values by format: 1 rsa, 1 rsa-multi, 6 post-quantum",
+        TIMEOUT,
+        || census(1.0, 1.0, 6.0),
+    )
+    .await;
+    env.sealed(ns)
+        .delete("pq", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the deleted object's 2 values gone", TIMEOUT, || {
+        census(1.0, 1.0, 4.0)
+    })
+    .await;
     assert!(c.process.is_running());
 }
 
