@@ -19,6 +19,12 @@ env_vars! {
     CERT = "CERT";
     /// `--recipient-cert` (ours): one more certificate to seal for.
     RECIPIENT_CERT = "RECIPIENT_CERT";
+    /// `--post-quantum` (ours): `true` makes post-quantum sealing a team's default.
+    POST_QUANTUM = "POST_QUANTUM";
+    /// `--recipients-file` (ours): an age recipients file to seal post-quantum for, offline.
+    RECIPIENTS_FILE = "RECIPIENTS_FILE";
+    /// `--fetch-recipient` (ours).
+    FETCH_RECIPIENT = "FETCH_RECIPIENT";
     /// `--allow-insecure-cert-url` (ours).
     ALLOW_INSECURE_CERT_URL = "ALLOW_INSECURE_CERT_URL";
     /// `--cert-from-configmap` (ours).

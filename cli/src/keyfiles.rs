@@ -1,17 +1,52 @@
 //! Private keys from files, as `--recovery-private-key` accepts them (§6.1): PEM (one or more
 //! `RSA PRIVATE KEY`/`PRIVATE KEY` blocks), or JSON/YAML Secrets holding `data["tls.key"]`:
-//! one Secret, a list of them, or several documents (see `key_file_secrets`).
+//! one Secret, a list of them, or several documents (see `key_file_secrets`). A key Secret's
+//! post-quantum identity (`data["age.key"]`) is read beside its RSA key, and an age identity
+//! file (`AGE-SECRET-KEY-PQ-1…` lines, what `keys backup --age-identities` writes) holds
+//! post-quantum identities only.
 
 use std::path::Path;
 
 use sealed_secrets_api::manifest::{parse_documents, secret_from_value};
+use sealed_secrets_api::seal::AGE_KEY_FIELD;
 use sealed_secrets_api::{ManifestError, SecretInput};
-use sealed_secrets_crypto::{KeyRing, PrivateKey};
+use sealed_secrets_crypto::{KeyRing, PqIdentity, PqKeyError, PrivateKey};
 use serde_json::Value;
 
 use crate::args::DecryptArgs;
 use crate::error::{CliError, Result};
 use crate::io::read_file;
+
+/// The private keys of a key file: RSA keys and post-quantum identities.
+#[derive(Debug, Default)]
+pub struct Keys {
+    /// RSA keys (`tls.key`, PEM blocks).
+    pub rsa: Vec<PrivateKey>,
+    /// Post-quantum identities (`age.key`, age identity files).
+    pub pq: Vec<PqIdentity>,
+}
+
+impl Keys {
+    /// How many keys of both kinds.
+    pub fn len(&self) -> usize {
+        self.rsa.len() + self.pq.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds them all to `ring`.
+    pub fn into_ring(self, ring: &mut KeyRing) {
+        for k in self.rsa {
+            ring.insert(k);
+        }
+        for id in self.pq {
+            ring.insert_pq(id);
+        }
+    }
+}
 
 /// Reads the keys of every file (values may themselves be comma lists) into one ring.
 /// Encrypted backups from `kubeseal keys backup` are opened with `crypt` (passphrase file,
@@ -24,23 +59,52 @@ pub fn load_ring(files: &[String], crypt: &DecryptArgs) -> Result<KeyRing> {
         .map(str::trim)
         .filter(|f| !f.is_empty())
     {
-        for key in load_file(Path::new(f), crypt)? {
-            ring.insert(key);
-        }
+        load_file(Path::new(f), crypt)?.into_ring(&mut ring);
     }
     Ok(ring)
 }
 
 /// The keys in one file (an encrypted backup is decrypted first).
-pub fn load_file(path: &Path, crypt: &DecryptArgs) -> Result<Vec<PrivateKey>> {
+pub fn load_file(path: &Path, crypt: &DecryptArgs) -> Result<Keys> {
     let bytes = read_file(path)?;
     let plain = crate::backup_encryption::decrypt(&bytes, crypt, path)?;
     parse_keys(&plain, path)
 }
 
-/// The keys in one file's contents (PEM or Secret manifests).
-pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
+/// Whether the first line that is not blank or a `#` comment is an age secret key: an age
+/// identity file rather than PEM or manifests.
+fn is_age_identity_file(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .is_some_and(|l| l.starts_with("AGE-SECRET-KEY-"))
+}
+
+/// The identities of an age identity file; errors name the file and line, never the key.
+fn parse_age_identities(text: &str, path: &Path) -> Result<Vec<PqIdentity>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        out.push(line.parse().map_err(|source| CliError::PqIdentity {
+            from: format!("`{}`, line {}", path.display(), i + 1),
+            source,
+        })?);
+    }
+    Ok(out)
+}
+
+/// The keys in one file's contents (PEM, Secret manifests, or an age identity file).
+pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Keys> {
     let text = String::from_utf8_lossy(bytes);
+    if is_age_identity_file(&text) {
+        return Ok(Keys {
+            rsa: Vec::new(),
+            pq: parse_age_identities(&text, path)?,
+        });
+    }
     if text.contains("-----BEGIN") {
         let blocks = pem::parse_many(bytes).map_err(|cause| CliError::KeyPem {
             path: path.to_owned(),
@@ -62,7 +126,10 @@ pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
                 why: " (expected a PEM `RSA PRIVATE KEY` or a Secret with tls.key)",
             });
         }
-        return Ok(keys);
+        return Ok(Keys {
+            rsa: keys,
+            pq: Vec::new(),
+        });
     }
     let secrets = key_file_secrets(bytes).map_err(|source| CliError::Manifest {
         context: format!(
@@ -72,7 +139,27 @@ pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
         source,
     })?;
     let mut keys = Vec::new();
+    let mut pq = Vec::new();
     for (i, s) in secrets.iter().enumerate() {
+        // A key Secret of sealed-secrets-rs also holds its post-quantum identity.
+        if let Some(line) = s.data.get(AGE_KEY_FIELD) {
+            let text = std::str::from_utf8(line.as_bytes())
+                .map_err(|_| PqKeyError::Bech32 { what: "identity" })
+                .and_then(|t| t.trim().parse());
+            pq.push(text.map_err(|source| CliError::PqIdentity {
+                from: format!(
+                    "`{}`: Secret {}{} data[\"{AGE_KEY_FIELD}\"]",
+                    path.display(),
+                    i + 1,
+                    s.metadata
+                        .name
+                        .as_deref()
+                        .map(|n| format!(" (`{n}`)"))
+                        .unwrap_or_default()
+                ),
+                source,
+            })?);
+        }
         // Every Secret of a key file must hold a key: skipping one silently would turn a
         // damaged backup into a later "no key could decrypt" that names no cause.
         let Some(pem) = s.data.get("tls.key") else {
@@ -100,7 +187,7 @@ pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Vec<PrivateKey>> {
             why: ": it holds no Secret",
         });
     }
-    Ok(keys)
+    Ok(Keys { rsa: keys, pq })
 }
 
 /// The Secrets of a key file, read as upstream's `readPrivKeysFromFile` reads them: client-go's

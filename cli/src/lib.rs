@@ -6,7 +6,7 @@
 //! cluster, and reporting.
 //!
 //! Modes are picked in upstream's order: `--version` (here), then [`commands::run`]:
-//! `--fetch-cert`, `--validate`, `--re-encrypt`, `--recovery-unseal`, `--raw`, `--merge-into`,
+//! `--fetch-cert`, `--fetch-recipient`, `--validate`, `--re-encrypt`, `--recovery-unseal`, `--raw`, `--merge-into`,
 //! else seal.
 //!
 //! Output discipline: data goes to stdout only through [`io::write_stdout`], every human
@@ -28,6 +28,7 @@ pub mod http;
 pub mod io;
 pub mod keyfiles;
 pub mod outcome;
+pub mod pq_recipients;
 pub mod printer;
 
 pub use args::{Cli, Command};

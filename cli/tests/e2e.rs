@@ -11,6 +11,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 mod common;
+// Post-quantum sealing through the controller and the cert ConfigMap, and key backups
+// carrying age.key (e2e/pq.rs).
+#[path = "e2e/pq.rs"]
+mod pq;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -40,6 +44,11 @@ fn ring(keys: &[&str]) -> KeyRing {
 
 /// A fake controller: cert-a is the newest cert, key-a opens, rotate re-seals for cert-b.
 fn fake_controller() -> String {
+    serve(handle)
+}
+
+/// Serves `handler` (path, body -> status line, body) on a local port; returns the address.
+fn serve(handler: fn(&str, &[u8]) -> (&'static str, Vec<u8>)) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
@@ -67,7 +76,7 @@ fn fake_controller() -> String {
                 .nth(1)
                 .unwrap_or("")
                 .to_owned();
-            let (status, resp) = handle(&path, &body);
+            let (status, resp) = handler(&path, &body);
             let _ = write!(
                 stream,
                 "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

@@ -11,7 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
-use sealed_secrets_api::annotations::PQ_RECIPIENT_CONFIGMAP_KEY;
+use sealed_secrets_api::seal::AGE_RECIPIENT_CONFIGMAP_KEY;
 
 use crate::keys::{KeySnapshot, Keys};
 
@@ -52,7 +52,7 @@ pub fn configmap_data(snap: &KeySnapshot) -> Option<BTreeMap<String, String>> {
     // Absent (not empty) when the newest key is RSA-only, as `/v1/age-recipient.txt` answers
     // 404 then: a reader never takes an older key's recipient for the newest.
     if let Some(r) = &newest.pq_recipient {
-        data.insert(PQ_RECIPIENT_CONFIGMAP_KEY.to_owned(), format!("{r}\n"));
+        data.insert(AGE_RECIPIENT_CONFIGMAP_KEY.to_owned(), format!("{r}\n"));
     }
     Some(data)
 }
@@ -161,10 +161,10 @@ mod tests {
         let id = PqIdentity::generate().unwrap();
         let data = configmap_data(&keys_with(Some(id.clone())).snapshot()).unwrap();
         assert_eq!(
-            data[PQ_RECIPIENT_CONFIGMAP_KEY],
+            data[AGE_RECIPIENT_CONFIGMAP_KEY],
             format!("{}\n", id.recipient())
         );
-        assert!(data[PQ_RECIPIENT_CONFIGMAP_KEY].starts_with("age1pq1"));
+        assert!(data[AGE_RECIPIENT_CONFIGMAP_KEY].starts_with("age1pq1"));
         assert!(data.contains_key(CERT_KEY) && data.contains_key(CERTS_KEY));
 
         let rsa_only = configmap_data(&keys_with(None).snapshot()).unwrap();

@@ -9,7 +9,10 @@
 #       under target/; hpke_open.py);
 #   (d) values sealed by the `age` CLI to our recipient, with the scope stanza added by the
 #       age-plugin-sealedscope recipient plugin (cmd/), open with our key ring under their
-#       scope, and are refused under another scope or without the binding.
+#       scope, and are refused under another scope or without the binding;
+#   (e) the kubeseal CLI end to end: a Secret sealed with `kubeseal --recipients-file` for two
+#       clusters opens with `age -d` and each identity file, and a value the age CLI sealed
+#       (scope added by the plugin) opens with `kubeseal --recovery-unseal` given the identity.
 # Builds into target/age-interop. Needs Go 1.26+ (crypto/hpke), the Go module proxy, python3
 # with venv and PyPI (or filled caches). About 10 s warm, 1 minute cold.
 set -euo pipefail
@@ -88,6 +91,24 @@ printf 'no binding' | age -r "$(cat "$VALS/recipient-1.txt")" >"$VALS/no-scope.a
 if "$EX" open "$VALS/identity-1.txt" "" "$VALS/no-scope.age" >/dev/null 2>&1; then
     fail "a value without scope binding opened"
 fi
+
+# (e) The kubeseal CLI: its output opens with age; age's output opens with kubeseal.
+echo "== building kubeseal" >&2
+cargo build --locked -q -p kubeseal
+KUBESEAL=${CARGO_TARGET_DIR:-$ROOT/target}/debug/kubeseal
+secret='{"apiVersion":"v1","kind":"Secret","metadata":{"name":"db","namespace":"team-a"},"stringData":{"password":"from kubeseal"}}'
+sealed_json=$(printf '%s' "$secret" | "$KUBESEAL" --recipients-file "$VALS/recipient-1.txt" \
+    --recipients-file "$VALS/recipient-2.txt" 2>/dev/null) || fail "kubeseal --recipients-file"
+value=$(printf '%s' "$sealed_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["spec"]["encryptedData"]["password"])')
+for n in 1 2; do
+    got=$(printf '%s' "$value" | base64 -d | age -d -i "$VALS/identity-$n.txt") || fail "age -d of kubeseal's value (identity $n)"
+    [[ $got == "from kubeseal" ]] || fail "age opened kubeseal's value to [$got]"
+done
+from_age=$(printf 'sealed by age' | age -r "$(cat "$VALS/recipient-1.txt")" -r "$(scoperecipient team-a/db)" | base64 -w0)
+unsealed=$(printf '{"apiVersion":"bitnami.com/v1alpha1","kind":"SealedSecret","metadata":{"name":"db","namespace":"team-a"},"spec":{"encryptedData":{"k":"%s"}}}' "$from_age" |
+    "$KUBESEAL" --recovery-unseal --recovery-private-key "$VALS/identity-1.txt") || fail "kubeseal --recovery-unseal of age's value"
+[[ $(printf '%s' "$unsealed" | python3 -c 'import json,sys,base64; print(base64.b64decode(json.load(sys.stdin)["data"]["k"]).decode())') == "sealed by age" ]] ||
+    fail "kubeseal opened age's value to something else"
 
 if [[ $failed != 0 ]]; then
     exit 1

@@ -81,6 +81,12 @@ pub enum KeysCommand {
         /// Replace an existing output file.
         #[arg(long)]
         force: bool,
+        /// Also write the keys' post-quantum identities to this file as a stock age identity
+        /// file (AGE-SECRET-KEY-PQ-1... lines, unencrypted, owner-only; never overwritten
+        /// unless --force): `age -d -i FILE` opens post-quantum values with it, no kubeseal
+        /// needed.
+        #[arg(long = "age-identities", value_name = "FILE")]
+        age_identities: Option<PathBuf>,
         #[command(flatten)]
         crypt: EncryptArgs,
         #[command(flatten)]

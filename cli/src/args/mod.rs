@@ -205,6 +205,34 @@ pub struct CertArgs {
     /// Namespace of the sealed-secrets controller.
     #[arg(long = "controller-namespace", env = env::CONTROLLER_NAMESPACE, default_value = "kube-system", value_name = "NAMESPACE")]
     pub controller_namespace: String,
+
+    /// Seal in the post-quantum format (ours): each value an age file for the cluster's
+    /// recipient (ML-KEM-768 + X25519), fetched like the certificate, or for
+    /// --recipients-file. Upstream controllers cannot open it. Not combinable with --cert
+    /// or --recipient-cert; SEALED_SECRETS_POST_QUANTUM=true makes it the default.
+    #[arg(
+        long = "post-quantum",
+        env = env::POST_QUANTUM,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL",
+        help_heading = "Post-quantum"
+    )]
+    pub post_quantum: bool,
+
+    /// Seal post-quantum, offline, for the recipients in this age recipients file (ours):
+    /// `age1pq1...` lines, `#` comments; one line per cluster (multi-cluster sealing).
+    /// Implies --post-quantum; repeatable.
+    #[arg(long = "recipients-file", env = env::RECIPIENTS_FILE, value_name = "FILE", help_heading = "Post-quantum")]
+    pub recipients_file: Vec<PathBuf>,
+
+    /// Print the post-quantum recipient (from the controller, the ConfigMap with
+    /// --cert-from-configmap, or --recipients-file) and exit (ours).
+    #[arg(long = "fetch-recipient", env = env::FETCH_RECIPIENT, help_heading = "Post-quantum")]
+    pub fetch_recipient: bool,
 }
 
 impl CertArgs {
@@ -226,7 +254,9 @@ pub enum Command {
     #[command(subcommand)]
     Keys(Box<KeysCommand>),
     /// List SealedSecrets in the given trees that were sealed with a key (compromise
-    /// tracing). Exits 3 when any is found, 0 when none, 1 on error.
+    /// tracing, --key); without --key, count each object's RSA-only and post-quantum values
+    /// and their keys (migration inventory). Exits 3 when any is found (an RSA-only value
+    /// for the inventory), 0 when none, 1 on error.
     Audit(AuditArgs),
     /// Find unsealed Secret manifests (YAML or JSON) in files and trees; exits 3 when any is
     /// found, 0 when none, 1 on error. Meant for pre-commit hooks and CI.

@@ -10,10 +10,14 @@ use crate::env;
 /// `kubeseal audit`.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// The key: a fingerprint (SHA256:...), a certificate file, or a private key file (then
-    /// every value is also trial-decrypted, which finds SealedSecrets without our hint).
-    #[arg(long, value_name = "FINGERPRINT|CERT|PRIVATE_KEY")]
-    pub key: String,
+    /// The key to trace: a fingerprint (SHA256:...), a certificate file, a post-quantum
+    /// recipient (age1pq1...), or a private key file (a PEM key, a key Secret with its
+    /// age.key, an age identity file; then every value is also trial-decrypted, which finds
+    /// SealedSecrets without our hint). Without --key: the migration inventory, how many
+    /// values of each object are RSA-only or post-quantum and which key each uses (exits 3
+    /// while any RSA-only value remains).
+    #[arg(long, value_name = "FINGERPRINT|CERT|RECIPIENT|PRIVATE_KEY")]
+    pub key: Option<String>,
     #[command(flatten)]
     pub key_backup: DecryptArgs,
     /// Files or directories to search.
@@ -49,12 +53,21 @@ pub struct ReencryptArgs {
     // `Append` only to notice a repetition (see the top-level --cert); `cert_values.last()`
     // is used.
     #[arg(long = "cert", value_name = "FILE|URL", action = clap::ArgAction::Append,
-          required_unless_present = "recipient_cert")]
+          required_unless_present_any = ["recipient_cert", "recipients_file"])]
     pub cert_values: Vec<String>,
     /// Also seal for this certificate (file, URL, or directory of .pem/.crt/.cer files);
     /// repeat it once per cluster (multi-recipient format, see the top-level flag).
     #[arg(long = "recipient-cert", value_name = "FILE|URL|DIR")]
     pub recipient_cert: Vec<String>,
+    /// Upgrade to the post-quantum format: re-seal every value for the age recipients
+    /// (age1pq1..., one line per cluster) of this file, e.g. from `kubeseal
+    /// --fetch-recipient`; repeatable. Objects whose values are all post-quantum for exactly
+    /// these recipients are left as they are.
+    #[arg(long = "recipients-file", value_name = "FILE", conflicts_with_all = ["cert_values", "recipient_cert"])]
+    pub recipients_file: Vec<PathBuf>,
+    /// Spelled-out form of the upgrade: requires --recipients-file (offline, no cluster).
+    #[arg(long = "post-quantum", requires = "recipients_file")]
+    pub post_quantum: bool,
     /// Allow a plain http:// --cert URL (warned about; see the top-level flag).
     #[arg(long = "allow-insecure-cert-url", env = env::ALLOW_INSECURE_CERT_URL)]
     pub allow_insecure_cert_url: bool,

@@ -1,8 +1,12 @@
 //! `kubeseal audit --key K DIR...`: compromise tracing. Lists every SealedSecret in the trees
 //! that was sealed with key K, found by our `sealing-key` hint annotation, by the
-//! multi-recipient header, or (when K is a private key) by actually decrypting it, which also
-//! finds SealedSecrets sealed by upstream kubeseal (no hint). Exit [`crate::exit::FINDINGS`] when
-//! any is found (like `scan`: something needs attention), 0 when none.
+//! multi-recipient header or the post-quantum key hints, or (when K is a private key) by
+//! actually decrypting it, which also finds SealedSecrets sealed by upstream kubeseal (no
+//! hint). Exit [`crate::exit::FINDINGS`] when any is found (like `scan`: something needs
+//! attention), 0 when none.
+//!
+//! `kubeseal audit DIR...` (no `--key`): the post-quantum migration inventory, in
+//! `audit/inventory.rs`.
 //!
 //! Values in multi-recipient version 1 (no key commitment, `crates/crypto/FORMAT.md` §2.2),
 //! whatever key they name, are listed too and count as findings: the controller refuses them
@@ -12,25 +16,35 @@ use std::path::Path;
 
 use sealed_secrets_api::{UnsealOptions, decrypt_items, sealing_key_hints};
 use sealed_secrets_crypto::{
-    Certificate, Envelope, Fingerprint, KeyRing, MultiV1Policy, decode_base64, envelope,
+    Certificate, Envelope, Fingerprint, KeyRing, MultiV1Policy, PqRecipient, decode_base64,
+    envelope,
 };
 
 use crate::args::AuditArgs;
 use crate::error::{CliError, Result};
 use crate::{Outcome, documents, io, keyfiles, printer};
 
-/// What the `--key` argument turned out to be.
+mod inventory;
+
+/// What the `--key` argument turned out to be: the fingerprints that name it (a key Secret
+/// holds an RSA key and its post-quantum identity: two names for one key), and the private
+/// keys when given.
 #[derive(Debug)]
-enum Target {
-    Fingerprint(Fingerprint),
-    Private(KeyRing, Fingerprint),
+struct Target {
+    fingerprints: Vec<Fingerprint>,
+    ring: Option<KeyRing>,
 }
 
 impl Target {
-    fn fingerprint(&self) -> &Fingerprint {
-        match self {
-            Target::Fingerprint(f) | Target::Private(_, f) => f,
+    fn public(fp: Fingerprint) -> Target {
+        Target {
+            fingerprints: vec![fp],
+            ring: None,
         }
+    }
+
+    fn names(&self, fp: &Fingerprint) -> bool {
+        self.fingerprints.contains(fp)
     }
 }
 
@@ -38,8 +52,15 @@ fn parse_target(arg: &str, crypt: &crate::args::DecryptArgs) -> Result<Target> {
     if arg.starts_with("SHA256:") {
         return arg
             .parse::<Fingerprint>()
-            .map(Target::Fingerprint)
+            .map(Target::public)
             .map_err(CliError::from);
+    }
+    if arg.starts_with("age1pq1") {
+        let r: PqRecipient = arg.parse().map_err(|source| CliError::PqRecipient {
+            from: "--key".to_owned(),
+            source,
+        })?;
+        return Ok(Target::public(r.fingerprint().clone()));
     }
     let path = Path::new(arg);
     let bytes = crate::backup_encryption::decrypt(&io::read_file(path)?, crypt, path)?;
@@ -49,32 +70,45 @@ fn parse_target(arg: &str, crypt: &crate::args::DecryptArgs) -> Result<Target> {
             context: format!("cannot read certificate `{arg}`"),
             source,
         })?;
-        return Ok(Target::Fingerprint(cert.public_key().fingerprint().clone()));
+        return Ok(Target::public(cert.public_key().fingerprint().clone()));
     }
     let keys = keyfiles::parse_keys(&bytes, path)?;
-    if keys.len() != 1 {
+    // One key: an RSA key, a post-quantum identity, or one key Secret holding both.
+    if keys.rsa.len() > 1 || keys.pq.len() > 1 {
         return Err(CliError::AuditOneKey {
             arg: arg.to_owned(),
-            count: keys.len(),
+            count: keys.rsa.len().max(keys.pq.len()),
         });
     }
+    let mut fingerprints: Vec<Fingerprint> =
+        keys.rsa.iter().map(|k| k.fingerprint().clone()).collect();
+    fingerprints.extend(keys.pq.iter().map(|k| k.fingerprint().clone()));
     let mut ring = KeyRing::new();
     // Tracing needs to know whether the key opens a version-1 value too; those values are
     // reported separately (refused, a version-1 item would read as "some items decrypt").
     ring.set_multi_v1_policy(MultiV1Policy::accept(Default::default()));
-    let mut fp = None;
-    for k in keys {
-        fp = Some(k.fingerprint().clone());
-        ring.insert(k);
+    keys.into_ring(&mut ring);
+    if fingerprints.is_empty() {
+        return Err(CliError::Internal("no key".to_owned()));
     }
-    let fp = fp.ok_or_else(|| CliError::Internal("no key".to_owned()))?;
-    Ok(Target::Private(ring, fp))
+    Ok(Target {
+        fingerprints,
+        ring: Some(ring),
+    })
 }
 
-/// Runs the audit.
+/// Runs the audit: tracing with `--key`, else the inventory.
 pub fn run(args: &AuditArgs) -> Result<Outcome> {
-    let target = parse_target(&args.key, &args.key_backup)?;
-    let fp = target.fingerprint().clone();
+    let Some(key) = &args.key else {
+        return inventory::run(&args.dirs);
+    };
+    let target = parse_target(key, &args.key_backup)?;
+    let fp = target
+        .fingerprints
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" / ");
     let mut found = 0usize;
     let mut unknown = 0usize;
     let mut v1 = 0usize;
@@ -91,16 +125,19 @@ pub fn run(args: &AuditArgs) -> Result<Outcome> {
                     ss.object_ref()
                 ));
             }
-            let how = if sealing_key_hints(&ss.metadata).contains(&fp) {
+            let how = if sealing_key_hints(&ss.metadata)
+                .iter()
+                .any(|h| target.names(h))
+            {
                 Some("sealing-key annotation")
-            } else if ss
+            } else if let Some(header) = ss
                 .spec
                 .encrypted_data
                 .iter()
-                .any(|(_, v)| names_recipient(v, &fp))
+                .find_map(|(_, v)| names_recipient(v, &target))
             {
-                Some("multi-recipient header")
-            } else if let Target::Private(ring, _) = &target {
+                Some(header)
+            } else if let Some(ring) = &target.ring {
                 let opts = UnsealOptions {
                     accept_deprecated_v1_data: true,
                     ..UnsealOptions::default()
@@ -152,9 +189,16 @@ pub fn run(args: &AuditArgs) -> Result<Outcome> {
     })
 }
 
-fn names_recipient(value: &str, fp: &Fingerprint) -> bool {
-    decode_base64(value)
-        .ok()
-        .and_then(|ct| envelope(&ct).ok())
-        .is_some_and(|e| matches!(e, Envelope::Multi { recipients } if recipients.contains(fp)))
+/// Which header of `value` names the target, if one does.
+fn names_recipient(value: &str, target: &Target) -> Option<&'static str> {
+    let ct = decode_base64(value).ok()?;
+    match envelope(&ct).ok()? {
+        Envelope::Multi { recipients } if recipients.iter().any(|r| target.names(r)) => {
+            Some("multi-recipient header")
+        }
+        Envelope::PostQuantum { recipients, .. } if recipients.iter().any(|r| target.names(r)) => {
+            Some("post-quantum key hint")
+        }
+        _ => None,
+    }
 }

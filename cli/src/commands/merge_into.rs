@@ -1,5 +1,5 @@
 //! `--merge-into F`: seal the input Secret(s) for F's namespace, name and scope and rewrite F
-//! in place.
+//! in place. Post-quantum items may join RSA ones: each value carries its own format.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -7,9 +7,8 @@ use std::str::FromStr;
 use sealed_secrets_api::output::{self, OutputFormat};
 use sealed_secrets_api::{SealingError, merge_into, parse_secrets};
 
-use super::upstream_io::{public_keys, read_one_sealed};
+use super::upstream_io::{SealKeys, read_one_sealed};
 use crate::args::{CertArgs, KubeArgs, SealArgs};
-use crate::certs;
 use crate::error::{CliError, Result};
 use crate::io::{self, FileMode};
 
@@ -20,8 +19,7 @@ pub fn run(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs, target: &Path) -> 
         Some(f) => OutputFormat::from_str(f)?,
         None => file_format,
     };
-    let certs = certs::recipients(cert, kube)?;
-    certs::announce_format(&certs);
+    let keys = SealKeys::load(cert, kube)?;
     let input = io::read_input(seal.secret_file.as_deref())?;
     let secrets = parse_secrets(&input).map_err(|source| CliError::Manifest {
         context: "cannot read the Secret to merge".to_owned(),
@@ -42,7 +40,7 @@ pub fn run(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs, target: &Path) -> 
         ));
         return Ok(());
     }
-    merge_into(&mut sealed, secrets, &public_keys(&certs))?;
+    keys.with(|r| merge_into(&mut sealed, secrets, r))?;
     let text = output::sealed_secret(&sealed, format)?;
     io::write_atomic(target, text.as_bytes(), FileMode::Public)
 }

@@ -63,6 +63,9 @@ fn upstream(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
     if cert.fetch_cert {
         return fetch_cert::run(seal, cert, kube);
     }
+    if cert.fetch_recipient {
+        return fetch_cert::run_recipient(seal, cert, kube);
+    }
     if seal.validate {
         return validate::run(seal, cert, kube);
     }

@@ -5,9 +5,8 @@ use std::path::Path;
 use sealed_secrets_api::{SealingError, seal_raw};
 use sealed_secrets_crypto::Scope;
 
-use super::upstream_io::{parse_scope, public_keys, write_output};
+use super::upstream_io::{SealKeys, parse_scope, write_output};
 use crate::args::{CertArgs, KubeArgs, SealArgs};
-use crate::certs;
 use crate::cluster;
 use crate::error::{CliError, Result};
 use crate::io;
@@ -27,8 +26,7 @@ pub fn run(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
     if scope == Scope::Strict && name.is_empty() {
         return Err(SealingError::RawNeedsName.into());
     }
-    let certs = certs::recipients(cert, kube)?;
-    certs::announce_format(&certs);
+    let keys = SealKeys::load(cert, kube)?;
     let value = match seal.from_file.first() {
         Some(spec) => {
             let path = spec.split_once('=').map_or(spec.as_str(), |(_, p)| p);
@@ -36,12 +34,6 @@ pub fn run(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
         }
         None => io::read_stdin()?,
     };
-    let out = seal_raw(
-        &value,
-        &public_keys(&certs),
-        scope,
-        Some(&namespace),
-        Some(&name),
-    )?;
+    let out = keys.with(|r| seal_raw(&value, r, scope, Some(&namespace), Some(&name)))?;
     write_output(seal.sealed_secret_file.as_deref(), out.as_bytes())
 }

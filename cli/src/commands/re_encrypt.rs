@@ -1,11 +1,16 @@
 //! `--re-encrypt` (alias `--rotate`): the controller re-encrypts each SealedSecret with its
 //! newest key (`/v1/rotate`, server side).
+//!
+//! An answer that turns post-quantum values back into RSA ones is refused before anything is
+//! written: a controller that cannot rotate to a post-quantum key would otherwise undo the
+//! migration silently (`kubeseal reencrypt --post-quantum` upgrades offline).
 
 use std::path::PathBuf;
 
-use sealed_secrets_api::SealedSecret;
 use sealed_secrets_api::manifest::sealed_secret_from_value;
 use sealed_secrets_api::output;
+use sealed_secrets_api::{ObjectRef, SealedSecret};
+use sealed_secrets_crypto::{decode_base64, is_pq};
 
 use super::upstream_io::{
     output_format, read_sealed_docs, render_all, write_output, yaml_extension,
@@ -42,7 +47,11 @@ pub fn run(seal: &SealArgs, cert: &CertArgs, kube: &KubeArgs) -> Result<()> {
                     .call(http::Method::POST, "/v1/rotate", body)
                     .await?;
                 match resp.status.as_u16() {
-                    200..=299 => out.push(parse_rotated(&resp.body)?),
+                    200..=299 => {
+                        let rotated = parse_rotated(&resp.body)?;
+                        refuse_downgrade(ss, &rotated)?;
+                        out.push(rotated);
+                    }
                     409 => return Err(CliError::RotateRefused),
                     _ => {
                         return Err(CliError::ControllerStatus {
@@ -80,4 +89,35 @@ fn parse_rotated(body: &[u8]) -> Result<SealedSecret> {
     ss.metadata.generation = None;
     ss.status = None;
     Ok(ss)
+}
+
+/// Whether a value is post-quantum (an undecodable one is not).
+fn value_is_pq(v: &str) -> bool {
+    decode_base64(v).is_ok_and(|ct| is_pq(&ct))
+}
+
+/// Refuses an answer that holds an RSA value (or none) for an item `before` held as a
+/// post-quantum value. Pure.
+fn refuse_downgrade(before: &SealedSecret, after: &SealedSecret) -> Result<()> {
+    let lost: Vec<String> = before
+        .spec
+        .encrypted_data
+        .iter()
+        .filter(|(_, v)| value_is_pq(v))
+        .filter(|(item, _)| {
+            !after
+                .spec
+                .encrypted_data
+                .iter()
+                .any(|(k, v)| k == *item && value_is_pq(v))
+        })
+        .map(|(item, _)| format!("`{item}`"))
+        .collect();
+    if lost.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::PqDowngrade {
+        object: ObjectRef::of(&before.metadata).to_string(),
+        items: lost.join(", "),
+    })
 }

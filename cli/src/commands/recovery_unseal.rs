@@ -19,10 +19,12 @@ pub fn run(seal: &SealArgs) -> Result<()> {
         ring.set_multi_v1_policy(MultiV1Policy::accept(Default::default()));
     }
     let list = read_sealed_docs(seal)?;
+    // RSA keys and post-quantum identities alike.
+    let keys = ring.len() + ring.pq_identities().count();
     let mut out = String::new();
     for ss in &list {
         let secret = unseal(ss, &ring, &UnsealOptions::default())
-            .map_err(|e| no_key_in_upstream_words(e, ss, ring.len()))?;
+            .map_err(|e| no_key_in_upstream_words(e, ss, keys))?;
         out.push_str(&output::secret(secret.secret(), format)?);
     }
     // Plaintext Secrets: owner-only, like key backups, whatever the file's mode was.

@@ -6,17 +6,26 @@
 //! namespace, name, scope and the whole template. Each file is rewritten atomically; only the
 //! SealedSecret documents change, every other byte of the file stays as it was. A file with
 //! any failure is left untouched.
+//!
+//! With `--recipients-file` (`--post-quantum`), the new keys are post-quantum recipients:
+//! the migration of a tree off RSA-only values (`crates/crypto/FORMAT.md` §3), RSA and
+//! post-quantum private keys opening what is there now.
 
 use std::path::Path;
 
 use sealed_secrets_api::output::{self, OutputFormat};
-use sealed_secrets_api::{SealedSecret, UnsealOptions, decrypt_items, reseal, sealing_key_hints};
-use sealed_secrets_crypto::{Certificate, KeyRing, MultiV1Policy, PublicKey};
+use sealed_secrets_api::{
+    Recipients, SealedSecret, UnsealOptions, decrypt_items, reseal, sealing_key_hints,
+};
+use sealed_secrets_crypto::{
+    Certificate, KeyRing, MultiV1Policy, PqRecipient, PublicKey, ValueFormat, decode_base64,
+    value_format,
+};
 
 use crate::args::ReencryptArgs;
 use crate::error::{CliError, Result};
 use crate::io::FileMode;
-use crate::{Outcome, certs, documents, io, keyfiles, printer};
+use crate::{Outcome, certs, documents, io, keyfiles, pq_recipients, printer};
 
 /// Per-run counters.
 #[derive(Debug, Default)]
@@ -34,20 +43,33 @@ pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
     // Resealing is how multi-recipient version-1 values (no key commitment, refused by the
     // controller) become version 2 with one plaintext for all: opening them here is the fix.
     ring.set_multi_v1_policy(MultiV1Policy::accept(Default::default()));
-    let certs = certs::load_all(
-        args.cert_values.last().map(String::as_str),
-        &args.recipient_cert,
-        certs::HttpPolicy::from_flag(args.allow_insecure_cert_url),
-    )?;
-    certs::announce_format(&certs);
-    let keys: Vec<&PublicKey> = certs.iter().map(Certificate::public_key).collect();
+    let (certs, pq): (Vec<Certificate>, Vec<PqRecipient>) = if args.recipients_file.is_empty() {
+        let certs = certs::load_all(
+            args.cert_values.last().map(String::as_str),
+            &args.recipient_cert,
+            certs::HttpPolicy::from_flag(args.allow_insecure_cert_url),
+        )?;
+        certs::announce_format(&certs);
+        (certs, Vec::new())
+    } else {
+        let pq = pq_recipients::load_files(&args.recipients_file)?;
+        pq_recipients::announce(&pq);
+        (Vec::new(), pq)
+    };
+    let rsa_keys: Vec<&PublicKey> = certs.iter().map(Certificate::public_key).collect();
+    let pq_keys: Vec<&PqRecipient> = pq.iter().collect();
+    let keys = if pq_keys.is_empty() {
+        Recipients::Rsa(&rsa_keys)
+    } else {
+        Recipients::PostQuantum(&pq_keys)
+    };
     let files = documents::sealed_files(&args.dirs)?;
     let out = printer();
     let mut tally = Tally::default();
     let total = files.len();
     for (i, (path, text)) in files.iter().enumerate() {
         out.progress(format_args!("[{}/{total}] {}", i + 1, path.display()));
-        match rewrite(text, &ring, &keys, &mut tally) {
+        match rewrite(text, &ring, keys, &mut tally) {
             Ok(Some(new_text)) => {
                 tally.files += 1;
                 if !args.dry_run {
@@ -65,7 +87,7 @@ pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
     }
     out.end_progress();
     out.status(format_args!(
-        "{} SealedSecret(s) re-encrypted in {} file(s){}, {} already sealed for the new certificate, {} failed",
+        "{} SealedSecret(s) re-encrypted in {} file(s){}, {} already sealed for the new {}, {} failed",
         tally.resealed,
         tally.files,
         if args.dry_run {
@@ -74,6 +96,11 @@ pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
             ""
         },
         tally.current,
+        if pq.is_empty() {
+            "certificate"
+        } else {
+            "post-quantum recipients"
+        },
         tally.failed
     ));
     if tally.failed > 0 {
@@ -88,7 +115,7 @@ pub fn run(args: &ReencryptArgs) -> Result<Outcome> {
 fn rewrite(
     text: &str,
     ring: &KeyRing,
-    keys: &[&PublicKey],
+    keys: Recipients<'_>,
     tally: &mut Tally,
 ) -> std::result::Result<Option<String>, Vec<String>> {
     let mut problems = Vec::new();
@@ -98,7 +125,8 @@ fn rewrite(
         return Err(problems);
     }
     let json = matches!(text.trim_start().chars().next(), Some('{') | Some('['));
-    let wanted: Vec<String> = keys.iter().map(|k| k.fingerprint().to_string()).collect();
+    let wanted: Vec<String> = keys.fingerprints();
+    let pq_wanted = matches!(keys, Recipients::PostQuantum(_));
     let mut replacements = Vec::new();
     let mut resealed = 0;
     for (doc, ss) in found {
@@ -106,7 +134,10 @@ fn rewrite(
             .iter()
             .map(ToString::to_string)
             .collect();
-        if hints == wanted && ss.multi_v1_items().is_empty() {
+        // The hint names the keys the object was last sealed for; an object sealed for
+        // them but holding values of the other family (a merged RSA item in a post-quantum
+        // object) is not current.
+        if hints == wanted && ss.multi_v1_items().is_empty() && in_family(&ss, pq_wanted) {
             tally.current += 1;
             continue;
         }
@@ -152,7 +183,19 @@ fn rewrite(
     Ok(Some(out))
 }
 
-fn reseal_one(ss: &SealedSecret, ring: &KeyRing, keys: &[&PublicKey]) -> Result<SealedSecret> {
+/// Whether every value of `ss` is post-quantum (`pq`) or none is (an unreadable value counts
+/// as neither, so the object is resealed and the failure reported).
+fn in_family(ss: &SealedSecret, pq: bool) -> bool {
+    let legacy = ss.spec.data.as_deref().filter(|d| !d.is_empty());
+    legacy
+        .into_iter()
+        .chain(ss.spec.encrypted_data.iter().map(|(_, v)| v))
+        .all(|v| {
+            decode_base64(v).is_ok_and(|ct| (value_format(&ct) == ValueFormat::PostQuantum) == pq)
+        })
+}
+
+fn reseal_one(ss: &SealedSecret, ring: &KeyRing, keys: Recipients<'_>) -> Result<SealedSecret> {
     let opts = UnsealOptions {
         accept_deprecated_v1_data: true,
         ..UnsealOptions::default()
@@ -197,7 +240,7 @@ pub fn rewrite_file(path: &Path, ring: &KeyRing, certs: &[Certificate]) -> Resul
         std::fs::read_to_string(path).map_err(|e| CliError::io("failed to read", path, e))?;
     let keys: Vec<&PublicKey> = certs.iter().map(Certificate::public_key).collect();
     let mut tally = Tally::default();
-    match rewrite(&text, ring, &keys, &mut tally) {
+    match rewrite(&text, ring, Recipients::Rsa(&keys), &mut tally) {
         Ok(Some(t)) => {
             io::write_atomic(path, t.as_bytes(), FileMode::Public)?;
             Ok(true)

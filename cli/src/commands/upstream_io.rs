@@ -6,12 +6,48 @@ use std::path::Path;
 use std::str::FromStr;
 
 use sealed_secrets_api::output::{self, OutputFormat};
-use sealed_secrets_api::{SealedSecret, parse_sealed_secrets};
-use sealed_secrets_crypto::{Certificate, PublicKey, Scope};
+use sealed_secrets_api::{Recipients, SealedSecret, parse_sealed_secrets};
+use sealed_secrets_crypto::{Certificate, PqRecipient, PublicKey, Scope};
 
-use crate::args::SealArgs;
+use crate::args::{CertArgs, KubeArgs, SealArgs};
 use crate::error::{CliError, Result};
 use crate::io::{self, FileMode};
+use crate::{certs, pq_recipients};
+
+/// The keys a sealing mode seals for: certificates (upstream's format, or the
+/// multi-recipient one for several) or post-quantum recipients (`--post-quantum`,
+/// `--recipients-file`).
+pub enum SealKeys {
+    /// `--cert`, `--recipient-cert`, or the controller's certificate.
+    Rsa(Vec<Certificate>),
+    /// `--recipients-file`, or the controller's post-quantum recipient.
+    PostQuantum(Vec<PqRecipient>),
+}
+
+impl SealKeys {
+    /// Loads them (from files, URLs or the cluster) and says on stderr which format follows.
+    pub fn load(cert: &CertArgs, kube: &KubeArgs) -> Result<SealKeys> {
+        if pq_recipients::wanted(cert) {
+            let r = pq_recipients::recipients(cert, kube)?;
+            pq_recipients::announce(&r);
+            return Ok(SealKeys::PostQuantum(r));
+        }
+        let c = certs::recipients(cert, kube)?;
+        certs::announce_format(&c);
+        Ok(SealKeys::Rsa(c))
+    }
+
+    /// Runs `f` with these keys as the api crate's [`Recipients`].
+    pub fn with<T>(&self, f: impl FnOnce(Recipients<'_>) -> T) -> T {
+        match self {
+            SealKeys::Rsa(certs) => f(Recipients::Rsa(&public_keys(certs))),
+            SealKeys::PostQuantum(r) => {
+                let refs: Vec<&PqRecipient> = r.iter().collect();
+                f(Recipients::PostQuantum(&refs))
+            }
+        }
+    }
+}
 
 /// The output format: `-w`'s `.yaml`/`.yml` extension wins (upstream), then `-o`, then
 /// `fallback` (merge-into: the target's own format), then JSON.

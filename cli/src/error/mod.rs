@@ -14,7 +14,9 @@ mod wording;
 use std::path::PathBuf;
 
 use sealed_secrets_api::{ManifestError, OutputError, SealingError, UnsealError};
-use sealed_secrets_crypto::{CertError, KeyError, ParseFingerprintError, ParseScopeError};
+use sealed_secrets_crypto::{
+    CertError, KeyError, ParseFingerprintError, ParseScopeError, PqKeyError,
+};
 
 use causes::quote_path;
 pub use causes::{Failure, GoIoError, PassphraseError};
@@ -176,6 +178,71 @@ pub enum CliError {
         limit: usize,
     },
 
+    // ---- Post-quantum recipients and identities -----------------------------------------
+    /// A post-quantum recipient (`age1pq1…`) that does not parse.
+    #[error("invalid post-quantum recipient in {from}")]
+    PqRecipient {
+        /// Where: a file and line, the controller, a ConfigMap.
+        from: String,
+        /// Why (Bech32, type, length; never the key string itself).
+        #[source]
+        source: PqKeyError,
+    },
+    /// No post-quantum recipient where one was looked for.
+    #[error("no post-quantum recipient in {from}")]
+    NoPqRecipient {
+        /// Where.
+        from: String,
+    },
+    /// The cluster answered several recipients where its newest key's one was expected.
+    #[error("expected one post-quantum recipient from {from}, found {count}")]
+    PqRecipientCount {
+        /// Where.
+        from: String,
+        /// How many.
+        count: usize,
+    },
+    /// A recipients file or answer larger than any real one.
+    #[error(
+        "post-quantum recipients from {from} are {size} bytes, over the limit of {limit} bytes"
+    )]
+    PqRecipientsTooLarge {
+        /// Where they came from.
+        from: String,
+        /// Their size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An age identity (`AGE-SECRET-KEY-PQ-1…`) that does not parse.
+    #[error("invalid post-quantum identity in {from}")]
+    PqIdentity {
+        /// Where: a file and line, or a key Secret's `age.key`.
+        from: String,
+        /// Why (never the identity string itself).
+        #[source]
+        source: PqKeyError,
+    },
+    /// `keys backup --age-identities`: no key Secret holds a post-quantum identity.
+    #[error(
+        "no key Secret in namespace `{namespace}` holds a post-quantum identity (data[\"age.key\"]); nothing was written"
+    )]
+    NoPqIdentity {
+        /// The controller namespace.
+        namespace: String,
+    },
+    /// `--re-encrypt`: the controller answered RSA values for items the input held as
+    /// post-quantum values; writing that would silently undo the upgrade.
+    #[error(
+        "cannot re-encrypt secret: the controller answered RSA values for post-quantum item(s) {items} of SealedSecret `{object}` (nothing was written)"
+    )]
+    PqDowngrade {
+        /// `namespace/name`.
+        object: String,
+        /// The items, quoted and comma-separated.
+        items: String,
+    },
+
     // ---- The cluster and the controller -------------------------------------------------
     /// The kubeconfig could not be loaded.
     #[error("cannot load kubeconfig{}: {cause}", .path.as_deref().map(|p| format!(" `{}`", p.display())).unwrap_or_default())]
@@ -281,6 +348,12 @@ pub enum CliError {
     ReencryptFile {
         /// Every problem found in the file.
         problems: Vec<String>,
+    },
+    /// `audit`: some values' headers do not parse.
+    #[error("{count} sealed value(s) could not be read (listed above)")]
+    AuditUnreadable {
+        /// How many.
+        count: usize,
     },
     /// `scan --strict`: some files could not be parsed completely.
     #[error("--strict: {count} file(s) could not be parsed completely (listed above)")]

@@ -93,6 +93,17 @@ impl CliError {
                 Some("drop -n/--namespace, or change metadata.namespace in the input".to_owned())
             }
             CliError::Seal(SealingError::EmptyData) => None,
+            CliError::NoPqRecipient { .. } => Some(
+                "the controller publishes one only when its newest key has a post-quantum \
+                 identity (sealed-secrets-rs); rotate its key, or seal offline with \
+                 --recipients-file FILE"
+                    .to_owned(),
+            ),
+            CliError::PqDowngrade { .. } => Some(
+                "re-encrypt offline instead: kubeseal reencrypt --post-quantum \
+                 --recovery-private-key BACKUP --recipients-file FILE DIR"
+                    .to_owned(),
+            ),
             _ => None,
         }
     }

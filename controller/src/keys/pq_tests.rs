@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use k8s_openapi::ByteString;
-use sealed_secrets_api::annotations::{KEY_ORIGIN, PQ_IDENTITY_FIELD, SEALING_KEY_LABEL};
+use sealed_secrets_api::annotations::{KEY_ORIGIN, SEALING_KEY_LABEL};
+use sealed_secrets_api::seal::AGE_KEY_FIELD;
 use sealed_secrets_crypto::{PqIdentity, Scope, seal_pq};
 
 use super::registry::Registry;
@@ -20,7 +21,7 @@ fn with_age_key(name: &str, value: &[u8]) -> k8s_openapi::api::core::v1::Secret 
     s.data
         .as_mut()
         .unwrap()
-        .insert(PQ_IDENTITY_FIELD.into(), ByteString(value.to_vec()));
+        .insert(AGE_KEY_FIELD.into(), ByteString(value.to_vec()));
     s
 }
 
@@ -32,7 +33,7 @@ fn a_key_secret_holds_the_identity_line_beside_the_rsa_key_with_the_same_metadat
         data.keys().map(String::as_str).collect::<Vec<_>>(),
         ["age.key", "tls.crt", "tls.key"]
     );
-    let line = std::str::from_utf8(&data[PQ_IDENTITY_FIELD].0).unwrap();
+    let line = std::str::from_utf8(&data[AGE_KEY_FIELD].0).unwrap();
     assert!(line.starts_with("AGE-SECRET-KEY-PQ-1"), "an age identity");
     assert!(line.ends_with('\n') && line.lines().count() == 1);
     assert_eq!(line.trim_end(), test_pq().to_age_string().as_str());
@@ -65,7 +66,7 @@ fn a_key_secret_holds_the_identity_line_beside_the_rsa_key_with_the_same_metadat
 #[test]
 fn a_key_secret_without_the_field_is_an_rsa_only_key() {
     let mut s = mk_key_secret("upstream");
-    s.data.as_mut().unwrap().remove(PQ_IDENTITY_FIELD);
+    s.data.as_mut().unwrap().remove(AGE_KEY_FIELD);
     assert!(matches!(load_pq_identity(&s), Ok(None)));
     let loaded = load_secret(&s, KeyOrderPriority::CertNotBefore, t(2000)).unwrap();
     assert!(loaded.pq.is_none() && loaded.pq_error.is_none());

@@ -5,9 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sealed_secrets_api::annotations::{
-    KEY_ORIGIN, PQ_IDENTITY_FIELD, SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE,
-};
+use sealed_secrets_api::annotations::{KEY_ORIGIN, SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE};
+use sealed_secrets_api::seal::AGE_KEY_FIELD;
 use sealed_secrets_crypto::{
     Certificate, Fingerprint, KeyRing, MultiV1Policy, PqIdentity, PqKeyError, PqRecipient,
     PrivateKey,
@@ -51,17 +50,17 @@ pub enum KeyLoadError {
     CertMismatch { secret: String },
 }
 
-/// Why a key Secret's post-quantum identity ([`PQ_IDENTITY_FIELD`]) could not be used. Its
+/// Why a key Secret's post-quantum identity ([`AGE_KEY_FIELD`]) could not be used. Its
 /// RSA key is used all the same: post-quantum values sealed to that identity do not open
 /// until the field is repaired. Never contains key material (the field is never quoted).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PqFieldError {
     #[error(
-        "key Secret `{secret}` has an unusable `{PQ_IDENTITY_FIELD}` (not UTF-8 text); its RSA key is used without it"
+        "key Secret `{secret}` has an unusable `{AGE_KEY_FIELD}` (not UTF-8 text); its RSA key is used without it"
     )]
     NotText { secret: String },
     #[error(
-        "key Secret `{secret}` has an unusable `{PQ_IDENTITY_FIELD}`; its RSA key is used without it"
+        "key Secret `{secret}` has an unusable `{AGE_KEY_FIELD}`; its RSA key is used without it"
     )]
     Parse {
         secret: String,
@@ -69,17 +68,17 @@ pub enum PqFieldError {
         source: PqKeyError,
     },
     #[error(
-        "key Secret `{secret}` has an unusable `{PQ_IDENTITY_FIELD}` ({count} identities, expected one); its RSA key is used without it"
+        "key Secret `{secret}` has an unusable `{AGE_KEY_FIELD}` ({count} identities, expected one); its RSA key is used without it"
     )]
     Count { secret: String, count: usize },
 }
 
 /// Reads a key Secret's post-quantum identity: `Ok(None)` when it has no
-/// [`PQ_IDENTITY_FIELD`] (an RSA-only key, as upstream and older versions write them), else
+/// [`AGE_KEY_FIELD`] (an RSA-only key, as upstream and older versions write them), else
 /// exactly one `AGE-SECRET-KEY-PQ-1…` line (comments and blank lines allowed, as in an age
 /// identity file). Pure.
 pub fn load_pq_identity(secret: &Secret) -> Result<Option<PqIdentity>, PqFieldError> {
-    let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(PQ_IDENTITY_FIELD)) else {
+    let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(AGE_KEY_FIELD)) else {
         return Ok(None);
     };
     let name = || secret.metadata.name.clone().unwrap_or_default();
@@ -137,9 +136,9 @@ pub struct LoadedKey {
     /// Its certificate's NotBefore is in the future and was ignored for ordering.
     pub future_not_before: bool,
     /// Its post-quantum identity; `None` for an RSA-only key Secret or an unusable
-    /// [`PQ_IDENTITY_FIELD`] (then [`LoadedKey::pq_error`] says why).
+    /// [`AGE_KEY_FIELD`] (then [`LoadedKey::pq_error`] says why).
     pub pq: Option<PqIdentity>,
-    /// Why the key Secret's [`PQ_IDENTITY_FIELD`] was not used.
+    /// Why the key Secret's [`AGE_KEY_FIELD`] was not used.
     pub pq_error: Option<PqFieldError>,
 }
 
@@ -155,7 +154,7 @@ impl std::fmt::Debug for LoadedKey {
 }
 
 /// Parses a key Secret (`tls.key` PKCS#1 or PKCS#8, `tls.crt` first cert, optional
-/// [`PQ_IDENTITY_FIELD`]) as of `now`. An unusable post-quantum identity does not refuse the
+/// [`AGE_KEY_FIELD`]) as of `now`. An unusable post-quantum identity does not refuse the
 /// RSA key: it is reported in [`LoadedKey::pq_error`]. Pure.
 pub fn load_secret(
     secret: &Secret,

@@ -8,9 +8,9 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sealed_secrets_api::annotations::{
-    KEY_ORIGIN, KEY_ORIGIN_GENERATED, PQ_IDENTITY_FIELD, SEALING_KEY_LABEL,
-    SEALING_KEY_LABEL_ACTIVE,
+    KEY_ORIGIN, KEY_ORIGIN_GENERATED, SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE,
 };
+use sealed_secrets_api::seal::AGE_KEY_FIELD;
 use sealed_secrets_crypto::{Certificate, PqIdentity, PrivateKey};
 
 use super::flags::KeyArgs;
@@ -43,7 +43,7 @@ pub enum KeyGenError {
 /// The key Secret upstream writes (§4.2): generateName `<prefix>`, label `active` plus
 /// `--privatekey-labels` (which cannot override it), `--privatekey-annotations`,
 /// `kubernetes.io/tls` with PKCS#1 `tls.key` and `tls.crt`; plus ours, the post-quantum
-/// identity in [`PQ_IDENTITY_FIELD`] (one `AGE-SECRET-KEY-PQ-1…` line, what `age -d -i`
+/// identity in [`AGE_KEY_FIELD`] (one `AGE-SECRET-KEY-PQ-1…` line, what `age -d -i`
 /// reads). Upstream's controller reads only the two TLS fields and ignores the extra one.
 pub fn key_secret(
     s: &KeyArgs,
@@ -70,7 +70,7 @@ pub fn key_secret(
     );
     let mut line = pq.to_age_string().as_bytes().to_vec();
     line.push(b'\n');
-    data.insert(PQ_IDENTITY_FIELD.to_owned(), ByteString(line));
+    data.insert(AGE_KEY_FIELD.to_owned(), ByteString(line));
     Secret {
         metadata: ObjectMeta {
             generate_name: Some(s.prefix.clone()),

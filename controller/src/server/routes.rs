@@ -11,7 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
-use sealed_secrets_api::annotations::PQ_RECIPIENT_PATH;
+use sealed_secrets_api::seal::AGE_RECIPIENT_PATH;
 
 use super::state::{MAX_BODY_BYTES, ServerState, text};
 use super::verify::{rotate, verify};
@@ -20,7 +20,7 @@ const INSTRUMENTED: [&str; 4] = [
     "/v1/verify",
     "/v1/rotate",
     "/v1/cert.pem",
-    PQ_RECIPIENT_PATH,
+    AGE_RECIPIENT_PATH,
 ];
 
 /// The main router. Methods are not restricted, as upstream's ServeMux.
@@ -28,7 +28,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/healthz", any(healthz))
         .route("/v1/cert.pem", any(cert))
-        .route(PQ_RECIPIENT_PATH, any(age_recipient))
+        .route(AGE_RECIPIENT_PATH, any(age_recipient))
         .route("/v1/verify", any(verify))
         .route("/v1/rotate", any(rotate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -116,14 +116,18 @@ fn unknown_methods_share_one_label() {
 async fn the_recipient_endpoint_serves_the_newest_keys_recipient_or_says_to_rotate() {
     use axum::body::Body;
     use axum::http::{Request, StatusCode, header};
-    use sealed_secrets_api::annotations::PQ_RECIPIENT_PATH;
+    use sealed_secrets_api::seal::AGE_RECIPIENT_PATH;
     use sealed_secrets_crypto::{CertParams, PqIdentity, PrivateKey};
     use tower::ServiceExt as _;
 
     let state = Arc::new(test_state(1));
     let get = |state: Arc<ServerState>| async move {
         let resp = super::routes::router(state)
-            .oneshot(Request::get(PQ_RECIPIENT_PATH).body(Body::empty()).unwrap())
+            .oneshot(
+                Request::get(AGE_RECIPIENT_PATH)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         let status = resp.status();

@@ -13,9 +13,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use sealed_secrets_api::SealedSecret;
-use sealed_secrets_api::annotations::{
-    PQ_IDENTITY_FIELD, PQ_RECIPIENT_CONFIGMAP_KEY, PQ_RECIPIENT_PATH,
-};
+use sealed_secrets_api::seal::{AGE_KEY_FIELD, AGE_RECIPIENT_CONFIGMAP_KEY, AGE_RECIPIENT_PATH};
 use sealed_secrets_crypto::{
     PqIdentity, PqRecipient, PublicKey, Scope, encode_base64, seal_multi, seal_pq,
 };
@@ -39,7 +37,7 @@ impl Controller {
     /// The recipient served at `/v1/age-recipient.txt`, checked to be one `age1pq1…` line of
     /// text; `None` on any other status.
     async fn recipient(&self) -> Option<PqRecipient> {
-        let r = self.get(PQ_RECIPIENT_PATH).await;
+        let r = self.get(AGE_RECIPIENT_PATH).await;
         if r.status != 200 {
             return None;
         }
@@ -80,7 +78,7 @@ fn sealed_secret(ns: &str, name: &str, items: &[(&str, String)]) -> SealedSecret
 
 /// The identity in a key Secret's `age.key`.
 fn identity_of(key_secret: &Secret) -> PqIdentity {
-    let line = &key_secret.data.as_ref().unwrap()[PQ_IDENTITY_FIELD].0;
+    let line = &key_secret.data.as_ref().unwrap()[AGE_KEY_FIELD].0;
     let text = std::str::from_utf8(line).unwrap();
     assert!(text.starts_with("AGE-SECRET-KEY-PQ-1") && text.ends_with('\n'));
     text.trim_end().parse().unwrap()
@@ -93,7 +91,7 @@ async fn wait_configmap_recipient(env: &Env, want: Option<&PqRecipient>) {
     eventually("the ConfigMap's recipient", TIMEOUT, || async {
         let cm = cms.get_opt("sealed-secrets-cert").await.unwrap()?;
         let data = cm.data?;
-        (data.contains_key("cert.pem") && data.get(PQ_RECIPIENT_CONFIGMAP_KEY) == want.as_ref())
+        (data.contains_key("cert.pem") && data.get(AGE_RECIPIENT_CONFIGMAP_KEY) == want.as_ref())
             .then_some(())
     })
     .await;
@@ -376,7 +374,7 @@ async fn an_upstream_key_serves_no_recipient_until_a_rotation() {
     let env = Env::new().await;
     let upstream = put_key_secret_with(&env, "sealed-secrets-keyupstr", &[]).await;
     let mut c = env.start_controller(&["--key-renew-period=0"]).await;
-    let r = c.get(PQ_RECIPIENT_PATH).await;
+    let r = c.get(AGE_RECIPIENT_PATH).await;
     assert_eq!(r.status, 404, "{r:?}");
     let text = r.body_text();
     assert!(
@@ -407,7 +405,7 @@ async fn an_upstream_key_serves_no_recipient_until_a_rotation() {
         now.metadata.resource_version,
         upstream.metadata.resource_version
     );
-    assert!(!now.data.unwrap().contains_key(PQ_IDENTITY_FIELD));
+    assert!(!now.data.unwrap().contains_key(AGE_KEY_FIELD));
     c.process.stop();
 }
 
@@ -415,12 +413,7 @@ async fn an_upstream_key_serves_no_recipient_until_a_rotation() {
 async fn an_unusable_identity_is_reported_and_the_rsa_key_still_unseals() {
     let env = Env::new().await;
     let garbage = b"AGE-SECRET-KEY-PQ-1NOTAKEYATALLXYZ\n";
-    put_key_secret_with(
-        &env,
-        "sealed-secrets-keybadpq",
-        &[(PQ_IDENTITY_FIELD, garbage)],
-    )
-    .await;
+    put_key_secret_with(&env, "sealed-secrets-keybadpq", &[(AGE_KEY_FIELD, garbage)]).await;
     let mut c = env.start_controller(&["--key-renew-period=0"]).await;
     c.process
         .wait_for_log("post-quantum identity of a key Secret skipped", TIMEOUT)
@@ -431,7 +424,7 @@ async fn an_unusable_identity_is_reported_and_the_rsa_key_still_unseals() {
         "{log}"
     );
     assert!(!log.contains("NOTAKEYATALL"), "the field is never quoted");
-    assert_eq!(c.get(PQ_RECIPIENT_PATH).await.status, 404);
+    assert_eq!(c.get(AGE_RECIPIENT_PATH).await.status, 404);
     let key = env.served_key(&c).await;
     let ns = env.ns();
     env.unseal(&seal(ns, "rsa", &[("a", "b")], &key, json!({})))

@@ -64,15 +64,6 @@ pub const KEY_ORIGIN_GENERATED: &str = "generated";
 /// reach the service proxy could call.
 pub const ROTATE_REQUEST: &str = "sealed-secrets-rs.dev/rotate-requested-at";
 
-/// Data field of a key Secret holding its post-quantum identity: one `AGE-SECRET-KEY-PQ-1…`
-/// line, the format `age -d -i` reads (`FORMAT.md` §3.1), beside `tls.key`/`tls.crt`. Key
-/// Secrets without it (written by upstream or older versions) are RSA-only keys.
-pub const PQ_IDENTITY_FIELD: &str = "age.key";
-/// Controller path serving the newest key's post-quantum recipient (`age1pq1…`), beside
-/// `/v1/cert.pem`.
-pub const PQ_RECIPIENT_PATH: &str = "/v1/age-recipient.txt";
-/// Data key of the certificate ConfigMap holding the same recipient.
-pub const PQ_RECIPIENT_CONFIGMAP_KEY: &str = "age-recipient.txt";
 /// Annotations kubeseal strips from the template because they may hold plaintext.
 pub const LAST_APPLIED: [&str; 2] = [KUBECTL_LAST_APPLIED, KUBECFG_LAST_APPLIED];
 

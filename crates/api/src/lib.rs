@@ -48,7 +48,8 @@ pub use error::{
 pub use manifest::{SecretInput, parse_sealed_secrets, parse_secrets};
 pub use output::OutputFormat;
 pub use seal::{
-    SealOptions, merge_into, reseal, seal_manifests, seal_manifests_on, seal_raw, seal_secret,
+    Recipients, SealOptions, merge_into, reseal, seal_manifests, seal_manifests_on, seal_raw,
+    seal_secret,
 };
 pub use types::{
     API_VERSION, CONDITION_SYNCED, CRD_NAME, EncryptedData, GROUP, KIND, ObjectRef, SealedSecret,

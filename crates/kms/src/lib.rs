@@ -5,7 +5,8 @@
 //! [`WRAPPED_KEY_FIELD`]) instead of plain `tls.key`, and unwraps it at start with one call to
 //! the KMS per key. The plaintext key only ever lives in memory, in zeroise-on-drop buffers.
 //! Backends implement [`Wrapper`]; this crate ships [`AwsKms`] (the AWS KMS JSON API,
-//! SigV4-signed, tested against `local-kms`).
+//! SigV4-signed, tested against `local-kms`) and [`Pkcs11Wrapper`] (an AES-256 key held in a
+//! PKCS#11 token, tested against kryoptic).
 //!
 //! ```no_run
 //! use sealed_secrets_kms::{AwsKms, AwsKmsConfig, WrapContext, WrappedKey, Wrapper};
@@ -26,6 +27,7 @@
 mod aws;
 mod envelope;
 mod error;
+mod pkcs11;
 mod wrapper;
 
 pub use aws::{
@@ -37,4 +39,5 @@ pub use envelope::{
     BACKEND_ANNOTATION, KMS_KEY_ANNOTATION, MAX_ENVELOPE_LEN, WRAPPED_KEY_FIELD, WrappedKey,
 };
 pub use error::{BoxError, WrapError};
+pub use pkcs11::Pkcs11Wrapper;
 pub use wrapper::{Operation, WrapContext, WrapFuture, Wrapped, Wrapper, WrapperStats};

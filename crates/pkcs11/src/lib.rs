@@ -39,9 +39,11 @@ mod error;
 mod key;
 mod reference;
 mod token;
+mod wrapping;
 
 pub use attributes::Protection;
 pub use error::{Pkcs11Error, TokenFailure};
 pub use key::{KeyInfo, TokenKey};
 pub use reference::KeyRef;
 pub use token::{Token, TokenConfig, TokenStats};
+pub use wrapping::{WRAP_IV_LEN, WRAP_TAG_LEN, WrappingKey};

@@ -138,7 +138,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// RFC 3986 unreserved characters stay; everything else is percent-encoded (RFC 7512 §2.3).
-fn pct_encode(bytes: &[u8]) -> String {
+pub(crate) fn pct_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -4,7 +4,7 @@
 //! value cleanly (`crates/crypto/FORMAT.md` §3) and keep working.
 
 use harness::upstream::{skip_unless_real, upstream_binary};
-use sealed_secrets_api::annotations::{PQ_IDENTITY_FIELD, PQ_RECIPIENT_PATH};
+use sealed_secrets_api::seal::{AGE_KEY_FIELD, AGE_RECIPIENT_PATH};
 use sealed_secrets_crypto::{PqRecipient, Scope, encode_base64, seal_pq};
 
 use crate::common::{Env, TIMEOUT, assert_all_produced, assert_clean_log, eventually};
@@ -23,13 +23,13 @@ fn upstream_controller_takes_over_our_key_secrets_with_their_post_quantum_field(
     // Ours generates the key: one Secret with the identity beside tls.key and tls.crt.
     let ours = env.start_ours();
     let cert = ours.cert().unwrap();
-    let recipient = ours.get(PQ_RECIPIENT_PATH).unwrap();
+    let recipient = ours.get(AGE_RECIPIENT_PATH).unwrap();
     assert_eq!(recipient.status, 200, "{recipient:?}");
     let recipient: PqRecipient = recipient.body.trim_end().parse().unwrap();
     let keys = env.key_secrets();
     assert_eq!(keys.len(), 1);
     let (name, key) = keys.iter().next().unwrap();
-    for field in ["tls.key", "tls.crt", PQ_IDENTITY_FIELD] {
+    for field in ["tls.key", "tls.crt", AGE_KEY_FIELD] {
         assert!(key["data"][field].is_string(), "{name} has no `{field}`");
     }
     assert_clean_log(&ours);

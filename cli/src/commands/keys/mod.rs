@@ -41,12 +41,16 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
             output,
             insecure_plaintext,
             force,
+            age_identities,
             crypt,
             kube,
         } => backup::backup(
             &controller,
             &kube.or(outer),
-            output,
+            backup::Outputs {
+                backup: output,
+                age_identities,
+            },
             insecure_plaintext,
             force,
             &crypt,

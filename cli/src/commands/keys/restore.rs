@@ -21,7 +21,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use sealed_secrets_api::annotations::{RESTORED_AT, SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE};
-use sealed_secrets_crypto::{Certificate, Fingerprint, PrivateKey};
+use sealed_secrets_api::seal::AGE_KEY_FIELD;
+use sealed_secrets_crypto::{Certificate, Fingerprint, PqIdentity, PrivateKey};
 
 use super::secrets::{fingerprint_of, key_secrets_with};
 use crate::args::{ControllerArgs, KubeArgs};
@@ -57,6 +58,9 @@ pub struct BackupKey {
     pub active: bool,
     key_pem: Vec<u8>,
     cert_pem: Vec<u8>,
+    /// The key's post-quantum identity line (`age.key`), when the backup has one: restored
+    /// with the key, or the post-quantum values sealed to it would no longer open.
+    age_key: Option<Vec<u8>>,
 }
 
 /// Refuses an unencrypted backup unless `insecure_plaintext`. Pure.
@@ -97,6 +101,15 @@ pub fn check_keys(secrets: &[Secret], now: SystemTime) -> Result<Vec<BackupKey>>
                 "tls.crt is the certificate of another key than tls.key",
             ));
         }
+        let age_key = data.get(AGE_KEY_FIELD).map(|b| b.0.clone());
+        if let Some(line) = &age_key {
+            std::str::from_utf8(line)
+                .ok()
+                .and_then(|t| t.trim().parse::<PqIdentity>().ok())
+                .ok_or_else(|| {
+                    bad_cert("age.key is not a post-quantum identity (AGE-SECRET-KEY-PQ-1...)")
+                })?;
+        }
         if cert.not_before() > latest_start {
             return Err(CliError::BackupFutureKey {
                 name,
@@ -117,6 +130,7 @@ pub fn check_keys(secrets: &[Secret], now: SystemTime) -> Result<Vec<BackupKey>>
             active,
             key_pem,
             cert_pem,
+            age_key,
         });
     }
     Ok(out)
@@ -143,10 +157,16 @@ pub fn restored_secret(key: &BackupKey, namespace: &str, now: SystemTime) -> Sec
             ..ObjectMeta::default()
         },
         type_: Some(TLS_SECRET_TYPE.to_owned()),
-        data: Some(BTreeMap::from([
-            ("tls.crt".to_owned(), ByteString(key.cert_pem.clone())),
-            ("tls.key".to_owned(), ByteString(key.key_pem.clone())),
-        ])),
+        data: Some({
+            let mut data = BTreeMap::from([
+                ("tls.crt".to_owned(), ByteString(key.cert_pem.clone())),
+                ("tls.key".to_owned(), ByteString(key.key_pem.clone())),
+            ]);
+            if let Some(line) = &key.age_key {
+                data.insert(AGE_KEY_FIELD.to_owned(), ByteString(line.clone()));
+            }
+            data
+        }),
         ..Secret::default()
     }
 }
@@ -415,6 +435,40 @@ mod tests {
         assert_eq!(s.type_.as_deref(), Some(TLS_SECRET_TYPE));
         let data = s.data.unwrap();
         assert_eq!(data.keys().collect::<Vec<_>>(), vec!["tls.crt", "tls.key"]);
+    }
+
+    #[test]
+    fn the_post_quantum_identity_is_restored_with_its_key_and_checked() {
+        let now = SystemTime::now();
+        let id = PqIdentity::generate().unwrap();
+        let mut with_pq = mk_key_secret(None);
+        with_pq.data.as_mut().unwrap().insert(
+            AGE_KEY_FIELD.into(),
+            ByteString(format!("{}\n", id.to_age_string().as_str()).into_bytes()),
+        );
+        let keys = check_keys(std::slice::from_ref(&with_pq), now).unwrap();
+        let data = restored_secret(&keys[0], "kube-system", now).data.unwrap();
+        assert_eq!(
+            data.keys().collect::<Vec<_>>(),
+            vec![AGE_KEY_FIELD, "tls.crt", "tls.key"]
+        );
+        let line = String::from_utf8(data[AGE_KEY_FIELD].0.clone()).unwrap();
+        assert_eq!(
+            line.trim().parse::<PqIdentity>().unwrap().recipient(),
+            id.recipient()
+        );
+
+        let mut broken = with_pq;
+        broken.data.as_mut().unwrap().insert(
+            AGE_KEY_FIELD.into(),
+            ByteString(b"AGE-SECRET-KEY-PQ-1XYZ".to_vec()),
+        );
+        let err = check_keys(&[broken], now).unwrap_err();
+        assert!(
+            matches!(err, CliError::BackupBadCertificate { .. }),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("1XYZ"));
     }
 
     #[test]

@@ -15,9 +15,11 @@ pub(super) fn verify_backup(file: &Path, dirs: &[PathBuf], crypt: &DecryptArgs) 
     let raw = io::read_file(file)?;
     let plain = crate::backup_encryption::decrypt(&raw, crypt, file)?;
     let mut ring = KeyRing::new();
-    for key in keyfiles::parse_keys(&plain, file)? {
-        ring.insert(key);
-    }
+    let keys = keyfiles::parse_keys(&plain, file)?;
+    // A key Secret of ours holds an RSA key and its post-quantum identity: one key.
+    let held = keys.rsa.len().max(keys.pq.len());
+    let pq = keys.pq.len();
+    keys.into_ring(&mut ring);
     let opts = UnsealOptions {
         accept_deprecated_v1_data: true,
         ..UnsealOptions::default()
@@ -47,8 +49,11 @@ pub(super) fn verify_backup(file: &Path, dirs: &[PathBuf], crypt: &DecryptArgs) 
     }
     io::write_stdout(out.as_bytes())?;
     printer().status(format_args!(
-        "backup holds {} key(s); it opens {ok} SealedSecret(s), {} cannot be opened",
-        ring.len(),
+        "backup holds {held} key(s){}; it opens {ok} SealedSecret(s), {} cannot be opened",
+        match pq {
+            0 => String::new(),
+            n => format!(" ({n} with a post-quantum identity)"),
+        },
         bad.len()
     ));
     if bad.is_empty() {

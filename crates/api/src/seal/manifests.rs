@@ -12,8 +12,7 @@
 use std::num::NonZeroUsize;
 use std::sync::{Mutex, PoisonError};
 
-use sealed_secrets_crypto::PublicKey;
-
+use super::Recipients;
 use super::secret::{SealOptions, seal_secret};
 use crate::error::SealingError;
 use crate::manifest::{SecretInput, parse_secrets};
@@ -21,9 +20,9 @@ use crate::types::SealedSecret;
 
 /// Seals every Secret of a YAML/JSON stream, on as many threads as the process may use.
 /// Errors on empty input (§6.4) and on documents that are not Secrets.
-pub fn seal_manifests(
+pub fn seal_manifests<'r>(
     input: &[u8],
-    recipients: &[&PublicKey],
+    recipients: impl Into<Recipients<'r>>,
     opts: &SealOptions,
 ) -> Result<Vec<SealedSecret>, SealingError> {
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
@@ -32,12 +31,13 @@ pub fn seal_manifests(
 
 /// [`seal_manifests`] on at most `threads` threads (1 seals on the calling thread). The result,
 /// error included, does not depend on `threads`.
-pub fn seal_manifests_on(
+pub fn seal_manifests_on<'r>(
     input: &[u8],
-    recipients: &[&PublicKey],
+    recipients: impl Into<Recipients<'r>>,
     opts: &SealOptions,
     threads: usize,
 ) -> Result<Vec<SealedSecret>, SealingError> {
+    let recipients = recipients.into();
     let secrets = parse_secrets(input)?;
     if secrets.is_empty() {
         return Err(SealingError::NoSecrets);

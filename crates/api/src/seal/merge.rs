@@ -2,29 +2,30 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sealed_secrets_crypto::PublicKey;
-
+use super::Recipients;
 use super::secret::seal_value;
 use crate::annotations;
 use crate::error::SealingError;
 use crate::manifest::SecretInput;
 use crate::types::{ObjectRef, SealedSecret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// `kubeseal --merge-into`: seals `secrets` for `target` and merges them into it.
 ///
 /// Unlike upstream (§9.2 item 8), the items are sealed with the TARGET's namespace, name and
 /// scope (read from its top-level metadata), so merged items always unseal. Input labels and
 /// annotations are merged into the template, except scope and last-applied annotations.
-/// The `sealing-key` hint becomes the union of the old and new fingerprints.
+/// The `sealing-key` hint becomes the union of the old and new fingerprints. Post-quantum
+/// items may join an object of RSA items (and the reverse): each value names its own format.
 ///
 /// Input without any data item leaves `target` untouched (no label, annotation or hint is
 /// merged): a merge that adds nothing must not rewrite the file it was pointed at.
-pub fn merge_into(
+pub fn merge_into<'r>(
     target: &mut SealedSecret,
     secrets: Vec<SecretInput>,
-    recipients: &[&PublicKey],
+    recipients: impl Into<Recipients<'r>>,
 ) -> Result<(), SealingError> {
+    let recipients = recipients.into();
     if recipients.is_empty() {
         return Err(SealingError::NoRecipient);
     }
@@ -46,7 +47,7 @@ pub fn merge_into(
     };
     for secret in secrets {
         for (item, value) in &secret.data {
-            let ct = seal_value(recipients, &label, value.as_bytes()).map_err(|source| {
+            let ct = seal_value(&recipients, &label, value.as_bytes()).map_err(|source| {
                 SealingError::Encrypt {
                     item: item.clone(),
                     object: object.clone(),
@@ -83,8 +84,7 @@ pub fn merge_into(
         }
     }
     let mut fps: Vec<String> = sealing_key_list(&target.metadata);
-    for k in recipients {
-        let fp = k.fingerprint().to_string();
+    for fp in recipients.fingerprints() {
         if !fps.contains(&fp) {
             fps.push(fp);
         }

@@ -1,14 +1,13 @@
 //! Resealing decrypted values for new keys: the core of the controller's rotate and of
 //! `kubeseal reencrypt`.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sealed_secrets_crypto::PublicKey;
-
+use super::Recipients;
 use super::secret::{drop_empty_maps, seal_value, set_sealing_key, strip_server_fields};
 use crate::annotations;
 use crate::error::SealingError;
 use crate::types::{EncryptedData, ObjectRef, SealedSecret};
 use crate::unseal::DecryptedItems;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Re-encrypts decrypted values for new key(s): the rotate / re-encrypt core.
 ///
@@ -17,11 +16,12 @@ use crate::unseal::DecryptedItems;
 /// `template.data` (unlike upstream's rotate, which flattens templates, §9.2 item 5). The
 /// label comes from the TOP-LEVEL metadata only (GHSA-465p-v42x-3fmj). A legacy `spec.data`
 /// object comes out in the `encryptedData` format, its template rebuilt from the legacy Secret.
-pub fn reseal(
+pub fn reseal<'r>(
     sealed: &SealedSecret,
     items: &DecryptedItems,
-    recipients: &[&PublicKey],
+    recipients: impl Into<Recipients<'r>>,
 ) -> Result<SealedSecret, SealingError> {
+    let recipients = recipients.into();
     if recipients.is_empty() {
         return Err(SealingError::NoRecipient);
     }
@@ -36,7 +36,7 @@ pub fn reseal(
     let object = ObjectRef { namespace, name };
     let mut encrypted = EncryptedData::new();
     for (item, value) in items.iter() {
-        let ct = seal_value(recipients, &label, value.as_bytes()).map_err(|source| {
+        let ct = seal_value(&recipients, &label, value.as_bytes()).map_err(|source| {
             SealingError::Encrypt {
                 item: item.to_owned(),
                 object: object.clone(),
@@ -60,7 +60,7 @@ pub fn reseal(
             a.remove(key);
         }
     }
-    set_sealing_key(&mut out.metadata, recipients);
+    set_sealing_key(&mut out.metadata, &recipients);
     drop_empty_maps(&mut out.metadata);
     Ok(out)
 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sealed_secrets_crypto::{PublicKey, Scope, encode_base64, seal, seal_multi};
+use sealed_secrets_crypto::{Scope, encode_base64};
+
+use super::Recipients;
 
 use crate::annotations;
 use crate::error::SealingError;
@@ -46,11 +48,12 @@ impl Default for SealOptions {
 /// multi-recipient format. Top-level metadata gets name, namespace, the scope annotation for
 /// non-strict scopes and our `sealing-key` hint; the template gets a copy of the input's
 /// metadata without server fields, last-applied annotations and ownerReferences.
-pub fn seal_secret(
+pub fn seal_secret<'r>(
     secret: SecretInput,
-    recipients: &[&PublicKey],
+    recipients: impl Into<Recipients<'r>>,
     opts: &SealOptions,
 ) -> Result<SealedSecret, SealingError> {
+    let recipients = recipients.into();
     if recipients.is_empty() {
         return Err(SealingError::NoRecipient);
     }
@@ -106,7 +109,7 @@ pub fn seal_secret(
     let label = scope.label(&namespace, &name);
     let mut encrypted = EncryptedData::new();
     for (item, value) in &data {
-        let ct = seal_value(recipients, &label, value.as_bytes()).map_err(|source| {
+        let ct = seal_value(&recipients, &label, value.as_bytes()).map_err(|source| {
             SealingError::Encrypt {
                 item: item.clone(),
                 object: object.clone(),
@@ -132,7 +135,7 @@ pub fn seal_secret(
         ..ObjectMeta::default()
     };
     set_scope_annotations(&mut top.annotations, scope);
-    set_sealing_key(&mut top, recipients);
+    set_sealing_key(&mut top, &recipients);
 
     Ok(SealedSecret {
         metadata: top,
@@ -152,15 +155,11 @@ pub fn seal_secret(
 
 /// Encrypts one value for `recipients` and base64-encodes it.
 pub(super) fn seal_value(
-    recipients: &[&PublicKey],
+    recipients: &Recipients<'_>,
     label: &[u8],
     value: &[u8],
 ) -> Result<String, sealed_secrets_crypto::SealError> {
-    let ct = match recipients {
-        [one] => seal(one, label, value)?,
-        many => seal_multi(many, label, value)?,
-    };
-    Ok(encode_base64(&ct))
+    Ok(encode_base64(&recipients.seal(label, value)?))
 }
 
 /// Upstream's `UpdateScopeAnnotations`: removes both scope annotations, then sets the one for
@@ -181,12 +180,10 @@ pub(super) fn set_scope_annotations(
 }
 
 /// Records the recipients' fingerprints in our hint annotation.
-pub(super) fn set_sealing_key(meta: &mut ObjectMeta, recipients: &[&PublicKey]) {
-    let mut fps: Vec<String> = recipients
-        .iter()
-        .map(|k| k.fingerprint().to_string())
-        .collect();
-    fps.dedup();
+/// A post-quantum recipient's fingerprint is recorded the same way: the controller ignores
+/// hints it holds no RSA key for, and `kubeseal audit --key` finds objects by it.
+pub(super) fn set_sealing_key(meta: &mut ObjectMeta, recipients: &Recipients<'_>) {
+    let fps = recipients.fingerprints();
     meta.annotations
         .get_or_insert_with(BTreeMap::new)
         .insert(annotations::SEALING_KEY.to_owned(), fps.join(","));
@@ -218,13 +215,14 @@ pub(super) fn drop_empty_maps(meta: &mut ObjectMeta) {
 /// Strict needs `namespace` and `name`, namespace-wide needs `namespace`, cluster-wide
 /// neither (upstream's rules and messages). The caller must add the scope annotation to the
 /// SealedSecret the value goes into.
-pub fn seal_raw(
+pub fn seal_raw<'r>(
     value: &[u8],
-    recipients: &[&PublicKey],
+    recipients: impl Into<Recipients<'r>>,
     scope: Scope,
     namespace: Option<&str>,
     name: Option<&str>,
 ) -> Result<String, SealingError> {
+    let recipients = recipients.into();
     if recipients.is_empty() {
         return Err(SealingError::NoRecipient);
     }
@@ -236,5 +234,5 @@ pub fn seal_raw(
     if scope == Scope::Strict && name.is_empty() {
         return Err(SealingError::RawNeedsName);
     }
-    seal_value(recipients, &scope.label(namespace, name), value).map_err(SealingError::EncryptRaw)
+    seal_value(&recipients, &scope.label(namespace, name), value).map_err(SealingError::EncryptRaw)
 }
