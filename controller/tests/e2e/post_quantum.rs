@@ -518,3 +518,52 @@ async fn hostile_post_quantum_values_are_refused_cleanly() {
     assert_eq!(data_of(&s, "v").as_deref(), Some("ok"));
     assert!(c.process.is_running());
 }
+
+/// The real `kubeseal --post-quantum` takes the recipient from the ConfigMap this controller
+/// publishes (`--cert-from-configmap`, plain `get configmaps`), and this controller unseals
+/// what it wrote: the two halves of the recipient contract, end to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeseal_post_quantum_from_our_configmap_unseals() {
+    let env = Env::new().await;
+    let c = env.start_controller(&["--key-renew-period=0"]).await;
+    let r = c.recipient().await.expect("a recipient");
+    wait_configmap_recipient(&env, Some(&r)).await;
+    let ns = env.ns();
+    let (ok, fetched, stderr) = run_kubeseal(
+        &env,
+        &[
+            "--controller-namespace",
+            env.ctrl(),
+            "--cert-from-configmap",
+            "--fetch-recipient",
+        ],
+        b"",
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(fetched, format!("{r}\n"));
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: from-kubeseal\n  namespace: {ns}\nstringData:\n  password: hunter2\n"
+    );
+    let (ok, sealed, stderr) = run_kubeseal(
+        &env,
+        &[
+            "--controller-namespace",
+            env.ctrl(),
+            "--cert-from-configmap",
+            "--post-quantum",
+            "-o",
+            "json",
+        ],
+        secret.as_bytes(),
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let ss: SealedSecret = serde_json::from_str(&sealed).unwrap();
+    let value = ss.spec.encrypted_data.get("password").unwrap();
+    assert!(sealed_secrets_crypto::is_pq(
+        &sealed_secrets_crypto::decode_base64(value).unwrap()
+    ));
+    let (_, s) = env.unseal(&ss).await;
+    assert_eq!(data_of(&s, "password").as_deref(), Some("hunter2"));
+}
