@@ -17,5 +17,6 @@ mod hostile_templates;
 mod http_endpoints;
 mod keys;
 mod multi_v1;
+mod post_quantum;
 mod scenarios;
 mod unseal;
