@@ -258,24 +258,30 @@ fn from_cluster(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
     ))?
 }
 
+/// The controller's certificate ConfigMap (`--cert-from-configmap`): what the certificate and
+/// the post-quantum recipient are read from when the service proxy is out of reach.
+pub(crate) async fn cert_configmap(cert: &CertArgs, kube: &KubeArgs) -> Result<ConfigMap> {
+    let client = cluster::client(kube).await?;
+    let api: Api<ConfigMap> = Api::namespaced(client, &cert.controller_namespace);
+    cluster::retrying(|| api.get(&cert.cert_configmap))
+        .await
+        .map_err(|e| {
+            cluster::api_error(
+                format!(
+                    "cannot get ConfigMap `{}/{}`",
+                    cert.controller_namespace, cert.cert_configmap
+                ),
+                &e,
+                Some(
+                    "check --controller-namespace and --cert-configmap, or drop --cert-from-configmap",
+                ),
+            )
+        })
+}
+
 async fn from_cluster_async(cert: &CertArgs, kube: &KubeArgs) -> Result<Vec<u8>> {
     if cert.cert_from_configmap {
-        let client = cluster::client(kube).await?;
-        let api: Api<ConfigMap> = Api::namespaced(client, &cert.controller_namespace);
-        let cm = cluster::retrying(|| api.get(&cert.cert_configmap))
-            .await
-            .map_err(|e| {
-                cluster::api_error(
-                    format!(
-                        "cannot get ConfigMap `{}/{}`",
-                        cert.controller_namespace, cert.cert_configmap
-                    ),
-                    &e,
-                    Some(
-                        "check --controller-namespace and --cert-configmap, or drop --cert-from-configmap",
-                    ),
-                )
-            })?;
+        let cm = cert_configmap(cert, kube).await?;
         let pem = cm
             .data
             .and_then(|mut d| d.remove("cert.pem"))

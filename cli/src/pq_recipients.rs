@@ -6,8 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::Api;
 use sealed_secrets_api::seal::{AGE_RECIPIENT_CONFIGMAP_KEY, AGE_RECIPIENT_PATH};
 use sealed_secrets_crypto::{MAX_PQ_RECIPIENTS, PqRecipient};
 
@@ -181,22 +179,7 @@ async fn from_cluster_async(cert: &CertArgs, kube: &KubeArgs) -> Result<(Vec<u8>
             "ConfigMap `{}/{}` (data key `{AGE_RECIPIENT_CONFIGMAP_KEY}`)",
             cert.controller_namespace, cert.cert_configmap
         );
-        let client = cluster::client(kube).await?;
-        let api: Api<ConfigMap> = Api::namespaced(client, &cert.controller_namespace);
-        let cm = cluster::retrying(|| api.get(&cert.cert_configmap))
-            .await
-            .map_err(|e| {
-                cluster::api_error(
-                    format!(
-                        "cannot get ConfigMap `{}/{}`",
-                        cert.controller_namespace, cert.cert_configmap
-                    ),
-                    &e,
-                    Some(
-                        "check --controller-namespace and --cert-configmap, or drop --cert-from-configmap",
-                    ),
-                )
-            })?;
+        let cm = crate::certs::cert_configmap(cert, kube).await?;
         let text = cm
             .data
             .and_then(|mut d| d.remove(AGE_RECIPIENT_CONFIGMAP_KEY))

@@ -221,7 +221,7 @@ fn other_clients_confirm_the_key_stays_in_and_the_blob_layout() {
     );
 
     // pkcs11-tool reads the attributes itself.
-    let ours = access_flags(&env, "sealed-secrets-wrap");
+    let ours = env.access_flags("secrkey", "sealed-secrets-wrap");
     for want in ["sensitive", "always sensitive", "never extractable"] {
         assert!(
             ours.iter().any(|f| f == want),
@@ -243,7 +243,7 @@ fn other_clients_confirm_the_key_stays_in_and_the_blob_layout() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let control = access_flags(&env, "exportable");
+    let control = env.access_flags("secrkey", "exportable");
     assert!(control.iter().any(|f| f == "extractable"), "{control:?}");
 
     // PyKCS11 opens our blob with the token, the documented layout and the context's bytes,
@@ -286,31 +286,4 @@ fn gcm_open(env: &TokenEnv, blob: &[u8], aad: &[u8]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// The `Access:` flags pkcs11-tool prints for the secret key labelled `label`.
-fn access_flags(env: &TokenEnv, label: &str) -> Vec<String> {
-    let out = env.pkcs11_tool(&["--list-objects", "--type", "secrkey"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let access = text
-        .split("Secret Key Object")
-        .find(|block| {
-            block
-                .lines()
-                .any(|l| l.trim_start().strip_prefix("label:").map(str::trim) == Some(label))
-        })
-        .and_then(|block| {
-            block
-                .lines()
-                .find(|l| l.trim_start().starts_with("Access:"))
-        })
-        .unwrap_or_else(|| panic!("no Access line for `{label}` in:\n{text}"))
-        .to_owned();
-    let list = access.split_once(':').map(|(_, v)| v).unwrap_or_default();
-    list.split(',').map(|f| f.trim().to_owned()).collect()
 }

@@ -220,36 +220,6 @@ fn adopts_a_key_made_by_pkcs11_tool() {
     );
 }
 
-/// pkcs11-tool's `Access:` line for the private key labelled `label`.
-fn access_line(env: &support::TokenEnv, label: &str) -> String {
-    let out = env.pkcs11_tool(&["--list-objects", "--type", "privkey"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    // One block per object, each starting "Private Key Object".
-    text.split("Private Key Object")
-        .find(|block| {
-            block
-                .lines()
-                .any(|l| l.trim_start().strip_prefix("label:").map(str::trim) == Some(label))
-        })
-        .and_then(|block| {
-            block
-                .lines()
-                .find(|l| l.trim_start().starts_with("Access:"))
-        })
-        .unwrap_or_else(|| panic!("no Access line for `{label}` in:\n{text}"))
-        .to_owned()
-}
-
-fn flags(access: &str) -> Vec<String> {
-    let list = access.split_once(':').map(|(_, v)| v).unwrap_or_default();
-    list.split(',').map(|f| f.trim().to_owned()).collect()
-}
-
 #[test]
 fn keys_we_make_never_were_extractable_says_pkcs11_tool() {
     let Some(env) = token(Module::Kryoptic) else {
@@ -259,7 +229,7 @@ fn keys_we_make_never_were_extractable_says_pkcs11_tool() {
     let key = token.generate_key("sealed-secrets-keyn0exp", 2048).unwrap();
 
     // The second client reads the attributes itself.
-    let ours = flags(&access_line(&env, "sealed-secrets-keyn0exp"));
+    let ours = env.access_flags("privkey", "sealed-secrets-keyn0exp");
     for want in ["sensitive", "always sensitive", "never extractable"] {
         assert!(
             ours.iter().any(|f| f == want),
@@ -285,7 +255,7 @@ fn keys_we_make_never_were_extractable_says_pkcs11_tool() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let control = flags(&access_line(&env, "exportable"));
+    let control = env.access_flags("privkey", "exportable");
     assert!(control.iter().any(|f| f == "extractable"), "{control:?}");
     assert!(
         !control.iter().any(|f| f == "never extractable"),

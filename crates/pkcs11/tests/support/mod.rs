@@ -62,6 +62,39 @@ impl TokenEnv {
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.output().unwrap_or_else(|e| panic!("pkcs11-tool: {e}"))
     }
+
+    /// The `Access:` flags (`sensitive`, `never extractable`, …) that pkcs11-tool itself
+    /// reads for the object labelled `label` of `kind` (`privkey` or `secrkey`).
+    pub fn access_flags(&self, kind: &str, label: &str) -> Vec<String> {
+        let header = match kind {
+            "privkey" => "Private Key Object",
+            "secrkey" => "Secret Key Object",
+            other => panic!("no pkcs11-tool header known for --type {other}"),
+        };
+        let out = self.pkcs11_tool(&["--list-objects", "--type", kind]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // One block per object, each starting with the header.
+        let access = text
+            .split(header)
+            .find(|block| {
+                block
+                    .lines()
+                    .any(|l| l.trim_start().strip_prefix("label:").map(str::trim) == Some(label))
+            })
+            .and_then(|block| {
+                block
+                    .lines()
+                    .find(|l| l.trim_start().starts_with("Access:"))
+            })
+            .unwrap_or_else(|| panic!("no Access line for `{label}` in:\n{text}"));
+        let list = access.split_once(':').map(|(_, v)| v).unwrap_or_default();
+        list.split(',').map(|f| f.trim().to_owned()).collect()
+    }
 }
 
 fn repo() -> PathBuf {
