@@ -135,6 +135,20 @@ impl Env {
             .unwrap_or_else(|e| panic!("kubectl {args:?}: {e}"))
     }
 
+    /// Waits for SealedSecret `namespace/name`'s `Synced` condition to be `False` (a
+    /// controller's refusal) and returns that condition.
+    pub fn await_synced_false(&self, namespace: &str, name: &str, what: &str) -> Value {
+        eventually(what, TIMEOUT, || {
+            let ss = self.get_json(&["sealedsecret", name, "-n", namespace])?;
+            let cond = ss["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Synced")?
+                .clone();
+            (cond["status"] == "False").then_some(cond)
+        })
+    }
+
     pub fn get_json(&self, args: &[&str]) -> Option<Value> {
         let mut full = vec!["get"];
         full.extend_from_slice(args);

@@ -118,18 +118,10 @@ fn our_kubeseal_seals_for_upstream_controller() {
         &secret_yaml(Some(&ns), "multi", "", "stringData:\n  k: two-recipients\n"),
     );
     env.create(&multi);
-    let status = eventually(
+    let status = env.await_synced_false(
+        &ns,
+        "multi",
         "upstream's verdict on the multi-recipient SealedSecret",
-        TIMEOUT,
-        || {
-            let ss = env.get_json(&["sealedsecret", "multi", "-n", &ns])?;
-            let cond = ss["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .find(|c| c["type"] == "Synced")?
-                .clone();
-            (cond["status"] == "False").then_some(cond)
-        },
     );
     let message = status["message"].as_str().unwrap_or_default();
     assert!(

@@ -7,7 +7,7 @@ use harness::upstream::{skip_unless_real, upstream_binary};
 use sealed_secrets_api::seal::{AGE_KEY_FIELD, AGE_RECIPIENT_PATH};
 use sealed_secrets_crypto::{PqRecipient, Scope, encode_base64, seal_pq};
 
-use crate::common::{Env, TIMEOUT, assert_all_produced, assert_clean_log, eventually};
+use crate::common::{Env, assert_all_produced, assert_clean_log};
 use crate::sealing::seal_many;
 
 #[test]
@@ -64,19 +64,7 @@ fn upstream_controller_takes_over_our_key_secrets_with_their_post_quantum_field(
         "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: pq\n  namespace: {ns}\nspec:\n  encryptedData:\n    password: {}\n",
         encode_base64(&ct)
     ));
-    let status = eventually(
-        "upstream's verdict on the post-quantum value",
-        TIMEOUT,
-        || {
-            let ss = env.get_json(&["sealedsecret", "pq", "-n", &ns])?;
-            let cond = ss["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .find(|c| c["type"] == "Synced")?
-                .clone();
-            (cond["status"] == "False").then_some(cond)
-        },
-    );
+    let status = env.await_synced_false(&ns, "pq", "upstream's verdict on the post-quantum value");
     assert!(!status.to_string().contains("hunter2"), "{status}");
     assert!(env.get_json(&["secret", "pq", "-n", &ns]).is_none());
     let later = seal_many(
