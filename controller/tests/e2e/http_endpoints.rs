@@ -299,6 +299,12 @@ async fn idle_connections_are_capped() {
         .start_controller(&["--max-connections=50", "--read-header-timeout=30s"])
         .await;
     let port: u16 = c.http.rsplit(':').next().unwrap().parse().unwrap();
+    // The readiness checks' connections gone first, so that what is counted below is the
+    // flood's alone.
+    eventually("the controller to hold no connection", TIMEOUT, || async {
+        (hostile::held_connections(c.pid(), port) == 0).then_some(())
+    })
+    .await;
     // All at once, each connect bounded: once the kernel's backlog is full a connect hangs in
     // SYN retries, and such a connection is not held by the process either.
     let mut tasks = tokio::task::JoinSet::new();

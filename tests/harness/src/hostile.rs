@@ -184,9 +184,11 @@ pub fn raise_open_files(want: u64) -> u64 {
 }
 
 /// Connections to local `port` that process `pid` holds open: its socket descriptors whose
-/// TCP entry has that local port and is not the listener. Counting exactly these, not every
+/// TCP entry has that local port and is established. Counting exactly these, not every
 /// descriptor, keeps the figure free of the controller's own API connections, timers and
-/// files, which come and go on their own schedule.
+/// files, which come and go on their own schedule; and of connections the peer has already
+/// closed (`CLOSE_WAIT`: a readiness check's, say), which the process is about to close and
+/// which no client holds.
 pub fn held_connections(pid: u32, port: u16) -> usize {
     let inodes: std::collections::HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .into_iter()
@@ -202,7 +204,7 @@ pub fn held_connections(pid: u32, port: u16) -> usize {
         })
         .collect();
     tcp_entries(pid)
-        .filter(|e| e.local_port == port && !e.listening && inodes.contains(&e.inode))
+        .filter(|e| e.local_port == port && e.established && inodes.contains(&e.inode))
         .count()
 }
 
@@ -218,6 +220,9 @@ pub fn accept_backlog(pid: u32, port: u16) -> Option<u64> {
 struct TcpEntry {
     local_port: u16,
     listening: bool,
+    /// `ESTABLISHED`: neither side has closed (a peer's close turns it into `CLOSE_WAIT`
+    /// until the process notices and closes its end).
+    established: bool,
     /// For a listener, the length of its accept queue.
     rx_queue: u64,
     inode: u64,
@@ -239,6 +244,7 @@ fn tcp_entries(pid: u32) -> impl Iterator<Item = TcpEntry> {
                     Some(TcpEntry {
                         local_port,
                         listening: *f.get(3)? == "0A",
+                        established: *f.get(3)? == "01",
                         rx_queue,
                         inode: f.get(9)?.parse().ok()?,
                     })
