@@ -73,6 +73,9 @@ pub struct Metrics {
     /// Multi-recipient version-1 values met by the key rings (`FORMAT.md` §2.2), read at
     /// scrape time by [`MultiV1Collector`].
     multi_v1: Arc<MultiV1Tally>,
+    /// The key-wrapping state, set at start-up when keys are wrapped
+    /// ([`crate::keywrap::metrics`]).
+    pub key_wrap: crate::keywrap::metrics::KeyWrapSlot,
 }
 
 impl Default for Metrics {
@@ -164,6 +167,10 @@ impl Metrics {
 
         let multi_v1 = Arc::new(MultiV1Tally::default());
         reg.register_collector(Box::new(MultiV1Collector(multi_v1.clone())));
+        let key_wrap = crate::keywrap::metrics::KeyWrapSlot::default();
+        reg.register_collector(Box::new(crate::keywrap::metrics::KeyWrapCollector(
+            key_wrap.clone(),
+        )));
 
         Self {
             registry: root,
@@ -179,6 +186,7 @@ impl Metrics {
             leader,
             rsa_decryptions,
             multi_v1,
+            key_wrap,
         }
     }
 

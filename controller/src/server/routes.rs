@@ -20,6 +20,7 @@ const INSTRUMENTED: [&str; 3] = ["/v1/verify", "/v1/rotate", "/v1/cert.pem"];
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/healthz", any(healthz))
+        .route("/readyz", any(readyz))
         .route("/v1/cert.pem", any(cert))
         .route("/v1/verify", any(verify))
         .route("/v1/rotate", any(rotate))
@@ -92,6 +93,19 @@ async fn healthz() -> Response {
         "ok\n",
     )
         .into_response()
+}
+
+/// Readiness: 503 while no key is usable; the body names every key Secret whose wrapped key
+/// does not open (crate::keywrap::readiness).
+async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
+    let usable = state.keys.snapshot().keys.len();
+    let (ready, body) = crate::keywrap::readiness(usable, &state.keys.key_wrap().unusable());
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    text(code, body)
 }
 
 async fn cert(State(state): State<Arc<ServerState>>) -> Response {
