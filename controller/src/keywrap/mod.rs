@@ -40,6 +40,10 @@ use crate::keys::{Keys, startup_backoff};
 /// and the post-quantum identity stored beside it. `tls.crt` stays in the clear.
 pub const PRIVATE_FIELDS: [&str; 2] = ["tls.key", "age.key"];
 
+/// Type of a wrapped key Secret. Not `kubernetes.io/tls`, whose validation requires a
+/// `tls.key`; a type of our own also tells `kubectl get secret` readers what it holds.
+pub const WRAPPED_SECRET_TYPE: &str = "sealed-secrets-rs.dev/wrapped-key";
+
 /// Reason of the Warning Event on a key Secret that does not unwrap.
 pub const REASON_UNWRAP_FAILED: &str = "KeyUnwrapFailed";
 /// Reason of the Normal Event on a key Secret that unwrapped after failing.
@@ -281,6 +285,7 @@ impl KeyWrap {
         let name = new_key_name(prefix, &mut rand::rng());
         secret.metadata.name = Some(name.clone());
         secret.metadata.generate_name = None;
+        secret.type_ = Some(WRAPPED_SECRET_TYPE.to_owned());
         let payload = take_private_fields(&mut secret);
         let envelope = WrappedKey::seal(wrapper.as_ref(), &payload, &self.context(&name))
             .await

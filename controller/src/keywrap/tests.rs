@@ -141,6 +141,7 @@ async fn a_new_key_is_stored_wrapped_and_opens_with_one_call() {
     assert!(fresh.is_some());
     let name = wrapped.metadata.name.clone().unwrap();
     assert!(name.starts_with("k-") && wrapped.metadata.generate_name.is_none());
+    assert_eq!(wrapped.type_.as_deref(), Some(WRAPPED_SECRET_TYPE));
     let data = wrapped.data.as_ref().unwrap();
     assert!(data.contains_key(WRAPPED_KEY_FIELD) && data.contains_key("tls.crt"));
     assert!(!data.contains_key("tls.key") && !data.contains_key("age.key"));

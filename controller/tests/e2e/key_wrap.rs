@@ -167,6 +167,10 @@ fn sample(text: &str, series: &str) -> f64 {
 /// client, to a key whose PEM is then looked for in `log`.
 async fn assert_wrapped(kms: &LocalKms, s: &Secret, log: &str) {
     let name = s.metadata.name.clone().unwrap();
+    assert_eq!(
+        s.type_.as_deref(),
+        Some("sealed-secrets-rs.dev/wrapped-key")
+    );
     let data = s.data.as_ref().unwrap();
     assert!(!data.contains_key("tls.key"), "{name} holds a plain key");
     assert!(
