@@ -109,7 +109,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     // Wrapped keys waiting for the key management service: no leader duties (key generation,
     // unsealing) until they open, so an outage at start neither adds a key nor marks values
     // sealed to a waiting key as failed. /healthz and /readyz answer meanwhile.
-    if !key_wrap.unusable().values().all(|u| !u.transient) {
+    if key_wrap.unusable().values().any(|u| u.transient) {
         tracing::warn!("waiting for wrapped keys to unwrap before leading");
         key_wrap.settled().await;
     }
