@@ -382,16 +382,21 @@ impl Keys {
         let (secret, fresh) = self.key_wrap().seal_new(secret, &self.args.prefix).await?;
         let api: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
         fence.check()?;
+        // Remembered before the write: the watcher may see the new Secret before the create
+        // call returns, and must not unwrap what this process just wrapped.
+        let wrapped_name = fresh.map(|f| self.key_wrap().remember(f));
         let created = api
             .create(&PostParams::default(), &secret)
             .await
-            .map_err(|source| KeyGenError::Write {
-                namespace: self.namespace.clone(),
-                source,
+            .map_err(|source| {
+                if let Some(n) = &wrapped_name {
+                    self.key_wrap().forget(n);
+                }
+                KeyGenError::Write {
+                    namespace: self.namespace.clone(),
+                    source,
+                }
             })?;
-        if let Some(fresh) = fresh {
-            self.key_wrap().remember(fresh);
-        }
         let fp = key.fingerprint().clone();
         let name = created.metadata.name.unwrap_or_default();
         tracing::info!(secret = %name, fingerprint = %fp, "new key written");

@@ -315,11 +315,12 @@ impl KeyWrap {
         ))
     }
 
-    /// Remembers a key this process wrapped and wrote.
-    pub fn remember(&self, fresh: Fresh) {
+    /// Remembers a key this process wrapped (and is writing); returns its Secret's name.
+    pub fn remember(&self, fresh: Fresh) -> String {
         self.state()
             .opened
-            .insert(fresh.name, (fresh.envelope, fresh.payload));
+            .insert(fresh.name.clone(), (fresh.envelope, fresh.payload));
+        fresh.name
     }
 
     /// Forgets a key Secret that was deleted or is no longer active.

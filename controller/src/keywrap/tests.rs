@@ -165,7 +165,7 @@ async fn a_new_key_is_stored_wrapped_and_opens_with_one_call() {
     }
     assert_eq!(kms.stats.unwraps(), 1);
     // The writer itself remembers what it wrapped: no call at all.
-    kw.remember(fresh.unwrap());
+    assert_eq!(kw.remember(fresh.unwrap()), name);
     assert!(matches!(kw.open(&wrapped).await, Opened::Unwrapped(_)));
     assert_eq!(kms.stats.unwraps(), 1);
 }

@@ -354,3 +354,130 @@ async fn a_wrapped_key_copied_to_another_secret_is_refused_and_reported() {
     assert_eq!(stored.data, copy.data);
     assert_eq!(env.key_secrets().await.len(), 2);
 }
+
+/// A kryoptic token (tests/hsm/token.sh) with an AES-256 wrapping key made by OpenSC's
+/// `pkcs11-tool`, as an operator would adopt one; `None` (after saying why) off CI when the
+/// token cannot be built.
+fn pkcs11_token(dir: &std::path::Path) -> Option<std::collections::HashMap<String, String>> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/hsm/token.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .args(["init", dir.to_str().unwrap(), "sealed-secrets-e2e"])
+        .output()
+        .unwrap();
+    let on_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(!on_ci, "CI=true: the PKCS#11 test token must build: {why}");
+        let _ = writeln!(std::io::stderr(), "SKIPPED: no PKCS#11 test token: {why}");
+        return None;
+    }
+    let vars: std::collections::HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let pin = std::fs::read_to_string(&vars["SEALED_SECRETS_PKCS11_PIN_FILE"]).unwrap();
+    let keygen = Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(&vars["SEALED_SECRETS_PKCS11_MODULE"])
+        .args([
+            "--token-label",
+            "sealed-secrets-e2e",
+            "--login",
+            "--pin",
+            pin.trim(),
+        ])
+        .args([
+            "--keygen",
+            "--key-type",
+            "AES:32",
+            "--label",
+            "sealed-secrets-wrap",
+        ])
+        .args(["--sensitive"])
+        .env("KRYOPTIC_CONF", &vars["KRYOPTIC_CONF"])
+        .output()
+        .unwrap();
+    assert!(
+        keygen.status.success(),
+        "pkcs11-tool --keygen: {}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
+    Some(vars)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pkcs11_wrapped_keys_fresh_start_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(vars) = pkcs11_token(dir.path()) else {
+        return;
+    };
+    let env = Env::new().await;
+    let spawn = || {
+        let http = format!("127.0.0.1:{}", free_port().unwrap());
+        let metrics = format!("127.0.0.1:{}", free_port().unwrap());
+        let mut cmd = Command::new(controller_binary());
+        cmd.env("KUBECONFIG", env.cluster.kubeconfig())
+            .env("POD_NAMESPACE", env.ctrl())
+            .env("RUST_LOG", "warn,sealed_secrets_controller=debug")
+            .env("KRYOPTIC_CONF", &vars["KRYOPTIC_CONF"])
+            .args(["--listen-addr", &http, "--listen-metrics-addr", &metrics])
+            .args([
+                "--key-size",
+                "2048",
+                "--leader-election=false",
+                "--log-info-stdout=false",
+            ])
+            .args(["--key-renew-period=0", "--key-wrap-backend=pkcs11"])
+            .args([
+                "--key-wrap-key=sealed-secrets-wrap",
+                "--key-wrap-cluster",
+                CLUSTER,
+            ])
+            .args(["--key-wrap-pkcs11-token=sealed-secrets-e2e"])
+            .arg(format!(
+                "--key-wrap-pkcs11-module={}",
+                vars["SEALED_SECRETS_PKCS11_MODULE"]
+            ))
+            .arg(format!(
+                "--key-wrap-pkcs11-pin-file={}",
+                vars["SEALED_SECRETS_PKCS11_PIN_FILE"]
+            ));
+        let process = Process::spawn(cmd, env.cluster.temp_dir()).unwrap();
+        let c = Controller {
+            process,
+            http,
+            metrics,
+        };
+        if let Err(e) = wait_for_port(&c.http, TIMEOUT) {
+            panic!("controller did not listen: {e}\n{}", c.process.log());
+        }
+        c
+    };
+    let unwraps =
+        "sealed_secrets_controller_key_wrap_calls_total{backend=\"pkcs11\",operation=\"unwrap\"}";
+    let mut c = spawn();
+    eventually("a certificate", TIMEOUT, || async { c.cert().await }).await;
+    let keys = env.key_secrets().await;
+    assert_eq!(keys.len(), 1);
+    let data = keys[0].data.as_ref().unwrap();
+    assert!(data.contains_key(WRAPPED_KEY_FIELD) && !data.contains_key("tls.key"));
+    let ann = keys[0].metadata.annotations.as_ref().unwrap();
+    assert_eq!(ann["sealed-secrets-rs.dev/key-wrap-backend"], "pkcs11");
+    let served = env.served_key(&c).await;
+    c.process.stop();
+    assert!(!c.process.log().contains("PRIVATE KEY"));
+
+    let mut c = spawn();
+    eventually("a certificate after restart", TIMEOUT, || async {
+        c.cert().await
+    })
+    .await;
+    assert_eq!(env.served_key(&c).await, served);
+    let ss = seal(env.ns(), "s", &[("a", "b")], &served, json!({}));
+    env.unseal(&ss).await;
+    assert_eq!(sample(&c.metrics_text().await, unwraps), 1.0);
+    assert_eq!(env.key_secrets().await.len(), 1);
+    c.process.stop();
+}
