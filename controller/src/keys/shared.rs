@@ -95,7 +95,10 @@ impl Keys {
     pub async fn load(&self, secret: &Secret) {
         match self.key_wrap().open(secret).await {
             crate::keywrap::Opened::Plain => self.load_and_register(secret),
-            crate::keywrap::Opened::Unwrapped(s) => self.load_and_register(&s),
+            crate::keywrap::Opened::Unwrapped(s) => {
+                self.load_and_register(&s);
+                self.key_wrap().registered(secret).await;
+            }
             crate::keywrap::Opened::Unusable => {}
         }
     }

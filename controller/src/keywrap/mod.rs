@@ -379,14 +379,24 @@ impl KeyWrap {
             Ok(s) => s,
             Err(e) => return self.failed(secret, e.to_string(), false).await,
         };
+        self.state()
+            .opened
+            .insert(name.clone(), (envelope, payload));
+        tracing::info!(secret = %name, backend = wrapper.backend(), "unwrapped key");
+        Opened::Unwrapped(Box::new(restored))
+    }
+
+    /// Called once the key registry has read an unwrapped key Secret: it is no longer
+    /// unusable. Only now, so that whoever waits for [`Self::settled`] (the start of the
+    /// leader's duties) finds the key registered, not missing.
+    pub async fn registered(&self, secret: &Secret) {
+        let name = secret.metadata.name.clone().unwrap_or_default();
         let was_unusable = {
             let mut st = self.state();
-            st.opened.insert(name.clone(), (envelope, payload));
             let was = st.unusable.remove(&name).is_some();
             self.publish_waiting(&st);
             was
         };
-        tracing::info!(secret = %name, backend = wrapper.backend(), "unwrapped key");
         if was_unusable {
             self.event(
                 secret,
@@ -396,7 +406,6 @@ impl KeyWrap {
             )
             .await;
         }
-        Opened::Unwrapped(Box::new(restored))
     }
 
     fn forget_unusable(&self, name: &str) {
