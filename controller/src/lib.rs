@@ -111,7 +111,14 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     // sealed to a waiting key as failed. /healthz and /readyz answer meanwhile.
     if key_wrap.unusable().values().any(|u| u.transient) {
         tracing::warn!("waiting for wrapped keys to unwrap before leading");
-        key_wrap.settled().await;
+        tokio::select! {
+            () = key_wrap.settled() => {}
+            () = signals.terminated() => {
+                tracing::info!("shutting down");
+                tasks.drain().await;
+                return Ok(());
+            }
+        }
     }
     let lead = Leadership::start(&cfg.leader, &namespace, &client, &metrics);
 

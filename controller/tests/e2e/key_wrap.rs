@@ -270,6 +270,8 @@ async fn kms_down_at_start_is_reported_then_keys_open_when_it_is_back() {
 
     kms.signal("-STOP");
     let c = kms.spawn(&env, &["--key-renew-period=0"]);
+    // A second replica, stopped while it waits: SIGTERM ends the wait.
+    let mut other = kms.spawn(&env, &["--key-renew-period=0"]);
     // The first unwrap times out (10 s), then the servers start and say why they are not ready.
     eventually(
         "/readyz to name the waiting key",
@@ -281,6 +283,28 @@ async fn kms_down_at_start_is_reported_then_keys_open_when_it_is_back() {
     )
     .await;
     assert_eq!(c.get("/healthz").await.status, 200);
+    eventually(
+        "the second replica to wait",
+        Duration::from_secs(60),
+        || async {
+            let r = try_http(&other.http, "GET", "/readyz", &[], b"")
+                .await
+                .ok()?;
+            (r.status == 503).then_some(())
+        },
+    )
+    .await;
+    other.signal("TERM");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while other.process.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGTERM did not end a replica waiting for its keys:\n{}",
+            other.process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(other.process.log().contains("shutting down"));
     let series =
         format!("sealed_secrets_controller_keys_unusable{{secret=\"{name}\",transient=\"true\"}}");
     eventually("the unusable-key metric", TIMEOUT, || async {
