@@ -1,5 +1,6 @@
 //! Publishes the certificates to a ConfigMap in the controller namespace (docs/design.md:
-//! `cert.pem` = newest, `certs.pem` = all active, newest first), so that `kubeseal
+//! `cert.pem` = newest, `certs.pem` = all active, newest first, and `age-recipient.txt` = the
+//! newest key's post-quantum recipient when it has one), so that `kubeseal
 //! --cert-from-configmap` needs only `get configmaps` instead of the service proxy, which
 //! breaks on private GKE and firewalled control planes (§9.1, upstream #368).
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
+use sealed_secrets_api::seal::AGE_RECIPIENT_CONFIGMAP_KEY;
 
 use crate::keys::{KeySnapshot, Keys};
 
@@ -43,10 +45,16 @@ pub fn configmap_data(snap: &KeySnapshot) -> Option<BTreeMap<String, String>> {
             all.push('\n');
         }
     }
-    Some(BTreeMap::from([
+    let mut data = BTreeMap::from([
         (CERT_KEY.to_owned(), newest.cert.pem().to_owned()),
         (CERTS_KEY.to_owned(), all),
-    ]))
+    ]);
+    // Absent (not empty) when the newest key is RSA-only, as `/v1/age-recipient.txt` answers
+    // 404 then: a reader never takes an older key's recipient for the newest.
+    if let Some(r) = &newest.pq_recipient {
+        data.insert(AGE_RECIPIENT_CONFIGMAP_KEY.to_owned(), format!("{r}\n"));
+    }
+    Some(data)
 }
 
 async fn publish_once(
@@ -114,5 +122,55 @@ pub async fn run(client: kube::Client, namespace: String, name: String, keys: Ar
         if changed.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use sealed_secrets_crypto::{CertParams, PqIdentity, PrivateKey};
+
+    use super::*;
+    use crate::keys::{KeyArgs, LoadedKey};
+
+    fn keys_with(pq: Option<PqIdentity>) -> Arc<Keys> {
+        let keys = Keys::new(
+            KeyArgs::parse_for_test(&["--key-size=2048", "--key-ttl=1h"]),
+            "kube-system".into(),
+            Arc::new(crate::metrics::Metrics::new()),
+        );
+        let key = PrivateKey::generate(2048).unwrap();
+        let cert = key.self_signed_certificate(&CertParams::default()).unwrap();
+        keys.register(LoadedKey {
+            secret_name: "k".into(),
+            key,
+            cert,
+            order_time: SystemTime::now(),
+            foreign: false,
+            future_not_before: false,
+            pq,
+            pq_error: None,
+        });
+        keys
+    }
+
+    #[test]
+    fn the_newest_keys_recipient_is_published_beside_the_certificates_when_it_has_one() {
+        let id = PqIdentity::generate().unwrap();
+        let data = configmap_data(&keys_with(Some(id.clone())).snapshot()).unwrap();
+        assert_eq!(
+            data[AGE_RECIPIENT_CONFIGMAP_KEY],
+            format!("{}\n", id.recipient())
+        );
+        assert!(data[AGE_RECIPIENT_CONFIGMAP_KEY].starts_with("age1pq1"));
+        assert!(data.contains_key(CERT_KEY) && data.contains_key(CERTS_KEY));
+
+        let rsa_only = configmap_data(&keys_with(None).snapshot()).unwrap();
+        assert_eq!(
+            rsa_only.keys().map(String::as_str).collect::<Vec<_>>(),
+            [CERT_KEY, CERTS_KEY]
+        );
     }
 }

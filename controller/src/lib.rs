@@ -23,6 +23,7 @@ pub mod duties;
 pub mod env;
 pub mod events;
 pub mod flags;
+pub mod format_census;
 pub mod keys;
 pub mod keywrap;
 pub mod leader;

@@ -16,6 +16,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use sealed_secrets_crypto::MultiV1Tally;
 
+use crate::format_census::{CensusCollector, FormatCensus};
 use crate::version::{GIT_COMMIT, VERSION};
 
 /// A label set: static keys, owned values.
@@ -32,6 +33,9 @@ const DEFAULT_BUCKETS: [f64; 11] = [
 fn duration_histogram() -> Histogram {
     Histogram::new(DEFAULT_BUCKETS)
 }
+
+/// The `format` label values of `format_values_opened_total` (`ValueFormat::as_str`).
+const VALUE_FORMATS: [&str; 3] = ["rsa", "rsa-multi", "post-quantum"];
 
 /// Why a reconcile failed, as upstream's `reason` label (§5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,9 +69,11 @@ pub struct Metrics {
     http_requests: Family<Labels, Counter>,
     http_duration: Family<Labels, Histogram, fn() -> Histogram>,
     key_values_opened: Family<Labels, Counter>,
+    format_values_opened: Family<Labels, Counter>,
     key_created: Family<Labels, Gauge>,
     pub keys_active: Gauge,
     pub keys_foreign: Gauge,
+    pub keys_post_quantum: Gauge,
     pub leader: Gauge,
     pub rsa_decryptions: Counter,
     /// Multi-recipient version-1 values met by the key rings (`FORMAT.md` §2.2), read at
@@ -76,6 +82,9 @@ pub struct Metrics {
     /// The key-wrapping state, set at start-up when keys are wrapped
     /// ([`crate::keywrap::metrics`]).
     pub key_wrap: crate::keywrap::metrics::KeyWrapSlot,
+    /// Values per format of every reconciled SealedSecret, read at scrape time by
+    /// [`CensusCollector`].
+    census: Arc<FormatCensus>,
 }
 
 impl Default for Metrics {
@@ -138,6 +147,17 @@ impl Metrics {
             "Values decrypted by each key",
             key_values_opened.clone(),
         );
+        let format_values_opened = Family::<Labels, Counter>::default();
+        // Every format's series exists from the start, so that a dashboard's ratio of
+        // post-quantum to RSA values reads 0, not "no data", before the first of each.
+        for format in VALUE_FORMATS {
+            drop(format_values_opened.get_or_create(&vec![("format", format.to_owned())]));
+        }
+        reg.register(
+            "format_values_opened",
+            "Values decrypted by unsealing, by format (rsa, rsa-multi, post-quantum)",
+            format_values_opened.clone(),
+        );
         let key_created = Family::<Labels, Gauge>::default();
         reg.register(
             "key_created_timestamp_seconds",
@@ -151,6 +171,12 @@ impl Metrics {
             "keys_foreign",
             "Number of active keys the controller did not generate (no sealed-secrets-rs.dev/key-origin annotation)",
             keys_foreign.clone(),
+        );
+        let keys_post_quantum = Gauge::default();
+        reg.register(
+            "keys_post_quantum",
+            "Number of active keys with a post-quantum identity (age.key in their key Secret)",
+            keys_post_quantum.clone(),
         );
         let leader = Gauge::default();
         reg.register(
@@ -171,6 +197,8 @@ impl Metrics {
         reg.register_collector(Box::new(crate::keywrap::metrics::KeyWrapCollector(
             key_wrap.clone(),
         )));
+        let census = Arc::new(FormatCensus::default());
+        reg.register_collector(Box::new(CensusCollector(census.clone())));
 
         Self {
             registry: root,
@@ -180,13 +208,16 @@ impl Metrics {
             http_requests,
             http_duration,
             key_values_opened,
+            format_values_opened,
             key_created,
             keys_active,
             keys_foreign,
+            keys_post_quantum,
             leader,
             rsa_decryptions,
             multi_v1,
             key_wrap,
+            census,
         }
     }
 
@@ -225,10 +256,24 @@ impl Metrics {
             .set(value);
     }
 
-    /// Drops the condition series of a deleted SealedSecret.
+    /// Drops what is kept per SealedSecret once it is deleted: its condition series and its
+    /// values in `sealed_values` ([`FormatCensus`]).
     pub fn remove_condition(&self, namespace: &str, name: &str, instance: &str) {
         self.condition_info
             .remove(&condition_labels(namespace, name, instance));
+        self.census.forget(namespace, name);
+    }
+
+    /// Records the values per format of `ss` (`namespace/name`) as of this reconcile, for
+    /// `sealed_values{format}`: reads the values' first bytes only.
+    pub fn record_value_formats(
+        &self,
+        namespace: &str,
+        name: &str,
+        ss: &sealed_secrets_api::SealedSecret,
+    ) {
+        self.census
+            .record(namespace, name, crate::format_census::value_formats(ss));
     }
 
     pub fn observe_http(&self, path: &str, method: &str, code: u16, seconds: f64) {
@@ -249,6 +294,16 @@ impl Metrics {
         self.key_values_opened
             .get_or_create(&vec![("fingerprint", fingerprint.to_owned())])
             .inc_by(count);
+    }
+
+    /// Counts values opened by unsealing, per format (`format_values_opened_total`): how many
+    /// values still depend on RSA alone, the migration view of `FORMAT.md` §3.
+    pub fn values_opened_by_format(&self, formats: &std::collections::BTreeMap<&'static str, u64>) {
+        for (format, count) in formats {
+            self.format_values_opened
+                .get_or_create(&vec![("format", (*format).to_owned())])
+                .inc_by(*count);
+        }
     }
 
     /// Replaces the per-key gauges with the current set of keys.
@@ -403,6 +458,8 @@ mod tests {
         m.set_condition("ns1", "s1", "app", "False");
         m.observe_http("/v1/verify", "POST", 409, 0.01);
         m.values_opened("SHA256:abc", 3);
+        m.values_opened_by_format(&[("post-quantum", 2), ("rsa", 1)].into_iter().collect());
+        m.values_opened_by_format(&[("post-quantum", 1)].into_iter().collect());
         let text = m.encode();
         for needle in [
             "sealed_secrets_controller_build_info{revision=\"v",
@@ -412,6 +469,11 @@ mod tests {
             "sealed_secrets_controller_http_requests_total{path=\"/v1/verify\",code=\"409\",method=\"post\"} 1",
             "sealed_secrets_controller_http_request_duration_seconds_bucket{",
             "sealed_secrets_controller_key_values_opened_total{fingerprint=\"SHA256:abc\"} 3",
+            "sealed_secrets_controller_format_values_opened_total{format=\"post-quantum\"} 3",
+            "sealed_secrets_controller_format_values_opened_total{format=\"rsa\"} 1",
+            "sealed_secrets_controller_format_values_opened_total{format=\"rsa-multi\"} 0",
+            "sealed_secrets_controller_sealed_values{format=\"rsa\"} 0",
+            "sealed_secrets_controller_sealed_values{format=\"post-quantum\"} 0",
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",
             "sealed_secrets_controller_multi_recipient_v1_values_total{outcome=\"accepted\"} 0",

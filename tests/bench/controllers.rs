@@ -56,8 +56,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
-use sealed_secrets_api::{SealOptions, SealedSecret, seal_manifests};
-use sealed_secrets_crypto::{CertParams, KeyRing, PrivateKey, Scope};
+use sealed_secrets_api::seal::AGE_KEY_FIELD;
+use sealed_secrets_api::{Recipients, SealOptions, SealedSecret, seal_manifests};
+use sealed_secrets_crypto::{CertParams, KeyRing, PqIdentity, PrivateKey, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -79,7 +80,8 @@ struct RunConfig {
     /// `BENCH_UPSTREAM_ARGS`: extra flags for upstream's controller (e.g.
     /// `--kubeclient-qps=-1`: its API client is limited to 5 requests a second by default).
     upstream_args: Vec<String>,
-    /// `BENCH_DATA`: `rr`, `newest` or `hinted-rr`.
+    /// `BENCH_DATA`: `rr`, `newest`, `hinted-rr` or `pq` (ours only: round-robin, every value
+    /// post-quantum, crates/crypto/FORMAT.md §3).
     data: String,
     /// `BENCH_KEYS_DIR`: where the 13 keys are kept between runs.
     keys_dir: PathBuf,
@@ -115,8 +117,8 @@ impl RunConfig {
         );
         let data = env_or("BENCH_DATA", "rr");
         assert!(
-            ["rr", "newest", "hinted-rr"].contains(&data.as_str()),
-            "BENCH_DATA=`{data}`: expected `rr`, `newest` or `hinted-rr`"
+            ["rr", "newest", "hinted-rr", "pq"].contains(&data.as_str()),
+            "BENCH_DATA=`{data}`: expected `rr`, `newest`, `hinted-rr` or `pq`"
         );
         let latency_rates = env_or("BENCH_LATENCY", "")
             .split(',')
@@ -602,6 +604,22 @@ fn keys(dir: &Path) -> Vec<(PrivateKey, String)> {
         .collect()
 }
 
+/// The post-quantum identity beside each of the 13 keys (as our controller generates one per
+/// key, in the key Secret's `age.key`): read from `dir`, or generated and stored there.
+fn pq_identities(dir: &Path) -> Vec<PqIdentity> {
+    (0..KEYS)
+        .map(|i| {
+            let p = dir.join(format!("age{i:02}.txt"));
+            if let Ok(text) = std::fs::read_to_string(&p) {
+                return text.trim().parse().unwrap();
+            }
+            let id = PqIdentity::generate().unwrap();
+            std::fs::write(&p, format!("{}\n", id.to_age_string().as_str())).unwrap();
+            id
+        })
+        .collect()
+}
+
 /// One RSA-4096 decrypt (one value opened by a ring of one key), median of 21, in ms.
 fn one_decrypt_ms(key: &PrivateKey) -> f64 {
     let label = Scope::Strict.label("ns", "name");
@@ -623,9 +641,11 @@ fn value_of(name: &str, k: usize) -> String {
     format!("{name}-value-{k}-{}", "x".repeat(24))
 }
 
-/// SealedSecrets `names[i]` sealed with key `key_of(i)`, as JSON, with or without our hint.
+/// SealedSecrets `names[i]` sealed with key `key_of(i)`, as JSON, with or without our hint;
+/// with `pq`, to that key's post-quantum recipient instead (the format carries its own hint).
 fn seal_objects(
     keys: &[(PrivateKey, String)],
+    pq: Option<&[PqIdentity]>,
     names: &[String],
     key_of: impl Fn(usize) -> usize,
     hinted: bool,
@@ -647,17 +667,20 @@ fn seal_objects(
             })
             .collect();
         let input = json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
-        let sealed = seal_manifests(
-            input.as_bytes(),
-            &[key.public_key()],
-            &SealOptions::default(),
-        )
-        .unwrap();
+        let rsa = [key.public_key()];
+        let pq_recipient = pq.map(|ids| [ids[k].recipient()]);
+        let recipients = match &pq_recipient {
+            Some(r) => Recipients::PostQuantum(r),
+            None => Recipients::Rsa(&rsa),
+        };
+        let sealed = seal_manifests(input.as_bytes(), recipients, &SealOptions::default()).unwrap();
         assert_eq!(sealed.len(), idx.len());
         for (&i, ss) in idx.iter().zip(sealed) {
             let mut v = serde_json::to_value(&ss).unwrap();
             let annotations = &mut v["metadata"]["annotations"];
-            if !hinted {
+            if pq.is_some() {
+                // The recipients stanza is the hint; no annotation to add or remove.
+            } else if !hinted {
                 if let Some(a) = annotations.as_object_mut() {
                     a.remove(SEALING_KEY);
                 }
@@ -749,7 +772,7 @@ fn kubectl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> String {
 }
 
 /// `deploy/base`, upstream's chart RBAC, the key Secrets and the bench namespace.
-fn prepare(cluster: &Cluster, keys: &[(PrivateKey, String)]) {
+fn prepare(cluster: &Cluster, keys: &[(PrivateKey, String)], pq: &[PqIdentity]) {
     let base = workspace_root().join("deploy/base");
     kubectl(cluster, &["apply", "-k", &base.to_string_lossy()], None);
     kubectl(
@@ -772,10 +795,13 @@ fn prepare(cluster: &Cluster, keys: &[(PrivateKey, String)]) {
         .iter()
         .enumerate()
         .map(|(i, (key, cert))| {
+            // `age.key` as our controller writes it; upstream's ignores the extra field.
+            let age = format!("{}\n", pq[i].to_age_string().as_str());
             json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
                 "metadata": {"name": format!("sealed-secrets-key{i:02}"), "namespace": CTRL_NS,
                              "labels": {KEY_LABEL: "active"}},
-                "data": {"tls.key": b64(&key.to_pkcs1_pem()), "tls.crt": b64(cert)}})
+                "data": {"tls.key": b64(&key.to_pkcs1_pem()), "tls.crt": b64(cert),
+                         AGE_KEY_FIELD: b64(&age)}})
         })
         .collect();
     let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
@@ -931,7 +957,7 @@ async fn latency_phase(
     let count = (rate * secs) as usize;
     let prefix = format!("lat{rate}-");
     let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i:05}")).collect();
-    let objects = seal_objects(keys, &names, |_| KEYS - 1, hinted);
+    let objects = seal_objects(keys, None, &names, |_| KEYS - 1, hinted);
     let api: Api<SealedSecret> = Api::namespaced(client.clone(), BENCH_NS);
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let start = tokio::time::Instant::now();
@@ -981,6 +1007,7 @@ async fn controller_run() {
     let loadavg_start = loadavg();
     let t = Instant::now();
     let keys = tokio::task::block_in_place(|| keys(&cfg.keys_dir));
+    let pq = pq_identities(&cfg.keys_dir);
     eprintln!("[bench] {KEYS} keys ready in {:?}", t.elapsed());
 
     let names: Vec<String> = (0..cfg.n).map(|i| format!("ss-{i:06}")).collect();
@@ -988,8 +1015,10 @@ async fn controller_run() {
     let dist = if data == "newest" { "newest" } else { "rr" };
     let hinted = data == "hinted-rr";
     let t = Instant::now();
-    let objects =
-        tokio::task::block_in_place(|| seal_objects(&keys, &names, |i| key_for(dist, i), hinted));
+    let pq_data = (data == "pq").then_some(pq.as_slice());
+    let objects = tokio::task::block_in_place(|| {
+        seal_objects(&keys, pq_data, &names, |i| key_for(dist, i), hinted)
+    });
     eprintln!(
         "[bench] sealed {} SealedSecrets in {:?}",
         cfg.n,
@@ -1000,7 +1029,7 @@ async fn controller_run() {
         Cluster::control_plane_audited(Some(&audit_policy())).unwrap_or_else(|e| panic!("{e}"))
     });
     let audit_log = cluster.control_plane_handle().unwrap().audit_log();
-    tokio::task::block_in_place(|| prepare(&cluster, &keys));
+    tokio::task::block_in_place(|| prepare(&cluster, &keys, &pq));
     let client = cluster.client().await.unwrap();
 
     // The idle baseline: the controller with its keys and no SealedSecret, once idle.
@@ -1178,6 +1207,40 @@ fn results_table() {
 #[cfg(test)]
 mod logic {
     use super::*;
+
+    #[test]
+    fn the_pq_data_set_is_post_quantum_to_each_objects_key_and_opens_with_its_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = pq_identities(dir.path());
+        // Stored and read back: the same identities on the second call.
+        let again = pq_identities(dir.path());
+        assert_eq!(ids[3].recipient(), again[3].recipient());
+        let names: Vec<String> = (0..3).map(|i| format!("ss-{i:06}")).collect();
+        // One RSA key (unused by the pq data set but the loop over keys needs it).
+        let rsa = vec![(PrivateKey::generate(2048).unwrap(), String::new())];
+        let objects = seal_objects(&rsa, Some(&ids), &names, |_| 0, false);
+        let mut ring = KeyRing::new();
+        ring.insert_pq(ids[0].clone());
+        let mut wrong = KeyRing::new();
+        wrong.insert_pq(ids[1].clone());
+        for (name, o) in names.iter().zip(&objects) {
+            let label = Scope::Strict.label(BENCH_NS, name);
+            let data = o["spec"]["encryptedData"].as_object().unwrap();
+            assert_eq!(data.len(), VALUES_PER_OBJECT);
+            for (k, v) in data {
+                let ct = sealed_secrets_crypto::decode_base64(v.as_str().unwrap()).unwrap();
+                assert!(
+                    sealed_secrets_crypto::is_pq(&ct),
+                    "{name}/{k} is not post-quantum"
+                );
+                let opened = ring.open(&label, &ct, &[]).unwrap();
+                assert_eq!(opened.rsa_operations, 0);
+                let i: usize = k.trim_start_matches('k').parse().unwrap();
+                assert_eq!(opened.plaintext.as_bytes(), value_of(name, i).as_bytes());
+                assert!(wrong.open(&label, &ct, &[]).is_err());
+            }
+        }
+    }
 
     #[test]
     fn round_robin_uses_every_key_equally() {

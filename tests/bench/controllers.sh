@@ -16,7 +16,9 @@
 #
 # Environment:
 #   BENCH_CONTROLLERS   controllers to run (default "upstream ours")
-#   BENCH_DATA_OURS     data sets for ours (default "hinted-rr rr newest")
+#   BENCH_DATA_OURS     data sets for ours (default "hinted-rr rr newest"; add `pq` for every
+#                       value post-quantum to the objects' keys' age recipients, round-robin:
+#                       its "CPU per value / one RSA decrypt" column is the post-quantum cost)
 #   BENCH_DATA_UPSTREAM data sets for upstream (default "rr newest")
 #   BENCH_UPSTREAM_FLAGS  ";"-separated flag sets upstream's controller runs with, one run each
 #                       (default ";--kubeclient-qps=-1": its defaults, whose API client is

@@ -19,13 +19,15 @@ pub mod store;
 
 pub use flags::{KeyArgs, SUPPORTED_KEY_SIZES};
 pub use registry::{
-    KeyInfo, KeyLoadError, KeyOrderPriority, KeySnapshot, LoadedKey, active_selector,
-    has_key_origin, load_secret, ordering_not_before, pick_newest, unix_seconds,
+    KeyInfo, KeyLoadError, KeyOrderPriority, KeySnapshot, LoadedKey, PqFieldError, active_selector,
+    has_key_origin, load_pq_identity, load_secret, ordering_not_before, pick_newest, unix_seconds,
 };
 pub use renewal::{needs_key_at_startup, next_renewal, renewal_loop};
 pub use rotation::{rotation_loop, should_rotate};
 pub use shared::{KeyApiError, Keys};
 pub use store::{KeyGenError, key_secret, startup_backoff};
 
+#[cfg(test)]
+mod pq_tests;
 #[cfg(test)]
 mod tests;

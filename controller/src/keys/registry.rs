@@ -6,7 +6,11 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sealed_secrets_api::annotations::{KEY_ORIGIN, SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE};
-use sealed_secrets_crypto::{Certificate, Fingerprint, KeyRing, MultiV1Policy, PrivateKey};
+use sealed_secrets_api::seal::AGE_KEY_FIELD;
+use sealed_secrets_crypto::{
+    Certificate, Fingerprint, KeyRing, MultiV1Policy, PqIdentity, PqKeyError, PqRecipient,
+    PrivateKey,
+};
 
 /// How the "newest" key is chosen (§4.4, `--key-order-priority`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,6 +48,53 @@ pub enum KeyLoadError {
     /// here holds (or for someone else's).
     #[error("key Secret `{secret}` is refused: its `tls.crt` does not belong to its `tls.key`")]
     CertMismatch { secret: String },
+}
+
+/// Why a key Secret's post-quantum identity ([`AGE_KEY_FIELD`]) could not be used. Its
+/// RSA key is used all the same: post-quantum values sealed to that identity do not open
+/// until the field is repaired. Never contains key material (the field is never quoted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PqFieldError {
+    #[error(
+        "key Secret `{secret}` has an unusable `{AGE_KEY_FIELD}` (not UTF-8 text); its RSA key is used without it"
+    )]
+    NotText { secret: String },
+    #[error(
+        "key Secret `{secret}` has an unusable `{AGE_KEY_FIELD}`; its RSA key is used without it"
+    )]
+    Parse {
+        secret: String,
+        #[source]
+        source: PqKeyError,
+    },
+    #[error(
+        "key Secret `{secret}` has an unusable `{AGE_KEY_FIELD}` ({count} identities, expected one); its RSA key is used without it"
+    )]
+    Count { secret: String, count: usize },
+}
+
+/// Reads a key Secret's post-quantum identity: `Ok(None)` when it has no
+/// [`AGE_KEY_FIELD`] (an RSA-only key, as upstream and older versions write them), else
+/// exactly one `AGE-SECRET-KEY-PQ-1…` line (comments and blank lines allowed, as in an age
+/// identity file). Pure.
+pub fn load_pq_identity(secret: &Secret) -> Result<Option<PqIdentity>, PqFieldError> {
+    let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(AGE_KEY_FIELD)) else {
+        return Ok(None);
+    };
+    let name = || secret.metadata.name.clone().unwrap_or_default();
+    let text =
+        std::str::from_utf8(&bytes.0).map_err(|_| PqFieldError::NotText { secret: name() })?;
+    let mut ids = PqIdentity::parse_file(text).map_err(|source| PqFieldError::Parse {
+        secret: name(),
+        source,
+    })?;
+    match (ids.pop(), ids.len()) {
+        (Some(id), 0) => Ok(Some(id)),
+        (last, more) => Err(PqFieldError::Count {
+            secret: name(),
+            count: more + usize::from(last.is_some()),
+        }),
+    }
 }
 
 /// Tolerated clock skew for a certificate's NotBefore: a later NotBefore does not count for
@@ -84,6 +135,11 @@ pub struct LoadedKey {
     pub foreign: bool,
     /// Its certificate's NotBefore is in the future and was ignored for ordering.
     pub future_not_before: bool,
+    /// Its post-quantum identity; `None` for an RSA-only key Secret or an unusable
+    /// [`AGE_KEY_FIELD`] (then [`LoadedKey::pq_error`] says why).
+    pub pq: Option<PqIdentity>,
+    /// Why the key Secret's [`AGE_KEY_FIELD`] was not used.
+    pub pq_error: Option<PqFieldError>,
 }
 
 impl std::fmt::Debug for LoadedKey {
@@ -91,12 +147,15 @@ impl std::fmt::Debug for LoadedKey {
         f.debug_struct("LoadedKey")
             .field("secret_name", &self.secret_name)
             .field("fingerprint", self.key.fingerprint())
+            .field("pq", &self.pq.as_ref().map(PqIdentity::fingerprint))
             .field("order_time", &self.order_time)
             .finish_non_exhaustive()
     }
 }
 
-/// Parses a key Secret (`tls.key` PKCS#1 or PKCS#8, `tls.crt` first cert) as of `now`. Pure.
+/// Parses a key Secret (`tls.key` PKCS#1 or PKCS#8, `tls.crt` first cert, optional
+/// [`AGE_KEY_FIELD`]) as of `now`. An unusable post-quantum identity does not refuse the
+/// RSA key: it is reported in [`LoadedKey::pq_error`]. Pure.
 pub fn load_secret(
     secret: &Secret,
     priority: KeyOrderPriority,
@@ -136,6 +195,10 @@ pub fn load_secret(
             .map(|t| SystemTime::from(t.0))
             .unwrap_or_else(|| cert.not_before()),
     };
+    let (pq, pq_error) = match load_pq_identity(secret) {
+        Ok(pq) => (pq, None),
+        Err(e) => (None, Some(e)),
+    };
     Ok(LoadedKey {
         secret_name: name,
         key,
@@ -143,6 +206,8 @@ pub fn load_secret(
         order_time,
         foreign: !has_key_origin(&secret.metadata),
         future_not_before,
+        pq,
+        pq_error,
     })
 }
 
@@ -154,6 +219,9 @@ pub struct KeyInfo {
     pub order_time: SystemTime,
     pub cert: Certificate,
     pub foreign: bool,
+    /// The recipient of its post-quantum identity (served at `/v1/age-recipient.txt` for the
+    /// newest key); `None` for an RSA-only key.
+    pub pq_recipient: Option<PqRecipient>,
 }
 
 /// An immutable view of the registry: the key ring for decryption plus the newest key.
@@ -221,7 +289,9 @@ impl Registry {
             .iter()
             .position(|e| e.secret_name == k.secret_name)
         {
-            if self.entries[pos].key.fingerprint() == k.key.fingerprint() {
+            let same_pq = self.entries[pos].pq.as_ref().map(PqIdentity::fingerprint)
+                == k.pq.as_ref().map(PqIdentity::fingerprint);
+            if self.entries[pos].key.fingerprint() == k.key.fingerprint() && same_pq {
                 if generated && self.entries[pos].order_time < k.order_time {
                     self.entries[pos].order_time = k.order_time;
                     self.mark(&k.secret_name);
@@ -261,12 +331,16 @@ impl Registry {
         let mut keys = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
             ring.insert(e.key.clone());
+            if let Some(pq) = &e.pq {
+                ring.insert_pq(pq.clone());
+            }
             keys.push(KeyInfo {
                 fingerprint: e.key.fingerprint().clone(),
                 secret_name: e.secret_name.clone(),
                 order_time: e.order_time,
                 cert: e.cert.clone(),
                 foreign: e.foreign,
+                pq_recipient: e.pq.as_ref().map(|p| p.recipient().clone()),
             });
         }
         let times: Vec<SystemTime> = keys.iter().map(|k| k.order_time).collect();

@@ -10,7 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sealed_secrets_api::annotations::{
     KEY_ORIGIN, KEY_ORIGIN_GENERATED, SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE,
 };
-use sealed_secrets_crypto::{Certificate, PrivateKey};
+use sealed_secrets_api::seal::AGE_KEY_FIELD;
+use sealed_secrets_crypto::{Certificate, PqIdentity, PrivateKey};
 
 use super::flags::KeyArgs;
 
@@ -23,6 +24,8 @@ pub enum KeyGenError {
         #[source]
         source: sealed_secrets_crypto::KeyError,
     },
+    #[error("failed to generate the post-quantum identity of a new key")]
+    GeneratePq(#[source] sealed_secrets_crypto::PqKeyError),
     #[error("failed to create the certificate of a new key")]
     Cert(#[source] sealed_secrets_crypto::CertError),
     #[error("failed to write the new key Secret in namespace `{namespace}`")]
@@ -41,8 +44,16 @@ pub enum KeyGenError {
 
 /// The key Secret upstream writes (§4.2): generateName `<prefix>`, label `active` plus
 /// `--privatekey-labels` (which cannot override it), `--privatekey-annotations`,
-/// `kubernetes.io/tls` with PKCS#1 `tls.key` and `tls.crt`.
-pub fn key_secret(s: &KeyArgs, namespace: &str, key: &PrivateKey, cert: &Certificate) -> Secret {
+/// `kubernetes.io/tls` with PKCS#1 `tls.key` and `tls.crt`; plus ours, the post-quantum
+/// identity in [`AGE_KEY_FIELD`] (one `AGE-SECRET-KEY-PQ-1…` line, what `age -d -i`
+/// reads). Upstream's controller reads only the two TLS fields and ignores the extra one.
+pub fn key_secret(
+    s: &KeyArgs,
+    namespace: &str,
+    key: &PrivateKey,
+    cert: &Certificate,
+    pq: &PqIdentity,
+) -> Secret {
     let mut labels: BTreeMap<String, String> = s.labels.0.iter().cloned().collect();
     labels.insert(
         SEALING_KEY_LABEL.to_owned(),
@@ -59,6 +70,9 @@ pub fn key_secret(s: &KeyArgs, namespace: &str, key: &PrivateKey, cert: &Certifi
         "tls.crt".to_owned(),
         ByteString(cert.pem().as_bytes().to_vec()),
     );
+    let mut line = pq.to_age_string().as_bytes().to_vec();
+    line.push(b'\n');
+    data.insert(AGE_KEY_FIELD.to_owned(), ByteString(line));
     Secret {
         metadata: ObjectMeta {
             generate_name: Some(s.prefix.clone()),

@@ -1,7 +1,7 @@
 use k8s_openapi::ByteString;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sealed_secrets_api::annotations::{ROTATE_REQUEST, SEALING_KEY_LABEL};
-use sealed_secrets_crypto::{CertParams, Certificate, PrivateKey};
+use sealed_secrets_crypto::{CertParams, Certificate, PqIdentity, PrivateKey};
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
@@ -16,11 +16,16 @@ use super::{
     should_rotate, startup_backoff,
 };
 
-fn t(secs: u64) -> SystemTime {
+pub(super) fn t(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-fn test_key() -> &'static (PrivateKey, Certificate) {
+pub(super) fn test_pq() -> &'static PqIdentity {
+    static PQ: OnceLock<PqIdentity> = OnceLock::new();
+    PQ.get_or_init(|| PqIdentity::from_seed(&[7u8; 32]).unwrap())
+}
+
+pub(super) fn test_key() -> &'static (PrivateKey, Certificate) {
     static KEY: OnceLock<(PrivateKey, Certificate)> = OnceLock::new();
     KEY.get_or_init(|| {
         let k = PrivateKey::generate(2048).unwrap();
@@ -34,7 +39,7 @@ fn test_key() -> &'static (PrivateKey, Certificate) {
     })
 }
 
-fn settings() -> KeyArgs {
+pub(super) fn settings() -> KeyArgs {
     KeyArgs::parse_for_test(&[
         "--key-size=2048",
         "--key-ttl=1h",
@@ -43,11 +48,11 @@ fn settings() -> KeyArgs {
     ])
 }
 
-const NAMESPACE: &str = "kube-system";
+pub(super) const NAMESPACE: &str = "kube-system";
 
-fn mk_key_secret(name: &str) -> Secret {
+pub(super) fn mk_key_secret(name: &str) -> Secret {
     let (k, c) = test_key();
-    let mut s = key_secret(&settings(), NAMESPACE, k, c);
+    let mut s = key_secret(&settings(), NAMESPACE, k, c, test_pq());
     s.metadata.name = Some(name.into());
     s
 }
@@ -228,6 +233,8 @@ fn a_generated_key_seen_first_by_the_watcher_still_becomes_newest() {
         order_time: t(secs),
         foreign: false,
         future_not_before: false,
+        pq: None,
+        pq_error: None,
     };
     let mut r = Registry::default();
     assert!(r.upsert(mk("gen", 1000), false)); // watcher: cert NotBefore

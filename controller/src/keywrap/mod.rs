@@ -38,7 +38,7 @@ use crate::keys::{Keys, startup_backoff};
 
 /// The data fields of a key Secret that hold private material and are wrapped: the RSA key
 /// and the post-quantum identity stored beside it. `tls.crt` stays in the clear.
-pub const PRIVATE_FIELDS: [&str; 2] = ["tls.key", "age.key"];
+pub const PRIVATE_FIELDS: [&str; 2] = ["tls.key", sealed_secrets_api::seal::AGE_KEY_FIELD];
 
 /// Type of a wrapped key Secret. Not `kubernetes.io/tls`, whose validation requires a
 /// `tls.key`; a type of our own also tells `kubectl get secret` readers what it holds.

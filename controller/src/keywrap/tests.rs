@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use sealed_secrets_crypto::{CertParams, PrivateKey};
 use sealed_secrets_kms::{
@@ -82,16 +81,15 @@ impl Wrapper for FakeKms {
 fn plain_key_secret() -> Secret {
     let key = PrivateKey::generate(2048).unwrap();
     let cert = key.self_signed_certificate(&CertParams::default()).unwrap();
-    let mut s = key_secret(
+    let pq = sealed_secrets_crypto::PqIdentity::generate().unwrap();
+    let s = key_secret(
         &KeyArgs::parse_for_test(&["--key-size=2048"]),
         "kube-system",
         &key,
         &cert,
+        &pq,
     );
-    s.data.as_mut().unwrap().insert(
-        "age.key".into(),
-        ByteString(b"AGE-SECRET-KEY-PQ-1TEST\n".to_vec()),
-    );
+    assert!(s.data.as_ref().unwrap().contains_key("age.key"));
     s
 }
 

@@ -188,6 +188,8 @@ fn registry(keys: &[&(PrivateKey, Certificate)]) -> Arc<Keys> {
             order_time: SystemTime::now(),
             foreign: false,
             future_not_before: false,
+            pq: None,
+            pq_error: None,
         });
     }
     registry

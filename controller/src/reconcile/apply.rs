@@ -153,17 +153,18 @@ async fn unseal_blocking(
         sealed_secrets_api::unseal(&ss, &snapshot.ring, &opts).map(|u| {
             let usage = u.key_usage();
             let rsa = u.rsa_operations();
-            (u.into_secret(), usage, rsa)
+            (u.format_usage().clone(), u.into_secret(), usage, rsa)
         })
     })
     .await
     .map_err(ReconcileError::Join)?;
     let rsa = match &result {
-        Ok((_, _, rsa)) => *rsa,
+        Ok((_, _, _, rsa)) => *rsa,
         Err(e) => e.rsa_operations(),
     };
     ctx.metrics.rsa_decryptions.inc_by(rsa);
-    let (mut secret, usage, _) = result.map_err(ReconcileError::Unseal)?;
+    let (formats, mut secret, usage, _) = result.map_err(ReconcileError::Unseal)?;
+    ctx.metrics.values_opened_by_format(&formats);
     for (fp, n) in &usage {
         ctx.metrics.values_opened(fp.as_str(), *n);
     }
@@ -296,6 +297,7 @@ async fn reconcile_sized(
         .unwrap_or_default();
     ctx.metrics
         .set_condition(&ns, &name, &instance, plan.condition);
+    ctx.metrics.record_value_formats(&ns, &name, &ss);
 
     match outcome {
         Ok(applied) => {

@@ -28,6 +28,7 @@ pub mod error;
 pub mod flags;
 pub mod key_order;
 pub mod plan;
+mod spec_hash;
 pub mod warm;
 pub mod watch;
 

@@ -4,7 +4,7 @@
 //! watch's first list ([`unchanged_at_start`]). The objects a reconcile would leave as they
 //! are get their metrics as a reconcile would give them and are not queued; only the others
 //! are read again and reconciled. Nothing of a listed object is kept but two hashes (the
-//! "spec changed" filter's entry, [`super::watch`]).
+//! "spec changed" filter's entry, [`spec_hashes`]).
 //!
 //! The order closes the windows in which a change could be missed: the Secret facts come
 //! from the first list of the watch that reports Secret deletions, so a Secret deleted after
@@ -30,7 +30,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use super::context::{Context, lock};
 use super::decide::start_secret_facts;
 use super::plan::{StartFacts, unchanged_at_start};
-use super::watch::spec_hashes;
+use super::spec_hash::spec_hashes;
 use crate::keys::KeySnapshot;
 
 /// SealedSecrets per page of the start-up list: each is decoded and dropped in turn, so the

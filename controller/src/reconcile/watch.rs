@@ -10,13 +10,11 @@
 //! queue of every object costs little more than the names.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher as _};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Config as ApplierConfig;
@@ -28,6 +26,7 @@ use super::apply::{error_policy, reconcile_cached};
 use super::context::{Context, lock};
 use super::decide::{cached_metadata, recreate_target};
 use super::deleted::on_sealed_secret_deleted;
+use super::spec_hash::spec_hashes;
 use super::warm::{FirstSecretList, in_sync_at_start};
 
 #[cfg(test)]
@@ -44,12 +43,6 @@ type QueueStream = futures::stream::BoxStream<'static, Result<ObjectRef<Cached>,
 /// held whole while it is decoded, and a tenant can make each object's metadata large, so
 /// smaller pages bound that peak, for a few more requests at start-up.
 const LIST_PAGE_SIZE: u32 = 100;
-
-fn hash_of(v: impl Hash) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    v.hash(&mut h);
-    h.finish()
-}
 
 /// The "spec changed" filter of the SealedSecret watch: only spec changes (a new generation)
 /// and re-creations (a new uid) trigger a reconcile, as upstream's "update suppressed" rule
@@ -104,15 +97,6 @@ impl SpecVersions {
     fn hashes(ss: &Cached) -> (u64, u64) {
         spec_hashes(&ss.metadata)
     }
-}
-
-/// The "spec changed" filter's entry of an object: a hash of namespace and name, and one of
-/// uid and generation.
-pub(super) fn spec_hashes(m: &ObjectMeta) -> (u64, u64) {
-    (
-        hash_of((&m.namespace, &m.name)),
-        hash_of((&m.uid, m.generation)),
-    )
 }
 
 /// The reconcile request for `ss`: its namespace and name only (the store and the applier's

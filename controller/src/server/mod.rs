@@ -14,7 +14,8 @@
 //! the client is the peer address, or the `X-Forwarded-For` entry added by a configured
 //! trusted proxy ([`crate::ratelimit::client_address`]).
 //!
-//! - [`routes`]: the routers; [`verify`]: verify and rotate; [`state`]: what handlers share;
+//! - [`routes`]: the routers; [`verify`]: verify and rotate (`rotate_pq`: post-quantum values
+//!   stay post-quantum); [`state`]: what handlers share;
 //!   [`listen`]: the accept loop and the connection limits (`conn`: per connection); [`bind`]: binding both servers;
 //!   [`flags`]: the servers' flags.
 
@@ -22,6 +23,7 @@ pub mod bind;
 mod conn;
 pub mod flags;
 pub mod listen;
+mod rotate_pq;
 pub mod routes;
 pub mod state;
 pub mod verify;

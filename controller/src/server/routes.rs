@@ -1,5 +1,5 @@
-//! The routers: the main one (`/healthz`, `/v1/cert.pem`, `/v1/verify`, `/v1/rotate`), the
-//! probe slots' one, and the metrics server's; request metrics and the request timeout.
+//! The routers: the main one (`/healthz`, `/v1/cert.pem`, `/v1/age-recipient.txt`,
+//! `/v1/verify`, `/v1/rotate`), the probe slots' one, and the metrics server's; request metrics and the request timeout.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,10 +11,17 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
+use sealed_secrets_api::seal::AGE_RECIPIENT_PATH;
+
 use super::state::{MAX_BODY_BYTES, ServerState, text};
 use super::verify::{rotate, verify};
 
-const INSTRUMENTED: [&str; 3] = ["/v1/verify", "/v1/rotate", "/v1/cert.pem"];
+const INSTRUMENTED: [&str; 4] = [
+    "/v1/verify",
+    "/v1/rotate",
+    "/v1/cert.pem",
+    AGE_RECIPIENT_PATH,
+];
 
 /// The main router. Methods are not restricted, as upstream's ServeMux.
 pub fn router(state: Arc<ServerState>) -> Router {
@@ -22,6 +29,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/healthz", any(healthz))
         .route("/readyz", any(readyz))
         .route("/v1/cert.pem", any(cert))
+        .route(AGE_RECIPIENT_PATH, any(age_recipient))
         .route("/v1/verify", any(verify))
         .route("/v1/rotate", any(rotate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -119,6 +127,31 @@ async fn cert(State(state): State<Arc<ServerState>>) -> Response {
         None => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot get certificate\n".to_owned(),
+        ),
+    }
+}
+
+/// The newest key's post-quantum recipient (`age1pq1…`, one line), what `kubeseal` and
+/// `age -r` seal post-quantum values to (`FORMAT.md` §3). Served like `/v1/cert.pem`: no
+/// secret, no rate limit. A newest key without an identity (made by upstream or an older
+/// version) gets a 404 that says how to get one, never an older key's recipient: values
+/// would then be sealed to a key other than the one `/v1/cert.pem` names.
+async fn age_recipient(State(state): State<Arc<ServerState>>) -> Response {
+    let snap = state.keys.snapshot();
+    match snap.newest() {
+        Some(k) => match &k.pq_recipient {
+            Some(r) => text(StatusCode::OK, format!("{r}\n")),
+            None => text(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "the newest key (Secret `{}`) has no post-quantum identity: rotate to get one (kubeseal keys rotate)\n",
+                    k.secret_name
+                ),
+            ),
+        },
+        None => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot get recipient\n".to_owned(),
         ),
     }
 }

@@ -111,3 +111,72 @@ fn unknown_methods_share_one_label() {
     assert_eq!(method_label(&made_up), "unknown");
     assert_eq!(method_label(&other), "unknown");
 }
+
+#[tokio::test]
+async fn the_recipient_endpoint_serves_the_newest_keys_recipient_or_says_to_rotate() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use sealed_secrets_api::seal::AGE_RECIPIENT_PATH;
+    use sealed_secrets_crypto::{CertParams, PqIdentity, PrivateKey};
+    use tower::ServiceExt as _;
+
+    let state = Arc::new(test_state(1));
+    let get = |state: Arc<ServerState>| async move {
+        let resp = super::routes::router(state)
+            .oneshot(
+                Request::get(AGE_RECIPIENT_PATH)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = resp.status();
+        let ctype = resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, ctype, String::from_utf8(body.to_vec()).unwrap())
+    };
+    let key = PrivateKey::generate(2048).unwrap();
+    let cert = key.self_signed_certificate(&CertParams::default()).unwrap();
+    let loaded = |name: &str, secs: u64, pq: Option<PqIdentity>| crate::keys::LoadedKey {
+        secret_name: name.into(),
+        key: key.clone(),
+        cert: cert.clone(),
+        order_time: std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+        foreign: false,
+        future_not_before: false,
+        pq,
+        pq_error: None,
+    };
+    // An upstream key: 404, one line that says what to do.
+    state.keys.register(loaded("upstream-key", 100, None));
+    let (status, ctype, body) = get(state.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    assert!(
+        body.contains("rotate") && body.contains("upstream-key"),
+        "{body}"
+    );
+    assert_eq!(body.lines().count(), 1);
+
+    // A newer key with an identity: its recipient.
+    let id = PqIdentity::generate().unwrap();
+    state.keys.register(crate::keys::LoadedKey {
+        key: PrivateKey::generate(2048).unwrap(),
+        ..loaded("new-key", 200, Some(id.clone()))
+    });
+    let (status, ctype, body) = get(state.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    assert_eq!(body, format!("{}\n", id.recipient()));
+    assert!(
+        state.metrics.encode().contains(
+            "http_requests_total{path=\"/v1/age-recipient.txt\",code=\"200\",method=\"get\"} 1"
+        ),
+        "instrumented like /v1/cert.pem"
+    );
+}

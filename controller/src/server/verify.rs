@@ -223,8 +223,17 @@ async fn rotate_body(state: &Arc<ServerState>, body: Bytes) -> Response {
             Err(e) => (Err(e.to_string()), e.rsa_operations()),
             Ok(items) => {
                 let resealed = sealed_secrets_api::reseal(&ss, &items, &[newest.cert.public_key()])
-                    .map(|out| sealed_secrets_api::output::to_json(&out))
-                    .map_err(|e| e.to_string());
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut out| {
+                        super::rotate_pq::keep_post_quantum(
+                            &ss,
+                            &items,
+                            newest.pq_recipient.as_ref(),
+                            &mut out,
+                        )
+                        .map_err(|e| format!("failed to re-encrypt a post-quantum value: {e}"))?;
+                        Ok(sealed_secrets_api::output::to_json(&out))
+                    });
                 (resealed, items.rsa_operations())
             }
         }

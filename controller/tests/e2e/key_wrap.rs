@@ -201,6 +201,17 @@ async fn assert_wrapped(kms: &LocalKms, s: &Secret, log: &str) {
     }
     assert!(!stored.contains(key_b64) && !log.contains(key_b64));
     assert!(!log.contains("PRIVATE KEY"));
+    // The post-quantum identity is in the same envelope, and nowhere else.
+    let age = base64::engine::general_purpose::STANDARD
+        .decode(fields["age.key"].as_str().unwrap())
+        .unwrap();
+    let age = String::from_utf8(age).unwrap();
+    let age = age.trim();
+    assert!(
+        age.starts_with("AGE-SECRET-KEY-PQ-1"),
+        "{name}: no age identity wrapped"
+    );
+    assert!(!stored.contains(age) && !log.contains(age) && !log.contains("AGE-SECRET-KEY"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,6 +229,8 @@ async fn wrapped_keys_fresh_start_restart_and_rotation() {
     // The writer remembers its key: no unwrap at all.
     assert_eq!(sample(&text, UNWRAPS), 0.0, "{text}");
     let served = env.served_key(&c).await;
+    let recipient = c.get("/v1/age-recipient.txt").await;
+    assert_eq!(recipient.status, 200);
     let ss = seal(env.ns(), "s1", &[("a", "b")], &served, json!({}));
     let (_, secret) = env.unseal(&ss).await;
     assert_eq!(data_of(&secret, "a").as_deref(), Some("b"));
@@ -226,6 +239,12 @@ async fn wrapped_keys_fresh_start_restart_and_rotation() {
     // A restart: exactly one unwrap for the one key, the same certificate, still unsealing.
     let mut c = kms.run(&env, &["--key-renew-period=0"]).await;
     assert_eq!(env.served_key(&c).await, served);
+    // The post-quantum identity came back out of the envelope too.
+    let after = c.get("/v1/age-recipient.txt").await;
+    assert_eq!(
+        (after.status, after.body_text()),
+        (200, recipient.body_text())
+    );
     let ss = seal(env.ns(), "s2", &[("c", "d")], &served, json!({}));
     let (_, secret) = env.unseal(&ss).await;
     assert_eq!(data_of(&secret, "c").as_deref(), Some("d"));

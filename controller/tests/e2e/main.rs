@@ -18,5 +18,6 @@ mod http_endpoints;
 mod key_wrap;
 mod keys;
 mod multi_v1;
+mod post_quantum;
 mod scenarios;
 mod unseal;

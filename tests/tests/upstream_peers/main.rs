@@ -32,6 +32,7 @@
 
 mod common;
 mod crd;
+mod pq_keys;
 mod sealing;
 
 use std::path::Path;

@@ -12,7 +12,7 @@
 use std::num::NonZeroUsize;
 use std::sync::{Mutex, PoisonError};
 
-use super::Recipients;
+use super::recipients::Recipients;
 use super::secret::{SealOptions, seal_secret};
 use crate::error::SealingError;
 use crate::manifest::{SecretInput, parse_secrets};

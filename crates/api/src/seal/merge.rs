@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Recipients;
+use super::recipients::Recipients;
 use super::secret::seal_value;
 use crate::annotations;
 use crate::error::SealingError;

@@ -1,7 +1,7 @@
 //! Resealing decrypted values for new keys: the core of the controller's rotate and of
 //! `kubeseal reencrypt`.
 
-use super::Recipients;
+use super::recipients::Recipients;
 use super::secret::{drop_empty_maps, seal_value, set_sealing_key, strip_server_fields};
 use crate::annotations;
 use crate::error::SealingError;
@@ -65,7 +65,7 @@ pub fn reseal<'r>(
     Ok(out)
 }
 
-/// What [`seal_secret`](super::seal_secret) leaves out of a template's metadata, applied to a resealed one: a
+/// What [`seal_secret`](super::secret::seal_secret) leaves out of a template's metadata, applied to a resealed one: a
 /// legacy `spec.data` object's decrypted Secret carries whatever metadata it was sealed with,
 /// including `last-applied-configuration` (which can hold the plaintext data) and server
 /// fields. Rotate answers with this, and `kubeseal reencrypt` writes it.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sealed_secrets_crypto::{Scope, encode_base64};
 
-use super::Recipients;
+use super::recipients::Recipients;
 
 use crate::annotations;
 use crate::error::SealingError;

@@ -8,7 +8,9 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sealed_secrets_crypto::{Fingerprint, KeyRing, OpenError, Plaintext, RsaBudget, decode_base64};
+use sealed_secrets_crypto::{
+    Fingerprint, KeyRing, OpenError, Plaintext, RsaBudget, decode_base64, value_format,
+};
 
 use crate::annotations;
 use crate::error::{ItemError, MAX_RSA_OPERATIONS, UnsealError};
@@ -73,6 +75,7 @@ pub struct DecryptedItems {
     opened_by: BTreeMap<String, Fingerprint>,
     legacy_template: Option<SecretTemplateSpec>,
     rsa_operations: u64,
+    formats: BTreeMap<&'static str, u64>,
 }
 
 impl DecryptedItems {
@@ -105,6 +108,12 @@ impl DecryptedItems {
     /// reports its cost in [`UnsealError::rsa_operations`].
     pub fn rsa_operations(&self) -> u64 {
         self.rsa_operations
+    }
+    /// How many values opened in each format (`ValueFormat::as_str`: `rsa`, `rsa-multi`,
+    /// `post-quantum`), told by each value's first bytes (`FORMAT.md` §0); the items of a
+    /// legacy `spec.data` blob count in the blob's format.
+    pub fn format_usage(&self) -> &BTreeMap<&'static str, u64> {
+        &self.formats
     }
     /// For a legacy `spec.data` object: the template equivalent of the decrypted Secret's
     /// metadata/type, used by [`crate::reseal`] to convert it to `encryptedData`.
@@ -212,6 +221,7 @@ pub fn decrypt_items(
     for (item, ct) in sealed_values {
         match keys.open_within(&label, &ct, &order, &mut rsa_budget) {
             Ok(opened) => {
+                *out.formats.entry(value_format(&ct).as_str()).or_default() += 1;
                 try_first(&mut order, &opened.key);
                 out.opened_by.insert(item.to_owned(), opened.key);
                 out.items.insert(item.to_owned(), opened.plaintext);
@@ -275,6 +285,8 @@ fn decrypt_legacy(
     for k in out.items.keys() {
         out.opened_by.insert(k.clone(), opened.key.clone());
     }
+    let items = u64::try_from(out.items.len()).unwrap_or(u64::MAX);
+    out.formats.insert(value_format(&ct).as_str(), items);
     out.legacy_template = Some(SecretTemplateSpec {
         metadata: Some(secret.metadata),
         type_: secret.type_,
@@ -326,5 +338,41 @@ mod tests {
         assert_eq!(order, [c.clone(), a.clone(), b.clone()]);
         try_first(&mut order, &d);
         assert_eq!(order, [d, c, a, b]);
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use sealed_secrets_crypto::{PqIdentity, PrivateKey, Scope, encode_base64, seal, seal_pq};
+
+    use super::*;
+
+    #[test]
+    fn each_opened_value_counts_in_its_format() {
+        let rsa = PrivateKey::generate(2048).unwrap();
+        let pq = PqIdentity::generate().unwrap();
+        let mut ring = KeyRing::new();
+        ring.insert(rsa.clone());
+        ring.insert_pq(pq.clone());
+        let label = Scope::Strict.label("ns", "db");
+        let mut ss = SealedSecret::new("db", Default::default());
+        ss.metadata.namespace = Some("ns".into());
+        let pq_value = |v: &[u8]| encode_base64(&seal_pq(&[pq.recipient()], &label, v).unwrap());
+        ss.spec.encrypted_data.insert("a", pq_value(b"1"));
+        ss.spec.encrypted_data.insert("b", pq_value(b"2"));
+        ss.spec.encrypted_data.insert(
+            "c",
+            encode_base64(&seal(rsa.public_key(), &label, b"3").unwrap()),
+        );
+        let d = decrypt_items(&ss, &ring, &UnsealOptions::default()).unwrap();
+        assert_eq!(
+            d.format_usage()
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect::<Vec<_>>(),
+            [("post-quantum", 2), ("rsa", 1)]
+        );
+        assert_eq!(d.rsa_operations(), 1);
+        assert_eq!(d.get("a").unwrap().as_bytes(), b"1");
     }
 }

@@ -50,6 +50,7 @@ pub struct UnsealedSecret {
     secret: Secret,
     opened_by: BTreeMap<String, Fingerprint>,
     rsa_operations: u64,
+    formats: BTreeMap<&'static str, u64>,
 }
 
 impl UnsealedSecret {
@@ -81,6 +82,10 @@ impl UnsealedSecret {
     /// reports its cost in [`UnsealError::rsa_operations`].
     pub fn rsa_operations(&self) -> u64 {
         self.rsa_operations
+    }
+    /// How many values opened in each format (see [`DecryptedItems::format_usage`]).
+    pub fn format_usage(&self) -> &BTreeMap<&'static str, u64> {
+        &self.formats
     }
 }
 
@@ -194,6 +199,7 @@ pub fn unseal(
         secret,
         opened_by: decrypted.opened_by().clone(),
         rsa_operations: decrypted.rsa_operations(),
+        formats: decrypted.format_usage().clone(),
     })
 }
 
