@@ -11,6 +11,7 @@
 //! | [`LeaderArgs`] (`leader/flags.rs`) | leader election |
 //! | [`CertMapArgs`] (`certmap.rs`) | the certificate ConfigMap |
 //! | [`LogArgs`] (`telemetry.rs`) | logging |
+//! | [`crate::keywrap::KeyWrapArgs`] (`keywrap/flags.rs`) | private keys wrapped by a KMS |
 //!
 //! Each flag also reads `SEALED_SECRETS_<FLAG>` (the flag wins), exactly like upstream's
 //! pflag/env binding; [`Config::command`] gives every flag its variable
@@ -56,6 +57,8 @@ pub struct Config {
     pub cert_configmap: CertMapArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub key_wrap: crate::keywrap::KeyWrapArgs,
 
     /// Print the version and exit.
     #[arg(long, action = ArgAction::SetTrue)]

@@ -25,6 +25,7 @@ pub mod events;
 pub mod flags;
 pub mod format_census;
 pub mod keys;
+pub mod keywrap;
 pub mod leader;
 pub mod metrics;
 pub mod ratelimit;
@@ -59,6 +60,8 @@ pub enum RunError {
     ClientConfig(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Bind(#[from] server::BindError),
+    #[error(transparent)]
+    KeyWrap(#[from] keywrap::WrapConfigError),
     #[error("failed to install the {0} signal handler")]
     Signal(&'static str, #[source] std::io::Error),
 }
@@ -80,6 +83,16 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             "--accept-multi-recipient-v1: multi-recipient version-1 values (no key commitment) are opened; reseal them and turn this off"
         );
     }
+    let key_wrap = Arc::new(keywrap::KeyWrap::new(
+        cfg.key_wrap.build()?,
+        cfg.key_wrap.cluster.clone(),
+        namespace.clone(),
+        Some(client.clone()),
+    ));
+    if let Some(w) = key_wrap.wrapper() {
+        tracing::info!(backend = %w.describe(), cluster = %cfg.key_wrap.cluster, "private keys are wrapped");
+    }
+    keys.set_key_wrap(key_wrap.clone());
     keys.initial_load_with_retry(&client).await;
     tracing::info!(keys = keys.snapshot().keys.len(), "loaded keys");
 
@@ -92,6 +105,21 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         .unseal_options(cfg.reconcile.accept_deprecated_v1_data);
     for listener in server::listen(&cfg.server, unseal, keys.clone(), metrics.clone()).await? {
         tasks.spawn_draining(|stop| listener.serve(stop.requested()));
+    }
+    tasks.spawn_until_stopped(key_wrap.clone().retry_loop(keys.clone()));
+    // Wrapped keys waiting for the key management service: no leader duties (key generation,
+    // unsealing) until they open, so an outage at start neither adds a key nor marks values
+    // sealed to a waiting key as failed. /healthz and /readyz answer meanwhile.
+    if key_wrap.unusable().values().any(|u| u.transient) {
+        tracing::warn!("waiting for wrapped keys to unwrap before leading");
+        tokio::select! {
+            () = key_wrap.settled() => {}
+            () = signals.terminated() => {
+                tracing::info!("shutting down");
+                tasks.drain().await;
+                return Ok(());
+            }
+        }
     }
     let lead = Leadership::start(&cfg.leader, &namespace, &client, &metrics);
 

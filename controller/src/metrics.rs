@@ -79,6 +79,9 @@ pub struct Metrics {
     /// Multi-recipient version-1 values met by the key rings (`FORMAT.md` §2.2), read at
     /// scrape time by [`MultiV1Collector`].
     multi_v1: Arc<MultiV1Tally>,
+    /// The key-wrapping state, set at start-up when keys are wrapped
+    /// ([`crate::keywrap::metrics`]).
+    pub key_wrap: crate::keywrap::metrics::KeyWrapSlot,
     /// Values per format of every reconciled SealedSecret, read at scrape time by
     /// [`CensusCollector`].
     census: Arc<FormatCensus>,
@@ -190,6 +193,10 @@ impl Metrics {
 
         let multi_v1 = Arc::new(MultiV1Tally::default());
         reg.register_collector(Box::new(MultiV1Collector(multi_v1.clone())));
+        let key_wrap = crate::keywrap::metrics::KeyWrapSlot::default();
+        reg.register_collector(Box::new(crate::keywrap::metrics::KeyWrapCollector(
+            key_wrap.clone(),
+        )));
         let census = Arc::new(FormatCensus::default());
         reg.register_collector(Box::new(CensusCollector(census.clone())));
 
@@ -209,6 +216,7 @@ impl Metrics {
             leader,
             rsa_decryptions,
             multi_v1,
+            key_wrap,
             census,
         }
     }

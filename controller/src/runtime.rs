@@ -33,7 +33,7 @@ impl Signals {
     }
 
     /// SIGTERM or SIGINT.
-    async fn terminated(&mut self) {
+    pub(crate) async fn terminated(&mut self) {
         tokio::select! {
             _ = self.term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

@@ -33,6 +33,8 @@ pub struct Keys {
     /// The controller's namespace, where key Secrets live.
     namespace: String,
     metrics: SharedMetrics,
+    /// How private keys are wrapped at rest (crate::keywrap); plain when never set.
+    key_wrap: std::sync::OnceLock<Arc<crate::keywrap::KeyWrap>>,
 }
 
 /// Errors of the API calls around keys.
@@ -65,7 +67,40 @@ impl Keys {
             args,
             namespace,
             metrics,
+            key_wrap: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Wraps new keys and opens wrapped ones with `kw` from now on (set once, before the
+    /// keys are loaded).
+    pub fn set_key_wrap(&self, kw: Arc<crate::keywrap::KeyWrap>) {
+        let _ = self.metrics.key_wrap.set(kw.clone());
+        let _ = self.key_wrap.set(kw);
+    }
+
+    /// The key-wrapping state (no backend unless [`Self::set_key_wrap`] was called).
+    pub fn key_wrap(&self) -> &Arc<crate::keywrap::KeyWrap> {
+        self.key_wrap.get_or_init(|| {
+            Arc::new(crate::keywrap::KeyWrap::new(
+                None,
+                String::new(),
+                self.namespace.clone(),
+                None,
+            ))
+        })
+    }
+
+    /// Loads a key Secret, unwrapping it first if it is wrapped; one that does not open is
+    /// reported by the key-wrapping state and retried there.
+    pub async fn load(&self, secret: &Secret) {
+        match self.key_wrap().open(secret).await {
+            crate::keywrap::Opened::Plain => self.load_and_register(secret),
+            crate::keywrap::Opened::Unwrapped(s) => {
+                self.load_and_register(&s);
+                self.key_wrap().registered(secret).await;
+            }
+            crate::keywrap::Opened::Unusable => {}
+        }
     }
 
     /// The key flags this registry was started with.
@@ -190,6 +225,7 @@ impl Keys {
             removed = r.remove_secret(secret);
             removed
         });
+        self.key_wrap().forget(secret);
         if removed {
             tracing::info!(
                 secret,
@@ -252,10 +288,10 @@ impl Keys {
         });
         for s in &items {
             self.track_rotation_request(s);
-            self.load_and_register(s);
+            self.load(s).await;
         }
         match api.get_opt(&self.args.prefix).await {
-            Ok(Some(legacy)) => self.load_and_register(&legacy),
+            Ok(Some(legacy)) => self.load(&legacy).await,
             Ok(None) => {}
             // Upstream's key-admin Role grants get on that one name only; a failure here is
             // not fatal, the labelled keys are what matter.
@@ -309,7 +345,7 @@ impl Keys {
                                 seen.insert(n.clone());
                             }
                             self.track_rotation_request(&s);
-                            self.load_and_register(&s);
+                            self.load(&s).await;
                         }
                         watcher::Event::InitDone => {
                             self.retain_rotation_requests(&seen);
@@ -317,7 +353,7 @@ impl Keys {
                         }
                         watcher::Event::Apply(s) => {
                             self.track_rotation_request(&s);
-                            self.load_and_register(&s)
+                            self.load(&s).await
                         }
                         watcher::Event::Delete(s) => {
                             if let Some(n) = &s.metadata.name {
@@ -367,14 +403,24 @@ impl Keys {
         .await
         .map_err(KeyGenError::Join)??;
         let secret = key_secret(&self.args, &self.namespace, &key, &cert, &pq);
+        // With a key-wrapping backend, the private fields go into the envelope.
+        let (secret, fresh) = self.key_wrap().seal_new(secret, &self.args.prefix).await?;
         let api: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
         fence.check()?;
+        // Remembered before the write: the watcher may see the new Secret before the create
+        // call returns, and must not unwrap what this process just wrapped.
+        let wrapped_name = fresh.map(|f| self.key_wrap().remember(f));
         let created = api
             .create(&PostParams::default(), &secret)
             .await
-            .map_err(|source| KeyGenError::Write {
-                namespace: self.namespace.clone(),
-                source,
+            .map_err(|source| {
+                if let Some(n) = &wrapped_name {
+                    self.key_wrap().forget(n);
+                }
+                KeyGenError::Write {
+                    namespace: self.namespace.clone(),
+                    source,
+                }
             })?;
         let fp = key.fingerprint().clone();
         let name = created.metadata.name.unwrap_or_default();

@@ -34,6 +34,8 @@ pub enum KeyGenError {
         #[source]
         source: kube::Error,
     },
+    #[error(transparent)]
+    Wrap(#[from] crate::keywrap::SealError),
     #[error("key generation task failed")]
     Join(#[source] tokio::task::JoinError),
     #[error(transparent)]

@@ -27,6 +27,7 @@ const INSTRUMENTED: [&str; 4] = [
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/healthz", any(healthz))
+        .route("/readyz", any(readyz))
         .route("/v1/cert.pem", any(cert))
         .route(AGE_RECIPIENT_PATH, any(age_recipient))
         .route("/v1/verify", any(verify))
@@ -100,6 +101,19 @@ async fn healthz() -> Response {
         "ok\n",
     )
         .into_response()
+}
+
+/// Readiness: 503 while no key is usable; the body names every key Secret whose wrapped key
+/// does not open (crate::keywrap::readiness).
+async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
+    let usable = state.keys.snapshot().keys.len();
+    let (ready, body) = crate::keywrap::readiness(usable, &state.keys.key_wrap().unusable());
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    text(code, body)
 }
 
 async fn cert(State(state): State<Arc<ServerState>>) -> Response {
