@@ -10,7 +10,10 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::KeyWrap;
-use crate::metrics::Labels;
+
+/// Label pairs, the shape of `crate::metrics::Labels` (not imported: the metrics registry
+/// imports this module's collector).
+type Labels = Vec<(&'static str, String)>;
 
 /// Where the collector finds the key-wrapping state once the controller has set it up.
 pub type KeyWrapSlot = Arc<OnceLock<Arc<KeyWrap>>>;
