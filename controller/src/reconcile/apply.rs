@@ -65,7 +65,7 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Applied, Reconci
 
     let reuse = existing
         .as_ref()
-        .and_then(|e| reusable(e, ss, |fp| snapshot.ring.get(fp).is_some()).map(|k| (e, k)));
+        .and_then(|e| reusable(e, ss, |fp| snapshot.ring.holds(fp)).map(|k| (e, k)));
     let (desired, keys) = match reuse {
         Some((e, keys)) => {
             tracing::debug!(sealed_secret = %object, "source digest matches; not decrypting again");

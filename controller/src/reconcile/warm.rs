@@ -256,7 +256,7 @@ impl Checker {
         );
         let secret = self.secrets.get(&key);
         let facts = StartFacts { size, ..self.facts };
-        let present = |fp: &_| self.keys.ring.get(fp).is_some();
+        let present = |fp: &_| self.keys.ring.holds(fp);
         if !unchanged_at_start(ss, secret, present, facts) {
             return None;
         }

@@ -9,12 +9,13 @@ use kube::api::PostParams;
 use sealed_secrets_api::SealedSecret;
 use sealed_secrets_api::annotations::SOURCE_DIGEST;
 use sealed_secrets_controller::reconcile::legacy_source_digest;
-use sealed_secrets_crypto::{Fingerprint, PublicKey};
+use sealed_secrets_crypto::{Fingerprint, PublicKey, Scope};
 use serde_json::json;
 
 use harness::hostile_templates::peak_rss;
 
 use crate::common::*;
+use crate::post_quantum::{opened, pq_value, sample, sealed_secret};
 
 /// A value of `len` bytes that differs per object (so a mix-up between objects shows).
 fn big_value(i: usize, len: usize) -> String {
@@ -329,6 +330,8 @@ async fn a_replaced_secret_is_not_trusted_by_the_digest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_reads_no_synced_object_again() {
     const N: usize = 12;
+    // Post-quantum objects beside them: their Secrets record the identity's fingerprint.
+    const P: usize = 3;
     let env = Env::on(harness::cluster::Cluster::start_counting_gets().unwrap()).await;
     let mut c = env.start_controller(&[]).await;
     let key = env.served_key(&c).await;
@@ -346,6 +349,12 @@ async fn a_restart_reads_no_synced_object_again() {
             labelled.clone(),
         ))
         .await;
+    }
+    let recipient = c.recipient().await.expect("a post-quantum recipient");
+    for i in 0..P {
+        let name = format!("p{i}");
+        let v = pq_value(&recipient, Scope::Strict, &ns, &name, &format!("pq-{i}"));
+        env.create_ss(&sealed_secret(&ns, &name, &[("a", v)])).await;
     }
     for name in ["edited", "deleted", "relabelled"] {
         env.create_ss(&seal(
@@ -373,7 +382,7 @@ async fn a_restart_reads_no_synced_object_again() {
     eventually(
         "every SealedSecret synced",
         Duration::from_secs(120),
-        || synced(ns.clone(), N),
+        || synced(ns.clone(), N + P),
     )
     .await;
     eventually("the changed namespace synced", TIMEOUT, || {
@@ -440,7 +449,7 @@ async fn a_restart_reads_no_synced_object_again() {
                     && l.ends_with(" 1")
             })
             .count();
-        (handled >= (N + 3) as f64 && synced == N).then_some(())
+        (handled >= (N + P + 3) as f64 && synced == N + P).then_some(())
     })
     .await;
     let after = (gets("sealedsecrets"), gets("secrets"));
@@ -458,8 +467,17 @@ async fn a_restart_reads_no_synced_object_again() {
         2.0,
         "decrypted: the new generation and the deleted Secret only (one value each)"
     );
+    assert_eq!(
+        sample(&c2.metrics_text().await, &opened("post-quantum")),
+        0.0,
+        "post-quantum values opened again after the restart"
+    );
     for i in 0..N {
         let s = env.secrets(&ns).get(&format!("s{i}")).await.unwrap();
         assert_eq!(data_of(&s, "a"), Some(format!("value-{i}")));
+    }
+    for i in 0..P {
+        let s = env.secrets(&ns).get(&format!("p{i}")).await.unwrap();
+        assert_eq!(data_of(&s, "a"), Some(format!("pq-{i}")));
     }
 }

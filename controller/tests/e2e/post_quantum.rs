@@ -22,12 +22,12 @@ use serde_json::json;
 use crate::common::*;
 
 /// The series of one format in `format_values_opened_total`.
-fn opened(format: &str) -> String {
+pub(crate) fn opened(format: &str) -> String {
     format!("sealed_secrets_controller_format_values_opened_total{{format=\"{format}\"}}")
 }
 
 /// The value of the sample `series` (exact name and labels) in an exposition.
-fn sample(text: &str, series: &str) -> f64 {
+pub(crate) fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
         .unwrap_or(0.0)
@@ -36,7 +36,7 @@ fn sample(text: &str, series: &str) -> f64 {
 impl Controller {
     /// The recipient served at `/v1/age-recipient.txt`, checked to be one `age1pq1…` line of
     /// text; `None` on any other status.
-    async fn recipient(&self) -> Option<PqRecipient> {
+    pub(crate) async fn recipient(&self) -> Option<PqRecipient> {
         let r = self.get(AGE_RECIPIENT_PATH).await;
         if r.status != 200 {
             return None;
@@ -57,12 +57,12 @@ impl Controller {
 }
 
 /// One post-quantum value for `ns/name` in base64.
-fn pq_value(r: &PqRecipient, scope: Scope, ns: &str, name: &str, value: &str) -> String {
+pub(crate) fn pq_value(r: &PqRecipient, scope: Scope, ns: &str, name: &str, value: &str) -> String {
     encode_base64(&seal_pq(&[r], &scope.label(ns, name), value.as_bytes()).unwrap())
 }
 
 /// `ns/name` with these already sealed items.
-fn sealed_secret(ns: &str, name: &str, items: &[(&str, String)]) -> SealedSecret {
+pub(crate) fn sealed_secret(ns: &str, name: &str, items: &[(&str, String)]) -> SealedSecret {
     let data: serde_json::Map<String, serde_json::Value> = items
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone().into()))

@@ -292,3 +292,19 @@ fn key_strings_round_trip_through_the_public_api() {
     assert_eq!(&r, id.recipient());
     assert_eq!(r.as_bytes().len(), 1216);
 }
+
+#[test]
+fn a_ring_holds_the_fingerprints_of_its_identities_and_rsa_keys() {
+    let mut ring = ring();
+    for id in identities() {
+        assert!(ring.holds(id.fingerprint()));
+        // Not an RSA key: `get` alone would say the Secret's key is gone.
+        assert!(ring.get(id.fingerprint()).is_none());
+    }
+    let absent = PqIdentity::from_seed(&[9u8; 32]).unwrap();
+    assert!(!ring.holds(absent.fingerprint()));
+    let rsa = PrivateKey::generate(2048).unwrap();
+    assert!(!ring.holds(rsa.public_key().fingerprint()));
+    ring.insert(rsa.clone());
+    assert!(ring.holds(rsa.public_key().fingerprint()));
+}

@@ -151,6 +151,13 @@ impl KeyRing {
         self.pq.iter().find(|i| i.fingerprint() == fingerprint)
     }
 
+    /// Whether an RSA key or a post-quantum identity with this fingerprint is in the ring:
+    /// what a Secret produced by a value of either format needs to be reused rather than
+    /// opened again.
+    pub fn holds(&self, fingerprint: &Fingerprint) -> bool {
+        self.get(fingerprint).is_some() || self.get_pq(fingerprint).is_some()
+    }
+
     /// Post-quantum identities in insertion order. ([`KeyRing::len`], [`KeyRing::keys`] and
     /// [`KeyRing::fingerprints`] count and list the RSA keys only.)
     pub fn pq_identities(&self) -> impl Iterator<Item = &PqIdentity> {
