@@ -6,8 +6,8 @@
 //! A wrap is `C_Encrypt` with `CKM_AES_GCM` (96-bit random IV, 128-bit tag) and the caller's
 //! additional data, which names the cluster and key Secret: a blob copied into another key
 //! Secret does not open. The blob is `IV ‖ ciphertext ‖ tag`, the layout of AES-GCM in every
-//! PKCS#11 2.40 module, so another client of the token (e.g. `pkcs11-tool --decrypt
-//! --mechanism AES-GCM`) can open it in a disaster.
+//! PKCS#11 2.40 module, so another client of the token can open it in a disaster (the tests
+//! do so with PyKCS11, `tests/hsm/gcm_open.py`).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
