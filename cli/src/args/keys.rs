@@ -115,6 +115,23 @@ pub enum KeysCommand {
         #[command(flatten)]
         kube: KubeArgs,
     },
+    /// Delete a key Secret once no SealedSecret in the cluster needs its key.
+    ///
+    /// Refuses the newest active key, and any key a SealedSecret still needs: by the keys its
+    /// status records, or, without a current record, by trying the key on its values (needs
+    /// `list sealedsecrets` cluster-wide). Back up the keys first; asks for confirmation.
+    Retire {
+        #[command(flatten)]
+        controller: ControllerArgs,
+        /// The key: its fingerprint (either one, as `keys list` shows) or its Secret's name.
+        #[arg(value_name = "KEY")]
+        key: String,
+        /// Retire without asking (required without a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        #[command(flatten)]
+        kube: KubeArgs,
+    },
     /// Prove a backup opens every SealedSecret in the given trees (offline).
     VerifyBackup {
         /// Backup file.
