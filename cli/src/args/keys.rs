@@ -49,7 +49,8 @@ pub struct DecryptArgs {
 /// `kubeseal keys ...`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// List the controller's keys: fingerprint, created, not-after, active, values opened.
+    /// List the controller's keys: fingerprint, created, not-after, active, SealedSecrets
+    /// that still need each (OBJECTS), values opened.
     List {
         #[command(flatten)]
         controller: ControllerArgs,
