@@ -15,6 +15,7 @@ mod hardening;
 mod hostile_http;
 mod hostile_templates;
 mod http_endpoints;
+mod key_usage;
 mod key_wrap;
 mod keys;
 mod multi_v1;
