@@ -20,5 +20,6 @@ mod key_wrap;
 mod keys;
 mod multi_v1;
 mod post_quantum;
+mod pq_clusters;
 mod scenarios;
 mod unseal;
