@@ -54,8 +54,12 @@ fn fresh(ss: &SealedSecret) -> SealedSecret {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_quantum_across_two_clusters_and_a_restore_from_backup() {
     let started = std::time::Instant::now();
-    let a = Env::new().await;
-    let b = Env::new().await;
+    // The two control planes boot side by side (mostly waiting on etcd and the API server),
+    // and so does the third, the restore's, while A is at work.
+    let boot = || tokio::task::spawn_blocking(|| harness::cluster::Cluster::start().unwrap());
+    let (a, b) = (boot(), boot());
+    let a = Env::on(a.await.unwrap()).await;
+    let b = Env::on(b.await.unwrap()).await;
     let ca = a.start_controller(&["--key-renew-period=0"]).await;
     let cb = b.start_controller(&["--key-renew-period=0"]).await;
     let ra1 = ca.recipient().await.expect("cluster A's recipient");
@@ -96,6 +100,7 @@ async fn post_quantum_across_two_clusters_and_a_restore_from_backup() {
     }
     drop(cb);
     drop(b);
+    let fresh_cluster = boot();
 
     // Cluster A rotates; a value for the new identity.
     let (ok, _, err) = run_kubeseal(
@@ -159,7 +164,7 @@ async fn post_quantum_across_two_clusters_and_a_restore_from_backup() {
 
     // A fresh control plane: restore, then the controller serves the newest identity and
     // opens the values of both identities.
-    let c = Env::new().await;
+    let c = Env::on(fresh_cluster.await.unwrap()).await;
     c.create_namespace(&ns).await;
     let (ok, _, err) = run_kubeseal(
         &c,
