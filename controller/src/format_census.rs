@@ -226,11 +226,11 @@ mod tests {
         // Object i: RSA key 0 for even i, RSA key 1 for odd i; every third also holds a
         // post-quantum item opened by identity 2; every hundredth did not open.
         let initial = |i: usize| -> Option<BTreeSet<Fingerprint>> {
-            if i % 100 == 0 {
+            if i.is_multiple_of(100) {
                 return None;
             }
             let mut k = keys(&[i % 2]);
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 k.insert(fp(2));
             }
             Some(k)
@@ -260,9 +260,9 @@ mod tests {
             }
             m
         };
-        let k0 = count(&|i| i % 100 != 0 && i % 2 == 0);
-        let k1 = count(&|i| i % 100 != 0 && i % 2 == 1);
-        let k2 = count(&|i| i % 100 != 0 && i % 3 == 0);
+        let k0 = count(&|i| !i.is_multiple_of(100) && i.is_multiple_of(2));
+        let k1 = count(&|i| !i.is_multiple_of(100) && i % 2 == 1);
+        let k2 = count(&|i| !i.is_multiple_of(100) && i.is_multiple_of(3));
         assert_eq!((k0, k1, k2), (4_900, 5_000, 3_300));
         assert_eq!(census.objects_per_key(), expect(k0, k1, k2, 100));
         assert_eq!(census.totals(), [10_000, 0, 0]);
@@ -280,10 +280,12 @@ mod tests {
         assert_eq!(census.objects_per_key(), expect(k0, k1, k2, 0));
         // A rotation brings key 3; re-encrypting every object of key 0 to post-quantum
         // identity 4 leaves key 0 serving none, and the series goes.
-        for i in (1_000..10_000).filter(|i| i % 2 == 0) {
+        for i in (1_000..10_000_usize).filter(|i| i.is_multiple_of(2)) {
             census.record("ns", &format!("o{i}"), [0, 0, 1], Some(&keys(&[4])));
         }
-        let moved_from_2 = count(&|i| i >= 1_000 && i % 2 == 0 && i % 3 == 0 && i % 100 != 0);
+        let moved_from_2 = count(&|i| {
+            i >= 1_000 && i.is_multiple_of(2) && i.is_multiple_of(3) && !i.is_multiple_of(100)
+        });
         let got = census.objects_per_key();
         assert!(!got.contains_key(fp(0).as_str()), "{got:?}");
         // Key 1 keeps the odd objects only (the even ones it had gained went to identity 4).

@@ -315,7 +315,10 @@ mod tests {
         );
         let tied = vec![old.clone(), new.clone(), tie.clone()];
         assert!(is_newest_active(&new, &tied) && is_newest_active(&tie, &tied));
-        assert!(is_newest_active(&old, &[old.clone()]), "the only key");
+        assert!(
+            is_newest_active(&old, std::slice::from_ref(&old)),
+            "the only key"
+        );
     }
 
     #[test]
