@@ -251,3 +251,179 @@ async fn objects_per_key_agree_with_the_truth_and_retire_waits_for_none() {
         .await;
     assert_eq!(data_of(&s, "a").as_deref(), Some("v"));
 }
+
+/// A key Secret with an RSA key (certificate from `not_before`) and a post-quantum identity,
+/// as the controller writes them.
+async fn put_pq_key(
+    env: &Env,
+    name: &str,
+    not_before: std::time::SystemTime,
+) -> (PublicKey, sealed_secrets_crypto::PqIdentity) {
+    use k8s_openapi::ByteString;
+    use sealed_secrets_api::seal::AGE_KEY_FIELD;
+    let (k, cert) = make_key(not_before);
+    let id = sealed_secrets_crypto::PqIdentity::generate().unwrap();
+    let mut s = env
+        .put_key_secret(
+            name,
+            k.to_pkcs1_pem().as_bytes(),
+            cert.pem().as_bytes(),
+            true,
+        )
+        .await;
+    s.data.as_mut().unwrap().insert(
+        AGE_KEY_FIELD.to_owned(),
+        ByteString(format!("{}\n", id.to_age_string().as_str()).into_bytes()),
+    );
+    env.secrets(env.ctrl())
+        .replace(name, &Default::default(), &s)
+        .await
+        .unwrap();
+    (k.public_key().clone(), id)
+}
+
+/// The same at scale, run by hand to measure (`KEY_USAGE_OBJECTS`, default 10,000; one value
+/// each, a third RSA, the rest post-quantum): `keys retire` before any controller ran (every
+/// object decided by trying the key), the census against the true counts once a controller
+/// has reconciled them all, after deleting and updating a tenth each, and `keys list` /
+/// `keys retire` from the status records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: minutes at 10,000 objects"]
+async fn objects_per_key_at_scale() {
+    use futures::StreamExt as _;
+    use std::time::{Duration, Instant, SystemTime};
+    let n: usize = std::env::var("KEY_USAGE_OBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let env = Env::new().await;
+    let ns = env.ns().to_owned();
+    let now = SystemTime::now();
+    let (a_rsa, a_pq) = put_pq_key(
+        &env,
+        "sealed-secrets-keyolda",
+        now - Duration::from_secs(3600),
+    )
+    .await;
+    put_pq_key(
+        &env,
+        "sealed-secrets-keynewb",
+        now - Duration::from_secs(60),
+    )
+    .await;
+    let a_fp = a_rsa.fingerprint().to_string();
+    let value = |i: usize| {
+        let name = format!("o{i}");
+        if i.is_multiple_of(3) {
+            seal_value(&a_rsa, Scope::Strict, &ns, &name, "v")
+        } else {
+            pq_value(a_pq.recipient(), Scope::Strict, &ns, &name, "v")
+        }
+    };
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let ss = sealed_secret(&ns, &format!("o{i}"), &[("a", value(i))]);
+            let api = env.sealed(&ns);
+            async move { api.create(&Default::default(), &ss).await.unwrap() }
+        })
+        .buffer_unordered(16)
+        .for_each(|_| async {})
+        .await;
+    eprintln!(
+        "created {n} SealedSecrets in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // No controller yet: no records, every object is decided by trying key A.
+    let t = Instant::now();
+    let (ok, _, err) = keys(&env, &["retire", &a_fp, "--yes"]).await;
+    assert!(
+        !ok && err.contains(&format!("{n} SealedSecret(s) in the cluster still need")),
+        "{err}"
+    );
+    eprintln!(
+        "keys retire, {n} objects tried with the key: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let c = env.start_controller(&["--key-renew-period=0"]).await;
+    let mut objects: BTreeMap<String, String> = (0..n)
+        .map(|i| {
+            let fp = if i.is_multiple_of(3) {
+                a_fp.clone()
+            } else {
+                a_pq.fingerprint().to_string()
+            };
+            (format!("o{i}"), fp)
+        })
+        .collect();
+    let want = |objects: &BTreeMap<String, String>| {
+        let mut m = BTreeMap::new();
+        for fp in objects.values() {
+            *m.entry(fp.clone()).or_insert(0u64) += 1;
+        }
+        m
+    };
+    let long = Duration::from_secs(1800);
+    let t = Instant::now();
+    let target = want(&objects);
+    eventually("the census of every object", long, || async {
+        (census(&c.metrics_text().await) == target).then_some(())
+    })
+    .await;
+    eprintln!(
+        "census exact after the cold start: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // Delete a tenth, turn another tenth of the RSA ones post-quantum.
+    for i in (0..n).step_by(10) {
+        env.sealed(&ns)
+            .delete(&format!("o{i}"), &DeleteParams::default())
+            .await
+            .unwrap();
+        objects.remove(&format!("o{i}"));
+    }
+    for i in (3..n).step_by(30) {
+        let name = format!("o{i}");
+        let ss = sealed_secret(
+            &ns,
+            &name,
+            &[(
+                "a",
+                pq_value(a_pq.recipient(), Scope::Strict, &ns, &name, "w"),
+            )],
+        );
+        set_values(&env, &ns, &name, &ss).await;
+        objects.insert(name, a_pq.fingerprint().to_string());
+    }
+    let target = want(&objects);
+    eventually("the census after deletes and updates", long, || async {
+        (census(&c.metrics_text().await) == target).then_some(())
+    })
+    .await;
+    // Status writes may trail the census by a moment.
+    let total = objects.len();
+    let t = Instant::now();
+    let out = eventually("keys list to count every object", long, || async {
+        let (ok, out, _) = keys(&env, &["list"]).await;
+        (ok && listed_objects(&out).get(&a_fp).map(String::as_str) == Some(&total.to_string()))
+            .then_some(out)
+    })
+    .await;
+    eprintln!(
+        "keys list over {total} recorded objects: {:.1}s\n{out}",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let (ok, _, err) = keys(&env, &["retire", &a_fp, "--yes"]).await;
+    assert!(
+        !ok && err.contains(&format!("{total} SealedSecret(s)")),
+        "{err}"
+    );
+    eprintln!(
+        "keys retire over {total} recorded objects: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+}
