@@ -265,15 +265,21 @@ impl Metrics {
     }
 
     /// Records the values per format of `ss` (`namespace/name`) as of this reconcile, for
-    /// `sealed_values{format}`: reads the values' first bytes only.
+    /// `sealed_values{format}` (reads the values' first bytes only), and the keys that opened
+    /// it for `sealed_objects{fingerprint}` (`None`: this reconcile did not open it).
     pub fn record_value_formats(
         &self,
         namespace: &str,
         name: &str,
         ss: &sealed_secrets_api::SealedSecret,
+        keys: Option<&std::collections::BTreeSet<sealed_secrets_crypto::Fingerprint>>,
     ) {
-        self.census
-            .record(namespace, name, crate::format_census::value_formats(ss));
+        self.census.record(
+            namespace,
+            name,
+            crate::format_census::value_formats(ss),
+            keys,
+        );
     }
 
     pub fn observe_http(&self, path: &str, method: &str, code: u16, seconds: f64) {

@@ -49,7 +49,8 @@ pub struct DecryptArgs {
 /// `kubeseal keys ...`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// List the controller's keys: fingerprint, created, not-after, active, values opened.
+    /// List the controller's keys: fingerprint, created, not-after, active, SealedSecrets
+    /// that still need each (OBJECTS), values opened.
     List {
         #[command(flatten)]
         controller: ControllerArgs,
@@ -112,6 +113,23 @@ pub enum KeysCommand {
         yes: bool,
         #[command(flatten)]
         crypt: DecryptArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
+    },
+    /// Delete a key Secret once no SealedSecret in the cluster needs its key.
+    ///
+    /// Refuses the newest active key, and any key a SealedSecret still needs: by the keys its
+    /// status records, or, without a current record, by trying the key on its values (needs
+    /// `list sealedsecrets` cluster-wide). Back up the keys first; asks for confirmation.
+    Retire {
+        #[command(flatten)]
+        controller: ControllerArgs,
+        /// The key: its fingerprint (either one, as `keys list` shows) or its Secret's name.
+        #[arg(value_name = "KEY")]
+        key: String,
+        /// Retire without asking (required without a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
         #[command(flatten)]
         kube: KubeArgs,
     },

@@ -500,6 +500,55 @@ pub enum CliError {
     /// The operator answered no.
     #[error("restore cancelled: nothing was written")]
     RestoreDeclined,
+    /// `keys retire`: no key Secret has this fingerprint or name.
+    #[error("no key Secret in namespace `{namespace}` has fingerprint or name `{key}`")]
+    KeyNotFound {
+        /// The argument.
+        key: String,
+        /// The controller namespace.
+        namespace: String,
+    },
+    /// `keys retire`: several key Secrets hold this key.
+    #[error("key `{key}` is held by several Secrets ({secrets}): name the Secret to retire")]
+    KeyAmbiguous {
+        /// The argument.
+        key: String,
+        /// Their names, comma-separated.
+        secrets: String,
+    },
+    /// `keys retire` of a Secret whose private key cannot be read: what it opens cannot be
+    /// checked.
+    #[error(
+        "cannot read the private key of Secret `{name}`: refusing to retire what cannot be checked"
+    )]
+    RetireUnreadable {
+        /// The Secret's name.
+        name: String,
+    },
+    /// `keys retire` of the key new SealedSecrets are sealed to.
+    #[error(
+        "key {key} is the controller's newest active key (new SealedSecrets are sealed to it): refusing to retire it"
+    )]
+    RetireNewest {
+        /// Its fingerprint.
+        key: String,
+    },
+    /// `keys retire` of a key that SealedSecrets in the cluster still need.
+    #[error(
+        "{count} SealedSecret(s) in the cluster still need key {key} (listed above): refusing to retire it"
+    )]
+    KeyInUse {
+        /// Its fingerprint.
+        key: String,
+        /// How many objects.
+        count: usize,
+    },
+    /// `keys retire` without a terminal to confirm on and without `--yes`.
+    #[error("retiring a key needs a confirmation: no terminal to ask on, and no --yes")]
+    RetireNotConfirmed,
+    /// The operator answered no.
+    #[error("retire cancelled: nothing was deleted")]
+    RetireDeclined,
     /// An error with a `hint:` the user can act on ([`CliError::unhinted`] gives the error
     /// itself, whose causes `main` prints).
     #[error("{error}")]

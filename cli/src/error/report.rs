@@ -43,6 +43,22 @@ impl CliError {
             CliError::RestoreNotConfirmed => Some(
                 "check the fingerprints listed above, then run it again with --yes".to_owned(),
             ),
+            CliError::KeyNotFound { .. } => Some(
+                "kubeseal keys list shows each key's fingerprint and Secret; check --controller-namespace"
+                    .to_owned(),
+            ),
+            CliError::RetireNewest { .. } => Some(
+                "rotate first (kubeseal keys rotate), re-encrypt what this key sealed, then retire it"
+                    .to_owned(),
+            ),
+            CliError::KeyInUse { .. } => Some(
+                "re-encrypt them to a newer key (kubeseal --re-encrypt, or kubeseal reencrypt on their \
+                 source tree) and apply them; then run this again"
+                    .to_owned(),
+            ),
+            CliError::RetireNotConfirmed => Some(
+                "back up the keys (kubeseal keys backup), then run it again with --yes".to_owned(),
+            ),
             CliError::KeyConflict { .. } => Some(
                 "restore into another controller namespace, or rename the Secret in the backup"
                     .to_owned(),

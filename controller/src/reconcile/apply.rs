@@ -35,6 +35,8 @@ struct Applied {
     secret_uid: String,
     /// Its source digest ([`source_digest`]).
     digest: String,
+    /// The keys that opened the values (decrypting now, or recorded in the digest reused).
+    keys: BTreeSet<Fingerprint>,
 }
 
 /// `namespace/name`, as logs, errors and Events name an object.
@@ -129,6 +131,7 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Applied, Reconci
         written,
         digest: source_digest(ss, &secret_uid, &keys),
         secret_uid,
+        keys,
     })
 }
 
@@ -297,7 +300,8 @@ async fn reconcile_sized(
         .unwrap_or_default();
     ctx.metrics
         .set_condition(&ns, &name, &instance, plan.condition);
-    ctx.metrics.record_value_formats(&ns, &name, &ss);
+    let opened_by = outcome.as_ref().ok().map(|a| &a.keys);
+    ctx.metrics.record_value_formats(&ns, &name, &ss, opened_by);
 
     match outcome {
         Ok(applied) => {

@@ -408,6 +408,33 @@ impl SealedSecret {
             .map(|(item, _)| item)
             .collect()
     }
+
+    /// The keys the controller last opened this object's values with, as its status records
+    /// them: `None` unless the status is of the current generation, `Synced` is `True`, and
+    /// `status.sourceDigest` lists the keys (`sha256:<hex>;keys=<fp>,<fp>`, written by the
+    /// controller's `reconcile::decide::source_digest`; docs/design.md "Source digest"). The
+    /// digest covers the generation, so a spec changed since is never answered from an older
+    /// record. For `kubeseal keys list` and `keys retire`. Pure.
+    pub fn recorded_keys(&self) -> Option<BTreeSet<sealed_secrets_crypto::Fingerprint>> {
+        let status = self.status.as_ref()?;
+        if self.metadata.generation.is_none()
+            || status.observed_generation != self.metadata.generation
+        {
+            return None;
+        }
+        let synced = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == CONDITION_SYNCED && c.status == "True");
+        if !synced {
+            return None;
+        }
+        let (_, keys) = status.source_digest.as_deref()?.split_once(";keys=")?;
+        keys.split(',')
+            .filter(|k| !k.is_empty())
+            .map(|k| k.parse().ok())
+            .collect()
+    }
 }
 
 /// `namespace/name` of an object, used in error messages.

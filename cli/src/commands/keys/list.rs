@@ -1,10 +1,18 @@
-//! `kubeseal keys list`: one row per key Secret, with how many values each key has opened
-//! according to the controller's metrics (best effort: `-` when they cannot be reached).
+//! `kubeseal keys list`: one row per key Secret, with how many SealedSecrets in the cluster
+//! still need its key (OBJECTS: by the keys each object's status records, see
+//! [`super::usage`]; `-` when SealedSecrets cannot be listed) and how many values it has
+//! opened according to the controller's metrics (OPENED, best effort: `-` when they cannot be
+//! reached).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use k8s_openapi::api::core::v1::Secret;
+use sealed_secrets_api::seal::AGE_KEY_FIELD;
+use sealed_secrets_crypto::{Fingerprint, PqIdentity};
+
 use super::secrets::{key_info, key_secrets_with};
+use super::usage::{self, Needs};
 use crate::args::{ControllerArgs, KubeArgs};
 use crate::error::Result;
 use crate::{Outcome, cluster, io, printer};
@@ -19,17 +27,34 @@ pub(super) async fn list(controller: &ControllerArgs, kube: &KubeArgs) -> Result
     let client = cluster::client(kube).await?;
     let secrets = key_secrets_with(&client, &controller.controller_namespace).await?;
     let usage = key_usage(&client, controller).await;
+    // Best effort like OPENED: listing SealedSecrets cluster-wide is a right an operator who
+    // may read key Secrets does not necessarily have.
+    let objects = match usage::scan(&client, None).await {
+        Ok(o) => Some(o),
+        Err(e) => {
+            printer().note(format_args!("OBJECTS unknown: {e}"));
+            None
+        }
+    };
     let mut rows = vec![[
         "FINGERPRINT".to_owned(),
         "SECRET".to_owned(),
         "CREATED".to_owned(),
         "NOT-AFTER".to_owned(),
         "ACTIVE".to_owned(),
+        "OBJECTS".to_owned(),
         "OPENED".to_owned(),
     ]];
     for s in &secrets {
         let k = key_info(s);
         let fp = k.fingerprint.as_ref().map(ToString::to_string);
+        // A key Secret has two names: its RSA key's and its post-quantum identity's.
+        let names: Vec<Fingerprint> = k
+            .fingerprint
+            .iter()
+            .cloned()
+            .chain(pq_fingerprint(s))
+            .collect();
         rows.push([
             fp.clone()
                 .unwrap_or_else(|| "(unreadable tls.key)".to_owned()),
@@ -39,13 +64,16 @@ pub(super) async fn list(controller: &ControllerArgs, kube: &KubeArgs) -> Result
                 .map(format_time)
                 .unwrap_or_else(|| "-".to_owned()),
             if k.active { "yes" } else { "no" }.to_owned(),
+            objects
+                .as_ref()
+                .map_or("-".to_owned(), |o| usage::count(o, &names).to_string()),
             match (&usage, fp) {
                 (Some(u), Some(fp)) => u.get(&fp).map_or("0".to_owned(), |n| n.to_string()),
                 _ => "-".to_owned(),
             },
         ]);
     }
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..7)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -59,12 +87,29 @@ pub(super) async fn list(controller: &ControllerArgs, kube: &KubeArgs) -> Result
         out.push('\n');
     }
     io::write_stdout(out.as_bytes())?;
+    let unrecorded = objects
+        .iter()
+        .flatten()
+        .filter(|o| matches!(o.needs, Needs::Unrecorded(_)))
+        .count();
+    if unrecorded > 0 {
+        printer().note(format_args!(
+            "{unrecorded} SealedSecret(s) have no current record of their keys (not reconciled yet, failing, or changed since) and are not counted in OBJECTS; `keys retire` tries the key on them"
+        ));
+    }
     if usage.is_none() {
         printer().note(
             "OPENED unknown: the controller's metrics are not reachable through the API server proxy",
         );
     }
     Ok(Outcome::Success)
+}
+
+/// The fingerprint of the post-quantum identity in a key Secret's `age.key`, if it has one.
+fn pq_fingerprint(s: &Secret) -> Option<Fingerprint> {
+    let line = s.data.as_ref()?.get(AGE_KEY_FIELD)?;
+    let id: PqIdentity = std::str::from_utf8(&line.0).ok()?.trim().parse().ok()?;
+    Some(id.fingerprint().clone())
 }
 
 /// `sealed_secrets_controller_key_values_opened_total{fingerprint=...}` from the metrics

@@ -3,15 +3,18 @@
 //! plus the legacy Secret named `sealed-secrets-key`.
 //!
 //! This module only dispatches; each subcommand has its file (`list`, `rotate`, `backup`,
-//! `restore`, `verify_backup`), `secrets` reads the key Secrets they all start from, and
-//! `backup_file` reads a backup back for `restore`.
+//! `restore`, `retire`, `verify_backup`), `secrets` reads the key Secrets they all start from,
+//! `usage` which keys the cluster's SealedSecrets need, and `backup_file` reads a backup back
+//! for `restore`.
 
 mod backup;
 mod backup_file;
 mod list;
 mod restore;
+mod retire;
 mod rotate;
 mod secrets;
+mod usage;
 mod verify_backup;
 
 use crate::args::{KeysCommand, KubeArgs};
@@ -77,6 +80,24 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
                 kube,
                 "cannot restore keys",
                 restore::restore(&controller, kube, keys, confirm),
+            ))?
+        }
+        KeysCommand::Retire {
+            controller,
+            key,
+            yes,
+            kube,
+        } => {
+            let kube = &kube.or(outer);
+            let confirm = if yes {
+                restore::Confirm::Given
+            } else {
+                restore::Confirm::Ask
+            };
+            crate::async_runtime::block_on(cluster::bounded(
+                kube,
+                "cannot retire key",
+                retire::retire(&controller, kube, &key, confirm),
             ))?
         }
         KeysCommand::VerifyBackup { file, dirs, crypt } => {
