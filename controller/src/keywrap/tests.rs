@@ -7,7 +7,7 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::Secret;
 use sealed_secrets_crypto::{CertParams, PrivateKey};
 use sealed_secrets_kms::{
-    BACKEND_ANNOTATION, KMS_KEY_ANNOTATION, Operation, WRAPPED_KEY_FIELD, WrapContext, WrapError,
+    BACKEND_ANNOTATION, KMS_KEY_ANNOTATION, Operation, WrapContext, WrapError,
     WrapFuture, Wrapped, Wrapper, WrapperStats,
 };
 use zeroize::Zeroizing;
@@ -100,34 +100,6 @@ fn wrap_with(kms: &Arc<FakeKms>) -> KeyWrap {
         "kube-system".into(),
         None,
     )
-}
-
-#[test]
-fn private_fields_round_trip_and_leave_the_certificate() {
-    let mut s = plain_key_secret();
-    let original = s.clone();
-    let payload = take_private_fields(&mut s);
-    let data = s.data.as_ref().unwrap();
-    assert!(!data.contains_key("tls.key") && !data.contains_key("age.key"));
-    assert!(data.contains_key("tls.crt"));
-    let back = restore_private_fields(&s, &payload).unwrap();
-    assert_eq!(back.data, original.data);
-    assert!(restore_private_fields(&s, b"not json").is_err());
-    assert!(restore_private_fields(&s, br#"{"age.key":"QQ=="}"#).is_err());
-    // Only private fields come back, whatever else the envelope holds.
-    let extra = restore_private_fields(&s, br#"{"tls.key":"QQ==","tls.crt":"QQ=="}"#).unwrap();
-    assert_eq!(
-        extra.data.unwrap()["tls.crt"],
-        original.data.unwrap()["tls.crt"]
-    );
-}
-
-#[test]
-fn new_names_look_generated() {
-    let n = new_key_name("sealed-secrets-key", &mut rand::rng());
-    assert_eq!(n.len(), "sealed-secrets-key".len() + 5);
-    assert!(n.starts_with("sealed-secrets-key"));
-    assert_ne!(n, new_key_name("sealed-secrets-key", &mut rand::rng()));
 }
 
 #[tokio::test]
