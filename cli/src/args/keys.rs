@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use sealed_secrets_kms::settings::KeyWrapArgs;
 
 use super::connection::KubeArgs;
 use crate::env;
@@ -112,6 +113,38 @@ pub enum KeysCommand {
         yes: bool,
         #[command(flatten)]
         crypt: DecryptArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
+    },
+    /// Wrap existing plain key Secrets with a key management service (docs/security.md,
+    /// "Tier 2: key Secrets wrapped by a KMS"). Upstream's controller, and ours without
+    /// --key-wrap-backend, cannot read wrapped keys.
+    ///
+    /// Each key is wrapped, unwrapped again and compared before anything is written; the
+    /// wrapped key is written as a new Secret (a Secret's type cannot change in place), then
+    /// the plain one is deleted only if it is still the version that was read. Credentials come
+    /// from the AWS_* variables or files, a PKCS#11 PIN from --key-wrap-pkcs11-pin-file.
+    Wrap {
+        #[command(flatten)]
+        controller: ControllerArgs,
+        #[command(flatten)]
+        wrap: KeyWrapArgs,
+        /// Key Secrets to convert (default: every plain key Secret).
+        #[arg(value_name = "SECRET")]
+        names: Vec<String>,
+        #[command(flatten)]
+        kube: KubeArgs,
+    },
+    /// Unwrap wrapped key Secrets back into plain ones (`tls.key`, as upstream stores it): the
+    /// private keys then sit in etcd in the clear. Checked and written as `keys wrap` does.
+    Unwrap {
+        #[command(flatten)]
+        controller: ControllerArgs,
+        #[command(flatten)]
+        wrap: KeyWrapArgs,
+        /// Key Secrets to convert (default: every wrapped key Secret).
+        #[arg(value_name = "SECRET")]
+        names: Vec<String>,
         #[command(flatten)]
         kube: KubeArgs,
     },

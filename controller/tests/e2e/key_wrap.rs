@@ -11,10 +11,10 @@ use std::time::Duration;
 use harness::cluster::{Process, free_port, wait_for_port};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
+use sealed_secrets_api::wrapped_key::WRAPPED_KEY_FIELD;
 use sealed_secrets_kms::{
     AwsKms, AwsKmsConfig, CredentialSource, Credentials, WrapContext, WrappedKey,
 };
-use sealed_secrets_api::wrapped_key::WRAPPED_KEY_FIELD;
 use serde_json::json;
 
 use crate::common::*;

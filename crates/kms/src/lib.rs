@@ -27,6 +27,8 @@
 mod aws;
 mod envelope;
 mod error;
+#[cfg(feature = "fake")]
+pub mod fake;
 mod pkcs11;
 pub mod settings;
 mod wrapper;

@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, ValueEnum};
 use crate::{AwsKms, AwsKmsConfig, Pkcs11Wrapper, WrapError, Wrapper};
+use clap::{Args, ValueEnum};
 use sealed_secrets_pkcs11::{Token, TokenConfig};
 
 /// Which service wraps the private keys of key Secrets.
@@ -67,6 +67,8 @@ pub enum WrapConfigError {
         backend: &'static str,
         flag: &'static str,
     },
+    #[error("no key-wrapping backend: pass --key-wrap-backend=aws-kms or pkcs11")]
+    NoBackend,
     #[error("cannot set up the key-wrapping backend")]
     Backend(#[source] WrapError),
     #[error("cannot open the PKCS#11 token or find its wrapping key `{label}`")]
@@ -104,6 +106,12 @@ impl KeyWrapArgs {
             }
         }
         Ok(())
+    }
+
+    /// The configured backend, refusing `--key-wrap-backend=none` (for the commands that
+    /// convert keys, which have nothing to do without one).
+    pub fn build_required(&self) -> Result<Arc<dyn Wrapper>, WrapConfigError> {
+        self.build()?.ok_or(WrapConfigError::NoBackend)
     }
 
     /// The configured backend, `None` for `--key-wrap-backend=none`. Opening the PKCS#11 token

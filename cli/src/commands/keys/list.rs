@@ -1,5 +1,6 @@
 //! `kubeseal keys list`: one row per key Secret, with how many values each key has opened
-//! according to the controller's metrics (best effort: `-` when they cannot be reached).
+//! according to the controller's metrics (best effort: `-` when they cannot be reached), and
+//! where its private key is (plain in the Secret, wrapped by a KMS, or in a PKCS#11 token).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -26,13 +27,14 @@ pub(super) async fn list(controller: &ControllerArgs, kube: &KubeArgs) -> Result
         "NOT-AFTER".to_owned(),
         "ACTIVE".to_owned(),
         "OPENED".to_owned(),
+        // Where the private key is: plain (in the Secret), wrapped (by a KMS), in token.
+        "KEY".to_owned(),
     ]];
     for s in &secrets {
         let k = key_info(s);
         let fp = k.fingerprint.as_ref().map(ToString::to_string);
         rows.push([
-            fp.clone()
-                .unwrap_or_else(|| "(unreadable tls.key)".to_owned()),
+            fp.clone().unwrap_or_else(|| "(unreadable key)".to_owned()),
             k.name,
             k.created,
             k.not_after
@@ -43,9 +45,10 @@ pub(super) async fn list(controller: &ControllerArgs, kube: &KubeArgs) -> Result
                 (Some(u), Some(fp)) => u.get(&fp).map_or("0".to_owned(), |n| n.to_string()),
                 _ => "-".to_owned(),
             },
+            k.held.label().to_owned(),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..7)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();

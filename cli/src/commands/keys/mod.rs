@@ -8,6 +8,7 @@
 
 mod backup;
 mod backup_file;
+mod convert;
 mod list;
 mod restore;
 mod rotate;
@@ -79,8 +80,46 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
                 restore::restore(&controller, kube, keys, confirm),
             ))?
         }
+        KeysCommand::Wrap {
+            controller,
+            wrap,
+            names,
+            kube,
+        } => convert_keys(
+            &controller,
+            &kube.or(outer),
+            &wrap,
+            &names,
+            convert::Direction::Wrap,
+        ),
+        KeysCommand::Unwrap {
+            controller,
+            wrap,
+            names,
+            kube,
+        } => convert_keys(
+            &controller,
+            &kube.or(outer),
+            &wrap,
+            &names,
+            convert::Direction::Unwrap,
+        ),
         KeysCommand::VerifyBackup { file, dirs, crypt } => {
             verify_backup::verify_backup(&file, &dirs, &crypt)
         }
     }
+}
+
+fn convert_keys(
+    controller: &crate::args::ControllerArgs,
+    kube: &KubeArgs,
+    wrap: &sealed_secrets_kms::settings::KeyWrapArgs,
+    names: &[String],
+    direction: convert::Direction,
+) -> Result<Outcome> {
+    crate::async_runtime::block_on(cluster::bounded(
+        kube,
+        "cannot convert keys",
+        convert::run(controller, kube, wrap, names, direction),
+    ))?
 }
