@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use harness::cluster::{Process, free_port, wait_for_port};
+use harness::kms::{ACCESS_KEY_ID, LocalKms, SECRET_ACCESS_KEY};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
 use sealed_secrets_api::wrapped_key::WRAPPED_KEY_FIELD;
@@ -25,78 +26,21 @@ const UNWRAPS: &str =
 const WRAPS: &str =
     "sealed_secrets_controller_key_wrap_calls_total{backend=\"aws-kms\",operation=\"wrap\"}";
 
-struct LocalKms {
-    dir: PathBuf,
-    endpoint: String,
-    alias: String,
-    region: String,
-    pid: String,
+/// What these tests do with a local-kms server: check what the controller stored, and run
+/// controllers that wrap with it.
+trait KmsControllers {
+    fn client(&self) -> AwsKms;
+    fn spawn(&self, env: &Env, extra: &[&str]) -> Controller;
+    async fn run(&self, env: &Env, extra: &[&str]) -> Controller;
 }
 
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/kms/local-kms.sh")
-}
-
-impl LocalKms {
-    fn start(test: &str) -> Option<LocalKms> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/kms-tests")
-            .join(format!("e2e-{test}-{}", std::process::id()));
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(&dir)
-            .output();
-        let on_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        let out = match out {
-            Ok(o) if o.status.success() => o,
-            other => {
-                let why = match other {
-                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                    Err(e) => e.to_string(),
-                };
-                assert!(!on_ci, "CI=true: local-kms must run: {why}");
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED {test}: local-kms unavailable (needs Go 1.25+): {why}"
-                );
-                return None;
-            }
-        };
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let get = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")).map(str::to_owned))
-                .unwrap_or_else(|| panic!("local-kms.sh printed no {k}: {text}"))
-        };
-        let pid = std::fs::read_to_string(dir.join("pid"))
-            .unwrap()
-            .trim()
-            .to_owned();
-        Some(LocalKms {
-            endpoint: get("SEALED_SECRETS_KMS_ENDPOINT"),
-            alias: get("SEALED_SECRETS_KMS_KEY_ALIAS"),
-            region: get("AWS_REGION"),
-            pid,
-            dir,
-        })
-    }
-
-    /// Freezes (or thaws) the server: calls time out, as with a KMS that is unreachable.
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.pid])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
+impl KmsControllers for LocalKms {
     /// The test's own client, to check what the controller stored.
     fn client(&self) -> AwsKms {
         let mut c = AwsKmsConfig::new(&self.alias, &self.region);
         c.endpoint = Some(self.endpoint.clone());
         c.credentials =
-            CredentialSource::Static(Credentials::new("AKIDLOCAL", "local-secret", None));
+            CredentialSource::Static(Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None));
         AwsKms::new(c).unwrap()
     }
 
@@ -108,10 +52,7 @@ impl LocalKms {
         cmd.env("KUBECONFIG", env.cluster.kubeconfig())
             .env("POD_NAMESPACE", env.ctrl())
             .env("RUST_LOG", "warn,sealed_secrets_controller=debug")
-            .env("AWS_REGION", &self.region)
-            .env("AWS_ENDPOINT_URL_KMS", &self.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
-            .env("AWS_SECRET_ACCESS_KEY", "local-secret")
+            .envs(self.env())
             .args(["--listen-addr", &http, "--listen-metrics-addr", &metrics])
             .args([
                 "--key-size",
@@ -140,17 +81,6 @@ impl LocalKms {
         })
         .await;
         c
-    }
-}
-
-impl Drop for LocalKms {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.pid]).status();
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
     }
 }
 
