@@ -93,9 +93,15 @@ fn versions(secrets: &[Secret]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A controller in `cluster` wrapping with `kms` for `wrap_cluster`, behind the service proxy.
-async fn controller(cluster: &Cluster, kms: &LocalKms, wrap_cluster: &str) -> (Process, String) {
-    let port = free_port().unwrap();
+/// A controller in `cluster` wrapping with `kms` for `wrap_cluster`, listening on `port` (the
+/// service proxy's endpoint, registered by the first one).
+async fn controller(
+    cluster: &Cluster,
+    kms: &LocalKms,
+    wrap_cluster: &str,
+    port: u16,
+    first: bool,
+) -> (Process, String) {
     let metrics = free_port().unwrap();
     let mut cmd = std::process::Command::new(binary_path("sealed-secrets-controller").unwrap());
     cmd.env("KUBECONFIG", cluster.kubeconfig())
@@ -115,7 +121,9 @@ async fn controller(cluster: &Cluster, kms: &LocalKms, wrap_cluster: &str) -> (P
     let proc = Process::spawn(cmd, cluster.temp_dir()).unwrap();
     let addr = format!("127.0.0.1:{port}");
     wait_for_port(&addr, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}: {}", proc.log()));
-    expose_controller(cluster, CTRL_NAME, &addr).await;
+    if first {
+        expose_controller(cluster, CTRL_NAME, &addr).await;
+    }
     (proc, addr)
 }
 
@@ -240,7 +248,8 @@ async fn keys_wrap_unwrap_backup_and_restore_with_local_kms() {
         .map(|s| s.metadata.name.clone().unwrap())
         .collect();
 
-    let (mut wrong, addr) = controller(&fresh, &kms, "another-cluster").await;
+    let port = free_port().unwrap();
+    let (mut wrong, addr) = controller(&fresh, &kms, "another-cluster", port, true).await;
     eventually(
         "/readyz to name the restored keys",
         Duration::from_secs(60),
@@ -278,7 +287,7 @@ async fn keys_wrap_unwrap_backup_and_restore_with_local_kms() {
         assert_eq!(now.data, s.data, "a restored key was rewritten");
     }
 
-    let (mut right, _) = controller(&fresh, &kms, WRAP_CLUSTER).await;
+    let (mut right, _) = controller(&fresh, &kms, WRAP_CLUSTER, port, false).await;
     eventually(
         "the restored key to open the old value",
         Duration::from_secs(60),

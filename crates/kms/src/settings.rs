@@ -27,35 +27,45 @@ pub enum WrapBackend {
     Pkcs11,
 }
 
-/// How private keys are wrapped at rest.
+/// How private keys are wrapped at rest. Each flag's id is its long name, so that the group
+/// flattens beside others with fields of the same name (kubeseal's `--cluster`).
 #[derive(Clone, Debug, Default, Args)]
 pub struct KeyWrapArgs {
     /// Store every new private key wrapped by this key management service (`tls.key.wrapped`
     /// instead of `tls.key`) and unwrap wrapped keys with it. `none` writes upstream's plain
     /// key Secrets; a wrapped key Secret is then reported as unusable.
-    #[arg(long = "key-wrap-backend", value_enum, default_value = "none")]
+    #[arg(
+        id = "key-wrap-backend",
+        long = "key-wrap-backend",
+        value_enum,
+        default_value = "none"
+    )]
     pub backend: WrapBackend,
 
     /// The wrapping key: for aws-kms a key ID, key ARN, alias name (`alias/...`) or alias ARN;
     /// for pkcs11 the label of the AES wrapping key in the token.
-    #[arg(long = "key-wrap-key", default_value = "")]
+    #[arg(id = "key-wrap-key", long = "key-wrap-key", default_value = "")]
     pub key: String,
 
     /// Name of this cluster, bound into every wrapped key (with the key Secret's namespace and
     /// name) so that a wrapped key copied to another Secret or cluster does not open.
-    #[arg(long = "key-wrap-cluster", default_value = "")]
+    #[arg(id = "key-wrap-cluster", long = "key-wrap-cluster", default_value = "")]
     pub cluster: String,
 
     /// pkcs11: path of the PKCS#11 module (shared library).
-    #[arg(long = "key-wrap-pkcs11-module")]
+    #[arg(id = "key-wrap-pkcs11-module", long = "key-wrap-pkcs11-module")]
     pub pkcs11_module: Option<PathBuf>,
 
     /// pkcs11: label of the token holding the wrapping key.
-    #[arg(long = "key-wrap-pkcs11-token", default_value = "")]
+    #[arg(
+        id = "key-wrap-pkcs11-token",
+        long = "key-wrap-pkcs11-token",
+        default_value = ""
+    )]
     pub pkcs11_token: String,
 
     /// pkcs11: file holding the token's user PIN (a mounted Secret; trailing newlines ignored).
-    #[arg(long = "key-wrap-pkcs11-pin-file")]
+    #[arg(id = "key-wrap-pkcs11-pin-file", long = "key-wrap-pkcs11-pin-file")]
     pub pkcs11_pin_file: Option<PathBuf>,
 }
 

@@ -96,7 +96,11 @@ impl LocalKms {
 
     /// Stops the server (its keys are gone with it: a later start seeds a new one).
     pub fn stop(&self) {
-        let _ = Command::new("kill").args(["-CONT", &self.pid]).status();
+        // Thaw a frozen server so that it can stop (quietly: it may be gone already).
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.pid])
+            .stderr(std::process::Stdio::null())
+            .status();
         let status = Command::new("bash")
             .arg(script())
             .arg("stop")
