@@ -3,13 +3,11 @@
 //! started by tests/kms/local-kms.sh; one server per test). Skipped with a message when Go is
 //! missing, except on CI (`CI=true`), where they must run.
 
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use harness::cluster::{Process, free_port, wait_for_port};
-use harness::kms::{ACCESS_KEY_ID, LocalKms, SECRET_ACCESS_KEY};
+use harness::kms::{ACCESS_KEY_ID, LocalKms, SECRET_ACCESS_KEY, pkcs11_wrapping_token};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
 use sealed_secrets_api::wrapped_key::WRAPPED_KEY_FIELD;
@@ -329,62 +327,11 @@ async fn a_wrapped_key_copied_to_another_secret_is_refused_and_reported() {
     assert_eq!(env.key_secrets().await.len(), 2);
 }
 
-/// A kryoptic token (tests/hsm/token.sh) with an AES-256 wrapping key made by OpenSC's
-/// `pkcs11-tool`, as an operator would adopt one; `None` (after saying why) off CI when the
-/// token cannot be built.
-fn pkcs11_token(dir: &std::path::Path) -> Option<std::collections::HashMap<String, String>> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/hsm/token.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .args(["init", dir.to_str().unwrap(), "sealed-secrets-e2e"])
-        .output()
-        .unwrap();
-    let on_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr);
-        assert!(!on_ci, "CI=true: the PKCS#11 test token must build: {why}");
-        let _ = writeln!(std::io::stderr(), "SKIPPED: no PKCS#11 test token: {why}");
-        return None;
-    }
-    let vars: std::collections::HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    let pin = std::fs::read_to_string(&vars["SEALED_SECRETS_PKCS11_PIN_FILE"]).unwrap();
-    let keygen = Command::new("pkcs11-tool")
-        .arg("--module")
-        .arg(&vars["SEALED_SECRETS_PKCS11_MODULE"])
-        .args([
-            "--token-label",
-            "sealed-secrets-e2e",
-            "--login",
-            "--pin",
-            pin.trim(),
-        ])
-        .args([
-            "--keygen",
-            "--key-type",
-            "AES:32",
-            "--label",
-            "sealed-secrets-wrap",
-        ])
-        .args(["--sensitive"])
-        .env("KRYOPTIC_CONF", &vars["KRYOPTIC_CONF"])
-        .output()
-        .unwrap();
-    assert!(
-        keygen.status.success(),
-        "pkcs11-tool --keygen: {}",
-        String::from_utf8_lossy(&keygen.stderr)
-    );
-    Some(vars)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pkcs11_wrapped_keys_fresh_start_and_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(vars) = pkcs11_token(dir.path()) else {
+    let Some(vars) = pkcs11_wrapping_token(dir.path(), "sealed-secrets-e2e", "sealed-secrets-wrap")
+    else {
         return;
     };
     let env = Env::new().await;

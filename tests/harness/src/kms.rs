@@ -3,6 +3,7 @@
 //! test, so that stopping or freezing it touches no other test. Where Go is missing the tests
 //! are skipped with a message, except on CI (`CI=true`), where they must run.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -127,4 +128,57 @@ impl Drop for LocalKms {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A kryoptic token (tests/hsm/token.sh) labelled `token` in `dir`, with an AES-256 wrapping key
+/// `key` made by OpenSC's `pkcs11-tool`, as an operator would adopt one. Returns the script's
+/// variables (`SEALED_SECRETS_PKCS11_MODULE`, `SEALED_SECRETS_PKCS11_PIN_FILE`,
+/// `KRYOPTIC_CONF`, ...); `None` (after saying why) off CI when the token cannot be built.
+pub fn pkcs11_wrapping_token(
+    dir: &Path,
+    token: &str,
+    key: &str,
+) -> Option<HashMap<String, String>> {
+    let out = Command::new("bash")
+        .arg(repo().join("tests/hsm/token.sh"))
+        .arg("init")
+        .arg(dir)
+        .arg(token)
+        .output()
+        .unwrap_or_else(|e| panic!("tests/hsm/token.sh: {e}"));
+    let on_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(!on_ci, "CI=true: the PKCS#11 test token must build: {why}");
+        let _ = writeln!(std::io::stderr(), "SKIPPED: no PKCS#11 test token: {why}");
+        return None;
+    }
+    let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let pin = std::fs::read_to_string(&vars["SEALED_SECRETS_PKCS11_PIN_FILE"])
+        .unwrap_or_else(|e| panic!("the token's PIN file: {e}"));
+    let keygen = Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(&vars["SEALED_SECRETS_PKCS11_MODULE"])
+        .args(["--token-label", token, "--login", "--pin", pin.trim()])
+        .args([
+            "--keygen",
+            "--key-type",
+            "AES:32",
+            "--label",
+            key,
+            "--sensitive",
+        ])
+        .env("KRYOPTIC_CONF", &vars["KRYOPTIC_CONF"])
+        .output()
+        .unwrap_or_else(|e| panic!("pkcs11-tool: {e}"));
+    assert!(
+        keygen.status.success(),
+        "pkcs11-tool --keygen: {}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
+    Some(vars)
 }
