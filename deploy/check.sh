@@ -73,7 +73,9 @@ step "kubectl kustomize deploy/overlays/namespaced (+ network-policy component)"
 # The kms-wrap component on the base, composed the way an overlay of the operator's would.
 kms_wrap_render() {
   mkdir -p "$out/kms-wrap"
-  printf 'resources: [%s]\ncomponents: [%s]\n' "$deploy/base" "$deploy/components/kms-wrap" >"$out/kms-wrap/kustomization.yaml"
+  # kustomize takes only relative paths to other kustomizations.
+  printf 'resources: [%s]\ncomponents: [%s]\n' "$(realpath --relative-to="$out/kms-wrap" "$deploy/base")" \
+    "$(realpath --relative-to="$out/kms-wrap" "$deploy/components/kms-wrap")" >"$out/kms-wrap/kustomization.yaml"
   kubectl kustomize "$out/kms-wrap" >"$out/kms-wrap.yaml" &&
     grep -q -- '--key-wrap-backend=aws-kms' "$out/kms-wrap.yaml" &&
     grep -q 'sealed-secrets-kms-credentials' "$out/kms-wrap.yaml"

@@ -47,6 +47,21 @@ pub struct DecryptArgs {
     pub identity: Vec<PathBuf>,
 }
 
+/// What `keys wrap` and `keys unwrap` take: the controller's `--key-wrap-*` flags, and which
+/// key Secrets.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub wrap: KeyWrapArgs,
+    /// Key Secrets to convert (default: every key Secret this command converts).
+    #[arg(value_name = "SECRET")]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
 /// `kubeseal keys ...`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -124,30 +139,10 @@ pub enum KeysCommand {
     /// wrapped key is written as a new Secret (a Secret's type cannot change in place), then
     /// the plain one is deleted only if it is still the version that was read. Credentials come
     /// from the AWS_* variables or files, a PKCS#11 PIN from --key-wrap-pkcs11-pin-file.
-    Wrap {
-        #[command(flatten)]
-        controller: ControllerArgs,
-        #[command(flatten)]
-        wrap: KeyWrapArgs,
-        /// Key Secrets to convert (default: every plain key Secret).
-        #[arg(value_name = "SECRET")]
-        names: Vec<String>,
-        #[command(flatten)]
-        kube: KubeArgs,
-    },
+    Wrap(ConvertArgs),
     /// Unwrap wrapped key Secrets back into plain ones (`tls.key`, as upstream stores it): the
     /// private keys then sit in etcd in the clear. Checked and written as `keys wrap` does.
-    Unwrap {
-        #[command(flatten)]
-        controller: ControllerArgs,
-        #[command(flatten)]
-        wrap: KeyWrapArgs,
-        /// Key Secrets to convert (default: every wrapped key Secret).
-        #[arg(value_name = "SECRET")]
-        names: Vec<String>,
-        #[command(flatten)]
-        kube: KubeArgs,
-    },
+    Unwrap(ConvertArgs),
     /// Prove a backup opens every SealedSecret in the given trees (offline).
     VerifyBackup {
         /// Backup file.

@@ -315,7 +315,7 @@ pub enum CliError {
     },
     /// `keys wrap` / `keys unwrap`: the backend flags cannot be used.
     #[error("cannot set up the key-wrapping backend")]
-    KeyWrapSetup(#[source] sealed_secrets_kms::settings::WrapConfigError),
+    KeyWrapSetup(#[source] Box<sealed_secrets_kms::settings::WrapConfigError>),
     /// `keys wrap` / `keys unwrap`: the service refused or failed; nothing was written.
     #[error("cannot {op} the key of key Secret `{namespace}/{name}`; nothing was changed")]
     KeyWrapCall {
@@ -325,9 +325,9 @@ pub enum CliError {
         namespace: String,
         /// The key Secret.
         name: String,
-        /// What the service said (never key material).
+        /// What the service said (never key material). Boxed: the service's errors are large.
         #[source]
-        source: sealed_secrets_kms::WrapError,
+        source: Box<sealed_secrets_kms::WrapError>,
     },
     /// `keys wrap` / `keys unwrap`: a key Secret that cannot be converted, or a conversion that
     /// did not round-trip; nothing was written.

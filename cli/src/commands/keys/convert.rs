@@ -129,7 +129,7 @@ pub async fn convert(
             op,
             namespace: namespace.to_owned(),
             name: old_name,
-            source,
+            source: Box::new(source),
         }
     };
     let new = match direction {
@@ -231,7 +231,9 @@ pub(super) async fn run(
     names: &[String],
     direction: Direction,
 ) -> Result<Outcome> {
-    let wrapper: Arc<dyn Wrapper> = args.build_required().map_err(CliError::KeyWrapSetup)?;
+    let wrapper: Arc<dyn Wrapper> = args
+        .build_required()
+        .map_err(|e| CliError::KeyWrapSetup(Box::new(e)))?;
     printer().warn(warning(direction));
     let ns = &controller.controller_namespace;
     let client = cluster::client(kube).await?;

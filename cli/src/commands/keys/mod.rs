@@ -80,30 +80,8 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
                 restore::restore(&controller, kube, keys, confirm),
             ))?
         }
-        KeysCommand::Wrap {
-            controller,
-            wrap,
-            names,
-            kube,
-        } => convert_keys(
-            &controller,
-            &kube.or(outer),
-            &wrap,
-            &names,
-            convert::Direction::Wrap,
-        ),
-        KeysCommand::Unwrap {
-            controller,
-            wrap,
-            names,
-            kube,
-        } => convert_keys(
-            &controller,
-            &kube.or(outer),
-            &wrap,
-            &names,
-            convert::Direction::Unwrap,
-        ),
+        KeysCommand::Wrap(args) => convert_keys(args, outer, convert::Direction::Wrap),
+        KeysCommand::Unwrap(args) => convert_keys(args, outer, convert::Direction::Unwrap),
         KeysCommand::VerifyBackup { file, dirs, crypt } => {
             verify_backup::verify_backup(&file, &dirs, &crypt)
         }
@@ -111,15 +89,14 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
 }
 
 fn convert_keys(
-    controller: &crate::args::ControllerArgs,
-    kube: &KubeArgs,
-    wrap: &sealed_secrets_kms::settings::KeyWrapArgs,
-    names: &[String],
+    args: crate::args::ConvertArgs,
+    outer: &KubeArgs,
     direction: convert::Direction,
 ) -> Result<Outcome> {
+    let kube = &args.kube.or(outer);
     crate::async_runtime::block_on(cluster::bounded(
         kube,
         "cannot convert keys",
-        convert::run(controller, kube, wrap, names, direction),
+        convert::run(&args.controller, kube, &args.wrap, &args.names, direction),
     ))?
 }
