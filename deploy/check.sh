@@ -70,6 +70,17 @@ step "drift: copies equal their sources (deploy/sync.sh --check)" "$deploy/sync.
 step "kubectl kustomize deploy/base" sh -c "kubectl kustomize '$deploy/base' > '$out/base.yaml'"
 step "kubectl kustomize deploy/overlays/namespaced (+ network-policy component)" \
   sh -c "kubectl kustomize '$deploy/overlays/namespaced' > '$out/namespaced.yaml'"
+# The kms-wrap component on the base, composed the way an overlay of the operator's would.
+kms_wrap_render() {
+  mkdir -p "$out/kms-wrap"
+  # kustomize takes only relative paths to other kustomizations.
+  printf 'resources: [%s]\ncomponents: [%s]\n' "$(realpath --relative-to="$out/kms-wrap" "$deploy/base")" \
+    "$(realpath --relative-to="$out/kms-wrap" "$deploy/components/kms-wrap")" >"$out/kms-wrap/kustomization.yaml"
+  kubectl kustomize "$out/kms-wrap" >"$out/kms-wrap.yaml" &&
+    grep -q -- '--key-wrap-backend=aws-kms' "$out/kms-wrap.yaml" &&
+    grep -q 'sealed-secrets-kms-credentials' "$out/kms-wrap.yaml"
+}
+step "kubectl kustomize deploy/base + components/kms-wrap" kms_wrap_render
 step "kubectl kustomize deploy/observability" sh -c "kubectl kustomize '$deploy/observability' > '$out/observability.yaml'"
 step "helm lint --strict (default values)" helm lint --strict "$chart"
 step "helm lint --strict (ci/full-values.yaml)" helm lint --strict "$chart" -f "$chart/ci/full-values.yaml"
@@ -138,6 +149,7 @@ offline="" offline_note="network on: no user namespaces here"
 if unshare -rn true 2>/dev/null; then offline="unshare -rn" offline_note="network off"; fi
 step "schema: every rendered object (strict, newest k8s in kubernetes-validate, $offline_note)" \
   $offline $v schema base="$out/base.yaml" namespaced="$out/namespaced.yaml" observability="$out/observability.yaml" \
+  kms-wrap="$out/kms-wrap.yaml" \
   helm-default="$out/helm-default.yaml" helm-full="$out/helm-full.yaml" \
   helm-upstream-style="$out/helm-upstream-style.yaml" helm-upstream-values="$out/helm-upstream-values.yaml" \
   examples="$deploy/examples/sealedsecret.yaml" quota-example="$deploy/examples/resourcequota.yaml"

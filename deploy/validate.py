@@ -204,10 +204,12 @@ def cmd_policy(args):
               == "metadata.namespace", "%s: POD_NAMESPACE from the downward API" % label)
         ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
         check(ports == {"http": 8080, "metrics": 8081}, "%s: container ports http 8080, metrics 8081" % label, str(ports))
-        for probe in ("livenessProbe", "readinessProbe"):
+        # Liveness on /healthz (up), readiness on /readyz (a usable key): both served on the
+        # probe slots, so a loaded server neither restarts nor leaves its Service.
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
             g = (c.get(probe) or {}).get("httpGet") or {}
-            check(g.get("path") == "/healthz" and g.get("port") == "http",
-                  "%s: %s GET /healthz on port http" % (label, probe))
+            check(g.get("path") == path and g.get("port") == "http",
+                  "%s: %s GET %s on port http" % (label, probe, path))
         sc = c.get("securityContext") or {}
         psc = pod.get("securityContext") or {}
         check(sc.get("runAsNonRoot") is True and sc.get("runAsUser") == 1001

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use sealed_secrets_api::manifest::{parse_documents, secret_from_value};
 use sealed_secrets_api::seal::AGE_KEY_FIELD;
+use sealed_secrets_api::wrapped_key::WRAPPED_KEY_FIELD;
 use sealed_secrets_api::{ManifestError, SecretInput};
 use sealed_secrets_crypto::{KeyRing, PqIdentity, PqKeyError, PrivateKey};
 use serde_json::Value;
@@ -159,6 +160,19 @@ pub fn parse_keys(bytes: &[u8], path: &Path) -> Result<Keys> {
                 ),
                 source,
             })?);
+        }
+        // A wrapped key opens only with its KMS: say so, rather than "no tls.key".
+        if s.data.contains_key(WRAPPED_KEY_FIELD) {
+            return Err(CliError::KeyNotHere {
+                what: format!("cannot use the keys of `{}`", path.display()),
+                name: s.metadata.name.clone().unwrap_or_default(),
+                held: "is wrapped by a KMS (tls.key.wrapped): its private key opens only with that KMS".to_owned(),
+            }
+            .with_hint(
+                "restore the backup into a cluster whose controller has the KMS grant \
+                 (kubeseal keys restore) and check there, or convert the keys with \
+                 `kubeseal keys unwrap` and back them up again",
+            ));
         }
         // Every Secret of a key file must hold a key: skipping one silently would turn a
         // damaged backup into a later "no key could decrypt" that names no cause.

@@ -15,6 +15,9 @@ mod common;
 // carrying age.key (e2e/pq.rs).
 #[path = "e2e/pq.rs"]
 mod pq;
+// Keys wrapped by a KMS: keys wrap/unwrap, backup and restore with local-kms (e2e/key_wrap.rs).
+#[path = "e2e/key_wrap.rs"]
+mod key_wrap;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

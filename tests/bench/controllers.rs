@@ -36,6 +36,13 @@
 //! 7. The ideal: values x one RSA-4096 decrypt (measured in this run with our crypto crate,
 //!    median of 21, just before the controller starts) / cores.
 //!
+//! 8. Where ours keeps its private keys (`BENCH_KEY_BACKEND`, [`KeyBackend`]): `memory` (the
+//!    plain key Secrets, read into memory, as upstream), `aws-kms` (docs/security.md "Tier 2":
+//!    the 13 key Secrets converted by `kubeseal keys wrap` to envelopes wrapped by local-kms)
+//!    or `pkcs11-wrap` (the same, wrapped by an AES key in the kryoptic token). Figure: calls
+//!    to the backend per value (the controller's `key_wrap_calls_total`), and the cold CPU
+//!    against the `memory` run of the same data and N.
+//!
 //! Each run appends one JSON line to `BENCH_RESULTS`; [`table`] formats them. Benchmarks print
 //! figures; nothing here asserts a timing.
 
@@ -48,6 +55,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use harness::cluster::{Cluster, binary_path, random_suffix, workspace_root};
+use harness::kms::{LocalKms, pkcs11_wrapping_token};
 use harness::upstream::{
     InCluster, UPSTREAM_SA, service_account_dir, upstream_binary, upstream_rbac_manifest,
 };
@@ -93,6 +101,95 @@ struct RunConfig {
     latency_secs: u32,
     /// `BENCH_TIMEOUT_SECS`: give up on a phase after this long.
     timeout: Duration,
+    /// `BENCH_KEY_BACKEND`: where ours keeps its private keys, one of [`KEY_BACKENDS`].
+    key_backend: String,
+}
+
+/// The values of `BENCH_KEY_BACKEND`. A backend is one entry here and one arm of
+/// [`KeyBackend::setup`]: a tier-1 row (keys held in the token, `--key-backend pkcs11`) adds
+/// its token set-up, its flags and its calls metric there.
+const KEY_BACKENDS: [&str; 3] = ["memory", "aws-kms", "pkcs11-wrap"];
+
+/// The metric of calls to the key backend (summed over operations).
+const KEY_CALLS_METRIC: &str = "sealed_secrets_controller_key_wrap_calls_total";
+
+/// A key backend set up for one run: what ours gets (flags, environment) and what keeps the
+/// backend alive until the run ends.
+struct KeyBackend {
+    name: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    _kms: Option<LocalKms>,
+    _token_dir: Option<tempfile::TempDir>,
+}
+
+impl KeyBackend {
+    fn setup(name: &str) -> KeyBackend {
+        let mut b = KeyBackend {
+            name: name.to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+            _kms: None,
+            _token_dir: None,
+        };
+        let wrap = |backend: &str, key: &str| {
+            vec![
+                format!("--key-wrap-backend={backend}"),
+                format!("--key-wrap-key={key}"),
+                "--key-wrap-cluster=bench".to_owned(),
+            ]
+        };
+        match name {
+            "memory" => {}
+            "aws-kms" => {
+                let kms = LocalKms::start("bench").expect("local-kms (needs Go)");
+                b.args = wrap("aws-kms", &kms.alias);
+                b.env = kms.env().map(|(k, v)| (k.to_owned(), v)).to_vec();
+                b._kms = Some(kms);
+            }
+            "pkcs11-wrap" => {
+                let dir = tempfile::tempdir().unwrap();
+                let vars = pkcs11_wrapping_token(dir.path(), "bench", "bench-wrap")
+                    .expect("the kryoptic token (tests/hsm/token.sh)");
+                b.args = wrap("pkcs11", "bench-wrap");
+                b.args.extend([
+                    format!(
+                        "--key-wrap-pkcs11-module={}",
+                        vars["SEALED_SECRETS_PKCS11_MODULE"]
+                    ),
+                    "--key-wrap-pkcs11-token=bench".to_owned(),
+                    format!(
+                        "--key-wrap-pkcs11-pin-file={}",
+                        vars["SEALED_SECRETS_PKCS11_PIN_FILE"]
+                    ),
+                ]);
+                b.env = vec![("KRYOPTIC_CONF".to_owned(), vars["KRYOPTIC_CONF"].clone())];
+                b._token_dir = Some(dir);
+            }
+            other => panic!("BENCH_KEY_BACKEND=`{other}`: expected one of {KEY_BACKENDS:?}"),
+        }
+        b
+    }
+
+    /// Converts the key Secrets of `cluster` for this backend, as an operator would (`kubeseal
+    /// keys wrap`); nothing for `memory`.
+    fn convert_keys(&self, cluster: &Cluster) {
+        if self.args.is_empty() {
+            return;
+        }
+        let out = std::process::Command::new(binary_path("kubeseal").unwrap())
+            .env("KUBECONFIG", cluster.kubeconfig())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .args(["keys", "wrap"])
+            .args(&self.args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kubeseal keys wrap: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -114,6 +211,12 @@ impl RunConfig {
         assert!(
             controller == "ours" || controller == "upstream",
             "BENCH_CONTROLLER=`{controller}`: expected `ours` or `upstream`"
+        );
+        let key_backend = env_or("BENCH_KEY_BACKEND", "memory");
+        assert!(
+            KEY_BACKENDS.contains(&key_backend.as_str())
+                && (controller == "ours" || key_backend == "memory"),
+            "BENCH_KEY_BACKEND=`{key_backend}`: expected one of {KEY_BACKENDS:?} (ours only)"
         );
         let data = env_or("BENCH_DATA", "rr");
         assert!(
@@ -150,6 +253,7 @@ impl RunConfig {
             latency_rates,
             latency_secs: parse_env("BENCH_LATENCY_SECS", "10"),
             timeout: Duration::from_secs(parse_env("BENCH_TIMEOUT_SECS", "3600")),
+            key_backend,
         }
     }
 }
@@ -212,6 +316,14 @@ struct RunResult {
     warm_rss_now_mib: Option<f64>,
     warm_api: BTreeMap<String, u64>,
     latency: Vec<Latency>,
+    /// Where ours kept its private keys (`BENCH_KEY_BACKEND`; empty in older results: memory).
+    #[serde(default)]
+    key_backend: String,
+    /// Calls to the key backend during the cold start and the warm restart.
+    #[serde(default)]
+    cold_key_calls: Option<f64>,
+    #[serde(default)]
+    warm_key_calls: Option<f64>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,7 +396,14 @@ impl RunResult {
         self.values as f64 * self.decrypt_ms / 1000.0 / self.cores.max(1) as f64
     }
     fn label(&self) -> String {
-        format!("{} {} {}", self.controller, self.data, fmt_n(self.n))
+        match self.key_backend.as_str() {
+            "" | "memory" => format!("{} {} {}", self.controller, self.data, fmt_n(self.n)),
+            b => format!("{} {} {} [{b}]", self.controller, self.data, fmt_n(self.n)),
+        }
+    }
+    fn key_calls_per_value(&self) -> String {
+        self.cold_key_calls
+            .map_or("n/a".into(), |c| f(c / self.values.max(1) as f64, 4))
     }
     fn cpu_per_value_ratio(&self) -> f64 {
         self.cold_cpu_s / self.values as f64 / (self.decrypt_ms / 1000.0)
@@ -418,6 +537,14 @@ fn table(results: &[RunResult]) -> String {
             "<= 3",
             |r| f(r.kib_per_object(r.warm_rss_now_mib), 2),
         ),
+        (
+            "key backend calls per value, cold (KMS / token)",
+            "one per key: 13 ÷ values",
+            RunResult::key_calls_per_value,
+        ),
+        ("key backend calls, warm restart", "13 (one per key)", |r| {
+            r.warm_key_calls.map_or("n/a".into(), |x| f(x, 0))
+        }),
         ("latency p50 / p99 at 10/s (ms)", "", |r| r.latency_at(10)),
         ("latency p50 / p99 at 100/s (ms)", "", |r| r.latency_at(100)),
         ("load average (1, 5, 15 min) start -> end", "", |r| {
@@ -451,10 +578,43 @@ fn table(results: &[RunResult]) -> String {
     {
         for ours in results.iter().filter(|r| {
             r.controller == "ours"
+                && matches!(r.key_backend.as_str(), "" | "memory")
                 && r.n == up.n
                 && (r.data == up.data || (up.data == "rr" && r.data == "hinted-rr"))
         }) {
             pairs.push((up, ours));
+        }
+    }
+    // Each key backend against keys in memory, same data and N.
+    let mut backends = Vec::new();
+    for b in results
+        .iter()
+        .filter(|r| !matches!(r.key_backend.as_str(), "" | "memory"))
+    {
+        for m in results.iter().filter(|m| {
+            matches!(m.key_backend.as_str(), "" | "memory")
+                && m.controller == b.controller
+                && m.data == b.data
+                && m.n == b.n
+        }) {
+            backends.push((b, m));
+        }
+    }
+    if !backends.is_empty() {
+        out.push_str("\n| key backend ÷ in memory | cold wall | cold CPU | warm restart | warm CPU | backend calls per value |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|\n");
+        let ratio = |a: f64, b: f64| if b > 0.0 { f(a / b, 2) } else { "n/a".into() };
+        for (b, m) in backends {
+            out.push_str(&format!(
+                "| {} vs {} | {} | {} | {} | {} | {} |\n",
+                b.label(),
+                m.label(),
+                ratio(b.cold_wall_s, m.cold_wall_s),
+                ratio(b.cold_cpu_s, m.cold_cpu_s),
+                ratio(b.warm_s, m.warm_s),
+                ratio(b.warm_cpu_s, m.warm_cpu_s),
+                b.key_calls_per_value(),
+            ));
         }
     }
     if !pairs.is_empty() {
@@ -811,7 +971,12 @@ fn prepare(cluster: &Cluster, keys: &[(PrivateKey, String)], pq: &[PqIdentity]) 
 
 /// Ours with `deploy/base`'s args and environment (Downward API values filled in as the
 /// kubelet would), listeners on loopback; upstream's with its defaults.
-fn start_controller(cluster: &Cluster, which: &str, upstream_args: &[String]) -> InCluster {
+fn start_controller(
+    cluster: &Cluster,
+    which: &str,
+    upstream_args: &[String],
+    keys: &KeyBackend,
+) -> InCluster {
     let mut c = if which == "upstream" {
         let sa = service_account_dir(cluster, CTRL_NS, UPSTREAM_SA).unwrap();
         InCluster::start(
@@ -831,7 +996,7 @@ fn start_controller(cluster: &Cluster, which: &str, upstream_args: &[String]) ->
         ))
         .unwrap();
         let container = &deploy["spec"]["template"]["spec"]["containers"][0];
-        let args: Vec<String> = container["args"]
+        let mut args: Vec<String> = container["args"]
             .as_array()
             .unwrap()
             .iter()
@@ -839,6 +1004,7 @@ fn start_controller(cluster: &Cluster, which: &str, upstream_args: &[String]) ->
             .filter(|a| !a.starts_with("--listen-addr") && !a.starts_with("--listen-metrics-addr"))
             .map(str::to_owned)
             .collect();
+        args.extend(keys.args.iter().cloned());
         let mut env: Vec<(String, String)> = Vec::new();
         for e in container["env"].as_array().into_iter().flatten() {
             let name = e["name"].as_str().unwrap().to_owned();
@@ -850,6 +1016,7 @@ fn start_controller(cluster: &Cluster, which: &str, upstream_args: &[String]) ->
             };
             env.push((name, value));
         }
+        env.extend(keys.env.iter().cloned());
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (&**k, &**v)).collect();
         // `BENCH_OURS_BINARY`: another build of ours (say, a copy of the previous commit's),
         // to compare two builds on the same data.
@@ -1030,11 +1197,16 @@ async fn controller_run() {
     });
     let audit_log = cluster.control_plane_handle().unwrap().audit_log();
     tokio::task::block_in_place(|| prepare(&cluster, &keys, &pq));
+    let backend = tokio::task::block_in_place(|| {
+        let b = KeyBackend::setup(&cfg.key_backend);
+        b.convert_keys(&cluster);
+        b
+    });
     let client = cluster.client().await.unwrap();
 
     // The idle baseline: the controller with its keys and no SealedSecret, once idle.
     let idle_rss_mib = tokio::task::block_in_place(|| {
-        let mut c = start_controller(&cluster, &cfg.controller, &cfg.upstream_args);
+        let mut c = start_controller(&cluster, &cfg.controller, &cfg.upstream_args, &backend);
         let start = Instant::now();
         wait_idle(&c, start, 0.0, ticks, cfg.timeout, "idle baseline", || true);
         let rss = rss_mib(c.process.id().unwrap());
@@ -1067,7 +1239,7 @@ async fn controller_run() {
     // Cold start.
     let start = Instant::now();
     let c = tokio::task::block_in_place(|| {
-        start_controller(&cluster, &cfg.controller, &cfg.upstream_args)
+        start_controller(&cluster, &cfg.controller, &cfg.upstream_args, &backend)
     });
     let cold_ready_s = start.elapsed().as_secs_f64();
     let pid = c.process.id().unwrap();
@@ -1103,6 +1275,7 @@ async fn controller_run() {
     let cold_apiserver_cpu_s = Some(cp_cpu("kube-apiserver") - api0).filter(|x| x.is_finite());
     let cold_etcd_cpu_s = Some(cp_cpu("etcd") - etcd0).filter(|x| x.is_finite());
     let cold_rsa = metric(&c, "sealed_secrets_controller_rsa_decryptions_total");
+    let cold_key_calls = metric(&c, KEY_CALLS_METRIC);
     let cold_rss_mib = peak_rss_mib(pid).unwrap_or(f64::NAN);
     let cold_rss_now_mib = rss_mib(pid);
     check_sample(&client, &names).await;
@@ -1113,7 +1286,7 @@ async fn controller_run() {
     // Warm restart.
     let start = Instant::now();
     let c = tokio::task::block_in_place(|| {
-        start_controller(&cluster, &cfg.controller, &cfg.upstream_args)
+        start_controller(&cluster, &cfg.controller, &cfg.upstream_args, &backend)
     });
     let pid = c.process.id().unwrap();
     let (warm_s, warm_cpu_s) = tokio::task::block_in_place(|| {
@@ -1122,6 +1295,7 @@ async fn controller_run() {
         })
     });
     let warm_rsa = metric(&c, "sealed_secrets_controller_rsa_decryptions_total");
+    let warm_key_calls = metric(&c, KEY_CALLS_METRIC);
     let warm_rss_mib = peak_rss_mib(pid).unwrap_or(f64::NAN);
     let warm_rss_now_mib = rss_mib(pid);
     let (warm_api, _) = audit_counts(&audit_log, audit_at);
@@ -1167,6 +1341,9 @@ async fn controller_run() {
         warm_rss_now_mib,
         warm_api,
         latency,
+        key_backend: backend.name.clone(),
+        cold_key_calls,
+        warm_key_calls,
     };
     let line = serde_json::to_string(&result).unwrap();
     println!("{line}");
@@ -1301,6 +1478,37 @@ mod logic {
         assert_eq!(fmt_n(1000), "1,000");
         assert_eq!(fmt_n(50000), "50,000");
         assert_eq!(fmt_n(999), "999");
+    }
+
+    #[test]
+    fn key_backends_are_compared_with_keys_in_memory() {
+        let memory = RunResult {
+            controller: "ours".into(),
+            data: "hinted-rr".into(),
+            n: 1000,
+            values: 3000,
+            cold_wall_s: 10.0,
+            cold_cpu_s: 8.0,
+            warm_s: 2.0,
+            warm_cpu_s: 1.0,
+            ..Default::default()
+        };
+        let kms = RunResult {
+            key_backend: "aws-kms".into(),
+            cold_cpu_s: 8.8,
+            cold_key_calls: Some(13.0),
+            warm_key_calls: Some(13.0),
+            ..memory.clone()
+        };
+        let t = table(&[memory, kms]);
+        assert!(
+            t.contains("| ours hinted-rr 1,000 [aws-kms] vs ours hinted-rr 1,000 | 1.00 | 1.10 | 1.00 | 1.00 | 0.0043 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| key backend calls, warm restart | n/a | 13 |"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -20,6 +20,10 @@
 #                       value post-quantum to the objects' keys' age recipients, round-robin:
 #                       its "CPU per value / one RSA decrypt" column is the post-quantum cost)
 #   BENCH_DATA_UPSTREAM data sets for upstream (default "rr newest")
+#   BENCH_KEY_BACKENDS  where ours keeps its private keys, one run each (default "memory"):
+#                       memory, aws-kms (tier 2: key Secrets wrapped by local-kms, converted
+#                       with `kubeseal keys wrap`), pkcs11-wrap (tier 2: wrapped by an AES key
+#                       in the kryoptic token); the table compares each with memory
 #   BENCH_UPSTREAM_FLAGS  ";"-separated flag sets upstream's controller runs with, one run each
 #                       (default ";--kubeclient-qps=-1": its defaults, whose API client is
 #                       limited to 5 requests a second, and that limit lifted)
@@ -56,6 +60,7 @@ export SEALED_SECRETS_E2E_PROFILE=release
 controllers="${BENCH_CONTROLLERS:-upstream ours}"
 data_ours="${BENCH_DATA_OURS:-hinted-rr rr newest}"
 data_upstream="${BENCH_DATA_UPSTREAM:-rr newest}"
+key_backends="${BENCH_KEY_BACKENDS:-memory}"
 upstream_max="${BENCH_UPSTREAM_MAX_N:-}"
 IFS=';' read -r -a upstream_flags <<< "${BENCH_UPSTREAM_FLAGS-;--kubeclient-qps=-1}"
 [ ${#upstream_flags[@]} -gt 0 ] || upstream_flags=("")
@@ -121,11 +126,15 @@ WRAP
             esac
             flag_sets=("")
             [ "$c" = upstream ] && flag_sets=("${upstream_flags[@]}")
+            backends=memory
+            [ "$c" = ours ] && backends=$key_backends
             for d in $sets; do
                 for flags in "${flag_sets[@]}"; do
-                    echo "== $c ${flags:-(defaults)}, $d, N=$n (load average: $(cut -d' ' -f1-3 /proc/loadavg)) ==" >&2
-                    BENCH_UPSTREAM_ARGS=$flags BENCH_CONTROLLER=$c BENCH_DATA=$d BENCH_N=$n \
-                        run_test controller_run >&2
+                    for b in $backends; do
+                        echo "== $c ${flags:-(defaults)}, $d, keys: $b, N=$n (load average: $(cut -d' ' -f1-3 /proc/loadavg)) ==" >&2
+                        BENCH_UPSTREAM_ARGS=$flags BENCH_CONTROLLER=$c BENCH_DATA=$d BENCH_N=$n \
+                            BENCH_KEY_BACKEND=$b run_test controller_run >&2
+                    done
                 done
             done
         done

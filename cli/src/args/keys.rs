@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use sealed_secrets_kms::settings::KeyWrapArgs;
 
 use super::connection::KubeArgs;
 use crate::env;
@@ -44,6 +45,21 @@ pub struct DecryptArgs {
     /// repeatable.
     #[arg(long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+}
+
+/// What `keys wrap` and `keys unwrap` take: the controller's `--key-wrap-*` flags, and which
+/// key Secrets.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub wrap: KeyWrapArgs,
+    /// Key Secrets to convert (default: every key Secret this command converts).
+    #[arg(value_name = "SECRET")]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
 }
 
 /// `kubeseal keys ...`.
@@ -133,6 +149,18 @@ pub enum KeysCommand {
         #[command(flatten)]
         kube: KubeArgs,
     },
+    /// Wrap existing plain key Secrets with a key management service (docs/security.md,
+    /// "Tier 2: key Secrets wrapped by a KMS"). Upstream's controller, and ours without
+    /// --key-wrap-backend, cannot read wrapped keys.
+    ///
+    /// Each key is wrapped, unwrapped again and compared before anything is written; the
+    /// wrapped key is written as a new Secret (a Secret's type cannot change in place), then
+    /// the plain one is deleted only if it is still the version that was read. Credentials come
+    /// from the AWS_* variables or files, a PKCS#11 PIN from --key-wrap-pkcs11-pin-file.
+    Wrap(ConvertArgs),
+    /// Unwrap wrapped key Secrets back into plain ones (`tls.key`, as upstream stores it): the
+    /// private keys then sit in etcd in the clear. Checked and written as `keys wrap` does.
+    Unwrap(ConvertArgs),
     /// Prove a backup opens every SealedSecret in the given trees (offline).
     VerifyBackup {
         /// Backup file.

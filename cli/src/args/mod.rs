@@ -20,7 +20,7 @@ mod keys;
 mod trees;
 
 pub use connection::KubeArgs;
-pub use keys::{ControllerArgs, DecryptArgs, EncryptArgs, KeysCommand};
+pub use keys::{ControllerArgs, ConvertArgs, DecryptArgs, EncryptArgs, KeysCommand};
 pub use trees::{AuditArgs, ReencryptArgs, ScanArgs};
 
 /// Version string shared by `--version`: upstream prints `kubeseal version: v0.27.1` (its

@@ -313,6 +313,43 @@ pub enum CliError {
         /// The timeout, human-readable.
         waited: String,
     },
+    /// `keys wrap` / `keys unwrap`: the backend flags cannot be used.
+    #[error("cannot set up the key-wrapping backend")]
+    KeyWrapSetup(#[source] Box<sealed_secrets_kms::settings::WrapConfigError>),
+    /// `keys wrap` / `keys unwrap`: the service refused or failed; nothing was written.
+    #[error("cannot {op} the key of key Secret `{namespace}/{name}`; nothing was changed")]
+    KeyWrapCall {
+        /// `wrap` or `unwrap`.
+        op: &'static str,
+        /// The controller namespace.
+        namespace: String,
+        /// The key Secret.
+        name: String,
+        /// What the service said (never key material). Boxed: the service's errors are large.
+        #[source]
+        source: Box<sealed_secrets_kms::WrapError>,
+    },
+    /// `keys wrap` / `keys unwrap`: a key Secret that cannot be converted, or a conversion that
+    /// did not round-trip; nothing was written.
+    #[error("cannot convert key Secret `{namespace}/{name}`: {problem}; nothing was changed")]
+    KeyConvert {
+        /// The controller namespace.
+        namespace: String,
+        /// The key Secret.
+        name: String,
+        /// Why (never key material).
+        problem: String,
+    },
+    /// A command that needs the private key found it wrapped by a KMS (or held in a token).
+    #[error("{what}: key Secret `{name}` {held}")]
+    KeyNotHere {
+        /// What could not be done.
+        what: String,
+        /// The key Secret.
+        name: String,
+        /// Where the key is: "is wrapped by a KMS" / "is held in a PKCS#11 token".
+        held: String,
+    },
     /// `keys restore` would replace a Secret holding another key.
     #[error(
         "Secret `{namespace}/{name}` exists and holds a different key; refusing to overwrite it"

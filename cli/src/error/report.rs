@@ -59,6 +59,17 @@ impl CliError {
             CliError::RetireNotConfirmed => Some(
                 "back up the keys (kubeseal keys backup), then run it again with --yes".to_owned(),
             ),
+            CliError::KeyWrapSetup(_) => Some(
+                "pass --key-wrap-backend, --key-wrap-key and --key-wrap-cluster as the controller \
+                 has them (AWS credentials from the AWS_* variables, a PKCS#11 PIN from \
+                 --key-wrap-pkcs11-pin-file)"
+                    .to_owned(),
+            ),
+            CliError::KeyWrapCall { .. } => Some(
+                "check the KMS endpoint, credentials and grant, and that --key-wrap-cluster is \
+                 the controller's (it is bound into every wrapped key)"
+                    .to_owned(),
+            ),
             CliError::KeyConflict { .. } => Some(
                 "restore into another controller namespace, or rename the Secret in the backup"
                     .to_owned(),

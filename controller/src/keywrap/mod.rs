@@ -21,28 +21,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, PostParams};
 use rand::Rng as _;
-use sealed_secrets_kms::{WRAPPED_KEY_FIELD, WrapContext, WrapError, WrappedKey, Wrapper};
+pub use sealed_secrets_api::wrapped_key::{
+    PRIVATE_FIELDS, PayloadError, WRAPPED_KEY_FIELD, WRAPPED_SECRET_TYPE, install_envelope,
+    is_wrapped, new_key_name, restore_private_fields, take_private_fields,
+};
+use sealed_secrets_kms::{WrapContext, WrapError, WrappedKey, Wrapper};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 pub use flags::{KeyWrapArgs, WrapBackend, WrapConfigError};
 
 use crate::keys::{Keys, startup_backoff};
-
-/// The data fields of a key Secret that hold private material and are wrapped: the RSA key
-/// and the post-quantum identity stored beside it. `tls.crt` stays in the clear.
-pub const PRIVATE_FIELDS: [&str; 2] = ["tls.key", sealed_secrets_api::seal::AGE_KEY_FIELD];
-
-/// Type of a wrapped key Secret. Not `kubernetes.io/tls`, whose validation requires a
-/// `tls.key`; a type of our own also tells `kubectl get secret` readers what it holds.
-pub const WRAPPED_SECRET_TYPE: &str = "sealed-secrets-rs.dev/wrapped-key";
 
 /// Reason of the Warning Event on a key Secret that does not unwrap.
 pub const REASON_UNWRAP_FAILED: &str = "KeyUnwrapFailed";
@@ -52,76 +45,6 @@ pub const REASON_UNWRAPPED: &str = "KeyUnwrapped";
 /// How often a key that failed for a reason retrying does not fix by itself (denied, wrong
 /// context, no backend) is tried again: a grant may be restored without a restart.
 const PERMANENT_RETRY: Duration = Duration::from_secs(300);
-
-/// Whether a key Secret holds a wrapped key. Pure.
-pub fn is_wrapped(secret: &Secret) -> bool {
-    secret
-        .data
-        .as_ref()
-        .is_some_and(|d| d.contains_key(WRAPPED_KEY_FIELD))
-}
-
-/// Moves the private fields out of `secret` into the envelope's plaintext (JSON object of
-/// field name → base64). Pure.
-pub fn take_private_fields(secret: &mut Secret) -> Zeroizing<Vec<u8>> {
-    let mut fields: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
-    if let Some(data) = secret.data.as_mut() {
-        for f in PRIVATE_FIELDS {
-            if let Some(mut v) = data.remove(f) {
-                fields.insert(f, Zeroizing::new(B64.encode(&v.0)));
-                zeroize::Zeroize::zeroize(&mut v.0);
-            }
-        }
-    }
-    let plain: BTreeMap<&str, &str> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    // Serialising a map of strings cannot fail.
-    Zeroizing::new(serde_json::to_vec(&plain).unwrap_or_default())
-}
-
-/// The envelope's plaintext does not hold private fields.
-#[derive(Debug, thiserror::Error)]
-#[error("the unwrapped key of key Secret `{secret}` is not a set of private fields")]
-pub struct PayloadError {
-    pub secret: String,
-}
-
-/// `secret` with [`WRAPPED_KEY_FIELD`] replaced by the private fields of `payload`, as the key
-/// registry reads it. Only [`PRIVATE_FIELDS`] are restored. Pure.
-pub fn restore_private_fields(secret: &Secret, payload: &[u8]) -> Result<Secret, PayloadError> {
-    let err = || PayloadError {
-        secret: secret.metadata.name.clone().unwrap_or_default(),
-    };
-    let fields: BTreeMap<String, Zeroizing<String>> =
-        serde_json::from_slice::<BTreeMap<String, String>>(payload)
-            .map_err(|_| err())?
-            .into_iter()
-            .map(|(k, v)| (k, Zeroizing::new(v)))
-            .collect();
-    let mut out = secret.clone();
-    let data = out.data.get_or_insert_with(BTreeMap::new);
-    data.remove(WRAPPED_KEY_FIELD);
-    for f in PRIVATE_FIELDS {
-        if let Some(v) = fields.get(f) {
-            let bytes = B64.decode(v.as_bytes()).map_err(|_| err())?;
-            data.insert(f.to_owned(), ByteString(bytes));
-        }
-    }
-    if !data.contains_key("tls.key") {
-        return Err(err());
-    }
-    Ok(out)
-}
-
-/// A name for a new key Secret, as the API server's generateName would make it: the prefix
-/// and five characters of its alphabet. Wrapped keys need their name before they are written
-/// (it is bound into the wrap context).
-pub fn new_key_name(prefix: &str, rng: &mut impl rand::Rng) -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let suffix: String = (0..5)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect();
-    format!("{prefix}{suffix}")
-}
 
 /// Delay before retry `attempt` (1-based) of a key that did not unwrap. Pure.
 pub fn retry_delay(transient: bool, attempt: u32) -> Duration {
@@ -285,7 +208,6 @@ impl KeyWrap {
         let name = new_key_name(prefix, &mut rand::rng());
         secret.metadata.name = Some(name.clone());
         secret.metadata.generate_name = None;
-        secret.type_ = Some(WRAPPED_SECRET_TYPE.to_owned());
         let payload = take_private_fields(&mut secret);
         let envelope = WrappedKey::seal(wrapper.as_ref(), &payload, &self.context(&name))
             .await
@@ -294,17 +216,7 @@ impl KeyWrap {
                 source,
             })?;
         let bytes = envelope.to_bytes();
-        secret
-            .data
-            .get_or_insert_with(BTreeMap::new)
-            .insert(WRAPPED_KEY_FIELD.to_owned(), ByteString(bytes.clone()));
-        let annotations = secret
-            .metadata
-            .annotations
-            .get_or_insert_with(BTreeMap::new);
-        for (k, v) in envelope.annotations() {
-            annotations.insert(k.to_owned(), v);
-        }
+        install_envelope(&mut secret, bytes.clone(), envelope.annotations());
         Ok((
             secret,
             Some(Fresh {

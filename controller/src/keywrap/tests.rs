@@ -1,82 +1,15 @@
 //! The key-wrapping decisions, with an in-memory backend that counts its calls.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Secret;
 use sealed_secrets_crypto::{CertParams, PrivateKey};
-use sealed_secrets_kms::{
-    BACKEND_ANNOTATION, KMS_KEY_ANNOTATION, Operation, WRAPPED_KEY_FIELD, WrapContext, WrapError,
-    WrapFuture, Wrapped, Wrapper, WrapperStats,
-};
-use zeroize::Zeroizing;
+use sealed_secrets_kms::fake::FakeWrapper;
+use sealed_secrets_kms::{BACKEND_ANNOTATION, KMS_KEY_ANNOTATION, Wrapper};
 
 use super::*;
 use crate::keys::{KeyArgs, key_secret};
 use crate::metrics::Metrics;
-
-/// Binds blobs to the context by prefixing its bytes (no secrecy needed in a test); can be
-/// switched to "unreachable".
-#[derive(Debug, Default)]
-struct FakeKms {
-    stats: WrapperStats,
-    down: AtomicBool,
-}
-
-impl Wrapper for FakeKms {
-    fn backend(&self) -> &'static str {
-        "fake"
-    }
-    fn key_id(&self) -> &str {
-        "fake-key"
-    }
-    fn describe(&self) -> String {
-        "fake".into()
-    }
-    fn stats(&self) -> &WrapperStats {
-        &self.stats
-    }
-    fn wrap<'a>(&'a self, plaintext: &'a [u8], ctx: &'a WrapContext) -> WrapFuture<'a, Wrapped> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let mut blob = ctx.canonical_bytes();
-            blob.extend_from_slice(plaintext);
-            self.stats.record(Operation::Wrap, started, false);
-            Ok(Wrapped {
-                key_id: "fake-key".into(),
-                blob,
-            })
-        })
-    }
-    fn unwrap<'a>(
-        &'a self,
-        w: &'a Wrapped,
-        ctx: &'a WrapContext,
-    ) -> WrapFuture<'a, Zeroizing<Vec<u8>>> {
-        Box::pin(async move {
-            let started = Instant::now();
-            if self.down.load(Ordering::SeqCst) {
-                self.stats.record(Operation::Unwrap, started, true);
-                return Err(WrapError::Unreachable {
-                    backend: "fake",
-                    endpoint: "http://fake".into(),
-                    source: "connection refused".into(),
-                });
-            }
-            let prefix = ctx.canonical_bytes();
-            let ok = w.blob.starts_with(&prefix);
-            self.stats.record(Operation::Unwrap, started, !ok);
-            if !ok {
-                return Err(WrapError::InvalidCiphertext {
-                    backend: "fake",
-                    key_id: w.key_id.clone(),
-                });
-            }
-            Ok(Zeroizing::new(w.blob[prefix.len()..].to_vec()))
-        })
-    }
-}
 
 fn plain_key_secret() -> Secret {
     let key = PrivateKey::generate(2048).unwrap();
@@ -93,7 +26,7 @@ fn plain_key_secret() -> Secret {
     s
 }
 
-fn wrap_with(kms: &Arc<FakeKms>) -> KeyWrap {
+fn wrap_with(kms: &Arc<FakeWrapper>) -> KeyWrap {
     KeyWrap::new(
         Some(kms.clone() as Arc<dyn Wrapper>),
         "c1".into(),
@@ -102,37 +35,9 @@ fn wrap_with(kms: &Arc<FakeKms>) -> KeyWrap {
     )
 }
 
-#[test]
-fn private_fields_round_trip_and_leave_the_certificate() {
-    let mut s = plain_key_secret();
-    let original = s.clone();
-    let payload = take_private_fields(&mut s);
-    let data = s.data.as_ref().unwrap();
-    assert!(!data.contains_key("tls.key") && !data.contains_key("age.key"));
-    assert!(data.contains_key("tls.crt"));
-    let back = restore_private_fields(&s, &payload).unwrap();
-    assert_eq!(back.data, original.data);
-    assert!(restore_private_fields(&s, b"not json").is_err());
-    assert!(restore_private_fields(&s, br#"{"age.key":"QQ=="}"#).is_err());
-    // Only private fields come back, whatever else the envelope holds.
-    let extra = restore_private_fields(&s, br#"{"tls.key":"QQ==","tls.crt":"QQ=="}"#).unwrap();
-    assert_eq!(
-        extra.data.unwrap()["tls.crt"],
-        original.data.unwrap()["tls.crt"]
-    );
-}
-
-#[test]
-fn new_names_look_generated() {
-    let n = new_key_name("sealed-secrets-key", &mut rand::rng());
-    assert_eq!(n.len(), "sealed-secrets-key".len() + 5);
-    assert!(n.starts_with("sealed-secrets-key"));
-    assert_ne!(n, new_key_name("sealed-secrets-key", &mut rand::rng()));
-}
-
 #[tokio::test]
 async fn a_new_key_is_stored_wrapped_and_opens_with_one_call() {
-    let kms = Arc::new(FakeKms::default());
+    let kms = Arc::new(FakeWrapper::default());
     let kw = wrap_with(&kms);
     let plain = plain_key_secret();
     let (wrapped, fresh) = kw.seal_new(plain.clone(), "k-").await.unwrap();
@@ -161,16 +66,16 @@ async fn a_new_key_is_stored_wrapped_and_opens_with_one_call() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(kms.stats.unwraps(), 1);
+    assert_eq!(kms.stats().unwraps(), 1);
     // The writer itself remembers what it wrapped: no call at all.
     assert_eq!(kw.remember(fresh.unwrap()), name);
     assert!(matches!(kw.open(&wrapped).await, Opened::Unwrapped(_)));
-    assert_eq!(kms.stats.unwraps(), 1);
+    assert_eq!(kms.stats().unwraps(), 1);
 }
 
 #[tokio::test]
 async fn a_copied_wrapped_key_is_refused_and_reported() {
-    let kms = Arc::new(FakeKms::default());
+    let kms = Arc::new(FakeWrapper::default());
     let kw = wrap_with(&kms);
     let (mut copy, _) = kw.seal_new(plain_key_secret(), "k-").await.unwrap();
     copy.metadata.name = Some("stolen".into());
@@ -192,7 +97,7 @@ async fn a_copied_wrapped_key_is_refused_and_reported() {
 
 #[tokio::test]
 async fn a_wrapped_key_without_backend_is_unusable() {
-    let kms = Arc::new(FakeKms::default());
+    let kms = Arc::new(FakeWrapper::default());
     let (wrapped, _) = wrap_with(&kms)
         .seal_new(plain_key_secret(), "k-")
         .await
@@ -213,13 +118,13 @@ async fn a_wrapped_key_without_backend_is_unusable() {
 
 #[tokio::test]
 async fn an_outage_blocks_new_keys_until_the_waiting_key_opens() {
-    let kms = Arc::new(FakeKms::default());
+    let kms = Arc::new(FakeWrapper::default());
     let (wrapped, _) = wrap_with(&kms)
         .seal_new(plain_key_secret(), "k-")
         .await
         .unwrap();
     let kw = Arc::new(wrap_with(&kms));
-    kms.down.store(true, Ordering::SeqCst);
+    kms.set_down(true);
     assert!(matches!(kw.open(&wrapped).await, Opened::Unusable));
     let name = wrapped.metadata.name.clone().unwrap();
     assert!(kw.unusable()[&name].transient);
@@ -239,7 +144,7 @@ async fn an_outage_blocks_new_keys_until_the_waiting_key_opens() {
     );
     keys.set_key_wrap(kw.clone());
     let task = tokio::spawn(kw.clone().retry_loop(keys.clone()));
-    kms.down.store(false, Ordering::SeqCst);
+    kms.set_down(false);
     tokio::time::timeout(std::time::Duration::from_secs(10), kw.settled())
         .await
         .unwrap();

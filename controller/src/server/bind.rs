@@ -80,7 +80,7 @@ pub async fn listen(
         Listener {
             listener: bind(http.listen_addr).await?,
             router: router(state.clone()),
-            probe: probe_router(),
+            probe: probe_router(state.clone()),
             limits: http.limits(),
             trusted: http.trusted_proxies.0.clone(),
         },

@@ -301,14 +301,19 @@ async fn asks_for_probe(stream: &tokio::net::TcpStream, limit: Duration) -> Opti
 
 /// Whether `start` begins with the request line of a probe. Pure.
 fn is_probe_request(start: &[u8]) -> bool {
-    [&b"GET /healthz"[..], &b"HEAD /healthz"[..]]
-        .iter()
-        .any(|p| {
-            start
-                .strip_prefix(*p)
-                .and_then(|rest| rest.first())
-                .is_some_and(|c| matches!(c, b' ' | b'?'))
-        })
+    [
+        &b"GET /healthz"[..],
+        &b"HEAD /healthz"[..],
+        &b"GET /readyz"[..],
+        &b"HEAD /readyz"[..],
+    ]
+    .iter()
+    .any(|p| {
+        start
+            .strip_prefix(*p)
+            .and_then(|rest| rest.first())
+            .is_some_and(|c| matches!(c, b' ' | b'?'))
+    })
 }
 
 async fn serve_connection(
@@ -370,6 +375,8 @@ mod tests {
             &b"GET /healthz HTTP/1.1\r\n"[..],
             b"HEAD /healthz HTTP/1.1",
             b"GET /healthz?x=1 HTTP/1.1",
+            // The readiness probe: a loaded server must not drop out of its Service.
+            b"GET /readyz HTTP/1.1",
         ] {
             assert!(is_probe_request(yes), "{}", String::from_utf8_lossy(yes));
         }
@@ -377,6 +384,7 @@ mod tests {
             &b"GET /healthzz HTTP/1.1"[..],
             b"GET /healthz",
             b"POST /healthz HTTP/1.1",
+            b"GET /readyzz HTTP/1.1",
             b"GET /v1/cert.pem HTTP/1.1",
             b"G",
             b"",

@@ -37,11 +37,14 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
-/// What a probe slot serves on the main port ([`listen::PROBE_SLOTS`]): `/healthz`, and 503
-/// for anything else, since every regular slot is taken.
-pub fn probe_router() -> Router {
+/// What a probe slot serves on the main port ([`listen::PROBE_SLOTS`]): the liveness and
+/// readiness probes (`/healthz`, `/readyz`: both cheap, so that a loaded server neither
+/// restarts nor leaves its Service), and 503 for anything else, since every regular slot is
+/// taken.
+pub fn probe_router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/healthz", any(healthz))
+        .route("/readyz", any(readyz))
         .fallback(|| async {
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -49,6 +52,7 @@ pub fn probe_router() -> Router {
                 "server busy: every connection slot is taken\n",
             )
         })
+        .with_state(state)
 }
 
 /// Router of the metrics server.

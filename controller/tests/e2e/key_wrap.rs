@@ -3,16 +3,16 @@
 //! started by tests/kms/local-kms.sh; one server per test). Skipped with a message when Go is
 //! missing, except on CI (`CI=true`), where they must run.
 
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use harness::cluster::{Process, free_port, wait_for_port};
+use harness::kms::{ACCESS_KEY_ID, LocalKms, SECRET_ACCESS_KEY, pkcs11_wrapping_token};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
+use sealed_secrets_api::wrapped_key::WRAPPED_KEY_FIELD;
 use sealed_secrets_kms::{
-    AwsKms, AwsKmsConfig, CredentialSource, Credentials, WRAPPED_KEY_FIELD, WrapContext, WrappedKey,
+    AwsKms, AwsKmsConfig, CredentialSource, Credentials, WrapContext, WrappedKey,
 };
 use serde_json::json;
 
@@ -24,78 +24,21 @@ const UNWRAPS: &str =
 const WRAPS: &str =
     "sealed_secrets_controller_key_wrap_calls_total{backend=\"aws-kms\",operation=\"wrap\"}";
 
-struct LocalKms {
-    dir: PathBuf,
-    endpoint: String,
-    alias: String,
-    region: String,
-    pid: String,
+/// What these tests do with a local-kms server: check what the controller stored, and run
+/// controllers that wrap with it.
+trait KmsControllers {
+    fn client(&self) -> AwsKms;
+    fn spawn(&self, env: &Env, extra: &[&str]) -> Controller;
+    async fn run(&self, env: &Env, extra: &[&str]) -> Controller;
 }
 
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/kms/local-kms.sh")
-}
-
-impl LocalKms {
-    fn start(test: &str) -> Option<LocalKms> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/kms-tests")
-            .join(format!("e2e-{test}-{}", std::process::id()));
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(&dir)
-            .output();
-        let on_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        let out = match out {
-            Ok(o) if o.status.success() => o,
-            other => {
-                let why = match other {
-                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                    Err(e) => e.to_string(),
-                };
-                assert!(!on_ci, "CI=true: local-kms must run: {why}");
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED {test}: local-kms unavailable (needs Go 1.25+): {why}"
-                );
-                return None;
-            }
-        };
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let get = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")).map(str::to_owned))
-                .unwrap_or_else(|| panic!("local-kms.sh printed no {k}: {text}"))
-        };
-        let pid = std::fs::read_to_string(dir.join("pid"))
-            .unwrap()
-            .trim()
-            .to_owned();
-        Some(LocalKms {
-            endpoint: get("SEALED_SECRETS_KMS_ENDPOINT"),
-            alias: get("SEALED_SECRETS_KMS_KEY_ALIAS"),
-            region: get("AWS_REGION"),
-            pid,
-            dir,
-        })
-    }
-
-    /// Freezes (or thaws) the server: calls time out, as with a KMS that is unreachable.
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.pid])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
+impl KmsControllers for LocalKms {
     /// The test's own client, to check what the controller stored.
     fn client(&self) -> AwsKms {
         let mut c = AwsKmsConfig::new(&self.alias, &self.region);
         c.endpoint = Some(self.endpoint.clone());
         c.credentials =
-            CredentialSource::Static(Credentials::new("AKIDLOCAL", "local-secret", None));
+            CredentialSource::Static(Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None));
         AwsKms::new(c).unwrap()
     }
 
@@ -107,10 +50,7 @@ impl LocalKms {
         cmd.env("KUBECONFIG", env.cluster.kubeconfig())
             .env("POD_NAMESPACE", env.ctrl())
             .env("RUST_LOG", "warn,sealed_secrets_controller=debug")
-            .env("AWS_REGION", &self.region)
-            .env("AWS_ENDPOINT_URL_KMS", &self.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
-            .env("AWS_SECRET_ACCESS_KEY", "local-secret")
+            .envs(self.env())
             .args(["--listen-addr", &http, "--listen-metrics-addr", &metrics])
             .args([
                 "--key-size",
@@ -139,17 +79,6 @@ impl LocalKms {
         })
         .await;
         c
-    }
-}
-
-impl Drop for LocalKms {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.pid]).status();
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
     }
 }
 
@@ -398,62 +327,11 @@ async fn a_wrapped_key_copied_to_another_secret_is_refused_and_reported() {
     assert_eq!(env.key_secrets().await.len(), 2);
 }
 
-/// A kryoptic token (tests/hsm/token.sh) with an AES-256 wrapping key made by OpenSC's
-/// `pkcs11-tool`, as an operator would adopt one; `None` (after saying why) off CI when the
-/// token cannot be built.
-fn pkcs11_token(dir: &std::path::Path) -> Option<std::collections::HashMap<String, String>> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/hsm/token.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .args(["init", dir.to_str().unwrap(), "sealed-secrets-e2e"])
-        .output()
-        .unwrap();
-    let on_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr);
-        assert!(!on_ci, "CI=true: the PKCS#11 test token must build: {why}");
-        let _ = writeln!(std::io::stderr(), "SKIPPED: no PKCS#11 test token: {why}");
-        return None;
-    }
-    let vars: std::collections::HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    let pin = std::fs::read_to_string(&vars["SEALED_SECRETS_PKCS11_PIN_FILE"]).unwrap();
-    let keygen = Command::new("pkcs11-tool")
-        .arg("--module")
-        .arg(&vars["SEALED_SECRETS_PKCS11_MODULE"])
-        .args([
-            "--token-label",
-            "sealed-secrets-e2e",
-            "--login",
-            "--pin",
-            pin.trim(),
-        ])
-        .args([
-            "--keygen",
-            "--key-type",
-            "AES:32",
-            "--label",
-            "sealed-secrets-wrap",
-        ])
-        .args(["--sensitive"])
-        .env("KRYOPTIC_CONF", &vars["KRYOPTIC_CONF"])
-        .output()
-        .unwrap();
-    assert!(
-        keygen.status.success(),
-        "pkcs11-tool --keygen: {}",
-        String::from_utf8_lossy(&keygen.stderr)
-    );
-    Some(vars)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pkcs11_wrapped_keys_fresh_start_and_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(vars) = pkcs11_token(dir.path()) else {
+    let Some(vars) = pkcs11_wrapping_token(dir.path(), "sealed-secrets-e2e", "sealed-secrets-wrap")
+    else {
         return;
     };
     let env = Env::new().await;

@@ -39,6 +39,7 @@ pub mod seal;
 pub use sealed_secrets_gotemplate as template;
 mod types;
 pub mod unseal;
+pub mod wrapped_key;
 
 pub use crd::{crd, crd_yaml};
 pub use error::{

@@ -29,8 +29,6 @@ use zeroize::Zeroizing;
 use crate::error::WrapError;
 use crate::wrapper::{WrapContext, Wrapped, Wrapper};
 
-/// The data field of the key Secret holding the envelope, in place of `tls.key`.
-pub const WRAPPED_KEY_FIELD: &str = "tls.key.wrapped";
 /// Annotation of the key Secret naming the backend (for people and `kubectl`; the envelope
 /// carries its own copy, which is what unwrapping trusts).
 pub const BACKEND_ANNOTATION: &str = "sealed-secrets-rs.dev/key-wrap-backend";
@@ -144,7 +142,7 @@ impl WrappedKey {
         Ok(in_out)
     }
 
-    /// Parses an envelope read from the key Secret's [`WRAPPED_KEY_FIELD`].
+    /// Parses an envelope read from the key Secret's data field (`sealed_secrets_api::wrapped_key::WRAPPED_KEY_FIELD`).
     pub fn from_bytes(bytes: &[u8]) -> Result<WrappedKey, WrapError> {
         if bytes.len() > MAX_ENVELOPE_LEN {
             return Err(envelope_err("larger than 64 KiB"));
@@ -189,7 +187,7 @@ impl WrappedKey {
         Ok(envelope)
     }
 
-    /// The envelope's bytes, for the key Secret's [`WRAPPED_KEY_FIELD`].
+    /// The envelope's bytes, for the key Secret's data field (`sealed_secrets_api::wrapped_key::WRAPPED_KEY_FIELD`).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = self.header();
         out.extend_from_slice(&self.nonce);

@@ -2,8 +2,8 @@
 //! key Secret at rest (docs/security.md, "Tier 2: key Secrets wrapped by a KMS").
 //!
 //! The controller keeps each private key in its Secret as a [`WrappedKey`] (data field
-//! [`WRAPPED_KEY_FIELD`]) instead of plain `tls.key`, and unwraps it at start with one call to
-//! the KMS per key. The plaintext key only ever lives in memory, in zeroise-on-drop buffers.
+//! `tls.key.wrapped`, named by `sealed_secrets_api::wrapped_key`) instead of plain `tls.key`,
+//! and unwraps it at start with one call to the KMS per key. The plaintext key only ever lives in memory, in zeroise-on-drop buffers.
 //! Backends implement [`Wrapper`]; this crate ships [`AwsKms`] (the AWS KMS JSON API,
 //! SigV4-signed, tested against `local-kms`) and [`Pkcs11Wrapper`] (an AES-256 key held in a
 //! PKCS#11 token, tested against kryoptic).
@@ -27,7 +27,10 @@
 mod aws;
 mod envelope;
 mod error;
+#[cfg(feature = "fake")]
+pub mod fake;
 mod pkcs11;
+pub mod settings;
 mod wrapper;
 
 pub use aws::{
@@ -35,9 +38,7 @@ pub use aws::{
     ENV_DEFAULT_REGION, ENV_ENDPOINT, ENV_ENDPOINT_KMS, ENV_PROFILE, ENV_REGION,
     ENV_SECRET_ACCESS_KEY, ENV_SESSION_TOKEN,
 };
-pub use envelope::{
-    BACKEND_ANNOTATION, KMS_KEY_ANNOTATION, MAX_ENVELOPE_LEN, WRAPPED_KEY_FIELD, WrappedKey,
-};
+pub use envelope::{BACKEND_ANNOTATION, KMS_KEY_ANNOTATION, MAX_ENVELOPE_LEN, WrappedKey};
 pub use error::{BoxError, WrapError};
 pub use pkcs11::Pkcs11Wrapper;
 pub use wrapper::{Operation, WrapContext, WrapFuture, Wrapped, Wrapper, WrapperStats};

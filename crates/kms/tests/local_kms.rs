@@ -3,90 +3,30 @@
 //! the server touches no other test). Skipped with a message when Go is missing, except on CI
 //! (`CI=true`), where they must run.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeySize, PrivateDecryptingKey};
+use harness::kms::{ACCESS_KEY_ID, LocalKms, SECRET_ACCESS_KEY};
 use sealed_secrets_kms::{
     AwsKms, AwsKmsConfig, CredentialSource, Credentials, WrapContext, WrapError, WrappedKey,
     Wrapper,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct LocalKms {
-    dir: PathBuf,
-    endpoint: String,
-    key_id: String,
-    alias: String,
-    region: String,
+/// What these tests do with a server beyond starting and stopping it.
+trait Server {
+    fn config(&self, key: &str) -> AwsKmsConfig;
+    fn kms(&self) -> AwsKms;
+    async fn admin(&self, action: &str, key_id: &str);
 }
 
-impl LocalKms {
-    /// Starts a server for `test`, or `None` (after saying why) where it may be skipped.
-    fn start(test: &str) -> Option<LocalKms> {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let dir = repo
-            .join("target/kms-tests")
-            .join(format!("{test}-{}", std::process::id()));
-        let out = Command::new("bash")
-            .arg(repo.join("tests/kms/local-kms.sh"))
-            .arg("start")
-            .arg(&dir)
-            .output();
-        let on_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        let out = match out {
-            Ok(o) if o.status.success() => o,
-            other => {
-                let why = match other {
-                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                    Err(e) => e.to_string(),
-                };
-                assert!(
-                    !on_ci,
-                    "CI=true: local-kms must run, but tests/kms/local-kms.sh failed: {why}"
-                );
-                // Past libtest's capture, so a skip is visible in a plain `cargo test`.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED {test}: local-kms unavailable (needs Go 1.25+ and the Go module proxy): {why}"
-                );
-                return None;
-            }
-        };
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let get = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")).map(str::to_owned))
-                .unwrap_or_else(|| panic!("local-kms.sh printed no {k}: {text}"))
-        };
-        Some(LocalKms {
-            endpoint: get("SEALED_SECRETS_KMS_ENDPOINT"),
-            key_id: get("SEALED_SECRETS_KMS_KEY_ID"),
-            alias: get("SEALED_SECRETS_KMS_KEY_ALIAS"),
-            region: get("AWS_REGION"),
-            dir,
-        })
-    }
-
-    fn stop(&self) {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let status = Command::new("bash")
-            .arg(repo.join("tests/kms/local-kms.sh"))
-            .arg("stop")
-            .arg(&self.dir)
-            .status()
-            .unwrap_or_else(|e| panic!("local-kms.sh stop: {e}"));
-        assert!(status.success());
-    }
-
+impl Server for LocalKms {
     fn config(&self, key: &str) -> AwsKmsConfig {
         let mut c = AwsKmsConfig::new(key, &self.region);
         c.endpoint = Some(self.endpoint.clone());
         c.credentials =
-            CredentialSource::Static(Credentials::new("AKIDLOCAL", "local-secret", None));
+            CredentialSource::Static(Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None));
         c.timeout = Duration::from_secs(3);
         c
     }
@@ -116,13 +56,6 @@ impl LocalKms {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(resp.starts_with("HTTP/1.1 200"), "{action}: {resp}");
-    }
-}
-
-impl Drop for LocalKms {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

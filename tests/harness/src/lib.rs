@@ -12,6 +12,7 @@
 //!   bodies) and a `/healthz` probe, for the HTTP server's hardening tests.
 //! - [`hostile_templates`]: template attacks (the line-number oracle) and the peak RSS that
 //!   hostile-template tests are judged by.
+//! - [`kms`]: `local-kms`, the AWS KMS API emulator the key-wrapping tests run against.
 //! - [`upstream`]: upstream Sealed Secrets' own binaries, run in-cluster style, and upstream's
 //!   own RBAC, for the upstream-peer tests.
 //! - [`wait`]: [`wait::eventually`] and friends, the one way suites wait for what another
@@ -26,6 +27,7 @@ pub mod failure;
 pub mod faultproxy;
 pub mod hostile;
 pub mod hostile_templates;
+pub mod kms;
 pub mod tools;
 pub mod upstream;
 pub mod wait;

@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use k8s_openapi::api::core::v1::Secret;
 use sealed_secrets_api::annotations::ROTATE_REQUEST;
 use sealed_secrets_api::seal::AGE_KEY_FIELD;
+use sealed_secrets_api::wrapped_key::is_wrapped;
 use sealed_secrets_crypto::{PqIdentity, PqKeyError, Zeroizing};
 
-use super::secrets::key_secrets;
+use super::secrets::{key_secrets, token_held};
 use crate::args::{ControllerArgs, EncryptArgs, KubeArgs};
 use crate::error::{CliError, Result};
 use crate::{Outcome, cluster, io, printer};
@@ -52,11 +53,21 @@ pub(super) fn backup(
             "--recipient",
         ));
     }
-    let secrets = crate::async_runtime::block_on(cluster::bounded(
+    let all = crate::async_runtime::block_on(cluster::bounded(
         kube,
         "cannot back up keys",
         key_secrets(controller, kube),
     ))??;
+    let ns = &controller.controller_namespace;
+    let secrets = exportable(all, ns)?;
+    let wrapped = secrets.iter().filter(|s| is_wrapped(s)).count();
+    if wrapped > 0 {
+        printer().note(format_args!(
+            "{wrapped} key(s) are wrapped by a KMS and stay wrapped in the backup: restoring them \
+             needs that KMS key, a grant to use it, the namespace `{ns}`, the same Secret names and \
+             the controller's --key-wrap-cluster (docs/security.md, \"Tier 2\")"
+        ));
+    }
     let text = backup_text(&secrets)?;
     // Built (and every age.key checked) before anything is written: no half-done backup.
     let identities = match &outputs.age_identities {
@@ -95,6 +106,35 @@ pub(super) fn backup(
         }
     ));
     Ok(Outcome::Success)
+}
+
+/// What to tell the operator about a key held in a PKCS#11 token (docs/security.md, "Tier 1").
+const TOKEN_BACKUP_ADVICE: &str = "its private key is in the PKCS#11 token and cannot be \
+    exported (the Secret holds only the certificate and a reference to the token object): back \
+    up the token object itself, with the HSM's own backup, replication or key ceremony";
+
+/// The key Secrets a backup can hold: token-held keys are left out, each named with what to
+/// back up instead; none left at all is an error (the file would restore nothing).
+pub(super) fn exportable(secrets: Vec<Secret>, namespace: &str) -> Result<Vec<Secret>> {
+    let (token, out): (Vec<Secret>, Vec<Secret>) = secrets.into_iter().partition(token_held);
+    for s in &token {
+        printer().warn(format_args!(
+            "key Secret `{namespace}/{}` is NOT in this backup: {TOKEN_BACKUP_ADVICE}",
+            s.metadata.name.as_deref().unwrap_or_default()
+        ));
+    }
+    match (out.is_empty(), token.first()) {
+        (true, Some(first)) => Err(CliError::KeyNotHere {
+            what: "nothing to back up".to_owned(),
+            name: format!(
+                "{namespace}/{}",
+                first.metadata.name.as_deref().unwrap_or_default()
+            ),
+            held: "(like every key here) is held in a PKCS#11 token".to_owned(),
+        }
+        .with_hint(TOKEN_BACKUP_ADVICE)),
+        _ => Ok(out),
+    }
 }
 
 /// A backup: the key Secrets without server fields, as a `v1.List` in YAML.
@@ -156,6 +196,22 @@ pub(super) fn age_identity_file(
     ));
     let mut count = 0;
     for s in secrets {
+        // A wrapped key's identity is inside its envelope: refused rather than silently left
+        // out of a file meant to open every post-quantum value.
+        if is_wrapped(s) {
+            return Err(CliError::KeyNotHere {
+                what: "cannot export post-quantum identities".to_owned(),
+                name: format!(
+                    "{namespace}/{}",
+                    s.metadata.name.as_deref().unwrap_or_default()
+                ),
+                held: "is wrapped by a KMS (its age.key is inside the envelope)".to_owned(),
+            }
+            .with_hint(
+                "back up without --age-identities (wrapped keys stay wrapped), or convert the \
+                 keys with `kubeseal keys unwrap` first",
+            ));
+        }
         let Some(line) = s.data.as_ref().and_then(|d| d.get(AGE_KEY_FIELD)) else {
             continue;
         };
@@ -211,6 +267,19 @@ mod tests {
     }
 
     #[test]
+    fn token_held_keys_are_never_exported() {
+        let mut token = mk_secret("t", None);
+        token.type_ = Some("sealed-secrets-rs.dev/token-key".to_owned());
+        token.data.as_mut().unwrap().remove("tls.key");
+        let kept = exportable(vec![mk_secret("p", None), token.clone()], "ns").unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].metadata.name.as_deref(), Some("p"));
+        let e = exportable(vec![token], "ns").unwrap_err();
+        assert!(e.to_string().contains("held in a PKCS#11 token"), "{e}");
+        assert!(e.hint().unwrap().contains("back up the token object"));
+    }
+
+    #[test]
     fn backups_keep_age_key_and_export_an_age_identity_file() {
         let a = PqIdentity::generate().unwrap();
         let b = PqIdentity::generate().unwrap();
@@ -232,6 +301,22 @@ mod tests {
 
         let none = age_identity_file(&secrets[1..2], "kube-system").unwrap_err();
         assert!(matches!(none, CliError::NoPqIdentity { .. }), "{none}");
+        let mut wrapped = mk_secret("w", None);
+        let data = wrapped.data.as_mut().unwrap();
+        data.remove("tls.key");
+        data.insert(
+            sealed_secrets_api::wrapped_key::WRAPPED_KEY_FIELD.to_owned(),
+            ByteString(b"SSKW".to_vec()),
+        );
+        let e = age_identity_file(&[secrets[0].clone(), wrapped.clone()], "ns").unwrap_err();
+        assert!(e.to_string().contains("is wrapped by a KMS"), "{e}");
+        // Wrapped keys stay wrapped in a backup.
+        let yaml = backup_text(std::slice::from_ref(&wrapped)).unwrap();
+        assert!(
+            yaml.contains("tls.key.wrapped") && !yaml.contains("tls.key:"),
+            "{yaml}"
+        );
+
         let broken = [mk_secret("bad", Some(b"AGE-SECRET-KEY-PQ-1QQQQ"))];
         let e = age_identity_file(&broken, "kube-system").unwrap_err();
         assert_eq!(

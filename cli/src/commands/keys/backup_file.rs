@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::Secret;
+use sealed_secrets_api::wrapped_key::WRAPPED_KEY_FIELD;
 
 use super::restore::check_encryption;
 use crate::args::DecryptArgs;
@@ -48,7 +49,12 @@ pub(super) fn read_backup(
                     path: path.to_owned(),
                     cause,
                 })?;
-            if !s.data.as_ref().is_some_and(|d| d.contains_key("tls.key")) {
+            // A key Secret holds its key plain, or wrapped by a KMS.
+            if !s
+                .data
+                .as_ref()
+                .is_some_and(|d| d.contains_key("tls.key") || d.contains_key(WRAPPED_KEY_FIELD))
+            {
                 return Err(CliError::BackupSecretWithoutKey {
                     path: path.to_owned(),
                     index: out.len() + 1,

@@ -1,8 +1,9 @@
 //! `kubeseal keys list`: one row per key Secret, with how many SealedSecrets in the cluster
 //! still need its key (OBJECTS: by the keys each object's status records, see
-//! [`super::usage`]; `-` when SealedSecrets cannot be listed) and how many values it has
-//! opened according to the controller's metrics (OPENED, best effort: `-` when they cannot be
-//! reached).
+//! [`super::usage`]; `-` when SealedSecrets cannot be listed), how many values it has opened
+//! according to the controller's metrics (OPENED, best effort: `-` when they cannot be
+//! reached), and where its private key is (KEY: plain in the Secret, wrapped by a KMS, or in
+//! a PKCS#11 token).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -44,6 +45,8 @@ pub(super) async fn list(controller: &ControllerArgs, kube: &KubeArgs) -> Result
         "ACTIVE".to_owned(),
         "OBJECTS".to_owned(),
         "OPENED".to_owned(),
+        // Where the private key is: plain (in the Secret), wrapped (by a KMS), in token.
+        "KEY".to_owned(),
     ]];
     for s in &secrets {
         let k = key_info(s);
@@ -56,8 +59,7 @@ pub(super) async fn list(controller: &ControllerArgs, kube: &KubeArgs) -> Result
             .chain(pq_fingerprint(s))
             .collect();
         rows.push([
-            fp.clone()
-                .unwrap_or_else(|| "(unreadable tls.key)".to_owned()),
+            fp.clone().unwrap_or_else(|| "(unreadable key)".to_owned()),
             k.name,
             k.created,
             k.not_after
@@ -71,9 +73,10 @@ pub(super) async fn list(controller: &ControllerArgs, kube: &KubeArgs) -> Result
                 (Some(u), Some(fp)) => u.get(&fp).map_or("0".to_owned(), |n| n.to_string()),
                 _ => "-".to_owned(),
             },
+            k.held.label().to_owned(),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
+    let widths: Vec<usize> = (0..8)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();

@@ -9,6 +9,7 @@
 
 mod backup;
 mod backup_file;
+mod convert;
 mod list;
 mod restore;
 mod retire;
@@ -100,8 +101,23 @@ pub fn run(cmd: KeysCommand, outer: &KubeArgs) -> Result<Outcome> {
                 retire::retire(&controller, kube, &key, confirm),
             ))?
         }
+        KeysCommand::Wrap(args) => convert_keys(args, outer, convert::Direction::Wrap),
+        KeysCommand::Unwrap(args) => convert_keys(args, outer, convert::Direction::Unwrap),
         KeysCommand::VerifyBackup { file, dirs, crypt } => {
             verify_backup::verify_backup(&file, &dirs, &crypt)
         }
     }
+}
+
+fn convert_keys(
+    args: crate::args::ConvertArgs,
+    outer: &KubeArgs,
+    direction: convert::Direction,
+) -> Result<Outcome> {
+    let kube = &args.kube.or(outer);
+    crate::async_runtime::block_on(cluster::bounded(
+        kube,
+        "cannot convert keys",
+        convert::run(&args.controller, kube, &args.wrap, &args.names, direction),
+    ))?
 }

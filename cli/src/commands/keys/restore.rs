@@ -22,7 +22,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use sealed_secrets_api::annotations::{RESTORED_AT, SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE};
 use sealed_secrets_api::seal::AGE_KEY_FIELD;
+use sealed_secrets_api::wrapped_key::{WRAPPED_KEY_FIELD, WRAPPED_SECRET_TYPE};
 use sealed_secrets_crypto::{Certificate, Fingerprint, PqIdentity, PrivateKey};
+use sealed_secrets_kms::{BACKEND_ANNOTATION, KMS_KEY_ANNOTATION, WrappedKey};
 
 use super::secrets::{fingerprint_of, key_secrets_with};
 use crate::args::{ControllerArgs, KubeArgs};
@@ -61,6 +63,26 @@ pub struct BackupKey {
     /// The key's post-quantum identity line (`age.key`), when the backup has one: restored
     /// with the key, or the post-quantum values sealed to it would no longer open.
     age_key: Option<Vec<u8>>,
+    /// A key wrapped by a KMS: restored wrapped (`key_pem` and `age_key` are then empty).
+    wrapped: Option<WrappedPart>,
+}
+
+/// What a wrapped key Secret carries instead of its private fields.
+#[derive(Clone, Debug)]
+struct WrappedPart {
+    /// `tls.key.wrapped`.
+    envelope: Vec<u8>,
+    /// The envelope's annotations (backend, KMS key), for people and `kubectl`.
+    annotations: BTreeMap<String, String>,
+    /// The namespace it was wrapped in, bound into the envelope.
+    namespace: Option<String>,
+}
+
+impl BackupKey {
+    /// Whether the key is wrapped by a KMS.
+    pub fn is_wrapped(&self) -> bool {
+        self.wrapped.is_some()
+    }
 }
 
 /// Refuses an unencrypted backup unless `insecure_plaintext`. Pure.
@@ -81,13 +103,17 @@ pub fn check_keys(secrets: &[Secret], now: SystemTime) -> Result<Vec<BackupKey>>
     for s in secrets {
         let name = s.metadata.name.clone().unwrap_or_default();
         let data = s.data.clone().unwrap_or_default();
-        let key_pem = data.get("tls.key").map(|b| b.0.clone()).unwrap_or_default();
-        let key = PrivateKey::from_pem(&key_pem)
-            .map_err(|_| CliError::BackupUnreadableKey { name: name.clone() })?;
         let bad_cert = |problem| CliError::BackupBadCertificate {
             name: name.clone(),
             problem,
         };
+        if let Some(envelope) = data.get(WRAPPED_KEY_FIELD) {
+            out.push(check_wrapped(s, &name, envelope.0.clone(), latest_start)?);
+            continue;
+        }
+        let key_pem = data.get("tls.key").map(|b| b.0.clone()).unwrap_or_default();
+        let key = PrivateKey::from_pem(&key_pem)
+            .map_err(|_| CliError::BackupUnreadableKey { name: name.clone() })?;
         let cert_pem = data
             .get("tls.crt")
             .map(|b| b.0.clone())
@@ -116,24 +142,80 @@ pub fn check_keys(secrets: &[Secret], now: SystemTime) -> Result<Vec<BackupKey>>
                 not_before: format_time(cert.not_before()),
             });
         }
-        let active = s
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(SEALING_KEY_LABEL))
-            .is_none_or(|v| v == SEALING_KEY_LABEL_ACTIVE);
         out.push(BackupKey {
             name,
             fingerprint: key.fingerprint().clone(),
             not_before: cert.not_before(),
             not_after: cert.not_after(),
-            active,
+            active: is_active(s),
             key_pem,
             cert_pem,
             age_key,
+            wrapped: None,
         });
     }
     Ok(out)
+}
+
+/// The backup's own active label; a key without the label is active. Pure.
+fn is_active(s: &Secret) -> bool {
+    s.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SEALING_KEY_LABEL))
+        .is_none_or(|v| v == SEALING_KEY_LABEL_ACTIVE)
+}
+
+/// Checks a wrapped key Secret of a backup: a readable envelope and certificate, not dated
+/// ahead. Whether the envelope holds the certificate's key only the controller can tell, with
+/// the KMS: it refuses a key Secret whose certificate is not its key's. Pure.
+fn check_wrapped(
+    s: &Secret,
+    name: &str,
+    envelope: Vec<u8>,
+    latest_start: SystemTime,
+) -> Result<BackupKey> {
+    let bad = |problem| CliError::BackupBadCertificate {
+        name: name.to_owned(),
+        problem,
+    };
+    WrappedKey::from_bytes(&envelope).map_err(|_| bad("tls.key.wrapped is not a wrapped key"))?;
+    let data = s.data.as_ref().ok_or(bad("no data"))?;
+    let cert_pem = data
+        .get("tls.crt")
+        .map(|b| b.0.clone())
+        .ok_or(bad("no data[\"tls.crt\"] (the certificate)"))?;
+    let cert = Certificate::from_pem(&cert_pem)
+        .map_err(|_| bad("tls.crt is not a readable certificate"))?;
+    if cert.not_before() > latest_start {
+        return Err(CliError::BackupFutureKey {
+            name: name.to_owned(),
+            not_before: format_time(cert.not_before()),
+        });
+    }
+    let annotations = s
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(k, _)| [BACKEND_ANNOTATION, KMS_KEY_ANNOTATION].contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(BackupKey {
+        name: name.to_owned(),
+        fingerprint: cert.public_key().fingerprint().clone(),
+        not_before: cert.not_before(),
+        not_after: cert.not_after(),
+        active: is_active(s),
+        key_pem: Vec::new(),
+        cert_pem,
+        age_key: None,
+        wrapped: Some(WrappedPart {
+            envelope,
+            annotations,
+            namespace: s.metadata.namespace.clone(),
+        }),
+    })
 }
 
 /// The key Secret restore creates for `key` in `namespace` at `now`: nothing from the backup
@@ -145,6 +227,20 @@ pub fn restored_secret(key: &BackupKey, namespace: &str, now: SystemTime) -> Sec
         // Any other value keeps the key out of the controller's keys (§4.2), as in the backup.
         "inactive"
     };
+    let mut annotations = BTreeMap::from([(RESTORED_AT.to_owned(), format_time(now))]);
+    let (type_, data) = match &key.wrapped {
+        Some(w) => {
+            annotations.extend(w.annotations.clone());
+            (
+                WRAPPED_SECRET_TYPE,
+                BTreeMap::from([
+                    ("tls.crt".to_owned(), ByteString(key.cert_pem.clone())),
+                    (WRAPPED_KEY_FIELD.to_owned(), ByteString(w.envelope.clone())),
+                ]),
+            )
+        }
+        None => (TLS_SECRET_TYPE, plain_data(key)),
+    };
     Secret {
         metadata: ObjectMeta {
             name: Some(key.name.clone()),
@@ -153,21 +249,26 @@ pub fn restored_secret(key: &BackupKey, namespace: &str, now: SystemTime) -> Sec
                 SEALING_KEY_LABEL.to_owned(),
                 label.to_owned(),
             )])),
-            annotations: Some(BTreeMap::from([(RESTORED_AT.to_owned(), format_time(now))])),
+            annotations: Some(annotations),
             ..ObjectMeta::default()
         },
-        type_: Some(TLS_SECRET_TYPE.to_owned()),
-        data: Some({
-            let mut data = BTreeMap::from([
-                ("tls.crt".to_owned(), ByteString(key.cert_pem.clone())),
-                ("tls.key".to_owned(), ByteString(key.key_pem.clone())),
-            ]);
-            if let Some(line) = &key.age_key {
-                data.insert(AGE_KEY_FIELD.to_owned(), ByteString(line.clone()));
-            }
-            data
-        }),
+        type_: Some(type_.to_owned()),
+        data: Some(data),
         ..Secret::default()
+    }
+}
+
+/// The data of a plain key Secret: the key, its certificate, its post-quantum identity. Pure.
+fn plain_data(key: &BackupKey) -> BTreeMap<String, ByteString> {
+    {
+        let mut data = BTreeMap::from([
+            ("tls.crt".to_owned(), ByteString(key.cert_pem.clone())),
+            ("tls.key".to_owned(), ByteString(key.key_pem.clone())),
+        ]);
+        if let Some(line) = &key.age_key {
+            data.insert(AGE_KEY_FIELD.to_owned(), ByteString(line.clone()));
+        }
+        data
     }
 }
 
@@ -243,10 +344,11 @@ pub(super) async fn restore(
                 k.fingerprint
             )),
             Action::Create => printer().status(format_args!(
-                "key {} as `{ns}/{}`{}: certificate valid from {} to {}",
+                "key {} as `{ns}/{}`{}{}: certificate valid from {} to {}",
                 k.fingerprint,
                 k.name,
                 if k.active { "" } else { " (inactive)" },
+                if k.is_wrapped() { " (wrapped)" } else { "" },
                 format_time(k.not_before),
                 format_time(k.not_after),
             )),
@@ -262,6 +364,25 @@ pub(super) async fn restore(
             "key {} would become the controller's newest key: every new SealedSecret would be sealed to it",
             newest.fingerprint
         ));
+    }
+    let wrapped: Vec<&&BackupKey> = to_create.iter().filter(|k| k.is_wrapped()).collect();
+    if !wrapped.is_empty() {
+        printer().note(format_args!(
+            "{} key(s) are wrapped by a KMS: the controller opens them only with that KMS key, \
+             a grant to use it and the --key-wrap-cluster they were wrapped for; until then it \
+             reports them unusable (/readyz, Events) and keeps using the other keys",
+            wrapped.len()
+        ));
+    }
+    for k in &wrapped {
+        if let Some(from) = k.wrapped.as_ref().and_then(|w| w.namespace.as_deref())
+            && from != ns.as_str()
+        {
+            printer().warn(format_args!(
+                "wrapped key `{}` was wrapped in namespace `{from}`, which is bound into it: it will not open in `{ns}`",
+                k.name
+            ));
+        }
     }
     if !to_create.is_empty() {
         confirm_restore(to_create.len(), ns, confirm)?;
@@ -469,6 +590,50 @@ mod tests {
             "{err}"
         );
         assert!(!err.to_string().contains("1XYZ"));
+    }
+
+    #[tokio::test]
+    async fn wrapped_keys_are_restored_wrapped() {
+        use sealed_secrets_kms::WrapContext;
+        use sealed_secrets_kms::fake::FakeWrapper;
+        let now = SystemTime::now();
+        let mut s = mk_key_secret(None);
+        let ctx = WrapContext::new("c1", "elsewhere", "sealed-secrets-keyabcde");
+        let env = WrappedKey::seal(&FakeWrapper::default(), b"{}", &ctx)
+            .await
+            .unwrap();
+        let data = s.data.as_mut().unwrap();
+        data.remove("tls.key");
+        data.insert(WRAPPED_KEY_FIELD.into(), ByteString(env.to_bytes()));
+        s.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(BACKEND_ANNOTATION.into(), "fake".into());
+        let keys = check_keys(std::slice::from_ref(&s), now).unwrap();
+        assert!(keys[0].is_wrapped());
+        let cert = Certificate::from_pem(&s.data.as_ref().unwrap()["tls.crt"].0).unwrap();
+        assert_eq!(&keys[0].fingerprint, cert.public_key().fingerprint());
+        let out = restored_secret(&keys[0], "elsewhere", now);
+        assert_eq!(out.type_.as_deref(), Some(WRAPPED_SECRET_TYPE));
+        let data = out.data.unwrap();
+        assert_eq!(
+            data.keys().collect::<Vec<_>>(),
+            vec!["tls.crt", WRAPPED_KEY_FIELD]
+        );
+        assert_eq!(data[WRAPPED_KEY_FIELD].0, env.to_bytes());
+        let ann = out.metadata.annotations.unwrap();
+        assert_eq!(ann[BACKEND_ANNOTATION], "fake");
+        assert!(!ann.contains_key("evil") && ann.contains_key(RESTORED_AT));
+
+        let mut damaged = s;
+        damaged
+            .data
+            .as_mut()
+            .unwrap()
+            .insert(WRAPPED_KEY_FIELD.into(), ByteString(b"SSKW?".to_vec()));
+        let err = check_keys(&[damaged], now).unwrap_err();
+        assert!(err.to_string().contains("not a wrapped key"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use sealed_secrets_api::annotations::{SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE};
+use sealed_secrets_api::wrapped_key::is_wrapped;
 use sealed_secrets_crypto::{Certificate, Fingerprint, PrivateKey};
 
 use crate::args::{ControllerArgs, KubeArgs};
@@ -15,6 +16,49 @@ use crate::error::Result;
 
 /// Name of upstream's legacy key Secret.
 const LEGACY_KEY_SECRET: &str = "sealed-secrets-key";
+
+/// Type of a key Secret whose private key never leaves a PKCS#11 token (docs/security.md,
+/// "Tier 1"): `tls.crt` and a reference to the token object, no private key. Its owner is the
+/// tier-1 module of `sealed_secrets_api` (`token_key`); named here until that module exists.
+const TOKEN_KEY_SECRET_TYPE: &str = "sealed-secrets-rs.dev/token-key";
+
+/// Where a key Secret's private key is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Held {
+    /// `tls.key` in the clear, as upstream stores it.
+    Plain,
+    /// Wrapped by a key management service (`tls.key.wrapped`).
+    Wrapped,
+    /// In a PKCS#11 token; the Secret holds none.
+    Token,
+}
+
+impl Held {
+    /// How `keys list` shows it.
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Held::Plain => "plain",
+            Held::Wrapped => "wrapped",
+            Held::Token => "in token",
+        }
+    }
+}
+
+/// Where the private key of a key Secret is. Pure.
+pub(super) fn held(s: &Secret) -> Held {
+    if token_held(s) {
+        Held::Token
+    } else if is_wrapped(s) {
+        Held::Wrapped
+    } else {
+        Held::Plain
+    }
+}
+
+/// Whether the key Secret's private key is held in a PKCS#11 token. Pure.
+pub(super) fn token_held(s: &Secret) -> bool {
+    s.type_.as_deref() == Some(TOKEN_KEY_SECRET_TYPE)
+}
 
 /// Every key Secret (labelled with any value, plus the legacy one), oldest first.
 pub(super) async fn key_secrets(
@@ -64,14 +108,12 @@ pub(super) struct KeyInfo {
     pub(super) created: String,
     pub(super) not_after: Option<SystemTime>,
     pub(super) active: bool,
+    pub(super) held: Held,
 }
 
 pub(super) fn key_info(s: &Secret) -> KeyInfo {
     let data = s.data.clone().unwrap_or_default();
-    let fingerprint = data
-        .get("tls.key")
-        .and_then(|k| PrivateKey::from_pem(&k.0).ok())
-        .map(|k| k.fingerprint().clone());
+    let fingerprint = fingerprint_of(s);
     let not_after = data
         .get("tls.crt")
         .and_then(|c| Certificate::from_pem(&c.0).ok())
@@ -93,13 +135,21 @@ pub(super) fn key_info(s: &Secret) -> KeyInfo {
             .and_then(|l| l.get(SEALING_KEY_LABEL))
             .is_some_and(|v| v == SEALING_KEY_LABEL_ACTIVE)
             || s.metadata.name.as_deref() == Some(LEGACY_KEY_SECRET),
+        held: held(s),
     }
 }
 
+/// The fingerprint of the key Secret's key: from `tls.key` when it holds one, else (a wrapped
+/// or token-held key) from its certificate.
 pub(super) fn fingerprint_of(s: &Secret) -> Option<Fingerprint> {
-    s.data
-        .as_ref()
-        .and_then(|d| d.get("tls.key"))
-        .and_then(|k| PrivateKey::from_pem(&k.0).ok())
-        .map(|k| k.fingerprint().clone())
+    let data = s.data.as_ref()?;
+    match data.get("tls.key") {
+        Some(k) => PrivateKey::from_pem(&k.0)
+            .ok()
+            .map(|k| k.fingerprint().clone()),
+        None => data
+            .get("tls.crt")
+            .and_then(|c| Certificate::from_pem(&c.0).ok())
+            .map(|c| c.public_key().fingerprint().clone()),
+    }
 }
