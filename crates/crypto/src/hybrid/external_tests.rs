@@ -59,7 +59,11 @@ fn an_external_key_opens_upstream_and_multi_values_through_its_holder() {
         assert_eq!(opened.plaintext.as_bytes(), b"v");
         assert_eq!(&opened.key, ext.fingerprint());
         assert_eq!(opened.rsa_operations, 1);
-        assert_eq!(holder.calls.load(Ordering::Relaxed) - before, 1, "{scope:?}");
+        assert_eq!(
+            holder.calls.load(Ordering::Relaxed) - before,
+            1,
+            "{scope:?}"
+        );
         // Without a hint the local key is tried first, then the holder once.
         let opened = ring.open(&label, &sealed, &[]).unwrap();
         assert_eq!(opened.rsa_operations, 2);
