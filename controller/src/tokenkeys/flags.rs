@@ -27,26 +27,26 @@ pub struct TokenKeyArgs {
     /// upstream) or `pkcs11` (keys generated inside a PKCS#11 token, never extractable; every
     /// decryption is done by the token).
     #[arg(long = "key-backend", value_enum, default_value = "memory")]
-    pub backend: KeyBackend,
+    pub key_backend: KeyBackend,
 
     /// pkcs11: path of the PKCS#11 module (shared library).
     #[arg(long = "key-pkcs11-module")]
-    pub module: Option<PathBuf>,
+    pub key_pkcs11_module: Option<PathBuf>,
 
     /// pkcs11: label of the token holding the keys.
     #[arg(long = "key-pkcs11-token", default_value = "")]
-    pub token: String,
+    pub key_pkcs11_token: String,
 
     /// pkcs11: file holding the token's user PIN (a mounted Secret; trailing newlines ignored).
     #[arg(long = "key-pkcs11-pin-file")]
-    pub pin_file: Option<PathBuf>,
+    pub key_pkcs11_pin_file: Option<PathBuf>,
 
     /// pkcs11: label of a key object created outside the controller (e.g. `pkcs11-tool
     /// --keypairgen --key-type rsa:4096 --label LABEL`) to adopt: the leader writes a key
     /// Secret for it, with a certificate signed in the token. Repeatable; a key already in a
     /// key Secret is not adopted twice.
     #[arg(long = "key-pkcs11-adopt")]
-    pub adopt: Vec<String>,
+    pub key_pkcs11_adopt: Vec<String>,
 }
 
 /// The key-backend settings cannot be used.
@@ -61,35 +61,35 @@ pub enum KeyBackendConfigError {
 impl TokenKeyArgs {
     /// The token to open, `None` for the in-memory backend; the settings' problems. Pure.
     pub fn token_config(&self) -> Result<Option<TokenConfig>, KeyBackendConfigError> {
-        match self.backend {
+        match self.key_backend {
             KeyBackend::Memory => {
-                if self.module.is_some() {
+                if self.key_pkcs11_module.is_some() {
                     return Err(KeyBackendConfigError::Unused("--key-pkcs11-module"));
                 }
-                if !self.token.is_empty() {
+                if !self.key_pkcs11_token.is_empty() {
                     return Err(KeyBackendConfigError::Unused("--key-pkcs11-token"));
                 }
-                if self.pin_file.is_some() {
+                if self.key_pkcs11_pin_file.is_some() {
                     return Err(KeyBackendConfigError::Unused("--key-pkcs11-pin-file"));
                 }
-                if !self.adopt.is_empty() {
+                if !self.key_pkcs11_adopt.is_empty() {
                     return Err(KeyBackendConfigError::Unused("--key-pkcs11-adopt"));
                 }
                 Ok(None)
             }
             KeyBackend::Pkcs11 => {
-                let Some(module) = &self.module else {
+                let Some(module) = &self.key_pkcs11_module else {
                     return Err(KeyBackendConfigError::Missing("--key-pkcs11-module"));
                 };
-                if self.token.trim().is_empty() {
+                if self.key_pkcs11_token.trim().is_empty() {
                     return Err(KeyBackendConfigError::Missing("--key-pkcs11-token"));
                 }
-                let Some(pin) = &self.pin_file else {
+                let Some(pin) = &self.key_pkcs11_pin_file else {
                     return Err(KeyBackendConfigError::Missing("--key-pkcs11-pin-file"));
                 };
                 Ok(Some(TokenConfig::new(
                     module.clone(),
-                    self.token.clone(),
+                    self.key_pkcs11_token.clone(),
                     pin.clone(),
                 )))
             }

@@ -188,7 +188,7 @@ impl TokenKeys {
     ) -> Result<TokenKeys, KeyBackendConfigError> {
         Ok(TokenKeys {
             config: args.token_config()?,
-            adopt: args.adopt.clone(),
+            adopt: args.key_pkcs11_adopt.clone(),
             namespace,
             events,
             token: RwLock::new(None),

@@ -31,7 +31,7 @@ const FULL: [&str; 4] = [
 
 #[test]
 fn flags_default_to_memory_and_pkcs11_needs_module_token_and_pin_file() {
-    assert_eq!(parse(&[]).backend, KeyBackend::Memory);
+    assert_eq!(parse(&[]).key_backend, KeyBackend::Memory);
     assert!(parse(&[]).token_config().unwrap().is_none());
     for missing in 1..FULL.len() {
         let args: Vec<&str> = FULL

@@ -20,4 +20,5 @@ mod keys;
 mod multi_v1;
 mod post_quantum;
 mod scenarios;
+mod token_keys;
 mod unseal;
