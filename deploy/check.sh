@@ -70,6 +70,12 @@ step "drift: copies equal their sources (deploy/sync.sh --check)" "$deploy/sync.
 step "kubectl kustomize deploy/base" sh -c "kubectl kustomize '$deploy/base' > '$out/base.yaml'"
 step "kubectl kustomize deploy/overlays/namespaced (+ network-policy component)" \
   sh -c "kubectl kustomize '$deploy/overlays/namespaced' > '$out/namespaced.yaml'"
+mkdir -p "$out/pkcs11-keys"
+# kustomize takes relative paths only: base + the component, from a kustomization in $out.
+rel=$(realpath --relative-to="$out/pkcs11-keys" "$deploy")
+printf 'resources: [%s/base]\ncomponents: [%s/components/pkcs11-keys]\n' "$rel" "$rel" >"$out/pkcs11-keys/kustomization.yaml"
+step "kubectl kustomize deploy/base + components/pkcs11-keys" \
+  sh -c "kubectl kustomize '$out/pkcs11-keys' > '$out/pkcs11-keys.yaml'"
 step "kubectl kustomize deploy/observability" sh -c "kubectl kustomize '$deploy/observability' > '$out/observability.yaml'"
 step "helm lint --strict (default values)" helm lint --strict "$chart"
 step "helm lint --strict (ci/full-values.yaml)" helm lint --strict "$chart" -f "$chart/ci/full-values.yaml"
@@ -183,7 +189,7 @@ flags_known() {
   local help
   help=$("$controller_bin" --help) || return 1
   local missing=0
-  for f in $(cat "$out/base.yaml" "$out/helm-default.yaml" "$out/helm-full.yaml" "$out/namespaced.yaml" |
+  for f in $(cat "$out/base.yaml" "$out/helm-default.yaml" "$out/helm-full.yaml" "$out/namespaced.yaml" "$out/pkcs11-keys.yaml" |
     grep -oE '^ *- "?--[a-z0-9-]+' | grep -oE -- '--[a-z0-9-]+' | sort -u); do
     if grep -q -- "$f" <<<"$help"; then echo "ok $f"; else echo "missing from --help: $f"; missing=1; fi
   done
