@@ -1,4 +1,4 @@
-//! The key-backend flags (docs/security.md, "Tier 1: keys that never leave a token"): where
+//! The key-backend flags (docs/security.md, "Tier 1: keys held in a PKCS#11 token"): where
 //! new RSA keys are generated and held.
 //!
 //! The PIN never comes from a flag value (which `ps` and pod specs show): only from a file,

@@ -1,4 +1,4 @@
-//! Keys held in a PKCS#11 token (docs/security.md, "Tier 1: keys that never leave a token";
+//! Keys held in a PKCS#11 token (docs/security.md, "Tier 1: keys held in a PKCS#11 token";
 //! the Secret's shape is [`sealed_secrets_api::token_key`]).
 //!
 //! With `--key-backend=pkcs11`, every new key is generated inside the token (`CKA_SENSITIVE`,

@@ -1,4 +1,4 @@
-//! Keys held in a PKCS#11 token (docs/security.md, "Tier 1: keys that never leave a token"):
+//! Keys held in a PKCS#11 token (docs/security.md, "Tier 1: keys held in a PKCS#11 token"):
 //! the controller with `--key-backend=pkcs11` on a kryoptic soft token (built and initialised
 //! by tests/hsm/token.sh). Skipped with a message when the token cannot be built, except on
 //! CI (`CI=true`), where they must run.

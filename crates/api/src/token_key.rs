@@ -1,5 +1,5 @@
-//! The key Secret of a key held in a PKCS#11 token (docs/security.md, "Tier 1: keys that
-//! never leave a token").
+//! The key Secret of a key held in a PKCS#11 token (docs/security.md, "Tier 1: keys held in
+//! a PKCS#11 token").
 //!
 //! Such a Secret has the labels and annotations of any key Secret (the `active` label
 //! [`SEALING_KEY_LABEL`](crate::annotations::SEALING_KEY_LABEL), so the key watcher, `keys
