@@ -140,6 +140,9 @@ struct Known {
 struct State {
     /// Why the token is not open (`None` when open or not configured).
     token_error: Option<String>,
+    /// A digest of the PIN file's content the token refused: not tried again until the file
+    /// changes, since every wrong try brings the token closer to locking the PIN.
+    refused_pin: Option<u64>,
     known: HashMap<String, Known>,
     unusable: BTreeMap<String, Unusable>,
 }
@@ -275,9 +278,21 @@ impl TokenKeys {
         if self.token().is_some() {
             return true;
         }
+        let pin_now = pin_digest(&config.pin_file);
+        if pin_now.is_some() && pin_now == self.state().refused_pin {
+            return false;
+        }
         let opened = tokio::task::spawn_blocking(move || Token::open(&config)).await;
         let result = match opened {
-            Ok(r) => r.map_err(|e| error_chain(&e)),
+            Ok(r) => r.map_err(|e| {
+                if matches!(
+                    e,
+                    Pkcs11Error::WrongPin { .. } | Pkcs11Error::PinLocked { .. }
+                ) {
+                    self.state().refused_pin = pin_now;
+                }
+                error_chain(&e)
+            }),
             Err(e) => Err(e.to_string()),
         };
         match result {
@@ -673,6 +688,16 @@ pub fn readiness_lines(
         ));
     }
     body
+}
+
+/// A digest of the PIN file's content, to notice that it changed; `None` when unreadable. Not a
+/// protection of the PIN (it never leaves the process), only change detection.
+fn pin_digest(path: &std::path::Path) -> Option<u64> {
+    use std::hash::{Hash as _, Hasher as _};
+    let pin = Zeroizing::new(std::fs::read(path).ok()?);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    pin.hash(&mut h);
+    Some(h.finish())
 }
 
 /// An error and its causes on one line (token errors name module, token and key object

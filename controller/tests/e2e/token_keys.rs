@@ -293,6 +293,22 @@ async fn token_keys_adopt_unseal_every_format_rotate_and_restart_without_token_c
     assert_eq!(c.post("/v1/verify", &body).await.status, 200);
 
     // A rotation (SIGUSR1): a key made in the token by the controller, served from now on.
+    // Certificates have whole-second NotBefore: a new key made in the adopted key's second
+    // would tie with it after a restart (upstream's rule then keeps the first), so the
+    // rotation waits for that second to pass.
+    let adopted_not_before =
+        sealed_secrets_crypto::Certificate::from_pem(c.cert().await.unwrap().as_bytes())
+            .unwrap()
+            .not_before();
+    eventually(
+        "the adopted key's NotBefore second to pass",
+        TIMEOUT,
+        || async {
+            (std::time::SystemTime::now() >= adopted_not_before + std::time::Duration::from_secs(1))
+                .then_some(())
+        },
+    )
+    .await;
     c.signal("USR1");
     let keys = eventually("a second key Secret", TIMEOUT, || async {
         let k = env.key_secrets().await;
@@ -361,8 +377,8 @@ async fn token_keys_adopt_unseal_every_format_rotate_and_restart_without_token_c
     assert!(!c.process.log().contains("PRIVATE KEY"));
 }
 
-/// A replica that cannot find a key object (another token, or the object was removed)
-/// reports it — readiness names the key Secret, an Event, a metric — and generates no key in
+/// A wrong PIN, then a replica that cannot find a key object (another token, or the object was
+/// removed): each is reported — readiness names the key Secret, an Event, a metric — and generates no key in
 /// its place; the key Secret is left as it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_key_object_is_reported_and_no_key_is_generated() {
@@ -402,14 +418,37 @@ async fn a_missing_key_object_is_reported_and_no_key_is_generated() {
         .create(&Default::default(), &s)
         .await
         .unwrap();
-    let mut c = start(&env, &vars, &[], false).await;
+    // First a wrong PIN: reported, /healthz up; the PIN is not tried again until its file
+    // changes, and then the token opens without a restart.
+    let pin_file = dir.path().join("mounted.pin");
+    std::fs::write(&pin_file, "000000\n").unwrap();
+    let pin_flag = format!("--key-pkcs11-pin-file={}", pin_file.display());
+    let mut c = start(&env, &vars, &[&pin_flag], false).await;
+    let body = eventually("readiness to say the PIN was refused", TIMEOUT, || async {
+        let r = c.get("/readyz").await;
+        let body = r.body_text();
+        (r.status == 503 && body.contains("refused the PIN")).then_some(body)
+    })
+    .await;
+    assert!(body.contains("sealed-secrets-keygone"), "{body}");
+    assert!(!body.contains("000000"), "{body}");
+    assert_eq!(c.get("/healthz").await.status, 200);
+    let up = "sealed_secrets_controller_key_backend_up{backend=\"pkcs11\"}";
+    assert_eq!(sample(&c.metrics_text().await, up), 0.0);
+    std::fs::copy(&vars["SEALED_SECRETS_PKCS11_PIN_FILE"], &pin_file).unwrap();
+    eventually(
+        "the token to open with the new PIN file",
+        TIMEOUT,
+        || async { (sample(&c.metrics_text().await, up) == 1.0).then_some(()) },
+    )
+    .await;
     let body = eventually("readiness to name the key Secret", TIMEOUT, || async {
         let r = c.get("/readyz").await;
         let body = r.body_text();
-        (r.status == 503 && body.contains("sealed-secrets-keygone")).then_some(body)
+        (r.status == 503 && body.contains("no private key")).then_some(body)
     })
     .await;
-    assert!(body.contains("no private key"), "{body}");
+    assert!(body.contains("sealed-secrets-keygone"), "{body}");
     assert_eq!(c.get("/healthz").await.status, 200);
     env.wait_event(env.ctrl(), "sealed-secrets-keygone", "TokenKeyUnusable")
         .await;

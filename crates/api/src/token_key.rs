@@ -143,7 +143,7 @@ mod tests {
             .as_ref()
             .map(|d| d.keys().collect())
             .unwrap_or_default();
-        assert_eq!(fields, [CERT_FIELD, URI_FIELD]);
+        assert_eq!(fields, [URI_FIELD, CERT_FIELD]);
     }
 
     #[test]
