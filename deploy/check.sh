@@ -81,6 +81,12 @@ kms_wrap_render() {
     grep -q 'sealed-secrets-kms-credentials' "$out/kms-wrap.yaml"
 }
 step "kubectl kustomize deploy/base + components/kms-wrap" kms_wrap_render
+mkdir -p "$out/pkcs11-keys"
+# kustomize takes relative paths only: base + the component, from a kustomization in $out.
+rel=$(realpath --relative-to="$out/pkcs11-keys" "$deploy")
+printf 'resources: [%s/base]\ncomponents: [%s/components/pkcs11-keys]\n' "$rel" "$rel" >"$out/pkcs11-keys/kustomization.yaml"
+step "kubectl kustomize deploy/base + components/pkcs11-keys" \
+  sh -c "kubectl kustomize '$out/pkcs11-keys' > '$out/pkcs11-keys.yaml'"
 step "kubectl kustomize deploy/observability" sh -c "kubectl kustomize '$deploy/observability' > '$out/observability.yaml'"
 step "helm lint --strict (default values)" helm lint --strict "$chart"
 step "helm lint --strict (ci/full-values.yaml)" helm lint --strict "$chart" -f "$chart/ci/full-values.yaml"
@@ -195,7 +201,7 @@ flags_known() {
   local help
   help=$("$controller_bin" --help) || return 1
   local missing=0
-  for f in $(cat "$out/base.yaml" "$out/helm-default.yaml" "$out/helm-full.yaml" "$out/namespaced.yaml" |
+  for f in $(cat "$out/base.yaml" "$out/helm-default.yaml" "$out/helm-full.yaml" "$out/namespaced.yaml" "$out/pkcs11-keys.yaml" |
     grep -oE '^ *- "?--[a-z0-9-]+' | grep -oE -- '--[a-z0-9-]+' | sort -u); do
     if grep -q -- "$f" <<<"$help"; then echo "ok $f"; else echo "missing from --help: $f"; missing=1; fi
   done

@@ -408,6 +408,10 @@ def cmd_values(args):
             "--kubeclient-qps=20", "--kubeclient-burst=40", "--key-size=3072"]
     for a in want:
         check(a in c["args"], "full values: arg %s" % a)
+    for a in ["--key-backend=pkcs11", "--key-pkcs11-token=sealed-secrets",
+              "--key-pkcs11-pin-file=/etc/sealed-secrets/pkcs11-keys/pin",
+              "--key-pkcs11-adopt=operator-key"]:
+        check(a in c["args"], "full values: pkcs11Keys arg %s" % a)
     check(dep["spec"]["replicas"] == 3 and dep["metadata"]["namespace"] == "sealed-secrets",
           "full values: replicaCount and namespace")
     check(c["image"] == "registry.example.com/mirror/sealed-secrets-controller:0.1.0", "full values: image")

@@ -12,6 +12,7 @@
 //! | [`CertMapArgs`] (`certmap.rs`) | the certificate ConfigMap |
 //! | [`LogArgs`] (`telemetry.rs`) | logging |
 //! | [`crate::keywrap::KeyWrapArgs`] (`keywrap/flags.rs`) | private keys wrapped by a KMS |
+//! | [`crate::tokenkeys::TokenKeyArgs`] (`tokenkeys/flags.rs`) | keys held in a PKCS#11 token |
 //!
 //! Each flag also reads `SEALED_SECRETS_<FLAG>` (the flag wins), exactly like upstream's
 //! pflag/env binding; [`Config::command`] gives every flag its variable
@@ -59,6 +60,8 @@ pub struct Config {
     pub log: LogArgs,
     #[command(flatten)]
     pub key_wrap: crate::keywrap::KeyWrapArgs,
+    #[command(flatten)]
+    pub token_keys: crate::tokenkeys::TokenKeyArgs,
 
     /// Print the version and exit.
     #[arg(long, action = ArgAction::SetTrue)]

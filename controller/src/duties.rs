@@ -67,6 +67,14 @@ impl LeaderDuties {
         let (keys, client, fence) = (ctx.keys.clone(), ctx.client.clone(), ctx.fence.clone());
         let (cutoff, period, scopes) = (self.cutoff, self.renew_period, self.scopes.clone());
         tasks.spawn_draining(|stop| async move {
+            // Key objects made outside the controller (`--key-pkcs11-adopt`) get their key
+            // Secret first, so that an adopted key counts as the newest key if it is one.
+            if !keys.token_keys().adopt_labels().is_empty()
+                && let Err(e) = keys.adopt_token_keys(&client, &fence).await
+            {
+                tracing::error!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string),
+                    "cannot adopt the key objects of the PKCS#11 token (--key-pkcs11-adopt)");
+            }
             // §4.3 step 3: a key before anything else when there is none or it is too old.
             let newest = keys.snapshot().newest().map(|k| k.order_time);
             if keys::needs_key_at_startup(newest, cutoff)

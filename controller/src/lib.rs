@@ -34,6 +34,7 @@ pub mod runtime;
 pub mod server;
 pub mod tasks;
 pub mod telemetry;
+pub mod tokenkeys;
 pub mod version;
 
 use std::sync::Arc;
@@ -62,6 +63,8 @@ pub enum RunError {
     Bind(#[from] server::BindError),
     #[error(transparent)]
     KeyWrap(#[from] keywrap::WrapConfigError),
+    #[error(transparent)]
+    KeyBackend(#[from] tokenkeys::KeyBackendConfigError),
     #[error("failed to install the {0} signal handler")]
     Signal(&'static str, #[source] std::io::Error),
 }
@@ -93,6 +96,15 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         tracing::info!(backend = %w.describe(), cluster = %cfg.key_wrap.cluster, "private keys are wrapped");
     }
     keys.set_key_wrap(key_wrap.clone());
+    let token_keys = Arc::new(tokenkeys::TokenKeys::new(
+        &cfg.token_keys,
+        namespace.clone(),
+        Some(client.clone()),
+    )?);
+    // A token that does not open is reported and retried (tokenkeys::TokenKeys::retry_loop):
+    // the keys held in memory keep working and /healthz stays up.
+    token_keys.connect().await;
+    keys.set_token_keys(token_keys.clone());
     keys.initial_load_with_retry(&client).await;
     tracing::info!(keys = keys.snapshot().keys.len(), "loaded keys");
 
@@ -107,6 +119,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         tasks.spawn_draining(|stop| listener.serve(stop.requested()));
     }
     tasks.spawn_until_stopped(key_wrap.clone().retry_loop(keys.clone()));
+    tasks.spawn_until_stopped(token_keys.clone().retry_loop(keys.clone()));
     // Wrapped keys waiting for the key management service: no leader duties (key generation,
     // unsealing) until they open, so an outage at start neither adds a key nor marks values
     // sealed to a waiting key as failed. /healthz and /readyz answer meanwhile.

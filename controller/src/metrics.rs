@@ -82,6 +82,8 @@ pub struct Metrics {
     /// The key-wrapping state, set at start-up when keys are wrapped
     /// ([`crate::keywrap::metrics`]).
     pub key_wrap: crate::keywrap::metrics::KeyWrapSlot,
+    /// The key backend's state, read at scrape time ([`crate::tokenkeys::metrics`]).
+    pub token_keys: crate::tokenkeys::metrics::TokenKeysSlot,
     /// Values per format of every reconciled SealedSecret, read at scrape time by
     /// [`CensusCollector`].
     census: Arc<FormatCensus>,
@@ -197,6 +199,10 @@ impl Metrics {
         reg.register_collector(Box::new(crate::keywrap::metrics::KeyWrapCollector(
             key_wrap.clone(),
         )));
+        let token_keys = crate::tokenkeys::metrics::TokenKeysSlot::default();
+        reg.register_collector(Box::new(crate::tokenkeys::metrics::TokenKeysCollector(
+            token_keys.clone(),
+        )));
         let census = Arc::new(FormatCensus::default());
         reg.register_collector(Box::new(CensusCollector(census.clone())));
 
@@ -217,6 +223,7 @@ impl Metrics {
             rsa_decryptions,
             multi_v1,
             key_wrap,
+            token_keys,
             census,
         }
     }

@@ -20,7 +20,8 @@ pub mod store;
 pub use flags::{KeyArgs, SUPPORTED_KEY_SIZES};
 pub use registry::{
     KeyInfo, KeyLoadError, KeyOrderPriority, KeySnapshot, LoadedKey, PqFieldError, active_selector,
-    has_key_origin, load_pq_identity, load_secret, ordering_not_before, pick_newest, unix_seconds,
+    has_key_origin, load_pq_identity, load_secret, loaded_key, ordering_not_before, pick_newest,
+    unix_seconds,
 };
 pub use renewal::{needs_key_at_startup, next_renewal, renewal_loop};
 pub use rotation::{rotation_loop, should_rotate};

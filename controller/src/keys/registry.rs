@@ -182,6 +182,20 @@ pub fn load_secret(
         secret: name.clone(),
         source,
     })?;
+    loaded_key(secret, key, cert, priority, now)
+}
+
+/// A [`LoadedKey`] for `key` and its certificate `cert`, read from `secret` (the private half
+/// in the Secret, or in a token for a token-held key Secret): refused when the certificate
+/// is not the key's; ordered as `priority` says as of `now`. Pure.
+pub fn loaded_key(
+    secret: &Secret,
+    key: PrivateKey,
+    cert: Certificate,
+    priority: KeyOrderPriority,
+    now: SystemTime,
+) -> Result<LoadedKey, KeyLoadError> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
     if cert.public_key().fingerprint() != key.fingerprint() {
         return Err(KeyLoadError::CertMismatch { secret: name });
     }
@@ -222,6 +236,9 @@ pub struct KeyInfo {
     /// The recipient of its post-quantum identity (served at `/v1/age-recipient.txt` for the
     /// newest key); `None` for an RSA-only key.
     pub pq_recipient: Option<PqRecipient>,
+    /// Its private key is held in a PKCS#11 token (crate::tokenkeys), which cannot hold a
+    /// post-quantum identity.
+    pub in_token: bool,
 }
 
 /// An immutable view of the registry: the key ring for decryption plus the newest key.
@@ -341,6 +358,7 @@ impl Registry {
                 cert: e.cert.clone(),
                 foreign: e.foreign,
                 pq_recipient: e.pq.as_ref().map(|p| p.recipient().clone()),
+                in_token: e.key.is_external(),
             });
         }
         let times: Vec<SystemTime> = keys.iter().map(|k| k.order_time).collect();

@@ -10,7 +10,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::watcher;
-use sealed_secrets_api::annotations::{KEY_ORIGIN, RotateRequest};
+use sealed_secrets_api::annotations::{KEY_ORIGIN, KEY_ORIGIN_GENERATED, RotateRequest};
 use sealed_secrets_crypto::{CertParams, Fingerprint, MultiV1Policy, PqIdentity, PrivateKey};
 use tokio::sync::watch;
 
@@ -35,6 +35,8 @@ pub struct Keys {
     metrics: SharedMetrics,
     /// How private keys are wrapped at rest (crate::keywrap); plain when never set.
     key_wrap: std::sync::OnceLock<Arc<crate::keywrap::KeyWrap>>,
+    /// Where keys are generated and held (crate::tokenkeys); in memory when never set.
+    token_keys: std::sync::OnceLock<Arc<crate::tokenkeys::TokenKeys>>,
 }
 
 /// Errors of the API calls around keys.
@@ -68,6 +70,7 @@ impl Keys {
             namespace,
             metrics,
             key_wrap: std::sync::OnceLock::new(),
+            token_keys: std::sync::OnceLock::new(),
         })
     }
 
@@ -90,9 +93,36 @@ impl Keys {
         })
     }
 
-    /// Loads a key Secret, unwrapping it first if it is wrapped; one that does not open is
-    /// reported by the key-wrapping state and retried there.
+    /// Generates and holds keys in a PKCS#11 token with `tk` from now on (set once, before
+    /// the keys are loaded).
+    pub fn set_token_keys(&self, tk: Arc<crate::tokenkeys::TokenKeys>) {
+        let _ = self.metrics.token_keys.set(tk.clone());
+        let _ = self.token_keys.set(tk);
+    }
+
+    /// The key backend (in memory unless [`Self::set_token_keys`] was called).
+    pub fn token_keys(&self) -> &Arc<crate::tokenkeys::TokenKeys> {
+        self.token_keys
+            .get_or_init(|| Arc::new(crate::tokenkeys::TokenKeys::memory(self.namespace.clone())))
+    }
+
+    /// Loads a key Secret: a token key Secret through the token backend, else unwrapping it
+    /// first if it is wrapped; one that does not open is reported by the backend that
+    /// should have opened it, and retried there.
     pub async fn load(&self, secret: &Secret) {
+        match self
+            .token_keys()
+            .open(secret, self.args.order.priority)
+            .await
+        {
+            crate::tokenkeys::TokenOpened::NotToken => {}
+            crate::tokenkeys::TokenOpened::Loaded(k) => {
+                self.register(*k);
+                self.token_keys().registered(secret).await;
+                return;
+            }
+            crate::tokenkeys::TokenOpened::Unusable => return,
+        }
         match self.key_wrap().open(secret).await {
             crate::keywrap::Opened::Plain => self.load_and_register(secret),
             crate::keywrap::Opened::Unwrapped(s) => {
@@ -226,6 +256,7 @@ impl Keys {
             removed
         });
         self.key_wrap().forget(secret);
+        self.token_keys().forget(secret);
         if removed {
             tracing::info!(
                 secret,
@@ -382,6 +413,9 @@ impl Keys {
         client: &kube::Client,
         fence: &crate::leader::Fence,
     ) -> Result<Fingerprint, KeyGenError> {
+        if self.token_keys().enabled() {
+            return self.generate_in_token(client, fence).await;
+        }
         let s = self.args.clone();
         let bits = s.bits;
         let (key, cert, pq) = tokio::task::spawn_blocking(move || {
@@ -434,6 +468,114 @@ impl Keys {
                 foreign: false,
                 future_not_before: false,
                 pq: Some(pq),
+                pq_error: None,
+            },
+            true,
+        );
+        Ok(fp)
+    }
+
+    /// [`Self::generate`] with the PKCS#11 backend: the key is generated inside the token,
+    /// its certificate signed there, and its Secret holds the certificate and the key
+    /// object's URI (`sealed_secrets_api::token_key`).
+    async fn generate_in_token(
+        &self,
+        client: &kube::Client,
+        fence: &crate::leader::Fence,
+    ) -> Result<Fingerprint, KeyGenError> {
+        // The Secret's name is the key object's label, so it is chosen before the write.
+        let name = crate::keywrap::new_key_name(&self.args.prefix, &mut rand::rng());
+        let params = CertParams {
+            common_name: self.args.common_name.clone(),
+            not_before: SystemTime::now(),
+            validity: self.args.ttl,
+        };
+        let (key, cert, uri) = self
+            .token_keys()
+            .generate(&name, self.args.bits, params)
+            .await?;
+        self.write_token_key(client, fence, name, key, cert, &uri, KEY_ORIGIN_GENERATED)
+            .await
+    }
+
+    /// Adopts the key objects `--key-pkcs11-adopt` names that no key Secret holds yet: writes
+    /// a key Secret for each, with a certificate signed inside the token. Run by the leader.
+    pub async fn adopt_token_keys(
+        &self,
+        client: &kube::Client,
+        fence: &crate::leader::Fence,
+    ) -> Result<(), KeyGenError> {
+        let tk = self.token_keys().clone();
+        for label in tk.adopt_labels() {
+            let known: Vec<Fingerprint> = self
+                .snapshot()
+                .keys
+                .iter()
+                .map(|k| k.fingerprint.clone())
+                .collect();
+            let params = CertParams {
+                common_name: self.args.common_name.clone(),
+                not_before: SystemTime::now(),
+                validity: self.args.ttl,
+            };
+            let Some((key, cert, uri)) = tk.adoptable(label, &known, params).await? else {
+                continue;
+            };
+            let name = crate::keywrap::new_key_name(&self.args.prefix, &mut rand::rng());
+            let fp = self
+                .write_token_key(
+                    client,
+                    fence,
+                    name,
+                    key,
+                    cert,
+                    &uri,
+                    sealed_secrets_api::token_key::KEY_ORIGIN_ADOPTED,
+                )
+                .await?;
+            tracing::info!(label = %label, fingerprint = %fp, "adopted a key object of the PKCS#11 token");
+        }
+        Ok(())
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one private helper of two callers"
+    )]
+    async fn write_token_key(
+        &self,
+        client: &kube::Client,
+        fence: &crate::leader::Fence,
+        name: String,
+        key: PrivateKey,
+        cert: sealed_secrets_crypto::Certificate,
+        uri: &str,
+        origin: &str,
+    ) -> Result<Fingerprint, KeyGenError> {
+        let secret =
+            crate::tokenkeys::key_secret(&self.args, &self.namespace, &name, &cert, uri, origin);
+        let api: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
+        fence.check()?;
+        // Remembered before the write: the watcher may see the new Secret first.
+        self.token_keys().remember(&name, uri, &key, &cert);
+        if let Err(source) = api.create(&PostParams::default(), &secret).await {
+            self.token_keys().forget(&name);
+            return Err(KeyGenError::Write {
+                namespace: self.namespace.clone(),
+                source,
+            });
+        }
+        let fp = key.fingerprint().clone();
+        tracing::info!(secret = %name, fingerprint = %fp, uri, "new key written (held in the PKCS#11 token)");
+        self.register_inner(
+            LoadedKey {
+                secret_name: name,
+                key,
+                cert,
+                order_time: SystemTime::now(),
+                foreign: false,
+                future_not_before: false,
+                pq: None,
                 pq_error: None,
             },
             true,

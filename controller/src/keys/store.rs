@@ -36,6 +36,8 @@ pub enum KeyGenError {
     },
     #[error(transparent)]
     Wrap(#[from] crate::keywrap::SealError),
+    #[error("failed to make a key in the PKCS#11 token")]
+    Token(#[from] crate::tokenkeys::TokenKeyError),
     #[error("key generation task failed")]
     Join(#[source] tokio::task::JoinError),
     #[error(transparent)]

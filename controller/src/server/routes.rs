@@ -108,10 +108,12 @@ async fn healthz() -> Response {
 }
 
 /// Readiness: 503 while no key is usable; the body names every key Secret whose wrapped key
-/// does not open (crate::keywrap::readiness).
+/// does not open (crate::keywrap::readiness) or whose token key cannot be used, and a token
+/// that does not open (crate::tokenkeys::readiness_lines).
 async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
     let usable = state.keys.snapshot().keys.len();
-    let (ready, body) = crate::keywrap::readiness(usable, &state.keys.key_wrap().unusable());
+    let (ready, mut body) = crate::keywrap::readiness(usable, &state.keys.key_wrap().unusable());
+    body.push_str(&state.keys.token_keys().readiness_lines());
     let code = if ready {
         StatusCode::OK
     } else {
@@ -139,12 +141,21 @@ async fn cert(State(state): State<Arc<ServerState>>) -> Response {
 /// `age -r` seal post-quantum values to (`FORMAT.md` §3). Served like `/v1/cert.pem`: no
 /// secret, no rate limit. A newest key without an identity (made by upstream or an older
 /// version) gets a 404 that says how to get one, never an older key's recipient: values
-/// would then be sealed to a key other than the one `/v1/cert.pem` names.
+/// would then be sealed to a key other than the one `/v1/cert.pem` names; nor does a key held
+/// in a PKCS#11 token (docs/security.md, "Tier 1"), whose 404 says so.
 async fn age_recipient(State(state): State<Arc<ServerState>>) -> Response {
     let snap = state.keys.snapshot();
     match snap.newest() {
         Some(k) => match &k.pq_recipient {
             Some(r) => text(StatusCode::OK, format!("{r}\n")),
+            // A PKCS#11 token cannot do ML-KEM: rotating would give another token key.
+            None if k.in_token => text(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "the newest key (Secret `{}`) is held in a PKCS#11 token, which has no post-quantum identity: seal with RSA (kubeseal without --post-quantum)\n",
+                    k.secret_name
+                ),
+            ),
             None => text(
                 StatusCode::NOT_FOUND,
                 format!(

@@ -129,6 +129,12 @@ impl Env {
     /// Starts the controller with test defaults plus `extra` args and returns at once (the
     /// HTTP servers start only once the keys are loaded).
     pub fn spawn_controller(&self, extra: &[&str]) -> Controller {
+        self.spawn_controller_env(extra, &[])
+    }
+
+    /// [`Self::spawn_controller`] with extra environment variables (e.g. a PKCS#11 module's
+    /// configuration).
+    pub fn spawn_controller_env(&self, extra: &[&str], vars: &[(&str, &str)]) -> Controller {
         let http = format!("127.0.0.1:{}", free_port().unwrap());
         let metrics = format!("127.0.0.1:{}", free_port().unwrap());
         let mut cmd = Command::new(controller_binary());
@@ -144,7 +150,8 @@ impl Env {
                 "2048",
             ])
             .args(["--leader-election=false", "--log-info-stdout=false"])
-            .args(extra);
+            .args(extra)
+            .envs(vars.iter().copied());
         let process = Process::spawn(cmd, self.cluster.temp_dir()).unwrap();
         Controller {
             process,

@@ -22,4 +22,5 @@ mod multi_v1;
 mod post_quantum;
 mod pq_clusters;
 mod scenarios;
+mod token_keys;
 mod unseal;

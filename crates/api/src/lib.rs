@@ -36,6 +36,7 @@ pub mod manifest;
 pub mod output;
 mod schema;
 pub mod seal;
+pub mod token_key;
 pub use sealed_secrets_gotemplate as template;
 mod types;
 pub mod unseal;

@@ -198,7 +198,8 @@ impl PrivateKey {
     /// serial, KeyUsage encipherOnly (critical), BasicConstraints CA:TRUE (critical), a
     /// SubjectKeyIdentifier, sha256WithRSAEncryption.
     pub fn self_signed_certificate(&self, params: &CertParams) -> Result<Certificate, CertError> {
-        let signer = rcgen::KeyPair::try_from(self.pkcs8_der()).map_err(|_| CertError::Sign)?;
+        let signer = rcgen::KeyPair::try_from(self.pkcs8_der().ok_or(CertError::Sign)?)
+            .map_err(|_| CertError::Sign)?;
         let signed = params
             .to_rcgen()?
             .self_signed(&signer)

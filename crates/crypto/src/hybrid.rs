@@ -188,3 +188,11 @@ mod tests {
     reason = "test code: a panic is the failure report"
 )]
 mod commitment_tests;
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+mod external_tests;

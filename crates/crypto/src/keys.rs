@@ -186,13 +186,37 @@ impl PartialEq for PublicKey {
 
 impl Eq for PublicKey {}
 
+/// An RSA private key held outside this process (a PKCS#11 token, docs/security.md "Tier 1"):
+/// it performs the one private-key operation unsealing needs, RSA-OAEP decryption with
+/// SHA-256, MGF1-SHA-256 and `label` as the source data, and never hands out the key.
+pub trait ExternalRsaKey: Send + Sync + fmt::Debug {
+    /// Decrypts one RSA-OAEP block under `label`; `None` for any failure (a wrong key, a
+    /// wrong label, a token that does not answer), which callers treat like a key that does
+    /// not fit, so no failure detail becomes a padding or label oracle. Implementations
+    /// report their own errors (logs, metrics).
+    fn decrypt_oaep(&self, label: &[u8], block: &[u8]) -> Option<Zeroizing<Vec<u8>>>;
+}
+
+/// Where a [`PrivateKey`]'s private half is.
+#[derive(Clone)]
+pub(crate) enum KeyMaterial {
+    /// In this process's memory.
+    Local {
+        oaep: Arc<OaepPrivateDecryptingKey>,
+        /// PKCS#8 DER, kept to re-encode as PKCS#1 and to sign the certificate.
+        pkcs8: Arc<Zeroizing<Vec<u8>>>,
+    },
+    /// Elsewhere; only decryption is possible.
+    External(Arc<dyn ExternalRsaKey>),
+}
+
 /// An RSA private key. `Debug` shows only the fingerprint; key bytes held here are zeroized
-/// when dropped (aws-lc frees its own copy with `OPENSSL_cleanse`).
+/// when dropped (aws-lc frees its own copy with `OPENSSL_cleanse`). A key built with
+/// [`PrivateKey::external`] holds no key bytes at all: it decrypts through its holder and
+/// cannot be encoded ([`PrivateKey::to_pkcs1_pem`]) or sign certificates here.
 #[derive(Clone)]
 pub struct PrivateKey {
-    oaep: Arc<OaepPrivateDecryptingKey>,
-    /// PKCS#8 DER, kept to re-encode as PKCS#1 and to sign the certificate.
-    pkcs8: Arc<Zeroizing<Vec<u8>>>,
+    material: KeyMaterial,
     public: PublicKey,
 }
 
@@ -244,16 +268,36 @@ impl PrivateKey {
         let public = PublicKey::from_spki_der(public_der.as_ref())?;
         let oaep = OaepPrivateDecryptingKey::new(key).map_err(|_| KeyError::Unsupported)?;
         Ok(PrivateKey {
-            oaep: Arc::new(oaep),
-            pkcs8: Arc::new(Zeroizing::new(der.to_vec())),
+            material: KeyMaterial::Local {
+                oaep: Arc::new(oaep),
+                pkcs8: Arc::new(Zeroizing::new(der.to_vec())),
+            },
             public,
         })
     }
 
-    /// PEM `RSA PRIVATE KEY` (PKCS#1), the encoding upstream stores in `tls.key`.
+    /// A key whose private half stays with `holder` (e.g. a PKCS#11 token); `public` is its
+    /// public half, read from the holder or from the key's certificate.
+    pub fn external(public: PublicKey, holder: Arc<dyn ExternalRsaKey>) -> PrivateKey {
+        PrivateKey {
+            material: KeyMaterial::External(holder),
+            public,
+        }
+    }
+
+    /// Whether the private half is held outside this process ([`PrivateKey::external`]).
+    pub fn is_external(&self) -> bool {
+        matches!(self.material, KeyMaterial::External(_))
+    }
+
+    /// PEM `RSA PRIVATE KEY` (PKCS#1), the encoding upstream stores in `tls.key`. Empty for
+    /// an [`external`](PrivateKey::external) key, which has no bytes here to encode.
     pub fn to_pkcs1_pem(&self) -> Zeroizing<String> {
+        let KeyMaterial::Local { pkcs8, .. } = &self.material else {
+            return Zeroizing::new(String::new());
+        };
         // The PKCS#8 document was validated on construction, so it parses again.
-        let pkcs1 = pkcs8::PrivateKeyInfo::try_from(self.pkcs8.as_slice())
+        let pkcs1 = pkcs8::PrivateKeyInfo::try_from(pkcs8.as_slice())
             .map(|info| Zeroizing::new(info.private_key.to_vec()))
             .unwrap_or_default();
         let block = pem::Pem::new(PKCS1_TAG, pkcs1.to_vec());
@@ -267,9 +311,12 @@ impl PrivateKey {
         text
     }
 
-    /// PKCS#8 DER of the key (secret; for signing certificates).
-    pub(crate) fn pkcs8_der(&self) -> &[u8] {
-        &self.pkcs8
+    /// PKCS#8 DER of the key (secret; for signing certificates); `None` for an external key.
+    pub(crate) fn pkcs8_der(&self) -> Option<&[u8]> {
+        match &self.material {
+            KeyMaterial::Local { pkcs8, .. } => Some(pkcs8),
+            KeyMaterial::External(_) => None,
+        }
     }
 
     /// The matching public key.
@@ -282,8 +329,8 @@ impl PrivateKey {
         self.public.fingerprint()
     }
 
-    pub(crate) fn oaep(&self) -> &OaepPrivateDecryptingKey {
-        &self.oaep
+    pub(crate) fn material(&self) -> &KeyMaterial {
+        &self.material
     }
 }
 

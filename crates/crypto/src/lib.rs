@@ -42,7 +42,9 @@ pub use hybrid::{
     MultiV1Tally, Opened, RsaBudget, ValueFormat, decode_base64, encode_base64, envelope,
     is_multi_v1, seal, seal_multi, value_format,
 };
-pub use keys::{Fingerprint, ParseFingerprintError, Plaintext, PrivateKey, PublicKey};
+pub use keys::{
+    ExternalRsaKey, Fingerprint, ParseFingerprintError, Plaintext, PrivateKey, PublicKey,
+};
 pub use pq::{
     AGE_INTRO, HINTS_STANZA, MAX_HEADER_BYTES, MAX_PQ_RECIPIENTS, MAX_STANZAS, MLKEM_STANZA,
     PqIdentity, PqKeyError, PqRecipient, SCOPE_STANZA, is_pq, seal_pq,

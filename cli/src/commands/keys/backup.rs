@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn token_held_keys_are_never_exported() {
         let mut token = mk_secret("t", None);
-        token.type_ = Some("sealed-secrets-rs.dev/token-key".to_owned());
+        token.type_ = Some(sealed_secrets_api::token_key::TOKEN_KEY_SECRET_TYPE.to_owned());
         token.data.as_mut().unwrap().remove("tls.key");
         let kept = exportable(vec![mk_secret("p", None), token.clone()], "ns").unwrap();
         assert_eq!(kept.len(), 1);

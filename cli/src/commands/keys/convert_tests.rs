@@ -171,7 +171,7 @@ async fn a_key_with_another_keys_certificate_is_not_converted() {
 fn selection_takes_what_the_direction_converts_and_names_must_exist() {
     let plain = mk_key_secret("p");
     let mut token = mk_key_secret("t");
-    token.type_ = Some(TOKEN_TYPE_FOR_TESTS.into());
+    token.type_ = Some(sealed_secrets_api::token_key::TOKEN_KEY_SECRET_TYPE.into());
     token.data.as_mut().unwrap().remove("tls.key");
     let mut wrapped = mk_key_secret("w");
     wrapped.data.as_mut().unwrap().remove("tls.key");
@@ -198,8 +198,6 @@ fn selection_takes_what_the_direction_converts_and_names_must_exist() {
     assert!(select(&all, &["t".into()], Direction::Wrap, "ns").is_err());
     assert!(select(&all, &["w".into()], Direction::Wrap, "ns").is_err());
 }
-
-const TOKEN_TYPE_FOR_TESTS: &str = "sealed-secrets-rs.dev/token-key";
 
 #[test]
 fn converted_names_keep_the_controller_prefix() {

@@ -18,9 +18,8 @@ use crate::error::Result;
 const LEGACY_KEY_SECRET: &str = "sealed-secrets-key";
 
 /// Type of a key Secret whose private key never leaves a PKCS#11 token (docs/security.md,
-/// "Tier 1"): `tls.crt` and a reference to the token object, no private key. Its owner is the
-/// tier-1 module of `sealed_secrets_api` (`token_key`); named here until that module exists.
-const TOKEN_KEY_SECRET_TYPE: &str = "sealed-secrets-rs.dev/token-key";
+/// "Tier 1"): `tls.crt` and a reference to the token object, no private key.
+use sealed_secrets_api::token_key::TOKEN_KEY_SECRET_TYPE;
 
 /// Where a key Secret's private key is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

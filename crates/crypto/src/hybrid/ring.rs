@@ -9,7 +9,7 @@ use aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256;
 use zeroize::Zeroizing;
 
 use crate::error::OpenError;
-use crate::keys::{Fingerprint, Plaintext, PrivateKey};
+use crate::keys::{Fingerprint, KeyMaterial, Plaintext, PrivateKey};
 use crate::pq::{self, PqIdentity};
 
 use super::envelope::{ValueFormat, parse_multi, parse_upstream, value_format};
@@ -202,15 +202,27 @@ impl KeyRing {
         rsa_budget: &mut RsaBudget,
     ) -> Result<Option<Zeroizing<[u8; SESSION_KEY_LEN]>>, OpenError> {
         rsa_budget.spend()?;
-        let oaep = key.oaep();
-        let mut buf = Zeroizing::new(vec![0u8; oaep.min_output_size()]);
-        let Ok(session) = oaep.decrypt(&OAEP_SHA256_MGF1SHA256, rsa, &mut buf, Some(label)) else {
-            return Ok(None);
-        };
-        let Ok(session) = <[u8; SESSION_KEY_LEN]>::try_from(&*session) else {
-            return Ok(None);
-        };
-        Ok(Some(Zeroizing::new(session)))
+        match key.material() {
+            KeyMaterial::Local { oaep, .. } => {
+                let mut buf = Zeroizing::new(vec![0u8; oaep.min_output_size()]);
+                let Ok(session) = oaep.decrypt(&OAEP_SHA256_MGF1SHA256, rsa, &mut buf, Some(label))
+                else {
+                    return Ok(None);
+                };
+                Ok(<[u8; SESSION_KEY_LEN]>::try_from(&*session)
+                    .ok()
+                    .map(Zeroizing::new))
+            }
+            // A token key: one call to its holder, which keeps the private half.
+            KeyMaterial::External(holder) => {
+                let Some(session) = holder.decrypt_oaep(label, rsa) else {
+                    return Ok(None);
+                };
+                Ok(<[u8; SESSION_KEY_LEN]>::try_from(session.as_slice())
+                    .ok()
+                    .map(Zeroizing::new))
+            }
+        }
     }
 
     /// Opens one sealed value under `label`. `hints` name keys to try first, in order (our
