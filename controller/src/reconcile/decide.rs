@@ -233,17 +233,7 @@ fn recorded_keys(
     recorded: &str,
     present: impl Fn(&Fingerprint) -> bool,
 ) -> Option<BTreeSet<Fingerprint>> {
-    let (_, keys) = recorded.split_once(";keys=")?;
-    let mut set = BTreeSet::new();
-    for k in keys.split(',').filter(|k| !k.is_empty()) {
-        match k.parse::<Fingerprint>() {
-            Ok(fp) if present(&fp) => {
-                set.insert(fp);
-            }
-            _ => return None,
-        }
-    }
-    Some(set)
+    sealed_secrets_api::digest_keys(recorded).filter(|set| set.iter().all(present))
 }
 
 /// Whether `recorded` (the SealedSecret's `status.sourceDigest`) is the digest of `ss`

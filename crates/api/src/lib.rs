@@ -56,6 +56,7 @@ pub use seal::{
 pub use types::{
     API_VERSION, CONDITION_SYNCED, CRD_NAME, EncryptedData, GROUP, KIND, ObjectRef, SealedSecret,
     SealedSecretCondition, SealedSecretSpec, SealedSecretStatus, SecretTemplateSpec, VERSION,
+    digest_keys,
 };
 pub use unseal::{
     DecryptedItems, UnsealOptions, UnsealedSecret, decrypt_items, sealing_key_hints, unseal, verify,

@@ -429,12 +429,19 @@ impl SealedSecret {
         if !synced {
             return None;
         }
-        let (_, keys) = status.source_digest.as_deref()?.split_once(";keys=")?;
-        keys.split(',')
-            .filter(|k| !k.is_empty())
-            .map(|k| k.parse().ok())
-            .collect()
+        digest_keys(status.source_digest.as_deref()?)
     }
+}
+
+/// The key fingerprints a source digest (`sha256:<hex>;keys=<fp>,<fp>`, the controller's
+/// `status.sourceDigest`) lists; `None` when it lists none in that form or one does not parse.
+/// The one reader of that format, for the controller's restart check and for kubeseal. Pure.
+pub fn digest_keys(digest: &str) -> Option<BTreeSet<sealed_secrets_crypto::Fingerprint>> {
+    let (_, keys) = digest.split_once(";keys=")?;
+    keys.split(',')
+        .filter(|k| !k.is_empty())
+        .map(|k| k.parse().ok())
+        .collect()
 }
 
 /// `namespace/name` of an object, used in error messages.
