@@ -2,7 +2,7 @@
 //! what upstream's RBAC grants (`""` events create/patch). An Event that cannot be written is
 //! logged and otherwise ignored: it must never fail a reconcile.
 
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::{Api, PostParams};
 use rand::Rng as _;
@@ -88,5 +88,53 @@ impl Recorder {
             Ok(_) => tracing::debug!(namespace = %ns, reason, message, "event recorded"),
             Err(e) => tracing::warn!(namespace = %ns, reason, error = %e, "failed to record event"),
         }
+    }
+}
+
+/// Publishes an Event about one of the controller's key Secrets in `namespace` (a key that
+/// cannot be used, or can again: tiers 1 and 2 of docs/security.md), so that `kubectl
+/// describe secret` shows it. `message` names the failure, never key material. Logged and
+/// otherwise ignored when it cannot be written, as [`Recorder::publish`].
+pub async fn publish_on_key_secret(
+    client: &kube::Client,
+    namespace: &str,
+    secret: &Secret,
+    type_: &str,
+    reason: &str,
+    message: &str,
+) {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let now = jiff::Timestamp::now();
+    let suffix: u64 = rand::rng().random();
+    let event = Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{name}.{suffix:016x}")),
+            namespace: Some(namespace.to_owned()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("v1".to_owned()),
+            kind: Some("Secret".to_owned()),
+            name: Some(name),
+            namespace: Some(namespace.to_owned()),
+            uid: secret.metadata.uid.clone(),
+            ..Default::default()
+        },
+        reason: Some(reason.to_owned()),
+        message: Some(message.to_owned()),
+        type_: Some(type_.to_owned()),
+        source: Some(EventSource {
+            component: Some(COMPONENT.to_owned()),
+            host: None,
+        }),
+        reporting_component: Some(COMPONENT.to_owned()),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        count: Some(1),
+        ..Default::default()
+    };
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    if let Err(e) = api.create(&PostParams::default(), &event).await {
+        tracing::warn!(reason, error = %e, "failed to record event");
     }
 }

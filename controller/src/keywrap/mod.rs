@@ -21,10 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, PostParams};
-use rand::Rng as _;
+use k8s_openapi::api::core::v1::Secret;
 pub use sealed_secrets_api::wrapped_key::{
     PRIVATE_FIELDS, PayloadError, WRAPPED_KEY_FIELD, WRAPPED_SECRET_TYPE, install_envelope,
     is_wrapped, new_key_name, restore_private_fields, take_private_fields,
@@ -360,42 +357,16 @@ impl KeyWrap {
     }
 
     async fn event(&self, secret: &Secret, type_: &str, reason: &str, message: &str) {
-        let Some(client) = &self.events else {
-            return;
-        };
-        let name = secret.metadata.name.clone().unwrap_or_default();
-        let now = jiff::Timestamp::now();
-        let suffix: u64 = rand::rng().random();
-        let event = Event {
-            metadata: ObjectMeta {
-                name: Some(format!("{name}.{suffix:016x}")),
-                namespace: Some(self.namespace.clone()),
-                ..Default::default()
-            },
-            involved_object: ObjectReference {
-                api_version: Some("v1".to_owned()),
-                kind: Some("Secret".to_owned()),
-                name: Some(name),
-                namespace: Some(self.namespace.clone()),
-                uid: secret.metadata.uid.clone(),
-                ..Default::default()
-            },
-            reason: Some(reason.to_owned()),
-            message: Some(message.to_owned()),
-            type_: Some(type_.to_owned()),
-            source: Some(EventSource {
-                component: Some(crate::events::COMPONENT.to_owned()),
-                host: None,
-            }),
-            reporting_component: Some(crate::events::COMPONENT.to_owned()),
-            first_timestamp: Some(Time(now)),
-            last_timestamp: Some(Time(now)),
-            count: Some(1),
-            ..Default::default()
-        };
-        let api: Api<Event> = Api::namespaced(client.clone(), &self.namespace);
-        if let Err(e) = api.create(&PostParams::default(), &event).await {
-            tracing::warn!(reason, error = %e, "failed to record event");
+        if let Some(client) = &self.events {
+            crate::events::publish_on_key_secret(
+                client,
+                &self.namespace,
+                secret,
+                type_,
+                reason,
+                message,
+            )
+            .await;
         }
     }
 

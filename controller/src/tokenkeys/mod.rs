@@ -29,10 +29,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, PostParams};
-use rand::Rng as _;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sealed_secrets_api::annotations::{KEY_ORIGIN, SEALING_KEY_LABEL, SEALING_KEY_LABEL_ACTIVE};
 use sealed_secrets_api::token_key::{self, TokenKeySecret};
 use sealed_secrets_crypto::{
@@ -542,42 +540,16 @@ impl TokenKeys {
     }
 
     async fn event(&self, secret: &Secret, type_: &str, reason: &str, message: &str) {
-        let Some(client) = &self.events else {
-            return;
-        };
-        let name = secret.metadata.name.clone().unwrap_or_default();
-        let now = jiff::Timestamp::now();
-        let suffix: u64 = rand::rng().random();
-        let event = Event {
-            metadata: ObjectMeta {
-                name: Some(format!("{name}.{suffix:016x}")),
-                namespace: Some(self.namespace.clone()),
-                ..Default::default()
-            },
-            involved_object: ObjectReference {
-                api_version: Some("v1".to_owned()),
-                kind: Some("Secret".to_owned()),
-                name: Some(name),
-                namespace: Some(self.namespace.clone()),
-                uid: secret.metadata.uid.clone(),
-                ..Default::default()
-            },
-            reason: Some(reason.to_owned()),
-            message: Some(message.to_owned()),
-            type_: Some(type_.to_owned()),
-            source: Some(EventSource {
-                component: Some(crate::events::COMPONENT.to_owned()),
-                host: None,
-            }),
-            reporting_component: Some(crate::events::COMPONENT.to_owned()),
-            first_timestamp: Some(Time(now)),
-            last_timestamp: Some(Time(now)),
-            count: Some(1),
-            ..Default::default()
-        };
-        let api: Api<Event> = Api::namespaced(client.clone(), &self.namespace);
-        if let Err(e) = api.create(&PostParams::default(), &event).await {
-            tracing::warn!(reason, error = %e, "failed to record event");
+        if let Some(client) = &self.events {
+            crate::events::publish_on_key_secret(
+                client,
+                &self.namespace,
+                secret,
+                type_,
+                reason,
+                message,
+            )
+            .await;
         }
     }
 
