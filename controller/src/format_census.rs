@@ -151,7 +151,7 @@ impl Collector for CensusCollector {
         }
         let mut family = encoder.encode_descriptor(
             "sealed_objects",
-            "SealedSecrets this controller reconciles, by fingerprint of a key their last reconcile opened them with (an object opened by several keys counts under each; \"unknown\": not opened)."
+            "SealedSecrets this controller reconciles, by fingerprint of a key their last reconcile opened them with (an object opened by several keys counts under each; \"unknown\": not opened).",
             None,
             gauge.metric_type(),
         )?;
