@@ -457,20 +457,25 @@ pub async fn try_http(
     stream.write_all(body).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
+    // A connection closed without a whole response (a server shedding load closes what it
+    // cannot serve) is an error for the caller to retry or report, not a panic.
+    let incomplete = |what: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{method} {path}: {what} in {} bytes of response", raw.len()),
+        )
+    };
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("HTTP header end");
+        .ok_or_else(|| incomplete("no end of the HTTP header"))?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();
     let status: u16 = lines
         .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| incomplete("no status line"))?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| {
             l.split_once(':')
