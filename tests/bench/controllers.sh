@@ -23,7 +23,9 @@
 #   BENCH_KEY_BACKENDS  where ours keeps its private keys, one run each (default "memory"):
 #                       memory, aws-kms (tier 2: key Secrets wrapped by local-kms, converted
 #                       with `kubeseal keys wrap`), pkcs11-wrap (tier 2: wrapped by an AES key
-#                       in the kryoptic token); the table compares each with memory
+#                       in the kryoptic token), pkcs11 (tier 1: the keys imported into the
+#                       kryoptic token and adopted, every decryption in the token); the table
+#                       compares each with memory
 #   BENCH_UPSTREAM_FLAGS  ";"-separated flag sets upstream's controller runs with, one run each
 #                       (default ";--kubeclient-qps=-1": its defaults, whose API client is
 #                       limited to 5 requests a second, and that limit lifted)
