@@ -39,9 +39,13 @@
 //! 8. Where ours keeps its private keys (`BENCH_KEY_BACKEND`, [`KeyBackend`]): `memory` (the
 //!    plain key Secrets, read into memory, as upstream), `aws-kms` (docs/security.md "Tier 2":
 //!    the 13 key Secrets converted by `kubeseal keys wrap` to envelopes wrapped by local-kms)
-//!    or `pkcs11-wrap` (the same, wrapped by an AES key in the kryoptic token). Figure: calls
-//!    to the backend per value (the controller's `key_wrap_calls_total`), and the cold CPU
-//!    against the `memory` run of the same data and N.
+//!    or `pkcs11-wrap` (the same, wrapped by an AES key in the kryoptic token), or `pkcs11`
+//!    (docs/security.md "Tier 1": the 13 private keys imported into the kryoptic token with
+//!    OpenSC's `pkcs11-tool`, adopted by ours with `--key-pkcs11-adopt`, the plain key
+//!    Secrets deleted first; every unseal decrypts in the token). Figure: calls to the backend
+//!    per value (`key_wrap_calls_total`; for `pkcs11` the token's decryptions,
+//!    `key_backend_calls_total{operation="decrypt"}`, with its other calls apart), and the
+//!    cold CPU against the `memory` run of the same data and N.
 //!
 //! Each run appends one JSON line to `BENCH_RESULTS`; [`table`] formats them. Benchmarks print
 //! figures; nothing here asserts a timing.
@@ -55,16 +59,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use harness::cluster::{Cluster, binary_path, random_suffix, workspace_root};
-use harness::kms::{LocalKms, pkcs11_wrapping_token};
+use harness::kms::{LocalKms, pkcs11_token, pkcs11_wrapping_token};
 use harness::upstream::{
     InCluster, UPSTREAM_SA, service_account_dir, upstream_binary, upstream_rbac_manifest,
 };
-use harness::wait::metric_sum;
+use harness::wait::{eventually_blocking, metric_sum};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 use sealed_secrets_api::seal::AGE_KEY_FIELD;
+use sealed_secrets_api::token_key::TOKEN_KEY_SECRET_TYPE;
 use sealed_secrets_api::{Recipients, SealOptions, SealedSecret, seal_manifests};
 use sealed_secrets_crypto::{CertParams, KeyRing, PqIdentity, PrivateKey, Scope};
 use serde::{Deserialize, Serialize};
@@ -106,12 +111,19 @@ struct RunConfig {
 }
 
 /// The values of `BENCH_KEY_BACKEND`. A backend is one entry here and one arm of
-/// [`KeyBackend::setup`]: a tier-1 row (keys held in the token, `--key-backend pkcs11`) adds
-/// its token set-up, its flags and its calls metric there.
-const KEY_BACKENDS: [&str; 3] = ["memory", "aws-kms", "pkcs11-wrap"];
+/// [`KeyBackend::setup`] (its set-up, its flags and its calls metric).
+const KEY_BACKENDS: [&str; 4] = ["memory", "aws-kms", "pkcs11-wrap", "pkcs11"];
 
-/// The metric of calls to the key backend (summed over operations).
+/// The metric of calls to a wrapping key backend (summed over operations).
 const KEY_CALLS_METRIC: &str = "sealed_secrets_controller_key_wrap_calls_total";
+/// Tier 1: the token's RSA-OAEP decryptions (one per session key unwrapped)...
+const TOKEN_DECRYPT_METRIC: &str =
+    "sealed_secrets_controller_key_backend_calls_total{backend=\"pkcs11\",operation=\"decrypt\"}";
+/// ... and its other calls (key lookups, label probes, signatures).
+const TOKEN_OTHER_METRIC: &str =
+    "sealed_secrets_controller_key_backend_calls_total{backend=\"pkcs11\",operation=\"other\"}";
+/// Label of the token holding the keys of the `pkcs11` and `pkcs11-wrap` backends.
+const TOKEN: &str = "bench";
 
 /// A key backend set up for one run: what ours gets (flags, environment) and what keeps the
 /// backend alive until the run ends.
@@ -119,6 +131,11 @@ struct KeyBackend {
     name: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// The calls metric per value, and the other calls (tier 1) reported beside it.
+    calls_metric: &'static str,
+    other_calls_metric: Option<&'static str>,
+    /// The token's variables (tests/hsm/token.sh) when the keys go into the token.
+    token: Option<HashMap<String, String>>,
     _kms: Option<LocalKms>,
     _token_dir: Option<tempfile::TempDir>,
 }
@@ -129,6 +146,9 @@ impl KeyBackend {
             name: name.to_owned(),
             args: Vec::new(),
             env: Vec::new(),
+            calls_metric: KEY_CALLS_METRIC,
+            other_calls_metric: None,
+            token: None,
             _kms: None,
             _token_dir: None,
         };
@@ -149,7 +169,7 @@ impl KeyBackend {
             }
             "pkcs11-wrap" => {
                 let dir = tempfile::tempdir().unwrap();
-                let vars = pkcs11_wrapping_token(dir.path(), "bench", "bench-wrap")
+                let vars = pkcs11_wrapping_token(dir.path(), TOKEN, "bench-wrap")
                     .expect("the kryoptic token (tests/hsm/token.sh)");
                 b.args = wrap("pkcs11", "bench-wrap");
                 b.args.extend([
@@ -157,7 +177,7 @@ impl KeyBackend {
                         "--key-wrap-pkcs11-module={}",
                         vars["SEALED_SECRETS_PKCS11_MODULE"]
                     ),
-                    "--key-wrap-pkcs11-token=bench".to_owned(),
+                    format!("--key-wrap-pkcs11-token={TOKEN}"),
                     format!(
                         "--key-wrap-pkcs11-pin-file={}",
                         vars["SEALED_SECRETS_PKCS11_PIN_FILE"]
@@ -166,15 +186,41 @@ impl KeyBackend {
                 b.env = vec![("KRYOPTIC_CONF".to_owned(), vars["KRYOPTIC_CONF"].clone())];
                 b._token_dir = Some(dir);
             }
+            "pkcs11" => {
+                let dir = tempfile::tempdir().unwrap();
+                let vars = pkcs11_token(dir.path(), TOKEN)
+                    .expect("the kryoptic token (tests/hsm/token.sh)");
+                b.args = vec![
+                    "--key-backend=pkcs11".to_owned(),
+                    format!(
+                        "--key-pkcs11-module={}",
+                        vars["SEALED_SECRETS_PKCS11_MODULE"]
+                    ),
+                    format!("--key-pkcs11-token={TOKEN}"),
+                    format!(
+                        "--key-pkcs11-pin-file={}",
+                        vars["SEALED_SECRETS_PKCS11_PIN_FILE"]
+                    ),
+                ];
+                b.env = vec![("KRYOPTIC_CONF".to_owned(), vars["KRYOPTIC_CONF"].clone())];
+                b.calls_metric = TOKEN_DECRYPT_METRIC;
+                b.other_calls_metric = Some(TOKEN_OTHER_METRIC);
+                b.token = Some(vars);
+                b._token_dir = Some(dir);
+            }
             other => panic!("BENCH_KEY_BACKEND=`{other}`: expected one of {KEY_BACKENDS:?}"),
         }
         b
     }
 
     /// Converts the key Secrets of `cluster` for this backend, as an operator would (`kubeseal
-    /// keys wrap`); nothing for `memory`.
-    fn convert_keys(&self, cluster: &Cluster) {
+    /// keys wrap`; for the token, [`KeyBackend::adopt_keys`]); nothing for `memory`.
+    fn convert_keys(&mut self, cluster: &Cluster, keys_dir: &Path) {
         if self.args.is_empty() {
+            return;
+        }
+        if self.token.is_some() {
+            self.adopt_keys(cluster, keys_dir);
             return;
         }
         let out = std::process::Command::new(binary_path("kubeseal").unwrap())
@@ -189,6 +235,72 @@ impl KeyBackend {
             "kubeseal keys wrap: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Tier 1 with the bench's own keys (the data is sealed to them): each private key is
+    /// imported into the token with OpenSC's `pkcs11-tool` (so it is sensitive but, unlike a
+    /// key the controller generates, not "never extractable": a benchmark shortcut), the
+    /// plain key Secrets are deleted (a key already in a key Secret is not adopted), and ours
+    /// starts once with `--key-pkcs11-adopt` for every label and writes the 13 token key
+    /// Secrets (certificate and object URI, no private key), as docs/operations.md, "Keys
+    /// held in a PKCS#11 token", has an operator do.
+    fn adopt_keys(&mut self, cluster: &Cluster, keys_dir: &Path) {
+        let vars = self.token.clone().unwrap();
+        let pin = std::fs::read_to_string(&vars["SEALED_SECRETS_PKCS11_PIN_FILE"]).unwrap();
+        let labels: Vec<String> = (0..KEYS).map(|i| format!("bench-key{i:02}")).collect();
+        for (i, label) in labels.iter().enumerate() {
+            let out = std::process::Command::new("pkcs11-tool")
+                .arg("--module")
+                .arg(&vars["SEALED_SECRETS_PKCS11_MODULE"])
+                .args(["--token-label", TOKEN, "--login", "--pin", pin.trim()])
+                .arg("--write-object")
+                .arg(keys_dir.join(format!("key{i:02}.pem")))
+                .args(["--type", "privkey", "--label", label])
+                .args(["--usage-decrypt", "--usage-sign"])
+                .env("KRYOPTIC_CONF", &vars["KRYOPTIC_CONF"])
+                .output()
+                .unwrap_or_else(|e| panic!("pkcs11-tool: {e}"));
+            assert!(
+                out.status.success(),
+                "pkcs11-tool --write-object: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let plain: Vec<String> = (0..KEYS)
+            .map(|i| format!("sealed-secrets-key{i:02}"))
+            .collect();
+        let mut delete = vec!["delete", "secret", "-n", CTRL_NS];
+        delete.extend(plain.iter().map(String::as_str));
+        kubectl(cluster, &delete, None);
+        let n = self.args.len();
+        self.args
+            .extend(labels.iter().map(|l| format!("--key-pkcs11-adopt={l}")));
+        let mut c = start_controller(cluster, "ours", &[], self);
+        let adopted = eventually_blocking(
+            "ours to write a token key Secret for each adopted key",
+            Duration::from_secs(120),
+            || {
+                let list: Value = serde_json::from_str(&kubectl(
+                    cluster,
+                    &[
+                        "get", "secrets", "-n", CTRL_NS, "-l", KEY_LABEL, "-o", "json",
+                    ],
+                    None,
+                ))
+                .ok()?;
+                let items = list["items"].as_array()?.clone();
+                (items.len() >= KEYS).then_some(items)
+            },
+        );
+        stop(&mut c);
+        self.args.truncate(n);
+        // Exactly the 13 keys, each held in the token: no key generated beside them, no
+        // private key left in a Secret.
+        assert_eq!(adopted.len(), KEYS, "key Secrets after adoption");
+        for s in &adopted {
+            assert_eq!(s["type"], TOKEN_KEY_SECRET_TYPE, "{s}");
+            assert!(s["data"].get("tls.key").is_none(), "a private key in {s}");
+        }
     }
 }
 
@@ -324,6 +436,12 @@ struct RunResult {
     cold_key_calls: Option<f64>,
     #[serde(default)]
     warm_key_calls: Option<f64>,
+    /// Tier 1: the token's calls other than decryptions (lookups, label probes, signatures),
+    /// reported beside the decryptions above.
+    #[serde(default)]
+    cold_key_other_calls: Option<f64>,
+    #[serde(default)]
+    warm_key_other_calls: Option<f64>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -404,6 +522,22 @@ impl RunResult {
     fn key_calls_per_value(&self) -> String {
         self.cold_key_calls
             .map_or("n/a".into(), |c| f(c / self.values.max(1) as f64, 4))
+    }
+    /// Calls to the key backend, `per_value` in parentheses when given, and the token's
+    /// other calls (lookups, label probes, signatures) beside its decryptions:
+    /// `3,000 (1.0000) + 39 other`.
+    fn key_calls(calls: Option<f64>, per_value: Option<String>, other: Option<f64>) -> String {
+        let Some(c) = calls else {
+            return "n/a".into();
+        };
+        let mut out = fmt_n(c.round() as usize);
+        if let Some(p) = per_value {
+            out.push_str(&format!(" ({p})"));
+        }
+        if let Some(o) = other {
+            out.push_str(&format!(" + {} other", fmt_n(o.round() as usize)));
+        }
+        out
     }
     fn cpu_per_value_ratio(&self) -> f64 {
         self.cold_cpu_s / self.values as f64 / (self.decrypt_ms / 1000.0)
@@ -538,13 +672,15 @@ fn table(results: &[RunResult]) -> String {
             |r| f(r.kib_per_object(r.warm_rss_now_mib), 2),
         ),
         (
-            "key backend calls per value, cold (KMS / token)",
-            "one per key: 13 ÷ values",
+            "key backend calls per value, cold (KMS / token decryptions)",
+            "wrapped: 13 ÷ values; in the token: 1 (hinted)",
             RunResult::key_calls_per_value,
         ),
-        ("key backend calls, warm restart", "13 (one per key)", |r| {
-            r.warm_key_calls.map_or("n/a".into(), |x| f(x, 0))
-        }),
+        (
+            "key backend calls, warm restart",
+            "wrapped: 13; in the token: 0 decryptions",
+            |r| RunResult::key_calls(r.warm_key_calls, None, r.warm_key_other_calls),
+        ),
         ("latency p50 / p99 at 10/s (ms)", "", |r| r.latency_at(10)),
         ("latency p50 / p99 at 100/s (ms)", "", |r| r.latency_at(100)),
         ("load average (1, 5, 15 min) start -> end", "", |r| {
@@ -601,21 +737,8 @@ fn table(results: &[RunResult]) -> String {
         }
     }
     if !backends.is_empty() {
-        out.push_str("\n| key backend ÷ in memory | cold wall | cold CPU | warm restart | warm CPU | backend calls per value |\n");
-        out.push_str("|---|---:|---:|---:|---:|---:|\n");
-        let ratio = |a: f64, b: f64| if b > 0.0 { f(a / b, 2) } else { "n/a".into() };
-        for (b, m) in backends {
-            out.push_str(&format!(
-                "| {} vs {} | {} | {} | {} | {} | {} |\n",
-                b.label(),
-                m.label(),
-                ratio(b.cold_wall_s, m.cold_wall_s),
-                ratio(b.cold_cpu_s, m.cold_cpu_s),
-                ratio(b.warm_s, m.warm_s),
-                ratio(b.warm_cpu_s, m.warm_cpu_s),
-                b.key_calls_per_value(),
-            ));
-        }
+        out.push('\n');
+        out.push_str(&key_backend_table(&backends));
     }
     if !pairs.is_empty() {
         out.push_str("\n| upstream ÷ ours | cold wall | cold CPU | peak RSS | warm restart | warm CPU | API requests cold | API requests warm |\n");
@@ -635,6 +758,49 @@ fn table(results: &[RunResult]) -> String {
                 ratio(total(&up.warm_api) as f64, total(&ours.warm_api) as f64),
             ));
         }
+    }
+    out
+}
+
+/// Each key backend beside keys in memory (same controller, data and N): the figures, the
+/// ratio to the in-memory run in parentheses, and the calls to the backend (docs/benchmarks.md,
+/// "Where the private keys are").
+fn key_backend_table(backends: &[(&RunResult, &RunResult)]) -> String {
+    let mut out = String::from(
+        "| key backend | cold start, every Secret (s) | controller CPU, cold (s) | warm restart (s) | backend calls, cold (per value) | backend calls, warm restart |\n| --- | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    let with_ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!("{} ({})", f(a, 1), f(a / b, 2))
+        } else {
+            f(a, 1)
+        }
+    };
+    let mut memory_rows: Vec<&RunResult> = Vec::new();
+    for (b, m) in backends {
+        if !memory_rows.contains(m) {
+            memory_rows.push(m);
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | - | - |\n",
+                m.label(),
+                f(m.cold_wall_s, 1),
+                f(m.cold_cpu_s, 1),
+                f(m.warm_s, 1),
+            ));
+        }
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            b.label(),
+            with_ratio(b.cold_wall_s, m.cold_wall_s),
+            with_ratio(b.cold_cpu_s, m.cold_cpu_s),
+            with_ratio(b.warm_s, m.warm_s),
+            RunResult::key_calls(
+                b.cold_key_calls,
+                Some(b.key_calls_per_value()),
+                b.cold_key_other_calls
+            ),
+            RunResult::key_calls(b.warm_key_calls, None, b.warm_key_other_calls),
+        ));
     }
     out
 }
@@ -1198,8 +1364,8 @@ async fn controller_run() {
     let audit_log = cluster.control_plane_handle().unwrap().audit_log();
     tokio::task::block_in_place(|| prepare(&cluster, &keys, &pq));
     let backend = tokio::task::block_in_place(|| {
-        let b = KeyBackend::setup(&cfg.key_backend);
-        b.convert_keys(&cluster);
+        let mut b = KeyBackend::setup(&cfg.key_backend);
+        b.convert_keys(&cluster, &cfg.keys_dir);
         b
     });
     let client = cluster.client().await.unwrap();
@@ -1275,7 +1441,8 @@ async fn controller_run() {
     let cold_apiserver_cpu_s = Some(cp_cpu("kube-apiserver") - api0).filter(|x| x.is_finite());
     let cold_etcd_cpu_s = Some(cp_cpu("etcd") - etcd0).filter(|x| x.is_finite());
     let cold_rsa = metric(&c, "sealed_secrets_controller_rsa_decryptions_total");
-    let cold_key_calls = metric(&c, KEY_CALLS_METRIC);
+    let cold_key_calls = metric(&c, backend.calls_metric);
+    let cold_key_other_calls = backend.other_calls_metric.and_then(|m| metric(&c, m));
     let cold_rss_mib = peak_rss_mib(pid).unwrap_or(f64::NAN);
     let cold_rss_now_mib = rss_mib(pid);
     check_sample(&client, &names).await;
@@ -1295,7 +1462,8 @@ async fn controller_run() {
         })
     });
     let warm_rsa = metric(&c, "sealed_secrets_controller_rsa_decryptions_total");
-    let warm_key_calls = metric(&c, KEY_CALLS_METRIC);
+    let warm_key_calls = metric(&c, backend.calls_metric);
+    let warm_key_other_calls = backend.other_calls_metric.and_then(|m| metric(&c, m));
     let warm_rss_mib = peak_rss_mib(pid).unwrap_or(f64::NAN);
     let warm_rss_now_mib = rss_mib(pid);
     let (warm_api, _) = audit_counts(&audit_log, audit_at);
@@ -1344,6 +1512,8 @@ async fn controller_run() {
         key_backend: backend.name.clone(),
         cold_key_calls,
         warm_key_calls,
+        cold_key_other_calls,
+        warm_key_other_calls,
     };
     let line = serde_json::to_string(&result).unwrap();
     println!("{line}");
@@ -1500,13 +1670,30 @@ mod logic {
             warm_key_calls: Some(13.0),
             ..memory.clone()
         };
-        let t = table(&[memory, kms]);
+        // Tier 1: one token decryption per value, none at the warm restart; lookups and
+        // label probes apart.
+        let token = RunResult {
+            key_backend: "pkcs11".into(),
+            cold_wall_s: 12.0,
+            cold_cpu_s: 6.0,
+            warm_s: 3.0,
+            cold_key_calls: Some(3000.0),
+            cold_key_other_calls: Some(39.0),
+            warm_key_calls: Some(0.0),
+            warm_key_other_calls: Some(39.0),
+            ..memory.clone()
+        };
+        let t = table(&[memory, kms, token]);
         assert!(
-            t.contains("| ours hinted-rr 1,000 [aws-kms] vs ours hinted-rr 1,000 | 1.00 | 1.10 | 1.00 | 1.00 | 0.0043 |"),
+            t.contains("| ours hinted-rr 1,000 | 10.0 | 8.0 | 2.0 | - | - |\n| ours hinted-rr 1,000 [aws-kms] | 10.0 (1.00) | 8.8 (1.10) | 2.0 (1.00) | 13 (0.0043) | 13 |\n| ours hinted-rr 1,000 [pkcs11] | 12.0 (1.20) | 6.0 (0.75) | 3.0 (1.50) | 3,000 (1.0000) + 39 other | 0 + 39 other |\n"),
             "{t}"
         );
         assert!(
-            t.contains("| key backend calls, warm restart | n/a | 13 |"),
+            t.contains("| key backend calls, warm restart | n/a | 13 | 0 + 39 other |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| key backend calls per value, cold (KMS / token decryptions) | n/a | 0.0043 | 1.0000 |"),
             "{t}"
         );
     }

@@ -23,7 +23,9 @@
 #   BENCH_KEY_BACKENDS  where ours keeps its private keys, one run each (default "memory"):
 #                       memory, aws-kms (tier 2: key Secrets wrapped by local-kms, converted
 #                       with `kubeseal keys wrap`), pkcs11-wrap (tier 2: wrapped by an AES key
-#                       in the kryoptic token); the table compares each with memory
+#                       in the kryoptic token), pkcs11 (tier 1: the keys imported into the
+#                       kryoptic token and adopted, every decryption in the token); the table
+#                       compares each with memory
 #   BENCH_UPSTREAM_FLAGS  ";"-separated flag sets upstream's controller runs with, one run each
 #                       (default ";--kubeclient-qps=-1": its defaults, whose API client is
 #                       limited to 5 requests a second, and that limit lifted)
@@ -34,6 +36,10 @@
 #   BENCH_TABLE_ONLY=1  only print the table of $BENCH_RESULTS
 #   BENCH_OURS_BINARY   run this build of our controller instead of the release build
 #                       (e.g. a copy of an earlier commit's, to compare builds)
+#   BENCH_PROFILE       cargo profile of everything of ours (default release; `debug` when
+#                       a release build does not fit the machine's time or disk: the
+#                       controller's CPU figures are then the debug build's, compare runs of
+#                       one profile only)
 #   BENCH_HEAPTRACK=1   profile our controller's heap with heaptrack (Debian's `heaptrack`
 #                       package) on the release binary: one file per controller start
 #                       (idle baseline, cold start, warm restart) in target/bench/heaptrack/,
@@ -45,7 +51,8 @@
 # kubectl and helm (.ci/install-kube-tools.sh into target/kube-tools/bin, unless KUBECTL and
 # HELM name them), the real control plane's binaries (tests/cluster/build.sh) and upstream's
 # binaries (tests/upstream/build.sh); each returns at once when up to date. Everything of ours
-# is built in release mode. Keys are generated once into target/bench/keys and reused.
+# is built in release mode (unless BENCH_PROFILE says debug). Keys are generated once into
+# target/bench/keys and reused.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -56,7 +63,13 @@ export BENCH_RESULTS="${BENCH_RESULTS:-$target/bench/results.jsonl}"
 export BENCH_KEYS_DIR="${BENCH_KEYS_DIR:-$target/bench/keys}"
 export BENCH_LATENCY="${BENCH_LATENCY-10,100}"
 export SEALED_SECRETS_E2E_CLUSTER=real
-export SEALED_SECRETS_E2E_PROFILE=release
+profile="${BENCH_PROFILE:-release}"
+case "$profile" in
+    release) cargo_profile=(--release) ;;
+    debug) cargo_profile=() ;;
+    *) echo "error: BENCH_PROFILE must be release or debug, got '$profile'" >&2; exit 2 ;;
+esac
+export SEALED_SECRETS_E2E_PROFILE=$profile
 controllers="${BENCH_CONTROLLERS:-upstream ours}"
 data_ours="${BENCH_DATA_OURS:-hinted-rr rr newest}"
 data_upstream="${BENCH_DATA_UPSTREAM:-rr newest}"
@@ -71,8 +84,8 @@ for n in "${ns[@]}"; do
 done
 [ "$(id -u)" = 0 ] || { echo "error: needs root (private mount namespaces for the controllers)" >&2; exit 2; }
 
-run_test() { # TEST-NAME: runs one ignored test of tests/bench/controllers.rs, release build
-    cargo test --release -q -p sealed-secrets-benches --test bench_controllers -- \
+run_test() { # TEST-NAME: runs one ignored test of tests/bench/controllers.rs ($BENCH_PROFILE)
+    cargo test "${cargo_profile[@]}" -q -p sealed-secrets-benches --test bench_controllers -- \
         --ignored --exact --nocapture "$1"
 }
 
@@ -85,9 +98,9 @@ if [ "${BENCH_TABLE_ONLY:-}" != 1 ]; then
     fi
     bash tests/cluster/build.sh >&2
     bash tests/upstream/build.sh >&2
-    echo "building (release) ..." >&2
-    cargo build --release -q -p sealed-secrets-controller -p kubeseal -p sealed-secrets-harness >&2
-    cargo test --release -q -p sealed-secrets-benches --test bench_controllers --no-run >&2
+    echo "building ($profile) ..." >&2
+    cargo build "${cargo_profile[@]}" -q -p sealed-secrets-controller -p kubeseal -p sealed-secrets-harness >&2
+    cargo test "${cargo_profile[@]}" -q -p sealed-secrets-benches --test bench_controllers --no-run >&2
     mkdir -p "$(dirname "$BENCH_RESULTS")"
     if [ "${BENCH_HEAPTRACK:-}" = 1 ]; then
         interpret=/usr/lib/heaptrack/libexec/heaptrack_interpret

@@ -139,25 +139,7 @@ pub fn pkcs11_wrapping_token(
     token: &str,
     key: &str,
 ) -> Option<HashMap<String, String>> {
-    let out = Command::new("bash")
-        .arg(repo().join("tests/hsm/token.sh"))
-        .arg("init")
-        .arg(dir)
-        .arg(token)
-        .output()
-        .unwrap_or_else(|e| panic!("tests/hsm/token.sh: {e}"));
-    let on_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr);
-        assert!(!on_ci, "CI=true: the PKCS#11 test token must build: {why}");
-        let _ = writeln!(std::io::stderr(), "SKIPPED: no PKCS#11 test token: {why}");
-        return None;
-    }
-    let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let vars = pkcs11_token(dir, token)?;
     let pin = std::fs::read_to_string(&vars["SEALED_SECRETS_PKCS11_PIN_FILE"])
         .unwrap_or_else(|e| panic!("the token's PIN file: {e}"));
     let keygen = Command::new("pkcs11-tool")
@@ -180,5 +162,31 @@ pub fn pkcs11_wrapping_token(
         "pkcs11-tool --keygen: {}",
         String::from_utf8_lossy(&keygen.stderr)
     );
+    Some(vars)
+}
+
+/// A kryoptic token (tests/hsm/token.sh) labelled `token` in `dir`, empty. Returns the
+/// script's variables as [`pkcs11_wrapping_token`] does; `None` (after saying why) off CI when
+/// the token cannot be built.
+pub fn pkcs11_token(dir: &Path, token: &str) -> Option<HashMap<String, String>> {
+    let out = Command::new("bash")
+        .arg(repo().join("tests/hsm/token.sh"))
+        .arg("init")
+        .arg(dir)
+        .arg(token)
+        .output()
+        .unwrap_or_else(|e| panic!("tests/hsm/token.sh: {e}"));
+    let on_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(!on_ci, "CI=true: the PKCS#11 test token must build: {why}");
+        let _ = writeln!(std::io::stderr(), "SKIPPED: no PKCS#11 test token: {why}");
+        return None;
+    }
+    let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     Some(vars)
 }
