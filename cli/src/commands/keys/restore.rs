@@ -421,28 +421,44 @@ pub(super) async fn restore(
 
 /// `--yes`, or a "y" typed on the terminal; without a terminal, refused.
 fn confirm_restore(count: usize, ns: &str, confirm: Confirm) -> Result<()> {
+    ask(
+        format_args!("restore {count} key(s) into namespace `{ns}`?"),
+        confirm,
+        CliError::RestoreNotConfirmed,
+        CliError::RestoreDeclined,
+    )
+}
+
+/// The confirmation of a `keys` command that changes key Secrets: `--yes`, or a "y" typed on
+/// the terminal after `question`; without a terminal `not_confirmed`, any other answer
+/// `declined`.
+pub(super) fn ask(
+    question: std::fmt::Arguments<'_>,
+    confirm: Confirm,
+    not_confirmed: CliError,
+    declined: CliError,
+) -> Result<()> {
     if confirm == Confirm::Given {
         return Ok(());
     }
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        return Err(CliError::RestoreNotConfirmed);
+        return Err(not_confirmed);
     }
     {
         use std::io::Write as _;
         let mut err = std::io::stderr().lock();
         // A failed prompt write shows as no prompt; the answer is still required.
-        let _ = write!(err, "restore {count} key(s) into namespace `{ns}`? [y/N] ");
+        let _ = write!(err, "{question} [y/N] ");
         let _ = err.flush();
     }
     let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|_| CliError::RestoreNotConfirmed)?;
+    if stdin.lock().read_line(&mut answer).is_err() {
+        return Err(not_confirmed);
+    }
     match answer.trim() {
         "y" | "Y" | "yes" | "YES" | "Yes" => Ok(()),
-        _ => Err(CliError::RestoreDeclined),
+        _ => Err(declined),
     }
 }
 

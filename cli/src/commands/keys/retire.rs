@@ -13,7 +13,6 @@
 //! here (in Git, or in another cluster sharing the key) are checked with `kubeseal audit
 //! --key`.
 
-use std::io::{BufRead, IsTerminal};
 use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -227,29 +226,12 @@ pub(super) async fn retire(
 
 /// `--yes`, or a "y" typed on the terminal; without a terminal, refused.
 fn confirm_retire(label: &str, ns: &str, name: &str, confirm: Confirm) -> Result<()> {
-    if confirm == Confirm::Given {
-        return Ok(());
-    }
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(CliError::RetireNotConfirmed);
-    }
-    {
-        use std::io::Write as _;
-        let mut err = std::io::stderr().lock();
-        // A failed prompt write shows as no prompt; the answer is still required.
-        let _ = write!(err, "delete key {label} (Secret `{ns}/{name}`)? [y/N] ");
-        let _ = err.flush();
-    }
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|_| CliError::RetireNotConfirmed)?;
-    match answer.trim() {
-        "y" | "Y" | "yes" | "YES" | "Yes" => Ok(()),
-        _ => Err(CliError::RetireDeclined),
-    }
+    super::restore::ask(
+        format_args!("delete key {label} (Secret `{ns}/{name}`)?"),
+        confirm,
+        CliError::RetireNotConfirmed,
+        CliError::RetireDeclined,
+    )
 }
 
 #[cfg(test)]
