@@ -75,6 +75,9 @@ use sealed_secrets_crypto::{CertParams, KeyRing, PqIdentity, PrivateKey, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+mod load;
+use load::{BacklogReport, Histogram, RateSpec};
+
 const CTRL_NS: &str = "kube-system";
 const OURS_SA: &str = "sealed-secrets-controller";
 const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
@@ -82,6 +85,9 @@ const SEALING_KEY: &str = "sealed-secrets-rs.dev/sealing-key";
 const KEYS: usize = 13;
 const VALUES_PER_OBJECT: usize = 3;
 const BENCH_NS: &str = "bench";
+/// The fairness phase's namespaces: a burst in one, a steady trickle in the other.
+const NOISY_NS: &str = "bench-noisy";
+const QUIET_NS: &str = "bench-quiet";
 
 /// What one run measures, from the environment the script sets.
 #[derive(Debug, Clone)]
@@ -100,14 +106,27 @@ struct RunConfig {
     keys_dir: PathBuf,
     /// `BENCH_RESULTS`: JSON lines file the result is appended to.
     results: PathBuf,
-    /// `BENCH_LATENCY`: create rates (per second) of the latency phase; empty skips it.
-    latency_rates: Vec<u32>,
+    /// `BENCH_LATENCY`: create rates of the latency phases, per second or as multiples of the
+    /// capacity C measured in the run (`0.5C,C,1.5C`); empty skips them.
+    latency_rates: Vec<RateSpec>,
     /// `BENCH_LATENCY_SECS`: how long each rate is kept up.
     latency_secs: u32,
     /// `BENCH_TIMEOUT_SECS`: give up on a phase after this long.
     timeout: Duration,
     /// `BENCH_KEY_BACKEND`: where ours keeps its private keys, one of [`KEY_BACKENDS`].
     key_backend: String,
+    /// `BENCH_CAPACITY_N`: objects of the capacity burst (default: about 15 s at the cold
+    /// start's drain rate, [`load::capacity_burst_size`]); 0 skips it.
+    capacity_n: Option<usize>,
+    /// `BENCH_FAIRNESS_BURST`: creates of the noisy namespace's burst; 0 skips the phase.
+    fairness_burst: usize,
+    /// `BENCH_FAIRNESS_RATE`: creates a second of the quiet namespace.
+    fairness_rate: f64,
+    /// `BENCH_FAIRNESS_ALONE_SECS`: how long the quiet namespace creates alone (its baseline).
+    fairness_alone_secs: u32,
+    /// `BENCH_SHARDS`: replicas of ours, each a shard member (`--sharding`); 1: the default
+    /// single replica.
+    shards: usize,
 }
 
 /// The values of `BENCH_KEY_BACKEND`. A backend is one entry here and one arm of
@@ -335,15 +354,22 @@ impl RunConfig {
             ["rr", "newest", "hinted-rr", "pq"].contains(&data.as_str()),
             "BENCH_DATA=`{data}`: expected `rr`, `newest`, `hinted-rr` or `pq`"
         );
-        let latency_rates = env_or("BENCH_LATENCY", "")
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| {
-                s.trim()
-                    .parse()
-                    .unwrap_or_else(|_| panic!("BENCH_LATENCY: `{s}` is not a rate per second"))
-            })
-            .collect();
+        let latency_rates = load::parse_rates(&env_or("BENCH_LATENCY", ""))
+            .unwrap_or_else(|e| panic!("BENCH_LATENCY: {e}"));
+        let fairness_controllers = env_or("BENCH_FAIRNESS_CONTROLLERS", "ours");
+        let fairness_burst = if fairness_controllers
+            .split_whitespace()
+            .any(|c| c == controller)
+        {
+            parse_env("BENCH_FAIRNESS_BURST", "10000")
+        } else {
+            0
+        };
+        let shards: usize = parse_env("BENCH_SHARDS", "1");
+        assert!(
+            shards >= 1 && (shards == 1 || controller == "ours"),
+            "BENCH_SHARDS={shards}: at least 1, and sharding is ours only"
+        );
         Self {
             controller,
             n: parse_env("BENCH_N", "1000"),
@@ -366,19 +392,109 @@ impl RunConfig {
             latency_secs: parse_env("BENCH_LATENCY_SECS", "10"),
             timeout: Duration::from_secs(parse_env("BENCH_TIMEOUT_SECS", "3600")),
             key_backend,
+            capacity_n: std::env::var("BENCH_CAPACITY_N")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|_| parse_env("BENCH_CAPACITY_N", "0")),
+            fairness_burst,
+            fairness_rate: parse_env("BENCH_FAIRNESS_RATE", "2"),
+            fairness_alone_secs: parse_env("BENCH_FAIRNESS_ALONE_SECS", "20"),
+            shards,
         }
     }
 }
 
 /// Latency of one create rate.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 struct Latency {
-    rate: u32,
+    /// Creates a second (whole numbers in older results).
+    rate: f64,
     created: usize,
     /// Secrets that did not appear within the wait.
     missing: usize,
     p50_ms: f64,
     p99_ms: f64,
+    /// The multiple of the capacity C this rate was derived from (`None`: a fixed rate).
+    #[serde(default)]
+    of_capacity: Option<f64>,
+    /// Seconds the rate was kept up.
+    #[serde(default)]
+    secs: Option<u32>,
+    #[serde(default)]
+    max_ms: Option<f64>,
+    #[serde(default)]
+    mean_ms: Option<f64>,
+    /// The backlog bound: the objects ahead of each when it was created drained at C, plus
+    /// one second ([`load::backlog_report`]); the largest such bound, the largest backlog,
+    /// and the objects served later than their own bound.
+    #[serde(default)]
+    bound_ms: Option<f64>,
+    #[serde(default)]
+    max_backlog: Option<usize>,
+    #[serde(default)]
+    over_bound: Option<usize>,
+    /// Where the time went, from the controller's histograms over the phase.
+    #[serde(default)]
+    queue: Option<QueueShare>,
+}
+
+/// The controller's reconcile histograms over one phase (`None` in a run whose controller
+/// has no such metrics: upstream's, or ours before it had them).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+struct QueueShare {
+    reconciles: f64,
+    /// `sealed_secrets_controller_reconcile_queue_wait_seconds`: queued to started.
+    wait_mean_ms: f64,
+    wait_p99_ms: f64,
+    /// `sealed_secrets_controller_reconcile_duration_seconds`: one reconcile.
+    work_mean_ms: f64,
+    work_p99_ms: f64,
+}
+
+const QUEUE_WAIT_METRIC: &str = "sealed_secrets_controller_reconcile_queue_wait_seconds";
+const RECONCILE_METRIC: &str = "sealed_secrets_controller_reconcile_duration_seconds";
+
+/// The capacity C: a burst of objects created as fast as the API server takes them while
+/// the controller runs, served from the first create to the last Secret.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+struct Capacity {
+    objects: usize,
+    /// First create sent to last Secret present (s).
+    span_s: f64,
+    per_s: f64,
+    /// Creates a second of the burst: when not well above `per_s`, C is a floor (the
+    /// creates, not the controller, set the pace).
+    creates_per_s: f64,
+}
+
+/// A quiet namespace's creates alone, then while another namespace's burst drains.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+struct Fairness {
+    burst: usize,
+    quiet_rate: f64,
+    alone: Latency,
+    during: Latency,
+    /// First burst create to the burst's last Secret (s).
+    burst_drain_s: f64,
+}
+
+/// One replica of a sharded run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+struct Replica {
+    name: String,
+    cold_cpu_s: f64,
+    cold_rss_mib: f64,
+    cold_rsa: Option<f64>,
+    warm_cpu_s: f64,
+    warm_rss_mib: f64,
+}
+
+/// Several replicas of ours as shard members on the same data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+struct Sharded {
+    replicas: Vec<Replica>,
+    /// Secrets whose every value matched what was sealed, of `n`.
+    secrets_correct: usize,
 }
 
 /// The figures of one run (one JSON line of `BENCH_RESULTS`).
@@ -442,6 +558,18 @@ struct RunResult {
     cold_key_other_calls: Option<f64>,
     #[serde(default)]
     warm_key_other_calls: Option<f64>,
+    /// Objects a second of the cold start, first Secret to last (the list and the keys
+    /// loaded before it excluded).
+    #[serde(default)]
+    cold_drain_per_s: Option<f64>,
+    #[serde(default)]
+    capacity: Option<Capacity>,
+    #[serde(default)]
+    fairness: Option<Fairness>,
+    /// A sharded run (`BENCH_SHARDS`): its replicas; the fields above are their sums
+    /// (CPU, RSA operations) and maxima (peak RSS).
+    #[serde(default)]
+    sharded: Option<Sharded>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -514,10 +642,17 @@ impl RunResult {
         self.values as f64 * self.decrypt_ms / 1000.0 / self.cores.max(1) as f64
     }
     fn label(&self) -> String {
-        match self.key_backend.as_str() {
+        let mut l = match self.key_backend.as_str() {
             "" | "memory" => format!("{} {} {}", self.controller, self.data, fmt_n(self.n)),
             b => format!("{} {} {} [{b}]", self.controller, self.data, fmt_n(self.n)),
+        };
+        if let Some(s) = &self.sharded {
+            l.push_str(&format!(" x{} shards", s.replicas.len()));
         }
+        l
+    }
+    fn latency_of(&self, m: f64) -> Option<&Latency> {
+        self.latency.iter().find(|l| l.of_capacity == Some(m))
     }
     fn key_calls_per_value(&self) -> String {
         self.cold_key_calls
@@ -552,8 +687,12 @@ impl RunResult {
     fn rsa_per_value(&self) -> f64 {
         self.cold_rsa.map_or(f64::NAN, |r| r / self.values as f64)
     }
-    fn latency_at(&self, rate: u32) -> String {
-        match self.latency.iter().find(|l| l.rate == rate) {
+    fn latency_at(&self, rate: f64) -> String {
+        match self
+            .latency
+            .iter()
+            .find(|l| l.of_capacity.is_none() && l.rate == rate)
+        {
             None => "-".into(),
             Some(l) if l.missing > 0 => format!(
                 "{} / {} ({} of {} missing)",
@@ -681,12 +820,17 @@ fn table(results: &[RunResult]) -> String {
             "wrapped: 13; in the token: 0 decryptions",
             |r| RunResult::key_calls(r.warm_key_calls, None, r.warm_key_other_calls),
         ),
-        ("latency p50 / p99 at 10/s (ms)", "", |r| r.latency_at(10)),
-        ("latency p50 / p99 at 100/s (ms)", "", |r| r.latency_at(100)),
-        ("load average (1, 5, 15 min) start -> end", "", |r| {
-            format!("{} -> {}", r.loadavg_start, r.loadavg_end)
-        }),
     ];
+    let mut rows: Vec<DynRow> = rows
+        .iter()
+        .map(|&(name, goal, cell)| (name.to_owned(), goal.to_owned(), Box::new(cell) as Cell))
+        .collect();
+    rows.extend(load_rows(results));
+    rows.push((
+        "load average (1, 5, 15 min) start -> end".into(),
+        String::new(),
+        Box::new(|r: &RunResult| format!("{} -> {}", r.loadavg_start, r.loadavg_end)),
+    ));
     let mut out = String::new();
     out.push_str("| figure |");
     for r in results {
@@ -697,7 +841,7 @@ fn table(results: &[RunResult]) -> String {
         out.push_str("---:|");
     }
     out.push_str("---|\n");
-    for (name, goal, cell) in rows {
+    for (name, goal, cell) in &rows {
         out.push_str(&format!("| {name} |"));
         for r in results {
             out.push_str(&format!(" {} |", cell(r)));
@@ -714,6 +858,7 @@ fn table(results: &[RunResult]) -> String {
     {
         for ours in results.iter().filter(|r| {
             r.controller == "ours"
+                && r.sharded.is_none()
                 && matches!(r.key_backend.as_str(), "" | "memory")
                 && r.n == up.n
                 && (r.data == up.data || (up.data == "rr" && r.data == "hinted-rr"))
@@ -725,10 +870,11 @@ fn table(results: &[RunResult]) -> String {
     let mut backends = Vec::new();
     for b in results
         .iter()
-        .filter(|r| !matches!(r.key_backend.as_str(), "" | "memory"))
+        .filter(|r| !matches!(r.key_backend.as_str(), "" | "memory") && r.sharded.is_none())
     {
         for m in results.iter().filter(|m| {
             matches!(m.key_backend.as_str(), "" | "memory")
+                && m.sharded.is_none()
                 && m.controller == b.controller
                 && m.data == b.data
                 && m.n == b.n
@@ -739,6 +885,16 @@ fn table(results: &[RunResult]) -> String {
     if !backends.is_empty() {
         out.push('\n');
         out.push_str(&key_backend_table(&backends));
+    }
+    let sharded = sharded_table(results);
+    if !sharded.is_empty() {
+        out.push('\n');
+        out.push_str(&sharded);
+    }
+    let phases = latency_table(results);
+    if !phases.is_empty() {
+        out.push('\n');
+        out.push_str(&phases);
     }
     if !pairs.is_empty() {
         out.push_str("\n| upstream ÷ ours | cold wall | cold CPU | peak RSS | warm restart | warm CPU | API requests cold | API requests warm |\n");
@@ -756,6 +912,305 @@ fn table(results: &[RunResult]) -> String {
                 ratio(up.warm_cpu_s, ours.warm_cpu_s),
                 ratio(total(&up.cold_api) as f64, total(&ours.cold_api) as f64),
                 ratio(total(&up.warm_api) as f64, total(&ours.warm_api) as f64),
+            ));
+        }
+    }
+    out
+}
+
+type Cell = Box<dyn Fn(&RunResult) -> String>;
+type DynRow = (String, String, Cell);
+
+/// A multiple of C as the table names it: `0.5C`, `C`, `1.5C`.
+fn of_c(m: f64) -> String {
+    if m == 1.0 {
+        "C".into()
+    } else {
+        format!("{m}C")
+    }
+}
+
+fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or("n/a".into(), |x| f(x, digits))
+}
+
+/// The rows of the capacity, latency, fairness and 50,000 figures: each only when some run
+/// has it, so that older results print as they did.
+fn load_rows(results: &[RunResult]) -> Vec<DynRow> {
+    let mut rows: Vec<DynRow> = Vec::new();
+    let mut row = |name: String, goal: &str, cell: Cell| rows.push((name, goal.to_owned(), cell));
+    if results.iter().any(|r| r.cold_drain_per_s.is_some()) {
+        row(
+            "cold start: Secrets a second, first to last".into(),
+            "",
+            Box::new(|r| opt(r.cold_drain_per_s, 1)),
+        );
+    }
+    if results.iter().any(|r| r.capacity.is_some()) {
+        row(
+            "capacity C: objects a second (burst: objects in s; its creates a second)".into(),
+            "measured",
+            Box::new(|r| match &r.capacity {
+                None => "-".into(),
+                Some(c) => format!(
+                    "{} ({} in {} s; creates {}/s{})",
+                    f(c.per_s, 1),
+                    fmt_n(c.objects),
+                    f(c.span_s, 1),
+                    f(c.creates_per_s, 0),
+                    if c.creates_per_s < 1.2 * c.per_s {
+                        ": a floor, the creates set the pace"
+                    } else {
+                        ""
+                    }
+                ),
+            }),
+        );
+    }
+    let mut multiples: Vec<f64> = results
+        .iter()
+        .flat_map(|r| r.latency.iter().filter_map(|l| l.of_capacity))
+        .collect();
+    multiples.sort_by(f64::total_cmp);
+    multiples.dedup();
+    for m in multiples {
+        let goal = if m < 1.0 { "p99 <= 1,000" } else { "" };
+        row(
+            format!("latency at {}: rate/s, p50 / p99 / max (ms)", of_c(m)),
+            goal,
+            Box::new(move |r| match r.latency_of(m) {
+                None => "-".into(),
+                Some(l) => format!(
+                    "{}: {} / {} / {}{}",
+                    f(l.rate, 1),
+                    f(l.p50_ms, 0),
+                    f(l.p99_ms, 0),
+                    opt(l.max_ms, 0),
+                    missing(l)
+                ),
+            }),
+        );
+        if m >= 1.0 {
+            let goal = if m == 1.0 {
+                "every object within its backlog ÷ C + 1 s (0 over)"
+            } else {
+                "grows with the backlog only (0 over backlog ÷ C + 1 s)"
+            };
+            row(
+                format!(
+                    "latency at {}: max / largest bound (ms), largest backlog, over their bound",
+                    of_c(m)
+                ),
+                goal,
+                Box::new(move |r| match r.latency_of(m) {
+                    None => "-".into(),
+                    Some(l) => format!(
+                        "{} / {}, {}, {} of {} over",
+                        opt(l.max_ms, 0),
+                        opt(l.bound_ms, 0),
+                        l.max_backlog.map_or("n/a".into(), fmt_n),
+                        l.over_bound.map_or("n/a".into(), fmt_n),
+                        fmt_n(l.created)
+                    ),
+                }),
+            );
+        }
+        if results
+            .iter()
+            .any(|r| r.latency_of(m).is_some_and(|l| l.queue.is_some()))
+        {
+            row(
+                format!(
+                    "latency at {}: mean (ms) = queue wait + reconcile + the rest (watch, API)",
+                    of_c(m)
+                ),
+                "",
+                Box::new(move |r| r.latency_of(m).map_or("-".into(), queue_cell)),
+            );
+        }
+    }
+    let mut fixed: Vec<f64> = results
+        .iter()
+        .flat_map(|r| {
+            r.latency
+                .iter()
+                .filter(|l| l.of_capacity.is_none())
+                .map(|l| l.rate)
+        })
+        .collect();
+    fixed.sort_by(f64::total_cmp);
+    fixed.dedup();
+    for rate in fixed {
+        row(
+            format!("latency p50 / p99 at {rate}/s (ms)"),
+            "",
+            Box::new(move |r| r.latency_at(rate)),
+        );
+    }
+    if results.iter().any(|r| r.fairness.is_some()) {
+        row(
+            "fairness: quiet namespace's p99 during a burst ÷ alone (ms; burst, drained in)"
+                .into(),
+            "<= 2",
+            Box::new(|r| match &r.fairness {
+                None => "-".into(),
+                Some(fa) => format!(
+                    "{} ({} / {}; {} at {}/s; {} in {} s)",
+                    f(fa.during.p99_ms / fa.alone.p99_ms, 2),
+                    f(fa.during.p99_ms, 0),
+                    f(fa.alone.p99_ms, 0),
+                    fmt_n(fa.during.created),
+                    fa.quiet_rate,
+                    fmt_n(fa.burst),
+                    f(fa.burst_drain_s, 1)
+                ),
+            }),
+        );
+    }
+    if results.iter().any(|r| r.n == 50_000) {
+        let at_50k = |x: fn(&RunResult) -> f64| -> Cell {
+            Box::new(move |r| if r.n == 50_000 { f(x(r), 1) } else { "-".into() })
+        };
+        row(
+            "50,000 SealedSecrets: peak RSS (MiB)".into(),
+            "< 200",
+            at_50k(|r| r.cold_rss_mib.max(r.warm_rss_mib)),
+        );
+        row(
+            "50,000 SealedSecrets: warm restart (s)".into(),
+            "<= 10, no decryption",
+            at_50k(|r| r.warm_s),
+        );
+    }
+    rows
+}
+
+fn missing(l: &Latency) -> String {
+    if l.missing > 0 {
+        format!(" ({} of {} missing)", l.missing, l.created)
+    } else {
+        String::new()
+    }
+}
+
+/// `120 = 80 (67%) + 30 (25%) + 10; p99 queue 400, reconcile 90`: the mean latency, the mean
+/// queue wait and reconcile of the controller's histograms over the phase with their shares
+/// of it, the rest; and the histograms' p99.
+fn queue_cell(l: &Latency) -> String {
+    let (Some(q), Some(mean)) = (&l.queue, l.mean_ms) else {
+        return "n/a (no queue histograms)".into();
+    };
+    let share = |x: f64| {
+        if mean > 0.0 {
+            format!("{}%", f(100.0 * x / mean, 0))
+        } else {
+            "n/a".into()
+        }
+    };
+    format!(
+        "{} = {} ({}) + {} ({}) + {}; p99 queue {}, reconcile {}",
+        f(mean, 0),
+        f(q.wait_mean_ms, 0),
+        share(q.wait_mean_ms),
+        f(q.work_mean_ms, 0),
+        share(q.work_mean_ms),
+        f(mean - q.wait_mean_ms - q.work_mean_ms, 0),
+        f(q.wait_p99_ms, 0),
+        f(q.work_p99_ms, 0)
+    )
+}
+
+/// Each sharded run beside the single replica on the same data (ours, same data set, N and
+/// key backend): every replica's peak RSS and CPU as a share of the single one's.
+fn sharded_table(results: &[RunResult]) -> String {
+    let mut out = String::new();
+    for s in results {
+        let Some(sh) = &s.sharded else { continue };
+        let single = results.iter().find(|r| {
+            r.sharded.is_none()
+                && r.controller == s.controller
+                && r.data == s.data
+                && r.n == s.n
+                && r.key_backend == s.key_backend
+        });
+        if out.is_empty() {
+            out.push_str("| sharded run: replica | Secrets correct | peak RSS (MiB, % of single) | CPU, cold start to idle (s, % of single) | RSA operations per value | warm restart: peak RSS (MiB), CPU (s) |\n|---|---:|---:|---:|---:|---:|\n");
+        }
+        let pct = |x: f64, of: Option<f64>| match of.filter(|o| *o > 0.0) {
+            Some(o) => format!("{} ({}%)", f(x, 1), f(100.0 * x / o, 0)),
+            None => f(x, 1),
+        };
+        let per_value = |rsa: Option<f64>| opt(rsa.map(|x| x / s.values.max(1) as f64), 2);
+        if let Some(one) = single {
+            out.push_str(&format!(
+                "| {} (single replica) | - | {} | {} | {} | {}, {} |\n",
+                one.label(),
+                f(one.cold_rss_mib, 1),
+                f(one.cold_cpu_s, 1),
+                per_value(one.cold_rsa),
+                f(one.warm_rss_mib, 1),
+                f(one.warm_cpu_s, 1)
+            ));
+        }
+        for r in &sh.replicas {
+            out.push_str(&format!(
+                "| {}: {} | {} of {} | {} | {} | {} | {}, {} |\n",
+                s.label(),
+                r.name,
+                fmt_n(sh.secrets_correct),
+                fmt_n(s.n),
+                pct(r.cold_rss_mib, single.map(|o| o.cold_rss_mib)),
+                pct(r.cold_cpu_s, single.map(|o| o.cold_cpu_s)),
+                per_value(r.cold_rsa),
+                f(r.warm_rss_mib, 1),
+                f(r.warm_cpu_s, 1)
+            ));
+        }
+        out.push_str(&format!(
+            "| {}: all, every Secret present after {} s (single: {}) | | | {} | {} | warm restart {} s |\n",
+            s.label(),
+            f(s.cold_wall_s, 1),
+            single.map_or("n/a".into(), |o| f(o.cold_wall_s, 1)),
+            f(s.cold_cpu_s, 1),
+            per_value(s.cold_rsa),
+            f(s.warm_s, 1)
+        ));
+    }
+    if !out.is_empty() {
+        out.push_str("| goal | every one | <= 45% each | <= 40% each | no value opened twice | |\n");
+    }
+    out
+}
+
+/// One line per latency phase of every run: rate, counts, percentiles, the backlog bound
+/// and where the time went (the controller's histograms).
+fn latency_table(results: &[RunResult]) -> String {
+    let mut out = String::new();
+    for r in results {
+        for l in &r.latency {
+            if out.is_empty() {
+                out.push_str("| latency phase | rate/s x s | p50 / p99 / max (ms) | largest backlog, bound (ms), over | mean = queue wait + reconcile + rest (ms); histogram p99 |\n|---|---:|---:|---:|---|\n");
+            }
+            out.push_str(&format!(
+                "| {} at {} | {} x {}{} | {} / {} / {} | {}, {}, {} |{}|\n",
+                r.label(),
+                l.of_capacity.map_or(format!("{}/s", l.rate), of_c),
+                f(l.rate, 1),
+                l.secs.map_or("?".into(), |s| s.to_string()),
+                missing(l),
+                f(l.p50_ms, 0),
+                f(l.p99_ms, 0),
+                opt(l.max_ms, 0),
+                l.max_backlog.map_or("n/a".into(), fmt_n),
+                opt(l.bound_ms, 0),
+                l.over_bound.map_or("n/a".into(), fmt_n),
+                if l.queue.is_some() {
+                    format!(" {} ", queue_cell(l))
+                } else if l.mean_ms.is_some() {
+                    " n/a (no queue histograms) ".into()
+                } else {
+                    " ".into()
+                }
             ));
         }
     }
@@ -874,23 +1329,46 @@ fn wait_idle(
     ticks: f64,
     timeout: Duration,
     what: &str,
-    mut done: impl FnMut() -> bool,
+    done: impl FnMut() -> bool,
 ) -> (f64, f64) {
-    let pid = c.process.id().unwrap();
-    let mut samples: Vec<(f64, f64)> = Vec::new();
+    let (idle_at, cpu) = wait_idle_all(&[c], start, ticks, timeout, what, done);
+    (idle_at, cpu[0] - cpu0)
+}
+
+/// [`wait_idle`] for several processes (the replicas of a sharded run): idle when every one
+/// is. Returns the time the last went idle and each one's CPU at that moment (since it
+/// started).
+fn wait_idle_all(
+    cs: &[&InCluster],
+    start: Instant,
+    ticks: f64,
+    timeout: Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) -> (f64, Vec<f64>) {
+    let pids: Vec<u32> = cs.iter().map(|c| c.process.id().unwrap()).collect();
+    let mut samples: Vec<Vec<(f64, f64)>> = vec![Vec::new(); cs.len()];
     let mut is_done = false;
     loop {
         let t = start.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(pid, ticks)
-            .unwrap_or_else(|| panic!("{what}: the controller exited:\n{}", c.process.log()));
-        samples.push((t, cpu));
+        for (i, (c, pid)) in cs.iter().zip(&pids).enumerate() {
+            let cpu = cpu_seconds(*pid, ticks)
+                .unwrap_or_else(|| panic!("{what}: the controller exited:\n{}", c.process.log()));
+            samples[i].push((t, cpu));
+        }
         is_done = is_done || done();
         if is_done {
-            let idle_at = busy_until(&samples, 0.025);
+            let idle_at = samples
+                .iter()
+                .map(|s| busy_until(s, 0.025))
+                .fold(0.0, f64::max);
             if t - idle_at >= 3.0 {
-                // CPU at the moment it went idle.
-                let at = samples.iter().find(|s| s.0 >= idle_at).map_or(cpu, |s| s.1);
-                return (idle_at, at - cpu0);
+                // CPU at the moment the last went idle.
+                let cpu = samples
+                    .iter()
+                    .map(|s| s.iter().find(|s| s.0 >= idle_at).map_or(s[s.len() - 1].1, |s| s.1))
+                    .collect();
+                return (idle_at, cpu);
             }
         }
         assert!(
@@ -970,6 +1448,7 @@ fn value_of(name: &str, k: usize) -> String {
 /// SealedSecrets `names[i]` sealed with key `key_of(i)`, as JSON, with or without our hint;
 /// with `pq`, to that key's post-quantum recipient instead (the format carries its own hint).
 fn seal_objects(
+    ns: &str,
     keys: &[(PrivateKey, String)],
     pq: Option<&[PqIdentity]>,
     names: &[String],
@@ -989,7 +1468,7 @@ fn seal_objects(
                     .map(|v| (format!("k{v}"), Value::from(value_of(&names[i], v))))
                     .collect();
                 json!({"apiVersion": "v1", "kind": "Secret",
-                    "metadata": {"name": names[i], "namespace": BENCH_NS}, "stringData": data})
+                    "metadata": {"name": names[i], "namespace": ns}, "stringData": data})
             })
             .collect();
         let input = json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
@@ -1019,8 +1498,9 @@ fn seal_objects(
     out.into_iter().map(Option::unwrap).collect()
 }
 
-async fn create_all(client: &kube::Client, objects: Vec<Value>) {
-    let api: Api<SealedSecret> = Api::namespaced(client.clone(), BENCH_NS);
+/// Creates `objects` in `ns` as fast as the API server takes them (32 at a time).
+async fn create_all(client: &kube::Client, ns: &str, objects: Vec<Value>) {
+    let api: Api<SealedSecret> = Api::namespaced(client.clone(), ns);
     futures::stream::iter(objects)
         .map(|v| {
             let api = api.clone();
@@ -1029,7 +1509,7 @@ async fn create_all(client: &kube::Client, objects: Vec<Value>) {
                 api.create(&PostParams::default(), &ss).await.unwrap();
             }
         })
-        .buffer_unordered(16)
+        .buffer_unordered(32)
         .collect::<Vec<()>>()
         .await;
 }
@@ -1132,7 +1612,9 @@ fn prepare(cluster: &Cluster, keys: &[(PrivateKey, String)], pq: &[PqIdentity]) 
         .collect();
     let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
     kubectl(cluster, &["create", "-f", "-"], Some(&list.to_string()));
-    kubectl(cluster, &["create", "namespace", BENCH_NS], None);
+    for ns in [BENCH_NS, NOISY_NS, QUIET_NS] {
+        kubectl(cluster, &["create", "namespace", ns], None);
+    }
 }
 
 /// Ours with `deploy/base`'s args and environment (Downward API values filled in as the
@@ -1143,7 +1625,47 @@ fn start_controller(
     upstream_args: &[String],
     keys: &KeyBackend,
 ) -> InCluster {
-    let mut c = if which == "upstream" {
+    let mut c = spawn_controller(cluster, which, upstream_args, keys, None, &[]);
+    c.wait_cert(Duration::from_secs(120)).unwrap();
+    c
+}
+
+/// `replicas` of ours, each a shard member: `deploy/base`'s args plus `--sharding` (leader
+/// election stays on, as sharding requires), each with its own `POD_NAME` (its member
+/// identity), started together; returns once one serves its certificate.
+fn start_shards(cluster: &Cluster, keys: &KeyBackend, replicas: usize) -> Vec<InCluster> {
+    let mut cs: Vec<InCluster> = (0..replicas)
+        .map(|i| {
+            spawn_controller(
+                cluster,
+                "ours",
+                &[],
+                keys,
+                Some(format!("{OURS_SA}-shard-{i}")),
+                &["--sharding".to_owned()],
+            )
+        })
+        .collect();
+    let first = eventually_blocking(
+        "a shard member to serve its certificate",
+        Duration::from_secs(120),
+        || cs.iter().position(|c| c.cert().is_some()),
+    );
+    cs[first].wait_cert(Duration::from_secs(1)).unwrap();
+    cs
+}
+
+/// Starts a controller without waiting for its certificate; `pod_name` replaces the
+/// Downward API's pod name (ours), `extra` is added to its args.
+fn spawn_controller(
+    cluster: &Cluster,
+    which: &str,
+    upstream_args: &[String],
+    keys: &KeyBackend,
+    pod_name: Option<String>,
+    extra: &[String],
+) -> InCluster {
+    if which == "upstream" {
         let sa = service_account_dir(cluster, CTRL_NS, UPSTREAM_SA).unwrap();
         InCluster::start(
             cluster,
@@ -1171,12 +1693,15 @@ fn start_controller(
             .map(str::to_owned)
             .collect();
         args.extend(keys.args.iter().cloned());
+        args.extend(extra.iter().cloned());
         let mut env: Vec<(String, String)> = Vec::new();
         for e in container["env"].as_array().into_iter().flatten() {
             let name = e["name"].as_str().unwrap().to_owned();
             let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
                 Some("metadata.namespace") => CTRL_NS.to_owned(),
-                Some("metadata.name") => format!("{OURS_SA}-{}", random_suffix(5)),
+                Some("metadata.name") => pod_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{OURS_SA}-{}", random_suffix(5))),
                 Some(other) => panic!("unexpected fieldRef {other} in deploy/base"),
                 None => e["value"].as_str().unwrap_or_default().to_owned(),
             };
@@ -1203,9 +1728,7 @@ fn start_controller(
             }
             None => InCluster::start(cluster, &sa, &binary, &args, &env).unwrap(),
         }
-    };
-    c.wait_cert(Duration::from_secs(120)).unwrap();
-    c
+    }
 }
 
 /// Stops the controller; under heaptrack with SIGKILL, so that the profile's "leaked"
@@ -1221,6 +1744,12 @@ fn stop(c: &mut InCluster) {
     c.process.stop();
 }
 
+/// `name` summed over several controllers (the replicas of a sharded run); `None` when none
+/// has it.
+fn sum_metric(cs: &[InCluster], name: &str) -> Option<f64> {
+    cs.iter().filter_map(|c| metric(c, name)).reduce(|a, b| a + b)
+}
+
 fn metric(c: &InCluster, name: &str) -> Option<f64> {
     c.metrics_text()
         .ok()
@@ -1231,9 +1760,9 @@ fn metric(c: &InCluster, name: &str) -> Option<f64> {
 /// First time each Secret of the bench namespace was seen, by name.
 type Seen = Arc<Mutex<HashMap<String, Instant>>>;
 
-fn watch_secrets(client: &kube::Client) -> Seen {
+fn watch_secrets(client: &kube::Client, ns: &str) -> Seen {
     let seen: Seen = Arc::default();
-    let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client.clone(), BENCH_NS);
+    let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client.clone(), ns);
     let record = seen.clone();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
@@ -1279,24 +1808,54 @@ async fn check_sample(client: &kube::Client, names: &[String]) {
     }
 }
 
-async fn latency_phase(
+/// Counts the Secrets of `names` whose every value is the one sealed (all of them, read in
+/// list pages): a sharded run's proof that every object was served, and served right.
+async fn count_correct(client: &kube::Client, names: &[String]) -> usize {
+    let api: Api<Secret> = Api::namespaced(client.clone(), BENCH_NS);
+    let wanted: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+    let mut correct = 0;
+    let mut params = kube::api::ListParams::default().limit(500);
+    loop {
+        let page = api.list(&params).await.unwrap();
+        for s in &page.items {
+            let name = s.metadata.name.as_deref().unwrap_or_default();
+            if !wanted.contains(name) {
+                continue;
+            }
+            let data = s.data.clone().unwrap_or_default();
+            if (0..VALUES_PER_OBJECT).all(|k| {
+                data.get(&format!("k{k}"))
+                    .is_some_and(|b| b.0 == value_of(name, k).as_bytes())
+            }) {
+                correct += 1;
+            }
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => params = params.continue_token(&c),
+            None => return correct,
+        }
+    }
+}
+
+/// Creates `objects` (named `names`) in `ns`, one every `1 / rate` seconds from the call,
+/// until `stop` holds; returns when each create was sent, by name.
+async fn paced_creates(
     client: &kube::Client,
-    keys: &[(PrivateKey, String)],
-    seen: &Seen,
-    hinted: bool,
-    rate: u32,
-    secs: u32,
-) -> Latency {
-    let count = (rate * secs) as usize;
-    let prefix = format!("lat{rate}-");
-    let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i:05}")).collect();
-    let objects = seal_objects(keys, None, &names, |_| KEYS - 1, hinted);
-    let api: Api<SealedSecret> = Api::namespaced(client.clone(), BENCH_NS);
+    ns: &str,
+    names: &[String],
+    objects: Vec<Value>,
+    rate: f64,
+    stop: impl Fn() -> bool,
+) -> HashMap<String, Instant> {
+    let api: Api<SealedSecret> = Api::namespaced(client.clone(), ns);
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::new();
     for (i, (name, v)) in names.iter().zip(objects).enumerate() {
-        tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / f64::from(rate))).await;
+        tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
+        if stop() {
+            break;
+        }
         let (api, sent, name) = (api.clone(), sent.clone(), name.clone());
         tasks.push(tokio::spawn(async move {
             let ss: SealedSecret = serde_json::from_value(v).unwrap();
@@ -1307,22 +1866,236 @@ async fn latency_phase(
     for t in tasks {
         t.await.unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count_seen(seen, &prefix) < count && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    Arc::try_unwrap(sent).unwrap().into_inner().unwrap()
+}
+
+/// Waits until every one of `sent` has its Secret in `seen`, at most `wait`.
+async fn await_seen(seen: &Seen, sent: &HashMap<String, Instant>, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        let all = {
+            let seen = seen.lock().unwrap();
+            sent.keys().all(|n| seen.contains_key(n))
+        };
+        if all {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// (seconds from `t0` the create was sent, create-to-Secret latency in seconds) of each
+/// object in `sent`; `None` for a Secret never seen.
+fn samples(
+    sent: &HashMap<String, Instant>,
+    seen: &Seen,
+    t0: Instant,
+) -> Vec<(f64, Option<f64>)> {
     let seen = seen.lock().unwrap();
-    let sent = sent.lock().unwrap();
-    let lat: Vec<f64> = names
-        .iter()
-        .filter_map(|n| Some(seen.get(n)?.duration_since(*sent.get(n)?).as_secs_f64() * 1000.0))
-        .collect();
+    sent.iter()
+        .map(|(n, s)| {
+            (
+                s.duration_since(t0).as_secs_f64(),
+                seen.get(n).map(|at| at.saturating_duration_since(*s).as_secs_f64()),
+            )
+        })
+        .collect()
+}
+
+/// The latency figures of one phase from its [`samples`]; with `capacity`, each object is
+/// held to its backlog bound ([`load::backlog_report`]).
+fn summarize(
+    rate: f64,
+    of_capacity: Option<f64>,
+    secs: u32,
+    samples: &[(f64, Option<f64>)],
+    capacity: Option<f64>,
+) -> Latency {
+    let lat: Vec<f64> = samples.iter().filter_map(|s| s.1).map(|l| l * 1000.0).collect();
+    let backlog: Option<BacklogReport> = capacity
+        .filter(|c| *c > 0.0)
+        .map(|c| load::backlog_report(samples, c));
     Latency {
         rate,
-        created: count,
-        missing: count - lat.len(),
+        created: samples.len(),
+        missing: samples.len() - lat.len(),
         p50_ms: percentile(&lat, 0.5),
         p99_ms: percentile(&lat, 0.99),
+        of_capacity,
+        secs: Some(secs),
+        max_ms: Some(lat.iter().copied().fold(f64::NAN, f64::max)),
+        mean_ms: Some(if lat.is_empty() {
+            f64::NAN
+        } else {
+            lat.iter().sum::<f64>() / lat.len() as f64
+        }),
+        bound_ms: backlog.as_ref().map(|b| b.max_bound_s * 1000.0),
+        max_backlog: backlog.as_ref().map(|b| b.max_backlog),
+        over_bound: backlog.as_ref().map(|b| b.over_bound),
+        queue: None,
+    }
+}
+
+/// The reconcile histograms between two reads of the controller's /metrics.
+fn queue_share(before: &str, after: &str) -> Option<QueueShare> {
+    let read = |name: &str| {
+        let a = Histogram::parse(after, name)?;
+        Some(Histogram::parse(before, name).map_or(a.clone(), |b| a.since(&b)))
+    };
+    let (wait, work) = (read(QUEUE_WAIT_METRIC)?, read(RECONCILE_METRIC)?);
+    Some(QueueShare {
+        reconciles: work.count,
+        wait_mean_ms: wait.mean() * 1000.0,
+        wait_p99_ms: wait.quantile(0.99) * 1000.0,
+        work_mean_ms: work.mean() * 1000.0,
+        work_p99_ms: work.quantile(0.99) * 1000.0,
+    })
+}
+
+fn metrics_now(c: &InCluster) -> String {
+    tokio::task::block_in_place(|| c.metrics_text().unwrap_or_default())
+}
+
+/// Capacity C: `count` SealedSecrets (newest key, hinted as the data set) created as fast
+/// as the API server takes them while the controller runs; objects a second from the first
+/// create to the last Secret.
+async fn capacity_phase(
+    client: &kube::Client,
+    keys: &[(PrivateKey, String)],
+    seen: &Seen,
+    hinted: bool,
+    count: usize,
+    timeout: Duration,
+) -> Capacity {
+    let names: Vec<String> = (0..count).map(|i| format!("cap-{i:05}")).collect();
+    let objects = tokio::task::block_in_place(|| {
+        seal_objects(BENCH_NS, keys, None, &names, |_| KEYS - 1, hinted)
+    });
+    let t0 = Instant::now();
+    create_all(client, BENCH_NS, objects).await;
+    let created_s = t0.elapsed().as_secs_f64();
+    while count_seen(seen, "cap-") < count {
+        assert!(
+            t0.elapsed() < timeout,
+            "capacity: {} of {count} Secrets after {timeout:?}",
+            count_seen(seen, "cap-")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let last = {
+        let seen = seen.lock().unwrap();
+        names.iter().filter_map(|n| seen.get(n)).max().copied().unwrap()
+    };
+    let span_s = last.duration_since(t0).as_secs_f64();
+    Capacity {
+        objects: count,
+        span_s,
+        per_s: load::per_second(count, 0.0, span_s),
+        creates_per_s: load::per_second(count, 0.0, created_s),
+    }
+}
+
+/// Creates at `rate` a second for `secs` (SealedSecrets sealed with the newest key), then
+/// waits for their Secrets; the controller's histograms over the phase when it has them.
+#[allow(clippy::too_many_arguments)] // one phase's settings, named at the one call site
+async fn latency_phase(
+    client: &kube::Client,
+    c: &InCluster,
+    keys: &[(PrivateKey, String)],
+    seen: &Seen,
+    hinted: bool,
+    (index, rate, of_capacity): (usize, f64, Option<f64>),
+    secs: u32,
+    capacity: Option<f64>,
+) -> Latency {
+    let count = (rate * f64::from(secs)).round().max(1.0) as usize;
+    let prefix = format!("lat{index}-");
+    let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i:05}")).collect();
+    let objects = tokio::task::block_in_place(|| {
+        seal_objects(BENCH_NS, keys, None, &names, |_| KEYS - 1, hinted)
+    });
+    let before = metrics_now(c);
+    let t0 = Instant::now();
+    let sent = paced_creates(client, BENCH_NS, &names, objects, rate, || false).await;
+    // The backlog drained at C, and a minute more.
+    let drain = capacity.map_or(0.0, |c| count as f64 / c);
+    await_seen(seen, &sent, Duration::from_secs_f64(60.0 + 2.0 * drain)).await;
+    let mut l = summarize(rate, of_capacity, secs, &samples(&sent, seen, t0), capacity);
+    l.queue = queue_share(&before, &metrics_now(c));
+    l
+}
+
+/// Fairness: the quiet namespace creates at `rate` alone for `alone_secs` (its baseline),
+/// then again while `burst` creates in the noisy namespace drain; its latency over the
+/// creates sent before the burst's last Secret appeared.
+async fn fairness_phase(
+    client: &kube::Client,
+    keys: &[(PrivateKey, String)],
+    hinted: bool,
+    (burst, rate, alone_secs): (usize, f64, u32),
+    capacity: Option<f64>,
+    timeout: Duration,
+) -> Fairness {
+    let quiet_seen = watch_secrets(client, QUIET_NS);
+    let noisy_seen = watch_secrets(client, NOISY_NS);
+    let seal = |ns: &str, prefix: &str, count: usize| {
+        let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i:06}")).collect();
+        let objects = tokio::task::block_in_place(|| {
+            seal_objects(ns, keys, None, &names, |_| KEYS - 1, hinted)
+        });
+        (names, objects)
+    };
+    let alone_n = (rate * f64::from(alone_secs)).round().max(1.0) as usize;
+    // Enough quiet objects for the burst to drain at a third of C, or the whole timeout.
+    let during_s = capacity.map_or(timeout.as_secs_f64(), |c| {
+        (3.0 * burst as f64 / c + 30.0).min(timeout.as_secs_f64())
+    });
+    let (alone_names, alone_objects) = seal(QUIET_NS, "alone-", alone_n);
+    let (during_names, during_objects) =
+        seal(QUIET_NS, "during-", (rate * during_s).ceil() as usize);
+    let (_, noisy_objects) = seal(NOISY_NS, "noisy-", burst);
+
+    let t0 = Instant::now();
+    let sent = paced_creates(client, QUIET_NS, &alone_names, alone_objects, rate, || false).await;
+    await_seen(&quiet_seen, &sent, Duration::from_secs(60)).await;
+    let alone = summarize(rate, None, alone_secs, &samples(&sent, &quiet_seen, t0), None);
+    eprintln!("[bench] fairness: the quiet namespace alone: {alone:?}");
+
+    let t0 = Instant::now();
+    let noisy = {
+        let client = client.clone();
+        tokio::spawn(async move { create_all(&client, NOISY_NS, noisy_objects).await })
+    };
+    let drained = || count_seen(&noisy_seen, "noisy-") >= burst;
+    let sent = paced_creates(
+        client,
+        QUIET_NS,
+        &during_names,
+        during_objects,
+        rate,
+        || drained() || t0.elapsed() > timeout,
+    )
+    .await;
+    noisy.await.unwrap();
+    while !drained() {
+        assert!(
+            t0.elapsed() < timeout,
+            "fairness: {} of {burst} burst Secrets after {timeout:?}",
+            count_seen(&noisy_seen, "noisy-")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let last_noisy = *noisy_seen.lock().unwrap().values().max().unwrap();
+    await_seen(&quiet_seen, &sent, Duration::from_secs(60)).await;
+    let during: HashMap<String, Instant> =
+        sent.into_iter().filter(|(_, at)| *at < last_noisy).collect();
+    let secs = last_noisy.duration_since(t0).as_secs() as u32;
+    Fairness {
+        burst,
+        quiet_rate: rate,
+        alone,
+        during: summarize(rate, None, secs, &samples(&during, &quiet_seen, t0), None),
+        burst_drain_s: last_noisy.duration_since(t0).as_secs_f64(),
     }
 }
 
@@ -1350,7 +2123,7 @@ async fn controller_run() {
     let t = Instant::now();
     let pq_data = (data == "pq").then_some(pq.as_slice());
     let objects = tokio::task::block_in_place(|| {
-        seal_objects(&keys, pq_data, &names, |i| key_for(dist, i), hinted)
+        seal_objects(BENCH_NS, &keys, pq_data, &names, |i| key_for(dist, i), hinted)
     });
     eprintln!(
         "[bench] sealed {} SealedSecrets in {:?}",
@@ -1370,25 +2143,30 @@ async fn controller_run() {
     });
     let client = cluster.client().await.unwrap();
 
+    let single = cfg.shards == 1;
     // The idle baseline: the controller with its keys and no SealedSecret, once idle.
-    let idle_rss_mib = tokio::task::block_in_place(|| {
-        let mut c = start_controller(&cluster, &cfg.controller, &cfg.upstream_args, &backend);
-        let start = Instant::now();
-        wait_idle(&c, start, 0.0, ticks, cfg.timeout, "idle baseline", || true);
-        let rss = rss_mib(c.process.id().unwrap());
-        stop(&mut c);
-        rss
-    });
+    let idle_rss_mib = if single {
+        tokio::task::block_in_place(|| {
+            let mut c = start_controller(&cluster, &cfg.controller, &cfg.upstream_args, &backend);
+            let start = Instant::now();
+            wait_idle(&c, start, 0.0, ticks, cfg.timeout, "idle baseline", || true);
+            let rss = rss_mib(c.process.id().unwrap());
+            stop(&mut c);
+            rss
+        })
+    } else {
+        None
+    };
     eprintln!("[bench] idle RSS: {idle_rss_mib:?} MiB");
 
     let t = Instant::now();
-    create_all(&client, objects).await;
+    create_all(&client, BENCH_NS, objects).await;
     eprintln!(
         "[bench] created {} SealedSecrets in {:?}",
         cfg.n,
         t.elapsed()
     );
-    let seen = watch_secrets(&client);
+    let seen = watch_secrets(&client, BENCH_NS);
 
     let decrypt_ms = one_decrypt_ms(&keys[KEYS - 1].0);
     let cp_dir = cluster.control_plane_handle().unwrap().dir().to_owned();
@@ -1401,15 +2179,30 @@ async fn controller_run() {
     };
     let (api0, etcd0) = (cp_cpu("kube-apiserver"), cp_cpu("etcd"));
     let (_, audit_at) = audit_counts(&audit_log, u64::MAX);
+    // One controller, or the shard members of a sharded run.
+    let start_all = || {
+        tokio::task::block_in_place(|| {
+            if single {
+                vec![start_controller(
+                    &cluster,
+                    &cfg.controller,
+                    &cfg.upstream_args,
+                    &backend,
+                )]
+            } else {
+                start_shards(&cluster, &backend, cfg.shards)
+            }
+        })
+    };
+    let n = cfg.n as f64;
+    let handled = |cs: &[InCluster]| {
+        sum_metric(cs, "sealed_secrets_controller_unseal_requests_total").is_some_and(|v| v >= n)
+    };
 
     // Cold start.
     let start = Instant::now();
-    let c = tokio::task::block_in_place(|| {
-        start_controller(&cluster, &cfg.controller, &cfg.upstream_args, &backend)
-    });
+    let cs = start_all();
     let cold_ready_s = start.elapsed().as_secs_f64();
-    let pid = c.process.id().unwrap();
-    let cpu0 = 0.0;
     while count_seen(&seen, "ss-") < cfg.n {
         assert!(
             start.elapsed() < cfg.timeout,
@@ -1417,67 +2210,136 @@ async fn controller_run() {
             count_seen(&seen, "ss-"),
             cfg.n,
             cfg.timeout,
-            c.process.log()
+            cs[0].process.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let cold_wall_s = {
+    let (cold_first, cold_last) = {
         let seen = seen.lock().unwrap();
-        names
+        let at: Vec<f64> = names
             .iter()
             .filter_map(|n| seen.get(n))
-            .max()
-            .unwrap()
-            .duration_since(start)
-            .as_secs_f64()
+            .map(|t| t.duration_since(start).as_secs_f64())
+            .collect();
+        (at.iter().copied().fold(f64::INFINITY, f64::min), at.iter().copied().fold(0.0, f64::max))
     };
+    let cold_wall_s = cold_last;
+    let cold_drain_per_s = Some(load::per_second(cfg.n.saturating_sub(1), cold_first, cold_last))
+        .filter(|x| x.is_finite());
     eprintln!("[bench] cold start: every Secret after {cold_wall_s:.1}s");
-    let n = cfg.n as f64;
-    let (_, cold_cpu_s) = tokio::task::block_in_place(|| {
-        wait_idle(&c, start, cpu0, ticks, cfg.timeout, "cold start", || {
-            metric(&c, "sealed_secrets_controller_unseal_requests_total").is_some_and(|v| v >= n)
-        })
+    let (_, cold_cpus) = tokio::task::block_in_place(|| {
+        let refs: Vec<&InCluster> = cs.iter().collect();
+        wait_idle_all(&refs, start, ticks, cfg.timeout, "cold start", || handled(&cs))
     });
     let cold_apiserver_cpu_s = Some(cp_cpu("kube-apiserver") - api0).filter(|x| x.is_finite());
     let cold_etcd_cpu_s = Some(cp_cpu("etcd") - etcd0).filter(|x| x.is_finite());
-    let cold_rsa = metric(&c, "sealed_secrets_controller_rsa_decryptions_total");
-    let cold_key_calls = metric(&c, backend.calls_metric);
-    let cold_key_other_calls = backend.other_calls_metric.and_then(|m| metric(&c, m));
-    let cold_rss_mib = peak_rss_mib(pid).unwrap_or(f64::NAN);
-    let cold_rss_now_mib = rss_mib(pid);
-    check_sample(&client, &names).await;
-    let mut c = c;
-    tokio::task::block_in_place(|| stop(&mut c));
+    let cold_rsa = sum_metric(&cs, "sealed_secrets_controller_rsa_decryptions_total");
+    let cold_key_calls = sum_metric(&cs, backend.calls_metric);
+    let cold_key_other_calls = backend.other_calls_metric.and_then(|m| sum_metric(&cs, m));
+    let cold_rss: Vec<f64> = cs
+        .iter()
+        .map(|c| peak_rss_mib(c.process.id().unwrap()).unwrap_or(f64::NAN))
+        .collect();
+    let cold_rss_now_mib = cs
+        .iter()
+        .filter_map(|c| rss_mib(c.process.id().unwrap()))
+        .reduce(f64::max);
+    let mut replicas: Vec<Replica> = cs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Replica {
+            name: format!("{OURS_SA}-shard-{i}"),
+            cold_cpu_s: cold_cpus[i],
+            cold_rss_mib: cold_rss[i],
+            cold_rsa: metric(c, "sealed_secrets_controller_rsa_decryptions_total"),
+            ..Default::default()
+        })
+        .collect();
+    let secrets_correct = if single {
+        check_sample(&client, &names).await;
+        None
+    } else {
+        Some(count_correct(&client, &names).await)
+    };
+    let mut cs = cs;
+    tokio::task::block_in_place(|| cs.iter_mut().for_each(stop));
     let (cold_api, audit_at) = audit_counts(&audit_log, audit_at);
 
     // Warm restart.
     let start = Instant::now();
-    let c = tokio::task::block_in_place(|| {
-        start_controller(&cluster, &cfg.controller, &cfg.upstream_args, &backend)
+    let cs = start_all();
+    let (warm_s, warm_cpus) = tokio::task::block_in_place(|| {
+        let refs: Vec<&InCluster> = cs.iter().collect();
+        wait_idle_all(&refs, start, ticks, cfg.timeout, "warm restart", || handled(&cs))
     });
-    let pid = c.process.id().unwrap();
-    let (warm_s, warm_cpu_s) = tokio::task::block_in_place(|| {
-        wait_idle(&c, start, 0.0, ticks, cfg.timeout, "warm restart", || {
-            metric(&c, "sealed_secrets_controller_unseal_requests_total").is_some_and(|v| v >= n)
-        })
-    });
-    let warm_rsa = metric(&c, "sealed_secrets_controller_rsa_decryptions_total");
-    let warm_key_calls = metric(&c, backend.calls_metric);
-    let warm_key_other_calls = backend.other_calls_metric.and_then(|m| metric(&c, m));
-    let warm_rss_mib = peak_rss_mib(pid).unwrap_or(f64::NAN);
-    let warm_rss_now_mib = rss_mib(pid);
+    let warm_rsa = sum_metric(&cs, "sealed_secrets_controller_rsa_decryptions_total");
+    let warm_key_calls = sum_metric(&cs, backend.calls_metric);
+    let warm_key_other_calls = backend.other_calls_metric.and_then(|m| sum_metric(&cs, m));
+    let warm_rss: Vec<f64> = cs
+        .iter()
+        .map(|c| peak_rss_mib(c.process.id().unwrap()).unwrap_or(f64::NAN))
+        .collect();
+    let warm_rss_now_mib = cs
+        .iter()
+        .filter_map(|c| rss_mib(c.process.id().unwrap()))
+        .reduce(f64::max);
+    for (r, (cpu, rss)) in replicas.iter_mut().zip(warm_cpus.iter().zip(&warm_rss)) {
+        (r.warm_cpu_s, r.warm_rss_mib) = (*cpu, *rss);
+    }
     let (warm_api, _) = audit_counts(&audit_log, audit_at);
     eprintln!("[bench] warm restart: idle after {warm_s:.1}s");
 
-    // Latency.
+    // The load phases, on the single replica (docs/benchmarks.md, "Capacity, latency under
+    // load and fairness").
+    let mut capacity = None;
     let mut latency = Vec::new();
-    for &rate in &cfg.latency_rates {
-        let l = latency_phase(&client, &keys, &seen, hinted, rate, cfg.latency_secs).await;
-        eprintln!("[bench] latency at {rate}/s: {l:?}");
-        latency.push(l);
+    let mut fairness = None;
+    if single {
+        let c = &cs[0];
+        let cap_n = cfg
+            .capacity_n
+            .unwrap_or_else(|| load::capacity_burst_size(cold_drain_per_s.unwrap_or(f64::NAN)));
+        if cap_n > 0 {
+            let cap = capacity_phase(&client, &keys, &seen, hinted, cap_n, cfg.timeout).await;
+            eprintln!("[bench] capacity: {cap:?}");
+            capacity = Some(cap);
+        }
+        let c_per_s = capacity.as_ref().map(|c| c.per_s).filter(|c| c.is_finite());
+        for (i, spec) in cfg.latency_rates.iter().enumerate() {
+            let Some(rate) = spec.resolve(c_per_s) else {
+                eprintln!("[bench] latency at {spec:?}: skipped, no capacity measured");
+                continue;
+            };
+            let l = latency_phase(
+                &client,
+                c,
+                &keys,
+                &seen,
+                hinted,
+                (i, rate, spec.of_capacity()),
+                cfg.latency_secs,
+                c_per_s,
+            )
+            .await;
+            eprintln!("[bench] latency at {rate:.1}/s: {l:?}");
+            latency.push(l);
+        }
+        if cfg.fairness_burst > 0 {
+            let f = fairness_phase(
+                &client,
+                &keys,
+                hinted,
+                (cfg.fairness_burst, cfg.fairness_rate, cfg.fairness_alone_secs),
+                c_per_s,
+                cfg.timeout,
+            )
+            .await;
+            eprintln!("[bench] fairness: {f:?}");
+            fairness = Some(f);
+        }
     }
-    let mut c = c;
-    tokio::task::block_in_place(|| stop(&mut c));
+    let mut cs = cs;
+    tokio::task::block_in_place(|| cs.iter_mut().for_each(stop));
 
     let result = RunResult {
         controller: if cfg.controller == "upstream" && !cfg.upstream_args.is_empty() {
@@ -1494,18 +2356,18 @@ async fn controller_run() {
         loadavg_end: loadavg(),
         cold_ready_s,
         cold_wall_s,
-        cold_cpu_s,
+        cold_cpu_s: cold_cpus.iter().sum(),
         cold_apiserver_cpu_s,
         cold_etcd_cpu_s,
         cold_rsa,
-        cold_rss_mib,
+        cold_rss_mib: cold_rss.iter().copied().fold(f64::NAN, f64::max),
         idle_rss_mib,
         cold_rss_now_mib,
         cold_api,
         warm_s,
-        warm_cpu_s,
+        warm_cpu_s: warm_cpus.iter().sum(),
         warm_rsa,
-        warm_rss_mib,
+        warm_rss_mib: warm_rss.iter().copied().fold(f64::NAN, f64::max),
         warm_rss_now_mib,
         warm_api,
         latency,
@@ -1514,6 +2376,13 @@ async fn controller_run() {
         warm_key_calls,
         cold_key_other_calls,
         warm_key_other_calls,
+        cold_drain_per_s,
+        capacity,
+        fairness,
+        sharded: secrets_correct.map(|secrets_correct| Sharded {
+            replicas,
+            secrets_correct,
+        }),
     };
     let line = serde_json::to_string(&result).unwrap();
     println!("{line}");
@@ -1565,7 +2434,7 @@ mod logic {
         let names: Vec<String> = (0..3).map(|i| format!("ss-{i:06}")).collect();
         // One RSA key (unused by the pq data set but the loop over keys needs it).
         let rsa = vec![(PrivateKey::generate(2048).unwrap(), String::new())];
-        let objects = seal_objects(&rsa, Some(&ids), &names, |_| 0, false);
+        let objects = seal_objects(BENCH_NS, &rsa, Some(&ids), &names, |_| 0, false);
         let mut ring = KeyRing::new();
         ring.insert_pq(ids[0].clone());
         let mut wrong = KeyRing::new();

@@ -9,8 +9,9 @@
 # them) and `newest` (85% on the newest two keys, no hint); ours on `hinted-rr` (round-robin, with
 # our kubeseal's hint), `rr` and `newest`. Each run: cold start (every Secret present), controller
 # CPU until idle, peak RSS, RSA operations (ours), API requests per SealedSecret (the API server's
-# audit log), warm restart, and optionally create-to-Secret latency. Then it prints one markdown
-# table with the goals and upstream ÷ ours ratios. Figures of every run are kept in
+# audit log), warm restart; then, with the controller running, the capacity C (a burst of
+# creates), create-to-Secret latency at rates derived from C, and fairness between two
+# namespaces. Then it prints one markdown table with the goals and upstream ÷ ours ratios. Figures of every run are kept in
 # $BENCH_RESULTS (default target/bench/results.jsonl; this script starts it afresh unless
 # BENCH_APPEND=1, so that runs of several invocations share one table).
 #
@@ -30,8 +31,23 @@
 #                       (default ";--kubeclient-qps=-1": its defaults, whose API client is
 #                       limited to 5 requests a second, and that limit lifted)
 #   BENCH_UPSTREAM_MAX_N  skip upstream above this N (default: no limit)
-#   BENCH_LATENCY       create rates per second of the latency phase (default "10,100"; "" skips)
+#   BENCH_LATENCY       create rates of the latency phases, each a rate per second ("10") or a
+#                       multiple of the capacity C measured in the run ("0.5C", "C"); default
+#                       "0.5C,C,1.5C"; "" skips. After each phase the controller's reconcile
+#                       histograms (queue wait, reconcile) say which part is queueing
 #   BENCH_LATENCY_SECS  seconds per rate (default 10)
+#   BENCH_CAPACITY_N    objects of the capacity burst that measures C (default: about 15 s at
+#                       the cold start's rate, 50 to 2,000); 0 skips it (and the phases at
+#                       multiples of C)
+#   BENCH_FAIRNESS_BURST  creates of the noisy namespace's burst (default 10000; 0 skips);
+#                       the quiet namespace creates BENCH_FAIRNESS_RATE a second (default 2),
+#                       alone for BENCH_FAIRNESS_ALONE_SECS (default 20), then during the burst
+#   BENCH_FAIRNESS_CONTROLLERS  controllers the fairness phase runs for (default "ours":
+#                       upstream's would take about 20 minutes at 10,000 with its limit lifted)
+#   BENCH_SHARDS        >1: after each run of ours, the same data again on a fresh control
+#                       plane with this many replicas, each a shard member (--sharding,
+#                       distinct POD_NAME, leader election on): every Secret checked, each
+#                       replica's peak RSS and CPU against the single replica's (default 1)
 #   BENCH_TIMEOUT_SECS  give up on a phase after this long (default 3600)
 #   BENCH_TABLE_ONLY=1  only print the table of $BENCH_RESULTS
 #   BENCH_OURS_BINARY   run this build of our controller instead of the release build
@@ -61,7 +77,7 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 
 export BENCH_RESULTS="${BENCH_RESULTS:-$target/bench/results.jsonl}"
 export BENCH_KEYS_DIR="${BENCH_KEYS_DIR:-$target/bench/keys}"
-export BENCH_LATENCY="${BENCH_LATENCY-10,100}"
+export BENCH_LATENCY="${BENCH_LATENCY-0.5C,C,1.5C}"
 export SEALED_SECRETS_E2E_CLUSTER=real
 profile="${BENCH_PROFILE:-release}"
 case "$profile" in
@@ -74,6 +90,8 @@ controllers="${BENCH_CONTROLLERS:-upstream ours}"
 data_ours="${BENCH_DATA_OURS:-hinted-rr rr newest}"
 data_upstream="${BENCH_DATA_UPSTREAM:-rr newest}"
 key_backends="${BENCH_KEY_BACKENDS:-memory}"
+shards="${BENCH_SHARDS:-1}"
+[[ "$shards" =~ ^[1-9][0-9]*$ ]] || { echo "error: BENCH_SHARDS must be a positive integer, got '$shards'" >&2; exit 2; }
 upstream_max="${BENCH_UPSTREAM_MAX_N:-}"
 IFS=';' read -r -a upstream_flags <<< "${BENCH_UPSTREAM_FLAGS-;--kubeclient-qps=-1}"
 [ ${#upstream_flags[@]} -gt 0 ] || upstream_flags=("")
@@ -144,9 +162,13 @@ WRAP
             for d in $sets; do
                 for flags in "${flag_sets[@]}"; do
                     for b in $backends; do
-                        echo "== $c ${flags:-(defaults)}, $d, keys: $b, N=$n (load average: $(cut -d' ' -f1-3 /proc/loadavg)) ==" >&2
-                        BENCH_UPSTREAM_ARGS=$flags BENCH_CONTROLLER=$c BENCH_DATA=$d BENCH_N=$n \
-                            BENCH_KEY_BACKEND=$b run_test controller_run >&2
+                        replicas=1
+                        [ "$c" = ours ] && [ "$shards" -gt 1 ] && replicas="1 $shards"
+                        for r in $replicas; do
+                            echo "== $c ${flags:-(defaults)}, $d, keys: $b, N=$n, replicas: $r (load average: $(cut -d' ' -f1-3 /proc/loadavg)) ==" >&2
+                            BENCH_UPSTREAM_ARGS=$flags BENCH_CONTROLLER=$c BENCH_DATA=$d BENCH_N=$n \
+                                BENCH_KEY_BACKEND=$b BENCH_SHARDS=$r run_test controller_run >&2
+                        done
                     done
                 done
             done
