@@ -31,8 +31,15 @@
 //!    present; time until it has handled N SealedSecrets (both controllers count them in
 //!    `sealed_secrets_controller_unseal_requests_total`) and gone idle, its CPU, RSA
 //!    operations and API requests.
-//! 6. Latency (optional, `BENCH_LATENCY=10,100`): SealedSecrets sealed with the newest key
-//!    created at each rate for `BENCH_LATENCY_SECS`; create-to-Secret-present p50/p99.
+//! 6. Load, with the controller running ([`capacity_phase`], [`latency_phase`],
+//!    [`fairness_phase`]; docs/benchmarks.md, "Capacity, latency under load and fairness"):
+//!    the capacity C from a burst of creates; SealedSecrets sealed with the newest key created
+//!    at each rate of `BENCH_LATENCY` (default `0.5C,C,1.5C`) for `BENCH_LATENCY_SECS`:
+//!    create-to-Secret p50/p99/max, each object against its backlog drained at C plus 1 s,
+//!    and the queue-wait / reconcile split of the controller's histograms; a quiet namespace's
+//!    latency alone and during a burst in another namespace (`BENCH_FAIRNESS_BURST`).
+//!    With `BENCH_SHARDS` > 1 instead: the replicas as shard members, every Secret checked,
+//!    each replica's figures (no load phases).
 //! 7. The ideal: values x one RSA-4096 decrypt (measured in this run with our crypto crate,
 //!    median of 21, just before the controller starts) / cores.
 //!
@@ -1049,8 +1056,7 @@ fn load_rows(results: &[RunResult]) -> Vec<DynRow> {
     }
     if results.iter().any(|r| r.fairness.is_some()) {
         row(
-            "fairness: quiet namespace's p99 during a burst ÷ alone (ms; burst, drained in)"
-                .into(),
+            "fairness: quiet namespace's p99 during a burst ÷ alone (ms; burst, drained in)".into(),
             "<= 2",
             Box::new(|r| match &r.fairness {
                 None => "-".into(),
@@ -1069,7 +1075,13 @@ fn load_rows(results: &[RunResult]) -> Vec<DynRow> {
     }
     if results.iter().any(|r| r.n == 50_000) {
         let at_50k = |x: fn(&RunResult) -> f64| -> Cell {
-            Box::new(move |r| if r.n == 50_000 { f(x(r), 1) } else { "-".into() })
+            Box::new(move |r| {
+                if r.n == 50_000 {
+                    f(x(r), 1)
+                } else {
+                    "-".into()
+                }
+            })
         };
         row(
             "50,000 SealedSecrets: peak RSS (MiB)".into(),
@@ -1177,7 +1189,9 @@ fn sharded_table(results: &[RunResult]) -> String {
         ));
     }
     if !out.is_empty() {
-        out.push_str("| goal | every one | <= 45% each | <= 40% each | no value opened twice | |\n");
+        out.push_str(
+            "| goal | every one | <= 45% each | <= 40% each | no value opened twice | |\n",
+        );
     }
     out
 }
@@ -1187,7 +1201,8 @@ fn sharded_table(results: &[RunResult]) -> String {
 fn latency_table(results: &[RunResult]) -> String {
     let mut out = String::new();
     for r in results {
-        for l in &r.latency {
+        // Phases of older results have none of these figures: their rows say it all.
+        for l in r.latency.iter().filter(|l| l.secs.is_some()) {
             if out.is_empty() {
                 out.push_str("| latency phase | rate/s x s | p50 / p99 / max (ms) | largest backlog, bound (ms), over | mean = queue wait + reconcile + rest (ms); histogram p99 |\n|---|---:|---:|---:|---|\n");
             }
@@ -1366,7 +1381,11 @@ fn wait_idle_all(
                 // CPU at the moment the last went idle.
                 let cpu = samples
                     .iter()
-                    .map(|s| s.iter().find(|s| s.0 >= idle_at).map_or(s[s.len() - 1].1, |s| s.1))
+                    .map(|s| {
+                        s.iter()
+                            .find(|s| s.0 >= idle_at)
+                            .map_or(s[s.len() - 1].1, |s| s.1)
+                    })
                     .collect();
                 return (idle_at, cpu);
             }
@@ -1747,7 +1766,9 @@ fn stop(c: &mut InCluster) {
 /// `name` summed over several controllers (the replicas of a sharded run); `None` when none
 /// has it.
 fn sum_metric(cs: &[InCluster], name: &str) -> Option<f64> {
-    cs.iter().filter_map(|c| metric(c, name)).reduce(|a, b| a + b)
+    cs.iter()
+        .filter_map(|c| metric(c, name))
+        .reduce(|a, b| a + b)
 }
 
 fn metric(c: &InCluster, name: &str) -> Option<f64> {
@@ -1886,17 +1907,14 @@ async fn await_seen(seen: &Seen, sent: &HashMap<String, Instant>, wait: Duration
 
 /// (seconds from `t0` the create was sent, create-to-Secret latency in seconds) of each
 /// object in `sent`; `None` for a Secret never seen.
-fn samples(
-    sent: &HashMap<String, Instant>,
-    seen: &Seen,
-    t0: Instant,
-) -> Vec<(f64, Option<f64>)> {
+fn samples(sent: &HashMap<String, Instant>, seen: &Seen, t0: Instant) -> Vec<(f64, Option<f64>)> {
     let seen = seen.lock().unwrap();
     sent.iter()
         .map(|(n, s)| {
             (
                 s.duration_since(t0).as_secs_f64(),
-                seen.get(n).map(|at| at.saturating_duration_since(*s).as_secs_f64()),
+                seen.get(n)
+                    .map(|at| at.saturating_duration_since(*s).as_secs_f64()),
             )
         })
         .collect()
@@ -1911,7 +1929,11 @@ fn summarize(
     samples: &[(f64, Option<f64>)],
     capacity: Option<f64>,
 ) -> Latency {
-    let lat: Vec<f64> = samples.iter().filter_map(|s| s.1).map(|l| l * 1000.0).collect();
+    let lat: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s.1)
+        .map(|l| l * 1000.0)
+        .collect();
     let backlog: Option<BacklogReport> = capacity
         .filter(|c| *c > 0.0)
         .map(|c| load::backlog_report(samples, c));
@@ -1984,7 +2006,12 @@ async fn capacity_phase(
     }
     let last = {
         let seen = seen.lock().unwrap();
-        names.iter().filter_map(|n| seen.get(n)).max().copied().unwrap()
+        names
+            .iter()
+            .filter_map(|n| seen.get(n))
+            .max()
+            .copied()
+            .unwrap()
     };
     let span_s = last.duration_since(t0).as_secs_f64();
     Capacity {
@@ -2038,6 +2065,9 @@ async fn fairness_phase(
 ) -> Fairness {
     let quiet_seen = watch_secrets(client, QUIET_NS);
     let noisy_seen = watch_secrets(client, NOISY_NS);
+    // Their initial lists done before the first create, so that no Secret's first sighting
+    // is the list's (later) instead of its own event's.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let seal = |ns: &str, prefix: &str, count: usize| {
         let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i:06}")).collect();
         let objects = tokio::task::block_in_place(|| {
@@ -2056,9 +2086,18 @@ async fn fairness_phase(
     let (_, noisy_objects) = seal(NOISY_NS, "noisy-", burst);
 
     let t0 = Instant::now();
-    let sent = paced_creates(client, QUIET_NS, &alone_names, alone_objects, rate, || false).await;
+    let sent = paced_creates(client, QUIET_NS, &alone_names, alone_objects, rate, || {
+        false
+    })
+    .await;
     await_seen(&quiet_seen, &sent, Duration::from_secs(60)).await;
-    let alone = summarize(rate, None, alone_secs, &samples(&sent, &quiet_seen, t0), None);
+    let alone = summarize(
+        rate,
+        None,
+        alone_secs,
+        &samples(&sent, &quiet_seen, t0),
+        None,
+    );
     eprintln!("[bench] fairness: the quiet namespace alone: {alone:?}");
 
     let t0 = Instant::now();
@@ -2087,8 +2126,10 @@ async fn fairness_phase(
     }
     let last_noisy = *noisy_seen.lock().unwrap().values().max().unwrap();
     await_seen(&quiet_seen, &sent, Duration::from_secs(60)).await;
-    let during: HashMap<String, Instant> =
-        sent.into_iter().filter(|(_, at)| *at < last_noisy).collect();
+    let during: HashMap<String, Instant> = sent
+        .into_iter()
+        .filter(|(_, at)| *at < last_noisy)
+        .collect();
     let secs = last_noisy.duration_since(t0).as_secs() as u32;
     Fairness {
         burst,
@@ -2123,7 +2164,14 @@ async fn controller_run() {
     let t = Instant::now();
     let pq_data = (data == "pq").then_some(pq.as_slice());
     let objects = tokio::task::block_in_place(|| {
-        seal_objects(BENCH_NS, &keys, pq_data, &names, |i| key_for(dist, i), hinted)
+        seal_objects(
+            BENCH_NS,
+            &keys,
+            pq_data,
+            &names,
+            |i| key_for(dist, i),
+            hinted,
+        )
     });
     eprintln!(
         "[bench] sealed {} SealedSecrets in {:?}",
@@ -2221,15 +2269,24 @@ async fn controller_run() {
             .filter_map(|n| seen.get(n))
             .map(|t| t.duration_since(start).as_secs_f64())
             .collect();
-        (at.iter().copied().fold(f64::INFINITY, f64::min), at.iter().copied().fold(0.0, f64::max))
+        (
+            at.iter().copied().fold(f64::INFINITY, f64::min),
+            at.iter().copied().fold(0.0, f64::max),
+        )
     };
     let cold_wall_s = cold_last;
-    let cold_drain_per_s = Some(load::per_second(cfg.n.saturating_sub(1), cold_first, cold_last))
-        .filter(|x| x.is_finite());
+    let cold_drain_per_s = Some(load::per_second(
+        cfg.n.saturating_sub(1),
+        cold_first,
+        cold_last,
+    ))
+    .filter(|x| x.is_finite());
     eprintln!("[bench] cold start: every Secret after {cold_wall_s:.1}s");
     let (_, cold_cpus) = tokio::task::block_in_place(|| {
         let refs: Vec<&InCluster> = cs.iter().collect();
-        wait_idle_all(&refs, start, ticks, cfg.timeout, "cold start", || handled(&cs))
+        wait_idle_all(&refs, start, ticks, cfg.timeout, "cold start", || {
+            handled(&cs)
+        })
     });
     let cold_apiserver_cpu_s = Some(cp_cpu("kube-apiserver") - api0).filter(|x| x.is_finite());
     let cold_etcd_cpu_s = Some(cp_cpu("etcd") - etcd0).filter(|x| x.is_finite());
@@ -2270,7 +2327,9 @@ async fn controller_run() {
     let cs = start_all();
     let (warm_s, warm_cpus) = tokio::task::block_in_place(|| {
         let refs: Vec<&InCluster> = cs.iter().collect();
-        wait_idle_all(&refs, start, ticks, cfg.timeout, "warm restart", || handled(&cs))
+        wait_idle_all(&refs, start, ticks, cfg.timeout, "warm restart", || {
+            handled(&cs)
+        })
     });
     let warm_rsa = sum_metric(&cs, "sealed_secrets_controller_rsa_decryptions_total");
     let warm_key_calls = sum_metric(&cs, backend.calls_metric);
@@ -2329,7 +2388,11 @@ async fn controller_run() {
                 &client,
                 &keys,
                 hinted,
-                (cfg.fairness_burst, cfg.fairness_rate, cfg.fairness_alone_secs),
+                (
+                    cfg.fairness_burst,
+                    cfg.fairness_rate,
+                    cfg.fairness_alone_secs,
+                ),
                 c_per_s,
                 cfg.timeout,
             )
@@ -2565,6 +2628,273 @@ mod logic {
             t.contains("| key backend calls per value, cold (KMS / token decryptions) | n/a | 0.0043 | 1.0000 |"),
             "{t}"
         );
+    }
+
+    /// A run of ours with the figures of the load phases (capacity, three latency phases
+    /// with the histograms, fairness).
+    fn mk_loaded() -> RunResult {
+        let phase = |m: f64, rate: f64, p99: f64, over: usize| Latency {
+            rate,
+            created: (rate * 10.0) as usize,
+            p50_ms: 40.0,
+            p99_ms: p99,
+            of_capacity: Some(m),
+            secs: Some(10),
+            max_ms: Some(p99 + 100.0),
+            mean_ms: Some(100.0),
+            bound_ms: Some(2500.0),
+            max_backlog: Some(30),
+            over_bound: Some(over),
+            queue: Some(QueueShare {
+                reconciles: 200.0,
+                wait_mean_ms: 60.0,
+                wait_p99_ms: 400.0,
+                work_mean_ms: 30.0,
+                work_p99_ms: 90.0,
+            }),
+            ..Default::default()
+        };
+        RunResult {
+            controller: "ours".into(),
+            data: "hinted-rr".into(),
+            n: 10_000,
+            values: 30_000,
+            cold_drain_per_s: Some(25.04),
+            capacity: Some(Capacity {
+                objects: 375,
+                span_s: 15.0,
+                per_s: 25.0,
+                creates_per_s: 200.0,
+            }),
+            latency: vec![
+                phase(0.5, 12.5, 300.0, 0),
+                phase(1.0, 25.0, 1800.0, 0),
+                phase(1.5, 37.5, 6000.0, 3),
+            ],
+            fairness: Some(Fairness {
+                burst: 10_000,
+                quiet_rate: 2.0,
+                alone: Latency {
+                    p99_ms: 40.0,
+                    created: 40,
+                    ..Default::default()
+                },
+                during: Latency {
+                    p99_ms: 70.0,
+                    created: 800,
+                    ..Default::default()
+                },
+                burst_drain_s: 400.0,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_load_phases_print_beside_their_goals() {
+        let t = table(&[mk_loaded()]);
+        assert!(
+            t.contains("| capacity C: objects a second (burst: objects in s; its creates a second) | 25.0 (375 in 15.0 s; creates 200/s) | measured |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| cold start: Secrets a second, first to last | 25.0 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| latency at 0.5C: rate/s, p50 / p99 / max (ms) | 12.5: 40 / 300 / 400 | p99 <= 1,000 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| latency at C: max / largest bound (ms), largest backlog, over their bound | 1900 / 2500, 30, 0 of 250 over | every object within its backlog ÷ C + 1 s (0 over) |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| latency at 1.5C: max / largest bound (ms), largest backlog, over their bound | 6100 / 2500, 30, 3 of 375 over | grows with the backlog only"),
+            "{t}"
+        );
+        // Mean 100 = 60 queued + 30 reconciling + 10 elsewhere.
+        assert!(
+            t.contains("| latency at C: mean (ms) = queue wait + reconcile + the rest (watch, API) | 100 = 60 (60%) + 30 (30%) + 10; p99 queue 400, reconcile 90 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| fairness: quiet namespace's p99 during a burst ÷ alone (ms; burst, drained in) | 1.75 (70 / 40; 800 at 2/s; 10,000 in 400.0 s) | <= 2 |"),
+            "{t}"
+        );
+        // The per-phase sub-table, one line per phase.
+        assert!(
+            t.contains("| ours hinted-rr 10,000 at 1.5C | 37.5 x 10 | 40 / 6000 / 6100 | 30, 2500, 3 | 100 = 60 (60%)"),
+            "{t}"
+        );
+        // No 50,000 run: no 50,000 rows.
+        assert!(!t.contains("50,000 SealedSecrets:"), "{t}");
+    }
+
+    #[test]
+    fn older_results_lines_print_without_the_new_rows() {
+        // A results line written before capacity, fairness and shards existed, with the
+        // fixed latency rates it had.
+        let old = r#"{"controller":"ours","data":"rr","n":1000,"values":3000,"cores":2,"decrypt_ms":4.0,"loadavg_start":"1 1 1","loadavg_end":"2 2 2","cold_wall_s":10.0,"cold_cpu_s":8.0,"cold_rsa":3000.0,"cold_rss_mib":30.0,"cold_api":{},"warm_s":1.0,"warm_cpu_s":0.5,"warm_rsa":0.0,"warm_rss_mib":30.0,"warm_api":{},"latency":[{"rate":10,"created":100,"missing":0,"p50_ms":16.0,"p99_ms":42.0},{"rate":100,"created":1000,"missing":3,"p50_ms":110.0,"p99_ms":6633.0}]}"#;
+        let r: RunResult = serde_json::from_str(old).unwrap();
+        let t = table(&[r]);
+        assert!(
+            t.contains("| latency p50 / p99 at 10/s (ms) | 16 / 42 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| latency p50 / p99 at 100/s (ms) | 110 / 6633 (3 of 1000 missing) |"),
+            "{t}"
+        );
+        for new in [
+            "capacity C",
+            "latency at 0.5C",
+            "fairness",
+            "sharded run",
+            "latency phase",
+        ] {
+            assert!(!t.contains(new), "{new} in {t}");
+        }
+        // And a new line round-trips through its JSON.
+        let loaded = mk_loaded();
+        let back: RunResult =
+            serde_json::from_str(&serde_json::to_string(&loaded).unwrap()).unwrap();
+        assert_eq!(back, loaded);
+    }
+
+    #[test]
+    fn sharded_replicas_are_shares_of_the_single_replica_on_the_same_data() {
+        let single = RunResult {
+            controller: "ours".into(),
+            data: "hinted-rr".into(),
+            n: 10_000,
+            values: 30_000,
+            cold_wall_s: 80.0,
+            cold_cpu_s: 50.0,
+            cold_rss_mib: 100.0,
+            cold_rsa: Some(30_000.0),
+            warm_s: 6.0,
+            ..Default::default()
+        };
+        let replica = |i: usize, rss: f64, cpu: f64| Replica {
+            name: format!("sealed-secrets-controller-shard-{i}"),
+            cold_cpu_s: cpu,
+            cold_rss_mib: rss,
+            cold_rsa: Some(10_000.0),
+            warm_cpu_s: 1.0,
+            warm_rss_mib: rss,
+        };
+        let sharded = RunResult {
+            cold_wall_s: 40.0,
+            cold_cpu_s: 54.0,
+            cold_rss_mib: 50.0,
+            cold_rsa: Some(30_000.0),
+            warm_s: 3.0,
+            sharded: Some(Sharded {
+                replicas: vec![
+                    replica(0, 40.0, 18.0),
+                    replica(1, 50.0, 20.0),
+                    replica(2, 38.0, 16.0),
+                ],
+                secrets_correct: 10_000,
+            }),
+            ..single.clone()
+        };
+        let up = RunResult {
+            controller: "upstream --kubeclient-qps=-1".into(),
+            data: "rr".into(),
+            cold_wall_s: 1800.0,
+            ..single.clone()
+        };
+        let t = table(&[single, sharded, up]);
+        assert!(
+            t.contains("| ours hinted-rr 10,000 | ours hinted-rr 10,000 x3 shards | upstream --kubeclient-qps=-1 rr 10,000 | goal |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| ours hinted-rr 10,000 x3 shards: sealed-secrets-controller-shard-1 | 10,000 of 10,000 | 50.0 (50%) | 20.0 (40%) | 0.33 | 50.0, 1.0 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| ours hinted-rr 10,000 (single replica) | - | 100.0 | 50.0 | 1.00 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| goal | every one | <= 45% each | <= 40% each |"),
+            "{t}"
+        );
+        // Upstream at 10,000 against the single replica only, not the sharded run.
+        assert!(
+            t.contains(
+                "| upstream --kubeclient-qps=-1 rr 10,000 vs ours hinted-rr 10,000 | 22.5 |"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("vs ours hinted-rr 10,000 x3"), "{t}");
+    }
+
+    #[test]
+    fn fifty_thousand_rows_appear_with_a_run_at_50000() {
+        let big = RunResult {
+            controller: "ours".into(),
+            data: "hinted-rr".into(),
+            n: 50_000,
+            values: 150_000,
+            cold_rss_mib: 120.0,
+            warm_rss_mib: 130.0,
+            warm_s: 12.5,
+            ..Default::default()
+        };
+        let small = RunResult {
+            n: 1000,
+            ..big.clone()
+        };
+        let t = table(&[small, big]);
+        assert!(
+            t.contains("| 50,000 SealedSecrets: peak RSS (MiB) | - | 130.0 | < 200 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "| 50,000 SealedSecrets: warm restart (s) | - | 12.5 | <= 10, no decryption |"
+            ),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn a_phase_summary_holds_each_object_to_its_backlog_and_reads_the_histograms() {
+        // C = 10/s; three objects sent at once, the third served 1.5 s later: bound 2/10 + 1.
+        let samples = [
+            (0.0, Some(0.1)),
+            (0.0, Some(0.2)),
+            (0.0, Some(1.5)),
+            (1.0, None),
+        ];
+        let l = summarize(10.0, Some(1.0), 10, &samples, Some(10.0));
+        assert_eq!((l.created, l.missing), (4, 1));
+        assert_eq!(l.max_ms, Some(1500.0));
+        assert!((l.bound_ms.unwrap() - 1200.0).abs() < 1e-6, "{l:?}");
+        assert_eq!((l.max_backlog, l.over_bound), (Some(2), Some(2)));
+        assert!((l.mean_ms.unwrap() - 600.0).abs() < 1e-9);
+        // Without C (fixed rate, capacity skipped): no bound.
+        let l = summarize(10.0, None, 10, &samples, None);
+        assert_eq!((l.bound_ms, l.over_bound), (None, None));
+
+        let h = |wait_sum: f64, wait_n: f64, work_sum: f64| {
+            format!(
+                "{QUEUE_WAIT_METRIC}_bucket{{le=\"0.1\"}} {wait_n}\n{QUEUE_WAIT_METRIC}_bucket{{le=\"+Inf\"}} {wait_n}\n\
+                 {QUEUE_WAIT_METRIC}_sum {wait_sum}\n{QUEUE_WAIT_METRIC}_count {wait_n}\n\
+                 {RECONCILE_METRIC}_bucket{{le=\"0.1\"}} {wait_n}\n{RECONCILE_METRIC}_bucket{{le=\"+Inf\"}} {wait_n}\n\
+                 {RECONCILE_METRIC}_sum {work_sum}\n{RECONCILE_METRIC}_count {wait_n}\n"
+            )
+        };
+        let q = queue_share(&h(1.0, 10.0, 0.5), &h(3.0, 30.0, 1.5)).unwrap();
+        assert_eq!(q.reconciles, 20.0);
+        assert!((q.wait_mean_ms - 100.0).abs() < 1e-9, "{q:?}");
+        assert!((q.work_mean_ms - 50.0).abs() < 1e-9, "{q:?}");
+        // A controller without the histograms (upstream's, an older build of ours).
+        assert!(queue_share("", "sealed_secrets_controller_unseal_requests_total 3\n").is_none());
     }
 
     #[test]
