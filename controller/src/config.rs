@@ -9,6 +9,7 @@
 //! | [`ClusterArgs`] (`cluster.rs`) | the client, the watched namespaces |
 //! | [`ServerArgs`] (`server/flags.rs`) | the HTTP servers |
 //! | [`LeaderArgs`] (`leader/flags.rs`) | leader election |
+//! | [`crate::shard::ShardArgs`] (`shard/flags.rs`) | active-active shards |
 //! | [`CertMapArgs`] (`certmap.rs`) | the certificate ConfigMap |
 //! | [`LogArgs`] (`telemetry.rs`) | logging |
 //! | [`crate::keywrap::KeyWrapArgs`] (`keywrap/flags.rs`) | private keys wrapped by a KMS |
@@ -54,6 +55,8 @@ pub struct Config {
     pub server: ServerArgs,
     #[command(flatten)]
     pub leader: LeaderArgs,
+    #[command(flatten)]
+    pub shard: crate::shard::ShardArgs,
     #[command(flatten)]
     pub cert_configmap: CertMapArgs,
     #[command(flatten)]
@@ -105,6 +108,10 @@ impl Config {
         parsed
             .leader
             .check()
+            .map_err(|(flag, refused)| ConfigError::Invalid(refused.message(flag)))?;
+        parsed
+            .shard
+            .check(&parsed.leader)
             .map_err(|(flag, refused)| ConfigError::Invalid(refused.message(flag)))?;
         Ok(parsed)
     }

@@ -26,6 +26,8 @@ pub struct LeaderDuties {
     renew_period: Duration,
     cutoff: Option<SystemTime>,
     namespace: String,
+    /// With `--sharding`: the leader assigns objects to the members instead of reconciling.
+    sharder: Option<crate::shard::sharder::Sharder>,
 }
 
 impl LeaderDuties {
@@ -50,13 +52,25 @@ impl LeaderDuties {
             cfg.reconcile.clone(),
             fence,
         );
+        let scopes = watched_namespaces(&cfg.cluster, client, &namespace).await;
+        let sharder = cfg.shard.enabled.then(|| crate::shard::sharder::Sharder {
+            client: client.clone(),
+            namespace: namespace.clone(),
+            ring: cfg.shard.ring(&cfg.leader),
+            scopes: scopes.clone(),
+            label_selector: cfg.reconcile.label_selector.clone(),
+            lease_duration: cfg.leader.lease_duration,
+            period: Duration::from_secs(2),
+            fence: ctx.fence.clone(),
+        });
         Self {
             ctx,
-            scopes: watched_namespaces(&cfg.cluster, client, &namespace).await,
+            scopes,
             cert_configmap: cfg.cert_configmap.configmap().map(str::to_owned),
             renew_period: cfg.keys.renew_period(),
             cutoff: cfg.keys.cutoff.0,
             namespace,
+            sharder,
         }
     }
 
@@ -66,6 +80,8 @@ impl LeaderDuties {
         let ctx = self.ctx.clone();
         let (keys, client, fence) = (ctx.keys.clone(), ctx.client.clone(), ctx.fence.clone());
         let (cutoff, period, scopes) = (self.cutoff, self.renew_period, self.scopes.clone());
+        let sharder = self.sharder.clone();
+        let sharder_off = sharder.is_none();
         tasks.spawn_draining(|stop| async move {
             // Key objects made outside the controller (`--key-pkcs11-adopt`) get their key
             // Secret first, so that an adopted key counts as the newest key if it is one.
@@ -96,7 +112,11 @@ impl LeaderDuties {
                 fence.clone(),
                 stop.clone(),
             ));
-            for scope in scopes {
+            if let Some(sharder) = sharder {
+                // The members reconcile; the leader only assigns (crate::shard).
+                inner.spawn(sharder.run(stop.clone()));
+            }
+            for scope in scopes.into_iter().filter(|_| sharder_off) {
                 tracing::info!(
                     namespace = scope.as_deref().unwrap_or("*"),
                     "starting SealedSecret controller"

@@ -7,7 +7,8 @@
 //! - [`reconcile`]: SealedSecret → Secret, ownership, status, events, the source digest.
 //! - [`server`] and [`ratelimit`]: `/healthz`, `/v1/cert.pem`, `/v1/verify`, `/v1/rotate`.
 //! - [`metrics`]: upstream's metrics plus ours; [`telemetry`]: logs.
-//! - [`leader`]: Lease leader election; [`certmap`]: the certificate ConfigMap.
+//! - [`leader`]: Lease leader election; [`shard`]: active-active shards (`--sharding`);
+//!   [`certmap`]: the certificate ConfigMap.
 //! - [`cluster`]: client and namespaces; [`runtime`]: signals, leadership, draining task
 //!   groups ([`tasks`]); [`duties`]: what the leader runs; [`version`]: what the binary was built from.
 //!
@@ -32,6 +33,7 @@ pub mod ratelimit;
 pub mod reconcile;
 pub mod runtime;
 pub mod server;
+pub mod shard;
 pub mod tasks;
 pub mod telemetry;
 pub mod tokenkeys;
@@ -135,6 +137,29 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         }
     }
     let lead = Leadership::start(&cfg.leader, &namespace, &client, &metrics);
+
+    // With `--sharding`, every replica is a shard member and reconciles its own objects.
+    let member_identity = shard::identity();
+    if let Some(member) = cfg.shard.member(&cfg.leader, &member_identity)
+        && let Some(leader_lease) = cfg.leader.election(&namespace, &member_identity)
+    {
+        let fence = leader::Fence::elected();
+        let mut settings = cfg.reconcile.clone();
+        settings.shard = Some(member.clone());
+        let ctx = reconcile::Context::new(
+            client.clone(),
+            keys.clone(),
+            metrics.clone(),
+            events::Recorder::new(client.clone(), member_identity.clone()),
+            settings,
+            fence.clone(),
+        );
+        let scopes = cluster::watched_namespaces(&cfg.cluster, &client, &namespace).await;
+        let lease = shard::member::lease_config(&leader_lease, &member);
+        let metrics = metrics.clone();
+        tracing::info!(ring = %member.ring, member = %member.identity, "sharding: this replica is a shard member");
+        tasks.spawn_draining(|stop| shard::member::run(ctx, lease, fence, scopes, metrics, stop));
+    }
 
     // The leader: key at startup, renewal, rotation requests, reconcilers, cert ConfigMap.
     let duties = LeaderDuties::new(

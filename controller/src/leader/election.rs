@@ -64,6 +64,11 @@ pub struct ElectionConfig {
     pub lease_duration: Duration,
     pub renew_deadline: Duration,
     pub retry_period: Duration,
+    /// Labels the Lease carries (a shard member's Lease names its ring; docs/design.md
+    /// "Shards"); empty for the leader Lease.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Whether holding this Lease is reported as the `leader` gauge (not for a member Lease).
+    pub reports_leader: bool,
 }
 
 /// What one attempt found.
@@ -184,7 +189,9 @@ pub async fn run(
                 fence.set(Some(started + cfg.renew_deadline));
                 if !leading {
                     tracing::info!(lease = %cfg.lease_name, identity = %cfg.identity, %resource_version, "became the leader");
-                    metrics.leader.set(1);
+                    if cfg.reports_leader {
+                        metrics.leader.set(1);
+                    }
                     let _ = tx.send(true);
                 }
                 None
@@ -193,7 +200,9 @@ pub async fn run(
                 fence.set(None);
                 if leading {
                     tracing::warn!(lease = %cfg.lease_name, %holder, "lost leadership: another replica holds the lease");
-                    metrics.leader.set(0);
+                    if cfg.reports_leader {
+                        metrics.leader.set(0);
+                    }
                     let _ = tx.send(false);
                 } else {
                     tracing::debug!(%holder, "following the leader");
@@ -231,7 +240,9 @@ pub async fn run(
                 } else {
                     fence.set(None);
                     tracing::warn!(lease = %cfg.lease_name, "could not renew the lease within the renew deadline; stepping down");
-                    metrics.leader.set(0);
+                    if cfg.reports_leader {
+                        metrics.leader.set(0);
+                    }
                     let _ = tx.send(false);
                 }
             }
@@ -255,6 +266,7 @@ async fn attempt(
         let lease = Lease {
             metadata: ObjectMeta {
                 name: Some(cfg.lease_name.clone()),
+                labels: (!cfg.labels.is_empty()).then(|| cfg.labels.clone()),
                 ..Default::default()
             },
             spec: Some(LeaseSpec {
@@ -292,6 +304,11 @@ async fn attempt(
         return Ok(Attempt::Following {
             holder: record.holder,
         });
+    }
+    // Labels someone removed are put back (the sharder finds members by them).
+    let labels = lease.metadata.labels.get_or_insert_with(Default::default);
+    for (k, v) in &cfg.labels {
+        labels.insert(k.clone(), v.clone());
     }
     let spec = lease.spec.get_or_insert_with(Default::default);
     if record.holder != cfg.identity {

@@ -53,6 +53,8 @@ impl LeaderArgs {
             lease_duration: self.lease_duration,
             renew_deadline: Duration::from_secs(10).min(self.lease_duration),
             retry_period: Duration::from_secs(2),
+            labels: Default::default(),
+            reports_leader: true,
         })
     }
 }

@@ -251,6 +251,7 @@ fn context_limited(mock: &Mock, keys: Arc<Keys>, limit: u64) -> Arc<Context> {
             concurrency: 1,
             allow_service_account_tokens: false,
             max_sealed_secret_size: limit,
+            shard: None,
         },
         crate::leader::Fence::open(),
     )

@@ -218,7 +218,13 @@ pub async fn reconcile_cached(
     match fetched {
         // Deleted meanwhile: the watch reports the deletion.
         None => Ok(Action::await_change()),
-        Some((ss, size)) => reconcile_sized(Arc::new(ss), ctx, size).await,
+        Some((ss, size)) => {
+            // A shard member reconciles only its own objects and lets go of drained ones.
+            if let Some(action) = crate::shard::member::before_reconcile(&ctx, &ss.metadata).await {
+                return Ok(action);
+            }
+            reconcile_sized(Arc::new(ss), ctx, size).await
+        }
     }
 }
 

@@ -59,4 +59,20 @@ pub struct ReconcileArgs {
     /// 1.5 MiB, is etcd's default request limit: every SealedSecret a default cluster stores.
     #[arg(long, default_value_t = DEFAULT_MAX_SEALED_SECRET_SIZE)]
     pub max_sealed_secret_size: u64,
+
+    /// With `--sharding`: this replica as a shard member, whose SealedSecret watch and
+    /// start-up list select its own objects only (not a flag: set from [`crate::shard`]).
+    #[arg(skip)]
+    pub shard: Option<crate::shard::Member>,
+}
+
+impl ReconcileArgs {
+    /// The label selector of SealedSecret lists and watches: `--label-selector` and, for a
+    /// shard member, its shard label. Secrets are watched with `--label-selector` alone.
+    pub fn sealed_secret_selector(&self) -> String {
+        match &self.shard {
+            Some(m) => crate::shard::and_selector(&self.label_selector, &m.selector()),
+            None => self.label_selector.clone(),
+        }
+    }
 }

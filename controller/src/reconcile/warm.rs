@@ -183,8 +183,9 @@ async fn list_page(
     continue_token: Option<&str>,
 ) -> Result<Page, ListError> {
     let mut lp = ListParams::default().limit(PAGE_SIZE);
-    if !ctx.settings.label_selector.is_empty() {
-        lp = lp.labels(&ctx.settings.label_selector);
+    let selector = ctx.settings.sealed_secret_selector();
+    if !selector.is_empty() {
+        lp = lp.labels(&selector);
     }
     if let Some(t) = continue_token {
         lp = lp.continue_token(t);

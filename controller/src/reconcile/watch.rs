@@ -170,12 +170,28 @@ pub async fn run(
     };
     let delete_ctx = ctx.clone();
     let mut versions = SpecVersions::default();
-    let sealed = watcher(ss_api, wc.clone().page_size(LIST_PAGE_SIZE))
+    // A shard member watches its own objects only, keeps their drain label and queues
+    // objects whose drain was asked for whatever their spec (crate::shard::member).
+    let ss_selector = ctx.settings.sealed_secret_selector();
+    let ss_wc = match ss_selector.is_empty() {
+        true => wc.clone(),
+        false => wc.clone().labels(&ss_selector),
+    };
+    let member = ctx.settings.shard.clone();
+    let drained = member.clone();
+    let sealed = watcher(ss_api, ss_wc.page_size(LIST_PAGE_SIZE))
         .default_backoff()
-        .modify(|m| m.metadata = cached_metadata(std::mem::take(&mut m.metadata)))
+        .modify(move |m| {
+            let meta = std::mem::take(&mut m.metadata);
+            m.metadata = crate::shard::member::cached(member.as_ref(), meta, cached_metadata);
+        })
         .inspect_ok(move |ev| {
             if let watcher::Event::Delete(ss) = ev {
-                on_sealed_secret_deleted(&delete_ctx, &ss.metadata);
+                if delete_ctx.settings.shard.is_some() {
+                    crate::shard::member::on_deleted(&delete_ctx, &ss.metadata);
+                } else {
+                    on_sealed_secret_deleted(&delete_ctx, &ss.metadata);
+                }
             }
         })
         .reflect(writer)
@@ -183,7 +199,15 @@ pub async fn run(
             if let Some(in_sync) = lock(&seed).take() {
                 versions.current = in_sync;
             }
-            futures::future::ready(Ok(versions.observe(&ev)))
+            let queued = versions.observe(&ev).or_else(|| match &ev {
+                watcher::Event::Apply(ss) | watcher::Event::InitApply(ss)
+                    if crate::shard::member::drain_asked(drained.as_ref(), &ss.metadata) =>
+                {
+                    Some(object_ref(ss))
+                }
+                _ => None,
+            });
+            futures::future::ready(Ok(queued))
         });
     let sealed = futures::stream::once(check)
         .filter_map(|()| futures::future::ready(None))
