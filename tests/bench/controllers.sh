@@ -11,8 +11,8 @@
 # CPU until idle, peak RSS, RSA operations (ours), API requests per SealedSecret (the API server's
 # audit log), warm restart; then, with the controller running, the capacity C (a burst of
 # creates), create-to-Secret latency at rates derived from C, and fairness between two
-# namespaces. Then it prints one markdown table with the goals and upstream ÷ ours ratios. Figures of every run are kept in
-# $BENCH_RESULTS (default target/bench/results.jsonl; this script starts it afresh unless
+# namespaces. Then it prints one markdown table with the goals and upstream ÷ ours ratios
+# (docs/benchmarks.md). Figures of every run are kept in $BENCH_RESULTS (default target/bench/results.jsonl; this script starts it afresh unless
 # BENCH_APPEND=1, so that runs of several invocations share one table).
 #
 # Environment:
