@@ -523,6 +523,10 @@ struct Fairness {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 struct Replica {
     name: String,
+    /// Whether it was the elected leader (`sealed_secrets_controller_leader`) at the end of the
+    /// cold start: the one that also assigns the objects and manages the keys.
+    #[serde(default)]
+    leader: bool,
     cold_cpu_s: f64,
     cold_rss_mib: f64,
     cold_rsa: Option<f64>,
@@ -1200,9 +1204,10 @@ fn sharded_table(results: &[RunResult]) -> String {
         }
         for r in &sh.replicas {
             out.push_str(&format!(
-                "| {}: {} | {} of {} | {} | {} | {} | {}, {} |\n",
+                "| {}: {}{} | {} of {} | {} | {} | {} | {}, {} |\n",
                 s.label(),
                 r.name,
+                if r.leader { " (leader)" } else { "" },
                 fmt_n(sh.secrets_correct),
                 fmt_n(s.n),
                 pct(r.cold_rss_mib, single.map(|o| o.cold_rss_mib)),
@@ -2346,6 +2351,7 @@ async fn controller_run() {
             cold_cpu_s: cold_cpus[i],
             cold_rss_mib: cold_rss[i],
             cold_rsa: metric(c, "sealed_secrets_controller_rsa_decryptions_total"),
+            leader: metric(c, "sealed_secrets_controller_leader").is_some_and(|l| l > 0.0),
             ..Default::default()
         })
         .collect();
@@ -2815,6 +2821,7 @@ mod logic {
         };
         let replica = |i: usize, rss: f64, cpu: f64| Replica {
             name: format!("sealed-secrets-controller-shard-{i}"),
+            leader: i == 0,
             cold_cpu_s: cpu,
             cold_rss_mib: rss,
             cold_rsa: Some(10_000.0),
@@ -2858,6 +2865,10 @@ mod logic {
         );
         assert!(
             t.contains("| goal | every one | <= 45% each | <= 40% each |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("x3 shards: sealed-secrets-controller-shard-0 (leader) | 10,000 of 10,000 | 40.0 (40%) |"),
             "{t}"
         );
         // Upstream at 10,000 against the single replica only, not the sharded run.
