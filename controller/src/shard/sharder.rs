@@ -145,6 +145,7 @@ pub struct Sharder {
     pub period: Duration,
     /// The leader's fence: the sharder writes only while this replica surely leads.
     pub fence: Fence,
+    pub metrics: crate::metrics::SharedMetrics,
 }
 
 /// A sharder call that failed.
@@ -214,6 +215,7 @@ impl Sharder {
                             if census.live != live {
                                 tracing::info!(ring = %self.ring, members = ?census.live, "shard membership changed: rebalancing");
                                 live = census.live;
+                                self.metrics.shard_members.set(i64::try_from(live.len()).unwrap_or(i64::MAX));
                                 ring = Ring::new(&live.iter().collect::<Vec<_>>());
                                 dirty = true;
                             }
@@ -243,6 +245,7 @@ impl Sharder {
                 },
             }
         }
+        self.metrics.shard_members.set(0);
         tracing::info!(ring = %self.ring, "sharder stopped");
     }
 
