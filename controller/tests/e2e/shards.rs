@@ -3,7 +3,8 @@
 //! member its shard label names and no other, one key is generated however many members
 //! run; then a member stops (SIGTERM) and another joins: the objects move (directly away from
 //! the stopped one, through the drain handshake towards the new one) and every Secret is
-//! still produced, by its new owner.
+//! still produced, by its new owner; a member frozen past its Lease (SIGSTOP) loses its
+//! objects and, resumed, joins again under a new identity without writing as the old one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -263,5 +264,53 @@ async fn members_share_the_objects_and_rebalance_when_one_leaves_and_one_joins()
         1,
         "one key, whichever member leads (the stopped one led: {stopped_leader})"
     );
+
+    // A member frozen past its Lease (SIGSTOP): its objects move directly to the others;
+    // resumed (SIGCONT), its fence stays closed, it gives its Lease up and joins again under
+    // a new identity, and never writes (no Event) as the old one.
+    let mut followers = Vec::new();
+    for (m, pod) in [(&a, "member-a"), (&c, "member-c"), (&d, "member-d")] {
+        if m.metric("sealed_secrets_controller_leader").await == 0.0 {
+            followers.push((m, pod));
+        }
+    }
+    let (frozen, pod) = followers[0];
+    let old = identity_of(&live_leases(&env).await, pod).to_owned();
+    let reported = |by: BTreeMap<(String, String), BTreeSet<String>>| {
+        by.values().filter(|r| r.contains(&old)).count()
+    };
+    let before_freeze = reported(unsealed_by(&env, &namespaces).await);
+    frozen.signal("STOP");
+    eventually("the frozen member's objects moved", TIMEOUT, || async {
+        let o = owners(&env, &namespaces).await;
+        o.values()
+            .all(|m| m.as_ref().is_some_and(|m| *m != old))
+            .then_some(())
+    })
+    .await;
+    frozen.signal("CONT");
+    eventually(
+        "the resumed member back under a new identity",
+        TIMEOUT,
+        || async {
+            let l = live_leases(&env).await;
+            let prefix = format!("{pod}-");
+            (!l.contains(&old) && l.iter().any(|m| m.starts_with(&prefix))).then_some(())
+        },
+    )
+    .await;
+    for (ns, name) in &objects {
+        env.secrets(ns)
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    all_secrets_correct(&env, &objects).await;
+    assert_eq!(
+        reported(unsealed_by(&env, &namespaces).await),
+        before_freeze,
+        "the frozen member wrote as {old} after it resumed"
+    );
+    assert_eq!(env.key_secrets().await.len(), 1);
     drop((a, c, d));
 }
