@@ -231,9 +231,11 @@ pub async fn run(
                 // From the start of the attempt: the write landed after it.
                 fence.set(Some(started + cfg.renew_deadline));
                 if !leading {
-                    tracing::info!(lease = %cfg.lease_name, identity = %cfg.identity, %resource_version, "became the leader");
                     if cfg.reports_leader {
+                        tracing::info!(lease = %cfg.lease_name, identity = %cfg.identity, %resource_version, "became the leader");
                         metrics.leader.set(1);
+                    } else {
+                        tracing::info!(lease = %cfg.lease_name, %resource_version, "holding the Lease");
                     }
                     let _ = tx.send(true);
                 }

@@ -188,8 +188,13 @@ pub async fn before_reconcile(ctx: &Context, ss: &ObjectMeta) -> Option<Action> 
                 return Some(Action::requeue(Duration::from_secs(2)));
             }
             match release_object(&ctx.client, member, ss).await {
-                Ok(()) => {
-                    tracing::info!(sealed_secret = %object, "drained: handed back to the sharder");
+                Ok(Some(rv)) => {
+                    // The resourceVersion orders the release among the members' writes.
+                    tracing::info!(sealed_secret = %object, resource_version = %rv, "drained SealedSecret");
+                    Some(Action::await_change())
+                }
+                Ok(None) => {
+                    tracing::debug!(sealed_secret = %object, "the SealedSecret changed while draining it; the watch brings it again");
                     Some(Action::await_change())
                 }
                 Err(e) => {
@@ -202,12 +207,13 @@ pub async fn before_reconcile(ctx: &Context, ss: &ObjectMeta) -> Option<Action> 
 }
 
 /// Removes the shard and drain labels of the object, if it is still the member's one (the
-/// resourceVersion it was read at is the precondition).
+/// resourceVersion it was read at is the precondition); the resourceVersion of the release
+/// (`None`: the object had changed, and nothing was written).
 async fn release_object(
     client: &kube::Client,
     member: &Member,
     ss: &ObjectMeta,
-) -> Result<(), kube::Error> {
+) -> Result<Option<String>, kube::Error> {
     let api: Api<SealedSecret> =
         Api::namespaced(client.clone(), ss.namespace.as_deref().unwrap_or_default());
     let patch = serde_json::json!({
@@ -224,9 +230,9 @@ async fn release_object(
         )
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(o) => Ok(o.metadata.resource_version),
         // Changed meanwhile: the watch brings the new version, and the drain is asked again.
-        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -260,7 +260,8 @@ impl Sharder {
         let ns = meta.namespace.as_deref().unwrap_or_default();
         let name = meta.name.as_deref().unwrap_or_default();
         let desired = ring.owner(&object_key(ns, name));
-        let labels = match decide(&self.ring, meta.labels.as_ref(), desired, live) {
+        let decision = decide(&self.ring, meta.labels.as_ref(), desired, live);
+        let labels = match &decision {
             Move::Keep => return Ok(true),
             Move::Assign(member) => serde_json::json!({
                 shard_label(&self.ring): member,
@@ -278,7 +279,20 @@ impl Sharder {
             .patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(o) => {
+                // The resourceVersion orders the assignment among the members' writes (the
+                // chaos suite checks with it that each write came from the object's member).
+                let rv = o.metadata.resource_version.as_deref().unwrap_or_default();
+                match &decision {
+                    Move::Assign(member) => {
+                        tracing::debug!(sealed_secret = %format!("{ns}/{name}"), %member, resource_version = rv, "assigned SealedSecret")
+                    }
+                    _ => {
+                        tracing::debug!(sealed_secret = %format!("{ns}/{name}"), resource_version = rv, "asked to drain SealedSecret")
+                    }
+                }
+                Ok(true)
+            }
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(true),
             Err(source) => Err(ShardError::Label {
