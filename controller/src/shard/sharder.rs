@@ -88,7 +88,7 @@ pub struct Members {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Census {
     pub live: BTreeSet<String>,
-    /// Leases silent for [`FORGET_AFTER_DURATIONS`] lease durations: (name, resourceVersion).
+    /// Leases silent for four lease durations: (name, resourceVersion).
     pub forgotten: Vec<(String, String)>,
 }
 
