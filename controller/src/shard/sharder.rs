@@ -15,7 +15,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
@@ -28,8 +28,12 @@ use super::{RING_LABEL, and_selector, drain_label, shard_label};
 use crate::leader::{Fence, recorded_duration};
 use crate::tasks::Stop;
 
-/// Objects per page of the rebalancing list.
+/// Objects per page of the rebalancing list (and at most per batch of watch events).
 const PAGE_SIZE: u32 = 500;
+
+/// Label patches in flight at once: a cold start of thousands of objects is not assigned one
+/// round trip at a time, and the API server is not flooded either.
+const PATCHES_IN_FLIGHT: usize = 16;
 
 /// A Lease not renewed for this many lease durations belongs to a member that is gone for
 /// good (each process has its own identity): the sharder deletes it.
@@ -197,7 +201,7 @@ impl Sharder {
                 .default_backoff()
                 .boxed()
         });
-        let mut unassigned = futures::stream::select_all(watches);
+        let mut unassigned = futures::stream::select_all(watches).ready_chunks(PAGE_SIZE as usize);
         let mut members = Members::default();
         let mut ring = Ring::default();
         let mut live = BTreeSet::new();
@@ -232,16 +236,22 @@ impl Sharder {
                         }
                     }
                 }
-                ev = unassigned.try_next() => match ev {
-                    Ok(Some(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
-                        if let Err(e) = self.place(&o.metadata, &ring, &live).await {
-                            tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "failed to assign a SealedSecret; retrying at the next rebalance");
-                            dirty = true;
+                // Events that arrived together (a start-up list, a burst of creates) are
+                // placed together, a few patches at a time.
+                events = unassigned.next() => {
+                    let Some(events) = events else { break };
+                    let mut new = Vec::new();
+                    for ev in events {
+                        match ev {
+                            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => new.push(o.metadata),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "watch of unassigned SealedSecrets failed"),
                         }
                     }
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(e) => tracing::warn!(error = %e, "watch of unassigned SealedSecrets failed"),
+                    if let Err(e) = self.place_all(new, &ring, &live).await {
+                        tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "failed to assign a SealedSecret; retrying at the next rebalance");
+                        dirty = true;
+                    }
                 },
             }
         }
@@ -302,6 +312,26 @@ impl Sharder {
         }
     }
 
+    /// [`Self::place`] for each of `objects`, [`PATCHES_IN_FLIGHT`] at a time; `Ok(false)` when
+    /// some changed meanwhile, the first error otherwise (the others still ran).
+    async fn place_all(
+        &self,
+        objects: Vec<ObjectMeta>,
+        ring: &Ring,
+        live: &BTreeSet<String>,
+    ) -> Result<bool, ShardError> {
+        let results: Vec<Result<bool, ShardError>> = futures::stream::iter(objects)
+            .map(|o| async move { self.place(&o, ring, live).await })
+            .buffer_unordered(PATCHES_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut clean = true;
+        for r in results {
+            clean &= r?;
+        }
+        Ok(clean)
+    }
+
     /// Lists every object (metadata only, in pages) and places each; `Ok(false)` when some
     /// changed meanwhile.
     async fn rebalance(&self, ring: &Ring, live: &BTreeSet<String>) -> Result<bool, ShardError> {
@@ -319,6 +349,7 @@ impl Sharder {
                     lp = lp.continue_token(t);
                 }
                 let page = api.list_metadata(&lp).await.map_err(ShardError::List)?;
+                let mut moving = Vec::new();
                 for o in &page.items {
                     let ns = o.metadata.namespace.as_deref().unwrap_or_default();
                     let name = o.metadata.name.as_deref().unwrap_or_default();
@@ -328,8 +359,9 @@ impl Sharder {
                         Move::Assign(_) => assigned += 1,
                         Move::Drain => drained += 1,
                     }
-                    clean &= self.place(&o.metadata, ring, live).await?;
+                    moving.push(o.metadata.clone());
                 }
+                clean &= self.place_all(moving, ring, live).await?;
                 token = page.metadata.continue_.filter(|t| !t.is_empty());
                 if token.is_none() {
                     break;
