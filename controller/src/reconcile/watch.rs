@@ -139,9 +139,16 @@ pub async fn run(
             None => Api::all(client.clone()),
         };
         let (mut first, rx) = FirstSecretList::new();
+        // A shard member starts under a new identity with no object assigned yet: nothing
+        // for the start-up check, so the Secrets' metadata is not collected for it.
+        let warm = ctx.settings.shard.is_none();
         let deleted = watcher(secret_api, wc.clone())
             .default_backoff()
-            .inspect_ok(move |ev| first.observe(ev))
+            .inspect_ok(move |ev| {
+                if warm {
+                    first.observe(ev);
+                }
+            })
             .try_filter_map(|ev| async move {
                 Ok(match ev {
                     watcher::Event::Delete(meta) => deleted_secret_target(&meta),
@@ -149,7 +156,7 @@ pub async fn run(
                 })
             });
         queue.push(deleted.boxed());
-        Some(rx)
+        warm.then_some(rx)
     };
 
     // The SealedSecret watch starts once the start-up check is done: the objects it found in
