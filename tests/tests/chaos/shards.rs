@@ -3,7 +3,8 @@
 //! member is added and then removed (SIGTERM). Every object converges, nothing foreign is
 //! touched, one key is generated however many members run, and the members' logs, ordered by
 //! resourceVersion together with the sharder's assignments and the drain acknowledgements,
-//! show no write for an object by a member it was not assigned to ([`ownership`]).
+//! show no write for an object by a member it was not assigned to ([`ownership`]). The
+//! create-to-Secret latency of the objects created while a member joins is reported.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -139,6 +140,46 @@ async fn replica_where(
     .await
 }
 
+/// For each SealedSecret of `batch` the controller must produce a Secret for, how long after
+/// `since` its Secret was first seen (lists every 50 ms: an upper bound by that much).
+async fn secret_latencies(
+    env: &Env,
+    batch: &[SealedSecret],
+    w: &Workload,
+    since: Instant,
+    timeout: Duration,
+) -> Vec<Duration> {
+    let mut waiting: std::collections::BTreeSet<String> = batch
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .filter(|n| !w.expected.foreign.contains_key(n))
+        .collect();
+    let api: Api<Secret> = Api::namespaced(env.client.clone(), env.ns());
+    let mut seen = Vec::with_capacity(waiting.len());
+    while !waiting.is_empty() && since.elapsed() < timeout {
+        if let Ok(list) = api.list(&ListParams::default()).await {
+            for s in list.items {
+                if s.metadata.owner_references.is_some()
+                    && let Some(name) = s.metadata.name
+                    && waiting.remove(&name)
+                {
+                    seen.push(since.elapsed());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    seen
+}
+
+/// The `p`th percentile (nearest rank) of `d`; zero when empty.
+fn percentile(d: &[Duration], p: usize) -> Duration {
+    let mut v = d.to_vec();
+    v.sort();
+    let rank = (v.len() * p).div_ceil(100).max(1);
+    v.get(rank - 1).copied().unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_kill_stop_add_remove() {
     let n = n_objects();
@@ -201,8 +242,9 @@ async fn shards_kill_stop_add_remove() {
     let added_at = Instant::now();
     replicas.push(spawn_member(&mut env));
     let added = replicas.len() - 1;
-    env.create_all(batches.get(2).copied().unwrap_or_default())
-        .await;
+    let third = batches.get(2).copied().unwrap_or_default();
+    env.create_all(third).await;
+    let latency = secret_latencies(&env, third, &w, added_at, converge_timeout(n)).await;
     env.wait_owned(owned_through(batches.len().min(3)), converge_timeout(n))
         .await;
     let rebalance = added_at.elapsed();
@@ -218,9 +260,13 @@ async fn shards_kill_stop_add_remove() {
     let report = ownership(&logs);
     println!(
         "assignments: {}; writes per member: {:?}; the stopped member recovered in {stop_recovered:?}, \
-         the added member's third converged {rebalance:?} after it joined",
+         the added member's third converged {rebalance:?} after it joined; create-to-Secret \
+         latency while rebalancing: p50 {:?}, p99 {:?} ({} objects)",
         report.acquisitions.len(),
-        report.writes
+        report.writes,
+        percentile(&latency, 50),
+        percentile(&latency, 99),
+        latency.len()
     );
     println!(
         "writes for an object not assigned to the writer: {}{}",
@@ -250,6 +296,14 @@ mod tests {
 
     fn line(msg: &str, rv: u64, object: &str, member: &str) -> String {
         serde_json::json!({"msg": msg, "resource_version": rv.to_string(), "sealed_secret": object, "member": member}).to_string()
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let d: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&d, 99), Duration::from_millis(99));
+        assert_eq!(percentile(&d, 50), Duration::from_millis(50));
+        assert_eq!(percentile(&[], 99), Duration::ZERO);
     }
 
     #[test]
