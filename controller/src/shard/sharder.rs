@@ -206,6 +206,13 @@ impl Sharder {
         let mut ring = Ring::default();
         let mut live = BTreeSet::new();
         let mut dirty = false;
+        // Nothing is placed until the membership has been stable for two looks after the
+        // sharder started: replicas started together (a cold start, a rollout) join within
+        // moments of each other, and placing everything on the first one only to drain
+        // two thirds of it again would have it decrypt objects it gives away.
+        let settle = self.period * 2;
+        let mut stable_since = Instant::now();
+        let mut settled = false;
         let mut tick = tokio::time::interval(self.period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(ring = %self.ring, "sharder started");
@@ -222,6 +229,7 @@ impl Sharder {
                                 self.metrics.shard_members.set(i64::try_from(live.len()).unwrap_or(i64::MAX));
                                 ring = Ring::new(&live.iter().collect::<Vec<_>>());
                                 dirty = true;
+                                stable_since = Instant::now();
                             }
                             for (name, rv) in census.forgotten {
                                 self.forget(&leases, &name, rv).await;
@@ -229,7 +237,8 @@ impl Sharder {
                         }
                         Err(e) => tracing::warn!(error = %e, "failed to list the shard Leases"),
                     }
-                    if dirty && !ring.is_empty() {
+                    settled |= !ring.is_empty() && stable_since.elapsed() >= settle;
+                    if dirty && settled {
                         match self.rebalance(&ring, &live).await {
                             Ok(clean) => dirty = !clean,
                             Err(e) => tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "rebalancing failed; retrying"),
@@ -247,6 +256,11 @@ impl Sharder {
                             Ok(_) => {}
                             Err(e) => tracing::warn!(error = %e, "watch of unassigned SealedSecrets failed"),
                         }
+                    }
+                    if !settled {
+                        // Placed by the first rebalance, which lists every object.
+                        dirty = true;
+                        continue;
                     }
                     if let Err(e) = self.place_all(new, &ring, &live).await {
                         tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "failed to assign a SealedSecret; retrying at the next rebalance");
