@@ -87,6 +87,19 @@ rel=$(realpath --relative-to="$out/pkcs11-keys" "$deploy")
 printf 'resources: [%s/base]\ncomponents: [%s/components/pkcs11-keys]\n' "$rel" "$rel" >"$out/pkcs11-keys/kustomization.yaml"
 step "kubectl kustomize deploy/base + components/pkcs11-keys" \
   sh -c "kubectl kustomize '$out/pkcs11-keys' > '$out/pkcs11-keys.yaml'"
+# The sharded component on the base: 3 replicas with --sharding and the Roles it adds.
+sharded_render() {
+  mkdir -p "$out/sharded"
+  local rel
+  rel=$(realpath --relative-to="$out/sharded" "$deploy")
+  printf 'resources: [%s/base]\ncomponents: [%s/components/sharded]\n' "$rel" "$rel" >"$out/sharded/kustomization.yaml"
+  kubectl kustomize "$out/sharded" >"$out/sharded.yaml" &&
+    grep -q -- '- --sharding$' "$out/sharded.yaml" &&
+    grep -q 'replicas: 3' "$out/sharded.yaml" &&
+    grep -q -- '- patch$' "$out/sharded.yaml" &&
+    python3 "$deploy/validate.py" schema "sharded=$out/sharded.yaml"
+}
+step "kubectl kustomize deploy/base + components/sharded (+ schema)" sharded_render
 step "kubectl kustomize deploy/observability" sh -c "kubectl kustomize '$deploy/observability' > '$out/observability.yaml'"
 step "helm lint --strict (default values)" helm lint --strict "$chart"
 step "helm lint --strict (ci/full-values.yaml)" helm lint --strict "$chart" -f "$chart/ci/full-values.yaml"
@@ -109,6 +122,17 @@ edge_renders() {
   done
 }
 step "helm template + schema for 6 edge value sets (no controller, no RBAC, digest, ...)" edge_renders
+helm_sharded() {
+  helm template ss "$chart" --namespace kube-system --set sharding.enabled=true --set replicaCount=3 \
+    >"$out/helm-sharded.yaml" &&
+    grep -q -- '- --sharding$' "$out/helm-sharded.yaml" &&
+    grep -q 'verbs: \["patch"\]' "$out/helm-sharded.yaml" &&
+    grep -q 'verbs: \["get", "list", "update", "delete"\]' "$out/helm-sharded.yaml" &&
+    python3 "$deploy/validate.py" schema "helm-sharded=$out/helm-sharded.yaml"
+}
+step "helm template sharding.enabled=true (--sharding, its RBAC, schema)" helm_sharded
+step "helm template refuses sharding without leader election" \
+  sh -c "! helm template x '$chart' --set sharding.enabled=true --set replicaCount=1 --set leaderElection.enabled=false >/dev/null 2>&1"
 step "helm template refuses replicaCount>1 without leader election" \
   sh -c "! helm template x '$chart' --set replicaCount=2 --set leaderElection.enabled=false >/dev/null 2>&1"
 step "helm template refuses an invalid value (values.schema.json)" \

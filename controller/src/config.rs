@@ -9,7 +9,7 @@
 //! | [`ClusterArgs`] (`cluster.rs`) | the client, the watched namespaces |
 //! | [`ServerArgs`] (`server/flags.rs`) | the HTTP servers |
 //! | [`LeaderArgs`] (`leader/flags.rs`) | leader election |
-//! | [`crate::shard::ShardArgs`] (`shard/flags.rs`) | active-active shards |
+//! | [`crate::shard::flags::ShardArgs`] (`shard/flags.rs`) | active-active shards |
 //! | [`CertMapArgs`] (`certmap.rs`) | the certificate ConfigMap |
 //! | [`LogArgs`] (`telemetry.rs`) | logging |
 //! | [`crate::keywrap::KeyWrapArgs`] (`keywrap/flags.rs`) | private keys wrapped by a KMS |
@@ -56,7 +56,7 @@ pub struct Config {
     #[command(flatten)]
     pub leader: LeaderArgs,
     #[command(flatten)]
-    pub shard: crate::shard::ShardArgs,
+    pub shard: crate::shard::flags::ShardArgs,
     #[command(flatten)]
     pub cert_configmap: CertMapArgs,
     #[command(flatten)]

@@ -62,6 +62,7 @@ impl LeaderDuties {
             lease_duration: cfg.leader.lease_duration,
             period: Duration::from_secs(2),
             fence: ctx.fence.clone(),
+            metrics: metrics.clone(),
         });
         Self {
             ctx,

@@ -139,26 +139,19 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     let lead = Leadership::start(&cfg.leader, &namespace, &client, &metrics);
 
     // With `--sharding`, every replica is a shard member and reconciles its own objects.
-    let member_identity = shard::identity();
-    if let Some(member) = cfg.shard.member(&cfg.leader, &member_identity)
-        && let Some(leader_lease) = cfg.leader.election(&namespace, &member_identity)
+    if cfg.shard.enabled
+        && let Some(election) = cfg.leader.election(&namespace, lead.identity())
     {
-        let fence = leader::Fence::elected();
-        let mut settings = cfg.reconcile.clone();
-        settings.shard = Some(member.clone());
-        let ctx = reconcile::Context::new(
-            client.clone(),
-            keys.clone(),
-            metrics.clone(),
-            events::Recorder::new(client.clone(), member_identity.clone()),
-            settings,
-            fence.clone(),
-        );
-        let scopes = cluster::watched_namespaces(&cfg.cluster, &client, &namespace).await;
-        let lease = shard::member::lease_config(&leader_lease, &member);
-        let metrics = metrics.clone();
-        tracing::info!(ring = %member.ring, member = %member.identity, "sharding: this replica is a shard member");
-        tasks.spawn_draining(|stop| shard::member::run(ctx, lease, fence, scopes, metrics, stop));
+        let parts = shard::member::MemberParts {
+            client: client.clone(),
+            keys: keys.clone(),
+            metrics: metrics.clone(),
+            settings: cfg.reconcile.clone(),
+            election,
+            ring: cfg.shard.ring(&cfg.leader),
+            scopes: cluster::watched_namespaces(&cfg.cluster, &client, &namespace).await,
+        };
+        tasks.spawn_draining(|stop| shard::member::run(parts, stop));
     }
 
     // The leader: key at startup, renewal, rotation requests, reconcilers, cert ConfigMap.

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub keys_foreign: Gauge,
     pub keys_post_quantum: Gauge,
     pub leader: Gauge,
+    /// With `--sharding`, on the leader: the live shard members its sharder assigns to.
+    pub shard_members: Gauge,
     pub rsa_decryptions: Counter,
     /// Multi-recipient version-1 values met by the key rings (`FORMAT.md` §2.2), read at
     /// scrape time by [`MultiV1Collector`].
@@ -186,6 +188,12 @@ impl Metrics {
             "1 on the elected leader, 0 otherwise",
             leader.clone(),
         );
+        let shard_members = Gauge::default();
+        reg.register(
+            "shard_members",
+            "With --sharding, on the leader: live shard members that SealedSecrets are assigned to",
+            shard_members.clone(),
+        );
         let rsa_decryptions = Counter::default();
         reg.register(
             "rsa_decryptions",
@@ -220,6 +228,7 @@ impl Metrics {
             keys_foreign,
             keys_post_quantum,
             leader,
+            shard_members,
             rsa_decryptions,
             multi_v1,
             key_wrap,

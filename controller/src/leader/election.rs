@@ -18,7 +18,17 @@ use crate::metrics::SharedMetrics;
 /// lease and resumes with reconciles in flight before its elector has run again.
 /// `CLOCK_MONOTONIC` keeps counting while a process is stopped. Cheap to clone.
 #[derive(Clone, Debug, Default)]
-pub struct Fence(Option<std::sync::Arc<std::sync::Mutex<Option<Instant>>>>);
+pub struct Fence(Option<std::sync::Arc<std::sync::Mutex<Gate>>>);
+
+/// The state behind a [`Fence`].
+#[derive(Debug, Default)]
+struct Gate {
+    until: Option<Instant>,
+    /// A shard member's fence ([`Fence::member`]): once closed after having been open, it
+    /// never opens again.
+    one_shot: bool,
+    spent: bool,
+}
 
 /// A write refused by the [`Fence`].
 #[derive(Debug, thiserror::Error)]
@@ -38,18 +48,51 @@ impl Fence {
         Self(Some(Default::default()))
     }
 
+    /// A shard member's fence (docs/design.md "Shards"): like [`Self::elected`], but once it
+    /// has closed (the renew deadline passed, the Lease was lost) it stays closed, even when
+    /// the member's own Lease can be renewed again. The leader moves a silent member's
+    /// objects without taking its Lease, so a member that resumes after a freeze may still
+    /// renew its Lease, yet must not write for the objects it had: it starts again under a
+    /// new identity ([`Self::is_spent`]).
+    pub fn member() -> Self {
+        Self(Some(std::sync::Arc::new(std::sync::Mutex::new(Gate {
+            one_shot: true,
+            ..Default::default()
+        }))))
+    }
+
+    fn gate(&self) -> Option<std::sync::MutexGuard<'_, Gate>> {
+        self.0
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
     fn set(&self, until: Option<Instant>) {
-        if let Some(m) = &self.0 {
-            *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = until;
+        let Some(mut g) = self.gate() else { return };
+        if g.one_shot {
+            // Closed once (the last deadline passed, or the Lease was lost): for good.
+            let lapsed = g.until.is_some_and(|t| Instant::now() >= t);
+            if g.spent || lapsed || (g.until.is_some() && until.is_none()) {
+                g.spent = true;
+                g.until = None;
+                return;
+            }
         }
+        g.until = until;
+    }
+
+    /// Whether a member fence has closed for good.
+    pub fn is_spent(&self) -> bool {
+        self.gate().is_some_and(|g| {
+            g.spent || (g.one_shot && g.until.is_some_and(|t| Instant::now() >= t))
+        })
     }
 
     /// Ok while this replica may write as the leader.
     pub fn check(&self) -> Result<(), NotLeading> {
-        let Some(m) = &self.0 else { return Ok(()) };
-        let until = *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match until {
-            Some(t) if Instant::now() < t => Ok(()),
+        let Some(g) = self.gate() else { return Ok(()) };
+        match g.until {
+            Some(t) if !g.spent && Instant::now() < t => Ok(()),
             _ => Err(NotLeading),
         }
     }
@@ -188,9 +231,11 @@ pub async fn run(
                 // From the start of the attempt: the write landed after it.
                 fence.set(Some(started + cfg.renew_deadline));
                 if !leading {
-                    tracing::info!(lease = %cfg.lease_name, identity = %cfg.identity, %resource_version, "became the leader");
                     if cfg.reports_leader {
+                        tracing::info!(lease = %cfg.lease_name, identity = %cfg.identity, %resource_version, "became the leader");
                         metrics.leader.set(1);
+                    } else {
+                        tracing::info!(lease = %cfg.lease_name, %resource_version, "holding the Lease");
                     }
                     let _ = tx.send(true);
                 }
@@ -425,6 +470,33 @@ mod tests {
         assert!(f.check().is_err(), "closed once the deadline passed");
         f.set(None);
         assert!(f.check().is_err());
+        // The leader's fence opens again on the next renewal.
+        f.set(Some(Instant::now() + Duration::from_secs(60)));
+        assert!(f.check().is_ok());
+    }
+
+    #[test]
+    fn a_member_fence_never_reopens_once_it_lapsed() {
+        let f = Fence::member();
+        assert!(
+            f.check().is_err() && !f.is_spent(),
+            "closed, not spent, before the first renewal"
+        );
+        f.set(Some(Instant::now() + Duration::from_secs(60)));
+        assert!(f.check().is_ok());
+        f.set(Some(Instant::now() + Duration::from_secs(60)));
+        assert!(f.check().is_ok(), "renewed in time");
+        f.set(Some(Instant::now() - Duration::from_millis(1)));
+        assert!(f.is_spent(), "the deadline passed (frozen past it)");
+        // Resumed, its elector renews the Lease: the fence stays closed.
+        f.set(Some(Instant::now() + Duration::from_secs(60)));
+        assert!(f.check().is_err() && f.is_spent());
+        // Lost (another holder, or a renewal failed past the deadline): closed for good too.
+        let g = Fence::member();
+        g.set(Some(Instant::now() + Duration::from_secs(60)));
+        g.set(None);
+        g.set(Some(Instant::now() + Duration::from_secs(60)));
+        assert!(g.check().is_err() && g.is_spent());
     }
 
     #[test]

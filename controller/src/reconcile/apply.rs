@@ -220,7 +220,7 @@ pub async fn reconcile_cached(
         None => Ok(Action::await_change()),
         Some((ss, size)) => {
             // A shard member reconciles only its own objects and lets go of drained ones.
-            if let Some(action) = crate::shard::member::before_reconcile(&ctx, &ss.metadata).await {
+            if let Some(action) = super::sharded::before_reconcile(&ctx, &ss.metadata).await {
                 return Ok(action);
             }
             reconcile_sized(Arc::new(ss), ctx, size).await

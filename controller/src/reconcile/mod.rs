@@ -15,6 +15,7 @@
 //!
 //! - [`plan`]: what one pass does; [`decide`]: the decisions it is made of (pure).
 //! - [`apply`]: the shell: one reconcile's API calls, status, Events, metrics, retries.
+//! - [`sharded`]: a shard member's selector hooks and drain acknowledgement (`--sharding`).
 //! - [`deleted`]: what a deleted SealedSecret leaves to do; [`context`]: what reconciles share; [`error`]: why one failed; [`flags`]: the flags.
 //! - [`key_order`]: which keys to try first for values that do not name their key (pure).
 //! - [`watch`]: the watches and the queue that drive reconciles; [`warm`]: the start-up check that
@@ -28,6 +29,7 @@ pub mod error;
 pub mod flags;
 pub mod key_order;
 pub mod plan;
+pub mod sharded;
 mod spec_hash;
 pub mod warm;
 pub mod watch;

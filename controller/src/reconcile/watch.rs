@@ -139,9 +139,16 @@ pub async fn run(
             None => Api::all(client.clone()),
         };
         let (mut first, rx) = FirstSecretList::new();
+        // A shard member starts under a new identity with no object assigned yet: nothing
+        // for the start-up check, so the Secrets' metadata is not collected for it.
+        let warm = ctx.settings.shard.is_none();
         let deleted = watcher(secret_api, wc.clone())
             .default_backoff()
-            .inspect_ok(move |ev| first.observe(ev))
+            .inspect_ok(move |ev| {
+                if warm {
+                    first.observe(ev);
+                }
+            })
             .try_filter_map(|ev| async move {
                 Ok(match ev {
                     watcher::Event::Delete(meta) => deleted_secret_target(&meta),
@@ -149,7 +156,7 @@ pub async fn run(
                 })
             });
         queue.push(deleted.boxed());
-        Some(rx)
+        warm.then_some(rx)
     };
 
     // The SealedSecret watch starts once the start-up check is done: the objects it found in
@@ -171,7 +178,7 @@ pub async fn run(
     let delete_ctx = ctx.clone();
     let mut versions = SpecVersions::default();
     // A shard member watches its own objects only, keeps their drain label and queues
-    // objects whose drain was asked for whatever their spec (crate::shard::member).
+    // objects whose drain was asked for whatever their spec ([`super::sharded`]).
     let ss_selector = ctx.settings.sealed_secret_selector();
     let ss_wc = match ss_selector.is_empty() {
         true => wc.clone(),
@@ -183,12 +190,12 @@ pub async fn run(
         .default_backoff()
         .modify(move |m| {
             let meta = std::mem::take(&mut m.metadata);
-            m.metadata = crate::shard::member::cached(member.as_ref(), meta, cached_metadata);
+            m.metadata = super::sharded::cached(member.as_ref(), meta, cached_metadata);
         })
         .inspect_ok(move |ev| {
             if let watcher::Event::Delete(ss) = ev {
                 if delete_ctx.settings.shard.is_some() {
-                    crate::shard::member::on_deleted(&delete_ctx, &ss.metadata);
+                    super::sharded::on_deleted(&delete_ctx, &ss.metadata);
                 } else {
                     on_sealed_secret_deleted(&delete_ctx, &ss.metadata);
                 }
@@ -201,7 +208,7 @@ pub async fn run(
             }
             let queued = versions.observe(&ev).or_else(|| match &ev {
                 watcher::Event::Apply(ss) | watcher::Event::InitApply(ss)
-                    if crate::shard::member::drain_asked(drained.as_ref(), &ss.metadata) =>
+                    if super::sharded::drain_asked(drained.as_ref(), &ss.metadata) =>
                 {
                     Some(object_ref(ss))
                 }

@@ -3,9 +3,9 @@
 
 use clap::{ArgAction, Args};
 
-use super::Member;
 use crate::flags::{Refused, parse_bool};
 use crate::leader::LeaderArgs;
+use crate::shard::Member;
 
 /// How replicas share the SealedSecrets.
 #[derive(Clone, Debug, Args)]

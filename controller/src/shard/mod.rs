@@ -3,7 +3,8 @@
 //! timebertt/kubernetes-controller-sharding, so that its sharder could drive us too:
 //!
 //! - each member holds its own Lease in the controller namespace, named after its identity
-//!   and labelled `alpha.sharding.timebertt.dev/controllerring=<ring>` ([`member`]); the
+//!   and labelled `alpha.sharding.timebertt.dev/controllerring=<ring>` ([`member`]; what its
+//!   reconciles do differently is in `crate::reconcile::sharded`); the
 //!   Lease is renewed with the leader election's algorithm and fences the member's writes
 //!   ([`crate::leader::Fence`]) exactly as the leader Lease fences the leader's;
 //! - the elected leader runs the [`sharder`]: it assigns objects by consistent hashing
@@ -22,8 +23,6 @@ pub mod ring;
 pub mod sharder;
 
 use std::collections::BTreeMap;
-
-pub use flags::ShardArgs;
 
 /// The label on each member's Lease naming its ring.
 pub const RING_LABEL: &str = "alpha.sharding.timebertt.dev/controllerring";

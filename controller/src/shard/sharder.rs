@@ -15,7 +15,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
@@ -28,8 +28,12 @@ use super::{RING_LABEL, and_selector, drain_label, shard_label};
 use crate::leader::{Fence, recorded_duration};
 use crate::tasks::Stop;
 
-/// Objects per page of the rebalancing list.
+/// Objects per page of the rebalancing list (and at most per batch of watch events).
 const PAGE_SIZE: u32 = 500;
+
+/// Label patches in flight at once: a cold start of thousands of objects is not assigned one
+/// round trip at a time, and the API server is not flooded either.
+const PATCHES_IN_FLIGHT: usize = 16;
 
 /// A Lease not renewed for this many lease durations belongs to a member that is gone for
 /// good (each process has its own identity): the sharder deletes it.
@@ -88,7 +92,7 @@ pub struct Members {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Census {
     pub live: BTreeSet<String>,
-    /// Leases silent for [`FORGET_AFTER_DURATIONS`] lease durations: (name, resourceVersion).
+    /// Leases silent for four lease durations: (name, resourceVersion).
     pub forgotten: Vec<(String, String)>,
 }
 
@@ -145,6 +149,7 @@ pub struct Sharder {
     pub period: Duration,
     /// The leader's fence: the sharder writes only while this replica surely leads.
     pub fence: Fence,
+    pub metrics: crate::metrics::SharedMetrics,
 }
 
 /// A sharder call that failed.
@@ -196,11 +201,18 @@ impl Sharder {
                 .default_backoff()
                 .boxed()
         });
-        let mut unassigned = futures::stream::select_all(watches);
+        let mut unassigned = futures::stream::select_all(watches).ready_chunks(PAGE_SIZE as usize);
         let mut members = Members::default();
         let mut ring = Ring::default();
         let mut live = BTreeSet::new();
         let mut dirty = false;
+        // Nothing is placed until the membership has been stable for two looks after the
+        // sharder started: replicas started together (a cold start, a rollout) join within
+        // moments of each other, and placing everything on the first one only to drain
+        // two thirds of it again would have it decrypt objects it gives away.
+        let settle = self.period * 2;
+        let mut stable_since = Instant::now();
+        let mut settled = false;
         let mut tick = tokio::time::interval(self.period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(ring = %self.ring, "sharder started");
@@ -214,8 +226,10 @@ impl Sharder {
                             if census.live != live {
                                 tracing::info!(ring = %self.ring, members = ?census.live, "shard membership changed: rebalancing");
                                 live = census.live;
+                                self.metrics.shard_members.set(i64::try_from(live.len()).unwrap_or(i64::MAX));
                                 ring = Ring::new(&live.iter().collect::<Vec<_>>());
                                 dirty = true;
+                                stable_since = Instant::now();
                             }
                             for (name, rv) in census.forgotten {
                                 self.forget(&leases, &name, rv).await;
@@ -223,26 +237,39 @@ impl Sharder {
                         }
                         Err(e) => tracing::warn!(error = %e, "failed to list the shard Leases"),
                     }
-                    if dirty && !ring.is_empty() {
+                    settled |= !ring.is_empty() && stable_since.elapsed() >= settle;
+                    if dirty && settled {
                         match self.rebalance(&ring, &live).await {
                             Ok(clean) => dirty = !clean,
                             Err(e) => tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "rebalancing failed; retrying"),
                         }
                     }
                 }
-                ev = unassigned.try_next() => match ev {
-                    Ok(Some(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
-                        if let Err(e) = self.place(&o.metadata, &ring, &live).await {
-                            tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "failed to assign a SealedSecret; retrying at the next rebalance");
-                            dirty = true;
+                // Events that arrived together (a start-up list, a burst of creates) are
+                // placed together, a few patches at a time.
+                events = unassigned.next() => {
+                    let Some(events) = events else { break };
+                    let mut new = Vec::new();
+                    for ev in events {
+                        match ev {
+                            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => new.push(o.metadata),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "watch of unassigned SealedSecrets failed"),
                         }
                     }
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(e) => tracing::warn!(error = %e, "watch of unassigned SealedSecrets failed"),
+                    if !settled {
+                        // Placed by the first rebalance, which lists every object.
+                        dirty = true;
+                        continue;
+                    }
+                    if let Err(e) = self.place_all(new, &ring, &live).await {
+                        tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "failed to assign a SealedSecret; retrying at the next rebalance");
+                        dirty = true;
+                    }
                 },
             }
         }
+        self.metrics.shard_members.set(0);
         tracing::info!(ring = %self.ring, "sharder stopped");
     }
 
@@ -257,7 +284,8 @@ impl Sharder {
         let ns = meta.namespace.as_deref().unwrap_or_default();
         let name = meta.name.as_deref().unwrap_or_default();
         let desired = ring.owner(&object_key(ns, name));
-        let labels = match decide(&self.ring, meta.labels.as_ref(), desired, live) {
+        let decision = decide(&self.ring, meta.labels.as_ref(), desired, live);
+        let labels = match &decision {
             Move::Keep => return Ok(true),
             Move::Assign(member) => serde_json::json!({
                 shard_label(&self.ring): member,
@@ -275,7 +303,20 @@ impl Sharder {
             .patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(o) => {
+                // The resourceVersion orders the assignment among the members' writes (the
+                // chaos suite checks with it that each write came from the object's member).
+                let rv = o.metadata.resource_version.as_deref().unwrap_or_default();
+                match &decision {
+                    Move::Assign(member) => {
+                        tracing::debug!(sealed_secret = %format!("{ns}/{name}"), %member, resource_version = rv, "assigned SealedSecret")
+                    }
+                    _ => {
+                        tracing::debug!(sealed_secret = %format!("{ns}/{name}"), resource_version = rv, "asked to drain SealedSecret")
+                    }
+                }
+                Ok(true)
+            }
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(true),
             Err(source) => Err(ShardError::Label {
@@ -283,6 +324,26 @@ impl Sharder {
                 source,
             }),
         }
+    }
+
+    /// [`Self::place`] for each of `objects`, [`PATCHES_IN_FLIGHT`] at a time; `Ok(false)` when
+    /// some changed meanwhile, the first error otherwise (the others still ran).
+    async fn place_all(
+        &self,
+        objects: Vec<ObjectMeta>,
+        ring: &Ring,
+        live: &BTreeSet<String>,
+    ) -> Result<bool, ShardError> {
+        let results: Vec<Result<bool, ShardError>> = futures::stream::iter(objects)
+            .map(|o| async move { self.place(&o, ring, live).await })
+            .buffer_unordered(PATCHES_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut clean = true;
+        for r in results {
+            clean &= r?;
+        }
+        Ok(clean)
     }
 
     /// Lists every object (metadata only, in pages) and places each; `Ok(false)` when some
@@ -302,6 +363,7 @@ impl Sharder {
                     lp = lp.continue_token(t);
                 }
                 let page = api.list_metadata(&lp).await.map_err(ShardError::List)?;
+                let mut moving = Vec::new();
                 for o in &page.items {
                     let ns = o.metadata.namespace.as_deref().unwrap_or_default();
                     let name = o.metadata.name.as_deref().unwrap_or_default();
@@ -311,8 +373,9 @@ impl Sharder {
                         Move::Assign(_) => assigned += 1,
                         Move::Drain => drained += 1,
                     }
-                    clean &= self.place(&o.metadata, ring, live).await?;
+                    moving.push(o.metadata.clone());
                 }
+                clean &= self.place_all(moving, ring, live).await?;
                 token = page.metadata.continue_.filter(|t| !t.is_empty());
                 if token.is_none() {
                     break;

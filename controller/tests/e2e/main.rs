@@ -22,5 +22,6 @@ mod multi_v1;
 mod post_quantum;
 mod pq_clusters;
 mod scenarios;
+mod shards;
 mod token_keys;
 mod unseal;

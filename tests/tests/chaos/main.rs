@@ -13,7 +13,9 @@
 //! - `leader_kill_and_stop`: two replicas with leader election; the leader SIGKILLed, later
 //!   the next leader SIGSTOPped past its lease and SIGCONTed once another replica leads;
 //! - `api_server_restart`: the API server gone for 3 s mid cold start: kube-apiserver
-//!   restarted on the real backend, the fault proxy's port closed on the stand-in.
+//!   restarted on the real backend, the fault proxy's port closed on the stand-in;
+//! - `shards_kill_stop_add_remove`: three `--sharding` members; one SIGKILLed mid cold start
+//!   and replaced, one SIGSTOPped past its Lease, one added and removed.
 
 // A test binary: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,6 +25,7 @@ mod check;
 mod hostile_http;
 mod hostile_templates;
 mod scenarios;
+mod shards;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;

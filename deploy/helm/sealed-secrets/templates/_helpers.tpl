@@ -105,6 +105,13 @@ own leading newline at metadata indentation, and nothing at all when both are em
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if .Values.sharding.enabled }}
+# Sharding: the leader sets the shard and drain labels, a member removes them when drained
+# (a merge patch of metadata.labels; RBAC cannot narrow patch to labels).
+- apiGroups: ["bitnami.com"]
+  resources: ["sealedsecrets"]
+  verbs: ["patch"]
+{{- end }}
 {{- end -}}
 
 {{/*
