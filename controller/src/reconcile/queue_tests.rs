@@ -183,6 +183,39 @@ fn the_earliest_request_wins() {
 }
 
 #[test]
+fn a_namespace_is_served_in_arrival_order_under_a_backlog() {
+    // kube-runtime's scheduler let a backlog's objects overtake each other (its timer wheel
+    // is not polled while every slot is busy): at 100 creates a second some waited twice the
+    // time the backlog took to drain. Here a backlog drains first come, first served.
+    let t0 = Instant::now();
+    let mut q = FairQueue::new(8, true);
+    let mut started = Vec::new();
+    let mut running = std::collections::VecDeque::new();
+    let mut start = |q: &mut FairQueue<K>, running: &mut std::collections::VecDeque<K>, now| {
+        let ks = pop_all(q, now);
+        running.extend(ks.iter().copied());
+        started.extend(ks);
+    };
+    for i in 0..500u16 {
+        let now = t0 + ms(u64::from(i));
+        q.push(K(1, i), now);
+        // Completions come at a third of the arrival rate: the backlog grows.
+        if i % 3 == 0
+            && let Some(k) = running.pop_front()
+        {
+            q.done(&k);
+        }
+        start(&mut q, &mut running, now);
+    }
+    while let Some(k) = running.pop_front() {
+        q.done(&k);
+        start(&mut q, &mut running, t0 + ms(1000));
+    }
+    assert!(q.is_empty());
+    assert_eq!(started, (0..500).map(|i| K(1, i)).collect::<Vec<_>>());
+}
+
+#[test]
 fn a_namespace_running_nothing_goes_first_among_equals_in_turn() {
     let t0 = Instant::now();
     let mut q = FairQueue::new(3, false);
