@@ -386,6 +386,7 @@ async fn write_status(
             Ok(Some(o.status.unwrap_or_default()))
         }
         Err(kube::Error::Api(s)) if s.code == 409 => {
+            tracing::debug!(sealed_secret = %format!("{ns}/{name}"), "status write conflicted; writing over a fresh read");
             let mut fresh = api.get(&name).await?;
             if fresh.metadata.uid != ss.metadata.uid
                 || fresh.metadata.generation != ss.metadata.generation
