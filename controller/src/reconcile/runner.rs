@@ -22,6 +22,10 @@ use super::apply::{RunAgain, retry_policy, run_cached};
 use super::context::Context;
 use super::queue::{FairQueue, ObjectKey};
 
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;
+
 type Cached = PartialObjectMeta<SealedSecret>;
 
 /// The queue's key for a reconcile request.
