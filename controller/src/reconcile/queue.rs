@@ -208,6 +208,7 @@ impl<K: Request> FairQueue<K> {
             _ => return,
         };
         self.objects.remove(key);
+        self.shrink();
         self.running -= 1;
         let ns = key.namespace().clone();
         if let Some(lane) = self.lanes.get_mut(&ns) {
@@ -245,6 +246,16 @@ impl<K: Request> FairQueue<K> {
 
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
+    }
+
+    /// Gives back the table's memory once a backlog (a cold start of every object) has
+    /// drained: a hash table keeps its largest size otherwise. Shrinking only below a quarter
+    /// keeps this amortised O(1).
+    fn shrink(&mut self) {
+        let (len, cap) = (self.objects.len(), self.objects.capacity());
+        if cap > 1024 && len < cap / 4 {
+            self.objects.shrink_to(len * 2);
+        }
     }
 
     fn make_ready(&mut self, key: K, since: Instant) {

@@ -216,6 +216,26 @@ fn a_namespace_is_served_in_arrival_order_under_a_backlog() {
 }
 
 #[test]
+fn a_drained_backlog_gives_its_memory_back() {
+    let t0 = Instant::now();
+    let mut q = FairQueue::new(8, true);
+    for i in 0..20_000 {
+        q.push(K((i % 7) as u8, i), t0);
+    }
+    let peak = q.objects.capacity();
+    while let Some(s) = q.pop_ready(t0) {
+        q.done(&s.key);
+    }
+    assert!(q.is_empty());
+    assert!(
+        q.objects.capacity() < peak / 8,
+        "{} of {peak}",
+        q.objects.capacity()
+    );
+    assert!(q.lanes.is_empty() && q.turns.is_empty());
+}
+
+#[test]
 fn a_namespace_running_nothing_goes_first_among_equals_in_turn() {
     let t0 = Instant::now();
     let mut q = FairQueue::new(3, false);
