@@ -34,6 +34,12 @@ fn duration_histogram() -> Histogram {
     Histogram::new(DEFAULT_BUCKETS)
 }
 
+/// Buckets of the reconcile queue's histograms: upstream's, then up to 10 minutes, the
+/// queue wait of a large backlog (a cold start, a burst of creates).
+const QUEUE_BUCKETS: [f64; 15] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 180.0, 600.0,
+];
+
 /// The `format` label values of `format_values_opened_total` (`ValueFormat::as_str`).
 const VALUE_FORMATS: [&str; 3] = ["rsa", "rsa-multi", "post-quantum"];
 
@@ -78,6 +84,11 @@ pub struct Metrics {
     /// With `--sharding`, on the leader: the live shard members its sharder assigns to.
     pub shard_members: Gauge,
     pub rsa_decryptions: Counter,
+    /// From a reconcile request entering the queue (or its requeue falling due) to its
+    /// reconcile starting (docs/design.md, "Reconcile queue").
+    pub reconcile_queue_wait: Histogram,
+    /// One reconcile, start to end.
+    pub reconcile_duration: Histogram,
     /// Multi-recipient version-1 values met by the key rings (`FORMAT.md` §2.2), read at
     /// scrape time by [`MultiV1Collector`].
     multi_v1: Arc<MultiV1Tally>,
@@ -200,6 +211,18 @@ impl Metrics {
             "RSA private-key operations performed",
             rsa_decryptions.clone(),
         );
+        let reconcile_queue_wait = Histogram::new(QUEUE_BUCKETS);
+        reg.register(
+            "reconcile_queue_wait_seconds",
+            "Time from a reconcile request entering the queue to its reconcile starting",
+            reconcile_queue_wait.clone(),
+        );
+        let reconcile_duration = Histogram::new(QUEUE_BUCKETS);
+        reg.register(
+            "reconcile_duration_seconds",
+            "Duration of one reconcile, start to end",
+            reconcile_duration.clone(),
+        );
 
         let multi_v1 = Arc::new(MultiV1Tally::default());
         reg.register_collector(Box::new(MultiV1Collector(multi_v1.clone())));
@@ -230,6 +253,8 @@ impl Metrics {
             leader,
             shard_members,
             rsa_decryptions,
+            reconcile_queue_wait,
+            reconcile_duration,
             multi_v1,
             key_wrap,
             token_keys,

@@ -23,7 +23,7 @@ use super::decide::{
     too_large,
 };
 use super::error::ReconcileError;
-use super::plan::{Facts, Plan, SecretWrite, StatusWrite, Written, plan, secret_write};
+use super::plan::{Facts, SecretWrite, StatusWrite, Written, plan, secret_write};
 use crate::keys::KeySnapshot;
 use crate::metrics::ErrorReason;
 
@@ -198,12 +198,29 @@ async fn fetch(
     Ok(Some((ss, size)))
 }
 
+/// When to reconcile an object again by itself (`None`: at its next change). It is what
+/// kube-runtime's [`Action`] says, in a form the reconcile queue can read (`Action` keeps
+/// its delay private).
+pub(super) type RunAgain = Option<Duration>;
+
+fn action(again: RunAgain) -> Action {
+    again.map_or_else(Action::await_change, Action::requeue)
+}
+
 /// One reconcile of the SealedSecret the watch cache names: the cache holds metadata only
 /// ([`cached_metadata`]), so the whole object is read here, reconciled, and dropped.
 pub async fn reconcile_cached(
     meta: Arc<PartialObjectMeta<SealedSecret>>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
+    run_cached(meta, ctx).await.map(action)
+}
+
+/// [`reconcile_cached`], for the reconcile queue.
+pub(super) async fn run_cached(
+    meta: Arc<PartialObjectMeta<SealedSecret>>,
+    ctx: Arc<Context>,
+) -> Result<RunAgain, ReconcileError> {
     if ctx.fence.check().is_err() {
         return Ok(not_leading(&meta.metadata));
     }
@@ -217,11 +234,11 @@ pub async fn reconcile_cached(
     })?;
     match fetched {
         // Deleted meanwhile: the watch reports the deletion.
-        None => Ok(Action::await_change()),
+        None => Ok(None),
         Some((ss, size)) => {
             // A shard member reconciles only its own objects and lets go of drained ones.
-            if let Some(action) = super::sharded::before_reconcile(&ctx, &ss.metadata).await {
-                return Ok(action);
+            if let Some(again) = super::sharded::before_reconcile(&ctx, &ss.metadata).await {
+                return Ok(again);
             }
             reconcile_sized(Arc::new(ss), ctx, size).await
         }
@@ -230,7 +247,7 @@ pub async fn reconcile_cached(
 
 /// One reconcile of one SealedSecret (§4.6): unseal and write, then status, metrics, Events.
 pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    reconcile_sized(ss, ctx, 0).await
+    reconcile_sized(ss, ctx, 0).await.map(action)
 }
 
 /// [`reconcile`] of an object of `size` bytes as served (0: not known), which is refused
@@ -239,7 +256,7 @@ async fn reconcile_sized(
     ss: Arc<SealedSecret>,
     ctx: Arc<Context>,
     size: u64,
-) -> Result<Action, ReconcileError> {
+) -> Result<RunAgain, ReconcileError> {
     if ctx.fence.check().is_err() {
         return Ok(not_leading(&ss.metadata));
     }
@@ -317,7 +334,8 @@ async fn reconcile_sized(
                 lock(&ctx.produced).insert(key, (ss_uid, applied.secret_uid));
             }
             publish(&ctx, &ss, plan.event).await;
-            Ok(Plan::requeue(status_retry))
+            // A failed status write comes back with backoff ([`super::Plan::requeue`]).
+            Ok(status_retry)
         }
         Err(e) => {
             let msg = e.message();
@@ -343,9 +361,9 @@ async fn publish(ctx: &Context, ss: &SealedSecret, event: Option<super::plan::Pl
 /// A reconcile that stopped before a write because this replica is no longer sure to lead
 /// ([`Fence`]): nothing written, no Event; retried later in case the Lease is renewed after
 /// all (else the leader group is drained before then).
-fn not_leading(meta: &ObjectMeta) -> Action {
+fn not_leading(meta: &ObjectMeta) -> RunAgain {
     tracing::debug!(sealed_secret = %object_name(meta), "not writing: the Lease is not renewed");
-    Action::requeue(Duration::from_secs(2))
+    Some(Duration::from_secs(2))
 }
 
 /// PUTs the status subresource (upstream RBAC grants `update` only); on a conflict the
@@ -374,6 +392,7 @@ async fn write_status(
             Ok(Some(o.status.unwrap_or_default()))
         }
         Err(kube::Error::Api(s)) if s.code == 409 => {
+            tracing::debug!(sealed_secret = %format!("{ns}/{name}"), "status write conflicted; writing over a fresh read");
             let mut fresh = api.get(&name).await?;
             if fresh.metadata.uid != ss.metadata.uid
                 || fresh.metadata.generation != ss.metadata.generation
@@ -404,12 +423,21 @@ pub fn error_policy<K: kube::Resource>(
     err: &ReconcileError,
     ctx: Arc<Context>,
 ) -> Action {
+    action(retry_policy(obj.as_ref(), err, &ctx))
+}
+
+/// [`error_policy`], for the reconcile queue.
+pub(super) fn retry_policy<K: kube::Resource>(
+    obj: &K,
+    err: &ReconcileError,
+    ctx: &Context,
+) -> RunAgain {
     let key = (
         obj.meta().namespace.clone().unwrap_or_default(),
         obj.meta().name.clone().unwrap_or_default(),
     );
     let status_retry = ctx.status_pending(&key).map(retry_backoff);
-    let give_up = || status_retry.map_or_else(Action::await_change, Action::requeue);
+    let give_up = || status_retry;
     if matches!(
         err,
         ReconcileError::Immutable { .. }
@@ -427,5 +455,5 @@ pub fn error_policy<K: kube::Resource>(
         tracing::warn!(sealed_secret = %format!("{}/{}", key.0, key.1), "giving up after {} retries until the next change", ctx.settings.max_unseal_retries);
         return give_up();
     }
-    Action::requeue(retry_backoff(*n))
+    Some(retry_backoff(*n))
 }

@@ -5,7 +5,7 @@
 //! (ownership and write mode, merge vs overwrite, semantic equality, immutable targets,
 //! status transitions, source digest), all unit-tested without I/O. [`reconcile`] is the
 //! shell that reads, unseals and carries the plan out ([`apply`]), and [`run`] wires
-//! watches into kube-runtime's `applier` ([`watch`]).
+//! watches into the reconcile queue ([`watch`], [`runner`], [`queue`]).
 //!
 //! Beyond upstream: the SealedSecret's `status.sourceDigest` records what its Secret was
 //! produced from; when it matches, the SealedSecret is not decrypted again (ownership, labels,
@@ -18,7 +18,9 @@
 //! - [`sharded`]: a shard member's selector hooks and drain acknowledgement (`--sharding`).
 //! - [`deleted`]: what a deleted SealedSecret leaves to do; [`context`]: what reconciles share; [`error`]: why one failed; [`flags`]: the flags.
 //! - [`key_order`]: which keys to try first for values that do not name their key (pure).
-//! - [`watch`]: the watches and the queue that drive reconciles; [`warm`]: the start-up check that
+//! - [`queue`]: which requested reconcile starts next, fair between namespaces (pure);
+//!   [`runner`]: the loop that runs them.
+//! - [`watch`]: the watches that drive reconciles; [`warm`]: the start-up check that
 //!   leaves SealedSecrets already in sync out of the queue (docs/design.md, "Restarts").
 
 pub mod apply;
@@ -30,6 +32,8 @@ pub mod flags;
 pub mod key_order;
 pub mod plan;
 pub mod sharded;
+pub mod queue;
+mod runner;
 mod spec_hash;
 pub mod warm;
 pub mod watch;

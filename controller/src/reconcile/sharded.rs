@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::Action;
 use sealed_secrets_api::SealedSecret;
 
+use super::apply::RunAgain;
 use super::context::Context;
 use crate::shard::{Member, Ownership, drain_label, shard_label};
 
@@ -47,11 +47,11 @@ pub fn drain_asked(member: Option<&Member>, cached: &ObjectMeta) -> bool {
 }
 
 /// Decides, from the object as just read, whether a member reconciles it: `None` to
-/// reconcile; otherwise what the reconcile returns instead. A drained object has both labels
-/// removed (behind the member's fence) and is not reconciled; the applier never runs two
+/// reconcile; otherwise when to look at it again. A drained object has both labels removed
+/// (behind the member's fence) and is not reconciled; the reconcile queue never runs two
 /// reconciles of one object at once, so the one in flight when the drain was asked has
 /// finished by now.
-pub async fn before_reconcile(ctx: &Context, ss: &ObjectMeta) -> Option<Action> {
+pub async fn before_reconcile(ctx: &Context, ss: &ObjectMeta) -> Option<RunAgain> {
     let member = ctx.settings.shard.as_ref()?;
     let object = format!(
         "{}/{}",
@@ -62,25 +62,25 @@ pub async fn before_reconcile(ctx: &Context, ss: &ObjectMeta) -> Option<Action> 
         Ownership::Reconcile => None,
         Ownership::NotOurs => {
             tracing::debug!(sealed_secret = %object, "not this member's SealedSecret any more; not reconciling");
-            Some(Action::await_change())
+            Some(None)
         }
         Ownership::Drain => {
             if ctx.fence.check().is_err() {
-                return Some(Action::requeue(Duration::from_secs(2)));
+                return Some(Some(Duration::from_secs(2)));
             }
             match release_object(&ctx.client, member, ss).await {
                 Ok(Some(rv)) => {
                     // The resourceVersion orders the release among the members' writes.
                     tracing::info!(sealed_secret = %object, resource_version = %rv, "drained SealedSecret");
-                    Some(Action::await_change())
+                    Some(None)
                 }
                 Ok(None) => {
                     tracing::debug!(sealed_secret = %object, "the SealedSecret changed while draining it; the watch brings it again");
-                    Some(Action::await_change())
+                    Some(None)
                 }
                 Err(e) => {
                     tracing::warn!(sealed_secret = %object, error = %e, "failed to acknowledge a drain; retrying");
-                    Some(Action::requeue(Duration::from_secs(1)))
+                    Some(Some(Duration::from_secs(1)))
                 }
             }
         }

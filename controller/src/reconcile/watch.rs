@@ -1,5 +1,5 @@
 //! The watch/queue wiring: metadata-only SealedSecret and Secret watches and key changes
-//! feed kube-runtime's `applier`, which runs [`super::reconcile_cached`].
+//! feed the reconcile queue ([`super::runner`]), which runs [`super::reconcile_cached`].
 //!
 //! The SealedSecret watch asks the API server for metadata only, so encrypted values never
 //! reach the controller through it, and its cache keeps only [`cached_metadata`]: memory
@@ -17,12 +17,10 @@ use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::Config as ApplierConfig;
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt as _, applier, watcher};
+use kube::runtime::{WatchStreamExt as _, watcher};
 use sealed_secrets_api::SealedSecret;
 
-use super::apply::{error_policy, reconcile_cached};
 use super::context::{Context, lock};
 use super::decide::{cached_metadata, recreate_target};
 use super::deleted::on_sealed_secret_deleted;
@@ -99,8 +97,8 @@ impl SpecVersions {
     }
 }
 
-/// The reconcile request for `ss`: its namespace and name only (the store and the applier's
-/// queue find objects by those; kube-runtime ignores the rest of an `ObjectRef` there).
+/// The reconcile request for `ss`: its namespace and name only (the store and the reconcile
+/// queue find objects by those; the store ignores the rest of an `ObjectRef`).
 fn object_ref(ss: &Cached) -> ObjectRef<Cached> {
     let r = ObjectRef::new(ss.metadata.name.as_deref().unwrap_or_default());
     match &ss.metadata.namespace {
@@ -111,7 +109,7 @@ fn object_ref(ss: &Cached) -> ObjectRef<Cached> {
 
 /// Runs the reconcile loop for one namespace (`None`: all namespaces) until `stop` resolves
 /// (leadership lost, shutdown): then no new reconcile starts and the running ones finish
-/// (kube-runtime's applier drains when its queue ends).
+/// ([`super::runner::run`] drains when its requests end).
 pub async fn run(
     ctx: Arc<Context>,
     namespace: Option<String>,
@@ -230,26 +228,15 @@ pub async fn run(
     });
     queue.push(key_changes.boxed());
 
-    let config = ApplierConfig::default().concurrency(ctx.settings.concurrency);
-    let results = applier(
-        |ss, ctx| Box::pin(reconcile_cached(ss, ctx)),
-        error_policy,
+    // Keeping a slot spare for a quiet namespace only helps when there can be several.
+    let spare = namespace.is_none();
+    super::runner::run(
         ctx.clone(),
         store,
         futures::stream::select_all(queue).take_until(stop),
-        config,
-    );
-    results
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                match e {
-                    kube::runtime::controller::Error::ReconcilerFailed(_, _) => {}
-                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
-                    other => tracing::warn!(error = %other, "controller stream error"),
-                }
-            }
-        })
-        .await;
+        spare,
+    )
+    .await;
 }
 
 fn deleted_secret_target(meta: &PartialObjectMeta<Secret>) -> Option<ObjectRef<Cached>> {

@@ -9,6 +9,7 @@
 mod cache;
 mod cold_start;
 mod common;
+mod fairness;
 mod faults;
 mod flags;
 mod hardening;

@@ -1,0 +1,132 @@
+//! The reconcile loop: takes reconcile requests from the watches, asks the [`FairQueue`]
+//! which to start, runs up to `--concurrency` reconciles at once, and queues their requeues.
+//! It replaces kube-runtime's `applier`, whose queue is one FIFO by deadline for all
+//! namespaces (docs/design.md, "Reconcile queue"), and keeps what the applier did around it:
+//! nothing starts before the watch cache has its first list, an object gone from the cache
+//! is skipped (the watch reports its deletion), and when the requests end (leadership lost,
+//! shutdown) no new reconcile starts and the running ones finish.
+
+use std::pin::pin;
+use std::sync::Arc;
+
+use futures::stream::FuturesUnordered;
+use futures::{Stream, StreamExt as _};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use sealed_secrets_api::SealedSecret;
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+use super::apply::{RunAgain, retry_policy, run_cached};
+use super::context::Context;
+use super::queue::{FairQueue, ObjectKey};
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;
+
+type Cached = PartialObjectMeta<SealedSecret>;
+
+/// The queue's key for a reconcile request.
+fn key_of(r: &ObjectRef<Cached>) -> ObjectKey {
+    ObjectKey {
+        namespace: Arc::from(r.namespace.as_deref().unwrap_or_default()),
+        name: Box::from(r.name.as_str()),
+    }
+}
+
+/// The watch cache's key for a queued object.
+fn object_ref(k: &ObjectKey) -> ObjectRef<Cached> {
+    let r = ObjectRef::new(&k.name);
+    if k.namespace.is_empty() {
+        r
+    } else {
+        r.within(&k.namespace)
+    }
+}
+
+/// One reconcile and its retry policy: when to run the object again.
+async fn reconcile_one(obj: Arc<Cached>, ctx: Arc<Context>) -> RunAgain {
+    let started = Instant::now();
+    let again = match run_cached(obj.clone(), ctx.clone()).await {
+        Ok(again) => again,
+        Err(e) => retry_policy(obj.as_ref(), &e, &ctx),
+    };
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    again
+}
+
+/// Runs reconciles of the objects `requests` names until it ends, then lets the running
+/// ones finish. `spare`: keep a slot for a namespace that runs nothing ([`FairQueue::new`]).
+pub(super) async fn run(
+    ctx: Arc<Context>,
+    store: Store<Cached>,
+    requests: impl Stream<Item = Result<ObjectRef<Cached>, watcher::Error>> + Send,
+    spare: bool,
+) {
+    let mut queue = FairQueue::new(usize::from(ctx.settings.concurrency), spare);
+    let mut running = FuturesUnordered::new();
+    let mut requests = pin!(requests);
+    let mut open = true;
+    let cache_ready = {
+        let store = store.clone();
+        async move { store.wait_until_ready().await.is_ok() }
+    };
+    let mut cache_ready = pin!(cache_ready);
+    // Until the first list is in the cache, requests are queued but nothing starts (as the
+    // applier held its runner).
+    let mut started = false;
+    loop {
+        if started && open {
+            let now = Instant::now();
+            while let Some(s) = queue.pop_ready(now) {
+                let obj_ref = object_ref(&s.key);
+                let Some(obj) = store.get(&obj_ref) else {
+                    queue.done(&s.key);
+                    continue;
+                };
+                ctx.metrics
+                    .reconcile_queue_wait
+                    .observe(s.waited.as_secs_f64());
+                let span = tracing::info_span!("reconciling object", "object.ref" = %obj_ref);
+                let fut = reconcile_one(obj, ctx.clone()).instrument(span);
+                let key = s.key;
+                running.push(async move { (key, fut.await) });
+            }
+        }
+        if !open && running.is_empty() {
+            return;
+        }
+        let deadline = queue.next_deadline();
+        tokio::select! {
+            request = requests.next(), if open => match request {
+                Some(Ok(r)) => queue.push(key_of(&r), Instant::now()),
+                Some(Err(e)) => tracing::warn!(error = %e, "controller stream error"),
+                None => open = false,
+            },
+            Some((key, again)) = running.next(), if !running.is_empty() => {
+                queue.done(&key);
+                if let Some(after) = again {
+                    queue.requeue_at(key, Instant::now() + after);
+                }
+            }
+            () = sleep_until(deadline), if open && started && deadline.is_some() => {}
+            ready = &mut cache_ready, if !started => {
+                if !ready {
+                    tracing::warn!("the watch cache will not fill: its writer is gone");
+                }
+                started = true;
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
