@@ -24,6 +24,7 @@ use super::decide::{
 };
 use super::error::ReconcileError;
 use super::plan::{Facts, SecretWrite, StatusWrite, Written, plan, secret_write};
+pub(super) use super::queue::RunAgain;
 use crate::keys::KeySnapshot;
 use crate::metrics::ErrorReason;
 
@@ -197,11 +198,6 @@ async fn fetch(
     let ss = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
     Ok(Some((ss, size)))
 }
-
-/// When to reconcile an object again by itself (`None`: at its next change). It is what
-/// kube-runtime's [`Action`] says, in a form the reconcile queue can read (`Action` keeps
-/// its delay private).
-pub(super) type RunAgain = Option<Duration>;
 
 fn action(again: RunAgain) -> Action {
     again.map_or_else(Action::await_change, Action::requeue)

@@ -28,6 +28,11 @@ use tokio::time::Instant;
 #[path = "queue_tests.rs"]
 mod tests;
 
+/// When to reconcile an object again by itself (`None`: at its next change). It is what
+/// kube-runtime's [`Action`](kube::runtime::controller::Action) says, in a form the reconcile queue can read (`Action` keeps
+/// its delay private).
+pub type RunAgain = Option<Duration>;
+
 /// What the queue holds: a request key that knows its namespace.
 pub trait Request: Clone + Eq + Hash {
     type Namespace: Clone + Eq + Hash + Ord;

@@ -18,8 +18,9 @@ use sealed_secrets_api::SealedSecret;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use super::apply::{RunAgain, retry_policy, run_cached};
+use super::apply::{retry_policy, run_cached};
 use super::context::Context;
+use super::queue::RunAgain;
 use super::queue::{FairQueue, ObjectKey};
 
 #[cfg(test)]

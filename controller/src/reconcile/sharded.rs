@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use sealed_secrets_api::SealedSecret;
 
-use super::apply::RunAgain;
 use super::context::Context;
+use super::queue::RunAgain;
 use crate::shard::{Member, Ownership, drain_label, shard_label};
 
 /// What the SealedSecret watch of a member caches: what `strip` keeps, plus the drain label
