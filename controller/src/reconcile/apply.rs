@@ -24,7 +24,7 @@ use super::decide::{
 };
 use super::error::ReconcileError;
 use super::plan::{Facts, SecretWrite, StatusWrite, Written, plan, secret_write};
-pub(super) use super::queue::RunAgain;
+use super::queue::RunAgain;
 use crate::keys::KeySnapshot;
 use crate::metrics::ErrorReason;
 
