@@ -195,8 +195,12 @@ pub fn may_acquire(
 
 /// A unique identity: `POD_NAME` (or the host name) plus a random suffix, as client-go.
 pub fn identity() -> String {
-    use rand::Rng as _;
-    let base = std::env::var(crate::env::POD_NAME)
+    format!("{}_{:08x}", identity_base(), identity_suffix())
+}
+
+/// What this process is called: `POD_NAME`, else the host name, else the controller's name.
+pub fn identity_base() -> String {
+    std::env::var(crate::env::POD_NAME)
         .ok()
         .filter(|s| !s.is_empty())
         .or_else(|| {
@@ -204,9 +208,14 @@ pub fn identity() -> String {
                 .ok()
                 .map(|s| s.trim().to_owned())
         })
-        .unwrap_or_else(|| "sealed-secrets-controller".to_owned());
-    let suffix: u32 = rand::rng().random();
-    format!("{base}_{suffix:08x}")
+        .unwrap_or_else(|| "sealed-secrets-controller".to_owned())
+}
+
+/// The random part of an identity, so that a process started again under the same name is
+/// a new candidate or member.
+pub fn identity_suffix() -> u32 {
+    use rand::Rng as _;
+    rand::rng().random()
 }
 
 /// Runs the election forever, publishing leadership on `tx`.

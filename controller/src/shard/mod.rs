@@ -94,17 +94,8 @@ pub fn and_selector(selector: &str, extra: &str) -> String {
 /// again under the same name never counts as the holder of its predecessor's Lease (whose
 /// objects must first be reassigned: that process may still be frozen, not gone).
 pub fn identity() -> String {
-    use rand::Rng as _;
-    let base = std::env::var(crate::env::POD_NAME)
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|s| s.trim().to_owned())
-        })
-        .unwrap_or_else(|| "sealed-secrets-controller".to_owned());
-    let suffix: u32 = rand::rng().random();
+    let base = crate::leader::election::identity_base();
+    let suffix = crate::leader::election::identity_suffix();
     format!("{}-{suffix:08x}", dns_label(&base, 54))
 }
 
