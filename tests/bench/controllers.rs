@@ -92,39 +92,10 @@ const SEALING_KEY: &str = "sealed-secrets-rs.dev/sealing-key";
 const KEYS: usize = 13;
 const VALUES_PER_OBJECT: usize = 3;
 const BENCH_NS: &str = "bench";
-/// What shard members need beyond `deploy/base`'s RBAC: their own Leases (each member holds
-/// one, named after its identity, and the leader lists them to know the members) and `patch`
-/// on SealedSecrets (the leader's shard and drain labels, the members' acknowledgements).
-/// Applied by a sharded run (`BENCH_SHARDS`); harmless where the deployment grants it too.
-const SHARD_RBAC: &str = r#"
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: sealed-secrets-controller-bench-shards}
-rules:
-  - apiGroups: ["bitnami.com"]
-    resources: ["sealedsecrets"]
-    verbs: ["patch"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: sealed-secrets-controller-bench-shards}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: sealed-secrets-controller-bench-shards}
-subjects: [{kind: ServiceAccount, name: sealed-secrets-controller, namespace: kube-system}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: sealed-secrets-controller-bench-shards, namespace: kube-system}
-rules:
-  - apiGroups: ["coordination.k8s.io"]
-    resources: ["leases"]
-    verbs: ["get", "list", "watch", "create", "update", "delete"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: sealed-secrets-controller-bench-shards, namespace: kube-system}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: sealed-secrets-controller-bench-shards}
-subjects: [{kind: ServiceAccount, name: sealed-secrets-controller, namespace: kube-system}]
-"#;
+/// What shard members need beyond `deploy/base`'s RBAC (their own Leases, `patch` on
+/// SealedSecrets): the sharded component's own file, so that a sharded run also checks that
+/// what `deploy/` grants is enough. Applied by a sharded run (`BENCH_SHARDS`).
+const SHARD_RBAC: &str = include_str!("../../deploy/components/sharded/rbac-sharding.yaml");
 
 /// The fairness phase's namespaces: a burst in one, a steady trickle in the other.
 const NOISY_NS: &str = "bench-noisy";
