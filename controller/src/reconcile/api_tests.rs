@@ -241,18 +241,7 @@ fn context_limited(mock: &Mock, keys: Arc<Keys>, limit: u64) -> Arc<Context> {
         keys,
         Arc::new(Metrics::new()),
         Recorder::new(client, "test".into()),
-        ReconcileArgs {
-            update_status: true,
-            old_gc_behavior: false,
-            accept_deprecated_v1_data: false,
-            max_unseal_retries: 5,
-            skip_recreate: false,
-            label_selector: String::new(),
-            concurrency: 1,
-            allow_service_account_tokens: false,
-            max_sealed_secret_size: limit,
-            shard: None,
-        },
+        ReconcileArgs::for_tests(1, limit),
         crate::leader::Fence::open(),
     )
 }

@@ -76,3 +76,22 @@ impl ReconcileArgs {
         }
     }
 }
+
+#[cfg(test)]
+impl ReconcileArgs {
+    /// The flags' defaults as the tests need them: status updates on, no selector, no shard.
+    pub(crate) fn for_tests(concurrency: u16, max_sealed_secret_size: u64) -> Self {
+        Self {
+            update_status: true,
+            old_gc_behavior: false,
+            accept_deprecated_v1_data: false,
+            max_unseal_retries: 5,
+            skip_recreate: false,
+            label_selector: String::new(),
+            concurrency,
+            allow_service_account_tokens: false,
+            max_sealed_secret_size,
+            shard: None,
+        }
+    }
+}

@@ -33,18 +33,7 @@ fn context() -> Arc<Context> {
         keys,
         metrics,
         Recorder::new(client, "test".into()),
-        ReconcileArgs {
-            update_status: true,
-            old_gc_behavior: false,
-            accept_deprecated_v1_data: false,
-            max_unseal_retries: 5,
-            skip_recreate: false,
-            label_selector: String::new(),
-            concurrency: 4,
-            allow_service_account_tokens: false,
-            max_sealed_secret_size: 0,
-            shard: None,
-        },
+        ReconcileArgs::for_tests(4, 0),
         crate::leader::Fence::elected(),
     )
 }
