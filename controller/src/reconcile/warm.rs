@@ -1,16 +1,17 @@
-//! Restarts without reading each object again (docs/design.md, "Restarts"): before the
-//! SealedSecret watch starts, the controller lists the SealedSecrets whole, in pages decoded
-//! one object at a time, and checks each against the metadata of its Secret from the Secret
-//! watch's first list ([`unchanged_at_start`]). The objects a reconcile would leave as they
-//! are get their metrics as a reconcile would give them and are not queued; only the others
-//! are read again and reconciled. Nothing of a listed object is kept but two hashes (the
-//! "spec changed" filter's entry, [`spec_hashes`]).
+//! Restarts without reading each object again (docs/design.md, "Restarts"): while the
+//! SealedSecret watch (metadata only) makes its first list, which queues nothing, the
+//! controller lists the SealedSecrets whole, in pages decoded one object at a time, and
+//! checks each against the metadata of its Secret from the Secret watch's first list
+//! ([`unchanged_at_start`]). The objects a reconcile would leave as they are get their
+//! metrics as a reconcile would give them and are not queued; only the others are read
+//! again and reconciled. Nothing of a listed object is kept but two hashes (the "spec
+//! changed" filter's entry, [`spec_hashes`]) until the watch's list is done.
 //!
 //! The order closes the windows in which a change could be missed: the Secret facts come
 //! from the first list of the watch that reports Secret deletions, so a Secret deleted after
-//! that list is reported by it (and its SealedSecret reconciled); a SealedSecret changed
-//! after its check has another generation when the SealedSecret watch lists it, and one
-//! created meanwhile was not checked at all: both are reconciled.
+//! that list is reported by it (and its SealedSecret reconciled); an object is skipped only
+//! when the watch's cache holds the very generation (and uid) the check found in sync, so one
+//! changed after its check, or created meanwhile and not checked at all, is reconciled.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -110,6 +111,11 @@ pub(super) async fn in_sync_at_start(
     secrets: SecretFacts,
 ) -> HashMap<u64, u64> {
     let started = std::time::Instant::now();
+    if secrets.is_empty() {
+        // No Secret to be in sync with (a cold start): nothing to list.
+        tracing::info!("start-up check: no Secret produced by a SealedSecret yet");
+        return HashMap::new();
+    }
     let secrets = Arc::new(secrets);
     let mut seed = HashMap::new();
     let mut continue_token: Option<String> = None;

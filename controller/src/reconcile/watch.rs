@@ -21,7 +21,7 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use sealed_secrets_api::SealedSecret;
 
-use super::context::{Context, lock};
+use super::context::Context;
 use super::decide::{cached_metadata, recreate_target};
 use super::deleted::on_sealed_secret_deleted;
 use super::spec_hash::spec_hashes;
@@ -54,6 +54,9 @@ struct SpecVersions {
     current: HashMap<u64, u64>,
     /// During a re-list: what has been listed so far, swapped in at its end.
     relist: Option<HashMap<u64, u64>>,
+    /// Until the first list is done: queue nothing it lists. The start-up check, running
+    /// beside that list, decides which of them to queue ([`queue_after_check`]).
+    hold_first_list: bool,
 }
 
 impl SpecVersions {
@@ -70,6 +73,7 @@ impl SpecVersions {
                     self.current = listed;
                     self.current.shrink_to_fit();
                 }
+                self.hold_first_list = false;
                 None
             }
             watcher::Event::Delete(ss) => {
@@ -83,11 +87,17 @@ impl SpecVersions {
             watcher::Event::Apply(ss) | watcher::Event::InitApply(ss) => {
                 let (key, version) = Self::hashes(ss);
                 let changed = self.current.get(&key) != Some(&version);
-                match (&mut self.relist, event) {
-                    (Some(listed), watcher::Event::InitApply(_)) => listed.insert(key, version),
-                    _ => self.current.insert(key, version),
+                let held = match (&mut self.relist, event) {
+                    (Some(listed), watcher::Event::InitApply(_)) => {
+                        listed.insert(key, version);
+                        self.hold_first_list
+                    }
+                    _ => {
+                        self.current.insert(key, version);
+                        false
+                    }
                 };
-                changed.then(|| object_ref(ss))
+                (changed && !held).then(|| object_ref(ss))
             }
         }
     }
@@ -157,24 +167,27 @@ pub async fn run(
         warm.then_some(rx)
     };
 
-    // The SealedSecret watch starts once the start-up check is done: the objects it found in
-    // sync are already in the "spec changed" filter, so that their listing queues nothing.
+    // The start-up check runs beside the SealedSecret watch's first list, which queues
+    // nothing: once both are done, the objects listed and not found in sync are queued.
     // With `--skip-recreate` there is no Secret watch to take the Secrets' metadata from, and
     // every object is reconciled at start, as before.
-    let seed: Arc<std::sync::Mutex<Option<HashMap<u64, u64>>>> = Arc::default();
-    let check = {
-        let (ctx, seed, namespace) = (ctx.clone(), seed.clone(), namespace.clone());
-        async move {
-            if let Some(rx) = first_secrets
-                && let Ok(secrets) = rx.await
-            {
-                let in_sync = in_sync_at_start(&ctx, namespace.as_deref(), secrets).await;
-                *lock(&seed) = Some(in_sync);
-            }
-        }
+    let mut versions = SpecVersions {
+        hold_first_list: first_secrets.is_some(),
+        ..SpecVersions::default()
     };
+    if let Some(rx) = first_secrets {
+        let (ctx, namespace, store) = (ctx.clone(), namespace.clone(), store.clone());
+        let after_check = async move {
+            let in_sync = match rx.await {
+                Ok(secrets) => in_sync_at_start(&ctx, namespace.as_deref(), secrets).await,
+                // The Secret watch ended: the reconcile loop is stopping.
+                Err(_) => HashMap::new(),
+            };
+            queue_after_check(&store, in_sync).await
+        };
+        queue.push(futures::stream::once(after_check).flatten().boxed());
+    }
     let delete_ctx = ctx.clone();
-    let mut versions = SpecVersions::default();
     // A shard member watches its own objects only, keeps their drain label and queues
     // objects whose drain was asked for whatever their spec ([`super::sharded`]).
     let ss_selector = ctx.settings.sealed_secret_selector();
@@ -201,9 +214,6 @@ pub async fn run(
         })
         .reflect(writer)
         .try_filter_map(move |ev| {
-            if let Some(in_sync) = lock(&seed).take() {
-                versions.current = in_sync;
-            }
             let queued = versions.observe(&ev).or_else(|| match &ev {
                 watcher::Event::Apply(ss) | watcher::Event::InitApply(ss)
                     if super::sharded::drain_asked(drained.as_ref(), &ss.metadata) =>
@@ -214,9 +224,6 @@ pub async fn run(
             });
             futures::future::ready(Ok(queued))
         });
-    let sealed = futures::stream::once(check)
-        .filter_map(|()| futures::future::ready(None))
-        .chain(sealed);
     queue.insert(0, sealed.boxed());
 
     // When keys change (a key added by the watcher, say), SealedSecrets that could not be
@@ -237,6 +244,24 @@ pub async fn run(
         spare,
     )
     .await;
+}
+
+/// The reconcile requests of the start-up check: once the SealedSecret watch's first list is
+/// in the cache, every object there but those found in sync (`in_sync`: the "spec changed"
+/// filter's hashes of the versions the check saw). An object changed since its check has
+/// other hashes and is queued; one changed after the list is queued by the watch too (the
+/// queue merges the two requests); one deleted meanwhile is not in the cache.
+async fn queue_after_check(
+    store: &reflector::Store<Cached>,
+    in_sync: HashMap<u64, u64>,
+) -> impl Stream<Item = Result<ObjectRef<Cached>, watcher::Error>> + Send + use<> {
+    // An error means the watch is gone (the loop is stopping): the cache holds what it holds.
+    let _ = store.wait_until_ready().await;
+    futures::stream::iter(store.state()).filter_map(move |ss| {
+        let (key, version) = spec_hashes(&ss.metadata);
+        let queued = (in_sync.get(&key) != Some(&version)).then(|| Ok(object_ref(&ss)));
+        futures::future::ready(queued)
+    })
 }
 
 fn deleted_secret_target(meta: &PartialObjectMeta<Secret>) -> Option<ObjectRef<Cached>> {

@@ -95,3 +95,84 @@ fn requests_name_the_object_without_uid_or_version() {
     assert_eq!(r.extra.uid, None);
     assert_eq!(r.extra.resource_version, None);
 }
+
+#[test]
+fn the_first_list_is_held_for_the_start_up_check_and_later_ones_are_not() {
+    let mut v = SpecVersions {
+        hold_first_list: true,
+        ..SpecVersions::default()
+    };
+    let seen: Vec<_> = [
+        Event::Init,
+        Event::InitApply(mk_ss("a", "u1", 1)),
+        Event::InitApply(mk_ss("b", "u2", 1)),
+        Event::InitDone,
+        // After the first list: a new generation is queued as always.
+        Event::Apply(mk_ss("a", "u1", 2)),
+        Event::Apply(mk_ss("b", "u2", 1)),
+        // A re-list (after a watch error) queues what changed.
+        Event::Init,
+        Event::InitApply(mk_ss("a", "u1", 2)),
+        Event::InitApply(mk_ss("b", "u2", 3)),
+        Event::InitDone,
+    ]
+    .iter()
+    .map(|e| v.observe(e))
+    .collect();
+    assert_eq!(
+        names(&seen),
+        [
+            None,
+            None,
+            None,
+            None,
+            Some("a"),
+            None,
+            None,
+            None,
+            Some("b"),
+            None
+        ]
+    );
+    assert_eq!(v.current.len(), 2, "{v:?}");
+}
+
+#[tokio::test]
+async fn after_the_check_only_the_versions_it_found_in_sync_are_skipped() {
+    use futures::StreamExt as _;
+    use kube::runtime::reflector;
+
+    use super::queue_after_check;
+    use crate::reconcile::spec_hash::spec_hashes;
+
+    let (store, mut writer) = reflector::store::<Cached>();
+    let in_sync: std::collections::HashMap<u64, u64> = [
+        // Found in sync at the generation listed: skipped.
+        mk_ss("same", "u1", 1),
+        // Found in sync at an older generation: changed since, queued.
+        mk_ss("changed", "u2", 1),
+        // Found in sync, then deleted and created again under the same name: queued.
+        mk_ss("recreated", "u3", 1),
+    ]
+    .iter()
+    .map(|ss| spec_hashes(&ss.metadata))
+    .collect();
+    for e in [
+        Event::Init,
+        Event::InitApply(mk_ss("same", "u1", 1)),
+        Event::InitApply(mk_ss("changed", "u2", 2)),
+        Event::InitApply(mk_ss("recreated", "u9", 1)),
+        // Created after the check's list: never checked, queued.
+        Event::InitApply(mk_ss("new", "u4", 1)),
+        Event::InitDone,
+    ] {
+        writer.apply_watcher_event(&e);
+    }
+    let mut queued: Vec<String> = queue_after_check(&store, in_sync)
+        .await
+        .map(|r| r.unwrap().name)
+        .collect()
+        .await;
+    queued.sort();
+    assert_eq!(queued, ["changed", "new", "recreated"]);
+}
