@@ -175,6 +175,9 @@ pub async fn run(
         hold_first_list: first_secrets.is_some(),
         ..SpecVersions::default()
     };
+    // Told by the watch when its first list is in the cache.
+    let (listed_tx, listed_rx) = tokio::sync::oneshot::channel();
+    let mut listed_tx = Some(listed_tx);
     if let Some(rx) = first_secrets {
         let (ctx, namespace, store) = (ctx.clone(), namespace.clone(), store.clone());
         let after_check = async move {
@@ -183,7 +186,7 @@ pub async fn run(
                 // The Secret watch ended: the reconcile loop is stopping.
                 Err(_) => HashMap::new(),
             };
-            queue_after_check(&store, in_sync).await
+            queue_after_check(&store, listed_rx, in_sync).await
         };
         queue.push(futures::stream::once(after_check).flatten().boxed());
     }
@@ -214,6 +217,12 @@ pub async fn run(
         })
         .reflect(writer)
         .try_filter_map(move |ev| {
+            if matches!(ev, watcher::Event::InitDone)
+                && let Some(tx) = listed_tx.take()
+            {
+                // The receiver is gone only when there is no start-up check.
+                let _ = tx.send(());
+            }
             let queued = versions.observe(&ev).or_else(|| match &ev {
                 watcher::Event::Apply(ss) | watcher::Event::InitApply(ss)
                     if super::sharded::drain_asked(drained.as_ref(), &ss.metadata) =>
@@ -247,16 +256,20 @@ pub async fn run(
 }
 
 /// The reconcile requests of the start-up check: once the SealedSecret watch's first list is
-/// in the cache, every object there but those found in sync (`in_sync`: the "spec changed"
-/// filter's hashes of the versions the check saw). An object changed since its check has
-/// other hashes and is queued; one changed after the list is queued by the watch too (the
+/// in the cache (`listed`), every object there but those found in sync (`in_sync`: the "spec
+/// changed" filter's hashes of the versions the check saw). An object changed since its check
+/// has other hashes and is queued; one changed after the list is queued by the watch too (the
 /// queue merges the two requests); one deleted meanwhile is not in the cache.
+///
+/// `listed` rather than [`reflector::Store::wait_until_ready`]: the store's readiness wakes
+/// only the last of several waiters, and the reconcile runner waits on it already.
 async fn queue_after_check(
     store: &reflector::Store<Cached>,
+    listed: tokio::sync::oneshot::Receiver<()>,
     in_sync: HashMap<u64, u64>,
 ) -> impl Stream<Item = Result<ObjectRef<Cached>, watcher::Error>> + Send + use<> {
     // An error means the watch is gone (the loop is stopping): the cache holds what it holds.
-    let _ = store.wait_until_ready().await;
+    let _ = listed.await;
     futures::stream::iter(store.state()).filter_map(move |ss| {
         let (key, version) = spec_hashes(&ss.metadata);
         let queued = (in_sync.get(&key) != Some(&version)).then(|| Ok(object_ref(&ss)));

@@ -157,6 +157,20 @@ async fn after_the_check_only_the_versions_it_found_in_sync_are_skipped() {
     .iter()
     .map(|ss| spec_hashes(&ss.metadata))
     .collect();
+    let (listed, listed_rx) = tokio::sync::oneshot::channel();
+    // The runner waits for the store's first list too: both must be woken.
+    let runner = tokio::spawn({
+        let store = store.clone();
+        async move { store.wait_until_ready().await.is_ok() }
+    });
+    let check = tokio::spawn(async move {
+        queue_after_check(&store, listed_rx, in_sync)
+            .await
+            .map(|r| r.unwrap().name)
+            .collect::<Vec<String>>()
+            .await
+    });
+    tokio::task::yield_now().await;
     for e in [
         Event::Init,
         Event::InitApply(mk_ss("same", "u1", 1)),
@@ -168,11 +182,9 @@ async fn after_the_check_only_the_versions_it_found_in_sync_are_skipped() {
     ] {
         writer.apply_watcher_event(&e);
     }
-    let mut queued: Vec<String> = queue_after_check(&store, in_sync)
-        .await
-        .map(|r| r.unwrap().name)
-        .collect()
-        .await;
+    listed.send(()).unwrap();
+    assert!(runner.await.unwrap());
+    let mut queued = check.await.unwrap();
     queued.sort();
     assert_eq!(queued, ["changed", "new", "recreated"]);
 }
