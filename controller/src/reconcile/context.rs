@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::cpugate::{CpuGate, cores};
+use super::cpugate::{CpuGate, permits};
 use super::decide::retry_backoff;
 use super::flags::ReconcileArgs;
 use super::key_order::KeyOrderMemory;
@@ -67,6 +67,7 @@ impl Context {
         settings: ReconcileArgs,
         fence: Fence,
     ) -> Arc<Self> {
+        let cpu_gate = CpuGate::new(permits(settings.unseal_concurrency));
         Arc::new(Self {
             client,
             keys,
@@ -79,7 +80,7 @@ impl Context {
             key_order: Mutex::new(KeyOrderMemory::new()),
             status_digest: AtomicU8::new(DIGEST_UNKNOWN),
             produced: Mutex::new(HashMap::new()),
-            cpu_gate: CpuGate::new(cores()),
+            cpu_gate,
         })
     }
 

@@ -142,10 +142,14 @@ impl<N: Clone + Eq + Hash + Ord> GateState<N> {
     }
 }
 
-/// The number of decryptions that may run at once: the cores this process may use
-/// (`std::thread::available_parallelism`, which counts a cgroup's CPU quota), else one.
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+/// The number of decryptions that may run at once: `--unseal-concurrency` when set, else the
+/// cores this process may use (`std::thread::available_parallelism`, which counts a
+/// cgroup's CPU quota), else one.
+pub fn permits(unseal_concurrency: u16) -> usize {
+    match unseal_concurrency {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => usize::from(n),
+    }
 }
 
 /// The gate shared by all reconciles ([`GateState`] behind one lock).

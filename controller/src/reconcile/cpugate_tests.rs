@@ -6,7 +6,16 @@ use std::collections::BTreeMap;
 use futures::FutureExt as _;
 use proptest::prelude::*;
 
-use super::{CpuGate, GateState, Ticket};
+use super::{CpuGate, GateState, Ticket, permits};
+
+#[test]
+fn the_flag_sets_the_permits_else_the_cores() {
+    assert_eq!(permits(3), 3);
+    assert_eq!(
+        permits(0),
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    );
+}
 
 #[test]
 fn permits_are_handed_out_up_to_the_limit() {
