@@ -89,6 +89,8 @@ pub struct Metrics {
     pub reconcile_queue_wait: Histogram,
     /// One reconcile, start to end.
     pub reconcile_duration: Histogram,
+    /// A decryption's wait for a core (docs/design.md, "Reconcile queue").
+    pub unseal_cpu_wait: Histogram,
     /// Multi-recipient version-1 values met by the key rings (`FORMAT.md` §2.2), read at
     /// scrape time by [`MultiV1Collector`].
     multi_v1: Arc<MultiV1Tally>,
@@ -223,6 +225,12 @@ impl Metrics {
             "Duration of one reconcile, start to end",
             reconcile_duration.clone(),
         );
+        let unseal_cpu_wait = Histogram::new(QUEUE_BUCKETS);
+        reg.register(
+            "unseal_cpu_wait_seconds",
+            "Time a reconcile's decryption waited for a core (one decryption per core at a time)",
+            unseal_cpu_wait.clone(),
+        );
 
         let multi_v1 = Arc::new(MultiV1Tally::default());
         reg.register_collector(Box::new(MultiV1Collector(multi_v1.clone())));
@@ -255,6 +263,7 @@ impl Metrics {
             rsa_decryptions,
             reconcile_queue_wait,
             reconcile_duration,
+            unseal_cpu_wait,
             multi_v1,
             key_wrap,
             token_keys,

@@ -16,6 +16,7 @@ use kube::{Resource as _, ResourceExt as _};
 use sealed_secrets_api::annotations;
 use sealed_secrets_api::{SealedSecret, SealedSecretStatus, UnsealOptions, sealing_key_hints};
 use sealed_secrets_crypto::Fingerprint;
+use tokio::time::Instant;
 
 use super::context::{Context, lock};
 use super::decide::{
@@ -40,6 +41,43 @@ struct Applied {
     keys: BTreeSet<Fingerprint>,
 }
 
+/// Where one reconcile's time went, logged at debug level when it ends ("reconcile
+/// phases"): the API calls, the wait for a core and the decryption. A phase it skipped is 0.
+#[derive(Debug, Default, Clone, Copy)]
+struct Phases {
+    /// Reading the SealedSecret.
+    fetch: Duration,
+    /// Reading its Secret.
+    get: Duration,
+    /// Waiting for a core ([`super::cpugate`]).
+    cpu_wait: Duration,
+    /// Decrypting (on the blocking pool).
+    decrypt: Duration,
+    /// Creating or replacing the Secret.
+    secret_write: Duration,
+    /// Writing the status.
+    status: Duration,
+    /// Publishing the Event.
+    event: Duration,
+}
+
+impl Phases {
+    fn log(&self, object: &str) {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        tracing::debug!(
+            sealed_secret = %object,
+            fetch_ms = ms(self.fetch),
+            get_ms = ms(self.get),
+            cpu_wait_ms = ms(self.cpu_wait),
+            decrypt_ms = ms(self.decrypt),
+            secret_write_ms = ms(self.secret_write),
+            status_ms = ms(self.status),
+            event_ms = ms(self.event),
+            "reconcile phases"
+        );
+    }
+}
+
 /// `namespace/name`, as logs, errors and Events name an object.
 fn object_name(meta: &ObjectMeta) -> String {
     format!(
@@ -52,11 +90,16 @@ fn object_name(meta: &ObjectMeta) -> String {
 /// Produces or refreshes the Secret of one SealedSecret. Upstream's order of checks is kept
 /// (unseal errors before ownership errors), except that a matching source digest on an
 /// owned Secret skips decryption altogether.
-async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Applied, ReconcileError> {
+async fn apply(
+    ss: &Arc<SealedSecret>,
+    ctx: &Context,
+    phases: &mut Phases,
+) -> Result<Applied, ReconcileError> {
     let ns = ss.namespace().unwrap_or_default();
     let name = ss.name_any();
     let object = object_name(&ss.metadata);
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let started = Instant::now();
     let existing = api
         .get_opt(&name)
         .await
@@ -64,6 +107,7 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Applied, Reconci
             object: object.clone(),
             source,
         })?;
+    phases.get = started.elapsed();
     let snapshot = ctx.keys.snapshot();
 
     let reuse = existing
@@ -77,7 +121,7 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Applied, Reconci
             (finish_desired(d), keys)
         }
         None => {
-            let (secret, used) = unseal_blocking(ss.clone(), snapshot.clone(), ctx).await?;
+            let (secret, used) = unseal_blocking(ss.clone(), snapshot.clone(), ctx, phases).await?;
             (finish_desired(secret), used)
         }
     };
@@ -90,6 +134,7 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Applied, Reconci
         ctx.settings.allow_service_account_tokens,
     )?;
     let written = write.written();
+    let writing = Instant::now();
     let secret_uid = match write {
         SecretWrite::Unchanged => existing.and_then(|e| e.metadata.uid),
         SecretWrite::Create(desired) => {
@@ -127,6 +172,7 @@ async fn apply(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<Applied, Reconci
             updated.metadata.uid
         }
     };
+    phases.secret_write = writing.elapsed();
     let secret_uid = secret_uid.unwrap_or_default();
     Ok(Applied {
         written,
@@ -146,6 +192,7 @@ async fn unseal_blocking(
     ss: Arc<SealedSecret>,
     snapshot: Arc<KeySnapshot>,
     ctx: &Context,
+    phases: &mut Phases,
 ) -> Result<(Secret, BTreeSet<Fingerprint>), ReconcileError> {
     let namespace = ss.namespace().unwrap_or_default();
     let hinted = !sealing_key_hints(&ss.metadata).is_empty();
@@ -153,7 +200,19 @@ async fn unseal_blocking(
         accept_deprecated_v1_data: ctx.settings.accept_deprecated_v1_data,
         key_order: lock(&ctx.key_order).order(&namespace, snapshot.ring.fingerprints()),
     };
+    // One decryption per core: the decryption runs on a core of its own instead of sharing
+    // the cores with every running reconcile's, and the next core goes to the namespace
+    // decrypting least (docs/design.md, "Reconcile queue").
+    let waiting = Instant::now();
+    let permit = ctx.cpu_gate.enter(&namespace).await;
+    let decrypting = Instant::now();
+    phases.cpu_wait = decrypting - waiting;
+    ctx.metrics
+        .unseal_cpu_wait
+        .observe(phases.cpu_wait.as_secs_f64());
     let result = tokio::task::spawn_blocking(move || {
+        // Held until the decryption ends, even if the reconcile is dropped meanwhile.
+        let _permit = permit;
         sealed_secrets_api::unseal(&ss, &snapshot.ring, &opts).map(|u| {
             let usage = u.key_usage();
             let rsa = u.rsa_operations();
@@ -162,6 +221,7 @@ async fn unseal_blocking(
     })
     .await
     .map_err(ReconcileError::Join)?;
+    phases.decrypt = decrypting.elapsed();
     let rsa = match &result {
         Ok((_, _, _, rsa)) => *rsa,
         Err(e) => e.rsa_operations(),
@@ -222,6 +282,7 @@ pub(super) async fn run_cached(
     }
     let ns = meta.namespace().unwrap_or_default();
     let name = meta.name_any();
+    let fetching = Instant::now();
     let fetched = fetch(&ctx.client, &ns, &name).await.map_err(|source| {
         let object = object_name(&meta.metadata);
         let e = ReconcileError::GetSealedSecret { object, source };
@@ -236,14 +297,20 @@ pub(super) async fn run_cached(
             if let Some(again) = super::sharded::before_reconcile(&ctx, &ss.metadata).await {
                 return Ok(again);
             }
-            reconcile_sized(Arc::new(ss), ctx, size).await
+            let phases = Phases {
+                fetch: fetching.elapsed(),
+                ..Phases::default()
+            };
+            reconcile_sized(Arc::new(ss), ctx, size, phases).await
         }
     }
 }
 
 /// One reconcile of one SealedSecret (§4.6): unseal and write, then status, metrics, Events.
 pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    reconcile_sized(ss, ctx, 0).await.map(action)
+    reconcile_sized(ss, ctx, 0, Phases::default())
+        .await
+        .map(action)
 }
 
 /// [`reconcile`] of an object of `size` bytes as served (0: not known), which is refused
@@ -252,6 +319,7 @@ async fn reconcile_sized(
     ss: Arc<SealedSecret>,
     ctx: Arc<Context>,
     size: u64,
+    mut phases: Phases,
 ) -> Result<RunAgain, ReconcileError> {
     if ctx.fence.check().is_err() {
         return Ok(not_leading(&ss.metadata));
@@ -268,7 +336,7 @@ async fn reconcile_sized(
             limit,
         })
     } else {
-        apply(&ss, &ctx).await
+        apply(&ss, &ctx, &mut phases).await
     };
     if matches!(outcome, Err(ReconcileError::NotLeading(_))) {
         return Ok(not_leading(&ss.metadata));
@@ -301,7 +369,9 @@ async fn reconcile_sized(
             if ctx.fence.check().is_err() {
                 return Ok(not_leading(&ss.metadata));
             }
+            let writing = Instant::now();
             let written = write_status(&ctx.client, &ss, status).await;
+            phases.status = writing.elapsed();
             if let Ok(Some(stored)) = &written {
                 ctx.digest_written(digest, stored.source_digest.as_deref());
             }
@@ -329,7 +399,10 @@ async fn reconcile_sized(
                 let ss_uid = ss.uid().unwrap_or_default();
                 lock(&ctx.produced).insert(key, (ss_uid, applied.secret_uid));
             }
+            let publishing = Instant::now();
             publish(&ctx, &ss, plan.event).await;
+            phases.event = publishing.elapsed();
+            phases.log(&object);
             // A failed status write comes back with backoff ([`super::Plan::requeue`]).
             Ok(status_retry)
         }
@@ -337,7 +410,10 @@ async fn reconcile_sized(
             let msg = e.message();
             tracing::warn!(sealed_secret = %object, reason = e.reason().as_str(), error = %msg, "reconcile failed");
             ctx.metrics.unseal_error(e.reason(), &ns);
+            let publishing = Instant::now();
             publish(&ctx, &ss, plan.event).await;
+            phases.event = publishing.elapsed();
+            phases.log(&object);
             Err(e)
         }
     }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::cpugate::{CpuGate, permits};
 use super::decide::retry_backoff;
 use super::flags::ReconcileArgs;
 use super::key_order::KeyOrderMemory;
@@ -38,6 +39,8 @@ pub struct Context {
     /// produced from it, so that a deleted SealedSecret's Secret is recognised even without an
     /// ownerReference (the watch cache keeps no status, and the Secret carries no digest).
     pub(super) produced: Mutex<HashMap<(String, String), (String, String)>>,
+    /// One decryption per core at a time, fair between namespaces ([`CpuGate`]).
+    pub(super) cpu_gate: Arc<CpuGate>,
 }
 
 /// [`Context::status_digest`]: not known yet whether the CRD keeps `status.sourceDigest`.
@@ -64,6 +67,7 @@ impl Context {
         settings: ReconcileArgs,
         fence: Fence,
     ) -> Arc<Self> {
+        let cpu_gate = CpuGate::new(permits(settings.unseal_concurrency));
         Arc::new(Self {
             client,
             keys,
@@ -76,6 +80,7 @@ impl Context {
             key_order: Mutex::new(KeyOrderMemory::new()),
             status_digest: AtomicU8::new(DIGEST_UNKNOWN),
             produced: Mutex::new(HashMap::new()),
+            cpu_gate,
         })
     }
 

@@ -46,6 +46,12 @@ pub struct ReconcileArgs {
     #[arg(long, default_value = "8", value_parser = at_least_one::<u16>)]
     pub concurrency: u16,
 
+    /// Decryptions run at once (docs/design.md, "Reconcile queue"). 0: one per core this
+    /// process may use. Raise it when the keys are in a network HSM (`--key-backend=pkcs11`),
+    /// whose decryptions wait on the network rather than use a core.
+    #[arg(long, default_value_t = 0)]
+    pub unseal_concurrency: u16,
+
     /// Unseal SealedSecrets whose template asks for a Secret of type
     /// kubernetes.io/service-account-token. Off by default (unlike upstream): such a Secret
     /// gets a long-lived token of any ServiceAccount in the namespace, so whoever may create
@@ -89,6 +95,7 @@ impl ReconcileArgs {
             skip_recreate: false,
             label_selector: String::new(),
             concurrency,
+            unseal_concurrency: 0,
             allow_service_account_tokens: false,
             max_sealed_secret_size,
             shard: None,

@@ -19,12 +19,14 @@
 //! - [`deleted`]: what a deleted SealedSecret leaves to do; [`context`]: what reconciles share; [`error`]: why one failed; [`flags`]: the flags.
 //! - [`key_order`]: which keys to try first for values that do not name their key (pure).
 //! - [`queue`]: which requested reconcile starts next, fair between namespaces (pure);
-//!   [`runner`]: the loop that runs them.
+//!   [`runner`]: the loop that runs them; [`cpugate`]: one decryption per core at a time,
+//!   the next one chosen fairly between namespaces.
 //! - [`watch`]: the watches that drive reconciles; [`warm`]: the start-up check that
 //!   leaves SealedSecrets already in sync out of the queue (docs/design.md, "Restarts").
 
 pub mod apply;
 pub mod context;
+pub mod cpugate;
 pub mod decide;
 pub mod deleted;
 pub mod error;
