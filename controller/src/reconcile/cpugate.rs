@@ -210,8 +210,12 @@ impl CpuGate {
         })
     }
 
+    /// The state, also after a panic elsewhere left the lock poisoned (every change to it is
+    /// complete before any call that could panic).
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        super::context::lock(&self.inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits for a permit for a decryption of namespace `ns`. Cancellation-safe: dropping
