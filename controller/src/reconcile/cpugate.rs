@@ -210,8 +210,9 @@ impl CpuGate {
         })
     }
 
-    /// The state, also after a panic elsewhere left the lock poisoned (every change to it is
-    /// complete before any call that could panic).
+    /// The state, also when a panic left the lock poisoned (as `context::lock`, not used
+    /// here to keep the two modules free of a circle): one panicking reconcile must not stop
+    /// every later decryption.
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner
             .lock()
