@@ -226,13 +226,15 @@ enum Logged {
     Wrote(String, String),
 }
 
-/// A write by a replica that was not the latest to acquire the Lease.
+/// A write by a replica that did not have the right to write: it was not the latest to
+/// acquire the Lease, or (shards) not the member the object was assigned to.
 #[derive(Debug, Clone)]
 pub struct Violation {
     pub replica: String,
     pub resource_version: u64,
     pub what: String,
     pub object: String,
+    /// Who had the right to write then (the leader; the object's member).
     pub leader: Option<String>,
 }
 
@@ -240,7 +242,7 @@ impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} wrote at resourceVersion {} ({} {}) while {} led",
+            "{} wrote at resourceVersion {} ({} {}) while {} had the right to write",
             self.replica,
             self.resource_version,
             self.what,
@@ -284,8 +286,9 @@ impl LeadershipReport {
                 vs.iter().filter(|v| !objects.insert(&v.object)).collect();
             if vs.len() > in_flight || !twice.is_empty() {
                 out.push(format!(
-                    "{replica}: {} writes after losing the Lease ({} at most can have been in flight), \
-                     {} of them a second write for the same object:\n    {}",
+                    "{replica}: {} writes without the right to write (a Lease lost, an object moved) \
+                     ({} at most can have been in flight at a freeze), {} of them a second write for \
+                     the same object:\n    {}",
                     vs.len(),
                     in_flight,
                     twice.len(),
