@@ -43,6 +43,9 @@ struct Members {
     next: usize,
     kills: usize,
     leader_kills: usize,
+    /// Held by the steady creates for each create, and by [`Members::kill`] from the wait
+    /// for the sharder to finish placing until the leader is killed.
+    creates: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Members {
@@ -121,33 +124,34 @@ impl Members {
             .collect()
     }
 
-    /// SIGKILLs the next member in turn (the leader, when `leader` and one leads) and starts
-    /// it again at once. Before the leader is killed the sharder is let finish what it was
-    /// doing (every object labelled for a running member, no drain pending): a patch it sent
-    /// but had not logged when killed would be an assignment the ownership proof cannot see
-    /// (the assignment would stand, the proof would flag its member's writes). Members are
-    /// killed at any moment.
+    /// SIGKILLs the leader (`leader`) or the next follower in turn, and starts it again at
+    /// once. Before the leader is killed the sharder is let finish what it was doing (every
+    /// object labelled for a running member, no drain pending; the steady creates paused
+    /// meanwhile): a patch it sent but had not logged when killed would be an assignment the
+    /// ownership proof cannot see (the assignment would stand, the proof would flag its
+    /// member's writes). Followers are killed at any moment.
     async fn kill(&mut self, env: &mut Env, leader: bool) {
-        let leading = if leader {
-            // Just after a leader was killed nobody leads for up to a Lease.
-            let l = eventually("a leader", Duration::from_secs(60), || self.leader()).await;
-            Some(l)
+        // Just after a leader was killed nobody leads for up to a Lease; one that does not
+        // answer in time must not be taken for a follower.
+        let leading = eventually("a leader", Duration::from_secs(60), || self.leader()).await;
+        let slot = if leader {
+            leading
         } else {
-            self.leader().await
+            let followers: Vec<usize> = self.live().into_iter().filter(|s| *s != leading).collect();
+            let s = followers[self.next % followers.len()];
+            self.next += 1;
+            s
         };
-        let live = self.live();
-        let slot = match leading.filter(|_| leader) {
-            Some(l) => l,
-            None => {
-                let s = live[self.next % live.len()];
-                self.next += 1;
-                s
-            }
-        };
-        if Some(slot) == leading {
+        let creates = self.creates.clone();
+        let _paused = if slot == leading {
+            // New objects keep the sharder busy: they wait until the leader is killed.
+            let paused = creates.lock().await;
             self.wait_placed(env).await;
             self.leader_kills += 1;
-        }
+            Some(paused)
+        } else {
+            None
+        };
         let i = self.slots[slot].expect("a live slot");
         self.all[i].signal("KILL");
         while self.all[i].process.is_running() {
@@ -163,7 +167,7 @@ impl Members {
         let api: Api<SealedSecret> = Api::namespaced(env.client.clone(), env.ns());
         eventually(
             "every SealedSecret placed on a running member",
-            Duration::from_secs(60),
+            converge_timeout(n_objects()),
             || async {
                 let members = self.current_identities();
                 let list = api.list(&ListParams::default()).await.ok()?;
@@ -365,6 +369,7 @@ async fn shards_kill_stop_add_remove() {
         next: 0,
         kills: 0,
         leader_kills: 0,
+        creates: Arc::default(),
     };
     for slot in 0..3 {
         m.spawn(&mut env, slot);
@@ -382,8 +387,6 @@ async fn shards_kill_stop_add_remove() {
     let added_batch = &w.sealed[tenth(8)..tenth(9)];
     let removed_batch = &w.sealed[tenth(9)..];
     let owned_through = |end: usize| w.owned_in(&w.sealed[..end]);
-    let mut created = BTreeMap::new();
-
     // 1. Cold start: a member SIGKILLed once a third of the Secrets exist, then another every
     //    period until every Secret exists.
     env.create_all(cold).await;
@@ -412,12 +415,14 @@ async fn shards_kill_stop_add_remove() {
     let creator = tokio::spawn({
         let api: Api<SealedSecret> = Api::namespaced(env.client.clone(), env.ns());
         let batch = steady.to_vec();
+        let creates = m.creates.clone();
         let gap = every * 2 / u32::try_from(batch.len().max(1)).unwrap();
         async move {
             let mut created = BTreeMap::new();
             let mut tick = tokio::time::interval(gap);
             for ss in batch {
                 tick.tick().await;
+                let _turn = creates.lock().await;
                 api.create(&PostParams::default(), &ss)
                     .await
                     .expect("create SealedSecret");
@@ -439,7 +444,8 @@ async fn shards_kill_stop_add_remove() {
     // 3. A follower SIGSTOPped with the next batch arriving, held past its Lease (its objects
     //    move directly), then resumed: it rejoins under a new identity.
     let stopped = m.follower(&[]).await;
-    create_timed(&env, frozen_batch, &mut created).await;
+    let mut frozen_created = BTreeMap::new();
+    create_timed(&env, frozen_batch, &mut frozen_created).await;
     m.at(stopped).signal("STOP");
     let stop_at = Instant::now();
     tokio::time::sleep(Duration::from_secs(LEASE_SECONDS + 4)).await;
@@ -475,7 +481,8 @@ async fn shards_kill_stop_add_remove() {
         .map(|r| (r.label.clone(), r.process.log()))
         .collect();
     let report = ownership(&logs);
-    let foreign = |c: &BTreeMap<String, Instant>| {
+    // Objects over a foreign Secret never get one.
+    let ours = |c: &BTreeMap<String, Instant>| {
         c.iter()
             .filter(|(n, _)| !w.expected.foreign.contains_key(*n))
             .map(|(n, t)| (n.clone(), *t))
@@ -483,17 +490,18 @@ async fn shards_kill_stop_add_remove() {
     };
     println!(
         "SIGKILLs: {} ({cold_kills} during the cold start, the first at {at_first_kill}/{target} \
-         Secrets, converged {cold_took:.1?} after it; {} of the leader; one every {every:?}); assignments: {}; writes per member: \
-         {:?}; the stopped member recovered in {stop_recovered:?}; create-to-Secret latency \
-         during the steady creates with kills ({steady_took:.1?}): {}; while a member was added \
-         and one removed ({rebalance:.1?}): {}; after the freeze: {}",
+         Secrets, converged {cold_took:.1?} after it; {} of the leader; one every {every:?}); \
+         assignments: {}; writes per member: {:?}; the stopped member recovered in \
+         {stop_recovered:?}; create-to-Secret latency during the steady creates with kills \
+         ({steady_took:.1?}): {}; while a member was added and one removed ({rebalance:.1?}): \
+         {}; after the freeze: {}",
         m.kills,
         m.leader_kills,
         report.acquisitions.len(),
         report.writes,
-        summary(&seen.latencies(&foreign(&steady_created))),
-        summary(&seen.latencies(&foreign(&rebalance_created))),
-        summary(&seen.latencies(&foreign(&created))),
+        summary(&seen.latencies(&ours(&steady_created))),
+        summary(&seen.latencies(&ours(&rebalance_created))),
+        summary(&seen.latencies(&ours(&frozen_created))),
     );
     check::report_violations(
         &report,
