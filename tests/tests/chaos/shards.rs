@@ -170,15 +170,18 @@ impl Members {
             converge_timeout(n_objects()),
             || async {
                 let members = self.current_identities();
-                let list = api.list(&ListParams::default()).await.ok()?;
-                list.items
-                    .iter()
-                    .all(|ss| {
-                        let labels = ss.metadata.labels.clone().unwrap_or_default();
-                        !labels.contains_key(DRAIN_LABEL)
-                            && labels.get(SHARD_LABEL).is_some_and(|m| members.contains(m))
-                    })
-                    .then_some(())
+                // Labels only, and a pause between looks: at thousands of objects a full
+                // list every 50 ms would load the API server the members need.
+                let list = api.list_metadata(&ListParams::default()).await.ok()?;
+                let placed = list.items.iter().all(|ss| {
+                    let labels = ss.metadata.labels.clone().unwrap_or_default();
+                    !labels.contains_key(DRAIN_LABEL)
+                        && labels.get(SHARD_LABEL).is_some_and(|m| members.contains(m))
+                });
+                if !placed {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                placed.then_some(())
             },
         )
         .await;
