@@ -115,6 +115,19 @@ async fn all_secrets_correct(env: &Env, objects: &[(String, String)]) {
     }
 }
 
+/// Deletes every object's Secret and waits for each to be produced again, with its value:
+/// the Secret watch of every member sees the deletion, but only the object's owner has the
+/// object in its cache, so the owner is the one that writes it (the Events tell).
+async fn recreate_all(env: &Env, objects: &[(String, String)]) {
+    for (ns, name) in objects {
+        env.secrets(ns)
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    all_secrets_correct(env, objects).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_share_the_objects_and_rebalance_when_one_leaves_and_one_joins() {
     let env = Env::new().await;
@@ -234,16 +247,8 @@ async fn members_share_the_objects_and_rebalance_when_one_leaves_and_one_joins()
         "no object moved from a live member to member-d: {moved:?}"
     );
 
-    // Every Secret is produced again by its object's new owner: deleting them all, each is
-    // recreated (the Secret watch of every member sees the deletion; only the owner has the
-    // object in its cache).
-    for (ns, name) in &objects {
-        env.secrets(ns)
-            .delete(name, &DeleteParams::default())
-            .await
-            .unwrap();
-    }
-    all_secrets_correct(&env, &objects).await;
+    // Every Secret is produced again by its object's new owner.
+    recreate_all(&env, &objects).await;
     let after = unsealed_by(&env, &namespaces).await;
     for (object, by) in &after {
         let (before, owner) = (
@@ -299,13 +304,7 @@ async fn members_share_the_objects_and_rebalance_when_one_leaves_and_one_joins()
         },
     )
     .await;
-    for (ns, name) in &objects {
-        env.secrets(ns)
-            .delete(name, &DeleteParams::default())
-            .await
-            .unwrap();
-    }
-    all_secrets_correct(&env, &objects).await;
+    recreate_all(&env, &objects).await;
     assert_eq!(
         reported(unsealed_by(&env, &namespaces).await),
         before_freeze,

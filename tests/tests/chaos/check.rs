@@ -226,13 +226,15 @@ enum Logged {
     Wrote(String, String),
 }
 
-/// A write by a replica that was not the latest to acquire the Lease.
+/// A write by a replica that did not have the right to write: it was not the latest to
+/// acquire the Lease, or (shards) not the member the object was assigned to.
 #[derive(Debug, Clone)]
 pub struct Violation {
     pub replica: String,
     pub resource_version: u64,
     pub what: String,
     pub object: String,
+    /// Who had the right to write then (the leader; the object's member).
     pub leader: Option<String>,
 }
 
@@ -240,7 +242,7 @@ impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} wrote at resourceVersion {} ({} {}) while {} led",
+            "{} wrote at resourceVersion {} ({} {}) while {} had the right to write",
             self.replica,
             self.resource_version,
             self.what,
@@ -284,8 +286,9 @@ impl LeadershipReport {
                 vs.iter().filter(|v| !objects.insert(&v.object)).collect();
             if vs.len() > in_flight || !twice.is_empty() {
                 out.push(format!(
-                    "{replica}: {} writes after losing the Lease ({} at most can have been in flight), \
-                     {} of them a second write for the same object:\n    {}",
+                    "{replica}: {} writes without the right to write (a Lease lost, an object moved) \
+                     ({} at most can have been in flight at a freeze), {} of them a second write for \
+                     the same object:\n    {}",
                     vs.len(),
                     in_flight,
                     twice.len(),
@@ -297,60 +300,110 @@ impl LeadershipReport {
     }
 }
 
-/// Proves "never two leaders acting at once" from the replicas' JSON logs (`--log-format
-/// json`, debug level for `wrote status`). The controller logs the resourceVersion the API
-/// server gave each of its writes (`created Secret`, `updated Secret`, `wrote status`) and
-/// the Lease's resourceVersion when it became leader; resourceVersions of one API server
-/// are one increasing sequence (the stand-in's counter, etcd's revision), so sorting by them
-/// replays the server's own order. A write is a violation when the replica that made it was
-/// not the last one to acquire the Lease before it, i.e. another replica had taken over and
-/// this one still acted. Pure.
-pub fn leadership(logs: &[(String, String)]) -> LeadershipReport {
-    let mut events: Vec<(u64, String, Logged)> = Vec::new();
-    let mut report = LeadershipReport::default();
+/// The log messages of the controller's writes for an object (each with the resourceVersion
+/// the API server gave it and the object as `sealed_secret`).
+pub const WRITES: [&str; 3] = ["created Secret", "updated Secret", "wrote status"];
+
+/// The lines of the replicas' JSON logs (`--log-format json`) that `classify` keeps (it is
+/// given the replica's label and the line, in each replica's own order), ordered by the
+/// resourceVersion each logged: the resourceVersions of one API server are one increasing
+/// sequence (the stand-in's counter, etcd's revision), so this replays the server's own
+/// order. A kept line without a resourceVersion cannot be placed: it goes to
+/// `report.unplaced`. Pure.
+pub fn replay<T>(
+    logs: &[(String, String)],
+    report: &mut LeadershipReport,
+    mut classify: impl FnMut(&str, &serde_json::Value) -> Option<T>,
+) -> Vec<(u64, T)> {
+    let mut events = Vec::new();
     for (replica, log) in logs {
         for line in log.lines() {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };
-            let msg = v["msg"].as_str().unwrap_or_default();
-            let what = match msg {
-                "became the leader" => Logged::Acquired,
-                "created Secret" | "updated Secret" | "wrote status" => Logged::Wrote(
-                    msg.to_owned(),
-                    v["sealed_secret"].as_str().unwrap_or_default().to_owned(),
-                ),
-                _ => continue,
-            };
-            let Some(rv) = v["resource_version"]
-                .as_str()
-                .and_then(|r| r.parse::<u64>().ok())
-            else {
-                report
-                    .unplaced
-                    .push(format!("{replica}: `{msg}` without a resourceVersion"));
+            let Some(what) = classify(replica, &v) else {
                 continue;
             };
-            events.push((rv, replica.clone(), what));
+            match v["resource_version"]
+                .as_str()
+                .and_then(|r| r.parse::<u64>().ok())
+            {
+                Some(rv) => events.push((rv, what)),
+                None => report.unplaced.push(format!(
+                    "{replica}: `{}` without a resourceVersion",
+                    v["msg"].as_str().unwrap_or_default()
+                )),
+            }
         }
     }
-    events.sort_by_key(|(rv, _, _)| *rv);
-    let mut leader: Option<&str> = None;
-    for (rv, replica, what) in &events {
+    events.sort_by_key(|(rv, _)| *rv);
+    events
+}
+
+/// Prints the writes `report` found made without the right (`heading`: what they are) and
+/// fails with `failure` when some are more than a fenced controller can have sent on
+/// resuming from a freeze ([`LeadershipReport::unexplained`]), or when `report` saw no
+/// acquisition at all (the proof had nothing to check).
+pub fn report_violations(report: &LeadershipReport, heading: &str, failure: &str) {
+    println!(
+        "{heading}: {}{}",
+        report.violations.len(),
+        report
+            .violations
+            .iter()
+            .map(|v| format!("\n  {v}"))
+            .collect::<String>()
+    );
+    let unexplained = report.unexplained(crate::CONCURRENCY);
+    assert!(
+        unexplained.is_empty(),
+        "{failure}:\n  {}",
+        unexplained.join("\n  ")
+    );
+    assert!(
+        !report.acquisitions.is_empty(),
+        "nothing acquired in the logs: the proof had nothing to check"
+    );
+}
+
+/// Proves "never two leaders acting at once" from the replicas' JSON logs (debug level for
+/// `wrote status`). The controller logs the resourceVersion the API server gave each of its
+/// writes ([`WRITES`]) and the Lease's resourceVersion when it became leader; replayed in
+/// the server's order ([`replay`]), a write is a violation when the replica that made it was
+/// not the last one to acquire the Lease before it, i.e. another replica had taken over and
+/// this one still acted. Pure.
+pub fn leadership(logs: &[(String, String)]) -> LeadershipReport {
+    let mut report = LeadershipReport::default();
+    let events = replay(logs, &mut report, |replica, v| {
+        let msg = v["msg"].as_str().unwrap_or_default();
+        let what = if msg == "became the leader" {
+            Logged::Acquired
+        } else if WRITES.contains(&msg) {
+            Logged::Wrote(
+                msg.to_owned(),
+                v["sealed_secret"].as_str().unwrap_or_default().to_owned(),
+            )
+        } else {
+            return None;
+        };
+        Some((replica.to_owned(), what))
+    });
+    let mut leader: Option<String> = None;
+    for (rv, (replica, what)) in events {
         match what {
             Logged::Acquired => {
-                leader = Some(replica);
-                report.acquisitions.push((*rv, replica.clone()));
+                leader = Some(replica.clone());
+                report.acquisitions.push((rv, replica));
             }
             Logged::Wrote(what, object) => {
                 *report.writes.entry(replica.clone()).or_default() += 1;
-                if leader != Some(replica.as_str()) {
+                if leader.as_deref() != Some(replica.as_str()) {
                     report.violations.push(Violation {
-                        replica: replica.clone(),
-                        resource_version: *rv,
-                        what: what.clone(),
-                        object: object.clone(),
-                        leader: leader.map(str::to_owned),
+                        replica,
+                        resource_version: rv,
+                        what,
+                        object,
+                        leader: leader.clone(),
                     });
                 }
             }

@@ -2,8 +2,10 @@
 //! an API server restart, on the stand-in and on the real control plane
 //! (`SEALED_SECRETS_E2E_CLUSTER=real`). One test per scenario; every scenario ends with the
 //! shared checker of [`check`]. `SEALED_SECRETS_CHAOS_N` sets the number of SealedSecrets
-//! (3 values each; default 100). `tests/chaos.sh [N]` runs it in release on both backends
-//! and prints the table each test contributes a row to ([`Row`]).
+//! (3 values each; default 100); `SEALED_SECRETS_CHAOS_KILL_EVERY` the seconds between two
+//! SIGKILLs of the shard scenario's periodic kills (default 30; CI sets a few). `tests/chaos.sh
+//! [N]` runs it in release on both backends and prints the table each test contributes a row
+//! to ([`Row`]).
 //!
 //! Scenarios:
 //! - `faults`: 5% 500s, 1% 429s, 10% 409s on updates, watches cut every 5 s, injected by
@@ -14,8 +16,10 @@
 //!   the next leader SIGSTOPped past its lease and SIGCONTed once another replica leads;
 //! - `api_server_restart`: the API server gone for 3 s mid cold start: kube-apiserver
 //!   restarted on the real backend, the fault proxy's port closed on the stand-in;
-//! - `shards_kill_stop_add_remove`: three `--sharding` members; one SIGKILLed mid cold start
-//!   and replaced, one SIGSTOPped past its Lease, one added and removed.
+//! - `shards_kill_stop_add_remove`: three `--sharding` members; one SIGKILLed every
+//!   `SEALED_SECRETS_CHAOS_KILL_EVERY` seconds (in turn, the leader among them, each started
+//!   again at once) during a cold start and during steady creates, one SIGSTOPped past its
+//!   Lease, one added and one removed.
 
 // A test binary: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -48,6 +52,8 @@ use check::Expected;
 
 /// Number of SealedSecrets per scenario.
 pub const N_ENV: &str = "SEALED_SECRETS_CHAOS_N";
+/// Seconds between two SIGKILLs of the shard scenario's periodic kills.
+pub const KILL_EVERY_ENV: &str = "SEALED_SECRETS_CHAOS_KILL_EVERY";
 /// File the summary rows are appended to (tab-separated), for `tests/chaos.sh`.
 pub const REPORT_ENV: &str = "SEALED_SECRETS_CHAOS_REPORT";
 /// Values per SealedSecret.
@@ -63,6 +69,16 @@ pub fn n_objects() -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
         .unwrap_or(100)
+}
+
+/// The period of the shard scenario's kills: [`KILL_EVERY_ENV`] seconds, default 30.
+pub fn kill_every() -> Duration {
+    let secs = std::env::var(KILL_EVERY_ENV)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(30.0);
+    Duration::from_secs_f64(secs)
 }
 
 /// How long convergence may take: generous, scaled with N (a cold start on 2 busy cores).
@@ -277,6 +293,16 @@ impl Env {
     /// or a fault proxy's), JSON logs at debug level (the leadership proof reads them),
     /// 2048-bit keys, plus `extra` flags.
     pub fn spawn_controller(&mut self, kubeconfig: &Path, extra: &[&str]) -> Replica {
+        self.spawn_controller_env(kubeconfig, extra, &[])
+    }
+
+    /// [`Self::spawn_controller`] with extra environment variables (`POD_NAME`).
+    pub fn spawn_controller_env(
+        &mut self,
+        kubeconfig: &Path,
+        extra: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Replica {
         let http = format!("127.0.0.1:{}", free_port().expect("port"));
         let metrics = format!("127.0.0.1:{}", free_port().expect("port"));
         let binary = binary_path("sealed-secrets-controller").unwrap_or_else(|e| panic!("{e}"));
@@ -288,7 +314,8 @@ impl Env {
             .args(["--key-size", "2048", "--log-format=json"])
             .args(["--log-info-stdout=false"])
             .arg(format!("--concurrency={CONCURRENCY}"))
-            .args(extra);
+            .args(extra)
+            .envs(vars.iter().copied());
         let process = Process::spawn(cmd, self.cluster.temp_dir()).expect("spawn controller");
         self.replicas += 1;
         Replica {
