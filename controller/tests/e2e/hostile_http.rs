@@ -140,9 +140,18 @@ async fn probe_slots_answer_when_every_slot_is_held() {
         idle.extend(hostile::connect_from(hostile::source(5 + i / 4), addr(&c)).await);
     }
     accepted_all(&c).await;
-    let held = kept(&c);
+    // A connection beyond the probe slots is accepted, then closed by the task that took it:
+    // until that task has run it is still counted, so the bound is awaited.
+    let held = eventually(
+        "the controller to hold at most 20 + 32 of 120 idle connections",
+        TIMEOUT,
+        || {
+            let n = kept(&c);
+            async move { (n <= 20 + 32).then_some(n) }
+        },
+    )
+    .await;
     eprintln!("120 idle connections: the controller holds {held} of them");
-    assert!(held <= 20 + 32, "the controller holds {held} connections");
     drop(idle);
 }
 
