@@ -103,16 +103,19 @@ impl<N: Clone + Eq + Hash + Ord> GateState<N> {
     }
 
     /// Whether `ticket` holds a permit.
+    #[cfg(test)]
     pub fn is_admitted(&self, ticket: Ticket) -> bool {
         self.tickets.get(&ticket).is_some_and(|(_, a)| *a)
     }
 
     /// Permits held now.
+    #[cfg(test)]
     pub fn admitted(&self) -> usize {
         self.admitted
     }
 
     /// Waiters not admitted yet.
+    #[cfg(test)]
     pub fn waiting(&self) -> usize {
         self.tickets.len() - self.admitted
     }
@@ -244,6 +247,7 @@ impl CpuGate {
     }
 
     /// Permits held now, and waiters.
+    #[cfg(test)]
     pub fn load(&self) -> (usize, usize) {
         let inner = self.lock();
         (inner.state.admitted(), inner.state.waiting())
