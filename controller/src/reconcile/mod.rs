@@ -22,7 +22,8 @@
 //!   [`runner`]: the loop that runs them; [`cpugate`]: one decryption per core at a time,
 //!   the next one chosen fairly between namespaces.
 //! - [`watch`]: the watches that drive reconciles; [`warm`]: the start-up check that
-//!   leaves SealedSecrets already in sync out of the queue (docs/design.md, "Restarts").
+//!   leaves SealedSecrets already in sync out of the queue (docs/design.md, "Restarts");
+//!   [`initial_list`]: whether the watches' first lists come as a stream or in pages.
 
 pub mod apply;
 pub mod context;
@@ -31,6 +32,7 @@ pub mod decide;
 pub mod deleted;
 pub mod error;
 pub mod flags;
+pub mod initial_list;
 pub mod key_order;
 pub mod plan;
 pub mod queue;

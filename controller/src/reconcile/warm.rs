@@ -35,8 +35,10 @@ use super::spec_hash::spec_hashes;
 use crate::keys::KeySnapshot;
 
 /// SealedSecrets per page of the start-up list: each is decoded and dropped in turn, so the
-/// page size bounds requests, not memory.
-const PAGE_SIZE: u32 = 500;
+/// page size bounds requests, not memory. The API server spends about 17 ms on each page
+/// beyond its objects (at 50,000 objects: 6.4 s in pages of 500, 4.9 s in pages of 5,000,
+/// 4.3 s unpaged); pages still bound how long one request runs on a slow API server.
+const PAGE_SIZE: u32 = 5000;
 
 /// Bytes of a listed object's size that may differ from what a GET serves (the reader's
 /// buffer, below, and the list's formatting): objects that close to the size limit are left

@@ -24,6 +24,7 @@ use sealed_secrets_api::SealedSecret;
 use super::context::Context;
 use super::decide::{cached_metadata, recreate_target};
 use super::deleted::on_sealed_secret_deleted;
+use super::initial_list;
 use super::spec_hash::spec_hashes;
 use super::warm::{FirstSecretList, in_sync_at_start};
 
@@ -37,9 +38,10 @@ type Cached = PartialObjectMeta<SealedSecret>;
 /// One source of reconcile requests.
 type QueueStream = futures::stream::BoxStream<'static, Result<ObjectRef<Cached>, watcher::Error>>;
 
-/// Objects per page of the SealedSecret watch's lists (kube's default is 500): a page is
-/// held whole while it is decoded, and a tenant can make each object's metadata large, so
-/// smaller pages bound that peak, for a few more requests at start-up.
+/// Objects per page of the SealedSecret watch's lists where the API server does not stream
+/// them ([`initial_list`]; kube's default is 500): a page is held whole while it is decoded,
+/// and a tenant can make each object's metadata large, so smaller pages bound that peak, for
+/// a few more requests at start-up.
 const LIST_PAGE_SIZE: u32 = 100;
 
 /// The "spec changed" filter of the SealedSecret watch: only spec changes (a new generation)
@@ -130,7 +132,10 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let mut wc = watcher::Config::default();
+    // Both watches take their first list the same way: the API server either streams
+    // initial events or does not ([`super::initial_list`]).
+    let first_lists = initial_list::probe(&ss_api).await;
+    let mut wc = first_lists.apply(watcher::Config::default());
     if !ctx.settings.label_selector.is_empty() {
         wc = wc.labels(&ctx.settings.label_selector);
     }

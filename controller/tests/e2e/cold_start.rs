@@ -70,6 +70,16 @@ async fn cold_start_then_restart(n: usize) {
     let secrets = env.secrets(&ns);
     let start = Instant::now();
     let mut c = env.start_controller(&["--concurrency=16"]).await;
+    // Both backends stream a watch's initial events (the real one: Kubernetes 1.35).
+    c.process
+        .wait_for_log("first_lists=stream", TIMEOUT)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}
+{}",
+                c.process.log()
+            )
+        });
     eventually(
         &format!("{n} Secrets"),
         Duration::from_secs(600),

@@ -207,3 +207,47 @@ async fn impossible_key_size_is_a_startup_error() {
     );
     assert!(env.key_secrets().await.is_empty());
 }
+
+/// An API server that refuses to stream a watch's initial events (before Kubernetes 1.27, or
+/// with the WatchList feature off) gets paged lists instead: the controller still serves the
+/// SealedSecrets there before it started, and its Secret watch still reports deletions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_lists_come_in_pages_where_the_api_server_does_not_stream_them() {
+    let env = Env::new().await;
+    let Some(standin) = faults(&env) else { return };
+    standin.set_faults(Faults {
+        refuse_streaming_lists: true,
+        ..Default::default()
+    });
+    let mut first = env.start_controller(&[]).await;
+    let key = env.served_key(&first).await;
+    first.process.stop();
+    let ns = env.ns().to_owned();
+    for i in 0..3 {
+        env.create_ss(&seal(&ns, &format!("s{i}"), &[("a", "b")], &key, json!({})))
+            .await;
+    }
+    let mut c = env.start_controller(&[]).await;
+    c.process
+        .wait_for_log("first_lists=pages", TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.process.log()));
+    for i in 0..3 {
+        env.wait_secret(&ns, &format!("s{i}")).await;
+    }
+    let old = env.wait_secret(&ns, "s1").await.metadata.uid;
+    env.secrets(&ns)
+        .delete("s1", &Default::default())
+        .await
+        .expect("delete Secret s1");
+    let api = env.secrets(&ns);
+    eventually("Secret s1 to be produced again", TIMEOUT, || {
+        let api = api.clone();
+        let old = old.clone();
+        async move {
+            let s = api.get_opt("s1").await.ok()??;
+            (s.metadata.uid != old).then_some(())
+        }
+    })
+    .await;
+    assert!(!c.process.log().contains("first_lists=stream"));
+}

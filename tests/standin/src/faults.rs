@@ -21,6 +21,9 @@ pub struct Faults {
     pub latency_ms: u64,
     /// Cut every watch stream this many seconds after it starts (0: never).
     pub watch_cut_seconds: u64,
+    /// Refuse watches that ask for their initial events (`sendInitialEvents`), as an API
+    /// server without the WatchList feature does (422 Invalid), so that clients list in pages.
+    pub refuse_streaming_lists: bool,
 }
 
 /// What the dice say about one request.

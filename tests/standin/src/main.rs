@@ -51,6 +51,10 @@ struct Args {
         default_value_t = 0
     )]
     fault_watch_cut_seconds: u64,
+    /// Refuse watches asking for initial events (`sendInitialEvents`), as an API server
+    /// without the WatchList feature.
+    #[arg(long, env = "KUBE_STANDIN_FAULT_REFUSE_STREAMING_LISTS")]
+    fault_refuse_streaming_lists: bool,
     /// Seed for the fault dice.
     #[arg(long, env = "KUBE_STANDIN_FAULT_SEED")]
     fault_seed: Option<u64>,
@@ -90,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             conflict_fraction: args.fault_conflict,
             latency_ms: args.fault_latency_ms,
             watch_cut_seconds: args.fault_watch_cut_seconds,
+            refuse_streaming_lists: args.fault_refuse_streaming_lists,
         },
         fault_seed: args.fault_seed,
         endpoints: args.endpoints,

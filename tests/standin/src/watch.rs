@@ -95,6 +95,13 @@ pub(super) fn watch(
     };
     let bookmarks = is_true(q, "allowWatchBookmarks");
     let send_initial = is_true(q, "sendInitialEvents");
+    if send_initial && lock(&ctx.shared.faults).faults.refuse_streaming_lists {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+        ));
+    }
     let timeout = q
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
