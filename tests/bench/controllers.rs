@@ -1738,6 +1738,14 @@ fn spawn_controller(
             env.push((name, value));
         }
         env.extend(keys.env.iter().cloned());
+        // `BENCH_OURS_LOG`: our controller's RUST_LOG (say, the reconcile phases of each
+        // object: `info,sealed_secrets_controller::reconcile::apply=debug`).
+        if let Some(filter) = std::env::var("BENCH_OURS_LOG")
+            .ok()
+            .filter(|f| !f.is_empty())
+        {
+            env.push(("RUST_LOG".to_owned(), filter));
+        }
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (&**k, &**v)).collect();
         // `BENCH_OURS_BINARY`: another build of ours (say, a copy of the previous commit's),
         // to compare two builds on the same data.

@@ -50,6 +50,9 @@
 #                       replica's peak RSS and CPU against the single replica's (default 1)
 #   BENCH_TIMEOUT_SECS  give up on a phase after this long (default 3600)
 #   BENCH_TABLE_ONLY=1  only print the table of $BENCH_RESULTS
+#   BENCH_OURS_LOG      RUST_LOG of our controller (e.g. `info,sealed_secrets_controller::reconcile::apply=debug`
+#                       logs each reconcile's phases: queue, fetch, CPU wait, decrypt, writes);
+#                       its log is the `bash-*.log` file in the run's control-plane directory
 #   BENCH_OURS_BINARY   run this build of our controller instead of the release build
 #                       (e.g. a copy of an earlier commit's, to compare builds)
 #   BENCH_PROFILE       cargo profile of everything of ours (default release; `debug` when
