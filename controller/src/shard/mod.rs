@@ -21,6 +21,7 @@ pub mod flags;
 pub mod member;
 pub mod ring;
 pub mod sharder;
+pub mod view;
 
 use std::collections::BTreeMap;
 

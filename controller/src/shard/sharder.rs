@@ -3,7 +3,8 @@
 //! membership moves objects: directly away from a member that is gone, through the drain
 //! label away from a live one. It keeps no cache of the objects: new objects come from a
 //! metadata-only watch of the objects without a shard label, and a membership change is
-//! handled by a paged metadata-only list.
+//! handled by a paged metadata-only list. Whatever it reads of an object is decoded as a
+//! [`Placement`]: name, namespace, resourceVersion and the ring's labels only.
 //!
 //! A member counts as live while its Lease names it as holder and the Lease record has
 //! changed within the lease duration *as observed on the sharder's clock*, the election's
@@ -19,17 +20,24 @@ use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
-use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt as _, watcher};
-use sealed_secrets_api::SealedSecret;
 
 use super::ring::{Ring, object_key};
+use super::view::Placement;
 use super::{RING_LABEL, and_selector, drain_label, shard_label};
 use crate::leader::{Fence, recorded_duration};
+use crate::reconcile::initial_list;
 use crate::tasks::Stop;
 
-/// Objects per page of the rebalancing list (and at most per batch of watch events).
-const PAGE_SIZE: u32 = 500;
+/// Objects per page of the rebalancing list and of the watch's lists (where the API server
+/// does not stream them): a page's body is held whole while it is decoded, and a tenant can
+/// make each object's metadata large (kube's default of 500 made the leader's peak), so
+/// pages are as small as the members' (crate::reconcile::watch), for a few more requests
+/// when the membership changes.
+const PAGE_SIZE: u32 = 100;
+
+/// At most this many watch events are placed together.
+const EVENTS_PER_BATCH: usize = 500;
 
 /// Label patches in flight at once: a cold start of thousands of objects is not assigned one
 /// round trip at a time, and the API server is not flooded either.
@@ -177,7 +185,7 @@ impl std::fmt::Debug for Sharder {
 }
 
 impl Sharder {
-    fn objects(&self, scope: Option<&str>) -> Api<SealedSecret> {
+    fn objects(&self, scope: Option<&str>) -> Api<Placement> {
         match scope {
             Some(ns) => Api::namespaced(self.client.clone(), ns),
             None => Api::all(self.client.clone()),
@@ -192,16 +200,23 @@ impl Sharder {
             &self.label_selector,
             &format!("!{}", shard_label(&self.ring)),
         );
+        // At a cold start every object is unassigned: the watch's first list takes them one
+        // at a time where the API server streams it, as the members' watches do.
+        let first_list = match self.scopes.first() {
+            Some(scope) => initial_list::probe(&self.objects(scope.as_deref())).await,
+            None => initial_list::InitialList::Pages,
+        };
+        let config = first_list.apply(
+            watcher::Config::default()
+                .labels(&unassigned_selector)
+                .page_size(PAGE_SIZE),
+        );
         let watches = self.scopes.iter().map(|s| {
-            let api: Api<PartialObjectMeta<SealedSecret>> = match s {
-                Some(ns) => Api::namespaced(self.client.clone(), ns),
-                None => Api::all(self.client.clone()),
-            };
-            watcher(api, watcher::Config::default().labels(&unassigned_selector))
+            watcher(self.objects(s.as_deref()), config.clone())
                 .default_backoff()
                 .boxed()
         });
-        let mut unassigned = futures::stream::select_all(watches).ready_chunks(PAGE_SIZE as usize);
+        let mut unassigned = futures::stream::select_all(watches).ready_chunks(EVENTS_PER_BATCH);
         let mut members = Members::default();
         let mut ring = Ring::default();
         let mut live = BTreeSet::new();
@@ -300,7 +315,7 @@ impl Sharder {
         self.fence.check()?;
         match self
             .objects(Some(ns))
-            .patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             Ok(o) => {
@@ -362,9 +377,9 @@ impl Sharder {
                 if let Some(t) = &token {
                     lp = lp.continue_token(t);
                 }
-                let page = api.list_metadata(&lp).await.map_err(ShardError::List)?;
+                let page = api.list(&lp).await.map_err(ShardError::List)?;
                 let mut moving = Vec::new();
-                for o in &page.items {
+                for o in page.items {
                     let ns = o.metadata.namespace.as_deref().unwrap_or_default();
                     let name = o.metadata.name.as_deref().unwrap_or_default();
                     let desired = ring.owner(&object_key(ns, name));
@@ -373,7 +388,7 @@ impl Sharder {
                         Move::Assign(_) => assigned += 1,
                         Move::Drain => drained += 1,
                     }
-                    moving.push(o.metadata.clone());
+                    moving.push(o.metadata);
                 }
                 clean &= self.place_all(moving, ring, live).await?;
                 token = page.metadata.continue_.filter(|t| !t.is_empty());
