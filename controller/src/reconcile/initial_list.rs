@@ -1,16 +1,20 @@
-//! How the SealedSecret watch takes its first list (docs/design.md, "Restarts"): as a
-//! stream of events (`sendInitialEvents`, the API server's WatchList feature) where the API
+//! How the SealedSecret watches (the reconcile loop's and the sharder's) take their first
+//! list (docs/design.md, "Restarts"): as a stream of events (`sendInitialEvents`, the API server's WatchList feature) where the API
 //! server serves that, else in pages.
 //!
 //! A stream is decoded one object at a time, so no page of a tenant's objects is held whole
 //! while decoded, and it costs no per-page overhead: at 50,000 SealedSecrets their metadata
 //! comes in about 3 s where pages of 100 (small, because a page is held whole) take about
-//! 10 s, each page costing the API server a fixed 15-20 ms. API servers before Kubernetes 1.27, or with the
-//! feature gate off, refuse such a watch (`resourceVersionMatch` or `sendInitialEvents`
-//! forbidden); one that ignored the parameters would never send the bookmark that ends the
-//! initial events. So the controller asks once, at start, with a selector that matches no
-//! object, and takes pages whenever the answer is anything but that bookmark.
+//! 10 s, each page costing the API server a fixed 15-20 ms. API servers before Kubernetes
+//! 1.27, or with the feature gate off, refuse such a watch (`resourceVersionMatch` or
+//! `sendInitialEvents` forbidden); one that ignored the parameters would never send the
+//! bookmark that ends the initial events. So the controller asks, with a selector that
+//! matches no object, and takes pages whenever the answer is anything but that bookmark. A
+//! "yes" holds for the process (it is the API server's property, not a watch's): the watch
+//! of each leadership term and the sharder do not ask again; a "no", perhaps an error of the
+//! moment, is asked again next time.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -25,10 +29,13 @@ const MATCHES_NOTHING: &str = "sealedsecrets.bitnami.com/streaming-list-probe=x,
 /// How long the API server may take to answer the probe before pages are chosen.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Whether an earlier probe of this process found that the API server streams.
+static STREAMS: AtomicBool = AtomicBool::new(false);
+
 /// The annotation of the bookmark that ends a watch's initial events.
 const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
-/// How the watches' first lists are taken.
+/// How a watch's first list is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitialList {
     /// A watch with `sendInitialEvents=true`: objects one by one from the watch cache.
@@ -61,6 +68,9 @@ pub async fn probe<K>(api: &Api<K>) -> InitialList
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
+    if STREAMS.load(Ordering::Relaxed) {
+        return InitialList::Stream;
+    }
     let params = WatchParams::streaming_lists()
         .labels(MATCHES_NOTHING)
         .timeout(u32::try_from(PROBE_TIMEOUT.as_secs()).unwrap_or(10));
@@ -79,9 +89,10 @@ where
         // Refused, closed without an event, or no answer in time.
         Ok(_) | Err(_) => InitialList::Pages,
     };
+    STREAMS.store(answer == InitialList::Stream, Ordering::Relaxed);
     tracing::info!(
         first_lists = %answer.as_str(),
-        "how the SealedSecret watch takes its first list"
+        "how the watches take their first list"
     );
     answer
 }
