@@ -488,6 +488,13 @@ struct Fairness {
     during: Latency,
     /// First burst create to the burst's last Secret (s).
     burst_drain_s: f64,
+    /// `alone` and `during` counted from the API server's answer to each create instead of
+    /// its sending: the part that is the controller's (and the watches'), without the wait
+    /// of the create itself behind the burst's creates at the API server.
+    #[serde(default)]
+    alone_answered: Option<Latency>,
+    #[serde(default)]
+    during_answered: Option<Latency>,
 }
 
 /// One replica of a sharded run.
@@ -631,6 +638,16 @@ fn percentile(values: &[f64], p: f64) -> f64 {
 
 fn total(api: &BTreeMap<String, u64>) -> u64 {
     api.values().sum()
+}
+
+/// `during ÷ alone (during / alone)` of one latency figure, in milliseconds.
+fn ratio_of(during: &Latency, alone: &Latency, x: fn(&Latency) -> f64) -> String {
+    format!(
+        "{} ({} / {})",
+        f(x(during) / x(alone), 2),
+        f(x(during), 0),
+        f(x(alone), 0)
+    )
 }
 
 fn fmt_n(n: usize) -> String {
@@ -1078,6 +1095,26 @@ fn load_rows(results: &[RunResult]) -> Vec<DynRow> {
                     fa.quiet_rate,
                     fmt_n(fa.burst),
                     f(fa.burst_drain_s, 1)
+                ),
+            }),
+        );
+        row(
+            "fairness: the same, p50 during ÷ alone (ms)".into(),
+            "<= 2",
+            Box::new(|r| match &r.fairness {
+                None => "-".into(),
+                Some(fa) => ratio_of(&fa.during, &fa.alone, |l| l.p50_ms),
+            }),
+        );
+        row(
+            "fairness from the create's answer (without its wait at the API server behind the burst's creates): p50, p99 during ÷ alone (ms)".into(),
+            "<= 2",
+            Box::new(|r| match r.fairness.as_ref().and_then(|fa| Some((fa.during_answered.as_ref()?, fa.alone_answered.as_ref()?))) {
+                None => "-".into(),
+                Some((during, alone)) => format!(
+                    "{}, {}",
+                    ratio_of(during, alone, |l| l.p50_ms),
+                    ratio_of(during, alone, |l| l.p99_ms)
                 ),
             }),
         );
@@ -1878,7 +1915,7 @@ async fn count_correct(client: &kube::Client, names: &[String]) -> usize {
 }
 
 /// Creates `objects` (named `names`) in `ns`, one every `1 / rate` seconds from the call,
-/// until `stop` holds; returns when each create was sent, by name.
+/// until `stop` holds; returns when each create was sent and answered, by name.
 async fn paced_creates(
     client: &kube::Client,
     ns: &str,
@@ -1886,9 +1923,9 @@ async fn paced_creates(
     objects: Vec<Value>,
     rate: f64,
     stop: impl Fn() -> bool,
-) -> HashMap<String, Instant> {
+) -> Sent {
     let api: Api<SealedSecret> = Api::namespaced(client.clone(), ns);
-    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let sent: Arc<Mutex<Sent>> = Arc::default();
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::new();
     for (i, (name, v)) in names.iter().zip(objects).enumerate() {
@@ -1899,8 +1936,12 @@ async fn paced_creates(
         let (api, sent, name) = (api.clone(), sent.clone(), name.clone());
         tasks.push(tokio::spawn(async move {
             let ss: SealedSecret = serde_json::from_value(v).unwrap();
-            sent.lock().unwrap().insert(name, Instant::now());
+            sent.lock()
+                .unwrap()
+                .sent
+                .insert(name.clone(), Instant::now());
             api.create(&PostParams::default(), &ss).await.unwrap();
+            sent.lock().unwrap().answered.insert(name, Instant::now());
         }));
     }
     for t in tasks {
@@ -1909,6 +1950,12 @@ async fn paced_creates(
     Arc::try_unwrap(sent).unwrap().into_inner().unwrap()
 }
 
+/// When each create of [`paced_creates`] was sent, and when the API server answered it.
+#[derive(Debug, Default)]
+struct Sent {
+    sent: HashMap<String, Instant>,
+    answered: HashMap<String, Instant>,
+}
 /// Waits until every one of `sent` has its Secret in `seen`, at most `wait`.
 async fn await_seen(seen: &Seen, sent: &HashMap<String, Instant>, wait: Duration) {
     let deadline = Instant::now() + wait;
@@ -2062,7 +2109,9 @@ async fn latency_phase(
     });
     let before = metrics_now(c);
     let t0 = Instant::now();
-    let sent = paced_creates(client, BENCH_NS, &names, objects, rate, || false).await;
+    let sent = paced_creates(client, BENCH_NS, &names, objects, rate, || false)
+        .await
+        .sent;
     // The backlog drained at C, and a minute more.
     let drain = capacity.map_or(0.0, |c| count as f64 / c);
     await_seen(seen, &sent, Duration::from_secs_f64(60.0 + 2.0 * drain)).await;
@@ -2109,13 +2158,13 @@ async fn fairness_phase(
         false
     })
     .await;
-    await_seen(&quiet_seen, &sent, Duration::from_secs(60)).await;
-    let alone = summarize(
-        rate,
-        None,
-        alone_secs,
-        &samples(&sent, &quiet_seen, t0),
-        None,
+    await_seen(&quiet_seen, &sent.sent, Duration::from_secs(60)).await;
+    let quiet = |from: &HashMap<String, Instant>, secs| {
+        summarize(rate, None, secs, &samples(from, &quiet_seen, t0), None)
+    };
+    let (alone, alone_answered) = (
+        quiet(&sent.sent, alone_secs),
+        quiet(&sent.answered, alone_secs),
     );
     eprintln!("[bench] fairness: the quiet namespace alone: {alone:?}");
 
@@ -2144,18 +2193,28 @@ async fn fairness_phase(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let last_noisy = *noisy_seen.lock().unwrap().values().max().unwrap();
-    await_seen(&quiet_seen, &sent, Duration::from_secs(60)).await;
+    await_seen(&quiet_seen, &sent.sent, Duration::from_secs(60)).await;
+    // The creates sent before the burst's last Secret; from sending and from the answer.
     let during: HashMap<String, Instant> = sent
+        .sent
+        .iter()
+        .filter(|(_, at)| **at < last_noisy)
+        .map(|(n, at)| (n.clone(), *at))
+        .collect();
+    let during_answered: HashMap<String, Instant> = sent
+        .answered
         .into_iter()
-        .filter(|(_, at)| *at < last_noisy)
+        .filter(|(n, _)| during.contains_key(n))
         .collect();
     let secs = last_noisy.duration_since(t0).as_secs() as u32;
     Fairness {
         burst,
         quiet_rate: rate,
         alone,
-        during: summarize(rate, None, secs, &samples(&during, &quiet_seen, t0), None),
+        during: quiet(&during, secs),
         burst_drain_s: last_noisy.duration_since(t0).as_secs_f64(),
+        alone_answered: Some(alone_answered),
+        during_answered: Some(quiet(&during_answered, secs)),
     }
 }
 
@@ -2698,16 +2757,28 @@ mod logic {
                 burst: 10_000,
                 quiet_rate: 2.0,
                 alone: Latency {
+                    p50_ms: 30.0,
                     p99_ms: 40.0,
                     created: 40,
                     ..Default::default()
                 },
                 during: Latency {
+                    p50_ms: 45.0,
                     p99_ms: 70.0,
                     created: 800,
                     ..Default::default()
                 },
                 burst_drain_s: 400.0,
+                alone_answered: Some(Latency {
+                    p50_ms: 10.0,
+                    p99_ms: 20.0,
+                    ..Default::default()
+                }),
+                during_answered: Some(Latency {
+                    p50_ms: 15.0,
+                    p99_ms: 50.0,
+                    ..Default::default()
+                }),
             }),
             ..Default::default()
         }
@@ -2743,6 +2814,14 @@ mod logic {
         );
         assert!(
             t.contains("| fairness: quiet namespace's p99 during a burst ÷ alone (ms; burst, drained in) | 1.75 (70 / 40; 800 at 2/s; 10,000 in 400.0 s) | <= 2 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| fairness: the same, p50 during ÷ alone (ms) | 1.50 (45 / 30) | <= 2 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("(without its wait at the API server behind the burst's creates): p50, p99 during ÷ alone (ms) | 1.50 (15 / 10), 2.50 (50 / 20) | <= 2 |"),
             "{t}"
         );
         // The per-phase sub-table, one line per phase.

@@ -1,5 +1,5 @@
-//! The shell of a reconcile: reads the SealedSecret and its Secret, unseals (on the blocking
-//! pool), and carries out what [`super::plan`] decided: the Secret write, the status (with
+//! The shell of a reconcile: reads the SealedSecret and its Secret (at once), unseals (behind
+//! the CPU gate), and carries out what [`super::plan`] decided: the Secret write, the status (with
 //! one retry on a 409), the metrics, the Event, the requeue; plus the retry policy and what
 //! a deleted SealedSecret leaves to do.
 
@@ -87,27 +87,45 @@ fn object_name(meta: &ObjectMeta) -> String {
     )
 }
 
+/// The Secret a SealedSecret writes, as read, and how long the read took.
+struct SecretRead {
+    existing: Result<Option<Secret>, kube::Error>,
+    took: Duration,
+}
+
+impl SecretRead {
+    async fn get(api: &Api<Secret>, name: &str) -> Self {
+        let started = Instant::now();
+        let existing = api.get_opt(name).await;
+        Self {
+            existing,
+            took: started.elapsed(),
+        }
+    }
+}
+
 /// Produces or refreshes the Secret of one SealedSecret. Upstream's order of checks is kept
 /// (unseal errors before ownership errors), except that a matching source digest on an
-/// owned Secret skips decryption altogether.
+/// owned Secret skips decryption altogether. `read` is its Secret when already read.
 async fn apply(
     ss: &Arc<SealedSecret>,
     ctx: &Context,
     phases: &mut Phases,
+    read: Option<SecretRead>,
 ) -> Result<Applied, ReconcileError> {
     let ns = ss.namespace().unwrap_or_default();
     let name = ss.name_any();
     let object = object_name(&ss.metadata);
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let started = Instant::now();
-    let existing = api
-        .get_opt(&name)
-        .await
-        .map_err(|source| ReconcileError::Get {
-            object: object.clone(),
-            source,
-        })?;
-    phases.get = started.elapsed();
+    let read = match read {
+        Some(r) => r,
+        None => SecretRead::get(&api, &name).await,
+    };
+    phases.get = read.took;
+    let existing = read.existing.map_err(|source| ReconcileError::Get {
+        object: object.clone(),
+        source,
+    })?;
     let snapshot = ctx.keys.snapshot();
 
     let reuse = existing
@@ -200,9 +218,9 @@ async fn unseal_blocking(
         accept_deprecated_v1_data: ctx.settings.accept_deprecated_v1_data,
         key_order: lock(&ctx.key_order).order(&namespace, snapshot.ring.fingerprints()),
     };
-    // One decryption per core: the decryption runs on a core of its own instead of sharing
-    // the cores with every running reconcile's, and the next core goes to the namespace
-    // decrypting least (docs/design.md, "Reconcile queue").
+    // One decryption per core and class: a namespace with nothing else decrypting runs at
+    // once at normal priority; a backlog runs at lower priority, the next core going to the
+    // namespace decrypting least (docs/design.md, "Reconcile queue").
     let waiting = Instant::now();
     let permit = ctx.cpu_gate.enter(&namespace).await;
     let decrypting = Instant::now();
@@ -210,17 +228,16 @@ async fn unseal_blocking(
     ctx.metrics
         .unseal_cpu_wait
         .observe(phases.cpu_wait.as_secs_f64());
-    let result = tokio::task::spawn_blocking(move || {
-        // Held until the decryption ends, even if the reconcile is dropped meanwhile.
-        let _permit = permit;
-        sealed_secrets_api::unseal(&ss, &snapshot.ring, &opts).map(|u| {
-            let usage = u.key_usage();
-            let rsa = u.rsa_operations();
-            (u.format_usage().clone(), u.into_secret(), usage, rsa)
+    let result = permit
+        .run(move || {
+            sealed_secrets_api::unseal(&ss, &snapshot.ring, &opts).map(|u| {
+                let usage = u.key_usage();
+                let rsa = u.rsa_operations();
+                (u.format_usage().clone(), u.into_secret(), usage, rsa)
+            })
         })
-    })
-    .await
-    .map_err(ReconcileError::Join)?;
+        .await
+        .map_err(ReconcileError::Join)?;
     phases.decrypt = decrypting.elapsed();
     let rsa = match &result {
         Ok((_, _, _, rsa)) => *rsa,
@@ -283,7 +300,19 @@ pub(super) async fn run_cached(
     let ns = meta.namespace().unwrap_or_default();
     let name = meta.name_any();
     let fetching = Instant::now();
-    let fetched = fetch(&ctx.client, &ns, &name).await.map_err(|source| {
+    // Its Secret is read beside it: the reads do not depend on each other (every write is
+    // conditional on what was read), and on a busy API server each round trip is a large
+    // part of a reconcile's time (docs/design.md, "Reconcile queue").
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let (fetched, read) = tokio::join!(
+        async {
+            let fetched = fetch(&ctx.client, &ns, &name).await;
+            (fetched, fetching.elapsed())
+        },
+        SecretRead::get(&secrets, &name)
+    );
+    let (fetched, fetch_took) = fetched;
+    let fetched = fetched.map_err(|source| {
         let object = object_name(&meta.metadata);
         let e = ReconcileError::GetSealedSecret { object, source };
         tracing::warn!(sealed_secret = %object_name(&meta.metadata), error = %e.message(), "reconcile failed");
@@ -298,28 +327,30 @@ pub(super) async fn run_cached(
                 return Ok(again);
             }
             let phases = Phases {
-                fetch: fetching.elapsed(),
+                fetch: fetch_took,
                 ..Phases::default()
             };
-            reconcile_sized(Arc::new(ss), ctx, size, phases).await
+            reconcile_sized(Arc::new(ss), ctx, size, phases, Some(read)).await
         }
     }
 }
 
 /// One reconcile of one SealedSecret (§4.6): unseal and write, then status, metrics, Events.
 pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    reconcile_sized(ss, ctx, 0, Phases::default())
+    reconcile_sized(ss, ctx, 0, Phases::default(), None)
         .await
         .map(action)
 }
 
 /// [`reconcile`] of an object of `size` bytes as served (0: not known), which is refused
 /// when above `--max-sealed-secret-size`: the Secret write, then what [`plan`] decides.
+/// `read` is its Secret when already read.
 async fn reconcile_sized(
     ss: Arc<SealedSecret>,
     ctx: Arc<Context>,
     size: u64,
     mut phases: Phases,
+    read: Option<SecretRead>,
 ) -> Result<RunAgain, ReconcileError> {
     if ctx.fence.check().is_err() {
         return Ok(not_leading(&ss.metadata));
@@ -336,7 +367,7 @@ async fn reconcile_sized(
             limit,
         })
     } else {
-        apply(&ss, &ctx, &mut phases).await
+        apply(&ss, &ctx, &mut phases, read).await
     };
     if matches!(outcome, Err(ReconcileError::NotLeading(_))) {
         return Ok(not_leading(&ss.metadata));

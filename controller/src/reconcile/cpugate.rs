@@ -1,21 +1,35 @@
-//! The CPU gate of unsealing: at most one decryption per core at a time, the next one
-//! admitted fairly between namespaces (docs/design.md, "Reconcile queue").
+//! The CPU gate of unsealing: which decryptions run, and at which CPU priority
+//! (docs/design.md, "Reconcile queue").
 //!
 //! The reconcile queue runs up to `--concurrency` reconciles, most of whose time is API
 //! calls; their decryptions, though, are CPU work. Left to the blocking pool, every running
 //! reconcile decrypts at once and the cores are shared between all of them: a quiet
 //! namespace's one decryption, started in the queue's spare slot, takes as long as the
-//! burst's seven beside it. Behind the gate it waits for at most one decryption to end, then
-//! runs on a core of its own.
+//! burst's seven beside it.
 //!
-//! [`GateState`] decides (pure, no I/O): a free permit goes to the waiting namespace that
-//! holds the fewest permits; among namespaces that hold as many, to the earliest waiter
-//! (FIFO). [`CpuGate`] is the async wrapper: one short lock, no lock held across an await,
-//! and a waiter dropped before or after admission gives its place or permit back.
+//! So a decryption needs a permit, of one of two classes, each with one permit per core:
+//! - **prompt**: for a namespace with nothing else decrypting or waiting. It runs on the
+//!   blocking pool at the process's own CPU priority.
+//! - **bulk**: for everything else, the next one going to the waiting namespace that holds
+//!   the fewest permits, the earliest waiter among equals (FIFO). While another namespace
+//!   has had a prompt permit within [`SHARE_WINDOW`], it runs on threads of the gate's own
+//!   at a lower CPU priority ([`BULK_NICE`]); otherwise on the blocking pool.
+//!
+//! A quiet namespace's decryption thus neither waits for a permit nor shares a core with a
+//! burst on equal terms: the kernel gives it (and the API calls of every reconcile, and on a
+//! shared machine the API server) the CPU first. With no one to share with, a burst runs at
+//! the process's priority: lowered, it lost throughput to whatever else ran beside it (a
+//! co-located API server's idle garbage collection too), and a lone namespace's overload
+//! drained more slowly. Measured in docs/design.md, "Reconcile queue".
+//!
+//! [`GateState`] decides (pure, no I/O). [`CpuGate`] is the async wrapper: one short lock, no
+//! lock held across an await, and a waiter dropped before or after admission gives its
+//! place or permit back.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -23,131 +37,247 @@ use tokio::sync::oneshot;
 #[path = "cpugate_tests.rs"]
 mod tests;
 
+/// How long after another namespace's prompt permit a bulk decryption runs at lower
+/// priority: a quiet namespace's reconcile goes on after its decryption (the Secret and
+/// status writes), and its next object may come soon.
+pub const SHARE_WINDOW: Duration = Duration::from_secs(1);
+
+/// The last prompt permits handed out, enough to tell for any namespace when another one
+/// last had one.
+#[derive(Debug, Default, Clone)]
+pub struct LastPrompts {
+    /// The last: when, and to which namespace.
+    last: Option<(Instant, Arc<str>)>,
+    /// The last to a namespace other than `last`'s. A busy namespace gets prompt permits too
+    /// (whenever nothing else of its is decrypting or waiting at the gate), and they must not
+    /// hide a quiet namespace's.
+    other: Option<(Instant, Arc<str>)>,
+}
+
+impl LastPrompts {
+    /// A prompt permit to `ns` at `at`.
+    pub fn record(&mut self, at: Instant, ns: &Arc<str>) {
+        if self.last.as_ref().is_some_and(|(_, l)| l != ns) {
+            self.other = self.last.take();
+        }
+        self.last = Some((at, ns.clone()));
+    }
+
+    /// Whether a bulk decryption of namespace `ns` runs at lower priority at `now`: when
+    /// another namespace had a prompt permit within [`SHARE_WINDOW`].
+    pub fn lowered(&self, ns: &str, now: Instant) -> bool {
+        let another = match &self.last {
+            Some((_, l)) if &**l == ns => self.other.as_ref(),
+            last => last.as_ref(),
+        };
+        another.is_some_and(|(at, _)| now.saturating_duration_since(*at) < SHARE_WINDOW)
+    }
+}
+
+/// How much lower the bulk threads' priority is (nice value): the kernel gives a thread of
+/// nice 0 about nine tenths of a core it shares with one of nice 10 (CFS weights 1024 and
+/// 110), and the bulk threads still use every core no one else wants. A thread may lower its
+/// own priority without privilege, so this works in any container.
+pub const BULK_NICE: i32 = 10;
+
 /// One waiter or permit holder, numbered in arrival order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ticket(u64);
 
+/// The class of a permit: where and at which CPU priority its decryption runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Its namespace had nothing else decrypting or waiting: normal priority.
+    Prompt,
+    /// Part of a namespace's backlog: lower priority ([`BULK_NICE`]).
+    Bulk,
+}
+
 #[derive(Debug, Default)]
 struct Lane {
-    /// Permits this namespace holds.
+    /// Permits this namespace holds, of either class.
     admitted: usize,
     /// Its waiters, in arrival order.
     waiting: BTreeSet<Ticket>,
 }
 
-/// The gate's decisions: who holds a permit, who waits, who is admitted next.
+impl Lane {
+    /// Whether its first waiter may take a prompt permit: nothing else of its namespace is
+    /// decrypting or waiting.
+    fn solo(&self) -> bool {
+        self.admitted == 0 && self.waiting.len() == 1
+    }
+}
+
+/// The gate's decisions: who holds a permit of which class, who waits, who is admitted next.
 #[derive(Debug)]
 pub struct GateState<N> {
+    /// Permits of each class.
     permits: usize,
-    admitted: usize,
+    prompt: usize,
+    bulk: usize,
     next: u64,
-    tickets: HashMap<Ticket, (N, bool)>,
+    tickets: HashMap<Ticket, (N, Option<Class>)>,
     lanes: HashMap<N, Lane>,
-    /// The namespaces with waiters in admission order: `(permits held, first waiter, ns)`
-    /// of every lane whose `waiting` is not empty, and only those.
+    /// The namespaces with waiters in bulk admission order: `(permits held, first waiter,
+    /// ns)` of every lane whose `waiting` is not empty, and only those.
     order: BTreeSet<(usize, Ticket, N)>,
+    /// The lanes whose waiter may take a prompt permit ([`Lane::solo`]), in arrival order.
+    solo: BTreeSet<(Ticket, N)>,
 }
 
 impl<N: Clone + Eq + Hash + Ord> GateState<N> {
-    /// A gate of `permits` concurrent holders (at least one).
+    /// A gate of `permits` concurrent holders of each class (at least one).
     pub fn new(permits: usize) -> Self {
         Self {
             permits: permits.max(1),
-            admitted: 0,
+            prompt: 0,
+            bulk: 0,
             next: 0,
             tickets: HashMap::new(),
             lanes: HashMap::new(),
             order: BTreeSet::new(),
+            solo: BTreeSet::new(),
         }
     }
 
     /// A new waiter of namespace `ns`; returns its ticket and the tickets admitted now (its
-    /// own among them when a permit was free).
-    pub fn arrive(&mut self, ns: N) -> (Ticket, Vec<Ticket>) {
+    /// own among them when a permit was free), each with its class.
+    pub fn arrive(&mut self, ns: N) -> (Ticket, Vec<(Ticket, Class)>) {
         let ticket = Ticket(self.next);
         self.next += 1;
-        self.tickets.insert(ticket, (ns.clone(), false));
-        let lane = self.lanes.entry(ns.clone()).or_default();
-        if lane.waiting.is_empty() {
-            self.order.insert((lane.admitted, ticket, ns));
-        }
-        lane.waiting.insert(ticket);
+        self.tickets.insert(ticket, (ns.clone(), None));
+        self.unindex(&ns);
+        self.lanes
+            .entry(ns.clone())
+            .or_default()
+            .waiting
+            .insert(ticket);
+        self.index(&ns);
         (ticket, self.admit())
     }
 
     /// `ticket` leaves: a waiter gives up its place, a holder its permit. Returns the tickets
     /// admitted in its stead. An unknown ticket (already gone) changes nothing.
-    pub fn leave(&mut self, ticket: Ticket) -> Vec<Ticket> {
-        let Some((ns, admitted)) = self.tickets.remove(&ticket) else {
+    pub fn leave(&mut self, ticket: Ticket) -> Vec<(Ticket, Class)> {
+        let Some((ns, class)) = self.tickets.remove(&ticket) else {
             return Vec::new();
         };
-        let Some(lane) = self.lanes.get_mut(&ns) else {
-            return Vec::new();
-        };
-        if let Some(first) = lane.waiting.first().copied() {
-            self.order.remove(&(lane.admitted, first, ns.clone()));
+        self.unindex(&ns);
+        if let Some(lane) = self.lanes.get_mut(&ns) {
+            match class {
+                Some(c) => {
+                    lane.admitted -= 1;
+                    *self.held_mut(c) -= 1;
+                }
+                None => {
+                    lane.waiting.remove(&ticket);
+                }
+            }
         }
-        if admitted {
-            lane.admitted -= 1;
-            self.admitted -= 1;
-        } else {
-            lane.waiting.remove(&ticket);
-        }
-        if let Some(first) = lane.waiting.first().copied() {
-            self.order.insert((lane.admitted, first, ns.clone()));
-        }
-        if lane.admitted == 0 && lane.waiting.is_empty() {
-            self.lanes.remove(&ns);
-        }
+        self.index(&ns);
         self.admit()
     }
 
-    /// Whether `ticket` holds a permit.
+    /// The class of `ticket`'s permit, `None` while it waits (or is gone).
     #[cfg(test)]
-    pub fn is_admitted(&self, ticket: Ticket) -> bool {
-        self.tickets.get(&ticket).is_some_and(|(_, a)| *a)
+    pub fn class(&self, ticket: Ticket) -> Option<Class> {
+        self.tickets.get(&ticket).and_then(|(_, c)| *c)
     }
 
-    /// Permits held now.
+    /// Permits held now, of either class.
     #[cfg(test)]
     pub fn admitted(&self) -> usize {
-        self.admitted
+        self.prompt + self.bulk
     }
 
     /// Waiters not admitted yet.
     #[cfg(test)]
     pub fn waiting(&self) -> usize {
-        self.tickets.len() - self.admitted
+        self.tickets.len() - self.admitted()
     }
 
-    /// Hands out free permits: each to the first lane of [`Self::order`].
-    fn admit(&mut self) -> Vec<Ticket> {
+    /// Whether nothing is held, waited for or indexed.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.lanes.is_empty()
+            && self.order.is_empty()
+            && self.solo.is_empty()
+            && self.tickets.is_empty()
+    }
+
+    fn held_mut(&mut self, class: Class) -> &mut usize {
+        match class {
+            Class::Prompt => &mut self.prompt,
+            Class::Bulk => &mut self.bulk,
+        }
+    }
+
+    /// Takes lane `ns` out of the admission indexes, before it changes.
+    fn unindex(&mut self, ns: &N) {
+        let Some(lane) = self.lanes.get(ns) else {
+            return;
+        };
+        if let Some(first) = lane.waiting.first().copied() {
+            self.order.remove(&(lane.admitted, first, ns.clone()));
+            if lane.solo() {
+                self.solo.remove(&(first, ns.clone()));
+            }
+        }
+    }
+
+    /// Puts lane `ns` back into the admission indexes after a change, or drops it when it
+    /// holds and waits for nothing.
+    fn index(&mut self, ns: &N) {
+        let Some(lane) = self.lanes.get(ns) else {
+            return;
+        };
+        match lane.waiting.first().copied() {
+            Some(first) => {
+                self.order.insert((lane.admitted, first, ns.clone()));
+                if lane.solo() {
+                    self.solo.insert((first, ns.clone()));
+                }
+            }
+            None if lane.admitted == 0 => {
+                self.lanes.remove(ns);
+            }
+            None => {}
+        }
+    }
+
+    /// Hands out free permits: a prompt one to the earliest solo lane, a bulk one to the
+    /// first lane of [`Self::order`].
+    fn admit(&mut self) -> Vec<(Ticket, Class)> {
         let mut admitted = Vec::new();
-        while self.admitted < self.permits {
-            let Some((held, first, ns)) = self.order.pop_first() else {
-                break;
+        loop {
+            let next = match self.solo.first() {
+                Some((t, ns)) if self.prompt < self.permits => (*t, ns.clone(), Class::Prompt),
+                _ => match self.order.first() {
+                    Some((_, t, ns)) if self.bulk < self.permits => (*t, ns.clone(), Class::Bulk),
+                    _ => break,
+                },
             };
-            let Some(lane) = self.lanes.get_mut(&ns) else {
-                break;
-            };
-            lane.waiting.remove(&first);
-            lane.admitted = held + 1;
-            if let Some(next) = lane.waiting.first().copied() {
-                self.order.insert((lane.admitted, next, ns));
+            let (ticket, ns, class) = next;
+            self.unindex(&ns);
+            if let Some(lane) = self.lanes.get_mut(&ns) {
+                lane.waiting.remove(&ticket);
+                lane.admitted += 1;
             }
-            if let Some(t) = self.tickets.get_mut(&first) {
-                t.1 = true;
+            self.index(&ns);
+            if let Some(t) = self.tickets.get_mut(&ticket) {
+                t.1 = Some(class);
             }
-            self.admitted += 1;
-            admitted.push(first);
+            *self.held_mut(class) += 1;
+            admitted.push((ticket, class));
         }
         admitted
     }
 }
 
-/// The number of decryptions that may run at once: `--unseal-concurrency` when set, else the
-/// cores this process may use (`std::thread::available_parallelism`, which counts a
-/// cgroup's CPU quota), else one.
+/// The number of decryptions of each class that may run at once: `--unseal-concurrency` when
+/// set, else the cores this process may use (`std::thread::available_parallelism`, which
+/// counts a cgroup's CPU quota), else one.
 pub fn permits(unseal_concurrency: u16) -> usize {
     match unseal_concurrency {
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
@@ -155,33 +285,41 @@ pub fn permits(unseal_concurrency: u16) -> usize {
     }
 }
 
-/// The gate shared by all reconciles ([`GateState`] behind one lock).
+/// A decryption that did not finish: it panicked, or its thread is gone.
+#[derive(Debug, thiserror::Error)]
+#[error("the decryption task {0}")]
+pub struct TaskFailed(&'static str);
+
+/// The gate shared by all reconciles ([`GateState`] behind one lock) and its bulk threads.
 #[derive(Debug)]
 pub struct CpuGate {
     inner: Mutex<Inner>,
+    bulk: BulkThreads,
 }
 
 #[derive(Debug)]
 struct Inner {
     state: GateState<Arc<str>>,
-    /// How to wake each waiter once admitted.
-    wake: HashMap<Ticket, oneshot::Sender<()>>,
+    /// How to wake each waiter once admitted, with its class.
+    wake: HashMap<Ticket, oneshot::Sender<Class>>,
+    /// The last prompt permits handed out ([`LastPrompts::lowered`]).
+    last_prompts: LastPrompts,
 }
 
 impl Inner {
-    /// Wakes the admitted waiters but `own`; returns whether `own` was among them.
-    fn wake(&mut self, admitted: Vec<Ticket>, own: Option<Ticket>) -> bool {
-        let mut own_admitted = false;
-        for t in admitted {
+    /// Wakes the admitted waiters but `own`; returns `own`'s class when it was among them.
+    fn wake(&mut self, admitted: Vec<(Ticket, Class)>, own: Option<Ticket>) -> Option<Class> {
+        let mut own_class = None;
+        for (t, class) in admitted {
             if Some(t) == own {
-                own_admitted = true;
+                own_class = Some(class);
             } else if let Some(tx) = self.wake.remove(&t) {
                 // A receiver gone is a waiter being dropped: its permit is given back by
                 // its own drop, which takes this lock after us.
-                let _ = tx.send(());
+                let _ = tx.send(class);
             }
         }
-        own_admitted
+        own_class
     }
 }
 
@@ -191,6 +329,8 @@ impl Inner {
 pub struct CpuPermit {
     gate: Arc<CpuGate>,
     ticket: Ticket,
+    class: Class,
+    ns: Arc<str>,
 }
 
 impl Drop for CpuPermit {
@@ -202,14 +342,73 @@ impl Drop for CpuPermit {
     }
 }
 
+impl CpuPermit {
+    /// Records its admission as `class`.
+    fn admitted(&mut self, class: Class) {
+        self.class = class;
+        if class == Class::Prompt {
+            self.gate
+                .lock()
+                .last_prompts
+                .record(Instant::now(), &self.ns);
+        }
+    }
+
+    /// The class it was admitted as.
+    pub fn class(&self) -> Class {
+        self.class
+    }
+
+    /// Runs `f` (the decryption) where its class says ([`LastPrompts::lowered`]), holding the permit until
+    /// `f` ends, even if the caller is dropped meanwhile.
+    pub async fn run<T: Send + 'static>(
+        self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, TaskFailed> {
+        let low = self.class == Class::Bulk
+            && self
+                .gate
+                .lock()
+                .last_prompts
+                .lowered(&self.ns, Instant::now());
+        if !low {
+            return tokio::task::spawn_blocking(move || {
+                let _permit = self;
+                f()
+            })
+            .await
+            .map_err(|e| {
+                TaskFailed(if e.is_panic() {
+                    "panicked"
+                } else {
+                    "was cancelled"
+                })
+            });
+        }
+        let (tx, rx) = oneshot::channel();
+        let bulk = self.gate.bulk.clone();
+        bulk.run(Box::new(move || {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            // Given back before the caller learns the outcome, as the blocking pool's task
+            // does.
+            drop(self);
+            let _ = tx.send(out.map_err(|_| TaskFailed("panicked")));
+        }))?;
+        rx.await.map_err(|_| TaskFailed("lost its thread"))?
+    }
+}
+
 impl CpuGate {
-    /// A gate of `permits` concurrent decryptions (at least one).
+    /// A gate of `permits` concurrent decryptions of each class (at least one).
     pub fn new(permits: usize) -> Arc<Self> {
+        let permits = permits.max(1);
         Arc::new(Self {
             inner: Mutex::new(Inner {
                 state: GateState::new(permits),
                 wake: HashMap::new(),
+                last_prompts: LastPrompts::default(),
             }),
+            bulk: BulkThreads::new(permits),
         })
     }
 
@@ -225,15 +424,19 @@ impl CpuGate {
     /// Waits for a permit for a decryption of namespace `ns`. Cancellation-safe: dropping
     /// the future gives the place (or a permit handed over meanwhile) back.
     pub async fn enter(self: &Arc<Self>, ns: &str) -> CpuPermit {
-        let (permit, rx) = {
+        let ns: Arc<str> = Arc::from(ns);
+        let (mut permit, rx) = {
             let mut inner = self.lock();
-            let (ticket, admitted) = inner.state.arrive(Arc::from(ns));
-            let permit = CpuPermit {
+            let (ticket, admitted) = inner.state.arrive(ns.clone());
+            let mut permit = CpuPermit {
                 gate: self.clone(),
                 ticket,
+                class: Class::Bulk,
+                ns,
             };
-            if inner.wake(admitted, Some(ticket)) {
+            if let Some(class) = inner.wake(admitted, Some(ticket)) {
                 drop(inner);
+                permit.admitted(class);
                 return permit;
             }
             let (tx, rx) = oneshot::channel();
@@ -242,7 +445,9 @@ impl CpuGate {
         };
         // The sender is only dropped after sending, or by this permit's own drop: an error
         // cannot happen while `permit` lives.
-        let _ = rx.await;
+        if let Ok(class) = rx.await {
+            permit.admitted(class);
+        }
         permit
     }
 
@@ -251,5 +456,79 @@ impl CpuGate {
     pub fn load(&self) -> (usize, usize) {
         let inner = self.lock();
         (inner.state.admitted(), inner.state.waiting())
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The threads of bulk decryptions, one per bulk permit, so a job never waits for a thread.
+/// Started on first use; they end when the gate is dropped.
+#[derive(Debug, Clone)]
+struct BulkThreads {
+    threads: usize,
+    jobs: Arc<std::sync::OnceLock<Mutex<mpsc::Sender<Job>>>>,
+}
+
+impl BulkThreads {
+    fn new(threads: usize) -> Self {
+        Self {
+            threads,
+            jobs: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    fn run(&self, job: Job) -> Result<(), TaskFailed> {
+        let jobs = self.jobs.get_or_init(|| Mutex::new(self.start()));
+        jobs.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(job)
+            .map_err(|_| TaskFailed("found no thread to run on"))
+    }
+
+    fn start(&self) -> mpsc::Sender<Job> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..self.threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("unseal-bulk-{i}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = rx
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not start a bulk decryption thread");
+            }
+        }
+        tx
+    }
+}
+
+/// Lowers the calling thread's CPU priority by [`BULK_NICE`] (to at most 19, the lowest),
+/// relative to the process's own: a controller started at a lower priority keeps the
+/// difference. On Linux the nice value is a thread's own, not the process's. Elsewhere, or
+/// when refused, the thread keeps the process's priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let tid = Some(rustix::thread::gettid());
+        let lowered = getpriority_process(tid)
+            .and_then(|nice| setpriority_process(tid, (nice + BULK_NICE).min(19)));
+        if let Err(e) = lowered {
+            tracing::warn!(
+                error = %e,
+                "could not lower a bulk decryption thread's CPU priority; it runs at the process's"
+            );
+        }
     }
 }

@@ -52,7 +52,7 @@ pub enum ReconcileError {
     #[error(transparent)]
     NotLeading(#[from] NotLeading),
     #[error("unsealing task failed")]
-    Join(#[source] tokio::task::JoinError),
+    Join(#[source] super::cpugate::TaskFailed),
     #[error(
         "SealedSecret `{object}` asks for a Secret of type {SERVICE_ACCOUNT_TOKEN_TYPE}, which this controller does not create (it would hand out ServiceAccount tokens); start the controller with --allow-service-account-token-secrets to permit it"
     )]
