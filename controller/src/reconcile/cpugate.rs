@@ -89,7 +89,8 @@ pub struct Ticket(u64);
 pub enum Class {
     /// Its namespace had nothing else decrypting or waiting: normal priority.
     Prompt,
-    /// Part of a namespace's backlog: lower priority ([`BULK_NICE`]).
+    /// Part of a namespace's backlog: lower priority ([`BULK_NICE`]) while another namespace
+    /// decrypts ([`LastPrompts::lowered`]).
     Bulk,
 }
 
