@@ -228,7 +228,7 @@ impl Metrics {
         let unseal_cpu_wait = Histogram::new(QUEUE_BUCKETS);
         reg.register(
             "unseal_cpu_wait_seconds",
-            "Time a reconcile's decryption waited for a core (one decryption per core at a time)",
+            "Time a reconcile's decryption waited for a core (one decryption per core and class at a time)",
             unseal_cpu_wait.clone(),
         );
 

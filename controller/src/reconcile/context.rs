@@ -39,7 +39,7 @@ pub struct Context {
     /// produced from it, so that a deleted SealedSecret's Secret is recognised even without an
     /// ownerReference (the watch cache keeps no status, and the Secret carries no digest).
     pub(super) produced: Mutex<HashMap<(String, String), (String, String)>>,
-    /// One decryption per core at a time, fair between namespaces ([`CpuGate`]).
+    /// One decryption per core and class at a time, fair between namespaces ([`CpuGate`]).
     pub(super) cpu_gate: Arc<CpuGate>,
 }
 

@@ -47,9 +47,10 @@ pub struct ReconcileArgs {
     pub concurrency: u16,
 
     /// Decryptions run at once, of each class: those of a namespace with nothing else
-    /// decrypting, and those of a namespace's backlog, at lower CPU priority (docs/design.md,
-    /// "Reconcile queue"). 0: one per core this process may use. Raise it when the keys are in a network HSM (`--key-backend=pkcs11`),
-    /// whose decryptions wait on the network rather than use a core.
+    /// decrypting, and those of a namespace's backlog (at lower CPU priority while another
+    /// namespace decrypts; docs/design.md, "Reconcile queue"). 0: one per core this process
+    /// may use. Raise it when the keys are in a network HSM (`--key-backend=pkcs11`), whose
+    /// decryptions wait on the network rather than use a core.
     #[arg(long, default_value_t = 0)]
     pub unseal_concurrency: u16,
 

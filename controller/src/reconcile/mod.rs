@@ -19,8 +19,8 @@
 //! - [`deleted`]: what a deleted SealedSecret leaves to do; [`context`]: what reconciles share; [`error`]: why one failed; [`flags`]: the flags.
 //! - [`key_order`]: which keys to try first for values that do not name their key (pure).
 //! - [`queue`]: which requested reconcile starts next, fair between namespaces (pure);
-//!   [`runner`]: the loop that runs them; [`cpugate`]: one decryption per core at a time,
-//!   the next one chosen fairly between namespaces.
+//!   [`runner`]: the loop that runs them; [`cpugate`]: one decryption per core and class at
+//!   a time, the next one chosen fairly between namespaces, a backlog's at lower priority.
 //! - [`watch`]: the watches that drive reconciles; [`warm`]: the start-up check that
 //!   leaves SealedSecrets already in sync out of the queue (docs/design.md, "Restarts");
 //!   [`initial_list`]: whether the watches' first lists come as a stream or in pages.
