@@ -18,9 +18,9 @@
 //! A quiet namespace's decryption thus neither waits for a permit nor shares a core with a
 //! burst on equal terms: the kernel gives it (and the API calls of every reconcile, and on a
 //! shared machine the API server) the CPU first. With no one to share with, a burst runs at
-//! the process's priority: lowered, it lost throughput to whatever else ran beside it (a
-//! co-located API server's idle garbage collection too), and a lone namespace's overload
-//! drained more slowly. Measured in docs/design.md, "Reconcile queue".
+//! the process's priority: lowering would gain nothing and give CPU to whatever else runs
+//! beside it (a co-located API server's idle garbage collection too). Measured in
+//! docs/design.md, "Reconcile queue".
 //!
 //! [`GateState`] decides (pure, no I/O). [`CpuGate`] is the async wrapper: one short lock, no
 //! lock held across an await, and a waiter dropped before or after admission gives its
