@@ -180,6 +180,11 @@ impl<N: Clone + Eq + Hash + Ord> GateState<N> {
         self.admit()
     }
 
+    /// The namespace of `ticket` (`None`: gone).
+    pub fn namespace(&self, ticket: Ticket) -> Option<&N> {
+        self.tickets.get(&ticket).map(|(ns, _)| ns)
+    }
+
     /// The class of `ticket`'s permit, `None` while it waits (or is gone).
     #[cfg(test)]
     pub fn class(&self, ticket: Ticket) -> Option<Class> {
@@ -308,10 +313,16 @@ struct Inner {
 }
 
 impl Inner {
-    /// Wakes the admitted waiters but `own`; returns `own`'s class when it was among them.
+    /// Wakes the admitted waiters but `own`, and notes the prompt permits among them; returns
+    /// `own`'s class when it was among them.
     fn wake(&mut self, admitted: Vec<(Ticket, Class)>, own: Option<Ticket>) -> Option<Class> {
         let mut own_class = None;
         for (t, class) in admitted {
+            if class == Class::Prompt
+                && let Some(ns) = self.state.namespace(t)
+            {
+                self.last_prompts.record(Instant::now(), ns);
+            }
             if Some(t) == own {
                 own_class = Some(class);
             } else if let Some(tx) = self.wake.remove(&t) {
@@ -344,18 +355,8 @@ impl Drop for CpuPermit {
 }
 
 impl CpuPermit {
-    /// Records its admission as `class`.
-    fn admitted(&mut self, class: Class) {
-        self.class = class;
-        if class == Class::Prompt {
-            self.gate
-                .lock()
-                .last_prompts
-                .record(Instant::now(), &self.ns);
-        }
-    }
-
     /// The class it was admitted as.
+    #[cfg(test)]
     pub fn class(&self) -> Class {
         self.class
     }
@@ -437,7 +438,7 @@ impl CpuGate {
             };
             if let Some(class) = inner.wake(admitted, Some(ticket)) {
                 drop(inner);
-                permit.admitted(class);
+                permit.class = class;
                 return permit;
             }
             let (tx, rx) = oneshot::channel();
@@ -447,7 +448,7 @@ impl CpuGate {
         // The sender is only dropped after sending, or by this permit's own drop: an error
         // cannot happen while `permit` lives.
         if let Ok(class) = rx.await {
-            permit.admitted(class);
+            permit.class = class;
         }
         permit
     }

@@ -1,6 +1,6 @@
 //! How the SealedSecret watches (the reconcile loop's and the sharder's) take their first
-//! list (docs/design.md, "Restarts"): as a stream of events (`sendInitialEvents`, the API server's WatchList feature) where the API
-//! server serves that, else in pages.
+//! list (docs/design.md, "Restarts"): as a stream of events (`sendInitialEvents`, the API
+//! server's WatchList feature) where the API server serves that, else in pages.
 //!
 //! A stream is decoded one object at a time, so no page of a tenant's objects is held whole
 //! while decoded, and it costs no per-page overhead: at 50,000 SealedSecrets their metadata
