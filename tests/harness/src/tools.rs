@@ -195,28 +195,53 @@ pub fn run_tool(program: &Path, args: &[&str]) -> Result<String, HarnessError> {
     run_command(cmd, &format!("{name} {}", args.join(" ")), None)
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; a race with other processes is possible
-/// but unlikely on a test machine). Chosen at random in 10000-19999, below Linux's ephemeral
-/// range (32768-60999): a port the kernel picks for `:0` can meanwhile be handed out again as
-/// the source port of some outgoing connection (a real control plane makes many), and
-/// `tests/cluster/up.sh` uses 20000-32767.
+/// A free TCP port on 127.0.0.1 (bound and released), for a child process to listen on.
+/// Chosen at random in [`LOOPBACK_PORTS`], below Linux's ephemeral range (32768-60999): a port
+/// the kernel picks for `:0` can meanwhile be handed out again as the source port of some
+/// outgoing connection (a real control plane makes many), and `tests/cluster/up.sh` uses
+/// 20000-32767.
+///
+/// No port is handed out twice in one process: between this release and the child's bind, a
+/// parallel test picking the same port would find it free too (one controller's HTTP and
+/// metrics ports collided with each other's or a neighbour's this way in CI). Other processes
+/// can still race; 10,000 ports make that unlikely.
 pub fn free_port() -> Result<u16, HarnessError> {
+    bind_unclaimed_loopback()
+        .and_then(|l| l.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|source| HarnessError::Spawn {
+            what: "bind a free port in 127.0.0.1:10000-19999".into(),
+            source,
+        })
+}
+
+/// The ports [`free_port`] and the fault proxy choose from.
+pub const LOOPBACK_PORTS: std::ops::Range<u16> = 10000..20000;
+
+/// Binds 127.0.0.1 on a random port of [`LOOPBACK_PORTS`] that this process has not bound or
+/// handed out before, and records it. The fault proxy binds its own port again after a
+/// [`crate::faultproxy::FaultProxy::disconnect`], so its port must stay out of [`free_port`]'s
+/// reach too.
+pub(crate) fn bind_unclaimed_loopback() -> std::io::Result<std::net::TcpListener> {
+    static CLAIMED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = rand::rng();
     let mut last = None;
     for _ in 0..200 {
-        let port = rng.random_range(10000..20000);
+        let port = rng.random_range(LOOPBACK_PORTS);
+        if claimed.contains(&port) {
+            continue;
+        }
         match std::net::TcpListener::bind(("127.0.0.1", port)) {
             Ok(l) => {
-                drop(l);
-                return Ok(port);
+                claimed.insert(port);
+                return Ok(l);
             }
             Err(e) => last = Some(e),
         }
     }
-    Err(HarnessError::Spawn {
-        what: "bind a free port in 127.0.0.1:10000-19999".into(),
-        source: last.unwrap_or_else(|| std::io::Error::other("no attempt")),
-    })
+    Err(last.unwrap_or_else(|| std::io::Error::other("every port tried was already handed out")))
 }
 
 /// Waits until something accepts TCP connections on `addr`.
@@ -378,5 +403,26 @@ impl Drop for Process {
                 self.log()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drawn at random from 10,000 ports, 400 picks would repeat one with probability
+    /// 1 - e^(-400²/20,000) ≈ 99.97% if nothing remembered them; a repeat handed to two
+    /// parallel tests is a listener that fails with "Address already in use".
+    #[test]
+    fn a_port_is_handed_out_once_per_process() {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..400 {
+            let port = free_port().unwrap();
+            assert!(LOOPBACK_PORTS.contains(&port), "{port}");
+            assert!(seen.insert(port), "port {port} handed out twice");
+        }
+        let proxy = bind_unclaimed_loopback().unwrap();
+        let port = proxy.local_addr().unwrap().port();
+        assert!(!seen.contains(&port), "the proxy got port {port} again");
     }
 }

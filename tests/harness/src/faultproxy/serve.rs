@@ -10,7 +10,6 @@ use axum::response::Response;
 use futures::StreamExt as _;
 use http::{HeaderMap, header};
 use http_body_util::BodyExt as _;
-use rand::Rng as _;
 use rand::rngs::StdRng;
 
 use crate::cluster::HarnessError;
@@ -230,17 +229,10 @@ pub(super) async fn answer(inner: &Arc<Inner>, req: Request) -> (Response, Origi
 
 /// Binds `127.0.0.1` on a random port in 10000-19999: below Linux's ephemeral range, so that
 /// the port is not handed out as some connection's source port while the proxy is
-/// disconnected ([`FaultProxy::disconnect`]) and can be bound again.
+/// disconnected ([`FaultProxy::disconnect`]) and can be bound again; and never one that
+/// [`crate::tools::free_port`] handed out or will hand out in this process.
 pub(super) fn bind_loopback() -> std::io::Result<std::net::TcpListener> {
-    let mut last = None;
-    for _ in 0..200 {
-        let port = rand::rng().random_range(10000..20000);
-        match std::net::TcpListener::bind(("127.0.0.1", port)) {
-            Ok(l) => return Ok(l),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no port tried")))
+    crate::tools::bind_unclaimed_loopback()
 }
 
 /// Accepts connections and serves each with `app` until the control channel closes. On
