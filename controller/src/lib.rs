@@ -17,6 +17,7 @@
 //! controllers and the HTTP servers, stop on SIGTERM. Beyond upstream, the leader also
 //! answers `kubeseal keys rotate` ([`sealed_secrets_api::annotations::ROTATE_REQUEST`]).
 
+pub mod allocator;
 pub mod certmap;
 pub mod cluster;
 pub mod config;

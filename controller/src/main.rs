@@ -2,9 +2,11 @@
 
 use sealed_secrets_controller::config::{Config, ConfigError};
 use sealed_secrets_controller::version::VERSION;
-use sealed_secrets_controller::{run, telemetry};
+use sealed_secrets_controller::{allocator, run, telemetry};
 
 fn main() -> std::process::ExitCode {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let allocator_tuned = allocator::tune(cores);
     // Every flag is checked here, before logging or any API call; a value the controller
     // cannot use is a usage error like clap's own (exit 2).
     let cfg = match Config::try_parse_from(std::env::args_os()) {
@@ -21,6 +23,9 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     telemetry::init(&cfg.log);
+    if !allocator_tuned {
+        tracing::warn!("glibc refused the allocator's settings; running with its defaults");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,6 +1,6 @@
 //! Restarts without reading each object again (docs/design.md, "Restarts"): while the
 //! SealedSecret watch (metadata only) makes its first list, which queues nothing, the
-//! controller lists the SealedSecrets whole, in pages decoded one object at a time, and
+//! controller lists the SealedSecrets whole, in pages split into objects as they arrive, and
 //! checks each against the metadata of its Secret from the Secret watch's first list
 //! ([`unchanged_at_start`]). The objects a reconcile would leave as they are get their
 //! metrics as a reconcile would give them and are not queued; only the others are read
@@ -14,7 +14,6 @@
 //! changed after its check, or created meanwhile and not checked at all, is reconciled.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::Arc;
 
 use futures::AsyncReadExt as _;
@@ -24,8 +23,8 @@ use kube::Resource as _;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
+use sealed_secrets_api::list_items::{FeedError, ListSplitError, ListSplitter};
 use sealed_secrets_api::{SealedSecret, annotations};
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::context::{Context, lock};
 use super::decide::start_secret_facts;
@@ -35,21 +34,62 @@ use crate::keys::KeySnapshot;
 
 /// SealedSecrets per page of the start-up list. The API server spends about 17 ms on each
 /// page beyond its objects (at 50,000 objects: 6.4 s in pages of 500, 5.1 s in pages of
-/// 2,000, 4.3 s unpaged); pages bound how long one request runs on a slow API server and
-/// the page held in memory ([`PAGE_BUFFER`]).
+/// 2,000, 4.3 s unpaged); pages bound how long one request runs on a slow API server. A
+/// page is never held whole ([`list_page`]).
 const PAGE_SIZE: u32 = 2000;
 
-/// Bytes of a page read whole before decoding (a page of 2,000 SealedSecrets of three
-/// RSA-4096 values is about 7 MB): decoding from memory, with managedFields skipped, takes
-/// about a quarter of the time a reader over the stream takes. A larger page is decoded as it arrives.
-const PAGE_BUFFER: usize = 16 * 1024 * 1024;
+/// Bytes one listed object may have in the start-up check's split ([`ListSplitter`]): far
+/// above the largest request etcd is ever configured to take (1.5 MiB by default), so that
+/// only a broken list meets it (then the check stops and the rest is reconciled one by one).
+const ITEM_LIMIT: usize = 32 * 1024 * 1024;
 
 /// Bytes of a listed object's size (its text in the list) that may differ from what a GET
 /// serves: objects that close to the size limit are left to a full reconcile.
 const SIZE_SLACK: u64 = 64 * 1024 + 1024;
 
 /// Metadata of the Secrets that may be produced by a SealedSecret, by namespace and name.
-pub(super) type SecretFacts = HashMap<(String, String), ObjectMeta>;
+pub(super) type SecretFacts = HashMap<(String, String), SecretFact>;
+
+/// What the start-up check reads of a Secret's metadata ([`start_secret_facts`]), its name and
+/// namespace being the map's key. A whole `ObjectMeta` has eleven fields more and is several
+/// times its size, and the map holds one for every Secret at the restart's peak (at 10,000
+/// objects its table was 7 MB of the peak, a third of it empty slots).
+#[derive(Debug)]
+pub(super) struct SecretFact {
+    uid: Option<String>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+    owner_references: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
+}
+
+impl SecretFact {
+    fn new(meta: ObjectMeta) -> ((String, String), Self) {
+        let key = (
+            meta.namespace.unwrap_or_default(),
+            meta.name.unwrap_or_default(),
+        );
+        let fact = Self {
+            uid: meta.uid,
+            labels: meta.labels,
+            annotations: meta.annotations,
+            owner_references: meta.owner_references,
+        };
+        (key, fact)
+    }
+
+    /// The metadata [`start_secret_facts`] kept, as the check reads it.
+    fn meta(&self, (namespace, name): &(String, String)) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            uid: self.uid.clone(),
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            owner_references: self.owner_references.clone(),
+            ..ObjectMeta::default()
+        }
+    }
+}
 
 /// Collects [`SecretFacts`] from the Secret watch's first complete list and hands them over
 /// once (later lists are not needed: a running controller learns of changes by events).
@@ -79,11 +119,8 @@ impl FirstSecretList {
             watcher::Event::Init => self.facts.clear(),
             watcher::Event::InitApply(s) => {
                 if let Some(meta) = start_secret_facts(&s.metadata) {
-                    let key = (
-                        meta.namespace.clone().unwrap_or_default(),
-                        meta.name.clone().unwrap_or_default(),
-                    );
-                    self.facts.insert(key, meta);
+                    let (key, fact) = SecretFact::new(meta);
+                    self.facts.insert(key, fact);
                 }
             }
             watcher::Event::InitDone => {
@@ -175,6 +212,8 @@ enum ListError {
     Read(#[from] std::io::Error),
     #[error("decoding the list: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("splitting the list: {0}")]
+    Split(#[from] ListSplitError),
     #[error("the decoding task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -185,10 +224,10 @@ struct Page {
     continue_token: Option<String>,
 }
 
-/// One page of the list, decoded on the blocking pool one object at a time. A page of up to
-/// [`PAGE_BUFFER`] bytes is read whole and decoded from memory; a larger one (objects a
-/// tenant made large) is decoded as it arrives, so that memory holds the buffer, one object
-/// and a few chunks, whatever the page's size.
+/// One page of the list, split into its objects as it arrives ([`ListSplitter`]), each
+/// decoded from its own bytes and checked on the blocking pool: memory holds a few chunks and
+/// one object, whatever the page's size, and decoding from memory takes about a quarter of
+/// the time a reader over the stream takes.
 async fn list_page(
     ctx: &Arc<Context>,
     namespace: Option<&str>,
@@ -218,36 +257,9 @@ async fn list_page(
             allow_service_account_tokens: ctx.settings.allow_service_account_tokens,
         },
     };
-    let mut head = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut ended = false;
-    while head.len() < PAGE_BUFFER {
-        let n = body.read(&mut buf).await?;
-        if n == 0 {
-            ended = true;
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    if ended {
-        let decode = tokio::task::spawn_blocking(move || {
-            let mut de = serde_json::Deserializer::from_slice(&head);
-            Ok::<_, ListError>(PageSeed { checker: &checker }.deserialize(&mut de)?)
-        });
-        return decode.await?;
-    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
-    let decode = tokio::task::spawn_blocking(move || {
-        let rest = ChannelReader {
-            rx,
-            chunk: Vec::new(),
-            pos: 0,
-        };
-        let reader =
-            std::io::BufReader::with_capacity(64 * 1024, std::io::Cursor::new(head).chain(rest));
-        let mut de = serde_json::Deserializer::from_reader(reader);
-        Ok::<_, ListError>(PageSeed { checker: &checker }.deserialize(&mut de)?)
-    });
+    let decode = tokio::task::spawn_blocking(move || check_page(rx, &checker));
+    let mut buf = vec![0u8; 64 * 1024];
     let sent = async {
         loop {
             let n = body.read(&mut buf).await?;
@@ -261,6 +273,52 @@ async fn list_page(
     let page = decode.await??;
     sent?;
     Ok(page)
+}
+
+/// Splits the chunks of one page as they arrive and checks each object (blocking).
+fn check_page(
+    mut chunks: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    checker: &Checker,
+) -> Result<Page, ListError> {
+    let mut split = ListSplitter::new(ITEM_LIMIT);
+    let mut in_sync = Vec::new();
+    while let Some(chunk) = chunks.blocking_recv() {
+        // An object that does not decode fails the page: the rest is reconciled one by one
+        // (and that reconcile reports the object).
+        split
+            .feed(&chunk, |object| {
+                let size = u64::try_from(object.len()).unwrap_or(u64::MAX);
+                let listed: Listed = serde_json::from_slice(object)?;
+                if let Some(s) = checker.check(&listed.into(), size) {
+                    in_sync.push(s);
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
+                FeedError::List(e) => ListError::Split(e),
+                FeedError::Item(e) => ListError::Decode(e),
+            })?;
+    }
+    let listed = split.items();
+    let rest: ListRest = serde_json::from_slice(&split.finish()?)?;
+    Ok(Page {
+        listed,
+        in_sync,
+        continue_token: rest.metadata.continue_,
+    })
+}
+
+/// The list without its items: `metadata.continue` is all the check reads of it.
+#[derive(serde::Deserialize)]
+struct ListRest {
+    #[serde(default)]
+    metadata: ListMetaContinue,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ListMetaContinue {
+    #[serde(rename = "continue")]
+    continue_: Option<String>,
 }
 
 /// What the check decodes of a listed SealedSecret: all of it but `metadata.managedFields`,
@@ -336,7 +394,8 @@ impl Checker {
             m.namespace.clone().unwrap_or_default(),
             m.name.clone().unwrap_or_default(),
         );
-        let secret = self.secrets.get(&key);
+        let secret = self.secrets.get(&key).map(|f| f.meta(&key));
+        let secret = secret.as_ref();
         let facts = StartFacts { size, ..self.facts };
         let present = |fp: &_| self.keys.ring.holds(fp);
         if !unchanged_at_start(ss, secret, present, facts) {
@@ -355,113 +414,6 @@ impl Checker {
             namespace: key.0,
             name: key.1,
         })
-    }
-}
-
-/// A blocking reader over the chunks the async side receives.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos >= self.chunk.len() {
-            match self.rx.blocking_recv() {
-                Some(c) => {
-                    self.chunk = c;
-                    self.pos = 0;
-                }
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// The list object: `items` decoded one by one, `metadata.continue` kept, the rest skipped.
-struct PageSeed<'a> {
-    checker: &'a Checker,
-}
-
-impl<'de> DeserializeSeed<'de> for PageSeed<'_> {
-    type Value = Page;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Page, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for PageSeed<'_> {
-    type Value = Page;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a SealedSecretList")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Page, A::Error> {
-        let mut page = Page {
-            listed: 0,
-            in_sync: Vec::new(),
-            continue_token: None,
-        };
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "items" => map.next_value_seed(Items {
-                    checker: self.checker,
-                    page: &mut page,
-                })?,
-                "metadata" => {
-                    let meta: ListMetaContinue = map.next_value()?;
-                    page.continue_token = meta.continue_;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(page)
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct ListMetaContinue {
-    #[serde(rename = "continue")]
-    continue_: Option<String>,
-}
-
-struct Items<'a, 'p> {
-    checker: &'a Checker,
-    page: &'p mut Page,
-}
-
-impl<'de> DeserializeSeed<'de> for Items<'_, '_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Items<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a list of SealedSecrets")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        // Each object is taken as the text it was listed as (its size), then decoded. One
-        // that does not decode fails the page: the rest is reconciled one by one (and that
-        // reconcile reports the object).
-        while let Some(raw) = seq.next_element::<Box<serde_json::value::RawValue>>()? {
-            self.page.listed += 1;
-            let size = u64::try_from(raw.get().len()).unwrap_or(u64::MAX);
-            let listed: Listed =
-                serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
-            if let Some(s) = self.checker.check(&listed.into(), size) {
-                self.page.in_sync.push(s);
-            }
-        }
-        Ok(())
     }
 }
 
@@ -507,5 +459,28 @@ mod tests {
         let listed = SealedSecret::from(listed);
         assert!(whole.metadata.managed_fields.take().is_some());
         assert_eq!(listed, whole);
+    }
+
+    /// The check sees exactly what [`start_secret_facts`] keeps of a Secret, though the map
+    /// holds less.
+    #[test]
+    fn a_secret_fact_gives_back_the_kept_metadata() {
+        let secret: ObjectMeta = serde_json::from_value(serde_json::json!({
+            "name": "s-1",
+            "namespace": "team",
+            "uid": "9d1c0c1e-5b7e-4b8e-8d43-0f3c2a9f6c11",
+            "resourceVersion": "77",
+            "generation": 1,
+            "labels": {"app": "web"},
+            "annotations": {"sealedsecrets.bitnami.com/managed": "true"},
+            "ownerReferences": [{"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+                "name": "s-1", "uid": "0b0c7d9e", "controller": true}],
+            "managedFields": [{"manager": "sealed-secrets", "operation": "Update"}]
+        }))
+        .unwrap();
+        let kept = start_secret_facts(&secret).unwrap();
+        let (key, fact) = SecretFact::new(kept.clone());
+        assert_eq!(key, ("team".to_owned(), "s-1".to_owned()));
+        assert_eq!(fact.meta(&key), kept);
     }
 }

@@ -191,7 +191,12 @@ pub async fn run(
         let (ctx, namespace, store) = (ctx.clone(), namespace.clone(), store.clone());
         let after_check = async move {
             let in_sync = match rx.await {
-                Ok(secrets) => in_sync_at_start(&ctx, namespace.as_deref(), secrets).await,
+                Ok(secrets) => {
+                    let in_sync = in_sync_at_start(&ctx, namespace.as_deref(), secrets).await;
+                    // The list pages and the Secrets' metadata are freed: give them back.
+                    crate::allocator::release_freed();
+                    in_sync
+                }
                 // The Secret watch ended: the reconcile loop is stopping.
                 Err(_) => HashMap::new(),
             };

@@ -10,6 +10,8 @@
 //!   `spec.template.data` (the `sealed-secrets-gotemplate` crate, re-exported).
 //! - [`output`]: kubeseal-shaped JSON and YAML.
 //! - [`duration`]: Go's duration syntax, for the flags of both binaries.
+//! - [`list_items`]: a list's JSON split into its items as it arrives (the controller's
+//!   start-up check).
 //!
 //! ```
 //! use sealed_secrets_api::{SealOptions, seal_manifests, unseal, UnsealOptions, output};
@@ -32,6 +34,7 @@ pub mod annotations;
 mod crd;
 pub mod duration;
 mod error;
+pub mod list_items;
 pub mod manifest;
 pub mod output;
 mod schema;
