@@ -220,7 +220,8 @@ pub struct StartFacts {
 
 /// Whether a reconcile of `ss` would do nothing at all (no decryption, no Secret write, no
 /// status write, no Event), decided from the SealedSecret as listed and only the metadata of
-/// its Secret (`secret`: `None` when there is none), so that a restart need not read either
+/// its Secret (`secret`: `None` when there is none; taken by value, as the check builds it
+/// for this call only), so that a restart need not read either
 /// object again (docs/design.md, "Restarts"). It is exactly the reconcile's own decision
 /// ([`super::decide::reusable`], [`secret_write`], [`plan`]) on a Secret whose data is the
 /// one it holds and whose type is the one the template asks for: data is never compared when
@@ -231,7 +232,7 @@ pub struct StartFacts {
 /// refused type, an object near the size limit) is `false`: a full reconcile. Pure.
 pub fn unchanged_at_start(
     ss: &SealedSecret,
-    secret: Option<&ObjectMeta>,
+    secret: Option<ObjectMeta>,
     present: impl Fn(&Fingerprint) -> bool,
     facts: StartFacts,
 ) -> bool {
@@ -243,7 +244,7 @@ pub fn unchanged_at_start(
     }
     let desired = finish_desired(desired_metadata_only(ss));
     let existing = Secret {
-        metadata: meta.clone(),
+        metadata: meta,
         type_: desired.type_.clone(),
         immutable: None,
         data: None,
@@ -263,7 +264,7 @@ pub fn unchanged_at_start(
     if !matches!(write, Ok(SecretWrite::Unchanged)) {
         return false;
     }
-    let secret_uid = meta.uid.as_deref().unwrap_or_default();
+    let secret_uid = existing.metadata.uid.as_deref().unwrap_or_default();
     let digest = source_digest(ss, secret_uid, &keys);
     let now = Time(jiff::Timestamp::UNIX_EPOCH);
     let p = plan(

@@ -466,7 +466,7 @@ fn unchanged_at_start_table() {
         let mut facts = START;
         let mut key_present = true;
         edit(&mut ss, &mut meta, &mut facts, &mut key_present);
-        let got = unchanged_at_start(&ss, meta.as_ref(), |_| key_present, facts);
+        let got = unchanged_at_start(&ss, meta, |_| key_present, facts);
         assert_eq!(got, want, "{case}");
     }
 }

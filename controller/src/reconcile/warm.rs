@@ -39,8 +39,8 @@ use crate::keys::KeySnapshot;
 const PAGE_SIZE: u32 = 2000;
 
 /// Bytes one listed object may have in the start-up check's split ([`ListSplitter`]): far
-/// above the largest request etcd is ever configured to take (1.5 MiB by default), so that
-/// only a broken list meets it (then the check stops and the rest is reconciled one by one).
+/// above etcd's default request limit (1.5 MiB), so that in practice only a broken list meets
+/// it (then the check stops and the rest is reconciled one by one).
 const ITEM_LIMIT: usize = 32 * 1024 * 1024;
 
 /// Bytes of a listed object's size (its text in the list) that may differ from what a GET
@@ -394,11 +394,10 @@ impl Checker {
             m.namespace.clone().unwrap_or_default(),
             m.name.clone().unwrap_or_default(),
         );
-        let secret = self.secrets.get(&key).map(|f| f.meta(&key));
-        let secret = secret.as_ref();
+        let fact = self.secrets.get(&key);
         let facts = StartFacts { size, ..self.facts };
         let present = |fp: &_| self.keys.ring.holds(fp);
-        if !unchanged_at_start(ss, secret, present, facts) {
+        if !unchanged_at_start(ss, fact.map(|f| f.meta(&key)), present, facts) {
             return None;
         }
         Some(InSync {
@@ -410,7 +409,7 @@ impl Checker {
                 .cloned()
                 .unwrap_or_default(),
             uid: m.uid.clone().unwrap_or_default(),
-            secret_uid: secret.and_then(|s| s.uid.clone()).unwrap_or_default(),
+            secret_uid: fact.and_then(|f| f.uid.clone()).unwrap_or_default(),
             namespace: key.0,
             name: key.1,
         })

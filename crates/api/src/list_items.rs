@@ -7,9 +7,9 @@
 //! part of a restart's peak at 10,000 objects (7 MB of 53 MiB). Split, each item is decoded
 //! from its own bytes while the rest of the page is still arriving: memory holds one item.
 //!
-//! Only the structure is tracked here (strings, their escapes and nesting); each item and the
-//! rest are then decoded by serde_json, which checks them. Bytes that are not a list of
-//! objects give an error, never a panic, whatever they are.
+//! Only the structure is tracked here (strings, their escapes and nesting, not which kind of
+//! bracket closes); each item and the rest are then decoded by serde_json, which checks them.
+//! Bytes that are not a list of objects give an error, here or when decoded, never a panic.
 
 /// What is wrong with a list body.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -45,9 +45,7 @@ mod spec;
 
 pub use spec::{FaultSpec, FaultStats, JOURNAL_LIMIT, Origin, RequestRecord};
 
-use serve::{
-    Control, Counters, Dice, Inner, accept_loop, bind_loopback, handle, lock, upstream_client,
-};
+use serve::{Control, Counters, Dice, Inner, accept_loop, handle, lock, upstream_client};
 
 /// A running fault proxy: its own thread and tokio runtime (so that tests may block), plain
 /// HTTP on `127.0.0.1` and a free port. Stops when dropped (open connections, including
@@ -78,7 +76,8 @@ impl FaultProxy {
             let what = what.to_owned();
             move |source| HarnessError::Spawn { what, source }
         };
-        let listener = bind_loopback().map_err(spawn_err("bind the fault proxy to 127.0.0.1"))?;
+        let listener = crate::tools::bind_unclaimed_loopback()
+            .map_err(spawn_err("bind the fault proxy to 127.0.0.1"))?;
         listener
             .set_nonblocking(true)
             .map_err(spawn_err("bind the fault proxy to 127.0.0.1"))?;

@@ -227,14 +227,6 @@ pub(super) async fn answer(inner: &Arc<Inner>, req: Request) -> (Response, Origi
     (Response::from_parts(resp_parts, body), Origin::Upstream)
 }
 
-/// Binds `127.0.0.1` on a random port in 10000-19999: below Linux's ephemeral range, so that
-/// the port is not handed out as some connection's source port while the proxy is
-/// disconnected ([`FaultProxy::disconnect`]) and can be bound again; and never one that
-/// [`crate::tools::free_port`] handed out or will hand out in this process.
-pub(super) fn bind_loopback() -> std::io::Result<std::net::TcpListener> {
-    crate::tools::bind_unclaimed_loopback()
-}
-
 /// Accepts connections and serves each with `app` until the control channel closes. On
 /// [`Control::Disconnect`] the listener is closed (connections are refused) and every open
 /// connection is dropped mid-flight, watches included, as when an API server dies.
