@@ -11,6 +11,11 @@
 //! - The last free slot is kept for a namespace that runs nothing ([`FairQueue::new`]'s
 //!   `spare`), so a quiet namespace's create starts at once instead of waiting for one of
 //!   the busy namespace's reconciles to end.
+//! - While another namespace has started a reconcile promptly (nothing else of its own
+//!   running or ready) within a window, a namespace runs at most a few reconciles at once
+//!   ([`FairQueue::crowded`]): a quiet namespace's reconcile then shares the API server and
+//!   the cores with a few of the busy one's instead of all of them, while a namespace alone
+//!   keeps every slot.
 //! - An object is queued once (requests for it merge, the earliest wins); a request for an
 //!   object being reconciled marks it to run again when that reconcile ends: one object is
 //!   never reconciled twice at once.
@@ -115,6 +120,16 @@ pub struct FairQueue<K: Request> {
     timers: BTreeMap<(Instant, u64), K>,
     running: usize,
     tick: u64,
+    crowded: Option<Crowded>,
+    /// The latest prompt start, and the latest prompt start of a namespace other than its.
+    prompt: [Option<(K::Namespace, Instant)>; 2],
+}
+
+/// The limit of [`FairQueue::crowded`].
+#[derive(Debug, Clone, Copy)]
+struct Crowded {
+    limit: usize,
+    window: Duration,
 }
 
 impl<K: Request> FairQueue<K> {
@@ -134,7 +149,26 @@ impl<K: Request> FairQueue<K> {
             timers: BTreeMap::new(),
             running: 0,
             tick: 0,
+            crowded: None,
+            prompt: [None, None],
         }
+    }
+
+    /// While another namespace has started a reconcile promptly (with nothing else of its
+    /// own running or ready) less than `window` ago, a namespace that runs `limit` or more
+    /// starts no more. Slots are never taken back, so the limit holds once the busy
+    /// namespace's running reconciles end; a namespace alone is never limited.
+    ///
+    /// Why: most of a reconcile is API calls, and on a busy API server each call waits
+    /// behind the others in flight, so the quiet namespace's reconcile takes longer the more
+    /// of the burst's run beside it, while the burst drains little faster with seven at once
+    /// than with two (measured in docs/design.md, "Reconcile queue").
+    pub fn crowded(mut self, limit: usize, window: Duration) -> Self {
+        self.crowded = Some(Crowded {
+            limit: limit.max(1),
+            window,
+        });
+        self
     }
 
     /// Requests a reconcile of `key` now. Already queued: it keeps its place. Waiting for a
@@ -176,7 +210,7 @@ impl<K: Request> FairQueue<K> {
         if self.running >= self.slots {
             return None;
         }
-        let (running, turn, ns) = self.turns.first()?.clone();
+        let (running, turn, ns) = self.next_lane(now)?;
         if self.spare && running > 0 && self.slots - self.running == 1 {
             // The first lane runs the fewest, so no lane with ready work runs nothing.
             return None;
@@ -186,10 +220,14 @@ impl<K: Request> FairQueue<K> {
         let tick = self.tick;
         let lane = self.lanes.get_mut(&ns)?;
         let key = lane.ready.pop_front()?;
+        let prompt = lane.running == 0 && lane.ready.is_empty();
         lane.running += 1;
         lane.turn = tick;
         if !lane.ready.is_empty() {
-            self.turns.insert((lane.running, lane.turn, ns));
+            self.turns.insert((lane.running, lane.turn, ns.clone()));
+        }
+        if prompt {
+            self.note_prompt(ns, now);
         }
         self.running += 1;
         let since = match self
@@ -261,6 +299,37 @@ impl<K: Request> FairQueue<K> {
         if cap > 1024 && len < cap / 4 {
             self.objects.shrink_to(len * 2);
         }
+    }
+
+    /// The lane to serve next: the first in turn that [`Self::crowded`] does not hold back.
+    /// Lanes come in order of how many they run, and at most `slots / limit` lanes can run
+    /// `limit` or more, so this looks at no more than that many past the first.
+    fn next_lane(&self, now: Instant) -> Option<(usize, u64, K::Namespace)> {
+        let Some(c) = self.crowded else {
+            return self.turns.first().cloned();
+        };
+        self.turns
+            .iter()
+            .find(|(running, _, ns)| {
+                *running < c.limit || !self.other_prompt_within(ns, now, c.window)
+            })
+            .cloned()
+    }
+
+    /// Whether a namespace other than `ns` started a reconcile promptly less than `window`
+    /// before `now`.
+    fn other_prompt_within(&self, ns: &K::Namespace, now: Instant, window: Duration) -> bool {
+        self.prompt
+            .iter()
+            .flatten()
+            .any(|(other, at)| other != ns && now.saturating_duration_since(*at) < window)
+    }
+
+    fn note_prompt(&mut self, ns: K::Namespace, now: Instant) {
+        if self.prompt[0].as_ref().is_none_or(|(last, _)| *last != ns) {
+            self.prompt[1] = self.prompt[0].take();
+        }
+        self.prompt[0] = Some((ns, now));
     }
 
     fn make_ready(&mut self, key: K, since: Instant) {

@@ -61,6 +61,77 @@ fn a_quiet_namespace_starts_at_once_behind_a_burst() {
 }
 
 #[test]
+fn a_busy_namespace_runs_few_while_another_starts_promptly() {
+    let t0 = Instant::now();
+    let window = ms(1000);
+    let mut q = FairQueue::new(8, true).crowded(2, window);
+    for i in 0..1000 {
+        q.push(K(1, i), t0);
+    }
+    // Alone, the burst is not held back: every slot but the spare one.
+    assert_eq!(pop_all(&mut q, t0).len(), 7);
+    // A prompt start elsewhere: the burst gets no freed slot until it runs fewer than two.
+    q.push(K(2, 0), t0 + ms(1));
+    assert_eq!(pop_all(&mut q, t0 + ms(1)), [K(2, 0)]);
+    q.done(&K(2, 0));
+    for i in 0..5 {
+        q.done(&K(1, i));
+        assert_eq!(pop_all(&mut q, t0 + ms(2)), [], "after {} ended", i + 1);
+    }
+    q.done(&K(1, 5));
+    assert_eq!(pop_all(&mut q, t0 + ms(3)), [K(1, 7)]);
+    assert_eq!(q.running(), 2);
+    // The quiet namespace's next create starts at once, as before.
+    q.push(K(2, 1), t0 + ms(4));
+    assert_eq!(pop_all(&mut q, t0 + ms(4)), [K(2, 1)]);
+    // Once the window has passed since its last prompt start, the burst takes the slots again.
+    q.done(&K(2, 1));
+    assert_eq!(pop_all(&mut q, t0 + ms(4) + window - ms(1)), []);
+    q.done(&K(1, 6));
+    let later = pop_all(&mut q, t0 + ms(4) + window);
+    assert_eq!(later.len(), 6, "{later:?}");
+    assert_eq!(q.running(), 7);
+}
+
+#[test]
+fn namespaces_that_are_all_busy_are_not_held_back() {
+    // No start of theirs is prompt (each has more ready), so max-min sharing alone applies.
+    let t0 = Instant::now();
+    let mut q = FairQueue::new(8, true).crowded(2, ms(1000));
+    for i in 0..100 {
+        q.push(K(1, i), t0);
+        q.push(K(2, i), t0);
+    }
+    assert_eq!(pop_all(&mut q, t0).len(), 7);
+    q.done(&K(1, 0));
+    q.done(&K(2, 0));
+    assert_eq!(pop_all(&mut q, t0 + ms(1)).len(), 2);
+}
+
+#[test]
+fn the_namespace_that_started_promptly_is_not_held_back_by_its_own_start() {
+    let t0 = Instant::now();
+    let mut q = FairQueue::new(8, true).crowded(2, ms(1000));
+    // A prompt start of namespace 2, then a burst there: nothing else ran, so nothing limits it.
+    q.push(K(2, 0), t0);
+    assert_eq!(pop_all(&mut q, t0), [K(2, 0)]);
+    for i in 1..100 {
+        q.push(K(2, i), t0 + ms(1));
+    }
+    assert_eq!(pop_all(&mut q, t0 + ms(1)).len(), 6);
+    // Namespace 1's burst meanwhile: held to two by namespace 2's prompt start, while
+    // namespace 2 (which runs more) still gets the slots namespace 1 may not take.
+    q.done(&K(2, 0));
+    q.done(&K(2, 1));
+    q.done(&K(2, 2));
+    for i in 0..100 {
+        q.push(K(1, i), t0 + ms(2));
+    }
+    let started = pop_all(&mut q, t0 + ms(2));
+    assert_eq!(started, [K(1, 0), K(1, 1), K(2, 7)], "{started:?}");
+}
+
+#[test]
 fn namespaces_with_work_share_the_slots() {
     let t0 = Instant::now();
     let mut q = FairQueue::new(8, true);
@@ -282,6 +353,10 @@ fn op() -> impl Strategy<Value = Op> {
 struct Model {
     due: HashMap<K, Instant>,
     running: Vec<K>,
+    /// `FairQueue::crowded`'s limit and window, if set.
+    crowded: Option<(usize, Duration)>,
+    /// The latest prompt start (nothing else of its namespace running or ready) per namespace.
+    prompt: HashMap<u8, Instant>,
 }
 
 impl Model {
@@ -303,22 +378,37 @@ impl Model {
             .collect()
     }
 
+    /// Whether `crowded` holds namespace `ns` back at `now`.
+    fn held_back(&self, ns: u8, now: Instant) -> bool {
+        self.crowded.is_some_and(|(limit, window)| {
+            self.running_in(ns) >= limit
+                && self
+                    .prompt
+                    .iter()
+                    .any(|(other, at)| *other != ns && now.saturating_duration_since(*at) < window)
+        })
+    }
+
     /// Checks one start against the rules; records it.
     fn started(&mut self, s: &Started<K>, now: Instant, slots: usize, spare: bool) {
         let k = s.key;
         assert!(!self.running.contains(&k), "{k:?} started twice at once");
+        assert!(!self.held_back(k.0, now), "{k:?} started while held back");
         let at = self.due.remove(&k);
         assert!(at.is_some_and(|at| at <= now), "{k:?} started unrequested");
         assert!(self.running.len() < slots, "more than {slots} running");
         let mine = self.running_in(k.0);
         for ns in self.ready_namespaces(now) {
             assert!(
-                self.running_in(ns) >= mine,
+                self.running_in(ns) >= mine || self.held_back(ns, now),
                 "{k:?} started while namespace {ns} runs fewer and has ready work"
             );
         }
         if spare && slots >= 3 && mine > 0 {
             assert!(slots - self.running.len() >= 2, "took the spare slot");
+        }
+        if mine == 0 && !self.ready_namespaces(now).contains(&k.0) {
+            self.prompt.insert(k.0, now);
         }
         self.running.push(k);
     }
@@ -331,7 +421,8 @@ impl Model {
             return;
         }
         for ns in self.ready_namespaces(now) {
-            let kept = spare && slots >= 3 && free == 1 && self.running_in(ns) > 0;
+            let kept = (spare && slots >= 3 && free == 1 && self.running_in(ns) > 0)
+                || self.held_back(ns, now);
             assert!(kept, "namespace {ns} had ready work and a slot at {now:?}");
         }
     }
@@ -344,10 +435,17 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..300),
         slots in 1usize..6,
         spare in any::<bool>(),
+        crowded in proptest::option::of((1usize..4, 1u64..300)),
     ) {
         let mut now = Instant::now();
         let mut q = FairQueue::new(slots, spare);
-        let mut m = Model::default();
+        if let Some((limit, window)) = crowded {
+            q = q.crowded(limit, ms(window));
+        }
+        let mut m = Model {
+            crowded: crowded.map(|(limit, window)| (limit, ms(window))),
+            ..Model::default()
+        };
         let step = |q: &mut FairQueue<K>, m: &mut Model, op: Op, now: &mut Instant| match op {
             Op::Push(k) => {
                 q.push(k, *now);

@@ -8,6 +8,7 @@
 
 use std::pin::pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt as _};
@@ -60,6 +61,12 @@ async fn reconcile_one(obj: Arc<Cached>, ctx: Arc<Context>) -> RunAgain {
     again
 }
 
+/// How long after another namespace's prompt start a busy namespace runs no more reconciles
+/// at once than decryptions may run ([`FairQueue::crowded`]): long enough to cover a quiet
+/// namespace that creates every few seconds; while it lasts the busy namespace drains a few
+/// percent slower (docs/design.md, "Reconcile queue").
+const CROWDED_WINDOW: Duration = Duration::from_secs(10);
+
 /// Runs reconciles of the objects `requests` names until it ends, then lets the running
 /// ones finish. `spare`: keep a slot for a namespace that runs nothing ([`FairQueue::new`]).
 pub(super) async fn run(
@@ -68,7 +75,10 @@ pub(super) async fn run(
     requests: impl Stream<Item = Result<ObjectRef<Cached>, watcher::Error>> + Send,
     spare: bool,
 ) {
-    let mut queue = FairQueue::new(usize::from(ctx.settings.concurrency), spare);
+    let mut queue = FairQueue::new(usize::from(ctx.settings.concurrency), spare).crowded(
+        super::cpugate::permits(ctx.settings.unseal_concurrency),
+        CROWDED_WINDOW,
+    );
     let mut running = FuturesUnordered::new();
     let mut requests = pin!(requests);
     let mut open = true;
