@@ -477,6 +477,24 @@ struct Capacity {
     /// Creates a second of the burst: when not well above `per_s`, C is a floor (the
     /// creates, not the controller, set the pace).
     creates_per_s: f64,
+    /// After the burst: Secrets a second served while creates paced at `sustained_rate`
+    /// (1.5 x the burst's C) kept arriving faster than that. The latency phases pace their
+    /// creates too, so this, not the burst's rate, is the C they are measured against.
+    #[serde(default)]
+    sustained_per_s: Option<f64>,
+    #[serde(default)]
+    sustained_rate: Option<f64>,
+    /// Objects created and not yet served when the paced creates ended.
+    #[serde(default)]
+    sustained_backlog: Option<usize>,
+}
+
+impl Capacity {
+    /// C: the sustained rate when measured (and not set by the creates' pace), else the
+    /// burst's.
+    fn c(&self) -> f64 {
+        self.sustained_per_s.unwrap_or(self.per_s)
+    }
 }
 
 /// A quiet namespace's creates alone, then while another namespace's burst drains.
@@ -992,8 +1010,18 @@ fn load_rows(results: &[RunResult]) -> Vec<DynRow> {
             "measured",
             Box::new(|r| match &r.capacity {
                 None => "-".into(),
+                Some(c) if c.sustained_per_s.is_some() => format!(
+                    "{} (served while creates came at {}/s, {} left at their end); the burst's: {} ({} in {} s; creates {}/s)",
+                    f(c.c(), 1),
+                    f(c.sustained_rate.unwrap_or(f64::NAN), 0),
+                    fmt_n(c.sustained_backlog.unwrap_or(0)),
+                    f(c.per_s, 1),
+                    fmt_n(c.objects),
+                    f(c.span_s, 1),
+                    f(c.creates_per_s, 0),
+                ),
                 Some(c) => format!(
-                    "{} ({} in {} s; creates {}/s{})",
+                    "{} ({} in {} s; creates {}/s{}){}",
                     f(c.per_s, 1),
                     fmt_n(c.objects),
                     f(c.span_s, 1),
@@ -1002,6 +1030,13 @@ fn load_rows(results: &[RunResult]) -> Vec<DynRow> {
                         ": a floor, the creates set the pace"
                     } else {
                         ""
+                    },
+                    match c.sustained_rate {
+                        Some(rate) => format!(
+                            "; creates paced at {}/s were served as they came",
+                            f(rate, 0)
+                        ),
+                        None => String::new(),
                     }
                 ),
             }),
@@ -2106,6 +2141,65 @@ async fn capacity_phase(
         span_s,
         per_s: load::per_second(count, 0.0, span_s),
         creates_per_s: load::per_second(count, 0.0, created_s),
+        ..Capacity::default()
+    }
+}
+
+/// How long the sustained measure paces its creates, and how much of the start it leaves out
+/// (the backlog builds up and the controller's slots fill).
+const SUSTAINED_SECS: f64 = 12.0;
+const SUSTAINED_SKIP_SECS: f64 = 3.0;
+
+/// The burst's creates come at several hundred a second and end in a few seconds, so the
+/// controller drains most of it with no create at the API server beside it; the latency phases
+/// pace theirs. This paces creates at 1.5 x the burst's C and counts the Secrets served
+/// between [`SUSTAINED_SKIP_SECS`] and the last create: when objects were still waiting at
+/// the end (more than a second's worth), that rate is what the controller sustains while
+/// creates keep coming, and it becomes C. Then it waits for all of them.
+async fn sustained_phase(
+    client: &kube::Client,
+    keys: &[(PrivateKey, String)],
+    seen: &Seen,
+    hinted: bool,
+    cap: &mut Capacity,
+    timeout: Duration,
+) {
+    let rate = 1.5 * cap.per_s;
+    let count = (rate * SUSTAINED_SECS).round().max(1.0) as usize;
+    let names: Vec<String> = (0..count).map(|i| format!("sus-{i:05}")).collect();
+    let objects = tokio::task::block_in_place(|| {
+        seal_objects(BENCH_NS, keys, None, &names, |_| KEYS - 1, hinted)
+    });
+    let t0 = Instant::now();
+    let sent = paced_creates(client, BENCH_NS, &names, objects, rate, || false).await;
+    let last_sent = sent.sent.values().max().copied().unwrap_or(t0);
+    let from = t0 + Duration::from_secs_f64(SUSTAINED_SKIP_SECS);
+    let (served, left) = {
+        let seen = seen.lock().unwrap();
+        let at: Vec<Instant> = names.iter().filter_map(|n| seen.get(n)).copied().collect();
+        let served = at
+            .iter()
+            .filter(|t| **t >= from && **t <= last_sent)
+            .count();
+        let by_end = at.iter().filter(|t| **t <= last_sent).count();
+        (served, count - by_end)
+    };
+    let span = last_sent.saturating_duration_since(from).as_secs_f64();
+    let per_s = load::per_second(served, 0.0, span);
+    cap.sustained_rate = Some(rate);
+    cap.sustained_backlog = Some(left);
+    // A backlog under a second's worth at the end: the creates set the pace, not the
+    // controller; the burst's C stays.
+    if per_s.is_finite() && (left as f64) > per_s {
+        cap.sustained_per_s = Some(per_s);
+    }
+    while count_seen(seen, "sus-") < count {
+        assert!(
+            t0.elapsed() < timeout,
+            "sustained capacity: {} of {count} Secrets after {timeout:?}",
+            count_seen(seen, "sus-")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -2473,11 +2567,14 @@ async fn controller_run() {
             .capacity_n
             .unwrap_or_else(|| load::capacity_burst_size(cold_drain_per_s.unwrap_or(f64::NAN)));
         if cap_n > 0 {
-            let cap = capacity_phase(&client, &keys, &seen, hinted, cap_n, cfg.timeout).await;
+            let mut cap = capacity_phase(&client, &keys, &seen, hinted, cap_n, cfg.timeout).await;
+            if cap.per_s.is_finite() {
+                sustained_phase(&client, &keys, &seen, hinted, &mut cap, cfg.timeout).await;
+            }
             eprintln!("[bench] capacity: {cap:?}");
             capacity = Some(cap);
         }
-        let c_per_s = capacity.as_ref().map(|c| c.per_s).filter(|c| c.is_finite());
+        let c_per_s = capacity.as_ref().map(Capacity::c).filter(|c| c.is_finite());
         for (i, spec) in cfg.latency_rates.iter().enumerate() {
             let Some(rate) = spec.resolve(c_per_s) else {
                 eprintln!("[bench] latency at {spec:?}: skipped, no capacity measured");
@@ -2779,6 +2876,7 @@ mod logic {
                 span_s: 15.0,
                 per_s: 25.0,
                 creates_per_s: 200.0,
+                ..Capacity::default()
             }),
             latency: vec![
                 phase(0.5, 12.5, 300.0, 0),
@@ -2905,6 +3003,23 @@ mod logic {
         let back: RunResult =
             serde_json::from_str(&serde_json::to_string(&loaded).unwrap()).unwrap();
         assert_eq!(back, loaded);
+    }
+
+    #[test]
+    fn a_sustained_capacity_is_c_and_the_burst_is_shown_beside_it() {
+        let mut r = mk_loaded();
+        let cap = r.capacity.as_mut().unwrap();
+        cap.sustained_per_s = Some(20.0);
+        cap.sustained_rate = Some(37.5);
+        cap.sustained_backlog = Some(150);
+        assert_eq!(cap.c(), 20.0);
+        let t = table(&[r]);
+        assert!(
+            t.contains("| capacity C: objects a second (burst: objects in s; its creates a second) | 20.0 (served while creates came at 38/s, 150 left at their end); the burst's: 25.0 (375 in 15.0 s; creates 200/s) | measured |"),
+            "{t}"
+        );
+        // Not measured (the creates set the pace, or an older line): the burst's rate is C.
+        assert_eq!(mk_loaded().capacity.unwrap().c(), 25.0);
     }
 
     #[test]
