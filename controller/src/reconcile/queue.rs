@@ -212,7 +212,8 @@ impl<K: Request> FairQueue<K> {
         }
         let (running, turn, ns) = self.next_lane(now)?;
         if self.spare && running > 0 && self.slots - self.running == 1 {
-            // The first lane runs the fewest, so no lane with ready work runs nothing.
+            // Lanes come in order of how many they run and a held-back lane runs at least
+            // one, so no lane with ready work runs nothing.
             return None;
         }
         self.turns.remove(&(running, turn, ns.clone()));
