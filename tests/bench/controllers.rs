@@ -2012,6 +2012,26 @@ struct Sent {
     sent: HashMap<String, Instant>,
     answered: HashMap<String, Instant>,
 }
+
+/// Waits until `count` Secrets named `prefix…` were seen; fails the `phase` when that takes
+/// `timeout` since `t0`.
+async fn await_prefix(
+    seen: &Seen,
+    prefix: &str,
+    count: usize,
+    (t0, timeout): (Instant, Duration),
+    phase: &str,
+) {
+    while count_seen(seen, prefix) < count {
+        assert!(
+            t0.elapsed() < timeout,
+            "{phase}: {} of {count} Secrets after {timeout:?}",
+            count_seen(seen, prefix)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until every one of `sent` has its Secret in `seen`, at most `wait`.
 async fn await_seen(seen: &Seen, sent: &HashMap<String, Instant>, wait: Duration) {
     let deadline = Instant::now() + wait;
@@ -2118,14 +2138,7 @@ async fn capacity_phase(
     let t0 = Instant::now();
     create_all(client, BENCH_NS, objects).await;
     let created_s = t0.elapsed().as_secs_f64();
-    while count_seen(seen, "cap-") < count {
-        assert!(
-            t0.elapsed() < timeout,
-            "capacity: {} of {count} Secrets after {timeout:?}",
-            count_seen(seen, "cap-")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    await_prefix(seen, "cap-", count, (t0, timeout), "capacity").await;
     let last = {
         let seen = seen.lock().unwrap();
         names
@@ -2193,14 +2206,7 @@ async fn sustained_phase(
     if per_s.is_finite() && (left as f64) > per_s {
         cap.sustained_per_s = Some(per_s);
     }
-    while count_seen(seen, "sus-") < count {
-        assert!(
-            t0.elapsed() < timeout,
-            "sustained capacity: {} of {count} Secrets after {timeout:?}",
-            count_seen(seen, "sus-")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    await_prefix(seen, "sus-", count, (t0, timeout), "sustained capacity").await;
 }
 
 /// Creates at `rate` a second for `secs` (SealedSecrets sealed with the newest key), then
