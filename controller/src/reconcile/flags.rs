@@ -49,7 +49,8 @@ pub struct ReconcileArgs {
     /// Decryptions run at once, of each class: those of a namespace with nothing else
     /// decrypting, and those of a namespace's backlog (at lower CPU priority while another
     /// namespace decrypts; docs/design.md, "Reconcile queue"). It is also the most reconciles
-    /// a namespace with a backlog runs at once while another namespace's creates are served.
+    /// a namespace with a backlog runs at once for 10 s after another namespace's reconcile
+    /// started with nothing else of its own to run.
     /// 0: one per core this process may use. Raise it when the keys are in a network HSM
     /// (`--key-backend=pkcs11`), whose decryptions wait on the network rather than use a core.
     #[arg(long, default_value_t = 0)]

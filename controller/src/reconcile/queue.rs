@@ -121,7 +121,8 @@ pub struct FairQueue<K: Request> {
     running: usize,
     tick: u64,
     crowded: Option<Crowded>,
-    /// The latest prompt start, and the latest prompt start of a namespace other than its.
+    /// The latest prompt start, and the latest one of any other namespace than that one's:
+    /// enough to tell whether a namespace other than a given one started promptly lately.
     prompt: [Option<(K::Namespace, Instant)>; 2],
 }
 
