@@ -21,11 +21,13 @@
 //! - [`queue`]: which requested reconcile starts next, fair between namespaces (pure);
 //!   [`runner`]: the loop that runs them; [`cpugate`]: one decryption per core and class at
 //!   a time, the next one chosen fairly between namespaces, a backlog's at lower priority.
-//! - [`watch`]: the watches that drive reconciles; [`warm`]: the start-up check that
+//! - [`watch`]: the watches that drive reconciles; [`cache`]: what the SealedSecret watch
+//!   keeps of each object (its name and a hash of its version); [`warm`]: the start-up check that
 //!   leaves SealedSecrets already in sync out of the queue (docs/design.md, "Restarts");
 //!   [`initial_list`]: whether the watches' first lists come as a stream or in pages.
 
 pub mod apply;
+mod cache;
 pub mod context;
 pub mod cpugate;
 pub mod decide;

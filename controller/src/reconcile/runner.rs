@@ -12,14 +12,15 @@ use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt as _};
-use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{ObjectRef, Store};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::PartialObjectMetaExt as _;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use sealed_secrets_api::SealedSecret;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::apply::{retry_policy, run_cached};
+use super::cache::{Cached, WatchCache};
 use super::context::Context;
 use super::queue::RunAgain;
 use super::queue::{FairQueue, ObjectKey};
@@ -28,24 +29,15 @@ use super::queue::{FairQueue, ObjectKey};
 #[path = "runner_tests.rs"]
 mod tests;
 
-type Cached = PartialObjectMeta<SealedSecret>;
-
-/// The queue's key for a reconcile request.
-fn key_of(r: &ObjectRef<Cached>) -> ObjectKey {
-    ObjectKey {
-        namespace: Arc::from(r.namespace.as_deref().unwrap_or_default()),
-        name: Box::from(r.name.as_str()),
+/// What a reconcile starts from: the object's namespace and name (all it uses before it
+/// reads the object).
+fn cached(k: &ObjectKey) -> Cached {
+    ObjectMeta {
+        name: Some(k.name.to_string()),
+        namespace: (!k.namespace.is_empty()).then(|| k.namespace.to_string()),
+        ..ObjectMeta::default()
     }
-}
-
-/// The watch cache's key for a queued object.
-fn object_ref(k: &ObjectKey) -> ObjectRef<Cached> {
-    let r = ObjectRef::new(&k.name);
-    if k.namespace.is_empty() {
-        r
-    } else {
-        r.within(&k.namespace)
-    }
+    .into_request_partial()
 }
 
 /// One reconcile and its retry policy: when to run the object again.
@@ -72,8 +64,8 @@ const CROWDED_WINDOW: Duration = Duration::from_secs(10);
 /// ones finish. `spare`: keep a slot for a namespace that runs nothing ([`FairQueue::new`]).
 pub(super) async fn run(
     ctx: Arc<Context>,
-    store: Store<Cached>,
-    requests: impl Stream<Item = Result<ObjectRef<Cached>, watcher::Error>> + Send,
+    cache: WatchCache,
+    requests: impl Stream<Item = Result<ObjectKey, watcher::Error>> + Send,
     spare: bool,
 ) {
     let mut queue = FairQueue::new(usize::from(ctx.settings.concurrency), spare).crowded(
@@ -84,8 +76,8 @@ pub(super) async fn run(
     let mut requests = pin!(requests);
     let mut open = true;
     let cache_ready = {
-        let store = store.clone();
-        async move { store.wait_until_ready().await.is_ok() }
+        let cache = cache.clone();
+        async move { cache.ready().await }
     };
     let mut cache_ready = pin!(cache_ready);
     // Until the first list is in the cache, requests are queued but nothing starts (as the
@@ -95,16 +87,17 @@ pub(super) async fn run(
         if started && open {
             let now = Instant::now();
             while let Some(s) = queue.pop_ready(now) {
-                let obj_ref = object_ref(&s.key);
-                let Some(obj) = store.get(&obj_ref) else {
+                if !cache.contains(&s.key) {
                     queue.done(&s.key);
                     continue;
-                };
+                }
+                let obj = cached(&s.key);
+                let obj_ref = ObjectRef::from_obj(&obj);
                 ctx.metrics
                     .reconcile_queue_wait
                     .observe(s.waited.as_secs_f64());
                 let span = tracing::info_span!("reconciling object", "object.ref" = %obj_ref);
-                let fut = reconcile_one(obj, ctx.clone()).instrument(span);
+                let fut = reconcile_one(Arc::new(obj), ctx.clone()).instrument(span);
                 let key = s.key;
                 running.push(async move { (key, fut.await) });
             }
@@ -115,7 +108,7 @@ pub(super) async fn run(
         let deadline = queue.next_deadline();
         tokio::select! {
             request = requests.next(), if open => match request {
-                Some(Ok(r)) => queue.push(key_of(&r), Instant::now()),
+                Some(Ok(key)) => queue.push(key, Instant::now()),
                 Some(Err(e)) => tracing::warn!(error = %e, "controller stream error"),
                 None => open = false,
             },

@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMetaExt as _;
-use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
 
-use super::{Cached, run};
+use super::{Cached, ObjectKey, run};
 use crate::events::Recorder;
 use crate::keys::{KeyArgs, Keys};
 use crate::metrics::Metrics;
@@ -47,8 +46,11 @@ fn mk_cached(ns: &str, name: &str) -> Cached {
     .into_request_partial()
 }
 
-fn request(ns: &str, name: &str) -> Result<ObjectRef<Cached>, watcher::Error> {
-    Ok(ObjectRef::new(name).within(ns))
+fn request(ns: &str, name: &str) -> Result<ObjectKey, watcher::Error> {
+    Ok(ObjectKey {
+        namespace: Arc::from(ns),
+        name: Box::from(name),
+    })
 }
 
 /// Reconciles started and ended so far.
@@ -81,9 +83,9 @@ async fn wait_counts(ctx: &Context, want: (u64, u64)) {
 #[tokio::test]
 async fn waits_for_the_cache_skips_gone_objects_requeues_and_stops_when_requests_end() {
     let ctx = context();
-    let (store, mut writer) = reflector::store::<Cached>();
+    let (cache, mut writer) = crate::reconcile::cache::new(false);
     let (tx, rx) = futures::channel::mpsc::unbounded();
-    let runner = tokio::spawn(run(ctx.clone(), store, rx, true));
+    let runner = tokio::spawn(run(ctx.clone(), cache, rx, true));
     for (ns, name) in [("a", "one"), ("b", "two"), ("a", "gone"), ("a", "one")] {
         tx.unbounded_send(request(ns, name)).unwrap();
     }
@@ -93,11 +95,11 @@ async fn waits_for_the_cache_skips_gone_objects_requeues_and_stops_when_requests
     }
     assert_eq!(counts(&ctx), (0, 0), "started before the cache was filled");
 
-    writer.apply_watcher_event(&watcher::Event::Init);
+    writer.observe(&watcher::Event::Init);
     for obj in [mk_cached("a", "one"), mk_cached("b", "two")] {
-        writer.apply_watcher_event(&watcher::Event::InitApply(obj));
+        writer.observe(&watcher::Event::InitApply(obj));
     }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
+    writer.observe(&watcher::Event::InitDone);
     // `one` requested twice: once; `gone` is not in the cache: skipped.
     wait_counts(&ctx, (2, 2)).await;
     let first = tokio::time::Instant::now();

@@ -2,12 +2,12 @@
 //! feed the reconcile queue ([`super::runner`]), which runs [`super::reconcile_cached`].
 //!
 //! The SealedSecret watch asks the API server for metadata only, so encrypted values never
-//! reach the controller through it, and its cache keeps only [`cached_metadata`]: memory
-//! per SealedSecret stays a few hundred bytes whatever its size. Each reconcile reads the whole object and drops it
-//! when done (docs/design.md, "What the controller keeps"). The "spec changed" filter keeps
-//! two hashes per object ([`SpecVersions`]), not a copy of its name, namespace and uid, and
-//! reconcile requests name objects without their uid and resourceVersion, so a cold start's
-//! queue of every object costs little more than the names.
+//! reach the controller through it, and its cache ([`super::cache`]) keeps only the object's
+//! namespace and name and a hash of its uid and generation: memory per SealedSecret stays
+//! about a hundred bytes whatever its size. Each reconcile reads the whole object and drops it
+//! when done (docs/design.md, "What the controller keeps"). Reconcile requests name objects
+//! by namespace and name only, so a cold start's queue of every object costs little more
+//! than the names.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,26 +17,22 @@ use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt as _, watcher};
-use sealed_secrets_api::SealedSecret;
 
+use super::cache::{self, Cached, WatchCache};
 use super::context::Context;
 use super::decide::{cached_metadata, recreate_target};
 use super::deleted::on_sealed_secret_deleted;
 use super::initial_list;
-use super::spec_hash::spec_hashes;
+use super::queue::ObjectKey;
 use super::warm::{FirstSecretList, in_sync_at_start};
 
 #[cfg(test)]
 #[path = "watch_tests.rs"]
 mod tests;
 
-/// What the SealedSecret watch caches per object.
-type Cached = PartialObjectMeta<SealedSecret>;
-
 /// One source of reconcile requests.
-type QueueStream = futures::stream::BoxStream<'static, Result<ObjectRef<Cached>, watcher::Error>>;
+type QueueStream = futures::stream::BoxStream<'static, Result<ObjectKey, watcher::Error>>;
 
 /// Objects per page of the SealedSecret watch's lists where the API server does not stream
 /// them ([`initial_list`]; kube's default is 500): a page is held whole while it is decoded,
@@ -51,78 +47,11 @@ const LIST_PAGE_SIZE: u32 = 100;
 /// metadata, about twice the cost of pages.
 const SECRET_PAGE_SIZE: u32 = 2000;
 
-/// The "spec changed" filter of the SealedSecret watch: only spec changes (a new generation)
-/// and re-creations (a new uid) trigger a reconcile, as upstream's "update suppressed" rule
-/// (§4.5). Per object it keeps a hash of namespace and name and a hash of uid and generation
-/// (two `u64`, where kube-runtime's `predicate_filter` keeps copies of the three strings),
-/// forgets deleted objects, and rebuilds itself on every re-list as the reflector's store
-/// does, so objects deleted while the watch was down are forgotten too. A collision of the
-/// name hashes can only cause an extra reconcile (the uid hashes differ), never a missed one.
-#[derive(Debug, Default)]
-struct SpecVersions {
-    current: HashMap<u64, u64>,
-    /// During a re-list: what has been listed so far, swapped in at its end.
-    relist: Option<HashMap<u64, u64>>,
-    /// Until the first list is done: queue nothing it lists. The start-up check, running
-    /// beside that list, decides which of them to queue ([`queue_after_check`]).
-    hold_first_list: bool,
-}
-
-impl SpecVersions {
-    /// Takes in one watch event (after the reflector saw it); returns the object to
-    /// reconcile, if any.
-    fn observe(&mut self, event: &watcher::Event<Cached>) -> Option<ObjectRef<Cached>> {
-        match event {
-            watcher::Event::Init => {
-                self.relist = Some(HashMap::new());
-                None
-            }
-            watcher::Event::InitDone => {
-                if let Some(listed) = self.relist.take() {
-                    self.current = listed;
-                    self.current.shrink_to_fit();
-                }
-                self.hold_first_list = false;
-                None
-            }
-            watcher::Event::Delete(ss) => {
-                let (key, _) = Self::hashes(ss);
-                self.current.remove(&key);
-                if let Some(listed) = &mut self.relist {
-                    listed.remove(&key);
-                }
-                None
-            }
-            watcher::Event::Apply(ss) | watcher::Event::InitApply(ss) => {
-                let (key, version) = Self::hashes(ss);
-                let changed = self.current.get(&key) != Some(&version);
-                let held = match (&mut self.relist, event) {
-                    (Some(listed), watcher::Event::InitApply(_)) => {
-                        listed.insert(key, version);
-                        self.hold_first_list
-                    }
-                    _ => {
-                        self.current.insert(key, version);
-                        false
-                    }
-                };
-                (changed && !held).then(|| object_ref(ss))
-            }
-        }
-    }
-
-    fn hashes(ss: &Cached) -> (u64, u64) {
-        spec_hashes(&ss.metadata)
-    }
-}
-
-/// The reconcile request for `ss`: its namespace and name only (the store and the reconcile
-/// queue find objects by those; the store ignores the rest of an `ObjectRef`).
-fn object_ref(ss: &Cached) -> ObjectRef<Cached> {
-    let r = ObjectRef::new(ss.metadata.name.as_deref().unwrap_or_default());
-    match &ss.metadata.namespace {
-        Some(ns) => r.within(ns),
-        None => r,
+/// The reconcile request for `ss`: its namespace and name.
+fn request(ss: &Cached) -> ObjectKey {
+    ObjectKey {
+        namespace: Arc::from(ss.metadata.namespace.as_deref().unwrap_or_default()),
+        name: Box::from(ss.metadata.name.as_deref().unwrap_or_default()),
     }
 }
 
@@ -143,7 +72,6 @@ pub async fn run(
     if !ctx.settings.label_selector.is_empty() {
         wc = wc.labels(&ctx.settings.label_selector);
     }
-    let (store, writer) = reflector::store::<Cached>();
     let mut queue: Vec<QueueStream> = Vec::new();
 
     // The Secret watch reports deletions; its first list also gives the start-up check the
@@ -180,15 +108,9 @@ pub async fn run(
     // nothing: once both are done, the objects listed and not found in sync are queued.
     // With `--skip-recreate` there is no Secret watch to take the Secrets' metadata from, and
     // every object is reconciled at start, as before.
-    let mut versions = SpecVersions {
-        hold_first_list: first_secrets.is_some(),
-        ..SpecVersions::default()
-    };
-    // Told by the watch when its first list is in the cache.
-    let (listed_tx, listed_rx) = tokio::sync::oneshot::channel();
-    let mut listed_tx = Some(listed_tx);
+    let (cache, mut writer) = cache::new(first_secrets.is_some());
     if let Some(rx) = first_secrets {
-        let (ctx, namespace, store) = (ctx.clone(), namespace.clone(), store.clone());
+        let (ctx, namespace, cache) = (ctx.clone(), namespace.clone(), cache.clone());
         let after_check = async move {
             let in_sync = match rx.await {
                 Ok(secrets) => {
@@ -200,7 +122,7 @@ pub async fn run(
                 // The Secret watch ended: the reconcile loop is stopping.
                 Err(_) => HashMap::new(),
             };
-            queue_after_check(&store, listed_rx, in_sync).await
+            queue_after_check(&cache, in_sync).await
         };
         queue.push(futures::stream::once(after_check).flatten().boxed());
     }
@@ -231,19 +153,12 @@ pub async fn run(
                 }
             }
         })
-        .reflect(writer)
         .try_filter_map(move |ev| {
-            if matches!(ev, watcher::Event::InitDone)
-                && let Some(tx) = listed_tx.take()
-            {
-                // The receiver is gone only when there is no start-up check.
-                let _ = tx.send(());
-            }
-            let queued = versions.observe(&ev).or_else(|| match &ev {
+            let queued = writer.observe(&ev).or_else(|| match &ev {
                 watcher::Event::Apply(ss) | watcher::Event::InitApply(ss)
                     if super::sharded::drain_asked(drained.as_ref(), &ss.metadata) =>
                 {
-                    Some(object_ref(ss))
+                    Some(request(ss))
                 }
                 _ => None,
             });
@@ -253,18 +168,16 @@ pub async fn run(
 
     // When keys change (a key added by the watcher, say), SealedSecrets that could not be
     // decrypted get another chance; the digest makes this cheap for the others.
-    let keys_store = store.clone();
-    let key_changes = tokio_stream_from_watch(ctx.keys.subscribe()).flat_map(move |()| {
-        // One pointer per object until the queue takes them, not a request each up front.
-        futures::stream::iter(keys_store.state()).map(|ss| Ok(object_ref(&ss)))
-    });
+    let keys_cache = cache.clone();
+    let key_changes = tokio_stream_from_watch(ctx.keys.subscribe())
+        .flat_map(move |()| futures::stream::iter(keys_cache.keys()).map(Ok));
     queue.push(key_changes.boxed());
 
     // Keeping a slot spare for a quiet namespace only helps when there can be several.
     let spare = namespace.is_none();
     super::runner::run(
         ctx.clone(),
-        store,
+        cache,
         futures::stream::select_all(queue).take_until(stop),
         spare,
     )
@@ -272,29 +185,24 @@ pub async fn run(
 }
 
 /// The reconcile requests of the start-up check: once the SealedSecret watch's first list is
-/// in the cache (`listed`), every object there but those found in sync (`in_sync`: the "spec
-/// changed" filter's hashes of the versions the check saw). An object changed since its check
-/// has other hashes and is queued; one changed after the list is queued by the watch too (the
+/// in the cache, every object there but those found in sync (`in_sync`: the "spec changed"
+/// filter's hashes of the versions the check saw). An object changed since its check has
+/// other hashes and is queued; one changed after the list is queued by the watch too (the
 /// queue merges the two requests); one deleted meanwhile is not in the cache.
-///
-/// `listed` rather than [`reflector::Store::wait_until_ready`]: the store's readiness wakes
-/// only the last of several waiters, and the reconcile runner waits on it already.
 async fn queue_after_check(
-    store: &reflector::Store<Cached>,
-    listed: tokio::sync::oneshot::Receiver<()>,
+    cache: &WatchCache,
     in_sync: HashMap<u64, u64>,
-) -> impl Stream<Item = Result<ObjectRef<Cached>, watcher::Error>> + Send + use<> {
-    // An error means the watch is gone (the loop is stopping): the cache holds what it holds.
-    let _ = listed.await;
-    futures::stream::iter(store.state()).filter_map(move |ss| {
-        let (key, version) = spec_hashes(&ss.metadata);
-        let queued = (in_sync.get(&key) != Some(&version)).then(|| Ok(object_ref(&ss)));
-        futures::future::ready(queued)
-    })
+) -> impl Stream<Item = Result<ObjectKey, watcher::Error>> + Send + use<> {
+    // `false` means the watch is gone (the loop is stopping): the cache holds what it holds.
+    cache.ready().await;
+    futures::stream::iter(cache.keys_but(&in_sync)).map(Ok)
 }
 
-fn deleted_secret_target(meta: &PartialObjectMeta<Secret>) -> Option<ObjectRef<Cached>> {
-    recreate_target(&meta.metadata).map(|(ns, name)| ObjectRef::new(&name).within(&ns))
+fn deleted_secret_target(meta: &PartialObjectMeta<Secret>) -> Option<ObjectKey> {
+    recreate_target(&meta.metadata).map(|(ns, name)| ObjectKey {
+        namespace: Arc::from(ns),
+        name: Box::from(name),
+    })
 }
 
 /// A stream that yields once per change of a `watch` channel (skipping the initial value).
