@@ -280,8 +280,9 @@ fn action(again: RunAgain) -> Action {
     again.map_or_else(Action::await_change, Action::requeue)
 }
 
-/// One reconcile of the SealedSecret the watch cache names: the cache holds metadata only
-/// ([`cached_metadata`]), so the whole object is read here, reconciled, and dropped.
+/// One reconcile of the SealedSecret the watch cache names: the cache holds its namespace
+/// and name only (`super::cache`; `meta` carries no more), so the whole object is read here,
+/// reconciled, and dropped.
 pub async fn reconcile_cached(
     meta: Arc<PartialObjectMeta<SealedSecret>>,
     ctx: Arc<Context>,

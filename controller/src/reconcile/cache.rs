@@ -20,7 +20,8 @@ use kube::runtime::watcher;
 use super::queue::ObjectKey;
 use super::spec_hash::{key_hash, version_hash};
 
-/// What the SealedSecret watch delivers of an object (its metadata, as `super::decide::cached_metadata` keeps it).
+/// What the SealedSecret watch delivers of an object: its metadata, as
+/// [`super::decide::cached_metadata`] keeps it.
 pub(super) type Cached = kube::core::PartialObjectMeta<sealed_secrets_api::SealedSecret>;
 
 /// Object → hash of its uid and generation.

@@ -385,12 +385,14 @@ pub fn old_gc_deletes(secret: &ObjectMeta, uid: &str, produced: Option<&str>) ->
     !uid.is_empty() && produced.is_some_and(|p| !p.is_empty() && secret.uid.as_deref() == Some(p))
 }
 
-/// What the controller keeps of each SealedSecret between reconciles (its watch cache): only
-/// what queueing a reconcile and forgetting a deleted object need (name, namespace, uid,
-/// generation, resourceVersion, deletion time, the `app.kubernetes.io/instance` label of its
-/// metric series). Everything else, encrypted values and template included, is read again
-/// when the object is reconciled, so that the cache costs the same few hundred bytes per
-/// object whatever a tenant puts into it (managedFields, large annotations or labels). Pure.
+/// What the SealedSecret watch passes on of each object's metadata: only what queueing a
+/// reconcile and forgetting a deleted object need (name, namespace, uid, generation,
+/// resourceVersion, deletion time, the `app.kubernetes.io/instance` label of its metric
+/// series). The watch's cache keeps less still between reconciles: namespace, name and a
+/// hash of uid and generation (`super::cache`). Everything else, encrypted values and
+/// template included, is read again when the object is reconciled, so that what a tenant
+/// puts into an object's metadata (managedFields, large annotations or labels) is dropped as
+/// each event is decoded. Pure.
 pub fn cached_metadata(meta: ObjectMeta) -> ObjectMeta {
     let instance = meta
         .labels

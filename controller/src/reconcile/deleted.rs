@@ -14,7 +14,7 @@ use super::decide::old_gc_deletes;
 
 /// Upstream counts deletes as unseal requests and drops their condition series; with
 /// `--old-gc-behavior` it deletes the Secret itself (see [`old_gc_deletes`]). `deleted` is
-/// the watch cache's copy ([`cached_metadata`]).
+/// what the watch's deletion event carried of it ([`cached_metadata`]).
 pub fn on_sealed_secret_deleted(ctx: &Arc<Context>, deleted: &ObjectMeta) {
     ctx.metrics.unseal_requests.inc();
     let ns = deleted.namespace.clone().unwrap_or_default();
