@@ -36,6 +36,7 @@ pub mod error;
 pub mod flags;
 pub mod initial_list;
 pub mod key_order;
+mod lean_meta;
 pub mod plan;
 pub mod queue;
 mod runner;

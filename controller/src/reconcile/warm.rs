@@ -21,13 +21,13 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource as _;
 use kube::api::ListParams;
-use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 use sealed_secrets_api::list_items::{FeedError, ListSplitError, ListSplitter};
 use sealed_secrets_api::{SealedSecret, annotations};
 
 use super::context::{Context, lock};
 use super::decide::start_secret_facts;
+use super::lean_meta::{LeanMeta, MetaWithoutManagedFields};
 use super::plan::{StartFacts, unchanged_at_start};
 use super::spec_hash::spec_hashes;
 use crate::keys::KeySnapshot;
@@ -110,7 +110,7 @@ impl FirstSecretList {
         )
     }
 
-    pub(super) fn observe(&mut self, event: &watcher::Event<PartialObjectMeta<Secret>>) {
+    pub(super) fn observe(&mut self, event: &watcher::Event<LeanMeta<Secret>>) {
         if self.done.is_none() {
             return;
         }
@@ -327,53 +327,16 @@ struct ListMetaContinue {
 #[derive(serde::Deserialize)]
 struct Listed {
     #[serde(default)]
-    metadata: ListedMeta,
+    metadata: MetaWithoutManagedFields,
     spec: sealed_secrets_api::SealedSecretSpec,
     #[serde(default)]
     status: Option<sealed_secrets_api::SealedSecretStatus>,
 }
 
-/// `ObjectMeta` without `managedFields` (an unknown field, skipped unparsed).
-#[derive(serde::Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct ListedMeta {
-    annotations: Option<std::collections::BTreeMap<String, String>>,
-    creation_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-    deletion_grace_period_seconds: Option<i64>,
-    deletion_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-    finalizers: Option<Vec<String>>,
-    generate_name: Option<String>,
-    generation: Option<i64>,
-    labels: Option<std::collections::BTreeMap<String, String>>,
-    name: Option<String>,
-    namespace: Option<String>,
-    owner_references: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
-    resource_version: Option<String>,
-    self_link: Option<String>,
-    uid: Option<String>,
-}
-
 impl From<Listed> for SealedSecret {
     fn from(l: Listed) -> Self {
-        let m = l.metadata;
         SealedSecret {
-            metadata: ObjectMeta {
-                annotations: m.annotations,
-                creation_timestamp: m.creation_timestamp,
-                deletion_grace_period_seconds: m.deletion_grace_period_seconds,
-                deletion_timestamp: m.deletion_timestamp,
-                finalizers: m.finalizers,
-                generate_name: m.generate_name,
-                generation: m.generation,
-                labels: m.labels,
-                managed_fields: None,
-                name: m.name,
-                namespace: m.namespace,
-                owner_references: m.owner_references,
-                resource_version: m.resource_version,
-                self_link: m.self_link,
-                uid: m.uid,
-            },
+            metadata: l.metadata.into(),
             spec: l.spec,
             status: l.status,
         }

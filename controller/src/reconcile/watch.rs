@@ -16,7 +16,6 @@ use std::time::Duration;
 use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt as _, watcher};
 
 use super::cache::{self, Cached, WatchCache};
@@ -24,6 +23,7 @@ use super::context::Context;
 use super::decide::{cached_metadata, recreate_target};
 use super::deleted::on_sealed_secret_deleted;
 use super::initial_list;
+use super::lean_meta::LeanMeta;
 use super::queue::ObjectKey;
 use super::warm::{FirstSecretList, in_sync_at_start};
 
@@ -79,7 +79,8 @@ pub async fn run(
     let first_secrets = if ctx.settings.skip_recreate {
         None
     } else {
-        let secret_api: Api<PartialObjectMeta<Secret>> = match &namespace {
+        // Decoded without managedFields: its pages are held whole ([`super::lean_meta`]).
+        let secret_api: Api<LeanMeta<Secret>> = match &namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
@@ -198,7 +199,7 @@ async fn queue_after_check(
     futures::stream::iter(cache.keys_but(&in_sync)).map(Ok)
 }
 
-fn deleted_secret_target(meta: &PartialObjectMeta<Secret>) -> Option<ObjectKey> {
+fn deleted_secret_target(meta: &LeanMeta<Secret>) -> Option<ObjectKey> {
     recreate_target(&meta.metadata).map(|(ns, name)| ObjectKey {
         namespace: Arc::from(ns),
         name: Box::from(name),
