@@ -7,8 +7,8 @@
 //! cache keeps nothing else: one table slot (namespace, name and a `u64`) and the name per
 //! object, with one copy of each namespace. kube-runtime's reflector store, which it
 //! replaces, kept two copies of name, namespace, uid and resourceVersion and a whole
-//! `ObjectMeta` per object, about 1 KiB of the 3 KiB a warm restart held per SealedSecret at
-//! 10,000 (docs/design.md, "What the controller keeps"). Like the store, the cache rebuilds
+//! `ObjectMeta` per object: about 0.7 KiB per object, 7 MB of a warm restart's 20.4 MB heap
+//! peak at 10,000 (docs/design.md, "What the controller keeps"). Like the store, the cache rebuilds
 //! itself on every re-list, so objects deleted while the watch was down are forgotten too.
 
 use std::collections::{HashMap, HashSet};

@@ -388,25 +388,7 @@ mod tests {
         serde_json::json!({
             "apiVersion": "bitnami.com/v1alpha1",
             "kind": "SealedSecret",
-            "metadata": {
-                "annotations": {"sealedsecrets.bitnami.com/managed": "true"},
-                "creationTimestamp": "2026-12-07T06:14:05Z",
-                "deletionGracePeriodSeconds": 30,
-                "deletionTimestamp": "2026-12-07T07:14:05Z",
-                "finalizers": ["example.com/keep"],
-                "generateName": "s-",
-                "generation": 3,
-                "labels": {"app.kubernetes.io/instance": "web"},
-                "managedFields": [{"apiVersion": "bitnami.com/v1alpha1", "fieldsType": "FieldsV1",
-                    "fieldsV1": {"f:spec": {"f:encryptedData": {"f:a": {}}}},
-                    "manager": "kubectl", "operation": "Update", "time": "2026-12-07T06:14:05Z"}],
-                "name": "s-1",
-                "namespace": "team",
-                "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u-1"}],
-                "resourceVersion": "42",
-                "selfLink": "/apis/bitnami.com/v1alpha1/namespaces/team/sealedsecrets/s-1",
-                "uid": "0b0c7d9e-2f0a-4a53-9d4f-5b6f1f4b9f10"
-            },
+            "metadata": crate::reconcile::lean_meta::tests::full_metadata_json(),
             "spec": {"encryptedData": {"a": "AgBy3i4OJSWK+PiTySYZZA=="},
                      "template": {"metadata": {"name": "s-1", "labels": {"x": "y"}}, "type": "Opaque"}},
             "status": {"conditions": [{"status": "True", "type": "Synced"}], "observedGeneration": 3}
