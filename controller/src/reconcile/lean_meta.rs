@@ -132,44 +132,46 @@ impl<K: Resource> Resource for LeanMeta<K> {
     }
 }
 
+/// Metadata with every field set, as the API server serves it (a fixture of this module's
+/// tests and the start-up check's).
 #[cfg(test)]
-pub(super) mod tests {
+pub(super) fn full_metadata_json() -> serde_json::Value {
+    serde_json::json!({
+        "annotations": {"sealedsecrets.bitnami.com/managed": "true"},
+        "creationTimestamp": "2026-12-07T06:14:05Z",
+        "deletionGracePeriodSeconds": 30,
+        "deletionTimestamp": "2026-12-07T07:14:05Z",
+        "finalizers": ["example.com/keep"],
+        "generateName": "s-",
+        "generation": 3,
+        "labels": {"app.kubernetes.io/instance": "web"},
+        "managedFields": [{"apiVersion": "v1", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {".": {}, "f:a": {}}, "f:metadata": {"f:ownerReferences": {}}},
+            "manager": "sealed-secrets-controller", "operation": "Update",
+            "time": "2026-12-07T06:14:05Z"}],
+        "name": "s-1",
+        "namespace": "team",
+        "ownerReferences": [{"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+            "name": "s-1", "uid": "u-1", "controller": true}],
+        "resourceVersion": "42",
+        "selfLink": "/api/v1/namespaces/team/secrets/s-1",
+        "uid": "0b0c7d9e-2f0a-4a53-9d4f-5b6f1f4b9f10"
+    })
+}
+
+#[cfg(test)]
+mod tests {
     use k8s_openapi::api::core::v1::Secret;
     use kube::core::PartialObjectMeta;
 
     use super::*;
-
-    /// Metadata with every field set, as the API server serves it.
-    pub(in crate::reconcile) fn full_metadata_json() -> serde_json::Value {
-        serde_json::json!({
-            "annotations": {"sealedsecrets.bitnami.com/managed": "true"},
-            "creationTimestamp": "2026-12-07T06:14:05Z",
-            "deletionGracePeriodSeconds": 30,
-            "deletionTimestamp": "2026-12-07T07:14:05Z",
-            "finalizers": ["example.com/keep"],
-            "generateName": "s-",
-            "generation": 3,
-            "labels": {"app.kubernetes.io/instance": "web"},
-            "managedFields": [{"apiVersion": "v1", "fieldsType": "FieldsV1",
-                "fieldsV1": {"f:data": {".": {}, "f:a": {}}, "f:metadata": {"f:ownerReferences": {}}},
-                "manager": "sealed-secrets-controller", "operation": "Update",
-                "time": "2026-12-07T06:14:05Z"}],
-            "name": "s-1",
-            "namespace": "team",
-            "ownerReferences": [{"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
-                "name": "s-1", "uid": "u-1", "controller": true}],
-            "resourceVersion": "42",
-            "selfLink": "/api/v1/namespaces/team/secrets/s-1",
-            "uid": "0b0c7d9e-2f0a-4a53-9d4f-5b6f1f4b9f10"
-        })
-    }
 
     /// A Secret's metadata as a metadata-only list or watch serves it.
     fn partial_json() -> serde_json::Value {
         serde_json::json!({
             "apiVersion": "meta.k8s.io/v1",
             "kind": "PartialObjectMetadata",
-            "metadata": full_metadata_json()
+            "metadata": super::full_metadata_json()
         })
     }
 

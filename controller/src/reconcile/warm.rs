@@ -388,7 +388,7 @@ mod tests {
         serde_json::json!({
             "apiVersion": "bitnami.com/v1alpha1",
             "kind": "SealedSecret",
-            "metadata": crate::reconcile::lean_meta::tests::full_metadata_json(),
+            "metadata": super::super::lean_meta::full_metadata_json(),
             "spec": {"encryptedData": {"a": "AgBy3i4OJSWK+PiTySYZZA=="},
                      "template": {"metadata": {"name": "s-1", "labels": {"x": "y"}}, "type": "Opaque"}},
             "status": {"conditions": [{"status": "True", "type": "Synced"}], "observedGeneration": 3}
