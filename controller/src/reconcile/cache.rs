@@ -12,7 +12,7 @@
 //! itself on every re-list, so objects deleted while the watch was down are forgotten too.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher;
@@ -73,28 +73,24 @@ impl WatchCache {
     }
 
     pub(super) fn contains(&self, key: &ObjectKey) -> bool {
-        self.read().contains_key(key)
+        read(&self.objects).contains_key(key)
     }
 
     /// Every object, in no particular order.
     pub(super) fn keys(&self) -> Vec<ObjectKey> {
-        self.read().keys().cloned().collect()
+        read(&self.objects).keys().cloned().collect()
     }
 
     /// The objects whose hashes ([`super::spec_hash::spec_hashes`]) are not those `skip`
     /// holds for them.
     pub(super) fn keys_but(&self, skip: &HashMap<u64, u64>) -> Vec<ObjectKey> {
-        self.read()
+        read(&self.objects)
             .iter()
             .filter(|(key, version)| {
                 skip.get(&key_hash(&key.namespace, &key.name)) != Some(version)
             })
             .map(|(key, _)| key.clone())
             .collect()
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Objects> {
-        self.objects.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -109,7 +105,9 @@ impl CacheWriter {
             watcher::Event::InitDone => {
                 if let Some(mut listed) = self.relist.take() {
                     listed.shrink_to_fit();
-                    *self.write() = listed;
+                    // The old table is freed after the lock is let go.
+                    let old = std::mem::replace(&mut *write(&self.objects), listed);
+                    drop(old);
                     // Namespaces no object is in any more.
                     self.namespaces.retain(|ns| Arc::strong_count(ns) > 1);
                 }
@@ -119,7 +117,7 @@ impl CacheWriter {
             }
             watcher::Event::Delete(ss) => {
                 let key = self.key(&ss.metadata);
-                self.write().remove(&key);
+                write(&self.objects).remove(&key);
                 if let Some(listed) = &mut self.relist {
                     listed.remove(&key);
                 }
@@ -128,18 +126,16 @@ impl CacheWriter {
             watcher::Event::Apply(ss) | watcher::Event::InitApply(ss) => {
                 let key = self.key(&ss.metadata);
                 let version = version_hash(ss.metadata.uid.as_deref(), ss.metadata.generation);
-                let changed = self.read_version(&key) != Some(version);
-                let held = match (&mut self.relist, event) {
+                // Changed: against what the cache holds (during a re-list, the list before it).
+                let (before, held) = match (&mut self.relist, event) {
                     (Some(listed), watcher::Event::InitApply(_)) => {
                         listed.insert(key.clone(), version);
-                        self.hold_first_list
+                        let before = read(&self.objects).get(&key).copied();
+                        (before, self.hold_first_list)
                     }
-                    _ => {
-                        self.write().insert(key.clone(), version);
-                        false
-                    }
+                    _ => (write(&self.objects).insert(key.clone(), version), false),
                 };
-                (changed && !held).then_some(key)
+                (before != Some(version) && !held).then_some(key)
             }
         }
     }
@@ -160,18 +156,14 @@ impl CacheWriter {
             name: Box::from(meta.name.as_deref().unwrap_or_default()),
         }
     }
+}
 
-    fn read_version(&self, key: &ObjectKey) -> Option<u64> {
-        self.objects
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .copied()
-    }
+fn read(objects: &RwLock<Objects>) -> RwLockReadGuard<'_, Objects> {
+    objects.read().unwrap_or_else(PoisonError::into_inner)
+}
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Objects> {
-        self.objects.write().unwrap_or_else(PoisonError::into_inner)
-    }
+fn write(objects: &RwLock<Objects>) -> RwLockWriteGuard<'_, Objects> {
+    objects.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
