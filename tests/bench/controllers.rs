@@ -520,6 +520,11 @@ struct Fairness {
     /// First burst create to its last create answered (s).
     #[serde(default)]
     burst_creates_s: Option<f64>,
+    /// The quiet creates' own round trips (sent to answered) during the burst, of the same
+    /// creates as `during`: no controller has acted yet, so `during`'s p99 is at least this
+    /// one's, and this p99 ÷ `alone`'s is the lowest ratio any controller could reach here.
+    #[serde(default)]
+    during_create: Option<Latency>,
 }
 
 /// One replica of a sharded run.
@@ -1174,6 +1179,18 @@ fn load_rows(results: &[RunResult]) -> Vec<DynRow> {
                 ),
             }),
         );
+        row(
+            "fairness floor: the quiet creates' own answers during the burst (sent to answered, before any controller acts), p50, p99 ÷ alone's whole path (ms)".into(),
+            "above 2: out of any controller's reach here",
+            Box::new(|r| match r.fairness.as_ref().and_then(|fa| Some((fa.during_create.as_ref()?, fa))) {
+                None => "-".into(),
+                Some((create, fa)) => format!(
+                    "{}, {}",
+                    ratio_of(create, &fa.alone, |l| l.p50_ms),
+                    ratio_of(create, &fa.alone, |l| l.p99_ms)
+                ),
+            }),
+        );
     }
     if results.iter().any(|r| r.n == 50_000) {
         let at_50k = |x: fn(&RunResult) -> f64| -> Cell {
@@ -1280,6 +1297,17 @@ fn sharded_table(results: &[RunResult]) -> String {
                 per_value(r.cold_rsa),
                 f(r.warm_rss_mib, 1),
                 f(r.warm_cpu_s, 1)
+            ));
+        }
+        // The floor: a member holding a third of the objects at no cost of its own for
+        // sharding still carries a whole process's idle baseline.
+        if let Some((one, idle)) = single.and_then(|o| Some((o, o.idle_rss_mib?))) {
+            let least = idle + (one.cold_rss_mib - idle) / 3.0;
+            out.push_str(&format!(
+                "| {}: floor, a member with a third of the single replica's peak above its idle {} MiB | | {} | | | |\n",
+                s.label(),
+                f(idle, 1),
+                pct(least, Some(one.cold_rss_mib)),
             ));
         }
         out.push_str(&format!(
@@ -2347,7 +2375,33 @@ async fn fairness_phase(
         during_answered: Some(quiet(&during_answered, secs)),
         after_creates: (!after_creates.is_empty()).then(|| quiet(&after_creates, drain_secs)),
         burst_creates_s: Some(creates_done.duration_since(t0).as_secs_f64()),
+        during_create: Some(summarize(
+            rate,
+            None,
+            secs,
+            &round_trips(&during, &during_answered, t0),
+            None,
+        )),
     }
+}
+
+/// (seconds from `t0` the create was sent, its round trip in seconds) of each create in
+/// `sent`, in the shape of [`samples`]; `None` for one never answered.
+fn round_trips(
+    sent: &HashMap<String, Instant>,
+    answered: &HashMap<String, Instant>,
+    t0: Instant,
+) -> Vec<(f64, Option<f64>)> {
+    sent.iter()
+        .map(|(n, s)| {
+            (
+                s.saturating_duration_since(t0).as_secs_f64(),
+                answered
+                    .get(n)
+                    .map(|at| at.saturating_duration_since(*s).as_secs_f64()),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2922,6 +2976,11 @@ mod logic {
                     ..Default::default()
                 }),
                 burst_creates_s: Some(12.5),
+                during_create: Some(Latency {
+                    p50_ms: 6.0,
+                    p99_ms: 100.0,
+                    ..Default::default()
+                }),
             }),
             ..Default::default()
         }
@@ -2969,6 +3028,10 @@ mod logic {
         );
         assert!(
             t.contains("(without its wait at the API server behind the burst's creates): p50, p99 during ÷ alone (ms) | 1.50 (15 / 10), 2.50 (50 / 20) | <= 2 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("before any controller acts), p50, p99 ÷ alone's whole path (ms) | 0.20 (6 / 30), 2.50 (100 / 40) | above 2: out of any controller's reach here |"),
             "{t}"
         );
         // The per-phase sub-table, one line per phase.
@@ -3040,6 +3103,7 @@ mod logic {
             cold_rss_mib: 100.0,
             cold_rsa: Some(30_000.0),
             warm_s: 6.0,
+            idle_rss_mib: Some(40.0),
             ..Default::default()
         };
         let replica = |i: usize, rss: f64, cpu: f64| Replica {
@@ -3088,6 +3152,11 @@ mod logic {
         );
         assert!(
             t.contains("| goal | every one | <= 45% each | <= 40% each |"),
+            "{t}"
+        );
+        // Idle 40 MiB and 60 above it: a third of the 60 on top of the 40.
+        assert!(
+            t.contains("| ours hinted-rr 10,000 x3 shards: floor, a member with a third of the single replica's peak above its idle 40.0 MiB | | 60.0 (60%) | | | |"),
             "{t}"
         );
         assert!(
