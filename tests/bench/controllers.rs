@@ -2847,6 +2847,17 @@ mod logic {
     }
 
     #[test]
+    fn round_trips_are_answer_minus_sending_and_none_when_unanswered() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let sent = HashMap::from([("a".to_owned(), at(1000)), ("b".to_owned(), at(2000))]);
+        let answered = HashMap::from([("a".to_owned(), at(1250))]);
+        let mut got = round_trips(&sent, &answered, t0);
+        got.sort_by(|x, y| x.0.total_cmp(&y.0));
+        assert_eq!(got, vec![(1.0, Some(0.25)), (2.0, None)]);
+    }
+
+    #[test]
     fn counts_are_grouped_with_commas() {
         assert_eq!(fmt_n(1000), "1,000");
         assert_eq!(fmt_n(50000), "50,000");
