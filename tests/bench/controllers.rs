@@ -136,6 +136,9 @@ struct RunConfig {
     fairness_rate: f64,
     /// `BENCH_FAIRNESS_ALONE_SECS`: how long the quiet namespace creates alone (its baseline).
     fairness_alone_secs: u32,
+    /// `BENCH_FAIRNESS_IN_FLIGHT`: the burst's creates in flight at once (32, as every other
+    /// burst of the benchmark; 1 sends them one after another, as `kubectl apply` does).
+    fairness_in_flight: usize,
     /// `BENCH_SHARDS`: replicas of ours, each a shard member (`--sharding`); 1: the default
     /// single replica.
     shards: usize,
@@ -411,6 +414,7 @@ impl RunConfig {
             fairness_burst,
             fairness_rate: parse_env("BENCH_FAIRNESS_RATE", "2"),
             fairness_alone_secs: parse_env("BENCH_FAIRNESS_ALONE_SECS", "20"),
+            fairness_in_flight: parse_env::<usize>("BENCH_FAIRNESS_IN_FLIGHT", "32").max(1),
             shards,
         }
     }
@@ -525,6 +529,9 @@ struct Fairness {
     /// one's, and this p99 ÷ `alone`'s is the lowest ratio any controller could reach here.
     #[serde(default)]
     during_create: Option<Latency>,
+    /// The burst's creates in flight at once (`None`: 32, in results from before the setting).
+    #[serde(default)]
+    burst_in_flight: Option<usize>,
 }
 
 /// One replica of a sharded run.
@@ -1134,14 +1141,16 @@ fn load_rows(results: &[RunResult]) -> Vec<DynRow> {
             Box::new(|r| match &r.fairness {
                 None => "-".into(),
                 Some(fa) => format!(
-                    "{} ({} / {}; {} at {}/s; {} in {} s)",
+                    "{} ({} / {}; {} at {}/s; {} in {} s{})",
                     f(fa.during.p99_ms / fa.alone.p99_ms, 2),
                     f(fa.during.p99_ms, 0),
                     f(fa.alone.p99_ms, 0),
                     fmt_n(fa.during.created),
                     fa.quiet_rate,
                     fmt_n(fa.burst),
-                    f(fa.burst_drain_s, 1)
+                    f(fa.burst_drain_s, 1),
+                    fa.burst_in_flight
+                        .map_or(String::new(), |k| format!(", {k} creates in flight"))
                 ),
             }),
         );
@@ -1649,8 +1658,11 @@ fn seal_objects(
     out.into_iter().map(Option::unwrap).collect()
 }
 
-/// Creates `objects` in `ns` as fast as the API server takes them (32 at a time).
-async fn create_all(client: &kube::Client, ns: &str, objects: Vec<Value>) {
+/// The creates in flight at once of the benchmark's bursts.
+const IN_FLIGHT: usize = 32;
+
+/// Creates `objects` in `ns` as fast as the API server takes them, `in_flight` at a time.
+async fn create_all(client: &kube::Client, ns: &str, objects: Vec<Value>, in_flight: usize) {
     let api: Api<SealedSecret> = Api::namespaced(client.clone(), ns);
     futures::stream::iter(objects)
         .map(|v| {
@@ -1660,7 +1672,7 @@ async fn create_all(client: &kube::Client, ns: &str, objects: Vec<Value>) {
                 api.create(&PostParams::default(), &ss).await.unwrap();
             }
         })
-        .buffer_unordered(32)
+        .buffer_unordered(in_flight)
         .collect::<Vec<()>>()
         .await;
 }
@@ -2164,7 +2176,7 @@ async fn capacity_phase(
         seal_objects(BENCH_NS, keys, None, &names, |_| KEYS - 1, hinted)
     });
     let t0 = Instant::now();
-    create_all(client, BENCH_NS, objects).await;
+    create_all(client, BENCH_NS, objects, IN_FLIGHT).await;
     let created_s = t0.elapsed().as_secs_f64();
     await_prefix(seen, "cap-", count, (t0, timeout), "capacity").await;
     let last = {
@@ -2276,7 +2288,7 @@ async fn fairness_phase(
     client: &kube::Client,
     keys: &[(PrivateKey, String)],
     hinted: bool,
-    (burst, rate, alone_secs): (usize, f64, u32),
+    (burst, rate, alone_secs, in_flight): (usize, f64, u32, usize),
     capacity: Option<f64>,
     timeout: Duration,
 ) -> Fairness {
@@ -2321,7 +2333,7 @@ async fn fairness_phase(
     let noisy = {
         let client = client.clone();
         tokio::spawn(async move {
-            create_all(&client, NOISY_NS, noisy_objects).await;
+            create_all(&client, NOISY_NS, noisy_objects, in_flight).await;
             Instant::now()
         })
     };
@@ -2382,6 +2394,7 @@ async fn fairness_phase(
             &round_trips(&during, &during_answered, t0),
             None,
         )),
+        burst_in_flight: Some(in_flight),
     }
 }
 
@@ -2475,7 +2488,7 @@ async fn controller_run() {
     eprintln!("[bench] idle RSS: {idle_rss_mib:?} MiB");
 
     let t = Instant::now();
-    create_all(&client, BENCH_NS, objects).await;
+    create_all(&client, BENCH_NS, objects, IN_FLIGHT).await;
     eprintln!(
         "[bench] created {} SealedSecrets in {:?}",
         cfg.n,
@@ -2663,6 +2676,7 @@ async fn controller_run() {
                     cfg.fairness_burst,
                     cfg.fairness_rate,
                     cfg.fairness_alone_secs,
+                    cfg.fairness_in_flight,
                 ),
                 c_per_s,
                 cfg.timeout,
@@ -2992,6 +3006,7 @@ mod logic {
                     p99_ms: 100.0,
                     ..Default::default()
                 }),
+                burst_in_flight: Some(32),
             }),
             ..Default::default()
         }
@@ -3026,7 +3041,7 @@ mod logic {
             "{t}"
         );
         assert!(
-            t.contains("| fairness: quiet namespace's p99 during a burst ÷ alone (ms; burst, drained in) | 1.75 (70 / 40; 800 at 2/s; 10,000 in 400.0 s) | <= 2 |"),
+            t.contains("| fairness: quiet namespace's p99 during a burst ÷ alone (ms; burst, drained in) | 1.75 (70 / 40; 800 at 2/s; 10,000 in 400.0 s, 32 creates in flight) | <= 2 |"),
             "{t}"
         );
         assert!(

@@ -42,6 +42,8 @@
 #   BENCH_FAIRNESS_BURST  creates of the noisy namespace's burst (default 10000; 0 skips);
 #                       the quiet namespace creates BENCH_FAIRNESS_RATE a second (default 2),
 #                       alone for BENCH_FAIRNESS_ALONE_SECS (default 20), then during the burst
+#   BENCH_FAIRNESS_IN_FLIGHT  the burst's creates in flight at once (default 32, as the other
+#                       bursts; 1 sends them one after another, as `kubectl apply` does)
 #   BENCH_FAIRNESS_CONTROLLERS  controllers the fairness phase runs for (default "ours":
 #                       upstream's would take about 20 minutes at 10,000 with its limit lifted)
 #   BENCH_SHARDS        >1: after each run of ours, the same data again on a fresh control
