@@ -2318,9 +2318,14 @@ async fn fairness_phase(
         seal(QUIET_NS, "during-", (rate * during_s).ceil() as usize);
     let (_, noisy_objects) = seal(NOISY_NS, "noisy-", burst);
 
-    let warmup = paced_creates(client, QUIET_NS, &warmup_names, warmup_objects, rate, || {
-        false
-    })
+    let warmup = paced_creates(
+        client,
+        QUIET_NS,
+        &warmup_names,
+        warmup_objects,
+        rate,
+        || false,
+    )
     .await;
     await_seen(&quiet_seen, &warmup.sent, Duration::from_secs(60)).await;
     let t0 = Instant::now();

@@ -15,7 +15,8 @@
 //!   running or ready) within a window, a namespace runs at most a few reconciles at once
 //!   ([`FairQueue::crowded`]): a quiet namespace's reconcile then shares the API server and
 //!   the cores with a few of the busy one's instead of all of them, while a namespace alone
-//!   keeps every slot.
+//!   keeps every slot. While such a prompt reconcile runs, the busy namespace starts no more
+//!   than one fewer (at least one), leaving the prompt one a core's worth of room.
 //! - An object is queued once (requests for it merge, the earliest wins); a request for an
 //!   object being reconciled marks it to run again when that reconcile ends: one object is
 //!   never reconciled twice at once.
@@ -72,8 +73,9 @@ enum State {
     Ready { since: Instant },
     /// In the timers, due at `at` (`seq` tells equal deadlines apart).
     Delayed { at: Instant, seq: u64 },
-    /// Being reconciled; `again` says whether and when it runs once more afterwards.
-    Running { again: Again },
+    /// Being reconciled; `again` says whether and when it runs once more afterwards;
+    /// `prompt`: it started with nothing else of its namespace running or ready.
+    Running { again: Again, prompt: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,13 +126,17 @@ pub struct FairQueue<K: Request> {
     /// The latest prompt start, and the latest one of any other namespace than that one's:
     /// enough to tell whether a namespace other than a given one started promptly lately.
     prompt: [Option<(K::Namespace, Instant)>; 2],
+    /// Reconciles that started promptly and still run, per namespace.
+    prompt_running: HashMap<K::Namespace, usize>,
 }
 
-/// The limit of [`FairQueue::crowded`].
+/// The limits of [`FairQueue::crowded`].
 #[derive(Debug, Clone, Copy)]
 struct Crowded {
     limit: usize,
     window: Duration,
+    /// The lower limit while another namespace's prompt reconcile runs.
+    while_prompt: usize,
 }
 
 impl<K: Request> FairQueue<K> {
@@ -152,22 +158,29 @@ impl<K: Request> FairQueue<K> {
             tick: 0,
             crowded: None,
             prompt: [None, None],
+            prompt_running: HashMap::new(),
         }
     }
 
     /// While another namespace has started a reconcile promptly (with nothing else of its
     /// own running or ready) less than `window` ago, a namespace that runs `limit` or more
-    /// starts no more. Slots are never taken back, so the limit holds once the busy
-    /// namespace's running reconciles end; a namespace alone is never limited.
+    /// starts no more; while such a prompt reconcile is still running, one that runs
+    /// `limit - 1` or more (at least one) starts no more. Slots are never taken back, so a
+    /// limit holds once the busy namespace's running reconciles end; a namespace alone is
+    /// never limited, and a busy one always keeps one running.
     ///
     /// Why: most of a reconcile is API calls, and on a busy API server each call waits
     /// behind the others in flight, so the quiet namespace's reconcile takes longer the more
     /// of the burst's run beside it, while the burst drains little faster with seven at once
-    /// than with two (measured in docs/design.md, "Reconcile queue").
+    /// than with two. The lower limit holds only for the prompt reconcile's own few tens of
+    /// milliseconds, so the burst loses little (measured in docs/design.md, "Reconcile
+    /// queue").
     pub fn crowded(mut self, limit: usize, window: Duration) -> Self {
+        let limit = limit.max(1);
         self.crowded = Some(Crowded {
-            limit: limit.max(1),
+            limit,
             window,
+            while_prompt: (limit - 1).max(1),
         });
         self
     }
@@ -183,7 +196,7 @@ impl<K: Request> FairQueue<K> {
                 self.timers.remove(&(at, seq));
                 self.make_ready(key, now.min(at));
             }
-            Some(State::Running { again }) => *again = again.merge(Again::Now(now)),
+            Some(State::Running { again, .. }) => *again = again.merge(Again::Now(now)),
         }
     }
 
@@ -200,7 +213,7 @@ impl<K: Request> FairQueue<K> {
                     self.delay(key, at);
                 }
             }
-            Some(State::Running { again }) => *again = again.merge(Again::At(at)),
+            Some(State::Running { again, .. }) => *again = again.merge(Again::At(at)),
         }
     }
 
@@ -229,13 +242,17 @@ impl<K: Request> FairQueue<K> {
             self.turns.insert((lane.running, lane.turn, ns.clone()));
         }
         if prompt {
+            *self.prompt_running.entry(ns.clone()).or_default() += 1;
             self.note_prompt(ns, now);
         }
         self.running += 1;
-        let since = match self
-            .objects
-            .insert(key.clone(), State::Running { again: Again::No })
-        {
+        let since = match self.objects.insert(
+            key.clone(),
+            State::Running {
+                again: Again::No,
+                prompt,
+            },
+        ) {
             Some(State::Ready { since }) => since,
             _ => now,
         };
@@ -248,14 +265,20 @@ impl<K: Request> FairQueue<K> {
     /// Ends the reconcile of `key` (started by [`Self::pop_ready`]): a request that came
     /// meanwhile queues it again.
     pub fn done(&mut self, key: &K) {
-        let again = match self.objects.get(key) {
-            Some(State::Running { again }) => *again,
+        let (again, prompt) = match self.objects.get(key) {
+            Some(State::Running { again, prompt }) => (*again, *prompt),
             _ => return,
         };
         self.objects.remove(key);
         self.shrink();
         self.running -= 1;
         let ns = key.namespace().clone();
+        if prompt && let Some(n) = self.prompt_running.get_mut(&ns) {
+            *n -= 1;
+            if *n == 0 {
+                self.prompt_running.remove(&ns);
+            }
+        }
         if let Some(lane) = self.lanes.get_mut(&ns) {
             let had_ready = !lane.ready.is_empty();
             if had_ready {
@@ -304,8 +327,8 @@ impl<K: Request> FairQueue<K> {
     }
 
     /// The lane to serve next: the first in turn that [`Self::crowded`] does not hold back.
-    /// Lanes come in order of how many they run, and at most `slots / limit` lanes can run
-    /// `limit` or more, so this looks at no more than that many past the first.
+    /// Only lanes that run something are held back, and at most `slots` lanes can, so this
+    /// looks at no more than that many past the first.
     fn next_lane(&self, now: Instant) -> Option<(usize, u64, K::Namespace)> {
         let Some(c) = self.crowded else {
             return self.turns.first().cloned();
@@ -313,9 +336,16 @@ impl<K: Request> FairQueue<K> {
         self.turns
             .iter()
             .find(|(running, _, ns)| {
-                *running < c.limit || !self.other_prompt_within(ns, now, c.window)
+                let crowding = *running >= c.limit && self.other_prompt_within(ns, now, c.window);
+                let beside_prompt = *running >= c.while_prompt && self.other_prompt_running(ns);
+                !crowding && !beside_prompt
             })
             .cloned()
+    }
+
+    /// Whether a namespace other than `ns` runs a reconcile that started promptly.
+    fn other_prompt_running(&self, ns: &K::Namespace) -> bool {
+        self.prompt_running.keys().any(|other| other != ns)
     }
 
     /// Whether a namespace other than `ns` started a reconcile promptly less than `window`

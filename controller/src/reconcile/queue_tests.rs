@@ -94,6 +94,32 @@ fn a_busy_namespace_runs_few_while_another_starts_promptly() {
 }
 
 #[test]
+fn a_busy_namespace_runs_one_fewer_while_another_namespaces_prompt_reconcile_runs() {
+    let t0 = Instant::now();
+    let mut q = FairQueue::new(8, true).crowded(2, ms(1000));
+    for i in 0..1000 {
+        q.push(K(1, i), t0);
+    }
+    assert_eq!(pop_all(&mut q, t0).len(), 7);
+    for i in 0..5 {
+        q.done(&K(1, i));
+    }
+    // The burst runs two; a quiet create starts at once.
+    q.push(K(2, 0), t0 + ms(1));
+    assert_eq!(pop_all(&mut q, t0 + ms(1)), [K(2, 0)]);
+    // While it runs, the burst starts nothing until it runs none, then one.
+    q.done(&K(1, 5));
+    assert_eq!(pop_all(&mut q, t0 + ms(2)), []);
+    q.done(&K(1, 6));
+    assert_eq!(pop_all(&mut q, t0 + ms(3)), [K(1, 7)]);
+    assert_eq!(pop_all(&mut q, t0 + ms(3)), []);
+    // Once it ends, the burst takes its second slot back (the window's limit of two).
+    q.done(&K(2, 0));
+    assert_eq!(pop_all(&mut q, t0 + ms(4)), [K(1, 8)]);
+    assert_eq!(q.running(), 2);
+}
+
+#[test]
 fn namespaces_that_are_all_busy_are_not_held_back() {
     // No start of theirs is prompt (each has more ready), so max-min sharing alone applies.
     let t0 = Instant::now();
@@ -357,6 +383,8 @@ struct Model {
     crowded: Option<(usize, Duration)>,
     /// The latest prompt start (nothing else of its namespace running or ready) per namespace.
     prompt: HashMap<u8, Instant>,
+    /// The running reconciles that started promptly.
+    prompt_running: Vec<K>,
 }
 
 impl Model {
@@ -378,14 +406,18 @@ impl Model {
             .collect()
     }
 
-    /// Whether `crowded` holds namespace `ns` back at `now`.
+    /// Whether `crowded` holds namespace `ns` back at `now`: at its limit after another
+    /// namespace's recent prompt start, or at one fewer (at least one) while another
+    /// namespace's prompt reconcile runs.
     fn held_back(&self, ns: u8, now: Instant) -> bool {
         self.crowded.is_some_and(|(limit, window)| {
-            self.running_in(ns) >= limit
-                && self
-                    .prompt
-                    .iter()
-                    .any(|(other, at)| *other != ns && now.saturating_duration_since(*at) < window)
+            let running = self.running_in(ns);
+            let recent = self
+                .prompt
+                .iter()
+                .any(|(other, at)| *other != ns && now.saturating_duration_since(*at) < window);
+            let beside = self.prompt_running.iter().any(|k| k.0 != ns);
+            (running >= limit && recent) || (running >= (limit - 1).max(1) && beside)
         })
     }
 
@@ -409,6 +441,7 @@ impl Model {
         }
         if mine == 0 && !self.ready_namespaces(now).contains(&k.0) {
             self.prompt.insert(k.0, now);
+            self.prompt_running.push(k);
         }
         self.running.push(k);
     }
@@ -458,6 +491,7 @@ proptest! {
             Op::Done(i, d) => {
                 if !m.running.is_empty() {
                     let k = m.running.remove(i % m.running.len());
+                    m.prompt_running.retain(|p| *p != k);
                     q.done(&k);
                     if let Some(d) = d {
                         q.requeue_at(k, *now + ms(d));
