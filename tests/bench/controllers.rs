@@ -1150,7 +1150,7 @@ fn load_rows(results: &[RunResult]) -> Vec<DynRow> {
                     fmt_n(fa.burst),
                     f(fa.burst_drain_s, 1),
                     fa.burst_in_flight
-                        .map_or(String::new(), |k| format!(", {k} creates in flight"))
+                        .map_or(String::new(), |k| format!(", creates in flight: {k}"))
                 ),
             }),
         );
@@ -3055,7 +3055,7 @@ mod logic {
             "{t}"
         );
         assert!(
-            t.contains("| fairness: quiet namespace's p99 during a burst ÷ alone (ms; burst, drained in) | 1.75 (70 / 40; 800 at 2/s; 10,000 in 400.0 s, 32 creates in flight) | <= 2 |"),
+            t.contains("| fairness: quiet namespace's p99 during a burst ÷ alone (ms; burst, drained in) | 1.75 (70 / 40; 800 at 2/s; 10,000 in 400.0 s, creates in flight: 32) | <= 2 |"),
             "{t}"
         );
         assert!(
