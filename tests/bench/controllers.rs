@@ -414,7 +414,11 @@ impl RunConfig {
             fairness_burst,
             fairness_rate: parse_env("BENCH_FAIRNESS_RATE", "2"),
             fairness_alone_secs: parse_env("BENCH_FAIRNESS_ALONE_SECS", "20"),
-            fairness_in_flight: parse_env::<usize>("BENCH_FAIRNESS_IN_FLIGHT", "32").max(1),
+            fairness_in_flight: parse_env::<usize>(
+                "BENCH_FAIRNESS_IN_FLIGHT",
+                &IN_FLIGHT.to_string(),
+            )
+            .max(1),
             shards,
         }
     }
@@ -2090,16 +2094,7 @@ async fn await_seen(seen: &Seen, sent: &HashMap<String, Instant>, wait: Duration
 /// (seconds from `t0` the create was sent, create-to-Secret latency in seconds) of each
 /// object in `sent`; `None` for a Secret never seen.
 fn samples(sent: &HashMap<String, Instant>, seen: &Seen, t0: Instant) -> Vec<(f64, Option<f64>)> {
-    let seen = seen.lock().unwrap();
-    sent.iter()
-        .map(|(n, s)| {
-            (
-                s.duration_since(t0).as_secs_f64(),
-                seen.get(n)
-                    .map(|at| at.saturating_duration_since(*s).as_secs_f64()),
-            )
-        })
-        .collect()
+    round_trips(sent, &seen.lock().unwrap(), t0)
 }
 
 /// The latency figures of one phase from its [`samples`]; with `capacity`, each object is
@@ -2412,18 +2407,19 @@ async fn fairness_phase(
     }
 }
 
-/// (seconds from `t0` the create was sent, its round trip in seconds) of each create in
-/// `sent`, in the shape of [`samples`]; `None` for one never answered.
+/// (seconds from `t0` each of `sent` was sent, seconds from its sending to its time in
+/// `ended`) of every object in `sent`; `None` for one not in `ended`. [`samples`] with the
+/// Secrets seen; the creates' own round trips with their answers.
 fn round_trips(
     sent: &HashMap<String, Instant>,
-    answered: &HashMap<String, Instant>,
+    ended: &HashMap<String, Instant>,
     t0: Instant,
 ) -> Vec<(f64, Option<f64>)> {
     sent.iter()
         .map(|(n, s)| {
             (
                 s.saturating_duration_since(t0).as_secs_f64(),
-                answered
+                ended
                     .get(n)
                     .map(|at| at.saturating_duration_since(*s).as_secs_f64()),
             )
