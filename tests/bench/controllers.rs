@@ -1727,15 +1727,32 @@ fn audit_counts(log: &Path, from: u64) -> (BTreeMap<String, u64>, u64) {
         let Ok(e) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        let verb = e["verb"].as_str().unwrap_or("?");
-        let resource = e["objectRef"]["resource"].as_str().unwrap_or("-");
-        let sub = e["objectRef"]["subresource"]
-            .as_str()
-            .map(|s| format!("/{s}"))
-            .unwrap_or_default();
-        *counts.entry(format!("{verb} {resource}{sub}")).or_insert(0) += 1;
+        *counts.entry(audit_key(&e)).or_insert(0) += 1;
     }
     (counts, text.len() as u64)
+}
+
+/// What [`audit_counts`] counts an audit event as: verb and resource, and for a read of one
+/// object with a `resourceVersion`, "(watch cache)": the API server answers it from its
+/// cache, without the quorum read from etcd a read without one costs.
+fn audit_key(e: &Value) -> String {
+    let verb = e["verb"].as_str().unwrap_or("?");
+    let resource = e["objectRef"]["resource"].as_str().unwrap_or("-");
+    let sub = e["objectRef"]["subresource"]
+        .as_str()
+        .map(|s| format!("/{s}"))
+        .unwrap_or_default();
+    let query = e["requestURI"]
+        .as_str()
+        .and_then(|u| u.split_once('?'))
+        .map_or("", |(_, q)| q);
+    let cached = verb == "get"
+        && query.split('&').any(|p| {
+            p.strip_prefix("resourceVersion=")
+                .is_some_and(|v| !v.is_empty())
+        });
+    let from = if cached { " (watch cache)" } else { "" };
+    format!("{verb} {resource}{sub}{from}")
 }
 
 fn kubectl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> String {
@@ -2781,6 +2798,35 @@ fn results_table() {
 #[cfg(test)]
 mod logic {
     use super::*;
+
+    #[test]
+    fn reads_at_a_resource_version_are_counted_as_from_the_watch_cache() {
+        let event = |verb: &str, uri: &str| {
+            json!({"verb": verb, "requestURI": uri,
+                   "objectRef": {"resource": "sealedsecrets", "subresource": null}})
+        };
+        let path = "/apis/bitnami.com/v1alpha1/namespaces/b/sealedsecrets/x";
+        assert_eq!(audit_key(&event("get", path)), "get sealedsecrets");
+        assert_eq!(
+            audit_key(&event("get", &format!("{path}?&resourceVersion=218"))),
+            "get sealedsecrets (watch cache)"
+        );
+        assert_eq!(
+            audit_key(&event("get", &format!("{path}?resourceVersion="))),
+            "get sealedsecrets"
+        );
+        // Lists and watches carry one too: they are not reads of one object.
+        assert_eq!(
+            audit_key(&event(
+                "watch",
+                "/apis/bitnami.com/v1alpha1/sealedsecrets?watch=1&resourceVersion=5"
+            )),
+            "watch sealedsecrets"
+        );
+        let status = json!({"verb": "update", "requestURI": format!("{path}/status?"),
+                            "objectRef": {"resource": "sealedsecrets", "subresource": "status"}});
+        assert_eq!(audit_key(&status), "update sealedsecrets/status");
+    }
 
     #[test]
     fn the_pq_data_set_is_post_quantum_to_each_objects_key_and_opens_with_its_identity() {

@@ -1,4 +1,5 @@
-//! The shell of a reconcile: reads the SealedSecret and its Secret (at once), unseals (behind
+//! The shell of a reconcile: reads the SealedSecret and its Secret (at once, from the API
+//! server's watch cache: [`super::reads`]), unseals (behind
 //! the CPU gate), and carries out what [`super::plan`] decided: the Secret write, the status (with
 //! one retry on a 409), the metrics, the Event, the requeue; plus the retry policy and what
 //! a deleted SealedSecret leaves to do.
@@ -26,6 +27,7 @@ use super::decide::{
 use super::error::ReconcileError;
 use super::plan::{Facts, SecretWrite, StatusWrite, Written, plan, secret_write};
 use super::queue::RunAgain;
+use super::reads::{get_opt_at, not_older_than, retry_as_quorum_read, version_number};
 use crate::keys::KeySnapshot;
 use crate::metrics::ErrorReason;
 
@@ -94,9 +96,10 @@ struct SecretRead {
 }
 
 impl SecretRead {
-    async fn get(api: &Api<Secret>, name: &str) -> Self {
+    /// Reads it no older than `version` (0: a quorum read; [`super::reads`]).
+    async fn get(api: &Api<Secret>, name: &str, version: u64) -> Self {
         let started = Instant::now();
-        let existing = api.get_opt(name).await;
+        let existing = get_opt_at(api, name, version).await;
         Self {
             existing,
             took: started.elapsed(),
@@ -119,7 +122,7 @@ async fn apply(
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let read = match read {
         Some(r) => r,
-        None => SecretRead::get(&api, &name).await,
+        None => SecretRead::get(&api, &name, ctx.secrets_seen.get()).await,
     };
     phases.get = read.took;
     let existing = read.existing.map_err(|source| ReconcileError::Get {
@@ -256,17 +259,27 @@ async fn unseal_blocking(
     Ok((secret, usage.into_keys().collect()))
 }
 
-/// Reads the whole SealedSecret `ns/name` (`None`: it is gone) and its size as served. The
-/// text is read first so that the size is known exactly; it is dropped once parsed.
+/// Reads the whole SealedSecret `ns/name` (`None`: it is gone) and its size as served, no
+/// older than `version` (0: a quorum read; [`super::reads`]). The text is read first so
+/// that the size is known exactly; it is dropped once parsed.
 async fn fetch(
     client: &kube::Client,
     ns: &str,
     name: &str,
+    version: u64,
 ) -> Result<Option<(SealedSecret, u64)>, kube::Error> {
-    let request = kube::core::Request::new(SealedSecret::url_path(&(), Some(ns)))
-        .get(name, &GetParams::default())
-        .map_err(kube::Error::BuildRequest)?;
-    let text = match client.request_text(request).await {
+    let get = |params: &GetParams| {
+        kube::core::Request::new(SealedSecret::url_path(&(), Some(ns)))
+            .get(name, params)
+            .map_err(kube::Error::BuildRequest)
+    };
+    let text = match client.request_text(get(&not_older_than(version))?).await {
+        Err(e) if version != 0 && retry_as_quorum_read(&e) => {
+            client.request_text(get(&GetParams::default())?).await
+        }
+        other => other,
+    };
+    let text = match text {
         Ok(t) => t,
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
         Err(e) => return Err(e),
@@ -305,12 +318,19 @@ pub(super) async fn run_cached(
     // conditional on what was read), and on a busy API server each round trip is a large
     // part of a reconcile's time (docs/design.md, "Reconcile queue").
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    // A shard member decides from this read whether the object is still its own, and an
+    // object it has just let go of must not look like its own to it: a cached read may
+    // predate the member's own release, so a member reads the SealedSecret from etcd.
+    let seen = match ctx.settings.shard {
+        Some(_) => 0,
+        None => version_number(meta.metadata.resource_version.as_deref()),
+    };
     let (fetched, read) = tokio::join!(
         async {
-            let fetched = fetch(&ctx.client, &ns, &name).await;
+            let fetched = fetch(&ctx.client, &ns, &name, seen).await;
             (fetched, fetching.elapsed())
         },
-        SecretRead::get(&secrets, &name)
+        SecretRead::get(&secrets, &name, ctx.secrets_seen.get())
     );
     let (fetched, fetch_took) = fetched;
     let fetched = fetched.map_err(|source| {

@@ -1,10 +1,11 @@
 //! The SealedSecret watch's cache: which objects exist, by namespace and name, with the hash
-//! of the version last seen of each (uid and generation). It is also the "spec changed"
+//! of the version last seen of each (uid and generation) and the resourceVersion it last
+//! reported (the reconcile reads the object no older than that: [`super::reads`]). It is also the "spec changed"
 //! filter: only spec changes (a new generation) and re-creations (a new uid) trigger a
 //! reconcile, as upstream's "update suppressed" rule (§4.5).
 //!
 //! A reconcile reads the whole object by name and uses nothing else of the cache, so the
-//! cache keeps nothing else: one table slot (namespace, name and a `u64`) and the name per
+//! cache keeps nothing else: one table slot (namespace, name and two `u64`) and the name per
 //! object, with one copy of each namespace. kube-runtime's reflector store, which it
 //! replaces, kept two copies of name, namespace, uid and resourceVersion and a whole
 //! `ObjectMeta` per object: about 0.7 KiB per object, 7 MB of a warm restart's 20.4 MB heap
@@ -18,14 +19,24 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher;
 
 use super::queue::ObjectKey;
+use super::reads::version_number;
 use super::spec_hash::{key_hash, version_hash};
 
 /// What the SealedSecret watch delivers of an object: its metadata, as
 /// [`super::decide::cached_metadata`] keeps it.
 pub(super) type Cached = kube::core::PartialObjectMeta<sealed_secrets_api::SealedSecret>;
 
-/// Object → hash of its uid and generation.
-type Objects = HashMap<ObjectKey, u64>;
+/// What the cache holds of one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    /// Hash of its uid and generation ([`version_hash`]).
+    version: u64,
+    /// Its resourceVersion as last reported ([`super::reads::version_number`]; 0: unknown).
+    seen: u64,
+}
+
+/// Object → what the cache holds of it.
+type Objects = HashMap<ObjectKey, Entry>;
 
 /// The cache as the reconcile loop reads it (cheap to clone).
 #[derive(Clone)]
@@ -72,8 +83,15 @@ impl WatchCache {
         self.ready.clone().wait_for(|ready| *ready).await.is_ok()
     }
 
+    #[cfg(test)]
     pub(super) fn contains(&self, key: &ObjectKey) -> bool {
         read(&self.objects).contains_key(key)
+    }
+
+    /// The resourceVersion the watch last reported of the object (`Some(0)`: not a number);
+    /// `None` when the object is not in the cache.
+    pub(super) fn last_seen(&self, key: &ObjectKey) -> Option<u64> {
+        read(&self.objects).get(key).map(|e| e.seen)
     }
 
     /// Every object, in no particular order.
@@ -86,8 +104,8 @@ impl WatchCache {
     pub(super) fn keys_but(&self, skip: &HashMap<u64, u64>) -> Vec<ObjectKey> {
         read(&self.objects)
             .iter()
-            .filter(|(key, version)| {
-                skip.get(&key_hash(&key.namespace, &key.name)) != Some(version)
+            .filter(|(key, entry)| {
+                skip.get(&key_hash(&key.namespace, &key.name)) != Some(&entry.version)
             })
             .map(|(key, _)| key.clone())
             .collect()
@@ -126,14 +144,23 @@ impl CacheWriter {
             watcher::Event::Apply(ss) | watcher::Event::InitApply(ss) => {
                 let key = self.key(&ss.metadata);
                 let version = version_hash(ss.metadata.uid.as_deref(), ss.metadata.generation);
+                let entry = Entry {
+                    version,
+                    seen: version_number(ss.metadata.resource_version.as_deref()),
+                };
                 // Changed: against what the cache holds (during a re-list, the list before it).
                 let (before, held) = match (&mut self.relist, event) {
                     (Some(listed), watcher::Event::InitApply(_)) => {
-                        listed.insert(key.clone(), version);
-                        let before = read(&self.objects).get(&key).copied();
+                        listed.insert(key.clone(), entry);
+                        let before = read(&self.objects).get(&key).map(|e| e.version);
                         (before, self.hold_first_list)
                     }
-                    _ => (write(&self.objects).insert(key.clone(), version), false),
+                    _ => (
+                        write(&self.objects)
+                            .insert(key.clone(), entry)
+                            .map(|e| e.version),
+                        false,
+                    ),
                 };
                 (before != Some(version) && !held).then_some(key)
             }

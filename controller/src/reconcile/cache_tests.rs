@@ -249,3 +249,32 @@ async fn a_cache_whose_watch_ends_before_its_first_list_is_never_ready() {
     drop(w);
     assert!(!cache.ready().await);
 }
+
+/// `mk_ss` at resourceVersion `rv`.
+fn at(name: &str, generation: i64, rv: &str) -> Cached {
+    let mut ss = mk_ss(name, "u1", generation);
+    ss.metadata.resource_version = Some(rv.into());
+    ss
+}
+
+#[test]
+fn the_last_reported_resource_version_is_kept_for_the_reads() {
+    let (cache, mut w) = new(false);
+    assert_eq!(cache.last_seen(&key("ns", "a")), None);
+    assert!(w.observe(&Event::Apply(at("a", 1, "10"))).is_some());
+    assert_eq!(cache.last_seen(&key("ns", "a")), Some(10));
+    // A status write queues nothing, but its version is the one to read no older than.
+    assert_eq!(w.observe(&Event::Apply(at("a", 1, "12"))), None);
+    assert_eq!(cache.last_seen(&key("ns", "a")), Some(12));
+    // A version that is not a number is kept as unknown (a quorum read).
+    assert_eq!(w.observe(&Event::Apply(at("a", 1, "x9"))), None);
+    assert_eq!(cache.last_seen(&key("ns", "a")), Some(0));
+    // A re-list: the cache serves the versions before it until the list is swapped in.
+    w.observe(&Event::Init);
+    assert_eq!(w.observe(&Event::InitApply(at("a", 1, "20"))), None);
+    assert_eq!(cache.last_seen(&key("ns", "a")), Some(0));
+    w.observe(&Event::InitDone);
+    assert_eq!(cache.last_seen(&key("ns", "a")), Some(20));
+    w.observe(&Event::Delete(at("a", 1, "21")));
+    assert_eq!(cache.last_seen(&key("ns", "a")), None);
+}

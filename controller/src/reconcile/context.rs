@@ -12,6 +12,7 @@ use super::cpugate::{CpuGate, permits};
 use super::decide::retry_backoff;
 use super::flags::ReconcileArgs;
 use super::key_order::KeyOrderMemory;
+use super::reads::Newest;
 use crate::events::Recorder;
 use crate::keys::Keys;
 use crate::leader::Fence;
@@ -41,6 +42,9 @@ pub struct Context {
     pub(super) produced: Mutex<HashMap<(String, String), (String, String)>>,
     /// One decryption per core and class at a time, fair between namespaces ([`CpuGate`]).
     pub(super) cpu_gate: Arc<CpuGate>,
+    /// The newest resourceVersion the Secret watches reported: a reconcile reads its Secret
+    /// no older than that ([`super::reads`]).
+    pub(super) secrets_seen: Newest,
 }
 
 /// [`Context::status_digest`]: not known yet whether the CRD keeps `status.sourceDigest`.
@@ -81,6 +85,7 @@ impl Context {
             status_digest: AtomicU8::new(DIGEST_UNKNOWN),
             produced: Mutex::new(HashMap::new()),
             cpu_gate,
+            secrets_seen: Newest::default(),
         })
     }
 

@@ -24,7 +24,9 @@
 //! - [`watch`]: the watches that drive reconciles; [`cache`]: what the SealedSecret watch
 //!   keeps of each object (its name and a hash of its version); [`warm`]: the start-up check that
 //!   leaves SealedSecrets already in sync out of the queue (docs/design.md, "Restarts");
-//!   [`initial_list`]: whether the watches' first lists come as a stream or in pages.
+//!   [`initial_list`]: whether the watches' first lists come as a stream or in pages;
+//!   [`reads`]: a reconcile's reads, from the API server's watch cache, no older than what
+//!   the watches reported.
 
 pub mod apply;
 mod cache;
@@ -39,6 +41,7 @@ pub mod key_order;
 mod lean_meta;
 pub mod plan;
 pub mod queue;
+mod reads;
 mod runner;
 pub mod sharded;
 mod spec_hash;

@@ -29,12 +29,14 @@ use super::queue::{FairQueue, ObjectKey};
 #[path = "runner_tests.rs"]
 mod tests;
 
-/// What a reconcile starts from: the object's namespace and name (all it uses before it
-/// reads the object).
-fn cached(k: &ObjectKey) -> Cached {
+/// What a reconcile starts from: the object's namespace and name, and the resourceVersion
+/// its watch last reported (`seen`, 0: unknown), which it reads the object no older than
+/// ([`super::reads`]).
+fn cached(k: &ObjectKey, seen: u64) -> Cached {
     ObjectMeta {
         name: Some(k.name.to_string()),
         namespace: (!k.namespace.is_empty()).then(|| k.namespace.to_string()),
+        resource_version: (seen != 0).then(|| seen.to_string()),
         ..ObjectMeta::default()
     }
     .into_request_partial()
@@ -87,11 +89,11 @@ pub(super) async fn run(
         if started && open {
             let now = Instant::now();
             while let Some(s) = queue.pop_ready(now) {
-                if !cache.contains(&s.key) {
+                let Some(seen) = cache.last_seen(&s.key) else {
                     queue.done(&s.key);
                     continue;
-                }
-                let obj = cached(&s.key);
+                };
+                let obj = cached(&s.key, seen);
                 let obj_ref = ObjectRef::from_obj(&obj);
                 ctx.metrics
                     .reconcile_queue_wait

@@ -88,9 +88,18 @@ pub async fn run(
         // A shard member starts under a new identity with no object assigned yet: nothing
         // for the start-up check, so the Secrets' metadata is not collected for it.
         let warm = ctx.settings.shard.is_none();
+        let seen_ctx = ctx.clone();
         let deleted = watcher(secret_api, wc.clone().page_size(SECRET_PAGE_SIZE))
             .default_backoff()
             .inspect_ok(move |ev| {
+                match ev {
+                    watcher::Event::Apply(m)
+                    | watcher::Event::InitApply(m)
+                    | watcher::Event::Delete(m) => seen_ctx
+                        .secrets_seen
+                        .observe(m.metadata.resource_version.as_deref()),
+                    watcher::Event::Init | watcher::Event::InitDone => {}
+                }
                 if warm {
                     first.observe(ev);
                 }
