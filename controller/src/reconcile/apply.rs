@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, GetParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::{Resource as _, ResourceExt as _};
@@ -27,7 +27,7 @@ use super::decide::{
 use super::error::ReconcileError;
 use super::plan::{Facts, SecretWrite, StatusWrite, Written, plan, secret_write};
 use super::queue::RunAgain;
-use super::reads::{get_opt_at, not_older_than, retry_as_quorum_read, version_number};
+use super::reads::{get_opt_at, read_at, version_number};
 use crate::keys::KeySnapshot;
 use crate::metrics::ErrorReason;
 
@@ -268,21 +268,15 @@ async fn fetch(
     name: &str,
     version: u64,
 ) -> Result<Option<(SealedSecret, u64)>, kube::Error> {
-    let get = |params: &GetParams| {
-        kube::core::Request::new(SealedSecret::url_path(&(), Some(ns)))
-            .get(name, params)
-            .map_err(kube::Error::BuildRequest)
-    };
-    let text = match client.request_text(get(&not_older_than(version))?).await {
-        Err(e) if version != 0 && retry_as_quorum_read(&e) => {
-            client.request_text(get(&GetParams::default())?).await
-        }
-        other => other,
-    };
-    let text = match text {
-        Ok(t) => t,
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
-        Err(e) => return Err(e),
+    let text = read_at(version, |params| async move {
+        let request = kube::core::Request::new(SealedSecret::url_path(&(), Some(ns)))
+            .get(name, &params)
+            .map_err(kube::Error::BuildRequest)?;
+        client.request_text(request).await
+    })
+    .await?;
+    let Some(text) = text else {
+        return Ok(None);
     };
     let size = u64::try_from(text.len()).unwrap_or(u64::MAX);
     let ss = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;

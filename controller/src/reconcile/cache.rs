@@ -83,11 +83,6 @@ impl WatchCache {
         self.ready.clone().wait_for(|ready| *ready).await.is_ok()
     }
 
-    #[cfg(test)]
-    pub(super) fn contains(&self, key: &ObjectKey) -> bool {
-        read(&self.objects).contains_key(key)
-    }
-
     /// The resourceVersion the watch last reported of the object (`Some(0)`: not a number);
     /// `None` when the object is not in the cache.
     pub(super) fn last_seen(&self, key: &ObjectKey) -> Option<u64> {

@@ -37,8 +37,25 @@ pub(super) fn retry_as_quorum_read(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 504 || s.code == 410)
 }
 
-/// `name` read not older than `version` (`None`: not found), once more as a quorum read if
-/// the cache could not answer.
+/// `read` with the parameters of a read not older than `version`, and once more as a quorum
+/// read if the cache could not answer; a 404 is `None`.
+pub(super) async fn read_at<T, F, Fut>(version: u64, read: F) -> Result<Option<T>, kube::Error>
+where
+    F: Fn(GetParams) -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let result = match read(not_older_than(version)).await {
+        Err(e) if version != 0 && retry_as_quorum_read(&e) => read(GetParams::default()).await,
+        other => other,
+    };
+    match result {
+        Ok(o) => Ok(Some(o)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `name` read not older than `version` ([`read_at`]; `None`: not found).
 pub(super) async fn get_opt_at<K>(
     api: &Api<K>,
     name: &str,
@@ -47,16 +64,10 @@ pub(super) async fn get_opt_at<K>(
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let first = api.get_with(name, &not_older_than(version)).await;
-    let result = match first {
-        Err(e) if version != 0 && retry_as_quorum_read(&e) => api.get(name).await,
-        other => other,
-    };
-    match result {
-        Ok(o) => Ok(Some(o)),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-        Err(e) => Err(e),
-    }
+    read_at(version, |params| async move {
+        api.get_with(name, &params).await
+    })
+    .await
 }
 
 /// The newest resourceVersion a watch reported, shared by the reconciles that read what it
